@@ -1,0 +1,156 @@
+// Package connectors declares what Duplex needs from a system: the Entity it
+// reads and writes, the Connector interface one package per system kind
+// implements, and an explicit Registry that main builds and hands to the
+// engine. Connectors import neither the engine, the server nor scripting.
+package connectors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Entity is one record of a system as the engine sees it: a ticket, an issue,
+// a row. Fields hold plain JSON-compatible values (string, float64/int64,
+// bool, nil, []any, map[string]any).
+type Entity struct {
+	ID        string         `json:"id"`
+	Key       string         `json:"key,omitempty"`
+	URL       string         `json:"url,omitempty"`
+	Type      string         `json:"type,omitempty"`
+	Fields    map[string]any `json:"fields"`
+	Comments  []Comment      `json:"comments,omitempty"`
+	UpdatedAt time.Time      `json:"updated_at"`
+	UpdatedBy string         `json:"updated_by,omitempty"`
+}
+
+// Comment is a note on an entity. Comments are append-only for the engine:
+// it adds the ones the other side has not seen and never edits old ones.
+type Comment struct {
+	ID        string    `json:"id"`
+	Author    string    `json:"author,omitempty"`
+	Body      string    `json:"body"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// FieldType names the value kind of a field, used to type-check triggers and
+// to offer completion in the editor.
+type FieldType string
+
+// The field types a connector can declare.
+const (
+	TypeString FieldType = "string"
+	TypeNumber FieldType = "number"
+	TypeBool   FieldType = "bool"
+	TypeTime   FieldType = "time"
+	TypeList   FieldType = "list" // a list of strings, such as labels
+)
+
+// FieldSpec describes one entity field.
+type FieldSpec struct {
+	Name        string    `json:"name"`
+	Type        FieldType `json:"type"`
+	Description string    `json:"description,omitempty"`
+	ReadOnly    bool      `json:"read_only,omitempty"`
+}
+
+// Schema is what a connector says about its entities.
+type Schema struct {
+	EntityType string      `json:"entity_type"`
+	Fields     []FieldSpec `json:"fields"`
+	Comments   bool        `json:"comments"`
+}
+
+// Page is one batch of changed entities, oldest first, and the cursor to
+// resume after the last one. An empty Cursor means "no progress".
+type Page struct {
+	Entities []Entity
+	Cursor   string
+	More     bool // another page is ready now
+}
+
+// Connector talks to one configured system. Every method that waits takes a
+// context and must return promptly when it is cancelled. Implementations are
+// used from several goroutines at once.
+//
+// Lifecycle: a Factory builds it from a Config (opening pools, checking
+// settings), the engine calls the methods below for as long as the system is
+// configured, then Close once.
+type Connector interface {
+	// Changes returns entities changed after cursor ("" = from the start),
+	// ordered by change time, at most limit of them. Entities with the same
+	// change time must never be skipped across pages: the cursor has to
+	// break ties (for example by id).
+	Changes(ctx context.Context, cursor string, limit int) (Page, error)
+	// Get reads one entity with its comments. Missing: an error wrapping ErrNotFound.
+	Get(ctx context.Context, id string) (Entity, error)
+	// Create makes a new entity from fields and returns it as stored.
+	Create(ctx context.Context, fields map[string]any) (Entity, error)
+	// Update changes only the given fields and returns the entity as stored.
+	Update(ctx context.Context, id string, fields map[string]any) (Entity, error)
+	// AddComment appends a comment and returns it with its new id.
+	AddComment(ctx context.Context, id string, c Comment) (Comment, error)
+	// Describe reports the entity fields, for triggers and the editor.
+	Describe(ctx context.Context) (Schema, error)
+	// Close releases connections; it is called once.
+	Close() error
+}
+
+// Sentinel errors connectors wrap with %w so the engine can decide what to do.
+var (
+	ErrNotFound    = errors.New("entity not found")
+	ErrInvalid     = errors.New("invalid data for this system")  // do not retry
+	ErrUnavailable = errors.New("system temporarily unavailable") // retry later
+	ErrBadConfig   = errors.New("invalid system configuration")
+)
+
+// Config is a system's stored configuration: non-secret settings as JSON and
+// secrets (passwords, tokens) already decrypted by the caller.
+type Config struct {
+	Name     string
+	Settings json.RawMessage
+	Secrets  map[string]string
+}
+
+// Factory builds a connector of one kind.
+type Factory func(ctx context.Context, cfg Config) (Connector, error)
+
+// Registry maps a connector kind ("sql", "redmine", ...) to its factory. Build
+// one in main or in a test; there is no global registry.
+type Registry struct {
+	factories map[string]Factory
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{factories: map[string]Factory{}} }
+
+// Register adds a kind; registering a kind twice is an error.
+func (r *Registry) Register(kind string, f Factory) error {
+	if _, ok := r.factories[kind]; ok {
+		return fmt.Errorf("connector kind %q registered twice", kind)
+	}
+	r.factories[kind] = f
+	return nil
+}
+
+// Kinds lists the registered kinds, sorted.
+func (r *Registry) Kinds() []string {
+	out := make([]string, 0, len(r.factories))
+	for k := range r.factories {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Open builds a connector of the given kind.
+func (r *Registry) Open(ctx context.Context, kind string, cfg Config) (Connector, error) {
+	f, ok := r.factories[kind]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown connector kind %q", ErrBadConfig, kind)
+	}
+	return f(ctx, cfg)
+}

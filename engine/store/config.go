@@ -1,0 +1,183 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// CreateSystem inserts a system; its ID is set on return.
+func (s *Store) CreateSystem(ctx context.Context, sys *System) error {
+	if sys.Settings == "" {
+		sys.Settings = "{}"
+	}
+	return wrap("create system", s.q(ctx).Create(sys).Error)
+}
+
+// UpdateSystem saves name, settings, secrets and poll interval (not the cursor,
+// which only the poller moves).
+func (s *Store) UpdateSystem(ctx context.Context, sys *System) error {
+	res := s.q(ctx).Model(&System{}).Where("id = ?", sys.ID).Updates(map[string]any{
+		"name": sys.Name, "settings": sys.Settings, "secrets": sys.Secrets,
+		"poll_interval_ms": sys.PollIntervalMS, "updated_at": s.now(),
+	})
+	if res.Error == nil && res.RowsAffected == 0 {
+		return fmt.Errorf("update system %d: %w", sys.ID, ErrNotFound)
+	}
+	return wrap("update system", res.Error)
+}
+
+// GetSystem reads one system.
+func (s *Store) GetSystem(ctx context.Context, id int64) (System, error) {
+	var sys System
+	err := s.q(ctx).First(&sys, id).Error
+	return sys, wrap(fmt.Sprintf("system %d", id), err)
+}
+
+// ListSystems returns all systems by id.
+func (s *Store) ListSystems(ctx context.Context) ([]System, error) {
+	var out []System
+	return out, wrap("list systems", s.q(ctx).Order("id").Find(&out).Error)
+}
+
+// DeleteSystem removes a system that no connection uses.
+func (s *Store) DeleteSystem(ctx context.Context, id int64) error {
+	var n int64
+	if err := s.q(ctx).Model(&Connection{}).Where("system_a_id = ? OR system_b_id = ?", id, id).Count(&n).Error; err != nil {
+		return wrap("delete system", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("delete system %d: used by %d connection(s): %w", id, n, ErrConflict)
+	}
+	res := s.q(ctx).Delete(&System{}, id)
+	if res.Error == nil && res.RowsAffected == 0 {
+		return fmt.Errorf("delete system %d: %w", id, ErrNotFound)
+	}
+	return wrap("delete system", res.Error)
+}
+
+// SetCursor stores a system's poll position.
+func (s *Store) SetCursor(ctx context.Context, systemID int64, cursor string) error {
+	return wrap("set cursor", s.q(ctx).Model(&System{}).Where("id = ?", systemID).
+		Updates(map[string]any{"cursor": cursor, "updated_at": s.now()}).Error)
+}
+
+// CreateConnection inserts a connection and the first version of each given
+// script (keyed by side and kind) in one transaction.
+func (s *Store) CreateConnection(ctx context.Context, c *Connection, scripts map[Side]map[ScriptKind]string, author string) error {
+	return s.Tx(ctx, func(tx *Store) error {
+		if err := tx.q(ctx).Create(c).Error; err != nil {
+			return wrap("create connection", err)
+		}
+		for _, side := range []Side{SideA, SideB} {
+			for _, kind := range ScriptKinds {
+				if _, err := tx.SaveScript(ctx, c.ID, side, kind, scripts[side][kind], author); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// GetConnection reads one connection.
+func (s *Store) GetConnection(ctx context.Context, id int64) (Connection, error) {
+	var c Connection
+	err := s.q(ctx).First(&c, id).Error
+	return c, wrap(fmt.Sprintf("connection %d", id), err)
+}
+
+// ListConnections returns all connections by id.
+func (s *Store) ListConnections(ctx context.Context) ([]Connection, error) {
+	var out []Connection
+	return out, wrap("list connections", s.q(ctx).Order("id").Find(&out).Error)
+}
+
+// SetActive activates or pauses a connection.
+func (s *Store) SetActive(ctx context.Context, id int64, active bool) error {
+	res := s.q(ctx).Model(&Connection{}).Where("id = ?", id).
+		Updates(map[string]any{"active": active, "updated_at": s.now()})
+	if res.Error == nil && res.RowsAffected == 0 {
+		return fmt.Errorf("connection %d: %w", id, ErrNotFound)
+	}
+	return wrap("set active", res.Error)
+}
+
+// SaveScript stores src as the next version of one script and returns it.
+// Saving the same source as the current version is a no-op that returns it.
+func (s *Store) SaveScript(ctx context.Context, connID int64, side Side, kind ScriptKind, src, author string) (ScriptVersion, error) {
+	var out ScriptVersion
+	err := s.Tx(ctx, func(tx *Store) error {
+		var cur ScriptVersion
+		err := tx.q(ctx).Where("connection_id = ? AND side = ? AND kind = ?", connID, side, kind).
+			Order("version DESC").Limit(1).Find(&cur).Error
+		if err != nil {
+			return wrap("save script", err)
+		}
+		if cur.ID != 0 && cur.Source == src {
+			out = cur
+			return nil
+		}
+		out = ScriptVersion{ConnectionID: connID, Side: side, Kind: kind, Version: cur.Version + 1,
+			Source: src, Author: author, CreatedAt: tx.now()}
+		if err := tx.q(ctx).Create(&out).Error; err != nil {
+			return wrap("save script", err)
+		}
+		return tx.q(ctx).Model(&Connection{}).Where("id = ?", connID).Update("updated_at", tx.now()).Error
+	})
+	return out, err
+}
+
+// CurrentScripts returns the latest version of every script of a connection.
+func (s *Store) CurrentScripts(ctx context.Context, connID int64) (map[Side]map[ScriptKind]ScriptVersion, error) {
+	var rows []ScriptVersion
+	err := s.q(ctx).Raw(`SELECT * FROM script_versions v WHERE connection_id = ? AND version =
+		(SELECT MAX(version) FROM script_versions w
+		 WHERE w.connection_id = v.connection_id AND w.side = v.side AND w.kind = v.kind)`, connID).
+		Scan(&rows).Error
+	if err != nil {
+		return nil, wrap("current scripts", err)
+	}
+	out := map[Side]map[ScriptKind]ScriptVersion{SideA: {}, SideB: {}}
+	for _, r := range rows {
+		out[r.Side][r.Kind] = r
+	}
+	return out, nil
+}
+
+// ScriptHistory lists every version of one script, newest first.
+func (s *Store) ScriptHistory(ctx context.Context, connID int64, side Side, kind ScriptKind) ([]ScriptVersion, error) {
+	var out []ScriptVersion
+	err := s.q(ctx).Where("connection_id = ? AND side = ? AND kind = ?", connID, side, kind).
+		Order("version DESC").Find(&out).Error
+	return out, wrap("script history", err)
+}
+
+// AddAudit appends an audit entry.
+func (s *Store) AddAudit(ctx context.Context, e *AuditEntry) error {
+	if e.At.IsZero() {
+		e.At = s.now()
+	}
+	return wrap("audit", s.q(ctx).Create(e).Error)
+}
+
+// ListAudit returns the newest audit entries, optionally for one connection.
+func (s *Store) ListAudit(ctx context.Context, connID int64, limit int) ([]AuditEntry, error) {
+	var out []AuditEntry
+	q := s.q(ctx).Order("id DESC").Limit(limit)
+	if connID != 0 {
+		q = q.Where("connection_id = ?", connID)
+	}
+	return out, wrap("list audit", q.Find(&out).Error)
+}
+
+// lockClause takes a row lock on PostgreSQL; SQLite's immediate transactions
+// already serialise writers.
+func (s *Store) lockClause(db *gorm.DB) *gorm.DB {
+	if s.dialect == "postgres" {
+		return db.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	return db
+}

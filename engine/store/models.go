@@ -1,0 +1,217 @@
+package store
+
+import "time"
+
+// Side names one end of a connection.
+type Side string
+
+// The two sides.
+const (
+	SideA Side = "a"
+	SideB Side = "b"
+)
+
+// Other returns the opposite side.
+func (s Side) Other() Side {
+	if s == SideA {
+		return SideB
+	}
+	return SideA
+}
+
+// Valid reports whether s is "a" or "b".
+func (s Side) Valid() bool { return s == SideA || s == SideB }
+
+// Direction is the way a sync event flows.
+type Direction string
+
+// The two directions.
+const (
+	AToB Direction = "a_to_b"
+	BToA Direction = "b_to_a"
+)
+
+// DirectionFrom is the direction of a change that happened on side s.
+func DirectionFrom(s Side) Direction {
+	if s == SideA {
+		return AToB
+	}
+	return BToA
+}
+
+// Source is the side a direction starts from.
+func (d Direction) Source() Side {
+	if d == AToB {
+		return SideA
+	}
+	return SideB
+}
+
+// ScriptKind is what a script version holds.
+type ScriptKind string
+
+// Script kinds, one of each per side.
+const (
+	KindTrigger  ScriptKind = "trigger"
+	KindOutgoing ScriptKind = "outgoing"
+	KindIncoming ScriptKind = "incoming"
+)
+
+// ScriptKinds lists the kinds in display order.
+var ScriptKinds = []ScriptKind{KindTrigger, KindOutgoing, KindIncoming}
+
+// Event statuses.
+const (
+	StatusQueued  = "queued"
+	StatusDone    = "done"
+	StatusFailed  = "failed"
+	StatusSkipped = "skipped"
+)
+
+// System is one configured instance of an external tool.
+type System struct {
+	ID             int64     `gorm:"primaryKey" json:"id"`
+	Name           string    `json:"name"`
+	Kind           string    `json:"kind"`
+	Settings       string    `json:"-"` // JSON; exposed decoded by the API
+	Secrets        []byte    `json:"-"` // sealed; never leaves the store decrypted except to a connector
+	PollIntervalMS int64     `gorm:"column:poll_interval_ms" json:"poll_interval_ms"`
+	Cursor         string    `json:"cursor"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// Connection is a pair of systems with per-side scripts and triggers.
+type Connection struct {
+	ID        int64     `gorm:"primaryKey" json:"id"`
+	Name      string    `json:"name"`
+	SystemAID int64     `gorm:"column:system_a_id" json:"system_a_id"`
+	SystemBID int64     `gorm:"column:system_b_id" json:"system_b_id"`
+	Active    bool      `json:"active"`
+	Template  string    `json:"template"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// SystemID returns the system on side s.
+func (c Connection) SystemID(s Side) int64 {
+	if s == SideA {
+		return c.SystemAID
+	}
+	return c.SystemBID
+}
+
+// ScriptVersion is one saved version of a trigger or script.
+type ScriptVersion struct {
+	ID           int64      `gorm:"primaryKey" json:"id"`
+	ConnectionID int64      `json:"connection_id"`
+	Side         Side       `json:"side"`
+	Kind         ScriptKind `json:"kind"`
+	Version      int        `json:"version"`
+	Source       string     `json:"source"`
+	Author       string     `json:"author"`
+	CreatedAt    time.Time  `json:"created_at"`
+}
+
+// Twin links an entity on side a with its counterpart on side b.
+type Twin struct {
+	ID           int64     `gorm:"primaryKey" json:"id"`
+	ConnectionID int64     `json:"connection_id"`
+	AID          *string   `gorm:"column:a_id" json:"a_id"`
+	BID          *string   `gorm:"column:b_id" json:"b_id"`
+	AHash        string    `gorm:"column:a_hash" json:"-"`
+	BHash        string    `gorm:"column:b_hash" json:"-"`
+	SentAB       *string   `gorm:"column:sent_ab" json:"sent_ab,omitempty"`
+	SentBA       *string   `gorm:"column:sent_ba" json:"sent_ba,omitempty"`
+	CommentLinks string    `json:"-"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// ID returns the entity id on side s ("" while it does not exist yet).
+func (t *Twin) EntityID(s Side) string {
+	p := t.AID
+	if s == SideB {
+		p = t.BID
+	}
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// SetEntityID records the entity id on side s.
+func (t *Twin) SetEntityID(s Side, id string) {
+	if s == SideA {
+		t.AID = &id
+	} else {
+		t.BID = &id
+	}
+}
+
+// Hash is the content hash of what Duplex last wrote to side s.
+func (t *Twin) Hash(s Side) string {
+	if s == SideA {
+		return t.AHash
+	}
+	return t.BHash
+}
+
+// SetHash records the content hash of what Duplex wrote to side s.
+func (t *Twin) SetHash(s Side, h string) {
+	if s == SideA {
+		t.AHash = h
+	} else {
+		t.BHash = h
+	}
+}
+
+// Sent is the last replica enqueued in direction d (JSON), or nil.
+func (t *Twin) Sent(d Direction) *string {
+	if d == AToB {
+		return t.SentAB
+	}
+	return t.SentBA
+}
+
+// SetSent records the last replica enqueued in direction d.
+func (t *Twin) SetSent(d Direction, replica string) {
+	if d == AToB {
+		t.SentAB = &replica
+	} else {
+		t.SentBA = &replica
+	}
+}
+
+// SyncEvent is a durable unit of work in the queue.
+type SyncEvent struct {
+	ID            int64     `gorm:"primaryKey" json:"id"`
+	ConnectionID  int64     `json:"connection_id"`
+	TwinID        int64     `json:"twin_id"`
+	Direction     Direction `json:"direction"`
+	SourceID      string    `json:"source_id"`
+	Replica       string    `json:"replica"`
+	Previous      *string   `json:"previous,omitempty"`
+	Status        string    `json:"status"`
+	Attempts      int       `json:"attempts"`
+	NextAttemptAt time.Time `json:"next_attempt_at"`
+	LastError     string    `json:"last_error"`
+	Log           string    `json:"log"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// AuditEntry records who did what.
+type AuditEntry struct {
+	ID           int64     `gorm:"primaryKey" json:"id"`
+	At           time.Time `json:"at"`
+	Actor        string    `json:"actor"`
+	Action       string    `json:"action"`
+	ConnectionID *int64    `json:"connection_id,omitempty"`
+	TwinID       *int64    `json:"twin_id,omitempty"`
+	EventID      *int64    `json:"event_id,omitempty"`
+	Detail       string    `json:"detail"`
+}
+
+// TableName maps AuditEntry to its table.
+func (AuditEntry) TableName() string { return "audit_log" }

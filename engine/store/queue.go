@@ -1,0 +1,161 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm/clause"
+)
+
+// TwinBy finds the twin of entity id on side s of a connection.
+func (s *Store) TwinBy(ctx context.Context, connID int64, side Side, id string) (Twin, error) {
+	var t Twin
+	err := s.q(ctx).Where("connection_id = ? AND "+string(side)+"_id = ?", connID, id).First(&t).Error
+	return t, wrap("twin", err)
+}
+
+// EnsureTwin returns the twin of entity id on side s, creating it (with the
+// other side still empty) when there is none. Concurrent callers get the same
+// row: the unique index decides, the loser re-reads.
+func (s *Store) EnsureTwin(ctx context.Context, connID int64, side Side, id string) (Twin, error) {
+	t, err := s.TwinBy(ctx, connID, side, id)
+	if err == nil {
+		return t, nil
+	}
+	now := s.now()
+	t = Twin{ConnectionID: connID, CommentLinks: "{}", CreatedAt: now, UpdatedAt: now}
+	t.SetEntityID(side, id)
+	if err := s.q(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&t).Error; err != nil {
+		return Twin{}, wrap("create twin", err)
+	}
+	return s.TwinBy(ctx, connID, side, id)
+}
+
+// GetTwin reads a twin by id, locking it for update on PostgreSQL.
+func (s *Store) GetTwin(ctx context.Context, id int64) (Twin, error) {
+	var t Twin
+	err := s.lockClause(s.q(ctx)).First(&t, id).Error
+	return t, wrap(fmt.Sprintf("twin %d", id), err)
+}
+
+// SaveTwin writes every column of a twin.
+func (s *Store) SaveTwin(ctx context.Context, t *Twin) error {
+	t.UpdatedAt = s.now()
+	return wrap("save twin", s.q(ctx).Save(t).Error)
+}
+
+// ListTwins returns a connection's twins, newest first.
+func (s *Store) ListTwins(ctx context.Context, connID int64, limit, offset int) ([]Twin, error) {
+	var out []Twin
+	err := s.q(ctx).Where("connection_id = ?", connID).Order("id DESC").Limit(limit).Offset(offset).Find(&out).Error
+	return out, wrap("list twins", err)
+}
+
+// InsertEvents appends events to the queue.
+func (s *Store) InsertEvents(ctx context.Context, evs []SyncEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	now := s.now()
+	for i := range evs {
+		if evs[i].Status == "" {
+			evs[i].Status = StatusQueued
+		}
+		if evs[i].NextAttemptAt.IsZero() {
+			evs[i].NextAttemptAt = now
+		}
+		evs[i].CreatedAt, evs[i].UpdatedAt = now, now
+	}
+	return wrap("enqueue", s.q(ctx).CreateInBatches(evs, 200).Error)
+}
+
+// DueEvents returns queued events whose time has come, oldest first, at most
+// one per twin and never one that has an older queued event of the same twin
+// before it: that keeps each twin's changes in order even while an earlier
+// one waits for a retry.
+func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int) ([]SyncEvent, error) {
+	var out []SyncEvent
+	err := s.q(ctx).Raw(`SELECT * FROM sync_events e
+		WHERE e.status = ? AND e.next_attempt_at <= ?
+		  AND NOT EXISTS (SELECT 1 FROM sync_events p
+		                  WHERE p.twin_id = e.twin_id AND p.status = ? AND p.id < e.id)
+		ORDER BY e.id LIMIT ?`, StatusQueued, now.UTC(), StatusQueued, limit).Scan(&out).Error
+	return out, wrap("due events", err)
+}
+
+// NextDue reports when the earliest queued event becomes due (zero if none).
+func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
+	var ev SyncEvent
+	err := s.q(ctx).Where("status = ?", StatusQueued).Order("next_attempt_at").Limit(1).Find(&ev).Error
+	return ev.NextAttemptAt, wrap("next due", err)
+}
+
+// SaveEvent writes an event's status, attempts, error and log.
+func (s *Store) SaveEvent(ctx context.Context, ev *SyncEvent) error {
+	ev.UpdatedAt = s.now()
+	return wrap("save event", s.q(ctx).Model(&SyncEvent{}).Where("id = ?", ev.ID).Updates(map[string]any{
+		"status": ev.Status, "attempts": ev.Attempts, "next_attempt_at": ev.NextAttemptAt.UTC(),
+		"last_error": ev.LastError, "log": ev.Log, "updated_at": ev.UpdatedAt,
+	}).Error)
+}
+
+// GetEvent reads one event.
+func (s *Store) GetEvent(ctx context.Context, id int64) (SyncEvent, error) {
+	var ev SyncEvent
+	return ev, wrap(fmt.Sprintf("event %d", id), s.q(ctx).First(&ev, id).Error)
+}
+
+// EventFilter selects events to list.
+type EventFilter struct {
+	ConnectionID int64
+	Status       string
+	Limit        int
+}
+
+// ListEvents returns events, newest first.
+func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]SyncEvent, error) {
+	if f.Limit <= 0 || f.Limit > 500 {
+		f.Limit = 100
+	}
+	q := s.q(ctx).Order("id DESC").Limit(f.Limit)
+	if f.ConnectionID != 0 {
+		q = q.Where("connection_id = ?", f.ConnectionID)
+	}
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	var out []SyncEvent
+	return out, wrap("list events", q.Find(&out).Error)
+}
+
+// RetryEvent puts a failed event back in the queue, due now.
+func (s *Store) RetryEvent(ctx context.Context, id int64) error {
+	res := s.q(ctx).Model(&SyncEvent{}).Where("id = ? AND status = ?", id, StatusFailed).
+		Updates(map[string]any{"status": StatusQueued, "next_attempt_at": s.now(), "attempts": 0, "updated_at": s.now()})
+	if res.Error != nil {
+		return wrap("retry event", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		if _, err := s.GetEvent(ctx, id); err != nil {
+			return err
+		}
+		return fmt.Errorf("event %d is not failed: %w", id, ErrConflict)
+	}
+	return nil
+}
+
+// EventCounts counts a connection's events by status.
+func (s *Store) EventCounts(ctx context.Context, connID int64) (map[string]int64, error) {
+	var rows []struct {
+		Status string
+		N      int64
+	}
+	err := s.q(ctx).Model(&SyncEvent{}).Select("status, COUNT(*) AS n").
+		Where("connection_id = ?", connID).Group("status").Scan(&rows).Error
+	out := map[string]int64{}
+	for _, r := range rows {
+		out[r.Status] = r.N
+	}
+	return out, wrap("event counts", err)
+}

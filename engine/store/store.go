@@ -1,0 +1,149 @@
+// Package store persists Duplex's state (systems, connections, script
+// versions, twins, the sync event queue, the audit log) through gorm, on an
+// embedded SQLite file or a shared PostgreSQL database. The schema comes only
+// from the versioned SQL in migrations/; gorm never migrates it.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/duplexsync/duplex/migrations"
+)
+
+// ErrNotFound is returned when a row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a unique constraint is violated.
+var ErrConflict = errors.New("already exists")
+
+// Store is the persistence of one Duplex deployment. A Store made by Tx is
+// bound to that transaction.
+type Store struct {
+	db      *gorm.DB
+	dialect migrations.Dialect
+	now     func() time.Time
+}
+
+// Open connects to dsn and applies pending migrations. dsn is a PostgreSQL
+// URL (postgres://...) or a SQLite file path, optionally prefixed "sqlite:".
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	var (
+		dialector gorm.Dialector
+		dialect   migrations.Dialect
+	)
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		dialector, dialect = postgres.Open(dsn), migrations.Postgres
+	default:
+		dialector, dialect = sqlite.Open(SQLiteDSN(strings.TrimPrefix(dsn, "sqlite:"))), migrations.SQLite
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{
+		Logger:                 logger.Default.LogMode(logger.Silent),
+		SkipDefaultTransaction: true, // we group writes in explicit transactions
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if dialect == migrations.SQLite {
+		// One writer at a time is SQLite's model; a single connection avoids
+		// SQLITE_BUSY between our own goroutines and keeps WAL readers cheap.
+		sqlDB.SetMaxOpenConns(1)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("connect store: %w", err)
+	}
+	if _, err := migrations.Up(ctx, sqlDB, dialect); err != nil {
+		_ = sqlDB.Close()
+		return nil, err
+	}
+	return &Store{db: db, dialect: dialect, now: func() time.Time { return time.Now().UTC() }}, nil
+}
+
+// SQLiteDSN adds the pragmas Duplex relies on (WAL, a busy timeout, foreign
+// keys) to a SQLite path unless the caller set them.
+func SQLiteDSN(path string) string {
+	params := []string{"_journal_mode=WAL", "_busy_timeout=5000", "_foreign_keys=on", "_txlock=immediate"}
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	var add []string
+	for _, p := range params {
+		if !strings.Contains(path, strings.SplitN(p, "=", 2)[0]+"=") {
+			add = append(add, p)
+		}
+	}
+	if len(add) == 0 {
+		return path
+	}
+	return path + sep + strings.Join(add, "&")
+}
+
+// Dialect reports the database flavour.
+func (s *Store) Dialect() migrations.Dialect { return s.dialect }
+
+// DB exposes the gorm handle for tests and diagnostics.
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// Close closes the database.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Ping checks the database answers, for /healthz.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// Tx runs fn in one transaction; fn's Store writes through it.
+func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return fn(&Store{db: tx, dialect: s.dialect, now: s.now})
+	})
+}
+
+func (s *Store) q(ctx context.Context) *gorm.DB { return s.db.WithContext(ctx) }
+
+// wrap turns gorm's errors into the package's sentinels.
+func wrap(what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	case isUniqueViolation(err):
+		return fmt.Errorf("%s: %w", what, ErrConflict)
+	default:
+		return fmt.Errorf("%s: %w", what, err)
+	}
+}
+
+func isUniqueViolation(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "UNIQUE constraint failed") || // sqlite
+		strings.Contains(msg, "SQLSTATE 23505") || // postgres
+		strings.Contains(msg, "duplicate key value")
+}

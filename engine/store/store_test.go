@@ -1,0 +1,132 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/testdb"
+)
+
+func TestStore(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := b.Open(t)
+
+			a := store.System{Name: "desk", Kind: "sql", Settings: `{"x":1}`, Secrets: []byte{1, 2, 3}, PollIntervalMS: 1000}
+			bb := store.System{Name: "tracker", Kind: "sql"}
+			for _, s := range []*store.System{&a, &bb} {
+				if err := st.CreateSystem(ctx, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dup := store.System{Name: "desk", Kind: "sql"}
+			if err := st.CreateSystem(ctx, &dup); !errors.Is(err, store.ErrConflict) {
+				t.Fatalf("duplicate system name: got %v, want ErrConflict", err)
+			}
+			got, err := st.GetSystem(ctx, a.ID)
+			if err != nil || string(got.Secrets) != "\x01\x02\x03" || got.PollIntervalMS != 1000 {
+				t.Fatalf("get system: %+v %v", got, err)
+			}
+			if _, err := st.GetSystem(ctx, 999); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("missing system: %v", err)
+			}
+
+			c := store.Connection{Name: "esc", SystemAID: a.ID, SystemBID: bb.ID}
+			scripts := map[store.Side]map[store.ScriptKind]string{
+				store.SideA: {store.KindTrigger: `"todev" in labels`, store.KindOutgoing: "replica.x = 1", store.KindIncoming: ""},
+				store.SideB: {store.KindTrigger: "", store.KindOutgoing: "replica.y = 2", store.KindIncoming: "entity.y = replica.y"},
+			}
+			if err := st.CreateConnection(ctx, &c, scripts, "alice"); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.DeleteSystem(ctx, a.ID); !errors.Is(err, store.ErrConflict) {
+				t.Fatalf("delete used system: %v", err)
+			}
+			v2, err := st.SaveScript(ctx, c.ID, store.SideA, store.KindOutgoing, "replica.x = 2", "bob")
+			if err != nil || v2.Version != 2 {
+				t.Fatalf("save v2: %+v %v", v2, err)
+			}
+			same, err := st.SaveScript(ctx, c.ID, store.SideA, store.KindOutgoing, "replica.x = 2", "bob")
+			if err != nil || same.ID != v2.ID {
+				t.Fatalf("unchanged save made a new version: %+v %v", same, err)
+			}
+			cur, err := st.CurrentScripts(ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cur[store.SideA][store.KindOutgoing].Source != "replica.x = 2" || cur[store.SideB][store.KindIncoming].Source != "entity.y = replica.y" {
+				t.Fatalf("current scripts: %+v", cur)
+			}
+			hist, _ := st.ScriptHistory(ctx, c.ID, store.SideA, store.KindOutgoing)
+			if len(hist) != 2 || hist[0].Author != "bob" || hist[1].Author != "alice" {
+				t.Fatalf("history: %+v", hist)
+			}
+
+			// Two intakes of one new entity share one twin.
+			t1, err := st.EnsureTwin(ctx, c.ID, store.SideA, "7")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t2, err := st.EnsureTwin(ctx, c.ID, store.SideA, "7")
+			if err != nil || t1.ID != t2.ID {
+				t.Fatalf("ensure twin twice: %d %d %v", t1.ID, t2.ID, err)
+			}
+
+			// Per-twin order: the second event of a twin waits for the first.
+			now := time.Now().UTC()
+			t3, _ := st.EnsureTwin(ctx, c.ID, store.SideB, "x")
+			evs := []store.SyncEvent{
+				{ConnectionID: c.ID, TwinID: t1.ID, Direction: store.AToB, SourceID: "7", Replica: `{"n":1}`, NextAttemptAt: now.Add(time.Hour)},
+				{ConnectionID: c.ID, TwinID: t1.ID, Direction: store.AToB, SourceID: "7", Replica: `{"n":2}`},
+				{ConnectionID: c.ID, TwinID: t3.ID, Direction: store.BToA, SourceID: "x", Replica: `{"n":3}`},
+			}
+			if err := st.InsertEvents(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+			due, err := st.DueEvents(ctx, now.Add(time.Second), 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(due) != 1 || due[0].Replica != `{"n":3}` {
+				t.Fatalf("due events: %+v", due)
+			}
+			evs[0].Status = store.StatusFailed
+			if err := st.SaveEvent(ctx, &evs[0]); err != nil {
+				t.Fatal(err)
+			}
+			due, _ = st.DueEvents(ctx, now.Add(time.Second), 10)
+			if len(due) != 2 || due[0].Replica != `{"n":2}` {
+				t.Fatalf("after failing the first: %+v", due)
+			}
+			if err := st.RetryEvent(ctx, evs[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.RetryEvent(ctx, evs[1].ID); !errors.Is(err, store.ErrConflict) {
+				t.Fatalf("retry of a queued event: %v", err)
+			}
+			counts, _ := st.EventCounts(ctx, c.ID)
+			if counts[store.StatusQueued] != 3 {
+				t.Fatalf("counts: %v", counts)
+			}
+			// Rollback leaves nothing behind.
+			boom := errors.New("boom")
+			err = st.Tx(ctx, func(tx *store.Store) error {
+				if err := tx.SetCursor(ctx, a.ID, "moved"); err != nil {
+					return err
+				}
+				return boom
+			})
+			if !errors.Is(err, boom) {
+				t.Fatal(err)
+			}
+			got, _ = st.GetSystem(ctx, a.ID)
+			if got.Cursor != "" {
+				t.Fatalf("cursor survived a rollback: %q", got.Cursor)
+			}
+		})
+	}
+}
