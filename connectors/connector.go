@@ -102,7 +102,7 @@ type Connector interface {
 // Sentinel errors connectors wrap with %w so the engine can decide what to do.
 var (
 	ErrNotFound    = errors.New("entity not found")
-	ErrInvalid     = errors.New("invalid data for this system")  // do not retry
+	ErrInvalid     = errors.New("invalid data for this system")   // do not retry
 	ErrUnavailable = errors.New("system temporarily unavailable") // retry later
 	ErrBadConfig   = errors.New("invalid system configuration")
 )
