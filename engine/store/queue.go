@@ -45,6 +45,17 @@ func (s *Store) SaveTwin(ctx context.Context, t *Twin) error {
 	return wrap("save twin", s.q(ctx).Save(t).Error)
 }
 
+// SetSent records the last replica queued in direction d, touching nothing
+// else of the twin (the worker may be writing its other columns).
+func (s *Store) SetSent(ctx context.Context, twinID int64, d Direction, replica string) error {
+	col := "sent_ab"
+	if d == BToA {
+		col = "sent_ba"
+	}
+	return wrap("set sent replica", s.q(ctx).Model(&Twin{}).Where("id = ?", twinID).
+		Updates(map[string]any{col: replica, "updated_at": s.now()}).Error)
+}
+
 // ListTwins returns a connection's twins, newest first.
 func (s *Store) ListTwins(ctx context.Context, connID int64, limit, offset int) ([]Twin, error) {
 	var out []Twin
@@ -70,14 +81,15 @@ func (s *Store) InsertEvents(ctx context.Context, evs []SyncEvent) error {
 	return wrap("enqueue", s.q(ctx).CreateInBatches(evs, 200).Error)
 }
 
-// DueEvents returns queued events whose time has come, oldest first, at most
-// one per twin and never one that has an older queued event of the same twin
+// DueEvents returns queued events of active connections whose time has come,
+// oldest first, never one that has an older queued event of the same twin
 // before it: that keeps each twin's changes in order even while an earlier
-// one waits for a retry.
+// one waits for a retry. A paused connection's events wait in the queue.
 func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int) ([]SyncEvent, error) {
 	var out []SyncEvent
 	err := s.q(ctx).Raw(`SELECT * FROM sync_events e
 		WHERE e.status = ? AND e.next_attempt_at <= ?
+		  AND EXISTS (SELECT 1 FROM connections c WHERE c.id = e.connection_id AND c.active)
 		  AND NOT EXISTS (SELECT 1 FROM sync_events p
 		                  WHERE p.twin_id = e.twin_id AND p.status = ? AND p.id < e.id)
 		ORDER BY e.id LIMIT ?`, StatusQueued, now.UTC(), StatusQueued, limit).Scan(&out).Error

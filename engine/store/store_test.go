@@ -35,7 +35,7 @@ func TestStore(t *testing.T) {
 				t.Fatalf("missing system: %v", err)
 			}
 
-			c := store.Connection{Name: "esc", SystemAID: a.ID, SystemBID: bb.ID}
+			c := store.Connection{Name: "esc", SystemAID: a.ID, SystemBID: bb.ID, Active: true}
 			scripts := map[store.Side]map[store.ScriptKind]string{
 				store.SideA: {store.KindTrigger: `"todev" in labels`, store.KindOutgoing: "replica.x = 1", store.KindIncoming: ""},
 				store.SideB: {store.KindTrigger: "", store.KindOutgoing: "replica.y = 2", store.KindIncoming: "entity.y = replica.y"},
@@ -93,6 +93,15 @@ func TestStore(t *testing.T) {
 			}
 			if len(due) != 1 || due[0].Replica != `{"n":3}` {
 				t.Fatalf("due events: %+v", due)
+			}
+			if err := st.SetActive(ctx, c.ID, false); err != nil {
+				t.Fatal(err)
+			}
+			if due, _ := st.DueEvents(ctx, now.Add(time.Second), 10); len(due) != 0 {
+				t.Fatalf("paused connection's events are due: %+v", due)
+			}
+			if err := st.SetActive(ctx, c.ID, true); err != nil {
+				t.Fatal(err)
 			}
 			evs[0].Status = store.StatusFailed
 			if err := st.SaveEvent(ctx, &evs[0]); err != nil {

@@ -1,0 +1,539 @@
+// Package sqlconn is the "sql" connector kind: one table of a SQLite,
+// PostgreSQL or MariaDB database is one system, each row one entity, and an
+// optional second table holds the rows' comments.
+//
+// Lifecycle: New validates the settings, opens the pool, pings, checks that
+// the configured table and columns exist, and prepares every statement once.
+// The returned connector is immutable and safe for concurrent use; Close
+// releases the statements and the pool.
+//
+// Change tracking relies on an "updated" column that every write moves to
+// the current UTC time: the connector's own Create and Update set it, and
+// writes from elsewhere must set it too (by hand or by a trigger). Rows whose
+// updated column is NULL are never reported by Changes. In SQLite the
+// updated and created columns are TEXT in the form 2006-01-02T15:04:05.000Z,
+// which is what strftime('%Y-%m-%dT%H:%M:%fZ','now') produces; in
+// PostgreSQL they are timestamptz and in MariaDB DATETIME(6) holding UTC.
+//
+// Create writes every declared, writable field: one missing from the map is
+// stored as NULL, so a column default applies only to columns that are not
+// declared or are declared read-only.
+package sqlconn
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/duplexsync/duplex/connectors"
+)
+
+// Kind is the connector kind this package implements, for the registry.
+const Kind = "sql"
+
+// Settings is the JSON in connectors.Config.Settings.
+type Settings struct {
+	// Driver is "sqlite", "postgres" or "mysql" (MariaDB).
+	Driver string `json:"driver"`
+	// DSN is the driver's data source name. Config.Secrets["dsn"] takes
+	// precedence: put it there when the DSN holds a password.
+	DSN string `json:"dsn"`
+	// Table holds the entities, one per row.
+	Table string `json:"table"`
+	// IDColumn is the primary key, integer (autoincrement, serial) or
+	// text. Default "id".
+	IDColumn string `json:"id_column"`
+	// UpdatedColumn is the last-change time of the row. Default "updated_at".
+	UpdatedColumn string `json:"updated_column"`
+	// KeyPrefix makes Entity.Key: prefix + id, such as "T-12".
+	KeyPrefix string `json:"key_prefix"`
+	// URLTemplate makes Entity.URL with "{id}" replaced. Optional.
+	URLTemplate string `json:"url_template"`
+	// Fields are the columns exposed as entity fields.
+	Fields []Field `json:"fields"`
+	// Comments, when set, names the table of the rows' comments.
+	Comments *CommentTable `json:"comments,omitempty"`
+}
+
+// Field maps one entity field to a column.
+type Field struct {
+	Name     string               `json:"name"`
+	Column   string               `json:"column,omitempty"`    // default Name
+	Type     connectors.FieldType `json:"type,omitempty"`      // default string
+	ReadOnly bool                 `json:"read_only,omitempty"` // never written by Create or Update
+}
+
+// CommentTable describes a table of comments, one per row, each pointing at
+// its entity's id.
+type CommentTable struct {
+	Table         string `json:"table"`
+	EntityColumn  string `json:"entity_column"`
+	IDColumn      string `json:"id_column,omitempty"`      // default "id"
+	AuthorColumn  string `json:"author_column,omitempty"`  // default "author"
+	BodyColumn    string `json:"body_column,omitempty"`    // default "body"
+	CreatedColumn string `json:"created_column,omitempty"` // default "created_at"
+}
+
+// defaultLimit is the page size Changes uses when given limit <= 0.
+const defaultLimit = 100
+
+var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+type field struct {
+	name     string
+	col      string
+	typ      connectors.FieldType
+	readOnly bool
+	slot     int // index in writable, -1 if read-only
+}
+
+// conn is the connector. Everything in it is set in New and never changed.
+type conn struct {
+	name      string
+	db        *sql.DB
+	d         dialect
+	table     string
+	keyPrefix string
+	urlTpl    string
+	fields    []field
+	byName    map[string]int
+	writable  []int // indexes into fields, in statement order
+	idInt     bool  // the id column holds integers
+	comments  bool
+	cIDInt    bool // the comment id column holds integers
+	cEntInt   bool // the comment entity column holds integers
+	q         queries
+	st        stmts
+	tableQ    string // quoted table, id and updated column, for the rare per-call INSERT
+	idQ, updQ string
+}
+
+// New builds a "sql" connector from cfg; it is a connectors.Factory.
+func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, error) {
+	s, err := parseSettings(cfg.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("sqlconn %s: %w: %w", cfg.Name, connectors.ErrBadConfig, err)
+	}
+	if dsn := cfg.Secrets["dsn"]; dsn != "" {
+		s.DSN = dsn
+	}
+	if s.DSN == "" {
+		return nil, fmt.Errorf("sqlconn %s: %w: no dsn in settings or secrets", cfg.Name, connectors.ErrBadConfig)
+	}
+	c, err := newConn(cfg.Name, s)
+	if err != nil {
+		return nil, fmt.Errorf("sqlconn %s: %w: %w", cfg.Name, connectors.ErrBadConfig, err)
+	}
+	db, err := c.d.open(s.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("sqlconn %s: %w: open: %w", cfg.Name, connectors.ErrBadConfig, err)
+	}
+	c.db = db
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		kind := classify(err)
+		if kind == nil {
+			kind = connectors.ErrUnavailable
+		}
+		return nil, fmt.Errorf("sqlconn %s: ping: %w: %w", cfg.Name, kind, err)
+	}
+	if err := c.prepare(ctx, s); err != nil {
+		_ = c.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("sqlconn %s: %w", cfg.Name, err)
+		}
+		kind := classify(err)
+		if kind == nil || kind == connectors.ErrInvalid {
+			kind = connectors.ErrBadConfig
+		}
+		return nil, fmt.Errorf("sqlconn %s: %w: %w", cfg.Name, kind, err)
+	}
+	return c, nil
+}
+
+func parseSettings(raw json.RawMessage) (Settings, error) {
+	var s Settings
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return s, errors.New("no settings")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return s, fmt.Errorf("settings: %w", err)
+	}
+	if s.IDColumn == "" {
+		s.IDColumn = "id"
+	}
+	if s.UpdatedColumn == "" {
+		s.UpdatedColumn = "updated_at"
+	}
+	if ct := s.Comments; ct != nil {
+		if ct.IDColumn == "" {
+			ct.IDColumn = "id"
+		}
+		if ct.AuthorColumn == "" {
+			ct.AuthorColumn = "author"
+		}
+		if ct.BodyColumn == "" {
+			ct.BodyColumn = "body"
+		}
+		if ct.CreatedColumn == "" {
+			ct.CreatedColumn = "created_at"
+		}
+	}
+	return s, nil
+}
+
+// newConn validates s and builds every SQL string; it opens nothing.
+func newConn(name string, s Settings) (*conn, error) {
+	d, err := dialectFor(s.Driver)
+	if err != nil {
+		return nil, err
+	}
+	idents := []struct{ what, v string }{
+		{"table", s.Table}, {"id_column", s.IDColumn}, {"updated_column", s.UpdatedColumn},
+	}
+	if ct := s.Comments; ct != nil {
+		idents = append(idents,
+			struct{ what, v string }{"comments.table", ct.Table},
+			struct{ what, v string }{"comments.entity_column", ct.EntityColumn},
+			struct{ what, v string }{"comments.id_column", ct.IDColumn},
+			struct{ what, v string }{"comments.author_column", ct.AuthorColumn},
+			struct{ what, v string }{"comments.body_column", ct.BodyColumn},
+			struct{ what, v string }{"comments.created_column", ct.CreatedColumn},
+		)
+	}
+	if s.IDColumn == s.UpdatedColumn {
+		return nil, errors.New("id_column and updated_column are the same column")
+	}
+	c := &conn{
+		name: name, d: d, table: s.Table, keyPrefix: s.KeyPrefix, urlTpl: s.URLTemplate,
+		byName: map[string]int{}, comments: s.Comments != nil,
+	}
+	if len(s.Fields) == 0 {
+		return nil, errors.New("no fields declared")
+	}
+	for i, f := range s.Fields {
+		if f.Name == "" {
+			return nil, fmt.Errorf("field %d has no name", i)
+		}
+		if _, dup := c.byName[f.Name]; dup {
+			return nil, fmt.Errorf("field %q declared twice", f.Name)
+		}
+		if f.Column == "" {
+			f.Column = f.Name
+		}
+		if f.Type == "" {
+			f.Type = connectors.TypeString
+		}
+		switch f.Type {
+		case connectors.TypeString, connectors.TypeNumber, connectors.TypeBool, connectors.TypeTime, connectors.TypeList:
+		default:
+			return nil, fmt.Errorf("field %q: unknown type %q", f.Name, f.Type)
+		}
+		idents = append(idents, struct{ what, v string }{"field " + strconv.Quote(f.Name) + " column", f.Column})
+		if !f.ReadOnly && (f.Column == s.IDColumn || f.Column == s.UpdatedColumn) {
+			return nil, fmt.Errorf("field %q maps to column %q, which the connector manages: declare it read_only", f.Name, f.Column)
+		}
+		fl := field{name: f.Name, col: f.Column, typ: f.Type, readOnly: f.ReadOnly, slot: -1}
+		if !f.ReadOnly {
+			if slices.ContainsFunc(c.writable, func(j int) bool { return c.fields[j].col == f.Column }) {
+				return nil, fmt.Errorf("column %q is written by two fields", f.Column)
+			}
+			fl.slot = len(c.writable)
+			c.writable = append(c.writable, i)
+		}
+		c.byName[f.Name] = i
+		c.fields = append(c.fields, fl)
+	}
+	for _, id := range idents {
+		if !identRe.MatchString(id.v) {
+			return nil, fmt.Errorf("%s %q is not a plain identifier (letters, digits, _; not starting with a digit)", id.what, id.v)
+		}
+	}
+	c.q = buildQueries(d, s)
+	c.tableQ, c.idQ, c.updQ = d.quote(s.Table), d.quote(s.IDColumn), d.quote(s.UpdatedColumn)
+	return c, nil
+}
+
+// Describe reports the declared fields.
+func (c *conn) Describe(ctx context.Context) (connectors.Schema, error) {
+	sc := connectors.Schema{EntityType: c.table, Comments: c.comments, Fields: make([]connectors.FieldSpec, len(c.fields))}
+	for i, f := range c.fields {
+		sc.Fields[i] = connectors.FieldSpec{Name: f.name, Type: f.typ, ReadOnly: f.readOnly, Description: "column " + f.col}
+	}
+	return sc, nil
+}
+
+// Get reads one row and its comments, ordered by (created, id).
+func (c *conn) Get(ctx context.Context, id string) (connectors.Entity, error) {
+	idv, ok := parseID(id, c.idInt)
+	if !ok {
+		return connectors.Entity{}, c.notFound(id)
+	}
+	e, _, err := c.scanEntity(c.st.get.QueryRowContext(ctx, idv))
+	if errors.Is(err, sql.ErrNoRows) {
+		return connectors.Entity{}, c.notFound(id)
+	}
+	if err != nil {
+		return connectors.Entity{}, c.wrap("get "+id, err)
+	}
+	if c.comments {
+		if e.Comments, err = c.loadComments(ctx, id); err != nil {
+			return connectors.Entity{}, err
+		}
+	}
+	return e, nil
+}
+
+// Create inserts a row from fields, sets its updated column to now, and
+// returns it as stored.
+func (c *conn) Create(ctx context.Context, fields map[string]any) (connectors.Entity, error) {
+	vals, set, err := c.writeArgs(fields)
+	if err != nil {
+		return connectors.Entity{}, err
+	}
+	now, _ := c.d.now()
+	row := func() *sql.Row { return c.st.insert.QueryRowContext(ctx, append(vals, now)...) }
+	if slices.Contains(set, false) {
+		// Columns the caller did not give are left out so their defaults
+		// apply (a NOT NULL DEFAULT '' column must not receive NULL). Creates
+		// are rare, so building this statement per call costs nothing.
+		cols, args := make([]string, 0, len(vals)+1), make([]any, 0, len(vals)+1)
+		for slot, fi := range c.writable {
+			if set[slot] {
+				cols, args = append(cols, c.d.quote(c.fields[fi].col)), append(args, vals[slot])
+			}
+		}
+		cols, args = append(cols, c.updQ), append(args, now)
+		q := c.d.rebind("INSERT INTO " + c.tableQ + " (" + strings.Join(cols, ", ") + ") VALUES (" +
+			strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ") RETURNING " + c.idQ)
+		row = func() *sql.Row { return c.db.QueryRowContext(ctx, q, args...) }
+	}
+	var newID any
+	if err := row().Scan(&newID); err != nil {
+		return connectors.Entity{}, c.wrap("create", err)
+	}
+	id := idString(newID)
+	return c.Get(ctx, id)
+}
+
+// Update writes only the given declared, writable fields and the updated
+// column. Read-only fields are ignored; if nothing is left it writes nothing.
+func (c *conn) Update(ctx context.Context, id string, fields map[string]any) (connectors.Entity, error) {
+	vals, set, err := c.writeArgs(fields)
+	if err != nil {
+		return connectors.Entity{}, err
+	}
+	if !slices.Contains(set, true) {
+		return c.Get(ctx, id)
+	}
+	idv, ok := parseID(id, c.idInt)
+	if !ok {
+		return connectors.Entity{}, c.notFound(id)
+	}
+	now, _ := c.d.now()
+	args := make([]any, 0, 2*len(vals)+2)
+	for i, v := range vals {
+		args = append(args, set[i], v)
+	}
+	args = append(args, now, idv)
+	res, err := c.st.update.ExecContext(ctx, args...)
+	if err != nil {
+		return connectors.Entity{}, c.wrap("update "+id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return connectors.Entity{}, c.wrap("update "+id, err)
+	}
+	if n == 0 {
+		return connectors.Entity{}, c.notFound(id)
+	}
+	return c.Get(ctx, id)
+}
+
+// writeArgs converts fields into one value per writable column, with
+// set[i] telling whether fields gave it. Unknown names are ErrInvalid.
+func (c *conn) writeArgs(fields map[string]any) (vals []any, set []bool, err error) {
+	vals = make([]any, len(c.writable))
+	set = make([]bool, len(c.writable))
+	var unknown []string
+	for name, v := range fields {
+		i, ok := c.byName[name]
+		if !ok {
+			unknown = append(unknown, strconv.Quote(name))
+			continue
+		}
+		f := c.fields[i]
+		if f.readOnly {
+			continue
+		}
+		w, err := c.d.writeValue(f.typ, v)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sqlconn %s: field %q: %w: %w", c.name, name, connectors.ErrInvalid, err)
+		}
+		vals[f.slot], set[f.slot] = w, true
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		known := make([]string, len(c.fields))
+		for i, f := range c.fields {
+			known[i] = f.name
+		}
+		return nil, nil, fmt.Errorf("sqlconn %s: %w: unknown field %s (table %s declares: %s)",
+			c.name, connectors.ErrInvalid, strings.Join(unknown, ", "), c.table, strings.Join(known, ", "))
+	}
+	return vals, set, nil
+}
+
+// AddComment appends a comment with created = now and returns it with its
+// new id.
+func (c *conn) AddComment(ctx context.Context, id string, cm connectors.Comment) (connectors.Comment, error) {
+	if !c.comments {
+		return connectors.Comment{}, fmt.Errorf("sqlconn %s: %w: no comments table configured", c.name, connectors.ErrInvalid)
+	}
+	idv, ok := parseID(id, c.idInt)
+	if !ok {
+		return connectors.Comment{}, c.notFound(id)
+	}
+	var one int
+	if err := c.st.exists.QueryRowContext(ctx, idv).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+		return connectors.Comment{}, c.notFound(id)
+	} else if err != nil {
+		return connectors.Comment{}, c.wrap("add comment to "+id, err)
+	}
+	entv, ok := parseID(id, c.cEntInt)
+	if !ok {
+		return connectors.Comment{}, fmt.Errorf("sqlconn %s: %w: id %q does not fit the comments' entity column", c.name, connectors.ErrInvalid, id)
+	}
+	now, at := c.d.now()
+	var newID any
+	if err := c.st.addComm.QueryRowContext(ctx, entv, cm.Author, cm.Body, now).Scan(&newID); err != nil {
+		return connectors.Comment{}, c.wrap("add comment to "+id, err)
+	}
+	cm.ID = idString(newID)
+	cm.CreatedAt = at
+	return cm, nil
+}
+
+func (c *conn) loadComments(ctx context.Context, id string) ([]connectors.Comment, error) {
+	entv, ok := parseID(id, c.cEntInt)
+	if !ok {
+		return nil, nil
+	}
+	rows, err := c.st.comments.QueryContext(ctx, entv)
+	if err != nil {
+		return nil, c.wrap("comments of "+id, err)
+	}
+	defer rows.Close()
+	var out []connectors.Comment
+	for rows.Next() {
+		var cid, author, body, created any
+		if err := rows.Scan(&cid, &author, &body, &created); err != nil {
+			return nil, c.wrap("comments of "+id, err)
+		}
+		_, _, at := positionOf(created)
+		out = append(out, connectors.Comment{
+			ID: idString(cid), Author: textOf(author), Body: textOf(body), CreatedAt: at,
+		})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, c.wrap("comments of "+id, err)
+	}
+	return out, nil
+}
+
+// rowScanner is *sql.Row or *sql.Rows.
+type rowScanner interface{ Scan(dest ...any) error }
+
+// scanEntity reads one row of the entity queries: id, updated, fields.
+func (c *conn) scanEntity(r rowScanner) (connectors.Entity, position, error) {
+	vals := make([]any, 2+len(c.fields))
+	ptrs := make([]any, len(vals))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := r.Scan(ptrs...); err != nil {
+		return connectors.Entity{}, position{}, err
+	}
+	id := idString(vals[0])
+	at, text, t := positionOf(vals[1])
+	e := connectors.Entity{
+		ID:        id,
+		Key:       c.keyPrefix + id,
+		Type:      c.table,
+		Fields:    make(map[string]any, len(c.fields)),
+		UpdatedAt: t,
+	}
+	if c.urlTpl != "" {
+		e.URL = strings.ReplaceAll(c.urlTpl, "{id}", id)
+	}
+	for i, f := range c.fields {
+		e.Fields[f.name] = readValue(f.typ, vals[2+i])
+	}
+	return e, position{At: at, Text: text, ID: id}, nil
+}
+
+func (c *conn) notFound(id string) error {
+	return fmt.Errorf("sqlconn %s: %s %q: %w", c.name, c.table, id, connectors.ErrNotFound)
+}
+
+// wrap adds context to a database error and, when it recognises one, the
+// connectors sentinel that tells the engine what to do.
+func (c *conn) wrap(op string, err error) error {
+	if kind := classify(err); kind != nil {
+		return fmt.Errorf("sqlconn %s: %s: %w: %w", c.name, op, kind, err)
+	}
+	return fmt.Errorf("sqlconn %s: %s: %w", c.name, op, err)
+}
+
+// Close releases the statements and the pool.
+func (c *conn) Close() error {
+	c.st.close()
+	if c.db == nil {
+		return nil
+	}
+	return c.db.Close()
+}
+
+// parseID converts an entity id to the column's Go type; ok is false for a
+// non-integer id of an integer column (no such row can exist).
+func parseID(id string, isInt bool) (any, bool) {
+	if !isInt {
+		return id, true
+	}
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	return n, true
+}
+
+// idString renders a scanned id.
+func idString(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case int32:
+		return strconv.FormatInt(int64(x), 10)
+	case []byte:
+		return string(x)
+	case string:
+		return x
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano)
+	default:
+		return fmt.Sprint(x)
+	}
+}

@@ -1,0 +1,326 @@
+package engine_test
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/connectors/sqlconn"
+	"github.com/duplexsync/duplex/engine"
+	"github.com/duplexsync/duplex/engine/secret"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/demo"
+	"github.com/duplexsync/duplex/internal/testdb"
+	"github.com/duplexsync/duplex/scripting"
+	"github.com/duplexsync/duplex/scripts"
+)
+
+// counting wraps a real connector and counts the writes made through it.
+type counting struct {
+	connectors.Connector
+	writes *atomic.Int64
+}
+
+func (c counting) Create(ctx context.Context, f map[string]any) (connectors.Entity, error) {
+	c.writes.Add(1)
+	return c.Connector.Create(ctx, f)
+}
+
+func (c counting) Update(ctx context.Context, id string, f map[string]any) (connectors.Entity, error) {
+	c.writes.Add(1)
+	return c.Connector.Update(ctx, id, f)
+}
+
+func (c counting) AddComment(ctx context.Context, id string, cm connectors.Comment) (connectors.Comment, error) {
+	c.writes.Add(1)
+	return c.Connector.AddComment(ctx, id, cm)
+}
+
+// fixture is a demo installation: a store, the two demo SQLite databases
+// opened directly (as a person with a SQLite client would), and an engine.
+type fixture struct {
+	t       *testing.T
+	ctx     context.Context
+	st      *store.Store
+	reg     *connectors.Registry
+	box     *secret.Box
+	runner  *scripting.Runner
+	eng     *engine.Engine
+	conn    store.Connection
+	support *sql.DB
+	eng2    *sql.DB
+	writes  atomic.Int64
+}
+
+func newFixture(t *testing.T, st *store.Store) *fixture {
+	t.Helper()
+	f := &fixture{t: t, ctx: context.Background(), st: st}
+	var err error
+	f.box, err = secret.LoadOrCreate(t.TempDir() + "/secret.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.reg = connectors.NewRegistry()
+	if err := f.reg.Register("sql", func(ctx context.Context, cfg connectors.Config) (connectors.Connector, error) {
+		c, err := sqlconn.New(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return counting{c, &f.writes}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.runner = scripting.NewRunner(scripting.Options{Timeout: time.Second})
+	paths, err := demo.CreateDatabases(f.ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib, err := scripts.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.conn, err = demo.Install(f.ctx, st, f.box, lib, paths, 100); err != nil {
+		t.Fatal(err)
+	}
+	f.support = openSQLite(t, paths.Support)
+	f.eng2 = openSQLite(t, paths.Engineering)
+	f.eng = f.newEngine()
+	return f
+}
+
+func (f *fixture) newEngine() *engine.Engine {
+	e := engine.New(engine.Options{Store: f.st, Connectors: f.reg, Runner: f.runner, Secrets: f.box,
+		Backoff: func(int) time.Duration { return 0 }})
+	f.t.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+func openSQLite(t *testing.T, path string) *sql.DB {
+	db, err := sql.Open("sqlite3", store.SQLiteDSN(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// cycle polls both systems once and works the queue once; it returns how
+// many events were queued and handled.
+func (f *fixture) cycle() int {
+	f.t.Helper()
+	n := 0
+	for _, id := range []int64{f.conn.SystemAID, f.conn.SystemBID} {
+		res, err := f.eng.PollOnce(f.ctx, id)
+		if err != nil {
+			f.t.Fatalf("poll %d: %v", id, err)
+		}
+		n += res.Enqueued
+	}
+	w, err := f.eng.WorkOnce(f.ctx)
+	if err != nil {
+		f.t.Fatalf("work: %v", err)
+	}
+	return n + w
+}
+
+// settle runs cycles until two in a row do nothing.
+func (f *fixture) settle() {
+	f.t.Helper()
+	quiet := 0
+	for i := 0; i < 50 && quiet < 2; i++ {
+		if f.cycle() == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+	}
+	if quiet < 2 {
+		f.t.Fatal("sync did not settle in 50 cycles (a loop?)")
+	}
+	f.noFailures()
+}
+
+func (f *fixture) noFailures() {
+	f.t.Helper()
+	evs, err := f.st.ListEvents(f.ctx, store.EventFilter{Status: store.StatusFailed})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, ev := range evs {
+		f.t.Errorf("failed event %d (%s): %s", ev.ID, ev.Direction, ev.LastError)
+	}
+}
+
+func (f *fixture) exec(db *sql.DB, q string, args ...any) {
+	f.t.Helper()
+	// The demo tables keep millisecond timestamps; an edit in the same
+	// millisecond as Duplex's last write would share its cursor position.
+	time.Sleep(3 * time.Millisecond)
+	if _, err := db.ExecContext(f.ctx, q, args...); err != nil {
+		f.t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func (f *fixture) one(db *sql.DB, q string, args ...any) string {
+	f.t.Helper()
+	var s sql.NullString
+	if err := db.QueryRowContext(f.ctx, q, args...).Scan(&s); err != nil {
+		f.t.Fatalf("%s: %v", q, err)
+	}
+	return s.String
+}
+
+func (f *fixture) count(db *sql.DB, q string, args ...any) int {
+	f.t.Helper()
+	var n int
+	if err := db.QueryRowContext(f.ctx, q, args...).Scan(&n); err != nil {
+		f.t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// issueOf returns the engineering issue id created for a support ticket.
+func (f *fixture) issueOf(ticket string) string {
+	f.t.Helper()
+	return f.one(f.eng2, "SELECT id FROM issues WHERE ticket_ref = ?", "T-"+ticket)
+}
+
+func TestEndToEnd(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Open(t))
+			f.settle()
+
+			// Ticket 1 carries "todev": exactly one issue, mapped by the template.
+			if n := f.count(f.eng2, "SELECT COUNT(*) FROM issues WHERE ticket_ref = 'T-1'"); n != 1 {
+				t.Fatalf("issues for T-1: %d, want 1", n)
+			}
+			issue := f.issueOf("1")
+			if got := f.one(f.eng2, "SELECT title FROM issues WHERE id = ?", issue); got != "Checkout fails with a 500" {
+				t.Errorf("title %q", got)
+			}
+			if got := f.one(f.eng2, "SELECT priority FROM issues WHERE id = ?", issue); got != "critical" {
+				t.Errorf("priority %q, want the mapped value critical", got)
+			}
+			if got := f.one(f.eng2, "SELECT body FROM issue_comments WHERE issue_id = ?", issue); got != "[support] ana@example.com: It happens with every card type." {
+				t.Errorf("copied comment %q", got)
+			}
+			// Tickets without the label stay on their side.
+			if n := f.count(f.eng2, "SELECT COUNT(*) FROM issues"); n != 2 {
+				t.Fatalf("engineering has %d issues, want 2 (its own and T-1's)", n)
+			}
+
+			// Echo: the issue Duplex created is not sent back as a change...
+			evs, err := f.st.ListEvents(f.ctx, store.EventFilter{ConnectionID: f.conn.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range evs {
+				if ev.Direction == store.BToA {
+					t.Fatalf("Duplex's own write came back as event %d: %s", ev.ID, ev.Replica)
+				}
+			}
+			// ...and twenty more cycles write nothing anywhere.
+			before := f.writes.Load()
+			for i := 0; i < 20; i++ {
+				f.cycle()
+			}
+			if w := f.writes.Load() - before; w != 0 {
+				t.Fatalf("%d writes in 20 idle cycles: an echo loop", w)
+			}
+
+			// Support edits the subject: the issue title follows.
+			f.exec(f.support, "UPDATE tickets SET subject = 'Checkout fails with HTTP 500' WHERE id = 1")
+			f.settle()
+			if got := f.one(f.eng2, "SELECT title FROM issues WHERE id = ?", issue); got != "Checkout fails with HTTP 500" {
+				t.Errorf("title after update %q", got)
+			}
+
+			// Engineering resolves it and comments: both come back to support.
+			f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE id = ?", issue)
+			f.exec(f.eng2, "INSERT INTO issue_comments (issue_id, author, body) VALUES (?, 'dev', 'Fixed in build 42')", issue)
+			f.settle()
+			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "solved" {
+				t.Errorf("ticket status %q, want solved", got)
+			}
+			if n := f.count(f.support, "SELECT COUNT(*) FROM ticket_comments WHERE ticket_id = 1 AND body = '[engineering] dev: Fixed in build 42'"); n != 1 {
+				t.Errorf("engineering comment on the ticket %d times, want 1", n)
+			}
+			// A new support comment reaches engineering once; nothing doubles.
+			f.exec(f.support, "INSERT INTO ticket_comments (ticket_id, author, body) VALUES (1, 'ana@example.com', 'Thanks!')")
+			f.settle()
+			if n := f.count(f.eng2, "SELECT COUNT(*) FROM issue_comments WHERE issue_id = ?", issue); n != 3 {
+				t.Errorf("issue has %d comments, want 3 (two from support, one its own)", n)
+			}
+			if n := f.count(f.support, "SELECT COUNT(*) FROM ticket_comments WHERE ticket_id = 1"); n != 3 {
+				t.Errorf("ticket has %d comments, want 3", n)
+			}
+			before = f.writes.Load()
+			for i := 0; i < 20; i++ {
+				f.cycle()
+			}
+			if w := f.writes.Load() - before; w != 0 {
+				t.Fatalf("%d writes in 20 idle cycles after two-way edits", w)
+			}
+
+			// A ticket outside the trigger is not synced, even when edited...
+			f.exec(f.support, "UPDATE tickets SET priority = 'high' WHERE id = 2")
+			f.settle()
+			if n := f.count(f.eng2, "SELECT COUNT(*) FROM issues WHERE ticket_ref = 'T-2'"); n != 0 {
+				t.Fatalf("untriggered ticket synced")
+			}
+			// ...until it matches; two edits before the worker runs give one issue.
+			f.exec(f.support, "UPDATE tickets SET labels = 'account,todev' WHERE id = 2")
+			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID); err != nil {
+				t.Fatal(err)
+			}
+			f.exec(f.support, "UPDATE tickets SET description = 'Still no mail.' WHERE id = 2")
+			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID); err != nil {
+				t.Fatal(err)
+			}
+			f.settle()
+			if n := f.count(f.eng2, "SELECT COUNT(*) FROM issues WHERE ticket_ref = 'T-2'"); n != 1 {
+				t.Fatalf("issues for T-2: %d, want 1", n)
+			}
+			if got := f.one(f.eng2, "SELECT body FROM issues WHERE ticket_ref = 'T-2'"); !strings.HasPrefix(got, "Still no mail.") {
+				t.Errorf("T-2 issue body %q: the later edit was lost", got)
+			}
+			audit, err := f.st.ListAudit(f.ctx, f.conn.ID, 100)
+			if err != nil || len(audit) == 0 {
+				t.Fatalf("audit log empty: %v", err)
+			}
+		})
+	}
+}
+
+// Stopping the engine between enqueue and apply loses nothing and repeats
+// nothing: a new engine on the same store applies the queued change once.
+func TestRestartBetweenEnqueueAndApply(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Open(t))
+			res, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID)
+			if err != nil || res.Enqueued != 1 {
+				t.Fatalf("poll: %+v %v", res, err)
+			}
+			_ = f.eng.Close() // "crash": the event is queued, nothing applied
+			if n := f.count(f.eng2, "SELECT COUNT(*) FROM issues"); n != 1 {
+				t.Fatalf("applied before the worker ran: %d issues", n)
+			}
+			f.eng = f.newEngine()
+			f.settle()
+			if n := f.count(f.eng2, "SELECT COUNT(*) FROM issues WHERE ticket_ref = 'T-1'"); n != 1 {
+				t.Fatalf("after restart: %d issues for T-1, want exactly 1", n)
+			}
+			// The cursor survived too: a new poll finds nothing new.
+			res, err = f.eng.PollOnce(f.ctx, f.conn.SystemAID)
+			if err != nil || res.Enqueued != 0 {
+				t.Fatalf("poll after restart re-queued work: %+v %v", res, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,197 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/scripting"
+)
+
+// PollResult tells what one poll call did.
+type PollResult struct {
+	Changes  int  // entities the connector reported
+	Enqueued int  // sync events queued (including failed outgoing runs)
+	More     bool // another page is ready
+}
+
+// candidate is a change that passed trigger, echo and replica checks and
+// waits to be queued.
+type candidate struct {
+	connID   int64
+	side     store.Side
+	entityID string
+	replica  string // canonical JSON; "" when the outgoing script failed
+	failure  string
+	log      string
+}
+
+// PollOnce reads one page of changes from a system and queues sync events for
+// every active connection that uses it. Scripts run outside the database
+// transaction; the events and the new cursor are then committed together, so
+// a crash either keeps both or neither, and nothing is lost or queued twice.
+func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, error) {
+	var res PollResult
+	st, err := e.system(ctx, systemID)
+	if err != nil {
+		return res, err
+	}
+	sys, err := e.st.GetSystem(ctx, systemID) // the cursor as committed
+	if err != nil {
+		return res, err
+	}
+	page, err := st.conn.Changes(ctx, sys.Cursor, e.opts.PageSize)
+	if err != nil {
+		return res, fmt.Errorf("poll %q: %w", sys.Name, err)
+	}
+	res.Changes, res.More = len(page.Entities), page.More
+
+	uses, err := e.usesOf(ctx, systemID)
+	if err != nil {
+		return res, err
+	}
+	var cands []candidate
+	for _, ent := range page.Entities {
+		for _, u := range uses {
+			c, ok := e.intake(ctx, u.plan, u.side, ent)
+			if ok {
+				cands = append(cands, c)
+			}
+		}
+	}
+	err = e.st.Tx(ctx, func(tx *store.Store) error {
+		evs := make([]store.SyncEvent, 0, len(cands))
+		for _, c := range cands {
+			ev, ok, err := enqueue(ctx, tx, c)
+			if err != nil {
+				return err
+			}
+			if ok {
+				evs = append(evs, ev)
+			}
+		}
+		if err := tx.InsertEvents(ctx, evs); err != nil {
+			return err
+		}
+		res.Enqueued = len(evs)
+		if page.Cursor != "" && page.Cursor != sys.Cursor {
+			return tx.SetCursor(ctx, systemID, page.Cursor)
+		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("record changes of %q: %w", sys.Name, err)
+	}
+	if res.Enqueued > 0 {
+		e.Wake()
+	}
+	return res, nil
+}
+
+type use struct {
+	plan *plan
+	side store.Side
+}
+
+// usesOf lists (active connection, side) pairs that read from a system. One
+// query per poll call; plans come from the cache.
+func (e *Engine) usesOf(ctx context.Context, systemID int64) ([]use, error) {
+	conns, err := e.st.ListConnections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []use
+	for _, c := range conns {
+		if !c.Active || (c.SystemAID != systemID && c.SystemBID != systemID) {
+			continue
+		}
+		p, err := e.planFor(ctx, c)
+		if err != nil {
+			// A broken connection must not stop the others sharing the system.
+			e.log.Error("connection cannot run", "connection", c.Name, "err", err)
+			continue
+		}
+		for _, side := range []store.Side{store.SideA, store.SideB} {
+			if c.SystemID(side) == systemID {
+				out = append(out, use{p, side})
+			}
+		}
+	}
+	return out, nil
+}
+
+// intake runs trigger, echo check and outgoing script for one entity on one
+// side of one connection. ok=false means nothing to queue.
+func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent connectors.Entity) (candidate, bool) {
+	c := candidate{connID: p.conn.ID, side: side, entityID: ent.ID}
+	sp := p.sides[side]
+	twin, err := e.st.TwinBy(ctx, p.conn.ID, side, ent.ID)
+	hasTwin := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		c.failure = "twin lookup: " + err.Error()
+		return c, true
+	}
+	match, err := sp.trigger.Match(triggerVars(ent))
+	if err != nil {
+		c.failure = "trigger: " + err.Error()
+		return c, true
+	}
+	if !match && !hasTwin {
+		return c, false
+	}
+	if hasTwin && twin.Hash(side) != "" && twin.Hash(side) == contentHash(ent) {
+		return c, false // an echo of what Duplex itself wrote
+	}
+	dir := store.DirectionFrom(side)
+	var previous map[string]any
+	if hasTwin {
+		if previous, err = decodeObject(twin.Sent(dir)); err != nil {
+			c.failure = "previous replica: " + err.Error()
+			return c, true
+		}
+	}
+	first := !hasTwin || twin.EntityID(side.Other()) == ""
+	out, err := e.opts.Runner.Outgoing(ctx, sp.outgoing, scriptEntity(ent), previous,
+		scripting.Meta{Connection: p.conn.Name, Side: string(side), FirstSync: first})
+	c.log = strings.Join(out.Log, "\n")
+	if err != nil {
+		c.failure = err.Error()
+		return c, true
+	}
+	if c.replica, err = canonical(out.Replica); err != nil {
+		c.failure = "replica is not JSON: " + err.Error()
+		return c, true
+	}
+	if hasTwin && twin.Sent(dir) != nil && *twin.Sent(dir) == c.replica {
+		return c, false // nothing the other side cares about changed
+	}
+	return c, true
+}
+
+// enqueue records a candidate inside the poll transaction: it ensures the
+// twin (so two changes of one new entity share it), re-checks the replica
+// against the last one sent and builds the event.
+func enqueue(ctx context.Context, tx *store.Store, c candidate) (store.SyncEvent, bool, error) {
+	twin, err := tx.EnsureTwin(ctx, c.connID, c.side, c.entityID)
+	if err != nil {
+		return store.SyncEvent{}, false, err
+	}
+	dir := store.DirectionFrom(c.side)
+	ev := store.SyncEvent{ConnectionID: c.connID, TwinID: twin.ID, Direction: dir, SourceID: c.entityID,
+		Replica: c.replica, Previous: twin.Sent(dir), Log: c.log}
+	if c.failure != "" {
+		// Visible in the error list; a retry re-reads the entity and reruns the script.
+		ev.Status, ev.LastError, ev.Replica = store.StatusFailed, c.failure, ""
+		return ev, true, nil
+	}
+	if prev := twin.Sent(dir); prev != nil && *prev == c.replica {
+		return ev, false, nil
+	}
+	if err := tx.SetSent(ctx, twin.ID, dir, c.replica); err != nil {
+		return ev, false, err
+	}
+	return ev, true, nil
+}

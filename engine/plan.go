@@ -1,0 +1,69 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/scripting"
+)
+
+// plan is a connection with its current trigger and scripts compiled once;
+// every event of the connection reuses it until the connection changes.
+type plan struct {
+	conn  store.Connection
+	sides map[store.Side]*sidePlan
+}
+
+type sidePlan struct {
+	trigger  *scripting.Trigger
+	outgoing *scripting.Script
+	incoming *scripting.Script
+}
+
+// planFor returns the compiled plan of a connection row. A cached plan is
+// reused while the row's updated_at is unchanged: saving a script or pausing
+// bumps it, so even a change made by another process is picked up at the next
+// poll without recompiling per event.
+func (e *Engine) planFor(ctx context.Context, c store.Connection) (*plan, error) {
+	e.mu.Lock()
+	p, ok := e.plans[c.ID]
+	e.mu.Unlock()
+	if ok && p.conn.UpdatedAt.Equal(c.UpdatedAt) && p.conn.Active == c.Active {
+		return p, nil
+	}
+	scripts, err := e.st.CurrentScripts(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	p = &plan{conn: c, sides: map[store.Side]*sidePlan{}}
+	for _, side := range []store.Side{store.SideA, store.SideB} {
+		sp := &sidePlan{}
+		src := scripts[side]
+		if sp.trigger, err = e.compileTrigger(ctx, c.SystemID(side), src[store.KindTrigger].Source); err != nil {
+			return nil, fmt.Errorf("connection %q side %s trigger: %w", c.Name, side, err)
+		}
+		name := fmt.Sprintf("%s/%s.outgoing.js", c.Name, side)
+		if sp.outgoing, err = scripting.Compile(name, scripting.KindOutgoing, src[store.KindOutgoing].Source); err != nil {
+			return nil, err
+		}
+		name = fmt.Sprintf("%s/%s.incoming.js", c.Name, side)
+		if sp.incoming, err = scripting.Compile(name, scripting.KindIncoming, src[store.KindIncoming].Source); err != nil {
+			return nil, err
+		}
+		p.sides[side] = sp
+	}
+	e.mu.Lock()
+	e.plans[c.ID] = p
+	e.mu.Unlock()
+	return p, nil
+}
+
+// planByID loads a connection and its plan.
+func (e *Engine) planByID(ctx context.Context, id int64) (*plan, error) {
+	c, err := e.st.GetConnection(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return e.planFor(ctx, c)
+}

@@ -1,0 +1,211 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/duplexsync/duplex/connectors"
+)
+
+// Keys of the script-visible entity object that are not fields. Scripts see a
+// flat object (entity.subject, entity.comments) because that is how people
+// think of a ticket; the engine splits it back into fields and comments.
+var reservedKeys = map[string]bool{
+	"id": true, "key": true, "url": true, "type": true,
+	"comments": true, "updated_at": true, "updated_by": true,
+}
+
+// scriptEntity flattens an entity into the object scripts read.
+func scriptEntity(e connectors.Entity) map[string]any {
+	m := make(map[string]any, len(e.Fields)+7)
+	for k, v := range e.Fields {
+		if !reservedKeys[k] {
+			m[k] = v
+		}
+	}
+	m["id"] = e.ID
+	m["key"] = e.Key
+	m["url"] = e.URL
+	m["type"] = e.Type
+	m["updated_by"] = e.UpdatedBy
+	if !e.UpdatedAt.IsZero() {
+		m["updated_at"] = e.UpdatedAt.UTC().Format(time.RFC3339Nano)
+	}
+	cs := make([]any, len(e.Comments))
+	for i, c := range e.Comments {
+		cs[i] = map[string]any{
+			"id": c.ID, "author": c.Author, "body": c.Body,
+			"created_at": c.CreatedAt.UTC().Format(time.RFC3339Nano),
+		}
+	}
+	m["comments"] = cs
+	return m
+}
+
+// triggerVars is what a trigger sees: the fields plus id and key.
+func triggerVars(e connectors.Entity) map[string]any {
+	m := make(map[string]any, len(e.Fields)+2)
+	for k, v := range e.Fields {
+		m[k] = v
+	}
+	m["id"] = e.ID
+	m["key"] = e.Key
+	return m
+}
+
+// triggerEnv types a trigger's variables from a system's schema.
+func triggerEnv(s connectors.Schema) map[string]any {
+	env := map[string]any{"id": "", "key": ""}
+	for _, f := range s.Fields {
+		switch f.Type {
+		case connectors.TypeNumber:
+			env[f.Name] = 0.0
+		case connectors.TypeBool:
+			env[f.Name] = false
+		case connectors.TypeList:
+			env[f.Name] = []any{}
+		default: // string, time (RFC 3339 text)
+			env[f.Name] = ""
+		}
+	}
+	return env
+}
+
+// splitEntity turns what an incoming script left in `entity` back into
+// fields and comments.
+func splitEntity(m map[string]any) (map[string]any, []connectors.Comment, error) {
+	fields := make(map[string]any, len(m))
+	for k, v := range m {
+		if !reservedKeys[k] {
+			fields[k] = v
+		}
+	}
+	var comments []connectors.Comment
+	if raw, ok := m["comments"]; ok && raw != nil {
+		list, ok := raw.([]any)
+		if !ok {
+			return nil, nil, fmt.Errorf("entity.comments must be an array, got %T", raw)
+		}
+		for i, item := range list {
+			cm, ok := item.(map[string]any)
+			if !ok {
+				return nil, nil, fmt.Errorf("entity.comments[%d] must be an object, got %T", i, item)
+			}
+			c := connectors.Comment{ID: str(cm["id"]), Author: str(cm["author"]), Body: str(cm["body"])}
+			if c.Body == "" {
+				continue
+			}
+			comments = append(comments, c)
+		}
+	}
+	return fields, comments, nil
+}
+
+func str(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+// canonical encodes v as JSON with sorted keys (encoding/json sorts map
+// keys), so equal values always give equal bytes.
+func canonical(v any) (string, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return string(bytes.TrimRight(buf.Bytes(), "\n")), nil
+}
+
+// sameValue compares two field values by their canonical JSON, so 1 and 1.0
+// or a []string and an equal []any are the same.
+func sameValue(a, b any) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	ca, err1 := canonical(a)
+	cb, err2 := canonical(b)
+	return err1 == nil && err2 == nil && ca == cb
+}
+
+// patch returns the fields of want that differ from have.
+func patch(have, want map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range want {
+		old, ok := have[k]
+		if !ok && v == nil {
+			continue
+		}
+		if !ok || !sameValue(old, v) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// contentHash identifies what an entity holds (fields and comment ids), not
+// when it changed: echo suppression compares it with what Duplex wrote.
+func contentHash(e connectors.Entity) string {
+	ids := make([]string, len(e.Comments))
+	for i, c := range e.Comments {
+		ids[i] = c.ID
+	}
+	sort.Strings(ids)
+	enc, err := canonical(map[string]any{"f": e.Fields, "c": ids})
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(enc))
+	return hex.EncodeToString(sum[:])
+}
+
+// decodeObject parses a stored JSON object; "" and "null" give nil.
+func decodeObject(s *string) (map[string]any, error) {
+	if s == nil || *s == "" || *s == "null" {
+		return nil, nil
+	}
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader([]byte(*s)))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	return normalizeNumbers(m).(map[string]any), nil
+}
+
+// normalizeNumbers turns json.Number into int64 or float64, the same shapes
+// scripts export.
+func normalizeNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		for k, vv := range x {
+			x[k] = normalizeNumbers(vv)
+		}
+		return x
+	case []any:
+		for i, vv := range x {
+			x[i] = normalizeNumbers(vv)
+		}
+		return x
+	default:
+		return v
+	}
+}

@@ -1,0 +1,305 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/scripting"
+)
+
+// WorkOnce applies the sync events that are due, oldest first, and returns how
+// many it handled. Each event ends done, skipped, failed, or queued again
+// with a later attempt time.
+func (e *Engine) WorkOnce(ctx context.Context) (int, error) {
+	due, err := e.st.DueEvents(ctx, e.opts.Now(), e.opts.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	for i := range due {
+		if ctx.Err() != nil {
+			return i, ctx.Err()
+		}
+		if err := e.process(ctx, &due[i]); err != nil {
+			return i, err
+		}
+	}
+	return len(due), nil
+}
+
+// outcome is what applying an event did, for the audit log.
+type outcome struct {
+	Action   string         `json:"action"` // create, update, comment, none, skip
+	TargetID string         `json:"target_id,omitempty"`
+	Patch    map[string]any `json:"patch,omitempty"`
+	Comments int            `json:"comments,omitempty"`
+	Reason   string         `json:"reason,omitempty"`
+}
+
+// process applies one event and records its result. It returns an error only
+// when the result itself could not be recorded (the event stays queued).
+func (e *Engine) process(ctx context.Context, ev *store.SyncEvent) error {
+	var logs []string
+	out, twin, err := e.apply(ctx, ev, &logs)
+	ev.Attempts++
+	ev.Log = capLog(strings.Join(nonEmpty(ev.Log, logs), "\n"))
+	switch {
+	case err == nil && out.Action == "skip":
+		ev.Status, ev.LastError = store.StatusSkipped, out.Reason
+	case err == nil:
+		ev.Status, ev.LastError = store.StatusDone, ""
+	case ctx.Err() != nil:
+		return ctx.Err() // shutting down: the event stays queued as it was
+	case permanent(err) || ev.Attempts >= e.opts.MaxAttempts:
+		ev.Status, ev.LastError = store.StatusFailed, err.Error()
+	default:
+		ev.Status, ev.LastError = store.StatusQueued, err.Error()
+		ev.NextAttemptAt = e.opts.Now().Add(e.opts.Backoff(ev.Attempts))
+	}
+	return e.st.Tx(ctx, func(tx *store.Store) error {
+		if twin != nil {
+			if err := tx.SaveTwin(ctx, twin); err != nil {
+				return err
+			}
+		}
+		if err := tx.SaveEvent(ctx, ev); err != nil {
+			return err
+		}
+		if ev.Status != store.StatusDone && ev.Status != store.StatusSkipped {
+			return nil
+		}
+		detail, _ := json.Marshal(out)
+		return tx.AddAudit(ctx, &store.AuditEntry{Actor: "engine", Action: "sync." + out.Action,
+			ConnectionID: &ev.ConnectionID, TwinID: &ev.TwinID, EventID: &ev.ID, Detail: string(detail)})
+	})
+}
+
+func nonEmpty(first string, rest []string) []string {
+	out := make([]string, 0, len(rest)+1)
+	if first != "" {
+		out = append(out, first)
+	}
+	for _, s := range rest {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// permanent reports errors a retry cannot fix: the script or the data is
+// wrong. Those wait in the error list for a person.
+func permanent(err error) bool {
+	var se *scripting.Error
+	return errors.As(err, &se) || errors.Is(err, connectors.ErrInvalid) ||
+		errors.Is(err, connectors.ErrNotFound) || errors.Is(err, connectors.ErrBadConfig) ||
+		errors.Is(err, errConfig)
+}
+
+var errConfig = errors.New("connection cannot run")
+
+// apply runs the incoming script and writes the minimal change to the target
+// system. The twin it returns (when not nil) must be saved with the event.
+func (e *Engine) apply(ctx context.Context, ev *store.SyncEvent, logs *[]string) (outcome, *store.Twin, error) {
+	p, err := e.planByID(ctx, ev.ConnectionID)
+	if err != nil {
+		return outcome{}, nil, fmt.Errorf("%w: %w", errConfig, err)
+	}
+	src := ev.Direction.Source()
+	dst := src.Other()
+	twin, err := e.st.GetTwin(ctx, ev.TwinID)
+	if err != nil {
+		return outcome{}, nil, err
+	}
+	replica, err := e.replicaOf(ctx, p, ev, &twin, logs)
+	if err != nil {
+		return outcome{}, nil, err
+	}
+	previous, err := decodeObject(ev.Previous)
+	if err != nil {
+		return outcome{}, nil, fmt.Errorf("previous replica: %w", err)
+	}
+	target, err := e.system(ctx, p.conn.SystemID(dst))
+	if err != nil {
+		return outcome{}, nil, err
+	}
+	targetID := twin.EntityID(dst)
+	first := targetID == ""
+	var local connectors.Entity
+	if !first {
+		if local, err = target.conn.Get(ctx, targetID); err != nil {
+			return outcome{}, nil, fmt.Errorf("read %s entity %s: %w", dst, targetID, err)
+		}
+	}
+	in := map[string]any{}
+	if !first {
+		in = scriptEntity(local)
+	}
+	res, err := e.opts.Runner.Incoming(ctx, p.sides[dst].incoming, replica, previous, in,
+		scripting.Meta{Connection: p.conn.Name, Side: string(dst), FirstSync: first})
+	*logs = append(*logs, res.Log...)
+	if err != nil {
+		return outcome{}, nil, err
+	}
+	if res.Skipped {
+		return outcome{Action: "skip", Reason: "skipped by script: " + res.SkipReason}, nil, nil
+	}
+	fields, comments, err := splitEntity(res.Entity)
+	if err != nil {
+		return outcome{}, nil, fmt.Errorf("%w: incoming script result: %w", connectors.ErrInvalid, err)
+	}
+	out := outcome{Action: "none"}
+	changes := patch(local.Fields, fields)
+	if first {
+		// Save the intent before creating so a crash here is visible; issue #4
+		// adds a correlation key to find an already-created entity on retry.
+		if local, err = target.conn.Create(ctx, changes); err != nil {
+			return out, nil, fmt.Errorf("create on %s: %w", dst, err)
+		}
+		twin.SetEntityID(dst, local.ID)
+		if err := e.st.SaveTwin(ctx, &twin); err != nil {
+			return out, nil, err
+		}
+		out.Action, out.Patch = "create", changes
+	} else if len(changes) > 0 {
+		if local, err = target.conn.Update(ctx, targetID, changes); err != nil {
+			return out, nil, fmt.Errorf("update %s entity %s: %w", dst, targetID, err)
+		}
+		out.Action, out.Patch = "update", changes
+	}
+	out.TargetID = local.ID
+	n, err := e.addComments(ctx, target.conn, &twin, src, local, comments)
+	out.Comments = n
+	if n > 0 && out.Action == "none" {
+		out.Action = "comment"
+	}
+	if err != nil {
+		// Comments already added are linked in twin; save it so a retry skips them.
+		return out, &twin, err
+	}
+	if out.Action != "none" {
+		if local, err = target.conn.Get(ctx, local.ID); err != nil {
+			return out, &twin, fmt.Errorf("read back %s entity %s: %w", dst, local.ID, err)
+		}
+		twin.SetHash(dst, contentHash(local))
+	}
+	return out, &twin, nil
+}
+
+// replicaOf returns the event's replica. An event whose outgoing script
+// failed at intake has none: on retry the source entity is read again and the
+// (possibly fixed) script rerun.
+func (e *Engine) replicaOf(ctx context.Context, p *plan, ev *store.SyncEvent, twin *store.Twin, logs *[]string) (map[string]any, error) {
+	if ev.Replica != "" {
+		m, err := decodeObject(&ev.Replica)
+		if err != nil {
+			return nil, fmt.Errorf("%w: stored replica: %w", connectors.ErrInvalid, err)
+		}
+		if m == nil {
+			m = map[string]any{}
+		}
+		return m, nil
+	}
+	src := ev.Direction.Source()
+	sys, err := e.system(ctx, p.conn.SystemID(src))
+	if err != nil {
+		return nil, err
+	}
+	ent, err := sys.conn.Get(ctx, ev.SourceID)
+	if err != nil {
+		return nil, fmt.Errorf("read %s entity %s: %w", src, ev.SourceID, err)
+	}
+	previous, err := decodeObject(twin.Sent(ev.Direction))
+	if err != nil {
+		return nil, err
+	}
+	out, err := e.opts.Runner.Outgoing(ctx, p.sides[src].outgoing, scriptEntity(ent), previous,
+		scripting.Meta{Connection: p.conn.Name, Side: string(src), FirstSync: twin.EntityID(src.Other()) == ""})
+	*logs = append(*logs, out.Log...)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := canonical(out.Replica)
+	if err != nil {
+		return nil, fmt.Errorf("%w: replica is not JSON: %w", connectors.ErrInvalid, err)
+	}
+	twin.SetSent(ev.Direction, enc)
+	ev.Replica = enc
+	return out.Replica, nil
+}
+
+// commentLinks is the twin's record of which comment on one side is which on
+// the other: "a:5" → "b:12" in the direction the comment was copied.
+type commentLinks map[string]string
+
+func loadLinks(t *store.Twin) commentLinks {
+	l := commentLinks{}
+	if t.CommentLinks != "" {
+		_ = json.Unmarshal([]byte(t.CommentLinks), &l)
+	}
+	return l
+}
+
+func (l commentLinks) save(t *store.Twin) {
+	b, _ := json.Marshal(l)
+	t.CommentLinks = string(b)
+}
+
+// addComments creates the comments the incoming script listed that the
+// target does not have yet. An entry is already there when its id is linked
+// to a comment copied earlier (either way), or when it is one of the target's
+// own comments left as it was.
+func (e *Engine) addComments(ctx context.Context, conn connectors.Connector, twin *store.Twin, src store.Side, local connectors.Entity, want []connectors.Comment) (int, error) {
+	if len(want) == 0 {
+		return 0, nil
+	}
+	dst := src.Other()
+	links := loadLinks(twin)
+	linked := make(map[string]bool, 2*len(links))
+	for k, v := range links {
+		linked[k], linked[v] = true, true
+	}
+	own := make(map[string]string, len(local.Comments))
+	bodies := make(map[string]bool, len(local.Comments))
+	for _, c := range local.Comments {
+		own[c.ID] = c.Body
+		bodies[c.Body] = true
+	}
+	var added int
+	for _, c := range want {
+		if c.ID != "" && linked[string(src)+":"+c.ID] {
+			continue
+		}
+		if body, ok := own[c.ID]; ok && body == c.Body {
+			continue
+		}
+		if c.ID == "" && bodies[c.Body] {
+			continue // a comment without id is known by its text
+		}
+		nc, err := conn.AddComment(ctx, local.ID, connectors.Comment{Author: c.Author, Body: c.Body})
+		if err != nil {
+			links.save(twin)
+			return added, fmt.Errorf("add comment on %s entity %s: %w", dst, local.ID, err)
+		}
+		added++
+		bodies[c.Body] = true
+		if c.ID != "" {
+			links[string(src)+":"+c.ID] = string(dst) + ":" + nc.ID
+		}
+	}
+	links.save(twin)
+	return added, nil
+}
+
+// capLog keeps the newest part of an event's log (retries append to it).
+func capLog(s string) string {
+	const max = 64 << 10
+	if len(s) <= max {
+		return s
+	}
+	return "…" + s[len(s)-max:]
+}

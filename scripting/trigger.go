@@ -1,0 +1,114 @@
+package scripting
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+)
+
+const triggerName = "trigger"
+
+// Trigger is a compiled boolean condition over an entity's fields. It is
+// immutable and safe for concurrent use.
+type Trigger struct {
+	src  string
+	prog *vm.Program // nil: always matches
+	vars []triggerVar
+}
+
+type triggerVar struct {
+	name string
+	zero any
+}
+
+// CompileTrigger compiles src once against a typed environment: env maps
+// each variable name to a zero value of its type, e.g.
+// {"labels": []string{}, "status": "", "priority": 0.0}. Unknown names and
+// type errors are compile errors. An empty src always matches. The error is
+// an *Error of kind "compile" with the position in src.
+func CompileTrigger(src string, env map[string]any) (*Trigger, error) {
+	t := &Trigger{src: src}
+	if strings.TrimSpace(src) == "" {
+		return t, nil
+	}
+	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool())
+	if err != nil {
+		return nil, exprError(ErrorCompile, err)
+	}
+	t.prog = prog
+	for name, zero := range env {
+		t.vars = append(t.vars, triggerVar{name, zero})
+	}
+	return t, nil
+}
+
+// Source returns the source given to CompileTrigger.
+func (t *Trigger) Source() string { return t.src }
+
+// expr VMs keep their stacks between runs; reusing them saves allocations.
+var exprVMs = sync.Pool{New: func() any { return new(vm.VM) }}
+
+// Match evaluates the trigger against vars. A variable of the environment
+// that is missing from vars or nil takes its zero value ("" for a string,
+// an empty list, 0), so `status != "closed"` is true and `"x" in labels`
+// false rather than a type error. Lists may be []any at run time even when
+// the environment declared []string. Runtime errors come back as an *Error
+// of kind "runtime"; expr recovers its own panics.
+func (t *Trigger) Match(vars map[string]any) (bool, error) {
+	if t.prog == nil {
+		return true, nil
+	}
+	env := vars
+	for _, v := range t.vars {
+		if x, ok := vars[v.name]; !ok || x == nil {
+			env = t.fill(vars)
+			break
+		}
+	}
+	m := exprVMs.Get().(*vm.VM)
+	out, err := m.Run(t.prog, env)
+	exprVMs.Put(m)
+	if err != nil {
+		return false, exprError(ErrorRuntime, err)
+	}
+	b, ok := out.(bool)
+	if !ok {
+		return false, &Error{Script: triggerName, Kind: ErrorRuntime, Message: fmt.Sprintf("result is %T, not bool", out)}
+	}
+	return b, nil
+}
+
+func (t *Trigger) fill(vars map[string]any) map[string]any {
+	env := make(map[string]any, len(vars)+len(t.vars))
+	for k, v := range vars {
+		env[k] = v
+	}
+	for _, v := range t.vars {
+		if env[v.name] == nil {
+			env[v.name] = v.zero
+		}
+	}
+	return env
+}
+
+func exprError(kind string, err error) *Error {
+	e := &Error{Script: triggerName, Kind: kind, Message: err.Error(), err: err}
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		e.Message = fe.Message
+		if fe.Line > 0 {
+			// expr counts columns from 0, in code points.
+			e.Line, e.Column = fe.Line, fe.Column+1
+		}
+	}
+	if e.Line == 0 && kind == ErrorCompile {
+		// e.g. "expected bool": about the whole expression, so point at its start.
+		e.Line, e.Column = 1, 1
+	}
+	return e
+}
