@@ -43,7 +43,7 @@ func (c counting) AddComment(ctx context.Context, id string, cm connectors.Comme
 // fixture is a demo installation: a store, the two demo SQLite databases
 // opened directly (as a person with a SQLite client would), and an engine.
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	st      *store.Store
 	reg     *connectors.Registry
@@ -56,7 +56,7 @@ type fixture struct {
 	writes  atomic.Int64
 }
 
-func newFixture(t *testing.T, st *store.Store) *fixture {
+func newFixture(t testing.TB, st *store.Store, timeout time.Duration) *fixture {
 	t.Helper()
 	f := &fixture{t: t, ctx: context.Background(), st: st}
 	var err error
@@ -74,7 +74,7 @@ func newFixture(t *testing.T, st *store.Store) *fixture {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	f.runner = scripting.NewRunner(scripting.Options{Timeout: time.Second})
+	f.runner = scripting.NewRunner(scripting.Options{Timeout: timeout})
 	paths, err := demo.CreateDatabases(f.ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +99,7 @@ func (f *fixture) newEngine() *engine.Engine {
 	return e
 }
 
-func openSQLite(t *testing.T, path string) *sql.DB {
+func openSQLite(t testing.TB, path string) *sql.DB {
 	db, err := sql.Open("sqlite3", store.SQLiteDSN(path))
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +192,7 @@ func (f *fixture) issueOf(ticket string) string {
 func TestEndToEnd(t *testing.T) {
 	for _, b := range testdb.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			f := newFixture(t, b.Open(t))
+			f := newFixture(t, b.Open(t), time.Second)
 			f.settle()
 
 			// Ticket 1 carries "todev": exactly one issue, mapped by the template.
@@ -302,7 +302,7 @@ func TestEndToEnd(t *testing.T) {
 func TestRestartBetweenEnqueueAndApply(t *testing.T) {
 	for _, b := range testdb.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			f := newFixture(t, b.Open(t))
+			f := newFixture(t, b.Open(t), time.Second)
 			res, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID)
 			if err != nil || res.Enqueued != 1 {
 				t.Fatalf("poll: %+v %v", res, err)
@@ -322,5 +322,43 @@ func TestRestartBetweenEnqueueAndApply(t *testing.T) {
 				t.Fatalf("poll after restart re-queued work: %+v %v", res, err)
 			}
 		})
+	}
+}
+
+// A script that never ends fails its own event at the deadline, with the
+// script's name in the error; the next events on the same runner pool run.
+func TestRunawayScriptFailsOnlyItsEvent(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), 200*time.Millisecond)
+	f.settle()
+	cur, err := f.st.CurrentScripts(f.ctx, f.conn.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := "if (replica.title.includes('LOOP')) { while (true) {} }\n" + cur[store.SideB][store.KindIncoming].Source
+	if _, err := f.st.SaveScript(f.ctx, f.conn.ID, store.SideB, store.KindIncoming, src, "test"); err != nil {
+		t.Fatal(err)
+	}
+	f.exec(f.support, "UPDATE tickets SET subject = 'LOOP forever' WHERE id = 1")
+	f.exec(f.support, "UPDATE tickets SET labels = 'export,todev' WHERE id = 3")
+	start := time.Now()
+	for i := 0; i < 5; i++ {
+		f.cycle()
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("five cycles took %v: the runaway script was not interrupted", d)
+	}
+	failed, err := f.st.ListEvents(f.ctx, store.EventFilter{Status: store.StatusFailed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) != 1 || !strings.Contains(failed[0].LastError, "support-escalation/b.incoming.js") ||
+		!strings.Contains(failed[0].LastError, "deadline") {
+		t.Fatalf("want one failed event naming the script and the deadline, got %+v", failed)
+	}
+	if n := f.count(f.eng2, "SELECT COUNT(*) FROM issues WHERE ticket_ref = 'T-3'"); n != 1 {
+		t.Fatalf("the healthy change after the runaway one was not applied (%d issues for T-3)", n)
+	}
+	if got := f.one(f.eng2, "SELECT title FROM issues WHERE ticket_ref = 'T-1'"); got == "LOOP forever" {
+		t.Fatal("the failed event was applied")
 	}
 }

@@ -14,21 +14,38 @@ import (
 
 // WorkOnce applies the sync events that are due, oldest first, and returns how
 // many it handled. Each event ends done, skipped, failed, or queued again
-// with a later attempt time.
+// with a later attempt time. The results of the whole batch (events, twins,
+// audit entries) are committed in one transaction: one durable write for many
+// events instead of one each.
 func (e *Engine) WorkOnce(ctx context.Context) (int, error) {
 	due, err := e.st.DueEvents(ctx, e.opts.Now(), e.opts.BatchSize)
-	if err != nil {
+	if err != nil || len(due) == 0 {
 		return 0, err
 	}
+	plans := map[int64]*plan{}
+	results := make([]result, 0, len(due))
 	for i := range due {
 		if ctx.Err() != nil {
-			return i, ctx.Err()
+			break // shutting down: what is not done stays queued as it was
 		}
-		if err := e.process(ctx, &due[i]); err != nil {
-			return i, err
+		r, ok := e.process(ctx, plans, &due[i])
+		if ok {
+			results = append(results, r)
 		}
 	}
-	return len(due), nil
+	// Record what was done even when ctx was cancelled meanwhile: those
+	// writes already reached the other system.
+	if err := e.record(context.WithoutCancel(ctx), results); err != nil {
+		return 0, err
+	}
+	return len(results), ctx.Err()
+}
+
+// result is one processed event with what must be saved with it.
+type result struct {
+	ev   *store.SyncEvent
+	twin *store.Twin
+	out  outcome
 }
 
 // outcome is what applying an event did, for the audit log.
@@ -40,11 +57,14 @@ type outcome struct {
 	Reason   string         `json:"reason,omitempty"`
 }
 
-// process applies one event and records its result. It returns an error only
-// when the result itself could not be recorded (the event stays queued).
-func (e *Engine) process(ctx context.Context, ev *store.SyncEvent) error {
+// process applies one event and decides its new status. ok=false means the
+// event was interrupted by shutdown and stays as it was.
+func (e *Engine) process(ctx context.Context, plans map[int64]*plan, ev *store.SyncEvent) (result, bool) {
 	var logs []string
-	out, twin, err := e.apply(ctx, ev, &logs)
+	out, twin, err := e.apply(ctx, plans, ev, &logs)
+	if err != nil && ctx.Err() != nil && twin == nil {
+		return result{}, false
+	}
 	ev.Attempts++
 	ev.Log = capLog(strings.Join(nonEmpty(ev.Log, logs), "\n"))
 	switch {
@@ -52,29 +72,40 @@ func (e *Engine) process(ctx context.Context, ev *store.SyncEvent) error {
 		ev.Status, ev.LastError = store.StatusSkipped, out.Reason
 	case err == nil:
 		ev.Status, ev.LastError = store.StatusDone, ""
-	case ctx.Err() != nil:
-		return ctx.Err() // shutting down: the event stays queued as it was
 	case permanent(err) || ev.Attempts >= e.opts.MaxAttempts:
 		ev.Status, ev.LastError = store.StatusFailed, err.Error()
 	default:
 		ev.Status, ev.LastError = store.StatusQueued, err.Error()
 		ev.NextAttemptAt = e.opts.Now().Add(e.opts.Backoff(ev.Attempts))
 	}
+	return result{ev: ev, twin: twin, out: out}, true
+}
+
+// record saves a batch of results in one transaction.
+func (e *Engine) record(ctx context.Context, results []result) error {
+	if len(results) == 0 {
+		return nil
+	}
 	return e.st.Tx(ctx, func(tx *store.Store) error {
-		if twin != nil {
-			if err := tx.SaveTwin(ctx, twin); err != nil {
+		for _, r := range results {
+			if r.twin != nil {
+				if err := tx.SaveTwin(ctx, r.twin); err != nil {
+					return err
+				}
+			}
+			if err := tx.SaveEvent(ctx, r.ev); err != nil {
+				return err
+			}
+			if r.ev.Status != store.StatusDone && r.ev.Status != store.StatusSkipped {
+				continue
+			}
+			detail, _ := json.Marshal(r.out)
+			if err := tx.AddAudit(ctx, &store.AuditEntry{Actor: "engine", Action: "sync." + r.out.Action,
+				ConnectionID: &r.ev.ConnectionID, TwinID: &r.ev.TwinID, EventID: &r.ev.ID, Detail: string(detail)}); err != nil {
 				return err
 			}
 		}
-		if err := tx.SaveEvent(ctx, ev); err != nil {
-			return err
-		}
-		if ev.Status != store.StatusDone && ev.Status != store.StatusSkipped {
-			return nil
-		}
-		detail, _ := json.Marshal(out)
-		return tx.AddAudit(ctx, &store.AuditEntry{Actor: "engine", Action: "sync." + out.Action,
-			ConnectionID: &ev.ConnectionID, TwinID: &ev.TwinID, EventID: &ev.ID, Detail: string(detail)})
+		return nil
 	})
 }
 
@@ -104,10 +135,14 @@ var errConfig = errors.New("connection cannot run")
 
 // apply runs the incoming script and writes the minimal change to the target
 // system. The twin it returns (when not nil) must be saved with the event.
-func (e *Engine) apply(ctx context.Context, ev *store.SyncEvent, logs *[]string) (outcome, *store.Twin, error) {
-	p, err := e.planByID(ctx, ev.ConnectionID)
-	if err != nil {
-		return outcome{}, nil, fmt.Errorf("%w: %w", errConfig, err)
+func (e *Engine) apply(ctx context.Context, plans map[int64]*plan, ev *store.SyncEvent, logs *[]string) (outcome, *store.Twin, error) {
+	p, ok := plans[ev.ConnectionID]
+	if !ok {
+		var err error
+		if p, err = e.planByID(ctx, ev.ConnectionID); err != nil {
+			return outcome{}, nil, fmt.Errorf("%w: %w", errConfig, err)
+		}
+		plans[ev.ConnectionID] = p // once per batch, not per event
 	}
 	src := ev.Direction.Source()
 	dst := src.Other()

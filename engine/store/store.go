@@ -49,6 +49,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	db, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.Default.LogMode(logger.Silent),
 		SkipDefaultTransaction: true, // we group writes in explicit transactions
+		PrepareStmt:            true, // the queue and twin queries run per event: prepare once
 		NowFunc:                func() time.Time { return time.Now().UTC() },
 	})
 	if err != nil {

@@ -1,0 +1,81 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/internal/testdb"
+)
+
+const benchBatch = 100 // changes per poll page, as the engine's default page size
+
+// benchFixture is a synced demo with benchBatch escalated tickets.
+func benchFixture(b *testing.B) *fixture {
+	f := newFixture(b, testdb.SQLite(b), time.Second)
+	for i := 0; i < benchBatch; i++ {
+		if _, err := f.support.Exec(`INSERT INTO tickets (subject, description, priority, labels) VALUES (?, 'bench', 'high', 'todev')`,
+			fmt.Sprint("bench ticket ", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	f.settle()
+	return f
+}
+
+// BenchmarkPipeline is the cost of syncing one changed entity end to end on
+// SQLite: poll, trigger, echo check, outgoing script, durable event, worker,
+// incoming script, read and update of the target row, twin, audit. Changes
+// come benchBatch at a time, as a poller sees them.
+func BenchmarkPipeline(b *testing.B) {
+	f := benchFixture(b)
+	b.ResetTimer()
+	for done := 0; done < b.N; done += benchBatch {
+		b.StopTimer()
+		time.Sleep(2 * time.Millisecond) // keep the demo's millisecond cursor apart
+		if _, err := f.support.Exec(`UPDATE tickets SET subject = ? WHERE labels = 'todev'`, fmt.Sprint("round ", done)); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		res, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID)
+		if err != nil || res.Enqueued != benchBatch {
+			b.Fatalf("poll: %+v %v", res, err)
+		}
+		for n := 0; n < benchBatch; {
+			w, err := f.eng.WorkOnce(f.ctx)
+			if err != nil || w == 0 {
+				b.Fatalf("work: %d %v", w, err)
+			}
+			n += w
+		}
+	}
+	b.StopTimer()
+	f.noFailures()
+}
+
+// BenchmarkFloorTargetWrite is the floor the pipeline is compared with: only
+// the read and update of the target row through the same connector.
+func BenchmarkFloorTargetWrite(b *testing.B) {
+	f := benchFixture(b)
+	sys, err := f.st.GetSystem(f.ctx, f.conn.SystemBID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := f.reg.Open(context.Background(), sys.Kind, connectors.Config{Name: sys.Name, Settings: []byte(sys.Settings)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		id := fmt.Sprint(2 + i%benchBatch)
+		if _, err := c.Get(f.ctx, id); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Update(f.ctx, id, map[string]any{"title": fmt.Sprint("t", i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
