@@ -36,6 +36,24 @@ type Store struct {
 // Open connects to dsn and applies pending migrations. dsn is a PostgreSQL
 // URL (postgres://...) or a SQLite file path, optionally prefixed "sqlite:".
 func Open(ctx context.Context, dsn string) (*Store, error) {
+	s, err := Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	sqlDB, err := s.db.DB()
+	if err == nil {
+		_, err = migrations.Up(ctx, sqlDB, s.dialect)
+	}
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Connect opens the database without touching the schema (for `duplex
+// migrate status`).
+func Connect(ctx context.Context, dsn string) (*Store, error) {
 	var (
 		dialector gorm.Dialector
 		dialect   migrations.Dialect
@@ -67,10 +85,6 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err := sqlDB.PingContext(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect store: %w", err)
-	}
-	if _, err := migrations.Up(ctx, sqlDB, dialect); err != nil {
-		_ = sqlDB.Close()
-		return nil, err
 	}
 	return &Store{db: db, dialect: dialect, now: func() time.Time { return time.Now().UTC() }}, nil
 }
