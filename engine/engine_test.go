@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -360,5 +361,52 @@ func TestRunawayScriptFailsOnlyItsEvent(t *testing.T) {
 	}
 	if got := f.one(f.eng2, "SELECT title FROM issues WHERE ticket_ref = 'T-1'"); got == "LOOP forever" {
 		t.Fatal("the failed event was applied")
+	}
+}
+
+// A test run shows what the scripts would do and writes nothing anywhere.
+func TestTestRunWritesNothing(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	f.settle()
+	writes := f.writes.Load()
+	evs, _ := f.st.ListEvents(f.ctx, store.EventFilter{})
+	audit, _ := f.st.ListAudit(f.ctx, 0, 1000)
+
+	// Ticket 1 is linked: a pasted edit gives a patch against the real issue.
+	ent := connectors.Entity{ID: "1", Key: "T-1", Fields: map[string]any{
+		"subject": "Pasted subject", "description": "d", "status": "open", "priority": "low",
+		"labels": []any{"todev"}, "requester": "x"}}
+	res, err := f.eng.TestRun(f.ctx, f.conn.ID, store.SideA, "", &ent)
+	if err != nil || res.Error != nil {
+		t.Fatalf("test run: %v %v", err, res.Error)
+	}
+	if !res.Matched || !res.Linked || res.TargetID == "" {
+		t.Fatalf("linked ticket: %+v", res)
+	}
+	if res.Patch["title"] != "Pasted subject" || res.Patch["priority"] != "low" || len(res.Patch) != 3 {
+		t.Fatalf("patch %v: want title, body and priority", res.Patch)
+	}
+	// Ticket 2 by id: no label, no twin, nothing would sync.
+	res, err = f.eng.TestRun(f.ctx, f.conn.ID, store.SideA, "2", nil)
+	if err != nil || res.Matched || res.WouldSync || res.TargetID != "" || res.Patch["title"] != "How do I reset my password?" {
+		t.Fatalf("unlinked ticket: %+v %v", res, err)
+	}
+	// A script error comes back with its stage and position.
+	if _, err := f.st.SaveScript(f.ctx, f.conn.ID, store.SideB, store.KindIncoming, "entity.title = replica.nope.x;", "t"); err != nil {
+		t.Fatal(err)
+	}
+	res, err = f.eng.TestRun(f.ctx, f.conn.ID, store.SideA, "1", nil)
+	var se *scripting.Error
+	if err != nil || res.Stage != "incoming" || !errors.As(res.Error, &se) || se.Line != 1 {
+		t.Fatalf("script error: %+v %v", res, err)
+	}
+
+	if w := f.writes.Load(); w != writes {
+		t.Fatalf("test runs wrote %d times to the systems", w-writes)
+	}
+	evs2, _ := f.st.ListEvents(f.ctx, store.EventFilter{})
+	audit2, _ := f.st.ListAudit(f.ctx, 0, 1000)
+	if len(evs2) != len(evs) || len(audit2) != len(audit) {
+		t.Fatalf("test runs changed the store: events %d→%d, audit %d→%d", len(evs), len(evs2), len(audit), len(audit2))
 	}
 }

@@ -284,16 +284,14 @@ func (l commentLinks) save(t *store.Twin) {
 	t.CommentLinks = string(b)
 }
 
-// addComments creates the comments the incoming script listed that the
-// target does not have yet. An entry is already there when its id is linked
-// to a comment copied earlier (either way), or when it is one of the target's
-// own comments left as it was.
-func (e *Engine) addComments(ctx context.Context, conn connectors.Connector, twin *store.Twin, src store.Side, local connectors.Entity, want []connectors.Comment) (int, error) {
+// newComments returns the comments of want that the target does not have
+// yet. An entry is already there when its id is linked to a comment copied
+// earlier (either way), when it is one of the target's own comments left as
+// it was, or, without an id, when a comment with the same text exists.
+func newComments(links commentLinks, src store.Side, local connectors.Entity, want []connectors.Comment) []connectors.Comment {
 	if len(want) == 0 {
-		return 0, nil
+		return nil
 	}
-	dst := src.Other()
-	links := loadLinks(twin)
 	linked := make(map[string]bool, 2*len(links))
 	for k, v := range links {
 		linked[k], linked[v] = true, true
@@ -304,7 +302,7 @@ func (e *Engine) addComments(ctx context.Context, conn connectors.Connector, twi
 		own[c.ID] = c.Body
 		bodies[c.Body] = true
 	}
-	var added int
+	var out []connectors.Comment
 	for _, c := range want {
 		if c.ID != "" && linked[string(src)+":"+c.ID] {
 			continue
@@ -313,21 +311,34 @@ func (e *Engine) addComments(ctx context.Context, conn connectors.Connector, twi
 			continue
 		}
 		if c.ID == "" && bodies[c.Body] {
-			continue // a comment without id is known by its text
+			continue
 		}
+		bodies[c.Body] = true
+		out = append(out, c)
+	}
+	return out
+}
+
+// addComments creates the new comments on the target and links each to the
+// comment it came from, so it is never copied again in either direction.
+func (e *Engine) addComments(ctx context.Context, conn connectors.Connector, twin *store.Twin, src store.Side, local connectors.Entity, want []connectors.Comment) (int, error) {
+	links := loadLinks(twin)
+	add := newComments(links, src, local, want)
+	if len(add) == 0 {
+		return 0, nil
+	}
+	dst := src.Other()
+	defer links.save(twin) // also after a failure, so a retry skips what was added
+	for i, c := range add {
 		nc, err := conn.AddComment(ctx, local.ID, connectors.Comment{Author: c.Author, Body: c.Body})
 		if err != nil {
-			links.save(twin)
-			return added, fmt.Errorf("add comment on %s entity %s: %w", dst, local.ID, err)
+			return i, fmt.Errorf("add comment on %s entity %s: %w", dst, local.ID, err)
 		}
-		added++
-		bodies[c.Body] = true
 		if c.ID != "" {
 			links[string(src)+":"+c.ID] = string(dst) + ":" + nc.ID
 		}
 	}
-	links.save(twin)
-	return added, nil
+	return len(add), nil
 }
 
 // capLog keeps the newest part of an event's log (retries append to it).

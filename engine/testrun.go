@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/scripting"
+)
+
+// TestRunResult is what a connection's scripts would do with one entity.
+type TestRunResult struct {
+	Side       store.Side           `json:"side"`
+	Matched    bool                 `json:"matched"`    // the trigger matched
+	Linked     bool                 `json:"linked"`     // the entity already has a twin
+	WouldSync  bool                 `json:"would_sync"` // matched or linked
+	Replica    map[string]any       `json:"replica,omitempty"`
+	TargetID   string               `json:"target_id,omitempty"` // "" = the other side would be created
+	Patch      map[string]any       `json:"patch,omitempty"`
+	Comments   []connectors.Comment `json:"comments,omitempty"` // comments that would be added
+	Skipped    bool                 `json:"skipped,omitempty"`
+	SkipReason string               `json:"skip_reason,omitempty"`
+	Log        []string             `json:"log"`
+	Error      error                `json:"-"`               // a script error (*scripting.Error) or a trigger error
+	Stage      string               `json:"stage,omitempty"` // where Error happened: trigger, outgoing, incoming
+}
+
+// TestRun runs a connection's current trigger and scripts for an entity of
+// side `side`, without writing anything: it reads the entity (when ent is
+// nil, by id) and the counterpart if a twin exists, and reports the trigger
+// result, the replica, the patch and the comments the other side would get.
+// Script and trigger errors are reported in the result, not as err.
+func (e *Engine) TestRun(ctx context.Context, connID int64, side store.Side, id string, ent *connectors.Entity) (TestRunResult, error) {
+	res := TestRunResult{Side: side, Log: []string{}}
+	p, err := e.planByID(ctx, connID)
+	if err != nil {
+		return res, err
+	}
+	if ent == nil {
+		src, err := e.system(ctx, p.conn.SystemID(side))
+		if err != nil {
+			return res, err
+		}
+		got, err := src.conn.Get(ctx, id)
+		if err != nil {
+			return res, fmt.Errorf("read %s entity %s: %w", side, id, err)
+		}
+		ent = &got
+	}
+	var (
+		twin     store.Twin
+		previous map[string]any
+		target   *connectors.Entity
+	)
+	if ent.ID != "" {
+		twin, err = e.st.TwinBy(ctx, connID, side, ent.ID)
+		switch {
+		case err == nil:
+			res.Linked = true
+		case !errors.Is(err, store.ErrNotFound):
+			return res, err
+		}
+	}
+	dir := store.DirectionFrom(side)
+	if res.Linked {
+		if previous, err = decodeObject(twin.Sent(dir)); err != nil {
+			return res, err
+		}
+		if tid := twin.EntityID(side.Other()); tid != "" {
+			dst, err := e.system(ctx, p.conn.SystemID(side.Other()))
+			if err != nil {
+				return res, err
+			}
+			got, err := dst.conn.Get(ctx, tid)
+			if err != nil {
+				return res, fmt.Errorf("read %s entity %s: %w", side.Other(), tid, err)
+			}
+			target = &got
+		}
+	}
+	links := commentLinks{}
+	if res.Linked {
+		links = loadLinks(&twin)
+	}
+	simulate(ctx, e.opts.Runner, p.conn.Name, p.sides[side], p.sides[side.Other()], side, *ent, previous, target, links, &res)
+	return res, nil
+}
+
+// simulate is the pure part of a test run: trigger, outgoing, incoming,
+// patch, comments. Template fixtures use it without any store.
+func simulate(ctx context.Context, r *scripting.Runner, connName string, src, dst *sidePlan, side store.Side,
+	ent connectors.Entity, previous map[string]any, target *connectors.Entity, links commentLinks, res *TestRunResult) {
+	var err error
+	if res.Matched, err = src.trigger.Match(triggerVars(ent)); err != nil {
+		res.Error, res.Stage = err, "trigger"
+		return
+	}
+	res.WouldSync = res.Matched || res.Linked
+	first := target == nil
+	out, err := r.Outgoing(ctx, src.outgoing, scriptEntity(ent), previous,
+		scripting.Meta{Connection: connName, Side: string(side), FirstSync: first})
+	res.Log = append(res.Log, out.Log...)
+	if err != nil {
+		res.Error, res.Stage = err, "outgoing"
+		return
+	}
+	res.Replica = out.Replica
+	in := map[string]any{}
+	var local connectors.Entity
+	if target != nil {
+		local = *target
+		in = scriptEntity(local)
+		res.TargetID = local.ID
+	}
+	// The replica goes through its JSON form, exactly as a queued event would.
+	enc, err := canonical(out.Replica)
+	if err != nil {
+		res.Error, res.Stage = err, "outgoing"
+		return
+	}
+	replica, err := decodeObject(&enc)
+	if err != nil {
+		res.Error, res.Stage = err, "outgoing"
+		return
+	}
+	if replica == nil {
+		replica = map[string]any{}
+	}
+	inc, err := r.Incoming(ctx, dst.incoming, replica, previous, in,
+		scripting.Meta{Connection: connName, Side: string(side.Other()), FirstSync: first})
+	res.Log = append(res.Log, inc.Log...)
+	if err != nil {
+		res.Error, res.Stage = err, "incoming"
+		return
+	}
+	if inc.Skipped {
+		res.Skipped, res.SkipReason = true, inc.SkipReason
+		return
+	}
+	fields, comments, err := splitEntity(inc.Entity)
+	if err != nil {
+		res.Error, res.Stage = err, "incoming"
+		return
+	}
+	res.Patch = patch(local.Fields, fields)
+	res.Comments = newComments(links, side, local, comments)
+}
