@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
@@ -27,6 +28,8 @@ type candidate struct {
 	replica  string // canonical JSON; "" when the outgoing script failed
 	failure  string
 	log      string
+	fields   string // the source entity's fields, canonical JSON
+	updated  time.Time
 }
 
 // PollOnce reads one page of changes from a system and queues sync events for
@@ -126,7 +129,7 @@ func (e *Engine) usesOf(ctx context.Context, systemID int64) ([]use, error) {
 // intake runs trigger, echo check and outgoing script for one entity on one
 // side of one connection. ok=false means nothing to queue.
 func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent connectors.Entity) (candidate, bool) {
-	c := candidate{connID: p.conn.ID, side: side, entityID: ent.ID}
+	c := candidate{connID: p.conn.ID, side: side, entityID: ent.ID, updated: ent.UpdatedAt}
 	sp := p.sides[side]
 	twin, err := e.st.TwinBy(ctx, p.conn.ID, side, ent.ID)
 	hasTwin := err == nil
@@ -165,6 +168,10 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		c.failure = "replica is not JSON: " + err.Error()
 		return c, true
 	}
+	if c.fields, err = canonical(ent.Fields); err != nil {
+		c.failure = "entity fields are not JSON: " + err.Error()
+		return c, true
+	}
 	if hasTwin && twin.Sent(dir) != nil && *twin.Sent(dir) == c.replica {
 		return c, false // nothing the other side cares about changed
 	}
@@ -181,7 +188,10 @@ func enqueue(ctx context.Context, tx *store.Store, c candidate) (store.SyncEvent
 	}
 	dir := store.DirectionFrom(c.side)
 	ev := store.SyncEvent{ConnectionID: c.connID, TwinID: twin.ID, Direction: dir, SourceID: c.entityID,
-		Replica: c.replica, Previous: twin.Sent(dir), Log: c.log}
+		Replica: c.replica, Previous: twin.Sent(dir), Log: c.log, SourceUpdatedAt: &c.updated}
+	if c.fields != "" {
+		ev.SourceFields = &c.fields
+	}
 	if c.failure != "" {
 		// Visible in the error list; a retry re-reads the entity and reruns the script.
 		ev.Status, ev.LastError, ev.Replica = store.StatusFailed, c.failure, ""

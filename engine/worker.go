@@ -70,6 +70,8 @@ func (e *Engine) process(ctx context.Context, plans map[int64]*plan, ev *store.S
 	switch {
 	case err == nil && out.Action == "skip":
 		ev.Status, ev.LastError = store.StatusSkipped, out.Reason
+	case err == nil && out.Action == "conflict":
+		ev.Status, ev.LastError = store.StatusConflict, out.Reason
 	case err == nil:
 		ev.Status, ev.LastError = store.StatusDone, ""
 	case permanent(err) || ev.Attempts >= e.opts.MaxAttempts:
@@ -96,7 +98,7 @@ func (e *Engine) record(ctx context.Context, results []result) error {
 			if err := tx.SaveEvent(ctx, r.ev); err != nil {
 				return err
 			}
-			if r.ev.Status != store.StatusDone && r.ev.Status != store.StatusSkipped {
+			if r.ev.Status == store.StatusFailed || r.ev.Status == store.StatusQueued {
 				continue
 			}
 			detail, _ := json.Marshal(r.out)
@@ -188,7 +190,21 @@ func (e *Engine) apply(ctx context.Context, plans map[int64]*plan, ev *store.Syn
 		return outcome{}, nil, fmt.Errorf("%w: incoming script result: %w", connectors.ErrInvalid, err)
 	}
 	out := outcome{Action: "none"}
-	changes := patch(local.Fields, fields)
+	changes := fields
+	if !first {
+		var conflicts []Conflict
+		if changes, conflicts, err = e.mergeFor(ctx, p, ev, &twin, dst, local, fields); err != nil {
+			return out, nil, err
+		}
+		if len(conflicts) > 0 {
+			enc, _ := json.Marshal(conflicts)
+			s := string(enc)
+			ev.Conflicts = &s
+			return outcome{Action: "conflict", Reason: fmt.Sprintf("%d field(s) changed on both sides", len(conflicts))}, nil, nil
+		}
+	} else {
+		changes = patch(nil, fields)
+	}
 	if first {
 		// Save the intent before creating so a crash here is visible; issue #4
 		// adds a correlation key to find an already-created entity on retry.
@@ -221,15 +237,66 @@ func (e *Engine) apply(ctx context.Context, plans map[int64]*plan, ev *store.Syn
 			return out, &twin, fmt.Errorf("read back %s entity %s: %w", dst, local.ID, err)
 		}
 		twin.SetHash(dst, contentHash(local))
+		twin.SetWrittenAt(dst, e.opts.Now())
+		if enc, err := canonical(local.Fields); err == nil {
+			twin.SetBase(dst, enc)
+		}
+	}
+	// The source's state as queued is now in sync: it is the source's base
+	// for the next change coming the other way.
+	if ev.SourceFields != nil {
+		twin.SetBase(src, *ev.SourceFields)
 	}
 	return out, &twin, nil
+}
+
+// mergeFor runs the field-level merge of an update: it reruns the incoming
+// script on the previous replica to learn which target fields the source
+// actually changed, then compares with the target's base.
+func (e *Engine) mergeFor(ctx context.Context, p *plan, ev *store.SyncEvent, twin *store.Twin, dst store.Side,
+	local connectors.Entity, desired map[string]any) (map[string]any, []Conflict, error) {
+	policy, err := ParsePolicy(p.conn.ConflictPolicy)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errConfig, err)
+	}
+	mi := mergeInput{desired: desired, local: local.Fields, policy: policy, src: dst.Other(), localTime: local.UpdatedAt}
+	if ev.SourceUpdatedAt != nil {
+		mi.srcTime = *ev.SourceUpdatedAt
+	}
+	if mi.base, err = decodeObject(twin.Base(dst)); err != nil {
+		return nil, nil, fmt.Errorf("twin base: %w", err)
+	}
+	if ev.Resolution != nil && *ev.Resolution != "" {
+		if err := json.Unmarshal([]byte(*ev.Resolution), &mi.resolution); err != nil {
+			return nil, nil, fmt.Errorf("%w: conflict resolution: %w", connectors.ErrInvalid, err)
+		}
+	}
+	if prev, err := decodeObject(ev.Previous); err == nil && prev != nil {
+		// The script sees a fresh copy of the local entity: the first run
+		// must not leak into the second.
+		again := scriptEntity(local)
+		res, err := e.opts.Runner.Incoming(ctx, p.sides[dst].incoming, prev, nil, again,
+			scripting.Meta{Connection: p.conn.Name, Side: string(dst)})
+		if err == nil && !res.Skipped {
+			if f, _, err := splitEntity(res.Entity); err == nil {
+				mi.prevDesired = f
+			}
+		}
+	}
+	patch, conflicts := merge(mi)
+	return patch, conflicts, nil
 }
 
 // replicaOf returns the event's replica. An event whose outgoing script
 // failed at intake has none: on retry the source entity is read again and the
 // (possibly fixed) script rerun.
 func (e *Engine) replicaOf(ctx context.Context, p *plan, ev *store.SyncEvent, twin *store.Twin, logs *[]string) (map[string]any, error) {
-	if ev.Replica != "" {
+	src := ev.Direction.Source()
+	// Duplex wrote to the source after this event was queued (the other
+	// direction's event, maybe settling a conflict against it): the queued
+	// replica is stale, so read the source again instead of sending it.
+	stale := twin.WrittenAt(src) != nil && twin.WrittenAt(src).After(ev.CreatedAt)
+	if ev.Replica != "" && !stale {
 		m, err := decodeObject(&ev.Replica)
 		if err != nil {
 			return nil, fmt.Errorf("%w: stored replica: %w", connectors.ErrInvalid, err)
@@ -239,7 +306,6 @@ func (e *Engine) replicaOf(ctx context.Context, p *plan, ev *store.SyncEvent, tw
 		}
 		return m, nil
 	}
-	src := ev.Direction.Source()
 	sys, err := e.system(ctx, p.conn.SystemID(src))
 	if err != nil {
 		return nil, err
@@ -262,9 +328,16 @@ func (e *Engine) replicaOf(ctx context.Context, p *plan, ev *store.SyncEvent, tw
 	if err != nil {
 		return nil, fmt.Errorf("%w: replica is not JSON: %w", connectors.ErrInvalid, err)
 	}
-	twin.SetSent(ev.Direction, enc)
 	ev.Replica = enc
-	return out.Replica, nil
+	if f, err := canonical(ent.Fields); err == nil {
+		ev.SourceFields = &f
+	}
+	at := ent.UpdatedAt
+	ev.SourceUpdatedAt = &at
+	if err := e.st.SetSent(ctx, twin.ID, ev.Direction, enc); err != nil {
+		return nil, err
+	}
+	return decodeObject(&enc) // the same JSON round trip a queued replica takes
 }
 
 // commentLinks is the twin's record of which comment on one side is which on

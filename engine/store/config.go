@@ -181,3 +181,14 @@ func (s *Store) lockClause(db *gorm.DB) *gorm.DB {
 	}
 	return db
 }
+
+// SetConflictPolicy stores a connection's conflict policy (JSON, validated by
+// the caller).
+func (s *Store) SetConflictPolicy(ctx context.Context, id int64, policy string) error {
+	res := s.q(ctx).Model(&Connection{}).Where("id = ?", id).
+		Updates(map[string]any{"conflict_policy": policy, "updated_at": s.now()})
+	if res.Error == nil && res.RowsAffected == 0 {
+		return fmt.Errorf("connection %d: %w", id, ErrNotFound)
+	}
+	return wrap("set conflict policy", res.Error)
+}

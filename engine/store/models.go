@@ -62,10 +62,11 @@ var ScriptKinds = []ScriptKind{KindTrigger, KindOutgoing, KindIncoming}
 
 // Event statuses.
 const (
-	StatusQueued  = "queued"
-	StatusDone    = "done"
-	StatusFailed  = "failed"
-	StatusSkipped = "skipped"
+	StatusQueued   = "queued"
+	StatusDone     = "done"
+	StatusFailed   = "failed"
+	StatusSkipped  = "skipped"
+	StatusConflict = "conflict" // waits for a person to choose (manual conflict policy)
 )
 
 // System is one configured instance of an external tool.
@@ -83,14 +84,17 @@ type System struct {
 
 // Connection is a pair of systems with per-side scripts and triggers.
 type Connection struct {
-	ID        int64     `gorm:"primaryKey" json:"id"`
-	Name      string    `json:"name"`
-	SystemAID int64     `gorm:"column:system_a_id" json:"system_a_id"`
-	SystemBID int64     `gorm:"column:system_b_id" json:"system_b_id"`
-	Active    bool      `json:"active"`
-	Template  string    `json:"template"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID        int64  `gorm:"primaryKey" json:"id"`
+	Name      string `json:"name"`
+	SystemAID int64  `gorm:"column:system_a_id" json:"system_a_id"`
+	SystemBID int64  `gorm:"column:system_b_id" json:"system_b_id"`
+	Active    bool   `json:"active"`
+	Template  string `json:"template"`
+	// ConflictPolicy is JSON: {"default": "a"|"b"|"newest"|"manual",
+	// "fields": {"<target field>": policy}}; empty means side a wins.
+	ConflictPolicy string    `json:"conflict_policy"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // SystemID returns the system on side s.
@@ -115,17 +119,55 @@ type ScriptVersion struct {
 
 // Twin links an entity on side a with its counterpart on side b.
 type Twin struct {
-	ID           int64     `gorm:"primaryKey" json:"id"`
-	ConnectionID int64     `json:"connection_id"`
-	AID          *string   `gorm:"column:a_id" json:"a_id"`
-	BID          *string   `gorm:"column:b_id" json:"b_id"`
-	AHash        string    `gorm:"column:a_hash" json:"-"`
-	BHash        string    `gorm:"column:b_hash" json:"-"`
-	SentAB       *string   `gorm:"column:sent_ab" json:"sent_ab,omitempty"`
-	SentBA       *string   `gorm:"column:sent_ba" json:"sent_ba,omitempty"`
-	CommentLinks string    `json:"-"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	ID           int64      `gorm:"primaryKey" json:"id"`
+	ConnectionID int64      `json:"connection_id"`
+	AID          *string    `gorm:"column:a_id" json:"a_id"`
+	BID          *string    `gorm:"column:b_id" json:"b_id"`
+	AHash        string     `gorm:"column:a_hash" json:"-"`
+	BHash        string     `gorm:"column:b_hash" json:"-"`
+	SentAB       *string    `gorm:"column:sent_ab" json:"sent_ab,omitempty"`
+	SentBA       *string    `gorm:"column:sent_ba" json:"sent_ba,omitempty"`
+	CommentLinks string     `json:"-"`
+	BaseA        *string    `gorm:"column:base_a" json:"base_a,omitempty"`
+	BaseB        *string    `gorm:"column:base_b" json:"base_b,omitempty"`
+	AWrittenAt   *time.Time `gorm:"column:a_written_at" json:"a_written_at,omitempty"`
+	BWrittenAt   *time.Time `gorm:"column:b_written_at" json:"b_written_at,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+}
+
+// Base is side s's fields as of the last sync (JSON), or nil.
+func (t *Twin) Base(s Side) *string {
+	if s == SideA {
+		return t.BaseA
+	}
+	return t.BaseB
+}
+
+// SetBase records side s's fields as of a sync.
+func (t *Twin) SetBase(s Side, fields string) {
+	if s == SideA {
+		t.BaseA = &fields
+	} else {
+		t.BaseB = &fields
+	}
+}
+
+// WrittenAt is when Duplex last wrote to side s, or nil.
+func (t *Twin) WrittenAt(s Side) *time.Time {
+	if s == SideA {
+		return t.AWrittenAt
+	}
+	return t.BWrittenAt
+}
+
+// SetWrittenAt records a write by Duplex to side s.
+func (t *Twin) SetWrittenAt(s Side, at time.Time) {
+	if s == SideA {
+		t.AWrittenAt = &at
+	} else {
+		t.BWrittenAt = &at
+	}
 }
 
 // ID returns the entity id on side s ("" while it does not exist yet).
@@ -197,8 +239,16 @@ type SyncEvent struct {
 	NextAttemptAt time.Time `json:"next_attempt_at"`
 	LastError     string    `json:"last_error"`
 	Log           string    `json:"log"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	// SourceFields and SourceUpdatedAt are the source entity as queued: its
+	// fields become the source's base once the event is applied.
+	SourceFields    *string    `json:"-"`
+	SourceUpdatedAt *time.Time `json:"source_updated_at,omitempty"`
+	// Conflicts (JSON list) wait for a person; Resolution (JSON object
+	// field → {"take": "source"|"target"|"value", "value": …}) is their answer.
+	Conflicts  *string   `json:"conflicts,omitempty"`
+	Resolution *string   `json:"resolution,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // AuditEntry records who did what.

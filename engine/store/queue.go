@@ -39,10 +39,12 @@ func (s *Store) GetTwin(ctx context.Context, id int64) (Twin, error) {
 	return t, wrap(fmt.Sprintf("twin %d", id), err)
 }
 
-// SaveTwin writes every column of a twin.
+// SaveTwin writes a twin's columns except the last-sent replicas, which only
+// intake moves (SetSent): the worker must not overwrite a newer one with the
+// copy it read before.
 func (s *Store) SaveTwin(ctx context.Context, t *Twin) error {
 	t.UpdatedAt = s.now()
-	return wrap("save twin", s.q(ctx).Save(t).Error)
+	return wrap("save twin", s.q(ctx).Omit("sent_ab", "sent_ba").Save(t).Error)
 }
 
 // SetSent records the last replica queued in direction d, touching nothing
@@ -108,7 +110,8 @@ func (s *Store) SaveEvent(ctx context.Context, ev *SyncEvent) error {
 	ev.UpdatedAt = s.now()
 	return wrap("save event", s.q(ctx).Model(&SyncEvent{}).Where("id = ?", ev.ID).Updates(map[string]any{
 		"status": ev.Status, "attempts": ev.Attempts, "next_attempt_at": ev.NextAttemptAt.UTC(),
-		"last_error": ev.LastError, "log": ev.Log, "updated_at": ev.UpdatedAt,
+		"last_error": ev.LastError, "log": ev.Log, "updated_at": ev.UpdatedAt, "replica": ev.Replica,
+		"conflicts": ev.Conflicts, "resolution": ev.Resolution,
 	}).Error)
 }
 
@@ -170,4 +173,21 @@ func (s *Store) EventCounts(ctx context.Context, connID int64) (map[string]int64
 		out[r.Status] = r.N
 	}
 	return out, wrap("event counts", err)
+}
+
+// ResolveConflict records a person's choices for an event waiting in the
+// conflict list and queues it again.
+func (s *Store) ResolveConflict(ctx context.Context, id int64, resolution string) error {
+	res := s.q(ctx).Model(&SyncEvent{}).Where("id = ? AND status = ?", id, StatusConflict).
+		Updates(map[string]any{"status": StatusQueued, "resolution": resolution, "next_attempt_at": s.now(), "updated_at": s.now()})
+	if res.Error != nil {
+		return wrap("resolve conflict", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		if _, err := s.GetEvent(ctx, id); err != nil {
+			return err
+		}
+		return fmt.Errorf("event %d has no open conflict: %w", id, ErrConflict)
+	}
+	return nil
 }

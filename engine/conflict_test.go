@@ -1,0 +1,143 @@
+package engine_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/engine"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/testdb"
+)
+
+// symmetric replaces the demo scripts with a two-way mapping of subject/title
+// and priority, so both sides can change the same fields.
+func symmetric(t *testing.T, f *fixture, policy string) {
+	t.Helper()
+	src := map[store.Side]map[store.ScriptKind]string{
+		store.SideA: {
+			store.KindOutgoing: "replica.key = entity.key; replica.title = entity.subject; replica.priority = entity.priority;",
+			store.KindIncoming: "entity.subject = replica.title; entity.priority = replica.priority;",
+		},
+		store.SideB: {
+			store.KindOutgoing: "replica.key = entity.ticket_ref; replica.title = entity.title; replica.priority = entity.priority;",
+			store.KindIncoming: "entity.ticket_ref = replica.key; entity.title = replica.title; entity.priority = replica.priority;",
+		},
+	}
+	for side, kinds := range src {
+		for kind, s := range kinds {
+			if _, err := f.st.SaveScript(f.ctx, f.conn.ID, side, kind, s, "test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if policy != "" {
+		if _, err := engine.ParsePolicy(policy); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.SetConflictPolicy(f.ctx, f.conn.ID, policy); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.settle()
+	if got := f.one(f.eng2, "SELECT priority FROM issues WHERE ticket_ref = 'T-1'"); got != "urgent" {
+		t.Fatalf("initial sync: priority %q", got)
+	}
+}
+
+func (f *fixture) ticket1() (subject, priority string) {
+	return f.one(f.support, "SELECT subject FROM tickets WHERE id = 1"), f.one(f.support, "SELECT priority FROM tickets WHERE id = 1")
+}
+
+func (f *fixture) issue1() (title, priority string) {
+	return f.one(f.eng2, "SELECT title FROM issues WHERE ticket_ref = 'T-1'"), f.one(f.eng2, "SELECT priority FROM issues WHERE ticket_ref = 'T-1'")
+}
+
+// Edits of different fields on both sides between two polls both survive.
+func TestConcurrentEditsOfDifferentFieldsBothSurvive(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Open(t), time.Second)
+			symmetric(t, f, "")
+			f.exec(f.support, "UPDATE tickets SET subject = 'Subject from support' WHERE id = 1")
+			f.exec(f.eng2, "UPDATE issues SET priority = 'low' WHERE ticket_ref = 'T-1'")
+			f.settle()
+			if s, p := f.ticket1(); s != "Subject from support" || p != "low" {
+				t.Errorf("ticket: subject %q priority %q; want both edits", s, p)
+			}
+			if s, p := f.issue1(); s != "Subject from support" || p != "low" {
+				t.Errorf("issue: title %q priority %q; want both edits", s, p)
+			}
+		})
+	}
+}
+
+// The same field changed on both sides is settled by the policy, and both
+// sides end equal.
+func TestConflictPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		policy string
+		want   string
+	}{
+		{"", "high"}, // default: side a wins
+		{`{"default":"b"}`, "low"},
+		{`{"default":"a","fields":{"priority":"b","title":"b"}}`, "low"},
+		{`{"default":"newest"}`, "low"}, // engineering edited last
+	} {
+		t.Run(tc.policy, func(t *testing.T) {
+			f := newFixture(t, testdb.SQLite(t), time.Second)
+			symmetric(t, f, tc.policy)
+			f.exec(f.support, "UPDATE tickets SET priority = 'high' WHERE id = 1")
+			time.Sleep(5 * time.Millisecond)
+			f.exec(f.eng2, "UPDATE issues SET priority = 'low' WHERE ticket_ref = 'T-1'")
+			f.settle()
+			_, pa := f.ticket1()
+			_, pb := f.issue1()
+			if pa != tc.want || pb != tc.want {
+				t.Fatalf("ticket %q, issue %q; want both %q", pa, pb, tc.want)
+			}
+		})
+	}
+}
+
+// With the manual policy the conflicting events wait with both values and
+// the base; a person's choice is applied and both sides agree.
+func TestManualConflict(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	symmetric(t, f, `{"default":"manual"}`)
+	f.exec(f.support, "UPDATE tickets SET priority = 'high' WHERE id = 1")
+	f.exec(f.eng2, "UPDATE issues SET priority = 'low' WHERE ticket_ref = 'T-1'")
+	f.settle()
+	if _, p := f.issue1(); p != "low" {
+		t.Fatalf("a manual conflict was settled without a person: issue priority %q", p)
+	}
+	waiting, err := f.st.ListEvents(f.ctx, store.EventFilter{Status: store.StatusConflict})
+	if err != nil || len(waiting) != 2 {
+		t.Fatalf("conflict list: %d events, %v; want 2 (one each way)", len(waiting), err)
+	}
+	for _, ev := range waiting {
+		var cs []engine.Conflict
+		if ev.Conflicts == nil || json.Unmarshal([]byte(*ev.Conflicts), &cs) != nil || len(cs) != 1 || cs[0].Field != "priority" {
+			t.Fatalf("event %d conflicts %v", ev.ID, ev.Conflicts)
+		}
+		if ev.Direction == store.AToB && (cs[0].Base != "urgent" || cs[0].Target != "low" || cs[0].Incoming != "high") {
+			t.Fatalf("a→b conflict %+v: want base urgent, target low, incoming high", cs[0])
+		}
+	}
+	// The person takes support's value for the issue, and keeps it on the ticket.
+	for _, ev := range waiting {
+		take := `{"priority":{"take":"source"}}`
+		if ev.Direction == store.BToA {
+			take = `{"priority":{"take":"target"}}`
+		}
+		if err := f.st.ResolveConflict(f.ctx, ev.ID, take); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.settle()
+	_, pa := f.ticket1()
+	_, pb := f.issue1()
+	if pa != "high" || pb != "high" {
+		t.Fatalf("after resolution: ticket %q, issue %q; want both high", pa, pb)
+	}
+}

@@ -1,0 +1,146 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/duplexsync/duplex/engine/store"
+)
+
+// Conflict policies.
+const (
+	PolicyA      = "a"      // side a's value wins
+	PolicyB      = "b"      // side b's value wins
+	PolicyNewest = "newest" // the side whose entity changed last wins
+	PolicyManual = "manual" // a person chooses; the event waits
+)
+
+// Policy decides true conflicts: a field changed on both sides since the
+// last sync. Fields overrides Default per target field name.
+type Policy struct {
+	Default string            `json:"default"`
+	Fields  map[string]string `json:"fields,omitempty"`
+}
+
+// ParsePolicy reads a connection's conflict policy; empty means side a wins.
+func ParsePolicy(s string) (Policy, error) {
+	p := Policy{Default: PolicyA}
+	if s != "" {
+		if err := json.Unmarshal([]byte(s), &p); err != nil {
+			return p, fmt.Errorf("conflict policy: %w", err)
+		}
+	}
+	if p.Default == "" {
+		p.Default = PolicyA
+	}
+	for field, v := range map[string]string{"default": p.Default} {
+		if !validPolicy(v) {
+			return p, fmt.Errorf("conflict policy %s: %q is not a, b, newest or manual", field, v)
+		}
+	}
+	for field, v := range p.Fields {
+		if !validPolicy(v) {
+			return p, fmt.Errorf("conflict policy for field %q: %q is not a, b, newest or manual", field, v)
+		}
+	}
+	return p, nil
+}
+
+func validPolicy(s string) bool {
+	return s == PolicyA || s == PolicyB || s == PolicyNewest || s == PolicyManual
+}
+
+func (p Policy) forField(f string) string {
+	if v, ok := p.Fields[f]; ok {
+		return v
+	}
+	return p.Default
+}
+
+// Conflict is a field both sides changed since the last sync, kept on the
+// event for a person when the policy is manual.
+type Conflict struct {
+	Field    string `json:"field"`
+	Base     any    `json:"base"`     // the target's value at the last sync
+	Target   any    `json:"target"`   // the target's value now
+	Incoming any    `json:"incoming"` // what the source's change asks for
+}
+
+// Resolution is a person's answer for one conflicting field.
+type Resolution struct {
+	Take  string `json:"take"` // "source", "target" or "value"
+	Value any    `json:"value,omitempty"`
+}
+
+// mergeInput is everything the field-level merge looks at.
+type mergeInput struct {
+	desired     map[string]any // target fields after the incoming script on this replica
+	prevDesired map[string]any // ... on the previous replica (nil: unknown, every field counts as changed)
+	local       map[string]any // the target's fields now
+	base        map[string]any // the target's fields at the last sync (nil: never synced)
+	policy      Policy
+	src         store.Side
+	srcTime     time.Time // when the source entity changed
+	localTime   time.Time // when the target entity changed
+	resolution  map[string]Resolution
+}
+
+// merge computes the patch for the target, field by field:
+//   - a field the source did not change (same desired value for the previous
+//     replica) is left alone, so a concurrent edit of it on the target survives;
+//   - a field the source changed flows if the target did not change it since
+//     the last sync;
+//   - a field both changed is a conflict, settled by the policy (or the
+//     person's resolution); manual conflicts are returned and nothing is written.
+func merge(in mergeInput) (map[string]any, []Conflict) {
+	out := map[string]any{}
+	var conflicts []Conflict
+	keys := make([]string, 0, len(in.desired))
+	for k := range in.desired {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // stable conflict lists
+	for _, k := range keys {
+		v := in.desired[k]
+		cur, has := in.local[k]
+		if !has && v == nil || has && sameValue(cur, v) {
+			continue
+		}
+		if in.prevDesired != nil {
+			if pv, ok := in.prevDesired[k]; ok && sameValue(pv, v) {
+				continue // the source did not change this field
+			}
+		}
+		baseV, inBase := in.base[k]
+		if in.base == nil || !inBase || sameValue(cur, baseV) {
+			out[k] = v // only the source changed it
+			continue
+		}
+		// Both sides changed k since the last sync.
+		if r, ok := in.resolution[k]; ok {
+			switch r.Take {
+			case "source":
+				out[k] = v
+			case "value":
+				out[k] = r.Value
+			}
+			continue
+		}
+		switch in.policy.forField(k) {
+		case PolicyManual:
+			conflicts = append(conflicts, Conflict{Field: k, Base: baseV, Target: cur, Incoming: v})
+		case PolicyNewest:
+			if !in.srcTime.Before(in.localTime) {
+				out[k] = v
+			}
+		case string(in.src):
+			out[k] = v
+		}
+	}
+	if len(conflicts) > 0 {
+		return nil, conflicts
+	}
+	return out, nil
+}
