@@ -107,6 +107,20 @@ var (
 	ErrBadConfig   = errors.New("invalid system configuration")
 )
 
+// RetryAfterError is returned (wrapped) by a connector whose system asked to
+// be left alone for a while (HTTP 429 or 503 with Retry-After): the engine
+// waits at least After before the next attempt.
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %v)", e.Err, e.After)
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
 // Config is a system's stored configuration: non-secret settings as JSON and
 // secrets (passwords, tokens) already decrypted by the caller.
 type Config struct {

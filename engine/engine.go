@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -80,7 +81,9 @@ func New(opts Options) *Engine {
 	}
 }
 
-// ExponentialBackoff doubles the delay from base on every attempt up to max.
+// ExponentialBackoff doubles the delay from base on every attempt up to max,
+// then takes a random point in its upper half ("equal jitter"), so events
+// that failed together do not all retry in the same instant.
 func ExponentialBackoff(base, max time.Duration) func(int) time.Duration {
 	return func(attempt int) time.Duration {
 		d := base
@@ -90,7 +93,8 @@ func ExponentialBackoff(base, max time.Duration) func(int) time.Duration {
 		if d > max {
 			d = max
 		}
-		return d
+		half := d / 2
+		return half + rand.N(half+1)
 	}
 }
 

@@ -20,23 +20,42 @@ import (
 	"github.com/duplexsync/duplex/scripts"
 )
 
-// counting wraps a real connector and counts the writes made through it.
+// counting wraps a real connector, counts the writes made through it, and
+// lets a test inject a failure before a write reaches the database.
 type counting struct {
 	connectors.Connector
+	system string
 	writes *atomic.Int64
+	fault  *atomic.Pointer[func(system, op string) error]
+}
+
+func (c counting) inject(op string) error {
+	if h := c.fault.Load(); h != nil {
+		return (*h)(c.system, op)
+	}
+	return nil
 }
 
 func (c counting) Create(ctx context.Context, f map[string]any) (connectors.Entity, error) {
+	if err := c.inject("create"); err != nil {
+		return connectors.Entity{}, err
+	}
 	c.writes.Add(1)
 	return c.Connector.Create(ctx, f)
 }
 
 func (c counting) Update(ctx context.Context, id string, f map[string]any) (connectors.Entity, error) {
+	if err := c.inject("update"); err != nil {
+		return connectors.Entity{}, err
+	}
 	c.writes.Add(1)
 	return c.Connector.Update(ctx, id, f)
 }
 
 func (c counting) AddComment(ctx context.Context, id string, cm connectors.Comment) (connectors.Comment, error) {
+	if err := c.inject("comment"); err != nil {
+		return connectors.Comment{}, err
+	}
 	c.writes.Add(1)
 	return c.Connector.AddComment(ctx, id, cm)
 }
@@ -55,6 +74,8 @@ type fixture struct {
 	support *sql.DB
 	eng2    *sql.DB
 	writes  atomic.Int64
+	fault   atomic.Pointer[func(system, op string) error]
+	now     atomic.Pointer[time.Time] // the engine's clock when set
 }
 
 func newFixture(t testing.TB, st *store.Store, timeout time.Duration) *fixture {
@@ -71,7 +92,7 @@ func newFixture(t testing.TB, st *store.Store, timeout time.Duration) *fixture {
 		if err != nil {
 			return nil, err
 		}
-		return counting{c, &f.writes}, nil
+		return counting{Connector: c, system: cfg.Name, writes: &f.writes, fault: &f.fault}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +116,13 @@ func newFixture(t testing.TB, st *store.Store, timeout time.Duration) *fixture {
 
 func (f *fixture) newEngine() *engine.Engine {
 	e := engine.New(engine.Options{Store: f.st, Connectors: f.reg, Runner: f.runner, Secrets: f.box,
-		Backoff: func(int) time.Duration { return 0 }})
+		Backoff: func(attempt int) time.Duration { return time.Duration(attempt) * time.Minute },
+		Now: func() time.Time {
+			if t := f.now.Load(); t != nil {
+				return *t
+			}
+			return time.Now().UTC()
+		}})
 	f.t.Cleanup(func() { _ = e.Close() })
 	return e
 }

@@ -99,8 +99,11 @@ type use struct {
 	side store.Side
 }
 
-// usesOf lists (active connection, side) pairs that read from a system. One
-// query per poll call; plans come from the cache.
+// usesOf lists (connection, side) pairs that read from a system. Paused
+// connections are included: their changes are queued and wait there (the
+// worker skips them) so that resuming applies them in order, and nothing
+// that happened during the pause is lost. One query per poll call; plans come
+// from the cache.
 func (e *Engine) usesOf(ctx context.Context, systemID int64) ([]use, error) {
 	conns, err := e.st.ListConnections(ctx)
 	if err != nil {
@@ -108,7 +111,7 @@ func (e *Engine) usesOf(ctx context.Context, systemID int64) ([]use, error) {
 	}
 	var out []use
 	for _, c := range conns {
-		if !c.Active || (c.SystemAID != systemID && c.SystemBID != systemID) {
+		if c.SystemAID != systemID && c.SystemBID != systemID {
 			continue
 		}
 		p, err := e.planFor(ctx, c)

@@ -78,7 +78,12 @@ func (e *Engine) process(ctx context.Context, plans map[int64]*plan, ev *store.S
 		ev.Status, ev.LastError = store.StatusFailed, err.Error()
 	default:
 		ev.Status, ev.LastError = store.StatusQueued, err.Error()
-		ev.NextAttemptAt = e.opts.Now().Add(e.opts.Backoff(ev.Attempts))
+		wait := e.opts.Backoff(ev.Attempts)
+		var ra *connectors.RetryAfterError
+		if errors.As(err, &ra) && ra.After > wait {
+			wait = ra.After // the system said when; never sooner
+		}
+		ev.NextAttemptAt = e.opts.Now().Add(wait)
 	}
 	return result{ev: ev, twin: twin, out: out}, true
 }

@@ -1,0 +1,155 @@
+package engine_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/engine"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/testdb"
+)
+
+func (f *fixture) setFault(h func(system, op string) error) { f.fault.Store(&h) }
+
+func (f *fixture) advance(d time.Duration) {
+	t := time.Now().UTC().Add(d)
+	if cur := f.now.Load(); cur != nil {
+		t = cur.Add(d)
+	}
+	f.now.Store(&t)
+}
+
+func (f *fixture) event(status string) []store.SyncEvent {
+	f.t.Helper()
+	evs, err := f.st.ListEvents(f.ctx, store.EventFilter{ConnectionID: f.conn.ID, Status: status})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return evs
+}
+
+// A temporary failure is retried with backoff; the twin's later change waits
+// behind it (order per twin) while other twins keep flowing; after the
+// failure clears, both arrive in order.
+func TestRetryKeepsOrderPerTwin(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	f.settle()
+	issue := f.issueOf("1")
+	down := true
+	f.setFault(func(system, op string) error {
+		if down && system == "engineering" && op == "update" {
+			return fmt.Errorf("tracker down: %w", connectors.ErrUnavailable)
+		}
+		return nil
+	})
+	f.exec(f.support, "UPDATE tickets SET subject = 'first' WHERE id = 1")
+	f.cycle()
+	f.exec(f.support, "UPDATE tickets SET subject = 'second' WHERE id = 1")
+	f.exec(f.support, "UPDATE tickets SET labels = 'export,todev' WHERE id = 3") // another twin
+	for i := 0; i < 3; i++ {
+		f.cycle()
+	}
+	queued := f.event(store.StatusQueued)
+	if len(queued) != 2 || queued[1].Attempts != 1 || !strings.Contains(queued[1].LastError, "tracker down") {
+		t.Fatalf("want the failed event waiting for its retry and the later one behind it: %+v", queued)
+	}
+	if !queued[1].NextAttemptAt.After(time.Now().Add(30 * time.Second)) {
+		t.Fatalf("retry not backed off: next attempt %v", queued[1].NextAttemptAt)
+	}
+	if n := f.count(f.eng2, "SELECT COUNT(*) FROM issues WHERE ticket_ref = 'T-3'"); n != 1 {
+		t.Fatal("another twin's create was held up by the failing one")
+	}
+	down = false
+	f.advance(2 * time.Minute)
+	f.settle()
+	if got := f.one(f.eng2, "SELECT title FROM issues WHERE id = ?", issue); got != "second" {
+		t.Fatalf("title %q, want the later change 'second' applied last", got)
+	}
+	done := f.event(store.StatusDone)
+	if len(done) < 2 || done[0].Replica == done[1].Replica {
+		t.Fatalf("both changes should have been applied in turn")
+	}
+}
+
+// A system that says 429 with Retry-After is not called again before then;
+// an error that keeps happening ends in the failed list after MaxAttempts.
+func TestRetryAfterAndGiveUp(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	f.settle()
+	calls := 0
+	f.setFault(func(system, op string) error {
+		if system == "engineering" && op == "update" {
+			calls++
+			return &connectors.RetryAfterError{After: 90 * time.Minute, Err: errors.New("429 too many requests")}
+		}
+		return nil
+	})
+	f.exec(f.support, "UPDATE tickets SET subject = 'x' WHERE id = 1")
+	f.cycle()
+	ev := f.event(store.StatusQueued)
+	if len(ev) != 1 || ev[0].NextAttemptAt.Before(time.Now().Add(89*time.Minute)) {
+		t.Fatalf("Retry-After not honoured: %+v", ev)
+	}
+	f.advance(60 * time.Minute)
+	f.cycle()
+	if calls != 1 {
+		t.Fatalf("called %d times before Retry-After passed", calls)
+	}
+	for i := 0; i < 10; i++ {
+		f.advance(3 * time.Hour)
+		f.cycle()
+	}
+	failed := f.event(store.StatusFailed)
+	if len(failed) != 1 || failed[0].Attempts != 8 || !strings.Contains(failed[0].LastError, "429") {
+		t.Fatalf("want one failed event after 8 attempts: %+v (calls %d)", failed, calls)
+	}
+}
+
+// Changes made while a connection is paused are queued, not lost; resuming
+// applies them in order.
+func TestPauseQueuesResumeApplies(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	f.settle()
+	if err := f.st.SetActive(f.ctx, f.conn.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	f.exec(f.support, "UPDATE tickets SET subject = 'during pause 1' WHERE id = 1")
+	f.cycle()
+	f.exec(f.support, "UPDATE tickets SET subject = 'during pause 2' WHERE id = 1")
+	f.cycle()
+	if got := f.one(f.eng2, "SELECT title FROM issues WHERE ticket_ref = 'T-1'"); got != "Checkout fails with a 500" {
+		t.Fatalf("applied while paused: %q", got)
+	}
+	if n := len(f.event(store.StatusQueued)); n != 2 {
+		t.Fatalf("%d events queued during the pause, want 2", n)
+	}
+	if err := f.st.SetActive(f.ctx, f.conn.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	f.settle()
+	if got := f.one(f.eng2, "SELECT title FROM issues WHERE ticket_ref = 'T-1'"); got != "during pause 2" {
+		t.Fatalf("after resume: %q", got)
+	}
+}
+
+func TestBackoffHasJitterAndCap(t *testing.T) {
+	b := engine.ExponentialBackoff(time.Second, time.Minute)
+	seen := map[time.Duration]bool{}
+	for i := 0; i < 50; i++ {
+		d := b(3) // 4 s before jitter
+		if d < 2*time.Second || d > 4*time.Second {
+			t.Fatalf("attempt 3: %v outside [2s, 4s]", d)
+		}
+		seen[d] = true
+		if c := b(30); c > time.Minute || c < 30*time.Second {
+			t.Fatalf("attempt 30: %v outside the cap", c)
+		}
+	}
+	if len(seen) < 10 {
+		t.Fatalf("only %d distinct delays in 50 draws: no jitter", len(seen))
+	}
+}
