@@ -99,6 +99,17 @@ type Connector interface {
 	Close() error
 }
 
+// Correlating is implemented by connectors that can tag a created entity with
+// a key and find it again by that key. The engine records its intent (the
+// twin) before creating and, on a retry after a crash between the create and
+// the record, finds the entity instead of creating a second one.
+type Correlating interface {
+	// CreateCorrelated is Create that also stores key with the entity.
+	CreateCorrelated(ctx context.Context, key string, fields map[string]any) (Entity, error)
+	// FindCorrelated returns the entity created with key, if any.
+	FindCorrelated(ctx context.Context, key string) (Entity, bool, error)
+}
+
 // Sentinel errors connectors wrap with %w so the engine can decide what to do.
 var (
 	ErrNotFound    = errors.New("entity not found")

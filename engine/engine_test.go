@@ -44,6 +44,22 @@ func (c counting) Create(ctx context.Context, f map[string]any) (connectors.Enti
 	return c.Connector.Create(ctx, f)
 }
 
+func (c counting) CreateCorrelated(ctx context.Context, key string, f map[string]any) (connectors.Entity, error) {
+	if err := c.inject("create"); err != nil {
+		return connectors.Entity{}, err
+	}
+	c.writes.Add(1)
+	e, err := c.Connector.(connectors.Correlating).CreateCorrelated(ctx, key, f)
+	if err == nil {
+		err = c.inject("after-create") // a crash after the create, before Duplex records it
+	}
+	return e, err
+}
+
+func (c counting) FindCorrelated(ctx context.Context, key string) (connectors.Entity, bool, error) {
+	return c.Connector.(connectors.Correlating).FindCorrelated(ctx, key)
+}
+
 func (c counting) Update(ctx context.Context, id string, f map[string]any) (connectors.Entity, error) {
 	if err := c.inject("update"); err != nil {
 		return connectors.Entity{}, err

@@ -153,3 +153,32 @@ func TestBackoffHasJitterAndCap(t *testing.T) {
 		t.Fatalf("only %d distinct delays in 50 draws: no jitter", len(seen))
 	}
 }
+
+// A crash between creating the counterpart and recording it does not create
+// a second one on retry: the correlation key finds the first.
+func TestCreateIsNotRepeatedAfterACrash(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	crashes := 0
+	f.setFault(func(system, op string) error {
+		if system == "engineering" && op == "after-create" && crashes < 1 {
+			crashes++
+			return fmt.Errorf("connection reset after the create: %w", connectors.ErrUnavailable)
+		}
+		return nil
+	})
+	f.cycle()
+	for i := 0; i < 3; i++ {
+		f.advance(time.Hour)
+		f.cycle()
+	}
+	f.settle()
+	if crashes != 1 {
+		t.Fatalf("fault fired %d times, want 1", crashes)
+	}
+	if n := f.count(f.eng2, "SELECT COUNT(*) FROM issues WHERE ticket_ref = 'T-1'"); n != 1 {
+		t.Fatalf("%d issues for T-1 after an interrupted create, want 1", n)
+	}
+	if n := f.count(f.eng2, "SELECT COUNT(*) FROM issue_comments WHERE issue_id = ?", f.issueOf("1")); n != 1 {
+		t.Fatalf("%d comments copied, want 1", n)
+	}
+}

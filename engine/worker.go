@@ -211,10 +211,20 @@ func (e *Engine) apply(ctx context.Context, plans map[int64]*plan, ev *store.Syn
 		changes = patch(nil, fields)
 	}
 	if first {
-		// Save the intent before creating so a crash here is visible; issue #4
-		// adds a correlation key to find an already-created entity on retry.
-		if local, err = target.conn.Create(ctx, changes); err != nil {
+		// The twin (our intent) exists since intake. A connector that can
+		// correlate tags the entity with the twin's key, and a retry after a
+		// crash between the create and saving the twin finds it instead of
+		// creating a second one.
+		var found bool
+		if local, found, err = e.create(ctx, target.conn, correlationKey(p.conn.ID, twin.ID), changes); err != nil {
 			return out, nil, fmt.Errorf("create on %s: %w", dst, err)
+		}
+		if found {
+			if rest := patch(local.Fields, changes); len(rest) > 0 {
+				if local, err = target.conn.Update(ctx, local.ID, rest); err != nil {
+					return out, nil, fmt.Errorf("update %s entity %s: %w", dst, local.ID, err)
+				}
+			}
 		}
 		twin.SetEntityID(dst, local.ID)
 		if err := e.st.SaveTwin(ctx, &twin); err != nil {
@@ -253,6 +263,27 @@ func (e *Engine) apply(ctx context.Context, plans map[int64]*plan, ev *store.Syn
 		twin.SetBase(src, *ev.SourceFields)
 	}
 	return out, &twin, nil
+}
+
+// correlationKey names what Duplex creates for a twin, stable across retries.
+func correlationKey(connID, twinID int64) string {
+	return fmt.Sprintf("duplex:%d:%d", connID, twinID)
+}
+
+// create makes the counterpart of a new twin, or finds the one an earlier,
+// interrupted attempt made (found=true).
+func (e *Engine) create(ctx context.Context, conn connectors.Connector, key string, fields map[string]any) (connectors.Entity, bool, error) {
+	cc, ok := conn.(connectors.Correlating)
+	if !ok {
+		ent, err := conn.Create(ctx, fields)
+		return ent, false, err
+	}
+	ent, found, err := cc.FindCorrelated(ctx, key)
+	if err != nil || found {
+		return ent, found, err
+	}
+	ent, err = cc.CreateCorrelated(ctx, key, fields)
+	return ent, false, err
 }
 
 // mergeFor runs the field-level merge of an update: it reruns the incoming

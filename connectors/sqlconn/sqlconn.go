@@ -62,6 +62,10 @@ type Settings struct {
 	Fields []Field `json:"fields"`
 	// Comments, when set, names the table of the rows' comments.
 	Comments *CommentTable `json:"comments,omitempty"`
+	// CorrelationColumn, when set, is a text column where Duplex stores the
+	// key of an entity it created, to find it again after a crash instead of
+	// creating it twice. Not a field.
+	CorrelationColumn string `json:"correlation_column,omitempty"`
 }
 
 // Field maps one entity field to a column.
@@ -115,6 +119,7 @@ type conn struct {
 	st        stmts
 	tableQ    string // quoted table, id and updated column, for the rare per-call INSERT
 	idQ, updQ string
+	corrQ     string // quoted correlation column, "" if none
 }
 
 // New builds a "sql" connector from cfg; it is a connectors.Factory.
@@ -262,6 +267,12 @@ func newConn(name string, s Settings) (*conn, error) {
 	}
 	c.q = buildQueries(d, s)
 	c.tableQ, c.idQ, c.updQ = d.quote(s.Table), d.quote(s.IDColumn), d.quote(s.UpdatedColumn)
+	if s.CorrelationColumn != "" {
+		if !identRe.MatchString(s.CorrelationColumn) {
+			return nil, fmt.Errorf("correlation_column %q is not a plain identifier", s.CorrelationColumn)
+		}
+		c.corrQ = d.quote(s.CorrelationColumn)
+	}
 	return c, nil
 }
 
@@ -298,13 +309,44 @@ func (c *conn) Get(ctx context.Context, id string) (connectors.Entity, error) {
 // Create inserts a row from fields, sets its updated column to now, and
 // returns it as stored.
 func (c *conn) Create(ctx context.Context, fields map[string]any) (connectors.Entity, error) {
+	return c.create(ctx, "", fields)
+}
+
+// CreateCorrelated creates the entity and stores key in the correlation
+// column (plain Create when none is configured).
+func (c *conn) CreateCorrelated(ctx context.Context, key string, fields map[string]any) (connectors.Entity, error) {
+	if c.corrQ == "" {
+		key = ""
+	}
+	return c.create(ctx, key, fields)
+}
+
+// FindCorrelated looks an entity up by the key CreateCorrelated stored.
+func (c *conn) FindCorrelated(ctx context.Context, key string) (connectors.Entity, bool, error) {
+	if c.corrQ == "" || key == "" {
+		return connectors.Entity{}, false, nil
+	}
+	var id any
+	q := c.d.rebind("SELECT " + c.idQ + " FROM " + c.tableQ + " WHERE " + c.corrQ + " = ?")
+	err := c.db.QueryRowContext(ctx, q, key).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return connectors.Entity{}, false, nil
+	}
+	if err != nil {
+		return connectors.Entity{}, false, c.wrap("find correlated", err)
+	}
+	e, err := c.Get(ctx, idString(id))
+	return e, err == nil, err
+}
+
+func (c *conn) create(ctx context.Context, corr string, fields map[string]any) (connectors.Entity, error) {
 	vals, set, err := c.writeArgs(fields)
 	if err != nil {
 		return connectors.Entity{}, err
 	}
 	now, _ := c.d.now()
 	row := func() *sql.Row { return c.st.insert.QueryRowContext(ctx, append(vals, now)...) }
-	if slices.Contains(set, false) {
+	if slices.Contains(set, false) || corr != "" {
 		// Columns the caller did not give are left out so their defaults
 		// apply (a NOT NULL DEFAULT '' column must not receive NULL). Creates
 		// are rare, so building this statement per call costs nothing.
@@ -315,6 +357,9 @@ func (c *conn) Create(ctx context.Context, fields map[string]any) (connectors.En
 			}
 		}
 		cols, args = append(cols, c.updQ), append(args, now)
+		if corr != "" {
+			cols, args = append(cols, c.corrQ), append(args, corr)
+		}
 		q := c.d.rebind("INSERT INTO " + c.tableQ + " (" + strings.Join(cols, ", ") + ") VALUES (" +
 			strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ") RETURNING " + c.idQ)
 		row = func() *sql.Row { return c.db.QueryRowContext(ctx, q, args...) }

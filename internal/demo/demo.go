@@ -34,6 +34,7 @@ var supportSchema = []string{
 		priority TEXT NOT NULL DEFAULT 'normal',
 		labels TEXT NOT NULL DEFAULT '',
 		requester TEXT NOT NULL DEFAULT '',
+		duplex_ref TEXT,
 		updated_at TEXT NOT NULL DEFAULT (` + now + `))`,
 	`CREATE TRIGGER IF NOT EXISTS tickets_touch AFTER UPDATE ON tickets
 		FOR EACH ROW WHEN NEW.updated_at = OLD.updated_at
@@ -54,6 +55,7 @@ var engineeringSchema = []string{
 		state TEXT NOT NULL DEFAULT 'new',
 		priority TEXT NOT NULL DEFAULT 'normal',
 		ticket_ref TEXT NOT NULL DEFAULT '',
+		duplex_ref TEXT,
 		updated_at TEXT NOT NULL DEFAULT (` + now + `))`,
 	`CREATE TRIGGER IF NOT EXISTS issues_touch AFTER UPDATE ON issues
 		FOR EACH ROW WHEN NEW.updated_at = OLD.updated_at
@@ -135,7 +137,8 @@ func SupportSettings(path string) map[string]any {
 			{"name": "subject"}, {"name": "description"}, {"name": "status"},
 			{"name": "priority"}, {"name": "labels", "type": "list"}, {"name": "requester"},
 		},
-		"comments": map[string]any{"table": "ticket_comments", "entity_column": "ticket_id"},
+		"comments":           map[string]any{"table": "ticket_comments", "entity_column": "ticket_id"},
+		"correlation_column": "duplex_ref",
 	}
 }
 
@@ -147,7 +150,8 @@ func EngineeringSettings(path string) map[string]any {
 			{"name": "title"}, {"name": "body"}, {"name": "state"},
 			{"name": "priority"}, {"name": "ticket_ref"},
 		},
-		"comments": map[string]any{"table": "issue_comments", "entity_column": "issue_id"},
+		"comments":           map[string]any{"table": "issue_comments", "entity_column": "issue_id"},
+		"correlation_column": "duplex_ref",
 	}
 }
 
