@@ -1,0 +1,280 @@
+// Command duplex is the one Duplex binary: `serve` runs the API, the browser
+// app and the sync engine; `demo` sets up two SQLite databases and a
+// connection and serves them; `migrate` applies or shows the schema version.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/connectors/sqlconn"
+	"github.com/duplexsync/duplex/engine"
+	"github.com/duplexsync/duplex/engine/secret"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/demo"
+	"github.com/duplexsync/duplex/migrations"
+	"github.com/duplexsync/duplex/scripting"
+	"github.com/duplexsync/duplex/scripts"
+	"github.com/duplexsync/duplex/server"
+)
+
+const usage = `duplex — scripted two-way sync
+
+usage:
+  duplex demo    [flags]   two SQLite databases, a connection from a template, the API and UI
+  duplex serve   [flags]   run the API, the browser app and the sync engine
+  duplex migrate [flags] [up|status]
+  duplex version
+
+run "duplex <command> -h" for the flags of a command
+`
+
+var version = "dev"
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = runServe(ctx, logger, os.Args[2:])
+	case "demo":
+		err = runDemo(ctx, logger, os.Args[2:], os.Stdout)
+	case "migrate":
+		err = runMigrate(ctx, os.Args[2:], os.Stdout)
+	case "version":
+		fmt.Println("duplex", version)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "duplex:", err)
+		os.Exit(1)
+	}
+}
+
+// common are the flags every command that opens the store shares.
+type common struct {
+	db      string
+	dataDir string
+	addr    string
+}
+
+func (c *common) register(fs *flag.FlagSet, defaultData string) {
+	fs.StringVar(&c.dataDir, "data", envOr("DUPLEX_DATA", defaultData), "directory for the SQLite store and the secret key file (env DUPLEX_DATA)")
+	fs.StringVar(&c.db, "db", os.Getenv("DUPLEX_DB"), "store DSN: a SQLite path or postgres://… URL; default <data>/duplex.db (env DUPLEX_DB)")
+	fs.StringVar(&c.addr, "addr", envOr("DUPLEX_ADDR", "127.0.0.1:8080"), "listen address (env DUPLEX_ADDR)")
+}
+
+func (c *common) dsn() string {
+	if c.db != "" {
+		return c.db
+	}
+	return filepath.Join(c.dataDir, "duplex.db")
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// app is everything `serve` and `demo` wire together.
+type app struct {
+	store     *store.Store
+	box       *secret.Box
+	templates *scripts.Library
+	engine    *engine.Engine
+	handler   http.Handler
+}
+
+func buildApp(ctx context.Context, logger *slog.Logger, c common) (*app, error) {
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	box, err := loadBox(c.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, c.dsn())
+	if err != nil {
+		return nil, err
+	}
+	lib, err := scripts.Builtin()
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	reg := connectors.NewRegistry()
+	if err := reg.Register("sql", sqlconn.New); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	eng := engine.New(engine.Options{
+		Store: st, Connectors: reg, Secrets: box, Logger: logger,
+		Runner: scripting.NewRunner(scripting.Options{Timeout: time.Second}),
+	})
+	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger})
+	return &app{store: st, box: box, templates: lib, engine: eng, handler: h}, nil
+}
+
+// loadBox takes the secret key from DUPLEX_SECRET_KEY or the data dir's key file.
+func loadBox(dataDir string) (*secret.Box, error) {
+	if k := os.Getenv("DUPLEX_SECRET_KEY"); k != "" {
+		return secret.FromBase64(k)
+	}
+	return secret.LoadOrCreate(filepath.Join(dataDir, "secret.key"))
+}
+
+func (a *app) close() {
+	_ = a.engine.Close()
+	_ = a.store.Close()
+}
+
+// serve runs the engine and the HTTP server until ctx ends, then shuts both down.
+func (a *app) serve(ctx context.Context, logger *slog.Logger, addr string, ready func(url string)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
+	engCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	engDone := make(chan error, 1)
+	go func() { engDone <- a.engine.Run(engCtx) }()
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ln) }()
+	url := "http://" + ln.Addr().String()
+	logger.Info("duplex is serving", "url", url)
+	if ready != nil {
+		ready(url)
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-srvDone:
+	}
+	shutCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	_ = srv.Shutdown(shutCtx)
+	cancel()
+	<-engDone
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func runServe(ctx context.Context, logger *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	var c common
+	c.register(fs, "duplex-data")
+	_ = fs.Parse(args)
+	a, err := buildApp(ctx, logger, c)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	return a.serve(ctx, logger, c.addr, nil)
+}
+
+func runDemo(ctx context.Context, logger *slog.Logger, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ExitOnError)
+	var c common
+	c.register(fs, "duplex-demo")
+	poll := fs.Duration("poll", 2*time.Second, "how often the demo systems are polled")
+	_ = fs.Parse(args)
+	paths, err := demo.CreateDatabases(ctx, c.dataDir)
+	if err != nil {
+		return err
+	}
+	a, err := buildApp(ctx, logger, c)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	conn, err := demo.Install(ctx, a.store, a.box, a.templates, paths, poll.Milliseconds())
+	if err != nil {
+		return err
+	}
+	return a.serve(ctx, logger, c.addr, func(url string) {
+		fmt.Fprintf(out, demoHelp, url, conn.ID, paths.Support, paths.Engineering,
+			paths.Support, paths.Engineering, url)
+	})
+}
+
+const demoHelp = `
+Duplex demo is running: %[1]s  (connection %[2]d, "support-escalation")
+
+  support desk:  %[3]s   (table tickets, ticket_comments)
+  engineering:   %[4]s   (table issues, issue_comments)
+
+Ticket 1 carries the label "todev" and is already on its way to engineering.
+Escalate another ticket with any SQLite client:
+  sqlite3 %[5]s "UPDATE tickets SET labels = 'export,todev' WHERE id = 3"
+Resolve it on the engineering side and watch the ticket follow:
+  sqlite3 %[6]s "UPDATE issues SET state = 'resolved' WHERE ticket_ref = 'T-3'"
+See what happened:
+  curl -s %[7]s/api/events
+`
+
+func runMigrate(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ExitOnError)
+	var c common
+	c.register(fs, "duplex-data")
+	_ = fs.Parse(args)
+	cmd := strings.Join(fs.Args(), " ")
+	if cmd == "" {
+		cmd = "up"
+	}
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil && c.db == "" {
+		return err
+	}
+	open := store.Connect
+	if cmd == "up" {
+		open = store.Open // applies pending migrations
+	}
+	st, err := open(ctx, c.dsn())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	sqlDB, err := st.DB().DB()
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "up", "status":
+		status, err := migrations.Status(ctx, sqlDB, st.Dialect())
+		if err != nil {
+			return err
+		}
+		for _, s := range status {
+			fmt.Fprintf(out, "%-10s %05d %s\n", s.State, s.Source.Version, filepath.Base(s.Source.Path))
+		}
+		return nil
+	default:
+		return fmt.Errorf("migrate: unknown action %q (up or status)", cmd)
+	}
+}

@@ -1,0 +1,85 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/scripting"
+	"github.com/duplexsync/duplex/scripts"
+)
+
+// Stable error codes of the API. Clients match on these, never on messages.
+const (
+	CodeBadRequest    = "bad_request"
+	CodeNotFound      = "not_found"
+	CodeConflict      = "conflict"
+	CodeScriptInvalid = "script_invalid"
+	CodeTooLarge      = "too_large"
+	CodeBadConfig     = "system_config_invalid"
+	CodeUnavailable   = "system_unavailable"
+	CodeInternal      = "internal"
+)
+
+// errBadRequest marks input the client must fix.
+var errBadRequest = errors.New("bad request")
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
+}
+
+// apiError is the JSON body of every error.
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Script  string `json:"script,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+}
+
+// classify is the one place that turns an error into an HTTP status and a
+// stable code.
+func classify(err error) (int, apiError) {
+	var se *scripting.Error
+	var mbe *http.MaxBytesError
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return http.StatusUnprocessableEntity, apiError{Code: CodeScriptInvalid, Message: se.Error(),
+			Script: se.Script, Line: se.Line, Column: se.Column}
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, apiError{Code: CodeTooLarge,
+			Message: fmt.Sprintf("request body over %d bytes", mbe.Limit)}
+	case errors.As(err, &syn), errors.As(err, &typ):
+		return http.StatusBadRequest, apiError{Code: CodeBadRequest, Message: "malformed JSON: " + err.Error()}
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest, apiError{Code: CodeBadRequest, Message: err.Error()}
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, scripts.ErrNotFound), errors.Is(err, connectors.ErrNotFound):
+		return http.StatusNotFound, apiError{Code: CodeNotFound, Message: err.Error()}
+	case errors.Is(err, store.ErrConflict):
+		return http.StatusConflict, apiError{Code: CodeConflict, Message: err.Error()}
+	case errors.Is(err, connectors.ErrBadConfig):
+		return http.StatusUnprocessableEntity, apiError{Code: CodeBadConfig, Message: err.Error()}
+	case errors.Is(err, connectors.ErrUnavailable):
+		return http.StatusBadGateway, apiError{Code: CodeUnavailable, Message: err.Error()}
+	default:
+		return http.StatusInternalServerError, apiError{Code: CodeInternal, Message: "internal error"}
+	}
+}
+
+// fail writes err as the response.
+func (s *srv) fail(c *gin.Context, err error) {
+	status, body := classify(err)
+	if status >= 500 && status != http.StatusBadGateway {
+		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "err", err)
+	} else {
+		s.log.Debug("request refused", "path", c.FullPath(), "status", status, "err", err)
+	}
+	c.AbortWithStatusJSON(status, body)
+}

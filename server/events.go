@@ -1,0 +1,159 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/duplexsync/duplex/engine"
+	"github.com/duplexsync/duplex/engine/store"
+)
+
+func jsonMarshal(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+var statuses = map[string]bool{"": true, store.StatusQueued: true, store.StatusDone: true,
+	store.StatusFailed: true, store.StatusSkipped: true, store.StatusConflict: true}
+
+func (s *srv) listEvents(c *gin.Context) {
+	var f store.EventFilter
+	var err error
+	if v := c.Query("connection_id"); v != "" {
+		if _, err := fmt.Sscan(v, &f.ConnectionID); err != nil {
+			s.fail(c, badRequest("connection_id must be an integer"))
+			return
+		}
+	}
+	f.Status = c.Query("status")
+	if !statuses[f.Status] {
+		s.fail(c, badRequest("status must be queued, done, failed, skipped or conflict"))
+		return
+	}
+	if f.Limit, err = intQuery(c, "limit", 100); err != nil {
+		s.fail(c, err)
+		return
+	}
+	evs, err := s.st.ListEvents(c.Request.Context(), f)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, evs)
+}
+
+func (s *srv) getEvent(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ev, err := s.st.GetEvent(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, ev)
+}
+
+func (s *srv) retryEvent(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	if err := s.st.RetryEvent(ctx, id); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.eng.Wake()
+	ev, err := s.st.GetEvent(ctx, id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.audit(ctx, "event.retry", &ev.ConnectionID, fmt.Sprintf("event %d", id))
+	c.JSON(http.StatusOK, ev)
+}
+
+// resolveEvent takes a person's choice for each conflicting field:
+// {"priority": {"take": "source"}, "title": {"take": "value", "value": "…"}}.
+func (s *srv) resolveEvent(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var in map[string]engine.Resolution
+	if err := s.bind(c, &in); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if len(in) == 0 {
+		s.fail(c, badRequest("give a choice for each conflicting field"))
+		return
+	}
+	for field, r := range in {
+		if r.Take != "source" && r.Take != "target" && r.Take != "value" {
+			s.fail(c, badRequest("field %q: take must be source, target or value", field))
+			return
+		}
+	}
+	enc, err := jsonMarshal(in)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	if err := s.st.ResolveConflict(ctx, id, enc); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.eng.Wake()
+	ev, err := s.st.GetEvent(ctx, id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.audit(ctx, "event.resolve", &ev.ConnectionID, fmt.Sprintf("event %d: %s", id, enc))
+	c.JSON(http.StatusOK, ev)
+}
+
+func (s *srv) listAudit(c *gin.Context) {
+	var connID int64
+	if v := c.Query("connection_id"); v != "" {
+		if _, err := fmt.Sscan(v, &connID); err != nil {
+			s.fail(c, badRequest("connection_id must be an integer"))
+			return
+		}
+	}
+	limit, err := intQuery(c, "limit", 100)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if limit == 0 || limit > 1000 {
+		limit = 100
+	}
+	entries, err := s.st.ListAudit(c.Request.Context(), connID, limit)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, entries)
+}
+
+func (s *srv) listTemplates(c *gin.Context) { c.JSON(http.StatusOK, s.lib.List()) }
+
+func (s *srv) getTemplate(c *gin.Context) {
+	t, err := s.lib.Get(c.Param("name"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, t)
+}

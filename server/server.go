@@ -1,0 +1,173 @@
+// Package server is Duplex's HTTP edge: the Gin JSON API for systems,
+// connections, scripts, twins, sync events and the audit log, health, and the
+// browser app. It maps every error to a status and a stable JSON code in one
+// place (errors.go).
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/engine"
+	"github.com/duplexsync/duplex/engine/secret"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/frontend"
+	"github.com/duplexsync/duplex/scripts"
+)
+
+// Engine is what the server needs from the running engine.
+type Engine interface {
+	Reload(connectionID int64)
+	ReloadSystem(systemID int64)
+	Schema(ctx context.Context, systemID int64) (connectors.Schema, error)
+	ValidateTrigger(ctx context.Context, systemID int64, src string) error
+	TestRun(ctx context.Context, connID int64, side store.Side, id string, ent *connectors.Entity) (engine.TestRunResult, error)
+	Wake()
+}
+
+// Options wires the server.
+type Options struct {
+	Store        *store.Store
+	Engine       Engine
+	Secrets      *secret.Box
+	Templates    *scripts.Library
+	Logger       *slog.Logger
+	MaxBodyBytes int64 // default 1 MiB
+}
+
+type srv struct {
+	st   *store.Store
+	eng  Engine
+	box  *secret.Box
+	lib  *scripts.Library
+	log  *slog.Logger
+	max  int64
+	page http.Handler
+}
+
+// New builds the HTTP handler.
+func New(o Options) http.Handler {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	s := &srv{st: o.Store, eng: o.Engine, box: o.Secrets, lib: o.Templates, log: o.Logger, max: o.MaxBodyBytes,
+		page: frontend.Handler()}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(s.recover)
+	r.GET("/healthz", s.health)
+
+	api := r.Group("/api")
+	api.GET("/systems", s.listSystems)
+	api.POST("/systems", s.createSystem)
+	api.GET("/systems/:id", s.getSystem)
+	api.PUT("/systems/:id", s.updateSystem)
+	api.DELETE("/systems/:id", s.deleteSystem)
+	api.GET("/systems/:id/schema", s.systemSchema)
+
+	api.GET("/connections", s.listConnections)
+	api.POST("/connections", s.createConnection)
+	api.GET("/connections/:id", s.getConnection)
+	api.PUT("/connections/:id/scripts/:side/:kind", s.saveScript)
+	api.GET("/connections/:id/scripts/:side/:kind/versions", s.scriptVersions)
+	api.PUT("/connections/:id/conflict-policy", s.setPolicy)
+	api.POST("/connections/:id/activate", s.setActive(true))
+	api.POST("/connections/:id/pause", s.setActive(false))
+	api.POST("/connections/:id/test-run", s.testRun)
+	api.GET("/connections/:id/twins", s.listTwins)
+
+	api.GET("/events", s.listEvents)
+	api.GET("/events/:id", s.getEvent)
+	api.POST("/events/:id/retry", s.retryEvent)
+	api.POST("/events/:id/resolve", s.resolveEvent)
+
+	api.GET("/audit", s.listAudit)
+	api.GET("/templates", s.listTemplates)
+	api.GET("/templates/:name", s.getTemplate)
+
+	r.NoRoute(func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
+			c.JSON(http.StatusNotFound, apiError{Code: CodeNotFound, Message: "no such route: " + c.Request.Method + " " + c.Request.URL.Path})
+			return
+		}
+		s.page.ServeHTTP(c.Writer, c.Request)
+	})
+	return r
+}
+
+// recover turns a panic in a handler into a 500 JSON error.
+func (s *srv) recover(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic in handler", "path", c.Request.URL.Path, "panic", p)
+			c.AbortWithStatusJSON(http.StatusInternalServerError, apiError{Code: CodeInternal, Message: "internal error"})
+		}
+	}()
+	c.Next()
+}
+
+func (s *srv) health(c *gin.Context) {
+	if err := s.st.Ping(c.Request.Context()); err != nil {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": "store: " + err.Error()})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// bind decodes a JSON body strictly, bounded by MaxBodyBytes.
+func (s *srv) bind(c *gin.Context, v any) error {
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.max)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return badRequest("empty body: a JSON object is required")
+		}
+		var mbe *http.MaxBytesError
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &mbe) || errors.As(err, &syn) || errors.As(err, &typ) {
+			return err
+		}
+		return badRequest("%v", err)
+	}
+	return nil
+}
+
+func idParam(c *gin.Context, name string) (int64, error) {
+	id, err := strconv.ParseInt(c.Param(name), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, badRequest("%s must be a positive integer, got %q", name, c.Param(name))
+	}
+	return id, nil
+}
+
+func intQuery(c *gin.Context, name string, def int) (int, error) {
+	v := c.Query(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, badRequest("%s must be a non-negative integer, got %q", name, v)
+	}
+	return n, nil
+}
+
+func (s *srv) audit(ctx context.Context, action string, connID *int64, detail string) {
+	if err := s.st.AddAudit(ctx, &store.AuditEntry{Actor: "api", Action: action, ConnectionID: connID, Detail: detail}); err != nil {
+		s.log.Error("audit", "action", action, "err", err)
+	}
+}

@@ -1,0 +1,212 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/duplexsync/duplex/engine/store"
+)
+
+// systemIn is what a client sends. Secrets are write-only: omitted means
+// unchanged on update.
+type systemIn struct {
+	Name           string             `json:"name"`
+	Kind           string             `json:"kind"`
+	Settings       json.RawMessage    `json:"settings"`
+	Secrets        *map[string]string `json:"secrets"`
+	PollIntervalMS *int64             `json:"poll_interval_ms"`
+}
+
+// systemOut never holds secret values, only their names.
+type systemOut struct {
+	store.System
+	Settings   json.RawMessage `json:"settings"`
+	SecretKeys []string        `json:"secret_keys"`
+}
+
+func (s *srv) present(sys store.System) (systemOut, error) {
+	out := systemOut{System: sys, Settings: json.RawMessage(sys.Settings), SecretKeys: []string{}}
+	secrets, err := s.box.OpenMap(sys.Secrets)
+	if err != nil {
+		return out, fmt.Errorf("system %d secrets: %w", sys.ID, err)
+	}
+	for k := range secrets {
+		out.SecretKeys = append(out.SecretKeys, k)
+	}
+	sort.Strings(out.SecretKeys)
+	return out, nil
+}
+
+func (in *systemIn) validate(create bool) error {
+	in.Name = strings.TrimSpace(in.Name)
+	if in.Name == "" {
+		return badRequest("name is required")
+	}
+	if create && strings.TrimSpace(in.Kind) == "" {
+		return badRequest("kind is required (for example \"sql\")")
+	}
+	if len(in.Settings) == 0 {
+		in.Settings = json.RawMessage("{}")
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(in.Settings, &obj); err != nil {
+		return badRequest("settings must be a JSON object")
+	}
+	if in.PollIntervalMS != nil && (*in.PollIntervalMS < 100 || *in.PollIntervalMS > 86_400_000) {
+		return badRequest("poll_interval_ms must be between 100 and 86400000")
+	}
+	return nil
+}
+
+func (s *srv) listSystems(c *gin.Context) {
+	systems, err := s.st.ListSystems(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]systemOut, 0, len(systems))
+	for _, sys := range systems {
+		p, err := s.present(sys)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		out = append(out, p)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (s *srv) createSystem(c *gin.Context) {
+	var in systemIn
+	if err := s.bind(c, &in); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := in.validate(true); err != nil {
+		s.fail(c, err)
+		return
+	}
+	sys := store.System{Name: in.Name, Kind: in.Kind, Settings: string(in.Settings), PollIntervalMS: 2000}
+	if in.PollIntervalMS != nil {
+		sys.PollIntervalMS = *in.PollIntervalMS
+	}
+	if in.Secrets != nil {
+		sealed, err := s.box.SealMap(*in.Secrets)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		sys.Secrets = sealed
+	}
+	if err := s.st.CreateSystem(c.Request.Context(), &sys); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.audit(c.Request.Context(), "system.create", nil, fmt.Sprintf("system %d %q (%s)", sys.ID, sys.Name, sys.Kind))
+	s.respondSystem(c, http.StatusCreated, sys)
+}
+
+func (s *srv) respondSystem(c *gin.Context, status int, sys store.System) {
+	out, err := s.present(sys)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(status, out)
+}
+
+func (s *srv) getSystem(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	sys, err := s.st.GetSystem(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.respondSystem(c, http.StatusOK, sys)
+}
+
+func (s *srv) updateSystem(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var in systemIn
+	if err := s.bind(c, &in); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := in.validate(false); err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	sys, err := s.st.GetSystem(ctx, id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if in.Kind != "" && in.Kind != sys.Kind {
+		s.fail(c, badRequest("kind cannot change (%s); create a new system", sys.Kind))
+		return
+	}
+	sys.Name, sys.Settings = in.Name, string(in.Settings)
+	if in.PollIntervalMS != nil {
+		sys.PollIntervalMS = *in.PollIntervalMS
+	}
+	if in.Secrets != nil {
+		if sys.Secrets, err = s.box.SealMap(*in.Secrets); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	if err := s.st.UpdateSystem(ctx, &sys); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.eng.ReloadSystem(id)
+	s.audit(ctx, "system.update", nil, fmt.Sprintf("system %d %q", sys.ID, sys.Name))
+	s.respondSystem(c, http.StatusOK, sys)
+}
+
+func (s *srv) deleteSystem(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.st.DeleteSystem(c.Request.Context(), id); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.eng.ReloadSystem(id)
+	s.audit(c.Request.Context(), "system.delete", nil, fmt.Sprintf("system %d", id))
+	c.Status(http.StatusNoContent)
+}
+
+func (s *srv) systemSchema(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if _, err := s.st.GetSystem(c.Request.Context(), id); err != nil {
+		s.fail(c, err)
+		return
+	}
+	schema, err := s.eng.Schema(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, schema)
+}
