@@ -1,0 +1,275 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/connectors/sqlconn"
+	"github.com/duplexsync/duplex/engine"
+	"github.com/duplexsync/duplex/engine/secret"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/demo"
+	"github.com/duplexsync/duplex/internal/testdb"
+	"github.com/duplexsync/duplex/scripting"
+	"github.com/duplexsync/duplex/scripts"
+	"github.com/duplexsync/duplex/server"
+)
+
+type env struct {
+	t     *testing.T
+	st    *store.Store
+	eng   *engine.Engine
+	h     http.Handler
+	paths demo.Paths
+}
+
+// newEnv serves the API over a real store and engine, with the demo's two
+// SQLite databases available as systems (none created yet).
+func newEnv(t *testing.T, st *store.Store) *env {
+	t.Helper()
+	ctx := context.Background()
+	box, err := secret.LoadOrCreate(t.TempDir() + "/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := connectors.NewRegistry()
+	if err := reg.Register("sql", sqlconn.New); err != nil {
+		t.Fatal(err)
+	}
+	eng := engine.New(engine.Options{Store: st, Connectors: reg, Secrets: box,
+		Runner: scripting.NewRunner(scripting.Options{Timeout: time.Second})})
+	t.Cleanup(func() { _ = eng.Close() })
+	lib, err := scripts.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, err := demo.CreateDatabases(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, MaxBodyBytes: 64 << 10})
+	return &env{t: t, st: st, eng: eng, h: h, paths: paths}
+}
+
+// do sends a request and decodes the JSON answer into out (if not nil).
+func (e *env) do(method, path, body string, out any) int {
+	e.t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	if out != nil {
+		if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
+			e.t.Fatalf("%s %s: %d, body %q is not JSON: %v", method, path, rec.Code, rec.Body.String(), err)
+		}
+	}
+	return rec.Code
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+type apiErr struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Line    int    `json:"line"`
+	Column  int    `json:"column"`
+}
+
+// systems creates the demo's two systems through the API.
+func (e *env) systems() (int64, int64) {
+	e.t.Helper()
+	var a, b struct {
+		ID         int64          `json:"id"`
+		SecretKeys []string       `json:"secret_keys"`
+		Settings   map[string]any `json:"settings"`
+	}
+	body := mustJSON(map[string]any{"name": "desk", "kind": "sql", "settings": demo.SupportSettings(e.paths.Support),
+		"secrets": map[string]string{"api_token": "hunter2-secret"}, "poll_interval_ms": 500})
+	if code := e.do("POST", "/api/systems", body, &a); code != http.StatusCreated {
+		e.t.Fatalf("create system: %d", code)
+	}
+	body = mustJSON(map[string]any{"name": "tracker", "kind": "sql", "settings": demo.EngineeringSettings(e.paths.Engineering)})
+	if code := e.do("POST", "/api/systems", body, &b); code != http.StatusCreated {
+		e.t.Fatalf("create system: %d", code)
+	}
+	if len(a.SecretKeys) != 1 || a.SecretKeys[0] != "api_token" || a.Settings["table"] != "tickets" {
+		e.t.Fatalf("system response: %+v", a)
+	}
+	return a.ID, b.ID
+}
+
+func TestAPI(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			e := newEnv(t, b.Open(t))
+			ctx := context.Background()
+			var health map[string]string
+			if code := e.do("GET", "/healthz", "", &health); code != 200 || health["status"] != "ok" {
+				t.Fatalf("healthz %d %v", code, health)
+			}
+			sa, sb := e.systems()
+
+			// Secrets never come back and are not stored in plain text.
+			for _, path := range []string{"/api/systems", "/api/systems/1"} {
+				req := httptest.NewRequest("GET", path, nil)
+				rec := httptest.NewRecorder()
+				e.h.ServeHTTP(rec, req)
+				if strings.Contains(rec.Body.String(), "hunter2") {
+					t.Fatalf("%s leaks a secret: %s", path, rec.Body.String())
+				}
+			}
+			sys, _ := e.st.GetSystem(ctx, sa)
+			if len(sys.Secrets) == 0 || bytes.Contains(sys.Secrets, []byte("hunter2")) {
+				t.Fatalf("secrets stored in plain text or not at all: %q", sys.Secrets)
+			}
+
+			// A connection from the template.
+			var conn struct {
+				ID      int64 `json:"id"`
+				Scripts map[string]map[string]struct {
+					Version int    `json:"version"`
+					Source  string `json:"source"`
+				} `json:"scripts"`
+			}
+			body := mustJSON(map[string]any{"name": "esc", "system_a_id": sa, "system_b_id": sb,
+				"template": "support-escalation", "active": true})
+			if code := e.do("POST", "/api/connections", body, &conn); code != http.StatusCreated {
+				t.Fatalf("create connection: %d", code)
+			}
+			if !strings.Contains(conn.Scripts["b"]["incoming"].Source, `"urgent":"critical"`) {
+				t.Fatalf("template parameters not rendered: %q", conn.Scripts["b"]["incoming"].Source)
+			}
+
+			// Compile errors come back as 422 with the real position.
+			cases := []struct {
+				name, method, path, body string
+				status                   int
+				code                     string
+				line, col                int
+			}{
+				{"js syntax", "PUT", "/api/connections/1/scripts/a/outgoing", `{"source":"replica.a = 1;\nreplica.b = ;"}`, 422, "script_invalid", 2, 13},
+				{"trigger", "PUT", "/api/connections/1/scripts/a/trigger", `{"source":"status == "}`, 422, "script_invalid", 1, 10},
+				{"trigger type", "PUT", "/api/connections/1/scripts/a/trigger", `{"source":"labels + 1 > 2"}`, 422, "script_invalid", 1, 8},
+				{"bad side", "PUT", "/api/connections/1/scripts/c/outgoing", `{"source":""}`, 400, "bad_request", 0, 0},
+				{"bad kind", "PUT", "/api/connections/1/scripts/a/webhook", `{"source":""}`, 400, "bad_request", 0, 0},
+				{"missing source", "PUT", "/api/connections/1/scripts/a/outgoing", `{}`, 400, "bad_request", 0, 0},
+				{"unknown field", "PUT", "/api/connections/1/scripts/a/outgoing", `{"src":"x"}`, 400, "bad_request", 0, 0},
+				{"malformed", "POST", "/api/systems", `{"name":`, 400, "bad_request", 0, 0},
+				{"empty", "POST", "/api/systems", ``, 400, "bad_request", 0, 0},
+				{"wrong type", "POST", "/api/systems", `{"name": 5}`, 400, "bad_request", 0, 0},
+				{"too large", "POST", "/api/systems", `{"name":"` + strings.Repeat("x", 70<<10) + `"}`, 413, "too_large", 0, 0},
+				{"duplicate name", "POST", "/api/systems", `{"name":"desk","kind":"sql","settings":{}}`, 409, "conflict", 0, 0},
+				{"no such system", "GET", "/api/systems/99", ``, 404, "not_found", 0, 0},
+				{"bad id", "GET", "/api/systems/x", ``, 400, "bad_request", 0, 0},
+				{"system in use", "DELETE", "/api/systems/1", ``, 409, "conflict", 0, 0},
+				{"no such template", "GET", "/api/templates/nope", ``, 404, "not_found", 0, 0},
+				{"no such route", "GET", "/api/nope", ``, 404, "not_found", 0, 0},
+				{"retry missing", "POST", "/api/events/999/retry", ``, 404, "not_found", 0, 0},
+				{"bad policy", "PUT", "/api/connections/1/conflict-policy", `{"default":"loudest"}`, 400, "bad_request", 0, 0},
+				{"test run without entity", "POST", "/api/connections/1/test-run", `{"side":"a"}`, 400, "bad_request", 0, 0},
+				{"test run missing entity", "POST", "/api/connections/1/test-run", `{"side":"a","entity_id":"404"}`, 404, "not_found", 0, 0},
+			}
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					var got apiErr
+					if code := e.do(tc.method, tc.path, tc.body, &got); code != tc.status || got.Code != tc.code {
+						t.Fatalf("%d %+v, want %d %s", code, got, tc.status, tc.code)
+					}
+					if tc.line != 0 && (got.Line != tc.line || got.Column != tc.col) {
+						t.Fatalf("position %d:%d, want %d:%d (%s)", got.Line, got.Column, tc.line, tc.col, got.Message)
+					}
+					if got.Message == "" {
+						t.Fatal("no message")
+					}
+				})
+			}
+
+			// Each save is a new version; history lists them newest first.
+			var v struct{ Version int }
+			for i, src := range []string{"replica.title = entity.subject;", "replica.title = entity.subject.toUpperCase();"} {
+				if code := e.do("PUT", "/api/connections/1/scripts/a/outgoing", mustJSON(map[string]string{"source": src}), &v); code != 200 || v.Version != i+2 {
+					t.Fatalf("save %d: %d version %d", i, code, v.Version)
+				}
+			}
+			var hist []struct {
+				Version int
+				Author  string
+			}
+			if code := e.do("GET", "/api/connections/1/scripts/a/outgoing/versions", "", &hist); code != 200 || len(hist) != 3 || hist[0].Version != 3 {
+				t.Fatalf("history %d %+v", code, hist)
+			}
+
+			// Pause, activate, test run.
+			var c2 struct{ Active bool }
+			if code := e.do("POST", "/api/connections/1/pause", "", &c2); code != 200 || c2.Active {
+				t.Fatalf("pause: %d %+v", code, c2)
+			}
+			if code := e.do("POST", "/api/connections/1/activate", "", &c2); code != 200 || !c2.Active {
+				t.Fatalf("activate: %d %+v", code, c2)
+			}
+			var run struct {
+				Matched bool
+				Replica map[string]any
+				Patch   map[string]any
+				Error   *apiErr
+			}
+			if code := e.do("POST", "/api/connections/1/test-run", `{"side":"a","entity_id":"1"}`, &run); code != 200 || !run.Matched ||
+				run.Replica["title"] != "CHECKOUT FAILS WITH A 500" || run.Patch["title"] != "CHECKOUT FAILS WITH A 500" || run.Patch["state"] != "new" || run.Error != nil {
+				t.Fatalf("test run: %d %+v", code, run)
+			}
+
+			// The engine syncs what the API configured; then the queue API.
+			if _, err := e.eng.PollOnce(ctx, sa); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.eng.WorkOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var evs []struct {
+				ID     int64
+				Status string
+			}
+			if code := e.do("GET", "/api/events?status=done&connection_id=1", "", &evs); code != 200 || len(evs) != 1 {
+				t.Fatalf("events: %d %+v", code, evs)
+			}
+			var got apiErr
+			if code := e.do("POST", "/api/events/1/retry", "", &got); code != 409 || got.Code != "conflict" {
+				t.Fatalf("retry of a done event: %d %+v", code, got)
+			}
+			if code := e.do("POST", "/api/events/1/resolve", `{"title":{"take":"source"}}`, &got); code != 409 {
+				t.Fatalf("resolve of an event without conflict: %d %+v", code, got)
+			}
+			var twins []map[string]any
+			if code := e.do("GET", "/api/connections/1/twins", "", &twins); code != 200 || len(twins) != 1 || twins[0]["b_id"] == nil {
+				t.Fatalf("twins: %d %+v", code, twins)
+			}
+			var audit []struct{ Action string }
+			if code := e.do("GET", "/api/audit?connection_id=1", "", &audit); code != 200 || len(audit) < 5 {
+				t.Fatalf("audit: %d %+v", code, audit)
+			}
+		})
+	}
+}
+
+// The page is served at / and is not an API error.
+func TestPage(t *testing.T) {
+	e := newEnv(t, testdb.SQLite(t))
+	req := httptest.NewRequest("GET", "/", nil)
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	body, _ := io.ReadAll(rec.Body)
+	if rec.Code != 200 || !strings.Contains(string(body), "<title>Duplex</title>") {
+		t.Fatalf("page: %d %.100s", rec.Code, body)
+	}
+}
