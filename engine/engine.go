@@ -167,6 +167,7 @@ func (e *Engine) system(ctx context.Context, id int64) (*systemState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open system %q: %w", sys.Name, err)
 	}
+	conn = withLimit(conn, sys.RatePerSecond, sys.RateBurst)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if other, ok := e.systems[id]; ok { // lost a race: keep the first

@@ -80,6 +80,61 @@ func (s *srv) retryEvent(c *gin.Context) {
 	c.JSON(http.StatusOK, ev)
 }
 
+// skipEvent gives up on an event with a reason, kept on the event and in the
+// audit log.
+func (s *srv) skipEvent(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var in struct {
+		Reason string `json:"reason"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if in.Reason == "" {
+		s.fail(c, badRequest("reason is required"))
+		return
+	}
+	ctx := c.Request.Context()
+	if err := s.st.SkipEvent(ctx, id, in.Reason); err != nil {
+		s.fail(c, err)
+		return
+	}
+	ev, err := s.st.GetEvent(ctx, id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.audit(ctx, "event.skip", &ev.ConnectionID, fmt.Sprintf("event %d: %s", id, in.Reason))
+	c.JSON(http.StatusOK, ev)
+}
+
+// retryFailed requeues every failed event of a connection.
+func (s *srv) retryFailed(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	if _, err := s.st.GetConnection(ctx, id); err != nil {
+		s.fail(c, err)
+		return
+	}
+	n, err := s.st.RetryFailed(ctx, id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.eng.Wake()
+	s.audit(ctx, "event.retry_all", &id, fmt.Sprintf("%d event(s)", n))
+	c.JSON(http.StatusOK, gin.H{"retried": n})
+}
+
 // resolveEvent takes a person's choice for each conflicting field:
 // {"priority": {"take": "source"}, "title": {"take": "value", "value": "…"}}.
 func (s *srv) resolveEvent(c *gin.Context) {

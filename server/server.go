@@ -92,6 +92,8 @@ func New(o Options) http.Handler {
 	api.GET("/events/:id", s.getEvent)
 	api.POST("/events/:id/retry", s.retryEvent)
 	api.POST("/events/:id/resolve", s.resolveEvent)
+	api.POST("/events/:id/skip", s.skipEvent)
+	api.POST("/connections/:id/retry-failed", s.retryFailed)
 
 	api.GET("/audit", s.listAudit)
 	api.GET("/templates", s.listTemplates)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -250,12 +251,54 @@ func TestAPI(t *testing.T) {
 			if code := e.do("POST", "/api/events/1/resolve", `{"title":{"take":"source"}}`, &got); code != 409 {
 				t.Fatalf("resolve of an event without conflict: %d %+v", code, got)
 			}
+			// A failing script: the error list, retry all, skip with a reason.
+			if code := e.do("PUT", "/api/connections/1/scripts/b/incoming", `{"source":"fail_here();"}`, nil); code != 200 {
+				t.Fatalf("save failing script: %d", code)
+			}
+			if err := e.st.SetCursor(ctx, sa, ""); err != nil { // re-read ticket 1
+				t.Fatal(err)
+			}
+			if _, err := e.st.SaveScript(ctx, 1, store.SideA, store.KindOutgoing, "replica.title = entity.subject + '!';", "t"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.eng.PollOnce(ctx, sa); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.eng.WorkOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var failed []struct {
+				ID        int64
+				LastError string `json:"last_error"`
+			}
+			if code := e.do("GET", "/api/events?status=failed", "", &failed); code != 200 || len(failed) != 1 || !strings.Contains(failed[0].LastError, "fail_here") {
+				t.Fatalf("failed list: %d %+v", code, failed)
+			}
+			var retried struct{ Retried int }
+			if code := e.do("POST", "/api/connections/1/retry-failed", "", &retried); code != 200 || retried.Retried != 1 {
+				t.Fatalf("retry-failed: %d %+v", code, retried)
+			}
+			path := fmt.Sprintf("/api/events/%d/skip", failed[0].ID)
+			if code := e.do("POST", path, `{}`, &got); code != 400 {
+				t.Fatalf("skip without reason: %d", code)
+			}
+			var skipped struct {
+				Status    string
+				LastError string `json:"last_error"`
+			}
+			if code := e.do("POST", path, `{"reason":"known bad data"}`, &skipped); code != 200 || skipped.Status != "skipped" || !strings.Contains(skipped.LastError, "known bad data") {
+				t.Fatalf("skip: %d %+v", code, skipped)
+			}
+			if code := e.do("POST", path, `{"reason":"again"}`, &got); code != 409 {
+				t.Fatalf("second skip: %d", code)
+			}
+
 			var twins []map[string]any
 			if code := e.do("GET", "/api/connections/1/twins", "", &twins); code != 200 || len(twins) != 1 || twins[0]["b_id"] == nil {
 				t.Fatalf("twins: %d %+v", code, twins)
 			}
 			var audit []struct{ Action string }
-			if code := e.do("GET", "/api/audit?connection_id=1", "", &audit); code != 200 || len(audit) < 5 {
+			if code := e.do("GET", "/api/audit?connection_id=1", "", &audit); code != 200 || len(audit) < 5 || audit[0].Action != "event.skip" {
 				t.Fatalf("audit: %d %+v", code, audit)
 			}
 		})

@@ -20,6 +20,8 @@ type systemIn struct {
 	Settings       json.RawMessage    `json:"settings"`
 	Secrets        *map[string]string `json:"secrets"`
 	PollIntervalMS *int64             `json:"poll_interval_ms"`
+	RatePerSecond  *float64           `json:"rate_per_second"`
+	RateBurst      *int               `json:"rate_burst"`
 }
 
 // systemOut never holds secret values, only their names.
@@ -60,7 +62,23 @@ func (in *systemIn) validate(create bool) error {
 	if in.PollIntervalMS != nil && (*in.PollIntervalMS < 100 || *in.PollIntervalMS > 86_400_000) {
 		return badRequest("poll_interval_ms must be between 100 and 86400000")
 	}
+	if in.RatePerSecond != nil && *in.RatePerSecond < 0 || in.RateBurst != nil && *in.RateBurst < 0 {
+		return badRequest("rate_per_second and rate_burst must not be negative (0 = unlimited)")
+	}
 	return nil
+}
+
+// apply copies the optional numbers onto sys.
+func (in *systemIn) apply(sys *store.System) {
+	if in.PollIntervalMS != nil {
+		sys.PollIntervalMS = *in.PollIntervalMS
+	}
+	if in.RatePerSecond != nil {
+		sys.RatePerSecond = *in.RatePerSecond
+	}
+	if in.RateBurst != nil {
+		sys.RateBurst = *in.RateBurst
+	}
 }
 
 func (s *srv) listSystems(c *gin.Context) {
@@ -92,9 +110,7 @@ func (s *srv) createSystem(c *gin.Context) {
 		return
 	}
 	sys := store.System{Name: in.Name, Kind: in.Kind, Settings: string(in.Settings), PollIntervalMS: 2000}
-	if in.PollIntervalMS != nil {
-		sys.PollIntervalMS = *in.PollIntervalMS
-	}
+	in.apply(&sys)
 	if in.Secrets != nil {
 		sealed, err := s.box.SealMap(*in.Secrets)
 		if err != nil {
@@ -160,9 +176,7 @@ func (s *srv) updateSystem(c *gin.Context) {
 		return
 	}
 	sys.Name, sys.Settings = in.Name, string(in.Settings)
-	if in.PollIntervalMS != nil {
-		sys.PollIntervalMS = *in.PollIntervalMS
-	}
+	in.apply(&sys)
 	if in.Secrets != nil {
 		if sys.Secrets, err = s.box.SealMap(*in.Secrets); err != nil {
 			s.fail(c, err)

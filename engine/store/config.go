@@ -21,7 +21,8 @@ func (s *Store) CreateSystem(ctx context.Context, sys *System) error {
 func (s *Store) UpdateSystem(ctx context.Context, sys *System) error {
 	res := s.q(ctx).Model(&System{}).Where("id = ?", sys.ID).Updates(map[string]any{
 		"name": sys.Name, "settings": sys.Settings, "secrets": sys.Secrets,
-		"poll_interval_ms": sys.PollIntervalMS, "updated_at": s.now(),
+		"poll_interval_ms": sys.PollIntervalMS, "rate_per_second": sys.RatePerSecond, "rate_burst": sys.RateBurst,
+		"updated_at": s.now(),
 	})
 	if res.Error == nil && res.RowsAffected == 0 {
 		return fmt.Errorf("update system %d: %w", sys.ID, ErrNotFound)

@@ -71,15 +71,19 @@ const (
 
 // System is one configured instance of an external tool.
 type System struct {
-	ID             int64     `gorm:"primaryKey" json:"id"`
-	Name           string    `json:"name"`
-	Kind           string    `json:"kind"`
-	Settings       string    `json:"-"` // JSON; exposed decoded by the API
-	Secrets        []byte    `json:"-"` // sealed; never leaves the store decrypted except to a connector
-	PollIntervalMS int64     `gorm:"column:poll_interval_ms" json:"poll_interval_ms"`
-	Cursor         string    `json:"cursor"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	ID             int64  `gorm:"primaryKey" json:"id"`
+	Name           string `json:"name"`
+	Kind           string `json:"kind"`
+	Settings       string `json:"-"` // JSON; exposed decoded by the API
+	Secrets        []byte `json:"-"` // sealed; never leaves the store decrypted except to a connector
+	PollIntervalMS int64  `gorm:"column:poll_interval_ms" json:"poll_interval_ms"`
+	Cursor         string `json:"cursor"`
+	// RatePerSecond and RateBurst bound the requests Duplex makes to the
+	// system (a token bucket); 0 means unlimited.
+	RatePerSecond float64   `json:"rate_per_second"`
+	RateBurst     int       `json:"rate_burst"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // Connection is a pair of systems with per-side scripts and triggers.

@@ -191,3 +191,28 @@ func (s *Store) ResolveConflict(ctx context.Context, id int64, resolution string
 	}
 	return nil
 }
+
+// RetryFailed puts every failed event of a connection back in the queue and
+// returns how many.
+func (s *Store) RetryFailed(ctx context.Context, connID int64) (int64, error) {
+	res := s.q(ctx).Model(&SyncEvent{}).Where("connection_id = ? AND status = ?", connID, StatusFailed).
+		Updates(map[string]any{"status": StatusQueued, "next_attempt_at": s.now(), "attempts": 0, "updated_at": s.now()})
+	return res.RowsAffected, wrap("retry failed events", res.Error)
+}
+
+// SkipEvent gives up on a failed, queued or conflicting event, keeping the
+// reason as its last error.
+func (s *Store) SkipEvent(ctx context.Context, id int64, reason string) error {
+	res := s.q(ctx).Model(&SyncEvent{}).Where("id = ? AND status IN ?", id, []string{StatusFailed, StatusQueued, StatusConflict}).
+		Updates(map[string]any{"status": StatusSkipped, "last_error": "skipped: " + reason, "updated_at": s.now()})
+	if res.Error != nil {
+		return wrap("skip event", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		if _, err := s.GetEvent(ctx, id); err != nil {
+			return err
+		}
+		return fmt.Errorf("event %d is already done or skipped: %w", id, ErrConflict)
+	}
+	return nil
+}
