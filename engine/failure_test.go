@@ -182,3 +182,32 @@ func TestCreateIsNotRepeatedAfterACrash(t *testing.T) {
 		t.Fatalf("%d comments copied, want 1", n)
 	}
 }
+
+// With on_unmatch=unlink, a ticket whose label is removed is unlinked; with
+// the default it keeps syncing.
+func TestTriggerStopsMatching(t *testing.T) {
+	for _, tc := range []struct {
+		options    string
+		wantLinked bool
+	}{{"", true}, {`{"on_unmatch":"unlink"}`, false}} {
+		t.Run(tc.options, func(t *testing.T) {
+			f := newFixture(t, testdb.SQLite(t), time.Second)
+			if tc.options != "" {
+				if err := f.st.SetOptions(f.ctx, f.conn.ID, tc.options); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.settle()
+			f.exec(f.support, "UPDATE tickets SET labels = 'billing', subject = 'no longer escalated' WHERE id = 1")
+			f.settle()
+			_, err := f.st.TwinBy(f.ctx, f.conn.ID, store.SideA, "1")
+			if linked := err == nil; linked != tc.wantLinked {
+				t.Fatalf("linked=%v, want %v (%v)", linked, tc.wantLinked, err)
+			}
+			title := f.one(f.eng2, "SELECT title FROM issues WHERE ticket_ref = 'T-1'")
+			if tc.wantLinked != (title == "no longer escalated") {
+				t.Fatalf("issue title %q with linked=%v", title, tc.wantLinked)
+			}
+		})
+	}
+}

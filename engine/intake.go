@@ -30,6 +30,7 @@ type candidate struct {
 	log      string
 	fields   string // the source entity's fields, canonical JSON
 	updated  time.Time
+	unlink   int64 // a twin to unlink instead of queuing anything
 }
 
 // PollOnce reads one page of changes from a system and queues sync events for
@@ -68,6 +69,16 @@ func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, erro
 	err = e.st.Tx(ctx, func(tx *store.Store) error {
 		evs := make([]store.SyncEvent, 0, len(cands))
 		for _, c := range cands {
+			if c.unlink != 0 {
+				if _, err := tx.DeleteTwin(ctx, c.unlink); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+				if err := tx.AddAudit(ctx, &store.AuditEntry{Actor: "engine", Action: "twin.unlink", ConnectionID: &c.connID,
+					Detail: fmt.Sprintf("%s entity %s no longer matches the trigger", c.side, c.entityID)}); err != nil {
+					return err
+				}
+				continue
+			}
 			ev, ok, err := enqueue(ctx, tx, c)
 			if err != nil {
 				return err
@@ -147,6 +158,10 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 	}
 	if !match && !hasTwin {
 		return c, false
+	}
+	if !match && p.options.OnUnmatch == "unlink" && twin.Origin == side {
+		c.unlink = twin.ID // it no longer matches where it came from
+		return c, true
 	}
 	if hasTwin && twin.Hash(side) != "" && twin.Hash(side) == contentHash(ent) {
 		return c, false // an echo of what Duplex itself wrote

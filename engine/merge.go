@@ -144,3 +144,28 @@ func merge(in mergeInput) (map[string]any, []Conflict) {
 	}
 	return out, nil
 }
+
+// Lifecycle is a connection's lifecycle choices.
+type Lifecycle struct {
+	// OnUnmatch: when a linked entity stops matching the trigger of the side
+	// it came from, "keep" syncing (the default) or "unlink" the twin.
+	OnUnmatch string `json:"on_unmatch,omitempty"`
+}
+
+// ParseLifecycle reads a connection's options; empty means the defaults.
+func ParseLifecycle(s string) (Lifecycle, error) {
+	var o Lifecycle
+	if s != "" {
+		if err := json.Unmarshal([]byte(s), &o); err != nil {
+			return o, fmt.Errorf("connection options: %w", err)
+		}
+	}
+	switch o.OnUnmatch {
+	case "":
+		o.OnUnmatch = "keep"
+	case "keep", "unlink":
+	default:
+		return o, fmt.Errorf("on_unmatch must be keep or unlink, got %q", o.OnUnmatch)
+	}
+	return o, nil
+}

@@ -11,8 +11,9 @@ import (
 // plan is a connection with its current trigger and scripts compiled once;
 // every event of the connection reuses it until the connection changes.
 type plan struct {
-	conn  store.Connection
-	sides map[store.Side]*sidePlan
+	conn    store.Connection
+	options Lifecycle
+	sides   map[store.Side]*sidePlan
 }
 
 type sidePlan struct {
@@ -37,6 +38,9 @@ func (e *Engine) planFor(ctx context.Context, c store.Connection) (*plan, error)
 		return nil, err
 	}
 	p = &plan{conn: c, sides: map[store.Side]*sidePlan{}}
+	if p.options, err = ParseLifecycle(c.Options); err != nil {
+		return nil, fmt.Errorf("connection %q: %w", c.Name, err)
+	}
 	for _, side := range []store.Side{store.SideA, store.SideB} {
 		sp := &sidePlan{}
 		src := scripts[side]

@@ -380,3 +380,83 @@ func (s *srv) listTwins(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, twins)
 }
+
+func (s *srv) setOptions(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var in engine.Lifecycle
+	if err := s.bind(c, &in); err != nil {
+		s.fail(c, err)
+		return
+	}
+	enc, err := jsonMarshal(in)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if _, err := engine.ParseLifecycle(enc); err != nil {
+		s.fail(c, badRequest("%v", err))
+		return
+	}
+	if err := s.st.SetOptions(c.Request.Context(), id, enc); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.eng.Reload(id)
+	s.audit(c.Request.Context(), "connection.options", &id, enc)
+	s.respondConnection(c, http.StatusOK, id)
+}
+
+// linkTwin pairs two entities that already exist on both sides, writing
+// nothing to either system.
+func (s *srv) linkTwin(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var in struct {
+		AID string `json:"a_id"`
+		BID string `json:"b_id"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if in.AID == "" || in.BID == "" {
+		s.fail(c, badRequest("a_id and b_id are required"))
+		return
+	}
+	ctx := c.Request.Context()
+	if _, err := s.st.GetConnection(ctx, id); err != nil {
+		s.fail(c, err)
+		return
+	}
+	t, err := s.st.LinkTwin(ctx, id, in.AID, in.BID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.audit(ctx, "twin.link", &id, fmt.Sprintf("a %s ↔ b %s", in.AID, in.BID))
+	c.JSON(http.StatusCreated, t)
+}
+
+// unlinkTwin forgets a pair; both entities stay, and they sync again only if
+// a trigger matches one of them.
+func (s *srv) unlinkTwin(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	t, err := s.st.DeleteTwin(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.audit(c.Request.Context(), "twin.unlink", &t.ConnectionID, fmt.Sprintf("twin %d (a %s, b %s)", id, t.EntityID(store.SideA), t.EntityID(store.SideB)))
+	c.Status(http.StatusNoContent)
+}

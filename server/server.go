@@ -87,6 +87,9 @@ func New(o Options) http.Handler {
 	api.POST("/connections/:id/pause", s.setActive(false))
 	api.POST("/connections/:id/test-run", s.testRun)
 	api.GET("/connections/:id/twins", s.listTwins)
+	api.POST("/connections/:id/twins", s.linkTwin)
+	api.PUT("/connections/:id/options", s.setOptions)
+	api.DELETE("/twins/:id", s.unlinkTwin)
 
 	api.GET("/events", s.listEvents)
 	api.GET("/events/:id", s.getEvent)

@@ -297,8 +297,31 @@ func TestAPI(t *testing.T) {
 			if code := e.do("GET", "/api/connections/1/twins", "", &twins); code != 200 || len(twins) != 1 || twins[0]["b_id"] == nil {
 				t.Fatalf("twins: %d %+v", code, twins)
 			}
+			// Unlink the pair, link it again by hand: nothing is written to the systems.
+			twinID := int64(twins[0]["id"].(float64))
+			if code := e.do("DELETE", fmt.Sprintf("/api/twins/%d", twinID), "", nil); code != 204 {
+				t.Fatalf("unlink: %d", code)
+			}
+			if code := e.do("DELETE", fmt.Sprintf("/api/twins/%d", twinID), "", &got); code != 404 {
+				t.Fatalf("unlink twice: %d", code)
+			}
+			var linked map[string]any
+			body = mustJSON(map[string]string{"a_id": "1", "b_id": twins[0]["b_id"].(string)})
+			if code := e.do("POST", "/api/connections/1/twins", body, &linked); code != 201 || linked["a_id"] != "1" {
+				t.Fatalf("link: %d %+v", code, linked)
+			}
+			if code := e.do("POST", "/api/connections/1/twins", body, &got); code != 409 {
+				t.Fatalf("link twice: %d %+v", code, got)
+			}
+			if code := e.do("PUT", "/api/connections/1/options", `{"on_unmatch":"sometimes"}`, &got); code != 400 {
+				t.Fatalf("bad options: %d", code)
+			}
+			if code := e.do("PUT", "/api/connections/1/options", `{"on_unmatch":"unlink"}`, nil); code != 200 {
+				t.Fatalf("options: %d", code)
+			}
+
 			var audit []struct{ Action string }
-			if code := e.do("GET", "/api/audit?connection_id=1", "", &audit); code != 200 || len(audit) < 5 || audit[0].Action != "event.skip" {
+			if code := e.do("GET", "/api/audit?connection_id=1", "", &audit); code != 200 || len(audit) < 5 || audit[0].Action != "connection.options" {
 				t.Fatalf("audit: %d %+v", code, audit)
 			}
 		})

@@ -193,3 +193,14 @@ func (s *Store) SetConflictPolicy(ctx context.Context, id int64, policy string) 
 	}
 	return wrap("set conflict policy", res.Error)
 }
+
+// SetOptions stores a connection's lifecycle options (JSON, validated by the
+// caller).
+func (s *Store) SetOptions(ctx context.Context, id int64, options string) error {
+	res := s.q(ctx).Model(&Connection{}).Where("id = ?", id).
+		Updates(map[string]any{"options": options, "updated_at": s.now()})
+	if res.Error == nil && res.RowsAffected == 0 {
+		return fmt.Errorf("connection %d: %w", id, ErrNotFound)
+	}
+	return wrap("set options", res.Error)
+}

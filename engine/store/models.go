@@ -96,9 +96,11 @@ type Connection struct {
 	Template  string `json:"template"`
 	// ConflictPolicy is JSON: {"default": "a"|"b"|"newest"|"manual",
 	// "fields": {"<target field>": policy}}; empty means side a wins.
-	ConflictPolicy string    `json:"conflict_policy"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	ConflictPolicy string `json:"conflict_policy"`
+	// Options is JSON: {"on_unmatch": "keep" | "unlink"}.
+	Options   string    `json:"options"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // SystemID returns the system on side s.
@@ -132,6 +134,7 @@ type Twin struct {
 	SentAB       *string    `gorm:"column:sent_ab" json:"sent_ab,omitempty"`
 	SentBA       *string    `gorm:"column:sent_ba" json:"sent_ba,omitempty"`
 	CommentLinks string     `json:"-"`
+	Origin       Side       `json:"origin"` // the side whose change created it; "" when linked by hand
 	BaseA        *string    `gorm:"column:base_a" json:"base_a,omitempty"`
 	BaseB        *string    `gorm:"column:base_b" json:"base_b,omitempty"`
 	AWrittenAt   *time.Time `gorm:"column:a_written_at" json:"a_written_at,omitempty"`

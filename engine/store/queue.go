@@ -24,7 +24,7 @@ func (s *Store) EnsureTwin(ctx context.Context, connID int64, side Side, id stri
 		return t, nil
 	}
 	now := s.now()
-	t = Twin{ConnectionID: connID, CommentLinks: "{}", CreatedAt: now, UpdatedAt: now}
+	t = Twin{ConnectionID: connID, CommentLinks: "{}", Origin: side, CreatedAt: now, UpdatedAt: now}
 	t.SetEntityID(side, id)
 	if err := s.q(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&t).Error; err != nil {
 		return Twin{}, wrap("create twin", err)
@@ -215,4 +215,22 @@ func (s *Store) SkipEvent(ctx context.Context, id int64, reason string) error {
 		return fmt.Errorf("event %d is already done or skipped: %w", id, ErrConflict)
 	}
 	return nil
+}
+
+// DeleteTwin unlinks two entities: the twin goes, and with it (by the
+// foreign key) its events; the entities themselves stay as they are.
+func (s *Store) DeleteTwin(ctx context.Context, id int64) (Twin, error) {
+	var t Twin
+	if err := s.q(ctx).First(&t, id).Error; err != nil {
+		return t, wrap(fmt.Sprintf("twin %d", id), err)
+	}
+	return t, wrap("unlink", s.q(ctx).Delete(&Twin{}, id).Error)
+}
+
+// LinkTwin records that entity aID on side a and bID on side b are the same
+// thing, without writing to either system.
+func (s *Store) LinkTwin(ctx context.Context, connID int64, aID, bID string) (Twin, error) {
+	now := s.now()
+	t := Twin{ConnectionID: connID, AID: &aID, BID: &bID, CommentLinks: "{}", CreatedAt: now, UpdatedAt: now}
+	return t, wrap("link", s.q(ctx).Create(&t).Error)
 }
