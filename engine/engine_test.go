@@ -92,6 +92,7 @@ type fixture struct {
 	writes  atomic.Int64
 	fault   atomic.Pointer[func(system, op string) error]
 	now     atomic.Pointer[time.Time] // the engine's clock when set
+	page    int                       // engine page size (0 = default)
 }
 
 func newFixture(t testing.TB, st *store.Store, timeout time.Duration) *fixture {
@@ -131,7 +132,7 @@ func newFixture(t testing.TB, st *store.Store, timeout time.Duration) *fixture {
 }
 
 func (f *fixture) newEngine() *engine.Engine {
-	e := engine.New(engine.Options{Store: f.st, Connectors: f.reg, Runner: f.runner, Secrets: f.box,
+	e := engine.New(engine.Options{Store: f.st, Connectors: f.reg, Runner: f.runner, Secrets: f.box, PageSize: f.page,
 		Backoff: func(attempt int) time.Duration { return time.Duration(attempt) * time.Minute },
 		Now: func() time.Time {
 			if t := f.now.Load(); t != nil {

@@ -67,30 +67,11 @@ func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, erro
 		}
 	}
 	err = e.st.Tx(ctx, func(tx *store.Store) error {
-		evs := make([]store.SyncEvent, 0, len(cands))
-		for _, c := range cands {
-			if c.unlink != 0 {
-				if _, err := tx.DeleteTwin(ctx, c.unlink); err != nil && !errors.Is(err, store.ErrNotFound) {
-					return err
-				}
-				if err := tx.AddAudit(ctx, &store.AuditEntry{Actor: "engine", Action: "twin.unlink", ConnectionID: &c.connID,
-					Detail: fmt.Sprintf("%s entity %s no longer matches the trigger", c.side, c.entityID)}); err != nil {
-					return err
-				}
-				continue
-			}
-			ev, ok, err := enqueue(ctx, tx, c)
-			if err != nil {
-				return err
-			}
-			if ok {
-				evs = append(evs, ev)
-			}
-		}
-		if err := tx.InsertEvents(ctx, evs); err != nil {
+		n, err := commit(ctx, tx, cands)
+		if err != nil {
 			return err
 		}
-		res.Enqueued = len(evs)
+		res.Enqueued = n
 		if page.Cursor != "" && page.Cursor != sys.Cursor {
 			return tx.SetCursor(ctx, systemID, page.Cursor)
 		}
@@ -194,6 +175,32 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		return c, false // nothing the other side cares about changed
 	}
 	return c, true
+}
+
+// commit records candidates inside the caller's transaction and returns how
+// many events it queued.
+func commit(ctx context.Context, tx *store.Store, cands []candidate) (int, error) {
+	evs := make([]store.SyncEvent, 0, len(cands))
+	for _, c := range cands {
+		if c.unlink != 0 {
+			if _, err := tx.DeleteTwin(ctx, c.unlink); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return 0, err
+			}
+			if err := tx.AddAudit(ctx, &store.AuditEntry{Actor: "engine", Action: "twin.unlink", ConnectionID: &c.connID,
+				Detail: fmt.Sprintf("%s entity %s no longer matches the trigger", c.side, c.entityID)}); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		ev, ok, err := enqueue(ctx, tx, c)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			evs = append(evs, ev)
+		}
+	}
+	return len(evs), tx.InsertEvents(ctx, evs)
 }
 
 // enqueue records a candidate inside the poll transaction: it ensures the

@@ -11,8 +11,9 @@ import (
 // connection is logged and retried, and never stops the others.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); e.workLoop(ctx) }()
+	go func() { defer wg.Done(); e.backfillLoop(ctx) }()
 
 	pollers := map[int64]context.CancelFunc{}
 	const refresh = 2 * time.Second
@@ -98,6 +99,26 @@ func (e *Engine) workLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-e.wake:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// backfillLoop moves running "sync existing" jobs a page at a time, pausing
+// between pages so live changes keep priority.
+func (e *Engine) backfillLoop(ctx context.Context) {
+	for {
+		n, err := e.BackfillOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			e.log.Error("backfill", "err", err)
+		}
+		wait := 2 * time.Second
+		if n > 0 {
+			wait = 50 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return
 		case <-time.After(wait):
 		}
 	}

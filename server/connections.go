@@ -460,3 +460,79 @@ func (s *srv) unlinkTwin(c *gin.Context) {
 	s.audit(c.Request.Context(), "twin.unlink", &t.ConnectionID, fmt.Sprintf("twin %d (a %s, b %s)", id, t.EntityID(store.SideA), t.EntityID(store.SideB)))
 	c.Status(http.StatusNoContent)
 }
+
+// startBackfill starts "sync existing" over one side; progress is at
+// GET /api/connections/:id/backfills.
+func (s *srv) startBackfill(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var in struct {
+		Side string `json:"side"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		s.fail(c, err)
+		return
+	}
+	side, err := parseSide(in.Side)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	if _, err := s.st.GetConnection(ctx, id); err != nil {
+		s.fail(c, err)
+		return
+	}
+	job, err := s.st.StartBackfill(ctx, id, side)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.audit(ctx, "connection.backfill", &id, fmt.Sprintf("sync existing on side %s (job %d)", side, job.ID))
+	c.JSON(http.StatusAccepted, job)
+}
+
+func (s *srv) listBackfills(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	jobs, err := s.st.ListBackfills(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, jobs)
+}
+
+// linkExisting pairs entities on both sides that share a key.
+func (s *srv) linkExisting(c *gin.Context) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var in struct {
+		AField string `json:"a_field"`
+		BField string `json:"b_field"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if in.AField == "" || in.BField == "" {
+		s.fail(c, badRequest("a_field and b_field are required (a field name, or id/key)"))
+		return
+	}
+	n, err := s.eng.LinkExisting(c.Request.Context(), id, in.AField, in.BField)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.audit(c.Request.Context(), "twin.link_existing", &id, fmt.Sprintf("%d pair(s) by a.%s = b.%s", n, in.AField, in.BField))
+	c.JSON(http.StatusOK, gin.H{"linked": n})
+}

@@ -31,6 +31,7 @@ type Engine interface {
 	Schema(ctx context.Context, systemID int64) (connectors.Schema, error)
 	ValidateTrigger(ctx context.Context, systemID int64, src string) error
 	TestRun(ctx context.Context, connID int64, side store.Side, id string, ent *connectors.Entity) (engine.TestRunResult, error)
+	LinkExisting(ctx context.Context, connID int64, aField, bField string) (int, error)
 	Wake()
 }
 
@@ -89,6 +90,9 @@ func New(o Options) http.Handler {
 	api.GET("/connections/:id/twins", s.listTwins)
 	api.POST("/connections/:id/twins", s.linkTwin)
 	api.PUT("/connections/:id/options", s.setOptions)
+	api.POST("/connections/:id/backfill", s.startBackfill)
+	api.GET("/connections/:id/backfills", s.listBackfills)
+	api.POST("/connections/:id/link-existing", s.linkExisting)
 	api.DELETE("/twins/:id", s.unlinkTwin)
 
 	api.GET("/events", s.listEvents)

@@ -320,6 +320,28 @@ func TestAPI(t *testing.T) {
 				t.Fatalf("options: %d", code)
 			}
 
+			var job struct {
+				ID     int64
+				Status string
+			}
+			if code := e.do("POST", "/api/connections/1/backfill", `{"side":"a"}`, &job); code != 202 || job.Status != "running" {
+				t.Fatalf("backfill: %d %+v", code, job)
+			}
+			if _, err := e.eng.BackfillOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var jobs []struct{ Status string }
+			if code := e.do("GET", "/api/connections/1/backfills", "", &jobs); code != 200 || len(jobs) != 1 || jobs[0].Status != "done" {
+				t.Fatalf("backfills: %d %+v", code, jobs)
+			}
+			var linkedN struct{ Linked int }
+			if code := e.do("POST", "/api/connections/1/link-existing", `{"a_field":"key","b_field":"ticket_ref"}`, &linkedN); code != 200 || linkedN.Linked != 0 {
+				t.Fatalf("link-existing: %d %+v (ticket 1 is linked already)", code, linkedN)
+			}
+			if code := e.do("PUT", "/api/connections/1/options", `{}`, nil); code != 200 {
+				t.Fatal("reset options")
+			}
+
 			var audit []struct{ Action string }
 			if code := e.do("GET", "/api/audit?connection_id=1", "", &audit); code != 200 || len(audit) < 5 || audit[0].Action != "connection.options" {
 				t.Fatalf("audit: %d %+v", code, audit)

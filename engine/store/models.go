@@ -272,3 +272,17 @@ type AuditEntry struct {
 
 // TableName maps AuditEntry to its table.
 func (AuditEntry) TableName() string { return "audit_log" }
+
+// Backfill is a "sync existing" job over one side of a connection.
+type Backfill struct {
+	ID           int64     `gorm:"primaryKey" json:"id"`
+	ConnectionID int64     `json:"connection_id"`
+	Side         Side      `json:"side"`
+	Cursor       string    `json:"-"`
+	Scanned      int64     `json:"scanned"`
+	Queued       int64     `json:"queued"`
+	Status       string    `json:"status"` // running, done, failed
+	LastError    string    `json:"last_error"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}

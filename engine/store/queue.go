@@ -234,3 +234,28 @@ func (s *Store) LinkTwin(ctx context.Context, connID int64, aID, bID string) (Tw
 	t := Twin{ConnectionID: connID, AID: &aID, BID: &bID, CommentLinks: "{}", CreatedAt: now, UpdatedAt: now}
 	return t, wrap("link", s.q(ctx).Create(&t).Error)
 }
+
+// StartBackfill records a new "sync existing" job.
+func (s *Store) StartBackfill(ctx context.Context, connID int64, side Side) (Backfill, error) {
+	now := s.now()
+	b := Backfill{ConnectionID: connID, Side: side, Status: "running", CreatedAt: now, UpdatedAt: now}
+	return b, wrap("start backfill", s.q(ctx).Create(&b).Error)
+}
+
+// RunningBackfills lists unfinished jobs, oldest first.
+func (s *Store) RunningBackfills(ctx context.Context) ([]Backfill, error) {
+	var out []Backfill
+	return out, wrap("running backfills", s.q(ctx).Where("status = ?", "running").Order("id").Find(&out).Error)
+}
+
+// ListBackfills lists a connection's jobs, newest first.
+func (s *Store) ListBackfills(ctx context.Context, connID int64) ([]Backfill, error) {
+	var out []Backfill
+	return out, wrap("list backfills", s.q(ctx).Where("connection_id = ?", connID).Order("id DESC").Find(&out).Error)
+}
+
+// SaveBackfill writes a job's progress.
+func (s *Store) SaveBackfill(ctx context.Context, b *Backfill) error {
+	b.UpdatedAt = s.now()
+	return wrap("save backfill", s.q(ctx).Save(b).Error)
+}

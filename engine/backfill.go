@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/duplexsync/duplex/engine/store"
+)
+
+// BackfillOnce advances every running "sync existing" job by one page: each
+// entity of the job's side goes through the same intake as a change (trigger,
+// echo check, outgoing script, replica comparison), so entities already in
+// sync queue nothing and a job can be repeated safely. The job's cursor moves
+// in the transaction that queues its events, so a restart resumes where it
+// stopped. It returns how many jobs moved.
+func (e *Engine) BackfillOnce(ctx context.Context) (int, error) {
+	jobs, err := e.st.RunningBackfills(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for i := range jobs {
+		if err := e.backfillPage(ctx, &jobs[i]); err != nil {
+			if ctx.Err() != nil {
+				return i, ctx.Err()
+			}
+			jobs[i].Status, jobs[i].LastError = "failed", err.Error()
+			if err := e.st.SaveBackfill(ctx, &jobs[i]); err != nil {
+				return i, err
+			}
+		}
+	}
+	if len(jobs) > 0 {
+		e.Wake()
+	}
+	return len(jobs), nil
+}
+
+func (e *Engine) backfillPage(ctx context.Context, job *store.Backfill) error {
+	p, err := e.planByID(ctx, job.ConnectionID)
+	if err != nil {
+		return err
+	}
+	src, err := e.system(ctx, p.conn.SystemID(job.Side))
+	if err != nil {
+		return err
+	}
+	page, err := src.conn.Changes(ctx, job.Cursor, e.opts.PageSize)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", job.Side, err)
+	}
+	var cands []candidate
+	for _, ent := range page.Entities {
+		if c, ok := e.intake(ctx, p, job.Side, ent); ok {
+			cands = append(cands, c)
+		}
+	}
+	return e.st.Tx(ctx, func(tx *store.Store) error {
+		n, err := commit(ctx, tx, cands)
+		if err != nil {
+			return err
+		}
+		job.Scanned += int64(len(page.Entities))
+		job.Queued += int64(n)
+		if page.Cursor != "" {
+			job.Cursor = page.Cursor
+		}
+		if !page.More {
+			job.Status = "done"
+		}
+		return tx.SaveBackfill(ctx, job)
+	})
+}
+
+// LinkExisting pairs entities that already exist on both sides by a key (a
+// field, or "id"/"key", on each side), without writing to either system.
+// Entities already linked are left alone. It returns how many pairs it made.
+func (e *Engine) LinkExisting(ctx context.Context, connID int64, aField, bField string) (int, error) {
+	p, err := e.planByID(ctx, connID)
+	if err != nil {
+		return 0, err
+	}
+	keyed := func(side store.Side, field string) (map[string]string, error) {
+		sys, err := e.system(ctx, p.conn.SystemID(side))
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]string{}
+		cursor := ""
+		for {
+			page, err := sys.conn.Changes(ctx, cursor, e.opts.PageSize)
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", side, err)
+			}
+			for _, ent := range page.Entities {
+				if k := str(triggerVars(ent)[field]); k != "" {
+					out[k] = ent.ID
+				}
+			}
+			if !page.More || page.Cursor == "" {
+				return out, nil
+			}
+			cursor = page.Cursor
+		}
+	}
+	as, err := keyed(store.SideA, aField)
+	if err != nil {
+		return 0, err
+	}
+	bs, err := keyed(store.SideB, bField)
+	if err != nil {
+		return 0, err
+	}
+	linked := 0
+	for k, aID := range as {
+		bID, ok := bs[k]
+		if !ok {
+			continue
+		}
+		_, errA := e.st.TwinBy(ctx, connID, store.SideA, aID)
+		_, errB := e.st.TwinBy(ctx, connID, store.SideB, bID)
+		if !errors.Is(errA, store.ErrNotFound) || !errors.Is(errB, store.ErrNotFound) {
+			continue // one of them is linked already (or the lookup failed)
+		}
+		if _, err := e.st.LinkTwin(ctx, connID, aID, bID); err != nil {
+			return linked, err
+		}
+		linked++
+	}
+	return linked, nil
+}
