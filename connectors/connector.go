@@ -25,6 +25,9 @@ type Entity struct {
 	Comments  []Comment      `json:"comments,omitempty"`
 	UpdatedAt time.Time      `json:"updated_at"`
 	UpdatedBy string         `json:"updated_by,omitempty"`
+	// Deleted is set by Changes for an entity deleted at the source (for
+	// example a soft-delete column); its fields may be empty.
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // Comment is a note on an entity. Comments are append-only for the engine:
@@ -108,6 +111,12 @@ type Correlating interface {
 	CreateCorrelated(ctx context.Context, key string, fields map[string]any) (Entity, error)
 	// FindCorrelated returns the entity created with key, if any.
 	FindCorrelated(ctx context.Context, key string) (Entity, bool, error)
+}
+
+// Deleter is implemented by connectors that can delete an entity, for
+// connections that propagate deletes.
+type Deleter interface {
+	Delete(ctx context.Context, id string) error
 }
 
 // Sentinel errors connectors wrap with %w so the engine can decide what to do.

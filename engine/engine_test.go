@@ -60,6 +60,14 @@ func (c counting) FindCorrelated(ctx context.Context, key string) (connectors.En
 	return c.Connector.(connectors.Correlating).FindCorrelated(ctx, key)
 }
 
+func (c counting) Delete(ctx context.Context, id string) error {
+	if err := c.inject("delete"); err != nil {
+		return err
+	}
+	c.writes.Add(1)
+	return c.Connector.(connectors.Deleter).Delete(ctx, id)
+}
+
 func (c counting) Update(ctx context.Context, id string, f map[string]any) (connectors.Entity, error) {
 	if err := c.inject("update"); err != nil {
 		return connectors.Entity{}, err

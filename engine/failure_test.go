@@ -211,3 +211,42 @@ func TestTriggerStopsMatching(t *testing.T) {
 		})
 	}
 }
+
+// A deleted ticket is unlinked (default), or its issue deleted or closed,
+// as the connection says; nothing echoes and nothing fails.
+func TestDeletePolicies(t *testing.T) {
+	for _, tc := range []struct {
+		options, wantState string
+		wantDeleted        bool
+		wantLinked         bool
+	}{
+		{"", "new", false, false},
+		{`{"on_delete":"delete"}`, "new", true, true},
+		{`{"on_delete":"close","close":{"b":{"state":"closed"}}}`, "closed", false, true},
+	} {
+		t.Run(tc.options, func(t *testing.T) {
+			f := newFixture(t, testdb.SQLite(t), time.Second)
+			if tc.options != "" {
+				if err := f.st.SetOptions(f.ctx, f.conn.ID, tc.options); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.settle()
+			f.exec(f.support, "UPDATE tickets SET deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = 1")
+			f.settle()
+			state := f.one(f.eng2, "SELECT state FROM issues WHERE ticket_ref = 'T-1'")
+			deleted := f.one(f.eng2, "SELECT deleted_at FROM issues WHERE ticket_ref = 'T-1'") != ""
+			_, err := f.st.TwinBy(f.ctx, f.conn.ID, store.SideA, "1")
+			if state != tc.wantState || deleted != tc.wantDeleted || (err == nil) != tc.wantLinked {
+				t.Fatalf("issue state %q deleted %v linked %v; want %q %v %v", state, deleted, err == nil, tc.wantState, tc.wantDeleted, tc.wantLinked)
+			}
+			before := f.writes.Load()
+			for i := 0; i < 10; i++ {
+				f.cycle()
+			}
+			if w := f.writes.Load() - before; w != 0 {
+				t.Fatalf("%d writes after the delete settled: an echo", w)
+			}
+		})
+	}
+}

@@ -31,6 +31,7 @@ type candidate struct {
 	fields   string // the source entity's fields, canonical JSON
 	updated  time.Time
 	unlink   int64 // a twin to unlink instead of queuing anything
+	deleted  bool  // the source entity was deleted
 }
 
 // PollOnce reads one page of changes from a system and queues sync events for
@@ -132,6 +133,13 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		c.failure = "twin lookup: " + err.Error()
 		return c, true
 	}
+	if ent.Deleted {
+		if !hasTwin || twin.Hash(side) == deletedHash {
+			return c, false // never synced, or Duplex deleted it itself
+		}
+		c.deleted = true
+		return c, true
+	}
 	match, err := sp.trigger.Match(triggerVars(ent))
 	if err != nil {
 		c.failure = "trigger: " + err.Error()
@@ -177,6 +185,12 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 	return c, true
 }
 
+// deletedHash marks, on a twin, a side Duplex deleted (its echo is ignored).
+const deletedHash = "deleted"
+
+// actionDelete is the event action for an entity deleted at the source.
+const actionDelete = "delete"
+
 // commit records candidates inside the caller's transaction and returns how
 // many events it queued.
 func commit(ctx context.Context, tx *store.Store, cands []candidate) (int, error) {
@@ -212,6 +226,10 @@ func enqueue(ctx context.Context, tx *store.Store, c candidate) (store.SyncEvent
 		return store.SyncEvent{}, false, err
 	}
 	dir := store.DirectionFrom(c.side)
+	if c.deleted {
+		return store.SyncEvent{ConnectionID: c.connID, TwinID: twin.ID, Direction: dir, SourceID: c.entityID,
+			Replica: "{}", Action: actionDelete}, true, nil
+	}
 	ev := store.SyncEvent{ConnectionID: c.connID, TwinID: twin.ID, Direction: dir, SourceID: c.entityID,
 		Replica: c.replica, Previous: twin.Sent(dir), Log: c.log, SourceUpdatedAt: &c.updated}
 	if c.fields != "" {

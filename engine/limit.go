@@ -25,11 +25,7 @@ func withLimit(conn connectors.Connector, perSecond float64, burst int) connecto
 	if burst < 1 {
 		burst = 1
 	}
-	l := &limited{next: conn, lim: rate.NewLimiter(rate.Limit(perSecond), burst)}
-	if c, ok := conn.(connectors.Correlating); ok {
-		return limitedCorrelating{l, c}
-	}
-	return l
+	return &limited{next: conn, lim: rate.NewLimiter(rate.Limit(perSecond), burst)}
 }
 
 func (l *limited) wait(ctx context.Context) error {
@@ -80,23 +76,38 @@ func (l *limited) Describe(ctx context.Context) (connectors.Schema, error) {
 
 func (l *limited) Close() error { return l.next.Close() }
 
-// limitedCorrelating keeps the optional Correlating methods visible through
-// the wrapper.
-type limitedCorrelating struct {
-	*limited
-	corr connectors.Correlating
-}
+// The optional capabilities pass through the wrapper; when the wrapped
+// connector lacks one, the call behaves as if the capability were absent
+// (no correlation) or fails clearly (no delete).
 
-func (l limitedCorrelating) CreateCorrelated(ctx context.Context, key string, fields map[string]any) (connectors.Entity, error) {
+func (l *limited) CreateCorrelated(ctx context.Context, key string, fields map[string]any) (connectors.Entity, error) {
 	if err := l.wait(ctx); err != nil {
 		return connectors.Entity{}, err
 	}
-	return l.corr.CreateCorrelated(ctx, key, fields)
+	if c, ok := l.next.(connectors.Correlating); ok {
+		return c.CreateCorrelated(ctx, key, fields)
+	}
+	return l.next.Create(ctx, fields)
 }
 
-func (l limitedCorrelating) FindCorrelated(ctx context.Context, key string) (connectors.Entity, bool, error) {
+func (l *limited) FindCorrelated(ctx context.Context, key string) (connectors.Entity, bool, error) {
+	c, ok := l.next.(connectors.Correlating)
+	if !ok {
+		return connectors.Entity{}, false, nil
+	}
 	if err := l.wait(ctx); err != nil {
 		return connectors.Entity{}, false, err
 	}
-	return l.corr.FindCorrelated(ctx, key)
+	return c.FindCorrelated(ctx, key)
+}
+
+func (l *limited) Delete(ctx context.Context, id string) error {
+	d, ok := l.next.(connectors.Deleter)
+	if !ok {
+		return fmt.Errorf("%w: this connector cannot delete", connectors.ErrInvalid)
+	}
+	if err := l.wait(ctx); err != nil {
+		return err
+	}
+	return d.Delete(ctx, id)
 }

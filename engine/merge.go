@@ -150,6 +150,11 @@ type Lifecycle struct {
 	// OnUnmatch: when a linked entity stops matching the trigger of the side
 	// it came from, "keep" syncing (the default) or "unlink" the twin.
 	OnUnmatch string `json:"on_unmatch,omitempty"`
+	// OnDelete: when a linked entity is deleted, "unlink" only (the
+	// default), "delete" its counterpart, or "close" it by writing the
+	// fields in Close for that side (for example {"b": {"state": "closed"}}).
+	OnDelete string                    `json:"on_delete,omitempty"`
+	Close    map[string]map[string]any `json:"close,omitempty"`
 }
 
 // ParseLifecycle reads a connection's options; empty means the defaults.
@@ -166,6 +171,17 @@ func ParseLifecycle(s string) (Lifecycle, error) {
 	case "keep", "unlink":
 	default:
 		return o, fmt.Errorf("on_unmatch must be keep or unlink, got %q", o.OnUnmatch)
+	}
+	switch o.OnDelete {
+	case "":
+		o.OnDelete = "unlink"
+	case "unlink", "delete":
+	case "close":
+		if len(o.Close["a"]) == 0 && len(o.Close["b"]) == 0 {
+			return o, fmt.Errorf(`on_delete "close" needs the fields to write, for example "close": {"b": {"state": "closed"}}`)
+		}
+	default:
+		return o, fmt.Errorf("on_delete must be unlink, delete or close, got %q", o.OnDelete)
 	}
 	return o, nil
 }

@@ -95,6 +95,19 @@ func (e *Engine) record(ctx context.Context, results []result) error {
 	}
 	return e.st.Tx(ctx, func(tx *store.Store) error {
 		for _, r := range results {
+			if r.ev.Status == store.StatusDone && r.out.Action == "unlink" {
+				// The twin goes, and its events with it (foreign key); the
+				// audit entry below keeps the record.
+				detail, _ := json.Marshal(r.out)
+				if err := tx.AddAudit(ctx, &store.AuditEntry{Actor: "engine", Action: "twin.unlink",
+					ConnectionID: &r.ev.ConnectionID, Detail: "source deleted: " + string(detail)}); err != nil {
+					return err
+				}
+				if _, err := tx.DeleteTwin(ctx, r.ev.TwinID); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+				continue
+			}
 			if r.twin != nil {
 				if err := tx.SaveTwin(ctx, r.twin); err != nil {
 					return err
@@ -156,6 +169,9 @@ func (e *Engine) apply(ctx context.Context, plans map[int64]*plan, ev *store.Syn
 	twin, err := e.st.GetTwin(ctx, ev.TwinID)
 	if err != nil {
 		return outcome{}, nil, err
+	}
+	if ev.Action == actionDelete {
+		return e.applyDelete(ctx, p, &twin, dst)
 	}
 	replica, err := e.replicaOf(ctx, p, ev, &twin, logs)
 	if err != nil {
@@ -263,6 +279,42 @@ func (e *Engine) apply(ctx context.Context, plans map[int64]*plan, ev *store.Syn
 		twin.SetBase(src, *ev.SourceFields)
 	}
 	return out, &twin, nil
+}
+
+// applyDelete carries out the connection's delete policy for a twin whose
+// source entity was deleted.
+func (e *Engine) applyDelete(ctx context.Context, p *plan, twin *store.Twin, dst store.Side) (outcome, *store.Twin, error) {
+	targetID := twin.EntityID(dst)
+	if targetID == "" || p.options.OnDelete == "unlink" {
+		return outcome{Action: "unlink", TargetID: targetID}, twin, nil
+	}
+	target, err := e.system(ctx, p.conn.SystemID(dst))
+	if err != nil {
+		return outcome{}, nil, err
+	}
+	switch p.options.OnDelete {
+	case "delete":
+		d, ok := target.conn.(connectors.Deleter)
+		if !ok {
+			return outcome{}, nil, fmt.Errorf("%w: the %s connector cannot delete", connectors.ErrInvalid, dst)
+		}
+		if err := d.Delete(ctx, targetID); err != nil && !errors.Is(err, connectors.ErrNotFound) {
+			return outcome{}, nil, fmt.Errorf("delete %s entity %s: %w", dst, targetID, err)
+		}
+		twin.SetHash(dst, deletedHash)
+		return outcome{Action: "delete", TargetID: targetID}, twin, nil
+	default: // close
+		fields := p.options.Close[string(dst)]
+		if len(fields) == 0 {
+			return outcome{Action: "none", TargetID: targetID, Reason: "no close fields for side " + string(dst)}, twin, nil
+		}
+		local, err := target.conn.Update(ctx, targetID, fields)
+		if err != nil {
+			return outcome{}, nil, fmt.Errorf("close %s entity %s: %w", dst, targetID, err)
+		}
+		twin.SetHash(dst, contentHash(local))
+		return outcome{Action: "close", TargetID: targetID, Patch: fields}, twin, nil
+	}
 }
 
 // correlationKey names what Duplex creates for a twin, stable across retries.

@@ -192,6 +192,10 @@ func buildQueries(d dialect, s Settings) queries {
 			sets = append(sets, q(col)+" = CASE WHEN ? THEN ? ELSE "+q(col)+" END")
 		}
 	}
+	if s.DeletedColumn != "" {
+		sel = append(sel, q(s.DeletedColumn))
+		raw = append(raw, q(s.DeletedColumn))
+	}
 	cols := strings.Join(sel, ", ")
 	order := " ORDER BY " + u + ", " + id + " LIMIT ?"
 

@@ -66,6 +66,10 @@ type Settings struct {
 	// key of an entity it created, to find it again after a crash instead of
 	// creating it twice. Not a field.
 	CorrelationColumn string `json:"correlation_column,omitempty"`
+	// DeletedColumn, when set, is a nullable timestamp column: a row where
+	// it is not NULL is deleted (soft delete). Changes reports such rows
+	// with Entity.Deleted, and Delete sets it instead of removing the row.
+	DeletedColumn string `json:"deleted_column,omitempty"`
 }
 
 // Field maps one entity field to a column.
@@ -120,6 +124,7 @@ type conn struct {
 	tableQ    string // quoted table, id and updated column, for the rare per-call INSERT
 	idQ, updQ string
 	corrQ     string // quoted correlation column, "" if none
+	delQ      string // quoted soft-delete column, "" if none
 }
 
 // New builds a "sql" connector from cfg; it is a connectors.Factory.
@@ -267,6 +272,12 @@ func newConn(name string, s Settings) (*conn, error) {
 	}
 	c.q = buildQueries(d, s)
 	c.tableQ, c.idQ, c.updQ = d.quote(s.Table), d.quote(s.IDColumn), d.quote(s.UpdatedColumn)
+	if s.DeletedColumn != "" {
+		if !identRe.MatchString(s.DeletedColumn) {
+			return nil, fmt.Errorf("deleted_column %q is not a plain identifier", s.DeletedColumn)
+		}
+		c.delQ = d.quote(s.DeletedColumn)
+	}
 	if s.CorrelationColumn != "" {
 		if !identRe.MatchString(s.CorrelationColumn) {
 			return nil, fmt.Errorf("correlation_column %q is not a plain identifier", s.CorrelationColumn)
@@ -502,7 +513,11 @@ type rowScanner interface{ Scan(dest ...any) error }
 
 // scanEntity reads one row of the entity queries: id, updated, fields.
 func (c *conn) scanEntity(r rowScanner) (connectors.Entity, position, error) {
-	vals := make([]any, 2+len(c.fields))
+	n := 2 + len(c.fields)
+	if c.delQ != "" {
+		n++ // the soft-delete column comes last
+	}
+	vals := make([]any, n)
 	ptrs := make([]any, len(vals))
 	for i := range vals {
 		ptrs[i] = &vals[i]
@@ -525,6 +540,9 @@ func (c *conn) scanEntity(r rowScanner) (connectors.Entity, position, error) {
 	for i, f := range c.fields {
 		e.Fields[f.name] = readValue(f.typ, vals[2+i])
 	}
+	if c.delQ != "" {
+		e.Deleted = vals[n-1] != nil
+	}
 	return e, position{At: at, Text: text, ID: id}, nil
 }
 
@@ -539,6 +557,29 @@ func (c *conn) wrap(op string, err error) error {
 		return fmt.Errorf("sqlconn %s: %s: %w: %w", c.name, op, kind, err)
 	}
 	return fmt.Errorf("sqlconn %s: %s: %w", c.name, op, err)
+}
+
+// Delete sets the soft-delete column when there is one, else removes the row.
+func (c *conn) Delete(ctx context.Context, id string) error {
+	idv, ok := parseID(id, c.idInt)
+	if !ok {
+		return c.notFound(id)
+	}
+	now, _ := c.d.now()
+	q := "DELETE FROM " + c.tableQ + " WHERE " + c.idQ + " = ?"
+	args := []any{idv}
+	if c.delQ != "" {
+		q = "UPDATE " + c.tableQ + " SET " + c.delQ + " = ?, " + c.updQ + " = ? WHERE " + c.idQ + " = ?"
+		args = []any{now, now, idv}
+	}
+	res, err := c.db.ExecContext(ctx, c.d.rebind(q), args...)
+	if err != nil {
+		return c.wrap("delete "+id, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return c.notFound(id)
+	}
+	return nil
 }
 
 // Close releases the statements and the pool.

@@ -816,3 +816,52 @@ func TestCreateKeepsColumnDefaults(t *testing.T) {
 		t.Fatalf("fields %v: want the default state", e.Fields)
 	}
 }
+
+// With deleted_column, a soft-deleted row shows up in Changes as Deleted and
+// Delete sets the column; without it, Delete removes the row.
+func TestDeletes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "d.db")
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT, deleted_at TEXT, updated_at TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	open := func(extra string) connectors.Connector {
+		c, err := New(ctx, connectors.Config{Name: "t", Settings: json.RawMessage(
+			`{"driver":"sqlite","dsn":"` + path + `","table":"items","fields":[{"name":"title"}]` + extra + `}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	soft := open(`,"deleted_column":"deleted_at"`)
+	a, _ := soft.Create(ctx, map[string]any{"title": "a"})
+	b, _ := soft.Create(ctx, map[string]any{"title": "b"})
+	page, err := soft.Changes(ctx, "", 10)
+	if err != nil || len(page.Entities) != 2 || page.Entities[0].Deleted {
+		t.Fatalf("before delete: %+v %v", page, err)
+	}
+	time.Sleep(3 * time.Millisecond)
+	if err := soft.(connectors.Deleter).Delete(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	page, err = soft.Changes(ctx, page.Cursor, 10)
+	if err != nil || len(page.Entities) != 1 || page.Entities[0].ID != a.ID || !page.Entities[0].Deleted {
+		t.Fatalf("soft delete not reported: %+v %v", page, err)
+	}
+	hard := open(``)
+	if err := hard.(connectors.Deleter).Delete(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hard.Get(ctx, b.ID); !errors.Is(err, connectors.ErrNotFound) {
+		t.Fatalf("hard delete left the row: %v", err)
+	}
+	if err := hard.(connectors.Deleter).Delete(ctx, b.ID); !errors.Is(err, connectors.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+}

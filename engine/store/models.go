@@ -239,6 +239,7 @@ type SyncEvent struct {
 	TwinID        int64     `json:"twin_id"`
 	Direction     Direction `json:"direction"`
 	SourceID      string    `json:"source_id"`
+	Action        string    `json:"action,omitempty"` // "" sync, "delete"
 	Replica       string    `json:"replica"`
 	Previous      *string   `json:"previous,omitempty"`
 	Status        string    `json:"status"`

@@ -35,6 +35,7 @@ var supportSchema = []string{
 		labels TEXT NOT NULL DEFAULT '',
 		requester TEXT NOT NULL DEFAULT '',
 		duplex_ref TEXT,
+		deleted_at TEXT,
 		updated_at TEXT NOT NULL DEFAULT (` + now + `))`,
 	`CREATE TRIGGER IF NOT EXISTS tickets_touch AFTER UPDATE ON tickets
 		FOR EACH ROW WHEN NEW.updated_at = OLD.updated_at
@@ -56,6 +57,7 @@ var engineeringSchema = []string{
 		priority TEXT NOT NULL DEFAULT 'normal',
 		ticket_ref TEXT NOT NULL DEFAULT '',
 		duplex_ref TEXT,
+		deleted_at TEXT,
 		updated_at TEXT NOT NULL DEFAULT (` + now + `))`,
 	`CREATE TRIGGER IF NOT EXISTS issues_touch AFTER UPDATE ON issues
 		FOR EACH ROW WHEN NEW.updated_at = OLD.updated_at
@@ -139,6 +141,7 @@ func SupportSettings(path string) map[string]any {
 		},
 		"comments":           map[string]any{"table": "ticket_comments", "entity_column": "ticket_id"},
 		"correlation_column": "duplex_ref",
+		"deleted_column":     "deleted_at",
 	}
 }
 
@@ -152,6 +155,7 @@ func EngineeringSettings(path string) map[string]any {
 		},
 		"comments":           map[string]any{"table": "issue_comments", "entity_column": "issue_id"},
 		"correlation_column": "duplex_ref",
+		"deleted_column":     "deleted_at",
 	}
 }
 
