@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -71,6 +73,29 @@ func Load(fsys fs.FS) (*Library, error) {
 		lib.byName[t.Name] = t
 	}
 	return lib, nil
+}
+
+// LoadDir reads one template folder from disk (for `duplex script test`).
+func LoadDir(dir string) (Template, error) {
+	clean := filepath.Clean(dir)
+	return loadOne(os.DirFS(filepath.Dir(clean)), filepath.Base(clean))
+}
+
+// Fixtures reads a template folder's testdata/*.json files, by name.
+func Fixtures(dir string) (map[string][]byte, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "testdata", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(paths))
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("fixture: %w", err)
+		}
+		out[filepath.Base(p)] = b
+	}
+	return out, nil
 }
 
 func loadOne(fsys fs.FS, dir string) (Template, error) {

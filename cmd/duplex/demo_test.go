@@ -5,9 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -151,5 +153,38 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting: %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestScriptTestCommand(t *testing.T) {
+	var out strings.Builder
+	if err := runScript(context.Background(), []string{"test", "../../scripts/support-escalation"}, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "4 passed, 0 failed") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	// A broken fixture fails the command and names the difference.
+	dir := t.TempDir()
+	tpl := filepath.Join(dir, "tpl")
+	if err := os.MkdirAll(filepath.Join(tpl, "testdata"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"template.json":      `{"title":"t"}`,
+		"a.outgoing.js":      `replica.n = entity.n + 1;`,
+		"b.incoming.js":      `entity.m = replica.n;`,
+		"testdata/one.json":  `{"side":"a","entity":{"id":"1","fields":{"n":1}},"target":null,"want":{"patch":{"m":3}}}`,
+		"testdata/good.json": `{"side":"a","entity":{"id":"1","fields":{"n":1}},"target":null,"want":{"patch":{"m":2}}}`,
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(tpl, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out.Reset()
+	err := runScript(context.Background(), []string{"test", tpl}, &out)
+	if !errors.Is(err, errFixturesFailed) || !strings.Contains(out.String(), "patch.m = 2, want 3") || !strings.Contains(out.String(), "1 passed, 1 failed") {
+		t.Fatalf("err %v, output:\n%s", err, out.String())
 	}
 }

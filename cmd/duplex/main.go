@@ -37,6 +37,7 @@ usage:
   duplex demo    [flags]   two SQLite databases, a connection from a template, the API and UI
   duplex serve   [flags]   run the API, the browser app and the sync engine
   duplex migrate [flags] [up|status]
+  duplex script test DIR...  run a template folder's fixtures (testdata/*.json)
   duplex version
 
 run "duplex <command> -h" for the flags of a command
@@ -60,6 +61,8 @@ func main() {
 		err = runDemo(ctx, logger, os.Args[2:], os.Stdout)
 	case "migrate":
 		err = runMigrate(ctx, os.Args[2:], os.Stdout)
+	case "script":
+		err = runScript(ctx, os.Args[2:], os.Stdout)
 	case "version":
 		fmt.Println("duplex", version)
 	case "-h", "--help", "help":
