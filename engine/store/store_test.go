@@ -139,3 +139,48 @@ func TestStore(t *testing.T) {
 		})
 	}
 }
+
+// Many intakes of one new entity at once (two pollers, two webhooks) end in
+// one twin: the unique index decides and the losers read the winner's row.
+func TestEnsureTwinConcurrent(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := b.Open(t)
+			a, bb := store.System{Name: "a", Kind: "sql"}, store.System{Name: "b", Kind: "sql"}
+			_ = st.CreateSystem(ctx, &a)
+			_ = st.CreateSystem(ctx, &bb)
+			c := store.Connection{Name: "c", SystemAID: a.ID, SystemBID: bb.ID}
+			if err := st.CreateConnection(ctx, &c, nil, "t"); err != nil {
+				t.Fatal(err)
+			}
+			const n = 8
+			ids := make(chan int64, n)
+			errs := make(chan error, n)
+			for i := 0; i < n; i++ {
+				go func() {
+					tw, err := st.EnsureTwin(ctx, c.ID, store.SideA, "42")
+					errs <- err
+					ids <- tw.ID
+				}()
+			}
+			first := int64(0)
+			for i := 0; i < n; i++ {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+				id := <-ids
+				if first == 0 {
+					first = id
+				}
+				if id != first || id == 0 {
+					t.Fatalf("two twins for one entity: %d and %d", first, id)
+				}
+			}
+			twins, _ := st.ListTwins(ctx, c.ID, 100, 0)
+			if len(twins) != 1 {
+				t.Fatalf("%d twins", len(twins))
+			}
+		})
+	}
+}
