@@ -1,0 +1,145 @@
+// Package httpx is what every HTTP-based connector shares: a JSON request
+// with a per-call timeout, and one mapping of HTTP outcomes to the
+// connectors sentinels the engine acts on (retry, wait for Retry-After, fail).
+package httpx
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/duplexsync/duplex/connectors"
+)
+
+// MaxBody bounds what is read from a response (and kept in an error).
+const MaxBody = 8 << 20
+
+// Client sends JSON requests to one system.
+type Client struct {
+	HTTP    *http.Client
+	Base    string        // base URL, no trailing slash
+	Timeout time.Duration // per request; default 30 s
+	Header  http.Header   // added to every request (auth)
+	Now     func() time.Time
+}
+
+// Do sends method path with body (JSON-encoded when not nil) and decodes a
+// JSON answer into out (when not nil). Errors wrap connectors.ErrNotFound
+// (404), ErrInvalid (other 4xx), ErrUnavailable (5xx, timeouts, dropped
+// connections) and, for 429 and 503 with Retry-After, a
+// *connectors.RetryAfterError.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("%w: encode request: %w", connectors.ErrInvalid, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
+	if err != nil {
+		return fmt.Errorf("%w: %w", connectors.ErrBadConfig, err)
+	}
+	for k, vs := range c.Header {
+		req.Header[k] = vs
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	client := c.HTTP
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return transportError(method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
+	if err != nil {
+		return transportError(method, path, err)
+	}
+	if err := c.statusError(method, path, resp, data); err != nil {
+		return err
+	}
+	if out == nil || len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: %w: malformed JSON answer: %w", method, path, connectors.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// transportError: a timeout, a refused or dropped connection or a cut
+// answer is temporary. Only the caller's own cancellation is not.
+func transportError(method, path string, err error) error {
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	return fmt.Errorf("%s %s: %w: %w", method, path, connectors.ErrUnavailable, err)
+}
+
+func (c *Client) statusError(method, path string, resp *http.Response, data []byte) error {
+	code := resp.StatusCode
+	if code < 300 {
+		return nil
+	}
+	msg := string(data)
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	base := fmt.Errorf("%s %s: HTTP %d: %s", method, path, code, msg)
+	switch {
+	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+		if after, ok := c.retryAfter(resp.Header.Get("Retry-After")); ok {
+			return &connectors.RetryAfterError{After: after, Err: fmt.Errorf("%w: %w", connectors.ErrUnavailable, base)}
+		}
+		return fmt.Errorf("%w: %w", connectors.ErrUnavailable, base)
+	case code == http.StatusNotFound || code == http.StatusGone:
+		return fmt.Errorf("%w: %w", connectors.ErrNotFound, base)
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return fmt.Errorf("%w: %w", connectors.ErrBadConfig, base)
+	case code == http.StatusRequestTimeout:
+		return fmt.Errorf("%w: %w", connectors.ErrUnavailable, base)
+	case code >= 500:
+		return fmt.Errorf("%w: %w", connectors.ErrUnavailable, base)
+	default:
+		return fmt.Errorf("%w: %w", connectors.ErrInvalid, base)
+	}
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func (c *Client) retryAfter(v string) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		now := time.Now
+		if c.Now != nil {
+			now = c.Now
+		}
+		if d := t.Sub(now()); d > 0 {
+			return d, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
