@@ -2,8 +2,10 @@
 GO        ?= go
 BIN       ?= bin/duplex
 export CGO_ENABLED = 1
+SHELL     := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 
-.PHONY: all build run test vet fmt-check unit race bench clean
+.PHONY: all build run test vet fmt-check unit race figures bench clean
 
 all: build
 
@@ -17,7 +19,7 @@ run: build
 
 # Every test. PostgreSQL and MariaDB tests run when DUPLEX_TEST_POSTGRES and
 # DUPLEX_TEST_MYSQL are set (.ci/run sets both) and say why they skip otherwise.
-test: fmt-check vet unit race
+test: fmt-check vet unit race figures
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -31,6 +33,11 @@ unit:
 # The packages with goroutines and shared caches, again under the race detector.
 race:
 	$(GO) test -count=1 -race ./scripting/ ./engine/...
+
+# The fault and crash runs again, verbosely, so their figures (changes sent,
+# applied, duplicated, lost, looped) show in the output.
+figures:
+	$(GO) test -count=1 -v -run 'TestHTTPFaults' ./engine/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:'
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./engine/ ./scripting/ ./connectors/sqlconn/
