@@ -23,12 +23,20 @@ func (e *Engine) WorkOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	plans := map[int64]*plan{}
+	ids := make([]int64, len(due))
+	for i := range due {
+		ids[i] = due[i].TwinID
+	}
+	twins, err := e.st.TwinsByID(ctx, ids) // one query for the batch
+	if err != nil {
+		return 0, err
+	}
 	results := make([]result, 0, len(due))
 	for i := range due {
 		if ctx.Err() != nil {
 			break // shutting down: what is not done stays queued as it was
 		}
-		r, ok := e.process(ctx, plans, &due[i])
+		r, ok := e.process(ctx, plans, twins[due[i].TwinID], &due[i])
 		if ok {
 			results = append(results, r)
 		}
@@ -59,9 +67,10 @@ type outcome struct {
 
 // process applies one event and decides its new status. ok=false means the
 // event was interrupted by shutdown and stays as it was.
-func (e *Engine) process(ctx context.Context, plans map[int64]*plan, ev *store.SyncEvent) (result, bool) {
+func (e *Engine) process(ctx context.Context, plans map[int64]*plan, twin *store.Twin, ev *store.SyncEvent) (result, bool) {
 	var logs []string
-	out, twin, err := e.apply(ctx, plans, ev, &logs)
+	out, saved, err := e.apply(ctx, plans, twin, ev, &logs)
+	twin = saved
 	if err != nil && ctx.Err() != nil && twin == nil {
 		return result{}, false
 	}
@@ -94,6 +103,7 @@ func (e *Engine) record(ctx context.Context, results []result) error {
 		return nil
 	}
 	return e.st.Tx(ctx, func(tx *store.Store) error {
+		audits := make([]store.AuditEntry, 0, len(results))
 		for _, r := range results {
 			if r.ev.Status == store.StatusDone && r.out.Action == "unlink" {
 				// The twin goes, and its events with it (foreign key); the
@@ -120,12 +130,10 @@ func (e *Engine) record(ctx context.Context, results []result) error {
 				continue
 			}
 			detail, _ := json.Marshal(r.out)
-			if err := tx.AddAudit(ctx, &store.AuditEntry{Actor: "engine", Action: "sync." + r.out.Action,
-				ConnectionID: &r.ev.ConnectionID, TwinID: &r.ev.TwinID, EventID: &r.ev.ID, Detail: string(detail)}); err != nil {
-				return err
-			}
+			audits = append(audits, store.AuditEntry{Actor: "engine", Action: "sync." + r.out.Action,
+				ConnectionID: &r.ev.ConnectionID, TwinID: &r.ev.TwinID, EventID: &r.ev.ID, Detail: string(detail)})
 		}
-		return nil
+		return tx.AddAudits(ctx, audits)
 	})
 }
 
@@ -155,7 +163,7 @@ var errConfig = errors.New("connection cannot run")
 
 // apply runs the incoming script and writes the minimal change to the target
 // system. The twin it returns (when not nil) must be saved with the event.
-func (e *Engine) apply(ctx context.Context, plans map[int64]*plan, ev *store.SyncEvent, logs *[]string) (outcome, *store.Twin, error) {
+func (e *Engine) apply(ctx context.Context, plans map[int64]*plan, tw *store.Twin, ev *store.SyncEvent, logs *[]string) (outcome, *store.Twin, error) {
 	p, ok := plans[ev.ConnectionID]
 	if !ok {
 		var err error
@@ -166,10 +174,10 @@ func (e *Engine) apply(ctx context.Context, plans map[int64]*plan, ev *store.Syn
 	}
 	src := ev.Direction.Source()
 	dst := src.Other()
-	twin, err := e.st.GetTwin(ctx, ev.TwinID)
-	if err != nil {
-		return outcome{}, nil, err
+	if tw == nil {
+		return outcome{}, nil, fmt.Errorf("%w: twin %d is gone", errConfig, ev.TwinID)
 	}
+	twin := *tw // a copy: only a successful apply's twin is saved
 	if ev.Action == actionDelete {
 		return e.applyDelete(ctx, p, &twin, dst)
 	}

@@ -3,9 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-
-	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // CreateSystem inserts a system; its ID is set on return.
@@ -164,6 +161,19 @@ func (s *Store) AddAudit(ctx context.Context, e *AuditEntry) error {
 	return wrap("audit", s.q(ctx).Create(e).Error)
 }
 
+// AddAudits appends several audit entries in one statement.
+func (s *Store) AddAudits(ctx context.Context, es []AuditEntry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	for i := range es {
+		if es[i].At.IsZero() {
+			es[i].At = s.now()
+		}
+	}
+	return wrap("audit", s.q(ctx).CreateInBatches(es, 200).Error)
+}
+
 // ListAudit returns the newest audit entries, optionally for one connection.
 func (s *Store) ListAudit(ctx context.Context, connID int64, limit int) ([]AuditEntry, error) {
 	var out []AuditEntry
@@ -172,15 +182,6 @@ func (s *Store) ListAudit(ctx context.Context, connID int64, limit int) ([]Audit
 		q = q.Where("connection_id = ?", connID)
 	}
 	return out, wrap("list audit", q.Find(&out).Error)
-}
-
-// lockClause takes a row lock on PostgreSQL; SQLite's immediate transactions
-// already serialise writers.
-func (s *Store) lockClause(db *gorm.DB) *gorm.DB {
-	if s.dialect == "postgres" {
-		return db.Clauses(clause.Locking{Strength: "UPDATE"})
-	}
-	return db
 }
 
 // SetConflictPolicy stores a connection's conflict policy (JSON, validated by

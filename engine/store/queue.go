@@ -32,11 +32,17 @@ func (s *Store) EnsureTwin(ctx context.Context, connID int64, side Side, id stri
 	return s.TwinBy(ctx, connID, side, id)
 }
 
-// GetTwin reads a twin by id, locking it for update on PostgreSQL.
-func (s *Store) GetTwin(ctx context.Context, id int64) (Twin, error) {
-	var t Twin
-	err := s.lockClause(s.q(ctx)).First(&t, id).Error
-	return t, wrap(fmt.Sprintf("twin %d", id), err)
+// TwinsByID reads several twins in one query.
+func (s *Store) TwinsByID(ctx context.Context, ids []int64) (map[int64]*Twin, error) {
+	var rows []Twin
+	if err := s.q(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, wrap("twins", err)
+	}
+	out := make(map[int64]*Twin, len(rows))
+	for i := range rows {
+		out[rows[i].ID] = &rows[i]
+	}
+	return out, nil
 }
 
 // SaveTwin writes a twin's columns except the last-sent replicas, which only
