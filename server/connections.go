@@ -25,23 +25,22 @@ func (s *srv) withCounts(ctx context.Context, conn store.Connection) (connection
 	return connectionOut{Connection: conn, Counts: counts}, err
 }
 
-func (s *srv) listConnections(c *gin.Context) {
+func (s *srv) listConnections(c *gin.Context) error {
 	ctx := c.Request.Context()
 	conns, err := s.st.ListConnections(ctx)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	out := make([]connectionOut, 0, len(conns))
 	for _, conn := range conns {
 		o, err := s.withCounts(ctx, conn)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		out = append(out, o)
 	}
 	c.JSON(http.StatusOK, out)
+	return nil
 }
 
 type connectionIn struct {
@@ -84,39 +83,33 @@ func (s *srv) validateScript(ctx context.Context, conn store.Connection, side st
 	}
 }
 
-func (s *srv) createConnection(c *gin.Context) {
+func (s *srv) createConnection(c *gin.Context) error {
 	ctx := c.Request.Context()
 	var in connectionIn
 	if err := s.bind(c, &in); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	in.Name = strings.TrimSpace(in.Name)
 	if in.Name == "" || in.SystemAID == 0 || in.SystemBID == 0 {
-		s.fail(c, badRequest("name, system_a_id and system_b_id are required"))
-		return
+		return badRequest("name, system_a_id and system_b_id are required")
 	}
 	for _, id := range []int64{in.SystemAID, in.SystemBID} {
 		if _, err := s.st.GetSystem(ctx, id); err != nil {
-			s.fail(c, badRequest("system %d does not exist", id))
-			return
+			return badRequest("system %d does not exist", id)
 		}
 	}
 	sources := in.Scripts
 	if in.Template != "" {
 		if in.Scripts != nil {
-			s.fail(c, badRequest("give either scripts or a template, not both"))
-			return
+			return badRequest("give either scripts or a template, not both")
 		}
 		tpl, err := s.lib.Get(in.Template)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		rendered, err := tpl.Render(in.Params)
 		if err != nil {
-			s.fail(c, badRequest("%v", err))
-			return
+			return badRequest("%v", err)
 		}
 		sources = rendered
 	}
@@ -124,8 +117,7 @@ func (s *srv) createConnection(c *gin.Context) {
 	if in.ConflictPolicy != nil {
 		enc, err := policyJSON(*in.ConflictPolicy)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		conn.ConflictPolicy = enc
 	}
@@ -133,28 +125,24 @@ func (s *srv) createConnection(c *gin.Context) {
 	for sideName, kinds := range sources {
 		side, err := parseSide(sideName)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		for kindName, src := range kinds {
 			kind, err := parseKind(kindName)
 			if err != nil {
-				s.fail(c, err)
-				return
+				return err
 			}
 			if err := s.validateScript(ctx, conn, side, kind, src); err != nil {
-				s.fail(c, err)
-				return
+				return err
 			}
 			byKind[side][kind] = src
 		}
 	}
 	if err := s.st.CreateConnection(ctx, &conn, byKind, "api"); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.audit(ctx, "connection.create", &conn.ID, fmt.Sprintf("connection %q (template %q)", conn.Name, conn.Template))
-	s.respondConnection(c, http.StatusCreated, conn.ID)
+	return s.respondConnection(c, http.StatusCreated, conn.ID)
 }
 
 func policyJSON(p engine.Policy) (string, error) {
@@ -168,32 +156,29 @@ func policyJSON(p engine.Policy) (string, error) {
 	return b, nil
 }
 
-func (s *srv) respondConnection(c *gin.Context, status int, id int64) {
+func (s *srv) respondConnection(c *gin.Context, status int, id int64) error {
 	ctx := c.Request.Context()
 	conn, err := s.st.GetConnection(ctx, id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	out, err := s.withCounts(ctx, conn)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if out.Scripts, err = s.st.CurrentScripts(ctx, id); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(status, out)
+	return nil
 }
 
-func (s *srv) getConnection(c *gin.Context) {
+func (s *srv) getConnection(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
-	s.respondConnection(c, http.StatusOK, id)
+	return s.respondConnection(c, http.StatusOK, id)
 }
 
 func (s *srv) scriptTarget(c *gin.Context) (store.Connection, store.Side, store.ScriptKind, error) {
@@ -213,87 +198,76 @@ func (s *srv) scriptTarget(c *gin.Context) (store.Connection, store.Side, store.
 	return conn, side, kind, err
 }
 
-func (s *srv) saveScript(c *gin.Context) {
+func (s *srv) saveScript(c *gin.Context) error {
 	conn, side, kind, err := s.scriptTarget(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var in struct {
 		Source *string `json:"source"`
 	}
 	if err := s.bind(c, &in); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if in.Source == nil {
-		s.fail(c, badRequest("source is required"))
-		return
+		return badRequest("source is required")
 	}
 	ctx := c.Request.Context()
 	if err := s.validateScript(ctx, conn, side, kind, *in.Source); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	v, err := s.st.SaveScript(ctx, conn.ID, side, kind, *in.Source, "api")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.eng.Reload(conn.ID)
 	s.audit(ctx, "script.save", &conn.ID, fmt.Sprintf("%s.%s version %d", side, kind, v.Version))
 	c.JSON(http.StatusOK, v)
+	return nil
 }
 
-func (s *srv) scriptVersions(c *gin.Context) {
+func (s *srv) scriptVersions(c *gin.Context) error {
 	conn, side, kind, err := s.scriptTarget(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	vs, err := s.st.ScriptHistory(c.Request.Context(), conn.ID, side, kind)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, vs)
+	return nil
 }
 
-func (s *srv) setPolicy(c *gin.Context) {
+func (s *srv) setPolicy(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var p engine.Policy
 	if err := s.bind(c, &p); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	enc, err := policyJSON(p)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if err := s.st.SetConflictPolicy(c.Request.Context(), id, enc); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.eng.Reload(id)
 	s.audit(c.Request.Context(), "connection.conflict_policy", &id, enc)
-	s.respondConnection(c, http.StatusOK, id)
+	return s.respondConnection(c, http.StatusOK, id)
 }
 
-func (s *srv) setActive(active bool) gin.HandlerFunc {
-	return func(c *gin.Context) {
+func (s *srv) setActive(active bool) handler {
+	return func(c *gin.Context) error {
 		id, err := idParam(c, "id")
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		if err := s.st.SetActive(c.Request.Context(), id, active); err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		s.eng.Reload(id)
 		action := "connection.pause"
@@ -301,7 +275,7 @@ func (s *srv) setActive(active bool) gin.HandlerFunc {
 			action = "connection.activate"
 		}
 		s.audit(c.Request.Context(), action, &id, "")
-		s.respondConnection(c, http.StatusOK, id)
+		return s.respondConnection(c, http.StatusOK, id)
 	}
 }
 
@@ -311,11 +285,10 @@ type testRunOut struct {
 	Error *apiError `json:"error,omitempty"`
 }
 
-func (s *srv) testRun(c *gin.Context) {
+func (s *srv) testRun(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var in struct {
 		Side     string             `json:"side"`
@@ -323,25 +296,21 @@ func (s *srv) testRun(c *gin.Context) {
 		Entity   *connectors.Entity `json:"entity"`
 	}
 	if err := s.bind(c, &in); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	side, err := parseSide(in.Side)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if (in.EntityID == "") == (in.Entity == nil) {
-		s.fail(c, badRequest("give either entity_id (to read it from the system) or entity (pasted)"))
-		return
+		return badRequest("give either entity_id (to read it from the system) or entity (pasted)")
 	}
 	if in.Entity != nil && in.Entity.Fields == nil {
 		in.Entity.Fields = map[string]any{}
 	}
 	res, err := s.eng.TestRun(c.Request.Context(), id, side, in.EntityID, in.Entity)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	out := testRunOut{TestRunResult: res}
 	if res.Error != nil {
@@ -352,187 +321,167 @@ func (s *srv) testRun(c *gin.Context) {
 		out.Error = &body
 	}
 	c.JSON(http.StatusOK, out)
+	return nil
 }
 
-func (s *srv) listTwins(c *gin.Context) {
+func (s *srv) listTwins(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	limit, err := intQuery(c, "limit", 100)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	offset, err := intQuery(c, "offset", 0)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if limit == 0 || limit > 1000 {
 		limit = 100
 	}
 	twins, err := s.st.ListTwins(c.Request.Context(), id, limit, offset)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, twins)
+	return nil
 }
 
-func (s *srv) setOptions(c *gin.Context) {
+func (s *srv) setOptions(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var in engine.Lifecycle
 	if err := s.bind(c, &in); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	enc, err := jsonMarshal(in)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if _, err := engine.ParseLifecycle(enc); err != nil {
-		s.fail(c, badRequest("%v", err))
-		return
+		return badRequest("%v", err)
 	}
 	if err := s.st.SetOptions(c.Request.Context(), id, enc); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.eng.Reload(id)
 	s.audit(c.Request.Context(), "connection.options", &id, enc)
-	s.respondConnection(c, http.StatusOK, id)
+	return s.respondConnection(c, http.StatusOK, id)
 }
 
 // linkTwin pairs two entities that already exist on both sides, writing
 // nothing to either system.
-func (s *srv) linkTwin(c *gin.Context) {
+func (s *srv) linkTwin(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var in struct {
 		AID string `json:"a_id"`
 		BID string `json:"b_id"`
 	}
 	if err := s.bind(c, &in); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if in.AID == "" || in.BID == "" {
-		s.fail(c, badRequest("a_id and b_id are required"))
-		return
+		return badRequest("a_id and b_id are required")
 	}
 	ctx := c.Request.Context()
 	if _, err := s.st.GetConnection(ctx, id); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	t, err := s.st.LinkTwin(ctx, id, in.AID, in.BID)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.audit(ctx, "twin.link", &id, fmt.Sprintf("a %s ↔ b %s", in.AID, in.BID))
 	c.JSON(http.StatusCreated, t)
+	return nil
 }
 
 // unlinkTwin forgets a pair; both entities stay, and they sync again only if
 // a trigger matches one of them.
-func (s *srv) unlinkTwin(c *gin.Context) {
+func (s *srv) unlinkTwin(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	t, err := s.st.DeleteTwin(c.Request.Context(), id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.audit(c.Request.Context(), "twin.unlink", &t.ConnectionID, fmt.Sprintf("twin %d (a %s, b %s)", id, t.EntityID(store.SideA), t.EntityID(store.SideB)))
 	c.Status(http.StatusNoContent)
+	return nil
 }
 
 // startBackfill starts "sync existing" over one side; progress is at
 // GET /api/connections/:id/backfills.
-func (s *srv) startBackfill(c *gin.Context) {
+func (s *srv) startBackfill(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var in struct {
 		Side string `json:"side"`
 	}
 	if err := s.bind(c, &in); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	side, err := parseSide(in.Side)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	ctx := c.Request.Context()
 	if _, err := s.st.GetConnection(ctx, id); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	job, err := s.st.StartBackfill(ctx, id, side)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.audit(ctx, "connection.backfill", &id, fmt.Sprintf("sync existing on side %s (job %d)", side, job.ID))
 	c.JSON(http.StatusAccepted, job)
+	return nil
 }
 
-func (s *srv) listBackfills(c *gin.Context) {
+func (s *srv) listBackfills(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	jobs, err := s.st.ListBackfills(c.Request.Context(), id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, jobs)
+	return nil
 }
 
 // linkExisting pairs entities on both sides that share a key.
-func (s *srv) linkExisting(c *gin.Context) {
+func (s *srv) linkExisting(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var in struct {
 		AField string `json:"a_field"`
 		BField string `json:"b_field"`
 	}
 	if err := s.bind(c, &in); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if in.AField == "" || in.BField == "" {
-		s.fail(c, badRequest("a_field and b_field are required (a field name, or id/key)"))
-		return
+		return badRequest("a_field and b_field are required (a field name, or id/key)")
 	}
 	n, err := s.eng.LinkExisting(c.Request.Context(), id, in.AField, in.BField)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.audit(c.Request.Context(), "twin.link_existing", &id, fmt.Sprintf("%d pair(s) by a.%s = b.%s", n, in.AField, in.BField))
 	c.JSON(http.StatusOK, gin.H{"linked": n})
+	return nil
 }

@@ -19,196 +19,179 @@ func jsonMarshal(v any) (string, error) {
 var statuses = map[string]bool{"": true, store.StatusQueued: true, store.StatusDone: true,
 	store.StatusFailed: true, store.StatusSkipped: true, store.StatusConflict: true}
 
-func (s *srv) listEvents(c *gin.Context) {
+func (s *srv) listEvents(c *gin.Context) error {
 	var f store.EventFilter
 	var err error
 	if v := c.Query("connection_id"); v != "" {
 		if _, err := fmt.Sscan(v, &f.ConnectionID); err != nil {
-			s.fail(c, badRequest("connection_id must be an integer"))
-			return
+			return badRequest("connection_id must be an integer")
 		}
 	}
 	f.Status = c.Query("status")
 	if !statuses[f.Status] {
-		s.fail(c, badRequest("status must be queued, done, failed, skipped or conflict"))
-		return
+		return badRequest("status must be queued, done, failed, skipped or conflict")
 	}
 	if f.Limit, err = intQuery(c, "limit", 100); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	evs, err := s.st.ListEvents(c.Request.Context(), f)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, evs)
+	return nil
 }
 
-func (s *srv) getEvent(c *gin.Context) {
+func (s *srv) getEvent(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	ev, err := s.st.GetEvent(c.Request.Context(), id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, ev)
+	return nil
 }
 
-func (s *srv) retryEvent(c *gin.Context) {
+func (s *srv) retryEvent(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	ctx := c.Request.Context()
 	if err := s.st.RetryEvent(ctx, id); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.eng.Wake()
 	ev, err := s.st.GetEvent(ctx, id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.audit(ctx, "event.retry", &ev.ConnectionID, fmt.Sprintf("event %d", id))
 	c.JSON(http.StatusOK, ev)
+	return nil
 }
 
 // skipEvent gives up on an event with a reason, kept on the event and in the
 // audit log.
-func (s *srv) skipEvent(c *gin.Context) {
+func (s *srv) skipEvent(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var in struct {
 		Reason string `json:"reason"`
 	}
 	if err := s.bind(c, &in); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if in.Reason == "" {
-		s.fail(c, badRequest("reason is required"))
-		return
+		return badRequest("reason is required")
 	}
 	ctx := c.Request.Context()
 	if err := s.st.SkipEvent(ctx, id, in.Reason); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	ev, err := s.st.GetEvent(ctx, id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.audit(ctx, "event.skip", &ev.ConnectionID, fmt.Sprintf("event %d: %s", id, in.Reason))
 	c.JSON(http.StatusOK, ev)
+	return nil
 }
 
 // retryFailed requeues every failed event of a connection.
-func (s *srv) retryFailed(c *gin.Context) {
+func (s *srv) retryFailed(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	ctx := c.Request.Context()
 	if _, err := s.st.GetConnection(ctx, id); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	n, err := s.st.RetryFailed(ctx, id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.eng.Wake()
 	s.audit(ctx, "event.retry_all", &id, fmt.Sprintf("%d event(s)", n))
 	c.JSON(http.StatusOK, gin.H{"retried": n})
+	return nil
 }
 
 // resolveEvent takes a person's choice for each conflicting field:
 // {"priority": {"take": "source"}, "title": {"take": "value", "value": "…"}}.
-func (s *srv) resolveEvent(c *gin.Context) {
+func (s *srv) resolveEvent(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var in map[string]engine.Resolution
 	if err := s.bind(c, &in); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if len(in) == 0 {
-		s.fail(c, badRequest("give a choice for each conflicting field"))
-		return
+		return badRequest("give a choice for each conflicting field")
 	}
 	for field, r := range in {
 		if r.Take != "source" && r.Take != "target" && r.Take != "value" {
-			s.fail(c, badRequest("field %q: take must be source, target or value", field))
-			return
+			return badRequest("field %q: take must be source, target or value", field)
 		}
 	}
 	enc, err := jsonMarshal(in)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	ctx := c.Request.Context()
 	if err := s.st.ResolveConflict(ctx, id, enc); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.eng.Wake()
 	ev, err := s.st.GetEvent(ctx, id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.audit(ctx, "event.resolve", &ev.ConnectionID, fmt.Sprintf("event %d: %s", id, enc))
 	c.JSON(http.StatusOK, ev)
+	return nil
 }
 
-func (s *srv) listAudit(c *gin.Context) {
+func (s *srv) listAudit(c *gin.Context) error {
 	var connID int64
 	if v := c.Query("connection_id"); v != "" {
 		if _, err := fmt.Sscan(v, &connID); err != nil {
-			s.fail(c, badRequest("connection_id must be an integer"))
-			return
+			return badRequest("connection_id must be an integer")
 		}
 	}
 	limit, err := intQuery(c, "limit", 100)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if limit == 0 || limit > 1000 {
 		limit = 100
 	}
 	entries, err := s.st.ListAudit(c.Request.Context(), connID, limit)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, entries)
+	return nil
 }
 
-func (s *srv) listTemplates(c *gin.Context) { c.JSON(http.StatusOK, s.lib.List()) }
+func (s *srv) listTemplates(c *gin.Context) error {
+	c.JSON(http.StatusOK, s.lib.List())
+	return nil
+}
 
-func (s *srv) getTemplate(c *gin.Context) {
+func (s *srv) getTemplate(c *gin.Context) error {
 	t, err := s.lib.Get(c.Param("name"))
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, t)
+	return nil
 }

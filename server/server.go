@@ -68,43 +68,43 @@ func New(o Options) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(s.recover)
-	r.GET("/healthz", s.health)
+	r.GET("/healthz", s.h(s.health))
 
 	api := r.Group("/api")
-	api.GET("/systems", s.listSystems)
-	api.POST("/systems", s.createSystem)
-	api.GET("/systems/:id", s.getSystem)
-	api.PUT("/systems/:id", s.updateSystem)
-	api.DELETE("/systems/:id", s.deleteSystem)
-	api.GET("/systems/:id/schema", s.systemSchema)
+	api.GET("/systems", s.h(s.listSystems))
+	api.POST("/systems", s.h(s.createSystem))
+	api.GET("/systems/:id", s.h(s.getSystem))
+	api.PUT("/systems/:id", s.h(s.updateSystem))
+	api.DELETE("/systems/:id", s.h(s.deleteSystem))
+	api.GET("/systems/:id/schema", s.h(s.systemSchema))
 
-	api.GET("/connections", s.listConnections)
-	api.POST("/connections", s.createConnection)
-	api.GET("/connections/:id", s.getConnection)
-	api.PUT("/connections/:id/scripts/:side/:kind", s.saveScript)
-	api.GET("/connections/:id/scripts/:side/:kind/versions", s.scriptVersions)
-	api.PUT("/connections/:id/conflict-policy", s.setPolicy)
-	api.POST("/connections/:id/activate", s.setActive(true))
-	api.POST("/connections/:id/pause", s.setActive(false))
-	api.POST("/connections/:id/test-run", s.testRun)
-	api.GET("/connections/:id/twins", s.listTwins)
-	api.POST("/connections/:id/twins", s.linkTwin)
-	api.PUT("/connections/:id/options", s.setOptions)
-	api.POST("/connections/:id/backfill", s.startBackfill)
-	api.GET("/connections/:id/backfills", s.listBackfills)
-	api.POST("/connections/:id/link-existing", s.linkExisting)
-	api.DELETE("/twins/:id", s.unlinkTwin)
+	api.GET("/connections", s.h(s.listConnections))
+	api.POST("/connections", s.h(s.createConnection))
+	api.GET("/connections/:id", s.h(s.getConnection))
+	api.PUT("/connections/:id/scripts/:side/:kind", s.h(s.saveScript))
+	api.GET("/connections/:id/scripts/:side/:kind/versions", s.h(s.scriptVersions))
+	api.PUT("/connections/:id/conflict-policy", s.h(s.setPolicy))
+	api.POST("/connections/:id/activate", s.h(s.setActive(true)))
+	api.POST("/connections/:id/pause", s.h(s.setActive(false)))
+	api.POST("/connections/:id/test-run", s.h(s.testRun))
+	api.GET("/connections/:id/twins", s.h(s.listTwins))
+	api.POST("/connections/:id/twins", s.h(s.linkTwin))
+	api.PUT("/connections/:id/options", s.h(s.setOptions))
+	api.POST("/connections/:id/backfill", s.h(s.startBackfill))
+	api.GET("/connections/:id/backfills", s.h(s.listBackfills))
+	api.POST("/connections/:id/link-existing", s.h(s.linkExisting))
+	api.DELETE("/twins/:id", s.h(s.unlinkTwin))
 
-	api.GET("/events", s.listEvents)
-	api.GET("/events/:id", s.getEvent)
-	api.POST("/events/:id/retry", s.retryEvent)
-	api.POST("/events/:id/resolve", s.resolveEvent)
-	api.POST("/events/:id/skip", s.skipEvent)
-	api.POST("/connections/:id/retry-failed", s.retryFailed)
+	api.GET("/events", s.h(s.listEvents))
+	api.GET("/events/:id", s.h(s.getEvent))
+	api.POST("/events/:id/retry", s.h(s.retryEvent))
+	api.POST("/events/:id/resolve", s.h(s.resolveEvent))
+	api.POST("/events/:id/skip", s.h(s.skipEvent))
+	api.POST("/connections/:id/retry-failed", s.h(s.retryFailed))
 
-	api.GET("/audit", s.listAudit)
-	api.GET("/templates", s.listTemplates)
-	api.GET("/templates/:name", s.getTemplate)
+	api.GET("/audit", s.h(s.listAudit))
+	api.GET("/templates", s.h(s.listTemplates))
+	api.GET("/templates/:name", s.h(s.getTemplate))
 
 	r.NoRoute(func(c *gin.Context) {
 		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
@@ -127,12 +127,25 @@ func (s *srv) recover(c *gin.Context) {
 	c.Next()
 }
 
-func (s *srv) health(c *gin.Context) {
+// handler is an API handler: it writes its answer, or returns the error that
+// h turns into the JSON error answer.
+type handler func(c *gin.Context) error
+
+func (s *srv) h(fn handler) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := fn(c); err != nil {
+			s.fail(c, err)
+		}
+	}
+}
+
+func (s *srv) health(c *gin.Context) error {
 	if err := s.st.Ping(c.Request.Context()); err != nil {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": "store: " + err.Error()})
-		return
+		return nil
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	return nil
 }
 
 // bind decodes a JSON body strictly, bounded by MaxBodyBytes.

@@ -81,146 +81,129 @@ func (in *systemIn) apply(sys *store.System) {
 	}
 }
 
-func (s *srv) listSystems(c *gin.Context) {
+func (s *srv) listSystems(c *gin.Context) error {
 	systems, err := s.st.ListSystems(c.Request.Context())
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	out := make([]systemOut, 0, len(systems))
 	for _, sys := range systems {
 		p, err := s.present(sys)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		out = append(out, p)
 	}
 	c.JSON(http.StatusOK, out)
+	return nil
 }
 
-func (s *srv) createSystem(c *gin.Context) {
+func (s *srv) createSystem(c *gin.Context) error {
 	var in systemIn
 	if err := s.bind(c, &in); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if err := in.validate(true); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	sys := store.System{Name: in.Name, Kind: in.Kind, Settings: string(in.Settings), PollIntervalMS: 2000}
 	in.apply(&sys)
 	if in.Secrets != nil {
 		sealed, err := s.box.SealMap(*in.Secrets)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		sys.Secrets = sealed
 	}
 	if err := s.st.CreateSystem(c.Request.Context(), &sys); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.audit(c.Request.Context(), "system.create", nil, fmt.Sprintf("system %d %q (%s)", sys.ID, sys.Name, sys.Kind))
-	s.respondSystem(c, http.StatusCreated, sys)
+	return s.respondSystem(c, http.StatusCreated, sys)
 }
 
-func (s *srv) respondSystem(c *gin.Context, status int, sys store.System) {
+func (s *srv) respondSystem(c *gin.Context, status int, sys store.System) error {
 	out, err := s.present(sys)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(status, out)
+	return nil
 }
 
-func (s *srv) getSystem(c *gin.Context) {
+func (s *srv) getSystem(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	sys, err := s.st.GetSystem(c.Request.Context(), id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
-	s.respondSystem(c, http.StatusOK, sys)
+	return s.respondSystem(c, http.StatusOK, sys)
 }
 
-func (s *srv) updateSystem(c *gin.Context) {
+func (s *srv) updateSystem(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var in systemIn
 	if err := s.bind(c, &in); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if err := in.validate(false); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	ctx := c.Request.Context()
 	sys, err := s.st.GetSystem(ctx, id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if in.Kind != "" && in.Kind != sys.Kind {
-		s.fail(c, badRequest("kind cannot change (%s); create a new system", sys.Kind))
-		return
+		return badRequest("kind cannot change (%s); create a new system", sys.Kind)
 	}
 	sys.Name, sys.Settings = in.Name, string(in.Settings)
 	in.apply(&sys)
 	if in.Secrets != nil {
 		if sys.Secrets, err = s.box.SealMap(*in.Secrets); err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 	}
 	if err := s.st.UpdateSystem(ctx, &sys); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.eng.ReloadSystem(id)
 	s.audit(ctx, "system.update", nil, fmt.Sprintf("system %d %q", sys.ID, sys.Name))
-	s.respondSystem(c, http.StatusOK, sys)
+	return s.respondSystem(c, http.StatusOK, sys)
 }
 
-func (s *srv) deleteSystem(c *gin.Context) {
+func (s *srv) deleteSystem(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if err := s.st.DeleteSystem(c.Request.Context(), id); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.eng.ReloadSystem(id)
 	s.audit(c.Request.Context(), "system.delete", nil, fmt.Sprintf("system %d", id))
 	c.Status(http.StatusNoContent)
+	return nil
 }
 
-func (s *srv) systemSchema(c *gin.Context) {
+func (s *srv) systemSchema(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if _, err := s.st.GetSystem(c.Request.Context(), id); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	schema, err := s.eng.Schema(c.Request.Context(), id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, schema)
+	return nil
 }
