@@ -462,3 +462,35 @@ func TestTestRunWritesNothing(t *testing.T) {
 		t.Fatalf("test runs changed the store: events %d→%d, audit %d→%d", len(evs), len(evs2), len(audit), len(audit2))
 	}
 }
+
+// A connection whose script never ends fails its own events at the deadline;
+// a healthy connection on the same systems syncs in the same worker rounds.
+func TestRunawayConnectionBesideHealthyOne(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), 200*time.Millisecond)
+	bad := store.Connection{Name: "runaway", SystemAID: f.conn.SystemAID, SystemBID: f.conn.SystemBID, Active: true}
+	err := f.st.CreateConnection(f.ctx, &bad, map[store.Side]map[store.ScriptKind]string{
+		store.SideA: {store.KindTrigger: `"todev" in labels`, store.KindOutgoing: "replica.x = 1;"},
+		store.SideB: {store.KindTrigger: "false", store.KindIncoming: "while (true) {}"},
+	}, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.exec(f.support, "UPDATE tickets SET labels = 'export,todev' WHERE id = 3")
+	f.cycle() // both connections queue both tickets and work them once
+	if n := f.count(f.eng2, "SELECT COUNT(*) FROM issues WHERE ticket_ref IN ('T-1', 'T-3')"); n != 2 {
+		t.Fatalf("healthy connection synced %d of 2 tickets in the round the runaway one failed", n)
+	}
+	failed, _ := f.st.ListEvents(f.ctx, store.EventFilter{ConnectionID: bad.ID, Status: store.StatusFailed})
+	if len(failed) != 2 || !strings.Contains(failed[0].LastError, "runaway/b.incoming.js") {
+		t.Fatalf("runaway connection: %+v", failed)
+	}
+	f.noFailuresOf(f.conn.ID)
+}
+
+func (f *fixture) noFailuresOf(connID int64) {
+	f.t.Helper()
+	evs, _ := f.st.ListEvents(f.ctx, store.EventFilter{ConnectionID: connID, Status: store.StatusFailed})
+	for _, ev := range evs {
+		f.t.Errorf("failed event %d: %s", ev.ID, ev.LastError)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
@@ -22,7 +23,7 @@ func (e *Engine) WorkOnce(ctx context.Context) (int, error) {
 	if err != nil || len(due) == 0 {
 		return 0, err
 	}
-	plans := map[int64]*plan{}
+	plans := &batchPlans{m: map[int64]*plan{}}
 	ids := make([]int64, len(due))
 	for i := range due {
 		ids[i] = due[i].TwinID
@@ -31,14 +32,29 @@ func (e *Engine) WorkOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	results := make([]result, 0, len(due))
+	// A batch holds at most one event per twin, so its events are applied
+	// concurrently: a slow system or a script running into its deadline
+	// holds up only its own event, not the connections behind it.
+	slots := make([]result, len(due))
+	done := make([]bool, len(due))
+	sem := make(chan struct{}, e.opts.Workers)
+	var wg sync.WaitGroup
 	for i := range due {
 		if ctx.Err() != nil {
 			break // shutting down: what is not done stays queued as it was
 		}
-		r, ok := e.process(ctx, plans, twins[due[i].TwinID], &due[i])
-		if ok {
-			results = append(results, r)
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			slots[i], done[i] = e.process(ctx, plans, twins[due[i].TwinID], &due[i])
+		}(i)
+	}
+	wg.Wait()
+	results := make([]result, 0, len(due))
+	for i := range slots {
+		if done[i] {
+			results = append(results, slots[i])
 		}
 	}
 	// Record what was done even when ctx was cancelled meanwhile: those
@@ -47,6 +63,25 @@ func (e *Engine) WorkOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return len(results), ctx.Err()
+}
+
+// batchPlans compiles or fetches each connection's plan once per batch.
+type batchPlans struct {
+	mu sync.Mutex
+	m  map[int64]*plan
+}
+
+func (b *batchPlans) get(ctx context.Context, e *Engine, id int64) (*plan, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p, ok := b.m[id]; ok {
+		return p, nil
+	}
+	p, err := e.planByID(ctx, id)
+	if err == nil {
+		b.m[id] = p
+	}
+	return p, err
 }
 
 // result is one processed event with what must be saved with it.
@@ -67,7 +102,7 @@ type outcome struct {
 
 // process applies one event and decides its new status. ok=false means the
 // event was interrupted by shutdown and stays as it was.
-func (e *Engine) process(ctx context.Context, plans map[int64]*plan, twin *store.Twin, ev *store.SyncEvent) (result, bool) {
+func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twin, ev *store.SyncEvent) (result, bool) {
 	var logs []string
 	out, saved, err := e.apply(ctx, plans, twin, ev, &logs)
 	twin = saved
@@ -163,14 +198,10 @@ var errConfig = errors.New("connection cannot run")
 
 // apply runs the incoming script and writes the minimal change to the target
 // system. The twin it returns (when not nil) must be saved with the event.
-func (e *Engine) apply(ctx context.Context, plans map[int64]*plan, tw *store.Twin, ev *store.SyncEvent, logs *[]string) (outcome, *store.Twin, error) {
-	p, ok := plans[ev.ConnectionID]
-	if !ok {
-		var err error
-		if p, err = e.planByID(ctx, ev.ConnectionID); err != nil {
-			return outcome{}, nil, fmt.Errorf("%w: %w", errConfig, err)
-		}
-		plans[ev.ConnectionID] = p // once per batch, not per event
+func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, ev *store.SyncEvent, logs *[]string) (outcome, *store.Twin, error) {
+	p, err := plans.get(ctx, e, ev.ConnectionID)
+	if err != nil {
+		return outcome{}, nil, fmt.Errorf("%w: %w", errConfig, err)
 	}
 	src := ev.Direction.Source()
 	dst := src.Other()
