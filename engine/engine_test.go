@@ -81,7 +81,11 @@ func (c counting) AddComment(ctx context.Context, id string, cm connectors.Comme
 		return connectors.Comment{}, err
 	}
 	c.writes.Add(1)
-	return c.Connector.AddComment(ctx, id, cm)
+	out, err := c.Connector.AddComment(ctx, id, cm)
+	if err == nil {
+		err = c.inject("after-comment") // added, but the answer is lost
+	}
+	return out, err
 }
 
 // fixture is a demo installation: a store, the two demo SQLite databases

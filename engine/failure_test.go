@@ -250,3 +250,32 @@ func TestDeletePolicies(t *testing.T) {
 		})
 	}
 }
+
+// A comment added just before a crash (or a lost answer) is recognised by its
+// text on the retry and linked, not added a second time, and it does not
+// echo back.
+func TestCommentNotRepeatedAfterLostAnswer(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	f.settle()
+	lost := 0
+	f.setFault(func(system, op string) error {
+		if system == "engineering" && op == "after-comment" && lost == 0 {
+			lost++
+			return fmt.Errorf("connection reset: %w", connectors.ErrUnavailable)
+		}
+		return nil
+	})
+	f.exec(f.support, "INSERT INTO ticket_comments (ticket_id, author, body) VALUES (1, 'ana@example.com', 'Any news?')")
+	f.cycle()
+	f.advance(time.Hour)
+	f.settle()
+	if lost != 1 {
+		t.Fatalf("fault fired %d times", lost)
+	}
+	if n := f.count(f.eng2, "SELECT COUNT(*) FROM issue_comments WHERE body = '[support] ana@example.com: Any news?'"); n != 1 {
+		t.Fatalf("comment on the issue %d times, want 1", n)
+	}
+	if n := f.count(f.support, "SELECT COUNT(*) FROM ticket_comments WHERE body LIKE '[engineering]%'"); n != 0 {
+		t.Fatalf("the relinked comment echoed back to the ticket %d times", n)
+	}
+}

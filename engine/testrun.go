@@ -145,5 +145,5 @@ func simulate(ctx context.Context, r *scripting.Runner, connName string, src, ds
 		return
 	}
 	res.Patch = patch(local.Fields, fields)
-	res.Comments = newComments(links, side, local, comments)
+	res.Comments, _ = newComments(links, side, local, comments, replicaCommentIDs(replica))
 }

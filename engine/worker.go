@@ -293,7 +293,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		out.Action, out.Patch = "update", changes
 	}
 	out.TargetID = local.ID
-	n, err := e.addComments(ctx, target.conn, &twin, src, local, comments)
+	n, err := e.addComments(ctx, target.conn, &twin, src, local, comments, replicaCommentIDs(replica))
 	out.Comments = n
 	if n > 0 && out.Action == "none" {
 		out.Action = "comment"
@@ -485,46 +485,77 @@ func (l commentLinks) save(t *store.Twin) {
 }
 
 // newComments returns the comments of want that the target does not have
-// yet. An entry is already there when its id is linked to a comment copied
-// earlier (either way), when it is one of the target's own comments left as
-// it was, or, without an id, when a comment with the same text exists.
-func newComments(links commentLinks, src store.Side, local connectors.Entity, want []connectors.Comment) []connectors.Comment {
+// yet. srcIDs are the ids of the comments in the replica: an entry with such
+// an id came from the source, others are the target's own or new text.
+//   - a source comment already linked (copied earlier, either way) is there;
+//   - a source comment whose exact text the target has is there too: a crash
+//     came between adding it and recording the link, and relink returns the
+//     link to record instead of adding it twice;
+//   - a target comment left as it was, or a comment without id whose text
+//     exists, is there.
+func newComments(links commentLinks, src store.Side, local connectors.Entity, want []connectors.Comment, srcIDs map[string]bool) (add []connectors.Comment, relink commentLinks) {
 	if len(want) == 0 {
-		return nil
+		return nil, nil
 	}
 	linked := make(map[string]bool, 2*len(links))
 	for k, v := range links {
 		linked[k], linked[v] = true, true
 	}
 	own := make(map[string]string, len(local.Comments))
-	bodies := make(map[string]bool, len(local.Comments))
+	byBody := make(map[string]string, len(local.Comments))
 	for _, c := range local.Comments {
 		own[c.ID] = c.Body
-		bodies[c.Body] = true
+		byBody[c.Body] = c.ID
 	}
-	var out []connectors.Comment
+	dst := src.Other()
+	relink = commentLinks{}
 	for _, c := range want {
-		if c.ID != "" && linked[string(src)+":"+c.ID] {
+		if c.ID != "" && srcIDs[c.ID] {
+			if linked[string(src)+":"+c.ID] {
+				continue
+			}
+			if id, ok := byBody[c.Body]; ok && id != "" && !linked[string(dst)+":"+id] {
+				relink[string(src)+":"+c.ID] = string(dst) + ":" + id
+				linked[string(dst)+":"+id] = true
+				continue
+			}
+		} else if body, ok := own[c.ID]; ok && body == c.Body {
+			continue
+		} else if _, ok := byBody[c.Body]; ok && c.ID == "" {
 			continue
 		}
-		if body, ok := own[c.ID]; ok && body == c.Body {
-			continue
+		byBody[c.Body] = ""
+		add = append(add, c)
+	}
+	return add, relink
+}
+
+// replicaCommentIDs lists the ids of the comments a replica carries.
+func replicaCommentIDs(replica map[string]any) map[string]bool {
+	list, _ := replica["comments"].([]any)
+	out := make(map[string]bool, len(list))
+	for _, item := range list {
+		if m, ok := item.(map[string]any); ok {
+			if id := str(m["id"]); id != "" {
+				out[id] = true
+			}
 		}
-		if c.ID == "" && bodies[c.Body] {
-			continue
-		}
-		bodies[c.Body] = true
-		out = append(out, c)
 	}
 	return out
 }
 
 // addComments creates the new comments on the target and links each to the
 // comment it came from, so it is never copied again in either direction.
-func (e *Engine) addComments(ctx context.Context, conn connectors.Connector, twin *store.Twin, src store.Side, local connectors.Entity, want []connectors.Comment) (int, error) {
+func (e *Engine) addComments(ctx context.Context, conn connectors.Connector, twin *store.Twin, src store.Side, local connectors.Entity, want []connectors.Comment, srcIDs map[string]bool) (int, error) {
 	links := loadLinks(twin)
-	add := newComments(links, src, local, want)
+	add, relink := newComments(links, src, local, want, srcIDs)
+	for k, v := range relink {
+		links[k] = v
+	}
 	if len(add) == 0 {
+		if len(relink) > 0 {
+			links.save(twin)
+		}
 		return 0, nil
 	}
 	dst := src.Other()
