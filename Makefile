@@ -37,7 +37,7 @@ race:
 # The fault and crash runs again, verbosely, so their figures (changes sent,
 # applied, duplicated, lost, looped) show in the output.
 figures:
-	$(GO) test -count=1 -v -run 'TestHTTPFaults' ./engine/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:'
+	$(GO) test -count=1 -v -run 'TestHTTPFaults|TestKillNine' ./engine/ ./test/crash/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:|_test.go'
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./engine/ ./scripting/ ./connectors/sqlconn/

@@ -21,6 +21,7 @@ func benchFixture(b *testing.B) *fixture {
 			b.Fatal(err)
 		}
 	}
+	time.Sleep(settle)
 	f.settle()
 	return f
 }
@@ -38,6 +39,7 @@ func BenchmarkPipeline(b *testing.B) {
 		if _, err := f.support.Exec(`UPDATE tickets SET subject = ? WHERE labels = 'todev'`, fmt.Sprint("round ", done)); err != nil {
 			b.Fatal(err)
 		}
+		time.Sleep(settle)
 		b.StartTimer()
 		res, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID)
 		if err != nil || res.Enqueued != benchBatch {

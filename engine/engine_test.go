@@ -130,6 +130,7 @@ func newFixture(t testing.TB, st *store.Store, timeout time.Duration) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(settle) // let the sample rows settle
 	lib, err := scripts.Builtin()
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +221,11 @@ func (f *fixture) exec(db *sql.DB, q string, args ...any) {
 	if _, err := db.ExecContext(f.ctx, q, args...); err != nil {
 		f.t.Fatalf("%s: %v", q, err)
 	}
+	time.Sleep(settle) // the sql connector reports a change once it is this old
 }
+
+// settle is a little over the sql connector's default settle time.
+const settle = 25 * time.Millisecond
 
 func (f *fixture) one(db *sql.DB, q string, args ...any) string {
 	f.t.Helper()

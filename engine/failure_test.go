@@ -279,3 +279,51 @@ func TestCommentNotRepeatedAfterLostAnswer(t *testing.T) {
 		t.Fatalf("the relinked comment echoed back to the ticket %d times", n)
 	}
 }
+
+// Content Duplex wrote, changed away by a person and then back, is the
+// person's change the second time too: the echo hash is forgotten once a
+// change of that side is accepted.
+func TestChangedAwayAndBackIsNotAnEcho(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	f.settle() // Duplex created the issue with state "new"
+	issue := f.issueOf("1")
+	f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE id = ?", issue)
+	f.settle()
+	if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "solved" {
+		t.Fatalf("status %q after resolve", got)
+	}
+	f.exec(f.eng2, "UPDATE issues SET state = 'new' WHERE id = ?", issue) // exactly what Duplex wrote
+	f.settle()
+	if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
+		t.Fatalf("status %q: reopening the issue was taken for Duplex's own write", got)
+	}
+}
+
+// A person's edit that is on the target when Duplex writes to it, but not
+// synced yet, is not swallowed as part of Duplex's write (its echo).
+func TestUnsyncedEditSurvivesAWriteToTheSameEntity(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	f.settle()
+	issue := f.issueOf("1")
+	f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE id = ?", issue)
+	f.exec(f.eng2, "INSERT INTO issue_comments (issue_id, author, body) VALUES (?, 'dev', 'on it')", issue)
+	f.exec(f.support, "UPDATE tickets SET subject = 'Checkout fails again' WHERE id = 1")
+	// Only the support side is polled: Duplex writes the issue while the
+	// engineer's edits on it are not synced yet.
+	if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.eng.WorkOnce(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.settle()
+	if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "solved" {
+		t.Errorf("ticket status %q: the engineer's state change was taken for Duplex's echo", got)
+	}
+	if n := f.count(f.support, "SELECT COUNT(*) FROM ticket_comments WHERE body = '[engineering] dev: on it'"); n != 1 {
+		t.Errorf("engineer's comment reached the ticket %d times, want 1", n)
+	}
+	if got := f.one(f.eng2, "SELECT title FROM issues WHERE id = ?", issue); got != "Checkout fails again" {
+		t.Errorf("issue title %q", got)
+	}
+}

@@ -279,6 +279,7 @@ func TestHTTPFaults(t *testing.T) {
 	fl.mu.Lock()
 	fl.rate = 0 // let it converge
 	fl.mu.Unlock()
+	time.Sleep(settle) // the last tickets become visible to the poller
 	for i := 0; i < 10; i++ {
 		round()
 	}

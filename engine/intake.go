@@ -175,7 +175,7 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		c.failure = "replica is not JSON: " + err.Error()
 		return c, true
 	}
-	if c.fields, err = canonical(ent.Fields); err != nil {
+	if c.fields, err = snapshotOf(ent).encode(); err != nil {
 		c.failure = "entity fields are not JSON: " + err.Error()
 		return c, true
 	}
@@ -239,6 +239,14 @@ func enqueue(ctx context.Context, tx *store.Store, c candidate) (store.SyncEvent
 		// Visible in the error list; a retry re-reads the entity and reruns the script.
 		ev.Status, ev.LastError, ev.Replica = store.StatusFailed, c.failure, ""
 		return ev, true, nil
+	}
+	if twin.Hash(c.side) != "" {
+		// This change is a person's (intake found it is no echo): what Duplex
+		// wrote earlier is history, and the same content coming back later
+		// (changed away and back) must not be taken for an echo.
+		if err := tx.ClearHash(ctx, twin.ID, c.side); err != nil {
+			return ev, false, err
+		}
 	}
 	if prev := twin.Sent(dir); prev != nil && *prev == c.replica {
 		return ev, false, nil

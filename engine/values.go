@@ -155,21 +155,81 @@ func patch(have, want map[string]any) map[string]any {
 	return out
 }
 
-// contentHash identifies what an entity holds (fields and comment ids), not
-// when it changed: echo suppression compares it with what Duplex wrote.
-func contentHash(e connectors.Entity) string {
+// snapshot is a side's state as Duplex has accounted for it: fields and the
+// ids of comments. Twins keep one per side (the base); its hash is the echo
+// reference.
+type snapshot struct {
+	F map[string]any `json:"f"`
+	C []string       `json:"c"`
+}
+
+func snapshotOf(e connectors.Entity) snapshot {
 	ids := make([]string, len(e.Comments))
 	for i, c := range e.Comments {
 		ids[i] = c.ID
 	}
+	return snapshot{F: e.Fields, C: ids}
+}
+
+// encode gives the canonical JSON of s, comment ids sorted.
+func (s snapshot) encode() (string, error) {
+	ids := append([]string(nil), s.C...)
 	sort.Strings(ids)
-	enc, err := canonical(map[string]any{"f": e.Fields, "c": ids})
+	if ids == nil {
+		ids = []string{}
+	}
+	f := s.F
+	if f == nil {
+		f = map[string]any{}
+	}
+	return canonical(snapshot{F: f, C: ids})
+}
+
+func (s snapshot) hash() string {
+	enc, err := s.encode()
 	if err != nil {
 		return ""
 	}
 	sum := sha256.Sum256([]byte(enc))
 	return hex.EncodeToString(sum[:])
 }
+
+// with returns s changed by a write: fields overlaid, comments added.
+func (s snapshot) with(fields map[string]any, added []connectors.Comment) snapshot {
+	out := snapshot{F: make(map[string]any, len(s.F)+len(fields)), C: append([]string(nil), s.C...)}
+	for k, v := range s.F {
+		out.F[k] = v
+	}
+	for k, v := range fields {
+		out.F[k] = v
+	}
+	for _, c := range added {
+		out.C = append(out.C, c.ID)
+	}
+	return out
+}
+
+func decodeSnapshot(s *string) (*snapshot, error) {
+	if s == nil || *s == "" {
+		return nil, nil
+	}
+	var snap snapshot
+	dec := json.NewDecoder(bytes.NewReader([]byte(*s)))
+	dec.UseNumber()
+	if err := dec.Decode(&snap); err != nil {
+		return nil, err
+	}
+	if snap.F == nil {
+		snap.F = map[string]any{}
+	}
+	normalizeNumbers(snap.F)
+	return &snap, nil
+}
+
+// contentHash identifies what an entity holds (fields and comment ids), not
+// when it changed: echo suppression compares it with the hash of what
+// Duplex wrote.
+func contentHash(e connectors.Entity) string { return snapshotOf(e).hash() }
 
 // decodeObject parses a stored JSON object; "" and "null" give nil.
 func decodeObject(s *string) (map[string]any, error) {

@@ -154,7 +154,7 @@ func (e *Engine) record(ctx context.Context, results []result) error {
 				continue
 			}
 			if r.twin != nil {
-				if err := tx.SaveTwin(ctx, r.twin); err != nil {
+				if err := tx.SaveTwin(ctx, r.twin, r.ev.Direction.Source().Other()); err != nil {
 					return err
 				}
 			}
@@ -232,6 +232,12 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 			return outcome{}, nil, fmt.Errorf("read %s entity %s: %w", dst, targetID, err)
 		}
 	}
+	base := snapshot{F: map[string]any{}}
+	if b, err := decodeSnapshot(twin.Base(dst)); err != nil {
+		return outcome{}, nil, fmt.Errorf("twin base: %w", err)
+	} else if b != nil {
+		base = *b
+	}
 	in := map[string]any{}
 	if !first {
 		in = scriptEntity(local)
@@ -282,7 +288,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 			}
 		}
 		twin.SetEntityID(dst, local.ID)
-		if err := e.st.SaveTwin(ctx, &twin); err != nil {
+		if err := e.st.SaveTwin(ctx, &twin, dst); err != nil {
 			return out, nil, err
 		}
 		out.Action, out.Patch = "create", changes
@@ -293,9 +299,9 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		out.Action, out.Patch = "update", changes
 	}
 	out.TargetID = local.ID
-	n, err := e.addComments(ctx, target.conn, &twin, src, local, comments, replicaCommentIDs(replica))
-	out.Comments = n
-	if n > 0 && out.Action == "none" {
+	added, err := e.addComments(ctx, target.conn, &twin, src, local, comments, replicaCommentIDs(replica))
+	out.Comments = len(added)
+	if len(added) > 0 && out.Action == "none" {
 		out.Action = "comment"
 	}
 	if err != nil {
@@ -303,12 +309,17 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		return out, &twin, err
 	}
 	if out.Action != "none" {
-		if local, err = target.conn.Get(ctx, local.ID); err != nil {
-			return out, &twin, fmt.Errorf("read back %s entity %s: %w", dst, local.ID, err)
+		// The target's new base, and the echo reference, is its old base
+		// changed by exactly this write: never a read of the target, which
+		// may hold a person's edit not synced yet, and a later poll must see
+		// that edit as a change, not as this write's echo.
+		written := base.with(out.Patch, added)
+		if first {
+			written = snapshotOf(local).with(nil, added)
 		}
-		twin.SetHash(dst, contentHash(local))
+		twin.SetHash(dst, written.hash())
 		twin.SetWrittenAt(dst, e.opts.Now())
-		if enc, err := canonical(local.Fields); err == nil {
+		if enc, err := written.encode(); err == nil {
 			twin.SetBase(dst, enc)
 		}
 	}
@@ -347,11 +358,18 @@ func (e *Engine) applyDelete(ctx context.Context, p *plan, twin *store.Twin, dst
 		if len(fields) == 0 {
 			return outcome{Action: "none", TargetID: targetID, Reason: "no close fields for side " + string(dst)}, twin, nil
 		}
-		local, err := target.conn.Update(ctx, targetID, fields)
-		if err != nil {
+		if _, err := target.conn.Update(ctx, targetID, fields); err != nil {
 			return outcome{}, nil, fmt.Errorf("close %s entity %s: %w", dst, targetID, err)
 		}
-		twin.SetHash(dst, contentHash(local))
+		base := snapshot{F: map[string]any{}}
+		if b, err := decodeSnapshot(twin.Base(dst)); err == nil && b != nil {
+			base = *b
+		}
+		written := base.with(fields, nil)
+		twin.SetHash(dst, written.hash())
+		if enc, err := written.encode(); err == nil {
+			twin.SetBase(dst, enc)
+		}
 		return outcome{Action: "close", TargetID: targetID, Patch: fields}, twin, nil
 	}
 }
@@ -390,8 +408,10 @@ func (e *Engine) mergeFor(ctx context.Context, p *plan, ev *store.SyncEvent, twi
 	if ev.SourceUpdatedAt != nil {
 		mi.srcTime = *ev.SourceUpdatedAt
 	}
-	if mi.base, err = decodeObject(twin.Base(dst)); err != nil {
+	if b, err := decodeSnapshot(twin.Base(dst)); err != nil {
 		return nil, nil, fmt.Errorf("twin base: %w", err)
+	} else if b != nil {
+		mi.base = b.F
 	}
 	if ev.Resolution != nil && *ev.Resolution != "" {
 		if err := json.Unmarshal([]byte(*ev.Resolution), &mi.resolution); err != nil {
@@ -456,7 +476,7 @@ func (e *Engine) replicaOf(ctx context.Context, p *plan, ev *store.SyncEvent, tw
 		return nil, fmt.Errorf("%w: replica is not JSON: %w", connectors.ErrInvalid, err)
 	}
 	ev.Replica = enc
-	if f, err := canonical(ent.Fields); err == nil {
+	if f, err := snapshotOf(ent).encode(); err == nil {
 		ev.SourceFields = &f
 	}
 	at := ent.UpdatedAt
@@ -546,7 +566,7 @@ func replicaCommentIDs(replica map[string]any) map[string]bool {
 
 // addComments creates the new comments on the target and links each to the
 // comment it came from, so it is never copied again in either direction.
-func (e *Engine) addComments(ctx context.Context, conn connectors.Connector, twin *store.Twin, src store.Side, local connectors.Entity, want []connectors.Comment, srcIDs map[string]bool) (int, error) {
+func (e *Engine) addComments(ctx context.Context, conn connectors.Connector, twin *store.Twin, src store.Side, local connectors.Entity, want []connectors.Comment, srcIDs map[string]bool) ([]connectors.Comment, error) {
 	links := loadLinks(twin)
 	add, relink := newComments(links, src, local, want, srcIDs)
 	for k, v := range relink {
@@ -556,20 +576,22 @@ func (e *Engine) addComments(ctx context.Context, conn connectors.Connector, twi
 		if len(relink) > 0 {
 			links.save(twin)
 		}
-		return 0, nil
+		return nil, nil
 	}
 	dst := src.Other()
 	defer links.save(twin) // also after a failure, so a retry skips what was added
-	for i, c := range add {
+	added := make([]connectors.Comment, 0, len(add))
+	for _, c := range add {
 		nc, err := conn.AddComment(ctx, local.ID, connectors.Comment{Author: c.Author, Body: c.Body})
 		if err != nil {
-			return i, fmt.Errorf("add comment on %s entity %s: %w", dst, local.ID, err)
+			return added, fmt.Errorf("add comment on %s entity %s: %w", dst, local.ID, err)
 		}
+		added = append(added, nc)
 		if c.ID != "" {
 			links[string(src)+":"+c.ID] = string(dst) + ":" + nc.ID
 		}
 	}
-	return len(add), nil
+	return added, nil
 }
 
 // capLog keeps the newest part of an event's log (retries append to it).

@@ -78,6 +78,12 @@ func (c *conn) Changes(ctx context.Context, cursor string, limit int) (connector
 	if err != nil {
 		return connectors.Page{}, fmt.Errorf("sqlconn %s: %w", c.name, err)
 	}
+	// Changes younger than the settle time wait for the next call: a write
+	// stamped just before this read may not be committed (visible) yet, or
+	// may share the millisecond of a change read now; either way the
+	// keyset would pass it for good. The cutoff is taken before reading, so
+	// that everything older than it had time to commit.
+	cutoff := time.Now().Add(-c.settle)
 	// Each stream reads one more than it may use, so that More is exact.
 	rows, err := c.readStream(ctx, cur.Rows, limit+1, c.idInt, c.st.first, c.st.after, c.scanRowEvent)
 	if err != nil {
@@ -95,8 +101,19 @@ func (c *conn) Changes(ctx context.Context, cursor string, limit int) (connector
 	// limit events; each stream's position moves to its last event taken.
 	var taken []event
 	i, j := 0, 0
+	settling := false
 	for len(taken) < limit && (i < len(rows) || j < len(comms)) {
-		if j == len(comms) || i < len(rows) && !rows[i].at.After(comms[j].at) {
+		fromRows := j == len(comms) || i < len(rows) && !rows[i].at.After(comms[j].at)
+		next := rows
+		k := i
+		if !fromRows {
+			next, k = comms, j
+		}
+		if c.settle > 0 && !next[k].at.Before(cutoff) {
+			settling = true
+			break
+		}
+		if fromRows {
 			cur.Rows = &rows[i].pos
 			taken = append(taken, rows[i])
 			i++
@@ -108,7 +125,7 @@ func (c *conn) Changes(ctx context.Context, cursor string, limit int) (connector
 	}
 	page := connectors.Page{
 		Cursor: cur.encode(),
-		More:   i < len(rows) || j < len(comms),
+		More:   !settling && (i < len(rows) || j < len(comms)),
 	}
 
 	// One entity per id, in order of its first event; rows come loaded,

@@ -70,6 +70,12 @@ type Settings struct {
 	// it is not NULL is deleted (soft delete). Changes reports such rows
 	// with Entity.Deleted, and Delete sets it instead of removing the row.
 	DeletedColumn string `json:"deleted_column,omitempty"`
+	// SettleMS is how old a change must be before Changes reports it
+	// (default 20). A write in the same millisecond as a change already read
+	// would otherwise share its cursor position and be skipped; waiting a
+	// moment lets such writes land first. Assumes the database's clock and
+	// Duplex's agree within that margin. 0 keeps the default; -1 turns it off.
+	SettleMS int `json:"settle_ms,omitempty"`
 }
 
 // Field maps one entity field to a column.
@@ -125,6 +131,7 @@ type conn struct {
 	idQ, updQ string
 	corrQ     string // quoted correlation column, "" if none
 	delQ      string // quoted soft-delete column, "" if none
+	settle    time.Duration
 }
 
 // New builds a "sql" connector from cfg; it is a connectors.Factory.
@@ -272,6 +279,12 @@ func newConn(name string, s Settings) (*conn, error) {
 	}
 	c.q = buildQueries(d, s)
 	c.tableQ, c.idQ, c.updQ = d.quote(s.Table), d.quote(s.IDColumn), d.quote(s.UpdatedColumn)
+	switch {
+	case s.SettleMS == 0:
+		c.settle = 20 * time.Millisecond
+	case s.SettleMS > 0:
+		c.settle = time.Duration(s.SettleMS) * time.Millisecond
+	}
 	if s.DeletedColumn != "" {
 		if !identRe.MatchString(s.DeletedColumn) {
 			return nil, fmt.Errorf("deleted_column %q is not a plain identifier", s.DeletedColumn)
@@ -403,7 +416,16 @@ func (c *conn) Update(ctx context.Context, id string, fields map[string]any) (co
 		args = append(args, set[i], v)
 	}
 	args = append(args, now, idv)
-	res, err := c.st.update.ExecContext(ctx, args...)
+	// The update and the read of the row share a transaction, so the entity
+	// returned is exactly what this update left: the engine hashes it to
+	// recognise its own write, and a person's edit slipping in between must
+	// not be taken for part of it.
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return connectors.Entity{}, c.wrap("update "+id, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	res, err := tx.StmtContext(ctx, c.st.update).ExecContext(ctx, args...)
 	if err != nil {
 		return connectors.Entity{}, c.wrap("update "+id, err)
 	}
@@ -414,7 +436,19 @@ func (c *conn) Update(ctx context.Context, id string, fields map[string]any) (co
 	if n == 0 {
 		return connectors.Entity{}, c.notFound(id)
 	}
-	return c.Get(ctx, id)
+	e, _, err := c.scanEntity(tx.StmtContext(ctx, c.st.get).QueryRowContext(ctx, idv))
+	if err != nil {
+		return connectors.Entity{}, c.wrap("update "+id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return connectors.Entity{}, c.wrap("update "+id, err)
+	}
+	if c.comments {
+		if e.Comments, err = c.loadComments(ctx, id); err != nil {
+			return connectors.Entity{}, err
+		}
+	}
+	return e, nil
 }
 
 // writeArgs converts fields into one value per writable column, with

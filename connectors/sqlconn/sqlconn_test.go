@@ -143,6 +143,7 @@ func testSettings(b backend, dsn, items, comments string) Settings {
 			{Name: "note", ReadOnly: true},
 		},
 		Comments: &CommentTable{Table: comments, EntityColumn: "item_id"},
+		SettleMS: -1, // these tests read right after writing; TestSettle covers the wait
 	}
 }
 
@@ -589,7 +590,7 @@ func TestTextIDs(t *testing.T) {
 			tab := "dx_text_" + randomSuffix(t)
 			f.exec(t, strings.ReplaceAll(b.textIDDDL, "{t}", tab))
 			t.Cleanup(func() { f.raw.Exec("DROP TABLE " + tab) })
-			settings, _ := json.Marshal(Settings{Driver: b.driver, DSN: f.dsn, Table: tab, Fields: []Field{{Name: "title"}}})
+			settings, _ := json.Marshal(Settings{Driver: b.driver, DSN: f.dsn, Table: tab, Fields: []Field{{Name: "title"}}, SettleMS: -1})
 			c, err := New(ctx, connectors.Config{Settings: settings})
 			if err != nil {
 				t.Fatal(err)
@@ -832,7 +833,7 @@ func TestDeletes(t *testing.T) {
 	}
 	open := func(extra string) connectors.Connector {
 		c, err := New(ctx, connectors.Config{Name: "t", Settings: json.RawMessage(
-			`{"driver":"sqlite","dsn":"` + path + `","table":"items","fields":[{"name":"title"}]` + extra + `}`)})
+			`{"driver":"sqlite","dsn":"` + path + `","table":"items","settle_ms":-1,"fields":[{"name":"title"}]` + extra + `}`)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -863,5 +864,38 @@ func TestDeletes(t *testing.T) {
 	}
 	if err := hard.(connectors.Deleter).Delete(ctx, b.ID); !errors.Is(err, connectors.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
+	}
+}
+
+// A change younger than the settle time is reported on a later call, not
+// skipped: the cursor does not move past it.
+func TestSettle(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT, updated_at TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(ctx, connectors.Config{Name: "t", Settings: json.RawMessage(
+		`{"driver":"sqlite","dsn":"` + path + `","table":"items","settle_ms":300,"fields":[{"name":"title"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Create(ctx, map[string]any{"title": "young"}); err != nil {
+		t.Fatal(err)
+	}
+	page, err := c.Changes(ctx, "", 10)
+	if err != nil || len(page.Entities) != 0 || page.More || page.Cursor != "" {
+		t.Fatalf("a change younger than 300 ms was reported or passed: %+v %v", page, err)
+	}
+	time.Sleep(350 * time.Millisecond)
+	page, err = c.Changes(ctx, page.Cursor, 10)
+	if err != nil || len(page.Entities) != 1 {
+		t.Fatalf("after settling: %+v %v", page, err)
 	}
 }

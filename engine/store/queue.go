@@ -45,12 +45,22 @@ func (s *Store) TwinsByID(ctx context.Context, ids []int64) (map[int64]*Twin, er
 	return out, nil
 }
 
-// SaveTwin writes a twin's columns except the last-sent replicas, which only
-// intake moves (SetSent): the worker must not overwrite a newer one with the
-// copy it read before.
-func (s *Store) SaveTwin(ctx context.Context, t *Twin) error {
+// SaveTwin writes a twin after the worker wrote to side wrote. It leaves out
+// the last-sent replicas, which only intake moves (SetSent), and the echo hash
+// of the other side, which intake may have cleared meanwhile (ClearHash): the
+// worker must not put back an older copy of either.
+func (s *Store) SaveTwin(ctx context.Context, t *Twin, wrote Side) error {
 	t.UpdatedAt = s.now()
-	return wrap("save twin", s.q(ctx).Omit("sent_ab", "sent_ba").Save(t).Error)
+	omit := []string{"sent_ab", "sent_ba", string(wrote.Other()) + "_hash"}
+	return wrap("save twin", s.q(ctx).Omit(omit...).Save(t).Error)
+}
+
+// ClearHash forgets what Duplex last wrote to side: a change of that side
+// was accepted as a person's, so the same content seen again later (changed
+// away and back) is a person's change too, not an echo.
+func (s *Store) ClearHash(ctx context.Context, twinID int64, side Side) error {
+	return wrap("clear hash", s.q(ctx).Model(&Twin{}).Where("id = ?", twinID).
+		Update(string(side)+"_hash", "").Error)
 }
 
 // SetSent records the last replica queued in direction d, touching nothing
