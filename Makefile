@@ -27,8 +27,9 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+# -short skips only the crash run here; `figures` runs it, verbosely.
 unit:
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -short ./...
 
 # The packages with goroutines and shared caches, again under the race detector.
 race:
