@@ -45,6 +45,7 @@ func (e *Engine) backfillPage(ctx context.Context, job *store.Backfill) error {
 	if err != nil {
 		return err
 	}
+	readAt := e.opts.Now()
 	page, err := src.conn.Changes(ctx, job.Cursor, e.opts.PageSize)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", job.Side, err)
@@ -52,6 +53,7 @@ func (e *Engine) backfillPage(ctx context.Context, job *store.Backfill) error {
 	var cands []candidate
 	for _, ent := range page.Entities {
 		if c, ok := e.intake(ctx, p, job.Side, ent); ok {
+			c.readAt = readAt
 			cands = append(cands, c)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -501,5 +502,31 @@ func (f *fixture) noFailuresOf(connID int64) {
 	evs, _ := f.st.ListEvents(f.ctx, store.EventFilter{ConnectionID: connID, Status: store.StatusFailed})
 	for _, ev := range evs {
 		f.t.Errorf("failed event %d: %s", ev.ID, ev.LastError)
+	}
+}
+
+// Nothing on the per-event path compiles: after the first sync compiled the
+// connection's plan, twenty more changes in both directions compile nothing.
+func TestNoCompilationPerEvent(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	f.settle()
+	before := scripting.Compilations()
+	for i := 0; i < 10; i++ {
+		f.exec(f.support, "UPDATE tickets SET subject = ? WHERE id = 1", fmt.Sprint("subject ", i))
+		f.exec(f.eng2, "UPDATE issues SET state = ? WHERE ticket_ref = 'T-1'", []string{"in_progress", "resolved"}[i%2])
+		f.settle()
+		// Every round's changes arrive, though states repeat (no false echo).
+		if got, want := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"), []string{"escalated", "solved"}[i%2]; got != want {
+			t.Fatalf("round %d: ticket status %q, want %q", i, got, want)
+		}
+		if got := f.one(f.eng2, "SELECT title FROM issues WHERE ticket_ref = 'T-1'"); got != fmt.Sprint("subject ", i) {
+			t.Fatalf("round %d: issue title %q", i, got)
+		}
+	}
+	if n := scripting.Compilations() - before; n != 0 {
+		t.Fatalf("%d compilations for 20 changes", n)
+	}
+	if done := len(f.event(store.StatusDone)); done < 20 {
+		t.Fatalf("only %d events done: the changes did not flow", done)
 	}
 }

@@ -30,8 +30,9 @@ type candidate struct {
 	log      string
 	fields   string // the source entity's fields, canonical JSON
 	updated  time.Time
-	unlink   int64 // a twin to unlink instead of queuing anything
-	deleted  bool  // the source entity was deleted
+	readAt   time.Time // when the entity was read (before the read started)
+	unlink   int64     // a twin to unlink instead of queuing anything
+	deleted  bool      // the source entity was deleted
 }
 
 // PollOnce reads one page of changes from a system and queues sync events for
@@ -48,6 +49,7 @@ func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, erro
 	if err != nil {
 		return res, err
 	}
+	readAt := e.opts.Now() // before reading: a write by Duplex after this makes the events stale
 	page, err := st.conn.Changes(ctx, sys.Cursor, e.opts.PageSize)
 	if err != nil {
 		return res, fmt.Errorf("poll %q: %w", sys.Name, err)
@@ -63,6 +65,7 @@ func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, erro
 		for _, u := range uses {
 			c, ok := e.intake(ctx, u.plan, u.side, ent)
 			if ok {
+				c.readAt = readAt
 				cands = append(cands, c)
 			}
 		}
@@ -228,10 +231,14 @@ func enqueue(ctx context.Context, tx *store.Store, c candidate) (store.SyncEvent
 	dir := store.DirectionFrom(c.side)
 	if c.deleted {
 		return store.SyncEvent{ConnectionID: c.connID, TwinID: twin.ID, Direction: dir, SourceID: c.entityID,
-			Replica: "{}", Action: actionDelete}, true, nil
+			Replica: "{}", Action: actionDelete, CreatedAt: c.readAt}, true, nil
 	}
 	ev := store.SyncEvent{ConnectionID: c.connID, TwinID: twin.ID, Direction: dir, SourceID: c.entityID,
-		Replica: c.replica, Previous: twin.Sent(dir), Log: c.log, SourceUpdatedAt: &c.updated}
+		Replica: c.replica, Previous: twin.Sent(dir), Log: c.log, SourceUpdatedAt: &c.updated,
+		// Created when the source was read, not when the event was written:
+		// the worker compares it with Duplex's last write to the source to
+		// tell a stale replica.
+		CreatedAt: c.readAt}
 	if c.fields != "" {
 		ev.SourceFields = &c.fields
 	}

@@ -86,9 +86,11 @@ func (b *batchPlans) get(ctx context.Context, e *Engine, id int64) (*plan, error
 
 // result is one processed event with what must be saved with it.
 type result struct {
-	ev   *store.SyncEvent
-	twin *store.Twin
-	out  outcome
+	ev      *store.SyncEvent
+	twin    *store.Twin
+	hashes  []store.Side // the sides whose echo hash apply set
+	srcHash string       // the source's new echo hash, if any
+	out     outcome
 }
 
 // outcome is what applying an event did, for the audit log.
@@ -129,7 +131,21 @@ func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twi
 		}
 		ev.NextAttemptAt = e.opts.Now().Add(wait)
 	}
-	return result{ev: ev, twin: twin, out: out}, true
+	r := result{ev: ev, twin: twin, out: out}
+	if err == nil {
+		switch out.Action { // the target's hash, when something was written there
+		case "create", "update", "comment", "delete", "close":
+			r.hashes = append(r.hashes, ev.Direction.Source().Other())
+		}
+		// The source's state this event carried is accepted: it becomes the
+		// source's echo reference (a side's hash is the hash of its base), so
+		// content changed away from and back to later is no echo. Recorded
+		// only if no newer change of the source was queued meanwhile.
+		if snap, err := decodeSnapshot(ev.SourceFields); err == nil && snap != nil && out.Action != "unlink" {
+			r.srcHash = snap.hash()
+		}
+	}
+	return r, true
 }
 
 // record saves a batch of results in one transaction.
@@ -154,7 +170,13 @@ func (e *Engine) record(ctx context.Context, results []result) error {
 				continue
 			}
 			if r.twin != nil {
-				if err := tx.SaveTwin(ctx, r.twin, r.ev.Direction.Source().Other()); err != nil {
+				if err := tx.SaveTwin(ctx, r.twin, r.hashes...); err != nil {
+					return err
+				}
+			}
+			if r.srcHash != "" {
+				src := r.ev.Direction.Source()
+				if err := tx.SetSourceHash(ctx, r.ev.TwinID, src, r.srcHash, r.ev.Direction, r.ev.Replica); err != nil {
 					return err
 				}
 			}
@@ -288,7 +310,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 			}
 		}
 		twin.SetEntityID(dst, local.ID)
-		if err := e.st.SaveTwin(ctx, &twin, dst); err != nil {
+		if err := e.st.SaveTwin(ctx, &twin); err != nil { // the new id only; hashes come with the result
 			return out, nil, err
 		}
 		out.Action, out.Patch = "create", changes
@@ -324,7 +346,9 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		}
 	}
 	// The source's state as queued is now in sync: it is the source's base
-	// for the next change coming the other way.
+	// for the next change coming the other way, and its echo reference (the
+	// hash of a side is always the hash of its base), so content a person
+	// changed away from and back to later is not taken for an echo.
 	if ev.SourceFields != nil {
 		twin.SetBase(src, *ev.SourceFields)
 	}

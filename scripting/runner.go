@@ -359,6 +359,9 @@ func newSandbox(opts Options) (*sandbox, error) {
 	sb := &sandbox{vm: vm, fns: make(map[*Script]goja.Callable)}
 	sb.logFn = vm.ToValue(sb.logNative)
 	sb.skipFn = vm.ToValue(sb.skipNative)
+	if err := sb.installHelpers(); err != nil { // before setup freezes the globals
+		return nil, fmt.Errorf("scripting: install helpers: %w", err)
+	}
 	v, err := vm.RunProgram(setupProgram)
 	if err != nil {
 		return nil, fmt.Errorf("scripting: set up runtime: %w", err)

@@ -32,6 +32,7 @@ type triggerVar struct {
 // type errors are compile errors. An empty src always matches. The error is
 // an *Error of kind "compile" with the position in src.
 func CompileTrigger(src string, env map[string]any) (*Trigger, error) {
+	compilations.Add(1)
 	t := &Trigger{src: src}
 	if strings.TrimSpace(src) == "" {
 		return t, nil

@@ -21,6 +21,7 @@ import (
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/frontend"
+	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
 )
 
@@ -104,6 +105,7 @@ func New(o Options) http.Handler {
 
 	api.GET("/audit", s.h(s.listAudit))
 	api.GET("/templates", s.h(s.listTemplates))
+	api.GET("/script-api.d.ts", s.scriptAPI)
 	api.GET("/templates/:name", s.h(s.getTemplate))
 
 	r.NoRoute(func(c *gin.Context) {
@@ -115,6 +117,13 @@ func New(o Options) http.Handler {
 	})
 	return r
 }
+
+// scriptAPI serves the script API's TypeScript declarations for the editor.
+func (s *srv) scriptAPI(c *gin.Context) {
+	c.Data(http.StatusOK, "application/typescript; charset=utf-8", []byte(scriptDeclarations))
+}
+
+var scriptDeclarations = scripting.Declarations() // built once
 
 // recover turns a panic in a handler into a 500 JSON error.
 func (s *srv) recover(c *gin.Context) {

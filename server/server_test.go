@@ -350,6 +350,17 @@ func TestAPI(t *testing.T) {
 	}
 }
 
+// The editor's completion file is served and declares the helpers.
+func TestScriptAPIDeclarations(t *testing.T) {
+	e := newEnv(t, testdb.SQLite(t))
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/script-api.d.ts", nil))
+	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/typescript") ||
+		!strings.Contains(rec.Body.String(), "declare function mergeComments(") {
+		t.Fatalf("%d %s %.200s", rec.Code, rec.Header().Get("Content-Type"), rec.Body.String())
+	}
+}
+
 // The page is served at / and is not an API error.
 func TestPage(t *testing.T) {
 	e := newEnv(t, testdb.SQLite(t))

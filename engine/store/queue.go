@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm/clause"
@@ -45,14 +46,33 @@ func (s *Store) TwinsByID(ctx context.Context, ids []int64) (map[int64]*Twin, er
 	return out, nil
 }
 
-// SaveTwin writes a twin after the worker wrote to side wrote. It leaves out
-// the last-sent replicas, which only intake moves (SetSent), and the echo hash
-// of the other side, which intake may have cleared meanwhile (ClearHash): the
-// worker must not put back an older copy of either.
-func (s *Store) SaveTwin(ctx context.Context, t *Twin, wrote Side) error {
+// SaveTwin writes a twin, with the echo hash only of the sides listed (the
+// ones the caller set). It leaves out the last-sent replicas, which only
+// intake moves (SetSent), and the other hashes, which intake may have cleared
+// meanwhile (ClearHash): the worker must not put back an older copy of them.
+func (s *Store) SaveTwin(ctx context.Context, t *Twin, hashes ...Side) error {
 	t.UpdatedAt = s.now()
-	omit := []string{"sent_ab", "sent_ba", string(wrote.Other()) + "_hash"}
+	omit := []string{"sent_ab", "sent_ba"}
+	for _, side := range []Side{SideA, SideB} {
+		if !slices.Contains(hashes, side) {
+			omit = append(omit, string(side)+"_hash")
+		}
+	}
 	return wrap("save twin", s.q(ctx).Omit(omit...).Save(t).Error)
+}
+
+// SetSourceHash sets side's echo hash to the hash of the state an applied
+// event carried, unless a newer change of that side was queued since (the
+// last replica sent in direction d is no longer this event's): then the
+// newer change decides, and an older state must not become the echo
+// reference again (a person could change back to it).
+func (s *Store) SetSourceHash(ctx context.Context, twinID int64, side Side, hash string, d Direction, replica string) error {
+	col := "sent_ab"
+	if d == BToA {
+		col = "sent_ba"
+	}
+	return wrap("set source hash", s.q(ctx).Model(&Twin{}).Where("id = ? AND "+col+" = ?", twinID, replica).
+		Update(string(side)+"_hash", hash).Error)
 }
 
 // ClearHash forgets what Duplex last wrote to side: a change of that side
@@ -94,7 +114,10 @@ func (s *Store) InsertEvents(ctx context.Context, evs []SyncEvent) error {
 		if evs[i].NextAttemptAt.IsZero() {
 			evs[i].NextAttemptAt = now
 		}
-		evs[i].CreatedAt, evs[i].UpdatedAt = now, now
+		if evs[i].CreatedAt.IsZero() {
+			evs[i].CreatedAt = now
+		}
+		evs[i].UpdatedAt = now
 	}
 	return wrap("enqueue", s.q(ctx).CreateInBatches(evs, 200).Error)
 }
