@@ -327,3 +327,23 @@ func TestUnsyncedEditSurvivesAWriteToTheSameEntity(t *testing.T) {
 		t.Errorf("issue title %q", got)
 	}
 }
+
+// A connection's own script deadline applies instead of the runner's.
+func TestConnectionScriptTimeout(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), 10*time.Second)
+	if err := f.st.SetOptions(f.ctx, f.conn.ID, `{"script_timeout_ms":100}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.SaveScript(f.ctx, f.conn.ID, store.SideB, store.KindIncoming, "while (true) {}", "t"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	f.cycle()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the cycle took %v: the connection's 100 ms deadline was not used", d)
+	}
+	failed := f.event(store.StatusFailed)
+	if len(failed) != 1 || !strings.Contains(failed[0].LastError, "deadline") {
+		t.Fatalf("failed events: %+v", failed)
+	}
+}

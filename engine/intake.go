@@ -168,7 +168,7 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 	}
 	first := !hasTwin || twin.EntityID(side.Other()) == ""
 	out, err := e.opts.Runner.Outgoing(ctx, sp.outgoing, scriptEntity(ent), previous,
-		scripting.Meta{Connection: p.conn.Name, Side: string(side), FirstSync: first})
+		scripting.Meta{Connection: p.conn.Name, Side: string(side), FirstSync: first, Timeout: p.options.scriptTimeout()})
 	c.log = strings.Join(out.Log, "\n")
 	if err != nil {
 		c.failure = err.Error()

@@ -155,6 +155,13 @@ type Lifecycle struct {
 	// fields in Close for that side (for example {"b": {"state": "closed"}}).
 	OnDelete string                    `json:"on_delete,omitempty"`
 	Close    map[string]map[string]any `json:"close,omitempty"`
+	// ScriptTimeoutMS is this connection's script deadline (0: the
+	// runner's default); the runner caps it (MaxTimeout, 10 s).
+	ScriptTimeoutMS int `json:"script_timeout_ms,omitempty"`
+}
+
+func (l Lifecycle) scriptTimeout() time.Duration {
+	return time.Duration(l.ScriptTimeoutMS) * time.Millisecond
 }
 
 // ParseLifecycle reads a connection's options; empty means the defaults.
@@ -171,6 +178,9 @@ func ParseLifecycle(s string) (Lifecycle, error) {
 	case "keep", "unlink":
 	default:
 		return o, fmt.Errorf("on_unmatch must be keep or unlink, got %q", o.OnUnmatch)
+	}
+	if o.ScriptTimeoutMS < 0 {
+		return o, fmt.Errorf("script_timeout_ms must not be negative")
 	}
 	switch o.OnDelete {
 	case "":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
@@ -84,13 +85,13 @@ func (e *Engine) TestRun(ctx context.Context, connID int64, side store.Side, id 
 	if res.Linked {
 		links = loadLinks(&twin)
 	}
-	simulate(ctx, e.opts.Runner, p.conn.Name, p.sides[side], p.sides[side.Other()], side, *ent, previous, target, links, &res)
+	simulate(ctx, e.opts.Runner, p.conn.Name, p.options.scriptTimeout(), p.sides[side], p.sides[side.Other()], side, *ent, previous, target, links, &res)
 	return res, nil
 }
 
 // simulate is the pure part of a test run: trigger, outgoing, incoming,
 // patch, comments. Template fixtures use it without any store.
-func simulate(ctx context.Context, r *scripting.Runner, connName string, src, dst *sidePlan, side store.Side,
+func simulate(ctx context.Context, r *scripting.Runner, connName string, timeout time.Duration, src, dst *sidePlan, side store.Side,
 	ent connectors.Entity, previous map[string]any, target *connectors.Entity, links commentLinks, res *TestRunResult) {
 	var err error
 	if res.Matched, err = src.trigger.Match(triggerVars(ent)); err != nil {
@@ -100,7 +101,7 @@ func simulate(ctx context.Context, r *scripting.Runner, connName string, src, ds
 	res.WouldSync = res.Matched || res.Linked
 	first := target == nil
 	out, err := r.Outgoing(ctx, src.outgoing, scriptEntity(ent), previous,
-		scripting.Meta{Connection: connName, Side: string(side), FirstSync: first})
+		scripting.Meta{Connection: connName, Side: string(side), FirstSync: first, Timeout: timeout})
 	res.Log = append(res.Log, out.Log...)
 	if err != nil {
 		res.Error, res.Stage = err, "outgoing"
@@ -129,7 +130,7 @@ func simulate(ctx context.Context, r *scripting.Runner, connName string, src, ds
 		replica = map[string]any{}
 	}
 	inc, err := r.Incoming(ctx, dst.incoming, replica, previous, in,
-		scripting.Meta{Connection: connName, Side: string(side.Other()), FirstSync: first})
+		scripting.Meta{Connection: connName, Side: string(side.Other()), FirstSync: first, Timeout: timeout})
 	res.Log = append(res.Log, inc.Log...)
 	if err != nil {
 		res.Error, res.Stage = err, "incoming"

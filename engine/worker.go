@@ -265,7 +265,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		in = scriptEntity(local)
 	}
 	res, err := e.opts.Runner.Incoming(ctx, p.sides[dst].incoming, replica, previous, in,
-		scripting.Meta{Connection: p.conn.Name, Side: string(dst), FirstSync: first})
+		scripting.Meta{Connection: p.conn.Name, Side: string(dst), FirstSync: first, Timeout: p.options.scriptTimeout()})
 	*logs = append(*logs, res.Log...)
 	if err != nil {
 		return outcome{}, nil, err
@@ -447,7 +447,7 @@ func (e *Engine) mergeFor(ctx context.Context, p *plan, ev *store.SyncEvent, twi
 		// must not leak into the second.
 		again := scriptEntity(local)
 		res, err := e.opts.Runner.Incoming(ctx, p.sides[dst].incoming, prev, nil, again,
-			scripting.Meta{Connection: p.conn.Name, Side: string(dst)})
+			scripting.Meta{Connection: p.conn.Name, Side: string(dst), Timeout: p.options.scriptTimeout()})
 		if err == nil && !res.Skipped {
 			if f, _, err := splitEntity(res.Entity); err == nil {
 				mi.prevDesired = f
@@ -490,7 +490,7 @@ func (e *Engine) replicaOf(ctx context.Context, p *plan, ev *store.SyncEvent, tw
 		return nil, err
 	}
 	out, err := e.opts.Runner.Outgoing(ctx, p.sides[src].outgoing, scriptEntity(ent), previous,
-		scripting.Meta{Connection: p.conn.Name, Side: string(src), FirstSync: twin.EntityID(src.Other()) == ""})
+		scripting.Meta{Connection: p.conn.Name, Side: string(src), FirstSync: twin.EntityID(src.Other()) == "", Timeout: p.options.scriptTimeout()})
 	*logs = append(*logs, out.Log...)
 	if err != nil {
 		return nil, err

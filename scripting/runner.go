@@ -16,8 +16,12 @@ import (
 // Options configure a Runner. Zero fields take their defaults.
 type Options struct {
 	Timeout          time.Duration // per-run deadline; default 1s
+	MaxTimeout       time.Duration // cap on a per-run Meta.Timeout; default 10s
 	MaxCallStackSize int           // JS call depth; default 512
 	MaxRuntimes      int           // runtimes at most, each running one script at a time; default GOMAXPROCS
+	// MaxHeapGrowth fails a run while the Go heap has grown by more than
+	// this since the run began; default 256 MiB. See watchHeap.
+	MaxHeapGrowth uint64
 }
 
 const (
@@ -36,6 +40,9 @@ type Meta struct {
 	Connection string
 	Side       string
 	FirstSync  bool
+	// Timeout overrides Options.Timeout for this run (a connection's own
+	// setting), capped at Options.MaxTimeout; 0 keeps the default.
+	Timeout time.Duration
 }
 
 // OutgoingResult is what an outgoing script produced.
@@ -84,6 +91,12 @@ func NewRunner(opts Options) *Runner {
 	if opts.Timeout <= 0 {
 		opts.Timeout = defaultTimeout
 	}
+	if opts.MaxTimeout <= 0 {
+		opts.MaxTimeout = 10 * time.Second
+	}
+	if opts.MaxHeapGrowth == 0 {
+		opts.MaxHeapGrowth = 256 << 20
+	}
 	if opts.MaxCallStackSize <= 0 {
 		opts.MaxCallStackSize = defaultStackSize
 	}
@@ -102,7 +115,7 @@ func NewRunner(opts Options) *Runner {
 // `replica`, which is returned. Log is set even when err is not nil.
 func (r *Runner) Outgoing(ctx context.Context, s *Script, entity, previous map[string]any, meta Meta) (OutgoingResult, error) {
 	var res OutgoingResult
-	st, err := r.run(ctx, s, KindOutgoing, func(sb *sandbox) error {
+	st, err := r.run(ctx, s, KindOutgoing, meta.Timeout, func(sb *sandbox) error {
 		e, err := sb.input(entity, "entity", false, true)
 		if err != nil {
 			return err
@@ -133,7 +146,7 @@ func (r *Runner) Outgoing(ctx context.Context, s *Script, entity, previous map[s
 // script catches what it throws.
 func (r *Runner) Incoming(ctx context.Context, s *Script, replica, previous, entity map[string]any, meta Meta) (IncomingResult, error) {
 	var res IncomingResult
-	st, err := r.run(ctx, s, KindIncoming, func(sb *sandbox) error {
+	st, err := r.run(ctx, s, KindIncoming, meta.Timeout, func(sb *sandbox) error {
 		rp, err := sb.input(replica, "replica", false, true)
 		if err != nil {
 			return err
@@ -176,7 +189,7 @@ type runState struct {
 // interrupt carries the context's cause instead.
 var errDeadline = errors.New("runner timeout")
 
-func (r *Runner) run(ctx context.Context, s *Script, kind Kind, body func(*sandbox) error) (runState, error) {
+func (r *Runner) run(ctx context.Context, s *Script, kind Kind, timeout time.Duration, body func(*sandbox) error) (runState, error) {
 	if s == nil || s.kind != kind {
 		return runState{}, fmt.Errorf("scripting: %s run needs a %s script", kind, kind)
 	}
@@ -191,12 +204,16 @@ func (r *Runner) run(ctx context.Context, s *Script, kind Kind, body func(*sandb
 		return runState{}, err
 	}
 	d := r.opts.Timeout
+	if timeout > 0 {
+		d = min(timeout, r.opts.MaxTimeout)
+	}
 	if dl, ok := ctx.Deadline(); ok { // measured after the wait for a runtime
 		d = min(d, time.Until(dl))
 	}
 
 	gen := sb.begin()
 	timer := time.AfterFunc(d, func() { sb.interrupt(gen, errDeadline) })
+	unwatch := watchHeap(r.opts.MaxHeapGrowth, func() { sb.interrupt(gen, ErrMemory) })
 	stop := func() bool { return false }
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, func() { sb.interrupt(gen, context.Cause(ctx)) })
@@ -204,6 +221,7 @@ func (r *Runner) run(ctx context.Context, s *Script, kind Kind, body func(*sandb
 	defer func() {
 		if x := recover(); x != nil { // a bug, not a script error: free the slot, re-panic
 			timer.Stop()
+			unwatch()
 			stop()
 			sb.end()
 			r.put(sb, false)
@@ -214,6 +232,7 @@ func (r *Runner) run(ctx context.Context, s *Script, kind Kind, body func(*sandb
 	// toString met while exporting or describing an error) runs while armed.
 	err = sb.exec(s, func() error { return body(sb) })
 	timer.Stop()
+	unwatch()
 	stop()
 	interrupted := sb.end()
 
@@ -319,6 +338,25 @@ var setupProgram = goja.MustCompile("setup.js", `(function (log, skip) {
 	for (const E of [Error, TypeError, RangeError, ReferenceError, SyntaxError, EvalError, URIError, AggregateError]) {
 		for (const name of ["name", "message", "constructor", "toString"]) tame(E.prototype, name);
 	}
+	// A single built-in call cannot be interrupted (goja checks between
+	// instructions), so the ones that can build a huge result in one call
+	// refuse to, before allocating.
+	const maxChars = 16 * 1024 * 1024, maxItems = 4 * 1024 * 1024;
+	function guard(obj, name, check) {
+		const orig = obj[name];
+		Object.defineProperty(obj, name, {
+			value: function () { check(this, arguments); return orig.apply(this, arguments); },
+			writable: false, enumerable: false, configurable: false,
+		});
+	}
+	const tooLong = what => { throw new RangeError(what + ": result over 16 Mi characters"); };
+	const tooMany = what => { throw new RangeError(what + ": over 4 Mi items"); };
+	guard(String.prototype, "repeat", (s, a) => { if (String(s).length * Number(a[0]) > maxChars) tooLong("repeat"); });
+	guard(String.prototype, "padStart", (s, a) => { if (Number(a[0]) > maxChars) tooLong("padStart"); });
+	guard(String.prototype, "padEnd", (s, a) => { if (Number(a[0]) > maxChars) tooLong("padEnd"); });
+	guard(Array.prototype, "fill", (arr) => { if (arr.length > maxItems) tooMany("fill"); });
+	guard(Array.prototype, "join", (arr) => { if (arr.length > maxItems) tooMany("join"); });
+	guard(Array, "from", (_, a) => { if (a[0] != null && Number(a[0].length) > maxItems) tooMany("Array.from"); });
 	// Intrinsics that no property path from globalThis reaches.
 	const todo = [globalThis, goError, skip,
 		getProto(function* () {}), getProto(async function () {}),
@@ -495,6 +533,9 @@ func (sb *sandbox) scriptError(s *Script, err error) error {
 	case errors.As(err, &ie):
 		line, col := s.position(ie.Stack())
 		cause, _ := ie.Value().(error)
+		if errors.Is(cause, ErrMemory) {
+			return &Error{Script: s.name, Kind: ErrorMemory, Line: line, Column: col, Message: ErrMemory.Error(), err: ErrMemory}
+		}
 		return timeoutError(s, line, col, cause)
 	case errors.As(err, &so):
 		sb.broken = true

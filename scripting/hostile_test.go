@@ -1,0 +1,125 @@
+package scripting
+
+import (
+	"context"
+	"errors"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rssBytes reads the process's resident set size from /proc.
+func rssBytes(t *testing.T) uint64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Skip("no /proc/self/statm here")
+	}
+	f := strings.Fields(string(b))
+	pages, _ := strconv.ParseUint(f[1], 10, 64)
+	return pages * uint64(os.Getpagesize())
+}
+
+// Hostile scripts end their own run with a clear error within their limits;
+// the next run on the same Runner works; the process stays within bounds.
+func TestHostileScripts(t *testing.T) {
+	r := NewRunner(Options{Timeout: 500 * time.Millisecond, MaxHeapGrowth: 128 << 20, MaxRuntimes: 1})
+	runtime.GC()
+	debug.FreeOSMemory()
+	before := rssBytes(t)
+	for _, tc := range []struct {
+		name, src, kind, msg string
+	}{
+		{"endless loop", "while (true) {}", ErrorTimeout, "deadline"},
+		{"deep recursion", "function f(n) { return f(n + 1) + 1; } f(0);", ErrorRuntime, "call stack"},
+		{"huge repeat", "replica.s = 'x'.repeat(2 ** 30);", ErrorRuntime, "repeat: result over"},
+		{"huge padStart", "replica.s = 'x'.padStart(2 ** 30);", ErrorRuntime, "padStart"},
+		{"huge fill", "replica.a = new Array(2 ** 30).fill(0);", ErrorRuntime, "fill: over"},
+		{"huge Array.from", "replica.a = Array.from({length: 2 ** 30});", ErrorRuntime, "Array.from"},
+		{"growing arrays", "const a = []; while (true) a.push('y'.repeat(1 << 20) + a.length);", "", ""},
+		{"doubling string", "let s = 'z'; while (true) s = s + s + 'z';", "", ""},
+		{"prototype tampering", "Object.prototype.polluted = 1;", ErrorRuntime, "TypeError"},
+		{"builtin overwrite", "Array.prototype.map = () => 1;", ErrorRuntime, "TypeError"},
+		{"global leak", "globalThis.leak = 1;", ErrorRuntime, "TypeError"},
+		{"sloppy this", "Function('return this')().leak = 1;", ErrorRuntime, "TypeError"},
+		{"constructor escape", "this.constructor.constructor('return process')().exit(1);", ErrorRuntime, ""},
+		{"require", "require('fs');", ErrorRuntime, "require"},
+		{"process", "process.exit(1);", ErrorRuntime, "process"},
+		{"input constructor", "replica.p = entity.constructor.constructor('return process')();", ErrorRuntime, "process is not defined"},
+		{"cyclic replica", "const o = {}; o.self = o; replica.o = o;", ErrorRuntime, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Compile("hostile.js", KindOutgoing, tc.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			res, err := r.Outgoing(context.Background(), s, map[string]any{"x": 1.0}, nil, Meta{})
+			if d := time.Since(start); d > 10*time.Second {
+				t.Fatalf("took %v: not stopped by its limits", d)
+			}
+			var se *Error
+			switch {
+			case tc.kind == "": // either limit may end it first
+				if !errors.As(err, &se) || (se.Kind != ErrorMemory && se.Kind != ErrorTimeout && se.Kind != ErrorRuntime) {
+					t.Fatalf("want a memory, timeout or runtime error, got %v", err)
+				}
+			default:
+				if !errors.As(err, &se) || se.Kind != tc.kind || !strings.Contains(se.Error(), tc.msg) {
+					t.Fatalf("want a %s error with %q, got %v", tc.kind, tc.msg, err)
+				}
+			}
+			// The same runner runs the next script normally.
+			ok, _ := Compile("ok.js", KindOutgoing, "replica.y = typeof leak + '/' + typeof Object.prototype.polluted + '/' + [1].map(x => x * 2)[0];")
+			res, err = r.Outgoing(context.Background(), ok, map[string]any{}, nil, Meta{})
+			if err != nil || res.Replica["y"] != "undefined/undefined/2" {
+				t.Fatalf("next run after %q: %v %v", tc.name, res.Replica, err)
+			}
+		})
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	after := rssBytes(t)
+	// 300 MB: the watchdog lets a run grow the heap by up to 128 MiB (plus
+	// what the runtime keeps for reuse) before stopping it; more than that
+	// left behind would mean a leak or an unbounded run.
+	if after > before+300<<20 {
+		t.Fatalf("RSS grew from %d MB to %d MB over the suite", before>>20, after>>20)
+	}
+	t.Logf("RSS before %d MB, after %d MB", before>>20, after>>20)
+}
+
+// A connection's own deadline (Meta.Timeout) applies, capped by MaxTimeout.
+func TestPerRunTimeout(t *testing.T) {
+	r := NewRunner(Options{Timeout: 5 * time.Second, MaxTimeout: 300 * time.Millisecond})
+	s, _ := Compile("loop.js", KindOutgoing, "while (true) {}")
+	start := time.Now()
+	_, err := r.Outgoing(context.Background(), s, map[string]any{}, nil, Meta{Timeout: 50 * time.Millisecond})
+	if !errors.Is(err, ErrTimeout) || time.Since(start) > 2*time.Second {
+		t.Fatalf("per-run timeout: %v after %v", err, time.Since(start))
+	}
+	start = time.Now()
+	_, err = r.Outgoing(context.Background(), s, map[string]any{}, nil, Meta{Timeout: time.Hour})
+	if !errors.Is(err, ErrTimeout) || time.Since(start) > 3*time.Second {
+		t.Fatalf("a per-run timeout over the cap was not capped: %v after %v", err, time.Since(start))
+	}
+}
+
+// The heap watchdog stops a script that allocates fast, before its deadline.
+func TestHeapWatchdog(t *testing.T) {
+	r := NewRunner(Options{Timeout: 20 * time.Second, MaxHeapGrowth: 32 << 20})
+	s, _ := Compile("grow.js", KindOutgoing, "const a = []; while (true) a.push('y'.repeat(1 << 16) + a.length);")
+	start := time.Now()
+	_, err := r.Outgoing(context.Background(), s, map[string]any{}, nil, Meta{})
+	var se *Error
+	if !errors.As(err, &se) || se.Kind != ErrorMemory || !errors.Is(err, ErrMemory) {
+		t.Fatalf("want a memory error, got %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("stopped only after %v", d)
+	}
+	t.Logf("stopped after %v", time.Since(start))
+}
