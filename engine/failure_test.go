@@ -347,3 +347,20 @@ func TestConnectionScriptTimeout(t *testing.T) {
 		t.Fatalf("failed events: %+v", failed)
 	}
 }
+
+// A replica over the size limit fails its event with a clear error and
+// reaches neither the queue nor the other system.
+func TestReplicaSizeLimit(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	if _, err := f.st.SaveScript(f.ctx, f.conn.ID, store.SideA, store.KindOutgoing, "replica.title = 'x'.repeat(2 << 20);", "t"); err != nil {
+		t.Fatal(err)
+	}
+	f.cycle()
+	failed := f.event(store.StatusFailed)
+	if len(failed) != 1 || !strings.Contains(failed[0].LastError, "over the 1048576 byte limit") || failed[0].Replica != "" {
+		t.Fatalf("failed events: %+v", failed)
+	}
+	if w := f.writes.Load(); w != 0 {
+		t.Fatalf("%d writes", w)
+	}
+}

@@ -178,6 +178,10 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		c.failure = "replica is not JSON: " + err.Error()
 		return c, true
 	}
+	if len(c.replica) > maxReplicaBytes {
+		c.failure, c.replica = fmt.Sprintf("%s: the replica is %d bytes, over the %d byte limit", sp.outgoing.Name(), len(c.replica), maxReplicaBytes), ""
+		return c, true
+	}
 	if c.fields, err = snapshotOf(ent).encode(); err != nil {
 		c.failure = "entity fields are not JSON: " + err.Error()
 		return c, true
@@ -187,6 +191,10 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 	}
 	return c, true
 }
+
+// maxReplicaBytes bounds what one change may carry to the other side, so a
+// script cannot push a runaway value into the queue and the other system.
+const maxReplicaBytes = 1 << 20
 
 // deletedHash marks, on a twin, a side Duplex deleted (its echo is ignored).
 const deletedHash = "deleted"

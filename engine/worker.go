@@ -499,6 +499,9 @@ func (e *Engine) replicaOf(ctx context.Context, p *plan, ev *store.SyncEvent, tw
 	if err != nil {
 		return nil, fmt.Errorf("%w: replica is not JSON: %w", connectors.ErrInvalid, err)
 	}
+	if len(enc) > maxReplicaBytes {
+		return nil, fmt.Errorf("%w: %s: the replica is %d bytes, over the %d byte limit", connectors.ErrInvalid, p.sides[src].outgoing.Name(), len(enc), maxReplicaBytes)
+	}
 	ev.Replica = enc
 	if f, err := snapshotOf(ent).encode(); err == nil {
 		ev.SourceFields = &f
