@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -94,8 +95,11 @@ func (s *srv) createConnection(c *gin.Context) error {
 		return badRequest("name, system_a_id and system_b_id are required")
 	}
 	for _, id := range []int64{in.SystemAID, in.SystemBID} {
-		if _, err := s.st.GetSystem(ctx, id); err != nil {
+		if _, err := s.st.GetSystem(ctx, id); errors.Is(err, store.ErrNotFound) {
+			// The route exists; what is wrong is a reference in the body.
 			return badRequest("system %d does not exist", id)
+		} else if err != nil {
+			return fmt.Errorf("create connection: %w", err)
 		}
 	}
 	sources := in.Scripts
@@ -141,6 +145,7 @@ func (s *srv) createConnection(c *gin.Context) error {
 	if err := s.st.CreateConnection(ctx, &conn, byKind, "api"); err != nil {
 		return err
 	}
+	s.eng.Reload(conn.ID) // an active connection starts syncing without waiting for a poll
 	s.audit(ctx, "connection.create", &conn.ID, fmt.Sprintf("connection %q (template %q)", conn.Name, conn.Template))
 	return s.respondConnection(c, http.StatusCreated, conn.ID)
 }
@@ -339,6 +344,10 @@ func (s *srv) listTwins(c *gin.Context) error {
 	}
 	if limit == 0 || limit > 1000 {
 		limit = 100
+	}
+	// An empty list must mean "no twins yet", not "no such connection".
+	if _, err := s.st.GetConnection(c.Request.Context(), id); err != nil {
+		return err
 	}
 	twins, err := s.st.ListTwins(c.Request.Context(), id, limit, offset)
 	if err != nil {

@@ -19,7 +19,8 @@ const (
 	CodeBadRequest    = "bad_request"
 	CodeNotFound      = "not_found"
 	CodeConflict      = "conflict"
-	CodeScriptInvalid = "script_invalid"
+	CodeScriptInvalid = "script_invalid" // does not compile
+	CodeScriptFailed  = "script_failed"  // compiled but failed when run (test runs)
 	CodeTooLarge      = "too_large"
 	CodeBadConfig     = "system_config_invalid"
 	CodeUnavailable   = "system_unavailable"
@@ -51,7 +52,11 @@ func classify(err error) (int, apiError) {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
-		return http.StatusUnprocessableEntity, apiError{Code: CodeScriptInvalid, Message: se.Error(),
+		code := CodeScriptInvalid
+		if se.Kind != scripting.ErrorCompile { // runtime, timeout, memory: the source is fine
+			code = CodeScriptFailed
+		}
+		return http.StatusUnprocessableEntity, apiError{Code: code, Message: se.Error(),
 			Script: se.Script, Line: se.Line, Column: se.Column}
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, apiError{Code: CodeTooLarge,

@@ -22,10 +22,8 @@ var statuses = map[string]bool{"": true, store.StatusQueued: true, store.StatusD
 func (s *srv) listEvents(c *gin.Context) error {
 	var f store.EventFilter
 	var err error
-	if v := c.Query("connection_id"); v != "" {
-		if _, err := fmt.Sscan(v, &f.ConnectionID); err != nil {
-			return badRequest("connection_id must be an integer")
-		}
+	if f.ConnectionID, err = idQuery(c, "connection_id"); err != nil {
+		return err
 	}
 	f.Status = c.Query("status")
 	if !statuses[f.Status] {
@@ -161,11 +159,9 @@ func (s *srv) resolveEvent(c *gin.Context) error {
 }
 
 func (s *srv) listAudit(c *gin.Context) error {
-	var connID int64
-	if v := c.Query("connection_id"); v != "" {
-		if _, err := fmt.Sscan(v, &connID); err != nil {
-			return badRequest("connection_id must be an integer")
-		}
+	connID, err := idQuery(c, "connection_id")
+	if err != nil {
+		return err
 	}
 	limit, err := intQuery(c, "limit", 100)
 	if err != nil {

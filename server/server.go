@@ -25,14 +25,25 @@ import (
 	"github.com/duplexsync/duplex/scripts"
 )
 
-// Engine is what the server needs from the running engine.
+// Engine is what the server needs from the running engine; declared here,
+// where it is used, so tests can pass a fake.
 type Engine interface {
+	// Reload tells the engine a connection was created or its scripts,
+	// policy, options or active flag changed.
 	Reload(connectionID int64)
+	// ReloadSystem tells the engine a system's settings or secrets changed
+	// (or it was deleted), so its connector is reopened.
 	ReloadSystem(systemID int64)
+	// Schema describes a system's entities (for the editor and triggers).
 	Schema(ctx context.Context, systemID int64) (connectors.Schema, error)
+	// ValidateTrigger compiles a trigger against a system's fields: nil, a
+	// *scripting.Error of kind compile with line and column, or another error.
 	ValidateTrigger(ctx context.Context, systemID int64, src string) error
+	// TestRun runs a connection's scripts on one entity without writing.
 	TestRun(ctx context.Context, connID int64, side store.Side, id string, ent *connectors.Entity) (engine.TestRunResult, error)
+	// LinkExisting pairs entities on both sides that share a key.
 	LinkExisting(ctx context.Context, connID int64, aField, bField string) (int, error)
+	// Wake tells the workers events were queued or retried.
 	Wake()
 }
 
@@ -150,7 +161,9 @@ func (s *srv) h(fn handler) gin.HandlerFunc {
 
 func (s *srv) health(c *gin.Context) error {
 	if err := s.st.Ping(c.Request.Context()); err != nil {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": "store: " + err.Error()})
+		// The driver's error can name hosts and users: log it, answer plainly.
+		s.log.Error("healthz: store unreachable", "err", err)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "message": "store unreachable"})
 		return nil
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
@@ -174,6 +187,14 @@ func (s *srv) bind(c *gin.Context, v any) error {
 		}
 		return badRequest("%v", err)
 	}
+	// One object per request: trailing text is a client bug, not ignorable.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return badRequest("unexpected data after the JSON object")
+	}
 	return nil
 }
 
@@ -181,6 +202,19 @@ func idParam(c *gin.Context, name string) (int64, error) {
 	id, err := strconv.ParseInt(c.Param(name), 10, 64)
 	if err != nil || id <= 0 {
 		return 0, badRequest("%s must be a positive integer, got %q", name, c.Param(name))
+	}
+	return id, nil
+}
+
+// idQuery reads an optional id filter; absent is 0 (no filter).
+func idQuery(c *gin.Context, name string) (int64, error) {
+	v := c.Query(name)
+	if v == "" {
+		return 0, nil
+	}
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, badRequest("%s must be a positive integer, got %q", name, v)
 	}
 	return id, nil
 }

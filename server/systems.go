@@ -12,8 +12,9 @@ import (
 	"github.com/duplexsync/duplex/engine/store"
 )
 
-// systemIn is what a client sends. Secrets are write-only: omitted means
-// unchanged on update.
+// systemIn is what a client sends. Secrets are write-only. On update every
+// field left out keeps its value, so rotating a token does not wipe the
+// settings.
 type systemIn struct {
 	Name           string             `json:"name"`
 	Kind           string             `json:"kind"`
@@ -33,6 +34,9 @@ type systemOut struct {
 
 func (s *srv) present(sys store.System) (systemOut, error) {
 	out := systemOut{System: sys, Settings: json.RawMessage(sys.Settings), SecretKeys: []string{}}
+	if sys.Settings == "" { // an empty RawMessage would fail the whole answer
+		out.Settings = json.RawMessage("{}")
+	}
 	secrets, err := s.box.OpenMap(sys.Secrets)
 	if err != nil {
 		return out, fmt.Errorf("system %d secrets: %w", sys.ID, err)
@@ -46,17 +50,18 @@ func (s *srv) present(sys store.System) (systemOut, error) {
 
 func (in *systemIn) validate(create bool) error {
 	in.Name = strings.TrimSpace(in.Name)
-	if in.Name == "" {
+	if create && in.Name == "" {
 		return badRequest("name is required")
 	}
 	if create && strings.TrimSpace(in.Kind) == "" {
 		return badRequest("kind is required (for example \"sql\")")
 	}
-	if len(in.Settings) == 0 {
-		in.Settings = json.RawMessage("{}")
-	}
-	var obj map[string]any
-	if err := json.Unmarshal(in.Settings, &obj); err != nil {
+	if s := strings.TrimSpace(string(in.Settings)); s == "" || s == "null" {
+		in.Settings = nil // omitted: {} on create, unchanged on update
+		if create {
+			in.Settings = json.RawMessage("{}")
+		}
+	} else if s[0] != '{' {
 		return badRequest("settings must be a JSON object")
 	}
 	if in.PollIntervalMS != nil && (*in.PollIntervalMS < 100 || *in.PollIntervalMS > 86_400_000) {
@@ -163,7 +168,12 @@ func (s *srv) updateSystem(c *gin.Context) error {
 	if in.Kind != "" && in.Kind != sys.Kind {
 		return badRequest("kind cannot change (%s); create a new system", sys.Kind)
 	}
-	sys.Name, sys.Settings = in.Name, string(in.Settings)
+	if in.Name != "" {
+		sys.Name = in.Name
+	}
+	if in.Settings != nil {
+		sys.Settings = string(in.Settings)
+	}
 	in.apply(&sys)
 	if in.Secrets != nil {
 		if sys.Secrets, err = s.box.SealMap(*in.Secrets); err != nil {
