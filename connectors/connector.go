@@ -37,6 +37,10 @@ type Comment struct {
 	Author    string    `json:"author,omitempty"`
 	Body      string    `json:"body"`
 	CreatedAt time.Time `json:"created_at"`
+	// Private marks an internal note: a Redmine private note, a Request
+	// Tracker comment (as opposed to correspondence the requestor sees).
+	// Connectors without the notion ignore it.
+	Private bool `json:"private,omitempty"`
 }
 
 // FieldType names the value kind of a field, used to type-check triggers and

@@ -38,10 +38,14 @@ func scriptEntity(e connectors.Entity) map[string]any {
 	}
 	cs := make([]any, len(e.Comments))
 	for i, c := range e.Comments {
-		cs[i] = map[string]any{
+		cm := map[string]any{
 			"id": c.ID, "author": c.Author, "body": c.Body,
 			"created_at": c.CreatedAt.UTC().Format(time.RFC3339Nano),
 		}
+		if c.Private {
+			cm["private"] = true
+		}
+		cs[i] = cm
 	}
 	m["comments"] = cs
 	return m
@@ -97,6 +101,7 @@ func splitEntity(m map[string]any) (map[string]any, []connectors.Comment, error)
 				return nil, nil, fmt.Errorf("entity.comments[%d] must be an object, got %T", i, item)
 			}
 			c := connectors.Comment{ID: str(cm["id"]), Author: str(cm["author"]), Body: str(cm["body"])}
+			c.Private, _ = cm["private"].(bool)
 			if c.Body == "" {
 				continue
 			}

@@ -609,7 +609,7 @@ func (e *Engine) addComments(ctx context.Context, conn connectors.Connector, twi
 	defer links.save(twin) // also after a failure, so a retry skips what was added
 	added := make([]connectors.Comment, 0, len(add))
 	for _, c := range add {
-		nc, err := conn.AddComment(ctx, local.ID, connectors.Comment{Author: c.Author, Body: c.Body})
+		nc, err := conn.AddComment(ctx, local.ID, connectors.Comment{Author: c.Author, Body: c.Body, Private: c.Private})
 		if err != nil {
 			return added, fmt.Errorf("add comment on %s entity %s: %w", dst, local.ID, err)
 		}

@@ -26,7 +26,7 @@ var API = []Decl{
 	{Name: "skip", TS: "(reason?: string): never", Doc: "Incoming only: do not apply this event; it ends as skipped with the reason.", Only: KindIncoming},
 	{Name: "fail", TS: "(message?: string): never", Doc: "Stops the script and fails the sync event with the message (it waits in the error list).", Global: true},
 	{Name: "mapValue", TS: "<T = unknown>(value: unknown, table: Record<string, T>, fallback?: T): T", Doc: "Looks value up in table (status, priority, user maps). Without a match: fallback when given, else value itself.", Global: true},
-	{Name: "mergeComments", TS: "(existing: Comment[], incoming: Comment[], options?: { prefix?: string; authorInBody?: boolean }): Comment[]", Doc: "existing plus the incoming comments whose id it does not have; their body gets the prefix and, with authorInBody, \"author: \" in front. Ids are kept so Duplex links them.", Global: true},
+	{Name: "mergeComments", TS: "(existing: Comment[], incoming: Comment[], options?: { prefix?: string; authorInBody?: boolean; private?: boolean }): Comment[]", Doc: "existing plus the incoming comments whose id it does not have; their body gets the prefix and, with authorInBody, \"author: \" in front; with private, they are added as internal notes. Ids are kept so Duplex links them.", Global: true},
 	{Name: "htmlToText", TS: "(html: string): string", Doc: "Plain text from HTML: paragraphs and <br> become line breaks, list items \"- \", tags are dropped, entities decoded.", Global: true},
 	{Name: "textToHtml", TS: "(text: string): string", Doc: "HTML from plain text: escaped, blank lines make paragraphs, line breaks <br>.", Global: true},
 	{Name: "formatDate", TS: "(value: string | Date, layout?: string, timeZone?: string): string", Doc: "Writes a date (RFC 3339 text or Date) in timeZone (IANA name, default UTC). layout: \"iso\" (default), \"date\", \"datetime\", \"time\", or tokens YYYY MM DD HH mm ss.", Global: true},
@@ -40,6 +40,8 @@ interface Comment {
   readonly author?: string;
   readonly body: string;
   readonly created_at?: string;
+  /** An internal note: a Redmine private note, a Request Tracker comment (not correspondence). Set it on a comment you add to make it internal. */
+  readonly private?: boolean;
 }
 
 /** An entity: its fields by name, plus these. */

@@ -31,7 +31,9 @@ var helpersProgram = goja.MustCompile("helpers.js", `(function (g) {
 			let body = c.body === undefined || c.body === null ? "" : String(c.body);
 			if (opts.authorInBody) body = (c.author || "unknown") + ": " + body;
 			if (opts.prefix) body = String(opts.prefix) + body;
-			out.push({id: c.id, author: c.author, body: body});
+			const added = {id: c.id, author: c.author, body: body};
+			if (opts.private) added.private = true;
+			out.push(added);
 			seen.add(c.id);
 		}
 		return out;

@@ -35,6 +35,13 @@ type Client struct {
 // connections) and, for 429 and 503 with Retry-After, a
 // *connectors.RetryAfterError.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	_, err := c.DoHeader(ctx, method, path, body, out)
+	return err
+}
+
+// DoHeader is Do that also returns the answer's headers, for connectors that
+// need the server's clock (Date) or paging headers.
+func (c *Client) DoHeader(ctx context.Context, method, path string, body, out any) (http.Header, error) {
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
@@ -45,13 +52,13 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return fmt.Errorf("%w: encode request: %w", connectors.ErrInvalid, err)
+			return nil, fmt.Errorf("%w: encode request: %w", connectors.ErrInvalid, err)
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
 	if err != nil {
-		return fmt.Errorf("%w: %w", connectors.ErrBadConfig, err)
+		return nil, fmt.Errorf("%w: %w", connectors.ErrBadConfig, err)
 	}
 	for k, vs := range c.Header {
 		req.Header[k] = vs
@@ -66,23 +73,23 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return transportError(method, path, err)
+		return nil, transportError(method, path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
 	if err != nil {
-		return transportError(method, path, err)
+		return nil, transportError(method, path, err)
 	}
 	if err := c.statusError(method, path, resp, data); err != nil {
-		return err
+		return resp.Header, err
 	}
 	if out == nil || len(bytes.TrimSpace(data)) == 0 {
-		return nil
+		return resp.Header, nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s %s: %w: malformed JSON answer: %w", method, path, connectors.ErrUnavailable, err)
+		return resp.Header, fmt.Errorf("%s %s: %w: malformed JSON answer: %w", method, path, connectors.ErrUnavailable, err)
 	}
-	return nil
+	return resp.Header, nil
 }
 
 // transportError: a timeout, a refused or dropped connection or a cut

@@ -1,0 +1,259 @@
+package redmine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/connectors/httpx"
+	"github.com/duplexsync/duplex/connectors/redmine"
+)
+
+// These tests run against a real Redmine (test/e2e/peers/redmine.sh starts
+// one on loopback); DUPLEX_TEST_REDMINE_URL and DUPLEX_TEST_REDMINE_KEY (an
+// administrator's API key) point at it. Each test makes its own project.
+func server(t *testing.T) (string, string) {
+	t.Helper()
+	u, k := os.Getenv("DUPLEX_TEST_REDMINE_URL"), os.Getenv("DUPLEX_TEST_REDMINE_KEY")
+	if u == "" || k == "" {
+		t.Skip("DUPLEX_TEST_REDMINE_URL/KEY not set: run test/e2e/peers/redmine.sh install start, or make test-e2e")
+	}
+	return u, k
+}
+
+func newProject(t *testing.T, ctx context.Context, u, k string) string {
+	t.Helper()
+	c := &httpx.Client{Base: u, Header: http.Header{"X-Redmine-Api-Key": {k}}}
+	ident := fmt.Sprintf("t%d", time.Now().UnixNano())
+	body := map[string]any{"project": map[string]any{"name": t.Name() + " " + ident, "identifier": ident, "tracker_ids": []int{1, 2, 3},
+		"enabled_module_names": []string{"issue_tracking"}}}
+	if err := c.Do(ctx, "POST", "/projects.json", body, nil); err != nil {
+		t.Fatalf("create project: %v", err)
+	}
+	return ident
+}
+
+func open(t *testing.T, settings map[string]any) connectors.Connector {
+	t.Helper()
+	ctx := context.Background()
+	u, k := server(t)
+	if settings == nil {
+		settings = map[string]any{}
+	}
+	settings["url"] = u
+	if settings["project"] == nil {
+		settings["project"] = newProject(t, ctx, u, k)
+	}
+	raw, _ := json.Marshal(settings)
+	c, err := redmine.New(ctx, connectors.Config{Name: "rm", Settings: raw, Secrets: map[string]string{"api_key": k}})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestConfigErrors(t *testing.T) {
+	u, k := server(t)
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		settings string
+		key      string
+	}{
+		"wrong key":       {fmt.Sprintf(`{"url":%q,"project":"eng"}`, u), "0000000000000000000000000000000000000000"},
+		"missing project": {fmt.Sprintf(`{"url":%q,"project":"no-such-project"}`, u), k},
+		"bad url":         {`{"url":"ftp://x","project":"eng"}`, k},
+		"no key":          {fmt.Sprintf(`{"url":%q,"project":"eng"}`, u), ""},
+	} {
+		_, err := redmine.New(ctx, connectors.Config{Settings: json.RawMessage(tc.settings), Secrets: map[string]string{"api_key": tc.key}})
+		if !errors.Is(err, connectors.ErrBadConfig) {
+			t.Errorf("%s: want ErrBadConfig, got %v", name, err)
+		}
+	}
+}
+
+func TestIssueRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, map[string]any{"tracker": "Feature"})
+	e, err := c.Create(ctx, map[string]any{"subject": "Printer on fire", "description": "smoke", "priority": "High", "RT ticket": "rt-7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := e.Fields
+	if f["subject"] != "Printer on fire" || f["priority"] != "High" || f["tracker"] != "Feature" || f["status"] != "New" || f["RT ticket"] != "rt-7" || f["closed"] != false {
+		t.Fatalf("created: %v", f)
+	}
+	if !strings.HasSuffix(e.URL, "/issues/"+e.ID) || e.Key != "#"+e.ID {
+		t.Fatalf("url/key: %s %s", e.URL, e.Key)
+	}
+	got, err := c.Update(ctx, e.ID, map[string]any{"status": "resolved", "done_ratio": 50.0, "due_date": "2030-01-31"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Fields["status"] != "Resolved" || got.Fields["done_ratio"] != 50.0 || got.Fields["due_date"] != "2030-01-31" || got.Fields["subject"] != "Printer on fire" {
+		t.Fatalf("updated: %v", got.Fields)
+	}
+	got, err = c.Update(ctx, e.ID, map[string]any{"status": "Closed"})
+	if err != nil || got.Fields["closed"] != true || got.Fields["closed_on"] == nil {
+		t.Fatalf("close: %v %v", err, got.Fields)
+	}
+
+	pub, err := c.AddComment(ctx, e.ID, connectors.Comment{Body: "public note"})
+	if err != nil || pub.ID == "" || pub.Private {
+		t.Fatalf("public note: %+v %v", pub, err)
+	}
+	priv, err := c.AddComment(ctx, e.ID, connectors.Comment{Body: "private note", Private: true})
+	if err != nil || !priv.Private || priv.ID == pub.ID {
+		t.Fatalf("private note: %+v %v", priv, err)
+	}
+	read, err := c.Get(ctx, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Field-change journals are not comments; the two notes are, in order.
+	if len(read.Comments) != 2 || read.Comments[0].ID != pub.ID || read.Comments[1].ID != priv.ID || !read.Comments[1].Private || read.Comments[0].Private {
+		t.Fatalf("comments: %+v", read.Comments)
+	}
+}
+
+func TestWriteErrors(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, nil)
+	e, err := c.Create(ctx, map[string]any{"subject": "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, fields := range map[string]map[string]any{
+		"unknown status":   {"status": "Teleported"},
+		"unknown field":    {"colour": "red"},
+		"empty subject":    {"subject": " "},
+		"bad date":         {"due_date": "31/01/2030"},
+		"bad ratio":        {"done_ratio": 150.0},
+		"unknown assignee": {"assignee": "nobody-by-that-name"},
+	} {
+		_, err := c.Update(ctx, e.ID, fields)
+		if !errors.Is(err, connectors.ErrInvalid) {
+			t.Errorf("%s: want ErrInvalid, got %v", name, err)
+		}
+	}
+	if _, err := c.Get(ctx, "999999"); !errors.Is(err, connectors.ErrNotFound) {
+		t.Errorf("missing issue: %v", err)
+	}
+	// Nothing of the refused writes reached the issue.
+	got, _ := c.Get(ctx, e.ID)
+	if got.Fields["subject"] != "x" || got.Fields["status"] != "New" {
+		t.Fatalf("after refused writes: %v", got.Fields)
+	}
+}
+
+// TestSameSecondChanges proves that issues updated within one second, and
+// an issue updated again in the same second, are all delivered and that a
+// quiet poll delivers nothing.
+func TestSameSecondChanges(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, nil)
+	seen := map[string]int{}
+	drain := func(cur string) string {
+		t.Helper()
+		for i := 0; i < 10; i++ {
+			p, err := c.Changes(ctx, cur, 2) // small pages: ties cross page ends
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range p.Entities {
+				seen[e.ID+"/"+fmt.Sprint(e.Fields["subject"])]++
+			}
+			if p.Cursor != "" {
+				cur = p.Cursor
+			}
+			if !p.More {
+				break
+			}
+		}
+		return cur
+	}
+	var ids []string
+	for i := 0; i < 5; i++ {
+		e, err := c.Create(ctx, map[string]any{"subject": fmt.Sprintf("s%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	cur := drain("")
+	for _, id := range ids {
+		found := false
+		for k := range seen {
+			found = found || strings.HasPrefix(k, id+"/")
+		}
+		if !found {
+			t.Fatalf("issue %s not delivered: %v", id, seen)
+		}
+	}
+	// An update right after a poll, likely in the same second as the create.
+	if _, err := c.Update(ctx, ids[0], map[string]any{"subject": "s0 edited"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // let the second close
+	cur = drain(cur)
+	if seen[ids[0]+"/s0 edited"] == 0 {
+		t.Fatalf("same-second edit lost: %v", seen)
+	}
+	// Quiet: once the window has passed, polls deliver nothing.
+	time.Sleep(1100 * time.Millisecond)
+	cur = drain(cur)
+	before := len(seen)
+	total := 0
+	for _, n := range seen {
+		total += n
+	}
+	p, err := c.Changes(ctx, cur, 10)
+	if err != nil || len(p.Entities) != 0 {
+		t.Fatalf("quiet poll: %d entities, %v (seen %d keys, %d deliveries)", len(p.Entities), err, before, total)
+	}
+}
+
+func TestCorrelation(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, map[string]any{"correlation_field": "Duplex key"})
+	cor := c.(connectors.Correlating)
+	if _, ok, err := cor.FindCorrelated(ctx, "k-1"); ok || err != nil {
+		t.Fatalf("find before create: %v %v", ok, err)
+	}
+	e, err := cor.CreateCorrelated(ctx, "k-1", map[string]any{"subject": "correlated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "k-1" must not match "k-10": Redmine's filter is a substring match.
+	if _, err := cor.CreateCorrelated(ctx, "k-10", map[string]any{"subject": "other"}); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := cor.FindCorrelated(ctx, "k-1")
+	if err != nil || !ok || got.ID != e.ID {
+		t.Fatalf("find: %v %v %v", got.ID, ok, err)
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	c := open(t, nil)
+	s, err := c.Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, f := range s.Fields {
+		names[f.Name] = true
+	}
+	for _, want := range []string{"subject", "status", "priority", "assignee", "RT ticket", "Duplex key"} {
+		if !names[want] {
+			t.Errorf("schema lacks %s: %v", want, names)
+		}
+	}
+}
