@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/connectors/redmine"
+	"github.com/duplexsync/duplex/connectors/rt"
 	"github.com/duplexsync/duplex/connectors/sqlconn"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/secret"
@@ -130,8 +132,8 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common) (*app, error) 
 		_ = st.Close()
 		return nil, err
 	}
-	reg := connectors.NewRegistry()
-	if err := reg.Register("sql", sqlconn.New); err != nil {
+	reg, err := registry()
+	if err != nil {
 		_ = st.Close()
 		return nil, err
 	}
@@ -141,6 +143,21 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common) (*app, error) 
 	})
 	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger})
 	return &app{store: st, box: box, templates: lib, engine: eng, handler: h}, nil
+}
+
+// registry lists the connector kinds this binary offers.
+func registry() (*connectors.Registry, error) {
+	reg := connectors.NewRegistry()
+	for kind, f := range map[string]connectors.Factory{
+		"sql":     sqlconn.New,
+		"redmine": redmine.New,
+		"rt":      rt.New,
+	} {
+		if err := reg.Register(kind, f); err != nil {
+			return nil, err
+		}
+	}
+	return reg, nil
 }
 
 // loadBox takes the secret key from DUPLEX_SECRET_KEY or the data dir's key file.

@@ -148,7 +148,7 @@ var standard = []connectors.FieldSpec{
 	{Name: "tracker", Type: connectors.TypeString, Description: "tracker name"},
 	{Name: "assignee", Type: connectors.TypeString, Description: "assignee's name; write a login, a name or a numeric user id, \"\" to unassign"},
 	{Name: "author", Type: connectors.TypeString, ReadOnly: true},
-	{Name: "project", Type: connectors.TypeString, ReadOnly: true},
+	{Name: "project", Type: connectors.TypeString, Description: "project name; write an identifier (or id) to create or move the issue there (the project polled is the system's, with its subprojects)"},
 	{Name: "start_date", Type: connectors.TypeString, Description: "YYYY-MM-DD"},
 	{Name: "due_date", Type: connectors.TypeString, Description: "YYYY-MM-DD"},
 	{Name: "done_ratio", Type: connectors.TypeNumber, Description: "0-100"},
@@ -156,7 +156,7 @@ var standard = []connectors.FieldSpec{
 	{Name: "closed_on", Type: connectors.TypeTime, ReadOnly: true},
 }
 
-var readOnly = map[string]bool{"closed": true, "author": true, "project": true, "created_on": true, "closed_on": true}
+var readOnly = map[string]bool{"closed": true, "author": true, "created_on": true, "closed_on": true}
 
 func (c *conn) issueURL(id int64) string { return fmt.Sprintf("%s/issues/%d", c.s.URL, id) }
 
@@ -257,7 +257,8 @@ func parseID(id string) (int64, error) {
 	return n, nil
 }
 
-// Get reads one issue with its journals.
+// Get reads one issue with its journals. An issue moved to a project
+// outside the polled one is still read: its twin keeps receiving changes.
 func (c *conn) Get(ctx context.Context, id string) (connectors.Entity, error) {
 	n, err := parseID(id)
 	if err != nil {
@@ -276,10 +277,6 @@ func (c *conn) getIssue(ctx context.Context, n int64) (issue, error) {
 	}
 	if err := c.http.Do(ctx, "GET", fmt.Sprintf("/issues/%d.json?include=journals", n), nil, &out); err != nil {
 		return issue{}, fmt.Errorf("redmine get issue %d: %w", n, err)
-	}
-	if out.Issue.Project.ID != c.projectID {
-		// Moved to another project: for this connection it is gone.
-		return issue{}, fmt.Errorf("%w: redmine issue %d is in project %q now", connectors.ErrNotFound, n, out.Issue.Project.Name)
 	}
 	return out.Issue, nil
 }
@@ -336,7 +333,9 @@ func (c *conn) create(ctx context.Context, corrKey string, fields map[string]any
 	if err != nil {
 		return connectors.Entity{}, err
 	}
-	body["project_id"] = c.projectID
+	if _, ok := body["project_id"]; !ok {
+		body["project_id"] = c.projectID
+	}
 	if _, ok := body["tracker_id"]; !ok && c.s.Tracker != "" {
 		ids, err := c.lookups(ctx, false)
 		if err != nil {
@@ -450,6 +449,12 @@ func (c *conn) issueBody(ctx context.Context, fields map[string]any) (map[string
 				return nil, fmt.Errorf("%w: redmine: done_ratio must be 0-100, got %v", connectors.ErrInvalid, v)
 			}
 			body[k] = n
+		case "project":
+			p := strings.TrimSpace(str(v))
+			if p == "" {
+				continue // keep the project
+			}
+			body["project_id"] = p
 		case "status", "priority", "tracker":
 			id, err := c.resolve(ctx, k, str(v))
 			if err != nil {
