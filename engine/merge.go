@@ -158,6 +158,11 @@ type Lifecycle struct {
 	// ScriptTimeoutMS is this connection's script deadline (0: the
 	// runner's default); the runner caps it (MaxTimeout, 10 s).
 	ScriptTimeoutMS int `json:"script_timeout_ms,omitempty"`
+	// SyncBackOnCreate sends an entity Duplex created back to the side it
+	// came from once, on its first read, so that side learns what only the
+	// new entity knows (its id, URL, initial status). Without it the first
+	// read is this write's echo and nothing flows back until a person edits.
+	SyncBackOnCreate bool `json:"sync_back_on_create,omitempty"`
 }
 
 func (l Lifecycle) scriptTimeout() time.Duration {

@@ -340,6 +340,9 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 			written = snapshotOf(local).with(nil, added)
 		}
 		twin.SetHash(dst, written.hash())
+		if first && p.options.SyncBackOnCreate {
+			twin.SetHash(dst, "") // no echo reference: the first read goes back (the base stays for merges)
+		}
 		twin.SetWrittenAt(dst, e.opts.Now())
 		if enc, err := written.encode(); err == nil {
 			twin.SetBase(dst, enc)

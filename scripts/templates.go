@@ -42,6 +42,9 @@ type Template struct {
 	SideB       string   `json:"side_b"`
 	Sources     Sources  `json:"sources"`
 	Tags        []string `json:"tags,omitempty"`
+	// Options are the connection options (engine.Lifecycle) a connection
+	// made from the template starts with, unless the request gives its own.
+	Options json.RawMessage `json:"options,omitempty"`
 }
 
 // Sources maps side ("a", "b") to kind ("trigger", "outgoing", "incoming") to source.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -53,6 +54,7 @@ type connectionIn struct {
 	Template       string                       `json:"template"`
 	Params         map[string]any               `json:"params"`
 	ConflictPolicy *engine.Policy               `json:"conflict_policy"`
+	Options        *engine.Lifecycle            `json:"options"`
 }
 
 func parseSide(v string) (store.Side, error) {
@@ -116,8 +118,25 @@ func (s *srv) createConnection(c *gin.Context) error {
 			return badRequest("%v", err)
 		}
 		sources = rendered
+		if in.Options == nil && len(tpl.Options) > 0 {
+			var o engine.Lifecycle
+			if err := json.Unmarshal(tpl.Options, &o); err != nil {
+				return fmt.Errorf("template %s options: %w", tpl.Name, err)
+			}
+			in.Options = &o
+		}
 	}
 	conn := store.Connection{Name: in.Name, SystemAID: in.SystemAID, SystemBID: in.SystemBID, Active: in.Active, Template: in.Template}
+	if in.Options != nil {
+		enc, err := json.Marshal(in.Options)
+		if err != nil {
+			return err
+		}
+		if _, err := engine.ParseLifecycle(string(enc)); err != nil {
+			return badRequest("%v", err)
+		}
+		conn.Options = string(enc)
+	}
 	if in.ConflictPolicy != nil {
 		enc, err := policyJSON(*in.ConflictPolicy)
 		if err != nil {

@@ -165,7 +165,7 @@ func (c *conn) issueURL(id int64) string { return fmt.Sprintf("%s/issues/%d", c.
 func (c *conn) entity(is issue) connectors.Entity {
 	f := map[string]any{
 		"subject":     is.Subject,
-		"description": deref(is.Description),
+		"description": lf(deref(is.Description)),
 		"status":      is.Status.Name,
 		"priority":    is.Priority.Name,
 		"tracker":     is.Tracker.Name,
@@ -207,7 +207,7 @@ func (c *conn) entity(is issue) connectors.Entity {
 			continue // a journal of field changes only
 		}
 		e.Comments = append(e.Comments, connectors.Comment{
-			ID: strconv.FormatInt(j.ID, 10), Author: j.User.Name, Body: *j.Notes,
+			ID: strconv.FormatInt(j.ID, 10), Author: j.User.Name, Body: lf(*j.Notes),
 			CreatedAt: j.CreatedOn.UTC(), Private: j.PrivateNotes,
 		})
 	}
@@ -241,6 +241,10 @@ func cfValue(v any) any {
 		return fmt.Sprint(x)
 	}
 }
+
+// lf undoes Redmine's CRLF line endings on stored text, so what Duplex
+// wrote reads back equal (otherwise each write would look like an edit).
+func lf(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }
 
 func deref(s *string) string {
 	if s == nil {
@@ -579,8 +583,8 @@ func (c *conn) AddComment(ctx context.Context, id string, cm connectors.Comment)
 	}
 	for i := len(is.Journals) - 1; i >= 0; i-- {
 		j := is.Journals[i]
-		if j.User.ID == c.userID && j.Notes != nil && *j.Notes == cm.Body {
-			return connectors.Comment{ID: strconv.FormatInt(j.ID, 10), Author: j.User.Name, Body: *j.Notes, CreatedAt: j.CreatedOn.UTC(), Private: j.PrivateNotes}, nil
+		if j.User.ID == c.userID && j.Notes != nil && lf(*j.Notes) == lf(cm.Body) {
+			return connectors.Comment{ID: strconv.FormatInt(j.ID, 10), Author: j.User.Name, Body: lf(*j.Notes), CreatedAt: j.CreatedOn.UTC(), Private: j.PrivateNotes}, nil
 		}
 	}
 	return connectors.Comment{}, fmt.Errorf("%w: redmine: the note added to issue %d is not in its journals", connectors.ErrUnavailable, n)

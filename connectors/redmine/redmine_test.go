@@ -82,12 +82,12 @@ func TestConfigErrors(t *testing.T) {
 func TestIssueRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	c := open(t, map[string]any{"tracker": "Feature"})
-	e, err := c.Create(ctx, map[string]any{"subject": "Printer on fire", "description": "smoke", "priority": "High", "RT ticket": "rt-7"})
+	e, err := c.Create(ctx, map[string]any{"subject": "Printer on fire", "description": "smoke\nline 2", "priority": "High", "RT ticket": "rt-7"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := e.Fields
-	if f["subject"] != "Printer on fire" || f["priority"] != "High" || f["tracker"] != "Feature" || f["status"] != "New" || f["RT ticket"] != "rt-7" || f["closed"] != false {
+	if f["subject"] != "Printer on fire" || f["description"] != "smoke\nline 2" || f["priority"] != "High" || f["tracker"] != "Feature" || f["status"] != "New" || f["RT ticket"] != "rt-7" || f["closed"] != false {
 		t.Fatalf("created: %v", f)
 	}
 	if !strings.HasSuffix(e.URL, "/issues/"+e.ID) || e.Key != "#"+e.ID {

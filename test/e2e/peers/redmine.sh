@@ -4,7 +4,7 @@
 #   install  packages, app server, API settings, a custom field, a snapshot
 #   start    rackup/webrick on 127.0.0.1:$REDMINE_PORT, waits for the API
 #   reset    stop, restore the snapshot taken after install, start
-#   env      prints REDMINE_URL and REDMINE_KEY lines for the tests
+#   env      prints the export line for the tests (eval it)
 # Idempotent: every step checks before it acts. Needs root.
 set -euo pipefail
 
@@ -105,6 +105,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   reset) reset ;;
-  env) echo "REDMINE_URL=http://127.0.0.1:$PORT"; echo "REDMINE_KEY=$(cat "$STATE/key")" ;;
+  env) echo "export DUPLEX_TEST_REDMINE_URL=http://127.0.0.1:$PORT DUPLEX_TEST_REDMINE_KEY=$(cat "$STATE/key")" ;;
   *) echo "usage: $0 install|start|stop|reset|env" >&2; exit 2 ;;
 esac

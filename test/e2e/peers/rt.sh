@@ -4,7 +4,7 @@
 #   install  packages, site config, an API token, the Escalation custom field, a snapshot
 #   start    rt-server on 127.0.0.1:$RT_PORT, waits for REST2
 #   reset    stop, restore the snapshot taken after install, start
-#   env      prints RT_URL and RT_TOKEN lines for the tests
+#   env      prints the export line for the tests (eval it)
 # Idempotent: every step checks before it acts. Needs root.
 set -euo pipefail
 
@@ -112,6 +112,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   reset) reset ;;
-  env) echo "RT_URL=http://127.0.0.1:$PORT"; echo "RT_TOKEN=$(cat "$STATE/token")" ;;
+  env) echo "export DUPLEX_TEST_RT_URL=http://127.0.0.1:$PORT DUPLEX_TEST_RT_TOKEN=$(cat "$STATE/token")" ;;
   *) echo "usage: $0 install|start|stop|reset|env" >&2; exit 2 ;;
 esac
