@@ -51,7 +51,7 @@ func (c *conn) Changes(ctx context.Context, cur string, limit int) (connectors.P
 			} `json:"items"`
 			Pages float64 `json:"pages"`
 		}
-		h, err := c.http.DoHeader(ctx, "GET", "/tickets?"+v.Encode(), nil, &out)
+		h, err := c.call(ctx, "GET", "/tickets?"+v.Encode(), nil, &out)
 		if err != nil {
 			return connectors.Page{}, fmt.Errorf("rt search tickets: %w", err)
 		}
@@ -89,7 +89,7 @@ func (c *conn) Changes(ctx context.Context, cur string, limit int) (connectors.P
 			// This search compares the stored text: UTC, without a zone.
 			{"field": "Created", "operator": ">=", "value": since.Format("2006-01-02 15:04:05")},
 		}
-		if err := c.http.Do(ctx, "POST", "/transactions?fields=ObjectId,Created&per_page=100", cond, &out); err != nil {
+		if err := c.do(ctx, "POST", "/transactions?fields=ObjectId,Created&per_page=100", cond, &out); err != nil {
 			return connectors.Page{}, fmt.Errorf("rt deletion feed: %w", err)
 		}
 		for _, it := range out.Items {

@@ -56,24 +56,32 @@ func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, erro
 	if strings.TrimSpace(s.Queue) == "" {
 		return nil, fmt.Errorf("%w: rt settings: queue is required", connectors.ErrBadConfig)
 	}
-	h := http.Header{}
+	timeout := time.Duration(s.TimeoutMS) * time.Millisecond
+	c := &conn{s: s, http: &httpx.Client{Base: s.URL + "/REST/2.0", Header: http.Header{}, Timeout: timeout}}
 	switch {
 	case cfg.Secrets["token"] != "":
-		h.Set("Authorization", "token "+cfg.Secrets["token"])
+		c.http.Header.Set("Authorization", "token "+cfg.Secrets["token"])
 	case cfg.Secrets["user"] != "" && cfg.Secrets["password"] != "":
+		sess, err := newSession(s.URL, cfg.Secrets["user"], cfg.Secrets["password"], timeout)
+		if err != nil {
+			return nil, err
+		}
+		if err := sess.login(ctx); err != nil {
+			return nil, fmt.Errorf("rt %s: %w", cfg.Name, err)
+		}
+		c.sess, c.http.HTTP = sess, sess.client
 		req, _ := http.NewRequest("GET", "/", nil)
 		req.SetBasicAuth(cfg.Secrets["user"], cfg.Secrets["password"])
-		h.Set("Authorization", req.Header.Get("Authorization"))
+		c.writer = &httpx.Client{Base: c.http.Base, Timeout: timeout, Header: http.Header{"Authorization": {req.Header.Get("Authorization")}}}
 	default:
 		return nil, fmt.Errorf("%w: rt: the secret token (or user and password) is required", connectors.ErrBadConfig)
 	}
-	c := &conn{s: s, http: &httpx.Client{Base: s.URL + "/REST/2.0", Header: h, Timeout: time.Duration(s.TimeoutMS) * time.Millisecond}}
 	var q struct {
 		ID                 json.Number `json:"id"`
 		Name               string      `json:"Name"`
 		TicketCustomFields []ref       `json:"TicketCustomFields"`
 	}
-	if err := c.http.Do(ctx, "GET", "/queue/"+url.PathEscape(s.Queue), nil, &q); err != nil {
+	if err := c.do(ctx, "GET", "/queue/"+url.PathEscape(s.Queue), nil, &q); err != nil {
 		if errors.Is(err, connectors.ErrNotFound) {
 			return nil, fmt.Errorf("%w: rt %s: queue %q not found (or not visible to this user)", connectors.ErrBadConfig, cfg.Name, s.Queue)
 		}
@@ -89,6 +97,8 @@ func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, erro
 type conn struct {
 	s            Settings
 	http         *httpx.Client
+	sess         *session      // nil with a token
+	writer       *httpx.Client // session mode: writes, with basic auth
 	queueID      string
 	queueName    string
 	customFields []string
@@ -157,6 +167,11 @@ var standard = []connectors.FieldSpec{
 
 // readOnlyOnUpdate are fields a script may copy back that RT cannot change.
 var readOnlyOnUpdate = map[string]bool{"queue": true, "created": true, "resolved": true, "description": true}
+
+func (c *conn) do(ctx context.Context, method, path string, body, out any) error {
+	_, err := c.call(ctx, method, path, body, out)
+	return err
+}
 
 func (c *conn) ticketURL(id string) string { return c.s.URL + "/Ticket/Display.html?id=" + id }
 
@@ -273,7 +288,7 @@ func (c *conn) Get(ctx context.Context, id string) (connectors.Entity, error) {
 
 func (c *conn) getTicket(ctx context.Context, id string) (ticket, error) {
 	var tk ticket
-	if err := c.http.Do(ctx, "GET", "/ticket/"+id, nil, &tk); err != nil {
+	if err := c.do(ctx, "GET", "/ticket/"+id, nil, &tk); err != nil {
 		return tk, fmt.Errorf("rt get ticket %s: %w", id, err)
 	}
 	if tk.Queue.ID.String() != c.queueID {
@@ -294,7 +309,7 @@ func (c *conn) pages(ctx context.Context, path string, each func(raw json.RawMes
 			Items []json.RawMessage `json:"items"`
 			Pages float64           `json:"pages"`
 		}
-		if err := c.http.Do(ctx, "GET", fmt.Sprintf("%s%sper_page=100&page=%d", path, sep, page), nil, &out); err != nil {
+		if err := c.do(ctx, "GET", fmt.Sprintf("%s%sper_page=100&page=%d", path, sep, page), nil, &out); err != nil {
 			return err
 		}
 		for _, it := range out.Items {
@@ -391,7 +406,7 @@ func (c *conn) FindCorrelated(ctx context.Context, key string) (connectors.Entit
 	var out struct {
 		Items []ref `json:"items"`
 	}
-	if err := c.http.Do(ctx, "GET", "/tickets?"+url.Values{"query": {q}, "per_page": {"2"}}.Encode(), nil, &out); err != nil {
+	if err := c.do(ctx, "GET", "/tickets?"+url.Values{"query": {q}, "per_page": {"2"}}.Encode(), nil, &out); err != nil {
 		return connectors.Entity{}, false, fmt.Errorf("rt find correlated: %w", err)
 	}
 	if len(out.Items) == 0 {
@@ -425,7 +440,7 @@ func (c *conn) create(ctx context.Context, corrKey string, fields map[string]any
 		body["ContentType"] = "text/plain"
 	}
 	var out ref
-	if err := c.http.Do(ctx, "POST", "/ticket", body, &out); err != nil {
+	if err := c.do(ctx, "POST", "/ticket", body, &out); err != nil {
 		return connectors.Entity{}, fmt.Errorf("rt create ticket: %w", err)
 	}
 	if out.ID.String() == "" {
@@ -453,7 +468,7 @@ func (c *conn) Update(ctx context.Context, id string, fields map[string]any) (co
 	}
 	var msgs []string
 	if len(body) > 0 {
-		if err := c.http.Do(ctx, "PUT", "/ticket/"+id, body, &msgs); err != nil {
+		if err := c.do(ctx, "PUT", "/ticket/"+id, body, &msgs); err != nil {
 			return connectors.Entity{}, fmt.Errorf("rt update ticket %s: %w", id, err)
 		}
 	}
@@ -591,7 +606,7 @@ func (c *conn) AddComment(ctx context.Context, id string, cm connectors.Comment)
 		kind, typ = "comment", "Comment"
 	}
 	var msgs []string
-	if err := c.http.Do(ctx, "POST", "/ticket/"+id+"/"+kind, map[string]any{"Content": cm.Body, "ContentType": "text/plain"}, &msgs); err != nil {
+	if err := c.do(ctx, "POST", "/ticket/"+id+"/"+kind, map[string]any{"Content": cm.Body, "ContentType": "text/plain"}, &msgs); err != nil {
 		return connectors.Comment{}, fmt.Errorf("rt %s on ticket %s: %w", kind, id, err)
 	}
 	txs, text, err := c.history(ctx, id)
@@ -614,7 +629,7 @@ func (c *conn) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	err = c.http.Do(ctx, "DELETE", "/ticket/"+id, nil, nil)
+	err = c.do(ctx, "DELETE", "/ticket/"+id, nil, nil)
 	if err != nil && !errors.Is(err, connectors.ErrNotFound) {
 		return fmt.Errorf("rt delete ticket %s: %w", id, err)
 	}

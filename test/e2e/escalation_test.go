@@ -33,13 +33,20 @@ import (
 
 type peers struct {
 	rtURL, rtToken, rmURL, rmKey string
+	rtSecrets                    map[string]string
 }
 
 func env(t *testing.T) peers {
 	t.Helper()
-	p := peers{os.Getenv("DUPLEX_TEST_RT_URL"), os.Getenv("DUPLEX_TEST_RT_TOKEN"), os.Getenv("DUPLEX_TEST_REDMINE_URL"), os.Getenv("DUPLEX_TEST_REDMINE_KEY")}
+	p := peers{os.Getenv("DUPLEX_TEST_RT_URL"), os.Getenv("DUPLEX_TEST_RT_TOKEN"), os.Getenv("DUPLEX_TEST_REDMINE_URL"), os.Getenv("DUPLEX_TEST_REDMINE_KEY"), nil}
 	if p.rtURL == "" || p.rtToken == "" || p.rmURL == "" || p.rmKey == "" {
 		t.Skip("DUPLEX_TEST_RT_URL/TOKEN and DUPLEX_TEST_REDMINE_URL/KEY not set: run make test-e2e")
+	}
+	// With root's password the connector keeps an RT session (reads skip
+	// RT's slow per-request credential check); else it uses the token.
+	p.rtSecrets = map[string]string{"token": p.rtToken}
+	if pw := os.Getenv("DUPLEX_TEST_RT_PASSWORD"); pw != "" {
+		p.rtSecrets = map[string]string{"user": "root", "password": pw}
 	}
 	return p
 }
@@ -124,7 +131,7 @@ func newRigWith(t *testing.T, policy string, before func(r *rig)) *rig {
 
 	rtSettings := map[string]any{"url": r.rtCount.srv.URL, "queue": r.queue, "correlation_field": "Duplex key"}
 	rmSettings := map[string]any{"url": r.rmCount.srv.URL, "project": r.project, "correlation_field": "Duplex key"}
-	a := r.system("support", "rt", rtSettings, map[string]string{"token": p.rtToken})
+	a := r.system("support", "rt", rtSettings, p.rtSecrets)
 	b := r.system("engineering", "redmine", rmSettings, map[string]string{"api_key": p.rmKey})
 
 	lib, err := scripts.Builtin()
@@ -158,7 +165,7 @@ func newRigWith(t *testing.T, policy string, before func(r *rig)) *rig {
 		b, _ := json.Marshal(m2)
 		return b
 	}
-	if r.rtDirect, err = rt.New(ctx, connectors.Config{Name: "direct", Settings: raw(rtSettings), Secrets: map[string]string{"token": p.rtToken}}); err != nil {
+	if r.rtDirect, err = rt.New(ctx, connectors.Config{Name: "direct", Settings: raw(rtSettings), Secrets: p.rtSecrets}); err != nil {
 		t.Fatal(err)
 	}
 	if r.rmDirect, err = redmine.New(ctx, connectors.Config{Name: "direct", Settings: raw(rmSettings), Secrets: map[string]string{"api_key": p.rmKey}}); err != nil {

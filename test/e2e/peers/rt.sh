@@ -112,6 +112,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   reset) reset ;;
-  env) echo "export DUPLEX_TEST_RT_URL=http://127.0.0.1:$PORT DUPLEX_TEST_RT_TOKEN=$(cat "$STATE/token")" ;;
+  env) echo "export DUPLEX_TEST_RT_URL=http://127.0.0.1:$PORT DUPLEX_TEST_RT_TOKEN=$(cat "$STATE/token") DUPLEX_TEST_RT_PASSWORD=password" ;;
   *) echo "usage: $0 install|start|stop|reset|env" >&2; exit 2 ;;
 esac
