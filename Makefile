@@ -5,7 +5,7 @@ export CGO_ENABLED = 1
 SHELL     := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all build run test vet fmt-check unit race figures bench clean
+.PHONY: all build run test test-e2e peers vet fmt-check unit race figures bench clean
 
 all: build
 
@@ -19,7 +19,9 @@ run: build
 
 # Every test. PostgreSQL and MariaDB tests run when DUPLEX_TEST_POSTGRES and
 # DUPLEX_TEST_MYSQL are set (.ci/run sets both) and say why they skip otherwise.
-test: fmt-check vet unit race figures
+# The end-to-end part installs Redmine and Request Tracker from Debian's
+# packages on first use (root, about 3 minutes), so it runs last.
+test: fmt-check vet unit race figures test-e2e
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -39,6 +41,22 @@ race:
 # applied, duplicated, lost, looped) show in the output.
 figures:
 	$(GO) test -count=1 -v -run 'TestHTTPFaults|TestKillNine' ./engine/ ./test/crash/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:|_test.go'
+
+# Redmine and Request Tracker on loopback (ports 3100 and 3200), installed
+# from Debian's packages on first use; see test/e2e/peers/.
+peers:
+	test/e2e/peers/redmine.sh install
+	test/e2e/peers/redmine.sh start
+	test/e2e/peers/rt.sh install
+	test/e2e/peers/rt.sh start
+
+# The connectors and the escalation template against the real servers, with
+# their figures (latency, requests per change); the servers stop afterwards.
+test-e2e: peers
+	eval "$$(test/e2e/peers/redmine.sh env)"; eval "$$(test/e2e/peers/rt.sh env)"; \
+	status=0; $(GO) test -count=1 -v -timeout 30m ./connectors/redmine/ ./connectors/rt/ ./test/e2e/ \
+	  | grep -E '^(--- |ok|FAIL|PASS|panic)|e2e:|_test.go' || status=$$?; \
+	test/e2e/peers/rt.sh stop; test/e2e/peers/redmine.sh stop; exit $$status
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./engine/ ./scripting/ ./connectors/sqlconn/

@@ -530,3 +530,46 @@ func TestNoCompilationPerEvent(t *testing.T) {
 		t.Fatalf("only %d events done: the changes did not flow", done)
 	}
 }
+
+// TestSyncBackOnCreate: with the option, the issue Duplex created is sent
+// back once (the ticket learns the engineering state), and then everything
+// is quiet: the sync back is no loop.
+func TestSyncBackOnCreate(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got == "escalated" {
+		t.Fatalf("ticket 1 starts escalated; the test needs another status")
+	}
+	if err := f.st.SetOptions(f.ctx, f.conn.ID, `{"sync_back_on_create":true}`); err != nil {
+		t.Fatal(err)
+	}
+	f.settle()
+	time.Sleep(100 * time.Millisecond) // past the sql connector's settle window for the new issue
+	f.settle()
+	if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
+		evs, _ := f.st.ListEvents(f.ctx, store.EventFilter{ConnectionID: f.conn.ID})
+		for _, ev := range evs {
+			t.Logf("event %d %s %s %s %s", ev.ID, ev.Direction, ev.Status, ev.Replica, ev.LastError)
+		}
+		t.Fatalf("ticket 1 status %q: the new issue's state (new → escalated) did not come back", got)
+	}
+	backs := 0
+	evs, err := f.st.ListEvents(f.ctx, store.EventFilter{ConnectionID: f.conn.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if ev.Direction == store.BToA {
+			backs++
+		}
+	}
+	if backs != 1 {
+		t.Fatalf("%d events went back, want exactly 1", backs)
+	}
+	before := f.writes.Load()
+	for i := 0; i < 20; i++ {
+		f.cycle()
+	}
+	if w := f.writes.Load() - before; w != 0 {
+		t.Fatalf("%d writes in 20 idle cycles after the sync back: a loop", w)
+	}
+}
