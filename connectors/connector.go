@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"time"
 )
@@ -123,12 +124,34 @@ type Deleter interface {
 	Delete(ctx context.Context, id string) error
 }
 
+// Hooked is implemented by connectors whose system pushes webhooks. The
+// server hands it each request to POST /hooks/:system; the engine records
+// the delivery durably (once per delivery id) and reads the named entities
+// with Get, as a poll would. Polling stays on as a safety net.
+type Hooked interface {
+	// Webhook verifies the request's signature with the system's secret,
+	// in constant time (a bad or missing one wraps ErrSignature), and
+	// parses the body (malformed wraps ErrInvalid). A delivery about
+	// something this connection does not sync returns no entity ids.
+	Webhook(header http.Header, body []byte) (Delivery, error)
+}
+
+// Delivery is what one webhook request says changed.
+type Delivery struct {
+	// ID identifies the delivery (GitHub's X-GitHub-Delivery, for example);
+	// the same id twice is processed once. Empty: the body's hash is used.
+	ID string
+	// EntityIDs are the entities the delivery says changed (as Get takes them).
+	EntityIDs []string
+}
+
 // Sentinel errors connectors wrap with %w so the engine can decide what to do.
 var (
 	ErrNotFound    = errors.New("entity not found")
 	ErrInvalid     = errors.New("invalid data for this system")   // do not retry
 	ErrUnavailable = errors.New("system temporarily unavailable") // retry later
 	ErrBadConfig   = errors.New("invalid system configuration")
+	ErrSignature   = errors.New("webhook signature invalid") // the request is refused, nothing recorded
 )
 
 // RetryAfterError is returned (wrapped) by a connector whose system asked to
