@@ -46,7 +46,8 @@ type Engine struct {
 	systems map[int64]*systemState
 	plans   map[int64]*plan
 
-	wake chan struct{}
+	wake     chan struct{}
+	hookWake chan struct{}
 }
 
 type systemState struct {
@@ -81,7 +82,7 @@ func New(opts Options) *Engine {
 	return &Engine{
 		opts: opts, st: opts.Store, log: opts.Logger,
 		systems: map[int64]*systemState{}, plans: map[int64]*plan{},
-		wake: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), hookWake: make(chan struct{}, 1),
 	}
 }
 

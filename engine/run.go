@@ -11,9 +11,10 @@ import (
 // connection is logged and retried, and never stops the others.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); e.workLoop(ctx) }()
 	go func() { defer wg.Done(); e.backfillLoop(ctx) }()
+	go func() { defer wg.Done(); e.hookLoop(ctx) }()
 
 	pollers := map[int64]context.CancelFunc{}
 	const refresh = 2 * time.Second

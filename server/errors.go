@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
@@ -22,6 +23,8 @@ const (
 	CodeScriptInvalid = "script_invalid" // does not compile
 	CodeScriptFailed  = "script_failed"  // compiled but failed when run (test runs)
 	CodeTooLarge      = "too_large"
+	CodeSignature     = "signature_invalid"    // a webhook's signature is missing or wrong
+	CodeNoWebhooks    = "webhooks_unsupported" // the system's connector takes no webhooks
 	CodeBadConfig     = "system_config_invalid"
 	CodeUnavailable   = "system_unavailable"
 	CodeInternal      = "internal"
@@ -67,6 +70,10 @@ func classify(err error) (int, apiError) {
 		return http.StatusBadRequest, apiError{Code: CodeBadRequest, Message: err.Error()}
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, scripts.ErrNotFound), errors.Is(err, connectors.ErrNotFound):
 		return http.StatusNotFound, apiError{Code: CodeNotFound, Message: err.Error()}
+	case errors.Is(err, connectors.ErrSignature):
+		return http.StatusUnauthorized, apiError{Code: CodeSignature, Message: err.Error()}
+	case errors.Is(err, engine.ErrNoWebhooks):
+		return http.StatusNotFound, apiError{Code: CodeNoWebhooks, Message: err.Error()}
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, apiError{Code: CodeConflict, Message: err.Error()}
 	case errors.Is(err, connectors.ErrBadConfig):

@@ -98,6 +98,10 @@ func (f *fakeEngine) LinkExisting(ctx context.Context, connID int64, aField, bFi
 	return 0, nil
 }
 
+func (f *fakeEngine) Hook(ctx context.Context, systemID int64, header http.Header, body []byte) (engine.HookResult, error) {
+	return engine.HookResult{}, engine.ErrNoWebhooks
+}
+
 func (f *fakeEngine) calls() (reloads, systemReloads []int64, wakes int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

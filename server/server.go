@@ -45,6 +45,8 @@ type Engine interface {
 	LinkExisting(ctx context.Context, connID int64, aField, bField string) (int, error)
 	// Wake tells the workers events were queued or retried.
 	Wake()
+	// Hook verifies and records a webhook request for a system.
+	Hook(ctx context.Context, systemID int64, header http.Header, body []byte) (engine.HookResult, error)
 }
 
 // Options wires the server.
@@ -81,6 +83,7 @@ func New(o Options) http.Handler {
 	r := gin.New()
 	r.Use(s.recover)
 	r.GET("/healthz", s.h(s.health))
+	r.POST("/hooks/:system", s.h(s.hook))
 
 	api := r.Group("/api")
 	api.GET("/systems", s.h(s.listSystems))

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/connectors/httpconn"
 	"github.com/duplexsync/duplex/connectors/redmine"
 	"github.com/duplexsync/duplex/connectors/rt"
 	"github.com/duplexsync/duplex/connectors/sqlconn"
@@ -150,6 +151,7 @@ func registry() (*connectors.Registry, error) {
 	reg := connectors.NewRegistry()
 	for kind, f := range map[string]connectors.Factory{
 		"sql":     sqlconn.New,
+		"http":    httpconn.New,
 		"redmine": redmine.New,
 		"rt":      rt.New,
 	} {

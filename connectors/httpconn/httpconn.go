@@ -1,0 +1,375 @@
+// Package httpconn is the generic HTTP connector, for systems without a
+// built-in one: a JSON API described by settings (where to list changes,
+// read, create, update and comment; where in the JSON the id, the update
+// time, the fields and the comments are), with auth by header or basic, and
+// webhooks signed with a shared-secret HMAC.
+package httpconn
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/connectors/httpx"
+)
+
+// Settings describe the remote API. Paths are relative to URL; "{id}" is
+// replaced by the entity id and "{since}" by the poll position (RFC 3339).
+type Settings struct {
+	URL string `json:"url"`
+	// ListPath answers the items changed at or after {since} (all items
+	// when since is empty), as an array or under ItemsPath.
+	ListPath  string `json:"list_path"`
+	ItemsPath string `json:"items_path,omitempty"`
+	// GetPath reads one item; CreatePath takes a POST of the fields;
+	// UpdatePath takes UpdateMethod (default PATCH) with the changed fields.
+	GetPath      string `json:"get_path"`
+	CreatePath   string `json:"create_path,omitempty"`
+	UpdatePath   string `json:"update_path,omitempty"`
+	UpdateMethod string `json:"update_method,omitempty"`
+	// CommentPath takes a POST of {"body", "author", "private"} and answers
+	// the comment with its id. Optional.
+	CommentPath string `json:"comment_path,omitempty"`
+	// Where things are in an item (dot paths): the id (default "id"), the
+	// update time (default "updated_at", RFC 3339), the fields (default "":
+	// the item's other keys) and the comments (default "comments", objects
+	// with id, author, body, created_at, private).
+	IDPath       string `json:"id_path,omitempty"`
+	UpdatedPath  string `json:"updated_path,omitempty"`
+	FieldsPath   string `json:"fields_path,omitempty"`
+	CommentsPath string `json:"comments_path,omitempty"`
+	// AuthHeader names the header that carries the secret "token" (default
+	// "Authorization"; the value is sent as is). With the secrets "user"
+	// and "password", basic auth is used instead.
+	AuthHeader string `json:"auth_header,omitempty"`
+	// Webhooks: SignatureHeader (default "X-Signature-256") carries
+	// "sha256=" + hex HMAC-SHA256 of the body with the secret
+	// "webhook_secret"; DeliveryHeader (default "X-Delivery-Id") the
+	// delivery id; WebhookIDPath the changed item's id in the body
+	// (default "id"; a list is several items).
+	SignatureHeader string `json:"signature_header,omitempty"`
+	DeliveryHeader  string `json:"delivery_header,omitempty"`
+	WebhookIDPath   string `json:"webhook_id_path,omitempty"`
+	// Fields lists the writable fields and their types, for triggers and
+	// the editor. Optional.
+	Fields    []connectors.FieldSpec `json:"fields,omitempty"`
+	TimeoutMS int                    `json:"timeout_ms,omitempty"`
+}
+
+type conn struct {
+	s      Settings
+	http   *httpx.Client
+	secret []byte
+}
+
+// New checks the settings; it does not call the remote API (a list from the
+// start could be large).
+func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, error) {
+	var s Settings
+	if err := json.Unmarshal(cfg.Settings, &s); err != nil {
+		return nil, fmt.Errorf("%w: http settings: %w", connectors.ErrBadConfig, err)
+	}
+	s.URL = strings.TrimRight(strings.TrimSpace(s.URL), "/")
+	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: http settings: url must be an http(s) address, got %q", connectors.ErrBadConfig, s.URL)
+	}
+	if s.ListPath == "" || s.GetPath == "" {
+		return nil, fmt.Errorf("%w: http settings: list_path and get_path are required", connectors.ErrBadConfig)
+	}
+	def := func(v *string, d string) {
+		if *v == "" {
+			*v = d
+		}
+	}
+	def(&s.IDPath, "id")
+	def(&s.UpdatedPath, "updated_at")
+	def(&s.CommentsPath, "comments")
+	def(&s.UpdateMethod, "PATCH")
+	def(&s.AuthHeader, "Authorization")
+	def(&s.SignatureHeader, "X-Signature-256")
+	def(&s.DeliveryHeader, "X-Delivery-Id")
+	def(&s.WebhookIDPath, "id")
+	h := http.Header{}
+	switch {
+	case cfg.Secrets["user"] != "":
+		req, _ := http.NewRequest("GET", "/", nil)
+		req.SetBasicAuth(cfg.Secrets["user"], cfg.Secrets["password"])
+		h.Set("Authorization", req.Header.Get("Authorization"))
+	case cfg.Secrets["token"] != "":
+		h.Set(s.AuthHeader, cfg.Secrets["token"])
+	}
+	return &conn{s: s, secret: []byte(cfg.Secrets["webhook_secret"]),
+		http: &httpx.Client{Base: s.URL, Header: h, Timeout: time.Duration(s.TimeoutMS) * time.Millisecond}}, nil
+}
+
+// at follows a dot path ("data.items") into decoded JSON.
+func at(v any, path string) (any, bool) {
+	if path == "" {
+		return v, true
+	}
+	for _, k := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[k]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+func idString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case float64:
+		return fmt.Sprint(int64(x))
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+func (c *conn) path(tpl, id string) string {
+	return strings.ReplaceAll(tpl, "{id}", url.PathEscape(id))
+}
+
+// entity maps one item; an item without id or update time is an error.
+func (c *conn) entity(item any) (connectors.Entity, error) {
+	obj, ok := item.(map[string]any)
+	if !ok {
+		return connectors.Entity{}, fmt.Errorf("%w: http: an item must be an object, got %T", connectors.ErrUnavailable, item)
+	}
+	rawID, _ := at(obj, c.s.IDPath)
+	id := idString(rawID)
+	if id == "" {
+		return connectors.Entity{}, fmt.Errorf("%w: http: item without %q", connectors.ErrUnavailable, c.s.IDPath)
+	}
+	rawT, _ := at(obj, c.s.UpdatedPath)
+	t, err := time.Parse(time.RFC3339Nano, fmt.Sprint(rawT))
+	if err != nil {
+		return connectors.Entity{}, fmt.Errorf("%w: http: item %s: %q is not an RFC 3339 time", connectors.ErrUnavailable, id, c.s.UpdatedPath)
+	}
+	e := connectors.Entity{ID: id, Key: id, UpdatedAt: t.UTC(), Fields: map[string]any{}}
+	fields := obj
+	if c.s.FieldsPath != "" {
+		f, _ := at(obj, c.s.FieldsPath)
+		if fields, ok = f.(map[string]any); !ok {
+			fields = map[string]any{}
+		}
+	}
+	skip := map[string]bool{c.s.IDPath: true, c.s.UpdatedPath: true, c.s.CommentsPath: true}
+	for k, v := range fields {
+		if c.s.FieldsPath != "" || !skip[k] {
+			e.Fields[k] = v
+		}
+	}
+	if cs, ok := at(obj, c.s.CommentsPath); ok {
+		list, _ := cs.([]any)
+		for _, raw := range list {
+			e.Comments = append(e.Comments, comment(raw))
+		}
+	}
+	return e, nil
+}
+
+func comment(raw any) connectors.Comment {
+	m, _ := raw.(map[string]any)
+	cm := connectors.Comment{ID: idString(m["id"]), Author: idString(m["author"]), Body: idString(m["body"])}
+	cm.Private, _ = m["private"].(bool)
+	if t, err := time.Parse(time.RFC3339Nano, idString(m["created_at"])); err == nil {
+		cm.CreatedAt = t.UTC()
+	}
+	return cm
+}
+
+// cursor is the keyset position (updated, id) of the last item taken.
+type cursor struct {
+	T  time.Time `json:"t"`
+	ID string    `json:"id"`
+}
+
+// Changes lists items changed at or after the cursor's time and keeps those
+// after (time, id), oldest first, so items sharing a time are never skipped.
+func (c *conn) Changes(ctx context.Context, cur string, limit int) (connectors.Page, error) {
+	var from cursor
+	if cur != "" {
+		if err := json.Unmarshal([]byte(cur), &from); err != nil {
+			return connectors.Page{}, fmt.Errorf("%w: http cursor: %w", connectors.ErrBadConfig, err)
+		}
+	}
+	since := ""
+	if !from.T.IsZero() {
+		since = from.T.Format(time.RFC3339Nano)
+	}
+	var out any
+	if err := c.http.Do(ctx, "GET", strings.ReplaceAll(c.s.ListPath, "{since}", url.QueryEscape(since)), nil, &out); err != nil {
+		return connectors.Page{}, fmt.Errorf("http list: %w", err)
+	}
+	raw, _ := at(out, c.s.ItemsPath)
+	list, ok := raw.([]any)
+	if !ok && raw != nil {
+		return connectors.Page{}, fmt.Errorf("%w: http list: %q is not an array", connectors.ErrUnavailable, c.s.ItemsPath)
+	}
+	var ents []connectors.Entity
+	for _, it := range list {
+		e, err := c.entity(it)
+		if err != nil {
+			return connectors.Page{}, err
+		}
+		if e.UpdatedAt.Before(from.T) || (e.UpdatedAt.Equal(from.T) && e.ID <= from.ID) {
+			continue
+		}
+		ents = append(ents, e)
+	}
+	sort.Slice(ents, func(i, j int) bool {
+		if !ents[i].UpdatedAt.Equal(ents[j].UpdatedAt) {
+			return ents[i].UpdatedAt.Before(ents[j].UpdatedAt)
+		}
+		return ents[i].ID < ents[j].ID
+	})
+	p := connectors.Page{}
+	if limit > 0 && len(ents) > limit {
+		ents, p.More = ents[:limit], true
+	}
+	p.Entities = ents
+	if n := len(ents); n > 0 {
+		b, _ := json.Marshal(cursor{T: ents[n-1].UpdatedAt, ID: ents[n-1].ID})
+		p.Cursor = string(b)
+	}
+	return p, nil
+}
+
+// Get reads one item.
+func (c *conn) Get(ctx context.Context, id string) (connectors.Entity, error) {
+	var out any
+	if err := c.http.Do(ctx, "GET", c.path(c.s.GetPath, id), nil, &out); err != nil {
+		return connectors.Entity{}, fmt.Errorf("http get %s: %w", id, err)
+	}
+	return c.entity(out)
+}
+
+// body wraps fields as the API expects them (under FieldsPath when set).
+func (c *conn) body(fields map[string]any) any {
+	if c.s.FieldsPath == "" {
+		return fields
+	}
+	var b any = fields
+	parts := strings.Split(c.s.FieldsPath, ".")
+	for i := len(parts) - 1; i >= 0; i-- {
+		b = map[string]any{parts[i]: b}
+	}
+	return b
+}
+
+// Create posts the fields; the answer is the created item.
+func (c *conn) Create(ctx context.Context, fields map[string]any) (connectors.Entity, error) {
+	if c.s.CreatePath == "" {
+		return connectors.Entity{}, fmt.Errorf("%w: http: no create_path configured", connectors.ErrInvalid)
+	}
+	var out any
+	if err := c.http.Do(ctx, "POST", c.s.CreatePath, c.body(fields), &out); err != nil {
+		return connectors.Entity{}, fmt.Errorf("http create: %w", err)
+	}
+	return c.entity(out)
+}
+
+// Update sends the changed fields, then reads the item back (an API may
+// answer with less than the whole item).
+func (c *conn) Update(ctx context.Context, id string, fields map[string]any) (connectors.Entity, error) {
+	if c.s.UpdatePath == "" {
+		return connectors.Entity{}, fmt.Errorf("%w: http: no update_path configured", connectors.ErrInvalid)
+	}
+	if err := c.http.Do(ctx, c.s.UpdateMethod, c.path(c.s.UpdatePath, id), c.body(fields), nil); err != nil {
+		return connectors.Entity{}, fmt.Errorf("http update %s: %w", id, err)
+	}
+	return c.Get(ctx, id)
+}
+
+// AddComment posts a comment; the answer is the comment with its id.
+func (c *conn) AddComment(ctx context.Context, id string, cm connectors.Comment) (connectors.Comment, error) {
+	if c.s.CommentPath == "" {
+		return connectors.Comment{}, fmt.Errorf("%w: http: no comment_path configured", connectors.ErrInvalid)
+	}
+	var out any
+	in := map[string]any{"body": cm.Body, "author": cm.Author, "private": cm.Private}
+	if err := c.http.Do(ctx, "POST", c.path(c.s.CommentPath, id), in, &out); err != nil {
+		return connectors.Comment{}, fmt.Errorf("http comment on %s: %w", id, err)
+	}
+	got := comment(out)
+	if got.ID == "" {
+		return connectors.Comment{}, fmt.Errorf("%w: http: the comment answer has no id", connectors.ErrUnavailable)
+	}
+	return got, nil
+}
+
+// Describe reports the configured fields.
+func (c *conn) Describe(ctx context.Context) (connectors.Schema, error) {
+	return connectors.Schema{EntityType: "item", Fields: c.s.Fields, Comments: c.s.CommentPath != ""}, nil
+}
+
+// Close has nothing to release.
+func (c *conn) Close() error { return nil }
+
+// Webhook checks "sha256=<hex HMAC-SHA256 of the body>" in constant time
+// and reads the changed item's id (or ids) from the body.
+func (c *conn) Webhook(header http.Header, body []byte) (connectors.Delivery, error) {
+	if len(c.secret) == 0 {
+		return connectors.Delivery{}, fmt.Errorf("%w: no webhook_secret configured for this system", connectors.ErrSignature)
+	}
+	got := header.Get(c.s.SignatureHeader)
+	sig, ok := strings.CutPrefix(got, "sha256=")
+	want := hmac.New(sha256.New, c.secret)
+	want.Write(body)
+	dec, err := hex.DecodeString(sig)
+	if !ok || err != nil || !hmac.Equal(dec, want.Sum(nil)) {
+		if got == "" {
+			return connectors.Delivery{}, fmt.Errorf("%w: missing %s header", connectors.ErrSignature, c.s.SignatureHeader)
+		}
+		return connectors.Delivery{}, fmt.Errorf("%w: %s does not match the body", connectors.ErrSignature, c.s.SignatureHeader)
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return connectors.Delivery{}, fmt.Errorf("%w: webhook body is not JSON: %w", connectors.ErrInvalid, err)
+	}
+	d := connectors.Delivery{ID: header.Get(c.s.DeliveryHeader)}
+	raw, ok := at(v, c.s.WebhookIDPath)
+	if !ok {
+		return connectors.Delivery{}, fmt.Errorf("%w: webhook body has no %q", connectors.ErrInvalid, c.s.WebhookIDPath)
+	}
+	switch x := raw.(type) {
+	case []any:
+		for _, id := range x {
+			if s := idString(id); s != "" {
+				d.EntityIDs = append(d.EntityIDs, s)
+			}
+		}
+	default:
+		if s := idString(x); s != "" {
+			d.EntityIDs = []string{s}
+		}
+	}
+	if len(d.EntityIDs) == 0 {
+		return connectors.Delivery{}, fmt.Errorf("%w: webhook body's %q is empty", connectors.ErrInvalid, c.s.WebhookIDPath)
+	}
+	return d, nil
+}
+
+// Sign returns the signature header value for body, for senders and tests.
+func Sign(secret, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+var _ connectors.Hooked = (*conn)(nil)

@@ -1,0 +1,157 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/engine/store"
+)
+
+// ErrNoWebhooks is returned for a system whose connector takes no webhooks.
+var ErrNoWebhooks = errors.New("this system's connector does not take webhooks")
+
+// HookResult is what the webhook intake answers.
+type HookResult struct {
+	Delivery  string `json:"delivery"`
+	Entities  int    `json:"entities"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+// hooked finds the webhook capability under the rate-limit wrapper.
+func hooked(c connectors.Connector) (connectors.Hooked, bool) {
+	if l, ok := c.(*limited); ok {
+		c = l.next
+	}
+	h, ok := c.(connectors.Hooked)
+	return h, ok
+}
+
+// Hook verifies and records one webhook request for a system, and nothing
+// more: the answer goes back at once, and HooksOnce (the hook loop in Run)
+// reads the entities it names. A delivery id seen before is recorded once.
+func (e *Engine) Hook(ctx context.Context, systemID int64, header http.Header, body []byte) (HookResult, error) {
+	st, err := e.system(ctx, systemID)
+	if err != nil {
+		return HookResult{}, err
+	}
+	h, ok := hooked(st.conn)
+	if !ok {
+		return HookResult{}, fmt.Errorf("system %q (%s): %w", st.sys.Name, st.sys.Kind, ErrNoWebhooks)
+	}
+	d, err := h.Webhook(header, body)
+	if err != nil {
+		return HookResult{}, fmt.Errorf("system %q webhook: %w", st.sys.Name, err)
+	}
+	if d.ID == "" {
+		sum := sha256.Sum256(body)
+		d.ID = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	res := HookResult{Delivery: d.ID, Entities: len(d.EntityIDs)}
+	isNew, err := e.st.RecordDelivery(ctx, systemID, d.ID, d.EntityIDs)
+	if err != nil {
+		return res, err
+	}
+	res.Duplicate = !isNew
+	if isNew && len(d.EntityIDs) > 0 {
+		e.wakeHooks()
+	}
+	return res, nil
+}
+
+func (e *Engine) wakeHooks() {
+	select {
+	case e.hookWake <- struct{}{}:
+	default:
+	}
+}
+
+// HooksOnce processes pending deliveries: each named entity is read and goes
+// through the same intake as a polled change, and its events are committed
+// with the delivery's "done" mark, so a crash repeats a delivery rather than
+// losing it (a repeat is harmless: an unchanged entity queues nothing). It
+// returns how many deliveries it finished.
+func (e *Engine) HooksOnce(ctx context.Context) (int, error) {
+	pending, err := e.st.PendingDeliveries(ctx, 100)
+	if err != nil {
+		return 0, err
+	}
+	done := 0
+	for _, d := range pending {
+		if err := e.processDelivery(ctx, d); err != nil {
+			if ctx.Err() != nil {
+				return done, ctx.Err()
+			}
+			e.log.Warn("webhook delivery", "system", d.SystemID, "delivery", d.DeliveryID, "err", err)
+			if ferr := e.st.FinishDelivery(ctx, d.ID, err, e.opts.MaxAttempts); ferr != nil {
+				return done, ferr
+			}
+			continue
+		}
+		done++
+	}
+	if done > 0 {
+		e.Wake()
+	}
+	return done, nil
+}
+
+func (e *Engine) processDelivery(ctx context.Context, d store.WebhookDelivery) error {
+	ids, err := d.IDs()
+	if err != nil {
+		return err
+	}
+	st, err := e.system(ctx, d.SystemID)
+	if err != nil {
+		return err
+	}
+	uses, err := e.usesOf(ctx, d.SystemID)
+	if err != nil {
+		return err
+	}
+	readAt := e.opts.Now() // before reading, as a poll does: a later write by Duplex makes these stale
+	var cands []candidate
+	for _, id := range ids {
+		ent, err := st.conn.Get(ctx, id)
+		if errors.Is(err, connectors.ErrNotFound) {
+			continue // gone since; a delete is the poller's to report
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", id, err)
+		}
+		for _, u := range uses {
+			if c, ok := e.intake(ctx, u.plan, u.side, ent); ok {
+				c.readAt = readAt
+				cands = append(cands, c)
+			}
+		}
+	}
+	return e.st.Tx(ctx, func(tx *store.Store) error {
+		if _, err := commit(ctx, tx, cands); err != nil {
+			return err
+		}
+		return tx.FinishDelivery(ctx, d.ID, nil, e.opts.MaxAttempts)
+	})
+}
+
+// hookLoop processes deliveries when woken, and every second for retries.
+func (e *Engine) hookLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if _, err := e.HooksOnce(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("webhook deliveries", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.hookWake:
+		case <-t.C:
+		}
+	}
+}

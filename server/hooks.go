@@ -1,0 +1,41 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/duplexsync/duplex/connectors"
+)
+
+// hook takes one webhook request for a system: the connector verifies its
+// signature and names the changed entities, the engine records the delivery
+// and the answer goes back at once (202); the engine does the work after.
+// Refusals record nothing: a bad or missing signature is 401, a body over
+// the limit 413, a malformed one 400.
+func (s *srv) hook(c *gin.Context) error {
+	id, err := idParam(c, "system")
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return badRequest("read webhook body: %v", err)
+	}
+	res, err := s.eng.Hook(c.Request.Context(), id, c.Request.Header, body)
+	if errors.Is(err, connectors.ErrInvalid) {
+		return badRequest("malformed webhook: %v", err)
+	}
+	if err != nil {
+		return fmt.Errorf("webhook for system %d: %w", id, err)
+	}
+	c.JSON(http.StatusAccepted, res)
+	return nil
+}
