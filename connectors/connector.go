@@ -40,7 +40,8 @@ type Comment struct {
 	CreatedAt time.Time `json:"created_at"`
 	// Private marks an internal note: a Redmine private note, a Request
 	// Tracker comment (as opposed to correspondence the requestor sees).
-	// Connectors without the notion ignore it.
+	// A connector whose system has no internal notes refuses to add a
+	// private comment (ErrInvalid) rather than publish it.
 	Private bool `json:"private,omitempty"`
 }
 

@@ -73,27 +73,47 @@ func (e *Engine) wakeHooks() {
 
 // HooksOnce processes pending deliveries: each named entity is read and goes
 // through the same intake as a polled change, and its events are committed
-// with the delivery's "done" mark, so a crash repeats a delivery rather than
-// losing it (a repeat is harmless: an unchanged entity queues nothing). It
+// with the deliveries' "done" marks, so a crash repeats a delivery rather
+// than losing it (a repeat is harmless: an unchanged entity queues nothing).
+// Deliveries of one system are handled together, each entity read once and
+// one transaction for all, which is what keeps up with bursts; if that fails,
+// each delivery is tried alone so one bad delivery holds up no other. It
 // returns how many deliveries it finished.
 func (e *Engine) HooksOnce(ctx context.Context) (int, error) {
-	pending, err := e.st.PendingDeliveries(ctx, 100)
+	pending, err := e.st.PendingDeliveries(ctx, 200)
 	if err != nil {
 		return 0, err
 	}
-	done := 0
+	bySystem := map[int64][]store.WebhookDelivery{}
+	var order []int64
 	for _, d := range pending {
-		if err := e.processDelivery(ctx, d); err != nil {
-			if ctx.Err() != nil {
-				return done, ctx.Err()
-			}
-			e.log.Warn("webhook delivery", "system", d.SystemID, "delivery", d.DeliveryID, "err", err)
-			if ferr := e.st.FinishDelivery(ctx, d.ID, err, e.opts.MaxAttempts); ferr != nil {
-				return done, ferr
-			}
-			continue
+		if _, ok := bySystem[d.SystemID]; !ok {
+			order = append(order, d.SystemID)
 		}
-		done++
+		bySystem[d.SystemID] = append(bySystem[d.SystemID], d)
+	}
+	done := 0
+	for _, sys := range order {
+		group := bySystem[sys]
+		if err := e.processDeliveries(ctx, sys, group); err == nil {
+			done += len(group)
+			continue
+		} else if ctx.Err() != nil {
+			return done, ctx.Err()
+		}
+		for _, d := range group {
+			if err := e.processDeliveries(ctx, sys, []store.WebhookDelivery{d}); err != nil {
+				if ctx.Err() != nil {
+					return done, ctx.Err()
+				}
+				e.log.Warn("webhook delivery", "system", d.SystemID, "delivery", d.DeliveryID, "err", err)
+				if ferr := e.st.FinishDelivery(ctx, d.ID, err, e.opts.MaxAttempts); ferr != nil {
+					return done, ferr
+				}
+				continue
+			}
+			done++
+		}
 	}
 	if done > 0 {
 		e.Wake()
@@ -101,16 +121,26 @@ func (e *Engine) HooksOnce(ctx context.Context) (int, error) {
 	return done, nil
 }
 
-func (e *Engine) processDelivery(ctx context.Context, d store.WebhookDelivery) error {
-	ids, err := d.IDs()
+func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []store.WebhookDelivery) error {
+	var ids []string
+	seen := map[string]bool{}
+	for _, d := range ds {
+		some, err := d.IDs()
+		if err != nil {
+			return err
+		}
+		for _, id := range some {
+			if !seen[id] { // read once: the entity's state now covers every delivery about it
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	st, err := e.system(ctx, systemID)
 	if err != nil {
 		return err
 	}
-	st, err := e.system(ctx, d.SystemID)
-	if err != nil {
-		return err
-	}
-	uses, err := e.usesOf(ctx, d.SystemID)
+	uses, err := e.usesOf(ctx, systemID)
 	if err != nil {
 		return err
 	}
@@ -135,7 +165,12 @@ func (e *Engine) processDelivery(ctx context.Context, d store.WebhookDelivery) e
 		if _, err := commit(ctx, tx, cands); err != nil {
 			return err
 		}
-		return tx.FinishDelivery(ctx, d.ID, nil, e.opts.MaxAttempts)
+		for _, d := range ds {
+			if err := tx.FinishDelivery(ctx, d.ID, nil, e.opts.MaxAttempts); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

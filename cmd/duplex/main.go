@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/connectors/github"
 	"github.com/duplexsync/duplex/connectors/httpconn"
+	"github.com/duplexsync/duplex/connectors/jira"
 	"github.com/duplexsync/duplex/connectors/redmine"
 	"github.com/duplexsync/duplex/connectors/rt"
 	"github.com/duplexsync/duplex/connectors/sqlconn"
@@ -151,7 +153,9 @@ func registry() (*connectors.Registry, error) {
 	reg := connectors.NewRegistry()
 	for kind, f := range map[string]connectors.Factory{
 		"sql":     sqlconn.New,
+		"github":  github.New,
 		"http":    httpconn.New,
+		"jira":    jira.New,
 		"redmine": redmine.New,
 		"rt":      rt.New,
 	} {
