@@ -364,3 +364,38 @@ func TestReplicaSizeLimit(t *testing.T) {
 		t.Fatalf("%d writes", w)
 	}
 }
+
+// A person edits the new issue between an interrupted create and its retry:
+// the retry finds the issue by its correlation key and must neither write
+// the create's fields over that edit nor take the edit for its own echo.
+func TestEditAfterInterruptedCreateIsKept(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	crashes := 0
+	f.setFault(func(system, op string) error {
+		if system == "engineering" && op == "after-create" && crashes < 1 {
+			crashes++
+			f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE ticket_ref = 'T-1'")
+			return fmt.Errorf("connection reset after the create: %w", connectors.ErrUnavailable)
+		}
+		return nil
+	})
+	f.cycle()
+	for i := 0; i < 3; i++ {
+		f.advance(time.Hour)
+		f.cycle()
+	}
+	time.Sleep(50 * time.Millisecond) // past the sql connector's settle window
+	f.settle()
+	if crashes != 1 {
+		t.Fatalf("fault fired %d times, want 1", crashes)
+	}
+	if n := f.count(f.eng2, "SELECT COUNT(*) FROM issues WHERE ticket_ref = 'T-1'"); n != 1 {
+		t.Fatalf("%d issues for T-1, want 1", n)
+	}
+	if got := f.one(f.eng2, "SELECT state FROM issues WHERE ticket_ref = 'T-1'"); got != "resolved" {
+		t.Fatalf("issue state %q: the retry wrote over the engineer's edit", got)
+	}
+	if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "solved" {
+		t.Fatalf("ticket status %q: the engineer's edit was taken for Duplex's own echo", got)
+	}
+}

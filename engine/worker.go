@@ -279,6 +279,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 	}
 	out := outcome{Action: "none"}
 	changes := fields
+	found := false
 	if !first {
 		var conflicts []Conflict
 		if changes, conflicts, err = e.mergeFor(ctx, p, ev, &twin, dst, local, fields); err != nil {
@@ -298,17 +299,14 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		// correlate tags the entity with the twin's key, and a retry after a
 		// crash between the create and saving the twin finds it instead of
 		// creating a second one.
-		var found bool
 		if local, found, err = e.create(ctx, target.conn, correlationKey(p.conn.ID, twin.ID), changes); err != nil {
 			return out, nil, fmt.Errorf("create on %s: %w", dst, err)
 		}
-		if found {
-			if rest := patch(local.Fields, changes); len(rest) > 0 {
-				if local, err = target.conn.Update(ctx, local.ID, rest); err != nil {
-					return out, nil, fmt.Errorf("update %s entity %s: %w", dst, local.ID, err)
-				}
-			}
-		}
+		// Found (a retry after a crash between the create and this record):
+		// the create carried these fields already. Writing them again would
+		// undo what a person changed on the new entity since; instead its
+		// base below is the entity as created, so such a change is seen as
+		// a change on the next read and flows back.
 		twin.SetEntityID(dst, local.ID)
 		if err := e.st.SaveTwin(ctx, &twin); err != nil { // the new id only; hashes come with the result
 			return out, nil, err
@@ -338,6 +336,9 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		written := base.with(out.Patch, added)
 		if first {
 			written = snapshotOf(local).with(nil, added)
+			if found {
+				written = snapshotOf(local).with(changes, added)
+			}
 		}
 		twin.SetHash(dst, written.hash())
 		if first && p.options.SyncBackOnCreate {
