@@ -399,3 +399,28 @@ func TestEditAfterInterruptedCreateIsKept(t *testing.T) {
 		t.Fatalf("ticket status %q: the engineer's edit was taken for Duplex's own echo", got)
 	}
 }
+
+// The same window, with an engineer's comment instead of an edit: the
+// comment reaches the ticket.
+func TestCommentAfterInterruptedCreateIsKept(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	crashes := 0
+	f.setFault(func(system, op string) error {
+		if system == "engineering" && op == "after-create" && crashes < 1 {
+			crashes++
+			f.exec(f.eng2, "INSERT INTO issue_comments (issue_id, author, body) SELECT id, 'dev', 'seen it' FROM issues WHERE ticket_ref = 'T-1'")
+			return fmt.Errorf("connection reset after the create: %w", connectors.ErrUnavailable)
+		}
+		return nil
+	})
+	f.cycle()
+	for i := 0; i < 3; i++ {
+		f.advance(time.Hour)
+		f.cycle()
+	}
+	time.Sleep(50 * time.Millisecond)
+	f.settle()
+	if n := f.count(f.support, "SELECT COUNT(*) FROM ticket_comments WHERE ticket_id = 1 AND body LIKE '%seen it%'"); n != 1 {
+		t.Fatalf("the engineer's comment reached the ticket %d times, want 1", n)
+	}
+}

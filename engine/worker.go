@@ -337,7 +337,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		if first {
 			written = snapshotOf(local).with(nil, added)
 			if found {
-				written = snapshotOf(local).with(changes, added)
+				written = asCreated(local, changes, loadLinks(&twin), dst).with(nil, added)
 			}
 		}
 		twin.SetHash(dst, written.hash())
@@ -516,6 +516,28 @@ func (e *Engine) replicaOf(ctx context.Context, p *plan, ev *store.SyncEvent, tw
 		return nil, err
 	}
 	return decodeObject(&enc) // the same JSON round trip a queued replica takes
+}
+
+// asCreated is a found entity as Duplex created it: its fields with the
+// create's values over them, and of its comments only those Duplex put
+// there (linked), so what a person changed or added since is not taken for
+// Duplex's own echo.
+func asCreated(local connectors.Entity, sent map[string]any, links commentLinks, side store.Side) snapshot {
+	ours := map[string]bool{}
+	for k, v := range links {
+		for _, ref := range []string{k, v} {
+			if id, ok := strings.CutPrefix(ref, string(side)+":"); ok {
+				ours[id] = true
+			}
+		}
+	}
+	snap := snapshot{F: local.Fields}
+	for _, c := range local.Comments {
+		if ours[c.ID] {
+			snap.C = append(snap.C, c.ID)
+		}
+	}
+	return snap.with(sent, nil)
 }
 
 // commentLinks is the twin's record of which comment on one side is which on
