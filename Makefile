@@ -38,9 +38,11 @@ race:
 	$(GO) test -count=1 -race ./scripting/ ./engine/...
 
 # The fault and crash runs again, verbosely, so their figures (changes sent,
-# applied, duplicated, lost, looped) show in the output.
+# applied, duplicated, lost, looped) show in the output, and the webhook
+# latency run (webhook received → applied on the other side, at 100 and
+# 1,000 changes per second, bounded to 2 s of sending each).
 figures:
-	$(GO) test -count=1 -v -run 'TestHTTPFaults|TestKillNine' ./engine/ ./test/crash/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:|_test.go'
+	$(GO) test -count=1 -v -run 'TestHTTPFaults|TestKillNine|TestWebhookLatency' ./engine/ ./test/crash/ ./test/hookload/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:|hooks:|_test.go'
 
 # Redmine and Request Tracker on loopback (ports 3100 and 3200), installed
 # from Debian's packages on first use; see test/e2e/peers/.
