@@ -538,3 +538,46 @@ func sortedKeys(m map[string]int) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestLatency measures, with the engine running as in production (default
+// poll interval, 2 s), the time from an RT edit to the Redmine issue showing
+// it, over 20 edits, and the requests Duplex sent per edit. It reports; it
+// asserts only that every edit arrived within a generous bound.
+func TestLatency(t *testing.T) {
+	r := newRig(t, "")
+	tk := r.ticket("latency probe", "x", nil)
+	r.cycle()
+	issueID := r.twinOf(tk.ID)
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.eng.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	const edits = 20
+	var lat []time.Duration
+	rt0, rm0 := r.rtCount.n.Load(), r.rmCount.n.Load()
+	for i := 0; i < edits; i++ {
+		want := fmt.Sprintf("latency probe %d", i)
+		if _, err := r.rtDirect.Update(r.ctx, tk.ID, map[string]any{"subject": want}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		for {
+			if got := r.get(r.rmDirect, issueID).Fields["subject"]; got == want {
+				break
+			}
+			if time.Since(start) > 60*time.Second {
+				t.Fatalf("edit %d not in Redmine after 60 s", i)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	rtReq, rmReq := r.rtCount.n.Load()-rt0, r.rmCount.n.Load()-rm0
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	t.Logf("e2e: RT edit → Redmine, %d edits, poll every 2 s: p50 %.2f s, max %.2f s; requests by Duplex per edit: RT %.1f, Redmine %.1f (idle polls included)",
+		edits, lat[edits/2].Seconds(), lat[edits-1].Seconds(), float64(rtReq)/edits, float64(rmReq)/edits)
+	r.failed()
+}
