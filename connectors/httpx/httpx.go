@@ -94,6 +94,19 @@ func (c *Client) DoHeader(ctx context.Context, method, path string, body, out an
 
 // transportError: a timeout, a refused or dropped connection or a cut
 // answer is temporary. Only the caller's own cancellation is not.
+// StatusError is an answer with an HTTP error status; it is wrapped in the
+// connector error the status maps to, so a connector can still tell, say,
+// a redirect to a login page from another refusal (errors.As).
+type StatusError struct {
+	Code         int
+	Method, Path string
+	Body         string // the start of the answer
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s %s: HTTP %d: %s", e.Method, e.Path, e.Code, e.Body)
+}
+
 func transportError(method, path string, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%s %s: %w", method, path, err)
@@ -110,7 +123,7 @@ func (c *Client) statusError(method, path string, resp *http.Response, data []by
 	if len(msg) > 300 {
 		msg = msg[:300] + "…"
 	}
-	base := fmt.Errorf("%s %s: HTTP %d: %s", method, path, code, msg)
+	base := &StatusError{Code: code, Method: method, Path: path, Body: msg}
 	switch {
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
 		if after, ok := c.retryAfter(resp.Header.Get("Retry-After")); ok {

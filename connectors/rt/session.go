@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/connectors/httpx"
 )
 
 // session logs in once through RT's web login and sends the session cookie
@@ -90,7 +91,10 @@ func (c *conn) call(ctx context.Context, method, path string, body, out any) (ht
 		return c.writer.DoHeader(ctx, method, path, body, out)
 	}
 	h, err := c.http.DoHeader(ctx, method, path, body, out)
-	if c.sess == nil || !errors.Is(err, connectors.ErrBadConfig) {
+	// A lost session shows as 401, or as RT's redirect to its login page.
+	var se *httpx.StatusError
+	lost := errors.Is(err, connectors.ErrBadConfig) || (errors.As(err, &se) && se.Code >= 300 && se.Code < 400)
+	if c.sess == nil || !lost {
 		return h, err
 	}
 	if lerr := c.sess.login(ctx); lerr != nil {
