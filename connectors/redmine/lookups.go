@@ -16,6 +16,7 @@ import (
 // Progress", "High"); the API wants ids. Names compare case-insensitively.
 type lookups struct {
 	statuses       map[string]int64
+	statusNames    map[int64]string
 	closed         map[int64]bool
 	priorities     map[string]int64
 	trackers       map[string]int64
@@ -38,7 +39,7 @@ func (c *conn) lookups(ctx context.Context, reload bool) (*lookups, error) {
 	if ids != nil && !reload {
 		return ids, nil
 	}
-	ids = &lookups{statuses: map[string]int64{}, closed: map[int64]bool{}, priorities: map[string]int64{},
+	ids = &lookups{statuses: map[string]int64{}, statusNames: map[int64]string{}, closed: map[int64]bool{}, priorities: map[string]int64{},
 		trackers: map[string]int64{}, customByName: map[string]int64{}, customMultiple: map[string]bool{}}
 	var st struct {
 		IssueStatuses []struct {
@@ -51,6 +52,7 @@ func (c *conn) lookups(ctx context.Context, reload bool) (*lookups, error) {
 	}
 	for _, s := range st.IssueStatuses {
 		ids.statuses[strings.ToLower(s.Name)] = s.ID
+		ids.statusNames[s.ID] = s.Name
 		ids.closed[s.ID] = s.IsClosed
 	}
 	var pr struct {

@@ -418,12 +418,8 @@ func (c *conn) checkStatus(ctx context.Context, body map[string]any, got issue) 
 		return nil
 	}
 	name := strconv.FormatInt(want, 10)
-	if ids, err := c.lookups(ctx, false); err == nil {
-		for n, id := range ids.statuses {
-			if id == want {
-				name = n
-			}
-		}
+	if ids, err := c.lookups(ctx, false); err == nil && ids.statusNames[want] != "" {
+		name = ids.statusNames[want]
 	}
 	return fmt.Errorf("%w: redmine kept issue %d at status %q: the workflow does not allow the API user to move it to %q from there (other fields were saved)",
 		connectors.ErrInvalid, got.ID, got.Status.Name, name)

@@ -257,3 +257,72 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkflowRefusal: a Developer (Redmine's default roles) may not move an
+// issue to every status. Redmine answers such a write 204 and keeps the old
+// status; the connector must report it, not pass it for done.
+func TestWorkflowRefusal(t *testing.T) {
+	ctx := context.Background()
+	u, k := server(t)
+	project := newProject(t, ctx, u, k)
+	admin := &httpx.Client{Base: u, Header: http.Header{"X-Redmine-Api-Key": {k}}}
+	login := fmt.Sprintf("dev%d", time.Now().UnixNano())
+	var created struct {
+		User struct {
+			ID     int64  `json:"id"`
+			APIKey string `json:"api_key"`
+		} `json:"user"`
+	}
+	if err := admin.Do(ctx, "POST", "/users.json", map[string]any{"user": map[string]any{"login": login, "firstname": "Dev",
+		"lastname": "Eloper", "mail": login + "@example.com", "password": "secret-12345"}}, &created); err != nil || created.User.APIKey == "" {
+		t.Fatalf("create user: %v (%+v)", err, created)
+	}
+	var roles struct {
+		Roles []struct {
+			ID   int64  `json:"id"`
+			Name string `json:"name"`
+		} `json:"roles"`
+	}
+	if err := admin.Do(ctx, "GET", "/roles.json", nil, &roles); err != nil {
+		t.Fatal(err)
+	}
+	var dev int64
+	for _, r := range roles.Roles {
+		if r.Name == "Developer" {
+			dev = r.ID
+		}
+	}
+	if dev == 0 {
+		t.Skip("no Developer role: Redmine's default data is not loaded")
+	}
+	if err := admin.Do(ctx, "POST", "/projects/"+project+"/memberships.json", map[string]any{"membership": map[string]any{"user_id": created.User.ID, "role_ids": []int64{dev}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(map[string]any{"url": u, "project": project})
+	c, err := redmine.New(ctx, connectors.Config{Settings: raw, Secrets: map[string]string{"api_key": created.User.APIKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.Create(ctx, map[string]any{"subject": "as a developer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused, from := "", "New"
+	for _, status := range []string{"Closed", "Rejected", "New"} {
+		got, err := c.Update(ctx, e.ID, map[string]any{"status": status})
+		if err == nil {
+			from = status // this workflow allows it; try the next from there
+			continue
+		}
+		if !errors.Is(err, connectors.ErrInvalid) || !strings.Contains(err.Error(), "workflow") || got.Fields["status"] != from ||
+			!strings.Contains(err.Error(), `to "`+status+`"`) {
+			t.Fatalf("%s: want a workflow error naming %q with the status kept at %s, got %v (%v)", status, status, from, err, got.Fields["status"])
+		}
+		refused = from + " → " + status
+		break
+	}
+	if refused == "" {
+		t.Skip("the Developer role may make every transition here")
+	}
+	t.Logf("workflow refused %s for a Developer", refused)
+}
