@@ -23,7 +23,9 @@ export interface Ctx {
   name: (side: Side) => string;
   drafts: Record<string, string>;
   setDraft: (k: Key, v: string) => void;
-  resetDrafts: (keys?: Key[]) => void;
+  /** resetDrafts drops drafts (all, or keys); with sync (the default) the editors show the saved text again. */
+  resetDrafts: (keys?: Key[], sync?: boolean) => void;
+  epoch: number;
   query: Record<string, string>;
 }
 
@@ -43,6 +45,7 @@ export function ConnectionView({ id, tab, query }: { id: number; tab: Tab; query
     return { conn, systems };
   }, [id], 4000);
   const [drafts, setDrafts] = useState<Record<string, string>>({});
+  const [epoch, setEpoch] = useState(0);
   const saved = useMemo(() => (a.data ? savedSources(a.data.conn) : {}), [a.data]);
   const ref = useRef({ saved, drafts });
   ref.current = { saved, drafts };
@@ -59,13 +62,16 @@ export function ConnectionView({ id, tab, query }: { id: number; tab: Tab; query
             name: (side) => systemName(systems, side === "a" ? conn.system_a_id : conn.system_b_id),
             drafts,
             setDraft: (k, v) => setDrafts((d) => ({ ...d, [k]: v })),
-            resetDrafts: (keys) =>
+            epoch,
+            resetDrafts: (keys, sync = true) => {
+              if (sync) setEpoch((e) => e + 1);
               setDrafts((d) => {
                 if (!keys) return {};
                 const n = { ...d };
                 for (const k of keys) delete n[k];
                 return n;
-              }),
+              });
+            },
             query,
           };
           return (

@@ -58,7 +58,7 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
       }
     }
     await ctx.reload();
-    ctx.resetDrafts(done);
+    ctx.resetDrafts(done, false);
     setSaving(false);
     if (done.length) toast(`Saved ${done.length} ${done.length === 1 ? "script" : "scripts"}: ${done.join(", ")}`);
     if (failed) toast(`${failed} not saved: fix the underlined error`, "error");
@@ -176,8 +176,12 @@ function Pane(p: PaneProps) {
     return () => ed.current?.dispose();
   }, []);
 
-  // External changes (discard, restore, reload) flow into the editor.
-  useEffect(() => ed.current?.setValue(p.value), [p.value]);
+  // Discarding drafts puts the saved text back into the editor. Nothing else
+  // writes into it: a re-render carrying an older keystroke's text must not
+  // fight the person typing.
+  useEffect(() => {
+    if (ed.current && ed.current.getValue() !== p.value) ed.current.setValue(p.value);
+  }, [p.ctx.epoch]);
 
   // Server-side compile as you type, debounced; the error is underlined.
   useEffect(() => {
