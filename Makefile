@@ -1,25 +1,39 @@
-# Duplex: `make run` starts the demo, `make test` runs every test.
+# Duplex: `make run` starts the demo and its browser app, `make test` runs every test.
 GO        ?= go
 BIN       ?= bin/duplex
 export CGO_ENABLED = 1
 SHELL     := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all build run test vet fmt-check unit race figures bench clean
+.PHONY: all build app run test vet fmt-check unit race figures test-frontend test-browser bench clean
 
 all: build
 
-build:
+# The binary embeds the browser app (frontend/dist, built from frontend/app).
+# Without Node.js the Go code still builds and embeds a placeholder page.
+build: app
 	$(GO) build -o $(BIN) ./cmd/duplex
 
+APP     := frontend/app
+APP_SRC := $(shell find $(APP)/src $(APP)/index.html $(APP)/vite.config.ts $(APP)/tsconfig.json $(APP)/package.json -type f 2>/dev/null)
+
+app: frontend/dist/index.html
+
+# npm ci again only when the lock file changed.
+$(APP)/node_modules/.package-lock.json: $(APP)/package-lock.json
+	cd $(APP) && npm ci --no-audit --no-fund
+
+frontend/dist/index.html: $(APP)/node_modules/.package-lock.json $(APP_SRC)
+	cd $(APP) && npm run build
+
 # The demo: two SQLite databases in ./duplex-demo, a connection from the
-# support-escalation template, the API and page on http://127.0.0.1:8080.
+# support-escalation template, the API and the app on http://127.0.0.1:8080.
 run: build
 	./$(BIN) demo
 
 # Every test. PostgreSQL and MariaDB tests run when DUPLEX_TEST_POSTGRES and
 # DUPLEX_TEST_MYSQL are set (.ci/run sets both) and say why they skip otherwise.
-test: fmt-check vet unit race figures
+test: fmt-check vet unit race figures test-frontend test-browser
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -40,8 +54,20 @@ race:
 figures:
 	$(GO) test -count=1 -v -run 'TestHTTPFaults|TestKillNine' ./engine/ ./test/crash/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:|_test.go'
 
+# The app's logic (routes, diff, markers, activity) under Vitest.
+test-frontend: $(APP)/node_modules/.package-lock.json
+	cd $(APP) && npm test
+
+# The app in Debian's Chromium (playwright-core) against bin/duplex running
+# `duplex demo` on a free loopback port; screenshots in frontend/app/test-output.
+CHROMIUM ?= /usr/bin/chromium
+test-browser: build
+	@test -x $(CHROMIUM) || { echo "test-browser needs Chromium at $(CHROMIUM): apt-get install -y chromium (or set CHROMIUM)"; exit 1; }
+	cd $(APP) && CHROMIUM=$(CHROMIUM) DUPLEX_BIN=$(CURDIR)/$(BIN) npm run test:browser
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./engine/ ./scripting/ ./connectors/sqlconn/
 
 clean:
-	rm -rf bin duplex-demo
+	rm -rf bin duplex-demo $(APP)/test-output
+	find frontend/dist -mindepth 1 ! -name .keep -delete
