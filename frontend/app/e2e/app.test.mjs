@@ -239,13 +239,53 @@ test("a connection from the escalation template, edited, tested, activated, sync
     assert.equal(conn.scripts.a.outgoing.source, v1.source);
   });
 
-  await step(t, "queue, conflicts and settings views render their states", async () => {
+  await step(t, "a failing script: the event waits in errors, retry fails again, skip with a reason", async () => {
+    await page.click('a[role="tab"][href$="/scripts"]');
+    const editor = page.locator('[data-script="a.outgoing"] .monaco-editor');
+    await editor.waitFor();
+    await editor.locator(".view-lines").click();
+    await page.keyboard.press("ControlOrMeta+End");
+    await page.keyboard.press("Enter");
+    await page.keyboard.type('if (entity.key == "T-3") fail("T-3 is not ready");');
+    await page.locator('[data-script="a.outgoing"]').getByText("✓ compiles").waitFor();
+    await page.keyboard.press("ControlOrMeta+S");
+    await page.locator('[data-testid="unsaved"]', { hasText: "All changes saved" }).waitFor();
+    sql("support.db", "UPDATE tickets SET labels = 'export,browser' WHERE id = 3");
+
     await page.click('a[role="tab"][href$="/queue"]');
+    const card = page.locator(".event.st-failed", { hasText: "T-3 is not ready" });
+    await card.waitFor({ timeout: 20000 });
+    await page.locator('a[role="tab"][href$="/queue"] .badge', { hasText: "1" }).waitFor();
+    await shot("9-errors");
+    const id = await card.getAttribute("data-event");
+    await card.getByRole("button", { name: "Retry" }).click();
+    // The script still fails: the event comes back failed, with one more attempt.
+    await page.waitForFunction(async (id) => {
+      const ev = await (await fetch(`/api/events/${id}`)).json();
+      return ev.status === "failed" && ev.attempts >= 2;
+    }, id, { timeout: 20000 });
+    await page.locator(`.event[data-event="${id}"]`).getByRole("button", { name: "Skip…" }).click();
+    await page.fill('input[placeholder^="Why skip"]', "T-3 waits for the export fix");
+    await page.getByRole("button", { name: "Skip event" }).click();
     await page.getByText("No failed events").waitFor();
-    await shot("9-queue");
+    await page.click('.seg button:text("skipped")');
+    await page.locator(`.event[data-event="${id}"]`).waitFor();
+    const ev = await api(`/api/events/${id}`);
+    assert.equal(ev.status, "skipped");
+    const audit = await api(`/api/audit?connection_id=${connID}`);
+    assert.ok(audit.some((e) => e.action === "event.skip" && e.detail.includes("T-3 waits for the export fix")), "skip reason not in the audit log");
+  });
+
+  await step(t, "conflicts and settings views", async () => {
     await page.click('a[role="tab"][href$="/conflicts"]');
     await page.getByText("No conflicts").waitFor();
     await shot("10-conflicts");
+    await page.click('a[role="tab"][href$="/settings"]');
+    await page.selectOption("select", "manual");
+    await page.getByRole("button", { name: "Save policy" }).click();
+    await page.getByText("Conflict policy saved").waitFor();
+    const conn = await api(`/api/connections/${connID}`);
+    assert.equal(JSON.parse(conn.conflict_policy).default, "manual");
   });
 
   await t.test("no errors in the browser console, nothing fetched from elsewhere", () => {
