@@ -15,7 +15,7 @@ build: app
 	$(GO) build -o $(BIN) ./cmd/duplex
 
 APP     := frontend/app
-APP_SRC := $(shell find $(APP)/src $(APP)/index.html $(APP)/vite.config.ts $(APP)/tsconfig.json $(APP)/package.json -type f 2>/dev/null)
+APP_SRC := $(shell find $(APP)/src $(APP)/public $(APP)/index.html $(APP)/vite.config.ts $(APP)/tsconfig.json $(APP)/package.json -type f 2>/dev/null)
 
 app: frontend/dist/index.html
 

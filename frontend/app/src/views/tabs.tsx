@@ -320,7 +320,7 @@ function EventCard({ ev, ctx, onChange }: { ev: SyncEvent; ctx: Ctx; onChange: (
       <div class="event-head" onClick={() => setOpen(!open)}>
         <StatusPill s={ev.status} />
         <span>
-          #{ev.id} · {ctx.name(from)} <strong>{ev.source_id}</strong> → {ctx.name(to)}
+          <span class="muted">event {ev.id}</span> · {ctx.name(from)} <strong>#{ev.source_id}</strong> → {ctx.name(to)}
           {ev.action === "delete" && " (delete)"}
         </span>
         <span class="muted small">
@@ -424,7 +424,7 @@ function ConflictCard({ ev, ctx, onDone }: { ev: SyncEvent; ctx: Ctx; onDone: ()
       <div class="event-head">
         <StatusPill s="conflict" />
         <span>
-          #{ev.id} · {ctx.name(from)} <strong>{ev.source_id}</strong> → {ctx.name(to)}
+          <span class="muted">event {ev.id}</span> · {ctx.name(from)} <strong>#{ev.source_id}</strong> → {ctx.name(to)}
         </span>
         <span class="muted small">{ago(ev.updated_at)}</span>
       </div>
@@ -513,6 +513,7 @@ export function ActivityTab({ ctx }: { ctx: Ctx }) {
                       <span class="what">
                         {link(from, sourceId)} <span class="arrow">→</span> {link(to, targetId)}
                         {ev.action === "delete" && " (delete)"}
+                        {summary(ev.replica) && <span class="muted small"> · {summary(ev.replica)}</span>}
                       </span>
                       <span class="muted small" title={ev.updated_at}>
                         {ago(ev.updated_at)}
@@ -591,4 +592,13 @@ export function SettingsTab({ ctx }: { ctx: Ctx }) {
       </div>
     </form>
   );
+}
+
+/** summary names a synced item by the first text its replica carries (a title, a subject). */
+function summary(replica: string): string {
+  const r = parseJSON(replica);
+  if (!r || typeof r !== "object") return "";
+  const o = r as Record<string, unknown>;
+  for (const k of ["title", "subject", "name", "summary"]) if (typeof o[k] === "string" && o[k]) return o[k] as string;
+  return "";
 }
