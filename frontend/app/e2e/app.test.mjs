@@ -131,9 +131,33 @@ test("a connection from the escalation template, edited, tested, activated, sync
     const res = page.locator('[data-testid="system-test-result"]');
     await res.waitFor();
     assert.match(await res.innerText(), /Connected .* subject \(string\)/s);
-    // Secrets are write-only: no value is ever rendered.
-    assert.equal(await page.locator('input[type="password"]').count(), 0);
     await shot("2-systems");
+  });
+
+  await step(t, "systems: add one with a secret; the secret never comes back", async () => {
+    await page.click('a[href="#/systems/new"]');
+    await page.fill('[data-testid="system-form"] input[name="name"]', "browser-desk");
+    await page.fill('textarea[name="settings"]', JSON.stringify({ driver: "sqlite", dsn: join(data, "support.db"), table: "tickets", fields: [{ name: "subject" }] }));
+    await page.fill('input[aria-label="secret name"]', "api_token");
+    await page.fill('input[aria-label="secret value"]', "hunter2-browser");
+    await page.click('[data-testid="system-form"] button[type="submit"]');
+    await page.waitForURL(/#\/systems\/\d+$/);
+    const id = /systems\/(\d+)/.exec(page.url())[1];
+    await page.locator('[data-testid="system-form"] .tag', { hasText: "api_token" }).waitFor();
+    assert.equal(await page.locator('input[type="password"]').count(), 0, "a secret field is shown for a saved system");
+    assert.ok(!(await page.content()).includes("hunter2"), "the secret is in the page");
+    const sys = await api(`/api/systems/${id}`);
+    assert.deepEqual(sys.secret_keys, ["api_token"]);
+    assert.ok(!JSON.stringify(sys).includes("hunter2"));
+    await page.click('[data-testid="test-system"]');
+    await page.locator('[data-testid="system-test-result"]', { hasText: "Connected" }).waitFor();
+    // Editing keeps the secret unless it is replaced.
+    await page.fill('input[name="poll"]', "5000");
+    await page.click('[data-testid="system-form"] button[type="submit"]');
+    await page.getByText("System saved").waitFor();
+    const after = await api(`/api/systems/${id}`);
+    assert.equal(after.poll_interval_ms, 5000);
+    assert.deepEqual(after.secret_keys, ["api_token"]);
   });
 
   await step(t, "create from the template gallery", async () => {
@@ -286,6 +310,33 @@ test("a connection from the escalation template, edited, tested, activated, sync
     await page.getByText("Conflict policy saved").waitFor();
     const conn = await api(`/api/connections/${connID}`);
     assert.equal(JSON.parse(conn.conflict_policy).default, "manual");
+  });
+
+  await step(t, "a conflict (manual policy): both values and the base shown, an edited value resolves it", async () => {
+    // Support sets the ticket's status by hand, then engineering resolves the issue, whose
+    // state maps onto that same status: both changed it since the last sync.
+    const before = sql("support.db", "SELECT status FROM tickets WHERE id = 2");
+    sql("support.db", "UPDATE tickets SET status = 'pending' WHERE id = 2");
+    await page.waitForTimeout(800); // the support change is read first (it sends nothing new)
+    sql("engineering.db", "UPDATE issues SET state = 'resolved' WHERE ticket_ref = 'T-2'");
+    await page.click('a[role="tab"][href$="/conflicts"]');
+    const card = page.locator(".event.st-conflict");
+    await card.waitFor({ timeout: 20000 });
+    const row = card.locator("tbody tr", { hasText: "status" });
+    const cells = await row.locator("td").allInnerTexts();
+    assert.deepEqual(cells.slice(0, 4), ["status", JSON.stringify(before), '"pending"', '"solved"']);
+    await shot("11-conflict");
+    await row.getByRole("button", { name: "edit" }).click();
+    await row.locator("input").fill('"solved-by-engineering"');
+    await card.getByRole("button", { name: "Resolve" }).click();
+    await page.getByText("No conflicts").waitFor();
+    const deadline = Date.now() + 15000;
+    let status = "";
+    while (Date.now() < deadline && status !== "solved-by-engineering") {
+      status = sql("support.db", "SELECT status FROM tickets WHERE id = 2");
+      await page.waitForTimeout(200);
+    }
+    assert.equal(status, "solved-by-engineering");
   });
 
   await t.test("no errors in the browser console, nothing fetched from elsewhere", () => {
