@@ -183,6 +183,11 @@ function Pane(p: PaneProps) {
     if (ed.current && ed.current.getValue() !== p.value) ed.current.setValue(p.value);
   }, [p.ctx.epoch]);
 
+  // A new saved version (saved elsewhere, or restored) shows up when there is no draft.
+  useEffect(() => {
+    if (!p.dirty && ed.current && ed.current.getValue() !== p.value) ed.current.setValue(p.value);
+  }, [p.version]);
+
   // Server-side compile as you type, debounced; the error is underlined.
   useEffect(() => {
     const ctrl = new AbortController();

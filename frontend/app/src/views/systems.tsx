@@ -124,9 +124,12 @@ function SystemForm({ system, missing, onSaved }: { system?: System; missing: bo
         </label>
         <label class="field">
           <span>Connector</span>
-          <select name="kind" value={kind} disabled={!!system} onChange={(e) => setKind((e.currentTarget as HTMLSelectElement).value)}>
-            <option value="sql">sql — a table in SQLite, PostgreSQL or MariaDB</option>
-          </select>
+          <input name="kind" list="connector-kinds" value={kind} disabled={!!system} onInput={(e) => setKind((e.currentTarget as HTMLInputElement).value)} />
+          <datalist id="connector-kinds">
+            <option value="sql">a table in SQLite, PostgreSQL or MariaDB</option>
+            <option value="redmine">Redmine issues of a project</option>
+            <option value="rt">Request Tracker tickets of a queue</option>
+          </datalist>
         </label>
       </div>
       <label class="field">
