@@ -5,10 +5,16 @@
 package frontend
 
 import (
+	"bytes"
+	"compress/gzip"
 	"embed"
 	"io/fs"
+	"mime"
 	"net/http"
+	"path"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 //go:embed all:dist placeholder
@@ -21,8 +27,9 @@ func Built() bool {
 }
 
 // Handler serves the app's static files. Hashed assets under /assets/ are
-// cached for good; index.html is revalidated so a new binary's app is seen
-// at the next load.
+// cached for good and sent gzipped to clients that accept it (compressed
+// once, on first request); index.html is revalidated so a new binary's app is
+// seen at the next load.
 func Handler() http.Handler {
 	dir := "placeholder"
 	if Built() {
@@ -33,16 +40,80 @@ func Handler() http.Handler {
 		panic(err)
 	}
 	fsrv := http.FileServer(http.FS(sub))
+	gz := &gzipped{fsys: sub, cache: map[string][]byte{}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/assets/") {
-			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-		} else {
-			w.Header().Set("Cache-Control", "no-cache")
-		}
 		if r.URL.Path == "/.keep" {
 			http.NotFound(w, r)
 			return
 		}
+		if !strings.HasPrefix(r.URL.Path, "/assets/") {
+			w.Header().Set("Cache-Control", "no-cache")
+			fsrv.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		w.Header().Add("Vary", "Accept-Encoding")
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && acceptsGzip(r) && gz.serve(w, r) {
+			return
+		}
 		fsrv.ServeHTTP(w, r)
 	})
+}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		if strings.TrimSpace(strings.SplitN(part, ";", 2)[0]) == "gzip" {
+			return true
+		}
+	}
+	return false
+}
+
+// gzipped keeps the compressed form of text assets (the editor and its
+// workers are megabytes of JavaScript that shrink about fourfold).
+type gzipped struct {
+	fsys  fs.FS
+	mu    sync.Mutex
+	cache map[string][]byte
+}
+
+var compressible = map[string]bool{".js": true, ".css": true, ".svg": true, ".json": true, ".ttf": true}
+
+// serve writes the gzipped asset and reports true, or false to let the plain
+// file server answer (unknown file, not worth compressing).
+func (g *gzipped) serve(w http.ResponseWriter, r *http.Request) bool {
+	name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
+	ext := path.Ext(name)
+	if !compressible[ext] {
+		return false
+	}
+	g.mu.Lock()
+	body, ok := g.cache[name]
+	g.mu.Unlock()
+	if !ok {
+		raw, err := fs.ReadFile(g.fsys, name)
+		if err != nil {
+			return false
+		}
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		_, _ = zw.Write(raw)
+		_ = zw.Close()
+		body = buf.Bytes()
+		g.mu.Lock()
+		g.cache[name] = body
+		g.mu.Unlock()
+	}
+	ct := mime.TypeByExtension(ext)
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Encoding", "gzip")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	if r.Method == http.MethodHead {
+		return true
+	}
+	_, _ = w.Write(body)
+	return true
 }

@@ -1,6 +1,9 @@
 package frontend_test
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
 	"io/fs"
 	"net/http/httptest"
 	"os"
@@ -60,8 +63,28 @@ func TestBuiltAssets(t *testing.T) {
 	for _, m := range refs {
 		rec := httptest.NewRecorder()
 		frontend.Handler().ServeHTTP(rec, httptest.NewRequest("GET", m[1], nil))
-		if rec.Code != 200 || !strings.Contains(rec.Header().Get("Cache-Control"), "immutable") {
-			t.Errorf("%s: %d %q", m[1], rec.Code, rec.Header().Get("Cache-Control"))
+		if rec.Code != 200 || !strings.Contains(rec.Header().Get("Cache-Control"), "immutable") || rec.Header().Get("Content-Encoding") != "" {
+			t.Errorf("%s: %d %q %q", m[1], rec.Code, rec.Header().Get("Cache-Control"), rec.Header().Get("Content-Encoding"))
+		}
+		// Gzipped for clients that accept it, the same bytes once inflated.
+		req := httptest.NewRequest("GET", m[1], nil)
+		req.Header.Set("Accept-Encoding", "br, gzip;q=0.9")
+		zrec := httptest.NewRecorder()
+		frontend.Handler().ServeHTTP(zrec, req)
+		if zrec.Header().Get("Content-Encoding") != "gzip" || zrec.Body.Len() >= rec.Body.Len() {
+			t.Errorf("%s gzipped: %q, %d bytes vs %d plain", m[1], zrec.Header().Get("Content-Encoding"), zrec.Body.Len(), rec.Body.Len())
+			continue
+		}
+		if ct := zrec.Header().Get("Content-Type"); ct != rec.Header().Get("Content-Type") {
+			t.Errorf("%s gzipped: Content-Type %q, plain %q", m[1], ct, rec.Header().Get("Content-Type"))
+		}
+		zr, err := gzip.NewReader(zrec.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inflated, err := io.ReadAll(zr)
+		if err != nil || !bytes.Equal(inflated, rec.Body.Bytes()) {
+			t.Errorf("%s: gzipped body does not inflate to the file (%v)", m[1], err)
 		}
 	}
 	err := fs.WalkDir(os.DirFS("dist"), ".", func(p string, d fs.DirEntry, err error) error {
