@@ -111,6 +111,9 @@ func (g *gzipped) serve(w http.ResponseWriter, r *http.Request) bool {
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Encoding", "gzip")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	// Explicit: a router may have set another status before handing over
+	// (Gin's NoRoute starts at 404).
+	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return true
 	}

@@ -5,9 +5,12 @@ import (
 	"database/sql"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"regexp"
 	"testing"
 	"time"
 
+	"github.com/duplexsync/duplex/frontend"
 	"github.com/duplexsync/duplex/internal/testdb"
 )
 
@@ -123,5 +126,34 @@ func TestEditorEndpoints(t *testing.T) {
 				t.Fatalf("test of a missing system: %d", code)
 			}
 		})
+	}
+}
+
+// The app's assets come through the router (its fallback route) with 200,
+// plain and gzipped.
+func TestAppAssets(t *testing.T) {
+	if !frontend.Built() {
+		t.Skip("app not built (make build runs npm); the placeholder is embedded")
+	}
+	e := newEnv(t, testdb.SQLite(t))
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	refs := regexp.MustCompile(`src="(/assets/[^"]+\.js)"`).FindStringSubmatch(rec.Body.String())
+	if rec.Code != 200 || refs == nil {
+		t.Fatalf("GET /: %d, no script in %.200s", rec.Code, rec.Body.String())
+	}
+	for _, enc := range []string{"", "gzip"} {
+		req := httptest.NewRequest("GET", refs[1], nil)
+		req.Header.Set("Accept-Encoding", enc)
+		rec := httptest.NewRecorder()
+		e.h.ServeHTTP(rec, req)
+		if rec.Code != 200 || rec.Header().Get("Content-Encoding") != enc || rec.Body.Len() == 0 {
+			t.Errorf("GET %s (Accept-Encoding %q): %d, Content-Encoding %q, %d bytes", refs[1], enc, rec.Code, rec.Header().Get("Content-Encoding"), rec.Body.Len())
+		}
+	}
+	rec = httptest.NewRecorder()
+	e.h.ServeHTTP(rec, httptest.NewRequest("GET", "/assets/nope.js", nil))
+	if rec.Code != 404 {
+		t.Errorf("missing asset: %d", rec.Code)
 	}
 }
