@@ -63,6 +63,7 @@ test-frontend: $(APP)/node_modules/.package-lock.json
 CHROMIUM ?= /usr/bin/chromium
 test-browser: build
 	@test -x $(CHROMIUM) || { echo "test-browser needs Chromium at $(CHROMIUM): apt-get install -y chromium (or set CHROMIUM)"; exit 1; }
+	@command -v sqlite3 >/dev/null || { echo "test-browser needs the sqlite3 command (it edits a demo ticket): apt-get install -y sqlite3"; exit 1; }
 	cd $(APP) && CHROMIUM=$(CHROMIUM) DUPLEX_BIN=$(CURDIR)/$(BIN) npm run test:browser
 
 bench:
