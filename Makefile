@@ -1,19 +1,33 @@
-# Duplex: `make run` starts the demo, `make test` runs every test.
+# Duplex: `make run` starts the demo and its browser app, `make test` runs every test.
 GO        ?= go
 BIN       ?= bin/duplex
 export CGO_ENABLED = 1
 SHELL     := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all build run test test-e2e peers vet fmt-check unit race figures bench clean
+.PHONY: all build app run test test-e2e peers vet fmt-check unit race figures test-frontend test-browser bench clean
 
 all: build
 
-build:
+# The binary embeds the browser app (frontend/dist, built from frontend/app).
+# Without Node.js the Go code still builds and embeds a placeholder page.
+build: app
 	$(GO) build -o $(BIN) ./cmd/duplex
 
+APP     := frontend/app
+APP_SRC := $(shell find $(APP)/src $(APP)/public $(APP)/index.html $(APP)/vite.config.ts $(APP)/tsconfig.json $(APP)/package.json -type f 2>/dev/null)
+
+app: frontend/dist/index.html
+
+# npm ci again only when the lock file changed.
+$(APP)/node_modules/.package-lock.json: $(APP)/package-lock.json
+	cd $(APP) && npm ci --no-audit --no-fund
+
+frontend/dist/index.html: $(APP)/node_modules/.package-lock.json $(APP_SRC)
+	cd $(APP) && npm run build
+
 # The demo: two SQLite databases in ./duplex-demo, a connection from the
-# support-escalation template, the API and page on http://127.0.0.1:8080.
+# support-escalation template, the API and the app on http://127.0.0.1:8080.
 run: build
 	./$(BIN) demo
 
@@ -21,7 +35,7 @@ run: build
 # DUPLEX_TEST_MYSQL are set (.ci/run sets both) and say why they skip otherwise.
 # The end-to-end part installs Redmine and Request Tracker from Debian's
 # packages on first use (root, about 3 minutes), so it runs last.
-test: fmt-check vet unit race figures test-e2e
+test: fmt-check vet unit race figures test-frontend test-browser test-e2e
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -60,8 +74,21 @@ test-e2e: peers
 	  | grep -E '^(--- |ok|FAIL|PASS|panic)|e2e:|_test.go' || status=$$?; \
 	test/e2e/peers/rt.sh stop; test/e2e/peers/redmine.sh stop; exit $$status
 
+# The app's logic (routes, diff, markers, activity) under Vitest.
+test-frontend: $(APP)/node_modules/.package-lock.json
+	cd $(APP) && npm test
+
+# The app in Debian's Chromium (playwright-core) against bin/duplex running
+# `duplex demo` on a free loopback port; screenshots in frontend/app/test-output.
+CHROMIUM ?= /usr/bin/chromium
+test-browser: build
+	@test -x $(CHROMIUM) || { echo "test-browser needs Chromium at $(CHROMIUM): apt-get install -y chromium (or set CHROMIUM)"; exit 1; }
+	@command -v sqlite3 >/dev/null || { echo "test-browser needs the sqlite3 command (it edits a demo ticket): apt-get install -y sqlite3"; exit 1; }
+	cd $(APP) && CHROMIUM=$(CHROMIUM) DUPLEX_BIN=$(CURDIR)/$(BIN) npm run test:browser
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./engine/ ./scripting/ ./connectors/sqlconn/
 
 clean:
-	rm -rf bin duplex-demo
+	rm -rf bin duplex-demo $(APP)/test-output
+	find frontend/dist -mindepth 1 ! -name .keep -delete

@@ -94,6 +94,10 @@ func (f *fakeEngine) TestRun(ctx context.Context, connID int64, side store.Side,
 	return f.testRun, nil
 }
 
+func (f *fakeEngine) PreviewTrigger(ctx context.Context, systemID int64, src string, limit, sample int) (engine.TriggerPreview, error) {
+	return engine.TriggerPreview{}, f.ValidateTrigger(ctx, systemID, src)
+}
+
 func (f *fakeEngine) LinkExisting(ctx context.Context, connID int64, aField, bField string) (int, error) {
 	return 0, nil
 }

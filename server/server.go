@@ -41,6 +41,9 @@ type Engine interface {
 	ValidateTrigger(ctx context.Context, systemID int64, src string) error
 	// TestRun runs a connection's scripts on one entity without writing.
 	TestRun(ctx context.Context, connID int64, side store.Side, id string, ent *connectors.Entity) (engine.TestRunResult, error)
+	// PreviewTrigger evaluates a trigger on up to limit entities of a
+	// system, writing nothing, and returns the count and a sample of matches.
+	PreviewTrigger(ctx context.Context, systemID int64, src string, limit, sample int) (engine.TriggerPreview, error)
 	// LinkExisting pairs entities on both sides that share a key.
 	LinkExisting(ctx context.Context, connID int64, aField, bField string) (int, error)
 	// Wake tells the workers events were queued or retried.
@@ -92,12 +95,15 @@ func New(o Options) http.Handler {
 	api.PUT("/systems/:id", s.h(s.updateSystem))
 	api.DELETE("/systems/:id", s.h(s.deleteSystem))
 	api.GET("/systems/:id/schema", s.h(s.systemSchema))
+	api.POST("/systems/:id/test", s.h(s.testSystem))
 
 	api.GET("/connections", s.h(s.listConnections))
 	api.POST("/connections", s.h(s.createConnection))
 	api.GET("/connections/:id", s.h(s.getConnection))
 	api.PUT("/connections/:id/scripts/:side/:kind", s.h(s.saveScript))
 	api.GET("/connections/:id/scripts/:side/:kind/versions", s.h(s.scriptVersions))
+	api.POST("/connections/:id/scripts/:side/:kind/validate", s.h(s.validateDraft))
+	api.POST("/connections/:id/trigger-preview", s.h(s.triggerPreview))
 	api.PUT("/connections/:id/conflict-policy", s.h(s.setPolicy))
 	api.POST("/connections/:id/activate", s.h(s.setActive(true)))
 	api.POST("/connections/:id/pause", s.h(s.setActive(false)))

@@ -1,0 +1,346 @@
+// Browser tests: the real binary runs `duplex demo` on a free loopback port,
+// Debian's Chromium (driven by playwright-core) uses the app like a person.
+// Screenshots of each main view go to test-output/ (not committed).
+//
+//   npm run test:browser            (needs bin/duplex built with the app: make build)
+//   DUPLEX_BIN=… CHROMIUM=… TEST_OUTPUT=… to override the defaults.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../../..");
+const bin = process.env.DUPLEX_BIN || join(root, "bin/duplex");
+const out = process.env.TEST_OUTPUT || join(here, "../test-output");
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+mkdirSync(out, { recursive: true });
+
+let demo, data, url, browser, page;
+const t0 = Date.now();
+const progress = (msg) => process.env.E2E_VERBOSE && console.error(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+const consoleErrors = [];
+
+/** Start `duplex demo` and read its URL from the banner. */
+function startDemo() {
+  data = mkdtempSync(join(tmpdir(), "duplex-e2e-"));
+  demo = spawn(bin, ["demo", "--data", data, "--addr", "127.0.0.1:0", "--poll", "300ms"], { stdio: ["ignore", "pipe", "pipe"] });
+  let banner = "";
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error("demo printed no URL within 20 s:\n" + banner)), 20000);
+    demo.stdout.on("data", (b) => {
+      banner += b;
+      const m = /running: (http:\/\/\S+)/.exec(banner);
+      if (m) {
+        clearTimeout(timer);
+        ok(m[1]);
+      }
+    });
+    demo.stderr.on("data", () => {}); // logs; keep the pipe drained
+    demo.on("exit", (code) => fail(new Error(`demo exited (${code}):\n${banner}`)));
+  });
+}
+
+/** sql runs a statement on a demo database, as a person with sqlite3 would. */
+function sql(db, statement) {
+  return execFileSync("sqlite3", [join(data, db), statement], { encoding: "utf8" }).trim();
+}
+
+async function shot(name) {
+  await page.screenshot({ path: join(out, name + ".png"), fullPage: true });
+}
+
+async function api(path) {
+  const r = await fetch(url + path);
+  assert.equal(r.status, 200, path);
+  return r.json();
+}
+
+/** Replace a Monaco editor's text by typing it, key by key (auto-closed quotes are typed over). */
+async function typeInto(script, text) {
+  const editor = page.locator(`[data-script="${script}"] .monaco-editor`);
+  await editor.locator(".view-lines").click();
+  await page.keyboard.press("ControlOrMeta+A");
+  await page.keyboard.press("Delete");
+  await page.keyboard.type(text);
+}
+
+/** step runs one part of the story; on failure it keeps a screenshot of the page. */
+function step(t, name, fn) {
+  return t.test(name, { timeout: 60000 }, async () => {
+    progress(name);
+    try {
+      await fn();
+    } catch (e) {
+      await shot("failed-" + name.replace(/\W+/g, "-").slice(0, 40)).catch(() => {});
+      throw e;
+    }
+  });
+}
+
+before(async () => {
+  url = await startDemo();
+  browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  // A 422 is the server refusing a draft that does not compile: expected while typing.
+  page.on("console", (m) => m.type() === "error" && !/status of 422/.test(m.text()) && consoleErrors.push(m.text()));
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  // Nothing may be fetched from anywhere but the app itself.
+  await context.route(/^(?!http:\/\/127\.0\.0\.1)/, (route) => {
+    consoleErrors.push("external request: " + route.request().url());
+    return route.abort();
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  demo?.kill("SIGTERM");
+  if (data) rmSync(data, { recursive: true, force: true });
+});
+
+test("a connection from the escalation template, edited, tested, activated, synced and restored", { timeout: 240000 }, async (t) => {
+  let connID;
+
+  await step(t, "the app opens on the connection list with the demo connection", async () => {
+    const start = Date.now();
+    await page.goto(url);
+    const row = page.locator('[data-connection="support-escalation"]');
+    await row.waitFor();
+    assert.match(await row.innerText(), /active/);
+    t.diagnostic(`first view in ${Date.now() - start} ms`);
+    // Monaco is not part of the first load.
+    const scripts = await page.evaluate(() => performance.getEntriesByType("resource").map((e) => e.name));
+    assert.ok(!scripts.some((s) => /monaco|ts\.worker/.test(s)), "editor loaded on the list view: " + scripts.join(", "));
+    await shot("1-connections");
+  });
+
+  await step(t, "systems: test connection reports the fields", async () => {
+    await page.click('nav a[href="#/systems"]');
+    await page.locator('[data-testid="systems"] a').first().click();
+    await page.click('[data-testid="test-system"]');
+    const res = page.locator('[data-testid="system-test-result"]');
+    await res.waitFor();
+    assert.match(await res.innerText(), /Connected .* subject \(string\)/s);
+    await shot("2-systems");
+  });
+
+  await step(t, "systems: add one with a secret; the secret never comes back", async () => {
+    await page.click('a[href="#/systems/new"]');
+    await page.fill('[data-testid="system-form"] input[name="name"]', "browser-desk");
+    await page.fill('textarea[name="settings"]', JSON.stringify({ driver: "sqlite", dsn: join(data, "support.db"), table: "tickets", fields: [{ name: "subject" }] }));
+    await page.fill('input[aria-label="secret name"]', "api_token");
+    await page.fill('input[aria-label="secret value"]', "hunter2-browser");
+    await page.click('[data-testid="system-form"] button[type="submit"]');
+    await page.waitForURL(/#\/systems\/\d+$/);
+    const id = /systems\/(\d+)/.exec(page.url())[1];
+    await page.locator('[data-testid="system-form"] .tag', { hasText: "api_token" }).waitFor();
+    assert.equal(await page.locator('input[type="password"]').count(), 0, "a secret field is shown for a saved system");
+    assert.ok(!(await page.content()).includes("hunter2"), "the secret is in the page");
+    const sys = await api(`/api/systems/${id}`);
+    assert.deepEqual(sys.secret_keys, ["api_token"]);
+    assert.ok(!JSON.stringify(sys).includes("hunter2"));
+    await page.click('[data-testid="test-system"]');
+    await page.locator('[data-testid="system-test-result"]', { hasText: "Connected" }).waitFor();
+    // Editing keeps the secret unless it is replaced.
+    await page.fill('input[name="poll"]', "5000");
+    await page.click('[data-testid="system-form"] button[type="submit"]');
+    await page.getByText("System saved").waitFor();
+    const after = await api(`/api/systems/${id}`);
+    assert.equal(after.poll_interval_ms, 5000);
+    assert.deepEqual(after.secret_keys, ["api_token"]);
+  });
+
+  await step(t, "create from the template gallery", async () => {
+    await page.click('nav a[href="#/connections"]');
+    await page.click('a[href="#/connections/new"]');
+    await page.locator('[data-template="support-escalation"]').waitFor();
+    await shot("3-templates");
+    await page.click('[data-template="support-escalation"]');
+    await page.fill('input[name="name"]', "browser-escalation");
+    await page.click('button[type="submit"]');
+    await page.waitForURL(/#\/connections\/\d+\/scripts/);
+    connID = Number(/connections\/(\d+)/.exec(page.url())[1]);
+    const conn = await api(`/api/connections/${connID}`);
+    assert.equal(conn.template, "support-escalation");
+    assert.equal(conn.active, false);
+  });
+
+  await step(t, "a trigger with a syntax error is underlined where the server says, then fixed", async () => {
+    await page.locator('[data-script="a.trigger"] .monaco-editor').waitFor();
+    await typeInto("a.trigger", '"browser" in labels &&');
+    const pane = page.locator('[data-script="a.trigger"]');
+    await pane.locator(".squiggly-error").waitFor();
+    assert.match(await pane.locator('[data-testid="diag"]').innerText(), /✗ 1:2[0-3] .*EOF/);
+    await shot("4-editor-error");
+    await typeInto("a.trigger", '"browser" in labels');
+    await pane.getByText("✓ compiles").waitFor();
+    assert.equal(await pane.locator(".squiggly-error").count(), 0);
+    // The preview counts the demo's three tickets: none is labelled browser yet.
+    await pane.locator('[data-testid="preview"]', { hasText: "matches 0 of 3" }).waitFor();
+  });
+
+  await step(t, "completion offers the script API's helpers", async () => {
+    const editor = page.locator('[data-script="a.outgoing"] .monaco-editor');
+    await editor.locator(".view-lines").click();
+    await page.keyboard.press("ControlOrMeta+End");
+    await page.keyboard.press("Enter");
+    await page.keyboard.type("mergeCom");
+    await page.keyboard.press("Control+Space");
+    const item = page.locator(".suggest-widget .monaco-list-row", { hasText: "mergeComments" });
+    await item.first().waitFor();
+    await page.keyboard.press("Escape");
+    await page.keyboard.press("ControlOrMeta+Backspace"); // the half-typed word
+    await page.keyboard.type('log("sent by the browser test");');
+  });
+
+  await step(t, "unsaved changes: leaving asks first; Ctrl+S saves both scripts", async () => {
+    assert.match(await page.locator('[data-testid="unsaved"]').innerText(), /2 unsaved: a\.outgoing, a\.trigger/);
+    let asked = "";
+    page.once("dialog", (d) => ((asked = d.message()), d.dismiss()));
+    await page.click('nav a[href="#/connections"]');
+    await page.waitForTimeout(200);
+    assert.match(asked, /unsaved/);
+    assert.match(page.url(), /\/scripts$/, "navigation was not cancelled");
+    await page.keyboard.press("ControlOrMeta+S");
+    await page.locator('[data-testid="unsaved"]', { hasText: "All changes saved" }).waitFor();
+    const conn = await api(`/api/connections/${connID}`);
+    assert.equal(conn.scripts.a.trigger.source, '"browser" in labels');
+    assert.equal(conn.scripts.a.trigger.version, 2);
+    assert.match(conn.scripts.a.outgoing.source, /sent by the browser test/);
+    await shot("5-editor");
+  });
+
+  await step(t, "a test run shows trigger result, replica, patch and log", async () => {
+    await page.click('a[role="tab"][href$="/test"]');
+    await page.fill('input[name="entity"]', "2");
+    await page.click('[data-testid="run-test"]');
+    const res = page.locator('[data-testid="test-result"]');
+    await res.waitFor();
+    const text = await res.innerText();
+    assert.match(text, /trigger did not match/);
+    assert.match(text, /"title": "How do I reset my password\?"/);
+    assert.match(text, /would create/i);
+    assert.match(text, /sent by the browser test/);
+    await shot("6-test-run");
+  });
+
+  await step(t, "activate, escalate a ticket, see it in the activity view", async () => {
+    await page.click('[data-testid="toggle-active"]');
+    await page.locator("h1 .pill", { hasText: "active" }).waitFor();
+    sql("support.db", "UPDATE tickets SET labels = 'account,browser' WHERE id = 2");
+    await page.click('a[role="tab"][href$="/activity"]');
+    const item = page.locator('[data-testid="activity"] li.st-done', { hasText: "#2" });
+    await item.waitFor({ timeout: 20000 });
+    const text = await item.innerText();
+    const issue = sql("engineering.db", "SELECT id FROM issues WHERE ticket_ref = 'T-2'");
+    assert.ok(issue, "no engineering issue for T-2");
+    assert.match(text, new RegExp(`#2 → .*#${issue}\\b`), text);
+    await shot("7-activity");
+  });
+
+  await step(t, "versions: diff two versions and restore the older one", async () => {
+    await page.click('a[role="tab"][href$="/versions"]');
+    await page.selectOption('select[name="script"]', "a.outgoing");
+    const diff = page.locator('[data-testid="diff"]');
+    await diff.getByText("v1 → v2").waitFor();
+    assert.match(await diff.locator(".dl.add").innerText(), /sent by the browser test/);
+    await shot("8-versions");
+    await page.click('[data-testid="restore-1"]');
+    await page.locator('[data-testid="versions"] tr[data-version="3"]', { hasText: "current" }).waitFor();
+    const conn = await api(`/api/connections/${connID}`);
+    const v1 = (await api(`/api/connections/${connID}/scripts/a/outgoing/versions`)).find((v) => v.version === 1);
+    assert.equal(conn.scripts.a.outgoing.version, 3);
+    assert.equal(conn.scripts.a.outgoing.source, v1.source);
+  });
+
+  await step(t, "a failing script: the event waits in errors, retry fails again, skip with a reason", async () => {
+    await page.click('a[role="tab"][href$="/scripts"]');
+    const editor = page.locator('[data-script="a.outgoing"] .monaco-editor');
+    await editor.waitFor();
+    await editor.locator(".view-lines").click();
+    await page.keyboard.press("ControlOrMeta+End");
+    await page.keyboard.press("Enter");
+    await page.keyboard.type('if (entity.key == "T-3") fail("T-3 is not ready");');
+    await page.locator('[data-script="a.outgoing"]').getByText("✓ compiles").waitFor();
+    await page.keyboard.press("ControlOrMeta+S");
+    await page.locator('[data-testid="unsaved"]', { hasText: "All changes saved" }).waitFor();
+    sql("support.db", "UPDATE tickets SET labels = 'export,browser' WHERE id = 3");
+
+    await page.click('a[role="tab"][href$="/queue"]');
+    const card = page.locator(".event.st-failed", { hasText: "T-3 is not ready" });
+    await card.waitFor({ timeout: 20000 });
+    await page.locator('a[role="tab"][href$="/queue"] .badge', { hasText: "1" }).waitFor();
+    await shot("9-errors");
+    const id = await card.getAttribute("data-event");
+    await card.getByRole("button", { name: "Retry" }).click();
+    // The script still fails: the event comes back failed, with one more attempt.
+    await page.waitForFunction(async (id) => {
+      const ev = await (await fetch(`/api/events/${id}`)).json();
+      return ev.status === "failed" && ev.attempts >= 2;
+    }, id, { timeout: 20000 });
+    await page.locator(`.event[data-event="${id}"]`).getByRole("button", { name: "Skip…" }).click();
+    await page.fill('input[placeholder^="Why skip"]', "T-3 waits for the export fix");
+    await page.getByRole("button", { name: "Skip event" }).click();
+    await page.getByText("No failed events").waitFor();
+    await page.click('.seg button:text("skipped")');
+    await page.locator(`.event[data-event="${id}"]`).waitFor();
+    const ev = await api(`/api/events/${id}`);
+    assert.equal(ev.status, "skipped");
+    const audit = await api(`/api/audit?connection_id=${connID}`);
+    assert.ok(audit.some((e) => e.action === "event.skip" && e.detail.includes("T-3 waits for the export fix")), "skip reason not in the audit log");
+  });
+
+  await step(t, "conflicts and settings views", async () => {
+    await page.click('a[role="tab"][href$="/conflicts"]');
+    await page.getByText("No conflicts").waitFor();
+    await shot("10-conflicts");
+    await page.click('a[role="tab"][href$="/settings"]');
+    await page.selectOption("select", "manual");
+    await page.getByRole("button", { name: "Save policy" }).click();
+    await page.getByText("Conflict policy saved").waitFor();
+    const conn = await api(`/api/connections/${connID}`);
+    assert.equal(JSON.parse(conn.conflict_policy).default, "manual");
+  });
+
+  await step(t, "a conflict (manual policy): both values and the base shown, an edited value resolves it", async () => {
+    // Support sets the ticket's status by hand, then engineering resolves the issue, whose
+    // state maps onto that same status: both changed it since the last sync.
+    const before = sql("support.db", "SELECT status FROM tickets WHERE id = 2");
+    sql("support.db", "UPDATE tickets SET status = 'pending' WHERE id = 2");
+    await page.waitForTimeout(800); // the support change is read first (it sends nothing new)
+    sql("engineering.db", "UPDATE issues SET state = 'resolved' WHERE ticket_ref = 'T-2'");
+    await page.click('a[role="tab"][href$="/conflicts"]');
+    const card = page.locator(".event.st-conflict");
+    await card.waitFor({ timeout: 20000 });
+    const row = card.locator("tbody tr", { hasText: "status" });
+    const cells = await row.locator("td").allInnerTexts();
+    assert.deepEqual(cells.slice(0, 4), ["status", JSON.stringify(before), '"pending"', '"solved"']);
+    await shot("11-conflict");
+    await row.getByRole("button", { name: "edit" }).click();
+    await row.locator("input").fill('"solved-by-engineering"');
+    await card.getByRole("button", { name: "Resolve" }).click();
+    await page.getByText("No conflicts").waitFor();
+    const deadline = Date.now() + 15000;
+    let status = "";
+    while (Date.now() < deadline && status !== "solved-by-engineering") {
+      status = sql("support.db", "SELECT status FROM tickets WHERE id = 2");
+      await page.waitForTimeout(200);
+    }
+    assert.equal(status, "solved-by-engineering");
+  });
+
+  await t.test("no errors in the browser console, nothing fetched from elsewhere", () => {
+    progress("console");
+    assert.deepEqual(consoleErrors, []);
+  });
+});

@@ -1,0 +1,99 @@
+import { describe, expect, it } from "vitest";
+import { activity, ago, diffLines, diffStats, dirtyKeys, health, href, logLines, markerRange, parseRoute } from "./logic";
+import type { SyncEvent, Twin } from "./api";
+
+describe("routes", () => {
+  it("parses every view and round-trips through href", () => {
+    const cases = ["#/connections", "#/connections/new", "#/connections/new/support-escalation", "#/connections/7/versions", "#/connections/7/test?side=b&entity=3", "#/systems", "#/systems/new", "#/systems/2"];
+    for (const h of cases) expect(href(parseRoute(h))).toBe(h);
+  });
+  it("defaults to the connection list and the scripts tab", () => {
+    expect(parseRoute("")).toEqual({ view: "connections" });
+    expect(parseRoute("#/connections/3")).toEqual({ view: "connection", id: 3, tab: "scripts", query: {} });
+  });
+  it("rejects unknown tabs and paths", () => {
+    expect(parseRoute("#/connections/3/nope").view).toBe("not-found");
+    expect(parseRoute("#/connections/x").view).toBe("not-found");
+    expect(parseRoute("#/elsewhere").view).toBe("not-found");
+  });
+});
+
+describe("health", () => {
+  it("is paused when inactive, failing with failed events or conflicts, else active", () => {
+    expect(health({ active: false, counts: { failed: 3 } })).toBe("paused");
+    expect(health({ active: true, counts: { done: 9 } })).toBe("active");
+    expect(health({ active: true, counts: { failed: 1 } })).toBe("failing");
+    expect(health({ active: true, counts: { conflict: 2 } })).toBe("failing");
+  });
+});
+
+describe("diffLines", () => {
+  it("finds one changed line among equal ones", () => {
+    const d = diffLines("a\nb\nc", "a\nB\nc");
+    expect(d.map((l) => l.op + ":" + l.text)).toEqual(["same:a", "del:b", "add:B", "same:c"]);
+    expect(diffStats(d)).toEqual({ added: 1, removed: 1 });
+  });
+  it("numbers lines of both versions", () => {
+    const d = diffLines("x\ny", "w\nx\ny\nz");
+    expect(d).toEqual([
+      { op: "add", text: "w", b: 1 },
+      { op: "same", text: "x", a: 1, b: 2 },
+      { op: "same", text: "y", a: 2, b: 3 },
+      { op: "add", text: "z", b: 4 },
+    ]);
+  });
+  it("reports identical texts as unchanged", () => {
+    expect(diffStats(diffLines("same\ntext", "same\ntext"))).toEqual({ added: 0, removed: 0 });
+  });
+});
+
+describe("markerRange", () => {
+  it("underlines the word at the error", () => {
+    expect(markerRange(["status == foo"], 1, 11)).toEqual({ startLineNumber: 1, startColumn: 11, endLineNumber: 1, endColumn: 14 });
+  });
+  it("underlines the last character for an error past the end (unexpected EOF)", () => {
+    // "todev" in labels && -> the server says 1:20 on a 19-character line
+    const line = '"todev" in labels &&';
+    expect(markerRange([line], 1, line.length + 1)).toEqual({ startLineNumber: 1, startColumn: line.length, endLineNumber: 1, endColumn: line.length + 1 });
+  });
+  it("keeps a visible range on an empty line and clamps the line", () => {
+    expect(markerRange(["a", ""], 2, 1)).toEqual({ startLineNumber: 2, startColumn: 1, endLineNumber: 2, endColumn: 2 });
+    expect(markerRange(["abc"], 9, 2).startLineNumber).toBe(1);
+  });
+  it("underlines a single punctuation character", () => {
+    expect(markerRange(["replica.b = ;"], 1, 13)).toEqual({ startLineNumber: 1, startColumn: 13, endLineNumber: 1, endColumn: 14 });
+  });
+});
+
+describe("activity", () => {
+  const ev = (id: number, direction: "a_to_b" | "b_to_a", twin: number, src: string) =>
+    ({ id, direction, twin_id: twin, source_id: src, status: "done" }) as SyncEvent;
+  const twins = [{ id: 1, a_id: "3", b_id: "12" }, { id: 2, a_id: "4", b_id: null }] as Twin[];
+  it("names the other side through the twin, in both directions", () => {
+    const items = activity([ev(1, "a_to_b", 1, "3"), ev(2, "b_to_a", 1, "12"), ev(3, "a_to_b", 2, "4"), ev(4, "a_to_b", 9, "5")], twins);
+    expect(items.map((i) => [i.from, i.sourceId, i.targetId])).toEqual([
+      ["a", "3", "12"],
+      ["b", "12", "3"],
+      ["a", "4", null],
+      ["a", "5", null],
+    ]);
+  });
+});
+
+describe("formatting", () => {
+  const now = Date.parse("2026-01-01T12:00:00Z");
+  it("says how long ago", () => {
+    expect(ago("2026-01-01T11:59:58Z", now)).toBe("just now");
+    expect(ago("2026-01-01T11:59:00Z", now)).toBe("60s ago".replace("60s", "1 min"));
+    expect(ago("2026-01-01T09:00:00Z", now)).toBe("3 h ago");
+    expect(ago("0001-01-01T00:00:00Z", now)).toBe("never");
+  });
+  it("reads event logs stored as JSON or text", () => {
+    expect(logLines('["one","two"]')).toEqual(["one", "two"]);
+    expect(logLines("plain\ntext")).toEqual(["plain", "text"]);
+    expect(logLines("")).toEqual([]);
+  });
+  it("lists changed drafts only", () => {
+    expect(dirtyKeys({ "a.trigger": "x", "b.incoming": "y" }, { "a.trigger": "x", "b.incoming": "z", "a.outgoing": "" })).toEqual(["b.incoming"]);
+  });
+});

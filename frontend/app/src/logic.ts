@@ -1,0 +1,184 @@
+// Pure logic of the app, unit-tested with Vitest (logic.test.ts).
+import type { Connection, SyncEvent, Twin } from "./api";
+
+// ---------- routes (hash based: the server serves one index.html) ----------
+
+export type Tab = "scripts" | "test" | "versions" | "queue" | "conflicts" | "activity" | "settings";
+export const TABS: Tab[] = ["scripts", "test", "versions", "queue", "conflicts", "activity", "settings"];
+
+export type Route =
+  | { view: "connections" }
+  | { view: "new-connection"; template?: string }
+  | { view: "connection"; id: number; tab: Tab; query: Record<string, string> }
+  | { view: "systems"; id?: number | "new" }
+  | { view: "not-found"; path: string };
+
+export function parseRoute(hash: string): Route {
+  const raw = hash.replace(/^#\/?/, "");
+  const [path, qs = ""] = raw.split("?");
+  const query = Object.fromEntries(new URLSearchParams(qs));
+  const parts = path.split("/").filter(Boolean);
+  if (parts.length === 0 || (parts[0] === "connections" && parts.length === 1)) return { view: "connections" };
+  if (parts[0] === "connections" && parts[1] === "new") return { view: "new-connection", template: parts[2] };
+  if (parts[0] === "connections" && /^\d+$/.test(parts[1])) {
+    const tab = (parts[2] || "scripts") as Tab;
+    if (parts.length <= 3 && TABS.includes(tab)) return { view: "connection", id: Number(parts[1]), tab, query };
+  }
+  if (parts[0] === "systems") {
+    if (parts.length === 1) return { view: "systems" };
+    if (parts.length === 2 && parts[1] === "new") return { view: "systems", id: "new" };
+    if (parts.length === 2 && /^\d+$/.test(parts[1])) return { view: "systems", id: Number(parts[1]) };
+  }
+  return { view: "not-found", path: "/" + path };
+}
+
+export function href(r: Route): string {
+  switch (r.view) {
+    case "connections":
+      return "#/connections";
+    case "new-connection":
+      return "#/connections/new" + (r.template ? "/" + r.template : "");
+    case "connection": {
+      const qs = new URLSearchParams(r.query).toString();
+      return `#/connections/${r.id}/${r.tab}${qs ? "?" + qs : ""}`;
+    }
+    case "systems":
+      return "#/systems" + (r.id !== undefined ? "/" + r.id : "");
+    case "not-found":
+      return "#" + r.path;
+  }
+}
+
+// ---------- connection health ----------
+
+export type Health = "active" | "paused" | "failing";
+
+/** A connection is failing when it is active and has failed events or conflicts waiting. */
+export function health(c: Pick<Connection, "active" | "counts">): Health {
+  if (!c.active) return "paused";
+  return (c.counts.failed ?? 0) > 0 || (c.counts.conflict ?? 0) > 0 ? "failing" : "active";
+}
+
+export function counts(c: Pick<Connection, "counts">) {
+  const n = (k: string) => c.counts[k] ?? 0;
+  return { synced: n("done"), queued: n("queued"), failed: n("failed"), conflicts: n("conflict"), skipped: n("skipped") };
+}
+
+// ---------- line diff (Myers-free LCS; scripts are small) ----------
+
+export type DiffLine = { op: "same" | "add" | "del"; text: string; a?: number; b?: number };
+
+/** diffLines compares two texts line by line: deletions from a, additions in b. */
+export function diffLines(a: string, b: string): DiffLine[] {
+  const x = a.split("\n");
+  const y = b.split("\n");
+  const n = x.length;
+  const m = y.length;
+  // lcs[i][j] = length of the LCS of x[i:] and y[j:]
+  const lcs: Uint32Array[] = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
+  for (let i = n - 1; i >= 0; i--)
+    for (let j = m - 1; j >= 0; j--) lcs[i][j] = x[i] === y[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+  const out: DiffLine[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < n && j < m) {
+    if (x[i] === y[j]) {
+      out.push({ op: "same", text: x[i], a: i + 1, b: j + 1 });
+      i++;
+      j++;
+    } else if (lcs[i + 1][j] >= lcs[i][j + 1]) {
+      out.push({ op: "del", text: x[i], a: i + 1 });
+      i++;
+    } else {
+      out.push({ op: "add", text: y[j], b: j + 1 });
+      j++;
+    }
+  }
+  for (; i < n; i++) out.push({ op: "del", text: x[i], a: i + 1 });
+  for (; j < m; j++) out.push({ op: "add", text: y[j], b: j + 1 });
+  return out;
+}
+
+export function diffStats(d: DiffLine[]) {
+  return { added: d.filter((l) => l.op === "add").length, removed: d.filter((l) => l.op === "del").length };
+}
+
+// ---------- editor markers ----------
+
+/**
+ * markerRange turns a server position (1-based line and column, where the
+ * column may point just past the end, as "unexpected EOF" does) into a range
+ * that covers at least one visible character, so the underline shows.
+ */
+export function markerRange(lines: string[], line: number, column: number) {
+  const ln = Math.min(Math.max(1, line), Math.max(1, lines.length));
+  const text = lines[ln - 1] ?? "";
+  const len = text.length;
+  if (len === 0) return { startLineNumber: ln, startColumn: 1, endLineNumber: ln, endColumn: 2 };
+  if (column > len) return { startLineNumber: ln, startColumn: len, endLineNumber: ln, endColumn: len + 1 };
+  const start = Math.max(1, column);
+  let end = start + 1; // exclusive; extend over the word the error points at
+  const word = /[\w$]/;
+  if (word.test(text[start - 1])) while (end <= len && word.test(text[end - 1])) end++;
+  return { startLineNumber: ln, startColumn: start, endLineNumber: ln, endColumn: end };
+}
+
+// ---------- activity ----------
+
+export interface ActivityItem {
+  event: SyncEvent;
+  from: "a" | "b";
+  sourceId: string;
+  targetId: string | null;
+}
+
+/** activity pairs each event with both sides' ids, through its twin. */
+export function activity(events: SyncEvent[], twins: Twin[]): ActivityItem[] {
+  const byId = new Map(twins.map((t) => [t.id, t]));
+  return events.map((ev) => {
+    const from = ev.direction === "a_to_b" ? "a" : "b";
+    const t = byId.get(ev.twin_id);
+    const targetId = t ? (from === "a" ? t.b_id : t.a_id) : null;
+    return { event: ev, from, sourceId: ev.source_id, targetId: targetId ?? null };
+  });
+}
+
+// ---------- small formatting ----------
+
+export function ago(iso: string, now = Date.now()): string {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t) || t <= 0) return "never";
+  const s = Math.round((now - t) / 1000);
+  if (s < 5) return "just now";
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(t).toISOString().slice(0, 10);
+}
+
+export function parseJSON(s: string | undefined | null): unknown {
+  if (!s) return undefined;
+  try {
+    return JSON.parse(s);
+  } catch {
+    return s;
+  }
+}
+
+export function pretty(v: unknown): string {
+  return v === undefined ? "" : JSON.stringify(v, null, 2);
+}
+
+/** The event's log is stored as a JSON array of lines or as plain text. */
+export function logLines(log: string): string[] {
+  if (!log) return [];
+  const v = parseJSON(log);
+  return Array.isArray(v) ? v.map(String) : String(log).split("\n");
+}
+
+/** dirtyKeys lists the pieces whose draft differs from what is saved. */
+export function dirtyKeys(saved: Record<string, string>, drafts: Record<string, string>): string[] {
+  return Object.keys(drafts)
+    .filter((k) => drafts[k] !== (saved[k] ?? ""))
+    .sort();
+}

@@ -1,0 +1,160 @@
+import { useState } from "preact/hooks";
+import { api, type System, type Template } from "../api";
+import { ErrorBox, Loaded, useAction, useAsync } from "../ui";
+
+const BLANK = {
+  a: { trigger: "false", outgoing: "// Fill `replica` from `entity`; only what is set here crosses over.\n", incoming: "// Apply `replica` to `entity`.\n" },
+  b: { trigger: "false", outgoing: "// Fill `replica` from `entity`; only what is set here crosses over.\n", incoming: "// Apply `replica` to `entity`.\n" },
+};
+
+export function NewConnectionView({ template }: { template?: string }) {
+  const a = useAsync(async () => {
+    const [templates, systems] = await Promise.all([api.templates(), api.systems()]);
+    return { templates, systems };
+  }, []);
+  return (
+    <div class="page">
+      <header class="page-head">
+        <div>
+          <div class="crumbs">
+            <a href="#/connections">Connections</a> /
+          </div>
+          <h1>New connection</h1>
+        </div>
+      </header>
+      <Loaded a={a} what="templates">
+        {({ templates, systems }) => {
+          if (template === undefined) return <Gallery templates={templates} />;
+          const t = template === "blank" ? null : templates.find((x) => x.name === template);
+          if (t === undefined) return <ErrorBox error={new Error(`No template named "${template}".`)} />;
+          return <CreateForm template={t} systems={systems} />;
+        }}
+      </Loaded>
+    </div>
+  );
+}
+
+function Gallery({ templates }: { templates: Template[] }) {
+  return (
+    <>
+      <p class="muted">Start from a template: scripts and triggers written for a common case, with parameters. You can change everything afterwards.</p>
+      <div class="cards" data-testid="gallery">
+        {templates.map((t) => (
+          <a class="card" href={`#/connections/new/${t.name}`} key={t.name} data-template={t.name}>
+            <h3>{t.title || t.name}</h3>
+            <p>{t.description}</p>
+            <dl class="sides">
+              <dt>A</dt>
+              <dd>{t.side_a}</dd>
+              <dt>B</dt>
+              <dd>{t.side_b}</dd>
+            </dl>
+            {t.params && t.params.length > 0 && (
+              <div class="muted small">
+                Parameters: {t.params.map((p) => p.name).join(", ")}
+              </div>
+            )}
+            <div class="tags">{t.tags?.map((g) => <span class="tag" key={g}>{g}</span>)}</div>
+          </a>
+        ))}
+        <a class="card blank" href="#/connections/new/blank" data-template="blank">
+          <h3>Blank</h3>
+          <p>Empty scripts and triggers that match nothing; write your own.</p>
+        </a>
+      </div>
+    </>
+  );
+}
+
+function CreateForm({ template, systems }: { template: Template | null; systems: System[] }) {
+  const [name, setName] = useState(template ? template.name : "");
+  const [sa, setSa] = useState(systems[0]?.id ?? 0);
+  const [sb, setSb] = useState(systems[1]?.id ?? systems[0]?.id ?? 0);
+  const [params, setParams] = useState<Record<string, string>>(() =>
+    Object.fromEntries((template?.params ?? []).map((p) => [p.name, JSON.stringify(p.default, null, 2)])),
+  );
+  const [paramErr, setParamErr] = useState<string>();
+  const act = useAction();
+
+  if (systems.length < 1)
+    return (
+      <div class="state empty">
+        <strong>No systems yet</strong>
+        <div>
+          A connection joins two systems. <a href="#/systems/new">Add a system</a> first.
+        </div>
+      </div>
+    );
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const parsed: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(params)) {
+      try {
+        parsed[k] = JSON.parse(v);
+      } catch {
+        setParamErr(`Parameter ${k} is not valid JSON.`);
+        return;
+      }
+    }
+    setParamErr(undefined);
+    const body = template
+      ? { name, system_a_id: sa, system_b_id: sb, template: template.name, params: parsed }
+      : { name, system_a_id: sa, system_b_id: sb, scripts: BLANK };
+    const c = await act.run(() => api.createConnection(body), `Connection "${name}" created (paused)`);
+    if (c) location.hash = `#/connections/${c.id}/scripts`;
+  };
+
+  const pick = (v: number, set: (n: number) => void, label: string, hint?: string) => (
+    <label class="field">
+      <span>{label}</span>
+      <select value={v} onChange={(e) => set(Number((e.currentTarget as HTMLSelectElement).value))} name={label}>
+        {systems.map((s) => (
+          <option value={s.id} key={s.id}>
+            {s.name} ({s.kind})
+          </option>
+        ))}
+      </select>
+      {hint && <small class="muted">{hint}</small>}
+    </label>
+  );
+
+  return (
+    <form class="form narrow" onSubmit={submit}>
+      <h2>{template ? template.title || template.name : "Blank connection"}</h2>
+      {template && <p class="muted">{template.description}</p>}
+      <label class="field">
+        <span>Name</span>
+        <input name="name" required value={name} onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)} />
+      </label>
+      <div class="two">
+        {pick(sa, setSa, "Side A", template?.side_a)}
+        {pick(sb, setSb, "Side B", template?.side_b)}
+      </div>
+      {template?.params?.map((p) => (
+        <label class="field" key={p.name}>
+          <span>
+            {p.name} <small class="muted">{p.description}</small>
+          </span>
+          <textarea
+            class="mono"
+            rows={Math.min(8, (params[p.name] ?? "").split("\n").length)}
+            value={params[p.name]}
+            onInput={(e) => setParams({ ...params, [p.name]: (e.currentTarget as HTMLTextAreaElement).value })}
+          />
+        </label>
+      ))}
+      {paramErr && <div class="inline-error">{paramErr}</div>}
+      {act.error && <ErrorBox error={act.error} />}
+      <div class="actions">
+        <button class="btn primary" type="submit" disabled={act.busy || !name.trim()}>
+          {act.busy ? "Creating…" : "Create connection"}
+        </button>
+        <a class="btn" href="#/connections/new">
+          Back to templates
+        </a>
+        <span class="muted small">It starts paused: check the scripts and a test run, then activate.</span>
+      </div>
+    </form>
+  );
+}

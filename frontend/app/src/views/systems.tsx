@@ -1,0 +1,214 @@
+import { useEffect, useState } from "preact/hooks";
+import { api, type System, type SystemTest } from "../api";
+import { ago } from "../logic";
+import { Empty, ErrorBox, Loaded, toast, useAction, useAsync } from "../ui";
+
+export function SystemsView({ id }: { id?: number | "new" }) {
+  const list = useAsync(() => api.systems(), []);
+  return (
+    <div class="page">
+      <header class="page-head">
+        <div>
+          <h1>Systems</h1>
+          <p class="muted">The tools Duplex reads and writes: connector, settings, credentials and poll interval.</p>
+        </div>
+        <a class="btn primary" href="#/systems/new">
+          Add system
+        </a>
+      </header>
+      <Loaded a={list} what="systems">
+        {(systems) => (
+          <div class="split">
+            <ul class="list" data-testid="systems">
+              {systems.length === 0 && <Empty title="No systems yet">Add the first one.</Empty>}
+              {systems.map((s) => (
+                <li key={s.id} class={id === s.id ? "on" : ""}>
+                  <a href={`#/systems/${s.id}`}>
+                    <strong>{s.name}</strong>
+                    <span class="muted small">
+                      {s.kind} · every {s.poll_interval_ms / 1000}s · changed {ago(s.updated_at)}
+                    </span>
+                  </a>
+                </li>
+              ))}
+            </ul>
+            <div class="pane">
+              {id === undefined ? (
+                <div class="muted">Pick a system to edit it, or add one.</div>
+              ) : (
+                <SystemForm key={String(id)} system={id === "new" ? undefined : systems.find((s) => s.id === id)} missing={id !== "new" && !systems.some((s) => s.id === id)} onSaved={list.reload} />
+              )}
+            </div>
+          </div>
+        )}
+      </Loaded>
+    </div>
+  );
+}
+
+const EXAMPLE_SETTINGS = {
+  driver: "sqlite",
+  dsn: "duplex-demo/support.db",
+  table: "tickets",
+  key_prefix: "T-",
+  fields: [{ name: "subject" }, { name: "status" }, { name: "labels", type: "list" }],
+};
+
+function SystemForm({ system, missing, onSaved }: { system?: System; missing: boolean; onSaved: () => Promise<void> }) {
+  const [name, setName] = useState(system?.name ?? "");
+  const [kind, setKind] = useState(system?.kind ?? "sql");
+  const [poll, setPoll] = useState(String(system?.poll_interval_ms ?? 2000));
+  const [settings, setSettings] = useState(JSON.stringify(system?.settings ?? EXAMPLE_SETTINGS, null, 2));
+  const [replaceSecrets, setReplaceSecrets] = useState(!system);
+  const [secrets, setSecrets] = useState<{ k: string; v: string }[]>([{ k: "", v: "" }]);
+  const [formErr, setFormErr] = useState<string>();
+  const [test, setTest] = useState<SystemTest>();
+  const save = useAction();
+  const tester = useAction();
+  useEffect(() => setTest(undefined), [system?.id]);
+
+  if (missing) return <ErrorBox error={new Error("No such system.")} />;
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(settings);
+    } catch (err) {
+      setFormErr("Settings are not valid JSON: " + (err as Error).message);
+      return;
+    }
+    const ms = Number(poll);
+    if (!Number.isInteger(ms) || ms < 100) {
+      setFormErr("Poll interval must be a whole number of milliseconds, at least 100.");
+      return;
+    }
+    setFormErr(undefined);
+    const body: Record<string, unknown> = { name, kind, settings: parsed, poll_interval_ms: ms };
+    if (replaceSecrets) body.secrets = Object.fromEntries(secrets.filter((s) => s.k.trim()).map((s) => [s.k.trim(), s.v]));
+    const saved = await save.run(() => (system ? api.updateSystem(system.id, body) : api.createSystem(body)), system ? "System saved" : "System added");
+    if (saved) {
+      await onSaved();
+      setReplaceSecrets(false);
+      setSecrets([{ k: "", v: "" }]);
+      if (!system) location.hash = `#/systems/${saved.id}`;
+    }
+  };
+
+  const runTest = async () => {
+    if (!system) return;
+    setTest(undefined);
+    const r = await tester.run(() => api.testSystem(system.id));
+    if (r) setTest(r);
+  };
+
+  const del = async () => {
+    if (!system || !confirm(`Delete system "${system.name}"?`)) return;
+    try {
+      await api.deleteSystem(system.id);
+      toast("System deleted");
+      await onSaved();
+      location.hash = "#/systems";
+    } catch (err) {
+      setFormErr((err as Error).message); // e.g. a connection still uses it
+    }
+  };
+
+  return (
+    <form class="form" onSubmit={submit} data-testid="system-form">
+      <h2>{system ? system.name : "New system"}</h2>
+      <div class="two">
+        <label class="field">
+          <span>Name</span>
+          <input name="name" required value={name} onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)} />
+        </label>
+        <label class="field">
+          <span>Connector</span>
+          <input name="kind" list="connector-kinds" value={kind} disabled={!!system} onInput={(e) => setKind((e.currentTarget as HTMLInputElement).value)} />
+          <datalist id="connector-kinds">
+            <option value="sql">a table in SQLite, PostgreSQL or MariaDB</option>
+            <option value="redmine">Redmine issues of a project</option>
+            <option value="rt">Request Tracker tickets of a queue</option>
+          </datalist>
+        </label>
+      </div>
+      <label class="field">
+        <span>Poll interval (ms)</span>
+        <input name="poll" inputMode="numeric" value={poll} onInput={(e) => setPoll((e.currentTarget as HTMLInputElement).value)} />
+      </label>
+      <label class="field">
+        <span>
+          Settings <small class="muted">JSON: driver, dsn, table, fields, comments… (docs/connectors.md)</small>
+        </span>
+        <textarea name="settings" class="mono" rows={12} value={settings} onInput={(e) => setSettings((e.currentTarget as HTMLTextAreaElement).value)} />
+      </label>
+      <fieldset class="field secrets">
+        <legend>Secrets</legend>
+        <p class="muted small">Write-only: stored encrypted, never shown again. Use them for passwords and tokens.</p>
+        {system && !replaceSecrets && (
+          <div class="row">
+            {system.secret_keys.length ? (
+              system.secret_keys.map((k) => (
+                <span class="tag" key={k}>
+                  {k} ••••••
+                </span>
+              ))
+            ) : (
+              <span class="muted">none stored</span>
+            )}
+            <button type="button" class="btn small" onClick={() => setReplaceSecrets(true)}>
+              Replace secrets…
+            </button>
+          </div>
+        )}
+        {replaceSecrets && (
+          <>
+            {system && <p class="warn small">Saving replaces all stored secrets with the ones below.</p>}
+            {secrets.map((s, i) => (
+              <div class="row" key={i}>
+                <input placeholder="name" aria-label="secret name" value={s.k} onInput={(e) => setSecrets(secrets.map((x, j) => (j === i ? { ...x, k: (e.currentTarget as HTMLInputElement).value } : x)))} />
+                <input type="password" autoComplete="new-password" placeholder="value" aria-label="secret value" value={s.v} onInput={(e) => setSecrets(secrets.map((x, j) => (j === i ? { ...x, v: (e.currentTarget as HTMLInputElement).value } : x)))} />
+              </div>
+            ))}
+            <button type="button" class="btn small" onClick={() => setSecrets([...secrets, { k: "", v: "" }])}>
+              Add secret
+            </button>
+          </>
+        )}
+      </fieldset>
+      {formErr && <div class="inline-error">{formErr}</div>}
+      {save.error && <ErrorBox error={save.error} />}
+      <div class="actions">
+        <button class="btn primary" type="submit" disabled={save.busy}>
+          {save.busy ? "Saving…" : system ? "Save" : "Add system"}
+        </button>
+        {system && (
+          <button type="button" class="btn" onClick={runTest} disabled={tester.busy} data-testid="test-system">
+            {tester.busy ? "Testing…" : "Test connection"}
+          </button>
+        )}
+        {system && (
+          <button type="button" class="btn danger-link" onClick={del}>
+            Delete
+          </button>
+        )}
+      </div>
+      {tester.error && <ErrorBox error={tester.error} />}
+      {test && (
+        <div class={`test-result ${test.ok ? "ok" : "bad"}`} data-testid="system-test-result">
+          {test.ok ? (
+            <>
+              <strong>Connected</strong> in {test.ms} ms · {test.schema?.entity_type}: {test.schema?.fields.map((f) => `${f.name} (${f.type})`).join(", ")}
+              {test.schema?.comments ? " · comments" : ""}
+            </>
+          ) : (
+            <>
+              <strong>Failed</strong> <code class="code">{test.code}</code> {test.message}
+            </>
+          )}
+        </div>
+      )}
+    </form>
+  );
+}
+

@@ -1,0 +1,604 @@
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { api, KINDS, type Kind, type ScriptVersion, type Side, type SyncEvent, type TestRunResult } from "../api";
+import { activity, ago, diffLines, diffStats, logLines, parseJSON } from "../logic";
+import { Empty, ErrorBox, Json, Loaded, StatusPill, toast, useAction, useAsync } from "../ui";
+import { keyOf, type Ctx } from "./connection";
+
+// ---------------- test run ----------------
+
+export function TestTab({ ctx }: { ctx: Ctx }) {
+  const [side, setSide] = useState<Side>((ctx.query.side as Side) || "a");
+  const [mode, setMode] = useState<"id" | "paste">("id");
+  const [entityId, setEntityId] = useState(ctx.query.entity ?? "");
+  const [pasted, setPasted] = useState('{\n  "id": "new-1",\n  "key": "T-900",\n  "fields": {"subject": "Example", "labels": ["todev"]}\n}');
+  const [result, setResult] = useState<TestRunResult>();
+  const [pasteErr, setPasteErr] = useState<string>();
+  const act = useAction();
+  const candidates = useAsync(() => api.preview(ctx.conn.id, side, "true"), [side]);
+
+  const run = async (e?: Event) => {
+    e?.preventDefault();
+    let body: { side: Side; entity_id?: string; entity?: unknown } = { side, entity_id: entityId.trim() };
+    if (mode === "paste") {
+      try {
+        body = { side, entity: JSON.parse(pasted) };
+      } catch (err) {
+        setPasteErr("Not valid JSON: " + (err as Error).message);
+        return;
+      }
+    }
+    setPasteErr(undefined);
+    setResult(undefined);
+    const r = await act.run(() => api.testRun(ctx.conn.id, body));
+    if (r) setResult(r);
+  };
+  useEffect(() => {
+    if (ctx.query.entity) void run();
+  }, []);
+
+  const dirty = Object.keys(ctx.drafts).some((k) => k.startsWith(side + ".") && ctx.drafts[k] !== undefined);
+  return (
+    <div class="test-run">
+      <form class="toolbar" onSubmit={run}>
+        <label>
+          Side{" "}
+          <select value={side} onChange={(e) => setSide((e.currentTarget as HTMLSelectElement).value as Side)} name="side">
+            <option value="a">A · {ctx.name("a")}</option>
+            <option value="b">B · {ctx.name("b")}</option>
+          </select>
+        </label>
+        <div class="seg">
+          <button type="button" class={mode === "id" ? "on" : ""} onClick={() => setMode("id")}>
+            Pick by id
+          </button>
+          <button type="button" class={mode === "paste" ? "on" : ""} onClick={() => setMode("paste")}>
+            Paste entity
+          </button>
+        </div>
+        {mode === "id" && (
+          <>
+            <input name="entity" list="entity-ids" placeholder="entity id" value={entityId} onInput={(e) => setEntityId((e.currentTarget as HTMLInputElement).value)} />
+            <datalist id="entity-ids">
+              {candidates.data?.sample.map((en) => (
+                <option key={en.id} value={en.id}>
+                  {en.key}
+                </option>
+              ))}
+            </datalist>
+          </>
+        )}
+        <button class="btn primary" type="submit" disabled={act.busy || (mode === "id" && !entityId.trim())} data-testid="run-test">
+          {act.busy ? "Running…" : "Run test"}
+        </button>
+        <span class="muted small">Runs the saved trigger and scripts; writes nothing.</span>
+      </form>
+      {dirty && <div class="warn small">This side has unsaved script changes; the test run uses the saved versions.</div>}
+      {mode === "paste" && (
+        <label class="field">
+          <span>Entity JSON (id, key, fields, comments)</span>
+          <textarea class="mono" rows={8} value={pasted} onInput={(e) => setPasted((e.currentTarget as HTMLTextAreaElement).value)} />
+        </label>
+      )}
+      {pasteErr && <div class="inline-error">{pasteErr}</div>}
+      {act.error && <ErrorBox error={act.error} />}
+      {result && <TestResult r={result} ctx={ctx} />}
+      {!result && !act.busy && !act.error && <Empty title="No test run yet">Pick an entity of side {side.toUpperCase()} and run: you see the trigger result, the replica, the patch the other side would get, and the script log.</Empty>}
+    </div>
+  );
+}
+
+function TestResult({ r, ctx }: { r: TestRunResult; ctx: Ctx }) {
+  const other: Side = r.side === "a" ? "b" : "a";
+  return (
+    <div class="result" data-testid="test-result">
+      <div class="checks">
+        <span class={`pill ${r.matched ? "active" : "paused"}`}>trigger {r.matched ? "matched" : "did not match"}</span>
+        <span class={`pill ${r.linked ? "active" : "paused"}`}>{r.linked ? "already linked" : "not linked yet"}</span>
+        <span class={`pill ${r.would_sync ? "active" : "paused"}`}>{r.would_sync ? "would sync" : "would not sync"}</span>
+        {r.skipped && <span class="pill failing">skipped: {r.skip_reason}</span>}
+        {r.error && (
+          <span class="pill failing">
+            {r.stage} failed{r.error.line ? ` at ${r.error.line}:${r.error.column}` : ""}
+          </span>
+        )}
+      </div>
+      {r.error && <div class="inline-error">{r.error.message}</div>}
+      <div class="cols3">
+        <div>
+          <h3>Replica</h3>
+          <Json value={r.replica} label="replica" />
+        </div>
+        <div>
+          <h3>
+            Patch for {ctx.name(other)} {r.replica && (r.target_id ? <span class="muted small">update #{r.target_id}</span> : <span class="muted small">would create</span>)}
+          </h3>
+          <Json value={r.patch} label="patch" />
+          {r.comments && r.comments.length > 0 && (
+            <>
+              <h4>Comments to add</h4>
+              <ul class="comments">
+                {r.comments.map((c, i) => (
+                  <li key={i}>{c.body}</li>
+                ))}
+              </ul>
+            </>
+          )}
+        </div>
+        <div>
+          <h3>Log</h3>
+          {r.log.length ? <pre class="log">{r.log.join("\n")}</pre> : <div class="muted">The scripts logged nothing.</div>}
+        </div>
+      </div>
+    </div>
+  );
+}
+
+// ---------------- versions ----------------
+
+export function VersionsTab({ ctx }: { ctx: Ctx }) {
+  const [pick, setPick] = useState<`${Side}.${Kind}`>("a.outgoing");
+  const [side, kind] = pick.split(".") as [Side, Kind];
+  const vs = useAsync(() => api.versions(ctx.conn.id, side, kind), [pick, ctx.conn.updated_at]);
+  const [from, setFrom] = useState<number>();
+  const [to, setTo] = useState<number>();
+  const act = useAction();
+  useEffect(() => {
+    setFrom(undefined);
+    setTo(undefined);
+  }, [pick]);
+
+  const restore = async (v: ScriptVersion) => {
+    const k = keyOf(side, kind);
+    if (ctx.drafts[k] !== undefined && !confirm("This script has unsaved changes in the editor; restoring replaces them. Continue?")) return;
+    const saved = await act.run(() => api.saveScript(ctx.conn.id, side, kind, v.source), `Restored v${v.version} as a new version`);
+    if (saved) {
+      ctx.resetDrafts([k]);
+      await ctx.reload();
+      await vs.reload();
+    }
+  };
+
+  return (
+    <div class="versions">
+      <div class="toolbar">
+        <label>
+          Script{" "}
+          <select name="script" value={pick} onChange={(e) => setPick((e.currentTarget as HTMLSelectElement).value as `${Side}.${Kind}`)}>
+            {(["a", "b"] as Side[]).flatMap((s) =>
+              KINDS.map((k) => (
+                <option key={s + k} value={`${s}.${k}`}>
+                  {s.toUpperCase()} · {ctx.name(s)} · {k}
+                </option>
+              )),
+            )}
+          </select>
+        </label>
+      </div>
+      {act.error && <ErrorBox error={act.error} />}
+      <Loaded a={vs} what="versions">
+        {(list) => {
+          const sorted = [...list].sort((x, y) => y.version - x.version);
+          if (sorted.length === 0) return <Empty title="No versions" />;
+          const latest = sorted[0];
+          const right = sorted.find((v) => v.version === to) ?? latest;
+          const left = sorted.find((v) => v.version === from) ?? sorted.find((v) => v.version < right.version) ?? right;
+          return (
+            <div class="split">
+              <table class="grid compact" data-testid="versions">
+                <thead>
+                  <tr>
+                    <th>Version</th>
+                    <th>Author</th>
+                    <th>Saved</th>
+                    <th title="compare from">From</th>
+                    <th title="compare to">To</th>
+                    <th />
+                  </tr>
+                </thead>
+                <tbody>
+                  {sorted.map((v) => (
+                    <tr key={v.id} data-version={v.version}>
+                      <td>
+                        v{v.version} {v === latest && <span class="pill active">current</span>}
+                      </td>
+                      <td>{v.author}</td>
+                      <td title={v.created_at}>{ago(v.created_at)}</td>
+                      <td>
+                        <input type="radio" name="from" aria-label={`compare from v${v.version}`} checked={v === left} onChange={() => setFrom(v.version)} />
+                      </td>
+                      <td>
+                        <input type="radio" name="to" aria-label={`compare to v${v.version}`} checked={v === right} onChange={() => setTo(v.version)} />
+                      </td>
+                      <td>
+                        {v !== latest && (
+                          <button class="btn small" disabled={act.busy} onClick={() => restore(v)} data-testid={`restore-${v.version}`}>
+                            Restore
+                          </button>
+                        )}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              <Diff a={left} b={right} />
+            </div>
+          );
+        }}
+      </Loaded>
+    </div>
+  );
+}
+
+function Diff({ a, b }: { a: ScriptVersion; b: ScriptVersion }) {
+  const d = useMemo(() => diffLines(a.source, b.source), [a.source, b.source]);
+  const st = diffStats(d);
+  return (
+    <div class="diff" data-testid="diff">
+      <div class="diff-head">
+        v{a.version} → v{b.version} <span class="add">+{st.added}</span> <span class="del">−{st.removed}</span>
+        {a === b && <span class="muted small"> (the first version; nothing to compare)</span>}
+      </div>
+      <pre>
+        {d.map((l, i) => (
+          <div key={i} class={`dl ${l.op}`}>
+            <span class="ln">{l.a ?? ""}</span>
+            <span class="ln">{l.b ?? ""}</span>
+            <span class="mark">{l.op === "add" ? "+" : l.op === "del" ? "−" : " "}</span>
+            {l.text}
+          </div>
+        ))}
+      </pre>
+    </div>
+  );
+}
+
+// ---------------- queue & errors ----------------
+
+export function QueueTab({ ctx }: { ctx: Ctx }) {
+  const [status, setStatus] = useState<"failed" | "queued" | "skipped">("failed");
+  const evs = useAsync(() => api.events({ connection_id: ctx.conn.id, status, limit: 200 }), [status, ctx.conn.id], 3000);
+  const act = useAction();
+  const retryAll = async () => {
+    const r = await act.run(() => api.retryFailed(ctx.conn.id));
+    if (r) {
+      toast(`${r.retried} event(s) queued again`);
+      await evs.reload();
+      await ctx.reload();
+    }
+  };
+  return (
+    <div>
+      <div class="toolbar">
+        <div class="seg">
+          {(["failed", "queued", "skipped"] as const).map((s) => (
+            <button key={s} class={status === s ? "on" : ""} onClick={() => setStatus(s)}>
+              {s}
+            </button>
+          ))}
+        </div>
+        <span class="spacer" />
+        {status === "failed" && (
+          <button class="btn" onClick={retryAll} disabled={act.busy || !evs.data?.length} data-testid="retry-all">
+            Retry all failed
+          </button>
+        )}
+      </div>
+      {act.error && <ErrorBox error={act.error} />}
+      <Loaded a={evs} what="events">
+        {(list) =>
+          list.length === 0 ? (
+            <Empty title={status === "failed" ? "No failed events" : status === "queued" ? "The queue is empty" : "Nothing skipped"}>
+              {status === "failed" ? "Every change so far went through." : ""}
+            </Empty>
+          ) : (
+            <div class="events">
+              {list.map((ev) => (
+                <EventCard key={ev.id} ev={ev} ctx={ctx} onChange={async () => (await evs.reload(), await ctx.reload())} />
+              ))}
+            </div>
+          )
+        }
+      </Loaded>
+    </div>
+  );
+}
+
+function EventCard({ ev, ctx, onChange }: { ev: SyncEvent; ctx: Ctx; onChange: () => Promise<void> }) {
+  const [open, setOpen] = useState(ev.status === "failed");
+  const [reason, setReason] = useState<string | null>(null);
+  const act = useAction();
+  const from: Side = ev.direction === "a_to_b" ? "a" : "b";
+  const to: Side = from === "a" ? "b" : "a";
+  const retry = async () => (await act.run(() => api.retry(ev.id), `Event ${ev.id} queued again`)) && onChange();
+  const skip = async (e: Event) => {
+    e.preventDefault();
+    if (!reason?.trim()) return;
+    if (await act.run(() => api.skip(ev.id, reason.trim()), `Event ${ev.id} skipped`)) await onChange();
+  };
+  return (
+    <div class={`event st-${ev.status}`} data-event={ev.id}>
+      <div class="event-head" onClick={() => setOpen(!open)}>
+        <StatusPill s={ev.status} />
+        <span>
+          <span class="muted">event {ev.id}</span> · {ctx.name(from)} <strong>#{ev.source_id}</strong> → {ctx.name(to)}
+          {ev.action === "delete" && " (delete)"}
+        </span>
+        <span class="muted small">
+          {ev.attempts} attempt{ev.attempts === 1 ? "" : "s"} · {ago(ev.updated_at)}
+          {ev.status === "queued" && ev.attempts > 0 && ` · next ${ago(ev.next_attempt_at).replace(" ago", "")}`}
+        </span>
+        <span class="spacer" />
+        {ev.status === "failed" && (
+          <>
+            <button class="btn small" onClick={(e) => (e.stopPropagation(), retry())} disabled={act.busy}>
+              Retry
+            </button>
+            <button class="btn small" onClick={(e) => (e.stopPropagation(), setReason(reason === null ? "" : null))} disabled={act.busy}>
+              Skip…
+            </button>
+          </>
+        )}
+      </div>
+      {ev.last_error && <div class="inline-error">{ev.last_error}</div>}
+      {reason !== null && (
+        <form class="row" onSubmit={skip}>
+          <input autoFocus placeholder="Why skip this change? (kept in the audit log)" value={reason} onInput={(e) => setReason((e.currentTarget as HTMLInputElement).value)} />
+          <button class="btn small primary" type="submit" disabled={!reason.trim() || act.busy}>
+            Skip event
+          </button>
+        </form>
+      )}
+      {act.error && <ErrorBox error={act.error} />}
+      {open && (
+        <div class="cols2">
+          <div>
+            <h4>Replica</h4>
+            <Json value={parseJSON(ev.replica)} label="replica" />
+          </div>
+          <div>
+            <h4>Log</h4>
+            {logLines(ev.log).length ? <pre class="log">{logLines(ev.log).join("\n")}</pre> : <div class="muted">No log.</div>}
+          </div>
+        </div>
+      )}
+    </div>
+  );
+}
+
+// ---------------- conflicts ----------------
+
+interface FieldConflict {
+  field: string;
+  base: unknown;
+  target: unknown;
+  incoming: unknown;
+}
+
+export function ConflictsTab({ ctx }: { ctx: Ctx }) {
+  const evs = useAsync(() => api.events({ connection_id: ctx.conn.id, status: "conflict", limit: 200 }), [ctx.conn.id], 4000);
+  return (
+    <div>
+      <p class="muted">
+        Changes that met a change of the same field on the other side, waiting for you (policy: <code>{ctx.conn.conflict_policy || '{"default":"a"}'}</code>, see Settings).
+      </p>
+      <Loaded a={evs} what="conflicts">
+        {(list) =>
+          list.length === 0 ? (
+            <Empty title="No conflicts">With a manual policy, conflicting edits wait here.</Empty>
+          ) : (
+            list.map((ev) => <ConflictCard key={ev.id} ev={ev} ctx={ctx} onDone={async () => (await evs.reload(), await ctx.reload())} />)
+          )
+        }
+      </Loaded>
+    </div>
+  );
+}
+
+function ConflictCard({ ev, ctx, onDone }: { ev: SyncEvent; ctx: Ctx; onDone: () => Promise<void> }) {
+  const conflicts = (parseJSON(ev.conflicts) as FieldConflict[] | undefined) ?? [];
+  const [choice, setChoice] = useState<Record<string, { take: string; value: string }>>(() =>
+    Object.fromEntries(conflicts.map((c) => [c.field, { take: "source", value: JSON.stringify(c.incoming) }])),
+  );
+  const [err, setErr] = useState<string>();
+  const act = useAction();
+  const from: Side = ev.direction === "a_to_b" ? "a" : "b";
+  const to: Side = from === "a" ? "b" : "a";
+  const submit = async () => {
+    const body: Record<string, { take: string; value?: unknown }> = {};
+    for (const [f, c] of Object.entries(choice)) {
+      if (c.take !== "value") body[f] = { take: c.take };
+      else
+        try {
+          body[f] = { take: "value", value: JSON.parse(c.value) };
+        } catch {
+          setErr(`${f}: the value must be JSON (a string needs quotes).`);
+          return;
+        }
+    }
+    setErr(undefined);
+    if (await act.run(() => api.resolve(ev.id, body), `Conflict ${ev.id} resolved; the change is queued`)) await onDone();
+  };
+  const show = (v: unknown) => (v === undefined ? <span class="muted">—</span> : <code>{JSON.stringify(v)}</code>);
+  return (
+    <div class="event st-conflict" data-event={ev.id}>
+      <div class="event-head">
+        <StatusPill s="conflict" />
+        <span>
+          <span class="muted">event {ev.id}</span> · {ctx.name(from)} <strong>#{ev.source_id}</strong> → {ctx.name(to)}
+        </span>
+        <span class="muted small">{ago(ev.updated_at)}</span>
+      </div>
+      <table class="grid compact">
+        <thead>
+          <tr>
+            <th>Field of {ctx.name(to)}</th>
+            <th>Base (last sync)</th>
+            <th>{ctx.name(to)} now</th>
+            <th>Incoming from {ctx.name(from)}</th>
+            <th>Keep</th>
+          </tr>
+        </thead>
+        <tbody>
+          {conflicts.map((c) => {
+            const ch = choice[c.field];
+            const set = (take: string, value = ch.value) => setChoice({ ...choice, [c.field]: { take, value } });
+            return (
+              <tr key={c.field}>
+                <td>
+                  <strong>{c.field}</strong>
+                </td>
+                <td>{show(c.base)}</td>
+                <td>{show(c.target)}</td>
+                <td>{show(c.incoming)}</td>
+                <td>
+                  <div class="seg">
+                    <button class={ch.take === "source" ? "on" : ""} onClick={() => set("source")}>
+                      incoming
+                    </button>
+                    <button class={ch.take === "target" ? "on" : ""} onClick={() => set("target")}>
+                      current
+                    </button>
+                    <button class={ch.take === "value" ? "on" : ""} onClick={() => set("value")}>
+                      edit
+                    </button>
+                  </div>
+                  {ch.take === "value" && <input class="mono" value={ch.value} onInput={(e) => set("value", (e.currentTarget as HTMLInputElement).value)} />}
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      {err && <div class="inline-error">{err}</div>}
+      {act.error && <ErrorBox error={act.error} />}
+      <div class="actions">
+        <button class="btn primary" onClick={submit} disabled={act.busy}>
+          Resolve
+        </button>
+      </div>
+    </div>
+  );
+}
+
+// ---------------- activity ----------------
+
+export function ActivityTab({ ctx }: { ctx: Ctx }) {
+  const a = useAsync(async () => {
+    const [events, twins, audit] = await Promise.all([api.events({ connection_id: ctx.conn.id, limit: 100 }), api.twins(ctx.conn.id), api.audit(ctx.conn.id, 50)]);
+    return { items: activity(events, twins), audit };
+  }, [ctx.conn.id], 2000);
+  const link = (side: Side, id: string | null) =>
+    id ? (
+      <a href={`#/connections/${ctx.conn.id}/test?side=${side}&entity=${encodeURIComponent(id)}`} title={`Test run with ${ctx.name(side)} ${id}`}>
+        {ctx.name(side)} #{id}
+      </a>
+    ) : (
+      <span class="muted">{ctx.name(side)} (not created yet)</span>
+    );
+  return (
+    <Loaded a={a} what="activity">
+      {({ items, audit }) => (
+        <div class="cols2 activity">
+          <div>
+            <h3>Synced items</h3>
+            {items.length === 0 ? (
+              <Empty title="Nothing synced yet">{ctx.conn.active ? "Changes that match a trigger show up here within a poll interval." : "The connection is paused: activate it to start syncing."}</Empty>
+            ) : (
+              <ul class="timeline" data-testid="activity">
+                {items.map(({ event: ev, from, sourceId, targetId }) => {
+                  const to: Side = from === "a" ? "b" : "a";
+                  return (
+                    <li key={ev.id} class={`st-${ev.status}`} data-event={ev.id}>
+                      <StatusPill s={ev.status} />
+                      <span class="what">
+                        {link(from, sourceId)} <span class="arrow">→</span> {link(to, targetId)}
+                        {ev.action === "delete" && " (delete)"}
+                        {summary(ev.replica) && <span class="muted small"> · {summary(ev.replica)}</span>}
+                      </span>
+                      <span class="muted small" title={ev.updated_at}>
+                        {ago(ev.updated_at)}
+                      </span>
+                      {ev.last_error && <div class="inline-error small">{ev.last_error}</div>}
+                    </li>
+                  );
+                })}
+              </ul>
+            )}
+          </div>
+          <div>
+            <h3>Audit log</h3>
+            {audit.length === 0 ? (
+              <Empty title="No entries" />
+            ) : (
+              <ul class="audit">
+                {audit.map((e) => (
+                  <li key={e.id}>
+                    <code>{e.action}</code> <span class="muted small">{e.actor} · {ago(e.at)}</span>
+                    {e.detail && <div class="small">{e.detail}</div>}
+                  </li>
+                ))}
+              </ul>
+            )}
+          </div>
+        </div>
+      )}
+    </Loaded>
+  );
+}
+
+// ---------------- settings ----------------
+
+export function SettingsTab({ ctx }: { ctx: Ctx }) {
+  const current = (parseJSON(ctx.conn.conflict_policy) as { default?: string; fields?: Record<string, string> } | undefined) ?? {};
+  const [def, setDef] = useState(current.default || "a");
+  const [fields, setFields] = useState(JSON.stringify(current.fields ?? {}, null, 2));
+  const [err, setErr] = useState<string>();
+  const act = useAction();
+  const save = async (e: Event) => {
+    e.preventDefault();
+    let f: unknown;
+    try {
+      f = JSON.parse(fields || "{}");
+    } catch {
+      setErr("Field overrides must be a JSON object, e.g. {\"priority\": \"b\"}.");
+      return;
+    }
+    setErr(undefined);
+    if (await act.run(() => api.setPolicy(ctx.conn.id, { default: def, fields: f }), "Conflict policy saved")) await ctx.reload();
+  };
+  return (
+    <form class="form narrow" onSubmit={save}>
+      <h2>Conflict policy</h2>
+      <p class="muted">When both sides changed the same field since the last sync.</p>
+      <label class="field">
+        <span>Default</span>
+        <select value={def} onChange={(e) => setDef((e.currentTarget as HTMLSelectElement).value)}>
+          <option value="a">Side A wins ({ctx.name("a")})</option>
+          <option value="b">Side B wins ({ctx.name("b")})</option>
+          <option value="newest">The newest change wins</option>
+          <option value="manual">Ask me (conflicts wait in the Conflicts tab)</option>
+        </select>
+      </label>
+      <label class="field">
+        <span>Per-field overrides (JSON)</span>
+        <textarea class="mono" rows={4} value={fields} onInput={(e) => setFields((e.currentTarget as HTMLTextAreaElement).value)} />
+      </label>
+      {err && <div class="inline-error">{err}</div>}
+      {act.error && <ErrorBox error={act.error} />}
+      <div class="actions">
+        <button class="btn primary" disabled={act.busy}>
+          Save policy
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/** summary names a synced item by the first text its replica carries (a title, a subject). */
+function summary(replica: string): string {
+  const r = parseJSON(replica);
+  if (!r || typeof r !== "object") return "";
+  const o = r as Record<string, unknown>;
+  for (const k of ["title", "subject", "name", "summary"]) if (typeof o[k] === "string" && o[k]) return o[k] as string;
+  return "";
+}

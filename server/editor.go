@@ -1,0 +1,122 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/scripting"
+)
+
+// Endpoints the browser app's editor uses: checking a script without saving
+// it, previewing what a trigger matches, and testing a system's connection.
+
+// validateDraft compiles a script or trigger as saving it would, and saves
+// nothing: 200 {"ok": true}, or 422 script_invalid with line and column.
+func (s *srv) validateDraft(c *gin.Context) error {
+	conn, side, kind, err := s.scriptTarget(c)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Source *string `json:"source"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	if in.Source == nil {
+		return badRequest("source is required")
+	}
+	if err := s.validateScript(c.Request.Context(), conn, side, kind, *in.Source); err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"ok": true})
+	return nil
+}
+
+// Preview bounds: entities read from the system, matches returned.
+const (
+	previewScan   = 1000
+	previewSample = 5
+)
+
+// triggerPreview counts the entities of one side that a trigger (the saved
+// one, or a draft in "source") matches, with a few of them.
+func (s *srv) triggerPreview(c *gin.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Side   string  `json:"side"`
+		Source *string `json:"source"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	side, err := parseSide(in.Side)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request.Context()
+	conn, err := s.st.GetConnection(ctx, id)
+	if err != nil {
+		return err
+	}
+	src := ""
+	if in.Source != nil {
+		src = *in.Source
+	} else {
+		cur, err := s.st.CurrentScripts(ctx, id)
+		if err != nil {
+			return err
+		}
+		src = cur[side][store.KindTrigger].Source
+	}
+	p, err := s.eng.PreviewTrigger(ctx, conn.SystemID(side), src, previewScan, previewSample)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, p)
+	return nil
+}
+
+// testSystem reopens a system's connector and asks it to describe its
+// entities: 200 {"ok": true, "schema": …, "ms": …}, or {"ok": false, "code",
+// "message"} when the system cannot be reached or is misconfigured. The
+// message is the connector's own, shown to the person who configured it.
+func (s *srv) testSystem(c *gin.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request.Context()
+	sys, err := s.st.GetSystem(ctx, id)
+	if err != nil {
+		return err
+	}
+	s.eng.ReloadSystem(id) // a fresh connection, not a cached schema
+	start := time.Now()
+	schema, err := s.eng.Schema(ctx, id)
+	ms := time.Since(start).Milliseconds()
+	if err != nil {
+		var se *scripting.Error
+		if errors.As(err, &se) || errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		code := CodeUnavailable
+		if errors.Is(err, connectors.ErrBadConfig) {
+			code = CodeBadConfig
+		}
+		s.audit(ctx, "system.test", nil, "system "+sys.Name+": failed")
+		c.JSON(http.StatusOK, gin.H{"ok": false, "code": code, "message": err.Error(), "ms": ms})
+		return nil
+	}
+	s.audit(ctx, "system.test", nil, "system "+sys.Name+": ok")
+	c.JSON(http.StatusOK, gin.H{"ok": true, "schema": schema, "ms": ms})
+	return nil
+}
