@@ -141,3 +141,31 @@ func TestManualConflict(t *testing.T) {
 		t.Fatalf("after resolution: ticket %q, issue %q; want both high", pa, pb)
 	}
 }
+
+// An edit of a field the target's side never sends back (the engineering
+// title, with the demo's scripts) is still the engineer's edit: a later
+// change of the ticket's subject is a conflict under the manual policy,
+// even after an unrelated engineering change went to the ticket in between.
+func TestEditOfAFieldNotSentBackIsProtected(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	if err := f.st.SetConflictPolicy(f.ctx, f.conn.ID, `{"default":"manual"}`); err != nil {
+		t.Fatal(err)
+	}
+	f.settle()
+	f.exec(f.eng2, "UPDATE issues SET title = 'Renamed by engineering', state = 'in_progress' WHERE ticket_ref = 'T-1'")
+	time.Sleep(50 * time.Millisecond) // past the sql connector's settle window
+	f.settle()
+	if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
+		t.Fatalf("the state change did not reach the ticket: %q", got)
+	}
+	f.exec(f.support, "UPDATE tickets SET subject = 'Renamed by support' WHERE id = 1")
+	time.Sleep(50 * time.Millisecond)
+	f.settle()
+	if got := f.one(f.eng2, "SELECT title FROM issues WHERE ticket_ref = 'T-1'"); got != "Renamed by engineering" {
+		t.Fatalf("issue title %q: the engineer's rename was overwritten without a conflict", got)
+	}
+	evs, err := f.st.ListEvents(f.ctx, store.EventFilter{ConnectionID: f.conn.ID, Status: store.StatusConflict})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("want one conflict waiting, got %d (%v)", len(evs), err)
+	}
+}

@@ -354,9 +354,85 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 	// hash of a side is always the hash of its base), so content a person
 	// changed away from and back to later is not taken for an echo.
 	if ev.SourceFields != nil {
-		twin.SetBase(src, *ev.SourceFields)
+		twin.SetBase(src, e.sourceBase(ctx, p, src, ev.SourceID, twin.Base(src), *ev.SourceFields))
 	}
 	return out, &twin, nil
+}
+
+// sourceBase is the source's new base once its change reached the other
+// side: its state as queued, except the fields whose change its outgoing
+// script does not carry (the replica comes out the same with the old
+// value). Those keep their old base value: such an edit (an engineer's
+// rename of a field only the other side writes) was not synced, and the
+// next merge the other way must still see it as this side's own change,
+// not overwrite it. One script run, plus one per field that changed; if a
+// run fails, the whole queued state is taken, as before.
+func (e *Engine) sourceBase(ctx context.Context, p *plan, src store.Side, id string, oldBase *string, queued string) string {
+	old, err := decodeSnapshot(oldBase)
+	if err != nil || old == nil {
+		return queued
+	}
+	cur, err := decodeSnapshot(&queued)
+	if err != nil || cur == nil {
+		return queued
+	}
+	var changed []string
+	for k, v := range cur.F {
+		if a, b := mustCanonical(v), mustCanonical(old.F[k]); a != b {
+			changed = append(changed, k)
+		}
+	}
+	if len(changed) == 0 {
+		return queued
+	}
+	run := func(fields map[string]any) (string, bool) {
+		res, err := e.opts.Runner.Outgoing(ctx, p.sides[src].outgoing, scriptEntity(connectors.Entity{ID: id, Fields: fields}), nil,
+			scripting.Meta{Connection: p.conn.Name, Side: string(src), Timeout: p.options.scriptTimeout()})
+		if err != nil {
+			return "", false
+		}
+		enc, err := canonical(res.Replica)
+		return enc, err == nil
+	}
+	ref, ok := run(cur.F)
+	if !ok {
+		return queued
+	}
+	keep := make(map[string]any, len(cur.F))
+	for k, v := range cur.F {
+		keep[k] = v
+	}
+	for _, k := range changed {
+		probe := make(map[string]any, len(cur.F))
+		for f, v := range cur.F {
+			probe[f] = v
+		}
+		if ov, had := old.F[k]; had {
+			probe[k] = ov
+		} else {
+			delete(probe, k)
+		}
+		if r, ok := run(probe); ok && r == ref {
+			if ov, had := old.F[k]; had {
+				keep[k] = ov
+			} else {
+				delete(keep, k)
+			}
+		}
+	}
+	enc, err := snapshot{F: keep, C: cur.C}.encode()
+	if err != nil {
+		return queued
+	}
+	return enc
+}
+
+func mustCanonical(v any) string {
+	s, err := canonical(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return s
 }
 
 // applyDelete carries out the connection's delete policy for a twin whose
