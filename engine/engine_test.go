@@ -74,7 +74,11 @@ func (c counting) Update(ctx context.Context, id string, f map[string]any) (conn
 		return connectors.Entity{}, err
 	}
 	c.writes.Add(1)
-	return c.Connector.Update(ctx, id, f)
+	e, err := c.Connector.Update(ctx, id, f)
+	if err == nil {
+		err = c.inject("after-update") // written, but the answer is lost
+	}
+	return e, err
 }
 
 func (c counting) AddComment(ctx context.Context, id string, cm connectors.Comment) (connectors.Comment, error) {

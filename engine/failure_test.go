@@ -424,3 +424,40 @@ func TestCommentAfterInterruptedCreateIsKept(t *testing.T) {
 		t.Fatalf("the engineer's comment reached the ticket %d times, want 1", n)
 	}
 }
+
+// An update whose answer was lost (or a crash after the write, before the
+// record) is retried, finds the target already as wanted and writes
+// nothing; the sides agree on that value, and the base must say so, or the
+// next change of the field is taken for a conflict with Duplex's own write.
+func TestUpdateAnswerLostThenNextChangeApplies(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	f.settle()
+	lost := 0
+	f.setFault(func(system, op string) error {
+		if system == "support-desk" && op == "after-update" && lost < 1 {
+			lost++
+			return fmt.Errorf("connection reset after the update: %w", connectors.ErrUnavailable)
+		}
+		return nil
+	})
+	f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE ticket_ref = 'T-1'")
+	time.Sleep(50 * time.Millisecond)
+	for i := 0; i < 3; i++ {
+		f.advance(time.Hour)
+		f.cycle()
+	}
+	f.settle()
+	if lost != 1 {
+		t.Fatalf("fault fired %d times, want 1", lost)
+	}
+	if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
+		t.Fatalf("status %q after the retried update", got)
+	}
+	f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE ticket_ref = 'T-1'")
+	time.Sleep(50 * time.Millisecond)
+	f.advance(time.Hour)
+	f.settle()
+	if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "solved" {
+		t.Fatalf("status %q: the resolve was taken for a conflict with Duplex's own earlier write", got)
+	}
+}

@@ -280,6 +280,20 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 	out := outcome{Action: "none"}
 	changes := fields
 	found := false
+	// Fields the target already has as the source wants them: the sides
+	// agree, so that is their base now. This matters after a write whose
+	// answer was lost (or a crash before its record): the retry finds the
+	// value in place and writes nothing, and without this the base would
+	// keep the old value and Duplex's own write would look like a person's
+	// edit, turning the next change of the field into a false conflict.
+	agreed := map[string]any{}
+	if !first {
+		for k, v := range fields {
+			if lv, ok := local.Fields[k]; ok && mustCanonical(lv) == mustCanonical(v) && mustCanonical(base.F[k]) != mustCanonical(v) {
+				agreed[k] = lv
+			}
+		}
+	}
 	if !first {
 		var conflicts []Conflict
 		if changes, conflicts, err = e.mergeFor(ctx, p, ev, &twin, dst, local, fields); err != nil {
@@ -328,12 +342,18 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		// Comments already added are linked in twin; save it so a retry skips them.
 		return out, &twin, err
 	}
+	if out.Action == "none" && len(agreed) > 0 {
+		if enc, err := base.with(agreed, nil).encode(); err == nil {
+			twin.SetBase(dst, enc)
+		}
+	}
 	if out.Action != "none" {
 		// The target's new base, and the echo reference, is its old base
-		// changed by exactly this write: never a read of the target, which
-		// may hold a person's edit not synced yet, and a later poll must see
-		// that edit as a change, not as this write's echo.
-		written := base.with(out.Patch, added)
+		// changed by exactly this write (and by what the sides agree on):
+		// never a whole read of the target, which may hold a person's edit
+		// not synced yet, and a later poll must see that edit as a change,
+		// not as this write's echo.
+		written := base.with(agreed, nil).with(out.Patch, added)
 		if first {
 			written = snapshotOf(local).with(nil, added)
 			if found {
