@@ -461,3 +461,29 @@ func TestUpdateAnswerLostThenNextChangeApplies(t *testing.T) {
 		t.Fatalf("status %q: the resolve was taken for a conflict with Duplex's own earlier write", got)
 	}
 }
+
+// A support edit lands between the engineering poll and the apply of the
+// engineering change to the ticket: the incoming script passes the new
+// subject through untouched, and that must not be taken as agreed (it would
+// become the ticket's echo reference and the edit would never be sent).
+func TestEditDuringTheOtherDirectionsApplyIsSent(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	f.settle()
+	f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE ticket_ref = 'T-1'")
+	time.Sleep(50 * time.Millisecond)
+	if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID); err != nil {
+		t.Fatal(err)
+	}
+	f.exec(f.support, "UPDATE tickets SET subject = 'Edited while engineering synced' WHERE id = 1")
+	if _, err := f.eng.WorkOnce(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	f.settle()
+	if got := f.one(f.eng2, "SELECT title FROM issues WHERE ticket_ref = 'T-1'"); got != "Edited while engineering synced" {
+		t.Fatalf("issue title %q: the support edit was taken for an echo", got)
+	}
+	if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
+		t.Fatalf("ticket status %q", got)
+	}
+}

@@ -288,11 +288,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 	// edit, turning the next change of the field into a false conflict.
 	agreed := map[string]any{}
 	if !first {
-		for k, v := range fields {
-			if lv, ok := local.Fields[k]; ok && mustCanonical(lv) == mustCanonical(v) && mustCanonical(base.F[k]) != mustCanonical(v) {
-				agreed[k] = lv
-			}
-		}
+		agreed = e.agreedFields(ctx, p, dst, replica, previous, local, base, fields)
 	}
 	if !first {
 		var conflicts []Conflict
@@ -377,6 +373,49 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		twin.SetBase(src, e.sourceBase(ctx, p, src, ev.SourceID, twin.Base(src), *ev.SourceFields))
 	}
 	return out, &twin, nil
+}
+
+// agreedFields returns the target fields that already hold what the source
+// wants but differ from the base. A script passes fields it does not map
+// through unchanged, and those must not count (a person's unsynced edit
+// would become the base and then Duplex's echo): so the incoming script runs
+// once more with those fields set back to their base values, and only the
+// ones it still sets to the wanted value are driven by the replica.
+func (e *Engine) agreedFields(ctx context.Context, p *plan, dst store.Side, replica, previous map[string]any,
+	local connectors.Entity, base snapshot, desired map[string]any) map[string]any {
+	var cands []string
+	for k, v := range desired {
+		if lv, ok := local.Fields[k]; ok && mustCanonical(lv) == mustCanonical(v) && mustCanonical(base.F[k]) != mustCanonical(v) {
+			cands = append(cands, k)
+		}
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	probe := scriptEntity(local)
+	for _, k := range cands {
+		if bv, ok := base.F[k]; ok {
+			probe[k] = bv
+		} else {
+			delete(probe, k)
+		}
+	}
+	res, err := e.opts.Runner.Incoming(ctx, p.sides[dst].incoming, replica, previous, probe,
+		scripting.Meta{Connection: p.conn.Name, Side: string(dst), Timeout: p.options.scriptTimeout()})
+	if err != nil || res.Skipped {
+		return nil
+	}
+	out, _, err := splitEntity(res.Entity)
+	if err != nil {
+		return nil
+	}
+	agreed := map[string]any{}
+	for _, k := range cands {
+		if mustCanonical(out[k]) == mustCanonical(desired[k]) {
+			agreed[k] = desired[k]
+		}
+	}
+	return agreed
 }
 
 // sourceBase is the source's new base once its change reached the other
