@@ -39,3 +39,28 @@ func (s *srv) hook(c *gin.Context) error {
 	c.JSON(http.StatusAccepted, res)
 	return nil
 }
+
+// listDeliveries shows a system's latest webhook deliveries with their
+// status and error, newest first, so a lost or failing webhook is visible.
+func (s *srv) listDeliveries(c *gin.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	if _, err := s.st.GetSystem(c.Request.Context(), id); err != nil {
+		return err
+	}
+	limit, err := intQuery(c, "limit", 100)
+	if err != nil {
+		return err
+	}
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	ds, err := s.st.ListDeliveries(c.Request.Context(), id, limit)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, ds)
+	return nil
+}

@@ -163,11 +163,20 @@ func TestWebhookIntake(t *testing.T) {
 	if len(evs) != 1 {
 		t.Fatalf("%d events, want 1", len(evs))
 	}
-	ds, _ := e.st.ListDeliveries(ctx, e.sysA, 10)
+	var ds []store.WebhookDelivery
+	if code := e.do("GET", "/api/systems/"+strconv.FormatInt(e.sysA, 10)+"/deliveries", "", &ds); code != 200 || len(ds) != 2 {
+		t.Fatalf("deliveries: %d, %d rows", code, len(ds))
+	}
+	if ds[0].DeliveryID != "d-2" || ds[1].DeliveryID != "d-1" {
+		t.Fatalf("newest first: %s, %s", ds[0].DeliveryID, ds[1].DeliveryID)
+	}
 	for _, d := range ds {
-		if d.Status != store.DeliveryDone {
+		if d.Status != store.DeliveryDone || d.ProcessedAt == nil {
 			t.Errorf("delivery %s: %s %s", d.DeliveryID, d.Status, d.LastError)
 		}
+	}
+	if code := e.do("GET", "/api/systems/9999/deliveries", "", nil); code != 404 {
+		t.Fatalf("deliveries of a missing system: %d", code)
 	}
 }
 

@@ -95,6 +95,7 @@ func New(o Options) http.Handler {
 	api.PUT("/systems/:id", s.h(s.updateSystem))
 	api.DELETE("/systems/:id", s.h(s.deleteSystem))
 	api.GET("/systems/:id/schema", s.h(s.systemSchema))
+	api.GET("/systems/:id/deliveries", s.h(s.listDeliveries))
 	api.POST("/systems/:id/test", s.h(s.testSystem))
 
 	api.GET("/connections", s.h(s.listConnections))
