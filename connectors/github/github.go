@@ -484,21 +484,21 @@ func (c *conn) issueBody(ctx context.Context, fields map[string]any) (map[string
 	for k, v := range fields {
 		switch k {
 		case "title":
-			s := strings.TrimSpace(str(v))
+			s := strings.TrimSpace(connectors.Text(v))
 			if s == "" {
 				return nil, fmt.Errorf("%w: github: title cannot be empty", connectors.ErrInvalid)
 			}
-			body[k] = str(v)
+			body[k] = connectors.Text(v)
 		case "body":
-			body[k] = str(v)
+			body[k] = connectors.Text(v)
 		case "state":
-			s := strings.ToLower(strings.TrimSpace(str(v)))
+			s := strings.ToLower(strings.TrimSpace(connectors.Text(v)))
 			if s != "open" && s != "closed" {
-				return nil, fmt.Errorf("%w: github: state must be open or closed, got %q", connectors.ErrInvalid, str(v))
+				return nil, fmt.Errorf("%w: github: state must be open or closed, got %q", connectors.ErrInvalid, connectors.Text(v))
 			}
 			body[k] = s
 		case "state_reason":
-			s := strings.ToLower(strings.TrimSpace(str(v)))
+			s := strings.ToLower(strings.TrimSpace(connectors.Text(v)))
 			if s == "" {
 				continue // GitHub sets one itself when the state changes
 			}
@@ -513,7 +513,7 @@ func (c *conn) issueBody(ctx context.Context, fields map[string]any) (map[string
 			}
 			body[k] = list
 		case "milestone":
-			title := strings.TrimSpace(str(v))
+			title := strings.TrimSpace(connectors.Text(v))
 			if title == "" {
 				body[k] = nil
 				continue
@@ -574,18 +574,6 @@ func stringList(v any) ([]string, error) {
 	return out, nil
 }
 
-func str(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	default:
-		return fmt.Sprint(x)
-	}
-}
 
 // milestoneNumber finds a milestone (open or closed) by title, case-
 // insensitively, reloading the list once on a miss.

@@ -568,24 +568,24 @@ func (c *conn) issueFields(ctx context.Context, fields map[string]any) (map[stri
 	for k, v := range fields {
 		switch k {
 		case "summary":
-			s := str(v)
+			s := connectors.Text(v)
 			if strings.TrimSpace(s) == "" {
 				return nil, "", fmt.Errorf("%w: jira: summary cannot be empty", connectors.ErrInvalid)
 			}
 			body["summary"] = s
 		case "description":
-			if doc := textADF(str(v)); doc != nil {
+			if doc := textADF(connectors.Text(v)); doc != nil {
 				body["description"] = doc
 			} else {
 				body["description"] = nil
 			}
 		case "status":
-			status = strings.TrimSpace(str(v))
+			status = strings.TrimSpace(connectors.Text(v))
 			if status == "" {
 				return nil, "", fmt.Errorf("%w: jira: status cannot be empty", connectors.ErrInvalid)
 			}
 		case "priority", "issuetype":
-			name := strings.TrimSpace(str(v))
+			name := strings.TrimSpace(connectors.Text(v))
 			if name == "" {
 				return nil, "", fmt.Errorf("%w: jira: %s cannot be empty", connectors.ErrInvalid, k)
 			}
@@ -597,7 +597,7 @@ func (c *conn) issueFields(ctx context.Context, fields map[string]any) (map[stri
 			}
 			body["labels"] = labels
 		case "assignee", "reporter":
-			who := strings.TrimSpace(str(v))
+			who := strings.TrimSpace(connectors.Text(v))
 			if who == "" {
 				body[k] = nil
 				continue
@@ -642,7 +642,7 @@ func labelList(v any) ([]string, error) {
 	case nil:
 	case []any:
 		for _, e := range x {
-			in = append(in, str(e))
+			in = append(in, connectors.Text(e))
 		}
 	case []string:
 		in = x
@@ -672,21 +672,21 @@ func (c *conn) customWrite(ctx context.Context, fd fieldDef, v any) (any, error)
 	}
 	switch fd.Schema.Type {
 	case "number":
-		n, err := number(v)
+		n, err := connectors.Number(v)
 		if err != nil {
 			return nil, fmt.Errorf("%w: jira: field %q takes a number, got %v", connectors.ErrInvalid, fd.Name, v)
 		}
 		return n, nil
 	case "option":
-		if str(v) == "" {
+		if connectors.Text(v) == "" {
 			return nil, nil
 		}
-		return map[string]any{"value": str(v)}, nil
+		return map[string]any{"value": connectors.Text(v)}, nil
 	case "user":
-		if str(v) == "" {
+		if connectors.Text(v) == "" {
 			return nil, nil
 		}
-		id, err := c.resolveUser(ctx, str(v))
+		id, err := c.resolveUser(ctx, connectors.Text(v))
 		if err != nil {
 			return nil, err
 		}
@@ -697,7 +697,7 @@ func (c *conn) customWrite(ctx context.Context, fd fieldDef, v any) (any, error)
 		case []any:
 			items = x
 		default:
-			for _, s := range strings.Split(str(v), ",") {
+			for _, s := range strings.Split(connectors.Text(v), ",") {
 				if s = strings.TrimSpace(s); s != "" {
 					items = append(items, s)
 				}
@@ -707,59 +707,34 @@ func (c *conn) customWrite(ctx context.Context, fd fieldDef, v any) (any, error)
 		for _, it := range items {
 			switch fd.Schema.Items {
 			case "option":
-				out = append(out, map[string]any{"value": str(it)})
+				out = append(out, map[string]any{"value": connectors.Text(it)})
 			case "user":
-				id, err := c.resolveUser(ctx, str(it))
+				id, err := c.resolveUser(ctx, connectors.Text(it))
 				if err != nil {
 					return nil, err
 				}
 				out = append(out, map[string]any{"accountId": id})
 			case "version", "component":
-				out = append(out, map[string]any{"name": str(it)})
+				out = append(out, map[string]any{"name": connectors.Text(it)})
 			default:
-				out = append(out, str(it))
+				out = append(out, connectors.Text(it))
 			}
 		}
 		return out, nil
 	case "string":
 		if strings.HasSuffix(fd.Schema.Custom, ":textarea") {
-			if doc := textADF(str(v)); doc != nil {
+			if doc := textADF(connectors.Text(v)); doc != nil {
 				return doc, nil
 			}
 			return nil, nil
 		}
-		return str(v), nil
+		return connectors.Text(v), nil
 	default:
 		return v, nil
 	}
 }
 
-func str(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	default:
-		return fmt.Sprint(x)
-	}
-}
 
-func number(v any) (float64, error) {
-	switch x := v.(type) {
-	case float64:
-		return x, nil
-	case int64:
-		return float64(x), nil
-	case int:
-		return float64(x), nil
-	case string:
-		return strconv.ParseFloat(strings.TrimSpace(x), 64)
-	}
-	return 0, fmt.Errorf("not a number: %T", v)
-}
 
 // jiraErrors turns Jira's {"errorMessages": [...], "errors": {field: msg}}
 // answer (kept in the httpx error text) into a readable error, naming

@@ -433,7 +433,7 @@ func (c *conn) issueBody(ctx context.Context, fields map[string]any) (map[string
 	for k, v := range fields {
 		switch k {
 		case "subject", "description", "start_date", "due_date":
-			s := str(v)
+			s := connectors.Text(v)
 			if k == "subject" && strings.TrimSpace(s) == "" {
 				return nil, fmt.Errorf("%w: redmine: subject cannot be empty", connectors.ErrInvalid)
 			}
@@ -444,25 +444,25 @@ func (c *conn) issueBody(ctx context.Context, fields map[string]any) (map[string
 			}
 			body[k] = s
 		case "done_ratio":
-			n, err := number(v)
+			n, err := connectors.Number(v)
 			if err != nil || n < 0 || n > 100 {
 				return nil, fmt.Errorf("%w: redmine: done_ratio must be 0-100, got %v", connectors.ErrInvalid, v)
 			}
 			body[k] = n
 		case "project":
-			p := strings.TrimSpace(str(v))
+			p := strings.TrimSpace(connectors.Text(v))
 			if p == "" {
 				continue // keep the project
 			}
 			body["project_id"] = p
 		case "status", "priority", "tracker":
-			id, err := c.resolve(ctx, k, str(v))
+			id, err := c.resolve(ctx, k, connectors.Text(v))
 			if err != nil {
 				return nil, err
 			}
 			body[k+"_id"] = id
 		case "assignee":
-			id, err := c.resolveUser(ctx, str(v))
+			id, err := c.resolveUser(ctx, connectors.Text(v))
 			if err != nil {
 				return nil, err
 			}
@@ -507,39 +507,14 @@ func cfWrite(v any) any {
 	if list, ok := v.([]any); ok {
 		out := make([]string, len(list))
 		for i, e := range list {
-			out[i] = str(e)
+			out[i] = connectors.Text(e)
 		}
 		return out
 	}
-	return str(v)
+	return connectors.Text(v)
 }
 
-func str(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	default:
-		return fmt.Sprint(x)
-	}
-}
 
-func number(v any) (float64, error) {
-	switch x := v.(type) {
-	case float64:
-		return x, nil
-	case int64:
-		return float64(x), nil
-	case int:
-		return float64(x), nil
-	case string:
-		return strconv.ParseFloat(x, 64)
-	}
-	return 0, fmt.Errorf("not a number: %T", v)
-}
 
 // redmineErrors turns Redmine's 422 {"errors": [...]} into a readable error.
 func redmineErrors(err error) error {

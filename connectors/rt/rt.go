@@ -436,7 +436,7 @@ func (c *conn) create(ctx context.Context, corrKey string, fields map[string]any
 		body["CustomFields"] = cfs
 	}
 	if desc, ok := fields["description"]; ok {
-		body["Content"] = str(desc)
+		body["Content"] = connectors.Text(desc)
 		body["ContentType"] = "text/plain"
 	}
 	var out ref
@@ -509,25 +509,25 @@ func (c *conn) ticketBody(fields map[string]any) (map[string]any, error) {
 	for k, v := range fields {
 		switch k {
 		case "subject":
-			s := str(v)
+			s := connectors.Text(v)
 			if strings.TrimSpace(s) == "" {
 				return nil, fmt.Errorf("%w: rt: subject cannot be empty", connectors.ErrInvalid)
 			}
 			body["Subject"] = s
 		case "status":
-			s := strings.ToLower(strings.TrimSpace(str(v)))
+			s := strings.ToLower(strings.TrimSpace(connectors.Text(v)))
 			if s == "" {
 				return nil, fmt.Errorf("%w: rt: status cannot be empty", connectors.ErrInvalid)
 			}
 			body["Status"] = s
 		case "owner":
-			s := strings.TrimSpace(str(v))
+			s := strings.TrimSpace(connectors.Text(v))
 			if s == "" {
 				s = "Nobody"
 			}
 			body["Owner"] = s
 		case "priority":
-			n, err := number(v)
+			n, err := connectors.Number(v)
 			if err != nil {
 				return nil, fmt.Errorf("%w: rt: priority must be a number, got %v", connectors.ErrInvalid, v)
 			}
@@ -539,7 +539,7 @@ func (c *conn) ticketBody(fields map[string]any) (map[string]any, error) {
 			}
 			body[map[string]string{"requestors": "Requestor", "cc": "Cc"}[k]] = list
 		case "due":
-			s := str(v)
+			s := connectors.Text(v)
 			if s == "" {
 				body["Due"] = "1970-01-01 00:00:00"
 				continue
@@ -567,7 +567,7 @@ func (c *conn) ticketBody(fields map[string]any) (map[string]any, error) {
 				}
 				cfs[name] = l
 			} else {
-				cfs[name] = str(v)
+				cfs[name] = connectors.Text(v)
 			}
 		}
 	}
@@ -648,32 +648,7 @@ func (c *conn) Describe(ctx context.Context) (connectors.Schema, error) {
 // Close has nothing to release.
 func (c *conn) Close() error { return nil }
 
-func str(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	default:
-		return fmt.Sprint(x)
-	}
-}
 
-func number(v any) (float64, error) {
-	switch x := v.(type) {
-	case float64:
-		return x, nil
-	case int64:
-		return float64(x), nil
-	case int:
-		return float64(x), nil
-	case string:
-		return strconv.ParseFloat(strings.TrimSpace(x), 64)
-	}
-	return 0, fmt.Errorf("not a number: %T", v)
-}
 
 func strList(v any) ([]string, error) {
 	switch x := v.(type) {

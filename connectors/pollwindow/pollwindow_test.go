@@ -1,0 +1,68 @@
+package pollwindow
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestWindow(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	var c Cursor
+	if !c.Since().IsZero() {
+		t.Fatal("a new cursor polls from the start")
+	}
+	// The server's clock is in t0+5s: items at t0 and t0+4s are closed
+	// seconds and recorded; the one at t0+5s is in the open second.
+	n := c.Advance(t0.Add(5*time.Second + 300*time.Millisecond))
+	n.Take("1", t0)
+	n.Take("2", t0.Add(4*time.Second))
+	n.Take("3", t0.Add(5*time.Second))
+	enc, err := n.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = Parse(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.T.Equal(t0.Add(5 * time.Second)) {
+		t.Fatalf("T = %v", c.T)
+	}
+	if got := c.Since(); !got.Equal(t0.Add(5*time.Second - LookBack)) {
+		t.Fatalf("Since = %v", got)
+	}
+	if c.Taken("1", t0) {
+		t.Error("item 1 is older than the window: pruned, not remembered")
+	}
+	if !c.Taken("2", t0.Add(4*time.Second)) {
+		t.Error("item 2 was taken in a closed second")
+	}
+	if c.Taken("2", t0.Add(5*time.Second)) {
+		t.Error("item 2 updated again is a new change")
+	}
+	if c.Taken("3", t0.Add(5*time.Second)) {
+		t.Error("item 3 was in the open second: it must be read again")
+	}
+	// Unknown server clock: everything taken is recorded.
+	n = c.Advance(time.Time{})
+	n.Take("4", t0.Add(6*time.Second))
+	enc, _ = n.Encode()
+	c, _ = Parse(enc)
+	if !c.Taken("4", t0.Add(6*time.Second)) || !c.Taken("2", t0.Add(4*time.Second)) {
+		t.Errorf("cursor %+v", c)
+	}
+	if _, err := Parse("{"); err == nil {
+		t.Error("a broken cursor must be an error")
+	}
+}
+
+func TestServerNow(t *testing.T) {
+	h := http.Header{"Date": {"Wed, 02 Dec 2026 10:00:05 GMT"}}
+	if got := ServerNow(h); !got.Equal(time.Date(2026, 12, 2, 10, 0, 5, 0, time.UTC)) {
+		t.Fatalf("ServerNow = %v", got)
+	}
+	if !ServerNow(http.Header{"Date": {"yesterday"}}).IsZero() || !ServerNow(nil).IsZero() {
+		t.Fatal("no usable Date header means unknown")
+	}
+}
