@@ -574,7 +574,6 @@ func stringList(v any) ([]string, error) {
 	return out, nil
 }
 
-
 // milestoneNumber finds a milestone (open or closed) by title, case-
 // insensitively, reloading the list once on a miss.
 func (c *conn) milestoneNumber(ctx context.Context, title string) (int64, error) {

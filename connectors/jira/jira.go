@@ -734,8 +734,6 @@ func (c *conn) customWrite(ctx context.Context, fd fieldDef, v any) (any, error)
 	}
 }
 
-
-
 // jiraErrors turns Jira's {"errorMessages": [...], "errors": {field: msg}}
 // answer (kept in the httpx error text) into a readable error, naming
 // custom fields by their names.

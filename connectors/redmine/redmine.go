@@ -514,8 +514,6 @@ func cfWrite(v any) any {
 	return connectors.Text(v)
 }
 
-
-
 // redmineErrors turns Redmine's 422 {"errors": [...]} into a readable error.
 func redmineErrors(err error) error {
 	if !errors.Is(err, connectors.ErrInvalid) {

@@ -648,8 +648,6 @@ func (c *conn) Describe(ctx context.Context) (connectors.Schema, error) {
 // Close has nothing to release.
 func (c *conn) Close() error { return nil }
 
-
-
 func strList(v any) ([]string, error) {
 	switch x := v.(type) {
 	case nil:
