@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 
@@ -286,11 +287,9 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 	// value in place and writes nothing, and without this the base would
 	// keep the old value and Duplex's own write would look like a person's
 	// edit, turning the next change of the field into a false conflict.
-	agreed := map[string]any{}
+	var agreed map[string]any
 	if !first {
 		agreed = e.agreedFields(ctx, p, dst, replica, previous, local, base, fields)
-	}
-	if !first {
 		var conflicts []Conflict
 		if changes, conflicts, err = e.mergeFor(ctx, p, ev, &twin, dst, local, fields); err != nil {
 			return out, nil, err
@@ -366,8 +365,9 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		}
 	}
 	// The source's state as queued is now in sync: it is the source's base
-	// for the next change coming the other way, and its echo reference (the
-	// hash of a side is always the hash of its base), so content a person
+	// for the next change coming the other way (but for fields its script
+	// does not carry, see sourceBase), and its echo reference is the hash of
+	// that whole state (set when the batch is recorded), so content a person
 	// changed away from and back to later is not taken for an echo.
 	if ev.SourceFields != nil {
 		twin.SetBase(src, e.sourceBase(ctx, p, src, ev.SourceID, twin.Base(src), *ev.SourceFields))
@@ -394,11 +394,8 @@ func (e *Engine) agreedFields(ctx context.Context, p *plan, dst store.Side, repl
 	}
 	probe := scriptEntity(local)
 	for _, k := range cands {
-		if bv, ok := base.F[k]; ok {
-			probe[k] = bv
-		} else {
-			delete(probe, k)
-		}
+		bv, ok := base.F[k]
+		setOrDelete(probe, k, bv, ok)
 	}
 	res, err := e.opts.Runner.Incoming(ctx, p.sides[dst].incoming, replica, previous, probe,
 		scripting.Meta{Connection: p.conn.Name, Side: string(dst), Timeout: p.options.scriptTimeout()})
@@ -457,33 +454,28 @@ func (e *Engine) sourceBase(ctx context.Context, p *plan, src store.Side, id str
 	if !ok {
 		return queued
 	}
-	keep := make(map[string]any, len(cur.F))
-	for k, v := range cur.F {
-		keep[k] = v
-	}
+	keep, probe := maps.Clone(cur.F), maps.Clone(cur.F)
 	for _, k := range changed {
-		probe := make(map[string]any, len(cur.F))
-		for f, v := range cur.F {
-			probe[f] = v
-		}
-		if ov, had := old.F[k]; had {
-			probe[k] = ov
-		} else {
-			delete(probe, k)
-		}
+		ov, had := old.F[k]
+		setOrDelete(probe, k, ov, had)
 		if r, ok := run(probe); ok && r == ref {
-			if ov, had := old.F[k]; had {
-				keep[k] = ov
-			} else {
-				delete(keep, k)
-			}
+			setOrDelete(keep, k, ov, had) // not carried: the old base value stays
 		}
+		probe[k] = cur.F[k]
 	}
 	enc, err := snapshot{F: keep, C: cur.C}.encode()
 	if err != nil {
 		return queued
 	}
 	return enc
+}
+
+func setOrDelete(m map[string]any, k string, v any, set bool) {
+	if set {
+		m[k] = v
+	} else {
+		delete(m, k)
+	}
 }
 
 func mustCanonical(v any) string {
