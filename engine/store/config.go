@@ -10,6 +10,9 @@ func (s *Store) CreateSystem(ctx context.Context, sys *System) error {
 	if sys.Settings == "" {
 		sys.Settings = "{}"
 	}
+	if sys.TeamID == 0 {
+		sys.TeamID = DefaultTeamID
+	}
 	return wrap("create system", s.q(ctx).Create(sys).Error)
 }
 
@@ -65,6 +68,9 @@ func (s *Store) SetCursor(ctx context.Context, systemID int64, cursor string) er
 // CreateConnection inserts a connection and the first version of each given
 // script (keyed by side and kind) in one transaction.
 func (s *Store) CreateConnection(ctx context.Context, c *Connection, scripts map[Side]map[ScriptKind]string, author string) error {
+	if c.TeamID == 0 {
+		c.TeamID = DefaultTeamID
+	}
 	return s.Tx(ctx, func(tx *Store) error {
 		if err := tx.q(ctx).Create(c).Error; err != nil {
 			return wrap("create connection", err)

@@ -74,6 +74,7 @@ type System struct {
 	ID             int64  `gorm:"primaryKey" json:"id"`
 	Name           string `json:"name"`
 	Kind           string `json:"kind"`
+	TeamID         int64  `json:"team_id"`
 	Settings       string `json:"-"` // JSON; exposed decoded by the API
 	Secrets        []byte `json:"-"` // sealed; never leaves the store decrypted except to a connector
 	PollIntervalMS int64  `gorm:"column:poll_interval_ms" json:"poll_interval_ms"`
@@ -94,6 +95,11 @@ type Connection struct {
 	SystemBID int64  `gorm:"column:system_b_id" json:"system_b_id"`
 	Active    bool   `json:"active"`
 	Template  string `json:"template"`
+	TeamID    int64  `json:"team_id"`
+	// TemplateID and TemplateVersion name the team template (and its
+	// version) the connection was made from or last upgraded to; 0 if none.
+	TemplateID      int64 `json:"template_id,omitempty"`
+	TemplateVersion int   `json:"template_version,omitempty"`
 	// ConflictPolicy is JSON: {"default": "a"|"b"|"newest"|"manual",
 	// "fields": {"<target field>": policy}}; empty means side a wins.
 	ConflictPolicy string `json:"conflict_policy"`
@@ -264,6 +270,7 @@ type AuditEntry struct {
 	ID           int64     `gorm:"primaryKey" json:"id"`
 	At           time.Time `json:"at"`
 	Actor        string    `json:"actor"`
+	TeamID       *int64    `json:"team_id,omitempty"`
 	Action       string    `json:"action"`
 	ConnectionID *int64    `json:"connection_id,omitempty"`
 	TwinID       *int64    `json:"twin_id,omitempty"`
