@@ -33,8 +33,12 @@ func (s *srv) listConnections(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	who := principalOf(c)
 	out := make([]connectionOut, 0, len(conns))
 	for _, conn := range conns {
+		if who.Role(conn.TeamID) == "" {
+			continue
+		}
 		o, err := s.withCounts(ctx, conn)
 		if err != nil {
 			return err
@@ -55,6 +59,7 @@ type connectionIn struct {
 	Params         map[string]any               `json:"params"`
 	ConflictPolicy *engine.Policy               `json:"conflict_policy"`
 	Options        *engine.Lifecycle            `json:"options"`
+	TeamID         int64                        `json:"team_id"` // default: the caller's only team
 }
 
 func parseSide(v string) (store.Side, error) {
@@ -96,12 +101,27 @@ func (s *srv) createConnection(c *gin.Context) error {
 	if in.Name == "" || in.SystemAID == 0 || in.SystemBID == 0 {
 		return badRequest("name, system_a_id and system_b_id are required")
 	}
+	if in.TeamID == 0 {
+		t, err := defaultTeam(principalOf(c), store.RoleEditor)
+		if err != nil {
+			return err
+		}
+		in.TeamID = t
+	}
+	if err := s.requireTeam(c, in.TeamID, store.RoleEditor); err != nil {
+		return err
+	}
 	for _, id := range []int64{in.SystemAID, in.SystemBID} {
-		if _, err := s.st.GetSystem(ctx, id); errors.Is(err, store.ErrNotFound) {
+		sys, err := s.st.GetSystem(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
 			// The route exists; what is wrong is a reference in the body.
 			return badRequest("system %d does not exist", id)
 		} else if err != nil {
 			return fmt.Errorf("create connection: %w", err)
+		}
+		// A team wires only its own systems: their credentials are its admins'.
+		if sys.TeamID != in.TeamID {
+			return forbidden("system %d belongs to another team", id)
 		}
 	}
 	sources := in.Scripts
@@ -126,7 +146,8 @@ func (s *srv) createConnection(c *gin.Context) error {
 			in.Options = &o
 		}
 	}
-	conn := store.Connection{Name: in.Name, SystemAID: in.SystemAID, SystemBID: in.SystemBID, Active: in.Active, Template: in.Template}
+	conn := store.Connection{Name: in.Name, SystemAID: in.SystemAID, SystemBID: in.SystemBID, Active: in.Active,
+		Template: in.Template, TeamID: in.TeamID}
 	if in.Options != nil {
 		enc, err := json.Marshal(in.Options)
 		if err != nil {
@@ -161,11 +182,11 @@ func (s *srv) createConnection(c *gin.Context) error {
 			byKind[side][kind] = src
 		}
 	}
-	if err := s.st.CreateConnection(ctx, &conn, byKind, "api"); err != nil {
+	if err := s.st.CreateConnection(ctx, &conn, byKind, principalOf(c).Actor()); err != nil {
 		return err
 	}
 	s.eng.Reload(conn.ID) // an active connection starts syncing without waiting for a poll
-	s.audit(ctx, "connection.create", &conn.ID, fmt.Sprintf("connection %q (template %q)", conn.Name, conn.Template))
+	s.audit(c, "connection.create", &conn.ID, fmt.Sprintf("connection %q (template %q)", conn.Name, conn.Template))
 	return s.respondConnection(c, http.StatusCreated, conn.ID)
 }
 
@@ -240,12 +261,12 @@ func (s *srv) saveScript(c *gin.Context) error {
 	if err := s.validateScript(ctx, conn, side, kind, *in.Source); err != nil {
 		return err
 	}
-	v, err := s.st.SaveScript(ctx, conn.ID, side, kind, *in.Source, "api")
+	v, err := s.st.SaveScript(ctx, conn.ID, side, kind, *in.Source, principalOf(c).Actor())
 	if err != nil {
 		return err
 	}
 	s.eng.Reload(conn.ID)
-	s.audit(ctx, "script.save", &conn.ID, fmt.Sprintf("%s.%s version %d", side, kind, v.Version))
+	s.audit(c, "script.save", &conn.ID, fmt.Sprintf("%s.%s version %d", side, kind, v.Version))
 	c.JSON(http.StatusOK, v)
 	return nil
 }
@@ -280,7 +301,7 @@ func (s *srv) setPolicy(c *gin.Context) error {
 		return err
 	}
 	s.eng.Reload(id)
-	s.audit(c.Request.Context(), "connection.conflict_policy", &id, enc)
+	s.audit(c, "connection.conflict_policy", &id, enc)
 	return s.respondConnection(c, http.StatusOK, id)
 }
 
@@ -298,7 +319,7 @@ func (s *srv) setActive(active bool) handler {
 		if active {
 			action = "connection.activate"
 		}
-		s.audit(c.Request.Context(), action, &id, "")
+		s.audit(c, action, &id, "")
 		return s.respondConnection(c, http.StatusOK, id)
 	}
 }
@@ -396,7 +417,7 @@ func (s *srv) setOptions(c *gin.Context) error {
 		return err
 	}
 	s.eng.Reload(id)
-	s.audit(c.Request.Context(), "connection.options", &id, enc)
+	s.audit(c, "connection.options", &id, enc)
 	return s.respondConnection(c, http.StatusOK, id)
 }
 
@@ -425,7 +446,7 @@ func (s *srv) linkTwin(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	s.audit(ctx, "twin.link", &id, fmt.Sprintf("a %s ↔ b %s", in.AID, in.BID))
+	s.audit(c, "twin.link", &id, fmt.Sprintf("a %s ↔ b %s", in.AID, in.BID))
 	c.JSON(http.StatusCreated, t)
 	return nil
 }
@@ -441,7 +462,7 @@ func (s *srv) unlinkTwin(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	s.audit(c.Request.Context(), "twin.unlink", &t.ConnectionID, fmt.Sprintf("twin %d (a %s, b %s)", id, t.EntityID(store.SideA), t.EntityID(store.SideB)))
+	s.audit(c, "twin.unlink", &t.ConnectionID, fmt.Sprintf("twin %d (a %s, b %s)", id, t.EntityID(store.SideA), t.EntityID(store.SideB)))
 	c.Status(http.StatusNoContent)
 	return nil
 }
@@ -471,7 +492,7 @@ func (s *srv) startBackfill(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	s.audit(ctx, "connection.backfill", &id, fmt.Sprintf("sync existing on side %s (job %d)", side, job.ID))
+	s.audit(c, "connection.backfill", &id, fmt.Sprintf("sync existing on side %s (job %d)", side, job.ID))
 	c.JSON(http.StatusAccepted, job)
 	return nil
 }
@@ -509,7 +530,7 @@ func (s *srv) linkExisting(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	s.audit(c.Request.Context(), "twin.link_existing", &id, fmt.Sprintf("%d pair(s) by a.%s = b.%s", n, in.AField, in.BField))
+	s.audit(c, "twin.link_existing", &id, fmt.Sprintf("%d pair(s) by a.%s = b.%s", n, in.AField, in.BField))
 	c.JSON(http.StatusOK, gin.H{"linked": n})
 	return nil
 }

@@ -112,11 +112,11 @@ func (s *srv) testSystem(c *gin.Context) error {
 		if errors.Is(err, connectors.ErrBadConfig) {
 			code = CodeBadConfig
 		}
-		s.audit(ctx, "system.test", nil, "system "+sys.Name+": failed")
+		s.audit(c, "system.test", nil, "system "+sys.Name+": failed")
 		c.JSON(http.StatusOK, gin.H{"ok": false, "code": code, "message": err.Error(), "ms": ms})
 		return nil
 	}
-	s.audit(ctx, "system.test", nil, "system "+sys.Name+": ok")
+	s.audit(c, "system.test", nil, "system "+sys.Name+": ok")
 	c.JSON(http.StatusOK, gin.H{"ok": true, "schema": schema, "ms": ms})
 	return nil
 }

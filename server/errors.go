@@ -28,6 +28,12 @@ const (
 	CodeBadConfig     = "system_config_invalid"
 	CodeUnavailable   = "system_unavailable"
 	CodeInternal      = "internal"
+
+	CodeUnauthenticated    = "unauthenticated"     // no valid session or token
+	CodeForbidden          = "forbidden"           // signed in, but the role does not allow it
+	CodeCSRF               = "csrf_failed"         // a cookie-authenticated write without the CSRF header
+	CodeInvalidCredentials = "invalid_credentials" // sign-in with a wrong email or password
+	CodeRateLimited        = "rate_limited"        // too many failed sign-ins; see Retry-After
 )
 
 // errBadRequest marks input the client must fix.
@@ -66,6 +72,14 @@ func classify(err error) (int, apiError) {
 			Message: fmt.Sprintf("request body over %d bytes", mbe.Limit)}
 	case errors.As(err, &syn), errors.As(err, &typ):
 		return http.StatusBadRequest, apiError{Code: CodeBadRequest, Message: "malformed JSON: " + err.Error()}
+	case errors.Is(err, errUnauthenticated):
+		return http.StatusUnauthorized, apiError{Code: CodeUnauthenticated, Message: err.Error()}
+	case errors.Is(err, errInvalidCredentials):
+		return http.StatusUnauthorized, apiError{Code: CodeInvalidCredentials, Message: err.Error()}
+	case errors.Is(err, errCSRF):
+		return http.StatusForbidden, apiError{Code: CodeCSRF, Message: err.Error()}
+	case errors.Is(err, errForbidden):
+		return http.StatusForbidden, apiError{Code: CodeForbidden, Message: err.Error()}
 	case errors.Is(err, errBadRequest):
 		return http.StatusBadRequest, apiError{Code: CodeBadRequest, Message: err.Error()}
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, scripts.ErrNotFound), errors.Is(err, connectors.ErrNotFound):
@@ -87,6 +101,12 @@ func classify(err error) (int, apiError) {
 
 // fail writes err as the response.
 func (s *srv) fail(c *gin.Context, err error) {
+	var rl *errRateLimited
+	if errors.As(err, &rl) {
+		c.Header("Retry-After", retryAfterSeconds(rl.retry))
+		c.AbortWithStatusJSON(http.StatusTooManyRequests, apiError{Code: CodeRateLimited, Message: rl.Error()})
+		return
+	}
 	status, body := classify(err)
 	if status >= 500 && status != http.StatusBadGateway {
 		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "err", err)

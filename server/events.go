@@ -32,6 +32,7 @@ func (s *srv) listEvents(c *gin.Context) error {
 	if f.Limit, err = intQuery(c, "limit", 100); err != nil {
 		return err
 	}
+	f.Teams = principalOf(c).Teams(store.RoleViewer)
 	evs, err := s.st.ListEvents(c.Request.Context(), f)
 	if err != nil {
 		return err
@@ -67,7 +68,7 @@ func (s *srv) retryEvent(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	s.audit(ctx, "event.retry", &ev.ConnectionID, fmt.Sprintf("event %d", id))
+	s.audit(c, "event.retry", &ev.ConnectionID, fmt.Sprintf("event %d", id))
 	c.JSON(http.StatusOK, ev)
 	return nil
 }
@@ -96,7 +97,7 @@ func (s *srv) skipEvent(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	s.audit(ctx, "event.skip", &ev.ConnectionID, fmt.Sprintf("event %d: %s", id, in.Reason))
+	s.audit(c, "event.skip", &ev.ConnectionID, fmt.Sprintf("event %d: %s", id, in.Reason))
 	c.JSON(http.StatusOK, ev)
 	return nil
 }
@@ -116,7 +117,7 @@ func (s *srv) retryFailed(c *gin.Context) error {
 		return err
 	}
 	s.eng.Wake()
-	s.audit(ctx, "event.retry_all", &id, fmt.Sprintf("%d event(s)", n))
+	s.audit(c, "event.retry_all", &id, fmt.Sprintf("%d event(s)", n))
 	c.JSON(http.StatusOK, gin.H{"retried": n})
 	return nil
 }
@@ -153,7 +154,7 @@ func (s *srv) resolveEvent(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	s.audit(ctx, "event.resolve", &ev.ConnectionID, fmt.Sprintf("event %d: %s", id, enc))
+	s.audit(c, "event.resolve", &ev.ConnectionID, fmt.Sprintf("event %d: %s", id, enc))
 	c.JSON(http.StatusOK, ev)
 	return nil
 }
@@ -170,7 +171,14 @@ func (s *srv) listAudit(c *gin.Context) error {
 	if limit == 0 || limit > 1000 {
 		limit = 100
 	}
-	entries, err := s.st.ListAudit(c.Request.Context(), connID, limit)
+	// The audit log is for team admins: their teams' entries; org admins
+	// see everything, including org-level entries (users, teams).
+	teams := principalOf(c).Teams(store.RoleAdmin)
+	if teams != nil && len(teams) == 0 {
+		return forbidden("the audit log needs the admin role in a team")
+	}
+	entries, err := s.st.ListAuditFor(c.Request.Context(), store.AuditFilter{
+		ConnectionID: connID, Action: c.Query("action"), Limit: limit, Teams: teams})
 	if err != nil {
 		return err
 	}

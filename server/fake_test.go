@@ -119,6 +119,7 @@ type fakeEnv struct {
 	box *secret.Box
 	eng *fakeEngine
 	h   http.Handler
+	tok string
 }
 
 const fakeMaxBody = 4 << 10
@@ -136,7 +137,7 @@ func newFakeEnv(t *testing.T, st *store.Store) *fakeEnv {
 	eng := &fakeEngine{}
 	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, MaxBodyBytes: fakeMaxBody,
 		Logger: slog.New(slog.DiscardHandler)})
-	return &fakeEnv{t: t, st: st, box: box, eng: eng, h: h}
+	return &fakeEnv{t: t, st: st, box: box, eng: eng, h: h, tok: rootToken(t, st)}
 }
 
 // call sends a request and returns the status and the raw body.
@@ -144,6 +145,7 @@ func (e *fakeEnv) call(method, path, body string) (int, []byte) {
 	e.t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+e.tok)
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, req)
 	return rec.Code, rec.Body.Bytes()
@@ -315,7 +317,7 @@ func TestWithFakeEngine(t *testing.T) {
 			var created connectionJSON
 			e.json("POST", "/api/connections", conn(map[string]any{"scripts": okScripts, "active": true}), 201, &created)
 			if !created.Active || created.Counts == nil || created.Scripts["a"]["outgoing"].Version != 1 ||
-				created.Scripts["b"]["incoming"].Source != okScripts["b"]["incoming"] || created.Scripts["a"]["trigger"].Author != "api" {
+				created.Scripts["b"]["incoming"].Source != okScripts["b"]["incoming"] || created.Scripts["a"]["trigger"].Author != testActor {
 				t.Fatalf("created connection: %+v", created)
 			}
 			if reloads, _, _ := e.eng.calls(); !slices.Contains(reloads, created.ID) {
@@ -393,7 +395,7 @@ func TestWithFakeEngine(t *testing.T) {
 				var v versionJSON
 				for i, src := range []string{"replica.title = entity.subject.trim();", "replica.title = entity.subject.toUpperCase();"} {
 					e.json("PUT", base, mustJSON(map[string]string{"source": src}), 200, &v)
-					if v.Version != i+2 || v.Source != src || v.Author != "api" || v.CreatedAt.IsZero() {
+					if v.Version != i+2 || v.Source != src || v.Author != testActor || v.CreatedAt.IsZero() {
 						t.Fatalf("save %d: %+v", i, v)
 					}
 				}
@@ -419,7 +421,7 @@ func TestWithFakeEngine(t *testing.T) {
 				}
 				var got connectionJSON
 				e.json("GET", fmt.Sprintf("/api/connections/%d", created.ID), "", 200, &got)
-				if cur := got.Scripts["a"]["outgoing"]; cur.Version != 3 || cur.Author != "api" || cur.CreatedAt.IsZero() || got.Counts == nil {
+				if cur := got.Scripts["a"]["outgoing"]; cur.Version != 3 || cur.Author != testActor || cur.CreatedAt.IsZero() || got.Counts == nil {
 					t.Fatalf("current script: %+v", got)
 				}
 				if reloads, _, _ := e.eng.calls(); len(reloads)-len(reloadsBefore) < 2 {
@@ -577,7 +579,7 @@ func TestWithFakeEngine(t *testing.T) {
 				e.json("GET", "/api/audit?limit=1000", "", 200, &entries)
 				seen := map[string]bool{}
 				for _, en := range entries {
-					if en.Actor != "api" {
+					if en.Actor != testActor {
 						t.Fatalf("actor %q", en.Actor)
 					}
 					seen[en.Action] = true
@@ -638,6 +640,7 @@ func TestRequestErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+e.tok)
 			rec := httptest.NewRecorder()
 			e.h.ServeHTTP(rec, req)
 			var ae apiErr

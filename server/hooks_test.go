@@ -47,7 +47,7 @@ func newHookEnv(t *testing.T) *hookEnv {
 	t.Cleanup(func() { _ = eng.Close() })
 	lib, _ := scripts.Builtin()
 	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, MaxBodyBytes: 4 << 10})
-	e := &hookEnv{env: &env{t: t, st: st, eng: eng, h: h}, a: itemsvc.New(), b: itemsvc.New()}
+	e := &hookEnv{env: &env{t: t, st: st, eng: eng, h: h, tok: rootToken(t, st)}, a: itemsvc.New(), b: itemsvc.New()}
 	for _, p := range []struct {
 		svc *itemsvc.Service
 		id  *int64

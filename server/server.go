@@ -60,6 +60,7 @@ type Options struct {
 	Templates    *scripts.Library
 	Logger       *slog.Logger
 	MaxBodyBytes int64 // default 1 MiB
+	Auth         AuthOptions
 }
 
 type srv struct {
@@ -70,6 +71,9 @@ type srv struct {
 	log  *slog.Logger
 	max  int64
 	page http.Handler
+	auth AuthOptions
+	// logins throttles sign-in attempts per client address and per email.
+	logins *throttle
 }
 
 // New builds the HTTP handler.
@@ -81,53 +85,82 @@ func New(o Options) http.Handler {
 		o.MaxBodyBytes = 1 << 20
 	}
 	s := &srv{st: o.Store, eng: o.Engine, box: o.Secrets, lib: o.Templates, log: o.Logger, max: o.MaxBodyBytes,
-		page: frontend.Handler()}
+		page: frontend.Handler(), auth: o.Auth.withDefaults(), logins: newThrottle(o.Auth.withDefaults().Throttle)}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(s.recover)
-	r.GET("/healthz", s.h(s.health))
-	r.POST("/hooks/:system", s.h(s.hook))
+	s.route(r, "GET", "/healthz", public(), s.health)
+	// Webhooks carry their own proof: the connector verifies the signature.
+	s.route(r, "POST", "/hooks/:system", public(), s.hook)
 
 	api := r.Group("/api")
-	api.GET("/systems", s.h(s.listSystems))
-	api.POST("/systems", s.h(s.createSystem))
-	api.GET("/systems/:id", s.h(s.getSystem))
-	api.PUT("/systems/:id", s.h(s.updateSystem))
-	api.DELETE("/systems/:id", s.h(s.deleteSystem))
-	api.GET("/systems/:id/schema", s.h(s.systemSchema))
-	api.GET("/systems/:id/deliveries", s.h(s.listDeliveries))
-	api.POST("/systems/:id/test", s.h(s.testSystem))
+	const (
+		admin  = store.RoleAdmin
+		editor = store.RoleEditor
+		viewer = store.RoleViewer
+	)
+	// Sign-in, the current user and their tokens (auth.go).
+	s.route(api, "POST", "/auth/login", public(), s.login)
+	s.route(api, "POST", "/auth/auto", public(), s.autoLogin)
+	s.route(api, "POST", "/setup", public(), s.setup)
+	s.route(api, "POST", "/auth/logout", signedIn(), s.logout)
+	s.route(api, "GET", "/me", signedIn(), s.me)
+	s.route(api, "PUT", "/me/password", signedIn(), s.changePassword)
+	s.route(api, "GET", "/me/tokens", signedIn(), s.listTokens)
+	s.route(api, "POST", "/me/tokens", signedIn(), s.createToken)
+	s.route(api, "DELETE", "/me/tokens/:id", signedIn(), s.revokeToken)
 
-	api.GET("/connections", s.h(s.listConnections))
-	api.POST("/connections", s.h(s.createConnection))
-	api.GET("/connections/:id", s.h(s.getConnection))
-	api.PUT("/connections/:id/scripts/:side/:kind", s.h(s.saveScript))
-	api.GET("/connections/:id/scripts/:side/:kind/versions", s.h(s.scriptVersions))
-	api.POST("/connections/:id/scripts/:side/:kind/validate", s.h(s.validateDraft))
-	api.POST("/connections/:id/trigger-preview", s.h(s.triggerPreview))
-	api.PUT("/connections/:id/conflict-policy", s.h(s.setPolicy))
-	api.POST("/connections/:id/activate", s.h(s.setActive(true)))
-	api.POST("/connections/:id/pause", s.h(s.setActive(false)))
-	api.POST("/connections/:id/test-run", s.h(s.testRun))
-	api.GET("/connections/:id/twins", s.h(s.listTwins))
-	api.POST("/connections/:id/twins", s.h(s.linkTwin))
-	api.PUT("/connections/:id/options", s.h(s.setOptions))
-	api.POST("/connections/:id/backfill", s.h(s.startBackfill))
-	api.GET("/connections/:id/backfills", s.h(s.listBackfills))
-	api.POST("/connections/:id/link-existing", s.h(s.linkExisting))
-	api.DELETE("/twins/:id", s.h(s.unlinkTwin))
+	// Teams and users (teams.go).
+	s.route(api, "GET", "/teams", signedIn(), s.listTeams)
+	s.route(api, "POST", "/teams", orgAdmin(), s.createTeam)
+	s.route(api, "GET", "/teams/:id/members", teamRole("team", "id", admin), s.listMembers)
+	s.route(api, "PUT", "/teams/:id/members/:user", teamRole("team", "id", admin), s.setMember)
+	s.route(api, "DELETE", "/teams/:id/members/:user", teamRole("team", "id", admin), s.removeMember)
+	s.route(api, "GET", "/users", orgAdmin(), s.listUsers)
+	s.route(api, "POST", "/users", orgAdmin(), s.createUser)
+	s.route(api, "PUT", "/users/:id", orgAdmin(), s.updateUser)
 
-	api.GET("/events", s.h(s.listEvents))
-	api.GET("/events/:id", s.h(s.getEvent))
-	api.POST("/events/:id/retry", s.h(s.retryEvent))
-	api.POST("/events/:id/resolve", s.h(s.resolveEvent))
-	api.POST("/events/:id/skip", s.h(s.skipEvent))
-	api.POST("/connections/:id/retry-failed", s.h(s.retryFailed))
+	// Systems hold credentials: team admins change them.
+	s.route(api, "GET", "/systems", signedIn(), s.listSystems)
+	s.route(api, "POST", "/systems", signedIn(), s.createSystem) // team admin of the body's team
+	s.route(api, "GET", "/systems/:id", teamRole("system", "id", viewer), s.getSystem)
+	s.route(api, "PUT", "/systems/:id", teamRole("system", "id", admin), s.updateSystem)
+	s.route(api, "DELETE", "/systems/:id", teamRole("system", "id", admin), s.deleteSystem)
+	s.route(api, "GET", "/systems/:id/schema", teamRole("system", "id", viewer), s.systemSchema)
+	s.route(api, "GET", "/systems/:id/deliveries", teamRole("system", "id", viewer), s.listDeliveries)
+	// Reads the remote system: not for viewers.
+	s.route(api, "POST", "/systems/:id/test", teamRole("system", "id", editor), s.testSystem)
 
-	api.GET("/audit", s.h(s.listAudit))
-	api.GET("/templates", s.h(s.listTemplates))
-	api.GET("/script-api.d.ts", s.scriptAPI)
-	api.GET("/templates/:name", s.h(s.getTemplate))
+	s.route(api, "GET", "/connections", signedIn(), s.listConnections)
+	s.route(api, "POST", "/connections", signedIn(), s.createConnection) // editor of the body's team
+	s.route(api, "GET", "/connections/:id", teamRole("connection", "id", viewer), s.getConnection)
+	s.route(api, "PUT", "/connections/:id/scripts/:side/:kind", teamRole("connection", "id", editor), s.saveScript)
+	s.route(api, "GET", "/connections/:id/scripts/:side/:kind/versions", teamRole("connection", "id", viewer), s.scriptVersions)
+	s.route(api, "POST", "/connections/:id/scripts/:side/:kind/validate", teamRole("connection", "id", editor), s.validateDraft)
+	s.route(api, "POST", "/connections/:id/trigger-preview", teamRole("connection", "id", editor), s.triggerPreview)
+	s.route(api, "PUT", "/connections/:id/conflict-policy", teamRole("connection", "id", editor), s.setPolicy)
+	s.route(api, "POST", "/connections/:id/activate", teamRole("connection", "id", editor), s.setActive(true))
+	s.route(api, "POST", "/connections/:id/pause", teamRole("connection", "id", editor), s.setActive(false))
+	s.route(api, "POST", "/connections/:id/test-run", teamRole("connection", "id", editor), s.testRun)
+	s.route(api, "GET", "/connections/:id/twins", teamRole("connection", "id", viewer), s.listTwins)
+	s.route(api, "POST", "/connections/:id/twins", teamRole("connection", "id", editor), s.linkTwin)
+	s.route(api, "PUT", "/connections/:id/options", teamRole("connection", "id", editor), s.setOptions)
+	s.route(api, "POST", "/connections/:id/backfill", teamRole("connection", "id", editor), s.startBackfill)
+	s.route(api, "GET", "/connections/:id/backfills", teamRole("connection", "id", viewer), s.listBackfills)
+	s.route(api, "POST", "/connections/:id/link-existing", teamRole("connection", "id", editor), s.linkExisting)
+	s.route(api, "POST", "/connections/:id/retry-failed", teamRole("connection", "id", editor), s.retryFailed)
+	s.route(api, "DELETE", "/twins/:id", teamRole("twin", "id", editor), s.unlinkTwin)
+
+	s.route(api, "GET", "/events", signedIn(), s.listEvents)
+	s.route(api, "GET", "/events/:id", teamRole("event", "id", viewer), s.getEvent)
+	s.route(api, "POST", "/events/:id/retry", teamRole("event", "id", editor), s.retryEvent)
+	s.route(api, "POST", "/events/:id/resolve", teamRole("event", "id", editor), s.resolveEvent)
+	s.route(api, "POST", "/events/:id/skip", teamRole("event", "id", editor), s.skipEvent)
+
+	s.route(api, "GET", "/audit", signedIn(), s.listAudit) // team admins: their teams' entries
+	s.route(api, "GET", "/templates", signedIn(), s.listTemplates)
+	s.route(api, "GET", "/templates/:name", signedIn(), s.getTemplate)
+	s.route(api, "GET", "/script-api.d.ts", signedIn(), s.scriptAPI)
 
 	r.NoRoute(func(c *gin.Context) {
 		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
@@ -140,8 +173,9 @@ func New(o Options) http.Handler {
 }
 
 // scriptAPI serves the script API's TypeScript declarations for the editor.
-func (s *srv) scriptAPI(c *gin.Context) {
+func (s *srv) scriptAPI(c *gin.Context) error {
 	c.Data(http.StatusOK, "application/typescript; charset=utf-8", []byte(scriptDeclarations))
+	return nil
 }
 
 var scriptDeclarations = scripting.Declarations() // built once
@@ -241,8 +275,8 @@ func intQuery(c *gin.Context, name string, def int) (int, error) {
 	return n, nil
 }
 
-func (s *srv) audit(ctx context.Context, action string, connID *int64, detail string) {
-	if err := s.st.AddAudit(ctx, &store.AuditEntry{Actor: "api", Action: action, ConnectionID: connID, Detail: detail}); err != nil {
-		s.log.Error("audit", "action", action, "err", err)
-	}
+// audit records an action on a connection (or none) by the request's
+// principal; the store files it under the connection's team.
+func (s *srv) audit(c *gin.Context, action string, connID *int64, detail string) {
+	s.auditAs(c, 0, action, connID, detail)
 }

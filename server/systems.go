@@ -23,6 +23,7 @@ type systemIn struct {
 	PollIntervalMS *int64             `json:"poll_interval_ms"`
 	RatePerSecond  *float64           `json:"rate_per_second"`
 	RateBurst      *int               `json:"rate_burst"`
+	TeamID         int64              `json:"team_id"` // on create; default: the caller's only team
 }
 
 // systemOut never holds secret values, only their names.
@@ -91,8 +92,12 @@ func (s *srv) listSystems(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	who := principalOf(c)
 	out := make([]systemOut, 0, len(systems))
 	for _, sys := range systems {
+		if who.Role(sys.TeamID) == "" {
+			continue
+		}
 		p, err := s.present(sys)
 		if err != nil {
 			return err
@@ -111,7 +116,18 @@ func (s *srv) createSystem(c *gin.Context) error {
 	if err := in.validate(true); err != nil {
 		return err
 	}
-	sys := store.System{Name: in.Name, Kind: in.Kind, Settings: string(in.Settings), PollIntervalMS: 2000}
+	// Systems hold credentials: creating one is a team admin's job.
+	if in.TeamID == 0 {
+		t, err := defaultTeam(principalOf(c), store.RoleAdmin)
+		if err != nil {
+			return err
+		}
+		in.TeamID = t
+	}
+	if err := s.requireTeam(c, in.TeamID, store.RoleAdmin); err != nil {
+		return err
+	}
+	sys := store.System{Name: in.Name, Kind: in.Kind, TeamID: in.TeamID, Settings: string(in.Settings), PollIntervalMS: 2000}
 	in.apply(&sys)
 	if in.Secrets != nil {
 		sealed, err := s.box.SealMap(*in.Secrets)
@@ -123,7 +139,7 @@ func (s *srv) createSystem(c *gin.Context) error {
 	if err := s.st.CreateSystem(c.Request.Context(), &sys); err != nil {
 		return err
 	}
-	s.audit(c.Request.Context(), "system.create", nil, fmt.Sprintf("system %d %q (%s)", sys.ID, sys.Name, sys.Kind))
+	s.auditAs(c, sys.TeamID, "system.create", nil, fmt.Sprintf("system %d %q (%s)", sys.ID, sys.Name, sys.Kind))
 	return s.respondSystem(c, http.StatusCreated, sys)
 }
 
@@ -168,6 +184,9 @@ func (s *srv) updateSystem(c *gin.Context) error {
 	if in.Kind != "" && in.Kind != sys.Kind {
 		return badRequest("kind cannot change (%s); create a new system", sys.Kind)
 	}
+	if in.TeamID != 0 && in.TeamID != sys.TeamID {
+		return badRequest("a system cannot move to another team; create it there")
+	}
 	if in.Name != "" {
 		sys.Name = in.Name
 	}
@@ -175,16 +194,24 @@ func (s *srv) updateSystem(c *gin.Context) error {
 		sys.Settings = string(in.Settings)
 	}
 	in.apply(&sys)
+	detail := fmt.Sprintf("system %d %q", sys.ID, sys.Name)
 	if in.Secrets != nil {
 		if sys.Secrets, err = s.box.SealMap(*in.Secrets); err != nil {
 			return err
 		}
+		names := make([]string, 0, len(*in.Secrets))
+		for k := range *in.Secrets {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		// Names only: values never reach the audit log.
+		detail += fmt.Sprintf(", secrets replaced (%s)", strings.Join(names, ", "))
 	}
 	if err := s.st.UpdateSystem(ctx, &sys); err != nil {
 		return err
 	}
 	s.eng.ReloadSystem(id)
-	s.audit(ctx, "system.update", nil, fmt.Sprintf("system %d %q", sys.ID, sys.Name))
+	s.auditAs(c, sys.TeamID, "system.update", nil, detail)
 	return s.respondSystem(c, http.StatusOK, sys)
 }
 
@@ -193,11 +220,15 @@ func (s *srv) deleteSystem(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	sys, err := s.st.GetSystem(c.Request.Context(), id)
+	if err != nil {
+		return err
+	}
 	if err := s.st.DeleteSystem(c.Request.Context(), id); err != nil {
 		return err
 	}
 	s.eng.ReloadSystem(id)
-	s.audit(c.Request.Context(), "system.delete", nil, fmt.Sprintf("system %d", id))
+	s.auditAs(c, sys.TeamID, "system.delete", nil, fmt.Sprintf("system %d %q", id, sys.Name))
 	c.Status(http.StatusNoContent)
 	return nil
 }

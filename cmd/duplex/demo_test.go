@@ -53,7 +53,9 @@ func TestDemo(t *testing.T) {
 		close(lines)
 	}()
 	urlRe := regexp.MustCompile(`running: (http://\S+)`)
-	for url == "" || len(commands) < 2 {
+	tokenRe := regexp.MustCompile(`Authorization: Bearer (dpx_\S+)"`)
+	var token string
+	for url == "" || len(commands) < 2 || token == "" {
 		select {
 		case line, ok := <-lines:
 			if !ok {
@@ -61,6 +63,9 @@ func TestDemo(t *testing.T) {
 			}
 			if m := urlRe.FindStringSubmatch(line); m != nil {
 				url = m[1]
+			}
+			if m := tokenRe.FindStringSubmatch(line); m != nil {
+				token = m[1]
 			}
 			if s := strings.TrimSpace(line); strings.HasPrefix(s, "sqlite3 ") {
 				commands = append(commands, s)
@@ -89,7 +94,15 @@ func TestDemo(t *testing.T) {
 		return count(t, support, "SELECT COUNT(*) FROM tickets WHERE id = 3 AND status = 'solved'") == 1
 	})
 
-	resp, err := http.Get(url + "/api/events")
+	// The printed curl command's token works; without it the API refuses.
+	if resp, err := http.Get(url + "/api/events"); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("events without a token: %d, want 401", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", url+"/api/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,12 +87,15 @@ type common struct {
 	db      string
 	dataDir string
 	addr    string
+	// secureCookies marks session cookies Secure behind a TLS proxy.
+	secureCookies bool
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultData string) {
 	fs.StringVar(&c.dataDir, "data", envOr("DUPLEX_DATA", defaultData), "directory for the SQLite store and the secret key file (env DUPLEX_DATA)")
 	fs.StringVar(&c.db, "db", os.Getenv("DUPLEX_DB"), "store DSN: a SQLite path or postgres://… URL; default <data>/duplex.db (env DUPLEX_DB)")
 	fs.StringVar(&c.addr, "addr", envOr("DUPLEX_ADDR", "127.0.0.1:8080"), "listen address (env DUPLEX_ADDR)")
+	fs.BoolVar(&c.secureCookies, "secure-cookies", os.Getenv("DUPLEX_SECURE_COOKIES") == "1", "mark session cookies Secure (behind an HTTPS proxy; env DUPLEX_SECURE_COOKIES=1)")
 }
 
 func (c *common) dsn() string {
@@ -116,9 +119,12 @@ type app struct {
 	templates *scripts.Library
 	engine    *engine.Engine
 	handler   http.Handler
+	auth      server.AuthOptions
 }
 
-func buildApp(ctx context.Context, logger *slog.Logger, c common) (*app, error) {
+// buildApp opens everything; access says how people sign in (see firstRun
+// and demoAccess).
+func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*store.Store) (server.AuthOptions, error)) (*app, error) {
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -144,8 +150,15 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common) (*app, error) 
 		Store: st, Connectors: reg, Secrets: box, Logger: logger,
 		Runner: scripting.NewRunner(scripting.Options{Timeout: time.Second}),
 	})
-	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger})
-	return &app{store: st, box: box, templates: lib, engine: eng, handler: h}, nil
+	auth, err := access(st)
+	if err != nil {
+		_ = eng.Close()
+		_ = st.Close()
+		return nil, err
+	}
+	auth.SecureCookies = c.secureCookies
+	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger, Auth: auth})
+	return &app{store: st, box: box, templates: lib, engine: eng, handler: h, auth: auth}, nil
 }
 
 // registry lists the connector kinds this binary offers.
@@ -217,12 +230,20 @@ func runServe(ctx context.Context, logger *slog.Logger, args []string) error {
 	var c common
 	c.register(fs, "duplex-data")
 	_ = fs.Parse(args)
-	a, err := buildApp(ctx, logger, c)
+	a, err := buildApp(ctx, logger, c, func(st *store.Store) (server.AuthOptions, error) {
+		return firstRun(ctx, st, logger, os.Getenv("DUPLEX_ADMIN_EMAIL"), os.Getenv("DUPLEX_ADMIN_PASSWORD"))
+	})
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	return a.serve(ctx, logger, c.addr, nil)
+	return a.serve(ctx, logger, c.addr, func(url string) {
+		if a.auth.SetupToken != "" {
+			// Only whoever can read this process's output can create the admin.
+			logger.Info("no user exists yet: open the setup link to create the first admin",
+				"url", url+"/setup?token="+a.auth.SetupToken)
+		}
+	})
 }
 
 func runDemo(ctx context.Context, logger *slog.Logger, args []string, out io.Writer) error {
@@ -235,7 +256,11 @@ func runDemo(ctx context.Context, logger *slog.Logger, args []string, out io.Wri
 	if err != nil {
 		return err
 	}
-	a, err := buildApp(ctx, logger, c)
+	var token string
+	a, err := buildApp(ctx, logger, c, func(st *store.Store) (o server.AuthOptions, err error) {
+		o, token, err = demoAccess(ctx, st)
+		return o, err
+	})
 	if err != nil {
 		return err
 	}
@@ -246,7 +271,7 @@ func runDemo(ctx context.Context, logger *slog.Logger, args []string, out io.Wri
 	}
 	return a.serve(ctx, logger, c.addr, func(url string) {
 		fmt.Fprintf(out, demoHelp, url, conn.ID, paths.Support, paths.Engineering,
-			paths.Support, paths.Engineering, url)
+			paths.Support, paths.Engineering, url, token)
 	})
 }
 
@@ -261,8 +286,9 @@ Escalate another ticket with any SQLite client:
   sqlite3 %[5]s "UPDATE tickets SET labels = 'export,todev' WHERE id = 3"
 Resolve it on the engineering side and watch the ticket follow:
   sqlite3 %[6]s "UPDATE issues SET state = 'resolved' WHERE ticket_ref = 'T-3'"
-See what happened:
-  curl -s %[7]s/api/events
+See what happened (the browser signs in automatically on loopback; this
+API token is the demo admin's, made for this run):
+  curl -s -H "Authorization: Bearer %[8]s" %[7]s/api/events
 `
 
 func runMigrate(ctx context.Context, args []string, out io.Writer) error {

@@ -164,6 +164,9 @@ func (s *Store) AddAudit(ctx context.Context, e *AuditEntry) error {
 	if e.At.IsZero() {
 		e.At = s.now()
 	}
+	if err := s.fillAuditTeams(ctx, []*AuditEntry{e}); err != nil {
+		return err
+	}
 	return wrap("audit", s.q(ctx).Create(e).Error)
 }
 
@@ -172,20 +175,80 @@ func (s *Store) AddAudits(ctx context.Context, es []AuditEntry) error {
 	if len(es) == 0 {
 		return nil
 	}
+	ptrs := make([]*AuditEntry, len(es))
 	for i := range es {
 		if es[i].At.IsZero() {
 			es[i].At = s.now()
 		}
+		ptrs[i] = &es[i]
+	}
+	if err := s.fillAuditTeams(ctx, ptrs); err != nil {
+		return err
 	}
 	return wrap("audit", s.q(ctx).CreateInBatches(es, 200).Error)
 }
 
+// fillAuditTeams sets the team of entries that name a connection but no
+// team, with one query per batch, so team admins can read their entries.
+func (s *Store) fillAuditTeams(ctx context.Context, es []*AuditEntry) error {
+	var ids []int64
+	for _, e := range es {
+		if e.TeamID == nil && e.ConnectionID != nil {
+			ids = append(ids, *e.ConnectionID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	var rows []struct{ ID, TeamID int64 }
+	if err := s.q(ctx).Model(&Connection{}).Select("id, team_id").Where("id IN ?", ids).Scan(&rows).Error; err != nil {
+		return wrap("audit team", err)
+	}
+	team := make(map[int64]int64, len(rows))
+	for _, r := range rows {
+		team[r.ID] = r.TeamID
+	}
+	for _, e := range es {
+		if e.TeamID == nil && e.ConnectionID != nil {
+			if t, ok := team[*e.ConnectionID]; ok {
+				e.TeamID = &t
+			}
+		}
+	}
+	return nil
+}
+
 // ListAudit returns the newest audit entries, optionally for one connection.
 func (s *Store) ListAudit(ctx context.Context, connID int64, limit int) ([]AuditEntry, error) {
-	var out []AuditEntry
-	q := s.q(ctx).Order("id DESC").Limit(limit)
-	if connID != 0 {
-		q = q.Where("connection_id = ?", connID)
+	return s.ListAuditFor(ctx, AuditFilter{ConnectionID: connID, Limit: limit})
+}
+
+// AuditFilter selects audit entries.
+type AuditFilter struct {
+	ConnectionID int64
+	Action       string
+	Limit        int
+	// Teams, when not nil, keeps entries of these teams (an empty, non-nil
+	// list keeps none). Entries without a team are org-level: only a nil
+	// Teams (an org admin) sees them.
+	Teams []int64
+}
+
+// ListAuditFor returns the newest audit entries matching f.
+func (s *Store) ListAuditFor(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	out := []AuditEntry{}
+	q := s.q(ctx).Order("id DESC").Limit(f.Limit)
+	if f.ConnectionID != 0 {
+		q = q.Where("connection_id = ?", f.ConnectionID)
+	}
+	if f.Action != "" {
+		q = q.Where("action = ?", f.Action)
+	}
+	if f.Teams != nil {
+		if len(f.Teams) == 0 {
+			return out, nil
+		}
+		q = q.Where("team_id IN ?", f.Teams)
 	}
 	return out, wrap("list audit", q.Find(&out).Error)
 }

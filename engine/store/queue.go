@@ -165,6 +165,9 @@ type EventFilter struct {
 	ConnectionID int64
 	Status       string
 	Limit        int
+	// Teams, when not nil, keeps events of connections owned by these teams
+	// (an empty, non-nil list keeps none).
+	Teams []int64
 }
 
 // ListEvents returns events, newest first.
@@ -178,6 +181,12 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]SyncEvent, err
 	}
 	if f.Status != "" {
 		q = q.Where("status = ?", f.Status)
+	}
+	if f.Teams != nil {
+		if len(f.Teams) == 0 {
+			return []SyncEvent{}, nil
+		}
+		q = q.Where("connection_id IN (SELECT id FROM connections WHERE team_id IN ?)", f.Teams)
 	}
 	var out []SyncEvent
 	return out, wrap("list events", q.Find(&out).Error)

@@ -1,0 +1,446 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/credential"
+)
+
+// AuthOptions configure sign-in.
+type AuthOptions struct {
+	// SetupToken opens first-run setup (POST /api/setup) while no user
+	// exists; empty keeps it closed.
+	SetupToken string
+	// AutoLoginUser, when set, lets a client on loopback sign in as this
+	// user without a password (`duplex demo` only).
+	AutoLoginUser int64
+	// SecureCookies marks the session cookie Secure even on plain HTTP (set
+	// it behind a TLS-terminating proxy); TLS requests always get it.
+	SecureCookies bool
+	// SessionTTL is how long a session lasts; default 12 h.
+	SessionTTL time.Duration
+	// Throttle bounds failed sign-ins; default 5 per 15 minutes per client
+	// address and per email.
+	Throttle ThrottleOptions
+	// Password is the argon2id cost for new hashes; default credential.Default.
+	Password credential.Params
+}
+
+func (o AuthOptions) withDefaults() AuthOptions {
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = 12 * time.Hour
+	}
+	if o.Throttle.Max <= 0 {
+		o.Throttle.Max = 5
+	}
+	if o.Throttle.Window <= 0 {
+		o.Throttle.Window = 15 * time.Minute
+	}
+	if o.Password.Memory == 0 {
+		o.Password = credential.Default
+	}
+	return o
+}
+
+// ThrottleOptions: at most Max failures per key within Window.
+type ThrottleOptions struct {
+	Max    int
+	Window time.Duration
+}
+
+// errRateLimited carries when the client may try again.
+type errRateLimited struct{ retry time.Duration }
+
+func (e *errRateLimited) Error() string {
+	return fmt.Sprintf("too many failed sign-ins: try again in %d s", int(e.retry.Seconds()+0.999))
+}
+
+var errInvalidCredentials = errors.New("wrong email or password")
+
+// throttle counts failed sign-ins per key in memory. One process's view is
+// enough to stop online guessing; several processes each allow Max (noted in
+// docs/security). The map is bounded: old keys are swept when it grows.
+type throttle struct {
+	mu    sync.Mutex
+	o     ThrottleOptions
+	fails map[string][]time.Time
+	now   func() time.Time
+}
+
+const throttleKeys = 10000
+
+func newThrottle(o ThrottleOptions) *throttle {
+	return &throttle{o: o, fails: map[string][]time.Time{}, now: time.Now}
+}
+
+// check reports how long any of keys must still wait (0: may try).
+func (t *throttle) check(keys ...string) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	var wait time.Duration
+	for _, k := range keys {
+		fs := t.live(k, now)
+		if len(fs) >= t.o.Max {
+			if w := fs[0].Add(t.o.Window).Sub(now); w > wait {
+				wait = w
+			}
+		}
+	}
+	return wait
+}
+
+func (t *throttle) fail(keys ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	if len(t.fails) > throttleKeys {
+		for k := range t.fails {
+			if len(t.live(k, now)) == 0 {
+				delete(t.fails, k)
+			}
+		}
+	}
+	for _, k := range keys {
+		fs := append(t.live(k, now), now)
+		if len(fs) > t.o.Max {
+			fs = fs[len(fs)-t.o.Max:]
+		}
+		t.fails[k] = fs
+	}
+}
+
+func (t *throttle) reset(keys ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		delete(t.fails, k)
+	}
+}
+
+// live drops failures older than the window.
+func (t *throttle) live(k string, now time.Time) []time.Time {
+	fs := t.fails[k]
+	i := 0
+	for i < len(fs) && now.Sub(fs[i]) >= t.o.Window {
+		i++
+	}
+	if i > 0 {
+		fs = fs[i:]
+		if len(fs) == 0 {
+			delete(t.fails, k)
+		} else {
+			t.fails[k] = fs
+		}
+	}
+	return fs
+}
+
+func normEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
+
+func clientIP(c *gin.Context) string {
+	host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
+	if err != nil {
+		return c.Request.RemoteAddr
+	}
+	return host
+}
+
+type teamRoleOut struct {
+	ID   int64      `json:"id"`
+	Name string     `json:"name"`
+	Role store.Role `json:"role"`
+}
+
+type meOut struct {
+	User      store.User    `json:"user"`
+	Teams     []teamRoleOut `json:"teams"`
+	CSRFToken string        `json:"csrf_token,omitempty"`
+	Via       string        `json:"via"`
+}
+
+func (s *srv) meBody(c *gin.Context, p *principal) (meOut, error) {
+	teams, err := s.st.ListTeams(c.Request.Context())
+	if err != nil {
+		return meOut{}, err
+	}
+	out := meOut{User: p.User, Teams: []teamRoleOut{}, Via: p.Via}
+	for _, t := range teams {
+		if r := p.Role(t.ID); r != "" {
+			out.Teams = append(out.Teams, teamRoleOut{ID: t.ID, Name: t.Name, Role: r})
+		}
+	}
+	if p.Session != nil {
+		out.CSRFToken = p.Session.CSRF
+	}
+	return out, nil
+}
+
+func (s *srv) me(c *gin.Context) error {
+	out, err := s.meBody(c, principalOf(c))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+// startSession creates a session for u, sets the cookie and answers with
+// the me body (which carries the CSRF token the app sends back).
+func (s *srv) startSession(c *gin.Context, u store.User) error {
+	ctx := c.Request.Context()
+	tok, err := credential.NewToken("dps_")
+	if err != nil {
+		return err
+	}
+	csrf, err := credential.NewToken("")
+	if err != nil {
+		return err
+	}
+	se := store.Session{ID: credential.HashToken(tok), UserID: u.ID, CSRF: csrf,
+		ExpiresAt: s.st.Now().Add(s.auth.SessionTTL)}
+	if err := s.st.CreateSession(ctx, &se); err != nil {
+		return err
+	}
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: sessionCookie, Value: tok, Path: "/", HttpOnly: true,
+		Secure: s.auth.SecureCookies || c.Request.TLS != nil, SameSite: http.SameSiteLaxMode,
+		MaxAge: int(s.auth.SessionTTL.Seconds()),
+	})
+	p, err := s.loadPrincipal(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	p.Via, p.Session = "session", &se
+	out, err := s.meBody(c, p)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+func (s *srv) login(c *gin.Context) error {
+	var in struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	email := normEmail(in.Email)
+	keys := []string{"ip:" + clientIP(c), "email:" + email}
+	if wait := s.logins.check(keys...); wait > 0 {
+		return &errRateLimited{retry: wait}
+	}
+	if email == "" || in.Password == "" || len(in.Password) > credential.MaxPassword {
+		s.logins.fail(keys...)
+		return errInvalidCredentials
+	}
+	u, err := s.st.UserByEmail(c.Request.Context(), email)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		credential.DummyVerify(in.Password) // same time as a wrong password
+		s.logins.fail(keys...)
+		return errInvalidCredentials
+	case err != nil:
+		return err
+	}
+	if err := credential.VerifyPassword(in.Password, u.PasswordHash); err != nil || u.Disabled {
+		s.logins.fail(keys...)
+		return errInvalidCredentials
+	}
+	s.logins.reset(keys[1])
+	return s.startSession(c, u)
+}
+
+func (s *srv) logout(c *gin.Context) error {
+	p := principalOf(c)
+	if p.Session != nil {
+		if err := s.st.DeleteSession(c.Request.Context(), p.Session.ID); err != nil {
+			return err
+		}
+	}
+	http.SetCookie(c.Writer, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true})
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+func (s *srv) autoLogin(c *gin.Context) error {
+	if !s.autoLoginAllowed(c) {
+		return fmt.Errorf("automatic sign-in is only offered by `duplex demo` on loopback: %w", store.ErrNotFound)
+	}
+	u, err := s.st.GetUser(c.Request.Context(), s.auth.AutoLoginUser)
+	if err != nil {
+		return err
+	}
+	return s.startSession(c, u)
+}
+
+// setup creates the first user, an org admin and admin of the default team,
+// with the one-time token printed at first start.
+func (s *srv) setup(c *gin.Context) error {
+	ctx := c.Request.Context()
+	var in struct {
+		Token    string `json:"token"`
+		Email    string `json:"email"`
+		Name     string `json:"name"`
+		Password string `json:"password"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	if s.auth.SetupToken == "" || !s.setupOpen(ctx) {
+		return forbidden("setup is closed: an admin already exists")
+	}
+	if !credential.Equal(in.Token, s.auth.SetupToken) {
+		s.logins.fail("ip:" + clientIP(c))
+		return forbidden("wrong setup token")
+	}
+	u, err := s.newUser(c, in.Email, in.Name, in.Password, true)
+	if err != nil {
+		return err
+	}
+	if err := s.st.SetMembership(ctx, store.DefaultTeamID, u.ID, store.RoleAdmin); err != nil {
+		return err
+	}
+	s.auditAs(c, store.DefaultTeamID, "user.setup", nil, "first admin "+u.Email)
+	return s.startSession(c, u)
+}
+
+// newUser validates and stores a user with a hashed password.
+func (s *srv) newUser(c *gin.Context, email, name, password string, orgAdmin bool) (store.User, error) {
+	email = normEmail(email)
+	if email == "" || !strings.Contains(email, "@") {
+		return store.User{}, badRequest("a valid email is required")
+	}
+	if err := credential.CheckPassword(password); err != nil {
+		return store.User{}, badRequest("%v", err)
+	}
+	hash, err := credential.HashPassword(password, s.auth.Password)
+	if err != nil {
+		return store.User{}, err
+	}
+	u := store.User{Email: email, Name: strings.TrimSpace(name), PasswordHash: hash, OrgAdmin: orgAdmin}
+	if err := s.st.CreateUser(c.Request.Context(), &u); err != nil {
+		return u, err
+	}
+	return u, nil
+}
+
+func (s *srv) changePassword(c *gin.Context) error {
+	ctx := c.Request.Context()
+	p := principalOf(c)
+	var in struct {
+		Current string `json:"current"`
+		New     string `json:"new"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	keys := []string{"ip:" + clientIP(c), "email:" + p.User.Email}
+	if wait := s.logins.check(keys...); wait > 0 {
+		return &errRateLimited{retry: wait}
+	}
+	if err := credential.VerifyPassword(in.Current, p.User.PasswordHash); err != nil {
+		s.logins.fail(keys...)
+		return forbidden("the current password is wrong")
+	}
+	if err := credential.CheckPassword(in.New); err != nil {
+		return badRequest("%v", err)
+	}
+	hash, err := credential.HashPassword(in.New, s.auth.Password)
+	if err != nil {
+		return err
+	}
+	u := p.User
+	u.PasswordHash = hash
+	if err := s.st.UpdateUser(ctx, &u); err != nil {
+		return err
+	}
+	// Every other browser signed in as this user is signed out.
+	if err := s.st.DeleteUserSessions(ctx, u.ID); err != nil {
+		return err
+	}
+	s.auditAs(c, 0, "user.password", nil, u.Email)
+	if p.Session != nil {
+		return s.startSession(c, u)
+	}
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+type tokenOut struct {
+	store.APIToken
+	Token string `json:"token,omitempty"` // only in the answer that creates it
+}
+
+func (s *srv) listTokens(c *gin.Context) error {
+	ts, err := s.st.ListAPITokens(c.Request.Context(), principalOf(c).User.ID)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, ts)
+	return nil
+}
+
+func (s *srv) createToken(c *gin.Context) error {
+	p := principalOf(c)
+	var in struct {
+		Name          string `json:"name"`
+		ExpiresInDays int    `json:"expires_in_days"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	in.Name = strings.TrimSpace(in.Name)
+	if in.Name == "" || len(in.Name) > 100 {
+		return badRequest("a token needs a name (up to 100 characters)")
+	}
+	if in.ExpiresInDays < 0 || in.ExpiresInDays > 3650 {
+		return badRequest("expires_in_days must be between 0 (never) and 3650")
+	}
+	tok, err := credential.NewToken(tokenPrefix)
+	if err != nil {
+		return err
+	}
+	t := store.APIToken{UserID: p.User.ID, Name: in.Name, Hash: credential.HashToken(tok), Prefix: tok[:len(tokenPrefix)+6]}
+	if in.ExpiresInDays > 0 {
+		exp := s.st.Now().Add(time.Duration(in.ExpiresInDays) * 24 * time.Hour)
+		t.ExpiresAt = &exp
+	}
+	if err := s.st.CreateAPIToken(c.Request.Context(), &t); err != nil {
+		return err
+	}
+	s.auditAs(c, 0, "token.create", nil, fmt.Sprintf("%s: token %q (%s…)", p.User.Email, t.Name, t.Prefix))
+	c.JSON(http.StatusCreated, tokenOut{APIToken: t, Token: tok})
+	return nil
+}
+
+func (s *srv) revokeToken(c *gin.Context) error {
+	p := principalOf(c)
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := s.st.RevokeAPIToken(c.Request.Context(), p.User.ID, id); err != nil {
+		return err
+	}
+	s.auditAs(c, 0, "token.revoke", nil, fmt.Sprintf("%s: token %d", p.User.Email, id))
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.Itoa(int(d.Seconds() + 0.999))
+}

@@ -1,0 +1,233 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/duplexsync/duplex/engine/store"
+)
+
+// listTeams: org admins see every team (as admin), others their own.
+func (s *srv) listTeams(c *gin.Context) error {
+	p := principalOf(c)
+	teams, err := s.st.ListTeams(c.Request.Context())
+	if err != nil {
+		return err
+	}
+	out := []teamRoleOut{}
+	for _, t := range teams {
+		if r := p.Role(t.ID); r != "" {
+			out = append(out, teamRoleOut{ID: t.ID, Name: t.Name, Role: r})
+		}
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+func (s *srv) createTeam(c *gin.Context) error {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	in.Name = strings.TrimSpace(in.Name)
+	if in.Name == "" || len(in.Name) > 100 {
+		return badRequest("a team needs a name (up to 100 characters)")
+	}
+	t := store.Team{Name: in.Name}
+	if err := s.st.CreateTeam(c.Request.Context(), &t); err != nil {
+		return err
+	}
+	s.auditAs(c, t.ID, "team.create", nil, fmt.Sprintf("team %d %q", t.ID, t.Name))
+	c.JSON(http.StatusCreated, t)
+	return nil
+}
+
+type memberOut struct {
+	UserID int64      `json:"user_id"`
+	Email  string     `json:"email"`
+	Name   string     `json:"name"`
+	Role   store.Role `json:"role"`
+}
+
+func (s *srv) listMembers(c *gin.Context) error {
+	ctx := c.Request.Context()
+	team, _ := idParam(c, "id") // checked by the rule
+	ms, err := s.st.TeamMembers(ctx, team)
+	if err != nil {
+		return err
+	}
+	out := make([]memberOut, 0, len(ms))
+	for _, m := range ms {
+		u, err := s.st.GetUser(ctx, m.UserID)
+		if err != nil {
+			return err
+		}
+		out = append(out, memberOut{UserID: u.ID, Email: u.Email, Name: u.Name, Role: m.Role})
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+func userParam(c *gin.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("user"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, badRequest("user must be a positive integer, got %q", c.Param("user"))
+	}
+	return id, nil
+}
+
+// keepAnAdmin refuses a change that would leave a team without an admin:
+// nobody could then manage its members or secrets but an org admin.
+func (s *srv) keepAnAdmin(c *gin.Context, team, user int64, newRole store.Role) error {
+	ctx := c.Request.Context()
+	roles, err := s.st.Memberships(ctx, user)
+	if err != nil {
+		return err
+	}
+	if roles[team] != store.RoleAdmin || newRole == store.RoleAdmin {
+		return nil
+	}
+	n, err := s.st.CountTeamAdmins(ctx, team)
+	if err != nil {
+		return err
+	}
+	if n <= 1 {
+		return fmt.Errorf("user %d is the last admin of team %d: make someone else admin first: %w", user, team, store.ErrConflict)
+	}
+	return nil
+}
+
+func (s *srv) setMember(c *gin.Context) error {
+	ctx := c.Request.Context()
+	team, _ := idParam(c, "id")
+	user, err := userParam(c)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Role store.Role `json:"role"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	if !in.Role.Valid() {
+		return badRequest("role must be admin, editor or viewer, got %q", in.Role)
+	}
+	u, err := s.st.GetUser(ctx, user)
+	if errors.Is(err, store.ErrNotFound) {
+		return badRequest("user %d does not exist", user)
+	} else if err != nil {
+		return err
+	}
+	if err := s.keepAnAdmin(c, team, user, in.Role); err != nil {
+		return err
+	}
+	if err := s.st.SetMembership(ctx, team, user, in.Role); err != nil {
+		return err
+	}
+	s.auditAs(c, team, "member.role", nil, fmt.Sprintf("%s is %s", u.Email, in.Role))
+	c.JSON(http.StatusOK, memberOut{UserID: u.ID, Email: u.Email, Name: u.Name, Role: in.Role})
+	return nil
+}
+
+func (s *srv) removeMember(c *gin.Context) error {
+	team, _ := idParam(c, "id")
+	user, err := userParam(c)
+	if err != nil {
+		return err
+	}
+	if err := s.keepAnAdmin(c, team, user, ""); err != nil {
+		return err
+	}
+	if err := s.st.RemoveMembership(c.Request.Context(), team, user); err != nil {
+		return err
+	}
+	s.auditAs(c, team, "member.remove", nil, fmt.Sprintf("user %d", user))
+	c.Status(http.StatusNoContent)
+	return nil
+}
+
+func (s *srv) listUsers(c *gin.Context) error {
+	us, err := s.st.ListUsers(c.Request.Context())
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, us)
+	return nil
+}
+
+func (s *srv) createUser(c *gin.Context) error {
+	var in struct {
+		Email    string `json:"email"`
+		Name     string `json:"name"`
+		Password string `json:"password"`
+		OrgAdmin bool   `json:"org_admin"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	u, err := s.newUser(c, in.Email, in.Name, in.Password, in.OrgAdmin)
+	if err != nil {
+		return err
+	}
+	s.auditAs(c, 0, "user.create", nil, fmt.Sprintf("%s (org admin %v)", u.Email, u.OrgAdmin))
+	c.JSON(http.StatusCreated, u)
+	return nil
+}
+
+// updateUser changes a user's name, org admin flag or disabled flag.
+// Disabling signs the user out everywhere; tokens stop working at once
+// because every request loads the user.
+func (s *srv) updateUser(c *gin.Context) error {
+	ctx := c.Request.Context()
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Name     *string `json:"name"`
+		OrgAdmin *bool   `json:"org_admin"`
+		Disabled *bool   `json:"disabled"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	u, err := s.st.GetUser(ctx, id)
+	if err != nil {
+		return err
+	}
+	if id == principalOf(c).User.ID && ((in.OrgAdmin != nil && !*in.OrgAdmin) || (in.Disabled != nil && *in.Disabled)) {
+		return badRequest("you cannot remove your own org admin role or disable yourself")
+	}
+	var changes []string
+	if in.Name != nil {
+		u.Name = strings.TrimSpace(*in.Name)
+		changes = append(changes, "name")
+	}
+	if in.OrgAdmin != nil {
+		u.OrgAdmin = *in.OrgAdmin
+		changes = append(changes, fmt.Sprintf("org_admin=%v", u.OrgAdmin))
+	}
+	if in.Disabled != nil {
+		u.Disabled = *in.Disabled
+		changes = append(changes, fmt.Sprintf("disabled=%v", u.Disabled))
+	}
+	if err := s.st.UpdateUser(ctx, &u); err != nil {
+		return err
+	}
+	if u.Disabled {
+		if err := s.st.DeleteUserSessions(ctx, u.ID); err != nil {
+			return err
+		}
+	}
+	s.auditAs(c, 0, "user.update", nil, fmt.Sprintf("%s: %s", u.Email, strings.Join(changes, ", ")))
+	c.JSON(http.StatusOK, u)
+	return nil
+}
