@@ -354,7 +354,7 @@ func (s *srv) changePassword(c *gin.Context) error {
 	}
 	if err := credential.VerifyPassword(in.Current, p.User.PasswordHash); err != nil {
 		s.logins.fail(keys...)
-		return forbidden("the current password is wrong")
+		return badRequest("the current password is wrong")
 	}
 	if err := credential.CheckPassword(in.New); err != nil {
 		return badRequest("%v", err)

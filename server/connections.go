@@ -97,10 +97,6 @@ func (s *srv) createConnection(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	in.Name = strings.TrimSpace(in.Name)
-	if in.Name == "" || in.SystemAID == 0 || in.SystemBID == 0 {
-		return badRequest("name, system_a_id and system_b_id are required")
-	}
 	if in.TeamID == 0 {
 		t, err := defaultTeam(principalOf(c), store.RoleEditor)
 		if err != nil {
@@ -110,6 +106,10 @@ func (s *srv) createConnection(c *gin.Context) error {
 	}
 	if err := s.requireTeam(c, in.TeamID, store.RoleEditor); err != nil {
 		return err
+	}
+	in.Name = strings.TrimSpace(in.Name)
+	if in.Name == "" || in.SystemAID == 0 || in.SystemBID == 0 {
+		return badRequest("name, system_a_id and system_b_id are required")
 	}
 	for _, id := range []int64{in.SystemAID, in.SystemBID} {
 		sys, err := s.st.GetSystem(ctx, id)

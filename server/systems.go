@@ -113,9 +113,6 @@ func (s *srv) createSystem(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	if err := in.validate(true); err != nil {
-		return err
-	}
 	// Systems hold credentials: creating one is a team admin's job.
 	if in.TeamID == 0 {
 		t, err := defaultTeam(principalOf(c), store.RoleAdmin)
@@ -125,6 +122,9 @@ func (s *srv) createSystem(c *gin.Context) error {
 		in.TeamID = t
 	}
 	if err := s.requireTeam(c, in.TeamID, store.RoleAdmin); err != nil {
+		return err
+	}
+	if err := in.validate(true); err != nil {
 		return err
 	}
 	sys := store.System{Name: in.Name, Kind: in.Kind, TeamID: in.TeamID, Settings: string(in.Settings), PollIntervalMS: 2000}
