@@ -6,12 +6,15 @@ package httpx
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
@@ -73,15 +76,15 @@ func (c *Client) DoHeader(ctx context.Context, method, path string, body, out an
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, transportError(method, path, err)
+		return nil, Redact(transportError(method, path, err), req)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
 	if err != nil {
-		return nil, transportError(method, path, err)
+		return nil, Redact(transportError(method, path, err), req)
 	}
 	if err := c.statusError(method, path, resp, data); err != nil {
-		return resp.Header, err
+		return resp.Header, Redact(err, req)
 	}
 	if out == nil || len(bytes.TrimSpace(data)) == 0 {
 		return resp.Header, nil
@@ -163,3 +166,81 @@ func (c *Client) retryAfter(v string) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// Redact returns err with every credential the request carried (header
+// values, URL password and query values) replaced by "[redacted]" in its
+// message, keeping errors.Is and errors.As working. Errors reach the API,
+// the event list and the log; a server that echoes its request into an
+// error page must not put the token there.
+func Redact(err error, req *http.Request) error {
+	if err == nil || req == nil {
+		return err
+	}
+	var secrets []string
+	add := func(v string) {
+		if len(v) >= 6 { // shorter values are more likely words than secrets
+			secrets = append(secrets, v)
+		}
+	}
+	for k, vs := range req.Header {
+		switch k {
+		case "Accept", "Content-Type", "User-Agent", "Accept-Encoding", "Content-Length":
+			continue
+		}
+		for _, v := range vs {
+			add(v)
+			if scheme, cred, ok := strings.Cut(v, " "); ok {
+				add(cred)
+				if strings.EqualFold(scheme, "Basic") {
+					if dec, err := base64.StdEncoding.DecodeString(cred); err == nil {
+						if _, pw, ok := strings.Cut(string(dec), ":"); ok {
+							add(pw)
+						}
+					}
+				}
+			}
+		}
+	}
+	if req.URL != nil {
+		if pw, ok := req.URL.User.Password(); ok {
+			add(pw)
+		}
+		for name, vs := range req.URL.Query() {
+			if !secretName(name) {
+				continue // a filter or a cursor helps debugging and is no secret
+			}
+			for _, v := range vs {
+				add(v)
+			}
+		}
+	}
+	msg := err.Error()
+	red := msg
+	// Longest first, so a value containing another is replaced whole.
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	for _, v := range secrets {
+		red = strings.ReplaceAll(red, v, "[redacted]")
+	}
+	if red == msg {
+		return err
+	}
+	return &redacted{msg: red, err: err}
+}
+
+func secretName(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"key", "token", "secret", "pass", "auth", "sig"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+type redacted struct {
+	msg string
+	err error
+}
+
+func (r *redacted) Error() string { return r.msg }
+func (r *redacted) Unwrap() error { return r.err }
