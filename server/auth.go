@@ -261,6 +261,10 @@ func (s *srv) login(c *gin.Context) error {
 		return errInvalidCredentials
 	}
 	s.logins.reset(keys[1])
+	// Sign-ins are rare; sweeping expired sessions here needs no timer.
+	if _, err := s.st.DeleteExpiredSessions(c.Request.Context()); err != nil {
+		s.log.Warn("sweep expired sessions", "err", err)
+	}
 	return s.startSession(c, u)
 }
 

@@ -43,6 +43,7 @@ usage:
   duplex serve   [flags]   run the API, the browser app and the sync engine
   duplex migrate [flags] [up|status]
   duplex script test DIR...  run a template folder's fixtures (testdata/*.json)
+  duplex user add|password|list [flags] [EMAIL]   manage people (password from DUPLEX_PASSWORD)
   duplex version
 
 run "duplex <command> -h" for the flags of a command
@@ -68,6 +69,8 @@ func main() {
 		err = runMigrate(ctx, os.Args[2:], os.Stdout)
 	case "script":
 		err = runScript(ctx, os.Args[2:], os.Stdout)
+	case "user":
+		err = runUser(ctx, os.Args[2:], os.Stdout)
 	case "version":
 		fmt.Println("duplex", version)
 	case "-h", "--help", "help":
