@@ -129,8 +129,13 @@ func (c caller) allowed(l level) bool {
 // viewer, editor and admin of the team owning the resources, and an org
 // admin, and checks each is allowed or refused as routeLevels says.
 func TestRoleMatrix(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { roleMatrix(t, b.Open(t)) })
+	}
+}
+
+func roleMatrix(t *testing.T, st *store.Store) {
 	ctx := context.Background()
-	st := testdb.SQLite(t)
 	box, err := secret.LoadOrCreate(t.TempDir() + "/key")
 	if err != nil {
 		t.Fatal(err)

@@ -26,8 +26,13 @@ import (
 // Every audited action leaves an entry with the actor and the team, readable
 // by the team's admins and nobody else's.
 func TestAuditTrail(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { auditTrail(t, b.Open(t)) })
+	}
+}
+
+func auditTrail(t *testing.T, st *store.Store) {
 	ctx := context.Background()
-	st := testdb.SQLite(t)
 	lib, _ := scripts.Builtin()
 	h := server.New(server.Options{Store: st, Engine: &fakeEngine{}, Secrets: mustBox(t), Templates: lib,
 		Logger: slog.New(slog.DiscardHandler), Auth: server.AuthOptions{Password: cheap}})
