@@ -275,12 +275,27 @@ func (s *srv) autoLoginAllowed(c *gin.Context) bool {
 	if s.auth.AutoLoginUser == 0 {
 		return false
 	}
-	host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
+	return isLoopback(c.Request.RemoteAddr) && loopbackHost(c.Request.Host)
+}
+
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
 	if err != nil {
-		host = c.Request.RemoteAddr
+		host = hostport
 	}
-	ip := net.ParseIP(host)
+	ip := net.ParseIP(strings.Trim(host, "[]"))
 	return ip != nil && ip.IsLoopback()
+}
+
+// loopbackHost: the Host header must name loopback too, or a web page could
+// rebind its own domain name to 127.0.0.1 and sign its script in to the demo
+// from the visitor's browser (DNS rebinding).
+func loopbackHost(host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	return strings.EqualFold(h, "localhost") || isLoopback(h)
 }
 
 // requireTeam checks the principal's role in a team named by a request body

@@ -307,6 +307,9 @@ func (s *srv) setup(c *gin.Context) error {
 	if s.auth.SetupToken == "" || !s.setupOpen(ctx) {
 		return forbidden("setup is closed: an admin already exists")
 	}
+	if wait := s.logins.check("ip:" + clientIP(c)); wait > 0 {
+		return &errRateLimited{retry: wait}
+	}
 	if !credential.Equal(in.Token, s.auth.SetupToken) {
 		s.logins.fail("ip:" + clientIP(c))
 		return forbidden("wrong setup token")

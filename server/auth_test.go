@@ -301,12 +301,21 @@ func TestAutoLoginOnlyOnLoopback(t *testing.T) {
 			t.Fatalf("auto sign-in from %s: %d", remote, rec.Code)
 		}
 	}
-	un := e.do(req{method: "GET", path: "/api/me", remote: "127.0.0.1:5000"})
+	// DNS rebinding: a page of evil.example resolved to 127.0.0.1 reaches the
+	// demo from the visitor's own browser, with its own name in Host.
+	rebound := httptest.NewRequest("POST", "http://evil.example:8080/api/auth/auto", strings.NewReader(`{}`))
+	rebound.RemoteAddr = "127.0.0.1:5000"
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, rebound)
+	if rec.Code != 404 {
+		t.Fatalf("auto sign-in with Host evil.example: %d", rec.Code)
+	}
+	un := e.do(req{method: "GET", path: "http://127.0.0.1:8080/api/me", remote: "127.0.0.1:5000"})
 	if !strings.Contains(un.Body.String(), `"auto_login":true`) {
 		t.Fatalf("401 on loopback does not offer auto sign-in: %s", un.Body)
 	}
 	for _, remote := range []string{"127.0.0.1:5000", "[::1]:5000"} {
-		rec := e.do(req{method: "POST", path: "/api/auth/auto", body: `{}`, remote: remote})
+		rec := e.do(req{method: "POST", path: "http://localhost:8080/api/auth/auto", body: `{}`, remote: remote})
 		if rec.Code != 200 || decode[meBody](t, rec).User.Email != "demo@test" {
 			t.Fatalf("auto sign-in from %s: %d %s", remote, rec.Code, rec.Body)
 		}
