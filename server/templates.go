@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -553,7 +554,13 @@ func (s *srv) importTemplate(c *gin.Context) error {
 	if err := needRole(p, team, store.RoleEditor, "importing a template into a team"); err != nil {
 		return err
 	}
-	folder, body, err := scripts.ImportArchive(http.MaxBytesReader(c.Writer, c.Request.Body, importMaxBytes))
+	// Read it whole first, so an upload over the bound is told as such
+	// rather than as whatever the cut-off stream fails to parse as.
+	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, importMaxBytes))
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	folder, body, err := scripts.ImportArchive(bytes.NewReader(raw))
 	if err != nil {
 		return err
 	}
