@@ -483,8 +483,11 @@ func (s *srv) forkTemplate(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	if in.TeamID <= 0 {
-		return badRequest("team_id is required")
+	p := principalOf(c)
+	if in.TeamID == 0 {
+		if in.TeamID, err = defaultTeam(p, store.RoleEditor); err != nil {
+			return err
+		}
 	}
 	if in.Name == "" {
 		in.Name = t.Name
@@ -492,7 +495,6 @@ func (s *srv) forkTemplate(c *gin.Context) error {
 	if !scripts.ValidName(in.Name) {
 		return badRequest("name %q: letters, digits, \".\", \"_\" and \"-\", starting with a letter or digit", in.Name)
 	}
-	p := principalOf(c)
 	if err := needRole(p, in.TeamID, store.RoleEditor, "forking a template into a team"); err != nil {
 		return err
 	}
@@ -543,16 +545,18 @@ func (s *srv) exportTemplate(c *gin.Context) error {
 // version of the team's template of that name.
 func (s *srv) importTemplate(c *gin.Context) error {
 	ctx := c.Request.Context()
-	team, err := idQuery(c, "team_id")
+	team, err := teamQuery(c)
 	if err != nil {
 		return err
 	}
-	if team == 0 {
-		return badRequest("team_id is required")
-	}
 	p := principalOf(c)
-	if err := needRole(p, team, store.RoleEditor, "importing a template into a team"); err != nil {
-		return err
+	if team == 0 {
+		if team, err = defaultTeam(p, store.RoleEditor); err != nil {
+			return err
+		}
+	}
+	if err := s.requireTeam(c, team, store.RoleEditor); err != nil {
+		return fmt.Errorf("importing a template into a team: %w", err)
 	}
 	// Read it whole first, so an upload over the bound is told as such
 	// rather than as whatever the cut-off stream fails to parse as.
