@@ -212,3 +212,56 @@ func TestUnifiedDiff(t *testing.T) {
 		t.Fatalf("added file: %q", got)
 	}
 }
+
+// Every built-in, with its fixtures, survives export and import unchanged,
+// and so does a folder archived by tar itself ("./" prefixes, folder entries).
+func TestBuiltinsThroughArchives(t *testing.T) {
+	lib, err := scripts.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tpl := range lib.List() {
+		fixtures, err := scripts.Fixtures(tpl.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := scripts.BodyOf(tpl, fixtures)
+		var buf bytes.Buffer
+		if err := scripts.ExportArchive(&buf, tpl.Name, b); err != nil {
+			t.Fatal(err)
+		}
+		name, got, err := scripts.ImportArchive(&buf)
+		if err != nil || name != tpl.Name {
+			t.Fatalf("%s: %q %v", tpl.Name, name, err)
+		}
+		if d, err := scripts.DiffBodies(b, got); err != nil || len(d) != 0 || len(got.Fixtures) != len(fixtures) {
+			t.Fatalf("%s changed through an archive: %+v %v", tpl.Name, d, err)
+		}
+	}
+
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	add := func(name, body string, dir bool) {
+		h := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}
+		if dir {
+			h.Typeflag, h.Size = tar.TypeDir, 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = tw.Write([]byte(body))
+	}
+	add("./", "", true)
+	add("./esc/", "", true)
+	add("./esc/template.json", `{"title": "T", "params": [{"name": "p", "default": 1}]}`, false)
+	add("./esc/a.outgoing.js", "replica.n = {{p}};\n", false)
+	add("./esc/testdata/", "", true)
+	add("./esc/testdata/a-one.json", `{"side": "a"}`, false)
+	_ = tw.Close()
+	_ = zw.Close()
+	name, got, err := scripts.ImportArchive(&buf)
+	if err != nil || name != "esc" || got.Sources["a"]["outgoing"] != "replica.n = {{p}};\n" || len(got.Fixtures) != 1 || got.Params[0].ParamType() != "number" {
+		t.Fatalf("tar's own layout: %q %+v %v", name, got, err)
+	}
+}
