@@ -243,9 +243,9 @@ func (s *Store) ForkTemplate(ctx context.Context, srcID int64, version int, team
 	return t, v, err
 }
 
-// SetConnectionTemplate records the team template version a connection's
+// SetConnectionTeamTemplate records the team template version a connection's
 // scripts now come from and the parameters they were rendered with.
-func (s *Store) SetConnectionTemplate(ctx context.Context, connID, templateID int64, version int, params string) error {
+func (s *Store) SetConnectionTeamTemplate(ctx context.Context, connID, templateID int64, version int, params string) error {
 	res := s.q(ctx).Model(&Connection{}).Where("id = ?", connID).Updates(map[string]any{
 		"template_id": templateID, "template_version": version, "template_params": params, "updated_at": s.now()})
 	if res.Error == nil && res.RowsAffected == 0 {
@@ -266,6 +266,6 @@ func (s *Store) UpgradeConnection(ctx context.Context, connID int64, scripts map
 				}
 			}
 		}
-		return tx.SetConnectionTemplate(ctx, connID, templateID, version, params)
+		return tx.SetConnectionTeamTemplate(ctx, connID, templateID, version, params)
 	})
 }
