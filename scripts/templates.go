@@ -25,11 +25,27 @@ var builtin embed.FS
 // ErrNotFound is returned for an unknown template name.
 var ErrNotFound = errors.New("template not found")
 
+// ErrInvalid marks a template, parameter value or archive the caller must
+// fix (a wrong parameter type, a malformed template.json, an unsafe archive).
+var ErrInvalid = errors.New("invalid template")
+
 // Param is a value a user fills in when creating a connection from a template.
 type Param struct {
-	Name        string `json:"name"`
+	Name string `json:"name"`
+	// Type is string, number, boolean, object or array; when empty it is
+	// the type of Default. A value of another type is refused by Render.
+	Type        string `json:"type,omitempty"`
 	Description string `json:"description"`
 	Default     any    `json:"default"`
+}
+
+// ParamType is p's declared type, or its default's when none is declared
+// ("" when neither says).
+func (p Param) ParamType() string {
+	if p.Type != "" {
+		return p.Type
+	}
+	return TypeOf(p.Default)
 }
 
 // Template is a reusable set of scripts and triggers.
@@ -154,7 +170,11 @@ func (t Template) Render(values map[string]any) (Sources, error) {
 			v = p.Default
 		}
 		if v == nil {
-			return nil, fmt.Errorf("template %s: parameter %q needs a value", t.Name, p.Name)
+			return nil, fmt.Errorf("template %s: parameter %q needs a value: %w", t.Name, p.Name, ErrInvalid)
+		}
+		if want, got := p.ParamType(), TypeOf(v); want != "" && got != want {
+			return nil, fmt.Errorf("template %s: parameter %q must be %s %s, got %s %s: %w",
+				t.Name, p.Name, article(want), want, article(got), got, ErrInvalid)
 		}
 		enc, err := json.Marshal(v)
 		if err != nil {

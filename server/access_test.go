@@ -93,6 +93,21 @@ var routeLevels = map[string]level{
 	"POST /api/connections/:id/retry-failed":                 lvEditor,
 	"DELETE /api/twins/:id":                                  lvEditor,
 
+	// Team templates: the matrix's template is org-wide, so every signed-in
+	// caller sees it; a template a caller cannot see answers 404, which
+	// TestTeamTemplateShareForkUpgrade checks.
+	"GET /api/team-templates/:id":                   lvSignedIn,
+	"GET /api/team-templates/:id/versions":          lvSignedIn,
+	"GET /api/team-templates/:id/versions/:version": lvSignedIn,
+	"GET /api/team-templates/:id/archive":           lvSignedIn,
+	"POST /api/team-templates/:id/versions":         lvEditor,
+	"PUT /api/team-templates/:id/sharing":           lvAdmin,
+	"POST /api/team-templates/:id/fork":             lvEditor, // into team 1
+	"POST /api/team-templates/import":               lvEditor, // ?team_id=1
+	"POST /api/connections/:id/save-as-template":    lvEditor,
+	"GET /api/connections/:id/template-status":      lvViewer,
+	"POST /api/connections/:id/upgrade-template":    lvEditor,
+
 	"GET /api/events/:id":          lvViewer,
 	"POST /api/events/:id/retry":   lvEditor,
 	"POST /api/events/:id/resolve": lvEditor,
@@ -182,10 +197,14 @@ func roleMatrix(t *testing.T, st *store.Store) {
 		t.Fatal(err)
 	}
 	evs, _ := st.ListEvents(ctx, store.EventFilter{})
+	tpl := store.TeamTemplate{TeamID: 1, Name: "matrix", Visibility: store.VisibilityOrg}
+	if _, err := st.CreateTemplate(ctx, &tpl, `{}`, "test", ""); err != nil {
+		t.Fatal(err)
+	}
 
 	fill := strings.NewReplacer(
 		":system", fmt.Sprint(sa.ID), ":side", "a", ":kind", "outgoing", ":name", "support-escalation",
-		":user", fmt.Sprint(spare.ID))
+		":user", fmt.Sprint(spare.ID), ":version", "1")
 	idFor := func(path string) string {
 		switch {
 		case strings.HasPrefix(path, "/api/systems/"):
@@ -200,6 +219,8 @@ func roleMatrix(t *testing.T, st *store.Store) {
 			return "1"
 		case strings.HasPrefix(path, "/api/users/"):
 			return fmt.Sprint(spare.ID)
+		case strings.HasPrefix(path, "/api/team-templates/"):
+			return fmt.Sprint(tpl.ID)
 		}
 		return "999"
 	}
@@ -211,7 +232,10 @@ func roleMatrix(t *testing.T, st *store.Store) {
 		"PUT /api/users/:id":                           `{}`,
 		"POST /api/events/:id/skip":                    `{"reason":"matrix"}`,
 		"PUT /api/connections/:id/scripts/:side/:kind": `{"source":"replica.x = 1;"}`,
+		"PUT /api/team-templates/:id/sharing":          `{"visibility":"org"}`,
+		"POST /api/team-templates/:id/fork":            `{"team_id":1,"name":"forked"}`,
 	}
+	queries := map[string]string{"POST /api/team-templates/import": "?team_id=1"}
 
 	// Every registered route is in the table, and every table row is a route.
 	registered := map[string]bool{}
@@ -239,7 +263,7 @@ func roleMatrix(t *testing.T, st *store.Store) {
 	for _, r := range routes {
 		key := r.Method + " " + r.Path
 		want := routeLevels[key]
-		path := fill.Replace(strings.Replace(r.Path, ":id", idFor(r.Path), 1))
+		path := fill.Replace(strings.Replace(r.Path, ":id", idFor(r.Path), 1)) + queries[key]
 		body := bodies[key]
 		if body == "" && r.Method != "GET" {
 			body = "{}"

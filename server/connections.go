@@ -50,16 +50,19 @@ func (s *srv) listConnections(c *gin.Context) error {
 }
 
 type connectionIn struct {
-	Name           string                       `json:"name"`
-	SystemAID      int64                        `json:"system_a_id"`
-	SystemBID      int64                        `json:"system_b_id"`
-	Active         bool                         `json:"active"`
-	Scripts        map[string]map[string]string `json:"scripts"`
-	Template       string                       `json:"template"`
-	Params         map[string]any               `json:"params"`
-	ConflictPolicy *engine.Policy               `json:"conflict_policy"`
-	Options        *engine.Lifecycle            `json:"options"`
-	TeamID         int64                        `json:"team_id"` // default: the caller's only team
+	Name      string                       `json:"name"`
+	SystemAID int64                        `json:"system_a_id"`
+	SystemBID int64                        `json:"system_b_id"`
+	Active    bool                         `json:"active"`
+	Scripts   map[string]map[string]string `json:"scripts"`
+	Template  string                       `json:"template"`
+	// TemplateID names a team template (TemplateVersion 0: its latest).
+	TemplateID      int64             `json:"template_id"`
+	TemplateVersion int               `json:"template_version"`
+	Params          map[string]any    `json:"params"`
+	ConflictPolicy  *engine.Policy    `json:"conflict_policy"`
+	Options         *engine.Lifecycle `json:"options"`
+	TeamID          int64             `json:"team_id"` // default: the caller's only team
 }
 
 func parseSide(v string) (store.Side, error) {
@@ -124,11 +127,16 @@ func (s *srv) createConnection(c *gin.Context) error {
 			return forbidden("system %d belongs to another team", id)
 		}
 	}
+	conn := store.Connection{Name: in.Name, SystemAID: in.SystemAID, SystemBID: in.SystemBID, Active: in.Active,
+		Template: in.Template, TeamID: in.TeamID}
 	sources := in.Scripts
-	if in.Template != "" {
-		if in.Scripts != nil {
-			return badRequest("give either scripts or a template, not both")
-		}
+	var tplOptions json.RawMessage
+	switch {
+	case in.Template != "" && in.TemplateID != 0:
+		return badRequest("give either template (a built-in) or template_id (a team template), not both")
+	case (in.Template != "" || in.TemplateID != 0) && in.Scripts != nil:
+		return badRequest("give either scripts or a template, not both")
+	case in.Template != "":
 		tpl, err := s.lib.Get(in.Template)
 		if err != nil {
 			return err
@@ -137,17 +145,40 @@ func (s *srv) createConnection(c *gin.Context) error {
 		if err != nil {
 			return badRequest("%v", err)
 		}
-		sources = rendered
-		if in.Options == nil && len(tpl.Options) > 0 {
-			var o engine.Lifecycle
-			if err := json.Unmarshal(tpl.Options, &o); err != nil {
-				return fmt.Errorf("template %s options: %w", tpl.Name, err)
-			}
-			in.Options = &o
+		sources, tplOptions = rendered, tpl.Options
+	case in.TemplateID != 0:
+		// The team that will own the connection must see the template:
+		// its status and upgrades read the template again later.
+		t, v, body, err := s.teamTemplateFor(ctx, in.TeamID, in.TemplateID, in.TemplateVersion)
+		if errors.Is(err, store.ErrNotFound) {
+			return badRequest("%v", err) // a reference in the body, like a missing system
+		} else if err != nil {
+			return err
 		}
+		rendered, err := body.Template(t.Name).Render(in.Params)
+		if err != nil {
+			return badRequest("%v", err)
+		}
+		params := in.Params
+		if params == nil {
+			params = map[string]any{}
+		}
+		enc, err := json.Marshal(params)
+		if err != nil {
+			return fmt.Errorf("encode params: %w", err)
+		}
+		sources, tplOptions = rendered, body.Options
+		conn.TemplateID, conn.TemplateVersion, conn.TemplateParams = t.ID, v.Version, string(enc)
+	case in.TemplateVersion != 0:
+		return badRequest("template_version needs template_id")
 	}
-	conn := store.Connection{Name: in.Name, SystemAID: in.SystemAID, SystemBID: in.SystemBID, Active: in.Active,
-		Template: in.Template, TeamID: in.TeamID}
+	if in.Options == nil && len(tplOptions) > 0 {
+		var o engine.Lifecycle
+		if err := json.Unmarshal(tplOptions, &o); err != nil {
+			return fmt.Errorf("template options: %w", err)
+		}
+		in.Options = &o
+	}
 	if in.Options != nil {
 		enc, err := json.Marshal(in.Options)
 		if err != nil {
@@ -165,28 +196,19 @@ func (s *srv) createConnection(c *gin.Context) error {
 		}
 		conn.ConflictPolicy = enc
 	}
-	byKind := map[store.Side]map[store.ScriptKind]string{store.SideA: {}, store.SideB: {}}
-	for sideName, kinds := range sources {
-		side, err := parseSide(sideName)
-		if err != nil {
-			return err
-		}
-		for kindName, src := range kinds {
-			kind, err := parseKind(kindName)
-			if err != nil {
-				return err
-			}
-			if err := s.validateScript(ctx, conn, side, kind, src); err != nil {
-				return err
-			}
-			byKind[side][kind] = src
-		}
+	byKind, err := s.compileSources(ctx, conn, sources)
+	if err != nil {
+		return err
 	}
 	if err := s.st.CreateConnection(ctx, &conn, byKind, principalOf(c).Actor()); err != nil {
 		return err
 	}
 	s.eng.Reload(conn.ID) // an active connection starts syncing without waiting for a poll
-	s.audit(c, "connection.create", &conn.ID, fmt.Sprintf("connection %q (template %q)", conn.Name, conn.Template))
+	detail := fmt.Sprintf("connection %q (template %q)", conn.Name, conn.Template)
+	if conn.TemplateID != 0 {
+		detail = fmt.Sprintf("connection %q (team template %d version %d)", conn.Name, conn.TemplateID, conn.TemplateVersion)
+	}
+	s.audit(c, "connection.create", &conn.ID, detail)
 	return s.respondConnection(c, http.StatusCreated, conn.ID)
 }
 

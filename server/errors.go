@@ -34,6 +34,10 @@ const (
 	CodeCSRF               = "csrf_failed"         // a cookie-authenticated write without the CSRF header
 	CodeInvalidCredentials = "invalid_credentials" // sign-in with a wrong email or password
 	CodeRateLimited        = "rate_limited"        // too many failed sign-ins; see Retry-After
+
+	// CodeTemplateInvalid: a team template, its parameters or an imported
+	// archive is not acceptable (unknown file, unsafe path, literal not found).
+	CodeTemplateInvalid = "template_invalid"
 )
 
 // errBadRequest marks input the client must fix.
@@ -82,6 +86,10 @@ func classify(err error) (int, apiError) {
 		return http.StatusForbidden, apiError{Code: CodeForbidden, Message: err.Error()}
 	case errors.Is(err, errBadRequest):
 		return http.StatusBadRequest, apiError{Code: CodeBadRequest, Message: err.Error()}
+	case errors.Is(err, scripts.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, apiError{Code: CodeTooLarge, Message: err.Error()}
+	case errors.Is(err, scripts.ErrInvalid):
+		return http.StatusUnprocessableEntity, apiError{Code: CodeTemplateInvalid, Message: err.Error()}
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, scripts.ErrNotFound), errors.Is(err, connectors.ErrNotFound):
 		return http.StatusNotFound, apiError{Code: CodeNotFound, Message: err.Error()}
 	case errors.Is(err, connectors.ErrSignature):

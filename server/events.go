@@ -186,11 +186,6 @@ func (s *srv) listAudit(c *gin.Context) error {
 	return nil
 }
 
-func (s *srv) listTemplates(c *gin.Context) error {
-	c.JSON(http.StatusOK, s.lib.List())
-	return nil
-}
-
 func (s *srv) getTemplate(c *gin.Context) error {
 	t, err := s.lib.Get(c.Param("name"))
 	if err != nil {

@@ -100,6 +100,10 @@ type Connection struct {
 	// version) the connection was made from or last upgraded to; 0 if none.
 	TemplateID      int64 `json:"template_id,omitempty"`
 	TemplateVersion int   `json:"template_version,omitempty"`
+	// TemplateParams (JSON object) are the parameter values it was
+	// rendered with, reused by an upgrade; "" if none. Shown by the
+	// template-status route.
+	TemplateParams string `json:"-"`
 	// ConflictPolicy is JSON: {"default": "a"|"b"|"newest"|"manual",
 	// "fields": {"<target field>": policy}}; empty means side a wins.
 	ConflictPolicy string `json:"conflict_policy"`

@@ -87,11 +87,19 @@ export interface AuditEntry {
 
 export interface TemplateParam {
   name: string;
+  type?: string;
   description: string;
   default: unknown;
 }
 
 export interface Template {
+  // Built-ins are named; team templates also carry an id, their team,
+  // latest version and visibility (GET /api/templates lists both).
+  builtin?: boolean;
+  id?: number;
+  team_id?: number;
+  latest_version?: number;
+  visibility?: "private" | "shared" | "org";
   name: string;
   title: string;
   description: string;

@@ -7,6 +7,10 @@ const BLANK = {
   b: { trigger: "false", outgoing: "// Fill `replica` from `entity`; only what is set here crosses over.\n", incoming: "// Apply `replica` to `entity`.\n" },
 };
 
+// templateKey names a template in the route: a team template by id, as
+// two teams may use one name (and a built-in's).
+const templateKey = (t: Template) => (t.id ? `team-${t.id}` : t.name);
+
 export function NewConnectionView({ template }: { template?: string }) {
   const a = useAsync(async () => {
     const [templates, systems] = await Promise.all([api.templates(), api.systems()]);
@@ -25,7 +29,7 @@ export function NewConnectionView({ template }: { template?: string }) {
       <Loaded a={a} what="templates">
         {({ templates, systems }) => {
           if (template === undefined) return <Gallery templates={templates} />;
-          const t = template === "blank" ? null : templates.find((x) => x.name === template);
+          const t = template === "blank" ? null : templates.find((x) => templateKey(x) === template);
           if (t === undefined) return <ErrorBox error={new Error(`No template named "${template}".`)} />;
           return <CreateForm template={t} systems={systems} />;
         }}
@@ -40,8 +44,13 @@ function Gallery({ templates }: { templates: Template[] }) {
       <p class="muted">Start from a template: scripts and triggers written for a common case, with parameters. You can change everything afterwards.</p>
       <div class="cards" data-testid="gallery">
         {templates.map((t) => (
-          <a class="card" href={`#/connections/new/${t.name}`} key={t.name} data-template={t.name}>
+          <a class="card" href={`#/connections/new/${templateKey(t)}`} key={templateKey(t)} data-template={templateKey(t)}>
             <h3>{t.title || t.name}</h3>
+            {t.id && (
+              <div class="muted small">
+                team {t.team_id} · version {t.latest_version} · {t.visibility}
+              </div>
+            )}
             <p>{t.description}</p>
             <dl class="sides">
               <dt>A</dt>
@@ -99,7 +108,9 @@ function CreateForm({ template, systems }: { template: Template | null; systems:
     }
     setParamErr(undefined);
     const body = template
-      ? { name, system_a_id: sa, system_b_id: sb, template: template.name, params: parsed }
+      ? template.id
+        ? { name, system_a_id: sa, system_b_id: sb, template_id: template.id, params: parsed }
+        : { name, system_a_id: sa, system_b_id: sb, template: template.name, params: parsed }
       : { name, system_a_id: sa, system_b_id: sb, scripts: BLANK };
     const c = await act.run(() => api.createConnection(body), `Connection "${name}" created (paused)`);
     if (c) location.hash = `#/connections/${c.id}/scripts`;

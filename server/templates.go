@@ -1,0 +1,803 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/scripts"
+)
+
+// Team templates. Who may do what is decided here rather than by the route
+// table, because it depends on the template's visibility and shares:
+//
+//   - see (read, use, fork, export): a member of the owner team, of a team it
+//     is shared with, anyone when it is org-wide; org admins see all. A
+//     template the caller may not see answers 404, as if it did not exist.
+//   - publish a version: an editor of the owner team only; forks never write
+//     to the original.
+//   - change visibility and shares: an admin of the owner team.
+//   - fork or import into a team: an editor of that team.
+
+// importMaxBytes bounds an uploaded archive (gzipped); scripts bounds what
+// it unpacks to.
+const importMaxBytes = 1 << 20
+
+// templateItem is one entry of GET /api/templates: a built-in (by name) or
+// a team template (by id, with its latest version's content).
+type templateItem struct {
+	scripts.Template
+	Builtin       bool             `json:"builtin"`
+	ID            int64            `json:"id,omitempty"`
+	TeamID        int64            `json:"team_id,omitempty"`
+	LatestVersion int              `json:"latest_version,omitempty"`
+	Visibility    store.Visibility `json:"visibility,omitempty"`
+	ForkedFromID  *int64           `json:"forked_from_id,omitempty"`
+}
+
+// memberTeams lists the teams the caller belongs to (any role).
+func memberTeams(p *principal) []int64 {
+	ids := make([]int64, 0, len(p.Roles))
+	for id, r := range p.Roles {
+		if r.Valid() {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// visibleToTeam reports whether team sees t (shares are t's share list).
+func visibleToTeam(t store.TeamTemplate, shares []int64, team int64) bool {
+	return t.TeamID == team || t.Visibility == store.VisibilityOrg ||
+		(t.Visibility == store.VisibilityShared && slices.Contains(shares, team))
+}
+
+// canSee reports whether the caller sees t through any of its teams.
+func canSee(p *principal, t store.TeamTemplate, shares []int64) bool {
+	if p.User.OrgAdmin || p.Role(t.TeamID).Valid() {
+		return true
+	}
+	for _, team := range memberTeams(p) {
+		if visibleToTeam(t, shares, team) {
+			return true
+		}
+	}
+	return false
+}
+
+// visibleTemplate reads a template the caller may see, with its shares.
+func (s *srv) visibleTemplate(c *gin.Context, id int64) (store.TeamTemplate, []int64, error) {
+	ctx := c.Request.Context()
+	t, err := s.st.GetTemplate(ctx, id)
+	if err != nil {
+		return t, nil, err
+	}
+	shares, err := s.st.TemplateShares(ctx, id)
+	if err != nil {
+		return t, nil, err
+	}
+	if !canSee(principalOf(c), t, shares) {
+		// Not 403: another team's private template should not be confirmed to exist.
+		return t, nil, fmt.Errorf("template %d: %w", id, store.ErrNotFound)
+	}
+	return t, shares, nil
+}
+
+// needRole refuses unless the caller has at least min in team, saying
+// what was refused.
+func needRole(p *principal, team int64, min store.Role, what string) error {
+	if err := p.require(team, min); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+func decodeBody(v store.TemplateVersion) (scripts.Body, error) {
+	var b scripts.Body
+	if err := json.Unmarshal([]byte(v.Body), &b); err != nil {
+		return b, fmt.Errorf("template %d version %d body: %w", v.TemplateID, v.Version, err)
+	}
+	return b, nil
+}
+
+func encodeBody(b scripts.Body) (string, error) {
+	enc, err := json.Marshal(b)
+	if err != nil {
+		return "", fmt.Errorf("encode template body: %w", err)
+	}
+	return string(enc), nil
+}
+
+func (s *srv) listTemplates(c *gin.Context) error {
+	ctx := c.Request.Context()
+	var out []templateItem
+	for _, t := range s.lib.List() {
+		out = append(out, templateItem{Template: t, Builtin: true})
+	}
+	p := principalOf(c)
+	own, err := s.st.VisibleTemplates(ctx, memberTeams(p), p.User.OrgAdmin)
+	if err != nil {
+		return err
+	}
+	for _, t := range own {
+		v, err := s.st.GetTemplateVersion(ctx, t.ID, t.Latest)
+		if err != nil {
+			return err
+		}
+		b, err := decodeBody(v)
+		if err != nil {
+			return err
+		}
+		out = append(out, templateItem{Template: b.Template(t.Name), ID: t.ID, TeamID: t.TeamID,
+			LatestVersion: t.Latest, Visibility: t.Visibility, ForkedFromID: t.ForkedFromID})
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+// teamTemplateOut is a team template with one version's content.
+type teamTemplateOut struct {
+	store.TeamTemplate
+	// SharedWith is only shown to members of the owner team.
+	SharedWith []int64                `json:"shared_with,omitempty"`
+	Version    *store.TemplateVersion `json:"version,omitempty"`
+	Body       *scripts.Body          `json:"body,omitempty"`
+}
+
+func (s *srv) templateOut(c *gin.Context, t store.TeamTemplate, shares []int64, version int) (teamTemplateOut, error) {
+	out := teamTemplateOut{TeamTemplate: t}
+	if principalOf(c).Role(t.TeamID).Valid() {
+		out.SharedWith = shares
+	}
+	v, err := s.st.GetTemplateVersion(c.Request.Context(), t.ID, version)
+	if err != nil {
+		return out, err
+	}
+	b, err := decodeBody(v)
+	if err != nil {
+		return out, err
+	}
+	out.Version, out.Body = &v, &b
+	return out, nil
+}
+
+func (s *srv) getTeamTemplate(c *gin.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	t, shares, err := s.visibleTemplate(c, id)
+	if err != nil {
+		return err
+	}
+	out, err := s.templateOut(c, t, shares, 0)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+func (s *srv) teamTemplateVersions(c *gin.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	if _, _, err := s.visibleTemplate(c, id); err != nil {
+		return err
+	}
+	vs, err := s.st.TemplateVersions(c.Request.Context(), id)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, vs)
+	return nil
+}
+
+func (s *srv) teamTemplateVersion(c *gin.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	version, err := idParam(c, "version")
+	if err != nil {
+		return err
+	}
+	t, shares, err := s.visibleTemplate(c, id)
+	if err != nil {
+		return err
+	}
+	out, err := s.templateOut(c, t, shares, int(version))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+// publishIn is a version published directly (the template editor).
+type publishIn struct {
+	scripts.Body
+	Note string `json:"note"`
+}
+
+// publishTeamTemplate stores a new version of a template; only the owner
+// team's editors may.
+func (s *srv) publishTeamTemplate(c *gin.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	t, _, err := s.visibleTemplate(c, id)
+	if err != nil {
+		return err
+	}
+	p := principalOf(c)
+	if err := needRole(p, t.TeamID, store.RoleEditor, "publishing a version of template "+strconv.FormatInt(id, 10)+" (fork it to change it in your team)"); err != nil {
+		return err
+	}
+	var in publishIn
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	if err := in.Body.Validate(); err != nil {
+		return err
+	}
+	if in.Title == "" {
+		in.Title = t.Name
+	}
+	enc, err := encodeBody(in.Body)
+	if err != nil {
+		return err
+	}
+	v, err := s.st.PublishTemplateVersion(c.Request.Context(), id, in.Title, in.Description, enc, p.Actor(), in.Note)
+	if err != nil {
+		return err
+	}
+	s.auditAs(c, t.TeamID, "template.publish", nil, fmt.Sprintf("template %d %q version %d", id, t.Name, v.Version))
+	c.JSON(http.StatusCreated, v)
+	return nil
+}
+
+type saveAsIn struct {
+	Name        string                     `json:"name"`
+	Title       string                     `json:"title"`
+	Description string                     `json:"description"`
+	SideA       string                     `json:"side_a"`
+	SideB       string                     `json:"side_b"`
+	Visibility  store.Visibility           `json:"visibility"`
+	Params      []scripts.ParamSpec        `json:"params"`
+	Fixtures    map[string]json.RawMessage `json:"fixtures"`
+	Note        string                     `json:"note"`
+}
+
+// saveAsTemplate turns a connection's current scripts into a template of
+// its team, or into the next version of the team's template of that name.
+// The connection itself stays as it is (it is the template's origin, not an
+// instance of it).
+func (s *srv) saveAsTemplate(c *gin.Context) error {
+	ctx := c.Request.Context()
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	var in saveAsIn
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	if !scripts.ValidName(in.Name) {
+		return badRequest("name %q: letters, digits, \".\", \"_\" and \"-\", starting with a letter or digit", in.Name)
+	}
+	conn, err := s.st.GetConnection(ctx, id)
+	if err != nil {
+		return err
+	}
+	p := principalOf(c)
+	if err := needRole(p, conn.TeamID, store.RoleEditor, "saving a connection as a template"); err != nil {
+		return err
+	}
+	cur, err := s.st.CurrentScripts(ctx, id)
+	if err != nil {
+		return err
+	}
+	src := scripts.Sources{}
+	for side, kinds := range cur {
+		src[string(side)] = map[string]string{}
+		for kind, v := range kinds {
+			src[string(side)][string(kind)] = v.Source
+		}
+	}
+	sources, params, err := scripts.Extract(src, in.Params)
+	if err != nil {
+		return err
+	}
+	body := scripts.Body{Title: in.Title, Description: in.Description, SideA: in.SideA, SideB: in.SideB,
+		Params: params, Sources: sources, Fixtures: in.Fixtures}
+	if body.Title == "" {
+		body.Title = in.Name
+	}
+	if conn.Options != "" {
+		body.Options = json.RawMessage(conn.Options)
+	}
+	for _, side := range []store.Side{store.SideA, store.SideB} {
+		desc := &body.SideA
+		if side == store.SideB {
+			desc = &body.SideB
+		}
+		if *desc == "" {
+			if sys, err := s.st.GetSystem(ctx, conn.SystemID(side)); err == nil {
+				*desc = sys.Kind + " system like " + strconv.Quote(sys.Name)
+			}
+		}
+	}
+
+	existing, err := s.st.TemplateByName(ctx, conn.TeamID, in.Name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		switch in.Visibility {
+		case "", store.VisibilityPrivate:
+			in.Visibility = store.VisibilityPrivate
+		case store.VisibilityOrg:
+			if err := needRole(p, conn.TeamID, store.RoleAdmin, "publishing a template org-wide"); err != nil {
+				return err
+			}
+		case store.VisibilityShared:
+			return badRequest("a new template starts private or org; share it with teams through PUT /api/team-templates/:id/sharing")
+		default:
+			return badRequest("visibility must be private, shared or org, got %q", in.Visibility)
+		}
+		if err := body.Validate(); err != nil {
+			return err
+		}
+		enc, err := encodeBody(body)
+		if err != nil {
+			return err
+		}
+		t := store.TeamTemplate{TeamID: conn.TeamID, Name: in.Name, Title: body.Title, Description: body.Description, Visibility: in.Visibility}
+		v, err := s.st.CreateTemplate(ctx, &t, enc, p.Actor(), in.Note)
+		if err != nil {
+			return err
+		}
+		s.auditAs(c, t.TeamID, "template.publish", &conn.ID, fmt.Sprintf("template %d %q version %d from connection %d (%s)", t.ID, t.Name, v.Version, conn.ID, t.Visibility))
+		return s.respondTemplate(c, http.StatusCreated, t.ID, v.Version)
+	case err != nil:
+		return err
+	}
+	if in.Visibility != "" && in.Visibility != existing.Visibility {
+		return badRequest("template %q exists (visibility %s): change visibility through PUT /api/team-templates/%d/sharing", in.Name, existing.Visibility, existing.ID)
+	}
+	if body.Fixtures == nil {
+		// Fixtures travel with the template: a new version keeps the last
+		// one's unless the request brings its own.
+		last, err := s.st.GetTemplateVersion(ctx, existing.ID, 0)
+		if err != nil {
+			return err
+		}
+		prev, err := decodeBody(last)
+		if err != nil {
+			return err
+		}
+		body.Fixtures = prev.Fixtures
+	}
+	if err := body.Validate(); err != nil {
+		return err
+	}
+	enc, err := encodeBody(body)
+	if err != nil {
+		return err
+	}
+	v, err := s.st.PublishTemplateVersion(ctx, existing.ID, body.Title, body.Description, enc, p.Actor(), in.Note)
+	if err != nil {
+		return err
+	}
+	s.auditAs(c, existing.TeamID, "template.publish", &conn.ID, fmt.Sprintf("template %d %q version %d from connection %d", existing.ID, existing.Name, v.Version, conn.ID))
+	return s.respondTemplate(c, http.StatusOK, existing.ID, v.Version)
+}
+
+func (s *srv) respondTemplate(c *gin.Context, status int, id int64, version int) error {
+	t, shares, err := s.visibleTemplate(c, id)
+	if err != nil {
+		return err
+	}
+	out, err := s.templateOut(c, t, shares, version)
+	if err != nil {
+		return err
+	}
+	c.JSON(status, out)
+	return nil
+}
+
+// setSharing sets who sees a template; an admin of the owner team only.
+func (s *srv) setSharing(c *gin.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	t, _, err := s.visibleTemplate(c, id)
+	if err != nil {
+		return err
+	}
+	if err := needRole(principalOf(c), t.TeamID, store.RoleAdmin, "changing who sees a template"); err != nil {
+		return err
+	}
+	var in struct {
+		Visibility store.Visibility `json:"visibility"`
+		Teams      []int64          `json:"teams"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	switch in.Visibility {
+	case store.VisibilityShared:
+		if len(in.Teams) == 0 {
+			return badRequest("visibility shared needs teams")
+		}
+	case store.VisibilityPrivate, store.VisibilityOrg:
+		if len(in.Teams) != 0 {
+			return badRequest("teams are only for visibility shared")
+		}
+	default:
+		return badRequest("visibility must be private, shared or org, got %q", in.Visibility)
+	}
+	if slices.Contains(in.Teams, t.TeamID) {
+		return badRequest("team %d owns the template; share it with other teams", t.TeamID)
+	}
+	ctx := c.Request.Context()
+	if err := s.st.SetTemplateSharing(ctx, id, in.Visibility, in.Teams); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return badRequest("%v", err) // an unknown team in the body, not an unknown route
+		}
+		return err
+	}
+	s.auditAs(c, t.TeamID, "template.share", nil, fmt.Sprintf("template %d %q: %s %v", id, t.Name, in.Visibility, in.Teams))
+	return s.respondTemplate(c, http.StatusOK, id, 0)
+}
+
+// forkTemplate copies a template the target team sees into that team.
+func (s *srv) forkTemplate(c *gin.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	t, shares, err := s.visibleTemplate(c, id)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		TeamID  int64  `json:"team_id"`
+		Name    string `json:"name"`
+		Version int    `json:"version"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	p := principalOf(c)
+	if in.TeamID == 0 {
+		if in.TeamID, err = defaultTeam(p, store.RoleEditor); err != nil {
+			return err
+		}
+	}
+	if in.Name == "" {
+		in.Name = t.Name
+	}
+	if !scripts.ValidName(in.Name) {
+		return badRequest("name %q: letters, digits, \".\", \"_\" and \"-\", starting with a letter or digit", in.Name)
+	}
+	if err := needRole(p, in.TeamID, store.RoleEditor, "forking a template into a team"); err != nil {
+		return err
+	}
+	if !visibleToTeam(t, shares, in.TeamID) {
+		return forbidden("template %d is not shared with team %d", id, in.TeamID)
+	}
+	fork, v, err := s.st.ForkTemplate(c.Request.Context(), id, in.Version, in.TeamID, in.Name, p.Actor())
+	if err != nil {
+		return err
+	}
+	s.auditAs(c, in.TeamID, "template.fork", nil, fmt.Sprintf("template %d %q from template %d version %d", fork.ID, fork.Name, id, *fork.ForkedFromVersion))
+	return s.respondTemplate(c, http.StatusCreated, fork.ID, v.Version)
+}
+
+// exportTemplate sends one version (default the latest) as a .tar.gz in
+// the layout of scripts/<name>/.
+func (s *srv) exportTemplate(c *gin.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	version, err := intQuery(c, "version", 0)
+	if err != nil {
+		return err
+	}
+	t, _, err := s.visibleTemplate(c, id)
+	if err != nil {
+		return err
+	}
+	v, err := s.st.GetTemplateVersion(c.Request.Context(), id, version)
+	if err != nil {
+		return err
+	}
+	b, err := decodeBody(v)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := scripts.ExportArchive(&buf, t.Name, b); err != nil {
+		return err
+	}
+	c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-v%d.tar.gz"`, t.Name, v.Version))
+	c.Data(http.StatusOK, "application/gzip", buf.Bytes())
+	return nil
+}
+
+// importTemplate reads a .tar.gz into a team: a new template, or the next
+// version of the team's template of that name.
+func (s *srv) importTemplate(c *gin.Context) error {
+	ctx := c.Request.Context()
+	team, err := teamQuery(c)
+	if err != nil {
+		return err
+	}
+	p := principalOf(c)
+	if team == 0 {
+		if team, err = defaultTeam(p, store.RoleEditor); err != nil {
+			return err
+		}
+	}
+	if err := s.requireTeam(c, team, store.RoleEditor); err != nil {
+		return fmt.Errorf("importing a template into a team: %w", err)
+	}
+	// Read it whole first, so an upload over the bound is told as such
+	// rather than as whatever the cut-off stream fails to parse as.
+	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, importMaxBytes))
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	folder, body, err := scripts.ImportArchive(bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	name := c.Query("name")
+	if name == "" {
+		name = folder
+	}
+	if !scripts.ValidName(name) {
+		return badRequest("the archive has no top folder naming the template: give ?name=")
+	}
+	if body.Title == "" {
+		body.Title = name
+	}
+	enc, err := encodeBody(body)
+	if err != nil {
+		return err
+	}
+	note := c.Query("note")
+	if note == "" {
+		note = "imported"
+	}
+	existing, err := s.st.TemplateByName(ctx, team, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		t := store.TeamTemplate{TeamID: team, Name: name, Title: body.Title, Description: body.Description}
+		v, err := s.st.CreateTemplate(ctx, &t, enc, p.Actor(), note)
+		if err != nil {
+			return err
+		}
+		s.auditAs(c, team, "template.import", nil, fmt.Sprintf("template %d %q version %d", t.ID, name, v.Version))
+		return s.respondTemplate(c, http.StatusCreated, t.ID, v.Version)
+	case err != nil:
+		return err
+	}
+	v, err := s.st.PublishTemplateVersion(ctx, existing.ID, body.Title, body.Description, enc, p.Actor(), note)
+	if err != nil {
+		return err
+	}
+	s.auditAs(c, team, "template.import", nil, fmt.Sprintf("template %d %q version %d", existing.ID, name, v.Version))
+	return s.respondTemplate(c, http.StatusOK, existing.ID, v.Version)
+}
+
+// teamTemplateFor reads the template (and one version's body) a connection
+// of team uses; one the team no longer sees is not found.
+func (s *srv) teamTemplateFor(ctx context.Context, team, id int64, version int) (store.TeamTemplate, store.TemplateVersion, scripts.Body, error) {
+	t, err := s.st.GetTemplate(ctx, id)
+	if err != nil {
+		return t, store.TemplateVersion{}, scripts.Body{}, err
+	}
+	shares, err := s.st.TemplateShares(ctx, id)
+	if err != nil {
+		return t, store.TemplateVersion{}, scripts.Body{}, err
+	}
+	if !visibleToTeam(t, shares, team) {
+		return t, store.TemplateVersion{}, scripts.Body{}, fmt.Errorf("template %d (not shared with team %d): %w", id, team, store.ErrNotFound)
+	}
+	v, err := s.st.GetTemplateVersion(ctx, id, version)
+	if err != nil {
+		return t, v, scripts.Body{}, err
+	}
+	b, err := decodeBody(v)
+	return t, v, b, err
+}
+
+// paramsOf decodes a connection's recorded parameter values.
+func paramsOf(conn store.Connection) (map[string]any, error) {
+	out := map[string]any{}
+	if conn.TemplateParams == "" {
+		return out, nil
+	}
+	if err := json.Unmarshal([]byte(conn.TemplateParams), &out); err != nil {
+		return nil, fmt.Errorf("connection %d template params: %w", conn.ID, err)
+	}
+	return out, nil
+}
+
+// localEdits lists the scripts ("a.outgoing") that differ from what the
+// recorded template version renders to: edits an upgrade would replace.
+func localEdits(cur map[store.Side]map[store.ScriptKind]store.ScriptVersion, rendered scripts.Sources) []string {
+	var out []string
+	for _, side := range []store.Side{store.SideA, store.SideB} {
+		for _, kind := range store.ScriptKinds {
+			if cur[side][kind].Source != rendered[string(side)][string(kind)] {
+				out = append(out, string(side)+"."+string(kind))
+			}
+		}
+	}
+	return out
+}
+
+type templateStatus struct {
+	TemplateID      int64              `json:"template_id"`
+	Name            string             `json:"name"`
+	TeamID          int64              `json:"team_id"`
+	Version         int                `json:"version"`
+	Latest          int                `json:"latest"`
+	UpdateAvailable bool               `json:"update_available"`
+	Params          map[string]any     `json:"params"`
+	Diff            []scripts.FileDiff `json:"diff"`
+	// LocalEdits are scripts changed since the template rendered them; an
+	// upgrade replaces them only when asked to discard them.
+	LocalEdits []string `json:"local_edits"`
+}
+
+func (s *srv) connTemplateStatus(ctx context.Context, conn store.Connection) (templateStatus, scripts.Body, error) {
+	if conn.TemplateID == 0 {
+		return templateStatus{}, scripts.Body{}, fmt.Errorf("connection %d was not made from a team template: %w", conn.ID, store.ErrNotFound)
+	}
+	t, _, old, err := s.teamTemplateFor(ctx, conn.TeamID, conn.TemplateID, conn.TemplateVersion)
+	if err != nil {
+		return templateStatus{}, old, err
+	}
+	_, latestV, latest, err := s.teamTemplateFor(ctx, conn.TeamID, conn.TemplateID, 0)
+	if err != nil {
+		return templateStatus{}, old, err
+	}
+	params, err := paramsOf(conn)
+	if err != nil {
+		return templateStatus{}, old, err
+	}
+	diff, err := scripts.DiffBodies(old, latest)
+	if err != nil {
+		return templateStatus{}, old, err
+	}
+	st := templateStatus{TemplateID: t.ID, Name: t.Name, TeamID: t.TeamID, Version: conn.TemplateVersion, Latest: latestV.Version,
+		UpdateAvailable: latestV.Version > conn.TemplateVersion, Params: params, Diff: diff, LocalEdits: []string{}}
+	if st.Diff == nil {
+		st.Diff = []scripts.FileDiff{}
+	}
+	cur, err := s.st.CurrentScripts(ctx, conn.ID)
+	if err != nil {
+		return st, old, err
+	}
+	if rendered, err := old.Template(t.Name).Render(params); err == nil {
+		st.LocalEdits = localEdits(cur, rendered)
+	}
+	return st, old, nil
+}
+
+func (s *srv) templateStatus(c *gin.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	conn, err := s.st.GetConnection(c.Request.Context(), id)
+	if err != nil {
+		return err
+	}
+	st, _, err := s.connTemplateStatus(c.Request.Context(), conn)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, st)
+	return nil
+}
+
+// upgradeTemplate renders another version of the connection's template and
+// saves the result as new script versions.
+func (s *srv) upgradeTemplate(c *gin.Context) error {
+	ctx := c.Request.Context()
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Version           int            `json:"version"` // 0: the latest
+		Params            map[string]any `json:"params"`  // merged over the recorded ones
+		DiscardLocalEdits bool           `json:"discard_local_edits"`
+	}
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	conn, err := s.st.GetConnection(ctx, id)
+	if err != nil {
+		return err
+	}
+	p := principalOf(c)
+	if err := needRole(p, conn.TeamID, store.RoleEditor, "upgrading a connection's template"); err != nil {
+		return err
+	}
+	st, _, err := s.connTemplateStatus(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if len(st.LocalEdits) > 0 && !in.DiscardLocalEdits {
+		return fmt.Errorf("connection %d: scripts %s were edited since the template rendered them; send discard_local_edits to replace them: %w",
+			id, strings.Join(st.LocalEdits, ", "), store.ErrConflict)
+	}
+	t, v, body, err := s.teamTemplateFor(ctx, conn.TeamID, conn.TemplateID, in.Version)
+	if err != nil {
+		return err
+	}
+	params := st.Params
+	maps.Copy(params, in.Params)
+	rendered, err := body.Template(t.Name).Render(params)
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	byKind, err := s.compileSources(ctx, conn, rendered)
+	if err != nil {
+		return err
+	}
+	enc, err := json.Marshal(params)
+	if err != nil {
+		return fmt.Errorf("encode params: %w", err)
+	}
+	if err := s.st.UpgradeConnection(ctx, id, byKind, t.ID, v.Version, string(enc), p.Actor()); err != nil {
+		return err
+	}
+	s.eng.Reload(id)
+	s.auditAs(c, conn.TeamID, "template.upgrade", &conn.ID, fmt.Sprintf("template %d %q version %d → %d", t.ID, t.Name, conn.TemplateVersion, v.Version))
+	return s.respondConnection(c, http.StatusOK, id)
+}
+
+// compileSources checks every rendered script as the engine will and keys
+// them by side and kind.
+func (s *srv) compileSources(ctx context.Context, conn store.Connection, sources scripts.Sources) (map[store.Side]map[store.ScriptKind]string, error) {
+	byKind := map[store.Side]map[store.ScriptKind]string{store.SideA: {}, store.SideB: {}}
+	for sideName, kinds := range sources {
+		side, err := parseSide(sideName)
+		if err != nil {
+			return nil, err
+		}
+		for kindName, src := range kinds {
+			kind, err := parseKind(kindName)
+			if err != nil {
+				return nil, err
+			}
+			if err := s.validateScript(ctx, conn, side, kind, src); err != nil {
+				return nil, err
+			}
+			byKind[side][kind] = src
+		}
+	}
+	return byKind, nil
+}
