@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/confdir"
 )
@@ -41,12 +42,25 @@ func parseWithDir(fs *flag.FlagSet, args []string) (string, error) {
 
 // openStore opens the store as `migrate up` does (pending migrations applied).
 func openStore(ctx context.Context, c common) (*store.Store, error) {
-	if c.db == "" {
-		if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("data dir: %w", err)
-		}
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil && c.db == "" {
+		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	return store.Open(ctx, c.dsn())
+}
+
+// openWithBox opens the store and the secret box; the data dir is made
+// first because the key file lives there.
+func openWithBox(ctx context.Context, c common) (*store.Store, *secret.Box, error) {
+	st, err := openStore(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	box, err := loadBox(c.dataDir)
+	if err != nil {
+		_ = st.Close()
+		return nil, nil, err
+	}
+	return st, box, nil
 }
 
 // runExport implements `duplex export DIR`.
@@ -59,11 +73,7 @@ func runExport(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	box, err := loadBox(c.dataDir)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, c)
+	st, box, err := openWithBox(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -111,11 +121,7 @@ func runApply(ctx context.Context, args []string, out io.Writer) error {
 		printProblems(out, dir, probs)
 		return errInvalid
 	}
-	box, err := loadBox(c.dataDir)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, c)
+	st, box, err := openWithBox(ctx, c)
 	if err != nil {
 		return err
 	}
