@@ -26,7 +26,7 @@ func parseWithDir(fs *flag.FlagSet, args []string) (string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return "", err
+			return "", err // -h: the flag package printed the usage
 		}
 		if fs.NArg() == 0 {
 			break

@@ -91,6 +91,9 @@ func main() {
 		fmt.Fprintf(os.Stderr, "unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		err = nil // -h on a command: its usage is printed already
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "duplex:", err)
 		os.Exit(1)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"unicode"
@@ -49,6 +50,7 @@ type Plan struct {
 	Problems []Problem
 	box      *secret.Box
 	ids      ids
+	dir      string // the folder, to print problems as paths a person can open
 }
 
 // ids resolves names to store ids, including rows created earlier in the
@@ -81,7 +83,7 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	p := &Plan{box: box, ids: ids{teams: map[string]int64{}, systems: map[string]int64{}}}
+	p := &Plan{box: box, ids: ids{teams: map[string]int64{}, systems: map[string]int64{}}, dir: f.Dir}
 	teams, err := st.ListTeams(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
@@ -450,6 +452,9 @@ func (p *Plan) Print(w io.Writer) {
 		fmt.Fprintf(w, "%s [%s] %s\n", c.Sign, c.Team, c.What)
 	}
 	for _, pr := range p.Problems {
+		if pr.File != "" && p.dir != "" {
+			pr.File = filepath.Join(p.dir, pr.File)
+		}
 		fmt.Fprintf(w, "! %s\n", pr)
 	}
 	switch {
