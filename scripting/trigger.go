@@ -113,3 +113,17 @@ func exprError(kind string, err error) *Error {
 	}
 	return e
 }
+
+// CheckTrigger compiles src without knowing the fields it will see, for
+// offline checks (`duplex validate`): syntax errors and a result that cannot
+// be a bool are caught, with their position; unknown names are allowed
+// because the system's schema is not at hand. An empty src is valid.
+func CheckTrigger(src string) error {
+	if strings.TrimSpace(src) == "" {
+		return nil
+	}
+	if _, err := expr.Compile(src, expr.AsBool()); err != nil {
+		return exprError(ErrorCompile, err)
+	}
+	return nil
+}

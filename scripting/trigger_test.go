@@ -1,6 +1,7 @@
 package scripting
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -98,4 +99,20 @@ func TestTriggerConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+func TestCheckTrigger(t *testing.T) {
+	for _, ok := range []string{"", `"todev" in labels`, `status != "closed" && priority > 2`} {
+		if err := CheckTrigger(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	var se *Error
+	err := CheckTrigger(`"todev" in labels &&`)
+	if !errors.As(err, &se) || se.Line != 1 || se.Column != 20 {
+		t.Fatalf("syntax error: %#v", err)
+	}
+	if err := CheckTrigger(`"just a string"`); !errors.As(err, &se) || se.Line != 1 {
+		t.Fatalf("non-bool result: %v", err)
+	}
 }

@@ -44,6 +44,10 @@ usage:
   duplex migrate [flags] [up|status]
   duplex script test DIR...  run a template folder's fixtures (testdata/*.json)
   duplex user add|password|list [flags] [EMAIL]   manage people (password from DUPLEX_PASSWORD)
+  duplex export   [flags] DIR  write teams, systems and connections as files (secret names only)
+  duplex apply    [flags] DIR  show the plan that makes the store match DIR, then apply it (--dry-run, --prune)
+  duplex validate DIR          compile every script and trigger of DIR and run its template fixtures
+  duplex secrets rotate [flags]  re-seal every system's secrets with a new key
   duplex version
 
 run "duplex <command> -h" for the flags of a command
@@ -71,6 +75,14 @@ func main() {
 		err = runScript(ctx, os.Args[2:], os.Stdout)
 	case "user":
 		err = runUser(ctx, os.Args[2:], os.Stdout)
+	case "export":
+		err = runExport(ctx, os.Args[2:], os.Stdout)
+	case "apply":
+		err = runApply(ctx, os.Args[2:], os.Stdout)
+	case "validate":
+		err = runValidate(ctx, os.Args[2:], os.Stdout)
+	case "secrets":
+		err = runSecrets(ctx, os.Args[2:], os.Stdout)
 	case "version":
 		fmt.Println("duplex", version)
 	case "-h", "--help", "help":
@@ -78,6 +90,9 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		err = nil // -h on a command: its usage is printed already
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "duplex:", err)
@@ -180,14 +195,6 @@ func registry() (*connectors.Registry, error) {
 		}
 	}
 	return reg, nil
-}
-
-// loadBox takes the secret key from DUPLEX_SECRET_KEY or the data dir's key file.
-func loadBox(dataDir string) (*secret.Box, error) {
-	if k := os.Getenv("DUPLEX_SECRET_KEY"); k != "" {
-		return secret.FromBase64(k)
-	}
-	return secret.LoadOrCreate(filepath.Join(dataDir, "secret.key"))
 }
 
 func (a *app) close() {

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 
-	"github.com/duplexsync/duplex/engine"
+	"github.com/duplexsync/duplex/internal/confdir"
 	"github.com/duplexsync/duplex/scripting"
-	"github.com/duplexsync/duplex/scripts"
 )
 
 // errFixturesFailed makes the command exit non-zero after printing results.
@@ -26,45 +22,22 @@ func runScript(ctx context.Context, args []string, out io.Writer) error {
 	runner := scripting.NewRunner(scripting.Options{})
 	passed, failed := 0, 0
 	for _, dir := range args[1:] {
-		tpl, err := scripts.LoadDir(dir)
+		results, err := confdir.RunFixtures(ctx, runner, dir)
 		if err != nil {
 			return err
 		}
-		src, err := tpl.Render(nil)
-		if err != nil {
-			return err
-		}
-		fixtures, err := scripts.Fixtures(dir)
-		if err != nil {
-			return err
-		}
-		if len(fixtures) == 0 {
+		if len(results) == 0 {
 			return fmt.Errorf("%s: no fixtures in testdata/*.json", dir)
 		}
-		names := make([]string, 0, len(fixtures))
-		for n := range fixtures {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			var fx engine.Fixture
-			dec := json.NewDecoder(bytes.NewReader(fixtures[name]))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&fx); err != nil {
-				return fmt.Errorf("%s/testdata/%s: %w", dir, name, err)
-			}
-			diffs, err := engine.CheckFixture(ctx, runner, tpl.Name, src, fx)
-			if err != nil {
-				diffs = []string{err.Error()}
-			}
-			if len(diffs) == 0 {
+		for _, r := range results {
+			if len(r.Diffs) == 0 {
 				passed++
-				fmt.Fprintf(out, "ok    %s/%s\n", tpl.Name, name)
+				fmt.Fprintf(out, "ok    %s/%s\n", r.Template, r.Name)
 				continue
 			}
 			failed++
-			fmt.Fprintf(out, "FAIL  %s/%s\n", tpl.Name, name)
-			for _, d := range diffs {
+			fmt.Fprintf(out, "FAIL  %s/%s\n", r.Template, r.Name)
+			for _, d := range r.Diffs {
 				fmt.Fprintf(out, "      %s\n", d)
 			}
 		}

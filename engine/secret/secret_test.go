@@ -2,6 +2,8 @@ package secret
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"errors"
 	"os"
 	"path/filepath"
@@ -40,5 +42,96 @@ func TestSealOpen(t *testing.T) {
 	s2, _ := box.Seal([]byte("x"))
 	if _, err := other.Open(s2); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("wrong key: %v", err)
+	}
+}
+
+// sealV1 builds a value in the format single-key boxes wrote before key ids.
+func sealV1(t *testing.T, k, plaintext []byte) []byte {
+	t.Helper()
+	block, err := aes.NewCipher(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := bytes.Repeat([]byte{3}, aead.NonceSize())
+	return aead.Seal(append([]byte{1}, nonce...), nonce, plaintext, []byte{1})
+}
+
+func TestSeveralKeys(t *testing.T) {
+	oldKey, _ := GenerateKey()
+	newKey, _ := GenerateKey()
+	oldBox, err := New(oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedOld, _ := oldBox.SealMap(map[string]string{"token": "old-secret"})
+	v1 := sealV1(t, oldKey, []byte(`{"token":"v1-secret"}`))
+
+	both, err := New(newKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if both.KeyID() != KeyID(newKey) || KeyID(newKey) == KeyID(oldKey) {
+		t.Fatalf("key ids: primary %s new %s old %s", both.KeyID(), KeyID(newKey), KeyID(oldKey))
+	}
+	for name, sealed := range map[string][]byte{"v2 by old key": sealedOld, "v1 by old key": v1} {
+		m, err := both.OpenMap(sealed)
+		if err != nil || len(m) != 1 {
+			t.Fatalf("%s: %v %v", name, m, err)
+		}
+		if both.SealedWithPrimary(sealed) {
+			t.Fatalf("%s: reported as sealed with the new primary", name)
+		}
+	}
+	resealed, err := both.SealMap(map[string]string{"token": "old-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !both.SealedWithPrimary(resealed) || resealed[0] != 2 {
+		t.Fatalf("new seal is not version 2 with the primary's id: % x", resealed[:5])
+	}
+	newOnly, _ := New(newKey)
+	if m, err := newOnly.OpenMap(resealed); err != nil || m["token"] != "old-secret" {
+		t.Fatalf("new key alone: %v %v", m, err)
+	}
+	if _, err := newOnly.OpenMap(sealedOld); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("new key alone opened an old value: %v", err)
+	}
+	if _, err := newOnly.OpenMap(v1); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("new key alone opened an old v1 value: %v", err)
+	}
+	if _, err := oldBox.OpenMap(resealed); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("old key alone opened a value sealed with the new key: %v", err)
+	}
+	// A single-key box still opens version-1 values.
+	if m, err := oldBox.OpenMap(v1); err != nil || m["token"] != "v1-secret" {
+		t.Fatalf("v1 with its own key: %v %v", m, err)
+	}
+	// Altering the key id must not open with another key.
+	forged := append([]byte{}, resealed...)
+	copy(forged[1:5], both.keys[1].id[:])
+	if _, err := both.Open(forged); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("forged key id: %v", err)
+	}
+}
+
+func TestWriteKeyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k")
+	k, _ := GenerateKey()
+	if err := WriteKeyFile(path, k); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", fi.Mode().Perm())
+	}
+	if err := WriteKeyFile(path, k); err == nil {
+		t.Fatal("overwrote an existing key file")
+	}
+	back, err := ReadKeyFile(path)
+	if err != nil || !bytes.Equal(back, k) {
+		t.Fatalf("read back: %v", err)
 	}
 }

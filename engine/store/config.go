@@ -274,3 +274,24 @@ func (s *Store) SetOptions(ctx context.Context, id int64, options string) error 
 	}
 	return wrap("set options", res.Error)
 }
+
+// DeleteConnection removes a connection; its script versions, twins, sync
+// events and backfills go with it (ON DELETE CASCADE). Audit entries stay.
+func (s *Store) DeleteConnection(ctx context.Context, id int64) error {
+	res := s.q(ctx).Delete(&Connection{}, id)
+	if res.Error == nil && res.RowsAffected == 0 {
+		return fmt.Errorf("delete connection %d: %w", id, ErrNotFound)
+	}
+	return wrap("delete connection", res.Error)
+}
+
+// SetConnectionTemplate records the built-in template name a connection
+// follows.
+func (s *Store) SetConnectionTemplate(ctx context.Context, id int64, template string) error {
+	res := s.q(ctx).Model(&Connection{}).Where("id = ?", id).
+		Updates(map[string]any{"template": template, "updated_at": s.now()})
+	if res.Error == nil && res.RowsAffected == 0 {
+		return fmt.Errorf("connection %d: %w", id, ErrNotFound)
+	}
+	return wrap("set connection template", res.Error)
+}

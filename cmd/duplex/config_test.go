@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/duplexsync/duplex/engine/store"
+)
+
+// TestConfigCommands drives export, apply and validate as the binary does,
+// between two data dirs with different keys.
+func TestConfigCommands(t *testing.T) {
+	t.Setenv("DUPLEX_SECRET_KEY", "")
+	t.Setenv("DUPLEX_SECRET_KEY_PREVIOUS", "")
+	t.Setenv("DUPLEX_NEW_SECRET_KEY", "")
+	ctx := context.Background()
+	src := common{dataDir: t.TempDir()}
+	box, err := loadBox(src.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, _ := box.SealMap(map[string]string{"password": "s3cret-value"})
+	a := store.System{Name: "desk", Kind: "sql", Settings: `{"table":"tickets"}`, Secrets: sealed, PollIntervalMS: 2000}
+	b := store.System{Name: "eng tracker", Kind: "sql", Settings: `{}`, PollIntervalMS: 2000}
+	for _, s := range []*store.System{&a, &b} {
+		if err := st.CreateSystem(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn := store.Connection{Name: "esc", SystemAID: a.ID, SystemBID: b.ID}
+	if err := st.CreateConnection(ctx, &conn, map[store.Side]map[store.ScriptKind]string{
+		store.SideA: {store.KindOutgoing: "replica.t = entity.subject;"}}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+
+	dir := filepath.Join(t.TempDir(), "config")
+	var out bytes.Buffer
+	if err := runExport(ctx, []string{dir, "--data", src.dataDir}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := runValidate(ctx, []string{dir}, &out); err != nil {
+		t.Fatalf("validate: %v\n%s", err, out.String())
+	}
+
+	dst := t.TempDir()
+	count := func() int64 {
+		st, err := openStore(ctx, common{dataDir: dst})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		var n int64
+		st.DB().Table("systems").Count(&n)
+		return n
+	}
+	// Missing secret: refused, nothing written.
+	out.Reset()
+	if err := runApply(ctx, []string{"--data", dst, dir}, &out); !errors.Is(err, errInvalid) ||
+		!strings.Contains(out.String(), "DUPLEX_SECRET_DESK_PASSWORD") {
+		t.Fatalf("apply without the secret: %v\n%s", err, out.String())
+	}
+	t.Setenv("DUPLEX_SECRET_DESK_PASSWORD", "s3cret-value")
+	out.Reset()
+	if err := runApply(ctx, []string{"--data", dst, "--dry-run", dir}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 || !strings.Contains(out.String(), "+ [default] connection esc") {
+		t.Fatalf("dry run: %d systems\n%s", n, out.String())
+	}
+	out.Reset()
+	if err := runApply(ctx, []string{"--data", dst, dir}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("apply: %d systems\n%s", n, out.String())
+	}
+	out.Reset()
+	if err := runApply(ctx, []string{dir, "--data", dst}, &out); err != nil || strings.TrimSpace(out.String()) != "no changes" {
+		t.Fatalf("second apply: %v\n%s", err, out.String())
+	}
+
+	// validate: a broken trigger fails with its position.
+	trig := filepath.Join(dir, "teams/default/connections/esc/b.trigger.expr")
+	if err := os.WriteFile(trig, []byte(`state ==`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := runValidate(ctx, []string{dir}, &out); !errors.Is(err, errInvalid) ||
+		!strings.Contains(out.String(), trig+":1:") {
+		t.Fatalf("validate broken trigger: %v\n%s", err, out.String())
+	}
+}

@@ -1,0 +1,529 @@
+package confdir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"unicode"
+
+	"github.com/duplexsync/duplex/engine"
+	"github.com/duplexsync/duplex/engine/secret"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/scripting"
+)
+
+// Actor is the audit actor of every change apply makes.
+const Actor = "apply"
+
+// Options steer MakePlan.
+type Options struct {
+	// Team limits the plan to teams/<Team>/ of the folder ("" = every team in it).
+	Team string
+	// Prune deletes connections, systems and secret names of the planned
+	// teams that the folder does not have. Without it nothing is deleted.
+	Prune bool
+	// Secrets are values by system and secret name (the --secrets file);
+	// they win over the environment.
+	Secrets map[string]map[string]string
+	// Getenv reads DUPLEX_SECRET_<SYSTEM>_<NAME>; nil means os.Getenv.
+	Getenv func(string) string
+}
+
+// Change is one step of a plan.
+type Change struct {
+	Sign   string // "+" create, "~" update, "-" delete
+	Team   string
+	What   string // "system desk: settings, poll_interval_ms"
+	action string // audit action
+	apply  func(ctx context.Context, tx *store.Store, ids *ids) (connID *int64, detail string, err error)
+}
+
+// Plan is what apply would do: Problems must be empty for Apply to run.
+type Plan struct {
+	Changes  []Change
+	Problems []Problem
+	box      *secret.Box
+	ids      ids
+	dir      string // the folder, to print problems as paths a person can open
+}
+
+// ids resolves names to store ids, including rows created earlier in the
+// same apply.
+type ids struct {
+	teams   map[string]int64
+	systems map[string]int64
+}
+
+// SecretEnv is the environment variable holding a secret's value:
+// DUPLEX_SECRET_<SYSTEM>_<NAME>, upper-case, anything not a letter or digit
+// replaced by "_".
+func SecretEnv(system, name string) string {
+	clean := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
+				return unicode.ToUpper(r)
+			}
+			return '_'
+		}, s)
+	}
+	return "DUPLEX_SECRET_" + clean(system) + "_" + clean(name)
+}
+
+// MakePlan compares the folder with the store and lists the changes that
+// would make the store match, and the problems that forbid applying them.
+// It writes nothing.
+func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, opts Options) (*Plan, error) {
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	p := &Plan{box: box, ids: ids{teams: map[string]int64{}, systems: map[string]int64{}}, dir: f.Dir}
+	teams, err := st.ListTeams(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	teamByID := map[int64]string{}
+	for _, t := range teams {
+		p.ids.teams[t.Name] = t.ID
+		teamByID[t.ID] = t.Name
+	}
+	systems, err := st.ListSystems(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	sysByName := map[string]store.System{}
+	sysNameByID := map[int64]string{}
+	for _, s := range systems {
+		sysByName[s.Name] = s
+		sysNameByID[s.ID] = s.Name
+		p.ids.systems[s.Name] = s.ID
+	}
+	conns, err := st.ListConnections(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	connByName := map[string]store.Connection{}
+	for _, c := range conns {
+		connByName[c.Name] = c
+	}
+	inFolder := map[string]bool{} // system names anywhere in the folder
+	for _, t := range f.Teams {
+		for n := range t.Systems {
+			inFolder[n] = true
+		}
+	}
+
+	teamNames := sortedKeys(f.Teams)
+	if opts.Team != "" {
+		if f.Teams[opts.Team] == nil {
+			return nil, fmt.Errorf("plan: the folder has no teams/%s/", opts.Team)
+		}
+		teamNames = []string{opts.Team}
+	}
+	var creates, sysChanges, connChanges, deletes []Change
+	for _, tn := range teamNames {
+		t := f.Teams[tn]
+		if _, ok := p.ids.teams[tn]; !ok {
+			creates = append(creates, Change{Sign: "+", Team: tn, What: "team " + tn, action: "team.create",
+				apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
+					team := store.Team{Name: tn}
+					if err := tx.CreateTeam(ctx, &team); err != nil {
+						return nil, "", err
+					}
+					ids.teams[tn] = team.ID
+					return nil, fmt.Sprintf("team %q", tn), nil
+				}})
+		}
+		for _, name := range sortedKeys(t.Systems) {
+			ch, probs := p.planSystem(tn, name, t.Systems[name], sysByName, teamByID, opts, getenv)
+			sysChanges = append(sysChanges, ch...)
+			p.Problems = append(p.Problems, probs...)
+		}
+		for _, name := range sortedKeys(t.Connections) {
+			cur, exists := connByName[name]
+			var scripts map[store.Side]map[store.ScriptKind]store.ScriptVersion
+			if exists {
+				if scripts, err = st.CurrentScripts(ctx, cur.ID); err != nil {
+					return nil, fmt.Errorf("plan: %w", err)
+				}
+			}
+			ch, probs := planConnection(tn, name, t.Connections[name], cur, exists, scripts, sysByName, inFolder, sysNameByID, teamByID)
+			connChanges = append(connChanges, ch...)
+			p.Problems = append(p.Problems, probs...)
+		}
+		if !opts.Prune {
+			continue
+		}
+		teamID, ok := p.ids.teams[tn]
+		if !ok {
+			continue // a new team has nothing to prune
+		}
+		var connDeletes, sysDeletes []Change
+		for _, c := range conns {
+			if c.TeamID != teamID || hasKey(t.Connections, c.Name) {
+				continue
+			}
+			id, cname := c.ID, c.Name
+			connDeletes = append(connDeletes, Change{Sign: "-", Team: tn, What: "connection " + cname, action: "connection.delete",
+				apply: func(ctx context.Context, tx *store.Store, _ *ids) (*int64, string, error) {
+					return &id, fmt.Sprintf("connection %q", cname), tx.DeleteConnection(ctx, id)
+				}})
+		}
+		for _, s := range systems {
+			if s.TeamID != teamID || hasKey(t.Systems, s.Name) {
+				continue
+			}
+			id, sname := s.ID, s.Name
+			sysDeletes = append(sysDeletes, Change{Sign: "-", Team: tn, What: "system " + sname, action: "system.delete",
+				apply: func(ctx context.Context, tx *store.Store, _ *ids) (*int64, string, error) {
+					return nil, fmt.Sprintf("system %q", sname), tx.DeleteSystem(ctx, id)
+				}})
+		}
+		// Connections go before the systems they use.
+		deletes = append(deletes, connDeletes...)
+		deletes = append(deletes, sysDeletes...)
+	}
+	p.Changes = append(append(append(creates, sysChanges...), connChanges...), deletes...)
+	return p, nil
+}
+
+func (p *Plan) planSystem(team, name string, fs System, existing map[string]store.System, teamByID map[int64]string,
+	opts Options, getenv func(string) string) ([]Change, []Problem) {
+	rel := systemPath(team, name)
+	var probs []Problem
+	settings, err := compactJSON(fs.Settings)
+	if err != nil {
+		return nil, []Problem{{File: rel, Msg: fmt.Sprintf("settings: %v", err)}}
+	}
+	given := map[string]string{}
+	for _, n := range fs.Secrets {
+		if v, ok := opts.Secrets[name][n]; ok {
+			given[n] = v
+		} else if v := getenv(SecretEnv(name, n)); v != "" {
+			given[n] = v
+		}
+	}
+	cur, exists := existing[name]
+	if !exists {
+		for _, n := range fs.Secrets {
+			if _, ok := given[n]; !ok {
+				probs = append(probs, Problem{File: rel, Msg: fmt.Sprintf("secret %q needed: set %s or give it in --secrets", n, SecretEnv(name, n))})
+			}
+		}
+		if len(probs) > 0 {
+			return nil, probs
+		}
+		sys := store.System{Name: name, Kind: fs.Kind, Settings: settings, PollIntervalMS: fs.PollIntervalMS,
+			RatePerSecond: fs.RatePerSecond, RateBurst: fs.RateBurst}
+		return []Change{{Sign: "+", Team: team, What: fmt.Sprintf("system %s (%s, secrets: %s)", name, fs.Kind, listOrNone(fs.Secrets)),
+			action: "system.create",
+			apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
+				sealed, err := p.box.SealMap(given)
+				if err != nil {
+					return nil, "", err
+				}
+				s := sys
+				s.Secrets, s.TeamID = sealed, ids.teams[team]
+				if err := tx.CreateSystem(ctx, &s); err != nil {
+					return nil, "", err
+				}
+				ids.systems[name] = s.ID
+				return nil, fmt.Sprintf("system %q (%s)", name, s.Kind), nil
+			}}}, nil
+	}
+	if tn := teamByID[cur.TeamID]; tn != team {
+		return nil, []Problem{{File: rel, Msg: fmt.Sprintf("system %q belongs to team %q in the store; moving it between teams is not supported", name, tn)}}
+	}
+	if cur.Kind != fs.Kind {
+		probs = append(probs, Problem{File: rel, Msg: fmt.Sprintf("kind is %q in the store; a system's kind cannot change (make a new system)", cur.Kind)})
+	}
+	stored, err := p.box.OpenMap(cur.Secrets)
+	if err != nil {
+		return nil, append(probs, Problem{File: rel, Msg: fmt.Sprintf("stored secrets: %v", err)})
+	}
+	want := maps.Clone(stored)
+	var set, removed []string
+	for _, n := range fs.Secrets {
+		v, ok := given[n]
+		switch {
+		case ok && stored[n] != v:
+			want[n] = v
+			set = append(set, n)
+		case !ok && !hasKey(stored, n):
+			probs = append(probs, Problem{File: rel, Msg: fmt.Sprintf("secret %q needed: set %s or give it in --secrets", n, SecretEnv(name, n))})
+		}
+	}
+	if opts.Prune {
+		listed := map[string]bool{}
+		for _, n := range fs.Secrets {
+			listed[n] = true
+		}
+		for _, n := range sortedKeys(stored) {
+			if !listed[n] {
+				delete(want, n)
+				removed = append(removed, n)
+			}
+		}
+	}
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	curSettings, err := compactJSON([]byte(cur.Settings))
+	if err != nil {
+		curSettings = cur.Settings // not JSON in the store: any folder value differs
+	}
+	var fields []string
+	if curSettings != settings {
+		fields = append(fields, "settings")
+	}
+	if cur.PollIntervalMS != fs.PollIntervalMS {
+		fields = append(fields, fmt.Sprintf("poll_interval_ms %d → %d", cur.PollIntervalMS, fs.PollIntervalMS))
+	}
+	if cur.RatePerSecond != fs.RatePerSecond {
+		fields = append(fields, fmt.Sprintf("rate_per_second %g → %g", cur.RatePerSecond, fs.RatePerSecond))
+	}
+	if cur.RateBurst != fs.RateBurst {
+		fields = append(fields, fmt.Sprintf("rate_burst %d → %d", cur.RateBurst, fs.RateBurst))
+	}
+	for _, n := range set {
+		fields = append(fields, fmt.Sprintf("secret %q (new value)", n))
+	}
+	for _, n := range removed {
+		fields = append(fields, fmt.Sprintf("secret %q removed", n))
+	}
+	if len(fields) == 0 {
+		return nil, nil
+	}
+	id := cur.ID
+	secretsChanged := len(set)+len(removed) > 0
+	return []Change{{Sign: "~", Team: team, What: "system " + name + ": " + strings.Join(fields, ", "), action: "system.update",
+		apply: func(ctx context.Context, tx *store.Store, _ *ids) (*int64, string, error) {
+			// Read inside the transaction: only the fields the folder holds change.
+			s, err := tx.GetSystem(ctx, id)
+			if err != nil {
+				return nil, "", err
+			}
+			s.Settings, s.PollIntervalMS, s.RatePerSecond, s.RateBurst = settings, fs.PollIntervalMS, fs.RatePerSecond, fs.RateBurst
+			if secretsChanged {
+				if s.Secrets, err = p.box.SealMap(want); err != nil {
+					return nil, "", err
+				}
+			}
+			return nil, fmt.Sprintf("system %q: %s", name, strings.Join(fields, ", ")), tx.UpdateSystem(ctx, &s)
+		}}}, nil
+}
+
+func planConnection(team, name string, fc Connection, cur store.Connection, exists bool,
+	scripts map[store.Side]map[store.ScriptKind]store.ScriptVersion, sysByName map[string]store.System,
+	inFolder map[string]bool, sysNameByID, teamByID map[int64]string) ([]Change, []Problem) {
+	rel := connectionDir(team, name)
+	var probs []Problem
+	for _, sn := range []string{fc.SystemA, fc.SystemB} {
+		if _, ok := sysByName[sn]; !ok && !inFolder[sn] {
+			probs = append(probs, Problem{File: rel + "/connection.json", Msg: fmt.Sprintf("system %q is neither in the folder nor in the store", sn)})
+		}
+	}
+	policy, err := compactJSON(fc.ConflictPolicy)
+	if err == nil && policy != "" {
+		_, err = engine.ParsePolicy(policy)
+	}
+	if err != nil {
+		probs = append(probs, Problem{File: rel + "/connection.json", Msg: fmt.Sprintf("conflict_policy: %v", err)})
+	}
+	options, err := compactJSON(fc.Options)
+	if err == nil && options != "" {
+		_, err = engine.ParseLifecycle(options)
+	}
+	if err != nil {
+		probs = append(probs, Problem{File: rel + "/connection.json", Msg: fmt.Sprintf("options: %v", err)})
+	}
+	probs = append(probs, checkScripts(rel, fc.Scripts)...)
+	if exists {
+		if tn := teamByID[cur.TeamID]; tn != team {
+			probs = append(probs, Problem{File: rel, Msg: fmt.Sprintf("connection %q belongs to team %q in the store; moving it between teams is not supported", name, tn)})
+		}
+		if sysNameByID[cur.SystemAID] != fc.SystemA || sysNameByID[cur.SystemBID] != fc.SystemB {
+			probs = append(probs, Problem{File: rel + "/connection.json", Msg: fmt.Sprintf("connection joins %s ⇄ %s in the store; its systems cannot change (make a new connection)",
+				sysNameByID[cur.SystemAID], sysNameByID[cur.SystemBID])})
+		}
+	}
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	if !exists {
+		state := "paused"
+		if fc.Active {
+			state = "active"
+		}
+		return []Change{{Sign: "+", Team: team, What: fmt.Sprintf("connection %s (%s ⇄ %s, %s)", name, fc.SystemA, fc.SystemB, state),
+			action: "connection.create",
+			apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
+				c := store.Connection{Name: name, SystemAID: ids.systems[fc.SystemA], SystemBID: ids.systems[fc.SystemB],
+					Active: fc.Active, Template: fc.Template, TeamID: ids.teams[team], ConflictPolicy: policy, Options: options}
+				if err := tx.CreateConnection(ctx, &c, fc.Scripts, Actor); err != nil {
+					return nil, "", err
+				}
+				return &c.ID, fmt.Sprintf("connection %q (%s ⇄ %s, template %q)", name, fc.SystemA, fc.SystemB, fc.Template), nil
+			}}}, nil
+	}
+	id := cur.ID
+	var out []Change
+	add := func(what, action string, fn func(ctx context.Context, tx *store.Store) error) {
+		out = append(out, Change{Sign: "~", Team: team, What: "connection " + name + ": " + what, action: action,
+			apply: func(ctx context.Context, tx *store.Store, _ *ids) (*int64, string, error) {
+				return &id, fmt.Sprintf("connection %q: %s", name, what), fn(ctx, tx)
+			}})
+	}
+	for _, side := range Sides {
+		for _, kind := range store.ScriptKinds {
+			src := fc.Scripts[side][kind]
+			if scripts[side][kind].Source == src {
+				continue
+			}
+			side, kind := side, kind
+			add("new version of "+ScriptFile(side, kind), "script.save", func(ctx context.Context, tx *store.Store) error {
+				_, err := tx.SaveScript(ctx, id, side, kind, src, Actor)
+				return err
+			})
+		}
+	}
+	if curPolicy, _ := compactJSON([]byte(cur.ConflictPolicy)); curPolicy != policy {
+		add("conflict_policy "+orNone(policy), "connection.conflict_policy", func(ctx context.Context, tx *store.Store) error {
+			return tx.SetConflictPolicy(ctx, id, policy)
+		})
+	}
+	if curOptions, _ := compactJSON([]byte(cur.Options)); curOptions != options {
+		add("options "+orNone(options), "connection.options", func(ctx context.Context, tx *store.Store) error {
+			return tx.SetOptions(ctx, id, options)
+		})
+	}
+	if cur.Template != fc.Template {
+		add(fmt.Sprintf("template %q → %q", cur.Template, fc.Template), "connection.template", func(ctx context.Context, tx *store.Store) error {
+			return tx.SetConnectionTemplate(ctx, id, fc.Template)
+		})
+	}
+	if cur.Active != fc.Active {
+		what, action := "pause", "connection.pause"
+		if fc.Active {
+			what, action = "activate", "connection.activate"
+		}
+		add(what, action, func(ctx context.Context, tx *store.Store) error { return tx.SetActive(ctx, id, fc.Active) })
+	}
+	return out, nil
+}
+
+// checkScripts compiles a connection's scripts and triggers offline.
+func checkScripts(rel string, src map[store.Side]map[store.ScriptKind]string) []Problem {
+	var probs []Problem
+	for _, side := range Sides {
+		for _, kind := range store.ScriptKinds {
+			file := ScriptFile(side, kind)
+			var err error
+			if kind == store.KindTrigger {
+				err = scripting.CheckTrigger(src[side][kind])
+			} else {
+				_, err = scripting.Compile(file, scripting.Kind(kind), src[side][kind])
+			}
+			if err != nil {
+				probs = append(probs, scriptProblem(rel+"/"+file, err))
+			}
+		}
+	}
+	return probs
+}
+
+func scriptProblem(file string, err error) Problem {
+	var se *scripting.Error
+	if errors.As(err, &se) {
+		return Problem{File: file, Line: se.Line, Column: se.Column, Msg: se.Message}
+	}
+	return Problem{File: file, Msg: err.Error()}
+}
+
+// Print writes the plan for a person: one line per change, then problems.
+func (p *Plan) Print(w io.Writer) {
+	for _, c := range p.Changes {
+		fmt.Fprintf(w, "%s [%s] %s\n", c.Sign, c.Team, c.What)
+	}
+	for _, pr := range p.Problems {
+		if pr.File != "" && p.dir != "" {
+			pr.File = filepath.Join(p.dir, pr.File)
+		}
+		fmt.Fprintf(w, "! %s\n", pr)
+	}
+	switch {
+	case len(p.Problems) > 0:
+		fmt.Fprintf(w, "%d problem(s); nothing applied\n", len(p.Problems))
+	case len(p.Changes) == 0:
+		fmt.Fprintln(w, "no changes")
+	default:
+		fmt.Fprintf(w, "%d change(s)\n", len(p.Changes))
+	}
+}
+
+// ErrProblems is returned by Apply when the plan has problems.
+var ErrProblems = errors.New("the plan has problems")
+
+// Apply makes every change of the plan in one transaction, with an audit
+// entry each; on any error nothing is kept.
+func (p *Plan) Apply(ctx context.Context, st *store.Store) error {
+	if len(p.Problems) > 0 {
+		return fmt.Errorf("apply: %w (%d)", ErrProblems, len(p.Problems))
+	}
+	if len(p.Changes) == 0 {
+		return nil
+	}
+	err := st.Tx(ctx, func(tx *store.Store) error {
+		ids := ids{teams: maps.Clone(p.ids.teams), systems: maps.Clone(p.ids.systems)}
+		for _, c := range p.Changes {
+			connID, detail, err := c.apply(ctx, tx, &ids)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", c.Sign, c.What, err)
+			}
+			teamID := ids.teams[c.Team]
+			if err := tx.AddAudit(ctx, &store.AuditEntry{Actor: Actor, TeamID: &teamID, Action: c.action,
+				ConnectionID: connID, Detail: detail}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func hasKey[V any](m map[string]V, k string) bool {
+	_, ok := m[k]
+	return ok
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
