@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, type System, type Template } from "../api";
 import { ErrorBox, Loaded, useAction, useAsync } from "../ui";
+import { TeamPicker } from "./team-picker";
 
 const BLANK = {
   a: { trigger: "false", outgoing: "// Fill `replica` from `entity`; only what is set here crosses over.\n", incoming: "// Apply `replica` to `entity`.\n" },
@@ -83,6 +84,7 @@ function CreateForm({ template, systems }: { template: Template | null; systems:
     Object.fromEntries((template?.params ?? []).map((p) => [p.name, JSON.stringify(p.default, null, 2)])),
   );
   const [paramErr, setParamErr] = useState<string>();
+  const [team, setTeam] = useState<number>();
   const act = useAction();
 
   if (systems.length < 1)
@@ -107,11 +109,12 @@ function CreateForm({ template, systems }: { template: Template | null; systems:
       }
     }
     setParamErr(undefined);
-    const body = template
+    const base = template
       ? template.id
         ? { name, system_a_id: sa, system_b_id: sb, template_id: template.id, params: parsed }
         : { name, system_a_id: sa, system_b_id: sb, template: template.name, params: parsed }
       : { name, system_a_id: sa, system_b_id: sb, scripts: BLANK };
+    const body = team !== undefined ? { ...base, team_id: team } : base;
     const c = await act.run(() => api.createConnection(body), `Connection "${name}" created (paused)`);
     if (c) location.hash = `#/connections/${c.id}/scripts`;
   };
@@ -138,6 +141,7 @@ function CreateForm({ template, systems }: { template: Template | null; systems:
         <span>Name</span>
         <input name="name" required value={name} onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)} />
       </label>
+      <TeamPicker value={team} onChange={setTeam} what="connection" />
       <div class="two">
         {pick(sa, setSa, "Side A", template?.side_a)}
         {pick(sb, setSb, "Side B", template?.side_b)}

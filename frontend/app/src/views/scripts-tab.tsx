@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, type FieldSpec, type Kind, type Side, type TriggerPreview } from "../api";
-import { dirtyKeys } from "../logic";
+import { denied, dirtyKeys } from "../logic";
 import { ErrorBox, Loading, toast, useAsync } from "../ui";
 import { keyOf, savedSources, type Ctx, type Key } from "./connection";
 
@@ -32,9 +32,10 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
   const value = (k: Key) => ctx.drafts[k] ?? saved[k];
   const dirty = dirtyKeys(saved, ctx.drafts) as Key[];
 
+  const noSave = denied(ctx.role, "save");
   const saveRef = useRef<() => Promise<void>>(async () => {});
   saveRef.current = async () => {
-    if (saving) return;
+    if (saving || noSave) return;
     const keys = dirtyKeys(savedSources(ctx.conn), ctx.drafts) as Key[];
     if (keys.length === 0) {
       toast("Nothing to save");
@@ -109,10 +110,11 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
         </span>
         <span class="spacer" />
         <span class="muted small">Ctrl/⌘+S saves</span>
+        {noSave && <span class="muted small">read-only: {noSave}</span>}
         <button class="btn" disabled={!dirty.length || saving} onClick={() => ctx.resetDrafts()}>
           Discard
         </button>
-        <button class="btn primary" disabled={!dirty.length || saving} onClick={() => void saveRef.current()} data-testid="save">
+        <button class="btn primary" disabled={!dirty.length || saving || !!noSave} title={noSave} onClick={() => void saveRef.current()} data-testid="save">
           {saving ? "Saving…" : "Save"}
         </button>
       </div>
@@ -170,6 +172,7 @@ function Pane(p: PaneProps) {
       language: p.kind === "trigger" ? p.mod.EXPR : "javascript",
       path: `connection-${p.ctx.conn.id}/${p.side}.${p.kind}.${p.kind === "trigger" ? "expr" : "js"}`,
       fields: p.kind === "trigger" ? p.fields : undefined,
+      readOnly: !!denied(p.ctx.role, "edit"),
       onChange: (v) => latest.current.onChange(v),
       onSave: () => latest.current.onSave(),
     });
@@ -189,7 +192,9 @@ function Pane(p: PaneProps) {
   }, [p.version]);
 
   // Server-side compile as you type, debounced; the error is underlined.
+  // A viewer's editor is read-only: what is saved compiled when it was saved.
   useEffect(() => {
+    if (denied(p.ctx.role, "edit")) return latest.current.setDiag({ state: "ok" });
     const ctrl = new AbortController();
     const t = setTimeout(async () => {
       latest.current.setDiag({ state: "checking" });
@@ -216,7 +221,7 @@ function Pane(p: PaneProps) {
 
   // Trigger preview: how many entities match now, and a few of them.
   useEffect(() => {
-    if (p.kind !== "trigger" || p.diag?.state !== "ok") return;
+    if (p.kind !== "trigger" || p.diag?.state !== "ok" || denied(p.ctx.role, "test")) return;
     const ctrl = new AbortController();
     const t = setTimeout(async () => {
       try {
