@@ -124,6 +124,7 @@ describe("identity", () => {
     expect(denied("editor", "activate")).toBeUndefined();
     expect(denied("editor", "members")).toBe("only team admins can manage members");
     expect(denied("admin", "members")).toBeUndefined();
+    expect(denied("editor", "system")).toBe("only team admins can change systems and their credentials");
     expect(denied(undefined, "save")).toBe("people outside this team cannot save changes");
     expect(can("editor", "save")).toBe(true);
   });
@@ -136,6 +137,7 @@ describe("identity", () => {
     ];
     expect(pickableTeams(me(true, []), all)).toEqual(all);
     expect(pickableTeams(me(false, [{ id: 1, name: "support", role: "viewer" }]))).toEqual([]);
+    expect(pickableTeams(ada, undefined, "admin").map((t) => t.name)).toEqual(["finance"]); // systems
   });
 
   it("names a row's team", () => {

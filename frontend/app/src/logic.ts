@@ -87,7 +87,7 @@ export function atLeast(role: Role | undefined, need: Role): boolean {
 }
 
 /** What a role may do in the app; the server decides anyway, this only keeps buttons honest. */
-export type Action = "edit" | "save" | "test" | "activate" | "retry" | "resolve" | "create" | "secrets" | "members";
+export type Action = "edit" | "save" | "test" | "activate" | "retry" | "resolve" | "create" | "system" | "members";
 const NEEDS: Record<Action, Role> = {
   edit: "editor",
   save: "editor",
@@ -96,7 +96,7 @@ const NEEDS: Record<Action, Role> = {
   retry: "editor",
   resolve: "editor",
   create: "editor",
-  secrets: "admin",
+  system: "admin",
   members: "admin",
 };
 const DOING: Record<Action, string> = {
@@ -106,8 +106,8 @@ const DOING: Record<Action, string> = {
   activate: "activate or pause connections",
   retry: "retry or skip events",
   resolve: "resolve conflicts",
-  create: "create systems or connections",
-  secrets: "change credentials",
+  create: "create connections",
+  system: "change systems and their credentials",
   members: "manage members",
 };
 
@@ -122,10 +122,13 @@ export function denied(role: Role | undefined, action: Action): string | undefin
   return NEEDS[action] === "admin" ? `only team admins can ${DOING[action]}` : `${who} cannot ${DOING[action]}`;
 }
 
-/** The teams a user may create things in: editor or admin there (an org admin: every team). */
-export function pickableTeams(me: Pick<Me, "user" | "teams">, all?: TeamRole[]): TeamRole[] {
+/**
+ * The teams a user may create things in (an org admin: every team):
+ * connections need an editor there, systems (they hold credentials) an admin.
+ */
+export function pickableTeams(me: Pick<Me, "user" | "teams">, all?: TeamRole[], min: Role = "editor"): TeamRole[] {
   if (me.user.org_admin && all?.length) return all;
-  return me.teams.filter((t) => atLeast(t.role, "editor"));
+  return me.teams.filter((t) => atLeast(t.role, min));
 }
 
 export function teamName(teams: Pick<TeamRole, "id" | "name">[], id: number | undefined): string {

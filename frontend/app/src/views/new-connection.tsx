@@ -76,7 +76,10 @@ function Gallery({ templates }: { templates: Template[] }) {
   );
 }
 
-function CreateForm({ template, systems }: { template: Template | null; systems: System[] }) {
+function CreateForm({ template, systems: all }: { template: Template | null; systems: System[] }) {
+  const [team, setTeam] = useState<number>();
+  // A team wires only its own systems (their credentials are its admins').
+  const systems = team === undefined ? all : all.filter((s) => s.team_id === undefined || s.team_id === team);
   const [name, setName] = useState(template ? template.name : "");
   const [sa, setSa] = useState(systems[0]?.id ?? 0);
   const [sb, setSb] = useState(systems[1]?.id ?? systems[0]?.id ?? 0);
@@ -84,10 +87,15 @@ function CreateForm({ template, systems }: { template: Template | null; systems:
     Object.fromEntries((template?.params ?? []).map((p) => [p.name, JSON.stringify(p.default, null, 2)])),
   );
   const [paramErr, setParamErr] = useState<string>();
-  const [team, setTeam] = useState<number>();
+  const pickTeam = (t: number | undefined) => {
+    setTeam(t);
+    const own = t === undefined ? all : all.filter((s) => s.team_id === undefined || s.team_id === t);
+    setSa(own[0]?.id ?? 0);
+    setSb(own[1]?.id ?? own[0]?.id ?? 0);
+  };
   const act = useAction();
 
-  if (systems.length < 1)
+  if (all.length < 1)
     return (
       <div class="state empty">
         <strong>No systems yet</strong>
@@ -141,7 +149,12 @@ function CreateForm({ template, systems }: { template: Template | null; systems:
         <span>Name</span>
         <input name="name" required value={name} onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)} />
       </label>
-      <TeamPicker value={team} onChange={setTeam} what="connection" />
+      <TeamPicker value={team} onChange={pickTeam} what="connection" prefer={all[0]?.team_id} />
+      {systems.length === 0 && (
+        <div class="inline-error">
+          This team has no systems yet: a connection joins two systems of its own team. <a href="#/systems/new">Add a system</a> or pick another team.
+        </div>
+      )}
       <div class="two">
         {pick(sa, setSa, "Side A", template?.side_a)}
         {pick(sb, setSb, "Side B", template?.side_b)}
@@ -162,7 +175,7 @@ function CreateForm({ template, systems }: { template: Template | null; systems:
       {paramErr && <div class="inline-error">{paramErr}</div>}
       {act.error && <ErrorBox error={act.error} />}
       <div class="actions">
-        <button class="btn primary" type="submit" disabled={act.busy || !name.trim()}>
+        <button class="btn primary" type="submit" disabled={act.busy || !name.trim() || systems.length === 0}>
           {act.busy ? "Creating…" : "Create connection"}
         </button>
         <a class="btn" href="#/connections/new">

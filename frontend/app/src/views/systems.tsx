@@ -8,7 +8,7 @@ import { TeamPicker, TeamTag } from "./team-picker";
 export function SystemsView({ id }: { id?: number | "new" }) {
   const list = useAsync(() => api.systems(), []);
   const me = currentMe(useAuth());
-  const mayCreate = !!me && pickableTeams(me, useTeams()).length > 0;
+  const mayCreate = !!me && pickableTeams(me, useTeams(), "admin").length > 0;
   return (
     <div class="page">
       <header class="page-head">
@@ -21,7 +21,7 @@ export function SystemsView({ id }: { id?: number | "new" }) {
             Add system
           </a>
         ) : (
-          <button class="btn primary" disabled title="viewers cannot create systems">
+          <button class="btn primary" disabled title="only team admins can add systems">
             Add system
           </button>
         )}
@@ -80,9 +80,8 @@ function SystemForm({ system, missing, onSaved }: { system?: System; missing: bo
   const tester = useAction();
   // A new system is created in a team the user may create in; the server checks it again.
   const role = useRole(system ? system.team_id : team);
-  const noEdit = denied(role, "edit");
+  const noEdit = denied(role, "system");
   const noTest = denied(role, "test");
-  const noSecrets = denied(role, "secrets");
   useEffect(() => setTest(undefined), [system?.id]);
 
   if (missing) return <ErrorBox error={new Error("No such system.")} />;
@@ -139,7 +138,8 @@ function SystemForm({ system, missing, onSaved }: { system?: System; missing: bo
         {system ? system.name : "New system"} {system && <TeamTag id={system.team_id} />}
       </h2>
       {system && noEdit && <div class="notice small">You can read this system; {noEdit}.</div>}
-      {!system && <TeamPicker value={team} onChange={setTeam} what="system" />}
+      {!system && <TeamPicker value={team} onChange={setTeam} what="system" min="admin" />}
+      <fieldset class="bare" disabled={!!system && !!noEdit}>
       <div class="two">
         <label class="field">
           <span>Name</span>
@@ -179,7 +179,7 @@ function SystemForm({ system, missing, onSaved }: { system?: System; missing: bo
             ) : (
               <span class="muted">none stored</span>
             )}
-            <button type="button" class="btn small" onClick={() => setReplaceSecrets(true)} disabled={!!noSecrets} title={noSecrets}>
+            <button type="button" class="btn small" onClick={() => setReplaceSecrets(true)} disabled={!!noEdit} title={noEdit}>
               Replace secrets…
             </button>
           </div>
@@ -198,6 +198,7 @@ function SystemForm({ system, missing, onSaved }: { system?: System; missing: bo
             </button>
           </>
         )}
+      </fieldset>
       </fieldset>
       {formErr && <div class="inline-error">{formErr}</div>}
       {save.error && <ErrorBox error={save.error} />}

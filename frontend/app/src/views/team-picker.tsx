@@ -1,20 +1,34 @@
 import { useEffect } from "preact/hooks";
 import { currentMe, useAuth, useTeams } from "../auth";
 import { pickableTeams, teamName } from "../logic";
+import type { Role } from "../api";
 
 /**
  * TeamPicker chooses the team that will own a new system or connection. It
- * shows only when the user may create things in more than one team (editor or
- * admin there); otherwise the server's default applies and value stays unset.
+ * shows only when the user may create it in more than one team (min role
+ * there); otherwise the server's default applies and value stays unset.
  */
-export function TeamPicker({ value, onChange, what }: { value?: number; onChange: (id: number | undefined) => void; what: string }) {
+export function TeamPicker({
+  value,
+  onChange,
+  what,
+  min = "editor",
+  prefer,
+}: {
+  value?: number;
+  onChange: (id: number | undefined) => void;
+  what: string;
+  min?: Role;
+  /** The team to start with, when the user may pick it. */
+  prefer?: number;
+}) {
   const me = currentMe(useAuth());
   const all = useTeams();
-  const teams = me ? pickableTeams(me, all) : [];
+  const teams = me ? pickableTeams(me, all, min) : [];
   const ids = teams.map((t) => t.id).join(",");
   useEffect(() => {
     if (teams.length <= 1) onChange(undefined);
-    else if (value === undefined || !teams.some((t) => t.id === value)) onChange(teams[0].id);
+    else if (value === undefined || !teams.some((t) => t.id === value)) onChange((teams.find((t) => t.id === prefer) ?? teams[0]).id);
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [ids]);
   if (teams.length <= 1) return null;
