@@ -283,11 +283,16 @@ export function retryAfterSeconds(h: string | null, now = Date.now()): number | 
 
 /** The message shown for an error answer that carries little of its own. */
 function explain(status: number, b: Partial<ApiErrorBody>, retryAfter?: number): string {
-  if (b.code === "forbidden" || (status === 403 && !b.code))
-    return "Your role does not allow this" + (b.message ? `: ${b.message}` : ".") + " Ask a team admin if you need it.";
+  if (b.code === "forbidden" || (status === 403 && !b.code)) {
+    const why = (b.message ?? "").replace(/^forbidden:?\s*/i, "").replace(/\.?$/, ".");
+    return "Your role does not allow this" + (why !== "." ? `: ${why}` : ".") + " Ask a team admin if you need it.";
+  }
   if (b.code === "csrf_failed") return "The request was refused (CSRF check failed). Reload the page and try again.";
-  if (status === 429)
-    return (b.message || "Too many attempts") + (retryAfter !== undefined ? ` — try again in ${retryAfter} s.` : ". Wait a little and try again.");
+  if (status === 429) {
+    const msg = b.message || "Too many attempts";
+    if (/try again/i.test(msg)) return msg;
+    return msg + (retryAfter !== undefined ? ` — try again in ${retryAfter} s.` : ". Wait a little and try again.");
+  }
   return b.message || `HTTP ${status}`;
 }
 

@@ -5,6 +5,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, session, type Me, type TeamRole, type Unauthenticated } from "./api";
 import { roleIn, setupToken } from "./logic";
+import { clearToasts } from "./ui";
 
 export type AuthState =
   | { status: "loading" }
@@ -147,6 +148,7 @@ export async function signOut(): Promise<void> {
   }
   store.put(AUTO, null);
   store.put(NO_AUTO, "1");
+  clearToasts();
   await start();
 }
 
