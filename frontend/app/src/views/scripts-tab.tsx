@@ -5,7 +5,7 @@ import { ErrorBox, Loading, toast, useAsync } from "../ui";
 import { keyOf, savedSources, type Ctx, type Key } from "./connection";
 
 type Monaco = typeof import("../editor/monaco");
-type Diag = { state: "checking" } | { state: "ok" } | { state: "error"; line?: number; column?: number; message: string };
+type Diag = { state: "checking" } | { state: "ok" } | { state: "read-only" } | { state: "error"; line?: number; column?: number; message: string };
 
 const LABEL: Record<Kind, string> = { trigger: "Trigger", outgoing: "Outgoing script", incoming: "Incoming script" };
 const HINT: Record<Kind, string> = {
@@ -109,8 +109,7 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
           {dirty.length ? `${dirty.length} unsaved: ${dirty.join(", ")}` : "All changes saved"}
         </span>
         <span class="spacer" />
-        <span class="muted small">Ctrl/⌘+S saves</span>
-        {noSave && <span class="muted small">read-only: {noSave}</span>}
+        {noSave ? <span class="muted small">read-only: {noSave}</span> : <span class="muted small">Ctrl/⌘+S saves</span>}
         <button class="btn" disabled={!dirty.length || saving} onClick={() => ctx.resetDrafts()}>
           Discard
         </button>
@@ -194,7 +193,7 @@ function Pane(p: PaneProps) {
   // Server-side compile as you type, debounced; the error is underlined.
   // A viewer's editor is read-only: what is saved compiled when it was saved.
   useEffect(() => {
-    if (denied(p.ctx.role, "edit")) return latest.current.setDiag({ state: "ok" });
+    if (denied(p.ctx.role, "edit")) return latest.current.setDiag({ state: "read-only" });
     const ctrl = new AbortController();
     const t = setTimeout(async () => {
       latest.current.setDiag({ state: "checking" });
@@ -254,6 +253,8 @@ function Pane(p: PaneProps) {
           <span class="muted">checking…</span>
         ) : d.state === "ok" ? (
           <span class="ok">✓ compiles</span>
+        ) : d.state === "read-only" ? (
+          <span class="muted">read-only: the saved version</span>
         ) : (
           <span class="bad">
             ✗ {d.line ? `${d.line}:${d.column} ` : ""}
