@@ -7,7 +7,7 @@
 //   npm run test:browser   (DUPLEX_BIN, CHROMIUM, TEST_OUTPUT as in app.test.mjs)
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -22,6 +22,12 @@ const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 mkdirSync(out, { recursive: true });
 
 const ADMIN = { email: "admin@example.com", password: "correct horse battery staple" };
+// Two small SQLite tables for the finance team's systems.
+const dbs = mkdtempSync(join(tmpdir(), "duplex-e2e-dbs-"));
+const ledger = join(dbs, "ledger.db");
+const books = join(dbs, "books.db");
+for (const db of [ledger, books])
+  execFileSync("sqlite3", [db, "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, x TEXT NOT NULL DEFAULT '', updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))"]);
 const servers = [];
 let browser;
 const consoleErrors = [];
@@ -58,8 +64,9 @@ async function newPage() {
   const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
-  // 401s are the answers to GET /api/me before signing in and to a wrong password: expected.
-  page.on("console", (m) => m.type() === "error" && !/status of 401/.test(m.text()) && consoleErrors.push(m.text()));
+  // 401s answer GET /api/me before signing in, a wrong password and an ended session;
+  // 429 the throttled sign-in: all expected here.
+  page.on("console", (m) => m.type() === "error" && !/status of 4(01|29)/.test(m.text()) && consoleErrors.push(m.text()));
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
   await context.route(/^(?!http:\/\/127\.0\.0\.1)/, (route) => {
     consoleErrors.push("external request: " + route.request().url());
@@ -102,6 +109,7 @@ after(async () => {
     s.proc.kill("SIGTERM");
     rmSync(s.data, { recursive: true, force: true });
   }
+  rmSync(dbs, { recursive: true, force: true });
 });
 
 test("duplex serve: sign in through the form, a token shown once, a viewer, sign out", { timeout: 240000 }, async (t) => {
@@ -196,12 +204,28 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
     await page.click('a[href="#/systems/new"]');
     await page.selectOption('[data-testid="team-picker"]', String(viewerTeam));
     await page.fill('[data-testid="system-form"] input[name="name"]', "finance-ledger");
-    await page.fill('textarea[name="settings"]', JSON.stringify({ driver: "sqlite", dsn: ":memory:", table: "t", fields: [{ name: "x" }] }));
+    await page.fill('textarea[name="settings"]', JSON.stringify({ driver: "sqlite", dsn: ledger, table: "t", fields: [{ name: "x" }] }));
     await page.click('[data-testid="system-form"] button[type="submit"]');
     await page.waitForURL(/#\/systems\/\d+$/);
     const id = /systems\/(\d+)/.exec(page.url())[1];
     const sys = await (await fetch(url + "/api/systems/" + id, { headers: { Authorization: "Bearer " + token } })).json();
     assert.equal(sys.team_id, viewerTeam);
+  });
+
+  await step(t, page, "a session that ends brings the form over the page, which stays where it was", async () => {
+    await page.goto(url + "/#/systems");
+    await page.locator('[data-testid="systems"] a', { hasText: "finance-ledger" }).waitFor();
+    await context.clearCookies(); // as when the session expires or is deleted
+    await page.click('nav a[href="#/connections"]');
+    const form = page.locator('.overlay [data-testid="sign-in"]');
+    await form.waitFor();
+    assert.match(await form.innerText(), /session has ended/);
+    assert.equal(await form.locator('input[name="email"]').inputValue(), ADMIN.email);
+    await form.locator('input[name="password"]').fill(ADMIN.password);
+    await form.locator('button[type="submit"]').click();
+    await form.waitFor({ state: "detached" });
+    assert.match(page.url(), /#\/connections$/);
+    await page.locator("h1", { hasText: "Connections" }).waitFor();
   });
 
   await step(t, page, "signs out: the form is back and the old session is gone", async () => {
@@ -232,6 +256,37 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
     assert.equal((await r.json()).code, "forbidden");
   });
 
+  await step(t, page, "a viewer reads a connection's scripts but cannot save, run or activate", async () => {
+    // The admin wires a connection in finance through the API, with the token.
+    const asAdmin = async (method, path, body) => {
+      const r = await fetch(url + path, { method, headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      if (!r.ok) assert.fail(`${method} ${path}: ${r.status} ${await r.text()}`);
+      return r.json();
+    };
+    const systems = (await asAdmin("GET", "/api/systems")).filter((x) => x.team_id === viewerTeam);
+    const other = await asAdmin("POST", "/api/systems", { name: "finance-books", kind: "sql", team_id: viewerTeam, settings: { driver: "sqlite", dsn: books, table: "t", fields: [{ name: "x" }] } });
+    const blank = { trigger: "false", outgoing: "replica.x = entity.x;", incoming: "entity.x = replica.x;" };
+    const conn = await asAdmin("POST", "/api/connections", { name: "finance-mirror", team_id: viewerTeam, system_a_id: systems[0].id, system_b_id: other.id, scripts: { a: blank, b: blank } });
+
+    await page.goto(url + `/#/connections/${conn.id}/scripts`);
+    await page.locator('[data-script="a.outgoing"] .monaco-editor').waitFor();
+    const save = page.locator('[data-testid="save"]');
+    assert.equal(await save.getAttribute("title"), "viewers cannot save changes");
+    const toggle = page.locator('[data-testid="toggle-active"]');
+    assert.equal(await toggle.isDisabled(), true);
+    assert.equal(await toggle.getAttribute("title"), "viewers cannot activate or pause connections");
+    // The editor is read-only: typing changes nothing.
+    await page.locator('[data-script="a.outgoing"] .view-lines').click();
+    await page.keyboard.type("oops");
+    assert.equal(await page.locator('[data-testid="unsaved"]').innerText(), "All changes saved");
+    assert.equal(await page.locator('[data-script="a.outgoing"] [data-testid="diag"]').innerText(), "read-only: the saved version");
+    await page.screenshot({ path: join(out, "auth-5-viewer-scripts.png"), fullPage: true });
+    await page.click('a[role="tab"][href$="/test"]');
+    const run = page.locator('[data-testid="run-test"]');
+    assert.equal(await run.isDisabled(), true);
+    assert.equal(await run.getAttribute("title"), "viewers cannot run tests that read remote data");
+  });
+
   await step(t, page, "the revoked token stops working", async () => {
     // The admin's token revokes itself through the API.
     const list = await (await fetch(url + "/api/me/tokens", { headers: { Authorization: "Bearer " + token } })).json();
@@ -260,7 +315,27 @@ test("duplex serve without an admin: the printed setup link creates the first ad
     await form.locator('button[type="submit"]').click();
     await page.locator("h1", { hasText: "Connections" }).waitFor();
     assert.ok(!page.url().includes("token="), "the setup token stays in the address bar: " + page.url());
-    await page.screenshot({ path: join(out, "auth-5-setup.png") });
+    await page.screenshot({ path: join(out, "auth-7-setup.png") });
+  });
+
+  await step(t, page, "sign-in attempts are throttled and the form says how long to wait", async () => {
+    await page.click('[data-testid="user-menu"] summary');
+    await page.click('[data-testid="sign-out"]');
+    const form = page.locator('[data-testid="sign-in"]');
+    await form.waitFor();
+    await form.locator('input[name="email"]').fill("first@example.com");
+    let limited = false;
+    for (let i = 0; i < 8 && !limited; i++) {
+      await form.locator('input[name="password"]').fill("wrong " + i);
+      const [res] = await Promise.all([page.waitForResponse((r) => r.url().endsWith("/api/auth/login")), form.locator('button[type="submit"]').click()]);
+      limited = res.status() === 429;
+      if (!limited) assert.equal(res.status(), 401);
+    }
+    await page.locator('[data-testid="rate-limited"]').waitFor();
+    assert.ok(limited, "no 429 after 8 wrong passwords");
+    assert.match(await page.locator('[data-testid="rate-limited"]').innerText(), /Too many sign-in attempts\. Try again in \d+ (min|s)/);
+    assert.equal(await form.locator('button[type="submit"]').isDisabled(), true);
+    await page.screenshot({ path: join(out, "auth-8-throttled.png") });
   });
 });
 
