@@ -2,6 +2,8 @@ import { useState } from "preact/hooks";
 import { api, type System, type Template } from "../api";
 import { ErrorBox, Loaded, useAction, useAsync } from "../ui";
 import { TeamPicker } from "./team-picker";
+import { useTeams } from "../auth";
+import { teamName } from "../logic";
 
 const BLANK = {
   a: { trigger: "false", outgoing: "// Fill `replica` from `entity`; only what is set here crosses over.\n", incoming: "// Apply `replica` to `entity`.\n" },
@@ -40,6 +42,7 @@ export function NewConnectionView({ template }: { template?: string }) {
 }
 
 function Gallery({ templates }: { templates: Template[] }) {
+  const teams = useTeams();
   return (
     <>
       <p class="muted">Start from a template: scripts and triggers written for a common case, with parameters. You can change everything afterwards.</p>
@@ -49,7 +52,7 @@ function Gallery({ templates }: { templates: Template[] }) {
             <h3>{t.title || t.name}</h3>
             {t.id && (
               <div class="muted small">
-                team {t.team_id} · version {t.latest_version} · {t.visibility}
+                team {teamName(teams, t.team_id)} · version {t.latest_version} · {t.visibility}
               </div>
             )}
             <p>{t.description}</p>
