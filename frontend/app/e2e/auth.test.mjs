@@ -318,6 +318,19 @@ test("duplex serve without an admin: the printed setup link creates the first ad
     await page.screenshot({ path: join(out, "auth-7-setup.png") });
   });
 
+  await step(t, page, "changing the password renews the session; the app picks up its new CSRF token", async () => {
+    await page.goto(page.url().replace(/#.*$/, "") + "#/password");
+    await page.fill('input[name="current"]', "a long first password");
+    await page.fill('input[name="new"]', "a longer second password");
+    await page.fill('input[name="again"]', "a longer second password");
+    await page.click('[data-testid="password-form"] button[type="submit"]');
+    await page.getByText("Password changed").waitFor();
+    await page.click('nav a[href="#/tokens"]');
+    await page.fill('input[name="token-name"]', "after-password");
+    await page.click('[data-testid="new-token-form"] button[type="submit"]');
+    await page.locator('[data-testid="new-token"]').waitFor();
+  });
+
   await step(t, page, "sign-in attempts are throttled and the form says how long to wait", async () => {
     await page.click('[data-testid="user-menu"] summary');
     await page.click('[data-testid="sign-out"]');
