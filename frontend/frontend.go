@@ -48,6 +48,10 @@ func Handler() http.Handler {
 		}
 		if !strings.HasPrefix(r.URL.Path, "/assets/") {
 			w.Header().Set("Cache-Control", "no-cache")
+			if appPaths[strings.TrimSuffix(r.URL.Path, "/")] {
+				serveIndex(w, r, sub)
+				return
+			}
 			fsrv.ServeHTTP(w, r)
 			return
 		}
@@ -58,6 +62,25 @@ func Handler() http.Handler {
 		}
 		fsrv.ServeHTTP(w, r)
 	})
+}
+
+// appPaths are the app's routes outside the URL hash: the first-run setup
+// link that `duplex serve` prints is /setup?token=…; the index answers there.
+var appPaths = map[string]bool{"/setup": true}
+
+func serveIndex(w http.ResponseWriter, r *http.Request, fsys fs.FS) {
+	b, err := fs.ReadFile(fsys, "index.html")
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	// Explicit, as for gzipped assets: Gin's NoRoute starts at 404.
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(b)
+	}
 }
 
 func acceptsGzip(r *http.Request) bool {

@@ -40,6 +40,14 @@ func TestPage(t *testing.T) {
 			t.Errorf("page references an external asset (%s)", bad)
 		}
 	}
+	// The setup link (/setup?token=…) opens the same page.
+	for _, p := range []string{"/setup?token=abc", "/setup/"} {
+		rec := httptest.NewRecorder()
+		frontend.Handler().ServeHTTP(rec, httptest.NewRequest("GET", p, nil))
+		if rec.Code != 200 || rec.Body.String() != body || rec.Header().Get("Cache-Control") != "no-cache" {
+			t.Errorf("GET %s: %d, Cache-Control %q, same page %v", p, rec.Code, rec.Header().Get("Cache-Control"), rec.Body.String() == body)
+		}
+	}
 	if rec := httptest.NewRecorder(); true {
 		frontend.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/.keep", nil))
 		if rec.Code != 404 {

@@ -1,5 +1,7 @@
 // Browser tests: the real binary runs `duplex demo` on a free loopback port,
 // Debian's Chromium (driven by playwright-core) uses the app like a person.
+// The demo signs the browser in automatically (loopback only); auth.test.mjs
+// covers `duplex serve` with the sign-in form.
 // Screenshots of each main view go to test-output/ (not committed).
 //
 //   npm run test:browser            (needs bin/duplex built with the app: make build)
@@ -20,7 +22,7 @@ const out = process.env.TEST_OUTPUT || join(here, "../test-output");
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 mkdirSync(out, { recursive: true });
 
-let demo, data, url, browser, page;
+let demo, data, url, browser, context, page;
 const t0 = Date.now();
 const progress = (msg) => process.env.E2E_VERBOSE && console.error(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
 const consoleErrors = [];
@@ -54,9 +56,10 @@ async function shot(name) {
   await page.screenshot({ path: join(out, name + ".png"), fullPage: true });
 }
 
+/** api reads the API with the browser's session cookie. */
 async function api(path) {
-  const r = await fetch(url + path);
-  assert.equal(r.status, 200, path);
+  const r = await context.request.get(url + path);
+  assert.equal(r.status(), 200, path);
   return r.json();
 }
 
@@ -89,11 +92,12 @@ before(async () => {
     headless: true,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
-  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
+  context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
   page = await context.newPage();
   page.setDefaultTimeout(15000);
   // A 422 is the server refusing a draft that does not compile: expected while typing.
-  page.on("console", (m) => m.type() === "error" && !/status of 422/.test(m.text()) && consoleErrors.push(m.text()));
+  // A 401 is GET /api/me before the demo's automatic sign-in: expected once.
+  page.on("console", (m) => m.type() === "error" && !/status of 4(22|01)/.test(m.text()) && consoleErrors.push(m.text()));
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
   // Nothing may be fetched from anywhere but the app itself.
   await context.route(/^(?!http:\/\/127\.0\.0\.1)/, (route) => {
@@ -111,13 +115,24 @@ after(async () => {
 test("a connection from the escalation template, edited, tested, activated, synced and restored", { timeout: 240000 }, async (t) => {
   let connID;
 
-  await step(t, "the app opens on the connection list with the demo connection", async () => {
+  await step(t, "the demo signs in automatically on loopback and says so; the app opens on the connection list", async () => {
+    const anonymous = await fetch(url + "/api/me");
+    assert.equal(anonymous.status, 401);
+    assert.equal((await anonymous.json()).auto_login, true);
     const start = Date.now();
     await page.goto(url);
     const row = page.locator('[data-connection="support-escalation"]');
     await row.waitFor();
     assert.match(await row.innerText(), /active/);
     t.diagnostic(`first view in ${Date.now() - start} ms`);
+    assert.equal(await page.locator('[data-testid="auto-notice"]').innerText(), "demo: signed in automatically on loopback");
+    const me = await api("/api/me");
+    assert.equal(me.via, "session");
+    await page.click('[data-testid="user-menu"] summary');
+    const menu = await page.locator('[data-testid="user-menu"] .menu').innerText();
+    assert.ok(menu.includes(me.user.email), menu);
+    for (const team of me.teams) assert.ok(menu.includes(team.name) && menu.includes(team.role), menu);
+    await page.click('[data-testid="user-menu"] summary');
     // Monaco is not part of the first load.
     const scripts = await page.evaluate(() => performance.getEntriesByType("resource").map((e) => e.name));
     assert.ok(!scripts.some((s) => /monaco|ts\.worker/.test(s)), "editor loaded on the list view: " + scripts.join(", "));

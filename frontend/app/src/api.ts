@@ -9,6 +9,7 @@ export interface System {
   id: number;
   name: string;
   kind: string;
+  team_id?: number;
   settings: Record<string, unknown>;
   secret_keys: string[];
   poll_interval_ms: number;
@@ -36,6 +37,7 @@ export interface Connection {
   system_b_id: number;
   active: boolean;
   template: string;
+  team_id?: number;
   conflict_policy: string;
   options: string;
   created_at: string;
@@ -177,6 +179,8 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly body: ApiErrorBody,
+    /** Seconds to wait, from a 429's Retry-After header. */
+    readonly retryAfter?: number,
   ) {
     super(body.message || `HTTP ${status}`);
   }
@@ -189,14 +193,122 @@ export class ApiError extends Error {
   }
 }
 
+// ---------- identity ----------
+
+export type Role = "admin" | "editor" | "viewer";
+export const ROLES: Role[] = ["admin", "editor", "viewer"];
+
+export interface User {
+  id: number;
+  email: string;
+  name: string;
+  org_admin: boolean;
+}
+
+export interface TeamRole {
+  id: number;
+  name: string;
+  role: Role;
+}
+
+export interface Me {
+  user: User;
+  teams: TeamRole[];
+  csrf_token: string;
+  via: "session" | "token";
+}
+
+/** The body of GET /api/me's 401. */
+export interface Unauthenticated extends ApiErrorBody {
+  setup_required?: boolean;
+  auto_login?: boolean;
+}
+
+export interface Member {
+  user_id: number;
+  email: string;
+  name: string;
+  role: Role;
+}
+
+export interface ApiToken {
+  id: number;
+  name: string;
+  prefix: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+  created_at: string;
+}
+
+export interface NewToken {
+  token: string;
+  id: number;
+  name: string;
+  prefix: string;
+  expires_at: string | null;
+}
+
+/**
+ * The session the fetch wrapper works for: the CSRF token from the last
+ * /api/me (or sign-in) answer, and what to do when the server says the
+ * session is gone. auth.ts keeps it up to date.
+ */
+export const session: {
+  csrf: string;
+  /** Called on a 401 from any call but the sign-in ones. */
+  onUnauthenticated: (err: ApiError) => void;
+  /** Called on a 403 csrf_failed; returns a fresh token (or "" when there is none), after which the call is retried once. */
+  refreshCsrf: () => Promise<string>;
+} = {
+  csrf: "",
+  onUnauthenticated: () => {},
+  refreshCsrf: async () => "",
+};
+
+const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+/** Calls whose 401 is an answer, not a lost session: the sign-in screen makes them. */
+export function signInCall(path: string): boolean {
+  return path === "/api/me" || path.startsWith("/api/auth/") || path === "/api/setup";
+}
+
+/** retryAfterSeconds reads a Retry-After header: seconds, or an HTTP date. */
+export function retryAfterSeconds(h: string | null, now = Date.now()): number | undefined {
+  if (!h) return undefined;
+  if (/^\d+$/.test(h.trim())) return Number(h.trim());
+  const t = Date.parse(h);
+  return Number.isNaN(t) ? undefined : Math.max(0, Math.ceil((t - now) / 1000));
+}
+
+/** The message shown for an error answer that carries little of its own. */
+function explain(status: number, b: Partial<ApiErrorBody>, retryAfter?: number): string {
+  if (b.code === "forbidden" || (status === 403 && !b.code)) {
+    const why = (b.message ?? "").replace(/^forbidden:?\s*/i, "").replace(/\.?$/, ".");
+    return "Your role does not allow this" + (why !== "." ? `: ${why}` : ".") + " Ask a team admin if you need it.";
+  }
+  if (b.code === "csrf_failed") return "The request was refused (CSRF check failed). Reload the page and try again.";
+  if (status === 429) {
+    const msg = b.message || "Too many attempts";
+    if (/try again/i.test(msg)) return msg;
+    return msg + (retryAfter !== undefined ? ` — try again in ${retryAfter} s.` : ". Wait a little and try again.");
+  }
+  return b.message || `HTTP ${status}`;
+}
+
 /** request sends JSON and returns the decoded answer, or throws ApiError. */
-export async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+export async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal, retried = false): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const unsafe = UNSAFE.has(method.toUpperCase());
+  if (unsafe && session.csrf) headers["X-CSRF-Token"] = session.csrf;
   let res: Response;
   try {
     res = await fetch(path, {
       method,
       signal,
-      headers: body === undefined ? { Accept: "application/json" } : { Accept: "application/json", "Content-Type": "application/json" },
+      credentials: "same-origin",
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
@@ -213,7 +325,19 @@ export async function request<T>(method: string, path: string, body?: unknown, s
   }
   if (!res.ok) {
     const b = (data ?? {}) as Partial<ApiErrorBody>;
-    throw new ApiError(res.status, { ...b, code: b.code || "http_" + res.status, message: b.message || `HTTP ${res.status}` } as ApiErrorBody);
+    const retryAfter = res.status === 429 ? retryAfterSeconds(res.headers.get("Retry-After")) : undefined;
+    const err = new ApiError(
+      res.status,
+      { ...b, code: b.code || "http_" + res.status, message: explain(res.status, b, retryAfter) } as ApiErrorBody,
+      retryAfter,
+    );
+    if (res.status === 401 && !signInCall(path)) session.onUnauthenticated(err);
+    // A stale CSRF token (the session was renewed elsewhere): fetch the current one and try once more.
+    if (res.status === 403 && err.code === "csrf_failed" && unsafe && !retried) {
+      const fresh = await session.refreshCsrf().catch(() => "");
+      if (fresh && fresh !== headers["X-CSRF-Token"]) return request<T>(method, path, body, signal, true);
+    }
+    throw err;
   }
   return data as T;
 }
@@ -259,6 +383,24 @@ export const api = {
   audit: (connID?: number, limit = 200) => get<AuditEntry[]>(`/api/audit?limit=${limit}${connID ? `&connection_id=${connID}` : ""}`),
 
   templates: () => get<Template[]>("/api/templates"),
+
+  me: () => get<Me>("/api/me"),
+  login: (email: string, password: string) => request<Me>("POST", "/api/auth/login", { email, password }),
+  autoLogin: () => request<Me>("POST", "/api/auth/auto"),
+  logout: () => request<void>("POST", "/api/auth/logout"),
+  setup: (b: { token: string; email: string; name: string; password: string }) => request<Me>("POST", "/api/setup", b),
+  changePassword: (current: string, next: string) => request<void>("PUT", "/api/me/password", { current, new: next }),
+  tokens: () => get<ApiToken[]>("/api/me/tokens"),
+  createToken: (name: string, expiresInDays: number) => request<NewToken>("POST", "/api/me/tokens", { name, expires_in_days: expiresInDays }),
+  revokeToken: (id: number) => request<void>("DELETE", `/api/me/tokens/${id}`),
+
+  teams: () => get<TeamRole[]>("/api/teams"),
+  createTeam: (name: string) => request<TeamRole>("POST", "/api/teams", { name }),
+  members: (team: number) => get<Member[]>(`/api/teams/${team}/members`),
+  setMember: (team: number, user: number, role: Role) => request<unknown>("PUT", `/api/teams/${team}/members/${user}`, { role }),
+  removeMember: (team: number, user: number) => request<void>("DELETE", `/api/teams/${team}/members/${user}`),
+  users: () => get<User[]>("/api/users"),
+  createUser: (b: { email: string; name: string; password: string; org_admin: boolean }) => request<User>("POST", "/api/users", b),
   template: (name: string) => get<Template>(`/api/templates/${encodeURIComponent(name)}`),
   scriptAPI: async () => {
     const r = await fetch("/api/script-api.d.ts");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { activity, ago, diffLines, diffStats, dirtyKeys, health, href, logLines, markerRange, parseRoute } from "./logic";
+import { activity, ago, can, denied, diffLines, diffStats, dirtyKeys, health, href, logLines, markerRange, parseRoute, pickableTeams, roleIn, setupToken, teamName, tokenState, waitText } from "./logic";
 import type { SyncEvent, Twin } from "./api";
 
 describe("routes", () => {
@@ -95,5 +95,80 @@ describe("formatting", () => {
   });
   it("lists changed drafts only", () => {
     expect(dirtyKeys({ "a.trigger": "x", "b.incoming": "y" }, { "a.trigger": "x", "b.incoming": "z", "a.outgoing": "" })).toEqual(["b.incoming"]);
+  });
+});
+
+describe("identity", () => {
+  const me = (org_admin: boolean, teams: { id: number; name: string; role: "admin" | "editor" | "viewer" }[]) => ({
+    user: { id: 1, email: "a@example.com", name: "A", org_admin },
+    teams,
+  });
+  const ada = me(false, [
+    { id: 1, name: "support", role: "viewer" },
+    { id: 2, name: "engineering", role: "editor" },
+    { id: 3, name: "finance", role: "admin" },
+  ]);
+
+  it("the role is the one in the row's team; an org admin is admin everywhere", () => {
+    expect(roleIn(ada, 1)).toBe("viewer");
+    expect(roleIn(ada, 2)).toBe("editor");
+    expect(roleIn(ada, 9)).toBeUndefined();
+    expect(roleIn(ada, undefined)).toBe("admin"); // a row without a team: the best role
+    expect(roleIn(me(true, []), 9)).toBe("admin");
+  });
+
+  it("viewers get the reason instead of the button", () => {
+    expect(denied("viewer", "edit")).toBe("viewers cannot edit");
+    expect(denied("viewer", "test")).toBe("viewers cannot run tests that read remote data");
+    expect(denied("viewer", "activate")).toBe("viewers cannot activate or pause connections");
+    expect(denied("editor", "activate")).toBeUndefined();
+    expect(denied("editor", "members")).toBe("only team admins can manage members");
+    expect(denied("admin", "members")).toBeUndefined();
+    expect(denied("editor", "system")).toBe("only team admins can change systems and their credentials");
+    expect(denied(undefined, "save")).toBe("people outside this team cannot save changes");
+    expect(can("editor", "save")).toBe(true);
+  });
+
+  it("the team picker offers the teams where one is editor or admin; an org admin every team", () => {
+    expect(pickableTeams(ada).map((t) => t.name)).toEqual(["engineering", "finance"]);
+    const all = [
+      { id: 1, name: "support", role: "admin" as const },
+      { id: 4, name: "ops", role: "admin" as const },
+    ];
+    expect(pickableTeams(me(true, []), all)).toEqual(all);
+    expect(pickableTeams(me(false, [{ id: 1, name: "support", role: "viewer" }]))).toEqual([]);
+    expect(pickableTeams(ada, undefined, "admin").map((t) => t.name)).toEqual(["finance"]); // systems
+  });
+
+  it("names a row's team", () => {
+    expect(teamName(ada.teams, 2)).toBe("engineering");
+    expect(teamName(ada.teams, 7)).toBe("team 7");
+    expect(teamName(ada.teams, undefined)).toBe("");
+  });
+
+  it("finds the setup token in the printed link or in the hash", () => {
+    expect(setupToken({ pathname: "/setup", search: "?token=abc", hash: "" })).toBe("abc");
+    expect(setupToken({ pathname: "/setup/", search: "", hash: "" })).toBe("");
+    expect(setupToken({ pathname: "/", search: "", hash: "#/setup?token=xyz" })).toBe("xyz");
+    expect(setupToken({ pathname: "/", search: "?token=abc", hash: "#/connections" })).toBeUndefined();
+  });
+
+  it("says how long to wait and whether a token still works", () => {
+    expect(waitText(42)).toBe("42 s");
+    expect(waitText(120)).toBe("2 min");
+    expect(waitText(61)).toBe("1 min 1 s");
+    const now = Date.parse("2026-06-01T00:00:00Z");
+    expect(tokenState({ expires_at: null, revoked_at: null }, now)).toBe("active");
+    expect(tokenState({ expires_at: "2026-05-01T00:00:00Z", revoked_at: null }, now)).toBe("expired");
+    expect(tokenState({ expires_at: "2026-07-01T00:00:00Z", revoked_at: "2026-05-02T00:00:00Z" }, now)).toBe("revoked");
+  });
+
+  it("routes the account pages", () => {
+    expect(parseRoute("#/tokens")).toEqual({ view: "tokens" });
+    expect(parseRoute("#/password")).toEqual({ view: "password" });
+    expect(parseRoute("#/team")).toEqual({ view: "team" });
+    expect(parseRoute("#/team/4")).toEqual({ view: "team", id: 4 });
+    expect(parseRoute("#/team/x").view).toBe("not-found");
+    for (const h of ["#/tokens", "#/password", "#/team", "#/team/4"]) expect(href(parseRoute(h))).toBe(h);
   });
 });

@@ -1,5 +1,5 @@
 // Pure logic of the app, unit-tested with Vitest (logic.test.ts).
-import type { Connection, SyncEvent, Twin } from "./api";
+import type { Connection, Me, Role, SyncEvent, TeamRole, Twin } from "./api";
 
 // ---------- routes (hash based: the server serves one index.html) ----------
 
@@ -11,6 +11,9 @@ export type Route =
   | { view: "new-connection"; template?: string }
   | { view: "connection"; id: number; tab: Tab; query: Record<string, string> }
   | { view: "systems"; id?: number | "new" }
+  | { view: "tokens" }
+  | { view: "password" }
+  | { view: "team"; id?: number }
   | { view: "not-found"; path: string };
 
 export function parseRoute(hash: string): Route {
@@ -29,6 +32,12 @@ export function parseRoute(hash: string): Route {
     if (parts.length === 2 && parts[1] === "new") return { view: "systems", id: "new" };
     if (parts.length === 2 && /^\d+$/.test(parts[1])) return { view: "systems", id: Number(parts[1]) };
   }
+  if (parts.length === 1 && parts[0] === "tokens") return { view: "tokens" };
+  if (parts.length === 1 && parts[0] === "password") return { view: "password" };
+  if (parts[0] === "team") {
+    if (parts.length === 1) return { view: "team" };
+    if (parts.length === 2 && /^\d+$/.test(parts[1])) return { view: "team", id: Number(parts[1]) };
+  }
   return { view: "not-found", path: "/" + path };
 }
 
@@ -44,9 +53,114 @@ export function href(r: Route): string {
     }
     case "systems":
       return "#/systems" + (r.id !== undefined ? "/" + r.id : "");
+    case "tokens":
+      return "#/tokens";
+    case "password":
+      return "#/password";
+    case "team":
+      return "#/team" + (r.id !== undefined ? "/" + r.id : "");
     case "not-found":
       return "#" + r.path;
   }
+}
+
+// ---------- identity: roles, teams, sign-in ----------
+
+const RANK: Record<Role, number> = { viewer: 1, editor: 2, admin: 3 };
+
+/**
+ * roleIn is the user's role in a team: an org admin is admin everywhere. For a
+ * row without a team (a server that predates teams) it is the user's highest role.
+ */
+export function roleIn(me: Pick<Me, "user" | "teams">, teamId: number | undefined): Role | undefined {
+  if (me.user.org_admin) return "admin";
+  if (teamId === undefined || teamId === null) {
+    let best: Role | undefined;
+    for (const t of me.teams) if (!best || RANK[t.role] > RANK[best]) best = t.role;
+    return best;
+  }
+  return me.teams.find((t) => t.id === teamId)?.role;
+}
+
+export function atLeast(role: Role | undefined, need: Role): boolean {
+  return role !== undefined && RANK[role] >= RANK[need];
+}
+
+/** What a role may do in the app; the server decides anyway, this only keeps buttons honest. */
+export type Action = "edit" | "save" | "test" | "activate" | "retry" | "resolve" | "create" | "system" | "members";
+const NEEDS: Record<Action, Role> = {
+  edit: "editor",
+  save: "editor",
+  test: "editor",
+  activate: "editor",
+  retry: "editor",
+  resolve: "editor",
+  create: "editor",
+  system: "admin",
+  members: "admin",
+};
+const DOING: Record<Action, string> = {
+  edit: "edit",
+  save: "save changes",
+  test: "run tests that read remote data",
+  activate: "activate or pause connections",
+  retry: "retry or skip events",
+  resolve: "resolve conflicts",
+  create: "create connections",
+  system: "change systems and their credentials",
+  members: "manage members",
+};
+
+export function can(role: Role | undefined, action: Action): boolean {
+  return atLeast(role, NEEDS[action]);
+}
+
+/** The tooltip on a button the role may not use ("viewers cannot …"), or undefined when allowed. */
+export function denied(role: Role | undefined, action: Action): string | undefined {
+  if (can(role, action)) return undefined;
+  const who = role ? role + "s" : "people outside this team";
+  return NEEDS[action] === "admin" ? `only team admins can ${DOING[action]}` : `${who} cannot ${DOING[action]}`;
+}
+
+/**
+ * The teams a user may create things in (an org admin: every team):
+ * connections need an editor there, systems (they hold credentials) an admin.
+ */
+export function pickableTeams(me: Pick<Me, "user" | "teams">, all?: TeamRole[], min: Role = "editor"): TeamRole[] {
+  if (me.user.org_admin && all?.length) return all;
+  return me.teams.filter((t) => atLeast(t.role, min));
+}
+
+export function teamName(teams: Pick<TeamRole, "id" | "name">[], id: number | undefined): string {
+  if (id === undefined || id === null) return "";
+  return teams.find((t) => t.id === id)?.name ?? `team ${id}`;
+}
+
+/** setupToken finds the first-run token in `/setup?token=…` (what `duplex serve` prints) or `#/setup?token=…`. */
+export function setupToken(loc: { pathname: string; search: string; hash: string }): string | undefined {
+  if (loc.pathname.replace(/\/+$/, "") === "/setup") return new URLSearchParams(loc.search).get("token") ?? "";
+  const m = /^#\/?setup(?:\?(.*))?$/.exec(loc.hash);
+  if (m) return new URLSearchParams(m[1] ?? "").get("token") ?? "";
+  return undefined;
+}
+
+/** waitText says how long to wait before the next sign-in attempt. */
+export function waitText(seconds: number): string {
+  if (seconds <= 0) return "now";
+  if (seconds < 60) return `${seconds} s`;
+  const m = Math.floor(seconds / 60);
+  const s = seconds % 60;
+  return s ? `${m} min ${s} s` : `${m} min`;
+}
+
+/** tokenState says whether a personal API token can still be used. */
+export function tokenState(t: { expires_at: string | null; revoked_at: string | null }, now = Date.now()): "active" | "expired" | "revoked" {
+  if (t.revoked_at) return "revoked";
+  if (t.expires_at) {
+    const e = Date.parse(t.expires_at);
+    if (!Number.isNaN(e) && e > 0 && e <= now) return "expired";
+  }
+  return "active";
 }
 
 // ---------- connection health ----------

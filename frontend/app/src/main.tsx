@@ -2,7 +2,10 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { parseRoute, type Route } from "./logic";
 import { hasUnsaved } from "./guard";
-import { Toasts } from "./ui";
+import { Loaded, Toasts, useAsync } from "./ui";
+import { currentMe, signOut, start, useAuth } from "./auth";
+import type { Me } from "./api";
+import { SignIn, Setup, StartError } from "./views/sign-in";
 import { ConnectionsView } from "./views/connections";
 import { NewConnectionView } from "./views/new-connection";
 import { ConnectionView } from "./views/connection";
@@ -42,9 +45,91 @@ function useRoute(): Route {
   return route;
 }
 
-function App() {
+// The account and team pages are a chunk of their own: most visits never open them.
+const loadAccount = () => import("./views/account");
+
+function AccountPage({ route }: { route: Extract<Route, { view: "tokens" | "password" | "team" }> }) {
+  const mod = useAsync(loadAccount, []);
+  return (
+    <Loaded a={mod} what="page">
+      {(m) => (route.view === "tokens" ? <m.TokensView /> : route.view === "password" ? <m.PasswordView /> : <m.TeamView id={route.id} />)}
+    </Loaded>
+  );
+}
+
+function UserMenu({ me, auto }: { me: Me; auto: boolean }) {
+  return (
+    <div class="user">
+      {auto && (
+        <div class="notice small" data-testid="auto-notice">
+          demo: signed in automatically on loopback
+        </div>
+      )}
+      <details class="user-menu" data-testid="user-menu">
+        <summary>
+          <span class="avatar" aria-hidden="true">
+            {(me.user.name || me.user.email).slice(0, 1).toUpperCase()}
+          </span>
+          <span class="who">{me.user.name || me.user.email}</span>
+        </summary>
+        <div class="menu">
+          <div class="muted small">{me.user.email}</div>
+          <ul class="roles" aria-label="Your teams">
+            {me.user.org_admin && (
+              <li>
+                organisation <span class="pill role-admin">org admin</span>
+              </li>
+            )}
+            {me.teams.map((t) => (
+              <li key={t.id}>
+                {t.name} <span class={`pill role-${t.role}`}>{t.role}</span>
+              </li>
+            ))}
+            {!me.user.org_admin && me.teams.length === 0 && <li class="muted">no team yet</li>}
+          </ul>
+          <a href="#/tokens">API tokens</a>
+          <a href="#/password">Change password</a>
+          <button class="btn small" type="button" onClick={() => void signOut()} data-testid="sign-out">
+            Sign out
+          </button>
+        </div>
+      </details>
+    </div>
+  );
+}
+
+function Root() {
+  const auth = useAuth();
+  useEffect(() => void start(), []);
+  const me = currentMe(auth);
+  switch (auth.status) {
+    case "loading":
+      return (
+        <div class="auth-page">
+          <span class="spinner" aria-label="Loading" />
+        </div>
+      );
+    case "error":
+      return <StartError error={auth.error} />;
+    case "setup":
+      return <Setup token={auth.token} />;
+    case "signed-out":
+      if (!auth.expired || !me) return <SignIn state={auth} />;
+      // The session ended while working: the views (and unsaved drafts) stay under the form.
+      return (
+        <>
+          <App me={me} auto={false} />
+          <SignIn state={auth} overlay />
+        </>
+      );
+    case "signed-in":
+      return <App me={auth.me} auto={auth.auto} />;
+  }
+}
+
+function App({ me, auto }: { me: Me; auto: boolean }) {
   const route = useRoute();
-  const section = route.view === "systems" ? "systems" : "connections";
+  const section = route.view === "systems" ? "systems" : route.view === "team" ? "team" : route.view === "tokens" ? "tokens" : "connections";
   let main;
   switch (route.view) {
     case "connections":
@@ -58,6 +143,11 @@ function App() {
       break;
     case "systems":
       main = <SystemsView id={route.id} />;
+      break;
+    case "tokens":
+    case "password":
+    case "team":
+      main = <AccountPage route={route} />;
       break;
     default:
       main = (
@@ -81,7 +171,14 @@ function App() {
         <a class={section === "systems" ? "on" : ""} href="#/systems">
           Systems
         </a>
+        <a class={section === "team" ? "on" : ""} href="#/team">
+          Team
+        </a>
+        <a class={section === "tokens" ? "on" : ""} href="#/tokens">
+          Tokens
+        </a>
         <div class="side-foot muted">
+          <UserMenu me={me} auto={auto} />
           <a href="/api/script-api.d.ts" target="_blank" rel="noreferrer">
             Script API
           </a>
@@ -93,4 +190,4 @@ function App() {
   );
 }
 
-render(<App />, document.getElementById("app")!);
+render(<Root />, document.getElementById("app")!);

@@ -103,6 +103,12 @@ let toasts: Toast[] = [];
 let listeners: ((t: Toast[]) => void)[] = [];
 let nextToast = 1;
 
+/** clearToasts drops what is shown (signing out: the next person need not read it). */
+export function clearToasts() {
+  toasts = [];
+  listeners.forEach((l) => l(toasts));
+}
+
 export function toast(text: string, kind: "ok" | "error" = "ok") {
   const t = { id: nextToast++, text, kind };
   toasts = [...toasts, t];

@@ -1,6 +1,8 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, KINDS, type Connection, type Kind, type Side, type System } from "../api";
-import { counts, dirtyKeys, health, type Tab } from "../logic";
+import { api, KINDS, type Connection, type Kind, type Role, type Side, type System } from "../api";
+import { useRole } from "../auth";
+import { TeamTag } from "./team-picker";
+import { counts, denied, dirtyKeys, health, type Tab } from "../logic";
 import { setUnsaved } from "../guard";
 import { ErrorBox, HealthPill, Loaded, useAction, useAsync } from "../ui";
 import { systemName } from "./connections";
@@ -27,6 +29,8 @@ export interface Ctx {
   resetDrafts: (keys?: Key[], sync?: boolean) => void;
   epoch: number;
   query: Record<string, string>;
+  /** The user's role in the connection's team; buttons it may not use are disabled with the reason. */
+  role: Role | undefined;
 }
 
 const TAB_LABELS: [Tab, string][] = [
@@ -50,6 +54,7 @@ export function ConnectionView({ id, tab, query }: { id: number; tab: Tab; query
   const ref = useRef({ saved, drafts });
   ref.current = { saved, drafts };
   useEffect(() => setUnsaved(() => dirtyKeys(ref.current.saved, ref.current.drafts).length), []);
+  const role = useRole(a.data?.conn.team_id);
 
   return (
     <div class="page wide">
@@ -73,6 +78,7 @@ export function ConnectionView({ id, tab, query }: { id: number; tab: Tab; query
               });
             },
             query,
+            role,
           };
           return (
             <>
@@ -121,7 +127,8 @@ function Header({ ctx, dirty }: { ctx: Ctx; dirty: number }) {
           <a href="#/connections">Connections</a> /
         </div>
         <h1>
-          {conn.name} <HealthPill h={health(conn)} />
+          {conn.name} <HealthPill h={health(conn)} /> <TeamTag id={conn.team_id} />
+          {ctx.role === "viewer" && <span class="pill role-viewer">viewer</span>}
           {dirty > 0 && <span class="pill unsaved">{dirty} unsaved</span>}
         </h1>
         <p class="muted">
@@ -131,7 +138,7 @@ function Header({ ctx, dirty }: { ctx: Ctx; dirty: number }) {
       </div>
       <div class="head-actions">
         {act.error && <ErrorBox error={act.error} />}
-        <button class={`btn ${conn.active ? "" : "primary"}`} onClick={toggle} disabled={act.busy} data-testid="toggle-active">
+        <button class={`btn ${conn.active ? "" : "primary"}`} onClick={toggle} disabled={act.busy || !!denied(ctx.role, "activate")} title={denied(ctx.role, "activate")} data-testid="toggle-active">
           {conn.active ? "Pause" : "Activate"}
         </button>
       </div>

@@ -1,5 +1,6 @@
 import { api, type Connection, type System } from "../api";
-import { ago, counts, health } from "../logic";
+import { currentMe, useAuth, useTeams } from "../auth";
+import { ago, counts, health, pickableTeams, teamName } from "../logic";
 import { Empty, HealthPill, Loaded, useAsync } from "../ui";
 
 export function systemName(systems: System[], id: number) {
@@ -11,6 +12,10 @@ export function ConnectionsView() {
     const [conns, systems] = await Promise.all([api.connections(), api.systems()]);
     return { conns, systems };
   }, [], 3000);
+  const me = currentMe(useAuth());
+  const teams = useTeams();
+  const showTeam = teams.length > 1;
+  const mayCreate = !!me && pickableTeams(me, teams).length > 0;
   return (
     <div class="page">
       <header class="page-head">
@@ -18,9 +23,15 @@ export function ConnectionsView() {
           <h1>Connections</h1>
           <p class="muted">Two systems kept in sync by a trigger and two scripts per side.</p>
         </div>
-        <a class="btn primary" href="#/connections/new">
-          New connection
-        </a>
+        {mayCreate ? (
+          <a class="btn primary" href="#/connections/new">
+            New connection
+          </a>
+        ) : (
+          <button class="btn primary" disabled title="viewers cannot create connections">
+            New connection
+          </button>
+        )}
       </header>
       <Loaded a={a} what="connections">
         {({ conns, systems }) =>
@@ -41,6 +52,7 @@ export function ConnectionsView() {
               <thead>
                 <tr>
                   <th>Name</th>
+                  {showTeam && <th>Team</th>}
                   <th>Systems</th>
                   <th>Status</th>
                   <th class="num">Synced</th>
@@ -52,7 +64,7 @@ export function ConnectionsView() {
               </thead>
               <tbody>
                 {conns.map((c) => (
-                  <Row key={c.id} c={c} systems={systems} />
+                  <Row key={c.id} c={c} systems={systems} team={showTeam ? teamName(teams, c.team_id) : undefined} />
                 ))}
               </tbody>
             </table>
@@ -63,7 +75,7 @@ export function ConnectionsView() {
   );
 }
 
-function Row({ c, systems }: { c: Connection; systems: System[] }) {
+function Row({ c, systems, team }: { c: Connection; systems: System[]; team?: string }) {
   const n = counts(c);
   const go = () => (location.hash = `#/connections/${c.id}`);
   return (
@@ -74,6 +86,7 @@ function Row({ c, systems }: { c: Connection; systems: System[] }) {
         </a>
         {c.template && <div class="muted small">{c.template}</div>}
       </td>
+      {team !== undefined && <td data-testid="team">{team}</td>}
       <td>
         {systemName(systems, c.system_a_id)} <span class="muted">⇄</span> {systemName(systems, c.system_b_id)}
       </td>

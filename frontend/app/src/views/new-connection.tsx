@@ -1,6 +1,9 @@
 import { useState } from "preact/hooks";
 import { api, type System, type Template } from "../api";
 import { ErrorBox, Loaded, useAction, useAsync } from "../ui";
+import { TeamPicker } from "./team-picker";
+import { useTeams } from "../auth";
+import { teamName } from "../logic";
 
 const BLANK = {
   a: { trigger: "false", outgoing: "// Fill `replica` from `entity`; only what is set here crosses over.\n", incoming: "// Apply `replica` to `entity`.\n" },
@@ -39,6 +42,7 @@ export function NewConnectionView({ template }: { template?: string }) {
 }
 
 function Gallery({ templates }: { templates: Template[] }) {
+  const teams = useTeams();
   return (
     <>
       <p class="muted">Start from a template: scripts and triggers written for a common case, with parameters. You can change everything afterwards.</p>
@@ -48,7 +52,7 @@ function Gallery({ templates }: { templates: Template[] }) {
             <h3>{t.title || t.name}</h3>
             {t.id && (
               <div class="muted small">
-                team {t.team_id} · version {t.latest_version} · {t.visibility}
+                team {teamName(teams, t.team_id)} · version {t.latest_version} · {t.visibility}
               </div>
             )}
             <p>{t.description}</p>
@@ -75,7 +79,10 @@ function Gallery({ templates }: { templates: Template[] }) {
   );
 }
 
-function CreateForm({ template, systems }: { template: Template | null; systems: System[] }) {
+function CreateForm({ template, systems: all }: { template: Template | null; systems: System[] }) {
+  const [team, setTeam] = useState<number>();
+  // A team wires only its own systems (their credentials are its admins').
+  const systems = team === undefined ? all : all.filter((s) => s.team_id === undefined || s.team_id === team);
   const [name, setName] = useState(template ? template.name : "");
   const [sa, setSa] = useState(systems[0]?.id ?? 0);
   const [sb, setSb] = useState(systems[1]?.id ?? systems[0]?.id ?? 0);
@@ -83,9 +90,15 @@ function CreateForm({ template, systems }: { template: Template | null; systems:
     Object.fromEntries((template?.params ?? []).map((p) => [p.name, JSON.stringify(p.default, null, 2)])),
   );
   const [paramErr, setParamErr] = useState<string>();
+  const pickTeam = (t: number | undefined) => {
+    setTeam(t);
+    const own = t === undefined ? all : all.filter((s) => s.team_id === undefined || s.team_id === t);
+    setSa(own[0]?.id ?? 0);
+    setSb(own[1]?.id ?? own[0]?.id ?? 0);
+  };
   const act = useAction();
 
-  if (systems.length < 1)
+  if (all.length < 1)
     return (
       <div class="state empty">
         <strong>No systems yet</strong>
@@ -107,11 +120,12 @@ function CreateForm({ template, systems }: { template: Template | null; systems:
       }
     }
     setParamErr(undefined);
-    const body = template
+    const base = template
       ? template.id
         ? { name, system_a_id: sa, system_b_id: sb, template_id: template.id, params: parsed }
         : { name, system_a_id: sa, system_b_id: sb, template: template.name, params: parsed }
       : { name, system_a_id: sa, system_b_id: sb, scripts: BLANK };
+    const body = team !== undefined ? { ...base, team_id: team } : base;
     const c = await act.run(() => api.createConnection(body), `Connection "${name}" created (paused)`);
     if (c) location.hash = `#/connections/${c.id}/scripts`;
   };
@@ -138,6 +152,12 @@ function CreateForm({ template, systems }: { template: Template | null; systems:
         <span>Name</span>
         <input name="name" required value={name} onInput={(e) => setName((e.currentTarget as HTMLInputElement).value)} />
       </label>
+      <TeamPicker value={team} onChange={pickTeam} what="connection" prefer={all[0]?.team_id} />
+      {systems.length === 0 && (
+        <div class="inline-error">
+          This team has no systems yet: a connection joins two systems of its own team. <a href="#/systems/new">Add a system</a> or pick another team.
+        </div>
+      )}
       <div class="two">
         {pick(sa, setSa, "Side A", template?.side_a)}
         {pick(sb, setSb, "Side B", template?.side_b)}
@@ -158,7 +178,7 @@ function CreateForm({ template, systems }: { template: Template | null; systems:
       {paramErr && <div class="inline-error">{paramErr}</div>}
       {act.error && <ErrorBox error={act.error} />}
       <div class="actions">
-        <button class="btn primary" type="submit" disabled={act.busy || !name.trim()}>
+        <button class="btn primary" type="submit" disabled={act.busy || !name.trim() || systems.length === 0}>
           {act.busy ? "Creating…" : "Create connection"}
         </button>
         <a class="btn" href="#/connections/new">

@@ -1,11 +1,11 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, type FieldSpec, type Kind, type Side, type TriggerPreview } from "../api";
-import { dirtyKeys } from "../logic";
+import { denied, dirtyKeys } from "../logic";
 import { ErrorBox, Loading, toast, useAsync } from "../ui";
 import { keyOf, savedSources, type Ctx, type Key } from "./connection";
 
 type Monaco = typeof import("../editor/monaco");
-type Diag = { state: "checking" } | { state: "ok" } | { state: "error"; line?: number; column?: number; message: string };
+type Diag = { state: "checking" } | { state: "ok" } | { state: "read-only" } | { state: "error"; line?: number; column?: number; message: string };
 
 const LABEL: Record<Kind, string> = { trigger: "Trigger", outgoing: "Outgoing script", incoming: "Incoming script" };
 const HINT: Record<Kind, string> = {
@@ -32,9 +32,10 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
   const value = (k: Key) => ctx.drafts[k] ?? saved[k];
   const dirty = dirtyKeys(saved, ctx.drafts) as Key[];
 
+  const noSave = denied(ctx.role, "save");
   const saveRef = useRef<() => Promise<void>>(async () => {});
   saveRef.current = async () => {
-    if (saving) return;
+    if (saving || noSave) return;
     const keys = dirtyKeys(savedSources(ctx.conn), ctx.drafts) as Key[];
     if (keys.length === 0) {
       toast("Nothing to save");
@@ -108,11 +109,11 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
           {dirty.length ? `${dirty.length} unsaved: ${dirty.join(", ")}` : "All changes saved"}
         </span>
         <span class="spacer" />
-        <span class="muted small">Ctrl/⌘+S saves</span>
+        {noSave ? <span class="muted small">read-only: {noSave}</span> : <span class="muted small">Ctrl/⌘+S saves</span>}
         <button class="btn" disabled={!dirty.length || saving} onClick={() => ctx.resetDrafts()}>
           Discard
         </button>
-        <button class="btn primary" disabled={!dirty.length || saving} onClick={() => void saveRef.current()} data-testid="save">
+        <button class="btn primary" disabled={!dirty.length || saving || !!noSave} title={noSave} onClick={() => void saveRef.current()} data-testid="save">
           {saving ? "Saving…" : "Save"}
         </button>
       </div>
@@ -170,6 +171,7 @@ function Pane(p: PaneProps) {
       language: p.kind === "trigger" ? p.mod.EXPR : "javascript",
       path: `connection-${p.ctx.conn.id}/${p.side}.${p.kind}.${p.kind === "trigger" ? "expr" : "js"}`,
       fields: p.kind === "trigger" ? p.fields : undefined,
+      readOnly: !!denied(p.ctx.role, "edit"),
       onChange: (v) => latest.current.onChange(v),
       onSave: () => latest.current.onSave(),
     });
@@ -189,7 +191,9 @@ function Pane(p: PaneProps) {
   }, [p.version]);
 
   // Server-side compile as you type, debounced; the error is underlined.
+  // A viewer's editor is read-only: what is saved compiled when it was saved.
   useEffect(() => {
+    if (denied(p.ctx.role, "edit")) return latest.current.setDiag({ state: "read-only" });
     const ctrl = new AbortController();
     const t = setTimeout(async () => {
       latest.current.setDiag({ state: "checking" });
@@ -216,7 +220,7 @@ function Pane(p: PaneProps) {
 
   // Trigger preview: how many entities match now, and a few of them.
   useEffect(() => {
-    if (p.kind !== "trigger" || p.diag?.state !== "ok") return;
+    if (p.kind !== "trigger" || p.diag?.state !== "ok" || denied(p.ctx.role, "test")) return;
     const ctrl = new AbortController();
     const t = setTimeout(async () => {
       try {
@@ -249,6 +253,8 @@ function Pane(p: PaneProps) {
           <span class="muted">checking…</span>
         ) : d.state === "ok" ? (
           <span class="ok">✓ compiles</span>
+        ) : d.state === "read-only" ? (
+          <span class="muted">read-only: the saved version</span>
         ) : (
           <span class="bad">
             ✗ {d.line ? `${d.line}:${d.column} ` : ""}

@@ -1,10 +1,14 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, type System, type SystemTest } from "../api";
-import { ago } from "../logic";
+import { currentMe, useAuth, useRole, useTeams } from "../auth";
+import { ago, denied, pickableTeams } from "../logic";
 import { Empty, ErrorBox, Loaded, toast, useAction, useAsync } from "../ui";
+import { TeamPicker, TeamTag } from "./team-picker";
 
 export function SystemsView({ id }: { id?: number | "new" }) {
   const list = useAsync(() => api.systems(), []);
+  const me = currentMe(useAuth());
+  const mayCreate = !!me && pickableTeams(me, useTeams(), "admin").length > 0;
   return (
     <div class="page">
       <header class="page-head">
@@ -12,9 +16,15 @@ export function SystemsView({ id }: { id?: number | "new" }) {
           <h1>Systems</h1>
           <p class="muted">The tools Duplex reads and writes: connector, settings, credentials and poll interval.</p>
         </div>
-        <a class="btn primary" href="#/systems/new">
-          Add system
-        </a>
+        {mayCreate ? (
+          <a class="btn primary" href="#/systems/new">
+            Add system
+          </a>
+        ) : (
+          <button class="btn primary" disabled title="only team admins can add systems">
+            Add system
+          </button>
+        )}
       </header>
       <Loaded a={list} what="systems">
         {(systems) => (
@@ -24,7 +34,9 @@ export function SystemsView({ id }: { id?: number | "new" }) {
               {systems.map((s) => (
                 <li key={s.id} class={id === s.id ? "on" : ""}>
                   <a href={`#/systems/${s.id}`}>
-                    <strong>{s.name}</strong>
+                    <strong>
+                      {s.name} <TeamTag id={s.team_id} />
+                    </strong>
                     <span class="muted small">
                       {s.kind} · every {s.poll_interval_ms / 1000}s · changed {ago(s.updated_at)}
                     </span>
@@ -63,8 +75,13 @@ function SystemForm({ system, missing, onSaved }: { system?: System; missing: bo
   const [secrets, setSecrets] = useState<{ k: string; v: string }[]>([{ k: "", v: "" }]);
   const [formErr, setFormErr] = useState<string>();
   const [test, setTest] = useState<SystemTest>();
+  const [team, setTeam] = useState<number>();
   const save = useAction();
   const tester = useAction();
+  // A new system is created in a team the user may create in; the server checks it again.
+  const role = useRole(system ? system.team_id : team);
+  const noEdit = denied(role, "system");
+  const noTest = denied(role, "test");
   useEffect(() => setTest(undefined), [system?.id]);
 
   if (missing) return <ErrorBox error={new Error("No such system.")} />;
@@ -85,6 +102,7 @@ function SystemForm({ system, missing, onSaved }: { system?: System; missing: bo
     }
     setFormErr(undefined);
     const body: Record<string, unknown> = { name, kind, settings: parsed, poll_interval_ms: ms };
+    if (!system && team !== undefined) body.team_id = team;
     if (replaceSecrets) body.secrets = Object.fromEntries(secrets.filter((s) => s.k.trim()).map((s) => [s.k.trim(), s.v]));
     const saved = await save.run(() => (system ? api.updateSystem(system.id, body) : api.createSystem(body)), system ? "System saved" : "System added");
     if (saved) {
@@ -116,7 +134,12 @@ function SystemForm({ system, missing, onSaved }: { system?: System; missing: bo
 
   return (
     <form class="form" onSubmit={submit} data-testid="system-form">
-      <h2>{system ? system.name : "New system"}</h2>
+      <h2>
+        {system ? system.name : "New system"} {system && <TeamTag id={system.team_id} />}
+      </h2>
+      {system && noEdit && <div class="notice small">You can read this system; {noEdit}.</div>}
+      {!system && <TeamPicker value={team} onChange={setTeam} what="system" min="admin" />}
+      <fieldset class="bare" disabled={!!system && !!noEdit}>
       <div class="two">
         <label class="field">
           <span>Name</span>
@@ -156,7 +179,7 @@ function SystemForm({ system, missing, onSaved }: { system?: System; missing: bo
             ) : (
               <span class="muted">none stored</span>
             )}
-            <button type="button" class="btn small" onClick={() => setReplaceSecrets(true)}>
+            <button type="button" class="btn small" onClick={() => setReplaceSecrets(true)} disabled={!!noEdit} title={noEdit}>
               Replace secrets…
             </button>
           </div>
@@ -176,19 +199,20 @@ function SystemForm({ system, missing, onSaved }: { system?: System; missing: bo
           </>
         )}
       </fieldset>
+      </fieldset>
       {formErr && <div class="inline-error">{formErr}</div>}
       {save.error && <ErrorBox error={save.error} />}
       <div class="actions">
-        <button class="btn primary" type="submit" disabled={save.busy}>
+        <button class="btn primary" type="submit" disabled={save.busy || !!noEdit} title={noEdit}>
           {save.busy ? "Saving…" : system ? "Save" : "Add system"}
         </button>
         {system && (
-          <button type="button" class="btn" onClick={runTest} disabled={tester.busy} data-testid="test-system">
+          <button type="button" class="btn" onClick={runTest} disabled={tester.busy || !!noTest} title={noTest} data-testid="test-system">
             {tester.busy ? "Testing…" : "Test connection"}
           </button>
         )}
         {system && (
-          <button type="button" class="btn danger-link" onClick={del}>
+          <button type="button" class="btn danger-link" onClick={del} disabled={!!noEdit} title={noEdit}>
             Delete
           </button>
         )}

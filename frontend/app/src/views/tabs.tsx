@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { api, KINDS, type Kind, type ScriptVersion, type Side, type SyncEvent, type TestRunResult } from "../api";
-import { activity, ago, diffLines, diffStats, logLines, parseJSON } from "../logic";
+import { activity, ago, denied, diffLines, diffStats, logLines, parseJSON } from "../logic";
 import { Empty, ErrorBox, Json, Loaded, StatusPill, toast, useAction, useAsync } from "../ui";
 import { keyOf, type Ctx } from "./connection";
 
@@ -14,7 +14,8 @@ export function TestTab({ ctx }: { ctx: Ctx }) {
   const [result, setResult] = useState<TestRunResult>();
   const [pasteErr, setPasteErr] = useState<string>();
   const act = useAction();
-  const candidates = useAsync(() => api.preview(ctx.conn.id, side, "true"), [side]);
+  // Entity ids to pick from (reads the system: not for viewers).
+  const candidates = useAsync(() => (denied(ctx.role, "test") ? Promise.resolve(undefined) : api.preview(ctx.conn.id, side, "true")), [side, ctx.role]);
 
   const run = async (e?: Event) => {
     e?.preventDefault();
@@ -67,7 +68,7 @@ export function TestTab({ ctx }: { ctx: Ctx }) {
             </datalist>
           </>
         )}
-        <button class="btn primary" type="submit" disabled={act.busy || (mode === "id" && !entityId.trim())} data-testid="run-test">
+        <button class="btn primary" type="submit" disabled={act.busy || (mode === "id" && !entityId.trim()) || !!denied(ctx.role, "test")} title={denied(ctx.role, "test")} data-testid="run-test">
           {act.busy ? "Running…" : "Run test"}
         </button>
         <span class="muted small">Runs the saved trigger and scripts; writes nothing.</span>
@@ -211,7 +212,7 @@ export function VersionsTab({ ctx }: { ctx: Ctx }) {
                       </td>
                       <td>
                         {v !== latest && (
-                          <button class="btn small" disabled={act.busy} onClick={() => restore(v)} data-testid={`restore-${v.version}`}>
+                          <button class="btn small" disabled={act.busy || !!denied(ctx.role, "save")} title={denied(ctx.role, "save")} onClick={() => restore(v)} data-testid={`restore-${v.version}`}>
                             Restore
                           </button>
                         )}
@@ -278,7 +279,7 @@ export function QueueTab({ ctx }: { ctx: Ctx }) {
         </div>
         <span class="spacer" />
         {status === "failed" && (
-          <button class="btn" onClick={retryAll} disabled={act.busy || !evs.data?.length} data-testid="retry-all">
+          <button class="btn" onClick={retryAll} disabled={act.busy || !evs.data?.length || !!denied(ctx.role, "retry")} title={denied(ctx.role, "retry")} data-testid="retry-all">
             Retry all failed
           </button>
         )}
@@ -330,10 +331,10 @@ function EventCard({ ev, ctx, onChange }: { ev: SyncEvent; ctx: Ctx; onChange: (
         <span class="spacer" />
         {ev.status === "failed" && (
           <>
-            <button class="btn small" onClick={(e) => (e.stopPropagation(), retry())} disabled={act.busy}>
+            <button class="btn small" onClick={(e) => (e.stopPropagation(), retry())} disabled={act.busy || !!denied(ctx.role, "retry")} title={denied(ctx.role, "retry")}>
               Retry
             </button>
-            <button class="btn small" onClick={(e) => (e.stopPropagation(), setReason(reason === null ? "" : null))} disabled={act.busy}>
+            <button class="btn small" onClick={(e) => (e.stopPropagation(), setReason(reason === null ? "" : null))} disabled={act.busy || !!denied(ctx.role, "retry")} title={denied(ctx.role, "retry")}>
               Skip…
             </button>
           </>
@@ -472,7 +473,7 @@ function ConflictCard({ ev, ctx, onDone }: { ev: SyncEvent; ctx: Ctx; onDone: ()
       {err && <div class="inline-error">{err}</div>}
       {act.error && <ErrorBox error={act.error} />}
       <div class="actions">
-        <button class="btn primary" onClick={submit} disabled={act.busy}>
+        <button class="btn primary" onClick={submit} disabled={act.busy || !!denied(ctx.role, "resolve")} title={denied(ctx.role, "resolve")}>
           Resolve
         </button>
       </div>
@@ -586,7 +587,7 @@ export function SettingsTab({ ctx }: { ctx: Ctx }) {
       {err && <div class="inline-error">{err}</div>}
       {act.error && <ErrorBox error={act.error} />}
       <div class="actions">
-        <button class="btn primary" disabled={act.busy}>
+        <button class="btn primary" disabled={act.busy || !!denied(ctx.role, "save")} title={denied(ctx.role, "save")}>
           Save policy
         </button>
       </div>
