@@ -58,7 +58,7 @@ var routeLevels = map[string]level{
 	"GET /api/script-api.d.ts":   lvSignedIn,
 	"GET /api/audit":             lvAnyAdmin,
 	"POST /api/teams":            lvOrgAdmin,
-	"GET /api/users":             lvOrgAdmin,
+	"GET /api/users":             lvAnyAdmin, // team admins get a directory to add members from
 	"POST /api/users":            lvOrgAdmin,
 	"PUT /api/users/:id":         lvOrgAdmin,
 	"GET /api/teams/:id/members": lvAdmin,

@@ -332,3 +332,22 @@ func mustBox(t *testing.T) *secret.Box {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Team admins get a directory (id, email, name) to add members from; the
+// flags of other people stay with org admins.
+func TestUserDirectory(t *testing.T) {
+	e := newAuthEnv(t, server.AuthOptions{})
+	admin := userToken(t, e.st, "ta@test", false, map[int64]store.Role{1: store.RoleAdmin})
+	editor := userToken(t, e.st, "ed@test", false, map[int64]store.Role{1: store.RoleEditor})
+	org := userToken(t, e.st, "org@test", true, nil)
+	rec := e.do(req{method: "GET", path: "/api/users", bearer: admin})
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"email":"org@test"`) || strings.Contains(rec.Body.String(), "org_admin") {
+		t.Fatalf("team admin's directory: %d %s", rec.Code, rec.Body)
+	}
+	if rec := e.do(req{method: "GET", path: "/api/users", bearer: org}); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"org_admin":true`) {
+		t.Fatalf("org admin's list: %d %s", rec.Code, rec.Body)
+	}
+	if rec := e.do(req{method: "GET", path: "/api/users", bearer: editor}); rec.Code != 403 {
+		t.Fatalf("editor: %d", rec.Code)
+	}
+}

@@ -116,7 +116,7 @@ func New(o Options) http.Handler {
 	s.route(api, "GET", "/teams/:id/members", teamRole("team", "id", admin), s.listMembers)
 	s.route(api, "PUT", "/teams/:id/members/:user", teamRole("team", "id", admin), s.setMember)
 	s.route(api, "DELETE", "/teams/:id/members/:user", teamRole("team", "id", admin), s.removeMember)
-	s.route(api, "GET", "/users", orgAdmin(), s.listUsers)
+	s.route(api, "GET", "/users", signedIn(), s.listUsers) // org admins; team admins get a directory
 	s.route(api, "POST", "/users", orgAdmin(), s.createUser)
 	s.route(api, "PUT", "/users/:id", orgAdmin(), s.updateUser)
 

@@ -154,12 +154,35 @@ func (s *srv) removeMember(c *gin.Context) error {
 	return nil
 }
 
+// directoryEntry is what a team admin sees of people: enough to add them
+// to the team, nothing about their other teams or flags.
+type directoryEntry struct {
+	ID    int64  `json:"id"`
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
 func (s *srv) listUsers(c *gin.Context) error {
+	p := principalOf(c)
+	admins := p.Teams(store.RoleAdmin)
+	if admins != nil && len(admins) == 0 {
+		return forbidden("the user list needs the admin role in a team")
+	}
 	us, err := s.st.ListUsers(c.Request.Context())
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, us)
+	if p.User.OrgAdmin {
+		c.JSON(http.StatusOK, us)
+		return nil
+	}
+	out := make([]directoryEntry, 0, len(us))
+	for _, u := range us {
+		if !u.Disabled {
+			out = append(out, directoryEntry{ID: u.ID, Email: u.Email, Name: u.Name})
+		}
+	}
+	c.JSON(http.StatusOK, out)
 	return nil
 }
 
