@@ -196,6 +196,12 @@ func (r *Runner) run(ctx context.Context, s *Script, kind Kind, timeout time.Dur
 	if ctx.Err() != nil {
 		return runState{}, timeoutError(s, 0, 0, context.Cause(ctx))
 	}
+	// A deadline that has passed counts even before the context's own timer
+	// has fired: a run interrupted at the deadline by our timer can return
+	// a moment before ctx.Err() turns non-nil.
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return runState{}, timeoutError(s, 0, 0, context.DeadlineExceeded)
+	}
 	sb, err := r.get(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
