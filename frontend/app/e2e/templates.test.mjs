@@ -2,7 +2,8 @@
 // the demo connection as a template with a parameter and shares it with a
 // second team; an editor there creates a connection from it and forks it;
 // the admin publishes version 2; the editor's connection shows the update
-// banner with the diff and upgrades (through the 409 for a local edit).
+// banner with the diff and upgrades (through the 409 for a local edit), then
+// exports the template and imports the archive into its own team.
 // Users and teams are set up through the API with the demo's token, as
 // auth.test.mjs does.
 //
@@ -286,6 +287,27 @@ test("team templates: save with a parameter, share, use, fork, publish v2, upgra
     assert.match(after.scripts.a.outgoing.source, /replica\.requester = entity\.requester;/);
     assert.doesNotMatch(after.scripts.b.outgoing.source, /beta's own tweak/);
     assert.equal(await page.locator('[data-testid="template-update"]').count(), 0);
+  });
+
+  await step(t, B.page, "B exports version 2 as an archive and imports it into B under another name", async () => {
+    const { page } = B;
+    await page.goto(url + `/#/templates/${tplID}`);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click('[data-testid="export"]')]);
+    assert.equal(download.suggestedFilename(), "escalate-v2.tar.gz");
+    const file = join(data, "escalate-v2.tar.gz");
+    await download.saveAs(file);
+    await page.goto(url + "/#/templates/import");
+    const form = page.locator('[data-testid="import"]');
+    await form.locator('input[name="archive"]').setInputFiles(file);
+    await form.locator('input[name="import-name"]').fill("escalate-imported");
+    await form.locator('[data-testid="import-submit"]').click();
+    await page.waitForURL(/#\/templates\/\d+$/);
+    const id = Number(/templates\/(\d+)/.exec(page.url())[1]);
+    const imported = await asAdmin("GET", `/api/team-templates/${id}`);
+    assert.equal(imported.team_id, teamB);
+    assert.equal(imported.name, "escalate-imported");
+    assert.match(imported.body.sources.a.outgoing, /replica\.requester/);
+    await page.locator('[data-testid="template-versions"] tr[data-version="1"]', { hasText: "imported" }).waitFor();
   });
 
   await A.context.close();
