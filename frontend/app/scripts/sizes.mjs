@@ -1,5 +1,5 @@
 // Prints what the browser loads first (the files index.html names), the
-// account pages (tokens, password, team) and the editor chunk (loaded by the
+// account pages (tokens, password, team), the team template pages and the editor chunk (loaded by the
 // scripts view), raw and gzipped, and fails the
 // build when the first load grows past its budget.
 import { readFileSync, readdirSync } from "node:fs";
@@ -24,6 +24,7 @@ const first = [...index.matchAll(/(?:src|href)="\/(assets\/[^"]+\.(?:js|css))"/g
 const assets = readdirSync(new URL("assets/", dist)).map((f) => "assets/" + f);
 const firstLoad = line("first load (index.html)", first);
 line("account pages (JS)", assets.filter((f) => /\/account-.*\.js$/.test(f)));
+line("team templates (JS)", assets.filter((f) => /\/templates-.*\.js$/.test(f)));
 line("editor chunk (JS)", assets.filter((f) => /\/monaco-.*\.js$/.test(f)));
 line("editor chunk (CSS)", assets.filter((f) => /\/monaco-.*\.css$/.test(f)));
 line("editor language (JS)", assets.filter((f) => /\/(tsMode|javascript)-.*\.js$/.test(f)));

@@ -38,6 +38,9 @@ export interface Connection {
   active: boolean;
   template: string;
   team_id?: number;
+  /** A connection made from a team template: its id and the version it was rendered from. */
+  template_id?: number;
+  template_version?: number;
   conflict_policy: string;
   options: string;
   created_at: string;
@@ -101,7 +104,8 @@ export interface Template {
   id?: number;
   team_id?: number;
   latest_version?: number;
-  visibility?: "private" | "shared" | "org";
+  visibility?: Visibility;
+  forked_from_id?: number;
   name: string;
   title: string;
   description: string;
@@ -110,6 +114,86 @@ export interface Template {
   side_b: string;
   tags?: string[];
   sources?: Record<Side, Record<Kind, string>>;
+}
+
+export type Visibility = "private" | "shared" | "org";
+export const VISIBILITIES: Visibility[] = ["private", "shared", "org"];
+export type Sources = Record<Side, Record<Kind, string>>;
+
+/** A team template version's content (scripts.Body on the server). */
+export interface TemplateBody {
+  title: string;
+  description: string;
+  side_a: string;
+  side_b: string;
+  tags?: string[];
+  params: TemplateParam[] | null;
+  sources: Sources;
+  options?: unknown;
+  fixtures?: Record<string, unknown>;
+}
+
+export interface TemplateVersionInfo {
+  id: number;
+  template_id: number;
+  version: number;
+  author: string;
+  note: string;
+  created_at: string;
+}
+
+export interface TeamTemplate {
+  id: number;
+  team_id: number;
+  name: string;
+  title: string;
+  description: string;
+  visibility: Visibility;
+  forked_from_id?: number;
+  forked_from_version?: number;
+  created_at: string;
+  updated_at: string;
+  latest_version: number;
+  /** Only for members of the owner team. */
+  shared_with?: number[];
+  version?: TemplateVersionInfo;
+  body?: TemplateBody;
+}
+
+/** One file of the template folder that differs between two versions. */
+export interface FileDiff {
+  path: string;
+  status: "added" | "removed" | "changed";
+  unified: string;
+}
+
+export interface TemplateStatus {
+  template_id: number;
+  name: string;
+  team_id: number;
+  version: number;
+  latest: number;
+  update_available: boolean;
+  params: Record<string, unknown>;
+  diff: FileDiff[];
+  local_edits: string[];
+}
+
+/** A parameter pulled out of a connection's scripts: its literal as the scripts spell it. */
+export interface ParamSpec {
+  name: string;
+  literal: string;
+  type?: string;
+  description?: string;
+}
+
+export interface SaveAsTemplate {
+  name: string;
+  title?: string;
+  description?: string;
+  visibility?: Visibility;
+  params: ParamSpec[];
+  note?: string;
 }
 
 export interface Entity {
@@ -296,10 +380,11 @@ function explain(status: number, b: Partial<ApiErrorBody>, retryAfter?: number):
   return b.message || `HTTP ${status}`;
 }
 
-/** request sends JSON and returns the decoded answer, or throws ApiError. */
+/** request sends JSON (or a Blob as-is, for archives) and returns the decoded answer, or throws ApiError. */
 export async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal, retried = false): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const raw = typeof Blob !== "undefined" && body instanceof Blob;
+  if (body !== undefined) headers["Content-Type"] = raw ? "application/gzip" : "application/json";
   const unsafe = UNSAFE.has(method.toUpperCase());
   if (unsafe && session.csrf) headers["X-CSRF-Token"] = session.csrf;
   let res: Response;
@@ -309,7 +394,7 @@ export async function request<T>(method: string, path: string, body?: unknown, s
       signal,
       credentials: "same-origin",
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : raw ? (body as Blob) : JSON.stringify(body),
     });
   } catch (e) {
     if ((e as Error).name === "AbortError") throw e;
@@ -383,6 +468,23 @@ export const api = {
   audit: (connID?: number, limit = 200) => get<AuditEntry[]>(`/api/audit?limit=${limit}${connID ? `&connection_id=${connID}` : ""}`),
 
   templates: () => get<Template[]>("/api/templates"),
+  teamTemplate: (id: number) => get<TeamTemplate>(`/api/team-templates/${id}`),
+  templateVersions: (id: number) => get<TemplateVersionInfo[]>(`/api/team-templates/${id}/versions`),
+  templateVersion: (id: number, v: number) => get<TeamTemplate>(`/api/team-templates/${id}/versions/${v}`),
+  setSharing: (id: number, visibility: Visibility, teams: number[]) =>
+    request<TeamTemplate>("PUT", `/api/team-templates/${id}/sharing`, { visibility, teams: visibility === "shared" ? teams : [] }),
+  forkTemplate: (id: number, b: { team_id?: number; name?: string; version?: number }) =>
+    request<TeamTemplate>("POST", `/api/team-templates/${id}/fork`, b),
+  archiveURL: (id: number, v?: number) => `/api/team-templates/${id}/archive${v ? `?version=${v}` : ""}`,
+  importTemplate: (file: Blob, q: { team_id?: number; name?: string; note?: string }) => {
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== "") p.set(k, String(v));
+    return request<TeamTemplate>("POST", `/api/team-templates/import?${p}`, file);
+  },
+  saveAsTemplate: (conn: number, b: SaveAsTemplate) => request<TeamTemplate>("POST", `/api/connections/${conn}/save-as-template`, b),
+  templateStatus: (conn: number) => get<TemplateStatus>(`/api/connections/${conn}/template-status`),
+  upgradeTemplate: (conn: number, b: { version?: number; params?: Record<string, unknown>; discard_local_edits?: boolean }) =>
+    request<Connection>("POST", `/api/connections/${conn}/upgrade-template`, b),
 
   me: () => get<Me>("/api/me"),
   login: (email: string, password: string) => request<Me>("POST", "/api/auth/login", { email, password }),

@@ -171,4 +171,22 @@ describe("identity", () => {
     expect(parseRoute("#/team/x").view).toBe("not-found");
     for (const h of ["#/tokens", "#/password", "#/team", "#/team/4"]) expect(href(parseRoute(h))).toBe(h);
   });
+
+  it("routes the team template pages", () => {
+    expect(parseRoute("#/connections/3/save-as-template")).toEqual({ view: "save-template", id: 3 });
+    expect(parseRoute("#/connections/3/upgrade")).toEqual({ view: "upgrade", id: 3 });
+    expect(parseRoute("#/templates/5?v=2&compare=1")).toEqual({ view: "template", id: 5, query: { v: "2", compare: "1" } });
+    expect(parseRoute("#/templates/import")).toEqual({ view: "template-import" });
+    expect(parseRoute("#/templates/x").view).toBe("not-found");
+    expect(parseRoute("#/connections/3/versions").view).toBe("connection");
+    for (const h of ["#/connections/3/save-as-template", "#/connections/3/upgrade", "#/templates/5", "#/templates/5?v=2", "#/templates/import"])
+      expect(href(parseRoute(h))).toBe(h);
+  });
+
+  it("gates saving as a template and upgrading to editors", () => {
+    expect(denied("viewer", "template")).toBe("viewers cannot save connections as templates");
+    expect(denied("viewer", "upgrade")).toBe("viewers cannot upgrade connections to a new template version");
+    expect(denied("editor", "template")).toBeUndefined();
+    expect(denied(undefined, "upgrade")).toBe("people outside this team cannot upgrade connections to a new template version");
+  });
 });

@@ -10,6 +10,11 @@ export type Route =
   | { view: "connections" }
   | { view: "new-connection"; template?: string }
   | { view: "connection"; id: number; tab: Tab; query: Record<string, string> }
+  /** Team templates (a lazy chunk): saving a connection as one, upgrading a connection, a template's page, importing an archive. */
+  | { view: "save-template"; id: number }
+  | { view: "upgrade"; id: number }
+  | { view: "template"; id: number; query: Record<string, string> }
+  | { view: "template-import" }
   | { view: "systems"; id?: number | "new" }
   | { view: "tokens" }
   | { view: "password" }
@@ -23,6 +28,14 @@ export function parseRoute(hash: string): Route {
   const parts = path.split("/").filter(Boolean);
   if (parts.length === 0 || (parts[0] === "connections" && parts.length === 1)) return { view: "connections" };
   if (parts[0] === "connections" && parts[1] === "new") return { view: "new-connection", template: parts[2] };
+  if (parts[0] === "connections" && /^\d+$/.test(parts[1]) && parts.length === 3) {
+    if (parts[2] === "save-as-template") return { view: "save-template", id: Number(parts[1]) };
+    if (parts[2] === "upgrade") return { view: "upgrade", id: Number(parts[1]) };
+  }
+  if (parts[0] === "templates" && parts.length === 2) {
+    if (parts[1] === "import") return { view: "template-import" };
+    if (/^\d+$/.test(parts[1])) return { view: "template", id: Number(parts[1]), query };
+  }
   if (parts[0] === "connections" && /^\d+$/.test(parts[1])) {
     const tab = (parts[2] || "scripts") as Tab;
     if (parts.length <= 3 && TABS.includes(tab)) return { view: "connection", id: Number(parts[1]), tab, query };
@@ -51,6 +64,16 @@ export function href(r: Route): string {
       const qs = new URLSearchParams(r.query).toString();
       return `#/connections/${r.id}/${r.tab}${qs ? "?" + qs : ""}`;
     }
+    case "save-template":
+      return `#/connections/${r.id}/save-as-template`;
+    case "upgrade":
+      return `#/connections/${r.id}/upgrade`;
+    case "template": {
+      const qs = new URLSearchParams(r.query).toString();
+      return `#/templates/${r.id}${qs ? "?" + qs : ""}`;
+    }
+    case "template-import":
+      return "#/templates/import";
     case "systems":
       return "#/systems" + (r.id !== undefined ? "/" + r.id : "");
     case "tokens":
@@ -87,7 +110,7 @@ export function atLeast(role: Role | undefined, need: Role): boolean {
 }
 
 /** What a role may do in the app; the server decides anyway, this only keeps buttons honest. */
-export type Action = "edit" | "save" | "test" | "activate" | "retry" | "resolve" | "create" | "system" | "members";
+export type Action = "edit" | "save" | "test" | "activate" | "retry" | "resolve" | "create" | "system" | "members" | "template" | "upgrade";
 const NEEDS: Record<Action, Role> = {
   edit: "editor",
   save: "editor",
@@ -98,6 +121,8 @@ const NEEDS: Record<Action, Role> = {
   create: "editor",
   system: "admin",
   members: "admin",
+  template: "editor",
+  upgrade: "editor",
 };
 const DOING: Record<Action, string> = {
   edit: "edit",
@@ -109,6 +134,8 @@ const DOING: Record<Action, string> = {
   create: "create connections",
   system: "change systems and their credentials",
   members: "manage members",
+  template: "save connections as templates",
+  upgrade: "upgrade connections to a new template version",
 };
 
 export function can(role: Role | undefined, action: Action): boolean {

@@ -57,6 +57,28 @@ function AccountPage({ route }: { route: Extract<Route, { view: "tokens" | "pass
   );
 }
 
+// Team templates (save as, a template's page, import, upgrade): a chunk of their own as well.
+const loadTemplates = () => import("./views/templates");
+
+function TemplatesPage({ route }: { route: Extract<Route, { view: "save-template" | "upgrade" | "template" | "template-import" }> }) {
+  const mod = useAsync(loadTemplates, []);
+  return (
+    <Loaded a={mod} what="page">
+      {(m) =>
+        route.view === "save-template" ? (
+          <m.SaveTemplateView key={route.id} id={route.id} />
+        ) : route.view === "upgrade" ? (
+          <m.UpgradeView key={route.id} id={route.id} />
+        ) : route.view === "template" ? (
+          <m.TemplateView key={route.id} id={route.id} query={route.query} />
+        ) : (
+          <m.ImportView />
+        )
+      }
+    </Loaded>
+  );
+}
+
 function UserMenu({ me, auto }: { me: Me; auto: boolean }) {
   return (
     <div class="user">
@@ -148,6 +170,12 @@ function App({ me, auto }: { me: Me; auto: boolean }) {
     case "password":
     case "team":
       main = <AccountPage route={route} />;
+      break;
+    case "save-template":
+    case "upgrade":
+    case "template":
+    case "template-import":
+      main = <TemplatesPage route={route} />;
       break;
     default:
       main = (

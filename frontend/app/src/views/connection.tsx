@@ -83,6 +83,7 @@ export function ConnectionView({ id, tab, query }: { id: number; tab: Tab; query
           return (
             <>
               <Header ctx={ctx} dirty={dirtyKeys(saved, drafts).length} />
+              {conn.template_id ? <TemplateBanner conn={conn} /> : null}
               <nav class="tabs" role="tablist">
                 {TAB_LABELS.map(([t, label]) => {
                   const n = counts(conn);
@@ -133,15 +134,47 @@ function Header({ ctx, dirty }: { ctx: Ctx; dirty: number }) {
         </h1>
         <p class="muted">
           A: <strong>{ctx.name("a")}</strong> ⇄ B: <strong>{ctx.name("b")}</strong>
-          {conn.template && <> · from template {conn.template}</>} · {n.synced} synced · {n.queued} queued · {n.failed} failed · {n.conflicts} conflicts
+          {conn.template_id ? (
+            <>
+              {" "}
+              · from team template <a href={`#/templates/${conn.template_id}`}>{conn.template || `#${conn.template_id}`}</a> v{conn.template_version}
+            </>
+          ) : (
+            conn.template && <> · from template {conn.template}</>
+          )} · {n.synced} synced · {n.queued} queued · {n.failed} failed · {n.conflicts} conflicts
         </p>
       </div>
       <div class="head-actions">
         {act.error && <ErrorBox error={act.error} />}
+        {denied(ctx.role, "template") ? (
+          <button class="btn" disabled title={denied(ctx.role, "template")} data-testid="save-as-template">
+            Save as template
+          </button>
+        ) : (
+          <a class="btn" href={`#/connections/${conn.id}/save-as-template`} data-testid="save-as-template">
+            Save as template
+          </a>
+        )}
         <button class={`btn ${conn.active ? "" : "primary"}`} onClick={toggle} disabled={act.busy || !!denied(ctx.role, "activate")} title={denied(ctx.role, "activate")} data-testid="toggle-active">
           {conn.active ? "Pause" : "Activate"}
         </button>
       </div>
     </header>
+  );
+}
+
+/** TemplateBanner says when the connection's team template has a newer version; the diff and the upgrade are on their own page. */
+function TemplateBanner({ conn }: { conn: Connection }) {
+  const st = useAsync(() => api.templateStatus(conn.id), [conn.id, conn.template_version], 30000);
+  const s = st.data;
+  if (!s?.update_available) return null;
+  return (
+    <div class="notice banner" data-testid="template-update">
+      Template <strong>{s.name}</strong> updated: version {s.latest} is out (this connection is on {s.version}
+      {s.diff.length ? `; ${s.diff.length} file${s.diff.length > 1 ? "s" : ""} changed` : ""}).{" "}
+      <a href={`#/connections/${conn.id}/upgrade`} data-testid="review-upgrade">
+        Review the diff and upgrade
+      </a>
+    </div>
   );
 }

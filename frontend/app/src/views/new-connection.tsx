@@ -45,10 +45,14 @@ function Gallery({ templates }: { templates: Template[] }) {
   const teams = useTeams();
   return (
     <>
-      <p class="muted">Start from a template: scripts and triggers written for a common case, with parameters. You can change everything afterwards.</p>
+      <p class="muted">
+        Start from a template: scripts and triggers written for a common case, with parameters. You can change everything afterwards. Team templates are
+        made with "Save as template" on a connection, or <a href="#/templates/import">imported from an archive</a>.
+      </p>
       <div class="cards" data-testid="gallery">
         {templates.map((t) => (
-          <a class="card" href={`#/connections/new/${templateKey(t)}`} key={templateKey(t)} data-template={templateKey(t)}>
+          <div class="card-wrap" key={templateKey(t)}>
+          <a class="card" href={`#/connections/new/${templateKey(t)}`} data-template={templateKey(t)}>
             <h3>{t.title || t.name}</h3>
             {t.id && (
               <div class="muted small">
@@ -69,6 +73,12 @@ function Gallery({ templates }: { templates: Template[] }) {
             )}
             <div class="tags">{t.tags?.map((g) => <span class="tag" key={g}>{g}</span>)}</div>
           </a>
+          {t.id && (
+            <a class="small card-foot" href={`#/templates/${t.id}`} data-template-page={t.id}>
+              Versions, sharing, fork, export…
+            </a>
+          )}
+          </div>
         ))}
         <a class="card blank" href="#/connections/new/blank" data-template="blank">
           <h3>Blank</h3>
