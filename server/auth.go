@@ -159,7 +159,7 @@ func clientIP(c *gin.Context) string {
 type teamRoleOut struct {
 	ID   int64      `json:"id"`
 	Name string     `json:"name"`
-	Role store.Role `json:"role"`
+	Role store.Role `json:"role"` // "" in the ?all=1 directory for teams one is not in
 }
 
 type meOut struct {

@@ -351,3 +351,25 @@ func TestUserDirectory(t *testing.T) {
 		t.Fatalf("editor: %d", rec.Code)
 	}
 }
+
+// GET /api/teams lists one's teams; ?all=1 names every team, with no role
+// where one is not a member.
+func TestTeamDirectory(t *testing.T) {
+	e := newAuthEnv(t, server.AuthOptions{})
+	ctx := context.Background()
+	beta := store.Team{Name: "beta"}
+	_ = e.st.CreateTeam(ctx, &beta)
+	tok := userToken(t, e.st, "v@test", false, map[int64]store.Role{1: store.RoleViewer})
+	mine := decode[[]struct {
+		ID   int64
+		Role string
+	}](t, e.do(req{method: "GET", path: "/api/teams", bearer: tok}))
+	all := decode[[]struct {
+		ID   int64
+		Name string
+		Role string
+	}](t, e.do(req{method: "GET", path: "/api/teams?all=1", bearer: tok}))
+	if len(mine) != 1 || mine[0].Role != "viewer" || len(all) != 2 || all[1].Name != "beta" || all[1].Role != "" {
+		t.Fatalf("mine %+v, all %+v", mine, all)
+	}
+}

@@ -12,16 +12,19 @@ import (
 	"github.com/duplexsync/duplex/engine/store"
 )
 
-// listTeams: org admins see every team (as admin), others their own.
+// listTeams: org admins see every team (as admin), others their own; with
+// ?all=1 every team's id and name, with the role empty where the caller is
+// not a member, so a template can be shared with a team by name.
 func (s *srv) listTeams(c *gin.Context) error {
 	p := principalOf(c)
 	teams, err := s.st.ListTeams(c.Request.Context())
 	if err != nil {
 		return err
 	}
+	all := c.Query("all") == "1"
 	out := []teamRoleOut{}
 	for _, t := range teams {
-		if r := p.Role(t.ID); r != "" {
+		if r := p.Role(t.ID); r != "" || all {
 			out = append(out, teamRoleOut{ID: t.ID, Name: t.Name, Role: r})
 		}
 	}

@@ -178,8 +178,8 @@ test("team templates: save with a parameter, share, use, fork, publish v2, upgra
     assert.match(await page.locator('[data-testid="version-source"]').innerText(), /\{\{label\}\} in labels/);
     const sharing = page.locator('[data-testid="sharing"]');
     await sharing.locator('input[value="shared"]').check();
-    // Alice is not in team B, so the app cannot name it: she gives its id.
-    await sharing.locator('input[name="share-ids"]').fill(String(teamB));
+    // Alice is not in team B; the team directory still names it.
+    await sharing.locator(`input[name="share-team"][value="${teamB}"]`).check();
     await sharing.locator('[data-testid="save-sharing"]').click();
     await page.getByText("Sharing saved").waitFor();
     const tpl = await asAdmin("GET", `/api/team-templates/${tplID}`);

@@ -497,6 +497,8 @@ export const api = {
   revokeToken: (id: number) => request<void>("DELETE", `/api/me/tokens/${id}`),
 
   teams: () => get<TeamRole[]>("/api/teams"),
+  /** Every team's id and name (role "" where one is not a member), for sharing by name. */
+  teamDirectory: () => get<TeamRole[]>("/api/teams?all=1"),
   createTeam: (name: string) => request<TeamRole>("POST", "/api/teams", { name }),
   members: (team: number) => get<Member[]>(`/api/teams/${team}/members`),
   setMember: (team: number, user: number, role: Role) => request<unknown>("PUT", `/api/teams/${team}/members/${user}`, { role }),

@@ -79,6 +79,19 @@ export function useTeams(): TeamRole[] {
   return list ?? me?.teams ?? [];
 }
 
+/** useTeamDirectory lists every team by name (undefined until it answers). */
+export function useTeamDirectory(): TeamRole[] | undefined {
+  const [list, setList] = useState<TeamRole[] | undefined>();
+  useEffect(() => {
+    let live = true;
+    api.teamDirectory().then((t) => live && setList(t), () => undefined);
+    return () => {
+      live = false;
+    };
+  }, []);
+  return list;
+}
+
 export function useAuth(): AuthState {
   const [s, setS] = useState(state);
   useEffect(() => {

@@ -18,7 +18,7 @@ import {
   type TemplateParam,
   type Visibility,
 } from "../api";
-import { currentMe, useAuth, useRole, useTeams } from "../auth";
+import { currentMe, useAuth, useRole, useTeamDirectory, useTeams } from "../auth";
 import { ago, denied, pickableTeams, pretty, teamName, type DiffLine } from "../logic";
 import {
   diffBodies,
@@ -566,8 +566,9 @@ function Sharing({ t, reload }: { t: TeamTemplate; reload: () => Promise<void> }
   const [shared, setShared] = useState<number[]>(t.shared_with ?? []);
   const [extra, setExtra] = useState("");
   const act = useAction();
-  const others = teams.filter((x) => x.id !== t.team_id);
-  // Teams the app cannot name (GET /api/teams lists only one's own teams, unless org admin).
+  const directory = useTeamDirectory();
+  const others = (directory ?? teams).filter((x) => x.id !== t.team_id);
+  // Teams the directory does not name (deleted, or it has not answered yet).
   const unnamed = shared.filter((id) => !others.some((x) => x.id === id));
   const toggle = (id: number, on: boolean) => setShared((s) => (on ? [...s, id] : s.filter((x) => x !== id)));
   const save = async (e: Event) => {
@@ -613,7 +614,7 @@ function Sharing({ t, reload }: { t: TeamTemplate; reload: () => Promise<void> }
             <label class="field">
               <span>Other teams, by id</span>
               <input name="share-ids" placeholder="e.g. 4, 7" value={extra} onInput={(e) => setExtra(value(e))} />
-              <small class="muted">Teams you are not in are not listed; ask an org admin for their ids.</small>
+              <small class="muted">Every team is listed above; ids are accepted too.</small>
             </label>
           </div>
         )}
