@@ -80,7 +80,7 @@ func (e *Engine) wakeHooks() {
 // each delivery is tried alone so one bad delivery holds up no other. It
 // returns how many deliveries it finished.
 func (e *Engine) HooksOnce(ctx context.Context) (int, error) {
-	pending, err := e.st.PendingDeliveries(ctx, 200)
+	pending, err := e.st.PendingDeliveries(ctx, hookPage)
 	if err != nil {
 		return 0, err
 	}
@@ -120,6 +120,9 @@ func (e *Engine) HooksOnce(ctx context.Context) (int, error) {
 	}
 	return done, nil
 }
+
+// hookPage is how many pending deliveries one HooksOnce takes.
+const hookPage = 200
 
 func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []store.WebhookDelivery) error {
 	var ids []string
@@ -175,12 +178,18 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 }
 
 // hookLoop processes deliveries when woken, and every second for retries.
+// After a full page it goes on at once: a burst bigger than a page must not
+// wait for the next wake or tick (it once drained at 200 per second).
 func (e *Engine) hookLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		if _, err := e.HooksOnce(ctx); err != nil && ctx.Err() == nil {
+		n, err := e.HooksOnce(ctx)
+		if err != nil && ctx.Err() == nil {
 			e.log.Error("webhook deliveries", "err", err)
+		}
+		if err == nil && n >= hookPage {
+			continue
 		}
 		select {
 		case <-ctx.Done():
