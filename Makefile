@@ -5,7 +5,7 @@ export CGO_ENABLED = 1
 SHELL     := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all build app run test test-e2e peers vet fmt-check unit race figures test-frontend test-browser bench clean
+.PHONY: all build app run test test-e2e peers vet fmt-check unit race figures test-frontend test-browser bench bench-micro clean
 
 all: build
 
@@ -86,7 +86,19 @@ test-browser: build
 	@command -v sqlite3 >/dev/null || { echo "test-browser needs the sqlite3 command (it edits a demo ticket): apt-get install -y sqlite3"; exit 1; }
 	cd $(APP) && CHROMIUM=$(CHROMIUM) DUPLEX_BIN=$(CURDIR)/$(BIN) npm run test:browser
 
+# The end-to-end benchmark (docs/performance.md): the floor server and
+# `duplex serve` under the same webhook load (16 connections, BENCH_DUR per
+# phase), then a backfill of 100,000 entities; loopback only, bounded. Not
+# part of `make test`. The micro-benchmarks stay under bench-micro.
+BENCH_DUR   ?= 10s
+BENCH_FLAGS ?=
 bench:
+	$(GO) build -o bin/bench/duplex ./cmd/duplex
+	$(GO) build -o bin/bench/floor ./bench/floor
+	$(GO) build -o bin/bench/load ./bench/load
+	./bin/bench/load -duplex bin/bench/duplex -floor bin/bench/floor -dur $(BENCH_DUR) $(BENCH_FLAGS)
+
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./engine/ ./scripting/ ./connectors/sqlconn/
 
 clean:

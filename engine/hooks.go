@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
@@ -80,7 +81,7 @@ func (e *Engine) wakeHooks() {
 // each delivery is tried alone so one bad delivery holds up no other. It
 // returns how many deliveries it finished.
 func (e *Engine) HooksOnce(ctx context.Context) (int, error) {
-	pending, err := e.st.PendingDeliveries(ctx, 200)
+	pending, err := e.st.PendingDeliveries(ctx, hookPage)
 	if err != nil {
 		return 0, err
 	}
@@ -121,6 +122,9 @@ func (e *Engine) HooksOnce(ctx context.Context) (int, error) {
 	return done, nil
 }
 
+// hookPage is how many pending deliveries one HooksOnce takes.
+const hookPage = 200
+
 func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []store.WebhookDelivery) error {
 	var ids []string
 	seen := map[string]bool{}
@@ -145,21 +149,42 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 		return err
 	}
 	readAt := e.opts.Now() // before reading, as a poll does: a later write by Duplex makes these stale
-	var cands []candidate
-	for _, id := range ids {
-		ent, err := st.conn.Get(ctx, id)
-		if errors.Is(err, connectors.ErrNotFound) {
-			continue // gone since; a delete is the poller's to report
-		}
-		if err != nil {
-			return fmt.Errorf("read %s: %w", id, err)
-		}
-		for _, u := range uses {
-			if c, ok := e.intake(ctx, u.plan, u.side, ent); ok {
-				c.readAt = readAt
-				cands = append(cands, c)
+	// Hot path: each entity is read back from its system (a network round
+	// trip for most connectors) and goes through intake; up to Workers of
+	// them at once, so a page of deliveries costs a few round trips of wall
+	// time rather than one each. Results keep the deliveries' order.
+	perID := make([][]candidate, len(ids))
+	errs := make([]error, len(ids))
+	sem := make(chan struct{}, e.opts.Workers)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ent, err := st.conn.Get(ctx, id)
+			if errors.Is(err, connectors.ErrNotFound) {
+				return // gone since; a delete is the poller's to report
 			}
-		}
+			if err != nil {
+				errs[i] = fmt.Errorf("read %s: %w", id, err)
+				return
+			}
+			for _, u := range uses {
+				if c, ok := e.intake(ctx, u.plan, u.side, ent); ok {
+					c.readAt = readAt
+					perID[i] = append(perID[i], c)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	var cands []candidate
+	for _, cs := range perID {
+		cands = append(cands, cs...)
 	}
 	return e.st.Tx(ctx, func(tx *store.Store) error {
 		if _, err := commit(ctx, tx, cands); err != nil {
@@ -175,12 +200,18 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 }
 
 // hookLoop processes deliveries when woken, and every second for retries.
+// After a full page it goes on at once: a burst bigger than a page must not
+// wait for the next wake or tick (it once drained at 200 per second).
 func (e *Engine) hookLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		if _, err := e.HooksOnce(ctx); err != nil && ctx.Err() == nil {
+		n, err := e.HooksOnce(ctx)
+		if err != nil && ctx.Err() == nil {
 			e.log.Error("webhook deliveries", "err", err)
+		}
+		if err == nil && n >= hookPage {
+			continue
 		}
 		select {
 		case <-ctx.Done():

@@ -247,6 +247,10 @@ func runServe(ctx context.Context, logger *slog.Logger, args []string) error {
 		return err
 	}
 	defer a.close()
+	startPprof(logger)
+	// Counted for `make bench`: compiling belongs to saving a script, never
+	// to a change, so this stays at the plans' few whatever the load.
+	defer func() { logger.Info("stopped", "script_compilations", scripting.Compilations()) }()
 	return a.serve(ctx, logger, c.addr, func(url string) {
 		if a.auth.SetupToken != "" {
 			// Only whoever can read this process's output can create the admin.

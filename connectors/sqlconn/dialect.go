@@ -121,7 +121,7 @@ func (d dialect) open(dsn string) (*sql.DB, error) {
 	}
 }
 
-// sqliteDSN adds a busy timeout, WAL and foreign keys to a mattn DSN that
+// sqliteDSN adds a busy timeout, WAL, foreign keys and a statement cache to a mattn DSN that
 // does not set them, so another client editing the file does not make the
 // connector fail at once.
 func sqliteDSN(dsn string) string {
@@ -138,6 +138,10 @@ func sqliteDSN(dsn string) string {
 		{[]string{"_busy_timeout", "_timeout"}, "_busy_timeout=5000"},
 		{[]string{"_journal_mode", "_journal"}, "_journal_mode=WAL"},
 		{[]string{"_foreign_keys", "_fk"}, "_foreign_keys=on"},
+		// The statements built per call (FindCorrelated, a create that
+		// leaves columns to their defaults) are prepared once per
+		// connection instead of on every call.
+		{[]string{"_stmt_cache_size", "_stmt_cache_size"}, "_stmt_cache_size=64"},
 	} {
 		if !vals.Has(p.keys[0]) && !vals.Has(p.keys[1]) {
 			extra = append(extra, p.add)

@@ -739,11 +739,11 @@ func TestSQLiteLockedIsUnavailable(t *testing.T) {
 
 func TestSQLiteDSN(t *testing.T) {
 	for in, want := range map[string]string{
-		"a.db":                  "a.db?_busy_timeout=5000&_journal_mode=WAL&_foreign_keys=on",
-		"file:a.db?mode=rwc":    "file:a.db?mode=rwc&_busy_timeout=5000&_journal_mode=WAL&_foreign_keys=on",
-		"a.db?":                 "a.db?_busy_timeout=5000&_journal_mode=WAL&_foreign_keys=on",
-		"a.db?_timeout=1&_fk=0": "a.db?_timeout=1&_fk=0&_journal_mode=WAL",
-		"a.db?_busy_timeout=9&_journal_mode=DELETE&_foreign_keys=off": "a.db?_busy_timeout=9&_journal_mode=DELETE&_foreign_keys=off",
+		"a.db":                  "a.db?_busy_timeout=5000&_journal_mode=WAL&_foreign_keys=on&_stmt_cache_size=64",
+		"file:a.db?mode=rwc":    "file:a.db?mode=rwc&_busy_timeout=5000&_journal_mode=WAL&_foreign_keys=on&_stmt_cache_size=64",
+		"a.db?":                 "a.db?_busy_timeout=5000&_journal_mode=WAL&_foreign_keys=on&_stmt_cache_size=64",
+		"a.db?_timeout=1&_fk=0": "a.db?_timeout=1&_fk=0&_journal_mode=WAL&_stmt_cache_size=64",
+		"a.db?_busy_timeout=9&_journal_mode=DELETE&_foreign_keys=off&_stmt_cache_size=0": "a.db?_busy_timeout=9&_journal_mode=DELETE&_foreign_keys=off&_stmt_cache_size=0",
 	} {
 		if got := sqliteDSN(in); got != want {
 			t.Errorf("sqliteDSN(%q) = %q, want %q", in, got, want)

@@ -67,8 +67,13 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 	db, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.Default.LogMode(logger.Silent),
 		SkipDefaultTransaction: true, // we group writes in explicit transactions
-		PrepareStmt:            true, // the queue and twin queries run per event: prepare once
-		NowFunc:                func() time.Time { return time.Now().UTC() },
+		// The queue and twin queries run per event: prepare them once. On
+		// PostgreSQL gorm does it. On SQLite the driver's own statement
+		// cache does (_stmt_cache_size in SQLiteDSN): gorm's prepared
+		// statements are re-prepared on every use inside a transaction
+		// (database/sql's Tx.StmtContext), which is where our writes run.
+		PrepareStmt: dialect != migrations.SQLite,
+		NowFunc:     func() time.Time { return time.Now().UTC() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -92,7 +97,7 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 // SQLiteDSN adds the pragmas Duplex relies on (WAL, a busy timeout, foreign
 // keys) to a SQLite path unless the caller set them.
 func SQLiteDSN(path string) string {
-	params := []string{"_journal_mode=WAL", "_busy_timeout=5000", "_foreign_keys=on", "_txlock=immediate"}
+	params := []string{"_journal_mode=WAL", "_busy_timeout=5000", "_foreign_keys=on", "_txlock=immediate", "_stmt_cache_size=256"}
 	sep := "?"
 	if strings.Contains(path, "?") {
 		sep = "&"
