@@ -67,7 +67,14 @@ func (b Body) Files() (map[string][]byte, error) {
 		out[f] = []byte(b.Sources[parts[0]][parts[1]])
 	}
 	for name, raw := range b.Fixtures {
-		out["testdata/"+name] = raw
+		// The body keeps fixtures compact (encoding/json compacts raw
+		// values); written out they are indented, so a folder kept in git
+		// stays readable. Their layout is not kept, their content is.
+		var ind bytes.Buffer
+		if err := json.Indent(&ind, raw, "", "  "); err != nil {
+			return nil, fmt.Errorf("fixture %s: %w", name, err)
+		}
+		out["testdata/"+name] = append(ind.Bytes(), '\n')
 	}
 	return out, nil
 }
@@ -95,7 +102,7 @@ func FromFiles(files map[string][]byte) (Body, error) {
 			return Body{}, fmt.Errorf("unknown file %q (a template holds template.json, %s and testdata/*.json): %w",
 				name, strings.Join(sourceFiles, ", "), ErrInvalid)
 		}
-		fixtures[fx] = json.RawMessage(files[name])
+		fixtures[fx] = compactFixture(files[name])
 	}
 	raw, ok := files["template.json"]
 	if !ok {

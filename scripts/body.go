@@ -37,10 +37,21 @@ func BodyOf(t Template, fixtures map[string][]byte) Body {
 	if len(fixtures) > 0 {
 		b.Fixtures = make(map[string]json.RawMessage, len(fixtures))
 		for name, raw := range fixtures {
-			b.Fixtures[name] = json.RawMessage(raw)
+			b.Fixtures[name] = compactFixture(raw)
 		}
 	}
 	return b
+}
+
+// compactFixture is how a body holds a fixture: compact, as encoding/json
+// would store it anyway, so a body read from files equals the body the
+// files were written from. Invalid JSON is kept as is for Validate to name.
+func compactFixture(raw []byte) json.RawMessage {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return json.RawMessage(raw)
+	}
+	return buf.Bytes()
 }
 
 // Parameter types, as JSON names them.

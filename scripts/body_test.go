@@ -103,7 +103,7 @@ func sampleBody(t *testing.T) scripts.Body {
 	}
 	return scripts.Body{Title: "Eng", Description: "d", SideA: "desk", SideB: "tracker", Params: params, Sources: src,
 		Options:  json.RawMessage(`{"on_unmatch":"keep"}`),
-		Fixtures: map[string]json.RawMessage{"a-open.json": json.RawMessage(`{"side": "a", "entity": {"fields": {}}}`)}}
+		Fixtures: map[string]json.RawMessage{"a-open.json": json.RawMessage(`{"side":"a","entity":{"fields":{}}}`)}}
 }
 
 func TestArchiveRoundTrip(t *testing.T) {

@@ -44,6 +44,7 @@ usage:
   duplex migrate [flags] [up|status]
   duplex script test DIR...  run a template folder's fixtures (testdata/*.json)
   duplex user add|password|list [flags] [EMAIL]   manage people (password from DUPLEX_PASSWORD)
+  duplex template import DIR | export NAME DIR [--team T]   a team template as a folder
   duplex export   [flags] DIR  write teams, systems and connections as files (secret names only)
   duplex apply    [flags] DIR  show the plan that makes the store match DIR, then apply it (--dry-run, --prune)
   duplex validate DIR          compile every script and trigger of DIR and run its template fixtures
@@ -75,6 +76,8 @@ func main() {
 		err = runScript(ctx, os.Args[2:], os.Stdout)
 	case "user":
 		err = runUser(ctx, os.Args[2:], os.Stdout)
+	case "template":
+		err = runTemplate(ctx, os.Args[2:], os.Stdout)
 	case "export":
 		err = runExport(ctx, os.Args[2:], os.Stdout)
 	case "apply":
