@@ -230,11 +230,14 @@ func (s *srv) startSession(c *gin.Context, u store.User) error {
 	return nil
 }
 
+// loginIn is the body of login.
+type loginIn struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
 func (s *srv) login(c *gin.Context) error {
-	var in struct {
-		Email    string `json:"email"`
-		Password string `json:"password"`
-	}
+	var in loginIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
@@ -291,16 +294,19 @@ func (s *srv) autoLogin(c *gin.Context) error {
 	return s.startSession(c, u)
 }
 
+// setupIn is the body of setup.
+type setupIn struct {
+	Token    string `json:"token"`
+	Email    string `json:"email"`
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}
+
 // setup creates the first user, an org admin and admin of the default team,
 // with the one-time token printed at first start.
 func (s *srv) setup(c *gin.Context) error {
 	ctx := c.Request.Context()
-	var in struct {
-		Token    string `json:"token"`
-		Email    string `json:"email"`
-		Name     string `json:"name"`
-		Password string `json:"password"`
-	}
+	var in setupIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
@@ -345,13 +351,16 @@ func (s *srv) newUser(c *gin.Context, email, name, password string, orgAdmin boo
 	return u, nil
 }
 
+// changePasswordIn is the body of changePassword.
+type changePasswordIn struct {
+	Current string `json:"current"`
+	New     string `json:"new"`
+}
+
 func (s *srv) changePassword(c *gin.Context) error {
 	ctx := c.Request.Context()
 	p := principalOf(c)
-	var in struct {
-		Current string `json:"current"`
-		New     string `json:"new"`
-	}
+	var in changePasswordIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
@@ -401,12 +410,15 @@ func (s *srv) listTokens(c *gin.Context) error {
 	return nil
 }
 
+// createTokenIn is the body of createToken.
+type createTokenIn struct {
+	Name          string `json:"name"`
+	ExpiresInDays int    `json:"expires_in_days"`
+}
+
 func (s *srv) createToken(c *gin.Context) error {
 	p := principalOf(c)
-	var in struct {
-		Name          string `json:"name"`
-		ExpiresInDays int    `json:"expires_in_days"`
-	}
+	var in createTokenIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}

@@ -265,14 +265,17 @@ func (s *srv) scriptTarget(c *gin.Context) (store.Connection, store.Side, store.
 	return conn, side, kind, err
 }
 
+// saveScriptIn is the body of saveScript.
+type saveScriptIn struct {
+	Source *string `json:"source"`
+}
+
 func (s *srv) saveScript(c *gin.Context) error {
 	conn, side, kind, err := s.scriptTarget(c)
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Source *string `json:"source"`
-	}
+	var in saveScriptIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
@@ -352,16 +355,19 @@ type testRunOut struct {
 	Error *apiError `json:"error,omitempty"`
 }
 
+// testRunIn is the body of testRun.
+type testRunIn struct {
+	Side     string             `json:"side"`
+	EntityID string             `json:"entity_id"`
+	Entity   *connectors.Entity `json:"entity"`
+}
+
 func (s *srv) testRun(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Side     string             `json:"side"`
-		EntityID string             `json:"entity_id"`
-		Entity   *connectors.Entity `json:"entity"`
-	}
+	var in testRunIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
@@ -443,6 +449,12 @@ func (s *srv) setOptions(c *gin.Context) error {
 	return s.respondConnection(c, http.StatusOK, id)
 }
 
+// linkTwinIn is the body of linkTwin.
+type linkTwinIn struct {
+	AID string `json:"a_id"`
+	BID string `json:"b_id"`
+}
+
 // linkTwin pairs two entities that already exist on both sides, writing
 // nothing to either system.
 func (s *srv) linkTwin(c *gin.Context) error {
@@ -450,10 +462,7 @@ func (s *srv) linkTwin(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		AID string `json:"a_id"`
-		BID string `json:"b_id"`
-	}
+	var in linkTwinIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
@@ -489,6 +498,11 @@ func (s *srv) unlinkTwin(c *gin.Context) error {
 	return nil
 }
 
+// startBackfillIn is the body of startBackfill.
+type startBackfillIn struct {
+	Side string `json:"side"`
+}
+
 // startBackfill starts "sync existing" over one side; progress is at
 // GET /api/connections/:id/backfills.
 func (s *srv) startBackfill(c *gin.Context) error {
@@ -496,9 +510,7 @@ func (s *srv) startBackfill(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Side string `json:"side"`
-	}
+	var in startBackfillIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
@@ -532,16 +544,19 @@ func (s *srv) listBackfills(c *gin.Context) error {
 	return nil
 }
 
+// linkExistingIn is the body of linkExisting.
+type linkExistingIn struct {
+	AField string `json:"a_field"`
+	BField string `json:"b_field"`
+}
+
 // linkExisting pairs entities on both sides that share a key.
 func (s *srv) linkExisting(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
 		return err
 	}
-	var in struct {
-		AField string `json:"a_field"`
-		BField string `json:"b_field"`
-	}
+	var in linkExistingIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}

@@ -15,6 +15,11 @@ import (
 // Endpoints the browser app's editor uses: checking a script without saving
 // it, previewing what a trigger matches, and testing a system's connection.
 
+// validateDraftIn is the body of validateDraft.
+type validateDraftIn struct {
+	Source *string `json:"source"`
+}
+
 // validateDraft compiles a script or trigger as saving it would, and saves
 // nothing: 200 {"ok": true}, or 422 script_invalid with line and column.
 func (s *srv) validateDraft(c *gin.Context) error {
@@ -22,9 +27,7 @@ func (s *srv) validateDraft(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Source *string `json:"source"`
-	}
+	var in validateDraftIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
@@ -44,6 +47,12 @@ const (
 	previewSample = 5
 )
 
+// triggerPreviewIn is the body of triggerPreview.
+type triggerPreviewIn struct {
+	Side   string  `json:"side"`
+	Source *string `json:"source"`
+}
+
 // triggerPreview counts the entities of one side that a trigger (the saved
 // one, or a draft in "source") matches, with a few of them.
 func (s *srv) triggerPreview(c *gin.Context) error {
@@ -51,10 +60,7 @@ func (s *srv) triggerPreview(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Side   string  `json:"side"`
-		Source *string `json:"source"`
-	}
+	var in triggerPreviewIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}

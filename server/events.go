@@ -73,6 +73,11 @@ func (s *srv) retryEvent(c *gin.Context) error {
 	return nil
 }
 
+// skipEventIn is the body of skipEvent.
+type skipEventIn struct {
+	Reason string `json:"reason"`
+}
+
 // skipEvent gives up on an event with a reason, kept on the event and in the
 // audit log.
 func (s *srv) skipEvent(c *gin.Context) error {
@@ -80,9 +85,7 @@ func (s *srv) skipEvent(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Reason string `json:"reason"`
-	}
+	var in skipEventIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}

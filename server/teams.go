@@ -32,10 +32,13 @@ func (s *srv) listTeams(c *gin.Context) error {
 	return nil
 }
 
+// createTeamIn is the body of createTeam.
+type createTeamIn struct {
+	Name string `json:"name"`
+}
+
 func (s *srv) createTeam(c *gin.Context) error {
-	var in struct {
-		Name string `json:"name"`
-	}
+	var in createTeamIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
@@ -107,6 +110,11 @@ func (s *srv) keepAnAdmin(c *gin.Context, team, user int64, newRole store.Role) 
 	return nil
 }
 
+// setMemberIn is the body of setMember.
+type setMemberIn struct {
+	Role store.Role `json:"role"`
+}
+
 func (s *srv) setMember(c *gin.Context) error {
 	ctx := c.Request.Context()
 	team, _ := idParam(c, "id")
@@ -114,9 +122,7 @@ func (s *srv) setMember(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Role store.Role `json:"role"`
-	}
+	var in setMemberIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
@@ -189,13 +195,16 @@ func (s *srv) listUsers(c *gin.Context) error {
 	return nil
 }
 
+// createUserIn is the body of createUser.
+type createUserIn struct {
+	Email    string `json:"email"`
+	Name     string `json:"name"`
+	Password string `json:"password"`
+	OrgAdmin bool   `json:"org_admin"`
+}
+
 func (s *srv) createUser(c *gin.Context) error {
-	var in struct {
-		Email    string `json:"email"`
-		Name     string `json:"name"`
-		Password string `json:"password"`
-		OrgAdmin bool   `json:"org_admin"`
-	}
+	var in createUserIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
@@ -208,6 +217,13 @@ func (s *srv) createUser(c *gin.Context) error {
 	return nil
 }
 
+// updateUserIn is the body of updateUser.
+type updateUserIn struct {
+	Name     *string `json:"name"`
+	OrgAdmin *bool   `json:"org_admin"`
+	Disabled *bool   `json:"disabled"`
+}
+
 // updateUser changes a user's name, org admin flag or disabled flag.
 // Disabling signs the user out everywhere; tokens stop working at once
 // because every request loads the user.
@@ -217,11 +233,7 @@ func (s *srv) updateUser(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Name     *string `json:"name"`
-		OrgAdmin *bool   `json:"org_admin"`
-		Disabled *bool   `json:"disabled"`
-	}
+	var in updateUserIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}

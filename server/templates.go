@@ -419,6 +419,12 @@ func (s *srv) respondTemplate(c *gin.Context, status int, id int64, version int)
 	return nil
 }
 
+// setSharingIn is the body of setSharing.
+type setSharingIn struct {
+	Visibility store.Visibility `json:"visibility"`
+	Teams      []int64          `json:"teams"`
+}
+
 // setSharing sets who sees a template; an admin of the owner team only.
 func (s *srv) setSharing(c *gin.Context) error {
 	id, err := idParam(c, "id")
@@ -432,10 +438,7 @@ func (s *srv) setSharing(c *gin.Context) error {
 	if err := needRole(principalOf(c), t.TeamID, store.RoleAdmin, "changing who sees a template"); err != nil {
 		return err
 	}
-	var in struct {
-		Visibility store.Visibility `json:"visibility"`
-		Teams      []int64          `json:"teams"`
-	}
+	var in setSharingIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
@@ -465,6 +468,13 @@ func (s *srv) setSharing(c *gin.Context) error {
 	return s.respondTemplate(c, http.StatusOK, id, 0)
 }
 
+// forkTemplateIn is the body of forkTemplate.
+type forkTemplateIn struct {
+	TeamID  int64  `json:"team_id"`
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+}
+
 // forkTemplate copies a template the target team sees into that team.
 func (s *srv) forkTemplate(c *gin.Context) error {
 	id, err := idParam(c, "id")
@@ -475,11 +485,7 @@ func (s *srv) forkTemplate(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		TeamID  int64  `json:"team_id"`
-		Name    string `json:"name"`
-		Version int    `json:"version"`
-	}
+	var in forkTemplateIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
@@ -721,6 +727,13 @@ func (s *srv) templateStatus(c *gin.Context) error {
 	return nil
 }
 
+// upgradeTemplateIn is the body of upgradeTemplate.
+type upgradeTemplateIn struct {
+	Version           int            `json:"version"` // 0: the latest
+	Params            map[string]any `json:"params"`  // merged over the recorded ones
+	DiscardLocalEdits bool           `json:"discard_local_edits"`
+}
+
 // upgradeTemplate renders another version of the connection's template and
 // saves the result as new script versions.
 func (s *srv) upgradeTemplate(c *gin.Context) error {
@@ -729,11 +742,7 @@ func (s *srv) upgradeTemplate(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Version           int            `json:"version"` // 0: the latest
-		Params            map[string]any `json:"params"`  // merged over the recorded ones
-		DiscardLocalEdits bool           `json:"discard_local_edits"`
-	}
+	var in upgradeTemplateIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
