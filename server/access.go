@@ -120,6 +120,11 @@ func (s *srv) route(g gin.IRoutes, method, path string, r rule, fn handler) {
 	if r.kind == 0 {
 		panic("server: route " + method + " " + path + " has no access rule")
 	}
+	full := path
+	if rg, ok := g.(*gin.RouterGroup); ok {
+		full = strings.TrimSuffix(rg.BasePath(), "/") + path
+	}
+	s.rules[method+" "+full] = r
 	g.Handle(method, path, s.guard(r), s.h(fn))
 }
 

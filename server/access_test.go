@@ -56,6 +56,7 @@ var routeLevels = map[string]level{
 	"GET /api/templates":         lvSignedIn,
 	"GET /api/templates/:name":   lvSignedIn,
 	"GET /api/script-api.d.ts":   lvSignedIn,
+	"GET /api/openapi.json":      lvPublic,
 	"GET /api/audit":             lvAnyAdmin,
 	"POST /api/teams":            lvOrgAdmin,
 	"GET /api/users":             lvAnyAdmin, // team admins get a directory to add members from

@@ -74,6 +74,10 @@ type srv struct {
 	auth AuthOptions
 	// logins throttles sign-in attempts per client address and per email.
 	logins *throttle
+	// rules is every route's access rule, by "METHOD /full/path".
+	rules map[string]rule
+	// spec is /api/openapi.json, rendered once.
+	spec []byte
 }
 
 // New builds the HTTP handler.
@@ -85,7 +89,8 @@ func New(o Options) http.Handler {
 		o.MaxBodyBytes = 1 << 20
 	}
 	s := &srv{st: o.Store, eng: o.Engine, box: o.Secrets, lib: o.Templates, log: o.Logger, max: o.MaxBodyBytes,
-		page: frontend.Handler(), auth: o.Auth.withDefaults(), logins: newThrottle(o.Auth.withDefaults().Throttle)}
+		page: frontend.Handler(), auth: o.Auth.withDefaults(), logins: newThrottle(o.Auth.withDefaults().Throttle),
+		rules: map[string]rule{}}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(s.recover)
@@ -174,6 +179,13 @@ func New(o Options) http.Handler {
 	s.route(api, "GET", "/connections/:id/template-status", teamRole("connection", "id", viewer), s.templateStatus)
 	s.route(api, "POST", "/connections/:id/upgrade-template", teamRole("connection", "id", editor), s.upgradeTemplate)
 	s.route(api, "GET", "/script-api.d.ts", signedIn(), s.scriptAPI)
+	s.route(api, "GET", "/openapi.json", public(), s.openAPI)
+
+	spec, err := buildOpenAPI(s.rules)
+	if err != nil {
+		panic("server: openapi: " + err.Error()) // a programming error in the op table
+	}
+	s.spec = spec
 
 	r.NoRoute(func(c *gin.Context) {
 		if strings.HasPrefix(c.Request.URL.Path, "/api/") {

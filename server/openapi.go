@@ -1,0 +1,321 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/engine"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/scripts"
+)
+
+// op documents one route for /api/openapi.json. The table below is written
+// by hand, apart from the routing: a test compares it with the routes Gin
+// registers, both ways, so a new route without a description fails.
+type op struct {
+	summary string
+	tag     string
+	in      any // a value whose type is the JSON request body; nil: none
+	out     any // a value whose type is the success body; nil: none
+	status  int // success status; default 200 (204 when out is nil)
+	query   []string
+	// raw describes a body that is not JSON ("application/gzip", "application/typescript").
+	rawIn, rawOut string
+}
+
+type okOut struct {
+	OK      bool   `json:"ok"`
+	Message string `json:"message,omitempty"`
+}
+
+type countOut struct {
+	Linked  int `json:"linked,omitempty"`
+	Retried int `json:"retried,omitempty"`
+}
+
+type healthOut struct {
+	Status  string `json:"status"`
+	Message string `json:"message,omitempty"`
+}
+
+var ops = map[string]op{
+	"GET /healthz":         {summary: "Liveness and store reachability", tag: "operations", out: healthOut{}},
+	"POST /hooks/{system}": {summary: "Receive a signed webhook for a system", tag: "webhooks", rawIn: "application/octet-stream", out: engine.HookResult{}, status: 202},
+
+	"POST /api/auth/login":       {summary: "Sign in with email and password (sets the session cookie)", tag: "auth", in: loginIn{}, out: meOut{}},
+	"POST /api/auth/auto":        {summary: "Demo only: sign in automatically from loopback", tag: "auth", out: meOut{}},
+	"POST /api/setup":            {summary: "Create the first admin with the one-time setup token", tag: "auth", in: setupIn{}, out: meOut{}},
+	"POST /api/auth/logout":      {summary: "Sign out (ends the session)", tag: "auth"},
+	"GET /api/me":                {summary: "The signed-in user, their teams and the CSRF token", tag: "auth", out: meOut{}},
+	"PUT /api/me/password":       {summary: "Change one's password (other sessions end)", tag: "auth", in: changePasswordIn{}, out: meOut{}},
+	"GET /api/me/tokens":         {summary: "One's API tokens (never their values)", tag: "auth", out: []store.APIToken{}},
+	"POST /api/me/tokens":        {summary: "Create an API token; the value is in this answer only", tag: "auth", in: createTokenIn{}, out: tokenOut{}, status: 201},
+	"DELETE /api/me/tokens/{id}": {summary: "Revoke one of one's API tokens", tag: "auth"},
+
+	"GET /api/teams":                        {summary: "One's teams and roles (?all=1: every team by name)", tag: "teams", out: []teamRoleOut{}, query: []string{"all"}},
+	"POST /api/teams":                       {summary: "Create a team (org admin)", tag: "teams", in: createTeamIn{}, out: store.Team{}, status: 201},
+	"GET /api/teams/{id}/members":           {summary: "A team's members (team admin)", tag: "teams", out: []memberOut{}},
+	"PUT /api/teams/{id}/members/{user}":    {summary: "Give a user a role in a team (team admin)", tag: "teams", in: setMemberIn{}, out: memberOut{}},
+	"DELETE /api/teams/{id}/members/{user}": {summary: "Remove a user from a team (team admin; not the last admin)", tag: "teams"},
+	"GET /api/users":                        {summary: "Users (org admin); a directory for team admins", tag: "teams", out: []store.User{}},
+	"POST /api/users":                       {summary: "Create a user (org admin)", tag: "teams", in: createUserIn{}, out: store.User{}, status: 201},
+	"PUT /api/users/{id}":                   {summary: "Change a user's name, org admin flag or disabled flag (org admin)", tag: "teams", in: updateUserIn{}, out: store.User{}},
+
+	"GET /api/systems":                 {summary: "Systems of one's teams", tag: "systems", out: []systemOut{}},
+	"POST /api/systems":                {summary: "Create a system (team admin); secrets are write-only", tag: "systems", in: systemIn{}, out: systemOut{}, status: 201},
+	"GET /api/systems/{id}":            {summary: "A system (secret names, never values)", tag: "systems", out: systemOut{}},
+	"PUT /api/systems/{id}":            {summary: "Change a system; fields left out keep their value", tag: "systems", in: systemIn{}, out: systemOut{}},
+	"DELETE /api/systems/{id}":         {summary: "Delete a system no connection uses", tag: "systems"},
+	"GET /api/systems/{id}/schema":     {summary: "The fields of the system's entities", tag: "systems", out: connectors.Schema{}},
+	"GET /api/systems/{id}/deliveries": {summary: "The system's webhook deliveries, newest first", tag: "webhooks", out: []store.WebhookDelivery{}, query: []string{"limit"}},
+	"POST /api/systems/{id}/test":      {summary: "Check that Duplex can reach and read the system", tag: "systems", out: okOut{}},
+
+	"GET /api/connections":      {summary: "Connections of one's teams, with event counts", tag: "connections", out: []connectionOut{}},
+	"POST /api/connections":     {summary: "Create a connection from scripts, a built-in or a team template", tag: "connections", in: connectionIn{}, out: connectionOut{}, status: 201},
+	"GET /api/connections/{id}": {summary: "A connection with its current scripts", tag: "connections", out: connectionOut{}},
+
+	"PUT /api/connections/{id}/scripts/{side}/{kind}":           {summary: "Save a script or trigger as its next version", tag: "scripts", in: saveScriptIn{}, out: store.ScriptVersion{}},
+	"GET /api/connections/{id}/scripts/{side}/{kind}/versions":  {summary: "Every version of a script, newest first", tag: "scripts", out: []store.ScriptVersion{}},
+	"POST /api/connections/{id}/scripts/{side}/{kind}/validate": {summary: "Compile a draft without saving it", tag: "scripts", in: validateDraftIn{}, out: okOut{}},
+	"POST /api/connections/{id}/trigger-preview":                {summary: "How many entities a draft trigger matches (reads the remote)", tag: "scripts", in: triggerPreviewIn{}, out: engine.TriggerPreview{}},
+	"POST /api/connections/{id}/test-run":                       {summary: "Run the scripts on one entity without writing anything", tag: "scripts", in: testRunIn{}, out: testRunOut{}},
+
+	"PUT /api/connections/{id}/conflict-policy": {summary: "Set the conflict policy", tag: "connections", in: engine.Policy{}, out: connectionOut{}},
+	"POST /api/connections/{id}/activate":       {summary: "Start syncing", tag: "connections", out: connectionOut{}},
+	"POST /api/connections/{id}/pause":          {summary: "Pause (changes queue until resumed)", tag: "connections", out: connectionOut{}},
+	"PUT /api/connections/{id}/options":         {summary: "Set lifecycle options", tag: "connections", in: engine.Lifecycle{}, out: connectionOut{}},
+	"GET /api/connections/{id}/twins":           {summary: "Linked entity pairs", tag: "twins", out: []store.Twin{}, query: []string{"limit"}},
+	"POST /api/connections/{id}/twins":          {summary: "Link two existing entities by hand", tag: "twins", in: linkTwinIn{}, out: store.Twin{}, status: 201},
+	"DELETE /api/twins/{id}":                    {summary: "Unlink a pair (both entities stay)", tag: "twins"},
+	"POST /api/connections/{id}/backfill":       {summary: "Sync what already exists on one side", tag: "connections", in: startBackfillIn{}, out: store.Backfill{}, status: 202},
+	"GET /api/connections/{id}/backfills":       {summary: "Backfill jobs and their progress", tag: "connections", out: []store.Backfill{}},
+	"POST /api/connections/{id}/link-existing":  {summary: "Pair entities that share a key on both sides", tag: "twins", in: linkExistingIn{}, out: countOut{}},
+	"POST /api/connections/{id}/retry-failed":   {summary: "Requeue every failed event of the connection", tag: "events", out: countOut{}},
+
+	"GET /api/events":               {summary: "Sync events of one's teams, newest first", tag: "events", out: []store.SyncEvent{}, query: []string{"connection_id", "status", "limit"}},
+	"GET /api/events/{id}":          {summary: "One sync event with its log", tag: "events", out: store.SyncEvent{}},
+	"POST /api/events/{id}/retry":   {summary: "Requeue a failed event", tag: "events", out: store.SyncEvent{}},
+	"POST /api/events/{id}/resolve": {summary: "Choose per conflicting field: source, target or a value", tag: "events", in: map[string]engine.Resolution{}, out: store.SyncEvent{}},
+	"POST /api/events/{id}/skip":    {summary: "Give up on an event, with a reason", tag: "events", in: skipEventIn{}, out: store.SyncEvent{}},
+
+	"GET /api/audit":            {summary: "Audit log: one's teams as admin; everything for org admins", tag: "audit", out: []store.AuditEntry{}, query: []string{"connection_id", "action", "limit"}},
+	"GET /api/templates":        {summary: "Built-in and visible team templates", tag: "templates", out: []templateItem{}},
+	"GET /api/templates/{name}": {summary: "A built-in template", tag: "templates", out: scripts.Template{}},
+	"GET /api/script-api.d.ts":  {summary: "TypeScript declarations of the script API (editor completion)", tag: "scripts", rawOut: "application/typescript"},
+
+	"GET /api/team-templates/{id}":                    {summary: "A team template and its latest version", tag: "templates", out: teamTemplateOut{}},
+	"GET /api/team-templates/{id}/versions":           {summary: "A team template's versions", tag: "templates", out: []store.TemplateVersion{}},
+	"POST /api/team-templates/{id}/versions":          {summary: "Publish a new version (owner team editor)", tag: "templates", in: publishIn{}, out: teamTemplateOut{}, status: 201},
+	"GET /api/team-templates/{id}/versions/{version}": {summary: "One version with its body", tag: "templates", out: teamTemplateOut{}},
+	"PUT /api/team-templates/{id}/sharing":            {summary: "Visibility and the teams it is shared with (owner team admin)", tag: "templates", in: setSharingIn{}, out: teamTemplateOut{}},
+	"POST /api/team-templates/{id}/fork":              {summary: "Copy a visible template into one of one's teams", tag: "templates", in: forkTemplateIn{}, out: teamTemplateOut{}, status: 201},
+	"GET /api/team-templates/{id}/archive":            {summary: "A version as a .tar.gz folder", tag: "templates", rawOut: "application/gzip", query: []string{"version"}},
+	"POST /api/team-templates/import":                 {summary: "Import a .tar.gz template folder into a team", tag: "templates", rawIn: "application/gzip", out: teamTemplateOut{}, status: 201, query: []string{"team_id", "name"}},
+	"POST /api/connections/{id}/save-as-template":     {summary: "Save a connection's scripts as a team template (or its next version)", tag: "templates", in: saveAsIn{}, out: teamTemplateOut{}, status: 201},
+	"GET /api/connections/{id}/template-status":       {summary: "Whether the connection's template has a newer version, with the diff", tag: "templates", out: templateStatus{}},
+	"POST /api/connections/{id}/upgrade-template":     {summary: "Apply a newer template version's scripts", tag: "templates", in: upgradeTemplateIn{}, out: connectionOut{}},
+
+	"GET /api/openapi.json": {summary: "This description", tag: "operations", rawOut: "application/json"},
+}
+
+var ginParam = regexp.MustCompile(`:(\w+)`)
+
+// openAPIPath turns Gin's /x/:id into OpenAPI's /x/{id}.
+func openAPIPath(p string) string { return ginParam.ReplaceAllString(p, "{$1}") }
+
+// buildOpenAPI renders the description once, at start; rules say which
+// routes need a sign-in.
+func buildOpenAPI(rules map[string]rule) ([]byte, error) {
+	sc := &schemas{defs: map[string]any{}}
+	paths := map[string]map[string]any{}
+	keys := make([]string, 0, len(ops))
+	for k := range ops {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		o := ops[k]
+		method, path, _ := strings.Cut(k, " ")
+		item := map[string]any{"summary": o.summary, "tags": []string{o.tag},
+			"operationId": strings.ToLower(method) + strings.NewReplacer("/", "_", "{", "", "}", "", "-", "_", ".", "_").Replace(path)}
+		var params []any
+		for _, m := range ginParam.FindAllStringSubmatch(strings.NewReplacer("{", ":", "}", "").Replace(path), -1) {
+			typ := "integer"
+			switch m[1] {
+			case "side", "kind", "name":
+				typ = "string"
+			}
+			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": typ}})
+		}
+		for _, q := range o.query {
+			params = append(params, map[string]any{"name": q, "in": "query", "required": false, "schema": map[string]any{"type": "string"}})
+		}
+		if len(params) > 0 {
+			item["parameters"] = params
+		}
+		switch {
+		case o.in != nil:
+			item["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+				"application/json": map[string]any{"schema": sc.of(reflect.TypeOf(o.in))}}}
+		case o.rawIn != "":
+			item["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+				o.rawIn: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}}
+		}
+		status := o.status
+		resp := map[string]any{}
+		switch {
+		case o.out != nil:
+			if status == 0 {
+				status = http.StatusOK
+			}
+			resp[itoa(int64(status))] = map[string]any{"description": http.StatusText(status), "content": map[string]any{
+				"application/json": map[string]any{"schema": sc.of(reflect.TypeOf(o.out))}}}
+		case o.rawOut != "":
+			resp["200"] = map[string]any{"description": "OK", "content": map[string]any{
+				o.rawOut: map[string]any{"schema": map[string]any{"type": "string"}}}}
+		default:
+			resp["204"] = map[string]any{"description": "No Content"}
+		}
+		resp["default"] = map[string]any{"$ref": "#/components/responses/Error"}
+		item["responses"] = resp
+		r, ok := rules[method+" "+strings.NewReplacer("{", ":", "}", "").Replace(path)]
+		if ok && r.kind == rulePublic {
+			item["security"] = []any{}
+		}
+		if paths[path] == nil {
+			paths[path] = map[string]any{}
+		}
+		paths[path][strings.ToLower(method)] = item
+	}
+	sc.defs["Error"] = sc.of(reflect.TypeOf(apiError{}))
+	doc := map[string]any{
+		"openapi": "3.0.3",
+		"info": map[string]any{"title": "Duplex API", "version": "1",
+			"description": "Two-way sync engine. Errors are JSON {code, message}; codes are stable. Cookie-authenticated writes need the X-CSRF-Token header."},
+		"paths":    paths,
+		"security": []any{map[string]any{"bearer": []string{}}, map[string]any{"session": []string{}}},
+		"components": map[string]any{
+			"schemas": sc.defs,
+			"securitySchemes": map[string]any{
+				"bearer":  map[string]any{"type": "http", "scheme": "bearer", "description": "a personal API token, dpx_…"},
+				"session": map[string]any{"type": "apiKey", "in": "cookie", "name": sessionCookie},
+			},
+			"responses": map[string]any{"Error": map[string]any{"description": "an error with a stable code",
+				"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Error"}}}}},
+		},
+	}
+	return json.MarshalIndent(doc, "", "  ")
+}
+
+// schemas turns Go types into JSON Schema (the OpenAPI 3.0 dialect), named
+// struct types once under components/schemas.
+type schemas struct{ defs map[string]any }
+
+var (
+	timeType = reflect.TypeOf(time.Time{})
+	rawType  = reflect.TypeOf(json.RawMessage{})
+)
+
+func (sc *schemas) of(t reflect.Type) map[string]any {
+	switch {
+	case t == timeType:
+		return map[string]any{"type": "string", "format": "date-time"}
+	case t == rawType:
+		return map[string]any{} // any JSON
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		s := sc.of(t.Elem())
+		if _, ref := s["$ref"]; ref {
+			return map[string]any{"allOf": []any{s}, "nullable": true}
+		}
+		s["nullable"] = true
+		return s
+	case reflect.String:
+		return map[string]any{"type": "string"}
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return map[string]any{"type": "integer"}
+	case reflect.Float32, reflect.Float64:
+		return map[string]any{"type": "number"}
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return map[string]any{"type": "string", "format": "byte"}
+		}
+		return map[string]any{"type": "array", "items": sc.of(t.Elem())}
+	case reflect.Map:
+		return map[string]any{"type": "object", "additionalProperties": sc.of(t.Elem())}
+	case reflect.Interface:
+		return map[string]any{}
+	case reflect.Struct:
+		name := schemaName(t)
+		if name != "" {
+			if _, done := sc.defs[name]; !done {
+				sc.defs[name] = map[string]any{} // a placeholder stops recursion
+				sc.defs[name] = sc.object(t)
+			}
+			return map[string]any{"$ref": "#/components/schemas/" + name}
+		}
+		return sc.object(t)
+	}
+	return map[string]any{}
+}
+
+func (sc *schemas) object(t reflect.Type) map[string]any {
+	props := map[string]any{}
+	sc.fields(t, props)
+	return map[string]any{"type": "object", "properties": props}
+}
+
+// fields follows encoding/json: embedded structs are inlined, "-" is
+// skipped, the tag's name wins.
+func (sc *schemas) fields(t reflect.Type, props map[string]any) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" || (!f.IsExported() && !f.Anonymous) {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				sc.fields(ft, props)
+				continue
+			}
+		}
+		if name == "" {
+			name = f.Name
+		}
+		props[name] = sc.of(f.Type)
+	}
+}
+
+// schemaName names exported and package-local struct types after the type;
+// anonymous structs stay inline.
+func schemaName(t reflect.Type) string {
+	if t.Name() == "" {
+		return ""
+	}
+	pkg := t.PkgPath()
+	pkg = pkg[strings.LastIndex(pkg, "/")+1:]
+	n := t.Name()
+	return strings.ToUpper(pkg[:1]) + pkg[1:] + strings.ToUpper(n[:1]) + n[1:]
+}
+
+func (s *srv) openAPI(c *gin.Context) error {
+	c.Data(http.StatusOK, "application/json; charset=utf-8", s.spec)
+	return nil
+}
