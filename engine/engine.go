@@ -48,6 +48,8 @@ type Engine struct {
 
 	wake     chan struct{}
 	hookWake chan struct{}
+
+	state runState // for readiness
 }
 
 type systemState struct {

@@ -10,6 +10,8 @@ import (
 // Systems added later are picked up within refresh; a failing system or
 // connection is logged and retried, and never stops the others.
 func (e *Engine) Run(ctx context.Context) error {
+	e.state.running.Store(true)
+	defer e.state.running.Store(false)
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); e.workLoop(ctx) }()
@@ -42,6 +44,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				delete(pollers, id)
 			}
 		}
+		e.state.pollers.Store(int64(len(pollers)))
 		select {
 		case <-ctx.Done():
 			wg.Wait()

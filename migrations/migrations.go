@@ -53,6 +53,22 @@ func Status(ctx context.Context, db *sql.DB, d Dialect) ([]*goose.MigrationStatu
 	return p.Status(ctx)
 }
 
+// Pending counts migrations embedded in this binary but not applied, for
+// readiness: a process must not serve on a schema older than its code.
+func Pending(ctx context.Context, db *sql.DB, d Dialect) (int, error) {
+	st, err := Status(ctx, db, d)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, m := range st {
+		if m.State == goose.StatePending {
+			n++
+		}
+	}
+	return n, nil
+}
+
 func provider(db *sql.DB, d Dialect) (*goose.Provider, error) {
 	sub, err := fs.Sub(files, string(d))
 	if err != nil {

@@ -36,9 +36,16 @@ type fakeEngine struct {
 	schemaErr     error // returned by Schema when set
 	panicSchema   bool  // Schema panics, to test the recovery middleware
 	testRun       engine.TestRunResult
+	stopped       bool // Status reports the engine not running
 }
 
 var _ server.Engine = (*fakeEngine)(nil)
+
+func (f *fakeEngine) Status() engine.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return engine.Status{Running: !f.stopped, Pollers: 2}
+}
 
 func (f *fakeEngine) Reload(id int64) {
 	f.mu.Lock()

@@ -47,7 +47,9 @@ type healthOut struct {
 }
 
 var ops = map[string]op{
-	"GET /healthz":         {summary: "Liveness and store reachability", tag: "operations", out: healthOut{}},
+	"GET /healthz":         {summary: "Store reachability (kept for existing probes)", tag: "operations", out: healthOut{}},
+	"GET /livez":           {summary: "Liveness: the process serves HTTP", tag: "operations", out: healthOut{}},
+	"GET /readyz":          {summary: "Readiness: store reachable, schema current, engine running (503 with reasons otherwise)", tag: "operations", out: readyOut{}},
 	"POST /hooks/{system}": {summary: "Receive a signed webhook for a system", tag: "webhooks", rawIn: "application/octet-stream", out: engine.HookResult{}, status: 202},
 
 	"POST /api/auth/login":       {summary: "Sign in with email and password (sets the session cookie)", tag: "auth", in: loginIn{}, out: meOut{}},

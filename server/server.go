@@ -8,11 +8,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -50,6 +52,8 @@ type Engine interface {
 	Wake()
 	// Hook verifies and records a webhook request for a system.
 	Hook(ctx context.Context, systemID int64, header http.Header, body []byte) (engine.HookResult, error)
+	// Status says whether the engine's loops run, for /readyz.
+	Status() engine.Status
 }
 
 // Options wires the server.
@@ -95,6 +99,8 @@ func New(o Options) http.Handler {
 	r := gin.New()
 	r.Use(s.recover)
 	s.route(r, "GET", "/healthz", public(), s.health)
+	s.route(r, "GET", "/livez", public(), s.live)
+	s.route(r, "GET", "/readyz", public(), s.ready)
 	// Webhooks carry their own proof: the connector verifies the signature.
 	s.route(r, "POST", "/hooks/:system", public(), s.hook)
 
@@ -236,6 +242,49 @@ func (s *srv) health(c *gin.Context) error {
 		return nil
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	return nil
+}
+
+// live answers while the process serves HTTP at all: a liveness probe that
+// fails only when restarting would help.
+func (s *srv) live(c *gin.Context) error {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	return nil
+}
+
+type readyOut struct {
+	Status    string        `json:"status"` // "ready" or "not ready"
+	Store     string        `json:"store"`  // "ok" or "unreachable"
+	Pending   int           `json:"pending_migrations"`
+	Engine    engine.Status `json:"engine"`
+	Unready   []string      `json:"unready,omitempty"` // why not, when not
+	CheckedAt string        `json:"checked_at"`
+}
+
+// ready says whether this process should get traffic: the store answers,
+// its schema is this binary's, and the engine's loops run.
+func (s *srv) ready(c *gin.Context) error {
+	ctx := c.Request.Context()
+	out := readyOut{Status: "ready", Store: "ok", Engine: s.eng.Status(), CheckedAt: s.st.Now().Format(time.RFC3339)}
+	if err := s.st.Ping(ctx); err != nil {
+		s.log.Error("readyz: store unreachable", "err", err)
+		out.Store = "unreachable"
+		out.Unready = append(out.Unready, "store unreachable")
+	} else if n, err := s.st.PendingMigrations(ctx); err != nil {
+		s.log.Error("readyz: migrations", "err", err)
+		out.Unready = append(out.Unready, "schema version unknown")
+	} else if n > 0 {
+		out.Pending = n
+		out.Unready = append(out.Unready, fmt.Sprintf("%d migration(s) not applied", n))
+	}
+	if !out.Engine.Running {
+		out.Unready = append(out.Unready, "engine not running")
+	}
+	status := http.StatusOK
+	if len(out.Unready) > 0 {
+		out.Status, status = "not ready", http.StatusServiceUnavailable
+	}
+	c.JSON(status, out)
 	return nil
 }
 

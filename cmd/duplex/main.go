@@ -63,8 +63,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	var err error
+	logger, err := newLogger(os.Getenv("DUPLEX_LOG_FORMAT"), os.Getenv("DUPLEX_LOG_LEVEL"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "duplex:", err)
+		os.Exit(2)
+	}
 	switch os.Args[1] {
 	case "serve":
 		err = runServe(ctx, logger, os.Args[2:])
@@ -101,6 +104,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, "duplex:", err)
 		os.Exit(1)
 	}
+}
+
+// newLogger builds the process logger: text (default) or JSON lines for a
+// log collector, at info (default), debug, warn or error.
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if level != "" {
+		if err := lv.UnmarshalText([]byte(level)); err != nil {
+			return nil, fmt.Errorf("DUPLEX_LOG_LEVEL: %w", err)
+		}
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, o)), nil
+	}
+	return nil, fmt.Errorf("DUPLEX_LOG_FORMAT must be text or json, got %q", format)
 }
 
 // common are the flags every command that opens the store shares.

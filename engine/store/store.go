@@ -138,6 +138,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return sqlDB.PingContext(ctx)
 }
 
+// PendingMigrations counts migrations this binary has that the database
+// has not applied.
+func (s *Store) PendingMigrations(ctx context.Context) (int, error) {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return 0, err
+	}
+	return migrations.Pending(ctx, sqlDB, s.dialect)
+}
+
 // Tx runs fn in one transaction; fn's Store writes through it.
 func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
