@@ -175,6 +175,28 @@ type Config struct {
 	Name     string
 	Settings json.RawMessage
 	Secrets  map[string]string
+	// Transport carries a connector's HTTP requests; nil is
+	// http.DefaultTransport. The engine passes one that measures requests
+	// (latency, status codes, 429s) per system.
+	Transport http.RoundTripper
+}
+
+// HTTPClient is the client an HTTP connector uses: Config.Transport, or the
+// default client.
+func (c Config) HTTPClient() *http.Client {
+	if c.Transport == nil {
+		return http.DefaultClient
+	}
+	return &http.Client{Transport: c.Transport}
+}
+
+// RoundTripper is Config.Transport or http.DefaultTransport, for connectors
+// that build their own client (cookies, redirects).
+func (c Config) RoundTripper() http.RoundTripper {
+	if c.Transport == nil {
+		return http.DefaultTransport
+	}
+	return c.Transport
 }
 
 // Factory builds a connector of one kind.

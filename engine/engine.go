@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 
@@ -34,6 +35,9 @@ type Options struct {
 	MaxAttempts int                             // tries for a retryable failure; default 8
 	Backoff     func(attempt int) time.Duration // delay before try attempt+1; default exponential from 1 s, capped at 5 min
 	Now         func() time.Time
+	// Transport, when set, gives the HTTP transport of a system's connector
+	// by system name (metrics wrap the default one); nil keeps the default.
+	Transport func(system string) http.RoundTripper
 }
 
 // Engine runs the sync. Its methods are safe for concurrent use.
@@ -168,9 +172,11 @@ func (e *Engine) system(ctx context.Context, id int64) (*systemState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("system %q: %w", sys.Name, err)
 	}
-	conn, err := e.opts.Connectors.Open(ctx, sys.Kind, connectors.Config{
-		Name: sys.Name, Settings: json.RawMessage(sys.Settings), Secrets: secrets,
-	})
+	cfg := connectors.Config{Name: sys.Name, Settings: json.RawMessage(sys.Settings), Secrets: secrets}
+	if e.opts.Transport != nil {
+		cfg.Transport = e.opts.Transport(sys.Name)
+	}
+	conn, err := e.opts.Connectors.Open(ctx, sys.Kind, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open system %q: %w", sys.Name, err)
 	}

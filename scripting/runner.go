@@ -22,6 +22,9 @@ type Options struct {
 	// MaxHeapGrowth fails a run while the Go heap has grown by more than
 	// this since the run began; default 256 MiB. See watchHeap.
 	MaxHeapGrowth uint64
+	// Observe, when set, is told each run's kind, time and error (for
+	// metrics); it runs on the caller's goroutine and must be quick.
+	Observe func(kind Kind, d time.Duration, err error)
 }
 
 const (
@@ -218,6 +221,10 @@ func (r *Runner) run(ctx context.Context, s *Script, kind Kind, timeout time.Dur
 	}
 
 	gen := sb.begin()
+	if r.opts.Observe != nil {
+		start := time.Now()
+		defer func() { r.opts.Observe(kind, time.Since(start), err) }()
+	}
 	timer := time.AfterFunc(d, func() { sb.interrupt(gen, errDeadline) })
 	unwatch := watchHeap(r.opts.MaxHeapGrowth, func() { sb.interrupt(gen, ErrMemory) })
 	stop := func() bool { return false }

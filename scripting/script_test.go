@@ -570,3 +570,27 @@ func TestSourceMapCommentIgnored(t *testing.T) {
 		}
 	}
 }
+
+// Observe sees every run with its kind, time and outcome.
+func TestObserve(t *testing.T) {
+	type seen struct {
+		kind Kind
+		err  error
+	}
+	var got []seen
+	r := NewRunner(Options{Timeout: 200 * time.Millisecond, Observe: func(k Kind, d time.Duration, err error) {
+		if d <= 0 {
+			t.Errorf("run time %v", d)
+		}
+		got = append(got, seen{k, err})
+	}})
+	if _, err := outgoing(t, r, `replica.a = 1`, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := outgoing(t, r, `throw new Error("no")`, nil, nil); err == nil {
+		t.Fatal("a throwing script succeeded")
+	}
+	if len(got) != 2 || got[0].kind != KindOutgoing || got[0].err != nil || got[1].err == nil {
+		t.Fatalf("observed %+v", got)
+	}
+}

@@ -40,6 +40,7 @@ var routeLevels = map[string]level{
 	"GET /healthz":         lvPublic,
 	"GET /livez":           lvPublic,
 	"GET /readyz":          lvPublic,
+	"GET /metrics":         lvOrgAdmin,
 	"POST /hooks/:system":  lvPublic,
 	"POST /api/auth/login": lvPublic,
 	"POST /api/auth/auto":  lvPublic,

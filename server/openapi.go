@@ -48,6 +48,7 @@ type healthOut struct {
 
 var ops = map[string]op{
 	"GET /healthz":         {summary: "Store reachability (kept for existing probes)", tag: "operations", out: healthOut{}},
+	"GET /metrics":         {summary: "Prometheus metrics (org admins; a scraper sends an org admin's API token)", tag: "operations", rawOut: "text/plain"},
 	"GET /livez":           {summary: "Liveness: the process serves HTTP", tag: "operations", out: healthOut{}},
 	"GET /readyz":          {summary: "Readiness: store reachable, schema current, engine running (503 with reasons otherwise)", tag: "operations", out: readyOut{}},
 	"POST /hooks/{system}": {summary: "Receive a signed webhook for a system", tag: "webhooks", rawIn: "application/octet-stream", out: engine.HookResult{}, status: 202},

@@ -65,6 +65,8 @@ type Options struct {
 	Logger       *slog.Logger
 	MaxBodyBytes int64 // default 1 MiB
 	Auth         AuthOptions
+	// Metrics serves /metrics (Prometheus text); nil answers 404.
+	Metrics http.Handler
 }
 
 type srv struct {
@@ -82,6 +84,8 @@ type srv struct {
 	rules map[string]rule
 	// spec is /api/openapi.json, rendered once.
 	spec []byte
+	// metrics is the Prometheus handler, or nil.
+	metrics http.Handler
 }
 
 // New builds the HTTP handler.
@@ -94,13 +98,16 @@ func New(o Options) http.Handler {
 	}
 	s := &srv{st: o.Store, eng: o.Engine, box: o.Secrets, lib: o.Templates, log: o.Logger, max: o.MaxBodyBytes,
 		page: frontend.Handler(), auth: o.Auth.withDefaults(), logins: newThrottle(o.Auth.withDefaults().Throttle),
-		rules: map[string]rule{}}
+		rules: map[string]rule{}, metrics: o.Metrics}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(s.recover)
 	s.route(r, "GET", "/healthz", public(), s.health)
 	s.route(r, "GET", "/livez", public(), s.live)
 	s.route(r, "GET", "/readyz", public(), s.ready)
+	// Connection names and queue sizes are the organisation's: org admins
+	// (a scraper uses an org admin's API token).
+	s.route(r, "GET", "/metrics", orgAdmin(), s.serveMetrics)
 	// Webhooks carry their own proof: the connector verifies the signature.
 	s.route(r, "POST", "/hooks/:system", public(), s.hook)
 
@@ -242,6 +249,14 @@ func (s *srv) health(c *gin.Context) error {
 		return nil
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	return nil
+}
+
+func (s *srv) serveMetrics(c *gin.Context) error {
+	if s.metrics == nil {
+		return fmt.Errorf("metrics are not enabled in this process: %w", store.ErrNotFound)
+	}
+	s.metrics.ServeHTTP(c.Writer, c.Request)
 	return nil
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/demo"
+	"github.com/duplexsync/duplex/internal/metrics"
 	"github.com/duplexsync/duplex/migrations"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
@@ -189,9 +190,11 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		_ = st.Close()
 		return nil, err
 	}
+	m := metrics.New(st)
 	eng := engine.New(engine.Options{
 		Store: st, Connectors: reg, Secrets: box, Logger: logger,
-		Runner: scripting.NewRunner(scripting.Options{Timeout: time.Second}),
+		Runner:    scripting.NewRunner(scripting.Options{Timeout: time.Second, Observe: m.ObserveScript}),
+		Transport: func(system string) http.RoundTripper { return m.Transport(system, nil) },
 	})
 	auth, err := access(st)
 	if err != nil {
@@ -200,7 +203,8 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		return nil, err
 	}
 	auth.SecureCookies = c.secureCookies
-	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger, Auth: auth})
+	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger, Auth: auth,
+		Metrics: m.Handler()})
 	return &app{store: st, box: box, templates: lib, engine: eng, handler: h, auth: auth}, nil
 }
 

@@ -79,7 +79,7 @@ func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, erro
 		repo:   "/repos/" + url.PathEscape(s.Owner) + "/" + url.PathEscape(s.Repo),
 		etags:  map[string]string{},
 		http: &httpx.Client{
-			HTTP:    &http.Client{Transport: &transport{next: http.DefaultTransport}},
+			HTTP:    &http.Client{Transport: &transport{next: cfg.RoundTripper()}},
 			Base:    s.URL,
 			Header:  http.Header{"Authorization": {"Bearer " + token}},
 			Timeout: time.Duration(s.TimeoutMS) * time.Millisecond,

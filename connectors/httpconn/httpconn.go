@@ -108,7 +108,7 @@ func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, erro
 		h.Set(s.AuthHeader, cfg.Secrets["token"])
 	}
 	return &conn{s: s, secret: []byte(cfg.Secrets["webhook_secret"]),
-		http: &httpx.Client{Base: s.URL, Header: h, Timeout: time.Duration(s.TimeoutMS) * time.Millisecond}}, nil
+		http: &httpx.Client{HTTP: cfg.HTTPClient(), Base: s.URL, Header: h, Timeout: time.Duration(s.TimeoutMS) * time.Millisecond}}, nil
 }
 
 // at follows a dot path ("data.items") into decoded JSON.

@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, erro
 		s:          s,
 		name:       cfg.Name,
 		hookSecret: cfg.Secrets["webhook_secret"],
-		http:       &httpx.Client{Base: s.URL, Header: http.Header{"Authorization": {auth}}, Timeout: time.Duration(s.TimeoutMS) * time.Millisecond},
+		http:       &httpx.Client{HTTP: cfg.HTTPClient(), Base: s.URL, Header: http.Header{"Authorization": {auth}}, Timeout: time.Duration(s.TimeoutMS) * time.Millisecond},
 		loc:        time.UTC,
 	}
 	var me user

@@ -60,7 +60,7 @@ func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, erro
 	}
 	c := &conn{
 		s:    s,
-		http: &httpx.Client{Base: s.URL, Header: http.Header{"X-Redmine-Api-Key": {key}}, Timeout: time.Duration(s.TimeoutMS) * time.Millisecond},
+		http: &httpx.Client{HTTP: cfg.HTTPClient(), Base: s.URL, Header: http.Header{"X-Redmine-Api-Key": {key}}, Timeout: time.Duration(s.TimeoutMS) * time.Millisecond},
 	}
 	var me struct {
 		User struct {

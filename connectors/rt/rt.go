@@ -57,12 +57,12 @@ func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, erro
 		return nil, fmt.Errorf("%w: rt settings: queue is required", connectors.ErrBadConfig)
 	}
 	timeout := time.Duration(s.TimeoutMS) * time.Millisecond
-	c := &conn{s: s, http: &httpx.Client{Base: s.URL + "/REST/2.0", Header: http.Header{}, Timeout: timeout}}
+	c := &conn{s: s, http: &httpx.Client{HTTP: cfg.HTTPClient(), Base: s.URL + "/REST/2.0", Header: http.Header{}, Timeout: timeout}}
 	switch {
 	case cfg.Secrets["token"] != "":
 		c.http.Header.Set("Authorization", "token "+cfg.Secrets["token"])
 	case cfg.Secrets["user"] != "" && cfg.Secrets["password"] != "":
-		sess, err := newSession(s.URL, cfg.Secrets["user"], cfg.Secrets["password"], timeout)
+		sess, err := newSession(s.URL, cfg.Secrets["user"], cfg.Secrets["password"], timeout, cfg.RoundTripper())
 		if err != nil {
 			return nil, err
 		}
@@ -72,7 +72,7 @@ func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, erro
 		c.sess, c.http.HTTP = sess, sess.client
 		req, _ := http.NewRequest("GET", "/", nil)
 		req.SetBasicAuth(cfg.Secrets["user"], cfg.Secrets["password"])
-		c.writer = &httpx.Client{Base: c.http.Base, Timeout: timeout, Header: http.Header{"Authorization": {req.Header.Get("Authorization")}}}
+		c.writer = &httpx.Client{HTTP: cfg.HTTPClient(), Base: c.http.Base, Timeout: timeout, Header: http.Header{"Authorization": {req.Header.Get("Authorization")}}}
 	default:
 		return nil, fmt.Errorf("%w: rt: the secret token (or user and password) is required", connectors.ErrBadConfig)
 	}

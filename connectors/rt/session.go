@@ -25,7 +25,7 @@ type session struct {
 	mu               sync.Mutex
 }
 
-func newSession(base, user, pass string, timeout time.Duration) (*session, error) {
+func newSession(base, user, pass string, timeout time.Duration, rt http.RoundTripper) (*session, error) {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		return nil, err
@@ -34,7 +34,7 @@ func newSession(base, user, pass string, timeout time.Duration) (*session, error
 		timeout = 30 * time.Second
 	}
 	return &session{base: base, user: user, pass: pass, client: &http.Client{
-		Jar: jar, Timeout: timeout,
+		Jar: jar, Timeout: timeout, Transport: rt,
 		// The login may redirect to the home page: no need to load it.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}, nil

@@ -307,3 +307,54 @@ func (s *Store) SaveBackfill(ctx context.Context, b *Backfill) error {
 	b.UpdatedAt = s.now()
 	return wrap("save backfill", s.q(ctx).Save(b).Error)
 }
+
+// QueueStat is one connection's events in one status, for metrics.
+type QueueStat struct {
+	ConnectionID int64
+	Connection   string
+	Status       string
+	Count        int64
+	Attempts     int64      // tries so far, summed
+	Oldest       *time.Time // the oldest event's creation
+}
+
+// QueueStats counts events per connection and status in one query; metrics
+// read it at scrape time, so the figures survive restarts and agree across
+// processes sharing a store.
+func (s *Store) QueueStats(ctx context.Context) ([]QueueStat, error) {
+	var rows []struct {
+		ConnectionID int64
+		Connection   string
+		Status       string
+		Count        int64
+		Attempts     int64
+		Oldest       string
+	}
+	err := s.q(ctx).Raw(`SELECT e.connection_id, c.name AS connection, e.status, COUNT(*) AS count,
+		COALESCE(SUM(e.attempts), 0) AS attempts, MIN(e.created_at) AS oldest
+		FROM sync_events e JOIN connections c ON c.id = e.connection_id
+		GROUP BY e.connection_id, c.name, e.status`).Scan(&rows).Error
+	if err != nil {
+		return nil, wrap("queue stats", err)
+	}
+	out := make([]QueueStat, 0, len(rows))
+	for _, r := range rows {
+		q := QueueStat{ConnectionID: r.ConnectionID, Connection: r.Connection, Status: r.Status, Count: r.Count, Attempts: r.Attempts}
+		if t, ok := parseDBTime(r.Oldest); ok {
+			q.Oldest = &t
+		}
+		out = append(out, q)
+	}
+	return out, nil
+}
+
+// parseDBTime reads a MIN() over a time column: SQLite gives text, and the
+// layouts differ between drivers.
+func parseDBTime(v string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999-07:00", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}

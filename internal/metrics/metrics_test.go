@@ -1,0 +1,105 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/metrics"
+	"github.com/duplexsync/duplex/internal/testdb"
+	"github.com/duplexsync/duplex/scripting"
+)
+
+func TestScrape(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { scrape(t, b.Open(t)) })
+	}
+}
+
+func scrape(t *testing.T, st *store.Store) {
+	ctx := context.Background()
+	a, bs := store.System{Name: "a", Kind: "sql"}, store.System{Name: "b", Kind: "sql"}
+	_ = st.CreateSystem(ctx, &a)
+	_ = st.CreateSystem(ctx, &bs)
+	conn := store.Connection{Name: "desk-eng", SystemAID: a.ID, SystemBID: bs.ID}
+	if err := st.CreateConnection(ctx, &conn, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	aid := "1"
+	twin := store.Twin{ConnectionID: conn.ID, AID: &aid}
+	if err := st.DB().Create(&twin).Error; err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-90 * time.Second).UTC()
+	var evs []store.SyncEvent
+	for i, status := range []string{store.StatusQueued, store.StatusQueued, store.StatusFailed, store.StatusConflict, store.StatusDone} {
+		evs = append(evs, store.SyncEvent{ConnectionID: conn.ID, TwinID: twin.ID, Direction: store.AToB, SourceID: "1",
+			Replica: "{}", Status: status, Attempts: i, NextAttemptAt: old, CreatedAt: old.Add(time.Duration(i) * time.Second)})
+	}
+	if err := st.InsertEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New(st)
+	m.ObserveScript(scripting.KindOutgoing, 3*time.Millisecond, nil)
+	m.ObserveScript(scripting.KindIncoming, time.Second, &scripting.Error{Kind: scripting.ErrorTimeout})
+	m.ObserveScript(scripting.KindIncoming, time.Millisecond, errors.New("other"))
+
+	limited := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer limited.Close()
+	client := &http.Client{Transport: m.Transport("redmine", nil)}
+	for i := 0; i < 2; i++ {
+		resp, err := client.Get(limited.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if _, err := client.Get("http://127.0.0.1:1/"); err == nil { // nothing listens on port 1
+		t.Fatal("expected a refused connection")
+	}
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	text := string(body)
+	for _, want := range []string{
+		`duplex_events{connection="desk-eng",status="queued"} 2`,
+		`duplex_events{connection="desk-eng",status="failed"} 1`,
+		`duplex_event_attempts{connection="desk-eng",status="failed"} 2`,
+		`duplex_conflicts_open{connection="desk-eng"} 1`,
+		`duplex_connector_requests_total{code="429",method="GET",system="redmine"} 2`,
+		`duplex_connector_requests_total{code="error",method="GET",system="redmine"} 1`,
+		`duplex_script_run_seconds_count{kind="incoming",result="timeout"} 1`,
+		`duplex_script_run_seconds_count{kind="incoming",result="error"} 1`,
+		`duplex_script_run_seconds_count{kind="outgoing",result="ok"} 1`,
+		`duplex_queue_scrape_error 0`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("missing %s", want)
+		}
+	}
+	// The oldest queued event is about 90 s old.
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, `duplex_queue_oldest_seconds{connection="desk-eng"}`) {
+			var v float64
+			if _, err := fmtSscan(strings.Fields(line)[1], &v); err != nil || v < 85 || v > 600 {
+				t.Errorf("oldest queued: %s", line)
+			}
+			return
+		}
+	}
+	t.Errorf("no duplex_queue_oldest_seconds in\n%s", text)
+}
+
+func fmtSscan(s string, v *float64) (int, error) { return fmt.Sscan(s, v) }
