@@ -46,6 +46,7 @@ usage:
   duplex script test DIR...  run a template folder's fixtures (testdata/*.json)
   duplex user add|password|list [flags] [EMAIL]   manage people (password from DUPLEX_PASSWORD)
   duplex template import DIR | export NAME DIR [--team T]   a team template as a folder
+  duplex backup [flags] FILE   a consistent copy of the SQLite store, while it runs
   duplex export   [flags] DIR  write teams, systems and connections as files (secret names only)
   duplex apply    [flags] DIR  show the plan that makes the store match DIR, then apply it (--dry-run, --prune)
   duplex validate DIR          compile every script and trigger of DIR and run its template fixtures
@@ -82,6 +83,8 @@ func main() {
 		err = runUser(ctx, os.Args[2:], os.Stdout)
 	case "template":
 		err = runTemplate(ctx, os.Args[2:], os.Stdout)
+	case "backup":
+		err = runBackup(ctx, os.Args[2:], os.Stdout)
 	case "export":
 		err = runExport(ctx, os.Args[2:], os.Stdout)
 	case "apply":
