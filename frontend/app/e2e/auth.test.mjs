@@ -287,6 +287,30 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
     assert.equal(await run.getAttribute("title"), "viewers cannot run tests that read remote data");
   });
 
+  await step(t, page, "a team admin (not an org admin) adds an existing user by email, and cannot create users", async () => {
+    const asAdmin = async (method, path, body) => {
+      const r = await fetch(url + path, { method, headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      if (!r.ok) assert.fail(`${method} ${path}: ${r.status} ${await r.text()}`);
+      return r.json();
+    };
+    const tina = await asAdmin("POST", "/api/users", { email: "tina@example.com", name: "Tina Teamadmin", password: "tina's long password" });
+    await asAdmin("POST", "/api/users", { email: "olaf@example.com", name: "Olaf", password: "olaf's long password" });
+    await asAdmin("PUT", `/api/teams/${viewerTeam}/members/${tina.id}`, { role: "admin" });
+    await page.click('[data-testid="user-menu"] summary');
+    await page.click('[data-testid="sign-out"]');
+    await signIn(page, url, "tina@example.com", "tina's long password");
+    await page.locator("h1", { hasText: "Connections" }).waitFor();
+    await page.goto(url + `/#/team/${viewerTeam}`);
+    await page.locator('[data-testid="add-member"]').waitFor();
+    assert.equal(await page.locator('button:text("New user…")').count(), 0);
+    await page.fill('input[name="member-email"]', "olaf@example.com");
+    await page.selectOption('select[name="member-role"]', "editor");
+    await page.click('[data-testid="add-member"] button[type="submit"]');
+    const row = page.locator('[data-testid="members"] tr[data-member="olaf@example.com"]');
+    await row.waitFor();
+    assert.equal(await row.locator("select").inputValue(), "editor");
+  });
+
   await step(t, page, "the revoked token stops working", async () => {
     // The admin's token revokes itself through the API.
     const list = await (await fetch(url + "/api/me/tokens", { headers: { Authorization: "Bearer " + token } })).json();

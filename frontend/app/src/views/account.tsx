@@ -349,7 +349,7 @@ function Members({ team }: { team: TeamRole }) {
                 </tbody>
               </table>
             )}
-            {me.user.org_admin && <AddMember team={team} members={list} onAdded={() => changed(false)} />}
+            <AddMember team={team} members={list} canCreate={me.user.org_admin} onAdded={() => changed(false)} />
           </>
         )}
       </Loaded>
@@ -357,8 +357,8 @@ function Members({ team }: { team: TeamRole }) {
   );
 }
 
-/** Org admins add people by email from the user list, and create users. */
-function AddMember({ team, members, onAdded }: { team: TeamRole; members: Member[]; onAdded: () => Promise<void> }) {
+/** Team admins add people by email from the user directory; org admins also create users. */
+function AddMember({ team, members, canCreate, onAdded }: { team: TeamRole; members: Member[]; canCreate: boolean; onAdded: () => Promise<void> }) {
   const users = useAsync(() => api.users(), []);
   const [email, setEmail] = useState("");
   const [role, setRole] = useState<Role>("editor");
@@ -370,7 +370,7 @@ function AddMember({ team, members, onAdded }: { team: TeamRole; members: Member
   const add = async (e: Event) => {
     e.preventDefault();
     const u = users.data?.find((x) => x.email.toLowerCase() === email.trim().toLowerCase());
-    if (!u) return act.run(() => Promise.reject(new Error(`No user with the email ${email.trim()}: create the user first.`)));
+    if (!u) return act.run(() => Promise.reject(new Error(`No user with the email ${email.trim()}: ask an org admin to create the user first.`)));
     const ok = await act.run(() => api.setMember(team.id, u.id, role).then(() => true), `${u.name || u.email} added to ${team.name} as ${role}`);
     if (ok) {
       setEmail("");
@@ -412,13 +412,15 @@ function AddMember({ team, members, onAdded }: { team: TeamRole; members: Member
           <button class="btn primary" type="submit" disabled={act.busy || !email.trim()}>
             Add
           </button>
-          <button class="btn" type="button" onClick={() => setCreating(!creating)}>
-            {creating ? "Cancel new user" : "New user…"}
-          </button>
+          {canCreate && (
+            <button class="btn" type="button" onClick={() => setCreating(!creating)}>
+              {creating ? "Cancel new user" : "New user…"}
+            </button>
+          )}
         </div>
         {users.error && <ErrorBox error={users.error} />}
       </form>
-      {creating && (
+      {canCreate && creating && (
         <form class="form gap" onSubmit={createUser} data-testid="new-user">
           <h3>New user</h3>
           <div class="two">
