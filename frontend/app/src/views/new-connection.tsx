@@ -2,7 +2,7 @@ import { useState } from "preact/hooks";
 import { api, type System, type Template } from "../api";
 import { ErrorBox, Loaded, useAction, useAsync } from "../ui";
 import { TeamPicker } from "./team-picker";
-import { useTeams } from "../auth";
+import { useTeamDirectory, useTeams } from "../auth";
 import { teamName } from "../logic";
 
 const BLANK = {
@@ -42,7 +42,8 @@ export function NewConnectionView({ template }: { template?: string }) {
 }
 
 function Gallery({ templates }: { templates: Template[] }) {
-  const teams = useTeams();
+  const mine = useTeams();
+  const teams = useTeamDirectory() ?? mine; // names other teams' templates too
   return (
     <>
       <p class="muted">

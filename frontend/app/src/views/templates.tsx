@@ -395,7 +395,8 @@ export function TemplateView({ id, query }: { id: number; query: Record<string, 
 
 function TemplatePage({ t, versions, query, reload }: { t: TeamTemplate; versions: Awaited<ReturnType<typeof api.templateVersions>>; query: Record<string, string>; reload: () => Promise<void> }) {
   const me = currentMe(useAuth())!;
-  const teams = useTeams();
+  const mine = useTeams();
+  const teams = useTeamDirectory() ?? mine; // the owner may be a team one is not in
   const shown = Number(query.v) || t.latest_version;
   const compare = Number(query.compare) || 0;
   const role = useRole(t.team_id);
