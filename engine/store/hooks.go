@@ -214,6 +214,15 @@ func (s *Store) FinishDelivery(ctx context.Context, id int64, procErr error, max
 	return wrap("finish delivery", s.q(ctx).Model(&WebhookDelivery{}).Where("id = ?", id).Updates(upd).Error)
 }
 
+// FinishDeliveries marks deliveries processed, in one statement.
+func (s *Store) FinishDeliveries(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return wrap("finish deliveries", s.q(ctx).Model(&WebhookDelivery{}).Where("id IN ?", ids).Updates(map[string]any{
+		"attempts": gorm.Expr("attempts + 1"), "status": DeliveryDone, "processed_at": s.now(), "last_error": ""}).Error)
+}
+
 // ListDeliveries returns a system's latest deliveries, newest first.
 func (s *Store) ListDeliveries(ctx context.Context, systemID int64, limit int) ([]WebhookDelivery, error) {
 	var out []WebhookDelivery
