@@ -50,9 +50,13 @@ func (e *Engine) backfillPage(ctx context.Context, job *store.Backfill) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", job.Side, err)
 	}
+	twins, err := e.twinsOfPage(ctx, []use{{p, job.Side}}, page.Entities)
+	if err != nil {
+		return err
+	}
 	var cands []candidate
 	for _, ent := range page.Entities {
-		if c, ok := e.intake(ctx, p, job.Side, ent); ok {
+		if c, ok := e.intake(ctx, p, job.Side, ent, twins); ok {
 			c.readAt = readAt
 			cands = append(cands, c)
 		}

@@ -150,10 +150,12 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 	}
 	readAt := e.opts.Now() // before reading, as a poll does: a later write by Duplex makes these stale
 	// Hot path: each entity is read back from its system (a network round
-	// trip for most connectors) and goes through intake; up to Workers of
-	// them at once, so a page of deliveries costs a few round trips of wall
-	// time rather than one each. Results keep the deliveries' order.
-	perID := make([][]candidate, len(ids))
+	// trip for most connectors), up to Workers of them at once, so a page of
+	// deliveries costs a few round trips of wall time rather than one each.
+	// Then their twins are read in one query and each entity goes through
+	// intake; the candidates keep the deliveries' order.
+	ents := make([]connectors.Entity, 0, len(ids))
+	got := make([]*connectors.Entity, len(ids))
 	errs := make([]error, len(ids))
 	sem := make(chan struct{}, e.opts.Workers)
 	var wg sync.WaitGroup
@@ -170,32 +172,50 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 				errs[i] = fmt.Errorf("read %s: %w", id, err)
 				return
 			}
-			for _, u := range uses {
-				if c, ok := e.intake(ctx, u.plan, u.side, ent); ok {
-					c.readAt = readAt
-					perID[i] = append(perID[i], c)
-				}
-			}
+			got[i] = &ent
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	for _, ent := range got {
+		if ent != nil {
+			ents = append(ents, *ent)
+		}
+	}
+	twins, err := e.twinsOfPage(ctx, uses, ents)
+	if err != nil {
+		return err
+	}
+	perEnt := make([][]candidate, len(ents)) // scripts run on up to Workers cores
+	for i, ent := range ents {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			for _, u := range uses {
+				if c, ok := e.intake(ctx, u.plan, u.side, ent, twins); ok {
+					c.readAt = readAt
+					perEnt[i] = append(perEnt[i], c)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 	var cands []candidate
-	for _, cs := range perID {
+	for _, cs := range perEnt {
 		cands = append(cands, cs...)
+	}
+	done := make([]int64, len(ds))
+	for i, d := range ds {
+		done[i] = d.ID
 	}
 	return e.st.Tx(ctx, func(tx *store.Store) error {
 		if _, err := commit(ctx, tx, cands); err != nil {
 			return err
 		}
-		for _, d := range ds {
-			if err := tx.FinishDelivery(ctx, d.ID, nil, e.opts.MaxAttempts); err != nil {
-				return err
-			}
-		}
-		return nil
+		return tx.FinishDeliveries(ctx, done)
 	})
 }
 

@@ -33,6 +33,7 @@ type candidate struct {
 	readAt   time.Time // when the entity was read (before the read started)
 	unlink   int64     // a twin to unlink instead of queuing anything
 	deleted  bool      // the source entity was deleted
+	newTwin  bool      // intake found no twin: enqueue creates it
 }
 
 // PollOnce reads one page of changes from a system and queues sync events for
@@ -60,10 +61,14 @@ func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, erro
 	if err != nil {
 		return res, err
 	}
+	twins, err := e.twinsOfPage(ctx, uses, page.Entities)
+	if err != nil {
+		return res, err
+	}
 	var cands []candidate
 	for _, ent := range page.Entities {
 		for _, u := range uses {
-			c, ok := e.intake(ctx, u.plan, u.side, ent)
+			c, ok := e.intake(ctx, u.plan, u.side, ent, twins)
 			if ok {
 				c.readAt = readAt
 				cands = append(cands, c)
@@ -125,17 +130,45 @@ func (e *Engine) usesOf(ctx context.Context, systemID int64) ([]use, error) {
 	return out, nil
 }
 
+// pageTwins holds the twins of a page of entities read after the page: one
+// query per connection and side instead of one per entity.
+type pageTwins map[twinKey]store.Twin
+
+type twinKey struct {
+	conn int64
+	side store.Side
+	id   string
+}
+
+func (e *Engine) twinsOfPage(ctx context.Context, uses []use, ents []connectors.Entity) (pageTwins, error) {
+	out := pageTwins{}
+	if len(ents) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(ents))
+	for i := range ents {
+		ids[i] = ents[i].ID
+	}
+	for _, u := range uses {
+		m, err := e.st.TwinsOf(ctx, u.plan.conn.ID, u.side, ids)
+		if err != nil {
+			return nil, err
+		}
+		for id, t := range m {
+			out[twinKey{u.plan.conn.ID, u.side, id}] = t
+		}
+	}
+	return out, nil
+}
+
 // intake runs trigger, echo check and outgoing script for one entity on one
-// side of one connection. ok=false means nothing to queue.
-func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent connectors.Entity) (candidate, bool) {
+// side of one connection, whose twin (if any) is in twins. ok=false means
+// nothing to queue.
+func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent connectors.Entity, twins pageTwins) (candidate, bool) {
 	c := candidate{connID: p.conn.ID, side: side, entityID: ent.ID, updated: ent.UpdatedAt}
 	sp := p.sides[side]
-	twin, err := e.st.TwinBy(ctx, p.conn.ID, side, ent.ID)
-	hasTwin := err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		c.failure = "twin lookup: " + err.Error()
-		return c, true
-	}
+	twin, hasTwin := twins[twinKey{p.conn.ID, side, ent.ID}]
+	c.newTwin = !hasTwin
 	if ent.Deleted {
 		if !hasTwin || twin.Hash(side) == deletedHash {
 			return c, false // never synced, or Duplex deleted it itself
@@ -232,27 +265,33 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate) (int, error
 // twin (so two changes of one new entity share it), re-checks the replica
 // against the last one sent and builds the event.
 func enqueue(ctx context.Context, tx *store.Store, c candidate) (store.SyncEvent, bool, error) {
+	dir := store.DirectionFrom(c.side)
+	if c.newTwin && !c.deleted {
+		// Hot path: a new entity. One statement makes its twin with this
+		// replica as the last sent; if the twin exists after all (made
+		// since intake looked), the general path below takes over.
+		var sent *string
+		if c.failure == "" {
+			sent = &c.replica
+		}
+		twin, ok, err := tx.NewTwin(ctx, c.connID, c.side, c.entityID, dir, sent)
+		if err != nil {
+			return store.SyncEvent{}, false, err
+		}
+		if ok {
+			return newEvent(c, twin), true, nil
+		}
+	}
 	twin, err := tx.EnsureTwin(ctx, c.connID, c.side, c.entityID)
 	if err != nil {
 		return store.SyncEvent{}, false, err
 	}
-	dir := store.DirectionFrom(c.side)
 	if c.deleted {
 		return store.SyncEvent{ConnectionID: c.connID, TwinID: twin.ID, Direction: dir, SourceID: c.entityID,
 			Replica: "{}", Action: actionDelete, CreatedAt: c.readAt}, true, nil
 	}
-	ev := store.SyncEvent{ConnectionID: c.connID, TwinID: twin.ID, Direction: dir, SourceID: c.entityID,
-		Replica: c.replica, Previous: twin.Sent(dir), Log: c.log, SourceUpdatedAt: &c.updated,
-		// Created when the source was read, not when the event was written:
-		// the worker compares it with Duplex's last write to the source to
-		// tell a stale replica.
-		CreatedAt: c.readAt}
-	if c.fields != "" {
-		ev.SourceFields = &c.fields
-	}
+	ev := newEvent(c, twin)
 	if c.failure != "" {
-		// Visible in the error list; a retry re-reads the entity and reruns the script.
-		ev.Status, ev.LastError, ev.Replica = store.StatusFailed, c.failure, ""
 		return ev, true, nil
 	}
 	if twin.Hash(c.side) != "" {
@@ -270,4 +309,23 @@ func enqueue(ctx context.Context, tx *store.Store, c candidate) (store.SyncEvent
 		return ev, false, err
 	}
 	return ev, true, nil
+}
+
+// newEvent is the sync event of a (not deleted) candidate for its twin.
+func newEvent(c candidate, twin store.Twin) store.SyncEvent {
+	dir := store.DirectionFrom(c.side)
+	ev := store.SyncEvent{ConnectionID: c.connID, TwinID: twin.ID, Direction: dir, SourceID: c.entityID,
+		Replica: c.replica, Previous: twin.Sent(dir), Log: c.log, SourceUpdatedAt: &c.updated,
+		// Created when the source was read, not when the event was written:
+		// the worker compares it with Duplex's last write to the source to
+		// tell a stale replica.
+		CreatedAt: c.readAt}
+	if c.fields != "" {
+		ev.SourceFields = &c.fields
+	}
+	if c.failure != "" {
+		// Visible in the error list; a retry re-reads the entity and reruns the script.
+		ev.Status, ev.LastError, ev.Replica = store.StatusFailed, c.failure, ""
+	}
+	return ev
 }

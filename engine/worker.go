@@ -170,14 +170,20 @@ func (e *Engine) record(ctx context.Context, results []result) error {
 				}
 				continue
 			}
-			if r.twin != nil {
-				if err := tx.SaveTwin(ctx, r.twin, r.hashes...); err != nil {
+			// Hot path: per event one twin update (with the source's hash
+			// when there is one), one event update, and the audit entries
+			// of the batch in one insert below.
+			var src *store.SourceHash
+			if r.srcHash != "" {
+				src = &store.SourceHash{Side: r.ev.Direction.Source(), Hash: r.srcHash, Direction: r.ev.Direction, Replica: r.ev.Replica}
+			}
+			switch {
+			case r.twin != nil:
+				if err := tx.SaveTwinWithSource(ctx, r.twin, r.hashes, src); err != nil {
 					return err
 				}
-			}
-			if r.srcHash != "" {
-				src := r.ev.Direction.Source()
-				if err := tx.SetSourceHash(ctx, r.ev.TwinID, src, r.srcHash, r.ev.Direction, r.ev.Replica); err != nil {
+			case src != nil:
+				if err := tx.SetSourceHash(ctx, r.ev.TwinID, src.Side, src.Hash, src.Direction, src.Replica); err != nil {
 					return err
 				}
 			}
@@ -317,7 +323,9 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		// base below is the entity as created, so such a change is seen as
 		// a change on the next read and flows back.
 		twin.SetEntityID(dst, local.ID)
-		if err := e.st.SaveTwin(ctx, &twin); err != nil { // the new id only; hashes come with the result
+		// Saved at once, not with the batch: side b's poller could otherwise
+		// take the new entity for a person's and make a second twin for it.
+		if err := e.st.SetTwinEntityID(ctx, twin.ID, dst, local.ID); err != nil { // the rest comes with the result
 			return out, nil, err
 		}
 		out.Action, out.Patch = "create", changes

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // Delivery statuses.
@@ -40,18 +40,147 @@ func (d WebhookDelivery) IDs() ([]string, error) {
 }
 
 // RecordDelivery stores a delivery unless the system already has one with
-// that delivery id; it reports whether it was new.
+// that delivery id; it reports whether it was new. It returns once the row is
+// committed (the webhook is answered only then), but concurrent calls share
+// one transaction: see deliveryCommitter.
 func (s *Store) RecordDelivery(ctx context.Context, systemID int64, deliveryID string, entityIDs []string) (bool, error) {
 	enc, err := json.Marshal(entityIDs)
 	if err != nil {
 		return false, err
 	}
 	d := WebhookDelivery{SystemID: systemID, DeliveryID: deliveryID, EntityIDs: string(enc), Status: DeliveryPending, ReceivedAt: s.now()}
-	res := s.q(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&d)
-	if res.Error != nil {
-		return false, wrap("record webhook delivery", res.Error)
+	if s.hooks == nil { // inside a transaction: the caller commits
+		return s.insertDelivery(ctx, &d)
 	}
-	return res.RowsAffected == 1, nil
+	return s.hooks.record(ctx, d)
+}
+
+// insertDelivery inserts one delivery row unless its (system, delivery id)
+// exists; it reports whether it did.
+func (s *Store) insertDelivery(ctx context.Context, d *WebhookDelivery) (bool, error) {
+	res, err := s.exec(ctx, `INSERT INTO webhook_deliveries (system_id, delivery_id, entity_ids, status, attempts, last_error, received_at)
+		VALUES (?, ?, ?, ?, 0, '', ?) ON CONFLICT (system_id, delivery_id) DO NOTHING`,
+		d.SystemID, d.DeliveryID, d.EntityIDs, d.Status, d.ReceivedAt)
+	if err != nil {
+		return false, wrap("record webhook delivery", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, wrap("record webhook delivery", err)
+}
+
+// deliveryCommitter is the group commit of webhook deliveries. Every
+// delivery must be durable before its request is answered, and a commit
+// (an fsync on SQLite) costs far more than the insert: so deliveries that
+// arrive together are inserted in one transaction, and each caller waits for
+// that commit. A batch starts when it has deliveryBatchMax rows or its oldest
+// row has waited deliveryLinger; rows arriving during a commit form the next
+// batch. No goroutine runs while nothing is pending.
+type deliveryCommitter struct {
+	st      *Store
+	mu      sync.Mutex
+	queue   []*pendingDelivery
+	running bool
+	full    chan struct{} // signalled when the queue reaches deliveryBatchMax
+}
+
+type pendingDelivery struct {
+	d      WebhookDelivery
+	queued time.Time
+	isNew  bool
+	err    error
+	done   chan struct{}
+}
+
+const (
+	deliveryBatchMax = 256
+	deliveryLinger   = time.Millisecond
+)
+
+func newDeliveryCommitter(st *Store) *deliveryCommitter {
+	return &deliveryCommitter{st: st, full: make(chan struct{}, 1)}
+}
+
+func (c *deliveryCommitter) record(ctx context.Context, d WebhookDelivery) (bool, error) {
+	p := &pendingDelivery{d: d, queued: time.Now(), done: make(chan struct{})}
+	c.mu.Lock()
+	c.queue = append(c.queue, p)
+	if len(c.queue) >= deliveryBatchMax {
+		select {
+		case c.full <- struct{}{}:
+		default:
+		}
+	}
+	if !c.running {
+		c.running = true
+		go c.run()
+	}
+	c.mu.Unlock()
+	select {
+	case <-p.done:
+		return p.isNew, p.err
+	case <-ctx.Done():
+		// The row may still be committed; a redelivery is then a duplicate.
+		return false, ctx.Err()
+	}
+}
+
+// run commits batches until the queue is empty.
+func (c *deliveryCommitter) run() {
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.running = false
+			c.mu.Unlock()
+			return
+		}
+		wait := deliveryLinger - time.Since(c.queue[0].queued)
+		c.mu.Unlock()
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-c.full:
+			}
+			t.Stop()
+		}
+		c.mu.Lock()
+		n := min(len(c.queue), deliveryBatchMax)
+		batch := c.queue[:n:n]
+		c.queue = c.queue[n:]
+		select { // a stale "full" must not cut the next linger short
+		case <-c.full:
+		default:
+		}
+		if len(c.queue) >= deliveryBatchMax {
+			c.full <- struct{}{}
+		}
+		c.mu.Unlock()
+		c.commit(batch)
+		for _, p := range batch {
+			close(p.done)
+		}
+	}
+}
+
+// commit inserts a batch in one transaction. If that fails, each row is
+// tried alone, so one bad row (its system deleted meanwhile) fails no other.
+func (c *deliveryCommitter) commit(batch []*pendingDelivery) {
+	ctx := context.Background() // the batch is not any one request's
+	err := c.st.Tx(ctx, func(tx *Store) error {
+		for _, p := range batch {
+			var err error
+			if p.isNew, err = tx.insertDelivery(ctx, &p.d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return
+	}
+	for _, p := range batch {
+		p.isNew, p.err = c.st.insertDelivery(ctx, &p.d)
+	}
 }
 
 // PendingDeliveries returns deliveries waiting to be processed, oldest first.
@@ -83,6 +212,15 @@ func (s *Store) FinishDelivery(ctx context.Context, id int64, procErr error, max
 		}
 	}
 	return wrap("finish delivery", s.q(ctx).Model(&WebhookDelivery{}).Where("id = ?", id).Updates(upd).Error)
+}
+
+// FinishDeliveries marks deliveries processed, in one statement.
+func (s *Store) FinishDeliveries(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return wrap("finish deliveries", s.q(ctx).Model(&WebhookDelivery{}).Where("id IN ?", ids).Updates(map[string]any{
+		"attempts": gorm.Expr("attempts + 1"), "status": DeliveryDone, "processed_at": s.now(), "last_error": ""}).Error)
 }
 
 // ListDeliveries returns a system's latest deliveries, newest first.

@@ -2,11 +2,13 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
-	"gorm.io/gorm/clause"
+	"github.com/duplexsync/duplex/migrations"
 )
 
 // TwinBy finds the twin of entity id on side s of a connection.
@@ -24,13 +26,54 @@ func (s *Store) EnsureTwin(ctx context.Context, connID int64, side Side, id stri
 	if err == nil {
 		return t, nil
 	}
-	now := s.now()
-	t = Twin{ConnectionID: connID, CommentLinks: "{}", Origin: side, CreatedAt: now, UpdatedAt: now}
-	t.SetEntityID(side, id)
-	if err := s.q(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&t).Error; err != nil {
-		return Twin{}, wrap("create twin", err)
+	if t, ok, err := s.NewTwin(ctx, connID, side, id, "", nil); err != nil || ok {
+		return t, err
 	}
-	return s.TwinBy(ctx, connID, side, id)
+	return s.TwinBy(ctx, connID, side, id) // another caller made it meanwhile
+}
+
+// NewTwin creates the twin of entity id on side s, with the other side still
+// empty and, when sent is not nil, the replica just queued in direction d as
+// its last sent (one statement for intake's new entity instead of a lookup,
+// an insert, a re-read and an update). ok=false: the twin exists already
+// (the unique index decides between concurrent callers), nothing written.
+func (s *Store) NewTwin(ctx context.Context, connID int64, side Side, id string, d Direction, sent *string) (Twin, bool, error) {
+	now := s.now()
+	t := Twin{ConnectionID: connID, CommentLinks: "{}", Origin: side, CreatedAt: now, UpdatedAt: now}
+	t.SetEntityID(side, id)
+	if sent != nil {
+		t.SetSent(d, *sent)
+	}
+	// Hot path (every new entity at intake): raw SQL, see raw.go.
+	err := s.queryRow(ctx, `INSERT INTO twins (connection_id, a_id, b_id, sent_ab, sent_ba, comment_links, origin, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, '{}', ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
+		connID, t.AID, t.BID, t.SentAB, t.SentBA, string(side), now, now).Scan(&t.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Twin{}, false, nil
+	}
+	if err != nil {
+		return Twin{}, false, wrap("create twin", err)
+	}
+	return t, true, nil
+}
+
+// TwinsOf reads the twins of several entities of one side of a connection,
+// by entity id: one query for a page of changes instead of one per entity.
+func (s *Store) TwinsOf(ctx context.Context, connID int64, side Side, ids []string) (map[string]Twin, error) {
+	out := make(map[string]Twin, len(ids))
+	const chunk = 500
+	for len(ids) > 0 {
+		part := ids[:min(chunk, len(ids))]
+		ids = ids[len(part):]
+		var rows []Twin
+		if err := s.q(ctx).Where("connection_id = ? AND "+string(side)+"_id IN ?", connID, part).Find(&rows).Error; err != nil {
+			return nil, wrap("twins", err)
+		}
+		for _, t := range rows {
+			out[t.EntityID(side)] = t
+		}
+	}
+	return out, nil
 }
 
 // TwinsByID reads several twins in one query.
@@ -51,14 +94,53 @@ func (s *Store) TwinsByID(ctx context.Context, ids []int64) (map[int64]*Twin, er
 // intake moves (SetSent), and the other hashes, which intake may have cleared
 // meanwhile (ClearHash): the worker must not put back an older copy of them.
 func (s *Store) SaveTwin(ctx context.Context, t *Twin, hashes ...Side) error {
+	return s.SaveTwinWithSource(ctx, t, hashes, nil)
+}
+
+// SourceHash is an echo hash to set on a twin's source side only if the
+// last replica sent in direction D is still Replica (see SetSourceHash).
+type SourceHash struct {
+	Side      Side
+	Hash      string
+	Direction Direction
+	Replica   string
+}
+
+// SaveTwinWithSource is SaveTwin and, when src is not nil, SetSourceHash in
+// one statement: the worker records both for every applied event.
+func (s *Store) SaveTwinWithSource(ctx context.Context, t *Twin, hashes []Side, src *SourceHash) error {
 	t.UpdatedAt = s.now()
-	omit := []string{"sent_ab", "sent_ba"}
+	// Hot path (every applied event): raw SQL, see raw.go.
+	q := `UPDATE twins SET connection_id = ?, a_id = ?, b_id = ?, comment_links = ?, origin = ?, base_a = ?, base_b = ?,
+		a_written_at = ?, b_written_at = ?, updated_at = ?`
+	args := []any{t.ConnectionID, t.AID, t.BID, t.CommentLinks, string(t.Origin), t.BaseA, t.BaseB, t.AWrittenAt, t.BWrittenAt, t.UpdatedAt}
 	for _, side := range []Side{SideA, SideB} {
-		if !slices.Contains(hashes, side) {
-			omit = append(omit, string(side)+"_hash")
+		switch {
+		case slices.Contains(hashes, side):
+			q += ", " + string(side) + "_hash = ?"
+			args = append(args, t.Hash(side))
+		case src != nil && src.Side == side:
+			col := string(side) + "_hash"
+			q += ", " + col + " = CASE WHEN " + sentColumn(src.Direction) + " = ? THEN ? ELSE " + col + " END"
+			args = append(args, src.Replica, src.Hash)
 		}
 	}
-	return wrap("save twin", s.q(ctx).Omit(omit...).Save(t).Error)
+	_, err := s.exec(ctx, q+" WHERE id = ?", append(args, t.ID)...)
+	return wrap("save twin", err)
+}
+
+// SetTwinEntityID records the counterpart the worker just created for a
+// twin, touching nothing else (the rest is saved with the batch).
+func (s *Store) SetTwinEntityID(ctx context.Context, twinID int64, side Side, id string) error {
+	_, err := s.exec(ctx, "UPDATE twins SET "+string(side)+"_id = ?, updated_at = ? WHERE id = ?", id, s.now(), twinID)
+	return wrap("save twin", err)
+}
+
+func sentColumn(d Direction) string {
+	if d == BToA {
+		return "sent_ba"
+	}
+	return "sent_ab"
 }
 
 // SetSourceHash sets side's echo hash to the hash of the state an applied
@@ -67,11 +149,7 @@ func (s *Store) SaveTwin(ctx context.Context, t *Twin, hashes ...Side) error {
 // newer change decides, and an older state must not become the echo
 // reference again (a person could change back to it).
 func (s *Store) SetSourceHash(ctx context.Context, twinID int64, side Side, hash string, d Direction, replica string) error {
-	col := "sent_ab"
-	if d == BToA {
-		col = "sent_ba"
-	}
-	return wrap("set source hash", s.q(ctx).Model(&Twin{}).Where("id = ? AND "+col+" = ?", twinID, replica).
+	return wrap("set source hash", s.q(ctx).Model(&Twin{}).Where("id = ? AND "+sentColumn(d)+" = ?", twinID, replica).
 		Update(string(side)+"_hash", hash).Error)
 }
 
@@ -86,10 +164,7 @@ func (s *Store) ClearHash(ctx context.Context, twinID int64, side Side) error {
 // SetSent records the last replica queued in direction d, touching nothing
 // else of the twin (the worker may be writing its other columns).
 func (s *Store) SetSent(ctx context.Context, twinID int64, d Direction, replica string) error {
-	col := "sent_ab"
-	if d == BToA {
-		col = "sent_ba"
-	}
+	col := sentColumn(d)
 	return wrap("set sent replica", s.q(ctx).Model(&Twin{}).Where("id = ?", twinID).
 		Updates(map[string]any{col: replica, "updated_at": s.now()}).Error)
 }
@@ -127,8 +202,16 @@ func (s *Store) InsertEvents(ctx context.Context, evs []SyncEvent) error {
 // before it: that keeps each twin's changes in order even while an earlier
 // one waits for a retry. A paused connection's events wait in the queue.
 func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int) ([]SyncEvent, error) {
+	// Hot path (every worker round): read the queue in id order through
+	// sync_events_queue and stop at limit. SQLite's planner would take
+	// sync_events_due (status, next_attempt_at) and sort every due event of
+	// a long queue by id for each batch, so it is told which index to use.
+	from := "sync_events e"
+	if s.dialect == migrations.SQLite {
+		from += " INDEXED BY sync_events_queue"
+	}
 	var out []SyncEvent
-	err := s.q(ctx).Raw(`SELECT * FROM sync_events e
+	err := s.q(ctx).Raw(`SELECT * FROM `+from+`
 		WHERE e.status = ? AND e.next_attempt_at <= ?
 		  AND EXISTS (SELECT 1 FROM connections c WHERE c.id = e.connection_id AND c.active)
 		  AND NOT EXISTS (SELECT 1 FROM sync_events p
@@ -147,11 +230,11 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
 // SaveEvent writes an event's status, attempts, error and log.
 func (s *Store) SaveEvent(ctx context.Context, ev *SyncEvent) error {
 	ev.UpdatedAt = s.now()
-	return wrap("save event", s.q(ctx).Model(&SyncEvent{}).Where("id = ?", ev.ID).Updates(map[string]any{
-		"status": ev.Status, "attempts": ev.Attempts, "next_attempt_at": ev.NextAttemptAt.UTC(),
-		"last_error": ev.LastError, "log": ev.Log, "updated_at": ev.UpdatedAt, "replica": ev.Replica,
-		"conflicts": ev.Conflicts, "resolution": ev.Resolution,
-	}).Error)
+	// Hot path (every applied event): raw SQL, see raw.go.
+	_, err := s.exec(ctx, `UPDATE sync_events SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, log = ?,
+		updated_at = ?, replica = ?, conflicts = ?, resolution = ? WHERE id = ?`,
+		ev.Status, ev.Attempts, ev.NextAttemptAt.UTC(), ev.LastError, ev.Log, ev.UpdatedAt, ev.Replica, ev.Conflicts, ev.Resolution, ev.ID)
+	return wrap("save event", err)
 }
 
 // GetEvent reads one event.

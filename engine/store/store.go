@@ -31,6 +31,7 @@ type Store struct {
 	db      *gorm.DB
 	dialect migrations.Dialect
 	now     func() time.Time
+	hooks   *deliveryCommitter // nil in a Store bound to a transaction
 }
 
 // Open connects to dsn and applies pending migrations. dsn is a PostgreSQL
@@ -91,7 +92,9 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect store: %w", err)
 	}
-	return &Store{db: db, dialect: dialect, now: func() time.Time { return time.Now().UTC() }}, nil
+	s := &Store{db: db, dialect: dialect, now: func() time.Time { return time.Now().UTC() }}
+	s.hooks = newDeliveryCommitter(s)
+	return s, nil
 }
 
 // SQLiteDSN adds the pragmas Duplex relies on (WAL, a busy timeout, foreign

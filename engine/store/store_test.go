@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -180,6 +182,70 @@ func TestEnsureTwinConcurrent(t *testing.T) {
 			twins, _ := st.ListTwins(ctx, c.ID, 100, 0)
 			if len(twins) != 1 {
 				t.Fatalf("%d twins", len(twins))
+			}
+		})
+	}
+}
+
+// Webhook deliveries recorded at once share a commit (the group commit):
+// each delivery id is new exactly once however many requests carry it, and
+// a delivery for a system that does not exist fails alone, not its batch.
+func TestRecordDeliveryConcurrent(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := b.Open(t)
+			a := store.System{Name: "a", Kind: "http"}
+			if err := st.CreateSystem(ctx, &a); err != nil {
+				t.Fatal(err)
+			}
+			const ids, copies = 50, 3
+			type res struct {
+				id    int
+				isNew bool
+				err   error
+			}
+			out := make(chan res, ids*copies+1)
+			for c := 0; c < copies; c++ {
+				for i := 0; i < ids; i++ {
+					go func() {
+						isNew, err := st.RecordDelivery(ctx, a.ID, fmt.Sprintf("d%d", i), []string{strconv.Itoa(i)})
+						out <- res{i, isNew, err}
+					}()
+				}
+			}
+			go func() {
+				_, err := st.RecordDelivery(ctx, a.ID+1000, "nosystem", []string{"1"})
+				out <- res{-1, false, err}
+			}()
+			news := map[int]int{}
+			for n := 0; n < ids*copies+1; n++ {
+				r := <-out
+				if r.id < 0 {
+					if r.err == nil {
+						t.Error("a delivery for a missing system was recorded")
+					}
+					continue
+				}
+				if r.err != nil {
+					t.Fatal(r.err)
+				}
+				if r.isNew {
+					news[r.id]++
+				}
+			}
+			for i := 0; i < ids; i++ {
+				if news[i] != 1 {
+					t.Errorf("delivery d%d new %d times, want once", i, news[i])
+				}
+			}
+			ds, err := st.ListDeliveries(ctx, a.ID, 1000)
+			if err != nil || len(ds) != ids {
+				t.Fatalf("%d deliveries recorded (%v), want %d", len(ds), err, ids)
+			}
+			pending, err := st.PendingDeliveries(ctx, 1000)
+			if err != nil || len(pending) != ids {
+				t.Fatalf("%d pending (%v), want %d", len(pending), err, ids)
 			}
 		})
 	}
