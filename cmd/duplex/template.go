@@ -38,10 +38,7 @@ func runTemplate(ctx context.Context, args []string, out io.Writer) error {
 	note := fs.String("note", "", "a note for the published version (import)")
 	version := fs.Int("version", 0, "version to export (default: the latest)")
 	_ = fs.Parse(args[1:])
-	if err := os.MkdirAll(c.dataDir, 0o700); err != nil && c.db == "" {
-		return err
-	}
-	st, err := store.Open(ctx, c.dsn())
+	st, err := openStore(ctx, c)
 	if err != nil {
 		return err
 	}

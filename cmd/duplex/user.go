@@ -27,10 +27,7 @@ func runUser(ctx context.Context, args []string, out io.Writer) error {
 	team := fs.String("team", "", "team to add the user to, created if missing (add)")
 	role := fs.String("role", "editor", "role in --team: admin, editor or viewer (add)")
 	_ = fs.Parse(args[1:])
-	if err := os.MkdirAll(c.dataDir, 0o700); err != nil && c.db == "" {
-		return err
-	}
-	st, err := store.Open(ctx, c.dsn())
+	st, err := openStore(ctx, c)
 	if err != nil {
 		return err
 	}
