@@ -128,7 +128,8 @@ type Deleter interface {
 // Hooked is implemented by connectors whose system pushes webhooks. The
 // server hands it each request to POST /hooks/:system; the engine records
 // the delivery durably (once per delivery id) and reads the named entities
-// with Get, as a poll would. Polling stays on as a safety net.
+// with Get, as a poll would, or takes the entities the payload carries
+// (Delivery.Entities). Polling stays on as a safety net.
 type Hooked interface {
 	// Webhook verifies the request's signature with the system's secret,
 	// in constant time (a bad or missing one wraps ErrSignature), and
@@ -144,7 +145,24 @@ type Delivery struct {
 	ID string
 	// EntityIDs are the entities the delivery says changed (as Get takes them).
 	EntityIDs []string
+	// Entities, when the payload carries them, are changed entities as of
+	// the event, mapped exactly as Get maps them (same ids, fields,
+	// comments; UpdatedAt is required, the system's own stamp of that
+	// state): the engine then takes them instead of reading them back.
+	// Their ids count as named even if EntityIDs leaves them out. The
+	// engine still reads an entity back when it cannot tell this state is
+	// newer than one it has taken already (a redelivered or late webhook,
+	// an UpdatedAt not after the last one seen, Duplex's own write since),
+	// and refuses a delivery whose entity is over MaxWebhookEntityBytes of
+	// JSON. Leave it empty for payloads that do not carry the whole entity
+	// (a partial object would read as fields removed); Deleted entities
+	// are read back.
+	Entities []Entity
 }
+
+// MaxWebhookEntityBytes bounds one entity carried by a webhook (its JSON),
+// as it is stored with the delivery.
+const MaxWebhookEntityBytes = 256 << 10
 
 // Sentinel errors connectors wrap with %w so the engine can decide what to do.
 var (

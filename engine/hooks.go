@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,16 +55,59 @@ func (e *Engine) Hook(ctx context.Context, systemID int64, header http.Header, b
 		sum := sha256.Sum256(body)
 		d.ID = "sha256:" + hex.EncodeToString(sum[:])
 	}
-	res := HookResult{Delivery: d.ID, Entities: len(d.EntityIDs)}
-	isNew, err := e.st.RecordDelivery(ctx, systemID, d.ID, d.EntityIDs)
+	ids, bodies, err := deliveryEntities(d)
+	if err != nil {
+		return HookResult{}, fmt.Errorf("system %q webhook: %w", st.sys.Name, err)
+	}
+	res := HookResult{Delivery: d.ID, Entities: len(ids)}
+	isNew, err := e.st.RecordDelivery(ctx, systemID, d.ID, ids, bodies)
 	if err != nil {
 		return res, err
 	}
 	res.Duplicate = !isNew
-	if isNew && len(d.EntityIDs) > 0 {
+	if isNew && len(ids) > 0 {
 		e.wakeHooks()
 	}
 	return res, nil
+}
+
+// deliveryEntities lists the ids a delivery names (EntityIDs, then those
+// of Entities not among them) and encodes the entities it carries for the
+// delivery row: a JSON list, each entity at most
+// connectors.MaxWebhookEntityBytes ("" when it carries none).
+func deliveryEntities(d connectors.Delivery) ([]string, string, error) {
+	ids := d.EntityIDs
+	if len(d.Entities) == 0 {
+		return ids, "", nil
+	}
+	named := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		named[id] = true
+	}
+	var b []byte
+	b = append(b, '[')
+	for i, ent := range d.Entities {
+		if ent.ID == "" {
+			return nil, "", fmt.Errorf("%w: an entity in the webhook has no id", connectors.ErrInvalid)
+		}
+		enc, err := json.Marshal(ent)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: entity %s in the webhook: %w", connectors.ErrInvalid, ent.ID, err)
+		}
+		if len(enc) > connectors.MaxWebhookEntityBytes {
+			return nil, "", fmt.Errorf("%w: entity %s in the webhook is %d bytes of JSON, over the limit of %d for an entity carried by a webhook (send its id only and Duplex reads it back)",
+				connectors.ErrInvalid, ent.ID, len(enc), connectors.MaxWebhookEntityBytes)
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, enc...)
+		if !named[ent.ID] {
+			named[ent.ID] = true
+			ids = append(ids, ent.ID)
+		}
+	}
+	return ids, string(append(b, ']')), nil
 }
 
 func (e *Engine) wakeHooks() {
@@ -126,17 +171,36 @@ func (e *Engine) HooksOnce(ctx context.Context) (int, error) {
 const hookPage = 200
 
 func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []store.WebhookDelivery) error {
+	// The entities named, in order, each taken once (its state now covers
+	// every delivery about it); per entity the newest state carried by a
+	// delivery, unless one names it without its state or two carry
+	// different states with the same stamp: then it is read back.
 	var ids []string
-	seen := map[string]bool{}
+	named := map[string]bool{}
+	carried := map[string]*connectors.Entity{}
+	readBack := map[string]bool{}
 	for _, d := range ds {
 		some, err := d.IDs()
 		if err != nil {
 			return err
 		}
+		bodies, err := decodeEntities(d)
+		if err != nil {
+			return err
+		}
 		for _, id := range some {
-			if !seen[id] { // read once: the entity's state now covers every delivery about it
-				seen[id] = true
+			if !named[id] {
+				named[id] = true
 				ids = append(ids, id)
+			}
+			b := bodies[id]
+			switch cur := carried[id]; {
+			case b == nil || b.Deleted || b.UpdatedAt.IsZero():
+				readBack[id] = true
+			case cur == nil || b.UpdatedAt.After(cur.UpdatedAt):
+				carried[id] = b
+			case b.UpdatedAt.Equal(cur.UpdatedAt) && contentHash(*b) != contentHash(*cur):
+				readBack[id] = true
 			}
 		}
 	}
@@ -149,17 +213,27 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 		return err
 	}
 	readAt := e.opts.Now() // before reading, as a poll does: a later write by Duplex makes these stale
-	// Hot path: each entity is read back from its system (a network round
-	// trip for most connectors), up to Workers of them at once, so a page of
-	// deliveries costs a few round trips of wall time rather than one each.
-	// Then their twins are read in one query and each entity goes through
-	// intake; the candidates keep the deliveries' order.
+	twins := pageTwins{}
+	if err := e.checkCarried(ctx, systemID, uses, carried, readBack, twins); err != nil {
+		return err
+	}
+	// Hot path: an entity not carried (or not usable) is read back from its
+	// system (a network round trip for most connectors), up to Workers of
+	// them at once, so a page of deliveries costs a few round trips of wall
+	// time rather than one each. Then their twins are read in one query
+	// and each entity goes through intake; the candidates keep the
+	// deliveries' order.
 	ents := make([]connectors.Entity, 0, len(ids))
 	got := make([]*connectors.Entity, len(ids))
 	errs := make([]error, len(ids))
 	sem := make(chan struct{}, e.opts.Workers)
 	var wg sync.WaitGroup
+	var fetched []connectors.Entity
 	for i, id := range ids {
+		if b := carried[id]; b != nil && !readBack[id] {
+			got[i] = b
+			continue
+		}
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -179,14 +253,23 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	for _, ent := range got {
+	for i, ent := range got {
 		if ent != nil {
 			ents = append(ents, *ent)
+			if carried[ids[i]] == nil || readBack[ids[i]] {
+				fetched = append(fetched, *ent)
+			}
 		}
 	}
-	twins, err := e.twinsOfPage(ctx, uses, ents)
+	// The twins of the entities read back are read after them, as a poll
+	// does: a twin older than the entity read could miss the echo hash of
+	// Duplex's own write seen in it.
+	more, err := e.twinsOfPage(ctx, uses, fetched)
 	if err != nil {
 		return err
+	}
+	for k, t := range more {
+		twins[k] = t
 	}
 	perEnt := make([][]candidate, len(ents)) // scripts run on up to Workers cores
 	for i, ent := range ents {
@@ -212,11 +295,157 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 		done[i] = d.ID
 	}
 	return e.st.Tx(ctx, func(tx *store.Store) error {
+		cands, err := freshOnly(ctx, tx, systemID, ents, cands, func(id string) bool { return carried[id] != nil && !readBack[id] })
+		if err != nil {
+			return err
+		}
 		if _, err := commit(ctx, tx, cands); err != nil {
+			return err
+		}
+		if err := tx.MarkSeen(ctx, systemID, seenTimes(ents)); err != nil {
 			return err
 		}
 		return tx.FinishDeliveries(ctx, done)
 	})
+}
+
+// checkCarried decides which carried entities can be taken as they are;
+// the others are marked to be read back. A carried state is used only if it
+// is newer than the newest state Duplex took of that entity (entity_seen:
+// by webhook, read-back or poll), so a webhook redelivered or arriving late
+// cannot put an older state over a newer one, and only if Duplex never wrote
+// to the entity, unless the state is its write coming back (the echo hash):
+// a state from before Duplex's write would otherwise pass for a person's
+// change, and Duplex's writes are stamped by the system, not seen here
+// (entity_seen does not move with them; that would let more states through).
+// It fills twins with those of the entities taken as carried.
+func (e *Engine) checkCarried(ctx context.Context, systemID int64, uses []use, carried map[string]*connectors.Entity, readBack map[string]bool, twins pageTwins) error {
+	var ids []string
+	for id := range carried {
+		if !readBack[id] {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	seen, err := e.st.SeenOf(ctx, systemID, ids)
+	if err != nil {
+		return err
+	}
+	ents := make([]connectors.Entity, 0, len(ids))
+	for _, id := range ids {
+		if t, ok := seen[id]; ok && !carried[id].UpdatedAt.After(t) {
+			readBack[id] = true
+			continue
+		}
+		ents = append(ents, *carried[id])
+	}
+	got, err := e.twinsOfPage(ctx, uses, ents)
+	if err != nil {
+		return err
+	}
+	for _, ent := range ents {
+		hash := ""
+		for _, u := range uses {
+			t, ok := got[twinKey{u.plan.conn.ID, u.side, ent.ID}]
+			if !ok || t.WrittenAt(u.side) == nil {
+				continue
+			}
+			if hash == "" {
+				hash = contentHash(ent)
+			}
+			if t.Hash(u.side) != hash {
+				readBack[ent.ID] = true
+			}
+		}
+		if !readBack[ent.ID] {
+			for _, u := range uses {
+				k := twinKey{u.plan.conn.ID, u.side, ent.ID}
+				if t, ok := got[k]; ok {
+					twins[k] = t
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// errCarriedStale fails a page of deliveries (it is tried again, and the
+// entity then read back) when a newer state of a carried entity was taken
+// while the page was processed (a poll of the same system).
+var errCarriedStale = errors.New("a newer state of a carried entity was taken meanwhile")
+
+// freshOnly runs in the transaction that records states taken from a system
+// with webhooks (ents; cands are their candidates) and compares them with
+// entity_seen as committed: a state older than one taken meanwhile by
+// another path (the hook loop and the poller run concurrently) is dropped,
+// so it cannot be queued after the newer one. A carried state (isCarried)
+// not newer than the mark fails with errCarriedStale instead, so it is read
+// back on the next try: with whole-second stamps "the same stamp" can be a
+// later edit.
+func freshOnly(ctx context.Context, tx *store.Store, systemID int64, ents []connectors.Entity, cands []candidate, isCarried func(string) bool) ([]candidate, error) {
+	if len(ents) == 0 {
+		return cands, nil
+	}
+	ids := make([]string, len(ents))
+	for i := range ents {
+		ids[i] = ents[i].ID
+	}
+	seen, err := tx.SeenOf(ctx, systemID, ids)
+	if err != nil || len(seen) == 0 {
+		return cands, err
+	}
+	for _, ent := range ents {
+		if t, ok := seen[ent.ID]; ok && isCarried(ent.ID) && !ent.UpdatedAt.After(t) {
+			return nil, fmt.Errorf("entity %s: %w", ent.ID, errCarriedStale)
+		}
+	}
+	out := cands[:0:0]
+	for _, c := range cands {
+		if t, ok := seen[c.entityID]; ok && !c.deleted && !c.updated.IsZero() && c.updated.Before(t) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// decodeEntities reads the entities a delivery carried, by id (the newest
+// state when one id appears twice).
+func decodeEntities(d store.WebhookDelivery) (map[string]*connectors.Entity, error) {
+	if d.Entities == "" {
+		return nil, nil
+	}
+	var list []connectors.Entity
+	dec := json.NewDecoder(strings.NewReader(d.Entities))
+	dec.UseNumber() // integers stay exact, as decodeObject reads stored fields
+	if err := dec.Decode(&list); err != nil {
+		return nil, fmt.Errorf("delivery %d entities: %w", d.ID, err)
+	}
+	out := make(map[string]*connectors.Entity, len(list))
+	for i := range list {
+		ent := &list[i]
+		if ent.Fields == nil {
+			ent.Fields = map[string]any{}
+		}
+		ent.Fields = normalizeNumbers(ent.Fields).(map[string]any)
+		if cur := out[ent.ID]; cur == nil || !ent.UpdatedAt.Before(cur.UpdatedAt) {
+			out[ent.ID] = ent
+		}
+	}
+	return out, nil
+}
+
+// seenTimes maps entities to their update times, for Store.MarkSeen.
+func seenTimes(ents []connectors.Entity) map[string]time.Time {
+	out := make(map[string]time.Time, len(ents))
+	for _, ent := range ents {
+		if t := out[ent.ID]; ent.UpdatedAt.After(t) {
+			out[ent.ID] = ent.UpdatedAt
+		}
+	}
+	return out
 }
 
 // hookLoop processes deliveries when woken, and every second for retries.

@@ -75,7 +75,20 @@ func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, erro
 			}
 		}
 	}
+	_, isHooked := hooked(st.conn)
 	err = e.st.Tx(ctx, func(tx *store.Store) error {
+		if isHooked {
+			// Webhooks may carry entities: the states polled count as
+			// taken (a late webhook with an older one must not win), and a
+			// state older than one a webhook brought meanwhile is dropped.
+			var err error
+			if cands, err = freshOnly(ctx, tx, systemID, page.Entities, cands, func(string) bool { return false }); err != nil {
+				return err
+			}
+			if err := tx.MarkSeen(ctx, systemID, seenTimes(page.Entities)); err != nil {
+				return err
+			}
+		}
 		n, err := commit(ctx, tx, cands)
 		if err != nil {
 			return err

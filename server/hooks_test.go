@@ -34,7 +34,24 @@ type hookEnv struct {
 	sqlSysID int64
 }
 
-func newHookEnv(t *testing.T) *hookEnv {
+func newHookEnv(t *testing.T) *hookEnv { return newHookEnvWith(t, hookOpts{}) }
+
+// hookOpts vary the hook environment: settings added to side a's, a wrapper
+// around side a's service (to count its requests), b's trigger, the body limit.
+type hookOpts struct {
+	settingsA map[string]any
+	wrapA     func(http.Handler) http.Handler
+	triggerB  string
+	maxBody   int64
+}
+
+func newHookEnvWith(t *testing.T, o hookOpts) *hookEnv {
+	if o.triggerB == "" {
+		o.triggerB = "false"
+	}
+	if o.maxBody == 0 {
+		o.maxBody = 4 << 10
+	}
 	st := testdb.SQLite(t)
 	box, err := secret.LoadOrCreate(t.TempDir() + "/k")
 	if err != nil {
@@ -46,19 +63,30 @@ func newHookEnv(t *testing.T) *hookEnv {
 	eng := engine.New(engine.Options{Store: st, Connectors: reg, Secrets: box, Runner: scripting.NewRunner(scripting.Options{})})
 	t.Cleanup(func() { _ = eng.Close() })
 	lib, _ := scripts.Builtin()
-	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, MaxBodyBytes: 4 << 10})
+	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, MaxBodyBytes: o.maxBody})
 	e := &hookEnv{env: &env{t: t, st: st, eng: eng, h: h, tok: rootToken(t, st)}, a: itemsvc.New(), b: itemsvc.New()}
 	for _, p := range []struct {
 		svc *itemsvc.Service
 		id  *int64
 	}{{e.a, &e.sysA}, {e.b, &e.sysB}} {
-		srv := httptest.NewServer(p.svc)
+		var handler http.Handler = p.svc
+		settings := map[string]any{"list_path": "/items?since={since}", "get_path": "/items/{id}",
+			"create_path": "/items", "update_path": "/items/{id}", "comment_path": "/items/{id}/comments"}
+		if p.svc == e.a {
+			for k, v := range o.settingsA {
+				settings[k] = v
+			}
+			if o.wrapA != nil {
+				handler = o.wrapA(handler)
+			}
+		}
+		srv := httptest.NewServer(handler)
 		t.Cleanup(srv.Close)
+		settings["url"] = srv.URL
 		var out struct{ ID int64 }
 		code := e.do("POST", "/api/systems", mustJSON(map[string]any{"name": srv.URL, "kind": "http",
-			"settings": map[string]any{"url": srv.URL, "list_path": "/items?since={since}", "get_path": "/items/{id}",
-				"create_path": "/items", "update_path": "/items/{id}", "comment_path": "/items/{id}/comments"},
-			"secrets": map[string]string{"webhook_secret": "hush"}}), &out)
+			"settings": settings,
+			"secrets":  map[string]string{"webhook_secret": "hush"}}), &out)
 		if code != 201 {
 			t.Fatalf("create system: %d", code)
 		}
@@ -68,7 +96,7 @@ func newHookEnv(t *testing.T) *hookEnv {
 	if code := e.do("POST", "/api/connections", mustJSON(map[string]any{"name": "hooks", "system_a_id": e.sysA, "system_b_id": e.sysB, "active": true,
 		"scripts": map[string]map[string]string{
 			"a": {"trigger": "true", "outgoing": "replica.title = entity.title;", "incoming": "entity.title = replica.title;"},
-			"b": {"trigger": "false", "outgoing": "replica.title = entity.title;", "incoming": "entity.title = replica.title;"},
+			"b": {"trigger": o.triggerB, "outgoing": "replica.title = entity.title;", "incoming": "entity.title = replica.title;"},
 		}}), &c); code != 201 {
 		t.Fatalf("create connection: %d", code)
 	}

@@ -4,7 +4,8 @@
 // webhook load, then a backfill of existing entities, and prints every
 // figure with the floor's from the same run. Every phase is bounded in time.
 //
-// Duplex's path per change: signed webhook → delivery recorded → hook loop
+// Duplex's path per change: signed webhook (carrying the item, or with -hook get
+// naming it) → delivery recorded → hook loop (-hook get: the item read back)
 // → trigger → outgoing script → durable sync event → worker → incoming
 // script → row created on side b (the sql connector on SQLite) → twin,
 // event status and audit entry committed. Latency is from sending the
@@ -54,7 +55,7 @@ var (
 	conns     = flag.Int("conns", 16, "concurrent connections")
 	rate      = flag.Int("rate", 1000, "offered changes per second in the latency phase")
 	backfillN = flag.Int("backfill", 100_000, "entities in the backfill run (0 skips it)")
-	hookMode  = flag.String("hook", "get", "webhook kind: get (the webhook names the entity, Duplex reads it back from the item service)")
+	hookMode  = flag.String("hook", "body", "webhook kind: body (the webhook carries the item, webhook_item_path \".\"), get (it names the item, Duplex reads it back from the item service)")
 	bpoll     = flag.Duration("bpoll", time.Minute, "poll interval of side b (its own writes come back as changes and are echo-checked)")
 	only      = flag.String("only", "", "run only: floor, duplex or backfill")
 	pprofAddr = flag.String("pprof", "", "serve pprof from the duplex process on this loopback address (DUPLEX_PPROF)")
@@ -555,13 +556,21 @@ func runDuplex(work string) report {
 	items := itemsvc.New()
 	itemSrv := httptest.NewServer(items)
 	defer itemSrv.Close()
-	aSettings, _ := json.Marshal(map[string]any{
+	aMap := map[string]any{
 		"url": itemSrv.URL, "list_path": "/items?since={since}", "get_path": "/items/{id}",
 		"fields": []map[string]any{
 			{"name": "title"}, {"name": "status"}, {"name": "priority"}, {"name": "labels", "type": "list"},
 			{"name": "ref"}, {"name": "description"},
 		},
-	})
+	}
+	switch *hookMode {
+	case "body":
+		aMap["webhook_item_path"] = "." // the payload is the item, as get_path would answer it
+	case "get":
+	default:
+		check(fmt.Errorf("-hook %q: want body or get", *hookMode))
+	}
+	aSettings, _ := json.Marshal(aMap)
 	bSettings, _ := json.Marshal(sideBSettings(bPath))
 	_, st := setup(dir,
 		store.System{Name: "a", Kind: "http", Settings: string(aSettings), PollIntervalMS: time.Hour.Milliseconds()},

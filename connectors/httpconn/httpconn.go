@@ -59,6 +59,12 @@ type Settings struct {
 	SignatureHeader string `json:"signature_header,omitempty"`
 	DeliveryHeader  string `json:"delivery_header,omitempty"`
 	WebhookIDPath   string `json:"webhook_id_path,omitempty"`
+	// WebhookItemPath, when set, names where the body carries the changed
+	// item itself, as get_path answers it ("." for the body itself; a list
+	// is several items): Duplex then takes the item as of the event instead
+	// of reading it back. A body without it names ids (WebhookIDPath) as
+	// before.
+	WebhookItemPath string `json:"webhook_item_path,omitempty"`
 	// Fields lists the writable fields and their types, for triggers and
 	// the editor. Optional.
 	Fields    []connectors.FieldSpec `json:"fields,omitempty"`
@@ -343,6 +349,14 @@ func (c *conn) Webhook(header http.Header, body []byte) (connectors.Delivery, er
 		return connectors.Delivery{}, fmt.Errorf("%w: webhook body is not JSON: %w", connectors.ErrInvalid, err)
 	}
 	d := connectors.Delivery{ID: header.Get(c.s.DeliveryHeader)}
+	if c.s.WebhookItemPath != "" {
+		if err := c.webhookItems(v, &d); err != nil {
+			return connectors.Delivery{}, err
+		}
+		if len(d.Entities) > 0 || len(d.EntityIDs) > 0 {
+			return d, nil
+		}
+	}
 	raw, ok := at(v, c.s.WebhookIDPath)
 	if !ok {
 		return connectors.Delivery{}, fmt.Errorf("%w: webhook body has no %q", connectors.ErrInvalid, c.s.WebhookIDPath)
@@ -363,6 +377,39 @@ func (c *conn) Webhook(header http.Header, body []byte) (connectors.Delivery, er
 		return connectors.Delivery{}, fmt.Errorf("%w: webhook body's %q is empty", connectors.ErrInvalid, c.s.WebhookIDPath)
 	}
 	return d, nil
+}
+
+// webhookItems maps the items at WebhookItemPath (an object or a list of
+// them) with the same mapping as Get. An item whose update time is missing
+// is named by id only (read back); an item without id is refused.
+func (c *conn) webhookItems(body any, d *connectors.Delivery) error {
+	path := c.s.WebhookItemPath
+	if path == "." {
+		path = ""
+	}
+	raw, ok := at(body, path)
+	if !ok || raw == nil {
+		return nil
+	}
+	items, isList := raw.([]any)
+	if !isList {
+		items = []any{raw}
+	}
+	for _, it := range items {
+		e, err := c.entity(it)
+		if err == nil {
+			d.Entities = append(d.Entities, e)
+			continue
+		}
+		obj, _ := it.(map[string]any)
+		rawID, _ := at(obj, c.s.IDPath)
+		id := idString(rawID)
+		if id == "" {
+			return fmt.Errorf("%w: webhook item without %q at %q", connectors.ErrInvalid, c.s.IDPath, c.s.WebhookItemPath)
+		}
+		d.EntityIDs = append(d.EntityIDs, id)
+	}
+	return nil
 }
 
 // Sign returns the signature header value for body, for senders and tests.

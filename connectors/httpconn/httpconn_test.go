@@ -153,3 +153,40 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookItem: with webhook_item_path the delivery carries the items,
+// mapped as Get maps them; a body without the item names ids as before.
+func TestWebhookItem(t *testing.T) {
+	svc := itemsvc.New()
+	c := open(t, svc, map[string]any{"webhook_item_path": "data.item", "webhook_id_path": "data.id"}, map[string]string{"webhook_secret": "hush"})
+	h := c.(connectors.Hooked)
+	deliver := func(body string) (connectors.Delivery, error) {
+		return h.Webhook(http.Header{"X-Signature-256": {httpconn.Sign([]byte("hush"), []byte(body))}}, []byte(body))
+	}
+	d, err := deliver(`{"data":{"item":{"id":7,"updated_at":"2026-01-02T03:04:05.5Z","title":"t","comments":[{"id":"c1","body":"hi"}]}}}`)
+	if err != nil || len(d.Entities) != 1 || len(d.EntityIDs) != 0 {
+		t.Fatalf("%+v %v", d, err)
+	}
+	if e := d.Entities[0]; e.ID != "7" || e.Fields["title"] != "t" || len(e.Comments) != 1 || e.UpdatedAt.Nanosecond() != 5e8 {
+		t.Fatalf("entity: %+v", e)
+	}
+	if _, ok := d.Entities[0].Fields["updated_at"]; ok {
+		t.Fatal("the update time is not a field")
+	}
+	d, err = deliver(`{"data":{"item":[{"id":"1","updated_at":"2026-01-02T03:04:05Z"},{"id":"2"}]}}`)
+	if err != nil || len(d.Entities) != 1 || d.Entities[0].ID != "1" || len(d.EntityIDs) != 1 || d.EntityIDs[0] != "2" {
+		t.Fatalf("a list, one item without its update time (read back): %+v %v", d, err)
+	}
+	d, err = deliver(`{"data":{"id":"9"}}`)
+	if err != nil || len(d.Entities) != 0 || len(d.EntityIDs) != 1 || d.EntityIDs[0] != "9" {
+		t.Fatalf("no item: %+v %v", d, err)
+	}
+	if _, err := deliver(`{"data":{"item":{"title":"no id"}}}`); !errors.Is(err, connectors.ErrInvalid) {
+		t.Fatalf("item without id: %v", err)
+	}
+	root := open(t, svc, map[string]any{"webhook_item_path": "."}, map[string]string{"webhook_secret": "hush"}).(connectors.Hooked)
+	body := `{"id":"5","updated_at":"2026-01-02T03:04:05Z","title":"root"}`
+	if d, err := root.Webhook(http.Header{"X-Signature-256": {httpconn.Sign([]byte("hush"), []byte(body))}}, []byte(body)); err != nil || len(d.Entities) != 1 || d.Entities[0].Fields["title"] != "root" {
+		t.Fatalf("root item: %+v %v", d, err)
+	}
+}

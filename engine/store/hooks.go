@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,10 +21,13 @@ const (
 
 // WebhookDelivery is one webhook request, recorded before it is answered.
 type WebhookDelivery struct {
-	ID          int64      `gorm:"primaryKey" json:"id"`
-	SystemID    int64      `json:"system_id"`
-	DeliveryID  string     `json:"delivery_id"`
-	EntityIDs   string     `json:"-"` // JSON list
+	ID         int64  `gorm:"primaryKey" json:"id"`
+	SystemID   int64  `json:"system_id"`
+	DeliveryID string `json:"delivery_id"`
+	EntityIDs  string `json:"-"` // JSON list
+	// Entities is the JSON list of the entities the webhook carried (the
+	// state as of the event), "" when it named ids only.
+	Entities    string     `json:"-"`
 	Status      string     `json:"status"`
 	Attempts    int        `json:"attempts"`
 	LastError   string     `json:"last_error"`
@@ -40,15 +45,17 @@ func (d WebhookDelivery) IDs() ([]string, error) {
 }
 
 // RecordDelivery stores a delivery unless the system already has one with
-// that delivery id; it reports whether it was new. It returns once the row is
+// that delivery id; it reports whether it was new. entities is the JSON list
+// of the entities the webhook carried, or "". It returns once the row is
 // committed (the webhook is answered only then), but concurrent calls share
 // one transaction: see deliveryCommitter.
-func (s *Store) RecordDelivery(ctx context.Context, systemID int64, deliveryID string, entityIDs []string) (bool, error) {
+func (s *Store) RecordDelivery(ctx context.Context, systemID int64, deliveryID string, entityIDs []string, entities string) (bool, error) {
 	enc, err := json.Marshal(entityIDs)
 	if err != nil {
 		return false, err
 	}
-	d := WebhookDelivery{SystemID: systemID, DeliveryID: deliveryID, EntityIDs: string(enc), Status: DeliveryPending, ReceivedAt: s.now()}
+	d := WebhookDelivery{SystemID: systemID, DeliveryID: deliveryID, EntityIDs: string(enc), Entities: entities,
+		Status: DeliveryPending, ReceivedAt: s.now()}
 	if s.hooks == nil { // inside a transaction: the caller commits
 		return s.insertDelivery(ctx, &d)
 	}
@@ -58,9 +65,9 @@ func (s *Store) RecordDelivery(ctx context.Context, systemID int64, deliveryID s
 // insertDelivery inserts one delivery row unless its (system, delivery id)
 // exists; it reports whether it did.
 func (s *Store) insertDelivery(ctx context.Context, d *WebhookDelivery) (bool, error) {
-	res, err := s.exec(ctx, `INSERT INTO webhook_deliveries (system_id, delivery_id, entity_ids, status, attempts, last_error, received_at)
-		VALUES (?, ?, ?, ?, 0, '', ?) ON CONFLICT (system_id, delivery_id) DO NOTHING`,
-		d.SystemID, d.DeliveryID, d.EntityIDs, d.Status, d.ReceivedAt)
+	res, err := s.exec(ctx, `INSERT INTO webhook_deliveries (system_id, delivery_id, entity_ids, entities, status, attempts, last_error, received_at)
+		VALUES (?, ?, ?, ?, ?, 0, '', ?) ON CONFLICT (system_id, delivery_id) DO NOTHING`,
+		d.SystemID, d.DeliveryID, d.EntityIDs, d.Entities, d.Status, d.ReceivedAt)
 	if err != nil {
 		return false, wrap("record webhook delivery", err)
 	}
@@ -228,4 +235,69 @@ func (s *Store) ListDeliveries(ctx context.Context, systemID int64, limit int) (
 	var out []WebhookDelivery
 	err := s.q(ctx).Where("system_id = ?", systemID).Order("id DESC").Limit(limit).Find(&out).Error
 	return out, wrap("deliveries", err)
+}
+
+// SeenOf returns, for those of ids that have one, the newest update time
+// (the system's own stamp) Duplex has taken of each entity of a system
+// with webhooks (see MarkSeen).
+func (s *Store) SeenOf(ctx context.Context, systemID int64, ids []string) (map[string]time.Time, error) {
+	out := make(map[string]time.Time, len(ids))
+	const chunk = 500
+	for len(ids) > 0 {
+		part := ids[:min(chunk, len(ids))]
+		ids = ids[len(part):]
+		args := make([]any, 0, len(part)+1)
+		args = append(args, systemID)
+		for _, id := range part {
+			args = append(args, id)
+		}
+		rows, err := s.db.Statement.ConnPool.QueryContext(ctx, s.bind(`SELECT entity_id, updated_ns FROM entity_seen WHERE system_id = ? AND entity_id IN (?`+
+			strings.Repeat(", ?", len(part)-1)+`)`), args...)
+		if err != nil {
+			return nil, wrap("entities seen", err)
+		}
+		for rows.Next() {
+			var id string
+			var ns int64
+			if err := rows.Scan(&id, &ns); err != nil {
+				rows.Close()
+				return nil, wrap("entities seen", err)
+			}
+			out[id] = time.Unix(0, ns).UTC()
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, wrap("entities seen", err)
+		}
+	}
+	return out, nil
+}
+
+// MarkSeen records the update times of entities Duplex took from a system
+// with webhooks; a stored time only moves forward. One statement per 300
+// entities.
+func (s *Store) MarkSeen(ctx context.Context, systemID int64, seen map[string]time.Time) error {
+	ids := make([]string, 0, len(seen))
+	for id, t := range seen {
+		if !t.IsZero() {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids) // the same order in every process: no lock order inversions
+	const chunk = 300
+	for len(ids) > 0 {
+		part := ids[:min(chunk, len(ids))]
+		ids = ids[len(part):]
+		args := make([]any, 0, 3*len(part))
+		for _, id := range part {
+			args = append(args, systemID, id, seen[id].UnixNano())
+		}
+		q := `INSERT INTO entity_seen (system_id, entity_id, updated_ns) VALUES (?, ?, ?)` + strings.Repeat(", (?, ?, ?)", len(part)-1) +
+			` ON CONFLICT (system_id, entity_id) DO UPDATE SET updated_ns = excluded.updated_ns WHERE entity_seen.updated_ns < excluded.updated_ns`
+		if _, err := s.exec(ctx, q, args...); err != nil {
+			return wrap("mark entities seen", err)
+		}
+	}
+	return nil
 }

@@ -209,13 +209,13 @@ func TestRecordDeliveryConcurrent(t *testing.T) {
 			for c := 0; c < copies; c++ {
 				for i := 0; i < ids; i++ {
 					go func() {
-						isNew, err := st.RecordDelivery(ctx, a.ID, fmt.Sprintf("d%d", i), []string{strconv.Itoa(i)})
+						isNew, err := st.RecordDelivery(ctx, a.ID, fmt.Sprintf("d%d", i), []string{strconv.Itoa(i)}, "")
 						out <- res{i, isNew, err}
 					}()
 				}
 			}
 			go func() {
-				_, err := st.RecordDelivery(ctx, a.ID+1000, "nosystem", []string{"1"})
+				_, err := st.RecordDelivery(ctx, a.ID+1000, "nosystem", []string{"1"}, "")
 				out <- res{-1, false, err}
 			}()
 			news := map[int]int{}
@@ -246,6 +246,39 @@ func TestRecordDeliveryConcurrent(t *testing.T) {
 			pending, err := st.PendingDeliveries(ctx, 1000)
 			if err != nil || len(pending) != ids {
 				t.Fatalf("%d pending (%v), want %d", len(pending), err, ids)
+			}
+		})
+	}
+}
+
+// The entities seen of a system with webhooks: a stored time only moves
+// forward, and entities carried by a delivery are kept with it.
+func TestEntitySeen(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := b.Open(t)
+			a := store.System{Name: "a", Kind: "http"}
+			if err := st.CreateSystem(ctx, &a); err != nil {
+				t.Fatal(err)
+			}
+			t1 := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
+			if err := st.MarkSeen(ctx, a.ID, map[string]time.Time{"1": t1, "2": t1, "zero": {}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.MarkSeen(ctx, a.ID, map[string]time.Time{"1": t1.Add(-time.Hour), "2": t1.Add(time.Nanosecond)}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := st.SeenOf(ctx, a.ID, []string{"1", "2", "3", "zero"})
+			if err != nil || len(got) != 2 || !got["1"].Equal(t1) || !got["2"].Equal(t1.Add(time.Nanosecond)) {
+				t.Fatalf("%v %v", got, err)
+			}
+			if _, err := st.RecordDelivery(ctx, a.ID, "d", []string{"1"}, `[{"id":"1"}]`); err != nil {
+				t.Fatal(err)
+			}
+			ds, err := st.PendingDeliveries(ctx, 10)
+			if err != nil || len(ds) != 1 || ds[0].Entities != `[{"id":"1"}]` {
+				t.Fatalf("%+v %v", ds, err)
 			}
 		})
 	}
