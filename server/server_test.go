@@ -235,8 +235,17 @@ func TestAPI(t *testing.T) {
 			}
 
 			// The engine syncs what the API configured; then the queue API.
-			if _, err := e.eng.PollOnce(ctx, sa); err != nil {
-				t.Fatal(err)
+			// The sql connector leaves rows younger than its settle time
+			// (20 ms) for the next poll, so poll until the ticket is taken.
+			for deadline := time.Now().Add(5 * time.Second); ; {
+				res, err := e.eng.PollOnce(ctx, sa)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Enqueued > 0 || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(25 * time.Millisecond)
 			}
 			if _, err := e.eng.WorkOnce(ctx); err != nil {
 				t.Fatal(err)
