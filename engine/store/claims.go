@@ -59,7 +59,13 @@ func (s *Store) ClaimEvents(ctx context.Context, c Claim, limit int, release []i
 			SyncEvent
 			ClaimedBy *string
 		}
-		err := tx.q(ctx).Raw(`SELECT e.* FROM sync_events e
+		// In id order through sync_events_queue, as DueEvents (SQLite's
+		// planner must be told).
+		from := "sync_events e"
+		if tx.dialect == migrations.SQLite {
+			from += " INDEXED BY sync_events_queue"
+		}
+		err := tx.q(ctx).Raw(`SELECT e.* FROM `+from+`
 			WHERE e.status = ? AND e.next_attempt_at <= ?
 			  AND (e.lease_until IS NULL OR e.lease_until <= ?)
 			  AND EXISTS (SELECT 1 FROM connections c WHERE c.id = e.connection_id AND c.active)
