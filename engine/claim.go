@@ -169,8 +169,9 @@ func (l *pollLease) ok(ctx context.Context) bool {
 	return held
 }
 
-// releaseClaims gives back everything this process holds, when it stops.
-func (e *Engine) releaseClaims() {
+// releaseClaims gives back everything this process holds, when it stops;
+// loud says to log it even when nothing was held.
+func (e *Engine) releaseClaims(loud bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	n, err := e.st.ReleaseClaims(ctx, e.opts.ProcessID)
@@ -181,5 +182,7 @@ func (e *Engine) releaseClaims() {
 	e.claims.mu.Lock()
 	e.claims.events, e.claims.deliveries = nil, nil
 	e.claims.mu.Unlock()
-	e.log.Info("released claims", "process", e.opts.ProcessID, "queued_events", n)
+	if loud || n > 0 {
+		e.log.Info("released claims", "process", e.opts.ProcessID, "queued_events", n)
+	}
 }

@@ -166,7 +166,7 @@ func (e *Engine) ReloadSystem(systemID int64) {
 // Close releases every open connector, and every claim this engine holds on
 // shared work (Run releases them too when it ends).
 func (e *Engine) Close() error {
-	e.releaseClaims()
+	e.releaseClaims(false)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var errs []error

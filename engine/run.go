@@ -25,7 +25,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	defer e.releaseClaims()
+	defer e.releaseClaims(true)
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); e.workLoop(ctx) }()
