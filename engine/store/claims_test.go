@@ -74,6 +74,9 @@ func TestClaimEvents(t *testing.T) {
 	for _, b := range testdb.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			f := newClaimFixture(t, b.Open(t))
+			if !f.st.Shared() {
+				t.Skip("SQLite: one process per store; its worker takes one batch at a time, so event claims are not written there")
+			}
 			e1 := f.queue(t, "1") // twin 1
 			e2 := f.queue(t, "1") // twin 1, after e1
 			e3 := f.queue(t, "2") // twin 2
@@ -135,6 +138,9 @@ func TestClaimEventsConcurrent(t *testing.T) {
 	for _, b := range testdb.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			f := newClaimFixture(t, b.Open(t))
+			if !f.st.Shared() {
+				t.Skip("SQLite: one process per store; its worker takes one batch at a time, so event claims are not written there")
+			}
 			const twins, perTwin = 40, 3
 			for i := 0; i < perTwin; i++ {
 				for tw := 0; tw < twins; tw++ {

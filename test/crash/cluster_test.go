@@ -43,7 +43,14 @@ func startServer(t *testing.T, name, dir, dsn string, env []string) *server {
 		t.Fatal(err)
 	}
 	data := filepath.Join(dir, name)
-	cmd := exec.Command(binary, "serve", "--db", dsn, "--data", data, "--addr", "127.0.0.1:0", "--lease", clusterLease.String())
+	args := []string{"serve", "--db", dsn, "--data", data, "--addr", "127.0.0.1:0"}
+	bin := binary
+	if b := os.Getenv("DUPLEX_BENCH_BINARY"); b != "" && strings.HasPrefix(name, "b") {
+		bin = b // the benchmark against another build (without --lease)
+	} else {
+		args = append(args, "--lease", clusterLease.String())
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -73,6 +80,9 @@ func (s *server) processID(t *testing.T) string {
 		b, _ := os.ReadFile(s.log)
 		if m := re.FindSubmatch(b); m != nil {
 			return string(m[1])
+		}
+		if strings.HasPrefix(s.name, "b") && strings.Contains(string(b), "duplex is serving") {
+			return s.name // another build (DUPLEX_BENCH_BINARY) logs no process id
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -294,4 +304,110 @@ func countTakeovers(path string) (events, pollers int) {
 		}
 	}
 	return events, pollers
+}
+
+// TestClusterThroughput is the scale-out benchmark (make bench-cluster, not
+// part of make test): the demo connection with n new escalated tickets
+// waiting on the support side, run by 1 process on a SQLite store and by 1,
+// 2 and 3 processes sharing a PostgreSQL store, in the same run; each figure
+// is tickets created on the engineering side per second, from the moment
+// every process serves until the last one arrived.
+func TestClusterThroughput(t *testing.T) {
+	if os.Getenv("DUPLEX_BENCH_CLUSTER") == "" {
+		t.Skip("a benchmark: make bench-cluster (DUPLEX_BENCH_CLUSTER=1, needs DUPLEX_TEST_POSTGRES)")
+	}
+	base := os.Getenv(testdb.PostgresEnv)
+	if base == "" {
+		t.Skipf("set %s", testdb.PostgresEnv)
+	}
+	n := 3000
+	if v, err := strconv.Atoi(os.Getenv("DUPLEX_BENCH_TICKETS")); err == nil && v > 0 {
+		n = v
+	}
+	runs := []struct {
+		name  string
+		procs int
+		pg    bool
+	}{{"sqlite, 1 process", 1, false}, {"postgres, 1 process", 1, true}, {"postgres, 2 processes", 2, true}, {"postgres, 3 processes", 3, true}}
+	var lines []string
+	for _, r := range runs {
+		rate := throughputRun(t, base, n, r.procs, r.pg)
+		lines = append(lines, fmt.Sprintf("cluster bench: %-22s %d tickets: %7.0f changes/s", r.name, n, rate))
+		fmt.Println(lines[len(lines)-1])
+	}
+	t.Log("\n" + strings.Join(lines, "\n"))
+}
+
+func throughputRun(t *testing.T, base string, n, procs int, pg bool) float64 {
+	ctx := context.Background()
+	dir := t.TempDir()
+	dsn := filepath.Join(dir, "duplex.db")
+	if pg {
+		var drop func()
+		dsn, drop = testdb.Schema(t, base)
+		defer drop()
+	}
+	paths, err := demo.CreateDatabases(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	support := open(t, paths.Support)
+	tx, err := support.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if _, err := tx.Exec(`INSERT INTO tickets (subject, labels, priority) VALUES (?, 'todev', 'high')`, fmt.Sprint("bench ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := secret.GenerateKey()
+	box, _ := secret.New(key)
+	lib, _ := scripts.Builtin()
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := demo.Install(ctx, st, box, lib, paths, 100); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+	env := []string{"DUPLEX_SECRET_KEY=" + secret.EncodeKey(key), "DUPLEX_LOG_LEVEL=warn"}
+	var servers []*server
+	start := time.Now() // startup included: the processes start one after another
+	for i := 0; i < procs; i++ {
+		servers = append(servers, startServer(t, fmt.Sprint("b", i+1), dir, dsn, append(env, "DUPLEX_LOG_LEVEL=info")))
+	}
+	for _, s := range servers {
+		s.processID(t)
+	}
+	eng := open(t, paths.Engineering)
+	want := n + 1 // and the demo's ticket 1
+	deadline := start.Add(5 * time.Minute)
+	for {
+		var got int
+		_ = eng.QueryRow(`SELECT COUNT(DISTINCT ticket_ref) FROM issues WHERE ticket_ref <> ''`).Scan(&got)
+		if got >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d tickets arrived in 5 minutes", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	var dup int
+	_ = eng.QueryRow(`SELECT COUNT(*) - COUNT(DISTINCT ticket_ref) FROM issues WHERE ticket_ref <> ''`).Scan(&dup)
+	if dup != 0 {
+		t.Errorf("%d processes: %d duplicate issues", procs, dup)
+	}
+	for _, s := range servers {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		<-s.done
+		s.gone = true
+	}
+	return float64(want) / elapsed.Seconds()
 }
