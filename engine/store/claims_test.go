@@ -224,7 +224,7 @@ func TestClaimDeliveriesAndBackfills(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			f := newClaimFixture(t, b.Open(t))
 			for i := 0; i < 3; i++ {
-				if _, err := f.st.RecordDelivery(f.ctx, f.sys[0], fmt.Sprint("d", i), []string{"1"}); err != nil {
+				if _, err := f.st.RecordDelivery(f.ctx, f.sys[0], fmt.Sprint("d", i), []string{"1"}, ""); err != nil {
 					t.Fatal(err)
 				}
 			}
