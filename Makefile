@@ -5,7 +5,7 @@ export CGO_ENABLED = 1
 SHELL     := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all build app run test test-e2e peers vet fmt-check unit race figures test-frontend test-browser bench bench-micro clean
+.PHONY: all build app run test test-e2e peers vet fmt-check unit race figures test-frontend test-browser bench bench-cluster bench-micro clean
 
 all: build
 
@@ -56,7 +56,7 @@ race:
 # latency run (webhook received → applied on the other side, at 100 and
 # 1,000 changes per second, bounded to 2 s of sending each).
 figures:
-	$(GO) test -count=1 -v -run 'TestHTTPFaults|TestKillNine|TestWebhookLatency' ./engine/ ./test/crash/ ./test/hookload/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:|hooks:|_test.go'
+	$(GO) test -count=1 -v -run 'TestHTTPFaults|TestKillNine|TestClusterKillAndStop|TestWebhookLatency' ./engine/ ./test/crash/ ./test/hookload/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:|cluster:|hooks:|_test.go'
 
 # Redmine and Request Tracker on loopback (ports 3100 and 3200), installed
 # from Debian's packages on first use; see test/e2e/peers/.
@@ -97,6 +97,12 @@ bench:
 	$(GO) build -o bin/bench/floor ./bench/floor
 	$(GO) build -o bin/bench/load ./bench/load
 	./bin/bench/load -duplex bin/bench/duplex -floor bin/bench/floor -dur $(BENCH_DUR) $(BENCH_FLAGS)
+
+# Scale-out: the demo connection with 3,000 waiting tickets, run by one
+# process on SQLite and by 1, 2 and 3 processes sharing PostgreSQL, in the
+# same run (needs DUPLEX_TEST_POSTGRES; docs/operations.md has the figures).
+bench-cluster:
+	DUPLEX_BENCH_CLUSTER=1 $(GO) test -count=1 -v -timeout 20m -run TestClusterThroughput ./test/crash/ | grep -E '^(--- |ok|FAIL)|cluster bench:'
 
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./engine/ ./scripting/ ./connectors/sqlconn/

@@ -15,7 +15,7 @@ import (
 // in the transaction that queues its events, so a restart resumes where it
 // stopped. It returns how many jobs moved.
 func (e *Engine) BackfillOnce(ctx context.Context) (int, error) {
-	jobs, err := e.st.RunningBackfills(ctx)
+	jobs, err := e.st.ClaimBackfills(ctx, e.claim()) // the jobs no other process holds
 	if err != nil {
 		return 0, err
 	}

@@ -38,6 +38,16 @@ type Options struct {
 	// Transport, when set, gives the HTTP transport of a system's connector
 	// by system name (metrics wrap the default one); nil keeps the default.
 	Transport func(system string) http.RoundTripper
+
+	// ProcessID names this process in the claims it takes on shared work
+	// (events, deliveries, backfills, pollers); default host-pid-random.
+	ProcessID string
+	// Lease is how long a claim holds without renewal: a process that dies
+	// holding work gives it up this long after its last renewal. Default 30 s.
+	Lease time.Duration
+	// Drain bounds how long, once Run's context ends, the worker goes on
+	// finishing the events it already took; default 10 s.
+	Drain time.Duration
 }
 
 // Engine runs the sync. Its methods are safe for concurrent use.
@@ -54,6 +64,8 @@ type Engine struct {
 	hookWake chan struct{}
 
 	state runState // for readiness
+
+	claims claimState
 }
 
 type systemState struct {
@@ -84,6 +96,15 @@ func New(opts Options) *Engine {
 	}
 	if opts.Now == nil {
 		opts.Now = func() time.Time { return time.Now().UTC() }
+	}
+	if opts.ProcessID == "" {
+		opts.ProcessID = NewProcessID()
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = 30 * time.Second
+	}
+	if opts.Drain <= 0 {
+		opts.Drain = 10 * time.Second
 	}
 	return &Engine{
 		opts: opts, st: opts.Store, log: opts.Logger,
@@ -142,8 +163,10 @@ func (e *Engine) ReloadSystem(systemID int64) {
 	}
 }
 
-// Close releases every open connector.
+// Close releases every open connector, and every claim this engine holds on
+// shared work (Run releases them too when it ends).
 func (e *Engine) Close() error {
+	e.releaseClaims(false)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var errs []error

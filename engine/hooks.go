@@ -126,7 +126,7 @@ func (e *Engine) wakeHooks() {
 // each delivery is tried alone so one bad delivery holds up no other. It
 // returns how many deliveries it finished.
 func (e *Engine) HooksOnce(ctx context.Context) (int, error) {
-	pending, err := e.st.PendingDeliveries(ctx, hookPage)
+	pending, err := e.claimDeliveries(ctx) // claim.go: shared with other processes
 	if err != nil {
 		return 0, err
 	}

@@ -9,9 +9,23 @@ import (
 // Run polls every system on its interval and works the queue until ctx ends.
 // Systems added later are picked up within refresh; a failing system or
 // connection is logged and retried, and never stops the others.
+//
+// Several processes may run on one PostgreSQL store: each takes events,
+// deliveries and backfill jobs through claims and polls only the systems whose
+// poller lease it holds (claim.go). When ctx ends Run stops claiming, lets the
+// worker finish the batch it took (up to Options.Drain), and releases what it
+// still holds, so the other processes go on with it at once.
 func (e *Engine) Run(ctx context.Context) error {
 	e.state.running.Store(true)
 	defer e.state.running.Store(false)
+	e.log.Info("engine started", "process", e.opts.ProcessID, "shared_store", e.st.Shared(), "lease", e.opts.Lease)
+	if !e.st.Shared() {
+		// One process per SQLite store: what an earlier run claimed is ours.
+		if err := e.st.ClearClaims(ctx); err != nil {
+			return err
+		}
+	}
+	defer e.releaseClaims(true)
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); e.workLoop(ctx) }()
@@ -61,11 +75,19 @@ func interval(ms int64) time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
+// pollLoop polls one system while this process holds its poller lease (one
+// poller per system across processes); otherwise it checks the lease on
+// every tick and takes it over once its holder let it lapse.
 func (e *Engine) pollLoop(ctx context.Context, systemID int64, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	// The lease is renewed between polls too, so a poll interval longer
+	// than the lease does not hand the system to another process each time.
+	renew := time.NewTicker(e.opts.Lease / 3)
+	defer renew.Stop()
+	lease := &pollLease{e: e, systemID: systemID}
 	for {
-		for {
+		for lease.ok(ctx) {
 			res, err := e.PollOnce(ctx, systemID)
 			if err != nil {
 				if ctx.Err() == nil {
@@ -77,18 +99,34 @@ func (e *Engine) pollLoop(ctx context.Context, systemID int64, every time.Durati
 				break
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				break wait
+			case <-renew.C:
+				lease.ok(ctx)
+			}
 		}
 	}
 }
 
 func (e *Engine) workLoop(ctx context.Context) {
 	const idle = time.Second // also the bound on how late a retry runs
-	for {
-		n, err := e.WorkOnce(ctx)
+	// The batch in hand is finished after ctx ends (up to Drain): a
+	// stopping process takes no new work but completes what it started.
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(e.opts.Drain, cancel)
+		<-work.Done()
+		t.Stop()
+	})
+	defer stop()
+	for ctx.Err() == nil {
+		n, err := e.WorkOnce(work)
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("worker", "err", err)
 		}

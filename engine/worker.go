@@ -20,10 +20,11 @@ import (
 // audit entries) are committed in one transaction: one durable write for many
 // events instead of one each.
 func (e *Engine) WorkOnce(ctx context.Context) (int, error) {
-	due, err := e.st.DueEvents(ctx, e.opts.Now(), e.opts.BatchSize)
+	due, claimed, err := e.claimEvents(ctx) // claim.go: shared with other processes
 	if err != nil || len(due) == 0 {
 		return 0, err
 	}
+	defer claimed()
 	plans := &batchPlans{m: map[int64]*plan{}}
 	ids := make([]int64, len(due))
 	for i := range due {

@@ -136,12 +136,16 @@ type common struct {
 	addr    string
 	// secureCookies marks session cookies Secure behind a TLS proxy.
 	secureCookies bool
+	// lease is how long a claim on shared work outlives its process.
+	lease time.Duration
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultData string) {
 	fs.StringVar(&c.dataDir, "data", envOr("DUPLEX_DATA", defaultData), "directory for the SQLite store and the secret key file (env DUPLEX_DATA)")
 	fs.StringVar(&c.db, "db", os.Getenv("DUPLEX_DB"), "store DSN: a SQLite path or postgres://… URL; default <data>/duplex.db (env DUPLEX_DB)")
 	fs.StringVar(&c.addr, "addr", envOr("DUPLEX_ADDR", "127.0.0.1:8080"), "listen address (env DUPLEX_ADDR)")
+	lease, _ := time.ParseDuration(os.Getenv("DUPLEX_LEASE"))
+	fs.DurationVar(&c.lease, "lease", lease, "how long a process's claims on events, deliveries, backfills and pollers hold without renewal; a killed process's work is taken over this long after (default 30s; env DUPLEX_LEASE)")
 	fs.BoolVar(&c.secureCookies, "secure-cookies", os.Getenv("DUPLEX_SECURE_COOKIES") == "1", "mark session cookies Secure (behind an HTTPS proxy; env DUPLEX_SECURE_COOKIES=1)")
 }
 
@@ -198,6 +202,7 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		Store: st, Connectors: reg, Secrets: box, Logger: logger,
 		Runner:    scripting.NewRunner(scripting.Options{Timeout: time.Second, Observe: m.ObserveScript}),
 		Transport: func(system string) http.RoundTripper { return m.Transport(system, nil) },
+		Lease:     c.lease,
 	})
 	auth, err := access(st)
 	if err != nil {
@@ -248,7 +253,7 @@ func (a *app) serve(ctx context.Context, logger *slog.Logger, addr string, ready
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
 	url := "http://" + ln.Addr().String()
-	logger.Info("duplex is serving", "url", url)
+	logger.Info("duplex is serving", "url", url, "process", a.engine.ProcessID())
 	if ready != nil {
 		ready(url)
 	}

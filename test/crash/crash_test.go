@@ -136,7 +136,7 @@ func TestKillNineDuringAStreamOfChanges(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); write(ctx, t, rand.New(rand.NewPCG(seed, 3)), support, eng, ex) }()
+	go func() { defer wg.Done(); write(ctx, t, rand.New(rand.NewPCG(seed, 3)), support, eng, ex, 400) }()
 
 	kills := 0
 	for kills < 22 {
@@ -149,10 +149,15 @@ func TestKillNineDuringAStreamOfChanges(t *testing.T) {
 	wg.Wait()
 
 	// Converge: the last child runs until both sides agree (bounded).
+	st, err := sql.Open("sqlite3", filepath.Join(dir, "duplex.db")+"?_busy_timeout=10000&mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	var report string
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		ok, r := check(t, support, eng, ex, filepath.Join(dir, "duplex.db"))
+		ok, r := check(t, support, eng, ex, st)
 		report = r
 		if ok || time.Now().After(deadline) {
 			break
@@ -176,8 +181,7 @@ func TestKillNineDuringAStreamOfChanges(t *testing.T) {
 
 // write makes a bounded stream of changes on both sides until ctx ends or
 // the budget is spent.
-func write(ctx context.Context, t *testing.T, rng *rand.Rand, support, eng *sql.DB, ex *expect) {
-	budget := 400
+func write(ctx context.Context, t *testing.T, rng *rand.Rand, support, eng *sql.DB, ex *expect, budget int) {
 	tickets := []int64{1}
 	for i := 0; i < budget && ctx.Err() == nil; i++ {
 		time.Sleep(time.Duration(5+rng.IntN(20)) * time.Millisecond) // rows stay ≥ 3 ms apart
@@ -227,9 +231,9 @@ func write(ctx context.Context, t *testing.T, rng *rand.Rand, support, eng *sql.
 	}
 }
 
-// check compares both databases and the store with what was written and
-// returns whether all holds, and the figures.
-func check(t *testing.T, support, eng *sql.DB, ex *expect, storePath string) (bool, string) {
+// check compares both databases and the store (SQLite or PostgreSQL) with
+// what was written and returns whether all holds, and the figures.
+func check(t *testing.T, support, eng *sql.DB, ex *expect, st *sql.DB) (bool, string) {
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	var lost, dup, wrong, notesLost, notesDup, loops int
@@ -289,11 +293,6 @@ func check(t *testing.T, support, eng *sql.DB, ex *expect, storePath string) (bo
 	_ = eng.QueryRow(`SELECT COUNT(*) FROM issue_comments WHERE body LIKE '[support] %[engineering]%'`).Scan(&n)
 	loops += n
 
-	st, err := sql.Open("sqlite3", storePath+"?_busy_timeout=10000&mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	var halfTwins, failed, queued int
 	_ = st.QueryRow(`SELECT COUNT(*) FROM twins WHERE a_id IS NULL OR b_id IS NULL`).Scan(&halfTwins)
 	_ = st.QueryRow(`SELECT COUNT(*) FROM sync_events WHERE status = 'failed'`).Scan(&failed)

@@ -1,0 +1,188 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/duplexsync/duplex/engine/store"
+)
+
+// Several processes may share one PostgreSQL store. Each takes work through
+// claims (store.Claim): its process id and a lease on the rows it works. The
+// worker claims due events (FOR UPDATE SKIP LOCKED, one per twin, a twin's
+// earliest only), the hook loop pending deliveries, the backfill loop running
+// jobs, and each system's poller runs only in the process holding its lease.
+// A finished batch's claims are released with the next claim (no extra
+// transaction); a stopping process releases all of its own; a killed
+// process's claims lapse with their lease and are taken over.
+
+// NewProcessID names a process: host, pid and a random part (a restarted
+// process, or a container reusing pid 1, is a different claimer).
+func NewProcessID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "host"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// ProcessID is the id this engine claims work under.
+func (e *Engine) ProcessID() string { return e.opts.ProcessID }
+
+// claimState is what the engine remembers between claim rounds.
+type claimState struct {
+	mu         sync.Mutex
+	events     []int64 // claimed events whose batch is recorded: released with the next claim
+	deliveries []int64 // the same for webhook deliveries
+
+	takeovers atomic.Int64 // events and pollers taken from a lapsed holder
+}
+
+// Takeovers counts the claims this engine took over from processes whose
+// lease lapsed (events, and pollers).
+func (e *Engine) Takeovers() int64 { return e.claims.takeovers.Load() }
+
+func (e *Engine) claim() store.Claim {
+	now := e.opts.Now()
+	return store.Claim{By: e.opts.ProcessID, Now: now, Until: now.Add(e.opts.Lease)}
+}
+
+// claimEvents takes the worker's next batch. done must be called once the
+// batch is recorded (or abandoned): it stops renewing the batch's lease and
+// lets the next claim release it.
+func (e *Engine) claimEvents(ctx context.Context) ([]store.SyncEvent, func(), error) {
+	e.claims.mu.Lock()
+	release := e.claims.events
+	e.claims.events = nil
+	e.claims.mu.Unlock()
+	due, taken, err := e.st.ClaimEvents(ctx, e.claim(), e.opts.BatchSize, release)
+	if err != nil {
+		e.claims.mu.Lock()
+		e.claims.events = append(e.claims.events, release...) // try again next round
+		e.claims.mu.Unlock()
+		return nil, func() {}, err
+	}
+	if taken > 0 {
+		e.claims.takeovers.Add(int64(taken))
+		e.log.Info("took over events whose claim lapsed", "process", e.opts.ProcessID, "events", taken)
+	}
+	if len(due) == 0 {
+		return nil, func() {}, nil
+	}
+	ids := make([]int64, len(due))
+	for i := range due {
+		ids[i] = due[i].ID
+	}
+	// A batch that runs long (a slow system) keeps its claim alive.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(e.opts.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := e.st.RenewEvents(context.WithoutCancel(ctx), e.claim(), ids); err != nil {
+					e.log.Warn("renew event claims", "err", err)
+				}
+			}
+		}
+	}()
+	return due, func() {
+		close(stop)
+		wg.Wait()
+		e.claims.mu.Lock()
+		e.claims.events = append(e.claims.events, ids...)
+		e.claims.mu.Unlock()
+	}, nil
+}
+
+// claimDeliveries takes the hook loop's next page of deliveries.
+func (e *Engine) claimDeliveries(ctx context.Context) ([]store.WebhookDelivery, error) {
+	e.claims.mu.Lock()
+	release := e.claims.deliveries
+	e.claims.deliveries = nil
+	e.claims.mu.Unlock()
+	ds, err := e.st.ClaimDeliveries(ctx, e.claim(), hookPage, release)
+	e.claims.mu.Lock()
+	defer e.claims.mu.Unlock()
+	if err != nil {
+		e.claims.deliveries = append(e.claims.deliveries, release...)
+		return nil, err
+	}
+	for _, d := range ds {
+		// Released at the next round: by then it is done, or waits for
+		// its retry in the queue like any other.
+		e.claims.deliveries = append(e.claims.deliveries, d.ID)
+	}
+	return ds, nil
+}
+
+// pollLease keeps one system's poller lease: held reports whether this
+// process may poll the system now. It renews the lease when a third of it
+// has passed, and takes it when its holder let it lapse.
+type pollLease struct {
+	e        *Engine
+	systemID int64
+	held     bool
+	renewAt  time.Time
+}
+
+func (l *pollLease) ok(ctx context.Context) bool {
+	now := l.e.opts.Now()
+	if l.held && now.Before(l.renewAt) {
+		return true
+	}
+	c := l.e.claim()
+	held, prev, err := l.e.st.LeasePoller(ctx, l.systemID, c)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.e.log.Warn("poller lease", "system", l.systemID, "err", err)
+		}
+		// Unsure: poll only while the lease last taken surely holds.
+		l.held = l.held && now.Before(l.renewAt.Add(l.e.opts.Lease/3))
+		return l.held
+	}
+	switch {
+	case held && !l.held && prev != "":
+		l.e.claims.takeovers.Add(1)
+		l.e.log.Info("took over a system's poller whose lease lapsed", "process", l.e.opts.ProcessID, "system", l.systemID, "from", prev)
+	case held && !l.held:
+		l.e.log.Info("polling system", "process", l.e.opts.ProcessID, "system", l.systemID)
+	case !held && l.held:
+		l.e.log.Warn("another process took this system's poller; stopped polling it", "process", l.e.opts.ProcessID, "system", l.systemID)
+	}
+	l.held = held
+	l.renewAt = now.Add(l.e.opts.Lease / 3)
+	return held
+}
+
+// releaseClaims gives back everything this process holds, when it stops;
+// loud says to log it even when nothing was held.
+func (e *Engine) releaseClaims(loud bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n, err := e.st.ReleaseClaims(ctx, e.opts.ProcessID)
+	if err != nil {
+		e.log.Error("release claims", "process", e.opts.ProcessID, "err", err)
+		return
+	}
+	e.claims.mu.Lock()
+	e.claims.events, e.claims.deliveries = nil, nil
+	e.claims.mu.Unlock()
+	if loud || n > 0 {
+		e.log.Info("released claims", "process", e.opts.ProcessID, "queued_events", n)
+	}
+}

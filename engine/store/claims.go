@@ -1,0 +1,271 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/duplexsync/duplex/migrations"
+)
+
+// Claim says who takes work and until when: several processes may share a
+// PostgreSQL store, and each row of work (a sync event, a webhook delivery, a
+// backfill job, a system's poller) is worked by one of them at a time. The
+// holder's id is recorded with a lease; when the holder dies its claims lapse
+// with the lease and another process takes them over. Leases compare times
+// from the processes' clocks, so those must agree to well within a lease.
+type Claim struct {
+	By    string    // the process id (host-pid-random)
+	Now   time.Time // the claimer's clock
+	Until time.Time // when the claim lapses unless renewed or released
+}
+
+// Shared reports whether several processes may use this store at once
+// (PostgreSQL). A SQLite store belongs to one process: claims left by an
+// earlier run of it are its own and are cleared at start (ClearClaims).
+func (s *Store) Shared() bool { return s.dialect == migrations.Postgres }
+
+// skipLocked is the row-lock clause that lets concurrent claimers pass each
+// other's rows instead of waiting for them. SQLite has no row locks: its
+// write transactions (immediate) are serialised, which is enough there.
+func (s *Store) skipLocked(table string) string {
+	if s.dialect == migrations.Postgres {
+		return " FOR UPDATE OF " + table + " SKIP LOCKED"
+	}
+	return ""
+}
+
+// ClaimEvents takes up to limit due sync events for c.By, after releasing
+// the events listed in release (its earlier batch, recorded since). An event
+// is taken only when it is due, its connection is active, no other process
+// holds a live claim on it, and it is its twin's earliest queued event while
+// no other event of its twin is claimed: so a twin's events are applied one
+// at a time and in order, across every process. It also returns how many of
+// the events it took had been claimed by another process whose lease lapsed
+// (takeovers). The events come oldest first.
+func (s *Store) ClaimEvents(ctx context.Context, c Claim, limit int, release []int64) ([]SyncEvent, int, error) {
+	var (
+		out       []SyncEvent
+		takeovers int
+	)
+	if !s.Shared() {
+		// One process per SQLite store, and its worker claims one batch at a
+		// time: nothing to exclude, and a claim written there would cost a
+		// second commit (an fsync) per batch, half the worker's throughput
+		// (make bench-cluster). The same query picks the events.
+		release = nil
+	}
+	err := s.Tx(ctx, func(tx *Store) error {
+		if err := tx.relaxCommit(ctx); err != nil {
+			return err
+		}
+		if len(release) > 0 {
+			if err := tx.q(ctx).Exec(`UPDATE sync_events SET claimed_by = NULL, lease_until = NULL
+				WHERE id IN ? AND claimed_by = ?`, release, c.By).Error; err != nil {
+				return wrap("release events", err)
+			}
+		}
+		now := c.Now.UTC()
+		var rows []struct {
+			SyncEvent
+			ClaimedBy *string
+		}
+		// In id order through sync_events_queue, as DueEvents (SQLite's
+		// planner must be told).
+		from := "sync_events e"
+		if tx.dialect == migrations.SQLite {
+			from += " INDEXED BY sync_events_queue"
+		}
+		err := tx.q(ctx).Raw(`SELECT e.* FROM `+from+`
+			WHERE e.status = ? AND e.next_attempt_at <= ?
+			  AND (e.lease_until IS NULL OR e.lease_until <= ?)
+			  AND EXISTS (SELECT 1 FROM connections c WHERE c.id = e.connection_id AND c.active)
+			  AND NOT EXISTS (SELECT 1 FROM sync_events p
+			                  WHERE p.twin_id = e.twin_id AND p.status = ?
+			                    AND (p.id < e.id OR p.lease_until > ?))
+			ORDER BY e.id LIMIT ?`+tx.skipLocked("e"),
+			StatusQueued, now, now, StatusQueued, now, limit).Scan(&rows).Error
+		if err != nil {
+			return wrap("claim events", err)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		if !tx.Shared() {
+			for _, r := range rows {
+				out = append(out, r.SyncEvent)
+			}
+			return nil
+		}
+		ids := make([]int64, len(rows))
+		out = make([]SyncEvent, len(rows))
+		for i, r := range rows {
+			ids[i], out[i] = r.ID, r.SyncEvent
+			if r.ClaimedBy != nil && *r.ClaimedBy != c.By {
+				takeovers++
+			}
+		}
+		return wrap("claim events", tx.q(ctx).Exec(`UPDATE sync_events SET claimed_by = ?, lease_until = ? WHERE id IN ?`,
+			c.By, c.Until.UTC(), ids).Error)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, takeovers, nil
+}
+
+// RenewEvents extends c.By's claims on events still being worked.
+func (s *Store) RenewEvents(ctx context.Context, c Claim, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return wrap("renew event claims", s.q(ctx).Exec(`UPDATE sync_events SET lease_until = ? WHERE id IN ? AND claimed_by = ?`,
+		c.Until.UTC(), ids, c.By).Error)
+}
+
+// ClaimDeliveries takes up to limit pending webhook deliveries for c.By,
+// oldest first, passing those another process holds, after releasing the
+// ones listed in release (its earlier round, finished or to be retried).
+func (s *Store) ClaimDeliveries(ctx context.Context, c Claim, limit int, release []int64) ([]WebhookDelivery, error) {
+	var out []WebhookDelivery
+	err := s.Tx(ctx, func(tx *Store) error {
+		if len(release) > 0 {
+			if err := tx.q(ctx).Exec(`UPDATE webhook_deliveries SET claimed_by = NULL, lease_until = NULL
+				WHERE id IN ? AND claimed_by = ?`, release, c.By).Error; err != nil {
+				return wrap("release deliveries", err)
+			}
+		}
+		now := c.Now.UTC()
+		if err := tx.q(ctx).Raw(`SELECT d.* FROM webhook_deliveries d
+			WHERE d.status = ? AND (d.lease_until IS NULL OR d.lease_until <= ?)
+			ORDER BY d.id LIMIT ?`+tx.skipLocked("d"), DeliveryPending, now, limit).Scan(&out).Error; err != nil {
+			return wrap("claim deliveries", err)
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		ids := make([]int64, len(out))
+		for i := range out {
+			ids[i] = out[i].ID
+		}
+		return wrap("claim deliveries", tx.q(ctx).Exec(`UPDATE webhook_deliveries SET claimed_by = ?, lease_until = ? WHERE id IN ?`,
+			c.By, c.Until.UTC(), ids).Error)
+	})
+	return out, err
+}
+
+// ClaimBackfills takes (or renews) the running backfill jobs that no other
+// process holds, oldest first. A job stays with its holder from page to
+// page while the holder renews it each round.
+func (s *Store) ClaimBackfills(ctx context.Context, c Claim) ([]Backfill, error) {
+	var out []Backfill
+	err := s.Tx(ctx, func(tx *Store) error {
+		now := c.Now.UTC()
+		if err := tx.q(ctx).Raw(`SELECT b.* FROM backfills b
+			WHERE b.status = ? AND (b.claimed_by = ? OR b.lease_until IS NULL OR b.lease_until <= ?)
+			ORDER BY b.id`+tx.skipLocked("b"), "running", c.By, now).Scan(&out).Error; err != nil {
+			return wrap("claim backfills", err)
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		ids := make([]int64, len(out))
+		for i := range out {
+			ids[i] = out[i].ID
+		}
+		return wrap("claim backfills", tx.q(ctx).Exec(`UPDATE backfills SET claimed_by = ?, lease_until = ? WHERE id IN ?`,
+			c.By, c.Until.UTC(), ids).Error)
+	})
+	return out, err
+}
+
+// LeasePoller takes or renews the poller lease of a system for c.By: true
+// when c.By holds it until c.Until. prev is the holder it took over from
+// (a process whose lease lapsed), "" when it was free or c.By's already.
+func (s *Store) LeasePoller(ctx context.Context, systemID int64, c Claim) (held bool, prev string, err error) {
+	now := c.Now.UTC()
+	err = s.Tx(ctx, func(tx *Store) error {
+		var cur struct {
+			PollerID    *string
+			PollerUntil *time.Time
+		}
+		if err := tx.q(ctx).Raw(`SELECT poller_id, poller_until FROM systems WHERE id = ?`+tx.forUpdate(), systemID).
+			Scan(&cur).Error; err != nil {
+			return wrap("poller lease", err)
+		}
+		res := tx.q(ctx).Exec(`UPDATE systems SET poller_id = ?, poller_until = ?
+			WHERE id = ? AND (poller_id = ? OR poller_id IS NULL OR poller_until IS NULL OR poller_until <= ?)`,
+			c.By, c.Until.UTC(), systemID, c.By, now)
+		if res.Error != nil {
+			return wrap("poller lease", res.Error)
+		}
+		held = res.RowsAffected == 1
+		if held && cur.PollerID != nil && *cur.PollerID != c.By {
+			prev = *cur.PollerID
+		}
+		return nil
+	})
+	return held, prev, err
+}
+
+// relaxCommit lets a claim transaction on PostgreSQL commit without
+// waiting for its WAL flush (synchronous_commit off, this transaction only):
+// a claim is a lease, not data. Only a crash of the database server itself
+// within that flush delay can lose a claim (or a release), and then the
+// event is free again as if its lease had lapsed.
+func (s *Store) relaxCommit(ctx context.Context) error {
+	if s.dialect != migrations.Postgres {
+		return nil
+	}
+	return wrap("claim", s.q(ctx).Exec(`SET LOCAL synchronous_commit = off`).Error)
+}
+
+func (s *Store) forUpdate() string {
+	if s.dialect == migrations.Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// ReleaseClaims clears every claim and poller lease of process by: it stops
+// gracefully, and what it did not finish is free for the others at once.
+// It returns the number of queued events it gave back.
+func (s *Store) ReleaseClaims(ctx context.Context, by string) (int64, error) {
+	var events int64
+	err := s.Tx(ctx, func(tx *Store) error {
+		res := tx.q(ctx).Exec(`UPDATE sync_events SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ? AND status = ?`, by, StatusQueued)
+		if res.Error != nil {
+			return wrap("release events", res.Error)
+		}
+		events = res.RowsAffected
+		for _, q := range []string{
+			`UPDATE sync_events SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ?`,
+			`UPDATE webhook_deliveries SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ?`,
+			`UPDATE backfills SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ?`,
+			`UPDATE systems SET poller_id = NULL, poller_until = NULL WHERE poller_id = ?`,
+		} {
+			if err := tx.q(ctx).Exec(q, by).Error; err != nil {
+				return wrap("release claims", err)
+			}
+		}
+		return nil
+	})
+	return events, err
+}
+
+// ClearClaims clears every claim and poller lease, whoever holds them: for
+// a store only one process uses (SQLite), whose earlier run left them.
+func (s *Store) ClearClaims(ctx context.Context) error {
+	return s.Tx(ctx, func(tx *Store) error {
+		for _, q := range []string{
+			`UPDATE sync_events SET claimed_by = NULL, lease_until = NULL WHERE claimed_by IS NOT NULL`,
+			`UPDATE webhook_deliveries SET claimed_by = NULL, lease_until = NULL WHERE claimed_by IS NOT NULL`,
+			`UPDATE backfills SET claimed_by = NULL, lease_until = NULL WHERE claimed_by IS NOT NULL`,
+			`UPDATE systems SET poller_id = NULL, poller_until = NULL WHERE poller_id IS NOT NULL`,
+		} {
+			if err := tx.q(ctx).Exec(q).Error; err != nil {
+				return wrap("clear claims", err)
+			}
+		}
+		return nil
+	})
+}

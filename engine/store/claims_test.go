@@ -1,0 +1,267 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/testdb"
+)
+
+// claimFixture is a connection with events queued on a few twins.
+type claimFixture struct {
+	ctx  context.Context
+	st   *store.Store
+	conn store.Connection
+	sys  [2]int64
+	now  time.Time
+}
+
+func newClaimFixture(t *testing.T, st *store.Store) *claimFixture {
+	t.Helper()
+	f := &claimFixture{ctx: context.Background(), st: st, now: time.Now().UTC().Truncate(time.Millisecond)}
+	for i, name := range []string{"desk", "tracker"} {
+		s := store.System{Name: name, Kind: "sql"}
+		if err := st.CreateSystem(f.ctx, &s); err != nil {
+			t.Fatal(err)
+		}
+		f.sys[i] = s.ID
+	}
+	f.conn = store.Connection{Name: "c", SystemAID: f.sys[0], SystemBID: f.sys[1], Active: true}
+	if err := st.CreateConnection(f.ctx, &f.conn, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// queue adds one event for entity id of side a, due now, and returns its id.
+func (f *claimFixture) queue(t *testing.T, entity string) int64 {
+	t.Helper()
+	tw, err := f.st.EnsureTwin(f.ctx, f.conn.ID, store.SideA, entity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := []store.SyncEvent{{ConnectionID: f.conn.ID, TwinID: tw.ID, Direction: store.AToB, SourceID: entity,
+		Replica: "{}", NextAttemptAt: f.now.Add(-time.Second)}}
+	if err := f.st.InsertEvents(f.ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	return evs[0].ID
+}
+
+func (f *claimFixture) claim(by string, after time.Duration) store.Claim {
+	now := f.now.Add(after)
+	return store.Claim{By: by, Now: now, Until: now.Add(30 * time.Second)}
+}
+
+func ids(evs []store.SyncEvent) []int64 {
+	out := make([]int64, len(evs))
+	for i := range evs {
+		out[i] = evs[i].ID
+	}
+	return out
+}
+
+// Two processes claiming the same queue: neither takes what the other
+// holds, a twin's later event waits for its earlier one, a finished event
+// frees its twin, a retry stays with its claimer until released, and a lapsed
+// lease is taken over (and counted).
+func TestClaimEvents(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			if !f.st.Shared() {
+				t.Skip("SQLite: one process per store; its worker takes one batch at a time, so event claims are not written there")
+			}
+			e1 := f.queue(t, "1") // twin 1
+			e2 := f.queue(t, "1") // twin 1, after e1
+			e3 := f.queue(t, "2") // twin 2
+
+			got, taken, err := f.st.ClaimEvents(f.ctx, f.claim("A", 0), 10, nil)
+			if err != nil || !slices.Equal(ids(got), []int64{e1, e3}) || taken != 0 {
+				t.Fatalf("A claims %v (takeovers %d) %v; want [%d %d]", ids(got), taken, err, e1, e3)
+			}
+			got, _, err = f.st.ClaimEvents(f.ctx, f.claim("B", 0), 10, nil)
+			if err != nil || len(got) != 0 {
+				t.Fatalf("B claims %v %v; want nothing (A holds e1 and e3, e2 waits for e1)", ids(got), err)
+			}
+
+			// A finishes e1 (done) and e3 (a retry, due again at once).
+			ev1, _ := f.st.GetEvent(f.ctx, e1)
+			ev1.Status = store.StatusDone
+			ev3, _ := f.st.GetEvent(f.ctx, e3)
+			ev3.Attempts = 1
+			for _, ev := range []*store.SyncEvent{&ev1, &ev3} {
+				if err := f.st.SaveEvent(f.ctx, ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, _, err = f.st.ClaimEvents(f.ctx, f.claim("B", 0), 10, nil)
+			if err != nil || !slices.Equal(ids(got), []int64{e2}) {
+				t.Fatalf("B claims %v %v; want [%d] (e1 done; e3 still A's)", ids(got), err, e2)
+			}
+			got, _, err = f.st.ClaimEvents(f.ctx, f.claim("A", 0), 10, []int64{e1, e3})
+			if err != nil || !slices.Equal(ids(got), []int64{e3}) {
+				t.Fatalf("A claims %v %v after releasing its batch; want the retry [%d]", ids(got), err, e3)
+			}
+
+			// B dies holding e2: after its lease A takes it over.
+			got, _, _ = f.st.ClaimEvents(f.ctx, f.claim("A", 29*time.Second), 10, nil)
+			if len(got) != 0 {
+				t.Fatalf("A claims %v while B's lease holds", ids(got))
+			}
+			got, taken, err = f.st.ClaimEvents(f.ctx, f.claim("A", 31*time.Second), 10, nil)
+			// (A's own lease on e3 lapsed too: it is A's again, no takeover.)
+			if err != nil || !slices.Equal(ids(got), []int64{e2, e3}) || taken != 1 {
+				t.Fatalf("A claims %v (takeovers %d) %v after B's lease; want [%d %d], 1", ids(got), taken, err, e2, e3)
+			}
+
+			// A stops gracefully: what it holds is free for B at once.
+			if n, err := f.st.ReleaseClaims(f.ctx, "A"); err != nil || n != 2 {
+				t.Fatalf("release: %d %v; want 2 queued events", n, err)
+			}
+			got, taken, err = f.st.ClaimEvents(f.ctx, f.claim("B", 31*time.Second), 10, nil)
+			if err != nil || !slices.Equal(ids(got), []int64{e2, e3}) || taken != 0 {
+				t.Fatalf("B claims %v (takeovers %d) %v after A released; want [%d %d]", ids(got), taken, err, e2, e3)
+			}
+		})
+	}
+}
+
+// Many processes claiming at once (PostgreSQL: FOR UPDATE SKIP LOCKED) never
+// take one event twice, and every twin's events come out one at a time.
+func TestClaimEventsConcurrent(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			if !f.st.Shared() {
+				t.Skip("SQLite: one process per store; its worker takes one batch at a time, so event claims are not written there")
+			}
+			const twins, perTwin = 40, 3
+			for i := 0; i < perTwin; i++ {
+				for tw := 0; tw < twins; tw++ {
+					f.queue(t, fmt.Sprint(tw))
+				}
+			}
+			var (
+				mu    sync.Mutex
+				seen  = map[int64]string{}
+				twin  = map[int64]int{}
+				wg    sync.WaitGroup
+				twice []string
+			)
+			for p := 0; p < 6; p++ {
+				wg.Add(1)
+				go func(by string) {
+					defer wg.Done()
+					got, _, err := f.st.ClaimEvents(f.ctx, f.claim(by, 0), 15, nil)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					for _, ev := range got {
+						if other, ok := seen[ev.ID]; ok {
+							twice = append(twice, fmt.Sprintf("event %d by %s and %s", ev.ID, other, by))
+						}
+						seen[ev.ID] = by
+						twin[ev.TwinID]++
+					}
+				}(fmt.Sprint("P", p))
+			}
+			wg.Wait()
+			if len(twice) > 0 {
+				t.Fatalf("claimed twice: %v", twice)
+			}
+			for id, n := range twin {
+				if n > 1 {
+					t.Fatalf("twin %d: %d events claimed at once", id, n)
+				}
+			}
+			if len(seen) != twins {
+				t.Fatalf("claimed %d events; want one per twin, %d", len(seen), twins)
+			}
+		})
+	}
+}
+
+// One poller per system: the lease holder renews, another process is
+// refused until the lease lapses, then takes over; a released lease is free.
+func TestPollerLease(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			sys := f.sys[0]
+			check := func(by string, after time.Duration, wantHeld bool, wantPrev string) {
+				t.Helper()
+				held, prev, err := f.st.LeasePoller(f.ctx, sys, f.claim(by, after))
+				if err != nil || held != wantHeld || prev != wantPrev {
+					t.Fatalf("%s at +%s: held=%v prev=%q %v; want %v %q", by, after, held, prev, err, wantHeld, wantPrev)
+				}
+			}
+			check("A", 0, true, "")
+			check("B", time.Second, false, "")
+			check("A", 10*time.Second, true, "") // renewed until +40 s
+			check("B", 35*time.Second, false, "")
+			check("B", 41*time.Second, true, "A") // A died: B takes over
+			check("A", 42*time.Second, false, "")
+			if _, err := f.st.ReleaseClaims(f.ctx, "B"); err != nil {
+				t.Fatal(err)
+			}
+			check("A", 43*time.Second, true, "")
+		})
+	}
+}
+
+// Webhook deliveries and backfill jobs: one process at a time.
+func TestClaimDeliveriesAndBackfills(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			for i := 0; i < 3; i++ {
+				if _, err := f.st.RecordDelivery(f.ctx, f.sys[0], fmt.Sprint("d", i), []string{"1"}, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a, err := f.st.ClaimDeliveries(f.ctx, f.claim("A", 0), 2, nil)
+			if err != nil || len(a) != 2 {
+				t.Fatalf("A: %d deliveries %v; want 2", len(a), err)
+			}
+			bs, err := f.st.ClaimDeliveries(f.ctx, f.claim("B", 0), 10, nil)
+			if err != nil || len(bs) != 1 || bs[0].ID == a[0].ID || bs[0].ID == a[1].ID {
+				t.Fatalf("B: %+v %v; want the third delivery only", bs, err)
+			}
+			if err := f.st.FinishDelivery(f.ctx, a[0].ID, nil, 8); err != nil {
+				t.Fatal(err)
+			}
+			again, err := f.st.ClaimDeliveries(f.ctx, f.claim("A", 0), 10, []int64{a[0].ID, a[1].ID})
+			if err != nil || len(again) != 1 || again[0].ID != a[1].ID {
+				t.Fatalf("A after its round: %+v %v; want its pending delivery %d again", again, err, a[1].ID)
+			}
+			late, err := f.st.ClaimDeliveries(f.ctx, f.claim("A", 31*time.Second), 10, nil)
+			if err != nil || len(late) != 2 {
+				t.Fatalf("A after B's lease: %d %v; want 2 (its own and B's)", len(late), err)
+			}
+
+			job, err := f.st.StartBackfill(f.ctx, f.conn.ID, store.SideA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				by    string
+				after time.Duration
+				want  int
+			}{{"A", 0, 1}, {"B", 0, 0}, {"A", 20 * time.Second, 1}, {"B", 45 * time.Second, 0}, {"B", 51 * time.Second, 1}, {"A", 52 * time.Second, 0}} {
+				jobs, err := f.st.ClaimBackfills(f.ctx, f.claim(c.by, c.after))
+				if err != nil || len(jobs) != c.want || (c.want == 1 && jobs[0].ID != job.ID) {
+					t.Fatalf("%s at +%s: %d jobs %v; want %d", c.by, c.after, len(jobs), err, c.want)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,413 @@
+package crash
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/duplexsync/duplex/engine/secret"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/demo"
+	"github.com/duplexsync/duplex/internal/testdb"
+	"github.com/duplexsync/duplex/scripts"
+)
+
+// server is one `duplex serve` of the cluster.
+type server struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan error
+	gone bool
+}
+
+func startServer(t *testing.T, name, dir, dsn string, env []string) *server {
+	t.Helper()
+	logPath := filepath.Join(dir, name+".log")
+	log, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, name)
+	args := []string{"serve", "--db", dsn, "--data", data, "--addr", "127.0.0.1:0"}
+	bin := binary
+	if b := os.Getenv("DUPLEX_BENCH_BINARY"); b != "" && strings.HasPrefix(name, "b") {
+		bin = b // the benchmark against another build (without --lease)
+	} else {
+		args = append(args, "--lease", clusterLease.String())
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{name: name, cmd: cmd, log: logPath, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait(); _ = log.Close() }()
+	t.Cleanup(func() {
+		if !s.gone {
+			_ = cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	return s
+}
+
+// clusterLease is the processes' claim lease: short, so the killed one's
+// work is taken over within the run.
+const clusterLease = 2 * time.Second
+
+// processID reads the process id the server logged at start.
+func (s *server) processID(t *testing.T) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	re := regexp.MustCompile(`duplex is serving.*process=(\S+)`)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(s.log)
+		if m := re.FindSubmatch(b); m != nil {
+			return string(m[1])
+		}
+		if strings.HasPrefix(s.name, "b") && strings.Contains(string(b), "duplex is serving") {
+			return s.name // another build (DUPLEX_BENCH_BINARY) logs no process id
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(s.log)
+	t.Fatalf("%s did not start:\n%s", s.name, tail(string(b), 20))
+	return ""
+}
+
+// Three `duplex serve` processes share one PostgreSQL store while both sides
+// of the demo keep changing; one is killed with SIGKILL (holding a poller
+// and events), another stopped with SIGTERM. At the end every change arrived
+// exactly once, in order per twin (the final values are the last written),
+// no event was recorded twice, and nothing failed or stayed queued.
+func TestClusterKillAndStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the cluster run builds the binary and takes about half a minute")
+	}
+	base := os.Getenv(testdb.PostgresEnv)
+	if base == "" {
+		t.Skipf("the cluster run needs PostgreSQL: set %s (for example postgres://postgres@127.0.0.1:5432/test?sslmode=disable; .ci/run sets it)", testdb.PostgresEnv)
+	}
+	ctx := context.Background()
+	dsn, drop := testdb.Schema(t, base)
+	t.Cleanup(drop)
+	dir := t.TempDir()
+
+	// Systems and the connection go in through the store before any
+	// process starts: the processes need no API call.
+	paths, err := demo.CreateDatabases(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := secret.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := secret.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib, err := scripts.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := demo.Install(ctx, st, box, lib, paths, 50); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+	pg, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+
+	env := []string{"DUPLEX_SECRET_KEY=" + secret.EncodeKey(key), "DUPLEX_LOG_LEVEL=info"}
+	servers := make([]*server, 3)
+	byID := map[string]*server{}
+	for i := range servers {
+		servers[i] = startServer(t, fmt.Sprint("p", i+1), dir, dsn, env)
+	}
+	for _, s := range servers {
+		byID[s.processID(t)] = s
+	}
+	support := open(t, paths.Support)
+	eng := open(t, paths.Engineering)
+
+	seed := uint64(20261203)
+	if v := os.Getenv("DUPLEX_CRASH_SEED"); v != "" {
+		seed, _ = strconv.ParseUint(v, 10, 64)
+	}
+	ex := &expect{subject: map[int64]string{1: "Checkout fails with a 500"}, state: map[int64]string{},
+		supportNotes: map[int64][]string{}, engineerNotes: map[int64][]string{}}
+	wctx, stopWriting := context.WithTimeout(ctx, 15*time.Second)
+	defer stopWriting()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	start := time.Now()
+	go func() { defer wg.Done(); write(wctx, t, rand.New(rand.NewPCG(seed, 3)), support, eng, ex, 900) }()
+
+	holder := func(system string) *server {
+		var id sql.NullString
+		_ = pg.QueryRow(`SELECT poller_id FROM systems WHERE name = $1`, system).Scan(&id)
+		if s := byID[id.String]; s != nil && !s.gone {
+			return s
+		}
+		return nil
+	}
+	// SIGKILL the process polling the support desk, mid-stream: its events
+	// and its poller wait for the lease, then another process takes them.
+	time.Sleep(4 * time.Second)
+	killed := holder("support-desk")
+	if killed == nil {
+		killed = servers[0]
+	}
+	// Preferably while it holds queued events (a batch in flight), so that
+	// their takeover is exercised too; batches are short, so look for up to
+	// three seconds.
+	var killedID string
+	for id, s := range byID {
+		if s == killed {
+			killedID = id
+		}
+	}
+	held := 0
+	for look := time.Now(); time.Since(look) < 3*time.Second; time.Sleep(2 * time.Millisecond) {
+		_ = pg.QueryRow(`SELECT COUNT(*) FROM sync_events WHERE claimed_by = $1 AND status = 'queued'`, killedID).Scan(&held)
+		if held > 0 {
+			break
+		}
+	}
+	_ = killed.cmd.Process.Kill()
+	<-killed.done
+	killed.gone = true
+	t.Logf("SIGKILL %s at %s (it held about %d queued events)", killed.name, time.Since(start).Round(time.Millisecond), held)
+
+	// SIGTERM another one (the engineering poller's holder if that is not
+	// the killed one): it finishes its batch, releases its claims, exits 0.
+	time.Sleep(4 * time.Second)
+	stopped := holder("engineering")
+	if stopped == nil {
+		for _, s := range servers {
+			if !s.gone {
+				stopped = s
+				break
+			}
+		}
+	}
+	_ = stopped.cmd.Process.Signal(syscall.SIGTERM)
+	termAt := time.Now()
+	select {
+	case err := <-stopped.done:
+		stopped.gone = true
+		if err != nil {
+			t.Errorf("%s after SIGTERM: %v", stopped.name, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not stop within 30 s of SIGTERM", stopped.name)
+	}
+	t.Logf("SIGTERM %s at %s, exited after %s", stopped.name, termAt.Sub(start).Round(time.Millisecond), time.Since(termAt).Round(time.Millisecond))
+	wg.Wait()
+	streamed := time.Since(start)
+
+	var report string
+	ok := false
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ok, report = check(t, support, eng, ex, pg)
+		if ok || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	converged := time.Since(start)
+	before := fingerprint(t, support, eng)
+	time.Sleep(2 * time.Second)
+	looped := fingerprint(t, support, eng) != before
+
+	// An event applied and recorded by two processes would have two audit
+	// entries; a taken-over event the killed process applied but never
+	// recorded has one (and its re-application is the restart case the
+	// crash run proves harmless).
+	var twice, done, events int
+	_ = pg.QueryRow(`SELECT COUNT(*) FROM (SELECT event_id FROM audit_log WHERE action LIKE 'sync.%' AND event_id IS NOT NULL
+		GROUP BY event_id HAVING COUNT(*) > 1) x`).Scan(&twice)
+	_ = pg.QueryRow(`SELECT COUNT(*) FROM sync_events WHERE status = 'done'`).Scan(&done)
+	_ = pg.QueryRow(`SELECT COUNT(*) FROM sync_events`).Scan(&events)
+	var dupTwins int
+	_ = pg.QueryRow(`SELECT COUNT(*) FROM (SELECT connection_id, a_id FROM twins WHERE a_id IS NOT NULL GROUP BY connection_id, a_id HAVING COUNT(*) > 1) x`).Scan(&dupTwins)
+
+	takeovers, pollerTakeovers := 0, 0
+	for _, s := range servers {
+		te, tp := countTakeovers(s.log)
+		takeovers += te
+		pollerTakeovers += tp
+	}
+	stoppedLog, _ := os.ReadFile(stopped.log)
+	released := strings.Contains(string(stoppedLog), "released claims")
+
+	line := fmt.Sprintf("cluster: processes=3 killed=%s stopped=%s changes=%d events=%d done=%d recorded twice=%d duplicate twins=%d %s looped=%v takeovers: events=%d pollers=%d; stream %s, converged at %s",
+		killed.name, stopped.name, ex.changes, events, done, twice, dupTwins, report, looped, takeovers, pollerTakeovers,
+		streamed.Round(time.Millisecond), converged.Round(time.Millisecond))
+	fmt.Println(line)
+	t.Log(line)
+	if !ok || looped || twice > 0 || dupTwins > 0 || !released {
+		var logs strings.Builder
+		for _, s := range servers {
+			b, _ := os.ReadFile(s.log)
+			fmt.Fprintf(&logs, "--- %s\n%s\n", s.name, tail(string(b), 15))
+		}
+		t.Fatalf("%s (stopped process released its claims: %v)\n%s", line, released, logs.String())
+	}
+}
+
+var (
+	eventTakeover  = regexp.MustCompile(`took over events whose claim lapsed.* events=(\d+)`)
+	pollerTakeover = regexp.MustCompile(`took over a system's poller`)
+)
+
+// countTakeovers reads a server's log for the claims it took over.
+func countTakeovers(path string) (events, pollers int) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if m := eventTakeover.FindStringSubmatch(sc.Text()); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			events += n
+		}
+		if pollerTakeover.MatchString(sc.Text()) {
+			pollers++
+		}
+	}
+	return events, pollers
+}
+
+// TestClusterThroughput is the scale-out benchmark (make bench-cluster, not
+// part of make test): the demo connection with n new escalated tickets
+// waiting on the support side, run by 1 process on a SQLite store and by 1,
+// 2 and 3 processes sharing a PostgreSQL store, in the same run; each figure
+// is tickets created on the engineering side per second, from the moment
+// every process serves until the last one arrived.
+func TestClusterThroughput(t *testing.T) {
+	if os.Getenv("DUPLEX_BENCH_CLUSTER") == "" {
+		t.Skip("a benchmark: make bench-cluster (DUPLEX_BENCH_CLUSTER=1, needs DUPLEX_TEST_POSTGRES)")
+	}
+	base := os.Getenv(testdb.PostgresEnv)
+	if base == "" {
+		t.Skipf("set %s", testdb.PostgresEnv)
+	}
+	n := 3000
+	if v, err := strconv.Atoi(os.Getenv("DUPLEX_BENCH_TICKETS")); err == nil && v > 0 {
+		n = v
+	}
+	runs := []struct {
+		name  string
+		procs int
+		pg    bool
+	}{{"sqlite, 1 process", 1, false}, {"postgres, 1 process", 1, true}, {"postgres, 2 processes", 2, true}, {"postgres, 3 processes", 3, true}}
+	var lines []string
+	for _, r := range runs {
+		rate := throughputRun(t, base, n, r.procs, r.pg)
+		lines = append(lines, fmt.Sprintf("cluster bench: %-22s %d tickets: %7.0f changes/s", r.name, n, rate))
+		fmt.Println(lines[len(lines)-1])
+	}
+	t.Log("\n" + strings.Join(lines, "\n"))
+}
+
+func throughputRun(t *testing.T, base string, n, procs int, pg bool) float64 {
+	ctx := context.Background()
+	dir := t.TempDir()
+	dsn := filepath.Join(dir, "duplex.db")
+	if pg {
+		var drop func()
+		dsn, drop = testdb.Schema(t, base)
+		defer drop()
+	}
+	paths, err := demo.CreateDatabases(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	support := open(t, paths.Support)
+	tx, err := support.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if _, err := tx.Exec(`INSERT INTO tickets (subject, labels, priority) VALUES (?, 'todev', 'high')`, fmt.Sprint("bench ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := secret.GenerateKey()
+	box, _ := secret.New(key)
+	lib, _ := scripts.Builtin()
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := demo.Install(ctx, st, box, lib, paths, 100); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+	env := []string{"DUPLEX_SECRET_KEY=" + secret.EncodeKey(key), "DUPLEX_LOG_LEVEL=warn"}
+	var servers []*server
+	start := time.Now() // startup included: the processes start one after another
+	for i := 0; i < procs; i++ {
+		servers = append(servers, startServer(t, fmt.Sprint("b", i+1), dir, dsn, append(env, "DUPLEX_LOG_LEVEL=info")))
+	}
+	for _, s := range servers {
+		s.processID(t)
+	}
+	eng := open(t, paths.Engineering)
+	want := n + 1 // and the demo's ticket 1
+	deadline := start.Add(5 * time.Minute)
+	for {
+		var got int
+		_ = eng.QueryRow(`SELECT COUNT(DISTINCT ticket_ref) FROM issues WHERE ticket_ref <> ''`).Scan(&got)
+		if got >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d tickets arrived in 5 minutes", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	var dup int
+	_ = eng.QueryRow(`SELECT COUNT(*) - COUNT(DISTINCT ticket_ref) FROM issues WHERE ticket_ref <> ''`).Scan(&dup)
+	if dup != 0 {
+		t.Errorf("%d processes: %d duplicate issues", procs, dup)
+	}
+	for _, s := range servers {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		<-s.done
+		s.gone = true
+	}
+	return float64(want) / elapsed.Seconds()
+}
