@@ -204,6 +204,8 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		Transport: func(system string) http.RoundTripper { return m.Transport(system, nil) },
 		Lease:     c.lease,
 	})
+	m.Counter("duplex_lease_takeovers_total", "Events, deliveries, backfills and pollers this process took over from a process whose lease expired.",
+		func() float64 { return float64(eng.Takeovers()) })
 	auth, err := access(st)
 	if err != nil {
 		_ = eng.Close()

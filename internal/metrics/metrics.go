@@ -54,6 +54,12 @@ func New(q Queue) *Metrics {
 	return m
 }
 
+// Counter exposes a monotonic count kept elsewhere (for example the engine's
+// lease takeovers) under name, read at scrape time.
+func (m *Metrics) Counter(name, help string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+}
+
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})

@@ -47,6 +47,7 @@ func scrape(t *testing.T, st *store.Store) {
 		t.Fatal(err)
 	}
 	m := metrics.New(st)
+	m.Counter("duplex_lease_takeovers_total", "test", func() float64 { return 3 })
 	m.ObserveScript(scripting.KindOutgoing, 3*time.Millisecond, nil)
 	m.ObserveScript(scripting.KindIncoming, time.Second, &scripting.Error{Kind: scripting.ErrorTimeout})
 	m.ObserveScript(scripting.KindIncoming, time.Millisecond, errors.New("other"))
@@ -83,6 +84,7 @@ func scrape(t *testing.T, st *store.Store) {
 		`duplex_script_run_seconds_count{kind="incoming",result="error"} 1`,
 		`duplex_script_run_seconds_count{kind="outgoing",result="ok"} 1`,
 		`duplex_queue_scrape_error 0`,
+		`duplex_lease_takeovers_total 3`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(text, want) {
