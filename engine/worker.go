@@ -133,6 +133,10 @@ func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twi
 		}
 		ev.NextAttemptAt = e.opts.Now().Add(wait)
 	}
+	if err != nil { // the ids let an operator go from a log line to the event in the API
+		e.log.Warn("sync event failed", "connection", ev.ConnectionID, "twin", ev.TwinID, "event", ev.ID,
+			"direction", ev.Direction, "attempts", ev.Attempts, "status", ev.Status, "err", err)
+	}
 	r := result{ev: ev, twin: twin, out: out}
 	if err == nil {
 		switch out.Action { // the target's hash, when something was written there
