@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,6 +32,7 @@ import (
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/demo"
 	"github.com/duplexsync/duplex/internal/metrics"
+	"github.com/duplexsync/duplex/internal/tlsconf"
 	"github.com/duplexsync/duplex/migrations"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
@@ -138,6 +140,9 @@ type common struct {
 	secureCookies bool
 	// lease is how long a claim on shared work outlives its process.
 	lease time.Duration
+	// tlsCert and tlsKey serve HTTPS (serve and demo); caFile adds CAs
+	// the connectors trust (registerTLS).
+	tlsCert, tlsKey, caFile string
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultData string) {
@@ -147,6 +152,13 @@ func (c *common) register(fs *flag.FlagSet, defaultData string) {
 	lease, _ := time.ParseDuration(os.Getenv("DUPLEX_LEASE"))
 	fs.DurationVar(&c.lease, "lease", lease, "how long a process's claims on events, deliveries, backfills and pollers hold without renewal; a killed process's work is taken over this long after (default 30s; env DUPLEX_LEASE)")
 	fs.BoolVar(&c.secureCookies, "secure-cookies", os.Getenv("DUPLEX_SECURE_COOKIES") == "1", "mark session cookies Secure (behind an HTTPS proxy; env DUPLEX_SECURE_COOKIES=1)")
+}
+
+// registerTLS adds the TLS flags of the commands that serve and sync.
+func (c *common) registerTLS(fs *flag.FlagSet) {
+	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("DUPLEX_TLS_CERT"), "serve HTTPS with this PEM certificate (chain) file, reloaded when it changes; needs --tls-key (env DUPLEX_TLS_CERT)")
+	fs.StringVar(&c.tlsKey, "tls-key", os.Getenv("DUPLEX_TLS_KEY"), "the PEM private key of --tls-cert (env DUPLEX_TLS_KEY)")
+	fs.StringVar(&c.caFile, "ca-file", os.Getenv("DUPLEX_CA_FILE"), "PEM CA certificates trusted for connections to systems, besides the system roots (env DUPLEX_CA_FILE)")
 }
 
 func (c *common) dsn() string {
@@ -171,11 +183,24 @@ type app struct {
 	engine    *engine.Engine
 	handler   http.Handler
 	auth      server.AuthOptions
+	tls       *tls.Config // nil: plain HTTP
 }
 
 // buildApp opens everything; access says how people sign in (see firstRun
 // and demoAccess).
 func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*store.Store) (server.AuthOptions, error)) (*app, error) {
+	// TLS first: a wrong file fails the start before anything is opened.
+	tlsCfg, err := serverTLS(logger, c.tlsCert, c.tlsKey)
+	if err != nil {
+		return nil, err
+	}
+	base, nCA, err := tlsconf.ClientTransport(c.caFile)
+	if err != nil {
+		return nil, err
+	}
+	if nCA > 0 {
+		logger.Info("connections to systems also trust the CA file", "file", c.caFile, "certificates", nCA)
+	}
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -201,7 +226,7 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 	eng := engine.New(engine.Options{
 		Store: st, Connectors: reg, Secrets: box, Logger: logger,
 		Runner:    scripting.NewRunner(scripting.Options{Timeout: time.Second, Observe: m.ObserveScript}),
-		Transport: func(system string) http.RoundTripper { return m.Transport(system, nil) },
+		Transport: connectorTransport(m, base),
 		Lease:     c.lease,
 	})
 	m.Counter("duplex_lease_takeovers_total", "Events, deliveries, backfills and pollers this process took over from a process whose lease expired.",
@@ -212,10 +237,34 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		_ = st.Close()
 		return nil, err
 	}
+	// Over TLS the session cookie is Secure anyway (the server marks it so
+	// on TLS requests).
 	auth.SecureCookies = c.secureCookies
 	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger, Auth: auth,
 		Metrics: m.Handler()})
-	return &app{store: st, box: box, templates: lib, engine: eng, handler: h, auth: auth}, nil
+	return &app{store: st, box: box, templates: lib, engine: eng, handler: h, auth: auth, tls: tlsCfg}, nil
+}
+
+// connectorTransport is engine.Options.Transport: a system's requests are
+// measured, then go through base (the system roots plus --ca-file).
+func connectorTransport(m *metrics.Metrics, base http.RoundTripper) func(system string) http.RoundTripper {
+	return func(system string) http.RoundTripper { return m.Transport(system, base) }
+}
+
+// serverTLS is the HTTPS configuration of --tls-cert and --tls-key; nil
+// when neither is set.
+func serverTLS(logger *slog.Logger, certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("--tls-cert and --tls-key (DUPLEX_TLS_CERT, DUPLEX_TLS_KEY) go together")
+	}
+	r, err := tlsconf.NewReloader(certFile, keyFile, logger)
+	if err != nil {
+		return nil, err
+	}
+	return r.Config(), nil
 }
 
 // registry lists the connector kinds this binary offers.
@@ -247,14 +296,23 @@ func (a *app) serve(ctx context.Context, logger *slog.Logger, addr string, ready
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
+	// ReadHeaderTimeout also bounds a TLS handshake. Handshake failures
+	// (scanners, clients that distrust the certificate) go to the log at
+	// warn level with the server's other errors.
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: a.tls,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	engCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	engDone := make(chan error, 1)
 	go func() { engDone <- a.engine.Run(engCtx) }()
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Serve(ln) }()
 	url := "http://" + ln.Addr().String()
+	if a.tls != nil {
+		url = "https://" + ln.Addr().String()
+		go func() { srvDone <- srv.ServeTLS(ln, "", "") }() // the pair comes from TLSConfig
+	} else {
+		go func() { srvDone <- srv.Serve(ln) }()
+	}
 	logger.Info("duplex is serving", "url", url, "process", a.engine.ProcessID())
 	if ready != nil {
 		ready(url)
@@ -278,6 +336,7 @@ func runServe(ctx context.Context, logger *slog.Logger, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	var c common
 	c.register(fs, "duplex-data")
+	c.registerTLS(fs)
 	_ = fs.Parse(args)
 	a, err := buildApp(ctx, logger, c, func(st *store.Store) (server.AuthOptions, error) {
 		return firstRun(ctx, st, logger, os.Getenv("DUPLEX_ADMIN_EMAIL"), os.Getenv("DUPLEX_ADMIN_PASSWORD"))
@@ -303,6 +362,7 @@ func runDemo(ctx context.Context, logger *slog.Logger, args []string, out io.Wri
 	fs := flag.NewFlagSet("demo", flag.ExitOnError)
 	var c common
 	c.register(fs, "duplex-demo")
+	c.registerTLS(fs)
 	poll := fs.Duration("poll", 2*time.Second, "how often the demo systems are polled")
 	_ = fs.Parse(args)
 	paths, err := demo.CreateDatabases(ctx, c.dataDir)
