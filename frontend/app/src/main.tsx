@@ -10,6 +10,7 @@ import { ConnectionsView } from "./views/connections";
 import { NewConnectionView } from "./views/new-connection";
 import { ConnectionView } from "./views/connection";
 import { SystemsView } from "./views/systems";
+import { AlertsLink, AlertsView } from "./views/alerts";
 import "./style.css";
 
 function useRoute(): Route {
@@ -166,6 +167,9 @@ function App({ me, auto }: { me: Me; auto: boolean }) {
     case "systems":
       main = <SystemsView id={route.id} />;
       break;
+    case "alerts":
+      main = <AlertsView />;
+      break;
     case "tokens":
     case "password":
     case "team":
@@ -199,6 +203,7 @@ function App({ me, auto }: { me: Me; auto: boolean }) {
         <a class={section === "systems" ? "on" : ""} href="#/systems">
           Systems
         </a>
+        <AlertsLink on={route.view === "alerts"} />
         <a class={section === "team" ? "on" : ""} href="#/team">
           Team
         </a>
