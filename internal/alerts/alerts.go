@@ -210,7 +210,7 @@ func (e *Evaluator) Evaluate(ctx context.Context) error {
 		if !c.Active && c.Queued > 0 {
 			a := base
 			a.Kind = store.AlertPaused
-			a.Detail = fmt.Sprintf("paused with %d changes waiting", c.Queued)
+			a.Detail = fmt.Sprintf("%d change(s) waiting to be applied", c.Queued)
 			add(a)
 		}
 		if c.Active && c.OldestQueued != nil && now.Sub(*c.OldestQueued) >= e.cfg.QueueAge {

@@ -152,7 +152,8 @@ function Root() {
 
 function App({ me, auto }: { me: Me; auto: boolean }) {
   const route = useRoute();
-  const section = route.view === "systems" ? "systems" : route.view === "team" ? "team" : route.view === "tokens" ? "tokens" : "connections";
+  const section =
+    route.view === "systems" ? "systems" : route.view === "team" ? "team" : route.view === "tokens" ? "tokens" : route.view === "alerts" ? "alerts" : "connections";
   let main;
   switch (route.view) {
     case "connections":
@@ -203,7 +204,7 @@ function App({ me, auto }: { me: Me; auto: boolean }) {
         <a class={section === "systems" ? "on" : ""} href="#/systems">
           Systems
         </a>
-        <AlertsLink on={route.view === "alerts"} />
+        <AlertsLink on={section === "alerts"} />
         <a class={section === "team" ? "on" : ""} href="#/team">
           Team
         </a>
