@@ -86,9 +86,11 @@ func (e *Engine) pollLoop(ctx context.Context, systemID int64, every time.Durati
 	renew := time.NewTicker(e.opts.Lease / 3)
 	defer renew.Stop()
 	lease := &pollLease{e: e, systemID: systemID}
+	health := &pollHealth{e: e, systemID: systemID} // for alerts (pollhealth.go)
 	for {
 		for lease.ok(ctx) {
 			res, err := e.PollOnce(ctx, systemID)
+			health.note(ctx, err)
 			if err != nil {
 				if ctx.Err() == nil {
 					e.log.Warn("poll failed", "system", systemID, "err", err)

@@ -56,6 +56,7 @@ var routeLevels = map[string]level{
 	"GET /api/systems":           lvSignedIn,
 	"GET /api/connections":       lvSignedIn,
 	"GET /api/events":            lvSignedIn,
+	"GET /api/alerts":            lvSignedIn, // filtered to the caller's teams
 	"GET /api/templates":         lvSignedIn,
 	"GET /api/templates/:name":   lvSignedIn,
 	"GET /api/script-api.d.ts":   lvSignedIn,

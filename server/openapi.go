@@ -109,6 +109,8 @@ var ops = map[string]op{
 	"POST /api/events/{id}/resolve": {summary: "Choose per conflicting field: source, target or a value", tag: "events", in: map[string]engine.Resolution{}, out: store.SyncEvent{}},
 	"POST /api/events/{id}/skip":    {summary: "Give up on an event, with a reason", tag: "events", in: skipEventIn{}, out: store.SyncEvent{}},
 
+	"GET /api/alerts": {summary: "Alerts of one's teams: open ones first, then recently resolved (?state=open|resolved)", tag: "alerts", out: []store.Alert{}, query: []string{"state", "limit"}},
+
 	"GET /api/audit":            {summary: "Audit log: one's teams as admin; everything for org admins", tag: "audit", out: []store.AuditEntry{}, query: []string{"connection_id", "action", "limit"}},
 	"GET /api/templates":        {summary: "Built-in and visible team templates", tag: "templates", out: []templateItem{}},
 	"GET /api/templates/{name}": {summary: "A built-in template", tag: "templates", out: scripts.Template{}},

@@ -175,6 +175,8 @@ func New(o Options) http.Handler {
 	s.route(api, "POST", "/events/:id/resolve", teamRole("event", "id", editor), s.resolveEvent)
 	s.route(api, "POST", "/events/:id/skip", teamRole("event", "id", editor), s.skipEvent)
 
+	s.route(api, "GET", "/alerts", signedIn(), s.listAlerts) // filtered to one's teams
+
 	s.route(api, "GET", "/audit", signedIn(), s.listAudit) // team admins: their teams' entries
 	s.route(api, "GET", "/templates", signedIn(), s.listTemplates)
 	s.route(api, "GET", "/templates/:name", signedIn(), s.getTemplate)

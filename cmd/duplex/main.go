@@ -30,6 +30,7 @@ import (
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/alerts"
 	"github.com/duplexsync/duplex/internal/demo"
 	"github.com/duplexsync/duplex/internal/metrics"
 	"github.com/duplexsync/duplex/internal/tlsconf"
@@ -184,6 +185,7 @@ type app struct {
 	handler   http.Handler
 	auth      server.AuthOptions
 	tls       *tls.Config // nil: plain HTTP
+	alerts    *alerts.Evaluator
 }
 
 // buildApp opens everything; access says how people sign in (see firstRun
@@ -231,6 +233,12 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 	})
 	m.Counter("duplex_lease_takeovers_total", "Events, deliveries, backfills and pollers this process took over from a process whose lease expired.",
 		func() float64 { return float64(eng.Takeovers()) })
+	al, err := newAlerts(st, logger, eng.ProcessID(), base)
+	if err != nil {
+		_ = eng.Close()
+		_ = st.Close()
+		return nil, err
+	}
 	auth, err := access(st)
 	if err != nil {
 		_ = eng.Close()
@@ -242,7 +250,7 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 	auth.SecureCookies = c.secureCookies
 	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger, Auth: auth,
 		Metrics: m.Handler()})
-	return &app{store: st, box: box, templates: lib, engine: eng, handler: h, auth: auth, tls: tlsCfg}, nil
+	return &app{store: st, box: box, templates: lib, engine: eng, handler: h, auth: auth, tls: tlsCfg, alerts: al}, nil
 }
 
 // connectorTransport is engine.Options.Transport: a system's requests are
@@ -305,6 +313,8 @@ func (a *app) serve(ctx context.Context, logger *slog.Logger, addr string, ready
 	defer cancel()
 	engDone := make(chan error, 1)
 	go func() { engDone <- a.engine.Run(engCtx) }()
+	alertsDone := make(chan struct{})
+	go func() { defer close(alertsDone); a.alerts.Run(engCtx) }()
 	srvDone := make(chan error, 1)
 	url := "http://" + ln.Addr().String()
 	if a.tls != nil {
@@ -326,6 +336,7 @@ func (a *app) serve(ctx context.Context, logger *slog.Logger, addr string, ready
 	_ = srv.Shutdown(shutCtx)
 	cancel()
 	<-engDone
+	<-alertsDone
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

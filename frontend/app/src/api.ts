@@ -69,6 +69,28 @@ export interface SyncEvent {
   updated_at: string;
 }
 
+/** An alert (GET /api/alerts): a connection or system that started failing; internal/alerts opens and resolves it. */
+export interface Alert {
+  id: number;
+  subject: string;
+  connection_id?: number;
+  system_id?: number;
+  team_id: number;
+  name: string;
+  kind: "failures" | "paused" | "queue_age" | "unreachable";
+  state: "open" | "resolved";
+  detail: string;
+  opened_at: string;
+  resolved_at?: string;
+  /** The opening notice reached the webhook. */
+  notified_at?: string;
+  last_notified_at?: string;
+  /** A notice still to send: "open" or "resolved". */
+  pending?: string;
+  attempts: number;
+  last_error?: string;
+}
+
 export interface Twin {
   id: number;
   connection_id: number;
@@ -465,6 +487,7 @@ export const api = {
   skip: (id: number, reason: string) => request<SyncEvent>("POST", `/api/events/${id}/skip`, { reason }),
   resolve: (id: number, choice: Record<string, { take: string; value?: unknown }>) =>
     request<SyncEvent>("POST", `/api/events/${id}/resolve`, choice),
+  alerts: (state?: "open" | "resolved", limit = 50) => get<Alert[]>(`/api/alerts?limit=${limit}${state ? `&state=${state}` : ""}`),
   audit: (connID?: number, limit = 200) => get<AuditEntry[]>(`/api/audit?limit=${limit}${connID ? `&connection_id=${connID}` : ""}`),
 
   templates: () => get<Template[]>("/api/templates"),

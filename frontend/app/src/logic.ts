@@ -19,6 +19,7 @@ export type Route =
   | { view: "tokens" }
   | { view: "password" }
   | { view: "team"; id?: number }
+  | { view: "alerts" }
   | { view: "not-found"; path: string };
 
 export function parseRoute(hash: string): Route {
@@ -46,6 +47,7 @@ export function parseRoute(hash: string): Route {
     if (parts.length === 2 && /^\d+$/.test(parts[1])) return { view: "systems", id: Number(parts[1]) };
   }
   if (parts.length === 1 && parts[0] === "tokens") return { view: "tokens" };
+  if (parts.length === 1 && parts[0] === "alerts") return { view: "alerts" };
   if (parts.length === 1 && parts[0] === "password") return { view: "password" };
   if (parts[0] === "team") {
     if (parts.length === 1) return { view: "team" };
@@ -82,6 +84,8 @@ export function href(r: Route): string {
       return "#/password";
     case "team":
       return "#/team" + (r.id !== undefined ? "/" + r.id : "");
+    case "alerts":
+      return "#/alerts";
     case "not-found":
       return "#" + r.path;
   }

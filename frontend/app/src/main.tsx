@@ -10,6 +10,7 @@ import { ConnectionsView } from "./views/connections";
 import { NewConnectionView } from "./views/new-connection";
 import { ConnectionView } from "./views/connection";
 import { SystemsView } from "./views/systems";
+import { AlertsLink, AlertsView } from "./views/alerts";
 import "./style.css";
 
 function useRoute(): Route {
@@ -151,7 +152,8 @@ function Root() {
 
 function App({ me, auto }: { me: Me; auto: boolean }) {
   const route = useRoute();
-  const section = route.view === "systems" ? "systems" : route.view === "team" ? "team" : route.view === "tokens" ? "tokens" : "connections";
+  const section =
+    route.view === "systems" ? "systems" : route.view === "team" ? "team" : route.view === "tokens" ? "tokens" : route.view === "alerts" ? "alerts" : "connections";
   let main;
   switch (route.view) {
     case "connections":
@@ -165,6 +167,9 @@ function App({ me, auto }: { me: Me; auto: boolean }) {
       break;
     case "systems":
       main = <SystemsView id={route.id} />;
+      break;
+    case "alerts":
+      main = <AlertsView />;
       break;
     case "tokens":
     case "password":
@@ -199,6 +204,7 @@ function App({ me, auto }: { me: Me; auto: boolean }) {
         <a class={section === "systems" ? "on" : ""} href="#/systems">
           Systems
         </a>
+        <AlertsLink on={section === "alerts"} />
         <a class={section === "team" ? "on" : ""} href="#/team">
           Team
         </a>

@@ -255,8 +255,13 @@ function Diff({ a, b }: { a: ScriptVersion; b: ScriptVersion }) {
 
 // ---------------- queue & errors ----------------
 
+/** The queue tab's list from the address (?status=queued, as the alerts view links), failed by default. */
+function queueStatus(s: string | undefined): "failed" | "queued" | "skipped" {
+  return s === "queued" || s === "skipped" ? s : "failed";
+}
+
 export function QueueTab({ ctx }: { ctx: Ctx }) {
-  const [status, setStatus] = useState<"failed" | "queued" | "skipped">("failed");
+  const [status, setStatus] = useState<"failed" | "queued" | "skipped">(queueStatus(ctx.query.status));
   const evs = useAsync(() => api.events({ connection_id: ctx.conn.id, status, limit: 200 }), [status, ctx.conn.id], 3000);
   const act = useAction();
   const retryAll = async () => {

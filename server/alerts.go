@@ -1,0 +1,32 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/duplexsync/duplex/engine/store"
+)
+
+// listAlerts answers GET /api/alerts: open alerts first, then the most
+// recent resolved ones, of the caller's teams (internal/alerts opens and
+// resolves them).
+func (s *srv) listAlerts(c *gin.Context) error {
+	f := store.AlertFilter{State: c.Query("state")}
+	switch f.State {
+	case "", store.AlertOpen, store.AlertResolved:
+	default:
+		return badRequest("state must be open or resolved")
+	}
+	var err error
+	if f.Limit, err = intQuery(c, "limit", 50); err != nil {
+		return err
+	}
+	f.Teams = principalOf(c).Teams(store.RoleViewer)
+	out, err := s.st.ListAlerts(c.Request.Context(), f)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
