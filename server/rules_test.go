@@ -14,7 +14,12 @@ import (
 // a valid list is saved as a version and audited; the test run reports the
 // rules' results without writing.
 func TestRulesEndpoints(t *testing.T) {
-	e := newEnv(t, testdb.SQLite(t))
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { testRulesEndpoints(t, newEnv(t, b.Open(t))) })
+	}
+}
+
+func testRulesEndpoints(t *testing.T, e *env) {
 	sa, sb := e.systems()
 	var conn struct {
 		ID int64 `json:"id"`
