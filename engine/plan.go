@@ -20,6 +20,7 @@ type sidePlan struct {
 	trigger  *scripting.Trigger
 	outgoing *scripting.Script
 	incoming *scripting.Script
+	rules    *scripting.Rules // checked on the replica before anything is applied to this side; nil: none
 }
 
 // planFor returns the compiled plan of a connection row. A cached plan is
@@ -34,6 +35,10 @@ func (e *Engine) planFor(ctx context.Context, c store.Connection) (*plan, error)
 		return p, nil
 	}
 	scripts, err := e.st.CurrentScripts(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := e.st.CurrentRules(ctx, c.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -54,6 +59,11 @@ func (e *Engine) planFor(ctx context.Context, c store.Connection) (*plan, error)
 		name = fmt.Sprintf("%s/%s.incoming.js", c.Name, side)
 		if sp.incoming, err = scripting.Compile(name, scripting.KindIncoming, src[store.KindIncoming].Source); err != nil {
 			return nil, err
+		}
+		if r, ok := rules[side]; ok {
+			if sp.rules, err = scripting.CompileRulesDoc(r.Source); err != nil {
+				return nil, fmt.Errorf("connection %q side %s rules: %w", c.Name, side, err)
+			}
 		}
 		p.sides[side] = sp
 	}

@@ -13,19 +13,23 @@ import (
 
 // TestRunResult is what a connection's scripts would do with one entity.
 type TestRunResult struct {
-	Side       store.Side           `json:"side"`
-	Matched    bool                 `json:"matched"`    // the trigger matched
-	Linked     bool                 `json:"linked"`     // the entity already has a twin
-	WouldSync  bool                 `json:"would_sync"` // matched or linked
-	Replica    map[string]any       `json:"replica,omitempty"`
-	TargetID   string               `json:"target_id,omitempty"` // "" = the other side would be created
-	Patch      map[string]any       `json:"patch,omitempty"`
-	Comments   []connectors.Comment `json:"comments,omitempty"` // comments that would be added
-	Skipped    bool                 `json:"skipped,omitempty"`
-	SkipReason string               `json:"skip_reason,omitempty"`
-	Log        []string             `json:"log"`
-	Error      error                `json:"-"`               // a script error (*scripting.Error) or a trigger error
-	Stage      string               `json:"stage,omitempty"` // where Error happened: trigger, outgoing, incoming
+	Side      store.Side           `json:"side"`
+	Matched   bool                 `json:"matched"`    // the trigger matched
+	Linked    bool                 `json:"linked"`     // the entity already has a twin
+	WouldSync bool                 `json:"would_sync"` // matched or linked
+	Replica   map[string]any       `json:"replica,omitempty"`
+	TargetID  string               `json:"target_id,omitempty"` // "" = the other side would be created
+	Patch     map[string]any       `json:"patch,omitempty"`
+	Comments  []connectors.Comment `json:"comments,omitempty"` // comments that would be added
+	// Rules are the results of the target side's validation rules on the
+	// replica; Invalid: one failed, and the event would fail with nothing written.
+	Rules      []scripting.RuleResult `json:"rules,omitempty"`
+	Invalid    bool                   `json:"invalid,omitempty"`
+	Skipped    bool                   `json:"skipped,omitempty"`
+	SkipReason string                 `json:"skip_reason,omitempty"`
+	Log        []string               `json:"log"`
+	Error      error                  `json:"-"`               // a script error (*scripting.Error) or a trigger error
+	Stage      string                 `json:"stage,omitempty"` // where Error happened: trigger, outgoing, incoming
 }
 
 // TestRun runs a connection's current trigger and scripts for an entity of
@@ -129,6 +133,8 @@ func simulate(ctx context.Context, r *scripting.Runner, connName string, timeout
 	if replica == nil {
 		replica = map[string]any{}
 	}
+	res.Rules = dst.rules.Check(replica)
+	res.Invalid = len(scripting.Failed(res.Rules)) > 0
 	inc, err := r.Incoming(ctx, dst.incoming, replica, previous, in,
 		scripting.Meta{Connection: connName, Side: string(side.Other()), FirstSync: first, Timeout: timeout})
 	res.Log = append(res.Log, inc.Log...)

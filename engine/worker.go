@@ -230,6 +230,32 @@ func permanent(err error) bool {
 
 var errConfig = errors.New("connection cannot run")
 
+// RuleError is an event refused by validation rules of its target side. It
+// unwraps to connectors.ErrInvalid: the event fails without retries (a data
+// problem, not a transient one) and waits in the error list.
+type RuleError struct {
+	Failed []scripting.RuleResult
+}
+
+func (e *RuleError) Error() string {
+	parts := make([]string, len(e.Failed))
+	for i, r := range e.Failed {
+		parts[i] = r.String()
+	}
+	return "validation failed: " + strings.Join(parts, "; ")
+}
+
+func (e *RuleError) Unwrap() error { return connectors.ErrInvalid }
+
+// checkRules checks a replica against a side's rules; the error names each
+// failed rule with its field, kind, value and message.
+func checkRules(rules *scripting.Rules, replica map[string]any) error {
+	if failed := scripting.Failed(rules.Check(replica)); len(failed) > 0 {
+		return &RuleError{Failed: failed}
+	}
+	return nil
+}
+
 // apply runs the incoming script and writes the minimal change to the target
 // system. The twin it returns (when not nil) must be saved with the event.
 func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, ev *store.SyncEvent, logs *[]string) (outcome, *store.Twin, error) {
@@ -248,6 +274,12 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 	}
 	replica, err := e.replicaOf(ctx, p, ev, &twin, logs)
 	if err != nil {
+		return outcome{}, nil, err
+	}
+	// The target side's validation rules, before anything is read from or
+	// written to it: a replica that breaks one fails the event for good (a
+	// data problem, not a transient one).
+	if err := checkRules(p.sides[dst].rules, replica); err != nil {
 		return outcome{}, nil, err
 	}
 	previous, err := decodeObject(ev.Previous)

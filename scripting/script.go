@@ -45,6 +45,7 @@ type Error struct {
 	Line    int
 	Column  int
 	Message string
+	Rule    int // a validation rule's 1-based position in its list; 0 otherwise
 	err     error
 }
 

@@ -88,6 +88,10 @@ var routeLevels = map[string]level{
 	"PUT /api/connections/:id/scripts/:side/:kind":           lvEditor,
 	"GET /api/connections/:id/scripts/:side/:kind/versions":  lvViewer,
 	"POST /api/connections/:id/scripts/:side/:kind/validate": lvEditor,
+	"GET /api/connections/:id/rules/:side":                   lvViewer,
+	"PUT /api/connections/:id/rules/:side":                   lvEditor,
+	"GET /api/connections/:id/rules/:side/versions":          lvViewer,
+	"POST /api/connections/:id/rules/:side/validate":         lvEditor,
 	"POST /api/connections/:id/trigger-preview":              lvEditor,
 	"PUT /api/connections/:id/conflict-policy":               lvEditor,
 	"POST /api/connections/:id/activate":                     lvEditor,
@@ -230,15 +234,17 @@ func roleMatrix(t *testing.T, st *store.Store) {
 		return "999"
 	}
 	bodies := map[string]string{
-		"POST /api/systems":                            `{"team_id":1}`,
-		"POST /api/connections":                        `{"team_id":1}`,
-		"PUT /api/teams/:id/members/:user":             `{"role":"viewer"}`,
-		"PUT /api/me/password":                         `{"current":"wrong","new":"long enough password"}`,
-		"PUT /api/users/:id":                           `{}`,
-		"POST /api/events/:id/skip":                    `{"reason":"matrix"}`,
-		"PUT /api/connections/:id/scripts/:side/:kind": `{"source":"replica.x = 1;"}`,
-		"PUT /api/team-templates/:id/sharing":          `{"visibility":"org"}`,
-		"POST /api/team-templates/:id/fork":            `{"team_id":1,"name":"forked"}`,
+		"POST /api/systems":                              `{"team_id":1}`,
+		"POST /api/connections":                          `{"team_id":1}`,
+		"PUT /api/teams/:id/members/:user":               `{"role":"viewer"}`,
+		"PUT /api/me/password":                           `{"current":"wrong","new":"long enough password"}`,
+		"PUT /api/users/:id":                             `{}`,
+		"POST /api/events/:id/skip":                      `{"reason":"matrix"}`,
+		"PUT /api/connections/:id/scripts/:side/:kind":   `{"source":"replica.x = 1;"}`,
+		"PUT /api/team-templates/:id/sharing":            `{"visibility":"org"}`,
+		"PUT /api/connections/:id/rules/:side":           `{"rules":[{"field":"email","kind":"email"}]}`,
+		"POST /api/connections/:id/rules/:side/validate": `{"rules":[]}`,
+		"POST /api/team-templates/:id/fork":              `{"team_id":1,"name":"forked"}`,
 	}
 	queries := map[string]string{"POST /api/team-templates/import": "?team_id=1"}
 

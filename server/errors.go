@@ -54,6 +54,7 @@ type apiError struct {
 	Script  string `json:"script,omitempty"`
 	Line    int    `json:"line,omitempty"`
 	Column  int    `json:"column,omitempty"`
+	Rule    int    `json:"rule,omitempty"` // a validation rule's 1-based position
 }
 
 // classify is the one place that turns an error into an HTTP status and a
@@ -70,7 +71,7 @@ func classify(err error) (int, apiError) {
 			code = CodeScriptFailed
 		}
 		return http.StatusUnprocessableEntity, apiError{Code: code, Message: se.Error(),
-			Script: se.Script, Line: se.Line, Column: se.Column}
+			Script: se.Script, Line: se.Line, Column: se.Column, Rule: se.Rule}
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, apiError{Code: CodeTooLarge,
 			Message: fmt.Sprintf("request body over %d bytes", mbe.Limit)}

@@ -88,6 +88,10 @@ var ops = map[string]op{
 	"PUT /api/connections/{id}/scripts/{side}/{kind}":           {summary: "Save a script or trigger as its next version", tag: "scripts", in: saveScriptIn{}, out: store.ScriptVersion{}},
 	"GET /api/connections/{id}/scripts/{side}/{kind}/versions":  {summary: "Every version of a script, newest first", tag: "scripts", out: []store.ScriptVersion{}},
 	"POST /api/connections/{id}/scripts/{side}/{kind}/validate": {summary: "Compile a draft without saving it", tag: "scripts", in: validateDraftIn{}, out: okOut{}},
+	"GET /api/connections/{id}/rules/{side}":                    {summary: "A side's current validation rules", tag: "scripts", out: rulesOut{}},
+	"PUT /api/connections/{id}/rules/{side}":                    {summary: "Save a side's validation rules as their next version", tag: "scripts", in: rulesIn{}, out: rulesOut{}},
+	"GET /api/connections/{id}/rules/{side}/versions":           {summary: "Every version of a side's rules, newest first", tag: "scripts", out: []store.ScriptVersion{}},
+	"POST /api/connections/{id}/rules/{side}/validate":          {summary: "Compile draft rules without saving them", tag: "scripts", in: rulesIn{}, out: okOut{}},
 	"POST /api/connections/{id}/trigger-preview":                {summary: "How many entities a draft trigger matches (reads the remote)", tag: "scripts", in: triggerPreviewIn{}, out: engine.TriggerPreview{}},
 	"POST /api/connections/{id}/test-run":                       {summary: "Run the scripts on one entity without writing anything", tag: "scripts", in: testRunIn{}, out: testRunOut{}},
 

@@ -146,7 +146,28 @@ func (s *Store) CurrentScripts(ctx context.Context, connID int64) (map[Side]map[
 	}
 	out := map[Side]map[ScriptKind]ScriptVersion{SideA: {}, SideB: {}}
 	for _, r := range rows {
+		if r.Kind == KindRules {
+			continue // CurrentRules
+		}
 		out[r.Side][r.Kind] = r
+	}
+	return out, nil
+}
+
+// CurrentRules returns the latest rules version of each side of a
+// connection (a side without rules is missing from the map).
+func (s *Store) CurrentRules(ctx context.Context, connID int64) (map[Side]ScriptVersion, error) {
+	var rows []ScriptVersion
+	err := s.q(ctx).Raw(`SELECT * FROM script_versions v WHERE connection_id = ? AND kind = ? AND version =
+		(SELECT MAX(version) FROM script_versions w
+		 WHERE w.connection_id = v.connection_id AND w.side = v.side AND w.kind = v.kind)`, connID, KindRules).
+		Scan(&rows).Error
+	if err != nil {
+		return nil, wrap("current rules", err)
+	}
+	out := map[Side]ScriptVersion{}
+	for _, r := range rows {
+		out[r.Side] = r
 	}
 	return out, nil
 }

@@ -57,6 +57,12 @@ const (
 	KindIncoming ScriptKind = "incoming"
 )
 
+// KindRules is a side's validation rules (a JSON list, see
+// scripting.Rule), versioned like the scripts. It is not in ScriptKinds:
+// templates, config folders and CurrentScripts carry the three scripts
+// only; CurrentRules reads the rules.
+const KindRules ScriptKind = "rules"
+
 // ScriptKinds lists the kinds in display order.
 var ScriptKinds = []ScriptKind{KindTrigger, KindOutgoing, KindIncoming}
 

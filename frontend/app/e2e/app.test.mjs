@@ -235,6 +235,25 @@ test("a connection from the escalation template, edited, tested, activated, sync
     await shot("5-editor");
   });
 
+  await step(t, "validation rules: a compile error names the rule and position; a valid rule saves as a version", async () => {
+    const panel = page.locator('[data-rules="b"]');
+    await page.click('[data-testid="add-rule-b"]');
+    const row = panel.locator('tr[data-rule="1"]');
+    await row.locator('input[aria-label="field"]').fill("title");
+    await row.locator('select[aria-label="rule"]').selectOption("expr");
+    await row.locator('input[aria-label="expr"]').fill("len(title) <");
+    await panel.locator('[data-testid="rules-status"]', { hasText: "rule 1 at 1:" }).waitFor();
+    assert.ok(await panel.locator('[data-testid="save-rules-b"]').isDisabled(), "saving a rule that does not compile");
+    await row.locator('input[aria-label="expr"]').fill("len(title) > 0");
+    await row.locator('input[aria-label="message"]').fill("needs a title");
+    await panel.locator('[data-testid="rules-status"]', { hasText: "compiles" }).waitFor();
+    await page.click('[data-testid="save-rules-b"]');
+    await panel.locator(".pane-head", { hasText: "v1" }).waitFor();
+    const rules = await api(`/api/connections/${connID}/rules/b`);
+    assert.equal(rules.version, 1);
+    assert.deepEqual(rules.rules, [{ field: "title", kind: "expr", expr: "len(title) > 0", message: "needs a title" }]);
+  });
+
   await step(t, "a test run shows trigger result, replica, patch and log", async () => {
     await page.click('a[role="tab"][href$="/test"]');
     await page.fill('input[name="entity"]', "2");
@@ -246,6 +265,8 @@ test("a connection from the escalation template, edited, tested, activated, sync
     assert.match(text, /"title": "How do I reset my password\?"/);
     assert.match(text, /would create/i);
     assert.match(text, /sent by the browser test/);
+    assert.match(text, /1 rules pass/);
+    assert.match(text, /✓ expr · title = "How do I reset my password\?" — needs a title/);
     await shot("6-test-run");
   });
 

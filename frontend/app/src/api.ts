@@ -249,11 +249,46 @@ export interface TestRunResult {
   target_id?: string;
   patch?: Record<string, unknown>;
   comments?: { id: string; author?: string; body: string }[];
+  /** The target side's validation rules on the replica; invalid: one failed, nothing would be written. */
+  rules?: RuleResult[];
+  invalid?: boolean;
   skipped?: boolean;
   skip_reason?: string;
   log: string[];
   stage?: string;
   error?: ApiErrorBody;
+}
+
+export type RuleKind = "expr" | "required" | "email" | "e164" | "url" | "date" | "oneOf" | "range" | "maxLength";
+
+/** A validation rule as the API stores it (scripting.Rule). */
+export interface Rule {
+  field?: string;
+  kind: RuleKind;
+  expr?: string;
+  values?: (string | number | boolean)[];
+  min?: number;
+  max?: number;
+  message?: string;
+}
+
+export interface RulesOut {
+  side: Side;
+  version: number;
+  author?: string;
+  created_at?: string;
+  rules: Rule[];
+  expressions: string[];
+}
+
+export interface RuleResult {
+  index: number;
+  field?: string;
+  rule: RuleKind;
+  message: string;
+  value?: unknown;
+  passed: boolean;
+  error?: string;
 }
 
 export interface TriggerPreview {
@@ -279,6 +314,8 @@ export interface ApiErrorBody {
   script?: string;
   line?: number;
   column?: number;
+  /** A validation rule's 1-based position, for rule errors. */
+  rule?: number;
 }
 
 export class ApiError extends Error {
@@ -468,6 +505,10 @@ export const api = {
   validateScript: (id: number, side: Side, kind: Kind, source: string, signal?: AbortSignal) =>
     request<{ ok: true }>("POST", `/api/connections/${id}/scripts/${side}/${kind}/validate`, { source }, signal),
   versions: (id: number, side: Side, kind: Kind) => get<ScriptVersion[]>(`/api/connections/${id}/scripts/${side}/${kind}/versions`),
+  rules: (id: number, side: Side) => get<RulesOut>(`/api/connections/${id}/rules/${side}`),
+  saveRules: (id: number, side: Side, rules: Rule[]) => request<RulesOut>("PUT", `/api/connections/${id}/rules/${side}`, { rules }),
+  validateRules: (id: number, side: Side, rules: Rule[], signal?: AbortSignal) =>
+    request<{ ok: true }>("POST", `/api/connections/${id}/rules/${side}/validate`, { rules }, signal),
   preview: (id: number, side: Side, source: string, signal?: AbortSignal) =>
     request<TriggerPreview>("POST", `/api/connections/${id}/trigger-preview`, { side, source }, signal),
   activate: (id: number) => request<Connection>("POST", `/api/connections/${id}/activate`),

@@ -3,6 +3,7 @@ import { api, ApiError, type FieldSpec, type Kind, type Side, type TriggerPrevie
 import { denied, dirtyKeys } from "../logic";
 import { ErrorBox, Loading, toast, useAsync } from "../ui";
 import { keyOf, savedSources, type Ctx, type Key } from "./connection";
+import { RulesPanel } from "./rules-panel";
 
 type Monaco = typeof import("../editor/monaco");
 type Diag = { state: "checking" } | { state: "ok" } | { state: "read-only" } | { state: "error"; line?: number; column?: number; message: string };
@@ -134,7 +135,10 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
                 {pane(src, "trigger")}
                 {pane(src, "outgoing")}
               </div>
-              <div>{pane(dst, "incoming")}</div>
+              <div>
+                <RulesPanel ctx={ctx} side={dst} />
+                {pane(dst, "incoming")}
+              </div>
             </div>
           </section>
         );

@@ -1,4 +1,5 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
+import { ruleLine } from "../rules";
 import { api, KINDS, type Kind, type ScriptVersion, type Side, type SyncEvent, type TestRunResult } from "../api";
 import { activity, ago, denied, diffLines, diffStats, logLines, parseJSON } from "../logic";
 import { Empty, ErrorBox, Json, Loaded, StatusPill, toast, useAction, useAsync } from "../ui";
@@ -97,6 +98,11 @@ function TestResult({ r, ctx }: { r: TestRunResult; ctx: Ctx }) {
         <span class={`pill ${r.linked ? "active" : "paused"}`}>{r.linked ? "already linked" : "not linked yet"}</span>
         <span class={`pill ${r.would_sync ? "active" : "paused"}`}>{r.would_sync ? "would sync" : "would not sync"}</span>
         {r.skipped && <span class="pill failing">skipped: {r.skip_reason}</span>}
+        {r.rules && r.rules.length > 0 && (
+          <span class={`pill ${r.invalid ? "failing" : "active"}`} data-testid="rules-pill">
+            {r.invalid ? `rules failed: nothing would be written` : `${r.rules.length} rules pass`}
+          </span>
+        )}
         {r.error && (
           <span class="pill failing">
             {r.stage} failed{r.error.line ? ` at ${r.error.line}:${r.error.column}` : ""}
@@ -104,6 +110,15 @@ function TestResult({ r, ctx }: { r: TestRunResult; ctx: Ctx }) {
         )}
       </div>
       {r.error && <div class="inline-error">{r.error.message}</div>}
+      {r.rules && r.rules.length > 0 && (
+        <ul class="rule-results" data-testid="rule-results">
+          {r.rules.map((x) => (
+            <li key={x.index} class={x.passed ? "ok" : "bad"}>
+              {ruleLine(x)}
+            </li>
+          ))}
+        </ul>
+      )}
       <div class="cols3">
         <div>
           <h3>Replica</h3>

@@ -1,0 +1,432 @@
+package scripting
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+)
+
+// Rule is one validation rule of a connection side, checked on the replica
+// before anything is applied to that side. Kind is "expr" (Expr is a boolean
+// expr expression over the replica, true = valid) or one of the ready-made
+// kinds, which compile to an expr expression too:
+//
+//	required   the field is present and not empty
+//	email      an e-mail address          (when present)
+//	e164       a phone number in E.164    (when present)
+//	url        an absolute http(s) URL    (when present)
+//	date       YYYY-MM-DD or RFC 3339     (when present)
+//	oneOf      one of Values              (when present)
+//	range      a number within Min..Max   (when present; either bound may be left out)
+//	maxLength  at most Max characters (or list items)
+type Rule struct {
+	Field   string   `json:"field,omitempty"`
+	Kind    string   `json:"kind"`
+	Expr    string   `json:"expr,omitempty"`
+	Values  []any    `json:"values,omitempty"`
+	Min     *float64 `json:"min,omitempty"`
+	Max     *float64 `json:"max,omitempty"`
+	Message string   `json:"message,omitempty"`
+}
+
+// RuleKinds lists the kinds a rule may have, the expression kind first.
+var RuleKinds = []string{"expr", "required", "email", "e164", "url", "date", "oneOf", "range", "maxLength"}
+
+// RuleResult is the outcome of one rule on one replica.
+type RuleResult struct {
+	Index   int    `json:"index"` // 0-based position in the rule list
+	Field   string `json:"field,omitempty"`
+	Rule    string `json:"rule"` // the kind
+	Message string `json:"message"`
+	Value   any    `json:"value,omitempty"` // the replica's value of Field
+	Passed  bool   `json:"passed"`
+	Error   string `json:"error,omitempty"` // a runtime error of the expression (counts as failed)
+}
+
+// Rules is a compiled rule list. It is immutable and safe for concurrent use.
+type Rules struct {
+	rules []compiledRule
+}
+
+type compiledRule struct {
+	Rule
+	src  string
+	prog *vm.Program
+}
+
+// ParseRules reads a stored rule list (a JSON array; "" is no rules).
+func ParseRules(doc string) ([]Rule, error) {
+	if strings.TrimSpace(doc) == "" {
+		return nil, nil
+	}
+	var rules []Rule
+	if err := json.Unmarshal([]byte(doc), &rules); err != nil {
+		return nil, &Error{Script: "rules", Kind: ErrorCompile, Message: "rules are not a JSON list of rules: " + err.Error(), err: err}
+	}
+	return rules, nil
+}
+
+// CompileRulesDoc parses and compiles a stored rule list.
+func CompileRulesDoc(doc string) (*Rules, error) {
+	rules, err := ParseRules(doc)
+	if err != nil {
+		return nil, err
+	}
+	return CompileRules(rules)
+}
+
+// CompileRules compiles every rule once. An error is an *Error of kind
+// "compile" whose Rule is the rule's 1-based position; for an expression
+// rule Line and Column point into its Expr.
+func CompileRules(rules []Rule) (*Rules, error) {
+	out := &Rules{rules: make([]compiledRule, 0, len(rules))}
+	for i, r := range rules {
+		if r.Kind == "" && r.Expr != "" {
+			r.Kind = "expr"
+		}
+		src, err := RuleSource(r)
+		if err != nil {
+			return nil, &Error{Script: ruleName(i), Kind: ErrorCompile, Rule: i + 1, Message: err.Error()}
+		}
+		compilations.Add(1)
+		prog, err := expr.Compile(src, ruleOptions()...)
+		if err != nil {
+			e := exprError(ErrorCompile, err)
+			e.Script, e.Rule = ruleName(i), i+1
+			if r.Kind != "expr" { // a generated expression: its positions mean nothing to the user
+				e.Line, e.Column = 0, 0
+			}
+			return nil, e
+		}
+		out.rules = append(out.rules, compiledRule{Rule: r, src: src, prog: prog})
+	}
+	return out, nil
+}
+
+func ruleName(i int) string { return fmt.Sprintf("rule %d", i+1) }
+
+// Len is the number of rules.
+func (rs *Rules) Len() int {
+	if rs == nil {
+		return 0
+	}
+	return len(rs.rules)
+}
+
+// Check evaluates every rule on a replica and returns one result per rule.
+// The expressions see the replica's fields as variables (a missing one is
+// nil) and the whole replica as `replica`.
+func (rs *Rules) Check(replica map[string]any) []RuleResult {
+	if rs.Len() == 0 {
+		return nil
+	}
+	env := make(map[string]any, len(replica)+1)
+	for k, v := range replica {
+		env[k] = v
+	}
+	if replica == nil {
+		replica = map[string]any{}
+	}
+	env["replica"] = replica
+	out := make([]RuleResult, len(rs.rules))
+	m := exprVMs.Get().(*vm.VM)
+	defer exprVMs.Put(m)
+	for i, r := range rs.rules {
+		res := RuleResult{Index: i, Field: r.Field, Rule: r.Kind, Message: r.message()}
+		if r.Field != "" {
+			res.Value = replica[r.Field]
+		}
+		v, err := m.Run(r.prog, env)
+		switch {
+		case err != nil:
+			res.Error = exprError(ErrorRuntime, err).Message
+		default:
+			res.Passed, _ = v.(bool)
+		}
+		out[i] = res
+	}
+	return out
+}
+
+// Failed returns the results that did not pass.
+func Failed(results []RuleResult) []RuleResult {
+	var out []RuleResult
+	for _, r := range results {
+		if !r.Passed {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// String describes a failed result for an event's error: field, rule, value
+// and message.
+func (r RuleResult) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rule %d (%s)", r.Index+1, r.Rule)
+	if r.Field != "" {
+		v, _ := json.Marshal(r.Value)
+		fmt.Fprintf(&b, " field %q value %s", r.Field, v)
+	}
+	b.WriteString(": " + r.Message)
+	if r.Error != "" {
+		b.WriteString(" (" + r.Error + ")")
+	}
+	return b.String()
+}
+
+func (r Rule) message() string {
+	if r.Message != "" {
+		return r.Message
+	}
+	f := r.Field
+	switch r.Kind {
+	case "required":
+		return f + " is required"
+	case "email":
+		return f + " must be an e-mail address"
+	case "e164":
+		return f + " must be a phone number in E.164 (+4930123456)"
+	case "url":
+		return f + " must be an http(s) URL"
+	case "date":
+		return f + " must be a date (YYYY-MM-DD or RFC 3339)"
+	case "oneOf":
+		v, _ := json.Marshal(r.Values)
+		return fmt.Sprintf("%s must be one of %s", f, v)
+	case "range":
+		return fmt.Sprintf("%s must be a number in %s..%s", f, bound(r.Min), bound(r.Max))
+	case "maxLength":
+		return fmt.Sprintf("%s must be at most %s characters", f, bound(r.Max))
+	}
+	return "rule failed: " + r.Expr
+}
+
+func bound(p *float64) string {
+	if p == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*p, 'g', -1, 64)
+}
+
+// RuleSource is the expr expression a rule compiles to: its Expr, or the
+// expression a ready-made kind stands for, e.g.
+// `isEmail(replica["email"])`.
+func RuleSource(r Rule) (string, error) {
+	if r.Kind == "expr" {
+		if strings.TrimSpace(r.Expr) == "" {
+			return "", fmt.Errorf("an expression rule needs expr")
+		}
+		return r.Expr, nil
+	}
+	if r.Kind == "" {
+		return "", fmt.Errorf("kind is required (one of %s)", strings.Join(RuleKinds, ", "))
+	}
+	if r.Field == "" {
+		return "", fmt.Errorf("a %s rule needs a field", r.Kind)
+	}
+	ref := "replica[" + strconv.Quote(r.Field) + "]"
+	switch r.Kind {
+	case "required":
+		return "required(" + ref + ")", nil
+	case "email":
+		return "isEmail(" + ref + ")", nil
+	case "e164":
+		return "isE164(" + ref + ")", nil
+	case "url":
+		return "isURL(" + ref + ")", nil
+	case "date":
+		return "isDate(" + ref + ")", nil
+	case "oneOf":
+		if len(r.Values) == 0 {
+			return "", fmt.Errorf("a oneOf rule needs values")
+		}
+		lits := make([]string, len(r.Values))
+		for i, v := range r.Values {
+			switch v := v.(type) {
+			case string:
+				lits[i] = strconv.Quote(v)
+			case float64:
+				lits[i] = strconv.FormatFloat(v, 'g', -1, 64)
+			case bool:
+				lits[i] = strconv.FormatBool(v)
+			default:
+				return "", fmt.Errorf("oneOf values must be strings, numbers or booleans, got %T", v)
+			}
+		}
+		return "oneOf(" + ref + ", [" + strings.Join(lits, ", ") + "])", nil
+	case "range":
+		if r.Min == nil && r.Max == nil {
+			return "", fmt.Errorf("a range rule needs min, max or both")
+		}
+		return "inRange(" + ref + ", " + lit(r.Min) + ", " + lit(r.Max) + ")", nil
+	case "maxLength":
+		if r.Max == nil || *r.Max < 0 || *r.Max != math.Trunc(*r.Max) {
+			return "", fmt.Errorf("a maxLength rule needs max (a whole number)")
+		}
+		return "maxLength(" + ref + ", " + lit(r.Max) + ")", nil
+	}
+	return "", fmt.Errorf("unknown rule kind %q (one of %s)", r.Kind, strings.Join(RuleKinds, ", "))
+}
+
+func lit(p *float64) string {
+	if p == nil {
+		return "nil"
+	}
+	return strconv.FormatFloat(*p, 'f', -1, 64)
+}
+
+// ruleOptions: an untyped environment (a replica has no schema), the whole
+// replica as `replica`, and the helper functions. Built per compilation: the
+// options hold per-compile state.
+func ruleOptions() []expr.Option {
+	return []expr.Option{
+		expr.Env(map[string]any{"replica": map[string]any{}}),
+		expr.AllowUndefinedVariables(),
+		expr.AsBool(),
+		expr.Function("required", func(p ...any) (any, error) { return present(p[0]), nil }, new(func(any) bool)),
+		expr.Function("isEmail", func(p ...any) (any, error) { return absentOr(p[0], isEmail), nil }, new(func(any) bool)),
+		expr.Function("isE164", func(p ...any) (any, error) { return absentOr(p[0], e164.MatchString), nil }, new(func(any) bool)),
+		expr.Function("isURL", func(p ...any) (any, error) { return absentOr(p[0], isURL), nil }, new(func(any) bool)),
+		expr.Function("isDate", func(p ...any) (any, error) { return absentOr(p[0], isDate), nil }, new(func(any) bool)),
+		expr.Function("oneOf", func(p ...any) (any, error) { l, _ := p[1].([]any); return oneOf(p[0], l), nil }, new(func(any, []any) bool)),
+		expr.Function("inRange", func(p ...any) (any, error) { return inRange(p[0], p[1], p[2]), nil }, new(func(any, any, any) bool)),
+		expr.Function("maxLength", func(p ...any) (any, error) { return maxLength(p[0], p[1]), nil }, new(func(any, any) bool)),
+	}
+}
+
+// present: not nil, not a blank string, not an empty list or object.
+func present(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return false
+	case string:
+		return strings.TrimSpace(v) != ""
+	case []any:
+		return len(v) > 0
+	case []string:
+		return len(v) > 0
+	case map[string]any:
+		return len(v) > 0
+	}
+	return true
+}
+
+// absentOr: formats apply to present values only (`required` is separate);
+// a present value that is not a string fails.
+func absentOr(v any, ok func(string) bool) bool {
+	if !present(v) {
+		return true
+	}
+	s, isStr := v.(string)
+	return isStr && ok(strings.TrimSpace(s))
+}
+
+func isEmail(s string) bool {
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Address == s && a.Name == "" && strings.Contains(s[strings.LastIndexByte(s, '@'):], ".")
+}
+
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
+
+func isURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func isDate(s string) bool {
+	if _, err := time.Parse("2006-01-02", s); err == nil {
+		return true
+	}
+	_, err := time.Parse(time.RFC3339, s)
+	return err == nil
+}
+
+func oneOf(v any, list []any) bool {
+	if !present(v) {
+		return true
+	}
+	for _, x := range list {
+		if a, ok := number(v); ok {
+			if b, ok := number(x); ok && a == b {
+				return true
+			}
+			continue
+		}
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func inRange(v, lo, hi any) bool {
+	if !present(v) {
+		return true
+	}
+	n, ok := number(v)
+	if !ok {
+		if s, isStr := v.(string); isStr {
+			if n, ok = number(strings.TrimSpace(s)); !ok {
+				return false
+			}
+		} else {
+			return false
+		}
+	}
+	if l, ok := number(lo); ok && n < l {
+		return false
+	}
+	if h, ok := number(hi); ok && n > h {
+		return false
+	}
+	return true
+}
+
+func maxLength(v, max any) bool {
+	m, ok := number(max)
+	if !ok {
+		return false
+	}
+	switch v := v.(type) {
+	case nil:
+		return true
+	case string:
+		return float64(utf8.RuneCountInString(v)) <= m
+	case []any:
+		return float64(len(v)) <= m
+	case []string:
+		return float64(len(v)) <= m
+	}
+	return float64(utf8.RuneCountInString(fmt.Sprint(v))) <= m
+}
+
+func number(v any) (float64, bool) {
+	switch v := v.(type) {
+	case float64:
+		return v, true
+	case float32:
+		return float64(v), true
+	case int:
+		return float64(v), true
+	case int64:
+		return float64(v), true
+	case json.Number:
+		f, err := v.Float64()
+		return f, err == nil
+	case string:
+		f, err := strconv.ParseFloat(v, 64)
+		return f, err == nil && v != ""
+	}
+	return 0, false
+}

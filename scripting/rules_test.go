@@ -1,0 +1,99 @@
+package scripting
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func f(v float64) *float64 { return &v }
+
+func TestRulesReadyMade(t *testing.T) {
+	rs, err := CompileRules([]Rule{
+		{Field: "title", Kind: "required"},
+		{Field: "email", Kind: "email"},
+		{Field: "phone", Kind: "e164"},
+		{Field: "link", Kind: "url"},
+		{Field: "due", Kind: "date"},
+		{Field: "priority", Kind: "oneOf", Values: []any{"low", "high", 3.0}},
+		{Field: "amount", Kind: "range", Min: f(0), Max: f(100)},
+		{Field: "title", Kind: "maxLength", Max: f(5)},
+		{Kind: "expr", Field: "amount", Expr: `amount == nil || priority == "high" || amount < 50`, Message: "big amounts need high priority"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := map[string]any{"title": "hello", "email": "a@b.example", "phone": "+4930123456", "link": "https://x.example/a",
+		"due": "2024-02-29", "priority": "high", "amount": 99.0}
+	for _, r := range rs.Check(good) {
+		if !r.Passed {
+			t.Errorf("good replica: %s", r)
+		}
+	}
+	// Absent values pass every format rule; only required fails.
+	res := rs.Check(map[string]any{})
+	if fails := Failed(res); len(fails) != 1 || fails[0].Rule != "required" {
+		t.Errorf("empty replica: %v", fails)
+	}
+	bad := map[string]any{"title": "too long title", "email": "not-an-email", "phone": "030 123", "link": "ftp:/x",
+		"due": "31.12.2024", "priority": "urgent", "amount": 500.0}
+	fails := Failed(rs.Check(bad))
+	var kinds []string
+	for _, r := range fails {
+		kinds = append(kinds, r.Rule)
+	}
+	if got := strings.Join(kinds, ","); got != "email,e164,url,date,oneOf,range,maxLength,expr" {
+		t.Errorf("failed rules %s", got)
+	}
+	if s := fails[0].String(); !strings.Contains(s, `field "email"`) || !strings.Contains(s, `"not-an-email"`) || !strings.Contains(s, "(email)") {
+		t.Errorf("description %q", s)
+	}
+	if fails[len(fails)-1].Message != "big amounts need high priority" {
+		t.Errorf("message %q", fails[len(fails)-1].Message)
+	}
+	// Numbers given as text, and numeric oneOf.
+	if r := rs.Check(map[string]any{"title": "x", "amount": "42", "priority": "high"}); len(Failed(r)) != 0 {
+		t.Errorf("numeric text: %v", Failed(r))
+	}
+}
+
+func TestRulesCompileError(t *testing.T) {
+	before := Compilations()
+	_, err := CompileRules([]Rule{{Field: "email", Kind: "email"}, {Kind: "expr", Expr: "title ==  "}})
+	var se *Error
+	if !errors.As(err, &se) || se.Kind != ErrorCompile || se.Rule != 2 || se.Line != 1 || se.Column == 0 {
+		t.Fatalf("got %#v", err)
+	}
+	if Compilations() == before {
+		t.Error("compilations not counted")
+	}
+	for _, bad := range []Rule{{Kind: "email"}, {Field: "x", Kind: "nope"}, {Field: "x", Kind: "oneOf"}, {Field: "x", Kind: "range"}, {Kind: "expr", Expr: `"a"`}} {
+		if _, err := CompileRules([]Rule{bad}); !errors.As(err, &se) || se.Rule != 1 {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+	// A runtime error fails the rule instead of passing it.
+	rs, err := CompileRules([]Rule{{Expr: `len(title) < 3`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rs.Check(map[string]any{}); r[0].Passed || r[0].Error == "" {
+		t.Errorf("runtime error: %+v", r[0])
+	}
+	if _, err := CompileRulesDoc(`[{"field":"x","kind":"required"}`); !errors.As(err, &se) {
+		t.Errorf("bad JSON: %v", err)
+	}
+}
+
+func TestRulesNumericOneOf(t *testing.T) {
+	rs, err := CompileRules([]Rule{{Field: "p", Kind: "oneOf", Values: []any{1.0, 2.0}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rs.Check(map[string]any{"p": 2.0}); !r[0].Passed {
+		t.Error("2 in [1,2]")
+	}
+	if r := rs.Check(map[string]any{"p": 3.0}); r[0].Passed {
+		t.Error("3 in [1,2]")
+	}
+}

@@ -1,0 +1,159 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/scripting"
+)
+
+// rulesIn is the body of saveRules and validateRules.
+type rulesIn struct {
+	Rules *[]scripting.Rule `json:"rules"`
+}
+
+// rulesOut is one side's current validation rules.
+type rulesOut struct {
+	Side      store.Side       `json:"side"`
+	Version   int              `json:"version"` // 0: never saved
+	Author    string           `json:"author,omitempty"`
+	CreatedAt *time.Time       `json:"created_at,omitempty"`
+	Rules     []scripting.Rule `json:"rules"`
+	// Expressions are what each rule compiles to (a ready-made kind's expr
+	// expression), in the rules' order.
+	Expressions []string `json:"expressions"`
+}
+
+func (s *srv) rulesTarget(c *gin.Context) (store.Connection, store.Side, error) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return store.Connection{}, "", err
+	}
+	side, err := parseSide(c.Param("side"))
+	if err != nil {
+		return store.Connection{}, "", err
+	}
+	conn, err := s.st.GetConnection(c.Request.Context(), id)
+	return conn, side, err
+}
+
+func rulesResponse(side store.Side, v store.ScriptVersion) (rulesOut, error) {
+	out := rulesOut{Side: side, Version: v.Version, Author: v.Author, Rules: []scripting.Rule{}, Expressions: []string{}}
+	if v.Version > 0 {
+		at := v.CreatedAt
+		out.CreatedAt = &at
+	}
+	rules, err := scripting.ParseRules(v.Source)
+	if err != nil {
+		return out, err
+	}
+	for _, r := range rules {
+		if r.Kind == "" && r.Expr != "" {
+			r.Kind = "expr"
+		}
+		src, _ := scripting.RuleSource(r)
+		out.Rules = append(out.Rules, r)
+		out.Expressions = append(out.Expressions, src)
+	}
+	return out, nil
+}
+
+func (s *srv) getRules(c *gin.Context) error {
+	conn, side, err := s.rulesTarget(c)
+	if err != nil {
+		return err
+	}
+	cur, err := s.st.CurrentRules(c.Request.Context(), conn.ID)
+	if err != nil {
+		return err
+	}
+	out, err := rulesResponse(side, cur[side])
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+// bindRules reads and compiles a rule list as the engine will: a compile
+// error is a *scripting.Error with the rule's position (and line and column
+// in an expression), mapped to 422 script_invalid.
+func (s *srv) bindRules(c *gin.Context) ([]scripting.Rule, error) {
+	var in rulesIn
+	if err := s.bind(c, &in); err != nil {
+		return nil, err
+	}
+	if in.Rules == nil {
+		return nil, badRequest("rules is required (a list; [] for none)")
+	}
+	rules := *in.Rules
+	for i := range rules {
+		if rules[i].Kind == "" && rules[i].Expr != "" {
+			rules[i].Kind = "expr"
+		}
+	}
+	if _, err := scripting.CompileRules(rules); err != nil {
+		return nil, err
+	}
+	return rules, nil
+}
+
+// saveRules stores a side's rules as their next version (a version of the
+// script kind "rules"), audited like a script save.
+func (s *srv) saveRules(c *gin.Context) error {
+	conn, side, err := s.rulesTarget(c)
+	if err != nil {
+		return err
+	}
+	rules, err := s.bindRules(c)
+	if err != nil {
+		return err
+	}
+	doc, err := json.MarshalIndent(rules, "", "  ")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request.Context()
+	v, err := s.st.SaveScript(ctx, conn.ID, side, store.KindRules, string(doc), principalOf(c).Actor())
+	if err != nil {
+		return err
+	}
+	s.eng.Reload(conn.ID)
+	s.audit(c, "rules.save", &conn.ID, fmt.Sprintf("%s.rules version %d (%d rules)", side, v.Version, len(rules)))
+	out, err := rulesResponse(side, v)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+// validateRules compiles a draft rule list and saves nothing.
+func (s *srv) validateRules(c *gin.Context) error {
+	if _, _, err := s.rulesTarget(c); err != nil {
+		return err
+	}
+	if _, err := s.bindRules(c); err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, gin.H{"ok": true})
+	return nil
+}
+
+func (s *srv) rulesVersions(c *gin.Context) error {
+	conn, side, err := s.rulesTarget(c)
+	if err != nil {
+		return err
+	}
+	vs, err := s.st.ScriptHistory(c.Request.Context(), conn.ID, side, store.KindRules)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, vs)
+	return nil
+}

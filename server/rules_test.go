@@ -1,0 +1,118 @@
+package server_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/duplexsync/duplex/internal/testdb"
+)
+
+// Validation rules through the API: a draft with an expression that does
+// not compile is refused with the rule's position and its line and column;
+// a valid list is saved as a version and audited; the test run reports the
+// rules' results without writing.
+func TestRulesEndpoints(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { testRulesEndpoints(t, newEnv(t, b.Open(t))) })
+	}
+}
+
+func testRulesEndpoints(t *testing.T, e *env) {
+	sa, sb := e.systems()
+	var conn struct {
+		ID int64 `json:"id"`
+	}
+	body := mustJSON(map[string]any{"name": "esc", "system_a_id": sa, "system_b_id": sb, "template": "support-escalation"})
+	if code := e.do("POST", "/api/connections", body, &conn); code != http.StatusCreated {
+		t.Fatalf("create connection: %d", code)
+	}
+	base := fmt.Sprintf("/api/connections/%d/rules/b", conn.ID)
+
+	var empty struct {
+		Version int   `json:"version"`
+		Rules   []any `json:"rules"`
+	}
+	if code := e.do("GET", base, "", &empty); code != 200 || empty.Version != 0 || empty.Rules == nil || len(empty.Rules) != 0 {
+		t.Fatalf("no rules yet: %d %+v", code, empty)
+	}
+
+	bad := `{"rules":[{"field":"title","kind":"required"},{"field":"title","kind":"expr","expr":"len(title) <\n  ","message":"m"}]}`
+	var got struct {
+		apiErr
+		Rule int `json:"rule"`
+	}
+	for _, path := range []string{base, base + "/validate"} {
+		method := "PUT"
+		if strings.HasSuffix(path, "/validate") {
+			method = "POST"
+		}
+		got.Rule, got.Line = 0, 0
+		if code := e.do(method, path, bad, &got); code != 422 || got.Code != "script_invalid" || got.Rule != 2 || got.Line != 2 || got.Column == 0 {
+			t.Errorf("%s %s with a compile error: %d %+v", method, path, code, got)
+		}
+	}
+	if code := e.do("PUT", base, `{"rules":[{"field":"x","kind":"oneOf"}]}`, &got); code != 422 || got.Rule != 1 {
+		t.Errorf("oneOf without values: %d %+v", code, got)
+	}
+	if code := e.do("PUT", base, `{}`, &got); code != 400 {
+		t.Errorf("no rules: %d", code)
+	}
+
+	good := `{"rules":[{"field":"title","kind":"maxLength","max":10},{"field":"priority","kind":"oneOf","values":["low","normal","high","urgent"]},
+		{"expr":"description != \"\"","field":"description","message":"needs a description"}]}`
+	var saved struct {
+		Version     int      `json:"version"`
+		Expressions []string `json:"expressions"`
+		Rules       []struct {
+			Kind string `json:"kind"`
+		} `json:"rules"`
+	}
+	if code := e.do("PUT", base, good, &saved); code != 200 || saved.Version != 1 || len(saved.Rules) != 3 || saved.Rules[2].Kind != "expr" ||
+		saved.Expressions[0] != `maxLength(replica["title"], 10)` {
+		t.Fatalf("save: %d %+v", code, saved)
+	}
+	if code := e.do("GET", base, "", &saved); code != 200 || saved.Version != 1 || len(saved.Rules) != 3 {
+		t.Fatalf("get: %d %+v", code, saved)
+	}
+	var versions []struct{ Version int }
+	if code := e.do("GET", base+"/versions", "", &versions); code != 200 || len(versions) != 1 {
+		t.Fatalf("versions: %d %+v", code, versions)
+	}
+	var audit []struct{ Action, Detail string }
+	e.do("GET", "/api/audit?limit=100", "", &audit)
+	found := false
+	for _, a := range audit {
+		found = found || (a.Action == "rules.save" && strings.Contains(a.Detail, "b.rules version 1"))
+	}
+	if !found {
+		t.Errorf("no rules.save audit entry: %+v", audit)
+	}
+	// The connection's scripts stay the three kinds.
+	var c struct {
+		Scripts map[string]map[string]any `json:"scripts"`
+	}
+	e.do("GET", fmt.Sprintf("/api/connections/%d", conn.ID), "", &c)
+	if _, ok := c.Scripts["b"]["rules"]; ok || len(c.Scripts["b"]) != 3 {
+		t.Errorf("connection scripts: %v", c.Scripts["b"])
+	}
+
+	var run struct {
+		Invalid bool `json:"invalid"`
+		Rules   []struct {
+			Field  string `json:"field"`
+			Rule   string `json:"rule"`
+			Value  any    `json:"value"`
+			Passed bool   `json:"passed"`
+		} `json:"rules"`
+	}
+	entity := `{"side":"a","entity":{"id":"77","key":"T-77","fields":{"subject":"A rather long subject","priority":"high","description":"","labels":["todev"]}}}`
+	if code := e.do("POST", fmt.Sprintf("/api/connections/%d/test-run", conn.ID), entity, &run); code != 200 || !run.Invalid || len(run.Rules) != 3 ||
+		run.Rules[0].Passed || run.Rules[0].Value != "A rather long subject" || !run.Rules[1].Passed || run.Rules[2].Passed {
+		t.Fatalf("test run: %d %+v", code, run)
+	}
+	if code := e.do("GET", fmt.Sprintf("/api/connections/%d/rules/c", conn.ID), "", nil); code != 400 {
+		t.Errorf("bad side: %d", code)
+	}
+}
