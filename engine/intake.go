@@ -307,18 +307,15 @@ func enqueue(ctx context.Context, tx *store.Store, c candidate) (store.SyncEvent
 	if c.failure != "" {
 		return ev, true, nil
 	}
-	if twin.Hash(c.side) != "" {
-		// This change is a person's (intake found it is no echo): what Duplex
-		// wrote earlier is history, and the same content coming back later
-		// (changed away and back) must not be taken for an echo.
-		if err := tx.ClearHash(ctx, twin.ID, c.side); err != nil {
-			return ev, false, err
-		}
-	}
+	// This change is a person's (intake found it is no echo): what Duplex
+	// wrote earlier is history, and the same content coming back later
+	// (changed away and back) must not be taken for an echo. The hash is
+	// cleared on the row as committed, not as read above: on PostgreSQL the
+	// worker may have set it since (store.ClearHash).
 	if prev := twin.Sent(dir); prev != nil && *prev == c.replica {
-		return ev, false, nil
+		return ev, false, tx.ClearHash(ctx, twin.ID, c.side)
 	}
-	if err := tx.SetSent(ctx, twin.ID, dir, c.replica); err != nil {
+	if err := tx.SetSentClearing(ctx, twin.ID, dir, c.replica); err != nil {
 		return ev, false, err
 	}
 	return ev, true, nil

@@ -1,13 +1,16 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
@@ -90,8 +93,8 @@ func (b *batchPlans) get(ctx context.Context, e *Engine, id int64) (*plan, error
 type result struct {
 	ev      *store.SyncEvent
 	twin    *store.Twin
-	hashes  []store.Side // the sides whose echo hash apply set
-	srcHash string       // the source's new echo hash, if any
+	hashes  []store.WrittenHash // the echo hash apply set on the target
+	srcHash string              // the source's new echo hash, if any
 	out     outcome
 }
 
@@ -108,6 +111,10 @@ type outcome struct {
 // event was interrupted by shutdown and stays as it was.
 func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twin, ev *store.SyncEvent) (result, bool) {
 	var logs []string
+	var read store.Twin // the twin as read before applying
+	if twin != nil {
+		read = *twin
+	}
 	out, saved, err := e.apply(ctx, plans, twin, ev, &logs)
 	twin = saved
 	if err != nil && ctx.Err() != nil && twin == nil {
@@ -141,7 +148,11 @@ func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twi
 	if err == nil {
 		switch out.Action { // the target's hash, when something was written there
 		case "create", "update", "comment", "delete", "close":
-			r.hashes = append(r.hashes, ev.Direction.Source().Other())
+			// Set only if no person's change of the target was taken in
+			// since the twin was read (store.WrittenHash).
+			dst := ev.Direction.Source().Other()
+			r.hashes = append(r.hashes, store.WrittenHash{Side: dst, Hash: twin.Hash(dst),
+				WasHash: read.Hash(dst), WasSent: read.Sent(store.DirectionFrom(dst))})
 		}
 		// The source's state this event carried is accepted: it becomes the
 		// source's echo reference (a side's hash is the hash of its base), so
@@ -154,11 +165,28 @@ func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twi
 	return r, true
 }
 
-// record saves a batch of results in one transaction.
+// record saves a batch of results in one transaction. The batch's writes
+// already reached the other systems, so a transaction that only lost a race
+// (on PostgreSQL, a deadlock with an intake transaction updating the same
+// twins) is run again rather than leaving the batch to be applied twice.
+// Twins are updated in id order, as few deadlocks as possible.
 func (e *Engine) record(ctx context.Context, results []result) error {
 	if len(results) == 0 {
 		return nil
 	}
+	slices.SortStableFunc(results, func(x, y result) int { return cmp.Compare(x.ev.TwinID, y.ev.TwinID) })
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = e.recordOnce(ctx, results)
+		if !store.Retryable(err) || attempt == 5 || ctx.Err() != nil {
+			return err
+		}
+		e.log.Warn("recording a batch lost a race with another transaction; again", "attempt", attempt, "err", err)
+		time.Sleep(time.Duration(attempt*20) * time.Millisecond)
+	}
+}
+
+func (e *Engine) recordOnce(ctx context.Context, results []result) error {
 	return e.st.Tx(ctx, func(tx *store.Store) error {
 		audits := make([]store.AuditEntry, 0, len(results))
 		for _, r := range results {

@@ -90,11 +90,32 @@ func (s *Store) TwinsByID(ctx context.Context, ids []int64) (map[int64]*Twin, er
 }
 
 // SaveTwin writes a twin, with the echo hash only of the sides listed (the
-// ones the caller set). It leaves out the last-sent replicas, which only
-// intake moves (SetSent), and the other hashes, which intake may have cleared
-// meanwhile (ClearHash): the worker must not put back an older copy of them.
+// ones the caller set), unconditionally. It leaves out the last-sent
+// replicas, which only intake moves (SetSent), and the other hashes, which
+// intake may have cleared meanwhile (ClearHash): the worker must not put back
+// an older copy of them.
 func (s *Store) SaveTwin(ctx context.Context, t *Twin, hashes ...Side) error {
-	return s.SaveTwinWithSource(ctx, t, hashes, nil)
+	var hs []WrittenHash
+	for _, side := range hashes {
+		hs = append(hs, WrittenHash{Side: side, Hash: t.Hash(side), Always: true})
+	}
+	return s.SaveTwinWithSource(ctx, t, hs, nil)
+}
+
+// WrittenHash is the echo hash of a side Duplex wrote to (the side as
+// Duplex left it). It is set only if no person's change of that side was
+// taken in since the worker read the twin, before writing: the side's hash
+// is still WasHash and the last replica sent from it still WasSent. Else
+// intake accepted a change of the side meanwhile (it clears the hash, and
+// moves the last sent replica when the change carries something), and
+// setting the reference now would make a later change back to the state
+// Duplex left look like Duplex's own echo, and be dropped.
+type WrittenHash struct {
+	Side    Side
+	Hash    string
+	WasHash string
+	WasSent *string // the last replica sent from Side, nil for none
+	Always  bool    // set it without the check
 }
 
 // SourceHash is an echo hash to set on a twin's source side only if the
@@ -106,21 +127,34 @@ type SourceHash struct {
 	Replica   string
 }
 
-// SaveTwinWithSource is SaveTwin and, when src is not nil, SetSourceHash in
-// one statement: the worker records both for every applied event.
-func (s *Store) SaveTwinWithSource(ctx context.Context, t *Twin, hashes []Side, src *SourceHash) error {
+// SaveTwinWithSource is SaveTwin with the target's hashes checked as
+// WrittenHash says and, when src is not nil, SetSourceHash in one
+// statement: the worker records both for every applied event. The checks
+// are in the statement itself, so on PostgreSQL they see the row as the
+// intake transaction that changed it committed it (an UPDATE waits for the
+// row's lock and re-evaluates on its newest version).
+func (s *Store) SaveTwinWithSource(ctx context.Context, t *Twin, hashes []WrittenHash, src *SourceHash) error {
 	t.UpdatedAt = s.now()
 	// Hot path (every applied event): raw SQL, see raw.go.
 	q := `UPDATE twins SET connection_id = ?, a_id = ?, b_id = ?, comment_links = ?, origin = ?, base_a = ?, base_b = ?,
 		a_written_at = ?, b_written_at = ?, updated_at = ?`
 	args := []any{t.ConnectionID, t.AID, t.BID, t.CommentLinks, string(t.Origin), t.BaseA, t.BaseB, t.AWrittenAt, t.BWrittenAt, t.UpdatedAt}
 	for _, side := range []Side{SideA, SideB} {
+		col := string(side) + "_hash"
+		i := slices.IndexFunc(hashes, func(h WrittenHash) bool { return h.Side == side })
 		switch {
-		case slices.Contains(hashes, side):
-			q += ", " + string(side) + "_hash = ?"
-			args = append(args, t.Hash(side))
+		case i >= 0 && hashes[i].Always:
+			q += ", " + col + " = ?"
+			args = append(args, hashes[i].Hash)
+		case i >= 0:
+			h := hashes[i]
+			was := ""
+			if h.WasSent != nil {
+				was = *h.WasSent
+			}
+			q += ", " + col + " = CASE WHEN " + col + " = ? AND COALESCE(" + sentColumn(DirectionFrom(side)) + ", '') = ? THEN ? ELSE " + col + " END"
+			args = append(args, h.WasHash, was, h.Hash)
 		case src != nil && src.Side == side:
-			col := string(side) + "_hash"
 			q += ", " + col + " = CASE WHEN " + sentColumn(src.Direction) + " = ? THEN ? ELSE " + col + " END"
 			args = append(args, src.Replica, src.Hash)
 		}
@@ -155,10 +189,14 @@ func (s *Store) SetSourceHash(ctx context.Context, twinID int64, side Side, hash
 
 // ClearHash forgets what Duplex last wrote to side: a change of that side
 // was accepted as a person's, so the same content seen again later (changed
-// away and back) is a person's change too, not an echo.
+// away and back) is a person's change too, not an echo. It decides on the
+// row as committed, not on a copy read earlier in the transaction: on
+// PostgreSQL the worker may have set the hash since (a write skew that left
+// an old state as the echo reference, found by the cluster run).
 func (s *Store) ClearHash(ctx context.Context, twinID int64, side Side) error {
-	return wrap("clear hash", s.q(ctx).Model(&Twin{}).Where("id = ?", twinID).
-		Update(string(side)+"_hash", "").Error)
+	col := string(side) + "_hash"
+	_, err := s.exec(ctx, "UPDATE twins SET "+col+" = '' WHERE id = ? AND "+col+" <> ''", twinID)
+	return wrap("clear hash", err)
 }
 
 // SetSent records the last replica queued in direction d, touching nothing
@@ -167,6 +205,14 @@ func (s *Store) SetSent(ctx context.Context, twinID int64, d Direction, replica 
 	col := sentColumn(d)
 	return wrap("set sent replica", s.q(ctx).Model(&Twin{}).Where("id = ?", twinID).
 		Updates(map[string]any{col: replica, "updated_at": s.now()}).Error)
+}
+
+// SetSentClearing is SetSent for a person's change of the source side of d
+// (intake found it no echo) and ClearHash of that side, in one statement.
+func (s *Store) SetSentClearing(ctx context.Context, twinID int64, d Direction, replica string) error {
+	_, err := s.exec(ctx, "UPDATE twins SET "+sentColumn(d)+" = ?, "+string(d.Source())+"_hash = '', updated_at = ? WHERE id = ?",
+		replica, s.now(), twinID)
+	return wrap("set sent replica", err)
 }
 
 // ListTwins returns a connection's twins, newest first.

@@ -174,6 +174,17 @@ func wrap(what string, err error) error {
 	}
 }
 
+// Retryable reports an error that only says the transaction lost a race
+// with another one (PostgreSQL's deadlock detection or a serialization
+// failure): nothing of it was written, and running it again may succeed.
+func Retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "SQLSTATE 40P01") || strings.Contains(msg, "SQLSTATE 40001")
+}
+
 func isUniqueViolation(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "UNIQUE constraint failed") || // sqlite
