@@ -140,7 +140,7 @@ type Attachment struct {
 	Size        int64  `json:"size"`
 	ContentType string `json:"content_type,omitempty"`
 	// SHA256 is the hex SHA-256 of the bytes when the system gives one
-	// (the sql connector does; Redmine and RT do not): the engine then
+	// (Redmine and RT do not): the engine then
 	// knows a file the other side has by its content, otherwise by name
 	// and size.
 	SHA256    string    `json:"sha256,omitempty"`

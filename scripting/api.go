@@ -51,7 +51,7 @@ interface Attachment {
   /** Bytes. */
   readonly size: number;
   readonly content_type?: string;
-  /** Hex SHA-256 of the bytes, when the system gives one (the sql connector; not Redmine or RT). */
+  /** Hex SHA-256 of the bytes, when the system gives one (not Redmine or RT, which do not list one). */
   readonly sha256?: string;
 }
 
