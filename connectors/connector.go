@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"time"
@@ -18,14 +19,18 @@ import (
 // a row. Fields hold plain JSON-compatible values (string, float64/int64,
 // bool, nil, []any, map[string]any).
 type Entity struct {
-	ID        string         `json:"id"`
-	Key       string         `json:"key,omitempty"`
-	URL       string         `json:"url,omitempty"`
-	Type      string         `json:"type,omitempty"`
-	Fields    map[string]any `json:"fields"`
-	Comments  []Comment      `json:"comments,omitempty"`
-	UpdatedAt time.Time      `json:"updated_at"`
-	UpdatedBy string         `json:"updated_by,omitempty"`
+	ID       string         `json:"id"`
+	Key      string         `json:"key,omitempty"`
+	URL      string         `json:"url,omitempty"`
+	Type     string         `json:"type,omitempty"`
+	Fields   map[string]any `json:"fields"`
+	Comments []Comment      `json:"comments,omitempty"`
+	// Attachments are the files on the entity (metadata only; the bytes
+	// are read with Attacher.OpenAttachment). Only connectors that
+	// implement Attacher fill it.
+	Attachments []Attachment `json:"attachments,omitempty"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+	UpdatedBy   string       `json:"updated_by,omitempty"`
 	// Deleted is set by Changes for an entity deleted at the source (for
 	// example a soft-delete column); its fields may be empty.
 	Deleted bool `json:"deleted,omitempty"`
@@ -123,6 +128,43 @@ type Correlating interface {
 // connections that propagate deletes.
 type Deleter interface {
 	Delete(ctx context.Context, id string) error
+}
+
+// Attachment is a file on an entity: what the system says about it. The
+// bytes are fetched with Attacher.OpenAttachment.
+type Attachment struct {
+	// ID is the system's id of the file (unique within the system, or at
+	// least within the entity); OpenAttachment takes it.
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Size        int64  `json:"size"`
+	ContentType string `json:"content_type,omitempty"`
+	// SHA256 is the hex SHA-256 of the bytes when the system gives one
+	// (Redmine and RT do not): the engine then
+	// knows a file the other side has by its content, otherwise by name
+	// and size.
+	SHA256    string    `json:"sha256,omitempty"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// Attacher is implemented by connectors whose entities carry files. The
+// engine streams a file from one side's OpenAttachment into the other
+// side's AddAttachment and never holds it whole in memory; implementations
+// must not either (stream the request body, spool to disk if the system
+// needs the length first).
+type Attacher interface {
+	// OpenAttachment streams the bytes of one attachment of entity
+	// entityID (att as listed in Entity.Attachments; only ID is required).
+	// Missing: an error wrapping ErrNotFound.
+	OpenAttachment(ctx context.Context, entityID string, att Attachment) (io.ReadCloser, error)
+	// AddAttachment stores a new file on entity entityID from r (meta
+	// gives name, content type and the size r will yield) and returns the
+	// attachment as listed afterwards. If reading r fails or ctx ends
+	// before r is read to its end, no attachment may become visible on the
+	// entity (stage the upload, attach it only once it is complete): the
+	// engine retries the event, and a half file must not stay as a
+	// duplicate.
+	AddAttachment(ctx context.Context, entityID string, meta Attachment, r io.Reader) (Attachment, error)
 }
 
 // Hooked is implemented by connectors whose system pushes webhooks. The

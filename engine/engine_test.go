@@ -110,6 +110,7 @@ type fixture struct {
 	fault   atomic.Pointer[func(system, op string) error]
 	now     atomic.Pointer[time.Time] // the engine's clock when set
 	page    int                       // engine page size (0 = default)
+	files   *fileStore                // set before the first poll: the systems carry files
 }
 
 func newFixture(t testing.TB, st *store.Store, timeout time.Duration) *fixture {
@@ -126,7 +127,11 @@ func newFixture(t testing.TB, st *store.Store, timeout time.Duration) *fixture {
 		if err != nil {
 			return nil, err
 		}
-		return counting{Connector: c, system: cfg.Name, writes: &f.writes, fault: &f.fault}, nil
+		var out connectors.Connector = counting{Connector: c, system: cfg.Name, writes: &f.writes, fault: &f.fault}
+		if f.files != nil { // attach_test.go: the demo tables with files
+			out = filed{Connector: out, system: cfg.Name, fs: f.files, fault: &f.fault}
+		}
+		return out, nil
 	}); err != nil {
 		t.Fatal(err)
 	}

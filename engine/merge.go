@@ -163,6 +163,10 @@ type Lifecycle struct {
 	// new entity knows (its id, URL, initial status). Without it the first
 	// read is this write's echo and nothing flows back until a person edits.
 	SyncBackOnCreate bool `json:"sync_back_on_create,omitempty"`
+	// AttachmentMaxBytes is the largest file this connection copies (0:
+	// DefaultAttachmentMaxBytes, 100 MiB). A file over it fails its event
+	// before anything is written.
+	AttachmentMaxBytes int64 `json:"attachment_max_bytes,omitempty"`
 }
 
 func (l Lifecycle) scriptTimeout() time.Duration {
@@ -183,6 +187,9 @@ func ParseLifecycle(s string) (Lifecycle, error) {
 	case "keep", "unlink":
 	default:
 		return o, fmt.Errorf("on_unmatch must be keep or unlink, got %q", o.OnUnmatch)
+	}
+	if o.AttachmentMaxBytes < 0 {
+		return o, fmt.Errorf("attachment_max_bytes must not be negative")
 	}
 	if o.ScriptTimeoutMS < 0 {
 		return o, fmt.Errorf("script_timeout_ms must not be negative")

@@ -17,7 +17,7 @@ import (
 // think of a ticket; the engine splits it back into fields and comments.
 var reservedKeys = map[string]bool{
 	"id": true, "key": true, "url": true, "type": true,
-	"comments": true, "updated_at": true, "updated_by": true,
+	"comments": true, "updated_at": true, "updated_by": true, "attachments": true,
 }
 
 // scriptEntity flattens an entity into the object scripts read.
@@ -48,6 +48,7 @@ func scriptEntity(e connectors.Entity) map[string]any {
 		cs[i] = cm
 	}
 	m["comments"] = cs
+	m["attachments"] = scriptAttachments(e.Attachments)
 	return m
 }
 
@@ -160,12 +161,14 @@ func patch(have, want map[string]any) map[string]any {
 	return out
 }
 
-// snapshot is a side's state as Duplex has accounted for it: fields and the
-// ids of comments. Twins keep one per side (the base); its hash is the echo
-// reference.
+// snapshot is a side's state as Duplex has accounted for it: fields, the
+// ids of comments and of attachments. Twins keep one per side (the base);
+// its hash is the echo reference. An entity without attachments encodes as
+// it did before attachments existed (A is left out), so older hashes hold.
 type snapshot struct {
 	F map[string]any `json:"f"`
 	C []string       `json:"c"`
+	A []string       `json:"a,omitempty"`
 }
 
 func snapshotOf(e connectors.Entity) snapshot {
@@ -173,7 +176,7 @@ func snapshotOf(e connectors.Entity) snapshot {
 	for i, c := range e.Comments {
 		ids[i] = c.ID
 	}
-	return snapshot{F: e.Fields, C: ids}
+	return snapshot{F: e.Fields, C: ids, A: attachmentIDs(e.Attachments)}
 }
 
 // encode gives the canonical JSON of s, comment ids sorted.
@@ -187,7 +190,12 @@ func (s snapshot) encode() (string, error) {
 	if f == nil {
 		f = map[string]any{}
 	}
-	return canonical(snapshot{F: f, C: ids})
+	var atts []string
+	if len(s.A) > 0 {
+		atts = append(atts, s.A...)
+		sort.Strings(atts)
+	}
+	return canonical(snapshot{F: f, C: ids, A: atts})
 }
 
 func (s snapshot) hash() string {
@@ -201,7 +209,7 @@ func (s snapshot) hash() string {
 
 // with returns s changed by a write: fields overlaid, comments added.
 func (s snapshot) with(fields map[string]any, added []connectors.Comment) snapshot {
-	out := snapshot{F: make(map[string]any, len(s.F)+len(fields)), C: append([]string(nil), s.C...)}
+	out := snapshot{F: make(map[string]any, len(s.F)+len(fields)), C: append([]string(nil), s.C...), A: append([]string(nil), s.A...)}
 	for k, v := range s.F {
 		out.F[k] = v
 	}

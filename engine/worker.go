@@ -100,11 +100,13 @@ type result struct {
 
 // outcome is what applying an event did, for the audit log.
 type outcome struct {
-	Action   string         `json:"action"` // create, update, comment, none, skip
+	Action   string         `json:"action"` // create, update, comment, attach, none, skip
 	TargetID string         `json:"target_id,omitempty"`
 	Patch    map[string]any `json:"patch,omitempty"`
 	Comments int            `json:"comments,omitempty"`
-	Reason   string         `json:"reason,omitempty"`
+	// Attachments is how many files were copied to the target.
+	Attachments int    `json:"attachments,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 }
 
 // process applies one event and decides its new status. ok=false means the
@@ -147,7 +149,7 @@ func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twi
 	r := result{ev: ev, twin: twin, out: out}
 	if err == nil {
 		switch out.Action { // the target's hash, when something was written there
-		case "create", "update", "comment", "delete", "close":
+		case "create", "update", "comment", "attach", "delete", "close":
 			// Set only if no person's change of the target was taken in
 			// since the twin was read (store.WrittenHash).
 			dst := ev.Direction.Source().Other()
@@ -349,6 +351,10 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 	if err != nil {
 		return outcome{}, nil, fmt.Errorf("%w: incoming script result: %w", connectors.ErrInvalid, err)
 	}
+	files, err := e.planAttachments(ctx, p, ev, &twin, target, local, replica) // attachments.go
+	if err != nil {
+		return outcome{}, nil, err
+	}
 	out := outcome{Action: "none"}
 	changes := fields
 	found := false
@@ -410,6 +416,14 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		// Comments already added are linked in twin; save it so a retry skips them.
 		return out, &twin, err
 	}
+	fileIDs, nfiles, err := e.copyAttachments(ctx, files, &twin, local.ID, logs)
+	out.Attachments = nfiles
+	if nfiles > 0 && out.Action == "none" {
+		out.Action = "attach"
+	}
+	if err != nil {
+		return out, &twin, err // files copied are linked in twin, as comments are
+	}
 	if out.Action == "none" && len(agreed) > 0 {
 		if enc, err := base.with(agreed, nil).encode(); err == nil {
 			twin.SetBase(dst, enc)
@@ -428,6 +442,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 				written = asCreated(local, changes, loadLinks(&twin), dst).with(nil, added)
 			}
 		}
+		written.A = append(written.A, fileIDs...)
 		twin.SetHash(dst, written.hash())
 		if first && p.options.SyncBackOnCreate {
 			twin.SetHash(dst, "") // no echo reference: the first read goes back (the base stays for merges)
@@ -536,7 +551,7 @@ func (e *Engine) sourceBase(ctx context.Context, p *plan, src store.Side, id str
 		}
 		probe[k] = cur.F[k]
 	}
-	enc, err := snapshot{F: keep, C: cur.C}.encode()
+	enc, err := snapshot{F: keep, C: cur.C, A: cur.A}.encode()
 	if err != nil {
 		return queued
 	}
@@ -735,6 +750,11 @@ func asCreated(local connectors.Entity, sent map[string]any, links commentLinks,
 	for _, c := range local.Comments {
 		if ours[c.ID] {
 			snap.C = append(snap.C, c.ID)
+		}
+	}
+	for _, a := range local.Attachments {
+		if linkedFile(links, side, a.ID) {
+			snap.A = append(snap.A, a.ID)
 		}
 	}
 	return snap.with(sent, nil)

@@ -44,6 +44,17 @@ interface Comment {
   readonly private?: boolean;
 }
 
+/** A file on an entity (metadata; Duplex streams the bytes). */
+interface Attachment {
+  readonly id: string;
+  readonly name: string;
+  /** Bytes. */
+  readonly size: number;
+  readonly content_type?: string;
+  /** Hex SHA-256 of the bytes, when the system gives one (not Redmine or RT, which do not list one). */
+  readonly sha256?: string;
+}
+
 /** An entity: its fields by name, plus these. */
 interface Entity {
   readonly id: string;
@@ -53,6 +64,8 @@ interface Entity {
   readonly updated_at?: string;
   readonly updated_by?: string;
   comments: Comment[];
+  /** Its files. An outgoing script sends some along with replica.attachments = entity.attachments.filter(...); in an incoming script, the target's files (read only). */
+  readonly attachments: Attachment[];
   [field: string]: unknown;
 }
 

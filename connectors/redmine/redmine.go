@@ -136,6 +136,7 @@ type issue struct {
 	UpdatedOn    time.Time     `json:"updated_on"`
 	ClosedOn     *time.Time    `json:"closed_on"`
 	Journals     []journal     `json:"journals"`
+	Attachments  []attachment  `json:"attachments"`
 }
 
 // standard fields, in the order Describe lists them.
@@ -214,6 +215,9 @@ func (c *conn) entity(is issue) connectors.Entity {
 	if e.UpdatedBy == "" {
 		e.UpdatedBy = is.Author.Name
 	}
+	for _, a := range is.Attachments {
+		e.Attachments = append(e.Attachments, a.public())
+	}
 	return e
 }
 
@@ -279,7 +283,7 @@ func (c *conn) getIssue(ctx context.Context, n int64) (issue, error) {
 	var out struct {
 		Issue issue `json:"issue"`
 	}
-	if err := c.http.Do(ctx, "GET", fmt.Sprintf("/issues/%d.json?include=journals", n), nil, &out); err != nil {
+	if err := c.http.Do(ctx, "GET", fmt.Sprintf("/issues/%d.json?include=journals,attachments", n), nil, &out); err != nil {
 		return issue{}, fmt.Errorf("redmine get issue %d: %w", n, err)
 	}
 	return out.Issue, nil

@@ -149,6 +149,7 @@ type attachment struct {
 	ContentType   string      `json:"ContentType"`
 	Content       string      `json:"Content"`
 	Filename      string      `json:"Filename"`
+	ContentLength json.Number `json:"ContentLength"`
 }
 
 var standard = []connectors.FieldSpec{
@@ -279,11 +280,13 @@ func (c *conn) Get(ctx context.Context, id string) (connectors.Entity, error) {
 	if err != nil {
 		return connectors.Entity{}, err
 	}
-	txs, text, err := c.history(ctx, id)
+	txs, text, files, err := c.history(ctx, id)
 	if err != nil {
 		return connectors.Entity{}, err
 	}
-	return c.entity(tk, txs, text), nil
+	e := c.entity(tk, txs, text)
+	e.Attachments = files
+	return e, nil
 }
 
 func (c *conn) getTicket(ctx context.Context, id string) (ticket, error) {
@@ -324,10 +327,10 @@ func (c *conn) pages(ctx context.Context, path string, each func(raw json.RawMes
 	return fmt.Errorf("%w: rt: more than 1000 pages at %s", connectors.ErrInvalid, path)
 }
 
-// history returns the ticket's transactions and the text of each (by
-// transaction id): its text/plain part, else its HTML made plain; files
-// attached are not text.
-func (c *conn) history(ctx context.Context, id string) ([]transaction, map[string]string, error) {
+// history returns the ticket's transactions, the text of each by
+// transaction id (its text/plain part, else its HTML made plain; files
+// attached are not text), and the files on the ticket.
+func (c *conn) history(ctx context.Context, id string) ([]transaction, map[string]string, []connectors.Attachment, error) {
 	var txs []transaction
 	err := c.pages(ctx, "/ticket/"+id+"/history?fields=Type,Creator,Created", func(raw json.RawMessage) error {
 		var tx transaction
@@ -349,18 +352,15 @@ func (c *conn) history(ctx context.Context, id string) ([]transaction, map[strin
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("rt history of ticket %s: %w", id, err)
+		return nil, nil, nil, fmt.Errorf("rt history of ticket %s: %w", id, err)
+	}
+	parts, files, err := c.parts(ctx, id)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	plain, html := map[string]string{}, map[string]string{}
-	err = c.pages(ctx, "/ticket/"+id+"/attachments?fields=TransactionId,ContentType,Content,Filename", func(raw json.RawMessage) error {
-		var a attachment
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return fmt.Errorf("%w: rt attachment: %w", connectors.ErrUnavailable, err)
-		}
+	for _, a := range parts {
 		tx := a.TransactionID.String()
-		if a.Filename != "" {
-			return nil
-		}
 		switch strings.ToLower(strings.TrimSpace(strings.SplitN(a.ContentType, ";", 2)[0])) {
 		case "text/plain":
 			if _, ok := plain[tx]; !ok {
@@ -371,17 +371,13 @@ func (c *conn) history(ctx context.Context, id string) ([]transaction, map[strin
 				html[tx] = htmlText(a.Content)
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("rt attachments of ticket %s: %w", id, err)
 	}
 	for tx, s := range html {
 		if _, ok := plain[tx]; !ok {
 			plain[tx] = s
 		}
 	}
-	return txs, plain, nil
+	return txs, plain, files, nil
 }
 
 // Create opens a ticket in the queue. "description" is its first message.
@@ -609,7 +605,7 @@ func (c *conn) AddComment(ctx context.Context, id string, cm connectors.Comment)
 	if err := c.do(ctx, "POST", "/ticket/"+id+"/"+kind, map[string]any{"Content": cm.Body, "ContentType": "text/plain"}, &msgs); err != nil {
 		return connectors.Comment{}, fmt.Errorf("rt %s on ticket %s: %w", kind, id, err)
 	}
-	txs, text, err := c.history(ctx, id)
+	txs, text, _, err := c.history(ctx, id)
 	if err != nil {
 		return connectors.Comment{}, err
 	}
