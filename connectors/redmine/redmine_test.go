@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
-	"github.com/duplexsync/duplex/connectors/pollwindow"
 	"github.com/duplexsync/duplex/connectors/httpx"
+	"github.com/duplexsync/duplex/connectors/pollwindow"
 	"github.com/duplexsync/duplex/connectors/redmine"
 )
 
