@@ -44,6 +44,7 @@ type claimState struct {
 	deliveries []int64 // the same for webhook deliveries
 
 	takeovers atomic.Int64 // events and pollers taken from a lapsed holder
+	lost      atomic.Int64 // events of a batch taken over by another process before the batch was recorded
 }
 
 // Takeovers counts the claims this engine took over from processes whose
@@ -87,18 +88,7 @@ func (e *Engine) claimEvents(ctx context.Context) ([]store.SyncEvent, func(), er
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(e.opts.Lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				if err := e.st.RenewEvents(context.WithoutCancel(ctx), e.claim(), ids); err != nil {
-					e.log.Warn("renew event claims", "err", err)
-				}
-			}
-		}
+		e.renewEvents(context.WithoutCancel(ctx), stop, ids)
 	}()
 	return due, func() {
 		close(stop)
@@ -107,6 +97,38 @@ func (e *Engine) claimEvents(ctx context.Context) ([]store.SyncEvent, func(), er
 		e.claims.events = append(e.claims.events, ids...)
 		e.claims.mu.Unlock()
 	}, nil
+}
+
+// renewEvents keeps a batch's claims alive until stop is closed: every
+// third of the lease, well before it lapses. A renewal that fails (a lost
+// race, a connection dropped) is tried again at once and then every tenth
+// of the lease, not a third later: by then the lease could have lapsed and
+// another process taken over events this one is still applying.
+func (e *Engine) renewEvents(ctx context.Context, stop <-chan struct{}, ids []int64) {
+	every := e.opts.Lease / 3
+	t := time.NewTimer(every)
+	defer t.Stop()
+	failures := 0
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		err := e.st.RenewEvents(ctx, e.claim(), ids)
+		if err != nil && store.Retryable(err) {
+			err = e.st.RenewEvents(ctx, e.claim(), ids) // lost a race: at once
+		}
+		next := every
+		if err != nil {
+			failures++
+			e.log.Warn("renew event claims", "process", e.opts.ProcessID, "events", len(ids), "failures", failures, "err", err)
+			next = e.opts.Lease / 10
+		} else {
+			failures = 0
+		}
+		t.Reset(next)
+	}
 }
 
 // claimDeliveries takes the hook loop's next page of deliveries.

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +33,7 @@ type candidate struct {
 	fields   string // the source entity's fields, canonical JSON
 	updated  time.Time
 	readAt   time.Time // when the entity was read (before the read started)
+	twinID   int64     // the twin intake found (0: none yet)
 	unlink   int64     // a twin to unlink instead of queuing anything
 	deleted  bool      // the source entity was deleted
 	newTwin  bool      // intake found no twin: enqueue creates it
@@ -182,6 +185,9 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 	sp := p.sides[side]
 	twin, hasTwin := twins[twinKey{p.conn.ID, side, ent.ID}]
 	c.newTwin = !hasTwin
+	if hasTwin {
+		c.twinID = twin.ID
+	}
 	if ent.Deleted {
 		if !hasTwin || twin.Hash(side) == deletedHash {
 			return c, false // never synced, or Duplex deleted it itself
@@ -249,10 +255,31 @@ const deletedHash = "deleted"
 const actionDelete = "delete"
 
 // commit records candidates inside the caller's transaction and returns how
-// many events it queued.
+// many events it queued. The twins are written in the global lock order
+// (store.lockEvents): existing ones by id, then the new ones (by entity
+// id); the events are inserted in the candidates' order all the same.
 func commit(ctx context.Context, tx *store.Store, cands []candidate) (int, error) {
-	evs := make([]store.SyncEvent, 0, len(cands))
-	for _, c := range cands {
+	order := make([]int, len(cands))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int {
+		x, y := cands[i], cands[j]
+		if c := cmp.Compare(b2i(x.twinID == 0), b2i(y.twinID == 0)); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.twinID, y.twinID); c != 0 {
+			return c
+		}
+		return strings.Compare(x.entityID, y.entityID)
+	})
+	type queued struct {
+		at int
+		ev store.SyncEvent
+	}
+	qs := make([]queued, 0, len(cands))
+	for _, at := range order {
+		c := cands[at]
 		if c.unlink != 0 {
 			if _, err := tx.DeleteTwin(ctx, c.unlink); err != nil && !errors.Is(err, store.ErrNotFound) {
 				return 0, err
@@ -268,10 +295,22 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate) (int, error
 			return 0, err
 		}
 		if ok {
-			evs = append(evs, ev)
+			qs = append(qs, queued{at, ev})
 		}
 	}
+	slices.SortFunc(qs, func(x, y queued) int { return cmp.Compare(x.at, y.at) })
+	evs := make([]store.SyncEvent, len(qs))
+	for i := range qs {
+		evs[i] = qs[i].ev
+	}
 	return len(evs), tx.InsertEvents(ctx, evs)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // enqueue records a candidate inside the poll transaction: it ensures the

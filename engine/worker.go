@@ -169,9 +169,19 @@ func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twi
 
 // record saves a batch of results in one transaction. The batch's writes
 // already reached the other systems, so a transaction that only lost a race
-// (on PostgreSQL, a deadlock with an intake transaction updating the same
-// twins) is run again rather than leaving the batch to be applied twice.
-// Twins are updated in id order, as few deadlocks as possible.
+// (on PostgreSQL, a deadlock or serialization failure) is run again rather
+// than leaving the batch to be applied twice. Rows are locked in the global
+// order (store.lockEvents): the twins by id, then the events by id.
+//
+// On PostgreSQL an event is recorded only while this process still holds
+// its claim. One whose lease lapsed and was taken over by another process
+// (this one stalled longer than the lease) is not recorded here at all:
+// neither its event nor its twin. The process that took it over applies it
+// again and records it once; re-applying is what a restart after a crash
+// between the write and its record does (the merge finds the values in
+// place, a create is found by its correlation key, a comment by its text),
+// while recording it here as well would count it twice and could put this
+// process's older copy of the twin over the newer one the other recorded.
 func (e *Engine) record(ctx context.Context, results []result) error {
 	if len(results) == 0 {
 		return nil
@@ -179,7 +189,11 @@ func (e *Engine) record(ctx context.Context, results []result) error {
 	slices.SortStableFunc(results, func(x, y result) int { return cmp.Compare(x.ev.TwinID, y.ev.TwinID) })
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = e.recordOnce(ctx, results)
+		var lost bool
+		lost, err = e.recordOnce(ctx, &results)
+		if lost && err == nil {
+			continue // the claim was lost between the check and the write: without it
+		}
 		if !store.Retryable(err) || attempt == 5 || ctx.Err() != nil {
 			return err
 		}
@@ -188,18 +202,28 @@ func (e *Engine) record(ctx context.Context, results []result) error {
 	}
 }
 
-func (e *Engine) recordOnce(ctx context.Context, results []result) error {
-	return e.st.Tx(ctx, func(tx *store.Store) error {
-		audits := make([]store.AuditEntry, 0, len(results))
-		for _, r := range results {
+// errClaimLost rolls back a record whose event was taken over meanwhile.
+var errClaimLost = errors.New("claim lost")
+
+// recordOnce runs the record transaction. lost=true: an event's claim was
+// found lost only at its write; nothing was written, and results no longer
+// holds it.
+func (e *Engine) recordOnce(ctx context.Context, results *[]result) (lost bool, err error) {
+	err = e.st.Tx(ctx, func(tx *store.Store) error {
+		rs, err := e.heldOnly(ctx, tx, *results)
+		if err != nil {
+			return err
+		}
+		*results = rs
+		audits := make([]store.AuditEntry, 0, len(rs))
+		// The twins, in id order (rs is sorted by twin id).
+		for _, r := range rs {
 			if r.ev.Status == store.StatusDone && r.out.Action == "unlink" {
 				// The twin goes, and its events with it (foreign key); the
 				// audit entry below keeps the record.
 				detail, _ := json.Marshal(r.out)
-				if err := tx.AddAudit(ctx, &store.AuditEntry{Actor: "engine", Action: "twin.unlink",
-					ConnectionID: &r.ev.ConnectionID, Detail: "source deleted: " + string(detail)}); err != nil {
-					return err
-				}
+				audits = append(audits, store.AuditEntry{Actor: "engine", Action: "twin.unlink",
+					ConnectionID: &r.ev.ConnectionID, Detail: "source deleted: " + string(detail)})
 				if _, err := tx.DeleteTwin(ctx, r.ev.TwinID); err != nil && !errors.Is(err, store.ErrNotFound) {
 					return err
 				}
@@ -222,8 +246,24 @@ func (e *Engine) recordOnce(ctx context.Context, results []result) error {
 					return err
 				}
 			}
-			if err := tx.SaveEvent(ctx, r.ev); err != nil {
+		}
+		// Then the events, in id order.
+		byEvent := slices.Clone(rs)
+		slices.SortFunc(byEvent, func(x, y result) int { return cmp.Compare(x.ev.ID, y.ev.ID) })
+		for _, r := range byEvent {
+			if r.ev.Status == store.StatusDone && r.out.Action == "unlink" {
+				continue // deleted with its twin
+			}
+			held, err := tx.SaveClaimedEvent(ctx, r.ev, e.opts.ProcessID)
+			if err != nil {
 				return err
+			}
+			if !held {
+				lost = true
+				*results = slices.DeleteFunc(slices.Clone(rs), func(x result) bool { return x.ev.ID == r.ev.ID })
+				e.log.Warn("an event's claim was taken over before its batch was recorded; not recorded here, the process holding it applies it again",
+					"process", e.opts.ProcessID, "event", r.ev.ID, "twin", r.ev.TwinID)
+				return errClaimLost
 			}
 			if r.ev.Status == store.StatusFailed || r.ev.Status == store.StatusQueued {
 				continue
@@ -234,6 +274,27 @@ func (e *Engine) recordOnce(ctx context.Context, results []result) error {
 		}
 		return tx.AddAudits(ctx, audits)
 	})
+	if errors.Is(err, errClaimLost) {
+		return true, nil
+	}
+	return false, err
+}
+
+// heldOnly drops the results whose event this process no longer claims
+// (see record), logging them.
+func (e *Engine) heldOnly(ctx context.Context, tx *store.Store, rs []result) ([]result, error) {
+	ids := make([]int64, len(rs))
+	for i := range rs {
+		ids[i] = rs[i].ev.ID
+	}
+	lost, err := tx.LostClaims(ctx, ids, e.opts.ProcessID)
+	if err != nil || len(lost) == 0 {
+		return rs, err
+	}
+	e.claims.lost.Add(int64(len(lost)))
+	e.log.Warn("events' claims were taken over before their batch was recorded; not recorded here, the process holding them applies them again",
+		"process", e.opts.ProcessID, "events", len(lost))
+	return slices.DeleteFunc(slices.Clone(rs), func(r result) bool { return lost[r.ev.ID] }), nil
 }
 
 func nonEmpty(first string, rest []string) []string {

@@ -59,8 +59,7 @@ func (s *Store) ClaimEvents(ctx context.Context, c Claim, limit int, release []i
 			return err
 		}
 		if len(release) > 0 {
-			if err := tx.q(ctx).Exec(`UPDATE sync_events SET claimed_by = NULL, lease_until = NULL
-				WHERE id IN ? AND claimed_by = ?`, release, c.By).Error; err != nil {
+			if err := tx.setEventClaims(ctx, release, c.By, nil); err != nil {
 				return wrap("release events", err)
 			}
 		}
@@ -118,8 +117,77 @@ func (s *Store) RenewEvents(ctx context.Context, c Claim, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return wrap("renew event claims", s.q(ctx).Exec(`UPDATE sync_events SET lease_until = ? WHERE id IN ? AND claimed_by = ?`,
-		c.Until.UTC(), ids, c.By).Error)
+	until := c.Until.UTC()
+	return wrap("renew event claims", s.Tx(ctx, func(tx *Store) error {
+		if err := tx.relaxCommit(ctx); err != nil {
+			return err
+		}
+		return tx.setEventClaims(ctx, ids, c.By, &until)
+	}))
+}
+
+// Lock order. On PostgreSQL several processes, and in each the poll, hook,
+// worker and renewal transactions, update the same sync_events and twins
+// rows. Two transactions that lock two rows in opposite orders deadlock:
+// PostgreSQL notices after deadlock_timeout (1 s) and fails one of them
+// (SQLSTATE 40P01), a stall that can outlast a renewal of a short lease.
+// So every transaction that locks several of these rows locks them in one
+// global order: twins before sync_events, each by id ascending.
+//   - claims (ClaimEvents, RenewEvents, ReleaseClaims) lock only events, in
+//     id order (lockEvents), and take new ones with SKIP LOCKED (no wait);
+//   - intake (the poll and hook transactions) locks only twins, in id order
+//     (engine.commit sorts its candidates; new twins are inserted last);
+//   - the worker's record updates its batch's twins in id order, then its
+//     events in id order.
+// A transaction that still loses a race (a serialization failure, or a
+// deadlock through a path not listed here) is run again (Retryable).
+
+// lockEvents locks the events among ids that by claims, in id order, and
+// returns their ids (SQLite: every id, its write transactions are
+// serialised). An UPDATE … WHERE id IN (…) locks the rows in the order the
+// plan meets them (a bitmap scan: their place in the heap), not in id
+// order: hence a locking SELECT first.
+func (s *Store) lockEvents(ctx context.Context, ids []int64, by string) ([]int64, error) {
+	if s.dialect != migrations.Postgres {
+		return ids, nil
+	}
+	var locked []int64
+	err := s.q(ctx).Raw(`SELECT id FROM sync_events WHERE id IN ? AND claimed_by = ? ORDER BY id FOR UPDATE`, ids, by).
+		Scan(&locked).Error
+	return locked, err
+}
+
+// setEventClaims sets the lease of by's claims among ids to until, or
+// releases them (until nil), locking them in id order first.
+func (s *Store) setEventClaims(ctx context.Context, ids []int64, by string, until *time.Time) error {
+	locked, err := s.lockEvents(ctx, ids, by)
+	if err != nil || len(locked) == 0 {
+		return err
+	}
+	if until == nil {
+		return s.q(ctx).Exec(`UPDATE sync_events SET claimed_by = NULL, lease_until = NULL WHERE id IN ? AND claimed_by = ?`,
+			locked, by).Error
+	}
+	return s.q(ctx).Exec(`UPDATE sync_events SET lease_until = ? WHERE id IN ? AND claimed_by = ?`, *until, locked, by).Error
+}
+
+// LostClaims returns the events among ids that by no longer claims (another
+// process took them over after by's lease lapsed). Only on a shared store;
+// elsewhere nothing is claimed and nothing can be lost.
+func (s *Store) LostClaims(ctx context.Context, ids []int64, by string) (map[int64]bool, error) {
+	if !s.Shared() || len(ids) == 0 {
+		return nil, nil
+	}
+	var lost []int64
+	if err := s.q(ctx).Raw(`SELECT id FROM sync_events WHERE id IN ? AND (claimed_by IS NULL OR claimed_by <> ?)`, ids, by).
+		Scan(&lost).Error; err != nil {
+		return nil, wrap("claims held", err)
+	}
+	out := make(map[int64]bool, len(lost))
+	for _, id := range lost {
+		out[id] = true
+	}
+	return out, nil
 }
 
 // ClaimDeliveries takes up to limit pending webhook deliveries for c.By,
@@ -232,6 +300,12 @@ func (s *Store) forUpdate() string {
 func (s *Store) ReleaseClaims(ctx context.Context, by string) (int64, error) {
 	var events int64
 	err := s.Tx(ctx, func(tx *Store) error {
+		if tx.dialect == migrations.Postgres { // in id order, see lockEvents
+			var ids []int64
+			if err := tx.q(ctx).Raw(`SELECT id FROM sync_events WHERE claimed_by = ? ORDER BY id FOR UPDATE`, by).Scan(&ids).Error; err != nil {
+				return wrap("release events", err)
+			}
+		}
 		res := tx.q(ctx).Exec(`UPDATE sync_events SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ? AND status = ?`, by, StatusQueued)
 		if res.Error != nil {
 			return wrap("release events", res.Error)

@@ -265,3 +265,53 @@ func TestClaimDeliveriesAndBackfills(t *testing.T) {
 		})
 	}
 }
+
+// An event whose claim another process took over (the holder's lease
+// lapsed) is not recorded by its former holder, and renewing or releasing
+// it does nothing; its holder still records it.
+func TestSaveClaimedEventAfterTakeover(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			e1, e2 := f.queue(t, "1"), f.queue(t, "2")
+			got, _, err := f.st.ClaimEvents(f.ctx, f.claim("A", 0), 10, nil)
+			if err != nil || len(got) != 2 {
+				t.Fatalf("claim: %v %v", got, err)
+			}
+			if !f.st.Shared() {
+				held, err := f.st.SaveClaimedEvent(f.ctx, &got[0], "A")
+				if err != nil || !held {
+					t.Fatalf("sqlite: held=%v err=%v", held, err)
+				}
+				return
+			}
+			// A's lease lapses; B takes both over.
+			taken, n, err := f.st.ClaimEvents(f.ctx, f.claim("B", 31*time.Second), 10, nil)
+			if err != nil || len(taken) != 2 || n != 2 {
+				t.Fatalf("takeover: %v %d %v", taken, n, err)
+			}
+			if err := f.st.RenewEvents(f.ctx, f.claim("A", 32*time.Second), []int64{e1, e2}); err != nil {
+				t.Fatal(err)
+			}
+			lost, err := f.st.LostClaims(f.ctx, []int64{e1, e2}, "A")
+			if err != nil || !lost[e1] || !lost[e2] {
+				t.Fatalf("lost claims: %v %v", lost, err)
+			}
+			ev := got[0]
+			ev.Status = store.StatusDone
+			held, err := f.st.SaveClaimedEvent(f.ctx, &ev, "A")
+			if err != nil || held {
+				t.Fatalf("A recorded an event B holds: held=%v err=%v", held, err)
+			}
+			if cur, _ := f.st.GetEvent(f.ctx, ev.ID); cur.Status != store.StatusQueued {
+				t.Fatalf("status %s, want queued", cur.Status)
+			}
+			if held, err = f.st.SaveClaimedEvent(f.ctx, &ev, "B"); err != nil || !held {
+				t.Fatalf("B: held=%v err=%v", held, err)
+			}
+			if lost, _ := f.st.LostClaims(f.ctx, []int64{e1, e2}, "B"); len(lost) != 0 {
+				t.Fatalf("B lost %v", lost)
+			}
+		})
+	}
+}

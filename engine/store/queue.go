@@ -283,6 +283,26 @@ func (s *Store) SaveEvent(ctx context.Context, ev *SyncEvent) error {
 	return wrap("save event", err)
 }
 
+// SaveClaimedEvent is SaveEvent for an event of a batch claimed by by: on a
+// shared store (PostgreSQL) it writes only while by still holds the claim,
+// and held=false says another process took the event over (by's lease
+// lapsed) and nothing was written. On SQLite nothing is claimed: it always
+// writes.
+func (s *Store) SaveClaimedEvent(ctx context.Context, ev *SyncEvent, by string) (held bool, err error) {
+	if !s.Shared() {
+		return true, s.SaveEvent(ctx, ev)
+	}
+	ev.UpdatedAt = s.now()
+	res, err := s.exec(ctx, `UPDATE sync_events SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, log = ?,
+		updated_at = ?, replica = ?, conflicts = ?, resolution = ? WHERE id = ? AND claimed_by = ?`,
+		ev.Status, ev.Attempts, ev.NextAttemptAt.UTC(), ev.LastError, ev.Log, ev.UpdatedAt, ev.Replica, ev.Conflicts, ev.Resolution, ev.ID, by)
+	if err != nil {
+		return false, wrap("save event", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, wrap("save event", err)
+}
+
 // GetEvent reads one event.
 func (s *Store) GetEvent(ctx context.Context, id int64) (SyncEvent, error) {
 	var ev SyncEvent

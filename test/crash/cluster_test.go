@@ -256,17 +256,18 @@ func TestClusterKillAndStop(t *testing.T) {
 	var dupTwins int
 	_ = pg.QueryRow(`SELECT COUNT(*) FROM (SELECT connection_id, a_id FROM twins WHERE a_id IS NOT NULL GROUP BY connection_id, a_id HAVING COUNT(*) > 1) x`).Scan(&dupTwins)
 
-	takeovers, pollerTakeovers := 0, 0
+	takeovers, pollerTakeovers, deadlocks := 0, 0, 0
 	for _, s := range servers {
-		te, tp := countTakeovers(s.log)
+		te, tp, dl := countTakeovers(s.log)
 		takeovers += te
 		pollerTakeovers += tp
+		deadlocks += dl
 	}
 	stoppedLog, _ := os.ReadFile(stopped.log)
 	released := strings.Contains(string(stoppedLog), "released claims")
 
-	line := fmt.Sprintf("cluster: processes=3 killed=%s stopped=%s changes=%d events=%d done=%d recorded twice=%d duplicate twins=%d %s looped=%v takeovers: events=%d pollers=%d; stream %s, converged at %s",
-		killed.name, stopped.name, ex.changes, events, done, twice, dupTwins, report, looped, takeovers, pollerTakeovers,
+	line := fmt.Sprintf("cluster: processes=3 killed=%s stopped=%s changes=%d events=%d done=%d recorded twice=%d duplicate twins=%d %s looped=%v takeovers: events=%d pollers=%d; deadlocks logged=%d; stream %s, converged at %s",
+		killed.name, stopped.name, ex.changes, events, done, twice, dupTwins, report, looped, takeovers, pollerTakeovers, deadlocks,
 		streamed.Round(time.Millisecond), converged.Round(time.Millisecond))
 	fmt.Println(line)
 	t.Log(line)
@@ -285,11 +286,13 @@ var (
 	pollerTakeover = regexp.MustCompile(`took over a system's poller`)
 )
 
-// countTakeovers reads a server's log for the claims it took over.
-func countTakeovers(path string) (events, pollers int) {
+// countTakeovers reads a server's log for the claims it took over, and
+// counts the lines that report a PostgreSQL deadlock (SQLSTATE 40P01: each
+// stalled its transactions for the server's deadlock_timeout).
+func countTakeovers(path string) (events, pollers, deadlocks int) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -302,8 +305,11 @@ func countTakeovers(path string) (events, pollers int) {
 		if pollerTakeover.MatchString(sc.Text()) {
 			pollers++
 		}
+		if strings.Contains(sc.Text(), "40P01") {
+			deadlocks++
+		}
 	}
-	return events, pollers
+	return events, pollers, deadlocks
 }
 
 // TestClusterThroughput is the scale-out benchmark (make bench-cluster, not
