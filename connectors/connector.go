@@ -124,6 +124,18 @@ type Correlating interface {
 	FindCorrelated(ctx context.Context, key string) (Entity, bool, error)
 }
 
+// Finder is implemented by connectors that can look entities up by the value
+// of one field, for `unique` validation rules (duplicate detection against
+// the target). FindBy returns at most limit entities (comments may be left
+// out) whose field equals value exactly, deleted ones excluded, in a stable
+// order. value is the text form of the value (a number as its decimal text);
+// the connector converts it to the field's type. A field it cannot search
+// wraps ErrInvalid. The query must be parameterised or properly quoted: value
+// comes from the other system's data.
+type Finder interface {
+	FindBy(ctx context.Context, field, value string, limit int) ([]Entity, error)
+}
+
 // Deleter is implemented by connectors that can delete an entity, for
 // connections that propagate deletes.
 type Deleter interface {

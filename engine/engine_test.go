@@ -61,6 +61,13 @@ func (c counting) FindCorrelated(ctx context.Context, key string) (connectors.En
 	return c.Connector.(connectors.Correlating).FindCorrelated(ctx, key)
 }
 
+func (c counting) FindBy(ctx context.Context, field, value string, limit int) ([]connectors.Entity, error) {
+	if err := c.inject("find"); err != nil {
+		return nil, err
+	}
+	return c.Connector.(connectors.Finder).FindBy(ctx, field, value, limit)
+}
+
 func (c counting) Delete(ctx context.Context, id string) error {
 	if err := c.inject("delete"); err != nil {
 		return err

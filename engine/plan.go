@@ -64,6 +64,15 @@ func (e *Engine) planFor(ctx context.Context, c store.Connection) (*plan, error)
 			if sp.rules, err = scripting.CompileRulesDoc(r.Source); err != nil {
 				return nil, fmt.Errorf("connection %q side %s rules: %w", c.Name, side, err)
 			}
+			if sp.rules.HasUnique() {
+				ok, err := e.CanFind(ctx, c.SystemID(side))
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					return nil, fmt.Errorf("connection %q side %s rules: %w", c.Name, side, errNoFinder(fmt.Sprint(c.SystemID(side))))
+				}
+			}
 		}
 		p.sides[side] = sp
 	}

@@ -90,6 +90,33 @@ func (e *Engine) TestRun(ctx context.Context, connID int64, side store.Side, id 
 		links = loadLinks(&twin)
 	}
 	simulate(ctx, e.opts.Runner, p.conn.Name, p.options.scriptTimeout(), p.sides[side], p.sides[side.Other()], side, *ent, previous, target, links, &res)
+	// Unique rules need a lookup in the target (read-only): done here, not
+	// in the pure simulation.
+	if dstRules := p.sides[side.Other()].rules; dstRules.HasUnique() && res.Replica != nil && (res.Stage == "" || res.Stage == "incoming") {
+		dst, err := e.system(ctx, p.conn.SystemID(side.Other()))
+		if err != nil {
+			return res, err
+		}
+		enc, err := canonical(res.Replica)
+		if err != nil {
+			return res, err
+		}
+		replica, err := decodeObject(&enc)
+		if err != nil {
+			return res, err
+		}
+		own, key := twin.EntityID(side.Other()), ""
+		if res.Linked {
+			key = correlationKey(p.conn.ID, twin.ID)
+		}
+		uniq, err := uniqueResults(ctx, dstRules, dst, own, key, replica)
+		if err != nil {
+			return res, err
+		}
+		res.Rules = append(res.Rules, uniq...)
+		scripting.SortResults(res.Rules)
+		res.Invalid = len(scripting.Failed(res.Rules)) > 0
+	}
 	return res, nil
 }
 

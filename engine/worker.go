@@ -382,6 +382,13 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		return outcome{}, nil, err
 	}
 	targetID := twin.EntityID(dst)
+	// Unique rules look the value up in the target (its own counterpart
+	// aside), still before anything is written.
+	if uniq, err := uniqueResults(ctx, p.sides[dst].rules, target, targetID, correlationKey(p.conn.ID, twin.ID), replica); err != nil {
+		return outcome{}, nil, err
+	} else if failed := scripting.Failed(uniq); len(failed) > 0 {
+		return outcome{}, nil, &RuleError{Failed: failed}
+	}
 	first := targetID == ""
 	var local connectors.Entity
 	if !first {

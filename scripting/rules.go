@@ -7,6 +7,7 @@ import (
 	"net/mail"
 	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,10 @@ import (
 //	oneOf      one of Values              (when present)
 //	range      a number within Min..Max   (when present; either bound may be left out)
 //	maxLength  at most Max characters (or list items)
+//	unique     no other entity of the target has the same value in the field
+//	           (TargetField, default Field) among those Where (an expression
+//	           over the found entity) holds for; checked with a lookup in the
+//	           target (CheckUnique), not by Check
 type Rule struct {
 	Field   string   `json:"field,omitempty"`
 	Kind    string   `json:"kind"`
@@ -37,10 +42,17 @@ type Rule struct {
 	Min     *float64 `json:"min,omitempty"`
 	Max     *float64 `json:"max,omitempty"`
 	Message string   `json:"message,omitempty"`
+	// Where (unique only) is a boolean expression over an entity found in
+	// the target with the same value: only those it holds for count as
+	// duplicates, e.g. `status != "closed"`. Empty: every one counts.
+	Where string `json:"where,omitempty"`
+	// TargetField (unique only) is the target's field to search when it is
+	// named differently from the replica's Field.
+	TargetField string `json:"target_field,omitempty"`
 }
 
 // RuleKinds lists the kinds a rule may have, the expression kind first.
-var RuleKinds = []string{"expr", "required", "email", "e164", "url", "date", "oneOf", "range", "maxLength"}
+var RuleKinds = []string{"expr", "required", "email", "e164", "url", "date", "oneOf", "range", "maxLength", "unique"}
 
 // RuleResult is the outcome of one rule on one replica.
 type RuleResult struct {
@@ -51,11 +63,17 @@ type RuleResult struct {
 	Value   any    `json:"value,omitempty"` // the replica's value of Field
 	Passed  bool   `json:"passed"`
 	Error   string `json:"error,omitempty"` // a runtime error of the expression (counts as failed)
+	// Existing (unique only) names the entity of the target that already
+	// has the value: its key, or its id.
+	Existing string `json:"existing,omitempty"`
+	// ExistingID is that entity's id.
+	ExistingID string `json:"existing_id,omitempty"`
 }
 
 // Rules is a compiled rule list. It is immutable and safe for concurrent use.
 type Rules struct {
-	rules []compiledRule
+	rules  []compiledRule
+	unique int // how many are unique rules
 }
 
 type compiledRule struct {
@@ -98,6 +116,20 @@ func CompileRules(rules []Rule) (*Rules, error) {
 		if err != nil {
 			return nil, &Error{Script: ruleName(i), Kind: ErrorCompile, Rule: i + 1, Message: err.Error()}
 		}
+		if r.Kind == "unique" {
+			cr := compiledRule{Rule: r, src: src}
+			if strings.TrimSpace(r.Where) != "" {
+				compilations.Add(1)
+				if cr.prog, err = expr.Compile(r.Where, whereOptions()...); err != nil {
+					e := exprError(ErrorCompile, err)
+					e.Script, e.Rule = ruleName(i), i+1
+					return nil, e
+				}
+			}
+			out.rules = append(out.rules, cr)
+			out.unique++
+			continue
+		}
 		compilations.Add(1)
 		prog, err := expr.Compile(src, ruleOptions()...)
 		if err != nil {
@@ -123,9 +155,14 @@ func (rs *Rules) Len() int {
 	return len(rs.rules)
 }
 
-// Check evaluates every rule on a replica and returns one result per rule.
-// The expressions see the replica's fields as variables (a missing one is
-// nil) and the whole replica as `replica`.
+// HasUnique reports whether the list has a unique rule, which needs a
+// lookup in the target (connectors.Finder).
+func (rs *Rules) HasUnique() bool { return rs != nil && rs.unique > 0 }
+
+// Check evaluates every rule but the unique ones on a replica and returns one
+// result per rule evaluated (CheckUnique does the unique ones). The
+// expressions see the replica's fields as variables (a missing one is nil)
+// and the whole replica as `replica`.
 func (rs *Rules) Check(replica map[string]any) []RuleResult {
 	if rs.Len() == 0 {
 		return nil
@@ -141,7 +178,11 @@ func (rs *Rules) Check(replica map[string]any) []RuleResult {
 	out := make([]RuleResult, len(rs.rules))
 	m := exprVMs.Get().(*vm.VM)
 	defer exprVMs.Put(m)
+	out = out[:0]
 	for i, r := range rs.rules {
+		if r.Kind == "unique" {
+			continue
+		}
 		res := RuleResult{Index: i, Field: r.Field, Rule: r.Kind, Message: r.message()}
 		if r.Field != "" {
 			res.Value = replica[r.Field]
@@ -153,9 +194,121 @@ func (rs *Rules) Check(replica map[string]any) []RuleResult {
 		default:
 			res.Passed, _ = v.(bool)
 		}
-		out[i] = res
+		out = append(out, res)
 	}
 	return out
+}
+
+// Found is an entity of the target a unique rule's lookup returned.
+type Found struct {
+	ID     string
+	Key    string
+	Fields map[string]any
+}
+
+// FindFunc looks up the target's entities whose field equals value (in its
+// text form), leaving out the entity the replica is for (its own
+// counterpart). An error is a failed lookup (the caller retries the event),
+// not a failed rule.
+type FindFunc func(field, value string) ([]Found, error)
+
+// CheckUnique evaluates the unique rules on a replica: for each one whose
+// field has a value, find returns the target's entities with that value and
+// the first one the rule's Where holds for fails it. An absent or blank value
+// passes (combine with required). The results are in rule order.
+func (rs *Rules) CheckUnique(replica map[string]any, find FindFunc) ([]RuleResult, error) {
+	if !rs.HasUnique() {
+		return nil, nil
+	}
+	var out []RuleResult
+	var m *vm.VM
+	for i, r := range rs.rules {
+		if r.Kind != "unique" {
+			continue
+		}
+		res := RuleResult{Index: i, Field: r.Field, Rule: r.Kind, Message: r.message(), Value: replica[r.Field], Passed: true}
+		value, ok, err := uniqueText(replica[r.Field])
+		if err != nil {
+			res.Passed, res.Error = false, err.Error()
+		}
+		if !ok {
+			out = append(out, res)
+			continue
+		}
+		field := r.TargetField
+		if field == "" {
+			field = r.Field
+		}
+		found, err := find(field, value)
+		if err != nil {
+			return nil, fmt.Errorf("rule %d (unique) lookup of %s %q: %w", i+1, field, value, err)
+		}
+		for _, f := range found {
+			match := true
+			if r.prog != nil {
+				if m == nil {
+					m = exprVMs.Get().(*vm.VM)
+					defer exprVMs.Put(m)
+				}
+				env := make(map[string]any, len(f.Fields)+1)
+				for k, v := range f.Fields {
+					env[k] = v
+				}
+				fields := f.Fields
+				if fields == nil {
+					fields = map[string]any{}
+				}
+				env["entity"] = fields
+				v, err := m.Run(r.prog, env)
+				if err != nil {
+					res.Passed, res.Error = false, "where: "+exprError(ErrorRuntime, err).Message
+					res.Existing, res.ExistingID = f.label(), f.ID
+					break
+				}
+				match, _ = v.(bool)
+			}
+			if match {
+				res.Passed = false
+				res.Existing, res.ExistingID = f.label(), f.ID
+				break
+			}
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func (f Found) label() string {
+	if f.Key != "" {
+		return f.Key
+	}
+	return f.ID
+}
+
+// uniqueText is the text a unique rule searches for: ok is false for an
+// absent or blank value (nothing to compare) and for a value that has no text
+// form (err says so).
+func uniqueText(v any) (string, bool, error) {
+	switch x := v.(type) {
+	case nil:
+		return "", false, nil
+	case string:
+		return x, strings.TrimSpace(x) != "", nil
+	case bool:
+		return strconv.FormatBool(x), true, nil
+	case json.Number:
+		return x.String(), true, nil
+	}
+	if n, ok := number(v); ok {
+		return strconv.FormatFloat(n, 'f', -1, 64), true, nil
+	}
+	return "", false, fmt.Errorf("a unique rule compares text, numbers or booleans, not %T", v)
+}
+
+// SortResults orders results by rule position (Check's and CheckUnique's
+// together).
+func SortResults(rs []RuleResult) {
+	sort.SliceStable(rs, func(i, j int) bool { return rs[i].Index < rs[j].Index })
 }
 
 // Failed returns the results that did not pass.
@@ -177,6 +330,12 @@ func (r RuleResult) String() string {
 	if r.Field != "" {
 		v, _ := json.Marshal(r.Value)
 		fmt.Fprintf(&b, " field %q value %s", r.Field, v)
+	}
+	if r.Existing != "" {
+		fmt.Fprintf(&b, " existing %s", r.Existing)
+		if r.ExistingID != "" && r.ExistingID != r.Existing {
+			fmt.Fprintf(&b, " (id %s)", r.ExistingID)
+		}
 	}
 	b.WriteString(": " + r.Message)
 	if r.Error != "" {
@@ -208,6 +367,11 @@ func (r Rule) message() string {
 		return fmt.Sprintf("%s must be a number in %s..%s", f, bound(r.Min), bound(r.Max))
 	case "maxLength":
 		return fmt.Sprintf("%s must be at most %s characters", f, bound(r.Max))
+	case "unique":
+		if r.Where != "" {
+			return fmt.Sprintf("%s must be unique in the target among entities where %s", f, r.Where)
+		}
+		return f + " must be unique in the target"
 	}
 	return "rule failed: " + r.Expr
 }
@@ -270,6 +434,13 @@ func RuleSource(r Rule) (string, error) {
 			return "", fmt.Errorf("a range rule needs min, max or both")
 		}
 		return "inRange(" + ref + ", " + lit(r.Min) + ", " + lit(r.Max) + ")", nil
+	case "unique":
+		// Not an expression over the replica: a lookup in the target, then
+		// Where over each entity found ("true": every one counts).
+		if strings.TrimSpace(r.Where) == "" {
+			return "true", nil
+		}
+		return r.Where, nil
 	case "maxLength":
 		if r.Max == nil || *r.Max < 0 || *r.Max != math.Trunc(*r.Max) {
 			return "", fmt.Errorf("a maxLength rule needs max (a whole number)")
@@ -303,6 +474,14 @@ func ruleOptions() []expr.Option {
 		expr.Function("inRange", func(p ...any) (any, error) { return inRange(p[0], p[1], p[2]), nil }, new(func(any, any, any) bool)),
 		expr.Function("maxLength", func(p ...any) (any, error) { return maxLength(p[0], p[1]), nil }, new(func(any, any) bool)),
 	}
+}
+
+// whereOptions: a unique rule's Where sees the found entity's fields as
+// variables and the whole entity as `entity`, with the same helpers.
+func whereOptions() []expr.Option {
+	opts := ruleOptions()
+	opts[0] = expr.Env(map[string]any{"entity": map[string]any{}})
+	return opts
 }
 
 // present: not nil, not a blank string, not an empty list or object.

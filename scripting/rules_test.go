@@ -97,3 +97,71 @@ func TestRulesNumericOneOf(t *testing.T) {
 		t.Error("3 in [1,2]")
 	}
 }
+
+func TestRulesUnique(t *testing.T) {
+	before := Compilations()
+	rs, err := CompileRules([]Rule{
+		{Field: "title", Kind: "required"},
+		{Field: "ref", Kind: "unique", Where: `status != "closed"`, Message: "one open issue per ref"},
+		{Field: "num", Kind: "unique", TargetField: "number"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := Compilations() - before; n != 2 {
+		t.Fatalf("compilations = %d, want 2 (the required rule and the where)", n)
+	}
+	if !rs.HasUnique() {
+		t.Fatal("HasUnique false")
+	}
+	if got := rs.Check(map[string]any{"title": "x"}); len(got) != 1 || got[0].Index != 0 {
+		t.Fatalf("Check evaluates the unique rules: %+v", got)
+	}
+	db := map[string][]Found{
+		"ref=R1":    {{ID: "1", Key: "T-1", Fields: map[string]any{"status": "closed"}}, {ID: "2", Key: "T-2", Fields: map[string]any{"status": "open"}}},
+		"ref=R2":    {{ID: "3", Fields: map[string]any{"status": "closed"}}},
+		"number=42": {{ID: "9", Fields: map[string]any{}}},
+	}
+	var asked []string
+	find := func(field, value string) ([]Found, error) {
+		asked = append(asked, field+"="+value)
+		return db[field+"="+value], nil
+	}
+	res, err := rs.CheckUnique(map[string]any{"ref": "R1", "num": 42.0}, find)
+	if err != nil || len(res) != 2 {
+		t.Fatalf("CheckUnique: %+v %v", res, err)
+	}
+	if res[0].Passed || res[0].Existing != "T-2" || res[0].ExistingID != "2" {
+		t.Errorf("open duplicate not found: %+v", res[0])
+	}
+	if s := res[0].String(); !strings.Contains(s, `field "ref" value "R1" existing T-2 (id 2): one open issue per ref`) {
+		t.Errorf("String: %s", s)
+	}
+	if res[1].Passed || res[1].Existing != "9" || asked[1] != "number=42" {
+		t.Errorf("target_field / number: %+v %v", res[1], asked)
+	}
+	res, _ = rs.CheckUnique(map[string]any{"ref": "R2", "num": 7.0}, find)
+	if !res[0].Passed || !res[1].Passed {
+		t.Errorf("closed only / no match should pass: %+v", res)
+	}
+	asked = nil
+	res, _ = rs.CheckUnique(map[string]any{"ref": "  "}, find)
+	if !res[0].Passed || !res[1].Passed || len(asked) != 0 {
+		t.Errorf("absent values: %+v asked %v", res, asked)
+	}
+	res, _ = rs.CheckUnique(map[string]any{"ref": []any{"a"}}, find)
+	if res[0].Passed || res[0].Error == "" {
+		t.Errorf("a list value: %+v", res[0])
+	}
+	if _, err := rs.CheckUnique(map[string]any{"ref": "R9"}, func(string, string) ([]Found, error) { return nil, errors.New("down") }); err == nil {
+		t.Error("a failed lookup is not an error")
+	}
+	if _, err := CompileRules([]Rule{{Kind: "unique"}}); err == nil {
+		t.Error("unique without field compiled")
+	}
+	_, err = CompileRules([]Rule{{Kind: "required", Field: "a"}, {Kind: "unique", Field: "r", Where: `status ==`}})
+	var se *Error
+	if !errors.As(err, &se) || se.Rule != 2 || se.Line == 0 {
+		t.Errorf("bad where: %#v", err)
+	}
+}

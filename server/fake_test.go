@@ -59,6 +59,8 @@ func (f *fakeEngine) ReloadSystem(id int64) {
 	f.systemReloads = append(f.systemReloads, id)
 }
 
+func (f *fakeEngine) CanFind(ctx context.Context, systemID int64) (bool, error) { return true, nil }
+
 func (f *fakeEngine) Wake() {
 	f.mu.Lock()
 	defer f.mu.Unlock()

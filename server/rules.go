@@ -83,7 +83,10 @@ func (s *srv) getRules(c *gin.Context) error {
 // bindRules reads and compiles a rule list as the engine will: a compile
 // error is a *scripting.Error with the rule's position (and line and column
 // in an expression), mapped to 422 script_invalid.
-func (s *srv) bindRules(c *gin.Context) ([]scripting.Rule, error) {
+//
+// A unique rule needs a lookup in the side's system: a connector that cannot
+// search (no connectors.Finder) refuses it here, with the rule's position.
+func (s *srv) bindRules(c *gin.Context, conn store.Connection, side store.Side) ([]scripting.Rule, error) {
 	var in rulesIn
 	if err := s.bind(c, &in); err != nil {
 		return nil, err
@@ -100,6 +103,20 @@ func (s *srv) bindRules(c *gin.Context) ([]scripting.Rule, error) {
 	if _, err := scripting.CompileRules(rules); err != nil {
 		return nil, err
 	}
+	for i, r := range rules {
+		if r.Kind != "unique" {
+			continue
+		}
+		ok, err := s.eng.CanFind(c.Request.Context(), conn.SystemID(side))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, &scripting.Error{Script: fmt.Sprintf("rule %d", i+1), Kind: scripting.ErrorCompile, Rule: i + 1,
+				Message: fmt.Sprintf("a unique rule needs a lookup in side %s's system, and its connector cannot look entities up by a field", side)}
+		}
+		break
+	}
 	return rules, nil
 }
 
@@ -110,7 +127,7 @@ func (s *srv) saveRules(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	rules, err := s.bindRules(c)
+	rules, err := s.bindRules(c, conn, side)
 	if err != nil {
 		return err
 	}
@@ -135,10 +152,11 @@ func (s *srv) saveRules(c *gin.Context) error {
 
 // validateRules compiles a draft rule list and saves nothing.
 func (s *srv) validateRules(c *gin.Context) error {
-	if _, _, err := s.rulesTarget(c); err != nil {
+	conn, side, err := s.rulesTarget(c)
+	if err != nil {
 		return err
 	}
-	if _, err := s.bindRules(c); err != nil {
+	if _, err := s.bindRules(c, conn, side); err != nil {
 		return err
 	}
 	c.JSON(http.StatusOK, gin.H{"ok": true})

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/internal/demo"
 	"github.com/duplexsync/duplex/internal/testdb"
 )
 
@@ -114,5 +116,62 @@ func testRulesEndpoints(t *testing.T, e *env) {
 	}
 	if code := e.do("GET", fmt.Sprintf("/api/connections/%d/rules/c", conn.ID), "", nil); code != 400 {
 		t.Errorf("bad side: %d", code)
+	}
+}
+
+// plainConnector hides a connector's optional interfaces.
+type plainConnector struct{ connectors.Connector }
+
+// A unique rule is saved for a side whose connector can search (the sql
+// one) and refused, with its position, for one that cannot.
+func TestUniqueRuleNeedsFinder(t *testing.T) {
+	e := newEnv(t, testdb.SQLite(t))
+	sa, sb := e.systems()
+	var plain struct {
+		ID int64 `json:"id"`
+	}
+	body := mustJSON(map[string]any{"name": "plain", "kind": "sql-plain", "settings": demo.EngineeringSettings(e.paths.Engineering)})
+	if code := e.do("POST", "/api/systems", body, &plain); code != http.StatusCreated {
+		t.Fatalf("create system: %d", code)
+	}
+	var conn, conn2 struct {
+		ID int64 `json:"id"`
+	}
+	if code := e.do("POST", "/api/connections", mustJSON(map[string]any{"name": "esc", "system_a_id": sa, "system_b_id": sb, "template": "support-escalation"}), &conn); code != http.StatusCreated {
+		t.Fatalf("create connection: %d", code)
+	}
+	if code := e.do("POST", "/api/connections", mustJSON(map[string]any{"name": "esc2", "system_a_id": sa, "system_b_id": plain.ID, "template": "support-escalation"}), &conn2); code != http.StatusCreated {
+		t.Fatalf("create connection: %d", code)
+	}
+	rules := `{"rules":[{"field":"title","kind":"required"},{"field":"ticket","kind":"unique","target_field":"ticket_ref","where":"state != \"closed\""}]}`
+	var saved struct {
+		Version     int      `json:"version"`
+		Expressions []string `json:"expressions"`
+		Rules       []struct {
+			Kind, Where string
+		} `json:"rules"`
+	}
+	if code := e.do("PUT", fmt.Sprintf("/api/connections/%d/rules/b", conn.ID), rules, &saved); code != 200 || saved.Version != 1 ||
+		saved.Rules[1].Kind != "unique" || saved.Rules[1].Where != `state != "closed"` || saved.Expressions[1] != `state != "closed"` {
+		t.Fatalf("save on sql: %d %+v", code, saved)
+	}
+	var got struct {
+		apiErr
+		Rule int `json:"rule"`
+	}
+	for _, m := range []struct{ method, path string }{{"PUT", ""}, {"POST", "/validate"}} {
+		code := e.do(m.method, fmt.Sprintf("/api/connections/%d/rules/b%s", conn2.ID, m.path), rules, &got)
+		if code != 422 || got.Code != "script_invalid" || got.Rule != 2 || !strings.Contains(got.Message, "cannot look entities up") {
+			t.Errorf("%s %s on a connector without Finder: %d %+v", m.method, m.path, code, got)
+		}
+	}
+	// Side a of the same connection is the sql connector: accepted there.
+	if code := e.do("POST", fmt.Sprintf("/api/connections/%d/rules/a/validate", conn2.ID), rules, nil); code != 200 {
+		t.Errorf("side a: %d", code)
+	}
+	// A where that does not compile: its line and column.
+	bad := `{"rules":[{"field":"ticket","kind":"unique","where":"state =="}]}`
+	if code := e.do("PUT", fmt.Sprintf("/api/connections/%d/rules/b", conn.ID), bad, &got); code != 422 || got.Rule != 1 || got.Line == 0 {
+		t.Errorf("bad where: %d %+v", code, got)
 	}
 }

@@ -52,6 +52,9 @@ type Engine interface {
 	Wake()
 	// Hook verifies and records a webhook request for a system.
 	Hook(ctx context.Context, systemID int64, header http.Header, body []byte) (engine.HookResult, error)
+	// CanFind says whether a system's connector can look entities up by a
+	// field (connectors.Finder), which unique rules need.
+	CanFind(ctx context.Context, systemID int64) (bool, error)
 	// Status says whether the engine's loops run, for /readyz.
 	Status() engine.Status
 }

@@ -47,6 +47,14 @@ func newEnv(t *testing.T, st *store.Store) *env {
 	if err := reg.Register("sql", sqlconn.New); err != nil {
 		t.Fatal(err)
 	}
+	// A connector without the optional interfaces (no Finder, no
+	// Correlating): the sql one behind a plain Connector.
+	if err := reg.Register("sql-plain", func(ctx context.Context, cfg connectors.Config) (connectors.Connector, error) {
+		c, err := sqlconn.New(ctx, cfg)
+		return plainConnector{c}, err
+	}); err != nil {
+		t.Fatal(err)
+	}
 	eng := engine.New(engine.Options{Store: st, Connectors: reg, Secrets: box,
 		Runner: scripting.NewRunner(scripting.Options{Timeout: time.Second})})
 	t.Cleanup(func() { _ = eng.Close() })

@@ -168,6 +168,7 @@ type queries struct {
 	insert, update    string
 	comments, addComm string
 	cFirst, cAfter    string // new comments, from the start / after a position
+	selectAll         string // "SELECT <entity columns> FROM <table>", not rebound: FindBy adds its WHERE
 }
 
 func buildQueries(d dialect, s Settings) queries {
@@ -205,6 +206,7 @@ func buildQueries(d dialect, s Settings) queries {
 
 	var out queries
 	out.probe = "SELECT " + strings.Join(raw, ", ") + " FROM " + t + " WHERE 1 = 0"
+	out.selectAll = "SELECT " + cols + " FROM " + t
 	out.get = "SELECT " + cols + " FROM " + t + " WHERE " + id + " = ?"
 	out.exists = "SELECT 1 FROM " + t + " WHERE " + id + " = ?"
 	out.first = "SELECT " + cols + " FROM " + t + " WHERE " + u + " IS NOT NULL" + order

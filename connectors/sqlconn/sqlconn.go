@@ -363,6 +363,51 @@ func (c *conn) FindCorrelated(ctx context.Context, key string) (connectors.Entit
 	return e, err == nil, err
 }
 
+// FindBy returns the rows whose column mapped to field equals value (converted
+// to the field's type), soft-deleted rows excluded, ordered by id, without
+// comments. The column comes from the validated settings; value is a bound
+// parameter.
+func (c *conn) FindBy(ctx context.Context, field, value string, limit int) ([]connectors.Entity, error) {
+	i, ok := c.byName[field]
+	if !ok {
+		return nil, fmt.Errorf("sqlconn %s: %w: cannot search unknown field %q", c.name, connectors.ErrInvalid, field)
+	}
+	f := c.fields[i]
+	if f.typ == connectors.TypeList {
+		return nil, fmt.Errorf("sqlconn %s: %w: cannot search list field %q", c.name, connectors.ErrInvalid, field)
+	}
+	arg, err := c.d.writeValue(f.typ, value)
+	if err != nil {
+		// No row can hold a value of the wrong type.
+		return nil, nil
+	}
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	q := c.q.selectAll + " WHERE " + c.d.quote(f.col) + " = ?"
+	if c.delQ != "" {
+		q += " AND " + c.delQ + " IS NULL"
+	}
+	q = c.d.rebind(q + " ORDER BY " + c.idQ + " LIMIT ?")
+	rows, err := c.db.QueryContext(ctx, q, arg, limit)
+	if err != nil {
+		return nil, c.wrap("find by "+field, err)
+	}
+	defer rows.Close()
+	var out []connectors.Entity
+	for rows.Next() {
+		e, _, err := c.scanEntity(rows)
+		if err != nil {
+			return nil, c.wrap("find by "+field, err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, c.wrap("find by "+field, err)
+	}
+	return out, nil
+}
+
 func (c *conn) create(ctx context.Context, corr string, fields map[string]any) (connectors.Entity, error) {
 	vals, set, err := c.writeArgs(fields)
 	if err != nil {

@@ -899,3 +899,63 @@ func TestSettle(t *testing.T) {
 		t.Fatalf("after settling: %+v %v", page, err)
 	}
 }
+
+// FindBy matches the mapped column exactly with a bound parameter (a value
+// that looks like SQL is only a value), skips soft-deleted rows, converts
+// the text to the field's type and honours the limit.
+func TestFindBy(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "f.db")
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, ext_ref TEXT, prio INTEGER, tags TEXT, deleted_at TEXT, updated_at TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(ctx, connectors.Config{Name: "t", Settings: json.RawMessage(`{"driver":"sqlite","dsn":"` + path +
+		`","table":"items","settle_ms":-1,"deleted_column":"deleted_at","fields":[{"name":"ref","column":"ext_ref"},{"name":"prio","type":"number"},{"name":"tags","type":"list"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f, ok := c.(connectors.Finder)
+	if !ok {
+		t.Fatal("the sql connector is not a Finder")
+	}
+	a, _ := c.Create(ctx, map[string]any{"ref": "X-1", "prio": 3})
+	b, _ := c.Create(ctx, map[string]any{"ref": "X-1", "prio": 4})
+	gone, _ := c.Create(ctx, map[string]any{"ref": "X-1"})
+	if _, err := c.Create(ctx, map[string]any{"ref": "' OR 1=1 --"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(connectors.Deleter).Delete(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.FindBy(ctx, "ref", "X-1", 10)
+	if err != nil || len(got) != 2 || got[0].ID != a.ID || got[1].ID != b.ID || got[0].Fields["ref"] != "X-1" {
+		t.Fatalf("FindBy ref X-1 = %+v, %v", got, err)
+	}
+	if got, err := f.FindBy(ctx, "ref", "X-1", 1); err != nil || len(got) != 1 {
+		t.Fatalf("limit 1: %+v %v", got, err)
+	}
+	if got, err := f.FindBy(ctx, "ref", "x' OR '1'='1", 10); err != nil || len(got) != 0 {
+		t.Fatalf("an injection attempt matched: %+v %v", got, err)
+	}
+	if got, err := f.FindBy(ctx, "ref", "' OR 1=1 --", 10); err != nil || len(got) != 1 {
+		t.Fatalf("the literal value: %+v %v", got, err)
+	}
+	if got, err := f.FindBy(ctx, "prio", "4", 10); err != nil || len(got) != 1 || got[0].ID != b.ID {
+		t.Fatalf("number field: %+v %v", got, err)
+	}
+	if got, err := f.FindBy(ctx, "prio", "four", 10); err != nil || len(got) != 0 {
+		t.Fatalf("a non-number for a number field: %+v %v", got, err)
+	}
+	if _, err := f.FindBy(ctx, "nope", "x", 10); !errors.Is(err, connectors.ErrInvalid) {
+		t.Fatalf("unknown field: %v", err)
+	}
+	if _, err := f.FindBy(ctx, "tags", "x", 10); !errors.Is(err, connectors.ErrInvalid) {
+		t.Fatalf("list field: %v", err)
+	}
+}

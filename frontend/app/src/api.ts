@@ -259,7 +259,7 @@ export interface TestRunResult {
   error?: ApiErrorBody;
 }
 
-export type RuleKind = "expr" | "required" | "email" | "e164" | "url" | "date" | "oneOf" | "range" | "maxLength";
+export type RuleKind = "expr" | "required" | "email" | "e164" | "url" | "date" | "oneOf" | "range" | "maxLength" | "unique";
 
 /** A validation rule as the API stores it (scripting.Rule). */
 export interface Rule {
@@ -270,6 +270,10 @@ export interface Rule {
   min?: number;
   max?: number;
   message?: string;
+  /** unique: only target entities this expression (over the found entity) holds for count as duplicates. */
+  where?: string;
+  /** unique: the target's field to search, when named differently from field. */
+  target_field?: string;
 }
 
 export interface RulesOut {
@@ -289,6 +293,9 @@ export interface RuleResult {
   value?: unknown;
   passed: boolean;
   error?: string;
+  /** unique: the target entity that already has the value (key or id). */
+  existing?: string;
+  existing_id?: string;
 }
 
 export interface TriggerPreview {

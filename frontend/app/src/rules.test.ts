@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { emptyRow, fromRule, parseValues, rowProblem, ruleLine, rulesDirty, toRule, type RuleRow } from "./rules";
+import { emptyRow, fromRule, needs, parseValues, RULE_KINDS, rowProblem, ruleLine, rulesDirty, toRule, type RuleRow } from "./rules";
 import type { Rule } from "./api";
 
 const row = (p: Partial<RuleRow>): RuleRow => ({ ...emptyRow(), ...p });
@@ -41,5 +41,18 @@ describe("validation rules", () => {
       `✗ email · contact = "x" — must be an e-mail address`,
     );
     expect(ruleLine({ index: 1, rule: "expr", message: "ok", passed: true })).toBe("✓ expr — ok");
+  });
+  it("offers unique with its field, an optional where and target field", () => {
+    expect(RULE_KINDS.map((k) => k.kind)).toContain("unique");
+    expect(needs("unique")).toEqual({ field: true, arg: "where", target: true });
+    expect(rowProblem(row({ kind: "unique" }))).toBe("needs a field");
+    expect(rowProblem(row({ kind: "unique", field: "ticket_ref" }))).toBeNull();
+    expect(toRule(row({ kind: "unique", field: "ticket_ref", max: "3" }))).toEqual({ kind: "unique", field: "ticket_ref" });
+    const r: Rule = { kind: "unique", field: "ticket", target_field: "ticket_ref", where: `status != "closed"`, message: "one open issue per ticket" };
+    expect(toRule(fromRule(r))).toEqual(r);
+    expect(toRule(row({ kind: "email", field: "x", target: "y" }))).toEqual({ kind: "email", field: "x" });
+    expect(ruleLine({ index: 1, rule: "unique", field: "ticket", value: "T-5", existing: "ENG-9", message: "one open issue per ticket", passed: false })).toBe(
+      `✗ unique · ticket = "T-5" · existing ENG-9 — one open issue per ticket`,
+    );
   });
 });

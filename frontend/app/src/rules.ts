@@ -11,6 +11,7 @@ export const RULE_KINDS: { kind: RuleKind; label: string }[] = [
   { kind: "oneOf", label: "one of" },
   { kind: "range", label: "number range" },
   { kind: "maxLength", label: "max length" },
+  { kind: "unique", label: "unique in target" },
   { kind: "expr", label: "expression" },
 ];
 
@@ -18,17 +19,19 @@ export const RULE_KINDS: { kind: RuleKind; label: string }[] = [
 export interface RuleRow {
   field: string;
   kind: RuleKind;
-  /** expr: the expression; oneOf: the values, comma separated. */
+  /** expr: the expression; oneOf: the values, comma separated; unique: the optional where. */
   arg: string;
+  /** unique: the target's field, when it differs from field ("" = the same). */
+  target: string;
   min: string;
   max: string;
   message: string;
 }
 
-export const emptyRow = (): RuleRow => ({ field: "", kind: "required", arg: "", min: "", max: "", message: "" });
+export const emptyRow = (): RuleRow => ({ field: "", kind: "required", arg: "", target: "", min: "", max: "", message: "" });
 
 /** What a kind needs besides the field. */
-export function needs(kind: RuleKind): { field: boolean; arg?: "expr" | "values"; min?: boolean; max?: boolean } {
+export function needs(kind: RuleKind): { field: boolean; arg?: "expr" | "values" | "where"; target?: boolean; min?: boolean; max?: boolean } {
   switch (kind) {
     case "expr":
       return { field: false, arg: "expr" };
@@ -38,6 +41,8 @@ export function needs(kind: RuleKind): { field: boolean; arg?: "expr" | "values"
       return { field: true, min: true, max: true };
     case "maxLength":
       return { field: true, max: true };
+    case "unique":
+      return { field: true, arg: "where", target: true };
     default:
       return { field: true };
   }
@@ -66,7 +71,8 @@ export function fromRule(r: Rule): RuleRow {
   return {
     field: r.field ?? "",
     kind,
-    arg: kind === "expr" ? (r.expr ?? "") : kind === "oneOf" ? formatValues(r.values) : "",
+    arg: kind === "expr" ? (r.expr ?? "") : kind === "oneOf" ? formatValues(r.values) : kind === "unique" ? (r.where ?? "") : "",
+    target: kind === "unique" ? (r.target_field ?? "") : "",
     min: r.min === undefined || r.min === null ? "" : String(r.min),
     max: r.max === undefined || r.max === null ? "" : String(r.max),
     message: r.message ?? "",
@@ -80,6 +86,8 @@ export function toRule(row: RuleRow): Rule {
   if (row.field.trim()) r.field = row.field.trim();
   if (n.arg === "expr") r.expr = row.arg;
   if (n.arg === "values") r.values = parseValues(row.arg);
+  if (n.arg === "where" && row.arg.trim()) r.where = row.arg.trim();
+  if (n.target && row.target.trim()) r.target_field = row.target.trim();
   if (n.min && row.min.trim() !== "") r.min = Number(row.min);
   if (n.max && row.max.trim() !== "") r.max = Number(row.max);
   if (row.message.trim()) r.message = row.message.trim();
@@ -109,5 +117,6 @@ export function rulesDirty(saved: Rule[], rows: RuleRow[]): boolean {
 /** One line for a rule result: "email · contact = "x" — must be an e-mail address". */
 export function ruleLine(r: RuleResult): string {
   const value = r.field ? ` · ${r.field} = ${JSON.stringify(r.value ?? null)}` : "";
-  return `${r.passed ? "✓" : "✗"} ${r.rule}${value} — ${r.message}${r.error ? ` (${r.error})` : ""}`;
+  const existing = r.existing ? ` · existing ${r.existing}` : "";
+  return `${r.passed ? "✓" : "✗"} ${r.rule}${value}${existing} — ${r.message}${r.error ? ` (${r.error})` : ""}`;
 }

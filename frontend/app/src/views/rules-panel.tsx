@@ -103,13 +103,22 @@ export function RulesPanel({ ctx, side }: { ctx: Ctx; side: Side }) {
                 <td class="rule-args">
                   {n.arg && (
                     <input
-                      class={n.arg === "expr" ? "mono" : ""}
-                      placeholder={n.arg === "expr" ? `expr, e.g. status != "closed" || resolution != ""` : "values: low, high, 3"}
+                      class={n.arg === "expr" || n.arg === "where" ? "mono" : ""}
+                      placeholder={
+                        n.arg === "expr"
+                          ? `expr, e.g. status != "closed" || resolution != ""`
+                          : n.arg === "where"
+                            ? `where (optional), over the found entity, e.g. status != "closed"`
+                            : "values: low, high, 3"
+                      }
                       value={r.arg}
                       disabled={!!noEdit}
                       onInput={(e) => set(i, { arg: e.currentTarget.value })}
                       aria-label={n.arg}
                     />
+                  )}
+                  {n.target && (
+                    <input placeholder="target field (optional)" value={r.target} disabled={!!noEdit} onInput={(e) => set(i, { target: e.currentTarget.value })} aria-label="target field" />
                   )}
                   {n.min && <input class="num" placeholder="min" value={r.min} disabled={!!noEdit} onInput={(e) => set(i, { min: e.currentTarget.value })} aria-label="min" />}
                   {n.max && <input class="num" placeholder="max" value={r.max} disabled={!!noEdit} onInput={(e) => set(i, { max: e.currentTarget.value })} aria-label="max" />}
