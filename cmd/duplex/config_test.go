@@ -41,6 +41,10 @@ func TestConfigCommands(t *testing.T) {
 		store.SideA: {store.KindOutgoing: "replica.t = entity.subject;"}}, "test"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := st.SaveScript(ctx, conn.ID, store.SideB, store.KindRules,
+		`[{"field": "title", "kind": "required"}, {"field": "prio", "kind": "oneOf", "values": ["low", "high"]}]`, "test"); err != nil {
+		t.Fatal(err)
+	}
 	_ = st.Close()
 
 	dir := filepath.Join(t.TempDir(), "config")
@@ -50,6 +54,13 @@ func TestConfigCommands(t *testing.T) {
 	}
 	if err := runValidate(ctx, []string{dir}, &out); err != nil {
 		t.Fatalf("validate: %v\n%s", err, out.String())
+	}
+	rulesFile := filepath.Join(dir, "teams/default/connections/esc/b.rules.json")
+	if b, err := os.ReadFile(rulesFile); err != nil || !strings.Contains(string(b), `"oneOf"`) {
+		t.Fatalf("exported rules: %v\n%s", err, b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "teams/default/connections/esc/a.rules.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a side without rules has a rules file: %v", err)
 	}
 
 	dst := t.TempDir()
@@ -84,9 +95,36 @@ func TestConfigCommands(t *testing.T) {
 	if n := count(); n != 2 {
 		t.Fatalf("apply: %d systems\n%s", n, out.String())
 	}
+	{
+		st, err := openStore(ctx, common{dataDir: dst})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns, _ := st.ListConnections(ctx)
+		rules, err := st.CurrentRules(ctx, conns[0].ID)
+		_ = st.Close()
+		if err != nil || len(rules) != 1 || !strings.Contains(rules[store.SideB].Source, `"oneOf"`) {
+			t.Fatalf("rules after apply: %v %+v", err, rules)
+		}
+	}
 	out.Reset()
 	if err := runApply(ctx, []string{dir, "--data", dst}, &out); err != nil || strings.TrimSpace(out.String()) != "no changes" {
 		t.Fatalf("second apply: %v\n%s", err, out.String())
+	}
+
+	// validate: a broken rule fails with its file and position.
+	if err := os.WriteFile(rulesFile, []byte("[\n  {\"kind\": \"expr\", \"expr\": \"title ==\"}\n]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := runValidate(ctx, []string{dir}, &out); !errors.Is(err, errInvalid) ||
+		!strings.Contains(out.String(), rulesFile+":2:") || !strings.Contains(out.String(), "rule 1 (expr)") {
+		t.Fatalf("validate broken rule: %v\n%s", err, out.String())
+	}
+	// apply refuses it too, writing nothing.
+	out.Reset()
+	if err := runApply(ctx, []string{"--data", dst, dir}, &out); !errors.Is(err, errInvalid) || !strings.Contains(out.String(), "rule 1 (expr)") {
+		t.Fatalf("apply broken rule: %v\n%s", err, out.String())
 	}
 
 	// validate: a broken trigger fails with its position.

@@ -14,6 +14,7 @@ import (
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/testdb"
+	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
 )
 
@@ -102,7 +103,39 @@ func seed(t *testing.T, st *store.Store, box *secret.Box) {
 	}, "test"); err != nil {
 		t.Fatal(err)
 	}
+	// Validation rules: escalation's side a has two versions (the second
+	// is current), side b one; books' side a had rules, all removed since.
+	for _, r := range []struct {
+		conn int64
+		side store.Side
+		doc  string
+	}{
+		{esc.ID, store.SideA, `[{"field": "contact", "kind": "email"}]`},
+		{esc.ID, store.SideA, escRulesA},
+		{esc.ID, store.SideB, escRulesB},
+		{books.ID, store.SideA, `[{"field": "amount", "kind": "required"}]`},
+		{books.ID, store.SideA, `[]`},
+	} {
+		if _, err := st.SaveScript(ctx, r.conn, r.side, store.KindRules, r.doc, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
+
+// escRulesA and escRulesB are the seeded connection's current rules, as
+// the API stores them (one of every shape: values, bounds, an expression,
+// a unique rule with where and target_field).
+const escRulesA = `[
+  {"field": "contact", "kind": "email", "message": "contact must be an e-mail address"},
+  {"field": "priority", "kind": "oneOf", "values": ["low", "normal", "high", 4]},
+  {"field": "score", "kind": "range", "min": 0, "max": 100.5},
+  {"field": "title", "kind": "maxLength", "max": 255},
+  {"field": "due", "kind": "expr", "expr": "priority != \"critical\" || required(due)", "message": "critical <issues> need a due date"}
+]`
+
+const escRulesB = `[
+  {"field": "ticket", "kind": "unique", "target_field": "ticket_ref", "where": "status != \"closed\""}
+]`
 
 // tree reads every file under dir by relative path.
 func tree(t *testing.T, dir string) map[string][]byte {
@@ -182,8 +215,15 @@ func roundTrip(t *testing.T, open func(testing.TB) *store.Store) {
 	dir := t.TempDir()
 	exportTo(t, src, srcBox, dir)
 	first := tree(t, dir)
-	if len(first) != 4+2*7 {
+	if len(first) != 4+2*7+2 { // + escalation's a.rules.json and b.rules.json; books' side a has an empty list: no file
 		t.Fatalf("exported %d files: %v", len(first), keys(first))
+	}
+	if _, ok := first["teams/finance/connections/books/a.rules.json"]; ok {
+		t.Fatalf("a side whose rules were all removed has a rules file:\n%s", first["teams/finance/connections/books/a.rules.json"])
+	}
+	if b := first["teams/default/connections/escalation/a.rules.json"]; !bytes.Contains(b, []byte(`"critical <issues> need a due date"`)) ||
+		!bytes.Contains(b, []byte("\n  {\n    \"field\": \"contact\",")) {
+		t.Fatalf("a.rules.json is not the current version, indented and unescaped:\n%s", b)
 	}
 	exportTo(t, src, srcBox, dir) // into the same folder: stable bytes, nothing left over
 	sameTree(t, "second export", first, tree(t, dir))
@@ -248,9 +288,16 @@ func roundTrip(t *testing.T, open func(testing.TB) *store.Store) {
 	exportTo(t, dst, dstBox, dir2)
 	sameTree(t, "export of the applied database", first, tree(t, dir2))
 
-	// Edits: a script, pause, a poll interval, a secret value.
+	// Edits: a script, pause, a poll interval, a secret value, rules on
+	// both sides (b's file removed: its rules are cleared) and a
+	// reformatted rules file, which is no change.
 	escDir := filepath.Join(dir, "teams/default/connections/escalation")
 	writeTest(t, filepath.Join(escDir, "a.outgoing.js"), "replica.title = entity.subject;\n")
+	writeTest(t, filepath.Join(escDir, "a.rules.json"), `[{"field": "title", "kind": "required"}, {"expr": "len(title) < 80"}]`)
+	if err := os.Remove(filepath.Join(escDir, "b.rules.json")); err != nil {
+		t.Fatal(err)
+	}
+	writeTest(t, filepath.Join(dir, "teams/finance/connections/books/b.rules.json"), "[\n\n]\n")
 	editJSON(t, filepath.Join(escDir, "connection.json"), func(m map[string]any) { m["active"] = false })
 	editJSON(t, filepath.Join(dir, "teams/default/systems/desk.json"), func(m map[string]any) { m["poll_interval_ms"] = 900 })
 	p = plan(t, dst, dstBox, dir, Options{Getenv: env(map[string]string{"DUPLEX_SECRET_LEDGER_API_TOKEN": "rotated-token"})})
@@ -262,6 +309,8 @@ func roundTrip(t *testing.T, open func(testing.TB) *store.Store) {
 		`~ system desk: poll_interval_ms 1500 → 900`,
 		`~ system ledger: secret "api_token" (new value)`,
 		`~ connection escalation: new version of a.outgoing.js`,
+		`~ connection escalation: new version of a.rules.json (2 rules)`,
+		`~ connection escalation: new version of b.rules.json (0 rules)`,
 		`~ connection escalation: pause`,
 	}
 	if strings.Join(whats, "\n") != strings.Join(want, "\n") {
@@ -270,8 +319,26 @@ func roundTrip(t *testing.T, open func(testing.TB) *store.Store) {
 	if err := p.Apply(ctx, dst); err != nil {
 		t.Fatal(err)
 	}
-	if v := count(t, dst, "script_versions"); v != versions+1 {
-		t.Fatalf("script versions %d → %d, want one more", versions, v)
+	if v := count(t, dst, "script_versions"); v != versions+3 {
+		t.Fatalf("script versions %d → %d, want three more", versions, v)
+	}
+	escRules, err := dst.CurrentRules(ctx, connByName(t, dst, "escalation").ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := escRules[store.SideA].Source; !strings.Contains(got, `"kind": "expr"`) ||
+		!strings.Contains(got, `"len(title) \u003c 80"`) { // stored as the API stores it (json.MarshalIndent)
+		t.Fatalf("a rules after the edit (an expression rule without a kind is saved as expr):\n%s", got)
+	}
+	if got := escRules[store.SideB]; got.Source != "[]" || got.Version != 2 || got.Author != Actor {
+		t.Fatalf("b rules after the file was removed: %+v", got)
+	}
+	var ruleAudits int64
+	if err := dst.DB().Table("audit_log").Where("action = ?", "rules.save").Count(&ruleAudits).Error; err != nil || ruleAudits != 2 {
+		t.Fatalf("rules.save audit entries: %d %v", ruleAudits, err)
+	}
+	if p = plan(t, dst, dstBox, dir, Options{Getenv: env(nil)}); len(p.Changes) != 0 {
+		t.Fatalf("a plan after applying the edits: %+v", p.Changes)
 	}
 	ledger := systemByName(t, dst, "ledger")
 	if m, _ := dstBox.OpenMap(ledger.Secrets); m["api_token"] != "rotated-token" {
@@ -350,6 +417,21 @@ func editJSON(t *testing.T, path string, fn func(map[string]any)) {
 	writeTest(t, path, string(out))
 }
 
+func connByName(t *testing.T, st *store.Store, name string) store.Connection {
+	t.Helper()
+	all, err := st.ListConnections(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range all {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no connection %q", name)
+	return store.Connection{}
+}
+
 func systemByName(t *testing.T, st *store.Store, name string) store.System {
 	t.Helper()
 	all, err := st.ListSystems(context.Background())
@@ -425,6 +507,20 @@ func compareStores(t *testing.T, src *store.Store, srcBox *secret.Box, dst *stor
 			a.Options != b.Options || srcTeams[a.TeamID] != dstTeams[b.TeamID] {
 			t.Errorf("connection %s:\n%+v\n%+v", a.Name, a, b)
 		}
+		ar, err1 := src.CurrentRules(ctx, a.ID)
+		br, err2 := dst.CurrentRules(ctx, b.ID)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		for _, side := range Sides {
+			x, errX := scripting.ParseRules(ar[side].Source)
+			y, errY := scripting.ParseRules(br[side].Source)
+			xj, _ := json.Marshal(x)
+			yj, _ := json.Marshal(y)
+			if errX != nil || errY != nil || (len(x) > 0 || len(y) > 0) && !bytes.Equal(xj, yj) {
+				t.Errorf("connection %s %s rules: %s vs %s (%v %v)", a.Name, side, xj, yj, errX, errY)
+			}
+		}
 		as, _ := src.CurrentScripts(ctx, a.ID)
 		bs, _ := dst.CurrentScripts(ctx, b.ID)
 		for _, side := range Sides {
@@ -487,6 +583,37 @@ func TestValidate(t *testing.T) {
 	probs, err = Validate(context.Background(), dir)
 	if err != nil || len(probs) != 1 || probs[0].File != "templates/support-escalation/testdata/a-escalated-ticket.json" {
 		t.Fatalf("broken fixture: %v %v", probs, err)
+	}
+
+	// Rules: a unique rule passes offline (its lookup needs the live
+	// connector); an expression that does not compile is reported at the
+	// error inside it, a rule with no kind at the rule, each with its
+	// position in the list.
+	writeTest(t, filepath.Join(conn, "b.rules.json"), `[
+  {"field": "ticket", "kind": "unique", "where": "status != \"closed\""},
+  {"field": "due", "kind": "expr", "expr": "priority == \"x\" &&"}
+]`)
+	writeTest(t, filepath.Join(conn, "a.rules.json"), "[\n  {\"field\": \"contact\", \"kind\": \"email\"},\n    {\"field\": \"x\"}\n]\n")
+	probs, err = Validate(context.Background(), dir)
+	got = nil
+	for _, p := range probs {
+		got = append(got, p.String())
+	}
+	if err != nil || len(probs) != 3 || // + the broken fixture
+		!strings.HasPrefix(got[0], "teams/default/connections/c1/a.rules.json:3:5: rule 2 (no kind): kind is required") ||
+		!strings.HasPrefix(got[1], "teams/default/connections/c1/b.rules.json:3:64: rule 2 (expr): unexpected token EOF (expr 1:18)") {
+		t.Fatalf("broken rules: %v\n%s", err, strings.Join(got, "\n"))
+	}
+	writeTest(t, filepath.Join(conn, "a.rules.json"), `[{"field": "contact", "kind": "email", "mesage": "typo"}]`)
+	writeTest(t, filepath.Join(conn, "b.rules.json"), `[{"field": "ticket", "kind": "unique", "where": "status !="}]`)
+	probs, _ = Validate(context.Background(), dir)
+	got = nil
+	for _, p := range probs {
+		got = append(got, p.String())
+	}
+	if len(probs) != 3 || !strings.HasPrefix(got[0], `teams/default/connections/c1/a.rules.json:1:40: json: unknown field "mesage"`) ||
+		!strings.HasPrefix(got[1], "teams/default/connections/c1/b.rules.json:1:") || !strings.Contains(got[1], "rule 1 (unique)") {
+		t.Fatalf("rules with an unknown field, a broken where: \n%s", strings.Join(got, "\n"))
 	}
 
 	// Bad JSON is reported with its position.

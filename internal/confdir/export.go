@@ -10,6 +10,7 @@ import (
 
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/scripting"
 )
 
 // ExportStats says what Export wrote.
@@ -134,6 +135,27 @@ func exportConnection(ctx context.Context, st *store.Store, dir, team string, c 
 			if err := writeFile(filepath.Join(cdir, ScriptFile(side, kind)), []byte(cur[side][kind].Source)); err != nil {
 				return err
 			}
+		}
+	}
+	rules, err := st.CurrentRules(ctx, c.ID)
+	if err != nil {
+		return fmt.Errorf("export connection %q: %w", c.Name, err)
+	}
+	for _, side := range Sides {
+		v, ok := rules[side]
+		if !ok {
+			continue
+		}
+		list, err := scripting.ParseRules(v.Source)
+		if err != nil {
+			return fmt.Errorf("export connection %q: side %s rules version %d: %w", c.Name, side, v.Version, err)
+		}
+		if len(list) == 0 {
+			continue // a side whose rules were all removed has no file, like one that never had any
+		}
+		normalizeRules(list)
+		if err := writeJSON(filepath.Join(cdir, RulesFile(side)), list); err != nil {
+			return err
 		}
 	}
 	return nil

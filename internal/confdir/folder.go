@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/scripting"
 )
 
 // System is teams/<team>/systems/<name>.json. Secrets holds names only.
@@ -30,7 +31,8 @@ type System struct {
 }
 
 // Connection is teams/<team>/connections/<name>/connection.json; the six
-// scripts are files beside it.
+// scripts and each side's validation rules (a.rules.json, b.rules.json) are
+// files beside it.
 type Connection struct {
 	SystemA        string          `json:"system_a"`
 	SystemB        string          `json:"system_b"`
@@ -40,6 +42,10 @@ type Connection struct {
 	Template       string          `json:"template,omitempty"`
 	// Scripts are read from the script files, not from JSON.
 	Scripts map[store.Side]map[store.ScriptKind]string `json:"-"`
+	// Rules are read from the rules files; a side without a file is missing
+	// from the map (no rules, like an empty list).
+	Rules     map[store.Side][]scripting.Rule `json:"-"`
+	rulesText map[store.Side][]byte           // each rules file as read, for positions
 }
 
 // Team is one teams/<name>/ folder.
@@ -161,6 +167,11 @@ func Read(dir string) (*Folder, []Problem, error) {
 						return nil, nil, fmt.Errorf("read %s: %w", rel, err)
 					}
 					c.Scripts[side][kind] = string(b) // a missing file is an empty script
+				}
+				if pr, err := readRules(dir, rel, side, &c); err != nil {
+					return nil, nil, err
+				} else if pr != nil {
+					probs = append(probs, *pr)
 				}
 			}
 			if c.SystemA == "" || c.SystemB == "" {

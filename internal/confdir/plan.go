@@ -148,12 +148,16 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 		for _, name := range sortedKeys(t.Connections) {
 			cur, exists := connByName[name]
 			var scripts map[store.Side]map[store.ScriptKind]store.ScriptVersion
+			var rules map[store.Side]store.ScriptVersion
 			if exists {
 				if scripts, err = st.CurrentScripts(ctx, cur.ID); err != nil {
 					return nil, fmt.Errorf("plan: %w", err)
 				}
+				if rules, err = st.CurrentRules(ctx, cur.ID); err != nil {
+					return nil, fmt.Errorf("plan: %w", err)
+				}
 			}
-			ch, probs := planConnection(tn, name, t.Connections[name], cur, exists, scripts, sysByName, inFolder, sysNameByID, teamByID)
+			ch, probs := planConnection(tn, name, t.Connections[name], cur, exists, scripts, rules, sysByName, inFolder, sysNameByID, teamByID)
 			connChanges = append(connChanges, ch...)
 			p.Problems = append(p.Problems, probs...)
 		}
@@ -320,7 +324,7 @@ func (p *Plan) planSystem(team, name string, fs System, existing map[string]stor
 }
 
 func planConnection(team, name string, fc Connection, cur store.Connection, exists bool,
-	scripts map[store.Side]map[store.ScriptKind]store.ScriptVersion, sysByName map[string]store.System,
+	scripts map[store.Side]map[store.ScriptKind]store.ScriptVersion, rules map[store.Side]store.ScriptVersion, sysByName map[string]store.System,
 	inFolder map[string]bool, sysNameByID, teamByID map[int64]string) ([]Change, []Problem) {
 	rel := connectionDir(team, name)
 	var probs []Problem
@@ -344,6 +348,7 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 		probs = append(probs, Problem{File: rel + "/connection.json", Msg: fmt.Sprintf("options: %v", err)})
 	}
 	probs = append(probs, checkScripts(rel, fc.Scripts)...)
+	probs = append(probs, checkRules(rel, fc)...)
 	if exists {
 		if tn := teamByID[cur.TeamID]; tn != team {
 			probs = append(probs, Problem{File: rel, Msg: fmt.Sprintf("connection %q belongs to team %q in the store; moving it between teams is not supported", name, tn)})
@@ -361,7 +366,15 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 		if fc.Active {
 			state = "active"
 		}
-		return []Change{{Sign: "+", Team: team, What: fmt.Sprintf("connection %s (%s ⇄ %s, %s)", name, fc.SystemA, fc.SystemB, state),
+		// Rules are saved with the connection, as version 1 of each side
+		// that has any (like its scripts, in the one audit entry).
+		var withRules string
+		for _, side := range Sides {
+			if n := len(fc.Rules[side]); n > 0 {
+				withRules += fmt.Sprintf(", %s %s", RulesFile(side), countRules(n))
+			}
+		}
+		return []Change{{Sign: "+", Team: team, What: fmt.Sprintf("connection %s (%s ⇄ %s, %s%s)", name, fc.SystemA, fc.SystemB, state, withRules),
 			action: "connection.create",
 			apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
 				c := store.Connection{Name: name, SystemAID: ids.systems[fc.SystemA], SystemBID: ids.systems[fc.SystemB],
@@ -369,7 +382,19 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 				if err := tx.CreateConnection(ctx, &c, fc.Scripts, Actor); err != nil {
 					return nil, "", err
 				}
-				return &c.ID, fmt.Sprintf("connection %q (%s ⇄ %s, template %q)", name, fc.SystemA, fc.SystemB, fc.Template), nil
+				for _, side := range Sides {
+					if len(fc.Rules[side]) == 0 {
+						continue
+					}
+					doc, err := rulesDoc(fc.Rules[side])
+					if err != nil {
+						return nil, "", err
+					}
+					if _, err := tx.SaveScript(ctx, c.ID, side, store.KindRules, doc, Actor); err != nil {
+						return nil, "", err
+					}
+				}
+				return &c.ID, fmt.Sprintf("connection %q (%s ⇄ %s, template %q%s)", name, fc.SystemA, fc.SystemB, fc.Template, withRules), nil
 			}}}, nil
 	}
 	id := cur.ID
@@ -392,6 +417,28 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 				return err
 			})
 		}
+	}
+	for _, side := range Sides {
+		stored, ok := rules[side]
+		if sameRules(stored, ok, fc.Rules[side]) {
+			continue
+		}
+		side, list := side, fc.Rules[side]
+		what := fmt.Sprintf("new version of %s (%s)", RulesFile(side), countRules(len(list)))
+		// Audited like a rules save through the API (rules.save, the version
+		// and the number of rules).
+		out = append(out, Change{Sign: "~", Team: team, What: "connection " + name + ": " + what, action: "rules.save",
+			apply: func(ctx context.Context, tx *store.Store, _ *ids) (*int64, string, error) {
+				doc, err := rulesDoc(list)
+				if err != nil {
+					return nil, "", err
+				}
+				v, err := tx.SaveScript(ctx, id, side, store.KindRules, doc, Actor)
+				if err != nil {
+					return nil, "", err
+				}
+				return &id, fmt.Sprintf("connection %q: %s.rules version %d (%s)", name, side, v.Version, countRules(len(list))), nil
+			}})
 	}
 	if curPolicy, _ := compactJSON([]byte(cur.ConflictPolicy)); curPolicy != policy {
 		add("conflict_policy "+orNone(policy), "connection.conflict_policy", func(ctx context.Context, tx *store.Store) error {
@@ -519,6 +566,13 @@ func listOrNone(s []string) string {
 		return "none"
 	}
 	return strings.Join(s, ", ")
+}
+
+func countRules(n int) string {
+	if n == 1 {
+		return "1 rule"
+	}
+	return fmt.Sprintf("%d rules", n)
 }
 
 func orNone(s string) string {

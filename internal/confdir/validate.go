@@ -16,8 +16,10 @@ import (
 
 // Validate checks a folder without a store: JSON files, references between
 // them, conflict policies and options, every script and trigger (triggers
-// without a schema: see scripting.CheckTrigger), and the fixtures of every
-// templates/<name>/ folder. err is for I/O failures only.
+// without a schema: see scripting.CheckTrigger), every side's validation
+// rules (compiled; whether a unique rule's target connector can look
+// entities up needs the live system and is not checked), and the fixtures
+// of every templates/<name>/ folder. err is for I/O failures only.
 func Validate(ctx context.Context, dir string) ([]Problem, error) {
 	f, probs, err := Read(dir)
 	if err != nil {
@@ -50,6 +52,7 @@ func Validate(ctx context.Context, dir string) ([]Problem, error) {
 				probs = append(probs, Problem{File: rel + "/connection.json", Msg: err.Error()})
 			}
 			probs = append(probs, checkScripts(rel, c.Scripts)...)
+			probs = append(probs, checkRules(rel, c)...)
 		}
 	}
 	runner := scripting.NewRunner(scripting.Options{})
