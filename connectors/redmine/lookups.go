@@ -22,6 +22,7 @@ type lookups struct {
 	trackers       map[string]int64
 	customByName   map[string]int64 // exact custom field name → id
 	customMultiple map[string]bool
+	customNoFilter map[string]bool // custom fields an administrator's key saw not marked "Used as a filter"
 }
 
 func (c *conn) cachedLookups() *lookups {
@@ -40,7 +41,7 @@ func (c *conn) lookups(ctx context.Context, reload bool) (*lookups, error) {
 		return ids, nil
 	}
 	ids = &lookups{statuses: map[string]int64{}, statusNames: map[int64]string{}, closed: map[int64]bool{}, priorities: map[string]int64{},
-		trackers: map[string]int64{}, customByName: map[string]int64{}, customMultiple: map[string]bool{}}
+		trackers: map[string]int64{}, customByName: map[string]int64{}, customMultiple: map[string]bool{}, customNoFilter: map[string]bool{}}
 	var st struct {
 		IssueStatuses []struct {
 			named
@@ -90,6 +91,7 @@ func (c *conn) loadCustomFields(ctx context.Context, ids *lookups) error {
 			named
 			CustomizedType string `json:"customized_type"`
 			Multiple       bool   `json:"multiple"`
+			IsFilter       *bool  `json:"is_filter"`
 		} `json:"custom_fields"`
 	}
 	err := c.http.Do(ctx, "GET", "/custom_fields.json", nil, &cf)
@@ -98,6 +100,9 @@ func (c *conn) loadCustomFields(ctx context.Context, ids *lookups) error {
 			if f.CustomizedType == "issue" {
 				ids.customByName[f.Name] = f.ID
 				ids.customMultiple[f.Name] = f.Multiple
+				if f.IsFilter != nil && !*f.IsFilter {
+					ids.customNoFilter[f.Name] = true
+				}
 			}
 		}
 		return nil

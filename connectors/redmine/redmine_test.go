@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -328,4 +329,87 @@ func TestWorkflowRefusal(t *testing.T) {
 		t.Skip("the Developer role may make every transition here")
 	}
 	t.Logf("workflow refused %s for a Developer", refused)
+}
+
+// TestFindBy: a custom field is matched exactly (not "contains", not
+// without case), closed issues count, a value with quotes, a backslash, "|"
+// or a leading operator character is only a value, limit is honoured, and
+// the entities are what Get reads.
+func TestFindBy(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, nil)
+	f, ok := c.(connectors.Finder)
+	if !ok {
+		t.Fatal("redmine connector is no connectors.Finder")
+	}
+	odd := `O'Brien "q" \ a|b`
+	mk := func(subject, rt string) string {
+		t.Helper()
+		e, err := c.Create(ctx, map[string]any{"subject": subject, "RT ticket": rt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.ID
+	}
+	a, b := mk("dup", "T-5"), mk("dup", "T-5")
+	mk("dup 2", "xT-5y")
+	mk("other", "t-5")
+	quoted := mk("quoted", odd)
+	tilde := mk("tilde", "~T-5")
+	if _, err := c.Update(ctx, b, map[string]any{"status": "Closed"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AddComment(ctx, a, connectors.Comment{Body: "a note"}); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(es []connectors.Entity) []string {
+		out := []string{}
+		for _, e := range es {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		field, value string
+		limit        int
+		want         []string
+	}{
+		{"RT ticket", "T-5", 10, []string{a, b}},
+		{"RT ticket", "T-5", 1, []string{a}},
+		{"RT ticket", odd, 10, []string{quoted}},
+		{"RT ticket", "~T-5", 10, []string{tilde}},
+		{"RT ticket", "T-", 10, []string{}},
+		{"RT ticket", "nothing", 10, []string{}},
+		{"subject", "dup", 10, []string{a, b}},
+		{"subject", "DUP", 10, []string{}},
+	} {
+		got, err := f.FindBy(ctx, tc.field, tc.value, tc.limit)
+		if err != nil {
+			t.Fatalf("%s = %q: %v", tc.field, tc.value, err)
+		}
+		if fmt.Sprint(ids(got)) != fmt.Sprint(tc.want) {
+			t.Errorf("%s = %q limit %d: got %v, want %v", tc.field, tc.value, tc.limit, ids(got), tc.want)
+		}
+	}
+	got, err := f.FindBy(ctx, "RT ticket", "T-5", 10)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("find: %v %v", ids(got), err)
+	}
+	for _, e := range got {
+		want, err := c.Get(ctx, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(e, want) {
+			t.Errorf("found %s differs from Get:\n%+v\n%+v", e.ID, e, want)
+		}
+	}
+	if len(got[0].Comments) != 1 || got[1].Fields["closed"] != true {
+		t.Errorf("found entities: %+v", got)
+	}
+	for _, field := range []string{"status", "colour", "cf_RT ticket"} {
+		if _, err := f.FindBy(ctx, field, "x", 10); !errors.Is(err, connectors.ErrInvalid) {
+			t.Errorf("FindBy %q: want ErrInvalid, got %v", field, err)
+		}
+	}
 }

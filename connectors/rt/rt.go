@@ -88,8 +88,10 @@ func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, erro
 		return nil, fmt.Errorf("rt %s: check credentials and queue: %w", cfg.Name, err)
 	}
 	c.queueID, c.queueName = q.ID.String(), q.Name
+	c.customFieldIDs = map[string]string{}
 	for _, f := range q.TicketCustomFields {
 		c.customFields = append(c.customFields, f.Name)
+		c.customFieldIDs[f.Name] = f.ID.String()
 	}
 	return c, nil
 }
@@ -102,6 +104,9 @@ type conn struct {
 	queueID      string
 	queueName    string
 	customFields []string
+	// customFieldIDs maps a custom field's name to its id, which FindBy
+	// names it by in TicketSQL ('CF.{7}'): no name quoting to get wrong.
+	customFieldIDs map[string]string
 }
 
 // ref is REST2's reference to another object ({"id", "type", "_url"}).

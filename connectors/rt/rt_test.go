@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -268,5 +269,90 @@ func TestTokenMode(t *testing.T) {
 	}
 	if got, err := c.Update(context.Background(), e.ID, map[string]any{"status": "open"}); err != nil || got.Fields["status"] != "open" {
 		t.Fatalf("update: %v %v", err, got.Fields)
+	}
+}
+
+// TestFindBy: a custom field is matched exactly (RT's "=" ignores case and
+// "LIKE" would find substrings), resolved tickets count and deleted ones do
+// not, quotes and backslashes in the value are only text, limit is
+// honoured, and the entities are what Get reads.
+func TestFindBy(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, nil)
+	f, ok := c.(connectors.Finder)
+	if !ok {
+		t.Fatal("rt connector is no connectors.Finder")
+	}
+	odd := `O'Brien "q" \ a|b' OR 'x' = 'x`
+	mk := func(subject, esc string) string {
+		t.Helper()
+		e, err := c.Create(ctx, map[string]any{"subject": subject, "Escalation": esc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.ID
+	}
+	a, b := mk("dup", "T-5"), mk("dup", "T-5")
+	mk("dup 2", "xT-5y")
+	mk("other", "t-5")
+	quoted := mk("quoted", odd)
+	gone := mk("gone", "T-5")
+	if _, err := c.Update(ctx, b, map[string]any{"status": "resolved"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(connectors.Deleter).Delete(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AddComment(ctx, a, connectors.Comment{Body: "a reply"}); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(es []connectors.Entity) []string {
+		out := []string{}
+		for _, e := range es {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		field, value string
+		limit        int
+		want         []string
+	}{
+		{"Escalation", "T-5", 10, []string{a, b}},
+		{"Escalation", "T-5", 1, []string{a}},
+		{"Escalation", odd, 10, []string{quoted}},
+		{"Escalation", "T-", 10, []string{}},
+		{"Escalation", "nothing", 10, []string{}},
+		{"subject", "dup", 10, []string{a, b}},
+		{"subject", "DUP", 10, []string{}},
+	} {
+		got, err := f.FindBy(ctx, tc.field, tc.value, tc.limit)
+		if err != nil {
+			t.Fatalf("%s = %q: %v", tc.field, tc.value, err)
+		}
+		if fmt.Sprint(ids(got)) != fmt.Sprint(tc.want) {
+			t.Errorf("%s = %q limit %d: got %v, want %v", tc.field, tc.value, tc.limit, ids(got), tc.want)
+		}
+	}
+	got, err := f.FindBy(ctx, "Escalation", "T-5", 10)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("find: %v %v", ids(got), err)
+	}
+	for _, e := range got {
+		want, err := c.Get(ctx, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(e, want) {
+			t.Errorf("found %s differs from Get:\n%+v\n%+v", e.ID, e, want)
+		}
+	}
+	if len(got[0].Comments) != 1 || got[1].Fields["status"] != "resolved" {
+		t.Errorf("found entities: %+v", got)
+	}
+	for _, field := range []string{"status", "colour", "cf_Escalation"} {
+		if _, err := f.FindBy(ctx, field, "x", 10); !errors.Is(err, connectors.ErrInvalid) {
+			t.Errorf("FindBy %q: want ErrInvalid, got %v", field, err)
+		}
 	}
 }
