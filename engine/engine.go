@@ -5,7 +5,9 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,6 +61,9 @@ type Engine struct {
 	mu      sync.Mutex
 	systems map[int64]*systemState
 	plans   map[int64]*plan
+	// retiring holds dropped connectors until they are closed: a call
+	// that took one before the drop may still be using it.
+	retiring map[*systemState]*time.Timer
 
 	wake     chan struct{}
 	hookWake chan struct{}
@@ -72,6 +77,12 @@ type systemState struct {
 	sys    store.System
 	conn   connectors.Connector
 	schema *connectors.Schema
+
+	// sealed is the system's secrets as last seen sealed in the store (under
+	// Engine.mu), and opened the digest of what they open to: a rotation
+	// re-seals the same values, which reopens nothing.
+	sealed []byte
+	opened [sha256.Size]byte
 }
 
 // New builds an engine; Run starts its pollers and worker.
@@ -108,7 +119,7 @@ func New(opts Options) *Engine {
 	}
 	return &Engine{
 		opts: opts, st: opts.Store, log: opts.Logger,
-		systems: map[int64]*systemState{}, plans: map[int64]*plan{},
+		systems: map[int64]*systemState{}, plans: map[int64]*plan{}, retiring: map[*systemState]*time.Timer{},
 		wake: make(chan struct{}, 1), hookWake: make(chan struct{}, 1),
 	}
 }
@@ -146,21 +157,41 @@ func (e *Engine) Reload(connectionID int64) {
 	e.Wake()
 }
 
-// ReloadSystem closes a system's connector so the next use reopens it with
-// the new settings, and drops the plans that depend on its schema.
-func (e *Engine) ReloadSystem(systemID int64) {
+// ReloadSystem drops a system's connector so the next use reopens it with
+// the new settings (the old one is closed a lease later, once what was using
+// it is done), and drops the plans that depend on its schema.
+func (e *Engine) ReloadSystem(systemID int64) { e.dropSystem(systemID, nil) }
+
+// dropSystem is ReloadSystem; with only set, it does nothing unless only is
+// still the open state of the system (not one opened since).
+func (e *Engine) dropSystem(systemID int64, only *systemState) {
 	e.mu.Lock()
 	st := e.systems[systemID]
+	if only != nil && st != only {
+		e.mu.Unlock()
+		return
+	}
 	delete(e.systems, systemID)
 	for id, p := range e.plans {
 		if p.conn.SystemAID == systemID || p.conn.SystemBID == systemID {
 			delete(e.plans, id)
 		}
 	}
-	e.mu.Unlock()
 	if st != nil && st.conn != nil {
-		_ = st.conn.Close()
+		// Closed later, not now: a poll or an apply that took the connector
+		// before the drop finishes with it (an apply that runs longer than
+		// the lease has lost its claim anyway).
+		e.retiring[st] = time.AfterFunc(e.opts.Lease, func() {
+			e.mu.Lock()
+			_, ok := e.retiring[st]
+			delete(e.retiring, st)
+			e.mu.Unlock()
+			if ok {
+				_ = st.conn.Close()
+			}
+		})
 	}
+	e.mu.Unlock()
 }
 
 // Close releases every open connector, and every claim this engine holds on
@@ -170,6 +201,11 @@ func (e *Engine) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var errs []error
+	for st, t := range e.retiring { // not yet taken by its timer
+		t.Stop()
+		_ = st.conn.Close()
+		delete(e.retiring, st)
+	}
 	for id, st := range e.systems {
 		if err := st.conn.Close(); err != nil {
 			errs = append(errs, err)
@@ -210,9 +246,65 @@ func (e *Engine) system(ctx context.Context, id int64) (*systemState, error) {
 		_ = conn.Close()
 		return other, nil
 	}
-	st = &systemState{sys: sys, conn: conn}
+	st = &systemState{sys: sys, conn: conn, sealed: sys.Secrets, opened: digest(secrets)}
 	e.systems[id] = st
 	return st, nil
+}
+
+// digest names a set of opened secrets without keeping them.
+func digest(secrets map[string]string) [sha256.Size]byte {
+	raw, _ := json.Marshal(secrets) // sorted keys
+	return sha256.Sum256(raw)
+}
+
+// refreshSystems compares the systems as listed now (Run lists them every
+// refresh) with the ones this engine has open, and closes the connector of
+// a system that was deleted or whose connector settings changed since it was
+// opened, wherever the change was made: another process's API, `duplex
+// apply`, `duplex secrets rotate`. The next use reopens it with the new
+// settings. It costs no query of its own.
+func (e *Engine) refreshSystems(systems []store.System) {
+	now := make(map[int64]store.System, len(systems))
+	for _, s := range systems {
+		now[s.ID] = s
+	}
+	type open struct {
+		id     int64
+		st     *systemState
+		sealed []byte
+	}
+	e.mu.Lock()
+	var opens []open
+	for id, st := range e.systems {
+		opens = append(opens, open{id, st, st.sealed})
+	}
+	e.mu.Unlock()
+	for _, o := range opens {
+		s, ok := now[o.id]
+		switch {
+		case !ok:
+			e.log.Info("system deleted; closed its connector", "system", o.st.sys.Name)
+			e.dropSystem(o.id, o.st)
+		case s.Name != o.st.sys.Name || s.Kind != o.st.sys.Kind || s.Settings != o.st.sys.Settings ||
+			s.RatePerSecond != o.st.sys.RatePerSecond || s.RateBurst != o.st.sys.RateBurst:
+			e.log.Info("system changed; reopening its connector", "system", s.Name)
+			e.dropSystem(o.id, o.st)
+		case !bytes.Equal(s.Secrets, o.sealed):
+			secrets, err := e.opts.Secrets.OpenMap(s.Secrets)
+			if err != nil {
+				// Keep the connector working with what it opened; a new
+				// value this process cannot read is worth a warning, once.
+				e.log.Warn("cannot open a system's changed secrets; keeps the ones it opened", "system", s.Name, "err", err)
+			} else if digest(secrets) != o.st.opened {
+				e.log.Info("system secrets changed; reopening its connector", "system", s.Name)
+				e.dropSystem(o.id, o.st)
+				continue
+			}
+			e.mu.Lock()
+			o.st.sealed = s.Secrets // re-sealed, same values
+			e.mu.Unlock()
+		}
+	}
 }
 
 // Schema describes a system's entities (cached after the first call).

@@ -6,9 +6,17 @@ import (
 	"time"
 )
 
+// refresh is how often Run lists the systems: new, deleted and changed
+// systems (settings, secrets, limits, poll interval, wherever the change was
+// made) are acted on within it.
+const refresh = 2 * time.Second
+
 // Run polls every system on its interval and works the queue until ctx ends.
-// Systems added later are picked up within refresh; a failing system or
-// connection is logged and retried, and never stops the others.
+// Systems added later are picked up within refresh, and so are changes to a
+// system made by another process (refreshSystems); a connection's scripts
+// and options are checked against its updated_at on every use (planFor). A
+// failing system or connection is logged and retried, and never stops the
+// others.
 //
 // Several processes may run on one PostgreSQL store: each takes events,
 // deliveries and backfill jobs through claims and polls only the systems whose
@@ -32,8 +40,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); e.backfillLoop(ctx) }()
 	go func() { defer wg.Done(); e.hookLoop(ctx) }()
 
-	pollers := map[int64]context.CancelFunc{}
-	const refresh = 2 * time.Second
+	type poller struct {
+		cancel context.CancelFunc
+		every  time.Duration
+		done   chan struct{}
+	}
+	pollers := map[int64]poller{}
 	t := time.NewTicker(refresh)
 	defer t.Stop()
 	for {
@@ -41,21 +53,40 @@ func (e *Engine) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("list systems", "err", err)
 		}
-		seen := map[int64]bool{}
-		for _, s := range systems {
-			seen[s.ID] = true
-			if _, ok := pollers[s.ID]; ok {
-				continue
+		if err == nil {
+			// Changes made elsewhere (another process's API, apply,
+			// secrets rotate) reach the open connectors from here.
+			e.refreshSystems(systems)
+			seen := map[int64]bool{}
+			for _, s := range systems {
+				seen[s.ID] = true
+				every := interval(s.PollIntervalMS)
+				var prev chan struct{}
+				if p, ok := pollers[s.ID]; ok {
+					if p.every == every {
+						continue
+					}
+					p.cancel() // the interval changed: poll at the new one
+					prev = p.done
+				}
+				pctx, cancel := context.WithCancel(ctx)
+				done := make(chan struct{})
+				pollers[s.ID] = poller{cancel, every, done}
+				wg.Add(1)
+				go func(id int64, every time.Duration) {
+					defer wg.Done()
+					defer close(done)
+					if prev != nil {
+						<-prev // never two polls of one system at once
+					}
+					e.pollLoop(pctx, id, every)
+				}(s.ID, every)
 			}
-			pctx, cancel := context.WithCancel(ctx)
-			pollers[s.ID] = cancel
-			wg.Add(1)
-			go func(id int64, every time.Duration) { defer wg.Done(); e.pollLoop(pctx, id, every) }(s.ID, interval(s.PollIntervalMS))
-		}
-		for id, cancel := range pollers {
-			if !seen[id] {
-				cancel()
-				delete(pollers, id)
+			for id, p := range pollers {
+				if !seen[id] {
+					p.cancel()
+					delete(pollers, id)
+				}
 			}
 		}
 		e.state.pollers.Store(int64(len(pollers)))

@@ -27,7 +27,9 @@ const (
 // with that key and also opens with DUPLEX_SECRET_KEY_PREVIOUS and
 // DUPLEX_NEW_SECRET_KEY (the two ends of an env-driven rotation). Otherwise
 // it seals with <data>/secret.key (created on first start) and also opens
-// with secret.key.next and secret.key.old when present.
+// with secret.key.next and secret.key.old when present, and reads those files
+// again when it meets a value sealed with a key it does not hold, so a
+// rotation by another process needs no restart.
 func loadBox(dataDir string) (*secret.Box, error) {
 	if k := os.Getenv("DUPLEX_SECRET_KEY"); k != "" {
 		primary, err := secret.DecodeKey(k)
@@ -50,10 +52,29 @@ func loadBox(dataDir string) (*secret.Box, error) {
 	if err != nil {
 		return nil, err
 	}
+	var box *secret.Box
 	if primary == nil {
-		return secret.LoadOrCreate(filepath.Join(dataDir, keyFile))
+		box, err = secret.LoadOrCreate(filepath.Join(dataDir, keyFile))
+	} else {
+		box, err = secret.New(primary, openers...)
 	}
-	return secret.New(primary, openers...)
+	if err != nil {
+		return nil, err
+	}
+	// A value sealed with a key this process does not hold (a rotate run
+	// by another process) makes the box read the key files again; it never
+	// creates a key.
+	box.SetReload(func() (*secret.Box, error) {
+		primary, openers, err := fileKeys(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		if primary == nil {
+			return nil, fmt.Errorf("secret: no key file in %s", dataDir)
+		}
+		return secret.New(primary, openers...)
+	})
+	return box, nil
 }
 
 // fileKeys reads the key files: the primary is secret.key, or secret.key.next
@@ -175,7 +196,7 @@ func rotate(ctx context.Context, c common, out io.Writer, afterCommit func() err
 	}
 	fmt.Fprintf(out, "re-sealed the secrets of %d system(s) with key %s; the previous key is kept in %s\n",
 		n, box.KeyID(), filepath.Join(c.dataDir, oldKeyFile))
-	fmt.Fprintln(out, "restart running duplex processes: they cannot open values sealed with the new key until then")
+	fmt.Fprintln(out, "running duplex processes on this data dir read the new key when they next meet a value sealed with it (within seconds); processes with a copy of the key files elsewhere need the new files")
 	return nil
 }
 

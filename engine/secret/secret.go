@@ -28,6 +28,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // ErrDecrypt means the ciphertext was not sealed with any key of the box or
@@ -51,10 +54,28 @@ type key struct {
 }
 
 // Box seals with its primary key and opens with any of its keys.
+//
+// A Box given a reload function (SetReload) re-reads its keys when it meets
+// a value sealed with a key it does not hold, which is how a running process
+// picks up a rotation made by another one without a restart.
 type Box struct {
+	ring atomic.Pointer[keyring]
+
+	mu     sync.Mutex // serializes reloads
+	reload func() (*Box, error)
+	last   time.Time // of the last reload attempt
+}
+
+// keyring is the keys of a Box at one time; it is never changed, a reload
+// replaces it.
+type keyring struct {
 	primary key
 	keys    []key // primary first, then the openers, without duplicates
 }
+
+// reloadEvery bounds how often a Box re-reads its keys: a value sealed with
+// a key that is really gone costs one read per interval, not one per Open.
+const reloadEvery = time.Second
 
 // KeyID names a key: hex of the first 4 bytes of its SHA-256.
 func KeyID(k []byte) string {
@@ -91,29 +112,70 @@ func New(primary []byte, openers ...[]byte) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Box{primary: p, keys: []key{p}}
+	r := &keyring{primary: p, keys: []key{p}}
 	for _, o := range openers {
 		k, err := newKey(o)
 		if err != nil {
 			return nil, err
 		}
-		if b.find(k.id) == nil {
-			b.keys = append(b.keys, k)
+		if r.find(k.id) == nil {
+			r.keys = append(r.keys, k)
 		}
 	}
+	b := &Box{}
+	b.ring.Store(r)
 	return b, nil
 }
 
-// KeyID names the primary key (see KeyID).
-func (b *Box) KeyID() string { return hex.EncodeToString(b.primary.id[:]) }
+// SetReload gives the box a way to re-read its keys (for example from the
+// key files). When Open meets a value sealed with a key the box does not
+// hold, it calls load (at most once a second), and on success seals with the
+// loaded primary from then on and opens with the loaded keys and every key
+// it held before, so nothing it could open becomes unreadable. A failed load
+// keeps the keys it has. Call it before the box is shared.
+func (b *Box) SetReload(load func() (*Box, error)) { b.reload = load }
 
-func (b *Box) find(id [idLen]byte) *key {
-	for i := range b.keys {
-		if b.keys[i].id == id {
-			return &b.keys[i]
+// KeyID names the primary key (see KeyID).
+func (b *Box) KeyID() string {
+	id := b.ring.Load().primary.id
+	return hex.EncodeToString(id[:])
+}
+
+func (r *keyring) find(id [idLen]byte) *key {
+	for i := range r.keys {
+		if r.keys[i].id == id {
+			return &r.keys[i]
 		}
 	}
 	return nil
+}
+
+// reloadKeys re-reads the keys after seen failed to open a value; it
+// returns the keys to retry with, or nil.
+func (b *Box) reloadKeys(seen *keyring) *keyring {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cur := b.ring.Load(); cur != seen {
+		return cur // reloaded meanwhile
+	}
+	if now := time.Now(); now.Sub(b.last) < reloadEvery {
+		return nil
+	} else {
+		b.last = now
+	}
+	nb, err := b.reload()
+	if err != nil || nb == nil {
+		return nil
+	}
+	loaded := nb.ring.Load()
+	r := &keyring{primary: loaded.primary, keys: append([]key{}, loaded.keys...)}
+	for _, k := range seen.keys {
+		if r.find(k.id) == nil {
+			r.keys = append(r.keys, k)
+		}
+	}
+	b.ring.Store(r)
+	return r
 }
 
 // GenerateKey returns a new random key.
@@ -224,25 +286,52 @@ func LoadOrCreate(path string) (*Box, error) {
 // Seal encrypts plaintext with the primary key; every call uses a fresh
 // random nonce.
 func (b *Box) Seal(plaintext []byte) ([]byte, error) {
-	nonce := make([]byte, b.primary.aead.NonceSize())
+	p := b.ring.Load().primary
+	nonce := make([]byte, p.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("secret: %w", err)
 	}
-	head := append([]byte{version2}, b.primary.id[:]...)
+	head := append([]byte{version2}, p.id[:]...)
 	out := append(append([]byte{}, head...), nonce...)
-	return b.primary.aead.Seal(out, nonce, plaintext, head), nil
+	return p.aead.Seal(out, nonce, plaintext, head), nil
 }
 
 // Open decrypts what Seal produced with any key of the box, and version-1
-// values sealed before keys had ids.
+// values sealed before keys had ids. A value sealed with a key the box does
+// not hold makes a box with a reload function re-read its keys once.
 func (b *Box) Open(sealed []byte) ([]byte, error) {
+	r := b.ring.Load()
+	pt, err := r.open(sealed)
+	if err == nil || b.reload == nil || !r.unknownKey(sealed) {
+		return pt, err
+	}
+	if r = b.reloadKeys(r); r == nil {
+		return nil, err
+	}
+	return r.open(sealed)
+}
+
+// unknownKey tells whether sealed may be sealed with a key r does not hold
+// (rather than altered): a version-2 value with a key id r lacks, or a
+// version-1 value none of its keys opened.
+func (r *keyring) unknownKey(sealed []byte) bool {
+	switch {
+	case len(sealed) > 0 && sealed[0] == version1:
+		return true
+	case len(sealed) >= 1+idLen && sealed[0] == version2:
+		return r.find([idLen]byte(sealed[1:1+idLen])) == nil
+	}
+	return false
+}
+
+func (r *keyring) open(sealed []byte) ([]byte, error) {
 	if len(sealed) == 0 {
 		return nil, ErrDecrypt
 	}
 	switch sealed[0] {
 	case version1:
 		// No key id: try each key, primary first (the usual case).
-		for _, k := range b.keys {
+		for _, k := range r.keys {
 			n := k.aead.NonceSize()
 			if len(sealed) < 1+n {
 				return nil, ErrDecrypt
@@ -258,7 +347,7 @@ func (b *Box) Open(sealed []byte) ([]byte, error) {
 		}
 		var id [idLen]byte
 		copy(id[:], sealed[1:1+idLen])
-		k := b.find(id)
+		k := r.find(id)
 		if k == nil {
 			return nil, ErrDecrypt
 		}
@@ -279,7 +368,7 @@ func (b *Box) Open(sealed []byte) ([]byte, error) {
 // SealedWithPrimary tells whether sealed carries the primary key's id, so a
 // rotation can tell what is already done.
 func (b *Box) SealedWithPrimary(sealed []byte) bool {
-	return len(sealed) > 1+idLen && sealed[0] == version2 && [idLen]byte(sealed[1:1+idLen]) == b.primary.id
+	return len(sealed) > 1+idLen && sealed[0] == version2 && [idLen]byte(sealed[1:1+idLen]) == b.ring.Load().primary.id
 }
 
 // SealMap seals a map of named secrets; an empty map seals to nil.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestSealOpen(t *testing.T) {
@@ -112,7 +113,7 @@ func TestSeveralKeys(t *testing.T) {
 	}
 	// Altering the key id must not open with another key.
 	forged := append([]byte{}, resealed...)
-	copy(forged[1:5], both.keys[1].id[:])
+	copy(forged[1:5], both.ring.Load().keys[1].id[:])
 	if _, err := both.Open(forged); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("forged key id: %v", err)
 	}
@@ -133,5 +134,53 @@ func TestWriteKeyFile(t *testing.T) {
 	back, err := ReadKeyFile(path)
 	if err != nil || !bytes.Equal(back, k) {
 		t.Fatalf("read back: %v", err)
+	}
+}
+
+// A box with a reload function picks up a key it did not hold (a rotation
+// by another process), seals with the new primary, and keeps opening what
+// its old keys sealed; a value no loaded key opens costs one load a second.
+func TestReloadOnUnknownKey(t *testing.T) {
+	k1, _ := GenerateKey()
+	k2, _ := GenerateKey()
+	box, err := New(k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loads int
+	current := k1
+	box.SetReload(func() (*Box, error) { loads++; return New(current) })
+	old, _ := box.SealMap(map[string]string{"t": "old"})
+
+	rotated, _ := New(k2, k1)
+	fresh, _ := rotated.SealMap(map[string]string{"t": "new"})
+	current = k2 // the key files now hold k2 only (k1 would be secret.key.old)
+	m, err := box.OpenMap(fresh)
+	if err != nil || m["t"] != "new" || loads != 1 {
+		t.Fatalf("after rotation: %v %v loads=%d", m, err, loads)
+	}
+	if box.KeyID() != KeyID(k2) {
+		t.Fatalf("seals with %s, want the new primary %s", box.KeyID(), KeyID(k2))
+	}
+	if m, err := box.OpenMap(old); err != nil || m["t"] != "old" {
+		t.Fatalf("value of the previous key: %v %v", m, err)
+	}
+	// Known keys and altered values load nothing.
+	bad := append([]byte{}, fresh...)
+	bad[len(bad)-1] ^= 1
+	if _, err := box.Open(bad); !errors.Is(err, ErrDecrypt) || loads != 1 {
+		t.Fatalf("altered value: %v loads=%d", err, loads)
+	}
+	// A key that is gone: one load, then none within the interval.
+	k3, _ := GenerateKey()
+	lost, _ := (func() *Box { b, _ := New(k3); return b })().SealMap(map[string]string{"t": "x"})
+	box.last = time.Time{} // as if the last load were long ago
+	for i := 0; i < 3; i++ {
+		if _, err := box.Open(lost); !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("lost key opened: %v", err)
+		}
+	}
+	if loads != 2 {
+		t.Fatalf("%d loads for a lost key, want 1 more", loads)
 	}
 }
