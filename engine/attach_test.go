@@ -18,6 +18,7 @@ import (
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/streamtest"
 	"github.com/duplexsync/duplex/internal/testdb"
 )
 
@@ -33,33 +34,13 @@ type fileStore struct {
 
 type storedFile struct {
 	att  connectors.Attachment
-	seed uint32 // the bytes: genReader(seed, att.Size)
+	seed uint32 // the bytes: generated(seed, att.Size)
 }
 
 func newFileStore() *fileStore { return &fileStore{files: map[string][]storedFile{}} }
 
-// genReader yields size pseudo-random bytes from seed, a few KiB at a time.
-type genReader struct {
-	x       uint32
-	n, size int64
-}
-
-func (g *genReader) Read(p []byte) (int, error) {
-	if g.n >= g.size {
-		return 0, io.EOF
-	}
-	if rest := g.size - g.n; int64(len(p)) > rest {
-		p = p[:rest]
-	}
-	for i := range p {
-		g.x = g.x*1664525 + 1013904223
-		p[i] = byte(g.x >> 24)
-	}
-	g.n += int64(len(p))
-	return len(p), nil
-}
-
-func generated(seed uint32, size int64) io.Reader { return &genReader{x: seed, size: size} }
+// generated yields size repeatable bytes from seed, never held whole.
+func generated(seed uint32, size int64) io.Reader { return streamtest.Pattern(seed, size) }
 
 func sha256Of(r io.Reader) string {
 	h := sha256.New()

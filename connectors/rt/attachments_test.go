@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,44 +15,8 @@ import (
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/connectors/httpx"
 	"github.com/duplexsync/duplex/connectors/redmine"
+	"github.com/duplexsync/duplex/internal/streamtest"
 )
-
-// pattern yields size bytes from seed, never held whole.
-type pattern struct {
-	x       uint32
-	n, size int64
-}
-
-func (g *pattern) Read(p []byte) (int, error) {
-	if g.n >= g.size {
-		return 0, io.EOF
-	}
-	if rest := g.size - g.n; int64(len(p)) > rest {
-		p = p[:rest]
-	}
-	for i := range p {
-		g.x = g.x*1664525 + 1013904223
-		p[i] = byte(g.x >> 24)
-	}
-	g.n += int64(len(p))
-	return len(p), nil
-}
-
-func sum(r io.Reader) string {
-	h := sha256.New()
-	_, _ = io.Copy(h, r)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-type breaking struct{ r io.Reader }
-
-func (b breaking) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if err == io.EOF {
-		return n, errors.New("connection reset by peer")
-	}
-	return n, err
-}
 
 func download(t *testing.T, c connectors.Connector, entity string, a connectors.Attachment) string {
 	t.Helper()
@@ -90,14 +53,14 @@ func TestAttachments(t *testing.T) {
 	}
 	const size = 3 << 20
 	meta := connectors.Attachment{Name: "core dump.bin", Size: size, ContentType: "application/octet-stream"}
-	got, err := att.AddAttachment(ctx, tk.ID, meta, &pattern{x: 3, size: size})
+	got, err := att.AddAttachment(ctx, tk.ID, meta, streamtest.Pattern(3, size))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.ID == "" || got.Name != meta.Name || got.Size != size {
 		t.Fatalf("added %+v", got)
 	}
-	_, err = att.AddAttachment(ctx, tk.ID, connectors.Attachment{Name: "broken.bin", Size: size}, breaking{io.LimitReader(&pattern{x: 4, size: size}, 300<<10)})
+	_, err = att.AddAttachment(ctx, tk.ID, connectors.Attachment{Name: "broken.bin", Size: size}, streamtest.Breaking(io.LimitReader(streamtest.Pattern(4, size), 300<<10)))
 	if err == nil {
 		t.Fatal("a broken upload succeeded")
 	}
@@ -115,7 +78,7 @@ func TestAttachments(t *testing.T) {
 	if len(e.Comments) != 1 || e.Comments[0].Body != "after the file" || e.Fields["description"] != "first message" {
 		t.Fatalf("comments %+v, description %q", e.Comments, e.Fields["description"])
 	}
-	if s, want := download(t, c, tk.ID, got), sum(&pattern{x: 3, size: size}); s != want {
+	if s, want := download(t, c, tk.ID, got), streamtest.SHA256(streamtest.Pattern(3, size)); s != want {
 		t.Fatalf("downloaded sha256 %s, want %s", s, want)
 	}
 }
@@ -144,12 +107,12 @@ func TestAttachmentRoundTripWithRedmine(t *testing.T) {
 	defer rm.Close()
 
 	const size = 700 << 10
-	want := sum(&pattern{x: 11, size: size})
+	want := streamtest.SHA256(streamtest.Pattern(11, size))
 	issue, err := rm.Create(ctx, map[string]any{"subject": "round trip", "tracker": "Bug"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	orig, err := rm.(connectors.Attacher).AddAttachment(ctx, issue.ID, connectors.Attachment{Name: "scan.pdf", Size: size, ContentType: "application/pdf"}, &pattern{x: 11, size: size})
+	orig, err := rm.(connectors.Attacher).AddAttachment(ctx, issue.ID, connectors.Attachment{Name: "scan.pdf", Size: size, ContentType: "application/pdf"}, streamtest.Pattern(11, size))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,28 +8,8 @@ import (
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/streamtest"
 )
-
-// pattern yields size bytes from seed, never held whole.
-type pattern struct {
-	x       uint32
-	n, size int64
-}
-
-func (g *pattern) Read(p []byte) (int, error) {
-	if g.n >= g.size {
-		return 0, io.EOF
-	}
-	if rest := g.size - g.n; int64(len(p)) > rest {
-		p = p[:rest]
-	}
-	for i := range p {
-		g.x = g.x*1664525 + 1013904223
-		p[i] = byte(g.x >> 24)
-	}
-	g.n += int64(len(p))
-	return len(p), nil
-}
 
 func (r *rig) fileSum(c connectors.Connector, entity string, a connectors.Attachment) string {
 	r.t.Helper()
@@ -47,11 +27,11 @@ func (r *rig) fileSum(c connectors.Connector, entity string, a connectors.Attach
 
 func (r *rig) attach(c connectors.Connector, entity, name string, seed uint32, size int64) string {
 	r.t.Helper()
-	if _, err := c.(connectors.Attacher).AddAttachment(r.ctx, entity, connectors.Attachment{Name: name, Size: size, ContentType: "application/octet-stream"}, &pattern{x: seed, size: size}); err != nil {
+	if _, err := c.(connectors.Attacher).AddAttachment(r.ctx, entity, connectors.Attachment{Name: name, Size: size, ContentType: "application/octet-stream"}, streamtest.Pattern(seed, size)); err != nil {
 		r.t.Fatal(err)
 	}
 	h := sha256.New()
-	_, _ = io.Copy(h, &pattern{x: seed, size: size})
+	_, _ = io.Copy(h, streamtest.Pattern(seed, size))
 	return hex.EncodeToString(h.Sum(nil))
 }
 
