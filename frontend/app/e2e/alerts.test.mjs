@@ -6,20 +6,11 @@
 //   npm run test:browser            (needs bin/duplex built with the app: make build)
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createServer } from "node:http";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, "../../..");
-const bin = process.env.DUPLEX_BIN || join(root, "bin/duplex");
-const out = process.env.TEST_OUTPUT || join(here, "../test-output");
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-mkdirSync(out, { recursive: true });
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { launchBrowser, out, startDemo } from "./harness.mjs";
 
 let demo, data, url, token, browser, page, receiver;
 const notices = [];
@@ -36,28 +27,6 @@ function listen() {
   return new Promise((ok) => receiver.listen(0, "127.0.0.1", () => ok(`http://127.0.0.1:${receiver.address().port}/hook`)));
 }
 
-function startDemo(hook) {
-  data = mkdtempSync(join(tmpdir(), "duplex-e2e-alerts-"));
-  const env = { ...process.env, DUPLEX_ALERT_WEBHOOK: hook, DUPLEX_ALERT_INTERVAL: "300ms" };
-  demo = spawn(bin, ["demo", "--data", data, "--addr", "127.0.0.1:0", "--poll", "300ms"], { stdio: ["ignore", "pipe", "pipe"], env });
-  let banner = "";
-  return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error("demo printed no URL within 20 s:\n" + banner)), 20000);
-    demo.stdout.on("data", (b) => {
-      banner += b;
-      const m = /running: (http:\/\/\S+)/.exec(banner);
-      const t = /Bearer (dpx_[\w-]+)"/.exec(banner); // the whole token, up to its closing quote
-      if (m && t) {
-        clearTimeout(timer);
-        token = t[1];
-        ok(m[1]);
-      }
-    });
-    demo.stderr.on("data", () => {});
-    demo.on("exit", (code) => fail(new Error(`demo exited (${code}):\n${banner}`)));
-  });
-}
-
 const post = (path) => fetch(url + path, { method: "POST", headers: { authorization: `Bearer ${token}` } }).then((r) => assert.equal(r.status, 200, path));
 const sql = (db, statement) => execFileSync("sqlite3", [join(data, db), statement], { encoding: "utf8" }).trim();
 
@@ -71,9 +40,14 @@ async function until(what, check, ms = 15000) {
 }
 
 before(async () => {
-  url = await startDemo(await listen());
-  browser = await chromium.launch({ executablePath, headless: true, args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"] });
-  page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+  const hook = await listen();
+  ({ proc: demo, data, url, token } = await startDemo({
+    prefix: "duplex-e2e-alerts-",
+    env: { DUPLEX_ALERT_WEBHOOK: hook, DUPLEX_ALERT_INTERVAL: "300ms" },
+  }));
+  browser = await launchBrowser();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  page = await context.newPage();
   page.setDefaultTimeout(15000);
 });
 

@@ -8,44 +8,15 @@
 //   DUPLEX_BIN=… CHROMIUM=… TEST_OUTPUT=… to override the defaults.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, "../../..");
-const bin = process.env.DUPLEX_BIN || join(root, "bin/duplex");
-const out = process.env.TEST_OUTPUT || join(here, "../test-output");
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-mkdirSync(out, { recursive: true });
+import { execFileSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { guard, launchBrowser, out, startDemo } from "./harness.mjs";
 
 let demo, data, url, browser, context, page;
 const t0 = Date.now();
 const progress = (msg) => process.env.E2E_VERBOSE && console.error(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
 const consoleErrors = [];
-
-/** Start `duplex demo` and read its URL from the banner. */
-function startDemo() {
-  data = mkdtempSync(join(tmpdir(), "duplex-e2e-"));
-  demo = spawn(bin, ["demo", "--data", data, "--addr", "127.0.0.1:0", "--poll", "300ms"], { stdio: ["ignore", "pipe", "pipe"] });
-  let banner = "";
-  return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error("demo printed no URL within 20 s:\n" + banner)), 20000);
-    demo.stdout.on("data", (b) => {
-      banner += b;
-      const m = /running: (http:\/\/\S+)/.exec(banner);
-      if (m) {
-        clearTimeout(timer);
-        ok(m[1]);
-      }
-    });
-    demo.stderr.on("data", () => {}); // logs; keep the pipe drained
-    demo.on("exit", (code) => fail(new Error(`demo exited (${code}):\n${banner}`)));
-  });
-}
 
 /** sql runs a statement on a demo database, as a person with sqlite3 would. */
 function sql(db, statement) {
@@ -86,24 +57,14 @@ function step(t, name, fn) {
 }
 
 before(async () => {
-  url = await startDemo();
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  ({ proc: demo, data, url } = await startDemo({ prefix: "duplex-e2e-", poll: "300ms" }));
+  browser = await launchBrowser();
   context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
   page = await context.newPage();
   page.setDefaultTimeout(15000);
   // A 422 is the server refusing a draft that does not compile: expected while typing.
   // A 401 is GET /api/me before the demo's automatic sign-in: expected once.
-  page.on("console", (m) => m.type() === "error" && !/status of 4(22|01)/.test(m.text()) && consoleErrors.push(m.text()));
-  page.on("pageerror", (e) => consoleErrors.push(String(e)));
-  // Nothing may be fetched from anywhere but the app itself.
-  await context.route(/^(?!http:\/\/127\.0\.0\.1)/, (route) => {
-    consoleErrors.push("external request: " + route.request().url());
-    return route.abort();
-  });
+  await guard(context, page, consoleErrors, /status of 4(22|01)/);
 });
 
 after(async () => {

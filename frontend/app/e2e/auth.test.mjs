@@ -8,18 +8,10 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, "../../..");
-const bin = process.env.DUPLEX_BIN || join(root, "bin/duplex");
-const out = process.env.TEST_OUTPUT || join(here, "../test-output");
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-mkdirSync(out, { recursive: true });
+import { join } from "node:path";
+import { bin, guard, launchBrowser, out } from "./harness.mjs";
 
 const ADMIN = { email: "admin@example.com", password: "correct horse battery staple" };
 // Two small SQLite tables for the finance team's systems.
@@ -66,12 +58,7 @@ async function newPage() {
   page.setDefaultTimeout(15000);
   // 401s answer GET /api/me before signing in, a wrong password and an ended session;
   // 429 the throttled sign-in: all expected here.
-  page.on("console", (m) => m.type() === "error" && !/status of 4(01|29)/.test(m.text()) && consoleErrors.push(m.text()));
-  page.on("pageerror", (e) => consoleErrors.push(String(e)));
-  await context.route(/^(?!http:\/\/127\.0\.0\.1)/, (route) => {
-    consoleErrors.push("external request: " + route.request().url());
-    return route.abort();
-  });
+  await guard(context, page, consoleErrors, /status of 4(01|29)/);
   return { context, page };
 }
 
@@ -96,11 +83,7 @@ async function signIn(page, url, email, password) {
 }
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {

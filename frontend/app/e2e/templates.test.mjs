@@ -10,45 +10,15 @@
 //   npm run test:browser   (DUPLEX_BIN, CHROMIUM, TEST_OUTPUT as in app.test.mjs)
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, "../../..");
-const bin = process.env.DUPLEX_BIN || join(root, "bin/duplex");
-const out = process.env.TEST_OUTPUT || join(here, "../test-output");
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-mkdirSync(out, { recursive: true });
+import { copyFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { guard, launchBrowser, out, startDemo } from "./harness.mjs";
 
 const ALICE = { email: "alice@example.com", name: "Alice Admin", password: "alice's long password" };
 const BOB = { email: "bob@example.com", name: "Bob Editor", password: "bob's long password" };
 
 let demo, data, url, token, browser;
 const consoleErrors = [];
-
-function startDemo() {
-  data = mkdtempSync(join(tmpdir(), "duplex-e2e-tpl-"));
-  demo = spawn(bin, ["demo", "--data", data, "--addr", "127.0.0.1:0", "--poll", "500ms"], { stdio: ["ignore", "pipe", "pipe"] });
-  let banner = "";
-  return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error("demo printed no URL and token within 20 s:\n" + banner)), 20000);
-    demo.stdout.on("data", (b) => {
-      banner += b;
-      const m = /running: (http:\/\/\S+)/.exec(banner);
-      const tok = /Bearer (dpx_[A-Za-z0-9_-]+)/.exec(banner);
-      if (m && tok) {
-        clearTimeout(timer);
-        ok({ url: m[1], token: tok[1] });
-      }
-    });
-    demo.stderr.on("data", () => {});
-    demo.on("exit", (code) => fail(new Error(`demo exited (${code}):\n${banner}`)));
-  });
-}
 
 /** asAdmin calls the API as the demo's org admin, with its token. */
 async function asAdmin(method, path, body) {
@@ -70,12 +40,7 @@ async function signedIn(who) {
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
   // 409: the upgrade refused because of a local edit, on purpose.
-  page.on("console", (m) => m.type() === "error" && !/status of 409/.test(m.text()) && consoleErrors.push(m.text()));
-  page.on("pageerror", (e) => consoleErrors.push(String(e)));
-  await context.route(/^(?!http:\/\/127\.0\.0\.1)/, (route) => {
-    consoleErrors.push("external request: " + route.request().url());
-    return route.abort();
-  });
+  await guard(context, page, consoleErrors, /status of 409/);
   return { context, page };
 }
 
@@ -91,12 +56,8 @@ function step(t, page, name, fn) {
 }
 
 before(async () => {
-  ({ url, token } = await startDemo());
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  ({ proc: demo, data, url, token } = await startDemo({ prefix: "duplex-e2e-tpl-", poll: "500ms" }));
+  browser = await launchBrowser();
 });
 
 after(async () => {
