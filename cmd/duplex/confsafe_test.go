@@ -251,7 +251,7 @@ func TestTemplateLinkRoundTrip(t *testing.T) {
 	}
 	body := func(outgoing string) string {
 		b := scripts.Body{Title: "Escalate", Params: []scripts.Param{{Name: "project", Type: "string", Default: "ENG"}},
-			Sources: scripts.Sources{"a": {"trigger": "", "outgoing": outgoing, "incoming": ""}, "b": {"trigger": "", "outgoing": "", "incoming": ""}},
+			Sources:  scripts.Sources{"a": {"trigger": "", "outgoing": outgoing, "incoming": ""}, "b": {"trigger": "", "outgoing": "", "incoming": ""}},
 			Fixtures: map[string]json.RawMessage{"a-one.json": json.RawMessage(`{"side":"a","entity":{"fields":{}},"want":{"matched":true}}`)}}
 		enc, err := json.Marshal(b)
 		if err != nil {

@@ -53,7 +53,9 @@ type TemplateLink struct {
 
 func (l TemplateLink) key() string { return l.Team + "/" + l.Name }
 
-func (l TemplateLink) String() string { return fmt.Sprintf("%s/%s version %d", l.Team, l.Name, l.Version) }
+func (l TemplateLink) String() string {
+	return fmt.Sprintf("%s/%s version %d", l.Team, l.Name, l.Version)
+}
 
 func templateDir(team, name string) string {
 	return filepath.ToSlash(filepath.Join("teams", team, "templates", name))
