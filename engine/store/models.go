@@ -275,7 +275,7 @@ type SyncEvent struct {
 	// API: "twin 7 (a 12, b ENG-4)"; TwinID then names a twin that is gone.
 	UnlinkedPair *string   `json:"unlinked_pair,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // AuditEntry records who did what.
