@@ -374,7 +374,7 @@ func TestTemplateLinkRoundTrip(t *testing.T) {
 		return m
 	}
 	want, got := status(src), status(dst)
-	if fmt.Sprint(want) != fmt.Sprint(got) || want["local_edits"] != nil {
+	if fmt.Sprint(want) != fmt.Sprint(got) || fmt.Sprint(got["local_edits"]) != "[]" {
 		t.Fatalf("template-status differs:\nfirst:  %v\nsecond: %v", want, got)
 	}
 	if got["update_available"] != true || got["version"] != float64(1) || got["latest"] != float64(2) ||
