@@ -133,7 +133,7 @@ type conn struct {
 	delQ      string // quoted soft-delete column, "" if none
 	// notFoundHint is the advice a missing row's error carries.
 	notFoundHint string
-	settle    time.Duration
+	settle       time.Duration
 }
 
 // New builds a "sql" connector from cfg; it is a connectors.Factory.
