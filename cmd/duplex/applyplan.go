@@ -19,11 +19,15 @@ import (
 // a missing store is planned against an empty one in memory.
 func planApply(ctx context.Context, c common, folder *confdir.Folder, opts confdir.Options, create, dryRun bool, out io.Writer) (*confdir.Plan, *store.Store, error) {
 	exists, err := storeExists(c)
+	if err == nil && exists && sqlitePath(c.dsn()) == "" {
+		// PostgreSQL: the database is there; a store is its schema.
+		exists, err = hasSchema(ctx, c)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: %w", err)
 	}
 	if !exists && !create {
-		return nil, nil, fmt.Errorf("no store at %s: check --data / --db (DUPLEX_DATA, DUPLEX_DB), or give --create to make a new one", sqlitePath(c.dsn()))
+		return nil, nil, fmt.Errorf("no store at %s: check --data / --db (DUPLEX_DATA, DUPLEX_DB), or give --create to make a new one", redactDSN(c.dsn()))
 	}
 	keyOK, err := keyAvailable(c.dataDir)
 	if err != nil {
@@ -53,7 +57,7 @@ func planApply(ctx context.Context, c common, folder *confdir.Folder, opts confd
 			return nil, nil, errInvalid
 		}
 		if dryRun {
-			fmt.Fprintf(out, "dry run: nothing applied; the store %s does not exist yet (apply --create makes it)\n", sqlitePath(c.dsn()))
+			fmt.Fprintf(out, "dry run: nothing applied; the store %s does not exist yet (apply --create makes it)\n", redactDSN(c.dsn()))
 			return nil, nil, nil
 		}
 		st, err := openStore(ctx, c) // creates and migrates it
@@ -73,7 +77,7 @@ func planApply(ctx context.Context, c common, folder *confdir.Folder, opts confd
 			_ = st.Close()
 			return nil, nil, err
 		}
-		fmt.Fprintf(out, "created the store %s\n", sqlitePath(c.dsn()))
+		fmt.Fprintf(out, "created the store %s\n", redactDSN(c.dsn()))
 		return plan, st, nil
 	}
 	st, err := openExisting(ctx, c, !dryRun)

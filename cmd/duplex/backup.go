@@ -35,7 +35,7 @@ func runBackup(ctx context.Context, args []string, out io.Writer) error {
 	// Only the file must exist: a schema behind this binary backs up as is.
 	if ok, err := storeExists(c); err != nil || !ok {
 		if err == nil {
-			err = fmt.Errorf("no store at %s: %s", sqlitePath(c.dsn()), noStoreHint)
+			err = fmt.Errorf("no store at %s: %s", redactDSN(c.dsn()), noStoreHint)
 		}
 		return fmt.Errorf("backup: %w", err)
 	}

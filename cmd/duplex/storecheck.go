@@ -65,15 +65,13 @@ func openExisting(ctx context.Context, c common, migrate bool) (*store.Store, er
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("no store at %s: %s", sqlitePath(c.dsn()), noStoreHint)
+		return nil, fmt.Errorf("no store at %s: %s", redactDSN(c.dsn()), noStoreHint)
 	}
 	st, err := store.Connect(ctx, c.dsn())
 	if err != nil {
 		return nil, err
 	}
-	// goose creates its version table when asked for the status, so look
-	// for it first: a database without it is not a Duplex store.
-	if !st.DB().WithContext(ctx).Migrator().HasTable("goose_db_version") {
+	if !schemaIn(ctx, st) {
 		_ = st.Close()
 		return nil, fmt.Errorf("the database %s holds no Duplex store: %s", redactDSN(c.dsn()), noStoreHint)
 	}
@@ -144,4 +142,22 @@ func openExistingWithBox(ctx context.Context, c common, migrate bool) (*store.St
 		return nil, nil, err
 	}
 	return st, box, nil
+}
+
+// schemaIn reports whether the database holds Duplex's schema. goose creates
+// its version table when asked for the status, so look for the table
+// instead: a database without it is not a Duplex store.
+func schemaIn(ctx context.Context, st *store.Store) bool {
+	return st.DB().WithContext(ctx).Migrator().HasTable("goose_db_version")
+}
+
+// hasSchema connects to the store of c and reports whether it holds
+// Duplex's schema (a PostgreSQL database that apply --create may migrate).
+func hasSchema(ctx context.Context, c common) (bool, error) {
+	st, err := store.Connect(ctx, c.dsn())
+	if err != nil {
+		return false, err
+	}
+	defer st.Close()
+	return schemaIn(ctx, st), nil
 }
