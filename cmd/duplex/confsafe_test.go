@@ -192,6 +192,37 @@ func TestDryRunIntoNothing(t *testing.T) {
 	if err := runApply(ctx, []string{"--data", empty, "--dry-run", dir}, &out); err != nil || !strings.Contains(out.String(), "no changes") {
 		t.Fatalf("dry run after apply: %v\n%s", err, out.String())
 	}
+	// A store a migration behind: the dry run and export refuse it rather
+	// than migrate it.
+	st, err := openStore(ctx, common{dataDir: empty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := func() int64 {
+		var v int64
+		if err := st.DB().Raw("SELECT MAX(version_id) FROM goose_db_version").Scan(&v).Error; err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	latest := applied()
+	if err := st.DB().Exec("DELETE FROM goose_db_version WHERE version_id = ?", latest).Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"apply", "--dry-run"}, {"export"}} {
+		run := runApply
+		if args[0] == "export" {
+			run = runExport
+		}
+		err := run(ctx, append(args[1:], "--data", empty, filepath.Join(t.TempDir(), "x")), &out)
+		if err == nil || !strings.Contains(err.Error(), "1 migration(s) behind") {
+			t.Fatalf("%s on a store behind: %v", args[0], err)
+		}
+	}
+	if v := applied(); v >= latest {
+		t.Fatalf("a read migrated the store to %d", v)
+	}
+	_ = st.Close()
 }
 
 // Export keeps the files of objects the store does not have unless --prune,
