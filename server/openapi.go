@@ -101,7 +101,7 @@ var ops = map[string]op{
 	"PUT /api/connections/{id}/options":         {summary: "Set lifecycle options", tag: "connections", in: engine.Lifecycle{}, out: connectionOut{}},
 	"GET /api/connections/{id}/twins":           {summary: "Linked entity pairs", tag: "twins", out: []store.Twin{}, query: []string{"limit"}},
 	"POST /api/connections/{id}/twins":          {summary: "Link two existing entities by hand", tag: "twins", in: linkTwinIn{}, out: store.Twin{}, status: 201},
-	"DELETE /api/twins/{id}":                    {summary: "Unlink a pair (both entities stay)", tag: "twins"},
+	"DELETE /api/twins/{id}":                    {summary: "Unlink a pair (both entities stay; its events stay as history, marked unlinked_pair)", tag: "twins"},
 	"POST /api/connections/{id}/backfill":       {summary: "Sync what already exists on one side", tag: "connections", in: startBackfillIn{}, out: store.Backfill{}, status: 202},
 	"GET /api/connections/{id}/backfills":       {summary: "Backfill jobs and their progress", tag: "connections", out: []store.Backfill{}},
 	"POST /api/connections/{id}/link-existing":  {summary: "Pair entities that share a key on both sides", tag: "twins", in: linkExistingIn{}, out: countOut{}},

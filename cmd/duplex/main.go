@@ -50,8 +50,8 @@ usage:
   duplex user add|password|list [flags] [EMAIL]   manage people (password from DUPLEX_PASSWORD)
   duplex template import DIR | export NAME DIR [--team T]   a team template as a folder
   duplex backup [flags] FILE   a consistent copy of the SQLite store, while it runs
-  duplex export   [flags] DIR  write teams, systems and connections as files (secret names only)
-  duplex apply    [flags] DIR  show the plan that makes the store match DIR, then apply it (--dry-run, --prune)
+  duplex export   [flags] DIR  write teams, systems, connections and team templates as files (secret names only; --prune)
+  duplex apply    [flags] DIR  show the plan that makes the store match DIR, then apply it (--dry-run, --prune, --create)
   duplex validate DIR          compile every script and trigger of DIR and run its template fixtures
   duplex secrets rotate [flags]  re-seal every system's secrets with a new key
   duplex version
