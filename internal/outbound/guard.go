@@ -66,9 +66,10 @@ type Guards struct {
 	fence Fence
 	log   *slog.Logger
 	ttl   time.Duration
-	// Resolver and Dialer are net's defaults; tests replace the resolver.
-	Resolver *net.Resolver
-	Dialer   *net.Dialer
+	// Lookup resolves a host name (net.DefaultResolver.LookupNetIP); tests
+	// replace it to play a rebinding DNS server.
+	Lookup func(ctx context.Context, network, host string) ([]netip.Addr, error)
+	Dialer *net.Dialer
 
 	mu  sync.Mutex
 	pol *Policy
@@ -81,7 +82,7 @@ func NewGuards(load Loader, fence Fence, log *slog.Logger) *Guards {
 		log = slog.Default()
 	}
 	return &Guards{load: load, fence: fence, log: log, ttl: 2 * time.Second,
-		Resolver: net.DefaultResolver, Dialer: &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}}
+		Lookup: net.DefaultResolver.LookupNetIP, Dialer: &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}}
 }
 
 // Policy is the policy in force: the stored one, read again after the TTL.
@@ -170,7 +171,7 @@ func (t *guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 		ips = []netip.Addr{ip}
 	} else {
 		name = host
-		if ips, err = t.g.Resolver.LookupNetIP(ctx, ipNetwork(network), host); err != nil {
+		if ips, err = t.g.Lookup(ctx, ipNetwork(network), host); err != nil {
 			return nil, fmt.Errorf("dial %s: %w", addr, err)
 		}
 	}
@@ -236,7 +237,7 @@ func (t *guard) CheckHost(ctx context.Context, host string, port int) error {
 			return t.refused(rule, net.JoinHostPort(host, strconv.Itoa(port)), port, ip)
 		}
 	}
-	ips, err := t.g.Resolver.LookupNetIP(ctx, "ip", host)
+	ips, err := t.g.Lookup(ctx, "ip", host)
 	if err != nil {
 		return nil
 	}
@@ -321,7 +322,7 @@ func (t *guard) sameHost(ctx context.Context, a, b string) bool {
 		if ip, err := netip.ParseAddr(h); err == nil {
 			return []netip.Addr{ip.Unmap()}
 		}
-		ips, _ := t.g.Resolver.LookupNetIP(ctx, "ip", h)
+		ips, _ := t.g.Lookup(ctx, "ip", h)
 		for i := range ips {
 			ips[i] = ips[i].Unmap()
 		}
