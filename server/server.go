@@ -22,8 +22,8 @@ import (
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
-	"github.com/duplexsync/duplex/internal/outbound"
 	"github.com/duplexsync/duplex/frontend"
+	"github.com/duplexsync/duplex/internal/outbound"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
 )
