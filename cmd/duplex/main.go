@@ -54,7 +54,7 @@ usage:
   duplex apply    [flags] DIR  show the plan that makes the store match DIR, then apply it (--dry-run, --prune)
   duplex validate DIR          compile every script and trigger of DIR and run its template fixtures
   duplex secrets rotate [flags]  re-seal every system's secrets with a new key
-  duplex policy show|allow|set [flags]  the outbound policy: what systems may reach
+  duplex policy show|allow|remove|set  the outbound policy: what systems may reach
   duplex version
 
 run "duplex <command> -h" for the flags of a command

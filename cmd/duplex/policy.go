@@ -50,6 +50,7 @@ func warnRefused(ctx context.Context, st *store.Store, eng *engine.Engine, logge
 const policyUsage = `usage:
   duplex policy show  [--data DIR] [--db DSN]
   duplex policy allow [--data DIR] [--db DSN] (--network CIDR | --host NAME | --sqlite-dir DIR) [--port N]... [--team ID] [--note TEXT]
+  duplex policy remove [--data DIR] [--db DSN] N   (rule N as show numbers it)
   duplex policy set   [--data DIR] [--db DSN] FILE|-   (the whole policy as JSON, as GET /api/outbound-policy shows it)`
 
 // runPolicy shows or changes the outbound policy; changes are audited with
@@ -74,7 +75,7 @@ func runPolicy(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	switch action {
-	case "show", "allow", "set":
+	case "show", "allow", "set", "remove":
 	default:
 		return errors.New(policyUsage)
 	}
@@ -100,6 +101,12 @@ func runPolicy(ctx context.Context, args []string, out io.Writer) error {
 		}
 		r.Ports = ports
 		p.Allow = append(p.Allow, r)
+	case "remove":
+		n, err := strconv.Atoi(fs.Arg(0))
+		if fs.NArg() != 1 || err != nil || n < 1 || n > len(p.Allow) {
+			return fmt.Errorf("policy remove: give a rule number from 1 to %d (duplex policy show)", len(p.Allow))
+		}
+		p.Allow = append(p.Allow[:n-1], p.Allow[n:]...)
 	case "set":
 		if fs.NArg() != 1 {
 			return errors.New(policyUsage)
