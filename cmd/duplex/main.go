@@ -238,7 +238,7 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 	})
 	m.Counter("duplex_lease_takeovers_total", "Events, deliveries, backfills and pollers this process took over from a process whose lease expired.",
 		func() float64 { return float64(eng.Takeovers()) })
-	al, err := newAlerts(st, logger, eng.ProcessID(), tlsconf.WithDial(base, guards.For(0).DialContext))
+	al, err := newAlerts(st, logger, eng.ProcessID(), alertTransport(base, guards))
 	if err != nil {
 		_ = eng.Close()
 		_ = st.Close()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/outbound"
+	"github.com/duplexsync/duplex/internal/tlsconf"
 )
 
 // newGuards is the outbound policy of this process: read from the store,
@@ -29,6 +31,12 @@ func newGuards(st *store.Store, c common, logger *slog.Logger) *outbound.Guards 
 		r, err := st.OutboundPolicy(ctx)
 		return r.Policy, err
 	}, fence, logger)
+}
+
+// alertTransport is the alert webhook's transport: base, dialing through
+// the guard of the organisation's own requests (rules for every team).
+func alertTransport(base http.RoundTripper, guards *outbound.Guards) http.RoundTripper {
+	return tlsconf.WithDial(base, guards.For(0).DialContext)
 }
 
 // warnRefused names, at start, every system the policy refuses (a store

@@ -3,10 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/outbound"
+	"github.com/duplexsync/duplex/internal/tlsconf"
 )
 
 // TestPolicyCommand: allow adds a rule, remove drops it, a bad rule changes
@@ -40,5 +46,38 @@ func TestPolicyCommand(t *testing.T) {
 	entries, err := st.ListAuditFor(ctx, store.AuditFilter{Action: "outbound_policy.set", Limit: 10})
 	if err != nil || len(entries) != 2 || entries[0].Actor != "cli" {
 		t.Fatalf("audit: %v %+v", err, entries)
+	}
+}
+
+// TestAlertWebhookFollowsThePolicy: the alert client main builds refuses a
+// loopback receiver by default, and reaches it once an all-team rule allows
+// it (a team's rule does not).
+func TestAlertWebhookFollowsThePolicy(t *testing.T) {
+	ctx := context.Background()
+	var hits int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
+	defer srv.Close()
+	policy := `{"allow":[{"network":"127.0.0.1","team_id":3}]}`
+	guards := outbound.NewGuards(func(context.Context) (string, error) { return policy, nil }, outbound.Fence{}, nil)
+	base, _, err := tlsconf.ClientTransport("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: alertTransport(base, guards)}
+	post := func() error {
+		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL, strings.NewReader("{}"))
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	if err := post(); !errors.Is(err, connectors.ErrRefused) || hits != 0 {
+		t.Fatalf("default: %v, %d hits", err, hits)
+	}
+	policy = `{"allow":[{"network":"127.0.0.1"}]}`
+	guards.Forget()
+	if err := post(); err != nil || hits != 1 {
+		t.Fatalf("allowed: %v, %d hits", err, hits)
 	}
 }
