@@ -22,6 +22,7 @@ import (
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/itemsvc"
 	"github.com/duplexsync/duplex/internal/outbound"
+	"github.com/duplexsync/duplex/internal/testdb"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
 	"github.com/duplexsync/duplex/server"
@@ -40,14 +41,19 @@ type fenceEnv struct {
 }
 
 func newFenceEnv(t *testing.T) *fenceEnv {
-	ctx := context.Background()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "duplex.db")
-	st, err := store.Open(ctx, db)
+	st, err := store.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
+	return fenceEnvOn(t, st, dir, db)
+}
+
+// fenceEnvOn is newFenceEnv on a store opened from dsn; dir holds the key.
+func fenceEnvOn(t *testing.T, st *store.Store, dir, db string) *fenceEnv {
+	ctx := context.Background()
 	box, err := secret.LoadOrCreate(filepath.Join(dir, "secret.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -273,5 +279,42 @@ func TestOutboundPolicy(t *testing.T) {
 	}
 	if n != 2 {
 		t.Fatalf("%d audit entries of policy changes, want 2", n)
+	}
+}
+
+// TestStoreIsNeverASystemPostgres: on a PostgreSQL store, a sql system on
+// the same server and database is refused by any name of the server, even
+// with the server's address allowed; another database there is not.
+func TestStoreIsNeverASystemPostgres(t *testing.T) {
+	base := os.Getenv(testdb.PostgresEnv)
+	if base == "" {
+		t.Skipf("set %s to run PostgreSQL tests", testdb.PostgresEnv)
+	}
+	dsn, drop := testdb.Schema(t, base)
+	t.Cleanup(drop)
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	e := fenceEnvOn(t, st, t.TempDir(), dsn)
+	u, _ := url.Parse(base)
+	e.setPolicy(`{"allow":[{"network":"127.0.0.1"},{"network":"::1"}]}`)
+	same := *u
+	same.Host = "localhost:" + u.Port()
+	same.RawQuery = "sslmode=disable&search_path=public"
+	settings := map[string]any{"driver": "postgres", "table": "users", "fields": []map[string]any{{"name": "email"}}}
+	for _, d := range []string{base, same.String(), "host=127.0.0.1 port=" + u.Port() + " dbname=" + strings.TrimPrefix(u.Path, "/") + " user=postgres"} {
+		code, a := e.call(e.bta, "POST", "/api/systems", map[string]any{"name": "steal", "kind": "sql", "team_id": e.beta,
+			"settings": settings, "secrets": map[string]string{"dsn": d}})
+		if code != 422 || a.Code != server.CodeStoreFence {
+			t.Errorf("%s: %d %+v", d, code, a)
+		}
+	}
+	other := *u
+	other.Path = "/another"
+	if code, a := e.call(e.bta, "POST", "/api/systems", map[string]any{"name": "fine", "kind": "sql", "team_id": e.beta,
+		"settings": settings, "secrets": map[string]string{"dsn": other.String()}}); code != 201 {
+		t.Fatalf("another database: %d %+v", code, a)
 	}
 }
