@@ -392,12 +392,6 @@ func runDemo(ctx context.Context, logger *slog.Logger, args []string, out io.Wri
 	}
 	var token string
 	a, err := buildApp(ctx, logger, c, func(st *store.Store) (o server.AuthOptions, err error) {
-		// The demo's systems are SQLite files in its folder: allowed
-		// explicitly, as any SQLite directory must be (the store's own
-		// files there stay refused).
-		if err := allowSQLiteDir(ctx, st, c.dataDir, "duplex demo: its own databases"); err != nil {
-			return o, err
-		}
 		o, token, err = demoAccess(ctx, st)
 		return o, err
 	})

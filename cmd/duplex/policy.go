@@ -182,31 +182,6 @@ func showPolicy(out io.Writer, p outbound.Policy) error {
 	return nil
 }
 
-// allowSQLiteDir adds an all-team rule for dir unless one is there: `duplex
-// demo` allows its own folder, and nothing else.
-func allowSQLiteDir(ctx context.Context, st *store.Store, dir, note string) error {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	row, err := st.OutboundPolicy(ctx)
-	if err != nil {
-		return err
-	}
-	p, err := outbound.Parse([]byte(row.Policy))
-	if err != nil {
-		return err
-	}
-	for _, r := range p.Allow {
-		if r.TeamID == 0 && r.SQLiteDir == filepath.Clean(abs) {
-			return nil
-		}
-	}
-	p.Allow = append(p.Allow, outbound.Rule{SQLiteDir: abs, Note: note})
-	js := p.JSON()
-	return st.SetOutboundPolicy(ctx, js, "demo", "outbound policy set: "+js)
-}
-
 // portList is a repeatable --port flag.
 type portList []int
 
