@@ -170,6 +170,20 @@ func TestStoreIsNeverASystem(t *testing.T) {
 		t.Fatalf("update: %d %+v", code, a)
 	}
 
+	// Its directory no longer allowed: testing it names the rule.
+	e.setPolicy(`{"allow":[]}`)
+	var tested struct {
+		OK   bool   `json:"ok"`
+		Code string `json:"code"`
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("POST", "/api/systems/"+itoa(a.ID)+"/test", nil)
+	req.Header.Set("Authorization", "Bearer "+e.bta)
+	e.h.ServeHTTP(rec, req)
+	if _ = json.Unmarshal(rec.Body.Bytes(), &tested); tested.OK || tested.Code != server.CodeOutboundRefused {
+		t.Fatalf("system test after its rule went: %s", rec.Body)
+	}
+
 	// Saved without the API (an apply, an old store): the connector
 	// refuses to open it, and no row is read.
 	sys := store.System{Name: "sneaked", Kind: "sql", TeamID: e.beta, Settings: mustJSON(map[string]any{"driver": "sqlite",
