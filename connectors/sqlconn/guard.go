@@ -49,8 +49,8 @@ func checkTarget(ctx context.Context, g connectors.Guard, d dialect, dsn string)
 			if err := g.CheckDatabase(ctx, "postgres", h.Host, int(h.Port), cfg.Database); err != nil {
 				return err
 			}
-			if strings.HasPrefix(h.Host, "/") {
-				continue // a socket: the dial refuses it (rule unix-socket)
+			if strings.HasPrefix(h.Host, "/") { // a socket directory: the dial would refuse it
+				return &connectors.RefusedError{Rule: "unix-socket", Target: h.Host}
 			}
 			if err := g.CheckHost(ctx, h.Host, int(h.Port)); err != nil {
 				return err
@@ -61,7 +61,7 @@ func checkTarget(ctx context.Context, g connectors.Guard, d dialect, dsn string)
 		if err != nil {
 			return nil
 		}
-		if cfg.Net != "tcp" && cfg.Net != "" {
+		if cfg.Net != "" && !strings.HasPrefix(cfg.Net, "tcp") {
 			return &connectors.RefusedError{Rule: "unix-socket", Target: cfg.Net + ":" + cfg.Addr}
 		}
 		host, port := splitPort(cfg.Addr, 3306)

@@ -114,3 +114,19 @@ func TestGuardSQLiteRefusedBeforeOpen(t *testing.T) {
 		t.Fatalf("checked %v, want the file: URI's path", g.files)
 	}
 }
+
+// TestGuardSockets: a database reached over a unix socket is refused when
+// the settings are checked (the dial would refuse it too).
+func TestGuardSockets(t *testing.T) {
+	for driver, dsn := range map[string]string{
+		"postgres": "host=/var/run/postgresql dbname=app user=app",
+		"mysql":    "app@unix(/run/mysqld/mysqld.sock)/app",
+	} {
+		settings, _ := json.Marshal(Settings{Driver: driver, DSN: dsn, Table: "t", Fields: []Field{{Name: "x"}}})
+		err := Check(context.Background(), connectors.Config{Settings: settings, Guard: &fakeGuard{}})
+		var re *connectors.RefusedError
+		if !errors.As(err, &re) || re.Rule != "unix-socket" {
+			t.Errorf("%s: %v", driver, err)
+		}
+	}
+}
