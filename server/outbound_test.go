@@ -332,3 +332,23 @@ func TestStoreIsNeverASystemPostgres(t *testing.T) {
 		t.Fatalf("another database: %d %+v", code, a)
 	}
 }
+
+// TestRefusedSystemHookSaysNothing: an anonymous webhook to a system whose
+// target the policy refuses learns neither the rule nor the address.
+func TestRefusedSystemHookSaysNothing(t *testing.T) {
+	e := newFenceEnv(t)
+	secretDir := filepath.Join(t.TempDir(), "team-alpha-secret-folder")
+	sys := store.System{Name: "internal", Kind: "sql", TeamID: e.beta,
+		Settings: mustJSON(map[string]any{"driver": "sqlite", "dsn": filepath.Join(secretDir, "x.db"), "table": "t", "fields": []map[string]any{{"name": "x"}}})}
+	if err := e.st.CreateSystem(context.Background(), &sys); err != nil {
+		t.Fatal(err)
+	}
+	e.eng.ReloadSystem(sys.ID)
+	req := httptest.NewRequest("POST", "/hooks/"+itoa(sys.ID), strings.NewReader(`{"id":"1"}`))
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	body := rec.Body.String()
+	if rec.Code < 400 || strings.Contains(body, "secret-folder") || strings.Contains(body, "sqlite-dir") || strings.Contains(body, "policy") {
+		t.Fatalf("%d %s", rec.Code, body)
+	}
+}
