@@ -14,6 +14,7 @@ import (
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/outbound"
 	"github.com/duplexsync/duplex/scripts"
 )
 
@@ -70,6 +71,8 @@ var ops = map[string]op{
 	"DELETE /api/teams/{id}/members/{user}": {summary: "Remove a user from a team (team admin; not the last admin)", tag: "teams"},
 	"GET /api/users":                        {summary: "Users (org admin); a directory for team admins", tag: "teams", out: []store.User{}},
 	"POST /api/users":                       {summary: "Create a user (org admin)", tag: "teams", in: createUserIn{}, out: store.User{}, status: 201},
+	"GET /api/outbound-policy":              {summary: "The outbound policy: what systems may reach (org admin)", tag: "teams", out: outboundOut{}},
+	"PUT /api/outbound-policy":              {summary: "Replace the outbound policy (org admin; audited)", tag: "teams", in: outbound.Policy{}, out: outboundOut{}},
 	"PUT /api/users/{id}":                   {summary: "Change a user's name, org admin flag or disabled flag (org admin)", tag: "teams", in: updateUserIn{}, out: store.User{}},
 
 	"GET /api/systems":                 {summary: "Systems of one's teams", tag: "systems", out: []systemOut{}},

@@ -152,18 +152,36 @@ func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, erro
 	if err != nil {
 		return nil, fmt.Errorf("sqlconn %s: %w: %w", cfg.Name, connectors.ErrBadConfig, err)
 	}
-	db, err := c.d.open(s.DSN)
+	var dial connectors.DialFunc
+	if cfg.Guard != nil {
+		// Checked again at every open: the settings check at save time
+		// saw the file and addresses of then.
+		if err := checkTarget(ctx, cfg.Guard, c.d, s.DSN); err != nil {
+			return nil, fmt.Errorf("sqlconn %s: %w", cfg.Name, err)
+		}
+		dial = cfg.Guard.DialContext
+	}
+	db, err := c.d.open(s.DSN, dial)
 	if err != nil {
 		return nil, fmt.Errorf("sqlconn %s: %w: open: %w", cfg.Name, connectors.ErrBadConfig, err)
 	}
 	c.db = db
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
+		if errors.Is(err, connectors.ErrRefused) {
+			return nil, fmt.Errorf("sqlconn %s: %w", cfg.Name, err)
+		}
 		kind := classify(err)
 		if kind == nil {
 			kind = connectors.ErrUnavailable
 		}
 		return nil, fmt.Errorf("sqlconn %s: ping: %w: %w", cfg.Name, kind, err)
+	}
+	if cfg.Guard != nil && c.d == sqlite {
+		if err := checkOpened(ctx, cfg.Guard, db); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("sqlconn %s: %w", cfg.Name, err)
+		}
 	}
 	if err := c.prepare(ctx, s); err != nil {
 		_ = c.Close()
