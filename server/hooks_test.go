@@ -43,6 +43,9 @@ type hookOpts struct {
 	wrapA     func(http.Handler) http.Handler
 	triggerB  string
 	maxBody   int64
+	// unsignedIDs: side a's sender signs the body only (no
+	// sign_delivery_id), so deliveries are known by their body.
+	unsignedIDs bool
 }
 
 func newHookEnvWith(t *testing.T, o hookOpts) *hookEnv {
@@ -72,6 +75,9 @@ func newHookEnvWith(t *testing.T, o hookOpts) *hookEnv {
 		var handler http.Handler = p.svc
 		settings := map[string]any{"list_path": "/items?since={since}", "get_path": "/items/{id}",
 			"create_path": "/items", "update_path": "/items/{id}", "comment_path": "/items/{id}/comments"}
+		if !o.unsignedIDs || p.svc != e.a {
+			settings["sign_delivery_id"] = true
+		}
 		if p.svc == e.a {
 			for k, v := range o.settingsA {
 				settings[k] = v
@@ -124,7 +130,13 @@ func (e *hookEnv) deliveries() int {
 	return len(ds)
 }
 
+// signed signs a delivery as a sender with sign_delivery_id does.
 func signed(body string, delivery string) http.Header {
+	return http.Header{"X-Signature-256": {httpconn.SignDelivery([]byte("hush"), delivery, []byte(body))}, "X-Delivery-Id": {delivery}}
+}
+
+// bodySigned signs the body only, as GitHub and Jira do.
+func bodySigned(body string, delivery string) http.Header {
 	return http.Header{"X-Signature-256": {httpconn.Sign([]byte("hush"), []byte(body))}, "X-Delivery-Id": {delivery}}
 }
 
@@ -154,8 +166,8 @@ func TestWebhookIntake(t *testing.T) {
 	if n := e.deliveries(); n != 0 {
 		t.Fatalf("refused requests recorded %d deliveries", n)
 	}
-	if code, _ := e.post(9999, signed(body, "x"), []byte(body)); code != 404 {
-		t.Fatalf("unknown system: %d", code)
+	if code, out := e.post(9999, signed(body, "x"), []byte(body)); code != 401 || out.Code != "signature_invalid" {
+		t.Fatalf("unknown system: %d %s", code, out.Code)
 	}
 
 	// A good delivery, sent twice: recorded once, one item on b.
@@ -208,7 +220,8 @@ func TestWebhookIntake(t *testing.T) {
 	}
 }
 
-// TestWebhookUnsupported: a system whose connector takes no webhooks says so.
+// TestWebhookUnsupported: a system whose connector takes no webhooks looks
+// like any refused signature to the anonymous sender.
 func TestWebhookUnsupported(t *testing.T) {
 	e := newHookEnv(t)
 	paths, err := demo.CreateDatabases(context.Background(), t.TempDir())
@@ -220,7 +233,7 @@ func TestWebhookUnsupported(t *testing.T) {
 		"settings": demo.SupportSettings(paths.Support)}), &out); code != 201 {
 		t.Fatalf("sql system: %d", code)
 	}
-	if code, api := e.post(out.ID, http.Header{}, []byte(`{}`)); code != 404 || api.Code != "webhooks_unsupported" {
+	if code, api := e.post(out.ID, http.Header{}, []byte(`{}`)); code != 401 || api.Code != "signature_invalid" || strings.Contains(api.Message, "sql") {
 		t.Fatalf("%d %+v", code, api)
 	}
 }

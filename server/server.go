@@ -70,6 +70,10 @@ type Options struct {
 	Auth         AuthOptions
 	// Metrics serves /metrics (Prometheus text); nil answers 404.
 	Metrics http.Handler
+	// Limits: the minimum body rate and the read timeout bound every
+	// request's body (limits.go); serve with NewHTTPServer and the same
+	// Limits.
+	Limits Limits
 }
 
 type srv struct {
@@ -89,6 +93,7 @@ type srv struct {
 	spec []byte
 	// metrics is the Prometheus handler, or nil.
 	metrics http.Handler
+	limits  Limits
 }
 
 // New builds the HTTP handler.
@@ -101,10 +106,10 @@ func New(o Options) http.Handler {
 	}
 	s := &srv{st: o.Store, eng: o.Engine, box: o.Secrets, lib: o.Templates, log: o.Logger, max: o.MaxBodyBytes,
 		page: frontend.Handler(), auth: o.Auth.withDefaults(), logins: newThrottle(o.Auth.withDefaults().Throttle),
-		rules: map[string]rule{}, metrics: o.Metrics}
+		rules: map[string]rule{}, metrics: o.Metrics, limits: o.Limits.WithDefaults()}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(s.recover)
+	r.Use(s.recover, s.limitBody)
 	s.route(r, "GET", "/healthz", public(), s.health)
 	s.route(r, "GET", "/livez", public(), s.live)
 	s.route(r, "GET", "/readyz", public(), s.ready)
@@ -324,7 +329,7 @@ func (s *srv) bind(c *gin.Context, v any) error {
 		var mbe *http.MaxBytesError
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
-		if errors.As(err, &mbe) || errors.As(err, &syn) || errors.As(err, &typ) {
+		if errors.As(err, &mbe) || errors.As(err, &syn) || errors.As(err, &typ) || errors.Is(err, errSlowBody) {
 			return err
 		}
 		return badRequest("%v", err)
@@ -332,7 +337,7 @@ func (s *srv) bind(c *gin.Context, v any) error {
 	// One object per request: trailing text is a client bug, not ignorable.
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if errors.As(err, &mbe) || errors.Is(err, errSlowBody) {
 			return err
 		}
 		return badRequest("unexpected data after the JSON object")
