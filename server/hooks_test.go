@@ -32,6 +32,7 @@ type hookEnv struct {
 	sysA     int64
 	sysB     int64
 	sqlSysID int64
+	limits   server.Limits
 }
 
 func newHookEnv(t *testing.T) *hookEnv { return newHookEnvWith(t, hookOpts{}) }
@@ -46,6 +47,8 @@ type hookOpts struct {
 	// unsignedIDs: side a's sender signs the body only (no
 	// sign_delivery_id), so deliveries are known by their body.
 	unsignedIDs bool
+	// limits are the server's (and, in limits_test.go, its http.Server's).
+	limits server.Limits
 }
 
 func newHookEnvWith(t *testing.T, o hookOpts) *hookEnv {
@@ -66,8 +69,8 @@ func newHookEnvWith(t *testing.T, o hookOpts) *hookEnv {
 	eng := engine.New(engine.Options{Store: st, Connectors: reg, Secrets: box, Runner: scripting.NewRunner(scripting.Options{})})
 	t.Cleanup(func() { _ = eng.Close() })
 	lib, _ := scripts.Builtin()
-	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, MaxBodyBytes: o.maxBody})
-	e := &hookEnv{env: &env{t: t, st: st, eng: eng, h: h, tok: rootToken(t, st)}, a: itemsvc.New(), b: itemsvc.New()}
+	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, MaxBodyBytes: o.maxBody, Limits: o.limits})
+	e := &hookEnv{env: &env{t: t, st: st, eng: eng, h: h, tok: rootToken(t, st)}, a: itemsvc.New(), b: itemsvc.New(), limits: o.limits}
 	for _, p := range []struct {
 		svc *itemsvc.Service
 		id  *int64
