@@ -23,7 +23,7 @@ const (
 	CodeScriptInvalid = "script_invalid" // does not compile
 	CodeScriptFailed  = "script_failed"  // compiled but failed when run (test runs)
 	CodeTooLarge      = "too_large"
-	CodeSlowBody      = "request_timeout" // the body came slower than the minimum rate (limits.go)
+	CodeSlowBody      = "request_timeout"      // the body came slower than the minimum rate (limits.go)
 	CodeSignature     = "signature_invalid"    // a webhook's signature is missing or wrong
 	CodeNoWebhooks    = "webhooks_unsupported" // the system's connector takes no webhooks (never on /hooks: that is signature_invalid)
 	CodeTooManyIDs    = "too_many_entities"    // a webhook delivery names more entities than engine.MaxDeliveryEntities
