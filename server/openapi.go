@@ -70,7 +70,7 @@ var ops = map[string]op{
 	"DELETE /api/teams/{id}/members/{user}": {summary: "Remove a user from a team (team admin; not the last admin)", tag: "teams"},
 	"GET /api/users":                        {summary: "Users (org admin); a directory for team admins", tag: "teams", out: []store.User{}},
 	"POST /api/users":                       {summary: "Create a user (org admin)", tag: "teams", in: createUserIn{}, out: store.User{}, status: 201},
-	"PUT /api/users/{id}":                   {summary: "Change a user's name, org admin flag or disabled flag (org admin)", tag: "teams", in: updateUserIn{}, out: store.User{}},
+	"PUT /api/users/{id}":                   {summary: "Change a user's name, org admin flag or disabled flag, or clear their sign-in delay (org admin)", tag: "teams", in: updateUserIn{}, out: store.User{}},
 
 	"GET /api/systems":                 {summary: "Systems of one's teams", tag: "systems", out: []systemOut{}},
 	"POST /api/systems":                {summary: "Create a system (team admin); secrets are write-only", tag: "systems", in: systemIn{}, out: systemOut{}, status: 201},

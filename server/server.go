@@ -85,8 +85,10 @@ type srv struct {
 	max  int64
 	page http.Handler
 	auth AuthOptions
-	// logins throttles sign-in attempts per client address and per email.
-	logins *throttle
+	// logins throttles failed sign-ins per client address, accounts
+	// delays attempts on an account that failed often (throttle.go).
+	logins   *throttle
+	accounts *accountDelay
 	// rules is every route's access rule, by "METHOD /full/path".
 	rules map[string]rule
 	// spec is /api/openapi.json, rendered once.
@@ -106,7 +108,8 @@ func New(o Options) http.Handler {
 	}
 	s := &srv{st: o.Store, eng: o.Engine, box: o.Secrets, lib: o.Templates, log: o.Logger, max: o.MaxBodyBytes,
 		page: frontend.Handler(), auth: o.Auth.withDefaults(), logins: newThrottle(o.Auth.withDefaults().Throttle),
-		rules: map[string]rule{}, metrics: o.Metrics, limits: o.Limits.WithDefaults()}
+		accounts: newAccountDelay(o.Auth.withDefaults().Throttle),
+		rules:    map[string]rule{}, metrics: o.Metrics, limits: o.Limits.WithDefaults()}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(s.recover, s.limitBody)
