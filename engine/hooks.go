@@ -37,6 +37,12 @@ func hooked(c connectors.Connector) (connectors.Hooked, bool) {
 	return h, ok
 }
 
+// ErrUnverified wraps every refusal of Hook made before the request's
+// signature verified (no such system, it cannot be opened, it takes no
+// webhooks, a bad signature): the server answers them all alike, so an
+// anonymous sender learns nothing about the system.
+var ErrUnverified = errors.New("webhook not verified")
+
 // ErrTooManyEntities refuses a delivery naming more than MaxDeliveryEntities
 // entities (413): one delivery must not hold the intake for minutes.
 var ErrTooManyEntities = errors.New("the delivery names too many entities")
@@ -61,14 +67,17 @@ const ReplayWindow = 5 * time.Minute
 func (e *Engine) Hook(ctx context.Context, systemID int64, header http.Header, body []byte) (HookResult, error) {
 	st, err := e.system(ctx, systemID)
 	if err != nil {
-		return HookResult{}, err
+		return HookResult{}, fmt.Errorf("%w: system %d: %w", ErrUnverified, systemID, err)
 	}
 	h, ok := hooked(st.conn)
 	if !ok {
-		return HookResult{}, fmt.Errorf("system %d: %w", systemID, ErrNoWebhooks)
+		return HookResult{}, fmt.Errorf("%w: system %d: %w", ErrUnverified, systemID, ErrNoWebhooks)
 	}
 	d, err := h.Webhook(header, body)
-	if err != nil {
+	if errors.Is(err, connectors.ErrSignature) {
+		return HookResult{}, fmt.Errorf("%w: system %d: %w", ErrUnverified, systemID, err)
+	}
+	if err != nil { // after the signature verified (the Hooked contract)
 		return HookResult{}, fmt.Errorf("system %d webhook: %w", systemID, err)
 	}
 	var window time.Duration

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 
@@ -43,15 +44,22 @@ func (s *srv) hook(c *gin.Context) error {
 	case err == nil:
 		c.JSON(http.StatusAccepted, res)
 		return nil
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, engine.ErrNoWebhooks), errors.Is(err, connectors.ErrSignature):
-		s.log.Debug("webhook refused", "system", id, "err", err)
+	case errors.Is(err, engine.ErrUnverified):
+		lvl := slog.LevelDebug // guessed URLs and bad signatures are the sender's business
+		if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, engine.ErrNoWebhooks) && !errors.Is(err, connectors.ErrSignature) {
+			lvl = slog.LevelWarn // the system cannot be opened: its admins should know
+		}
+		s.log.Log(c.Request.Context(), lvl, "webhook refused", "system", id, "err", err)
 		return errHookRefused
 	case errors.Is(err, engine.ErrTooManyEntities):
-		return err // signed: the sender may know the bound
+		return err // verified: the sender may know the bound
 	case errors.Is(err, connectors.ErrInvalid):
 		return badRequest("malformed webhook: %v", err)
 	default:
-		return fmt.Errorf("webhook for system %d: %w", id, err)
+		// The store failed: 500 with no detail, the log has it. %v, not
+		// %w: nothing in the chain may pick another answer (a system
+		// deleted meanwhile would say not_found).
+		return fmt.Errorf("webhook for system %d: %v", id, err)
 	}
 }
 

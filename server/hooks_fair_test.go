@@ -177,6 +177,10 @@ func TestHookAnonymousRefusals(t *testing.T) {
 		"settings": map[string]any{"url": "http://127.0.0.1:1", "list_path": "/items", "get_path": "/items/{id}"}}), &noSecret); code != 201 {
 		t.Fatalf("system: %d", code)
 	}
+	broken := store.System{Name: "broken-settings", Kind: "http", Settings: `{"list_path":"/x"}`} // no url: cannot be opened
+	if err := e.st.CreateSystem(context.Background(), &broken); err != nil {
+		t.Fatal(err)
+	}
 	body := `{"id":"1"}`
 	answer := func(system string, hdr http.Header) (int, string) {
 		req := httptest.NewRequest("POST", "/hooks/"+system, bytes.NewReader([]byte(body)))
@@ -201,13 +205,14 @@ func TestHookAnonymousRefusals(t *testing.T) {
 		"unknown system":    {"99999", signed(body, "x")},
 		"not a number":      {"abc", signed(body, "x")},
 		"no webhook secret": {strconv.FormatInt(noSecret.ID, 10), signed(body, "x")},
+		"cannot be opened":  {strconv.FormatInt(broken.ID, 10), signed(body, "x")},
 	} {
 		code, got := answer(c.system, c.hdr)
 		if code != 401 || got != want {
 			t.Errorf("%s: %d %s, want 401 %s", name, code, got, want)
 		}
 	}
-	for _, leak := range []string{"secret-less", "http", "127.0.0.1", "webhook_secret", "configured"} {
+	for _, leak := range []string{"secret-less", "broken", "http", "127.0.0.1", "webhook_secret", "configured", "url"} {
 		if strings.Contains(want, leak) {
 			t.Errorf("the refusal names %q: %s", leak, want)
 		}
