@@ -106,9 +106,8 @@ func (e *Engine) Hook(ctx context.Context, systemID int64, header http.Header, b
 const maxEntityIDBytes = 512
 
 // checkEntityID refuses an id no system would give: empty, too long, not
-// UTF-8 or with control characters (a connector that printed an object or
-// a list would show here as a syntax error elsewhere; those it must refuse
-// itself).
+// UTF-8 or with control characters. Types are the connector's to check (an
+// object printed as "map[a:1]" passes here).
 func checkEntityID(id string) error {
 	if id == "" || len(id) > maxEntityIDBytes || !utf8.ValidString(id) {
 		return fmt.Errorf("%w: an entity id in the webhook is empty, over %d bytes or not UTF-8", connectors.ErrInvalid, maxEntityIDBytes)
