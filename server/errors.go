@@ -25,7 +25,6 @@ const (
 	CodeTooLarge      = "too_large"
 	CodeSlowBody      = "request_timeout"      // the body came slower than the minimum rate (limits.go)
 	CodeSignature     = "signature_invalid"    // a webhook's signature is missing or wrong
-	CodeNoWebhooks    = "webhooks_unsupported" // the system's connector takes no webhooks (never on /hooks: that is signature_invalid)
 	CodeTooManyIDs    = "too_many_entities"    // a webhook delivery names more entities than engine.MaxDeliveryEntities
 	CodeBadConfig     = "system_config_invalid"
 	CodeUnavailable   = "system_unavailable"
@@ -101,8 +100,6 @@ func classify(err error) (int, apiError) {
 		return http.StatusNotFound, apiError{Code: CodeNotFound, Message: err.Error()}
 	case errors.Is(err, connectors.ErrSignature):
 		return http.StatusUnauthorized, apiError{Code: CodeSignature, Message: err.Error()}
-	case errors.Is(err, engine.ErrNoWebhooks):
-		return http.StatusNotFound, apiError{Code: CodeNoWebhooks, Message: err.Error()}
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, apiError{Code: CodeConflict, Message: err.Error()}
 	case errors.Is(err, connectors.ErrBadConfig):
