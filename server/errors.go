@@ -23,9 +23,9 @@ const (
 	CodeScriptInvalid = "script_invalid" // does not compile
 	CodeScriptFailed  = "script_failed"  // compiled but failed when run (test runs)
 	CodeTooLarge      = "too_large"
-	CodeSlowBody      = "request_timeout"      // the body came slower than the minimum rate (limits.go)
-	CodeSignature     = "signature_invalid"    // a webhook's signature is missing or wrong
-	CodeTooManyIDs    = "too_many_entities"    // a webhook delivery names more entities than engine.MaxDeliveryEntities
+	CodeSlowBody      = "request_timeout"   // the body came slower than the minimum rate (limits.go)
+	CodeSignature     = "signature_invalid" // a webhook's signature is missing or wrong
+	CodeTooManyIDs    = "too_many_entities" // a webhook delivery names more entities than engine.MaxDeliveryEntities
 	CodeBadConfig     = "system_config_invalid"
 	CodeUnavailable   = "system_unavailable"
 	CodeInternal      = "internal"
