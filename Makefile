@@ -54,9 +54,10 @@ race:
 # The fault and crash runs again, verbosely, so their figures (changes sent,
 # applied, duplicated, lost, looped) show in the output, and the webhook
 # latency run (webhook received → applied on the other side, at 100 and
-# 1,000 changes per second, bounded to 2 s of sending each).
+# 1,000 changes per second, bounded to 2 s of sending each), and the slow
+# clients run (1,000 stalled clients on loopback, about 10 s; server/limits_test.go).
 figures:
-	$(GO) test -count=1 -v -run 'TestHTTPFaults|TestKillNine|TestClusterKillAndStop|TestWebhookLatency' ./engine/ ./test/crash/ ./test/hookload/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:|cluster:|hooks:|_test.go'
+	$(GO) test -count=1 -v -run 'TestHTTPFaults|TestKillNine|TestClusterKillAndStop|TestWebhookLatency|TestSlowClientsLoad' ./engine/ ./test/crash/ ./test/hookload/ ./server/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:|cluster:|hooks:|slow clients:|_test.go'
 
 # Redmine and Request Tracker on loopback (ports 3100 and 3200), installed
 # from Debian's packages on first use; see test/e2e/peers/.

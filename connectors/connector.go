@@ -195,8 +195,12 @@ type Hooked interface {
 // Delivery is what one webhook request says changed.
 type Delivery struct {
 	// ID identifies the delivery (GitHub's X-GitHub-Delivery, for example);
-	// the same id twice is processed once. Empty: the body's hash is used.
+	// the same id twice is processed once. Empty, or not IDSigned: the
+	// body's hash is used (engine.ReplayWindow).
 	ID string
+	// IDSigned says the signature covers ID (not just the body), so a
+	// replayed body cannot pass with a fresh id.
+	IDSigned bool
 	// EntityIDs are the entities the delivery says changed (as Get takes them).
 	EntityIDs []string
 	// Entities, when the payload carries them, are changed entities as of

@@ -131,25 +131,28 @@ func (e *Engine) renewEvents(ctx context.Context, stop <-chan struct{}, ids []in
 	}
 }
 
-// claimDeliveries takes the hook loop's next page of deliveries.
-func (e *Engine) claimDeliveries(ctx context.Context) ([]store.WebhookDelivery, error) {
+// claimDeliveries takes the hook loop's next page of deliveries, passing
+// those of the systems in busy. Each must be handed to releaseDeliveries
+// once processed (done, or waiting for its retry like any other): the next
+// claim releases it then, not while it is still being worked on.
+func (e *Engine) claimDeliveries(ctx context.Context, busy []int64) ([]store.WebhookDelivery, error) {
 	e.claims.mu.Lock()
 	release := e.claims.deliveries
 	e.claims.deliveries = nil
 	e.claims.mu.Unlock()
-	ds, err := e.st.ClaimDeliveries(ctx, e.claim(), hookPage, release)
-	e.claims.mu.Lock()
-	defer e.claims.mu.Unlock()
+	ds, err := e.st.ClaimDeliveriesExcept(ctx, e.claim(), hookPage, release, busy)
 	if err != nil {
-		e.claims.deliveries = append(e.claims.deliveries, release...)
+		e.releaseDeliveries(release) // try again next round
 		return nil, err
 	}
-	for _, d := range ds {
-		// Released at the next round: by then it is done, or waits for
-		// its retry in the queue like any other.
-		e.claims.deliveries = append(e.claims.deliveries, d.ID)
-	}
 	return ds, nil
+}
+
+// releaseDeliveries lets the next claim release processed deliveries.
+func (e *Engine) releaseDeliveries(ids []int64) {
+	e.claims.mu.Lock()
+	e.claims.deliveries = append(e.claims.deliveries, ids...)
+	e.claims.mu.Unlock()
 }
 
 // pollLease keeps one system's poller lease: held reports whether this

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
@@ -35,32 +37,61 @@ func hooked(c connectors.Connector) (connectors.Hooked, bool) {
 	return h, ok
 }
 
+// ErrUnverified wraps every refusal of Hook made before the request's
+// signature verified (no such system, it cannot be opened, it takes no
+// webhooks, a bad signature): the server answers them all alike, so an
+// anonymous sender learns nothing about the system.
+var ErrUnverified = errors.New("webhook not verified")
+
+// ErrTooManyEntities refuses a delivery naming more than MaxDeliveryEntities
+// entities (413): one delivery must not hold the intake for minutes.
+var ErrTooManyEntities = errors.New("the delivery names too many entities")
+
+// MaxDeliveryEntities bounds the entities one delivery names (ids and
+// carried entities together). A sender with more sends several deliveries;
+// the poller is the safety net for bulk changes.
+const MaxDeliveryEntities = 1000
+
+// ReplayWindow is how long a delivery whose id the sender does not sign is
+// known by its body: the same body again within it is a duplicate, whatever
+// delivery id it carries (an id outside the signature proves nothing).
+// After it, the same body re-arms the same row (never a new one), so an
+// id-only notice about an entity that changed again is taken once more.
+const ReplayWindow = 5 * time.Minute
+
 // Hook verifies and records one webhook request for a system, and nothing
 // more: the answer goes back at once, and HooksOnce (the hook loop in Run)
 // reads the entities it names. A delivery id seen before is recorded once.
+// Its errors do not name the system: the sender is anonymous until the
+// signature verifies, and the server answers from them.
 func (e *Engine) Hook(ctx context.Context, systemID int64, header http.Header, body []byte) (HookResult, error) {
 	st, err := e.system(ctx, systemID)
 	if err != nil {
-		return HookResult{}, err
+		return HookResult{}, fmt.Errorf("%w: system %d: %w", ErrUnverified, systemID, err)
 	}
 	h, ok := hooked(st.conn)
 	if !ok {
-		return HookResult{}, fmt.Errorf("system %q (%s): %w", st.sys.Name, st.sys.Kind, ErrNoWebhooks)
+		return HookResult{}, fmt.Errorf("%w: system %d: %w", ErrUnverified, systemID, ErrNoWebhooks)
 	}
 	d, err := h.Webhook(header, body)
-	if err != nil {
-		return HookResult{}, fmt.Errorf("system %q webhook: %w", st.sys.Name, err)
+	if errors.Is(err, connectors.ErrSignature) {
+		return HookResult{}, fmt.Errorf("%w: system %d: %w", ErrUnverified, systemID, err)
 	}
-	if d.ID == "" {
+	if err != nil { // after the signature verified (the Hooked contract)
+		return HookResult{}, fmt.Errorf("system %d webhook: %w", systemID, err)
+	}
+	var window time.Duration
+	if d.ID == "" || !d.IDSigned {
 		sum := sha256.Sum256(body)
 		d.ID = "sha256:" + hex.EncodeToString(sum[:])
+		window = ReplayWindow
 	}
 	ids, bodies, err := deliveryEntities(d)
 	if err != nil {
-		return HookResult{}, fmt.Errorf("system %q webhook: %w", st.sys.Name, err)
+		return HookResult{}, fmt.Errorf("system %d webhook: %w", systemID, err)
 	}
 	res := HookResult{Delivery: d.ID, Entities: len(ids)}
-	isNew, err := e.st.RecordDelivery(ctx, systemID, d.ID, ids, bodies)
+	isNew, err := e.st.RecordDeliveryOnce(ctx, systemID, d.ID, ids, bodies, window)
 	if err != nil {
 		return res, err
 	}
@@ -71,12 +102,38 @@ func (e *Engine) Hook(ctx context.Context, systemID int64, header http.Header, b
 	return res, nil
 }
 
+// maxEntityIDBytes bounds one entity id named by a webhook.
+const maxEntityIDBytes = 512
+
+// checkEntityID refuses an id no system would give: empty, too long, not
+// UTF-8 or with control characters. Types are the connector's to check (an
+// object printed as "map[a:1]" passes here).
+func checkEntityID(id string) error {
+	if id == "" || len(id) > maxEntityIDBytes || !utf8.ValidString(id) {
+		return fmt.Errorf("%w: an entity id in the webhook is empty, over %d bytes or not UTF-8", connectors.ErrInvalid, maxEntityIDBytes)
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: an entity id in the webhook has a control character", connectors.ErrInvalid)
+		}
+	}
+	return nil
+}
+
 // deliveryEntities lists the ids a delivery names (EntityIDs, then those
 // of Entities not among them) and encodes the entities it carries for the
 // delivery row: a JSON list, each entity at most
 // connectors.MaxWebhookEntityBytes ("" when it carries none).
 func deliveryEntities(d connectors.Delivery) ([]string, string, error) {
+	if n := len(d.EntityIDs) + len(d.Entities); n > MaxDeliveryEntities {
+		return nil, "", fmt.Errorf("%w: %d, over the limit of %d per delivery (send several)", ErrTooManyEntities, n, MaxDeliveryEntities)
+	}
 	ids := d.EntityIDs
+	for _, id := range ids {
+		if err := checkEntityID(id); err != nil {
+			return nil, "", err
+		}
+	}
 	if len(d.Entities) == 0 {
 		return ids, "", nil
 	}
@@ -89,6 +146,9 @@ func deliveryEntities(d connectors.Delivery) ([]string, string, error) {
 	for i, ent := range d.Entities {
 		if ent.ID == "" {
 			return nil, "", fmt.Errorf("%w: an entity in the webhook has no id", connectors.ErrInvalid)
+		}
+		if err := checkEntityID(ent.ID); err != nil {
+			return nil, "", err
 		}
 		enc, err := json.Marshal(ent)
 		if err != nil {
@@ -122,47 +182,80 @@ func (e *Engine) wakeHooks() {
 // with the deliveries' "done" marks, so a crash repeats a delivery rather
 // than losing it (a repeat is harmless: an unchanged entity queues nothing).
 // Deliveries of one system are handled together, each entity read once and
-// one transaction for all, which is what keeps up with bursts; if that fails,
-// each delivery is tried alone so one bad delivery holds up no other. It
+// one transaction for all, which is what keeps up with bursts; systems are
+// handled concurrently, so a slow one holds up no other (processGroup). It
 // returns how many deliveries it finished.
 func (e *Engine) HooksOnce(ctx context.Context) (int, error) {
-	pending, err := e.claimDeliveries(ctx) // claim.go: shared with other processes
+	pending, err := e.claimDeliveries(ctx, nil) // claim.go: shared with other processes
 	if err != nil {
 		return 0, err
 	}
-	bySystem := map[int64][]store.WebhookDelivery{}
-	var order []int64
-	for _, d := range pending {
-		if _, ok := bySystem[d.SystemID]; !ok {
-			order = append(order, d.SystemID)
-		}
-		bySystem[d.SystemID] = append(bySystem[d.SystemID], d)
-	}
-	done := 0
+	groups, order := bySystem(pending)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		done int
+		errs []error
+	)
 	for _, sys := range order {
-		group := bySystem[sys]
-		if err := e.processDeliveries(ctx, sys, group); err == nil {
-			done += len(group)
-			continue
-		} else if ctx.Err() != nil {
-			return done, ctx.Err()
-		}
-		for _, d := range group {
-			if err := e.processDeliveries(ctx, sys, []store.WebhookDelivery{d}); err != nil {
-				if ctx.Err() != nil {
-					return done, ctx.Err()
-				}
-				e.log.Warn("webhook delivery", "system", d.SystemID, "delivery", d.DeliveryID, "err", err)
-				if ferr := e.st.FinishDelivery(ctx, d.ID, err, e.opts.MaxAttempts); ferr != nil {
-					return done, ferr
-				}
-				continue
-			}
-			done++
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := e.processGroup(ctx, sys, groups[sys])
+			mu.Lock()
+			done += n
+			errs = append(errs, err)
+			mu.Unlock()
+		}()
 	}
+	wg.Wait()
 	if done > 0 {
 		e.Wake()
+	}
+	return done, errors.Join(errs...)
+}
+
+// bySystem groups deliveries by system, systems in order of first delivery.
+func bySystem(ds []store.WebhookDelivery) (map[int64][]store.WebhookDelivery, []int64) {
+	groups := map[int64][]store.WebhookDelivery{}
+	var order []int64
+	for _, d := range ds {
+		if _, ok := groups[d.SystemID]; !ok {
+			order = append(order, d.SystemID)
+		}
+		groups[d.SystemID] = append(groups[d.SystemID], d)
+	}
+	return groups, order
+}
+
+// processGroup processes one system's claimed deliveries together; if that
+// fails, each delivery is tried alone so one bad delivery holds up no other.
+// It releases their claims when done and returns how many it finished; the
+// error is the context's or the store's.
+func (e *Engine) processGroup(ctx context.Context, sys int64, group []store.WebhookDelivery) (int, error) {
+	ids := make([]int64, len(group))
+	for i, d := range group {
+		ids[i] = d.ID
+	}
+	defer e.releaseDeliveries(ids)
+	if err := e.processDeliveries(ctx, sys, group); err == nil {
+		return len(group), nil
+	} else if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	done := 0
+	for _, d := range group {
+		if err := e.processDeliveries(ctx, sys, []store.WebhookDelivery{d}); err != nil {
+			if ctx.Err() != nil {
+				return done, ctx.Err()
+			}
+			e.log.Warn("webhook delivery", "system", d.SystemID, "delivery", d.DeliveryID, "err", err)
+			if ferr := e.st.FinishDelivery(ctx, d.ID, err, e.opts.MaxAttempts); ferr != nil {
+				return done, ferr
+			}
+			continue
+		}
+		done++
 	}
 	return done, nil
 }
@@ -449,17 +542,57 @@ func seenTimes(ents []connectors.Entity) map[string]time.Time {
 }
 
 // hookLoop processes deliveries when woken, and every second for retries.
+// Each system's claimed deliveries run in their own goroutine, and the next
+// claim passes the systems still busy: a delivery naming many entities of a
+// slow system delays only that system's later deliveries, never another's.
 // After a full page it goes on at once: a burst bigger than a page must not
 // wait for the next wake or tick (it once drained at 200 per second).
 func (e *Engine) hookLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		busy = map[int64]bool{}
+	)
+	defer wg.Wait()
+	finished := make(chan struct{}, 1)
 	for {
-		n, err := e.HooksOnce(ctx)
+		mu.Lock()
+		skip := make([]int64, 0, len(busy))
+		for sys := range busy {
+			skip = append(skip, sys)
+		}
+		mu.Unlock()
+		pending, err := e.claimDeliveries(ctx, skip)
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("webhook deliveries", "err", err)
 		}
-		if err == nil && n >= hookPage {
+		groups, order := bySystem(pending)
+		for _, sys := range order {
+			mu.Lock()
+			busy[sys] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n, err := e.processGroup(ctx, sys, groups[sys])
+				if err != nil && ctx.Err() == nil {
+					e.log.Error("webhook deliveries", "system", sys, "err", err)
+				}
+				if n > 0 {
+					e.Wake()
+				}
+				mu.Lock()
+				delete(busy, sys)
+				mu.Unlock()
+				select {
+				case finished <- struct{}{}:
+				default:
+				}
+			}()
+		}
+		if err == nil && len(pending) >= hookPage {
 			continue
 		}
 		select {
@@ -467,6 +600,7 @@ func (e *Engine) hookLoop(ctx context.Context) {
 			return
 		case <-e.hookWake:
 		case <-t.C:
+		case <-finished: // its system's next deliveries may wait
 		}
 	}
 }

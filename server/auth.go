@@ -29,8 +29,9 @@ type AuthOptions struct {
 	SecureCookies bool
 	// SessionTTL is how long a session lasts; default 12 h.
 	SessionTTL time.Duration
-	// Throttle bounds failed sign-ins; default 5 per 15 minutes per client
-	// address and per email.
+	// Throttle bounds failed sign-ins: per client address 5 per 15
+	// minutes, then refused; per account delayed, never locked
+	// (throttle.go).
 	Throttle ThrottleOptions
 	// Password is the argon2id cost for new hashes; default credential.Default.
 	Password credential.Params
@@ -46,16 +47,26 @@ func (o AuthOptions) withDefaults() AuthOptions {
 	if o.Throttle.Window <= 0 {
 		o.Throttle.Window = 15 * time.Minute
 	}
+	if o.Throttle.BaseDelay <= 0 {
+		o.Throttle.BaseDelay = time.Second
+	}
+	if o.Throttle.MaxDelay <= 0 {
+		o.Throttle.MaxDelay = time.Minute
+	}
 	if o.Password.Memory == 0 {
 		o.Password = credential.Default
 	}
 	return o
 }
 
-// ThrottleOptions: at most Max failures per key within Window.
+// ThrottleOptions: at most Max failures per client address within Window;
+// after Max failures on one account, its attempts are spaced by BaseDelay
+// doubling per further failure up to MaxDelay (accountDelay).
 type ThrottleOptions struct {
-	Max    int
-	Window time.Duration
+	Max       int
+	Window    time.Duration
+	BaseDelay time.Duration // default 1 s
+	MaxDelay  time.Duration // default 1 min
 }
 
 // errRateLimited carries when the client may try again.
@@ -242,28 +253,33 @@ func (s *srv) login(c *gin.Context) error {
 		return err
 	}
 	email := normEmail(in.Email)
-	keys := []string{"ip:" + clientIP(c), "email:" + email}
-	if wait := s.logins.check(keys...); wait > 0 {
+	// The address is refused after Max failures; the account only waits
+	// its turn (throttle.go), so guessing from many addresses is slowed
+	// and its owner is not locked out.
+	ip := "ip:" + clientIP(c)
+	if wait := max(s.logins.check(ip), s.accounts.wait(email)); wait > 0 {
 		return &errRateLimited{retry: wait}
 	}
-	if email == "" || in.Password == "" || len(in.Password) > credential.MaxPassword {
-		s.logins.fail(keys...)
+	failed := func() error {
+		s.logins.fail(ip)
+		s.accounts.fail(email)
 		return errInvalidCredentials
+	}
+	if email == "" || in.Password == "" || len(in.Password) > credential.MaxPassword {
+		return failed()
 	}
 	u, err := s.st.UserByEmail(c.Request.Context(), email)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		credential.DummyVerify(in.Password) // same time as a wrong password
-		s.logins.fail(keys...)
-		return errInvalidCredentials
+		return failed()
 	case err != nil:
 		return err
 	}
 	if err := credential.VerifyPassword(in.Password, u.PasswordHash); err != nil || u.Disabled {
-		s.logins.fail(keys...)
-		return errInvalidCredentials
+		return failed()
 	}
-	s.logins.reset(keys[1])
+	s.accounts.reset(email)
 	// Sign-ins are rare; sweeping expired sessions here needs no timer.
 	if _, err := s.st.DeleteExpiredSessions(c.Request.Context()); err != nil {
 		s.log.Warn("sweep expired sessions", "err", err)

@@ -156,11 +156,19 @@ func TestSessionAndCSRF(t *testing.T) {
 	}
 }
 
+// TestWrongPasswordAndThrottle: the address that failed Max times is
+// refused; the account is not locked: attempts on it from other addresses
+// wait a growing delay, the owner's right password is accepted from a new
+// address once it has passed, and an org admin can clear the delay.
 func TestWrongPasswordAndThrottle(t *testing.T) {
-	e := newAuthEnv(t, server.AuthOptions{Throttle: server.ThrottleOptions{Max: 3, Window: 300 * time.Millisecond}})
+	e := newAuthEnv(t, server.AuthOptions{Throttle: server.ThrottleOptions{Max: 3, Window: 5 * time.Second,
+		BaseDelay: 500 * time.Millisecond, MaxDelay: 2 * time.Second}})
 	userToken(t, e.st, "bob@test", false, nil)
 	login := func(pw, remote string) *httptest.ResponseRecorder {
 		return e.do(req{method: "POST", path: "/api/auth/login", body: `{"email":"bob@test","password":"` + pw + `"}`, remote: remote})
+	}
+	throttled := func(rec *httptest.ResponseRecorder) bool {
+		return rec.Code == 429 && code(t, rec) == "rate_limited" && rec.Header().Get("Retry-After") != ""
 	}
 	// An unknown email and a wrong password answer the same.
 	unknown := e.do(req{method: "POST", path: "/api/auth/login", body: `{"email":"nobody@test","password":"x"}`, remote: "10.0.0.9:1"})
@@ -172,17 +180,55 @@ func TestWrongPasswordAndThrottle(t *testing.T) {
 			t.Fatalf("attempt %d: %d %s", i, rec.Code, rec.Body)
 		}
 	}
-	// The fourth try is throttled even with the right password, from
-	// another address too (the email is throttled as well).
-	for _, remote := range []string{"10.0.0.1:1", "10.0.0.2:1"} {
-		rec := login("password-bob@test", remote)
-		if rec.Code != 429 || code(t, rec) != "rate_limited" || rec.Header().Get("Retry-After") == "" {
-			t.Fatalf("throttled from %s: %d %s %v", remote, rec.Code, rec.Body, rec.Header())
+	// The attacker's address is refused, even with the right password.
+	if rec := login("password-bob@test", "10.0.0.1:1"); !throttled(rec) {
+		t.Fatalf("the failing address: %d %s", rec.Code, rec.Body)
+	}
+	// Another address, at once: the account's delay (not checked, not counted).
+	if rec := login("password-bob@test", "10.0.0.2:1"); !throttled(rec) {
+		t.Fatalf("within the account's delay: %d %s", rec.Code, rec.Body)
+	}
+	// An attacker on fresh addresses gets one guess per delay, and each
+	// wrong guess doubles it (up to MaxDelay).
+	time.Sleep(600 * time.Millisecond)
+	if rec := login("wrong", "10.0.0.3:1"); rec.Code != 401 {
+		t.Fatalf("a guess after the delay: %d %s", rec.Code, rec.Body)
+	}
+	if rec := login("wrong", "10.0.0.4:1"); !throttled(rec) { // within the doubled 1 s
+		t.Fatalf("a guess within the doubled delay: %d %s", rec.Code, rec.Body)
+	}
+	// The owner, from a new address, once the delay has passed: signed in.
+	time.Sleep(1100 * time.Millisecond)
+	if rec := login("password-bob@test", "10.0.0.2:1"); rec.Code != 200 {
+		t.Fatalf("the owner after the delay: %d %s", rec.Code, rec.Body)
+	}
+	// The success cleared the account; the attacker's address stays refused.
+	if rec := login("password-bob@test", "10.0.0.5:1"); rec.Code != 200 {
+		t.Fatalf("after a success: %d %s", rec.Code, rec.Body)
+	}
+	if rec := login("password-bob@test", "10.0.0.1:1"); !throttled(rec) {
+		t.Fatalf("the failing address after the owner's success: %d", rec.Code)
+	}
+
+	// An org admin clears an account's delay.
+	org := userToken(t, e.st, "org@test", true, nil)
+	for i, remote := range []string{"10.0.1.1:1", "10.0.1.2:1", "10.0.1.3:1"} {
+		if rec := login("wrong", remote); rec.Code != 401 {
+			t.Fatalf("failure %d: %d", i, rec.Code)
 		}
 	}
-	time.Sleep(350 * time.Millisecond) // the window passes
-	if rec := login("password-bob@test", "10.0.0.1:1"); rec.Code != 200 {
-		t.Fatalf("after the window: %d %s", rec.Code, rec.Body)
+	if rec := login("password-bob@test", "10.0.1.9:1"); !throttled(rec) {
+		t.Fatalf("delayed again: %d", rec.Code)
+	}
+	u, err := e.st.UserByEmail(context.Background(), "bob@test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := e.do(req{method: "PUT", path: "/api/users/" + itoa(u.ID), body: `{"unlock_sign_in":true}`, bearer: org}); rec.Code != 200 {
+		t.Fatalf("unlock: %d %s", rec.Code, rec.Body)
+	}
+	if rec := login("password-bob@test", "10.0.1.9:1"); rec.Code != 200 {
+		t.Fatalf("after the unlock: %d %s", rec.Code, rec.Body)
 	}
 }
 
@@ -352,24 +398,47 @@ func TestUserDirectory(t *testing.T) {
 	}
 }
 
-// GET /api/teams lists one's teams; ?all=1 names every team, with no role
-// where one is not a member.
+// GET /api/teams lists one's teams; ?all=1 adds, with no role, the teams
+// owning a template one can see (shared with one's team), never another
+// team's name otherwise (issue 24); an org admin's names every team.
 func TestTeamDirectory(t *testing.T) {
 	e := newAuthEnv(t, server.AuthOptions{})
 	ctx := context.Background()
-	beta := store.Team{Name: "beta"}
+	beta, gamma := store.Team{Name: "beta"}, store.Team{Name: "gamma-secret-project"}
 	_ = e.st.CreateTeam(ctx, &beta)
-	tok := userToken(t, e.st, "v@test", false, map[int64]store.Role{1: store.RoleViewer})
-	mine := decode[[]struct {
-		ID   int64
-		Role string
-	}](t, e.do(req{method: "GET", path: "/api/teams", bearer: tok}))
-	all := decode[[]struct {
+	_ = e.st.CreateTeam(ctx, &gamma)
+	tpl := store.TeamTemplate{TeamID: beta.ID, Name: "esc"}
+	if _, err := e.st.CreateTemplate(ctx, &tpl, "{}", "ann", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.SetTemplateSharing(ctx, tpl.ID, store.VisibilityShared, []int64{1}); err != nil {
+		t.Fatal(err)
+	}
+	gt := store.TeamTemplate{TeamID: gamma.ID, Name: "hidden"}
+	if _, err := e.st.CreateTemplate(ctx, &gt, "{}", "gus", ""); err != nil {
+		t.Fatal(err)
+	}
+	type teamOut struct {
 		ID   int64
 		Name string
 		Role string
-	}](t, e.do(req{method: "GET", path: "/api/teams?all=1", bearer: tok}))
-	if len(mine) != 1 || mine[0].Role != "viewer" || len(all) != 2 || all[1].Name != "beta" || all[1].Role != "" {
+	}
+	tok := userToken(t, e.st, "v@test", false, map[int64]store.Role{1: store.RoleViewer})
+	otherAdmin := userToken(t, e.st, "ta@test", false, map[int64]store.Role{beta.ID: store.RoleAdmin})
+	org := userToken(t, e.st, "org@test", true, nil)
+	mine := decode[[]teamOut](t, e.do(req{method: "GET", path: "/api/teams", bearer: tok}))
+	rec := e.do(req{method: "GET", path: "/api/teams?all=1", bearer: tok})
+	all := decode[[]teamOut](t, rec)
+	if len(mine) != 1 || mine[0].Role != "viewer" || len(all) != 2 || all[1].Name != "beta" || all[1].Role != "" ||
+		strings.Contains(rec.Body.String(), "gamma") {
 		t.Fatalf("mine %+v, all %+v", mine, all)
+	}
+	// Another team's admin: its own team only (nothing is shared with it).
+	rec = e.do(req{method: "GET", path: "/api/teams?all=1", bearer: otherAdmin})
+	if got := decode[[]teamOut](t, rec); len(got) != 1 || got[0].Name != "beta" {
+		t.Fatalf("beta's admin: %s", rec.Body)
+	}
+	if got := decode[[]teamOut](t, e.do(req{method: "GET", path: "/api/teams?all=1", bearer: org})); len(got) != 3 {
+		t.Fatalf("org admin: %+v", got)
 	}
 }

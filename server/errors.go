@@ -24,8 +24,9 @@ const (
 	CodeScriptInvalid = "script_invalid" // does not compile
 	CodeScriptFailed  = "script_failed"  // compiled but failed when run (test runs)
 	CodeTooLarge      = "too_large"
-	CodeSignature     = "signature_invalid"    // a webhook's signature is missing or wrong
-	CodeNoWebhooks    = "webhooks_unsupported" // the system's connector takes no webhooks
+	CodeSlowBody      = "request_timeout"   // the body came slower than the minimum rate (limits.go)
+	CodeSignature     = "signature_invalid" // a webhook's signature is missing or wrong
+	CodeTooManyIDs    = "too_many_entities" // a webhook delivery names more entities than engine.MaxDeliveryEntities
 	CodeBadConfig     = "system_config_invalid"
 	CodeUnavailable   = "system_unavailable"
 	CodeInternal      = "internal"
@@ -93,6 +94,10 @@ func classify(err error) (int, apiError) {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, apiError{Code: CodeTooLarge,
 			Message: fmt.Sprintf("request body over %d bytes", mbe.Limit)}
+	case errors.Is(err, errSlowBody):
+		return http.StatusRequestTimeout, apiError{Code: CodeSlowBody, Message: err.Error()}
+	case errors.Is(err, engine.ErrTooManyEntities):
+		return http.StatusRequestEntityTooLarge, apiError{Code: CodeTooManyIDs, Message: err.Error()}
 	case errors.As(err, &syn), errors.As(err, &typ):
 		return http.StatusBadRequest, apiError{Code: CodeBadRequest, Message: "malformed JSON: " + err.Error()}
 	case errors.Is(err, errUnauthenticated):
@@ -113,8 +118,6 @@ func classify(err error) (int, apiError) {
 		return http.StatusNotFound, apiError{Code: CodeNotFound, Message: err.Error()}
 	case errors.Is(err, connectors.ErrSignature):
 		return http.StatusUnauthorized, apiError{Code: CodeSignature, Message: err.Error()}
-	case errors.Is(err, engine.ErrNoWebhooks):
-		return http.StatusNotFound, apiError{Code: CodeNoWebhooks, Message: err.Error()}
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, apiError{Code: CodeConflict, Message: err.Error()}
 	case errors.Is(err, connectors.ErrBadConfig):

@@ -4,47 +4,72 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/engine"
+	"github.com/duplexsync/duplex/engine/store"
 )
 
 // hook takes one webhook request for a system: the connector verifies its
 // signature and names the changed entities, the engine records the delivery
 // and the answer goes back at once (202); the engine does the work after.
-// Refusals record nothing: a bad or missing signature is 401, a body over
-// the limit 413, a malformed one 400.
+// Refusals record nothing: a body over the limit is 413 too_large, one that
+// names over engine.MaxDeliveryEntities entities 413 too_many_entities, a
+// malformed one 400. The sender is anonymous until its signature verifies,
+// so an unknown system, a system whose connector takes no webhooks or has
+// no secret, and a bad or missing signature all answer the same 401
+// signature_invalid (errHookRefused): nothing about the system (its name,
+// kind, whether it exists) is told to whoever guesses a URL. The reason
+// goes to the log at debug level.
 func (s *srv) hook(c *gin.Context) error {
-	id, err := idParam(c, "system")
-	if err != nil {
-		return err
+	id, err := strconv.ParseInt(c.Param("system"), 10, 64)
+	if err != nil || id <= 0 {
+		return errHookRefused
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.max))
+	body, err := io.ReadAll(c.Request.Body) // bounded and timed by limitBodies
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if errors.As(err, &mbe) || errors.Is(err, errSlowBody) {
 			return err
 		}
 		return badRequest("read webhook body: %v", err)
 	}
 	res, err := s.eng.Hook(c.Request.Context(), id, c.Request.Header, body)
-	if errors.Is(err, connectors.ErrInvalid) {
+	switch {
+	case err == nil:
+		c.JSON(http.StatusAccepted, res)
+		return nil
+	case errors.Is(err, engine.ErrUnverified):
+		lvl := slog.LevelDebug // guessed URLs and bad signatures are the sender's business
+		if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, engine.ErrNoWebhooks) && !errors.Is(err, connectors.ErrSignature) {
+			lvl = slog.LevelWarn // the system cannot be opened: its admins should know
+		}
+		s.log.Log(c.Request.Context(), lvl, "webhook refused", "system", id, "err", err)
+		return errHookRefused
+	case errors.Is(err, engine.ErrTooManyEntities):
+		return err // verified: the sender may know the bound
+	case errors.Is(err, connectors.ErrInvalid):
 		return badRequest("malformed webhook: %v", err)
-	}
-	if errors.Is(err, connectors.ErrRefused) {
+	case errors.Is(err, connectors.ErrRefused):
 		// The sender is anonymous: the refused address or file is the
 		// team's business (their system test and the log name it).
 		s.log.Warn("webhook for a system the outbound policy refuses", "system", id, "err", err)
 		return fmt.Errorf("%w: cannot take webhooks now", connectors.ErrUnavailable)
+	default:
+		// The store failed: 500 with no detail, the log has it. %v, not
+		// %w: nothing in the chain may pick another answer (a system
+		// deleted meanwhile would say not_found).
+		return fmt.Errorf("webhook for system %d: %v", id, err)
 	}
-	if err != nil {
-		return fmt.Errorf("webhook for system %d: %w", id, err)
-	}
-	c.JSON(http.StatusAccepted, res)
-	return nil
 }
+
+// errHookRefused is every refusal of an unverified webhook: 401.
+var errHookRefused = fmt.Errorf("%w: the request's signature does not verify for this URL", connectors.ErrSignature)
 
 // listDeliveries shows a system's latest webhook deliveries with their
 // status and error, newest first, so a lost or failing webhook is visible.

@@ -32,6 +32,7 @@ type hookEnv struct {
 	sysA     int64
 	sysB     int64
 	sqlSysID int64
+	limits   server.Limits
 }
 
 func newHookEnv(t *testing.T) *hookEnv { return newHookEnvWith(t, hookOpts{}) }
@@ -43,6 +44,11 @@ type hookOpts struct {
 	wrapA     func(http.Handler) http.Handler
 	triggerB  string
 	maxBody   int64
+	// unsignedIDs: side a's sender signs the body only (no
+	// sign_delivery_id), so deliveries are known by their body.
+	unsignedIDs bool
+	// limits are the server's (and, in limits_test.go, its http.Server's).
+	limits server.Limits
 }
 
 func newHookEnvWith(t *testing.T, o hookOpts) *hookEnv {
@@ -63,8 +69,8 @@ func newHookEnvWith(t *testing.T, o hookOpts) *hookEnv {
 	eng := engine.New(engine.Options{Store: st, Connectors: reg, Secrets: box, Runner: scripting.NewRunner(scripting.Options{})})
 	t.Cleanup(func() { _ = eng.Close() })
 	lib, _ := scripts.Builtin()
-	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, MaxBodyBytes: o.maxBody})
-	e := &hookEnv{env: &env{t: t, st: st, eng: eng, h: h, tok: rootToken(t, st)}, a: itemsvc.New(), b: itemsvc.New()}
+	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, MaxBodyBytes: o.maxBody, Limits: o.limits})
+	e := &hookEnv{env: &env{t: t, st: st, eng: eng, h: h, tok: rootToken(t, st)}, a: itemsvc.New(), b: itemsvc.New(), limits: o.limits}
 	for _, p := range []struct {
 		svc *itemsvc.Service
 		id  *int64
@@ -72,6 +78,9 @@ func newHookEnvWith(t *testing.T, o hookOpts) *hookEnv {
 		var handler http.Handler = p.svc
 		settings := map[string]any{"list_path": "/items?since={since}", "get_path": "/items/{id}",
 			"create_path": "/items", "update_path": "/items/{id}", "comment_path": "/items/{id}/comments"}
+		if !o.unsignedIDs || p.svc != e.a {
+			settings["sign_delivery_id"] = true
+		}
 		if p.svc == e.a {
 			for k, v := range o.settingsA {
 				settings[k] = v
@@ -124,7 +133,13 @@ func (e *hookEnv) deliveries() int {
 	return len(ds)
 }
 
+// signed signs a delivery as a sender with sign_delivery_id does.
 func signed(body string, delivery string) http.Header {
+	return http.Header{"X-Signature-256": {httpconn.SignDelivery([]byte("hush"), delivery, []byte(body))}, "X-Delivery-Id": {delivery}}
+}
+
+// bodySigned signs the body only, as GitHub and Jira do.
+func bodySigned(body string, delivery string) http.Header {
 	return http.Header{"X-Signature-256": {httpconn.Sign([]byte("hush"), []byte(body))}, "X-Delivery-Id": {delivery}}
 }
 
@@ -154,8 +169,8 @@ func TestWebhookIntake(t *testing.T) {
 	if n := e.deliveries(); n != 0 {
 		t.Fatalf("refused requests recorded %d deliveries", n)
 	}
-	if code, _ := e.post(9999, signed(body, "x"), []byte(body)); code != 404 {
-		t.Fatalf("unknown system: %d", code)
+	if code, out := e.post(9999, signed(body, "x"), []byte(body)); code != 401 || out.Code != "signature_invalid" {
+		t.Fatalf("unknown system: %d %s", code, out.Code)
 	}
 
 	// A good delivery, sent twice: recorded once, one item on b.
@@ -208,7 +223,8 @@ func TestWebhookIntake(t *testing.T) {
 	}
 }
 
-// TestWebhookUnsupported: a system whose connector takes no webhooks says so.
+// TestWebhookUnsupported: a system whose connector takes no webhooks looks
+// like any refused signature to the anonymous sender.
 func TestWebhookUnsupported(t *testing.T) {
 	e := newHookEnv(t)
 	paths, err := demo.CreateDatabases(context.Background(), t.TempDir())
@@ -220,7 +236,7 @@ func TestWebhookUnsupported(t *testing.T) {
 		"settings": demo.SupportSettings(paths.Support)}), &out); code != 201 {
 		t.Fatalf("sql system: %d", code)
 	}
-	if code, api := e.post(out.ID, http.Header{}, []byte(`{}`)); code != 404 || api.Code != "webhooks_unsupported" {
+	if code, api := e.post(out.ID, http.Header{}, []byte(`{}`)); code != 401 || api.Code != "signature_invalid" || strings.Contains(api.Message, "sql") {
 		t.Fatalf("%d %+v", code, api)
 	}
 }

@@ -77,6 +77,10 @@ type Options struct {
 	// Outbound is the policy the engine's guards apply; a change made
 	// through the API is applied at once (nil: none to tell).
 	Outbound *outbound.Guards
+	// Limits: the minimum body rate and the read timeout bound every
+	// request's body (limits.go); serve with NewHTTPServer and the same
+	// Limits.
+	Limits Limits
 }
 
 type srv struct {
@@ -88,8 +92,10 @@ type srv struct {
 	max  int64
 	page http.Handler
 	auth AuthOptions
-	// logins throttles sign-in attempts per client address and per email.
-	logins *throttle
+	// logins throttles failed sign-ins per client address, accounts
+	// delays attempts on an account that failed often (throttle.go).
+	logins   *throttle
+	accounts *accountDelay
 	// rules is every route's access rule, by "METHOD /full/path".
 	rules map[string]rule
 	// spec is /api/openapi.json, rendered once.
@@ -97,6 +103,7 @@ type srv struct {
 	// metrics is the Prometheus handler, or nil.
 	metrics http.Handler
 	guards  *outbound.Guards
+	limits  Limits
 }
 
 // New builds the HTTP handler.
@@ -109,10 +116,11 @@ func New(o Options) http.Handler {
 	}
 	s := &srv{st: o.Store, eng: o.Engine, box: o.Secrets, lib: o.Templates, log: o.Logger, max: o.MaxBodyBytes,
 		page: frontend.Handler(), auth: o.Auth.withDefaults(), logins: newThrottle(o.Auth.withDefaults().Throttle),
-		rules: map[string]rule{}, metrics: o.Metrics, guards: o.Outbound}
+		accounts: newAccountDelay(o.Auth.withDefaults().Throttle),
+		rules:    map[string]rule{}, metrics: o.Metrics, limits: o.Limits.WithDefaults(), guards: o.Outbound}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(s.recover)
+	r.Use(s.recover, s.limitBody)
 	s.route(r, "GET", "/healthz", public(), s.health)
 	s.route(r, "GET", "/livez", public(), s.live)
 	s.route(r, "GET", "/readyz", public(), s.ready)
@@ -335,7 +343,7 @@ func (s *srv) bind(c *gin.Context, v any) error {
 		var mbe *http.MaxBytesError
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
-		if errors.As(err, &mbe) || errors.As(err, &syn) || errors.As(err, &typ) {
+		if errors.As(err, &mbe) || errors.As(err, &syn) || errors.As(err, &typ) || errors.Is(err, errSlowBody) {
 			return err
 		}
 		return badRequest("%v", err)
@@ -343,7 +351,7 @@ func (s *srv) bind(c *gin.Context, v any) error {
 	// One object per request: trailing text is a client bug, not ignorable.
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if errors.As(err, &mbe) || errors.Is(err, errSlowBody) {
 			return err
 		}
 		return badRequest("unexpected data after the JSON object")

@@ -12,19 +12,39 @@ import (
 	"github.com/duplexsync/duplex/engine/store"
 )
 
-// listTeams: org admins see every team (as admin), others their own; with
-// ?all=1 every team's id and name, with the role empty where the caller is
-// not a member, so a template can be shared with a team by name.
+// listTeams: org admins see every team (as admin), others their own. With
+// ?all=1 the directory the app names teams from: for an org admin every
+// team; for anyone else their own teams and the teams owning a template
+// they can see (its owner shared it with them, or with the whole org), with
+// the role empty where they are not members. No other team's name is told
+// (issue 24): sharing with a team one cannot see is an org admin's (or goes
+// by the team's id).
 func (s *srv) listTeams(c *gin.Context) error {
 	p := principalOf(c)
-	teams, err := s.st.ListTeams(c.Request.Context())
+	ctx := c.Request.Context()
+	teams, err := s.st.ListTeams(ctx)
 	if err != nil {
 		return err
 	}
-	all := c.Query("all") == "1"
+	named := map[int64]bool{}
+	if c.Query("all") == "1" {
+		if p.User.OrgAdmin {
+			for _, t := range teams {
+				named[t.ID] = true
+			}
+		} else {
+			visible, err := s.st.VisibleTemplates(ctx, memberTeams(p), false)
+			if err != nil {
+				return err
+			}
+			for _, t := range visible {
+				named[t.TeamID] = true
+			}
+		}
+	}
 	out := []teamRoleOut{}
 	for _, t := range teams {
-		if r := p.Role(t.ID); r != "" || all {
+		if r := p.Role(t.ID); r != "" || named[t.ID] {
 			out = append(out, teamRoleOut{ID: t.ID, Name: t.Name, Role: r})
 		}
 	}
@@ -222,6 +242,9 @@ type updateUserIn struct {
 	Name     *string `json:"name"`
 	OrgAdmin *bool   `json:"org_admin"`
 	Disabled *bool   `json:"disabled"`
+	// UnlockSignIn clears the account's sign-in delay (throttle.go), for
+	// an owner kept waiting by someone guessing at the account.
+	UnlockSignIn bool `json:"unlock_sign_in,omitempty"`
 }
 
 // updateUser changes a user's name, org admin flag or disabled flag.
@@ -259,6 +282,10 @@ func (s *srv) updateUser(c *gin.Context) error {
 	}
 	if err := s.st.UpdateUser(ctx, &u); err != nil {
 		return err
+	}
+	if in.UnlockSignIn {
+		s.accounts.reset(normEmail(u.Email))
+		changes = append(changes, "sign-in unlocked")
 	}
 	if u.Disabled {
 		if err := s.st.DeleteUserSessions(ctx, u.ID); err != nil {

@@ -147,6 +147,8 @@ type common struct {
 	// tlsCert and tlsKey serve HTTPS (serve and demo); caFile adds CAs
 	// the connectors trust (registerTLS).
 	tlsCert, tlsKey, caFile string
+	// limits bound the HTTP server's clients (limits.go).
+	limits server.Limits
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultData string) {
@@ -160,6 +162,7 @@ func (c *common) register(fs *flag.FlagSet, defaultData string) {
 
 // registerTLS adds the TLS flags of the commands that serve and sync.
 func (c *common) registerTLS(fs *flag.FlagSet) {
+	registerLimits(fs, &c.limits)
 	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("DUPLEX_TLS_CERT"), "serve HTTPS with this PEM certificate (chain) file, reloaded when it changes; needs --tls-key (env DUPLEX_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", os.Getenv("DUPLEX_TLS_KEY"), "the PEM private key of --tls-cert (env DUPLEX_TLS_KEY)")
 	fs.StringVar(&c.caFile, "ca-file", os.Getenv("DUPLEX_CA_FILE"), "PEM CA certificates trusted for connections to systems, besides the system roots (env DUPLEX_CA_FILE)")
@@ -189,6 +192,7 @@ type app struct {
 	auth      server.AuthOptions
 	tls       *tls.Config // nil: plain HTTP
 	alerts    *alerts.Evaluator
+	limits    server.Limits
 }
 
 // buildApp opens everything; access says how people sign in (see firstRun
@@ -254,9 +258,9 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 	// on TLS requests).
 	auth.SecureCookies = c.secureCookies
 	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger, Auth: auth,
-		Metrics: m.Handler(), Outbound: guards})
+		Metrics: m.Handler(), Outbound: guards, Limits: c.limits})
 	warnRefused(ctx, st, eng, logger)
-	return &app{store: st, box: box, templates: lib, engine: eng, handler: h, auth: auth, tls: tlsCfg, alerts: al}, nil
+	return &app{store: st, box: box, templates: lib, engine: eng, handler: h, auth: auth, tls: tlsCfg, alerts: al, limits: c.limits}, nil
 }
 
 // connectorTransport is engine.Options.Transport: a system's requests are
@@ -314,11 +318,12 @@ func (a *app) serve(ctx context.Context, logger *slog.Logger, addr string, ready
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	// ReadHeaderTimeout also bounds a TLS handshake. Handshake failures
-	// (scanners, clients that distrust the certificate) go to the log at
-	// warn level with the server's other errors.
-	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: a.tls,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	// Timeouts, and a cap on each client address's connections
+	// (server/limits.go); ReadHeaderTimeout also bounds a TLS handshake.
+	lim := a.limits.WithDefaults()
+	ln = server.LimitListener(ln, lim.MaxConnsPerAddr)
+	srv := server.NewHTTPServer(a.handler, lim, logger)
+	srv.TLSConfig = a.tls
 	engCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	engDone := make(chan error, 1)

@@ -12,9 +12,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,6 +61,11 @@ type Settings struct {
 	SignatureHeader string `json:"signature_header,omitempty"`
 	DeliveryHeader  string `json:"delivery_header,omitempty"`
 	WebhookIDPath   string `json:"webhook_id_path,omitempty"`
+	// SignDeliveryID says the sender signs "<delivery id>.<body>" rather
+	// than the body alone: the delivery id is then required and trusted
+	// (a replay cannot pass with a fresh id). Without it the delivery is
+	// known by its body's hash (engine.ReplayWindow).
+	SignDeliveryID bool `json:"sign_delivery_id,omitempty"`
 	// WebhookItemPath, when set, names where the body carries the changed
 	// item itself, as get_path answers it ("." for the body itself; a list
 	// is several items): Duplex then takes the item as of the event instead
@@ -333,9 +340,16 @@ func (c *conn) Webhook(header http.Header, body []byte) (connectors.Delivery, er
 	if len(c.secret) == 0 {
 		return connectors.Delivery{}, fmt.Errorf("%w: no webhook_secret configured for this system", connectors.ErrSignature)
 	}
+	delivery := header.Get(c.s.DeliveryHeader)
+	if c.s.SignDeliveryID && delivery == "" {
+		return connectors.Delivery{}, fmt.Errorf("%w: missing %s header (sign_delivery_id)", connectors.ErrSignature, c.s.DeliveryHeader)
+	}
 	got := header.Get(c.s.SignatureHeader)
 	sig, ok := strings.CutPrefix(got, "sha256=")
 	want := hmac.New(sha256.New, c.secret)
+	if c.s.SignDeliveryID {
+		want.Write([]byte(delivery + "."))
+	}
 	want.Write(body)
 	dec, err := hex.DecodeString(sig)
 	if !ok || err != nil || !hmac.Equal(dec, want.Sum(nil)) {
@@ -348,7 +362,7 @@ func (c *conn) Webhook(header http.Header, body []byte) (connectors.Delivery, er
 	if err := json.Unmarshal(body, &v); err != nil {
 		return connectors.Delivery{}, fmt.Errorf("%w: webhook body is not JSON: %w", connectors.ErrInvalid, err)
 	}
-	d := connectors.Delivery{ID: header.Get(c.s.DeliveryHeader)}
+	d := connectors.Delivery{ID: delivery, IDSigned: c.s.SignDeliveryID}
 	if c.s.WebhookItemPath != "" {
 		if err := c.webhookItems(v, &d); err != nil {
 			return connectors.Delivery{}, err
@@ -361,16 +375,17 @@ func (c *conn) Webhook(header http.Header, body []byte) (connectors.Delivery, er
 	if !ok {
 		return connectors.Delivery{}, fmt.Errorf("%w: webhook body has no %q", connectors.ErrInvalid, c.s.WebhookIDPath)
 	}
-	switch x := raw.(type) {
-	case []any:
-		for _, id := range x {
-			if s := idString(id); s != "" {
-				d.EntityIDs = append(d.EntityIDs, s)
-			}
+	list, isList := raw.([]any)
+	if !isList {
+		list = []any{raw}
+	}
+	for _, id := range list {
+		s, err := hookID(id)
+		if err != nil {
+			return connectors.Delivery{}, fmt.Errorf("%w: webhook body's %q: %w", connectors.ErrInvalid, c.s.WebhookIDPath, err)
 		}
-	default:
-		if s := idString(x); s != "" {
-			d.EntityIDs = []string{s}
+		if s != "" {
+			d.EntityIDs = append(d.EntityIDs, s)
 		}
 	}
 	if len(d.EntityIDs) == 0 {
@@ -396,20 +411,58 @@ func (c *conn) webhookItems(body any, d *connectors.Delivery) error {
 		items = []any{raw}
 	}
 	for _, it := range items {
-		e, err := c.entity(it)
-		if err == nil {
-			d.Entities = append(d.Entities, e)
-			continue
-		}
 		obj, _ := it.(map[string]any)
 		rawID, _ := at(obj, c.s.IDPath)
-		id := idString(rawID)
+		id, err := hookID(rawID)
+		if err != nil {
+			return fmt.Errorf("%w: webhook item's %q: %w", connectors.ErrInvalid, c.s.IDPath, err)
+		}
 		if id == "" {
 			return fmt.Errorf("%w: webhook item without %q at %q", connectors.ErrInvalid, c.s.IDPath, c.s.WebhookItemPath)
+		}
+		if e, err := c.entity(it); err == nil {
+			d.Entities = append(d.Entities, e)
+			continue
 		}
 		d.EntityIDs = append(d.EntityIDs, id)
 	}
 	return nil
+}
+
+// hookID reads an id a webhook names: a string or an integral number; null
+// is "" (none). An object, a list, a boolean or a fraction is refused rather
+// than printed into an id no system has.
+func hookID(v any) (string, error) {
+	switch x := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return x, nil
+	case float64:
+		if x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+			return "", fmt.Errorf("the id %v is not an integer", x)
+		}
+		return strconv.FormatInt(int64(x), 10), nil
+	}
+	return "", fmt.Errorf("an id must be a string or a number, not %s", jsonKind(v))
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "a list"
+	case bool:
+		return "a boolean"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// SignDelivery returns the signature header value of a delivery whose
+// sender signs its id (sign_delivery_id), for senders and tests.
+func SignDelivery(secret []byte, delivery string, body []byte) string {
+	return Sign(secret, append([]byte(delivery+"."), body...))
 }
 
 // Sign returns the signature header value for body, for senders and tests.

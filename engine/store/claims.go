@@ -194,7 +194,20 @@ func (s *Store) LostClaims(ctx context.Context, ids []int64, by string) (map[int
 // oldest first, passing those another process holds, after releasing the
 // ones listed in release (its earlier round, finished or to be retried).
 func (s *Store) ClaimDeliveries(ctx context.Context, c Claim, limit int, release []int64) ([]WebhookDelivery, error) {
+	return s.ClaimDeliveriesExcept(ctx, c, limit, release, nil)
+}
+
+// ClaimDeliveriesExcept is ClaimDeliveries passing the deliveries of the
+// systems in busy (this process is still working on others of theirs): a
+// system with a long queue must not fill the page and hold up the others.
+func (s *Store) ClaimDeliveriesExcept(ctx context.Context, c Claim, limit int, release, busy []int64) ([]WebhookDelivery, error) {
 	var out []WebhookDelivery
+	notBusy, args := "", []any{DeliveryPending, c.Now.UTC()}
+	if len(busy) > 0 {
+		notBusy = " AND d.system_id NOT IN ?"
+		args = append(args, busy)
+	}
+	args = append(args, limit)
 	err := s.Tx(ctx, func(tx *Store) error {
 		if len(release) > 0 {
 			if err := tx.q(ctx).Exec(`UPDATE webhook_deliveries SET claimed_by = NULL, lease_until = NULL
@@ -202,10 +215,9 @@ func (s *Store) ClaimDeliveries(ctx context.Context, c Claim, limit int, release
 				return wrap("release deliveries", err)
 			}
 		}
-		now := c.Now.UTC()
 		if err := tx.q(ctx).Raw(`SELECT d.* FROM webhook_deliveries d
-			WHERE d.status = ? AND (d.lease_until IS NULL OR d.lease_until <= ?)
-			ORDER BY d.id LIMIT ?`+tx.skipLocked("d"), DeliveryPending, now, limit).Scan(&out).Error; err != nil {
+			WHERE d.status = ? AND (d.lease_until IS NULL OR d.lease_until <= ?)`+notBusy+`
+			ORDER BY d.id LIMIT ?`+tx.skipLocked("d"), args...).Scan(&out).Error; err != nil {
 			return wrap("claim deliveries", err)
 		}
 		if len(out) == 0 {

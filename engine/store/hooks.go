@@ -33,6 +33,8 @@ type WebhookDelivery struct {
 	LastError   string     `json:"last_error"`
 	ReceivedAt  time.Time  `json:"received_at"`
 	ProcessedAt *time.Time `json:"processed_at,omitempty"`
+	// rearmBefore: see RecordDeliveryOnce (not a column).
+	rearmBefore time.Time
 }
 
 // IDs decodes EntityIDs.
@@ -50,12 +52,24 @@ func (d WebhookDelivery) IDs() ([]string, error) {
 // committed (the webhook is answered only then), but concurrent calls share
 // one transaction: see deliveryCommitter.
 func (s *Store) RecordDelivery(ctx context.Context, systemID int64, deliveryID string, entityIDs []string, entities string) (bool, error) {
+	return s.RecordDeliveryOnce(ctx, systemID, deliveryID, entityIDs, entities, 0)
+}
+
+// RecordDeliveryOnce is RecordDelivery, except that with a non-zero
+// replayWindow an existing row of that delivery id received longer ago than
+// that (by the store's clock), and no longer pending, is made pending again with this delivery's entities
+// (reported as new) instead of being a duplicate: a replay window for
+// delivery ids derived from the body, which adds no row.
+func (s *Store) RecordDeliveryOnce(ctx context.Context, systemID int64, deliveryID string, entityIDs []string, entities string, replayWindow time.Duration) (bool, error) {
 	enc, err := json.Marshal(entityIDs)
 	if err != nil {
 		return false, err
 	}
 	d := WebhookDelivery{SystemID: systemID, DeliveryID: deliveryID, EntityIDs: string(enc), Entities: entities,
 		Status: DeliveryPending, ReceivedAt: s.now()}
+	if replayWindow > 0 {
+		d.rearmBefore = d.ReceivedAt.Add(-replayWindow)
+	}
 	if s.hooks == nil { // inside a transaction: the caller commits
 		return s.insertDelivery(ctx, &d)
 	}
@@ -65,9 +79,28 @@ func (s *Store) RecordDelivery(ctx context.Context, systemID int64, deliveryID s
 // insertDelivery inserts one delivery row unless its (system, delivery id)
 // exists; it reports whether it did.
 func (s *Store) insertDelivery(ctx context.Context, d *WebhookDelivery) (bool, error) {
+	if !d.rearmBefore.IsZero() {
+		return s.insertOrRearmDelivery(ctx, d)
+	}
 	res, err := s.exec(ctx, `INSERT INTO webhook_deliveries (system_id, delivery_id, entity_ids, entities, status, attempts, last_error, received_at)
 		VALUES (?, ?, ?, ?, ?, 0, '', ?) ON CONFLICT (system_id, delivery_id) DO NOTHING`,
 		d.SystemID, d.DeliveryID, d.EntityIDs, d.Entities, d.Status, d.ReceivedAt)
+	if err != nil {
+		return false, wrap("record webhook delivery", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, wrap("record webhook delivery", err)
+}
+
+// insertOrRearmDelivery is insertDelivery with the replay window of
+// RecordDeliveryOnce.
+func (s *Store) insertOrRearmDelivery(ctx context.Context, d *WebhookDelivery) (bool, error) {
+	res, err := s.exec(ctx, `INSERT INTO webhook_deliveries (system_id, delivery_id, entity_ids, entities, status, attempts, last_error, received_at)
+		VALUES (?, ?, ?, ?, ?, 0, '', ?) ON CONFLICT (system_id, delivery_id) DO UPDATE SET
+			entity_ids = excluded.entity_ids, entities = excluded.entities, status = excluded.status, attempts = 0,
+			last_error = '', received_at = excluded.received_at, processed_at = NULL, claimed_by = NULL, lease_until = NULL
+		WHERE webhook_deliveries.status <> ? AND webhook_deliveries.received_at < ?`,
+		d.SystemID, d.DeliveryID, d.EntityIDs, d.Entities, d.Status, d.ReceivedAt, DeliveryPending, d.rearmBefore)
 	if err != nil {
 		return false, wrap("record webhook delivery", err)
 	}

@@ -74,7 +74,7 @@ func run(t *testing.T, perSecond int, dur time.Duration) {
 		srv := httptest.NewServer(svc)
 		defer srv.Close()
 		sys := store.System{Name: fmt.Sprint(i), Kind: "http", PollIntervalMS: 60_000, // the safety net, slow
-			Settings: fmt.Sprintf(`{"url":%q,"list_path":"/items?since={since}","get_path":"/items/{id}","create_path":"/items","update_path":"/items/{id}"}`, srv.URL)}
+			Settings: fmt.Sprintf(`{"url":%q,"list_path":"/items?since={since}","get_path":"/items/{id}","create_path":"/items","update_path":"/items/{id}","sign_delivery_id":true}`, srv.URL)}
 		if sys.Secrets, err = box.SealMap(map[string]string{"webhook_secret": "hush"}); err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +117,10 @@ func run(t *testing.T, perSecond int, dur time.Duration) {
 				a.Put(id, map[string]any{"title": title})
 				body := []byte(`{"id":"` + id + `"}`)
 				req, _ := http.NewRequest("POST", fmt.Sprintf("%s/hooks/%d", api.URL, ids[0]), bytes.NewReader(body))
-				req.Header.Set("X-Signature-256", httpconn.Sign([]byte("hush"), body))
+				// The sender signs its delivery id: an id-only body about
+				// the same item comes twice, and an unsigned id would make
+				// the second a replay (engine.ReplayWindow).
+				req.Header.Set("X-Signature-256", httpconn.SignDelivery([]byte("hush"), "d"+strconv.Itoa(i), body))
 				req.Header.Set("X-Delivery-Id", "d"+strconv.Itoa(i))
 				mu.Lock()
 				sent[title] = time.Now()
