@@ -22,6 +22,10 @@ type Options struct {
 	// MaxHeapGrowth fails a run while the Go heap has grown by more than
 	// this since the run began; default 256 MiB. See watchHeap.
 	MaxHeapGrowth uint64
+	// AllocBudget is what the guarded built-ins (repeat, join, typed
+	// arrays, ...) may allocate in one run, in bytes; default
+	// DefaultAllocBudget. See guards.go.
+	AllocBudget int64
 	// Observe, when set, is told each run's kind, time and error (for
 	// metrics); it runs on the caller's goroutine and must be quick.
 	Observe func(kind Kind, d time.Duration, err error)
@@ -99,6 +103,9 @@ func NewRunner(opts Options) *Runner {
 	}
 	if opts.MaxHeapGrowth == 0 {
 		opts.MaxHeapGrowth = 256 << 20
+	}
+	if opts.AllocBudget <= 0 {
+		opts.AllocBudget = DefaultAllocBudget
 	}
 	if opts.MaxCallStackSize <= 0 {
 		opts.MaxCallStackSize = defaultStackSize
@@ -221,6 +228,7 @@ func (r *Runner) run(ctx context.Context, s *Script, kind Kind, timeout time.Dur
 	}
 
 	gen := sb.begin()
+	sb.budget, sb.budgetSize = r.opts.AllocBudget, r.opts.AllocBudget
 	if r.opts.Observe != nil {
 		start := time.Now()
 		defer func() { r.opts.Observe(kind, time.Since(start), err) }()
@@ -255,7 +263,9 @@ func (r *Runner) run(ctx context.Context, s *Script, kind Kind, timeout time.Dur
 	// dropped rather than reused: such an unwind skips finally blocks and
 	// goja's cleanup of frames entered from Go. These failures are rare, so
 	// rebuilding (~10ms, BenchmarkNewSandbox) is cheap insurance.
-	r.put(sb, !interrupted && !sb.broken)
+	// A run that added Symbol.for keys leaves them in the runtime's
+	// registry for good: drop that runtime too.
+	r.put(sb, !interrupted && !sb.broken && !sb.tainted)
 	return st, err
 }
 
@@ -312,6 +322,10 @@ type sandbox struct {
 	skipped    bool
 	skipReason string
 	broken     bool
+	tainted    bool  // touched a registry that outlives the run (Symbol.for)
+	budget     int64 // bytes the guarded built-ins may still allocate
+	budgetSize int64
+	rxKinds    map[string]bool // pattern → runs on regexp2 (see backtracks)
 
 	mu          sync.Mutex // orders timer interrupts against the end of a run
 	gen         uint64
@@ -351,25 +365,6 @@ var setupProgram = goja.MustCompile("setup.js", `(function (log, skip) {
 	for (const E of [Error, TypeError, RangeError, ReferenceError, SyntaxError, EvalError, URIError, AggregateError]) {
 		for (const name of ["name", "message", "constructor", "toString"]) tame(E.prototype, name);
 	}
-	// A single built-in call cannot be interrupted (goja checks between
-	// instructions), so the ones that can build a huge result in one call
-	// refuse to, before allocating.
-	const maxChars = 16 * 1024 * 1024, maxItems = 4 * 1024 * 1024;
-	function guard(obj, name, check) {
-		const orig = obj[name];
-		Object.defineProperty(obj, name, {
-			value: function () { check(this, arguments); return orig.apply(this, arguments); },
-			writable: false, enumerable: false, configurable: false,
-		});
-	}
-	const tooLong = what => { throw new RangeError(what + ": result over 16 Mi characters"); };
-	const tooMany = what => { throw new RangeError(what + ": over 4 Mi items"); };
-	guard(String.prototype, "repeat", (s, a) => { if (String(s).length * Number(a[0]) > maxChars) tooLong("repeat"); });
-	guard(String.prototype, "padStart", (s, a) => { if (Number(a[0]) > maxChars) tooLong("padStart"); });
-	guard(String.prototype, "padEnd", (s, a) => { if (Number(a[0]) > maxChars) tooLong("padEnd"); });
-	guard(Array.prototype, "fill", (arr) => { if (arr.length > maxItems) tooMany("fill"); });
-	guard(Array.prototype, "join", (arr) => { if (arr.length > maxItems) tooMany("join"); });
-	guard(Array, "from", (_, a) => { if (a[0] != null && Number(a[0].length) > maxItems) tooMany("Array.from"); });
 	// Intrinsics that no property path from globalThis reaches.
 	const todo = [globalThis, goError, skip,
 		getProto(function* () {}), getProto(async function () {}),
@@ -410,6 +405,10 @@ func newSandbox(opts Options) (*sandbox, error) {
 	sb := &sandbox{vm: vm, fns: make(map[*Script]goja.Callable)}
 	sb.logFn = vm.ToValue(sb.logNative)
 	sb.skipFn = vm.ToValue(sb.skipNative)
+	limitRegexpMatches()
+	if err := sb.installGuards(); err != nil {
+		return nil, fmt.Errorf("scripting: install guards: %w", err)
+	}
 	if err := sb.installHelpers(); err != nil { // before setup freezes the globals
 		return nil, fmt.Errorf("scripting: install helpers: %w", err)
 	}
