@@ -127,3 +127,35 @@ func TestSymbolRegistryDoesNotLeak(t *testing.T) {
 	}
 	t.Logf("heap %d MB -> %d MB", before>>20, after>>20)
 }
+
+// NaN and the infinities are refused in a replica and in an entity, with
+// the field's path; an output over the size limit names the limit.
+func TestOutputBounds(t *testing.T) {
+	r := NewRunner(Options{MaxRuntimes: 1, Timeout: 5 * time.Second})
+	for _, tc := range []struct{ src, msg string }{
+		{"replica.estimate = 0 / 0;", "replica.estimate: NaN is not a valid value"},
+		{"replica.a = {b: [1, -Infinity]};", "replica.a.b.1: -Infinity is not a valid value"},
+		{"replica.big = 1 / 0;", "replica.big: Infinity"},
+		{"let x = 'x'; for (let i = 0; i < 20; i++) x += x; for (let i = 0; i < 10; i++) replica['f' + i] = x;", "replica over the output size limit of 8 MiB"},
+		{"let x = 'x'; for (let i = 0; i < 10; i++) x += x; replica.list = Array(10000).fill(x);", "replica over the output size limit of 8 MiB (at replica.list."},
+	} {
+		s, err := Compile("out.js", KindOutgoing, tc.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Outgoing(context.Background(), s, map[string]any{}, nil, Meta{})
+		if err == nil || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: want %q, got %v", tc.src, tc.msg, err)
+		}
+	}
+	s, _ := Compile("in.js", KindIncoming, "entity.points = NaN;")
+	_, err := r.Incoming(context.Background(), s, map[string]any{}, nil, map[string]any{}, Meta{})
+	if err == nil || !strings.Contains(err.Error(), "entity.points: NaN") {
+		t.Fatalf("incoming NaN: %v", err)
+	}
+	s, _ = Compile("big.js", KindIncoming, "let x = 'x'; for (let i = 0; i < 24; i++) x += x; entity.body = x;")
+	_, err = r.Incoming(context.Background(), s, map[string]any{}, nil, map[string]any{}, Meta{})
+	if !errors.Is(err, ErrOutputTooLarge) {
+		t.Fatalf("incoming too large: %v", err)
+	}
+}

@@ -26,6 +26,9 @@ type Options struct {
 	// arrays, ...) may allocate in one run, in bytes; default
 	// DefaultAllocBudget. See guards.go.
 	AllocBudget int64
+	// MaxOutputBytes caps a run's replica or entity (see
+	// DefaultMaxOutputBytes); default DefaultMaxOutputBytes.
+	MaxOutputBytes int64
 	// Observe, when set, is told each run's kind, time and error (for
 	// metrics); it runs on the caller's goroutine and must be quick.
 	Observe func(kind Kind, d time.Duration, err error)
@@ -103,6 +106,9 @@ func NewRunner(opts Options) *Runner {
 	}
 	if opts.MaxHeapGrowth == 0 {
 		opts.MaxHeapGrowth = 256 << 20
+	}
+	if opts.MaxOutputBytes <= 0 {
+		opts.MaxOutputBytes = DefaultMaxOutputBytes
 	}
 	if opts.AllocBudget <= 0 {
 		opts.AllocBudget = DefaultAllocBudget
@@ -229,6 +235,7 @@ func (r *Runner) run(ctx context.Context, s *Script, kind Kind, timeout time.Dur
 
 	gen := sb.begin()
 	sb.budget, sb.budgetSize = r.opts.AllocBudget, r.opts.AllocBudget
+	sb.outMax = r.opts.MaxOutputBytes
 	if r.opts.Observe != nil {
 		start := time.Now()
 		defer func() { r.opts.Observe(kind, time.Since(start), err) }()
@@ -326,6 +333,8 @@ type sandbox struct {
 	budget     int64 // bytes the guarded built-ins may still allocate
 	budgetSize int64
 	rxKinds    map[string]bool // pattern → runs on regexp2 (see backtracks)
+	outMax     int64           // output size limit (exportRoot)
+	outLeft    int64
 
 	mu          sync.Mutex // orders timer interrupts against the end of a run
 	gen         uint64
