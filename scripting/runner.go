@@ -34,6 +34,10 @@ type Options struct {
 	Observe func(kind Kind, d time.Duration, err error)
 }
 
+// DefaultMaxTimeout is the default cap on a run's own deadline
+// (Options.MaxTimeout); connection options asking for more are refused.
+const DefaultMaxTimeout = 10 * time.Second
+
 const (
 	defaultTimeout    = time.Second
 	defaultStackSize  = 512
@@ -102,7 +106,7 @@ func NewRunner(opts Options) *Runner {
 		opts.Timeout = defaultTimeout
 	}
 	if opts.MaxTimeout <= 0 {
-		opts.MaxTimeout = 10 * time.Second
+		opts.MaxTimeout = DefaultMaxTimeout
 	}
 	if opts.MaxHeapGrowth == 0 {
 		opts.MaxHeapGrowth = 256 << 20

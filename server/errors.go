@@ -38,6 +38,10 @@ const (
 	// CodeTemplateInvalid: a team template, its parameters or an imported
 	// archive is not acceptable (unknown file, unsafe path, literal not found).
 	CodeTemplateInvalid = "template_invalid"
+
+	// CodeScriptTimeoutOverCap: connection options ask for a longer script
+	// deadline than the sandbox allows (engine.MaxScriptTimeoutMS).
+	CodeScriptTimeoutOverCap = "script_timeout_over_cap"
 )
 
 // errBadRequest marks input the client must fix.
@@ -99,6 +103,8 @@ func classify(err error) (int, apiError) {
 		return http.StatusNotFound, apiError{Code: CodeNoWebhooks, Message: err.Error()}
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, apiError{Code: CodeConflict, Message: err.Error()}
+	case errors.Is(err, engine.ErrScriptTimeoutOverCap):
+		return http.StatusUnprocessableEntity, apiError{Code: CodeScriptTimeoutOverCap, Message: err.Error()}
 	case errors.Is(err, connectors.ErrBadConfig):
 		return http.StatusUnprocessableEntity, apiError{Code: CodeBadConfig, Message: err.Error()}
 	case errors.Is(err, connectors.ErrUnavailable):
