@@ -139,6 +139,17 @@ var guardsProgram = goja.MustCompile("guards.js", `(function (charge, count, jso
 			return apply(orig, s, [n, f]);
 		});
 	}
+	const raw = String.raw;
+	put(String, "raw", function (template) {
+		const args = [];
+		for (let i = 0; i < arguments.length; i++) args[i] = arguments[i];
+		if (isObject(template)) {
+			const r = template.raw; // read once: the original reads our copy
+			items(r, "String.raw");
+			args[0] = {raw: r};
+		}
+		return apply(raw, String, args);
+	});
 	const split = SP.split;
 	put(SP, "split", function (separator, limit) {
 		if (this === null || this === undefined) throw new TypeError("String.prototype.split called on null or undefined");

@@ -152,6 +152,7 @@ func TestHostileBuiltins(t *testing.T) {
 		{"replace with $' is quadratic", "replica.s = 'a'.repeat(1 << 14).replace(/a/g, \"$'\");", ErrorRuntime, "replace: result over"},
 		{"replacer function amplification", "let big = 'b'; for (let i = 0; i < 20; i++) big += big; replica.s = 'a'.repeat(100).replace(/a/g, () => big);", ErrorRuntime, "replace: result over"},
 		{"padEnd with fill", "replica.s = 'x'.padEnd(2 ** 28, 'ab');", ErrorRuntime, "padEnd: result over"},
+		{"String.raw of a huge length", "replica.s = String.raw({raw: {length: 2 ** 31}});", ErrorRuntime, "String.raw: 2147483648 items"},
 		{"huge ArrayBuffer", "replica.n = new ArrayBuffer(2 ** 40).byteLength;", ErrorRuntime, "ArrayBuffer: result over"},
 		{"huge typed array", "replica.n = new Float64Array(2 ** 30).length;", ErrorRuntime, "Float64Array: result over"},
 		{"typed array from an array-like", "replica.n = new Uint8Array({length: 2 ** 30}).length;", ErrorRuntime, "Uint8Array: 1073741824 items"},
