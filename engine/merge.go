@@ -156,7 +156,7 @@ type Lifecycle struct {
 	OnDelete string                    `json:"on_delete,omitempty"`
 	Close    map[string]map[string]any `json:"close,omitempty"`
 	// ScriptTimeoutMS is this connection's script deadline (0: the
-	// runner's default); the runner caps it (MaxTimeout, 10 s).
+	// runner's default); at most MaxScriptTimeoutMS (CheckLifecycle).
 	ScriptTimeoutMS int `json:"script_timeout_ms,omitempty"`
 	// SyncBackOnCreate sends an entity Duplex created back to the side it
 	// came from once, on its first read, so that side learns what only the

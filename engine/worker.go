@@ -419,6 +419,9 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 	if err != nil {
 		return outcome{}, nil, fmt.Errorf("%w: incoming script result: %w", connectors.ErrInvalid, err)
 	}
+	if err := checkPatch(&twin, src, local, fields, comments, replica); err != nil { // patchlimit.go
+		return outcome{}, nil, err
+	}
 	files, err := e.planAttachments(ctx, p, ev, &twin, target, local, replica) // attachments.go
 	if err != nil {
 		return outcome{}, nil, err

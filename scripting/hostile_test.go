@@ -30,14 +30,12 @@ func TestHostileScripts(t *testing.T) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	before := rssBytes(t)
-	for _, tc := range []struct {
-		name, src, kind, msg string
-	}{
+	for _, tc := range []hostileCase{
 		{"endless loop", "while (true) {}", ErrorTimeout, "deadline"},
 		{"deep recursion", "function f(n) { return f(n + 1) + 1; } f(0);", ErrorRuntime, "call stack"},
 		{"huge repeat", "replica.s = 'x'.repeat(2 ** 30);", ErrorRuntime, "repeat: result over"},
 		{"huge padStart", "replica.s = 'x'.padStart(2 ** 30);", ErrorRuntime, "padStart"},
-		{"huge fill", "replica.a = new Array(2 ** 30).fill(0);", ErrorRuntime, "fill: over"},
+		{"huge fill", "replica.a = new Array(2 ** 30).fill(0);", ErrorRuntime, "fill: 1073741824 items, over the limit"},
 		{"huge Array.from", "replica.a = Array.from({length: 2 ** 30});", ErrorRuntime, "Array.from"},
 		{"growing arrays", "const a = []; while (true) a.push('y'.repeat(1 << 20) + a.length);", "", ""},
 		{"doubling string", "let s = 'z'; while (true) s = s + s + 'z';", "", ""},
@@ -51,34 +49,7 @@ func TestHostileScripts(t *testing.T) {
 		{"input constructor", "replica.p = entity.constructor.constructor('return process')();", ErrorRuntime, "process is not defined"},
 		{"cyclic replica", "const o = {}; o.self = o; replica.o = o;", ErrorRuntime, ""},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s, err := Compile("hostile.js", KindOutgoing, tc.src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			start := time.Now()
-			res, err := r.Outgoing(context.Background(), s, map[string]any{"x": 1.0}, nil, Meta{})
-			if d := time.Since(start); d > 10*time.Second {
-				t.Fatalf("took %v: not stopped by its limits", d)
-			}
-			var se *Error
-			switch {
-			case tc.kind == "": // either limit may end it first
-				if !errors.As(err, &se) || (se.Kind != ErrorMemory && se.Kind != ErrorTimeout && se.Kind != ErrorRuntime) {
-					t.Fatalf("want a memory, timeout or runtime error, got %v", err)
-				}
-			default:
-				if !errors.As(err, &se) || se.Kind != tc.kind || !strings.Contains(se.Error(), tc.msg) {
-					t.Fatalf("want a %s error with %q, got %v", tc.kind, tc.msg, err)
-				}
-			}
-			// The same runner runs the next script normally.
-			ok, _ := Compile("ok.js", KindOutgoing, "replica.y = typeof leak + '/' + typeof Object.prototype.polluted + '/' + [1].map(x => x * 2)[0];")
-			res, err = r.Outgoing(context.Background(), ok, map[string]any{}, nil, Meta{})
-			if err != nil || res.Replica["y"] != "undefined/undefined/2" {
-				t.Fatalf("next run after %q: %v %v", tc.name, res.Replica, err)
-			}
-		})
+		runHostile(t, r, tc.name, tc.src, tc.kind, tc.msg)
 	}
 	runtime.GC()
 	debug.FreeOSMemory()
@@ -122,4 +93,90 @@ func TestHeapWatchdog(t *testing.T) {
 		t.Fatalf("stopped only after %v", d)
 	}
 	t.Logf("stopped after %v", time.Since(start))
+}
+
+type hostileCase struct{ name, src, kind, msg string }
+
+// runHostile runs one hostile script: it must fail with an error of kind
+// (any limit's when kind is "") whose text has msg, and the next run on
+// the same runner must work.
+func runHostile(t *testing.T, r *Runner, name, src, kind, msg string) {
+	tc := hostileCase{name, src, kind, msg}
+	t.Run(tc.name, func(t *testing.T) {
+		s, err := Compile("hostile.js", KindOutgoing, tc.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		res, err := r.Outgoing(context.Background(), s, map[string]any{"x": 1.0}, nil, Meta{})
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("took %v: not stopped by its limits", d)
+		}
+		var se *Error
+		switch {
+		case tc.kind == "": // either limit may end it first
+			if !errors.As(err, &se) || (se.Kind != ErrorMemory && se.Kind != ErrorTimeout && se.Kind != ErrorRuntime) {
+				t.Fatalf("want a memory, timeout or runtime error, got %v", err)
+			}
+		default:
+			if !errors.As(err, &se) || se.Kind != tc.kind || !strings.Contains(se.Error(), tc.msg) {
+				t.Fatalf("want a %s error with %q, got %v", tc.kind, tc.msg, err)
+			}
+		}
+		// The same runner runs the next script normally.
+		ok, _ := Compile("ok.js", KindOutgoing, "replica.y = typeof leak + '/' + typeof Object.prototype.polluted + '/' + [1].map(x => x * 2)[0];")
+		res, err = r.Outgoing(context.Background(), ok, map[string]any{}, nil, Meta{})
+		if err != nil || res.Replica["y"] != "undefined/undefined/2" {
+			t.Fatalf("next run after %q: %v %v", tc.name, res.Replica, err)
+		}
+	})
+}
+
+// Built-ins that allocate or loop in proportion to their arguments fail
+// fast with an error naming the built-in and the limit (guards.go), well
+// before the deadline (generous here: the machine may be loaded) or the
+// heap watchdog would.
+func TestHostileBuiltins(t *testing.T) {
+	r := NewRunner(Options{Timeout: 5 * time.Second, MaxRuntimes: 1})
+	runtime.GC()
+	debug.FreeOSMemory()
+	before := rssBytes(t)
+	for _, tc := range []hostileCase{
+		// Built-ins that allocate or loop in proportion to their arguments (guards.go).
+		{"repeat count lying", "let n = 0; replica.s = 'x'.repeat({valueOf() { return n++ ? 2 ** 40 : 2 ** 30; }});", ErrorRuntime, "repeat: result over the allocation budget"},
+		{"join result", "let x = 'x'; for (let i = 0; i < 20; i++) x += x; replica.s = Array(65).join(x);", ErrorRuntime, "join: result over"},
+		{"join of a getter length", "replica.s = Array.prototype.join.call({get length() { return 2 ** 32 - 1; }});", ErrorRuntime, "getter"},
+		{"join of a proxy", "replica.s = Array.prototype.join.call(new Proxy({length: 3}, {}));", ErrorRuntime, "Proxy"},
+		{"split every character", "let x = 'x'; for (let i = 0; i < 22; i++) x += x; replica.n = x.split('').length;", ErrorRuntime, "split: result over"},
+		{"replaceAll amplification", "replica.s = 'a'.repeat(1 << 20).replaceAll('a', 'b'.repeat(1000));", ErrorRuntime, "replaceAll: result over"},
+		{"replace with $' is quadratic", "replica.s = 'a'.repeat(1 << 14).replace(/a/g, \"$'\");", ErrorRuntime, "replace: result over"},
+		{"replacer function amplification", "let big = 'b'; for (let i = 0; i < 20; i++) big += big; replica.s = 'a'.repeat(100).replace(/a/g, () => big);", ErrorRuntime, "replace: result over"},
+		{"padEnd with fill", "replica.s = 'x'.padEnd(2 ** 28, 'ab');", ErrorRuntime, "padEnd: result over"},
+		{"String.raw of a huge length", "replica.s = String.raw({raw: {length: 2 ** 31}});", ErrorRuntime, "String.raw: 2147483648 items"},
+		{"huge ArrayBuffer", "replica.n = new ArrayBuffer(2 ** 40).byteLength;", ErrorRuntime, "ArrayBuffer: result over"},
+		{"huge typed array", "replica.n = new Float64Array(2 ** 30).length;", ErrorRuntime, "Float64Array: result over"},
+		{"typed array from an array-like", "replica.n = new Uint8Array({length: 2 ** 30}).length;", ErrorRuntime, "Uint8Array: 1073741824 items"},
+		{"sparse array indexOf", "const a = []; a.length = 2 ** 32 - 1; replica.n = a.indexOf(1);", ErrorRuntime, "indexOf: 4294967295 items, over the limit"},
+		{"Array(n) includes", "replica.n = new Array(2 ** 32 - 1).includes(1);", ErrorRuntime, "includes: 4294967295 items"},
+		{"Array(n) map", "replica.n = Array(2 ** 23).map(x => 1).length;", ErrorRuntime, "map: 8388608 items, over the limit"},
+		{"fromCharCode apply", "replica.s = String.fromCharCode.apply(null, {length: 2 ** 30});", ErrorRuntime, "apply: over 65536 arguments"},
+		{"Reflect.apply", "replica.s = Reflect.apply(String.fromCharCode, null, new Array(1 << 20));", ErrorRuntime, "Reflect.apply: over"},
+		{"flat of shared arrays", "let a = [1]; for (let i = 0; i < 40; i++) a = [a, a]; replica.n = a.flat(Infinity).length;", "", ""},
+		{"concat of sparse arrays", "const a = []; a.length = 2 ** 31; replica.n = [].concat(a, a).length;", ErrorRuntime, "concat:"},
+		{"JSON.stringify result", "let x = 'x'; for (let i = 0; i < 25; i++) x += x; replica.s = JSON.stringify([x]);", ErrorRuntime, "JSON.stringify: result over"},
+		{"JSON.stringify depth", "let a = []; for (let i = 0; i < 2000; i++) a = [a]; replica.s = JSON.stringify(a);", ErrorRuntime, "nested deeper"},
+		{"log of a huge object", "let x = 'x'; for (let i = 0; i < 25; i++) x += x; log([x]);", ErrorRuntime, "result over the allocation budget"},
+		{"budget over many calls", "for (let i = 0; i < 40000; i++) 'x'.repeat(1000);", ErrorRuntime, "repeat: result over"},
+		{"backtracking regexp", "replica.r = /(a+)+(?=c)c/.test('a'.repeat(34) + 'b');", ErrorTimeout, "regular expression"},
+		{"back-reference regexp", "replica.r = /^(a+)+\\1b$/.test('a'.repeat(40));", ErrorTimeout, ""},
+	} {
+		runHostile(t, r, tc.name, tc.src, tc.kind, tc.msg)
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	after := rssBytes(t)
+	if after > before+300<<20 {
+		t.Fatalf("RSS grew from %d MB to %d MB over the suite", before>>20, after>>20)
+	}
+	t.Logf("RSS before %d MB, after %d MB", before>>20, after>>20)
 }

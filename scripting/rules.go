@@ -78,8 +78,9 @@ type Rules struct {
 
 type compiledRule struct {
 	Rule
-	src  string
-	prog *vm.Program
+	src     string
+	prog    *vm.Program
+	guarded bool // see exprguard.go
 }
 
 // ParseRules reads a stored rule list (a JSON array; "" is no rules).
@@ -120,7 +121,7 @@ func CompileRules(rules []Rule) (*Rules, error) {
 			cr := compiledRule{Rule: r, src: src}
 			if strings.TrimSpace(r.Where) != "" {
 				compilations.Add(1)
-				if cr.prog, err = expr.Compile(r.Where, whereOptions()...); err != nil {
+				if cr.prog, cr.guarded, err = compileGuarded(r.Where, map[string]any{"entity": map[string]any{}}, ruleOptions()...); err != nil {
 					e := exprError(ErrorCompile, err)
 					e.Script, e.Rule = ruleName(i), i+1
 					return nil, e
@@ -131,7 +132,7 @@ func CompileRules(rules []Rule) (*Rules, error) {
 			continue
 		}
 		compilations.Add(1)
-		prog, err := expr.Compile(src, ruleOptions()...)
+		prog, guarded, err := compileGuarded(src, map[string]any{"replica": map[string]any{}}, ruleOptions()...)
 		if err != nil {
 			e := exprError(ErrorCompile, err)
 			e.Script, e.Rule = ruleName(i), i+1
@@ -140,7 +141,7 @@ func CompileRules(rules []Rule) (*Rules, error) {
 			}
 			return nil, e
 		}
-		out.rules = append(out.rules, compiledRule{Rule: r, src: src, prog: prog})
+		out.rules = append(out.rules, compiledRule{Rule: r, src: src, prog: prog, guarded: guarded})
 	}
 	return out, nil
 }
@@ -187,7 +188,7 @@ func (rs *Rules) Check(replica map[string]any) []RuleResult {
 		if r.Field != "" {
 			res.Value = replica[r.Field]
 		}
-		v, err := m.Run(r.prog, env)
+		v, err := runExpr(m, r.prog, r.guarded, env, true)
 		switch {
 		case err != nil:
 			res.Error = exprError(ErrorRuntime, err).Message
@@ -259,7 +260,7 @@ func (rs *Rules) CheckUnique(replica map[string]any, find FindFunc) ([]RuleResul
 					fields = map[string]any{}
 				}
 				env["entity"] = fields
-				v, err := m.Run(r.prog, env)
+				v, err := runExpr(m, r.prog, r.guarded, env, true)
 				if err != nil {
 					res.Passed, res.Error = false, "where: "+exprError(ErrorRuntime, err).Message
 					res.Existing, res.ExistingID = f.label(), f.ID
@@ -457,12 +458,12 @@ func lit(p *float64) string {
 	return strconv.FormatFloat(*p, 'f', -1, 64)
 }
 
-// ruleOptions: an untyped environment (a replica has no schema), the whole
-// replica as `replica`, and the helper functions. Built per compilation: the
-// options hold per-compile state.
+// ruleOptions: an untyped environment (a replica has no schema; the caller
+// declares the whole replica as `replica`, or for a unique rule's Where the
+// found entity as `entity`), and the helper functions. Built per
+// compilation: the options hold per-compile state.
 func ruleOptions() []expr.Option {
 	return []expr.Option{
-		expr.Env(map[string]any{"replica": map[string]any{}}),
 		expr.AllowUndefinedVariables(),
 		expr.AsBool(),
 		expr.Function("required", func(p ...any) (any, error) { return present(p[0]), nil }, new(func(any) bool)),
@@ -474,14 +475,6 @@ func ruleOptions() []expr.Option {
 		expr.Function("inRange", func(p ...any) (any, error) { return inRange(p[0], p[1], p[2]), nil }, new(func(any, any, any) bool)),
 		expr.Function("maxLength", func(p ...any) (any, error) { return maxLength(p[0], p[1]), nil }, new(func(any, any) bool)),
 	}
-}
-
-// whereOptions: a unique rule's Where sees the found entity's fields as
-// variables and the whole entity as `entity`, with the same helpers.
-func whereOptions() []expr.Option {
-	opts := ruleOptions()
-	opts[0] = expr.Env(map[string]any{"entity": map[string]any{}})
-	return opts
 }
 
 // present: not nil, not a blank string, not an empty list or object.

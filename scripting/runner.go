@@ -22,10 +22,21 @@ type Options struct {
 	// MaxHeapGrowth fails a run while the Go heap has grown by more than
 	// this since the run began; default 256 MiB. See watchHeap.
 	MaxHeapGrowth uint64
+	// AllocBudget is what the guarded built-ins (repeat, join, typed
+	// arrays, ...) may allocate in one run, in bytes; default
+	// DefaultAllocBudget. See guards.go.
+	AllocBudget int64
+	// MaxOutputBytes caps a run's replica or entity (see
+	// DefaultMaxOutputBytes); default DefaultMaxOutputBytes.
+	MaxOutputBytes int64
 	// Observe, when set, is told each run's kind, time and error (for
 	// metrics); it runs on the caller's goroutine and must be quick.
 	Observe func(kind Kind, d time.Duration, err error)
 }
+
+// DefaultMaxTimeout is the default cap on a run's own deadline
+// (Options.MaxTimeout); connection options asking for more are refused.
+const DefaultMaxTimeout = 10 * time.Second
 
 const (
 	defaultTimeout    = time.Second
@@ -95,10 +106,16 @@ func NewRunner(opts Options) *Runner {
 		opts.Timeout = defaultTimeout
 	}
 	if opts.MaxTimeout <= 0 {
-		opts.MaxTimeout = 10 * time.Second
+		opts.MaxTimeout = DefaultMaxTimeout
 	}
 	if opts.MaxHeapGrowth == 0 {
 		opts.MaxHeapGrowth = 256 << 20
+	}
+	if opts.MaxOutputBytes <= 0 {
+		opts.MaxOutputBytes = DefaultMaxOutputBytes
+	}
+	if opts.AllocBudget <= 0 {
+		opts.AllocBudget = DefaultAllocBudget
 	}
 	if opts.MaxCallStackSize <= 0 {
 		opts.MaxCallStackSize = defaultStackSize
@@ -221,6 +238,8 @@ func (r *Runner) run(ctx context.Context, s *Script, kind Kind, timeout time.Dur
 	}
 
 	gen := sb.begin()
+	sb.budget, sb.budgetSize = r.opts.AllocBudget, r.opts.AllocBudget
+	sb.outMax = r.opts.MaxOutputBytes
 	if r.opts.Observe != nil {
 		start := time.Now()
 		defer func() { r.opts.Observe(kind, time.Since(start), err) }()
@@ -255,7 +274,9 @@ func (r *Runner) run(ctx context.Context, s *Script, kind Kind, timeout time.Dur
 	// dropped rather than reused: such an unwind skips finally blocks and
 	// goja's cleanup of frames entered from Go. These failures are rare, so
 	// rebuilding (~10ms, BenchmarkNewSandbox) is cheap insurance.
-	r.put(sb, !interrupted && !sb.broken)
+	// A run that added Symbol.for keys leaves them in the runtime's
+	// registry for good: drop that runtime too.
+	r.put(sb, !interrupted && !sb.broken && !sb.tainted)
 	return st, err
 }
 
@@ -312,6 +333,12 @@ type sandbox struct {
 	skipped    bool
 	skipReason string
 	broken     bool
+	tainted    bool  // touched a registry that outlives the run (Symbol.for)
+	budget     int64 // bytes the guarded built-ins may still allocate
+	budgetSize int64
+	rxKinds    map[string]bool // pattern → runs on regexp2 (see backtracks)
+	outMax     int64           // output size limit (exportRoot)
+	outLeft    int64
 
 	mu          sync.Mutex // orders timer interrupts against the end of a run
 	gen         uint64
@@ -351,25 +378,6 @@ var setupProgram = goja.MustCompile("setup.js", `(function (log, skip) {
 	for (const E of [Error, TypeError, RangeError, ReferenceError, SyntaxError, EvalError, URIError, AggregateError]) {
 		for (const name of ["name", "message", "constructor", "toString"]) tame(E.prototype, name);
 	}
-	// A single built-in call cannot be interrupted (goja checks between
-	// instructions), so the ones that can build a huge result in one call
-	// refuse to, before allocating.
-	const maxChars = 16 * 1024 * 1024, maxItems = 4 * 1024 * 1024;
-	function guard(obj, name, check) {
-		const orig = obj[name];
-		Object.defineProperty(obj, name, {
-			value: function () { check(this, arguments); return orig.apply(this, arguments); },
-			writable: false, enumerable: false, configurable: false,
-		});
-	}
-	const tooLong = what => { throw new RangeError(what + ": result over 16 Mi characters"); };
-	const tooMany = what => { throw new RangeError(what + ": over 4 Mi items"); };
-	guard(String.prototype, "repeat", (s, a) => { if (String(s).length * Number(a[0]) > maxChars) tooLong("repeat"); });
-	guard(String.prototype, "padStart", (s, a) => { if (Number(a[0]) > maxChars) tooLong("padStart"); });
-	guard(String.prototype, "padEnd", (s, a) => { if (Number(a[0]) > maxChars) tooLong("padEnd"); });
-	guard(Array.prototype, "fill", (arr) => { if (arr.length > maxItems) tooMany("fill"); });
-	guard(Array.prototype, "join", (arr) => { if (arr.length > maxItems) tooMany("join"); });
-	guard(Array, "from", (_, a) => { if (a[0] != null && Number(a[0].length) > maxItems) tooMany("Array.from"); });
 	// Intrinsics that no property path from globalThis reaches.
 	const todo = [globalThis, goError, skip,
 		getProto(function* () {}), getProto(async function () {}),
@@ -410,6 +418,10 @@ func newSandbox(opts Options) (*sandbox, error) {
 	sb := &sandbox{vm: vm, fns: make(map[*Script]goja.Callable)}
 	sb.logFn = vm.ToValue(sb.logNative)
 	sb.skipFn = vm.ToValue(sb.skipNative)
+	limitRegexpMatches()
+	if err := sb.installGuards(); err != nil {
+		return nil, fmt.Errorf("scripting: install guards: %w", err)
+	}
 	if err := sb.installHelpers(); err != nil { // before setup freezes the globals
 		return nil, fmt.Errorf("scripting: install helpers: %w", err)
 	}

@@ -118,6 +118,7 @@ func Compilations() int64 { return compilations.Load() }
 // "compile" with the position in src.
 func Compile(name string, kind Kind, src string) (*Script, error) {
 	compilations.Add(1)
+	limitRegexpMatches() // literals may compile to regexp2 here
 	if _, ok := params[kind]; !ok {
 		return nil, &Error{Script: name, Kind: ErrorCompile, Message: fmt.Sprintf("unknown script kind %q", kind)}
 	}

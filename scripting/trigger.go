@@ -19,6 +19,9 @@ type Trigger struct {
 	src  string
 	prog *vm.Program // nil: always matches
 	vars []triggerVar
+	// guarded: the program counts steps and sizes in a guard it expects
+	// in its environment (exprguard.go).
+	guarded bool
 }
 
 type triggerVar struct {
@@ -37,11 +40,11 @@ func CompileTrigger(src string, env map[string]any) (*Trigger, error) {
 	if strings.TrimSpace(src) == "" {
 		return t, nil
 	}
-	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool())
+	prog, guarded, err := compileGuarded(src, env, expr.AsBool())
 	if err != nil {
 		return nil, exprError(ErrorCompile, err)
 	}
-	t.prog = prog
+	t.prog, t.guarded = prog, guarded
 	for name, zero := range env {
 		t.vars = append(t.vars, triggerVar{name, zero})
 	}
@@ -64,15 +67,15 @@ func (t *Trigger) Match(vars map[string]any) (bool, error) {
 	if t.prog == nil {
 		return true, nil
 	}
-	env := vars
+	env, owned := vars, false
 	for _, v := range t.vars {
 		if x, ok := vars[v.name]; !ok || x == nil {
-			env = t.fill(vars)
+			env, owned = t.fill(vars), true
 			break
 		}
 	}
 	m := exprVMs.Get().(*vm.VM)
-	out, err := m.Run(t.prog, env)
+	out, err := runExpr(m, t.prog, t.guarded, env, owned)
 	exprVMs.Put(m)
 	if err != nil {
 		return false, exprError(ErrorRuntime, err)
@@ -122,7 +125,7 @@ func CheckTrigger(src string) error {
 	if strings.TrimSpace(src) == "" {
 		return nil
 	}
-	if _, err := expr.Compile(src, expr.AsBool()); err != nil {
+	if _, _, err := compileGuarded(src, nil, expr.AsBool()); err != nil {
 		return exprError(ErrorCompile, err)
 	}
 	return nil

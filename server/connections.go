@@ -184,8 +184,8 @@ func (s *srv) createConnection(c *gin.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := engine.ParseLifecycle(string(enc)); err != nil {
-			return badRequest("%v", err)
+		if err := checkOptions(string(enc)); err != nil {
+			return err
 		}
 		conn.Options = string(enc)
 	}
@@ -438,8 +438,8 @@ func (s *srv) setOptions(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := engine.ParseLifecycle(enc); err != nil {
-		return badRequest("%v", err)
+	if err := checkOptions(enc); err != nil {
+		return err
 	}
 	if err := s.st.SetOptions(c.Request.Context(), id, enc); err != nil {
 		return err
@@ -571,4 +571,14 @@ func (s *srv) linkExisting(c *gin.Context) error {
 	s.audit(c, "twin.link_existing", &id, fmt.Sprintf("%d pair(s) by a.%s = b.%s", n, in.AField, in.BField))
 	c.JSON(http.StatusOK, gin.H{"linked": n})
 	return nil
+}
+
+// checkOptions refuses connection options that do not parse (400) or ask
+// for more than the script sandbox allows (422, engine.CheckLifecycle).
+func checkOptions(enc string) error {
+	o, err := engine.ParseLifecycle(enc)
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	return engine.CheckLifecycle(o)
 }

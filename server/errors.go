@@ -46,6 +46,9 @@ const (
 	CodeOutboundRefused = "outbound_refused"
 	// CodeStoreFence: a system's settings name the store's own database.
 	CodeStoreFence = "store_is_not_a_system"
+	// CodeScriptTimeoutOverCap: connection options ask for a longer script
+	// deadline than the sandbox allows (engine.MaxScriptTimeoutMS).
+	CodeScriptTimeoutOverCap = "script_timeout_over_cap"
 )
 
 // errBadRequest marks input the client must fix.
@@ -120,6 +123,8 @@ func classify(err error) (int, apiError) {
 		return http.StatusUnauthorized, apiError{Code: CodeSignature, Message: err.Error()}
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, apiError{Code: CodeConflict, Message: err.Error()}
+	case errors.Is(err, engine.ErrScriptTimeoutOverCap):
+		return http.StatusUnprocessableEntity, apiError{Code: CodeScriptTimeoutOverCap, Message: err.Error()}
 	case errors.Is(err, connectors.ErrBadConfig):
 		return http.StatusUnprocessableEntity, apiError{Code: CodeBadConfig, Message: err.Error()}
 	case errors.Is(err, connectors.ErrUnavailable):

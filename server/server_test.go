@@ -366,6 +366,9 @@ func TestAPI(t *testing.T) {
 			if code := e.do("PUT", "/api/connections/1/options", `{"on_unmatch":"unlink"}`, nil); code != 200 {
 				t.Fatalf("options: %d", code)
 			}
+			if code := e.do("PUT", "/api/connections/1/options", `{"script_timeout_ms":600000}`, &got); code != 422 || got.Code != "script_timeout_over_cap" {
+				t.Fatalf("script timeout over the cap: %d %v", code, got)
+			}
 
 			var job struct {
 				ID     int64

@@ -372,7 +372,10 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 	}
 	options, err := compactJSON(fc.Options)
 	if err == nil && options != "" {
-		_, err = engine.ParseLifecycle(options)
+		var o engine.Lifecycle
+		if o, err = engine.ParseLifecycle(options); err == nil {
+			err = engine.CheckLifecycle(o)
+		}
 	}
 	if err != nil {
 		probs = append(probs, Problem{File: rel + "/connection.json", Msg: fmt.Sprintf("options: %v", err)})

@@ -48,7 +48,9 @@ func Validate(ctx context.Context, dir string) ([]Problem, error) {
 			}
 			if opt, err := compactJSON(c.Options); err != nil {
 				probs = append(probs, Problem{File: rel + "/connection.json", Msg: fmt.Sprintf("options: %v", err)})
-			} else if _, err := engine.ParseLifecycle(opt); err != nil {
+			} else if o, err := engine.ParseLifecycle(opt); err != nil {
+				probs = append(probs, Problem{File: rel + "/connection.json", Msg: err.Error()})
+			} else if err := engine.CheckLifecycle(o); err != nil {
 				probs = append(probs, Problem{File: rel + "/connection.json", Msg: err.Error()})
 			}
 			probs = append(probs, checkScripts(rel, c.Scripts)...)

@@ -1,0 +1,94 @@
+package scripting
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+var guardEnv = map[string]any{"subject": "", "labels": []string{}, "priority": 0.0}
+
+// Hostile triggers end quickly with an error naming the limit, instead of
+// running for minutes or allocating gigabytes (the process would die).
+func TestHostileTriggers(t *testing.T) {
+	for _, tc := range []struct{ name, src, msg string }{
+		{"nested loops over a bound range", "let r = 1..1000; all(r, {all(r, {all(r, {true})})})", "expression limit exceeded"},
+		{"nested loops over ranges", "all(1..100000, {all(1..100000, {true})})", "memory budget"},
+		{"huge range", "len(1..100000000) > 0", "memory budget"},
+		{"repeat of repeat", "len(repeat(repeat(subject, 30000), 1000000)) > 0", "repeat: result over"},
+		{"doubling concatenation", "let a = subject + subject; let b = a + a; let c = b + b; let d = c + c; let e = d + d; let f = e + e; let g = f + f; let h = g + g; let i = h + h; let j = i + i; let k = j + j; let l = k + k; len(l + l) > 0", "over"},
+		{"replace amplification", `len(replace(repeat("a", 100000), "a", repeat("b", 1000))) > 0`, "replace: result over"},
+		{"values built add up", `len(map(1..10000, {repeat("x", 10000)})) > 0`, "add up"},
+		{"toJSON of shared strings", `len(toJSON(map(1..1000, {subject}))) > 0`, "toJSON: result over"},
+		{"split into characters", `len(split(repeat(subject, 10), "")) > 0`, "split:"},
+		{"join", `len(join(map(1..200, {subject}), ",")) > 0`, "join: result over"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			tr, err := CompileTrigger(tc.src, guardEnv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			subject := strings.Repeat("s", 200_000)
+			_, err = tr.Match(map[string]any{"subject": subject})
+			if err == nil || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("want an error with %q, got %v", tc.msg, err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("took %v", d)
+			}
+			t.Logf("%v in %v", err, time.Since(start))
+		})
+	}
+	// The error wraps ErrExprLimit for the guards' limits.
+	tr, _ := CompileTrigger("let r = 1..1000; all(r, {all(r, {all(r, {true})})})", guardEnv)
+	if _, err := tr.Match(nil); !errors.Is(err, ErrExprLimit) {
+		t.Fatalf("want ErrExprLimit, got %v", err)
+	}
+}
+
+// Ordinary expressions keep their types and results.
+func TestGuardedTriggersStillWork(t *testing.T) {
+	for _, src := range []string{
+		`all(labels, {# != "x"}) && "bug" in labels`,
+		`map(labels, {upper(#)})[0] == "BUG"`,
+		`sum(map([1, 2, 3], {# * 2})) == 12`,
+		`split("a,b", ",")[1] == "b" && split("a,b,c", ",", 2)[1] == "b,c"`,
+		`join(["a", "b"], "-") == "a-b" && join(labels) == "bug,ui"`,
+		`repeat("ab", 2) == "abab" && replace("aXb", "X", "-") == "a-b"`,
+		`toJSON({"a": 1}) != "" && string(1) == "1"`,
+		`subject + "!" == "hi!" && len(filter(labels, {# startsWith "b"})) == 1`,
+		`priority + 1 > 2`,
+		`count(1..10, {# > 5}) == 5 && any(1..3, {# == 2})`,
+	} {
+		tr, err := CompileTrigger(src, guardEnv)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		ok, err := tr.Match(map[string]any{"subject": "hi", "labels": []any{"bug", "ui"}, "priority": 2.0})
+		if err != nil || !ok {
+			t.Errorf("%s: %v %v", src, ok, err)
+		}
+	}
+	// A type error keeps its position.
+	if _, err := CompileTrigger(`len(labels + 1) > 0`, guardEnv); err == nil {
+		t.Fatal("want a compile error")
+	}
+}
+
+// Rules go through the same guards.
+func TestHostileRules(t *testing.T) {
+	rs, err := CompileRules([]Rule{{Kind: "expr", Expr: "let r = 1..1000; all(r, {all(r, {all(r, {true})})})"}, {Kind: "required", Field: "title"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res := rs.Check(map[string]any{"title": "x"})
+	if len(res) != 2 || res[0].Passed || !strings.Contains(res[0].Error, "expression limit exceeded") || !res[1].Passed {
+		t.Fatalf("got %+v", res)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v", d)
+	}
+}
