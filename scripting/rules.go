@@ -465,7 +465,6 @@ func ruleOptions() []expr.Option {
 		expr.Env(map[string]any{"replica": map[string]any{}}),
 		expr.AllowUndefinedVariables(),
 		expr.AsBool(),
-		expr.Optimize(false), // see noFold in exec.go
 		expr.Function("required", func(p ...any) (any, error) { return present(p[0]), nil }, new(func(any) bool)),
 		expr.Function("isEmail", func(p ...any) (any, error) { return absentOr(p[0], isEmail), nil }, new(func(any) bool)),
 		expr.Function("isE164", func(p ...any) (any, error) { return absentOr(p[0], e164.MatchString), nil }, new(func(any) bool)),

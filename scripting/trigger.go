@@ -37,7 +37,7 @@ func CompileTrigger(src string, env map[string]any) (*Trigger, error) {
 	if strings.TrimSpace(src) == "" {
 		return t, nil
 	}
-	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool(), expr.Optimize(false))
+	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool())
 	if err != nil {
 		return nil, exprError(ErrorCompile, err)
 	}
@@ -122,7 +122,7 @@ func CheckTrigger(src string) error {
 	if strings.TrimSpace(src) == "" {
 		return nil
 	}
-	if _, err := expr.Compile(src, expr.AsBool(), expr.Optimize(false)); err != nil {
+	if _, err := expr.Compile(src, expr.AsBool()); err != nil {
 		return exprError(ErrorCompile, err)
 	}
 	return nil

@@ -903,3 +903,18 @@ func (t *tail) last() string {
 	}
 	return ""
 }
+
+// pids lists the running workers' process ids (tests).
+func (p *Pool) pids() []int {
+	var out []int
+	for _, l := range []*lane{p.sync, p.inter} {
+		for _, s := range l.slots {
+			s.mu.Lock()
+			if s.proc != nil {
+				out = append(out, s.proc.cmd.Process.Pid)
+			}
+			s.mu.Unlock()
+		}
+	}
+	return out
+}
