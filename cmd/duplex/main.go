@@ -36,6 +36,7 @@ import (
 	"github.com/duplexsync/duplex/internal/tlsconf"
 	"github.com/duplexsync/duplex/migrations"
 	"github.com/duplexsync/duplex/scripting"
+	"github.com/duplexsync/duplex/scripting/sandbox"
 	"github.com/duplexsync/duplex/scripts"
 	"github.com/duplexsync/duplex/server"
 )
@@ -62,6 +63,7 @@ run "duplex <command> -h" for the flags of a command
 var version = "dev"
 
 func main() {
+	sandbox.ServeIfWorker() // a script worker of this process's parent: serves and exits
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
@@ -144,6 +146,7 @@ type common struct {
 	// tlsCert and tlsKey serve HTTPS (serve and demo); caFile adds CAs
 	// the connectors trust (registerTLS).
 	tlsCert, tlsKey, caFile string
+	sandbox                 sandboxFlags // registerTLS
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultData string) {
@@ -160,6 +163,7 @@ func (c *common) registerTLS(fs *flag.FlagSet) {
 	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("DUPLEX_TLS_CERT"), "serve HTTPS with this PEM certificate (chain) file, reloaded when it changes; needs --tls-key (env DUPLEX_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", os.Getenv("DUPLEX_TLS_KEY"), "the PEM private key of --tls-cert (env DUPLEX_TLS_KEY)")
 	fs.StringVar(&c.caFile, "ca-file", os.Getenv("DUPLEX_CA_FILE"), "PEM CA certificates trusted for connections to systems, besides the system roots (env DUPLEX_CA_FILE)")
+	c.sandbox.register(fs)
 }
 
 func (c *common) dsn() string {
@@ -182,6 +186,7 @@ type app struct {
 	box       *secret.Box
 	templates *scripts.Library
 	engine    *engine.Engine
+	pool      *sandbox.Pool
 	handler   http.Handler
 	auth      server.AuthOptions
 	tls       *tls.Config // nil: plain HTTP
@@ -225,9 +230,16 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		return nil, err
 	}
 	m := metrics.New(st)
+	// Every script, trigger and rule runs in a worker process: this process
+	// never evaluates user code.
+	pool, err := c.sandbox.newPool(logger, m)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 	eng := engine.New(engine.Options{
 		Store: st, Connectors: reg, Secrets: box, Logger: logger,
-		Runner:    scripting.NewRunner(scripting.Options{Timeout: time.Second, Observe: m.ObserveScript}),
+		Runner: pool, Interactive: pool.Interactive(),
 		Transport: connectorTransport(m, base),
 		Lease:     c.lease,
 	})
@@ -236,12 +248,14 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 	al, err := newAlerts(st, logger, eng.ProcessID(), base)
 	if err != nil {
 		_ = eng.Close()
+		stopPool(pool)
 		_ = st.Close()
 		return nil, err
 	}
 	auth, err := access(st)
 	if err != nil {
 		_ = eng.Close()
+		stopPool(pool)
 		_ = st.Close()
 		return nil, err
 	}
@@ -250,7 +264,7 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 	auth.SecureCookies = c.secureCookies
 	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger, Auth: auth,
 		Metrics: m.Handler()})
-	return &app{store: st, box: box, templates: lib, engine: eng, handler: h, auth: auth, tls: tlsCfg, alerts: al}, nil
+	return &app{store: st, box: box, templates: lib, engine: eng, pool: pool, handler: h, auth: auth, tls: tlsCfg, alerts: al}, nil
 }
 
 // connectorTransport is engine.Options.Transport: a system's requests are
@@ -295,6 +309,7 @@ func registry() (*connectors.Registry, error) {
 
 func (a *app) close() {
 	_ = a.engine.Close()
+	stopPool(a.pool)
 	_ = a.store.Close()
 }
 

@@ -166,7 +166,7 @@ func TestPoolBatchRetry(t *testing.T) {
 		if i == 2 {
 			s = hang
 		}
-		runs = append(runs, p.OutgoingRun(s, map[string]any{"n": float64(i)}, nil, scripting.Meta{Timeout: 300 * time.Millisecond}))
+		runs = append(runs, p.OutgoingRun(s, map[string]any{"n": float64(i)}, nil, scripting.Meta{Timeout: 500 * time.Millisecond}))
 	}
 	if err := p.Do(context.Background(), runs); err != nil {
 		t.Fatal(err)
@@ -203,6 +203,9 @@ func TestPoolRecycle(t *testing.T) {
 		}
 	})
 	t.Run("heap", func(t *testing.T) {
+		if raceBuild {
+			t.Skip("too slow under the race detector")
+		}
 		// Symbol.for keys stay in a reused runtime; the worker's heap
 		// grows past the threshold and it is replaced.
 		p := newPool(t, Options{Workers: 1, RecycleHeap: 40 << 20})
