@@ -918,3 +918,19 @@ func (p *Pool) pids() []int {
 	}
 	return out
 }
+
+// workerCPU sums the CPU time the running workers last reported (tests,
+// benchmarks).
+func (p *Pool) workerCPU() time.Duration {
+	var d time.Duration
+	for _, l := range []*lane{p.sync, p.inter} {
+		for _, s := range l.slots {
+			s.mu.Lock()
+			if s.proc != nil {
+				d += s.proc.cpu
+			}
+			s.mu.Unlock()
+		}
+	}
+	return d
+}
