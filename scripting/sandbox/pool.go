@@ -614,6 +614,7 @@ func (s *slot) runBatch(calls []*call, jobs []*job) {
 		default:
 		}
 		p.kills.Add(1)
+		p.opts.Logger.Warn("sandbox: worker replaced", "lane", s.l.name, "err", err)
 		rest := calls[n:]
 		if !errors.Is(err, errLateKill) && len(rest) > 0 {
 			rest[0].err = err
@@ -701,7 +702,9 @@ type proc struct {
 }
 
 func (p *Pool) start() (*proc, error) {
-	cmd := exec.Command(p.opts.Command)
+	// The argument only names the process in ps; the environment makes it
+	// a worker (ServeIfWorker), also for a test binary.
+	cmd := exec.Command(p.opts.Command, "sandbox-worker")
 	// A minimal environment: the worker needs no secret of the server's.
 	cmd.Env = []string{EnvWorker + "=1",
 		envMemory + "=" + strconv.FormatUint(p.opts.Memory, 10),
