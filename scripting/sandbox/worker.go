@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/metrics"
 	"strconv"
 	"time"
@@ -205,3 +206,8 @@ func heapNow() uint64 {
 	}
 	return s[0].Value.Uint64()
 }
+
+// MemoryLimited reports whether workers run under an address-space limit:
+// on Linux, and not under the race detector (whose shadow memory needs
+// terabytes of address space).
+func MemoryLimited() bool { return runtime.GOOS == "linux" && !raceBuild }
