@@ -343,3 +343,29 @@ func TestPoolConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A worker killed while idle (by an operator, the OOM killer) costs no run
+// an error: the next batch finds it gone and runs on a fresh worker.
+func TestPoolWorkerKilledWhileIdle(t *testing.T) {
+	p := newPool(t, Options{Workers: 1})
+	ctx := context.Background()
+	s := mustCompile(t, scripting.KindOutgoing, `replica.n = entity.n`)
+	if _, err := p.Outgoing(ctx, s, map[string]any{"n": 1.0}, nil, scripting.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	pids := p.pids()
+	if len(pids) != 1 {
+		t.Fatalf("workers %v", pids)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // it is gone (a zombie until reaped)
+	res, err := p.Outgoing(ctx, s, map[string]any{"n": 2.0}, nil, scripting.Meta{})
+	if err != nil || res.Replica["n"] != int64(2) {
+		t.Fatalf("after the kill: %v %v", res.Replica, err)
+	}
+	if st := p.Stats(); st.Starts != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}

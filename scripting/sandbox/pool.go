@@ -616,7 +616,7 @@ func (s *slot) runBatch(calls []*call, jobs []*job) {
 		p.kills.Add(1)
 		p.opts.Logger.Warn("sandbox: worker replaced", "lane", s.l.name, "err", err)
 		rest := calls[n:]
-		if !errors.Is(err, errLateKill) && len(rest) > 0 {
+		if !errors.Is(err, errNoOffender) && len(rest) > 0 {
 			rest[0].err = err
 			rest = rest[1:]
 		}
@@ -757,9 +757,10 @@ func (pr *proc) wait() {
 	})
 }
 
-// errLateKill: the deadline kill came as the run finished; the next run did
-// nothing wrong.
-var errLateKill = errors.New("sandbox: worker killed after its run finished")
+// errNoOffender: the worker is unusable, but not because of the run it was
+// on: the deadline kill came just as the run finished, or the worker was
+// gone before the batch was sent. Every unfinished run is tried again.
+var errNoOffender = errors.New("sandbox: worker lost between runs")
 
 // run sends calls in one message and reads their results in order. On a
 // failure it returns how many calls finished and the error of the one it
@@ -775,8 +776,11 @@ func (pr *proc) run(calls []*call, sent func()) (int, error) {
 	}
 	err := pr.fw.write(&req)
 	sent()
-	if err != nil {
-		return 0, pr.death(calls[0], err)
+	if err != nil { // the worker was gone before the batch: no run is to blame
+		pr.dead = true
+		pr.kill()
+		pr.wait()
+		return 0, fmt.Errorf("%w: %w", errNoOffender, err)
 	}
 	for _, r := range req.Runs {
 		if r.Code != nil {
@@ -792,7 +796,7 @@ func (pr *proc) run(calls []*call, sent func()) (int, error) {
 		if !t.Stop() {
 			if err == nil {
 				c.res = res
-				return i + 1, errLateKill
+				return i + 1, errNoOffender
 			}
 		}
 		if err != nil {
