@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,6 +110,11 @@ func NewPool(opts Options) (*Pool, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if _, err := os.Stat("/proc/self/exe"); err == nil && opts.Command == "" {
+		// The running binary itself, even after an upgrade replaced the
+		// file: a worker must speak its parent's protocol.
+		opts.Command = "/proc/self/exe"
 	}
 	if opts.Command == "" {
 		exe, err := os.Executable()
@@ -599,7 +605,8 @@ func (s *slot) runBatch(calls []*call, jobs []*job) {
 		}
 		pr, err := s.ensure()
 		if err != nil {
-			fail(calls, scripting.NewError("sandbox", scripting.ErrorCrash, 0, 0, 0, "sandbox worker did not start: "+err.Error()))
+			// Not the script's fault: a plain error, which the engine retries.
+			fail(calls, fmt.Errorf("sandbox worker did not start: %w", err))
 			return
 		}
 		n, err := pr.run(calls, sent)
@@ -705,6 +712,7 @@ func (p *Pool) start() (*proc, error) {
 	// The argument only names the process in ps; the environment makes it
 	// a worker (ServeIfWorker), also for a test binary.
 	cmd := exec.Command(p.opts.Command, "sandbox-worker")
+	cmd.Args[0] = filepath.Base(os.Args[0]) // "duplex", not "/proc/self/exe"
 	// A minimal environment: the worker needs no secret of the server's.
 	cmd.Env = []string{EnvWorker + "=1",
 		envMemory + "=" + strconv.FormatUint(p.opts.Memory, 10),
