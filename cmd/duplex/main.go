@@ -243,6 +243,7 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		Transport: connectorTransport(m, base),
 		Lease:     c.lease,
 	})
+	poolMetrics(m, pool)
 	m.Counter("duplex_lease_takeovers_total", "Events, deliveries, backfills and pollers this process took over from a process whose lease expired.",
 		func() float64 { return float64(eng.Takeovers()) })
 	al, err := newAlerts(st, logger, eng.ProcessID(), base)

@@ -42,6 +42,14 @@ func (s sandboxFlags) newPool(logger *slog.Logger, m *metrics.Metrics) (*sandbox
 	})
 }
 
+// poolMetrics counts worker starts and deaths for /metrics.
+func poolMetrics(m *metrics.Metrics, p *sandbox.Pool) {
+	m.Counter("duplex_script_workers_started_total", "Script worker processes started (first start, replacement after a limit, recycling).",
+		func() float64 { return float64(p.Stats().Starts) })
+	m.Counter("duplex_script_workers_killed_total", "Script worker processes killed at a run's deadline or dead of their memory limit or a crash.",
+		func() float64 { return float64(p.Stats().Kills) })
+}
+
 // stopPool kills the workers; a worker in an endless script never delays
 // the server's exit.
 func stopPool(p *sandbox.Pool) {
