@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sync"
 	"time"
 
@@ -125,21 +126,83 @@ func register() {
 	})
 }
 
-// normalize returns v with every value of a type gob was not told about
-// (see register) turned into JSON-like values, and v itself when there is
-// none (the common case, no copy).
+// normalize returns m with every value of a type gob was not told about
+// (see register) turned into maps, lists and scalars gob knows, keeping
+// every plain value as it is (a number stays a float64 or an int, which
+// typed triggers rely on); m itself when there is none (the common case,
+// no copy).
 func normalize(m map[string]any) map[string]any {
 	if m == nil || plain(m, 0) {
 		return m
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return map[string]any{"$error": "value is not JSON: " + err.Error()}
+	out, _ := convert(m, 0).(map[string]any)
+	return out
+}
+
+func convert(v any, depth int) any {
+	if depth > 100 {
+		return nil // deeper than any input the scripts accept (64 levels)
 	}
-	var out map[string]any
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = convert(e, depth+1)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = convert(e, depth+1)
+		}
+		return out
+	}
+	if plain(v, 0) {
+		return v
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if rv.IsNil() {
+			return nil
+		}
+		return convert(rv.Elem().Interface(), depth+1)
+	case reflect.Map:
+		if rv.Type().Key().Kind() == reflect.String {
+			out := make(map[string]any, rv.Len())
+			for it := rv.MapRange(); it.Next(); {
+				out[it.Key().String()] = convert(it.Value().Interface(), depth+1)
+			}
+			return out
+		}
+	case reflect.Slice, reflect.Array:
+		out := make([]any, rv.Len())
+		for i := range out {
+			out[i] = convert(rv.Index(i).Interface(), depth+1)
+		}
+		return out
+	case reflect.String:
+		return rv.String()
+	case reflect.Bool:
+		return rv.Bool()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return rv.Int()
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return rv.Uint()
+	case reflect.Float32, reflect.Float64:
+		return rv.Float()
+	}
+	// Structs and the rest: their JSON form, as a connector would give it.
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%v", v)
+	}
+	var out any
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
-	_ = d.Decode(&out)
+	if d.Decode(&out) != nil {
+		return string(b)
+	}
 	return out
 }
 
