@@ -409,6 +409,10 @@ func (c *call) fix() {
 	if c.err == nil && c.res.Map == nil && !c.res.Skipped {
 		c.res.Map = map[string]any{}
 	}
+	restoreMap(c.res.Map)
+	for i := range c.res.Rules {
+		c.res.Rules[i].Value = restore(c.res.Rules[i].Value)
+	}
 }
 
 // job is the calls of one method call, queued on a lane.

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"testing"
@@ -61,6 +62,16 @@ func TestPoolOutgoingIncoming(t *testing.T) {
 	}
 	if prev, ok := res.Replica["prev"].(map[string]any); !ok || len(prev) != 0 {
 		t.Fatalf("previous {} came as %#v", res.Replica["prev"])
+	}
+
+	// Empty lists and objects stay empty lists and objects (not null).
+	empty := mustCompile(t, scripting.KindOutgoing, `replica.labels = []; replica.o = {}; replica.n = entity.tags.length`)
+	res, err = p.Outgoing(ctx, empty, map[string]any{"tags": []any{}}, nil, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(res.Replica); string(b) != `{"labels":[],"n":0,"o":{}}` {
+		t.Fatalf("empty values: %s", b)
 	}
 
 	in := mustCompile(t, scripting.KindIncoming, `if (replica.skip) skip("asked"); entity.title = replica.title; entity.first = ctx.firstSync`)

@@ -231,6 +231,43 @@ func plain(v any, depth int) bool {
 	return false
 }
 
+// restore undoes what gob does to an empty list inside an interface (it
+// decodes as a nil slice, which JSON writes as null, so a replica's
+// `labels: []` would clear a list on the other side).
+func restore(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			switch e.(type) {
+			case map[string]any, []any, []string:
+				x[k] = restore(e)
+			}
+		}
+	case []any:
+		if x == nil {
+			return []any{}
+		}
+		for i, e := range x {
+			switch e.(type) {
+			case map[string]any, []any, []string:
+				x[i] = restore(e)
+			}
+		}
+	case []string:
+		if x == nil {
+			return []string{}
+		}
+	}
+	return v
+}
+
+func restoreMap(m map[string]any) map[string]any {
+	if m != nil {
+		restore(m)
+	}
+	return m
+}
+
 // frameWriter writes each value as one frame of one gob stream.
 type frameWriter struct {
 	w   *bufio.Writer

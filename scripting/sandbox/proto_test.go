@@ -1,7 +1,9 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -41,3 +43,36 @@ func TestNormalize(t *testing.T) {
 }
 
 type myString string
+
+// What crosses the pipe comes back with the same types: nil and empty maps
+// inside values, numbers of each kind, times, lists.
+func TestFrameRoundTrip(t *testing.T) {
+	register()
+	var buf bytes.Buffer
+	fw := newFrameWriter(&buf)
+	ts := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
+	in := runRes{Map: map[string]any{
+		"nil": nil, "empty": map[string]any{}, "list": []any{int64(1), 1.5, "s", nil, []any{}}, "nostrs": []string{},
+		"t": ts, "j": json.Number("9007199254740993"), "b": true, "strs": []string{"x"},
+	}, Log: []string{"l"}}
+	for range 2 { // the second frame is encoded without type descriptions
+		if err := fw.write(&in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dec := newDecoder(&buf)
+	for range 2 {
+		var out runRes
+		if err := dec.Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		restoreMap(out.Map)
+		if !reflect.DeepEqual(out.Map, in.Map) || !reflect.DeepEqual(out.Log, in.Log) {
+			t.Fatalf("round trip:\n got %#v\nwant %#v", out.Map, in.Map)
+		}
+	}
+	big := runRes{Log: []string{string(make([]byte, maxFrame+1))}}
+	if err := fw.write(&big); !errors.Is(err, errTooBig) {
+		t.Fatalf("a frame over the limit: %v", err)
+	}
+}

@@ -168,6 +168,12 @@ func (w *worker) do(r *runReq) (runRes, string) {
 		} else if args[i] == nil {
 			args[i] = map[string]any{}
 		}
+		restoreMap(args[i])
+	}
+	for _, found := range r.Found {
+		for i := range found {
+			restoreMap(found[i].Fields)
+		}
 	}
 	meta := r.Meta
 	meta.Timeout = r.Timeout
