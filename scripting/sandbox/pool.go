@@ -384,6 +384,7 @@ type call struct {
 	res     runRes
 	err     error
 	retried bool
+	ctx     context.Context // the caller's, set when queued
 }
 
 func (c *call) setArgs(args ...map[string]any) {
@@ -445,6 +446,9 @@ func (p *Pool) do(ctx context.Context, l *lane, conn string, calls []*call) erro
 	release, err := l.acquire(ctx, conn)
 	if err != nil {
 		return ctxError(calls, err)
+	}
+	for _, c := range calls {
+		c.ctx = ctx
 	}
 	j := &job{ctx: ctx, calls: calls, sent: make(chan struct{}), done: make(chan struct{}), release: release}
 	select {
@@ -633,6 +637,10 @@ func (s *slot) runBatch(calls []*call, jobs []*job) {
 		}
 		var again []*call
 		for _, c := range rest {
+			if c.ctx != nil && c.ctx.Err() != nil { // its caller is gone and may reuse its inputs
+				c.err = ErrStopped
+				continue
+			}
 			if c.retried {
 				c.err = scripting.NewError("sandbox", scripting.ErrorCrash, 0, 0, 0, "its sandbox worker died twice before the run")
 				continue
