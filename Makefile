@@ -49,7 +49,7 @@ unit:
 
 # The packages with goroutines and shared caches, again under the race detector.
 race:
-	$(GO) test -count=1 -race ./scripting/ ./engine/...
+	$(GO) test -count=1 -race ./scripting/... ./engine/...
 
 # The fault and crash runs again, verbosely, so their figures (changes sent,
 # applied, duplicated, lost, looped) show in the output, and the webhook
@@ -106,7 +106,7 @@ bench-cluster:
 	DUPLEX_BENCH_CLUSTER=1 $(GO) test -count=1 -v -timeout 20m -run TestClusterThroughput ./test/crash/ | grep -E '^(--- |ok|FAIL)|cluster bench:'
 
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem ./engine/ ./scripting/ ./connectors/sqlconn/
+	$(GO) test -run '^$$' -bench . -benchmem ./engine/ ./scripting/ ./scripting/sandbox/ ./connectors/sqlconn/
 
 clean:
 	rm -rf bin duplex-demo $(APP)/test-output

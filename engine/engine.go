@@ -27,9 +27,11 @@ import (
 type Options struct {
 	Store      *store.Store
 	Connectors *connectors.Registry
-	Runner     *scripting.Runner
-	Secrets    *secret.Box
-	Logger     *slog.Logger
+	Runner     Scripts // runs scripts, triggers and rules for the sync
+	// Interactive runs them for test runs and trigger previews; nil: Runner.
+	Interactive Scripts
+	Secrets     *secret.Box
+	Logger      *slog.Logger
 
 	PageSize    int                             // changes read per poll call; default 100
 	BatchSize   int                             // events taken per worker round; default 50

@@ -108,7 +108,7 @@ type fixture struct {
 	st      *store.Store
 	reg     *connectors.Registry
 	box     *secret.Box
-	runner  *scripting.Runner
+	runner  engine.Scripts
 	eng     *engine.Engine
 	conn    store.Connection
 	support *sql.DB

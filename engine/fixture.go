@@ -38,7 +38,7 @@ type FixtureWant struct {
 // "trigger"/"outgoing"/"incoming" → source) and returns what differs from
 // its expectations (empty: it passes). Trigger variables are typed from the
 // fixture's entity.
-func CheckFixture(ctx context.Context, r *scripting.Runner, name string, sources map[string]map[string]string, fx Fixture) ([]string, error) {
+func CheckFixture(ctx context.Context, r Scripts, name string, sources map[string]map[string]string, fx Fixture) ([]string, error) {
 	if !fx.Side.Valid() {
 		return nil, fmt.Errorf("fixture %s: side must be a or b", name)
 	}

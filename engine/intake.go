@@ -195,7 +195,7 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		c.deleted = true
 		return c, true
 	}
-	match, err := sp.trigger.Match(triggerVars(ent))
+	match, err := e.opts.Runner.Match(ctx, sp.trigger, triggerVars(ent), scripting.Meta{Connection: p.conn.Name, Side: string(side), Timeout: p.options.scriptTimeout()})
 	if err != nil {
 		c.failure = "trigger: " + err.Error()
 		return c, true

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/scripting"
 )
 
 // TriggerPreview is how many of a system's entities a trigger matches, read
@@ -44,7 +45,7 @@ func (e *Engine) PreviewTrigger(ctx context.Context, systemID int64, src string,
 			}
 			seen[ent.ID] = true
 			out.Scanned++
-			ok, err := trig.Match(triggerVars(ent))
+			ok, err := e.interactive().Match(ctx, trig, triggerVars(ent), scripting.Meta{})
 			if err != nil {
 				out.Errors++
 				out.LastError = err.Error()

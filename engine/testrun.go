@@ -29,7 +29,7 @@ type TestRunResult struct {
 	SkipReason string                 `json:"skip_reason,omitempty"`
 	Log        []string               `json:"log"`
 	Error      error                  `json:"-"`               // a script error (*scripting.Error) or a trigger error
-	Stage      string                 `json:"stage,omitempty"` // where Error happened: trigger, outgoing, incoming
+	Stage      string                 `json:"stage,omitempty"` // where Error happened: trigger, outgoing, rules, incoming
 }
 
 // TestRun runs a connection's current trigger and scripts for an entity of
@@ -89,7 +89,7 @@ func (e *Engine) TestRun(ctx context.Context, connID int64, side store.Side, id 
 	if res.Linked {
 		links = loadLinks(&twin)
 	}
-	simulate(ctx, e.opts.Runner, p.conn.Name, p.options.scriptTimeout(), p.sides[side], p.sides[side.Other()], side, *ent, previous, target, links, &res)
+	simulate(ctx, e.interactive(), p.conn.Name, p.options.scriptTimeout(), p.sides[side], p.sides[side.Other()], side, *ent, previous, target, links, &res)
 	// Unique rules need a lookup in the target (read-only): done here, not
 	// in the pure simulation.
 	if dstRules := p.sides[side.Other()].rules; dstRules.HasUnique() && res.Replica != nil && (res.Stage == "" || res.Stage == "incoming") {
@@ -109,7 +109,8 @@ func (e *Engine) TestRun(ctx context.Context, connID int64, side store.Side, id 
 		if res.Linked {
 			key = correlationKey(p.conn.ID, twin.ID)
 		}
-		uniq, err := uniqueResults(ctx, dstRules, dst, own, key, replica)
+		meta := scripting.Meta{Connection: p.conn.Name, Side: string(side.Other()), Timeout: p.options.scriptTimeout()}
+		uniq, err := uniqueResults(ctx, e.interactive(), meta, dstRules, dst, own, key, replica)
 		if err != nil {
 			return res, err
 		}
@@ -122,10 +123,10 @@ func (e *Engine) TestRun(ctx context.Context, connID int64, side store.Side, id 
 
 // simulate is the pure part of a test run: trigger, outgoing, incoming,
 // patch, comments. Template fixtures use it without any store.
-func simulate(ctx context.Context, r *scripting.Runner, connName string, timeout time.Duration, src, dst *sidePlan, side store.Side,
+func simulate(ctx context.Context, r Scripts, connName string, timeout time.Duration, src, dst *sidePlan, side store.Side,
 	ent connectors.Entity, previous map[string]any, target *connectors.Entity, links commentLinks, res *TestRunResult) {
 	var err error
-	if res.Matched, err = src.trigger.Match(triggerVars(ent)); err != nil {
+	if res.Matched, err = r.Match(ctx, src.trigger, triggerVars(ent), scripting.Meta{Connection: connName, Side: string(side), Timeout: timeout}); err != nil {
 		res.Error, res.Stage = err, "trigger"
 		return
 	}
@@ -160,7 +161,10 @@ func simulate(ctx context.Context, r *scripting.Runner, connName string, timeout
 	if replica == nil {
 		replica = map[string]any{}
 	}
-	res.Rules = dst.rules.Check(replica)
+	if res.Rules, err = r.Check(ctx, dst.rules, replica, scripting.Meta{Connection: connName, Side: string(side.Other()), Timeout: timeout}); err != nil {
+		res.Error, res.Stage = err, "rules"
+		return
+	}
 	res.Invalid = len(scripting.Failed(res.Rules)) > 0
 	inc, err := r.Incoming(ctx, dst.incoming, replica, previous, in,
 		scripting.Meta{Connection: connName, Side: string(side.Other()), FirstSync: first, Timeout: timeout})

@@ -61,7 +61,7 @@ func errNoFinder(sys string) error {
 // earlier attempt created for this very twin, which is not a duplicate
 // either. A failed lookup is returned as an error (retried unless the
 // connector calls it invalid).
-func uniqueResults(ctx context.Context, rules *scripting.Rules, target *systemState, own, corrKey string, replica map[string]any) ([]scripting.RuleResult, error) {
+func uniqueResults(ctx context.Context, x Scripts, meta scripting.Meta, rules *scripting.Rules, target *systemState, own, corrKey string, replica map[string]any) ([]scripting.RuleResult, error) {
 	if !rules.HasUnique() {
 		return nil, nil
 	}
@@ -81,7 +81,7 @@ func uniqueResults(ctx context.Context, rules *scripting.Rules, target *systemSt
 			skip[prev.ID] = true
 		}
 	}
-	return rules.CheckUnique(replica, func(field, value string) ([]scripting.Found, error) {
+	return x.CheckUnique(ctx, rules, replica, meta, func(field, value string) ([]scripting.Found, error) {
 		ents, err := f.FindBy(ctx, field, value, uniqueLookupLimit)
 		if err != nil {
 			return nil, err

@@ -340,8 +340,15 @@ func (e *RuleError) Unwrap() error { return connectors.ErrInvalid }
 
 // checkRules checks a replica against a side's rules; the error names each
 // failed rule with its field, kind, value and message.
-func checkRules(rules *scripting.Rules, replica map[string]any) error {
-	if failed := scripting.Failed(rules.Check(replica)); len(failed) > 0 {
+func checkRules(ctx context.Context, x Scripts, rules *scripting.Rules, replica map[string]any, meta scripting.Meta) error {
+	if rules.Len() == 0 {
+		return nil
+	}
+	res, err := x.Check(ctx, rules, replica, meta)
+	if err != nil {
+		return err
+	}
+	if failed := scripting.Failed(res); len(failed) > 0 {
 		return &RuleError{Failed: failed}
 	}
 	return nil
@@ -370,7 +377,8 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 	// The target side's validation rules, before anything is read from or
 	// written to it: a replica that breaks one fails the event for good (a
 	// data problem, not a transient one).
-	if err := checkRules(p.sides[dst].rules, replica); err != nil {
+	meta := scripting.Meta{Connection: p.conn.Name, Side: string(dst), Timeout: p.options.scriptTimeout()}
+	if err := checkRules(ctx, e.opts.Runner, p.sides[dst].rules, replica, meta); err != nil {
 		return outcome{}, nil, err
 	}
 	previous, err := decodeObject(ev.Previous)
@@ -384,7 +392,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 	targetID := twin.EntityID(dst)
 	// Unique rules look the value up in the target (its own counterpart
 	// aside), still before anything is written.
-	if uniq, err := uniqueResults(ctx, p.sides[dst].rules, target, targetID, correlationKey(p.conn.ID, twin.ID), replica); err != nil {
+	if uniq, err := uniqueResults(ctx, e.opts.Runner, meta, p.sides[dst].rules, target, targetID, correlationKey(p.conn.ID, twin.ID), replica); err != nil {
 		return outcome{}, nil, err
 	} else if failed := scripting.Failed(uniq); len(failed) > 0 {
 		return outcome{}, nil, &RuleError{Failed: failed}

@@ -180,22 +180,69 @@ func (p *proc) stop() string {
 	return p.stderr.String()
 }
 
-// cpu is the process's user+system CPU time so far.
+// cpu is the user+system CPU time so far of the process and its children
+// (Duplex's script workers: the live ones, and those it has reaped).
 func (p *proc) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	check(err)
-	// Fields after the command name (which may hold spaces, in parentheses).
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64) // field 14 of the line
-	st, _ := strconv.ParseInt(f[12], 10, 64)
+	f := statFields(p.cmd.Process.Pid)
+	if f == nil {
+		check(fmt.Errorf("no /proc/%d/stat", p.cmd.Process.Pid))
+	}
+	ticks := field(f, 11) + field(f, 12) + field(f, 13) + field(f, 14) // utime stime cutime cstime
+	for _, c := range children(p.cmd.Process.Pid) {
+		if cf := statFields(c); cf != nil {
+			ticks += field(cf, 11) + field(cf, 12)
+		}
+	}
 	const clkTck = 100 // USER_HZ, 100 on Linux
-	return time.Duration(ut+st) * time.Second / clkTck
+	return time.Duration(ticks) * time.Second / clkTck
 }
 
-// peakRSS is VmHWM in MB.
+// statFields are the fields of /proc/PID/stat after the command name (which
+// may hold spaces, in parentheses): field 3 of the line is f[0].
+func statFields(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+}
+
+func field(f []string, i int) int64 {
+	n, _ := strconv.ParseInt(f[i], 10, 64)
+	return n
+}
+
+// children lists the live processes whose parent is pid.
+func children(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := statFields(c); f != nil && field(f, 1) == int64(pid) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// peakRSS is VmHWM in MB of the process plus that of its live children
+// (each one's own peak: an upper bound of the peak of all together).
 func (p *proc) peakRSS() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	check(err)
+	total := hwm(p.cmd.Process.Pid)
+	for _, c := range children(p.cmd.Process.Pid) {
+		total += hwm(c)
+	}
+	return total
+}
+
+func hwm(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
 	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(b)
 	if m == nil {
 		return 0

@@ -116,6 +116,20 @@ func TestDemo(t *testing.T) {
 			t.Fatalf("event not done: %+v", evs)
 		}
 	}
+
+	// The scripts ran in sandbox worker processes, not in the server.
+	req, _ = http.NewRequest("GET", url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	mresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mresp.Body.Close()
+	body, _ := io.ReadAll(mresp.Body)
+	m := regexp.MustCompile(`(?m)^duplex_script_workers_started_total (\d+)`).FindSubmatch(body)
+	if mresp.StatusCode != http.StatusOK || m == nil || string(m[1]) == "0" {
+		t.Fatalf("metrics %d: no script worker started: %s", mresp.StatusCode, m)
+	}
 }
 
 // run executes a printed `sqlite3 FILE "SQL"` line: with the sqlite3 command

@@ -36,6 +36,7 @@ import (
 	"github.com/duplexsync/duplex/internal/tlsconf"
 	"github.com/duplexsync/duplex/migrations"
 	"github.com/duplexsync/duplex/scripting"
+	"github.com/duplexsync/duplex/scripting/sandbox"
 	"github.com/duplexsync/duplex/scripts"
 	"github.com/duplexsync/duplex/server"
 )
@@ -63,6 +64,7 @@ run "duplex <command> -h" for the flags of a command
 var version = "dev"
 
 func main() {
+	sandbox.ServeIfWorker() // a script worker of this process's parent: serves and exits
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
@@ -148,7 +150,8 @@ type common struct {
 	// the connectors trust (registerTLS).
 	tlsCert, tlsKey, caFile string
 	// limits bound the HTTP server's clients (limits.go).
-	limits server.Limits
+	limits  server.Limits
+	sandbox sandboxFlags // registerTLS
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultData string) {
@@ -166,6 +169,7 @@ func (c *common) registerTLS(fs *flag.FlagSet) {
 	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("DUPLEX_TLS_CERT"), "serve HTTPS with this PEM certificate (chain) file, reloaded when it changes; needs --tls-key (env DUPLEX_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", os.Getenv("DUPLEX_TLS_KEY"), "the PEM private key of --tls-cert (env DUPLEX_TLS_KEY)")
 	fs.StringVar(&c.caFile, "ca-file", os.Getenv("DUPLEX_CA_FILE"), "PEM CA certificates trusted for connections to systems, besides the system roots (env DUPLEX_CA_FILE)")
+	c.sandbox.register(fs)
 }
 
 func (c *common) dsn() string {
@@ -188,6 +192,7 @@ type app struct {
 	box       *secret.Box
 	templates *scripts.Library
 	engine    *engine.Engine
+	pool      *sandbox.Pool
 	handler   http.Handler
 	auth      server.AuthOptions
 	tls       *tls.Config // nil: plain HTTP
@@ -233,24 +238,34 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 	}
 	m := metrics.New(st)
 	guards := newGuards(st, c, logger)
+	// Every script, trigger and rule runs in a worker process: this process
+	// never evaluates user code.
+	pool, err := c.sandbox.newPool(logger, m)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 	eng := engine.New(engine.Options{
 		Store: st, Connectors: reg, Secrets: box, Logger: logger,
-		Runner:    scripting.NewRunner(scripting.Options{Timeout: time.Second, Observe: m.ObserveScript}),
+		Runner: pool, Interactive: pool.Interactive(),
 		Transport: connectorTransport(m, base),
 		Outbound:  guards.For,
 		Lease:     c.lease,
 	})
+	poolMetrics(m, pool)
 	m.Counter("duplex_lease_takeovers_total", "Events, deliveries, backfills and pollers this process took over from a process whose lease expired.",
 		func() float64 { return float64(eng.Takeovers()) })
 	al, err := newAlerts(st, logger, eng.ProcessID(), alertTransport(base, guards))
 	if err != nil {
 		_ = eng.Close()
+		stopPool(pool)
 		_ = st.Close()
 		return nil, err
 	}
 	auth, err := access(st)
 	if err != nil {
 		_ = eng.Close()
+		stopPool(pool)
 		_ = st.Close()
 		return nil, err
 	}
@@ -260,7 +275,7 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger, Auth: auth,
 		Metrics: m.Handler(), Outbound: guards, Limits: c.limits})
 	warnRefused(ctx, st, eng, logger)
-	return &app{store: st, box: box, templates: lib, engine: eng, handler: h, auth: auth, tls: tlsCfg, alerts: al, limits: c.limits}, nil
+	return &app{store: st, box: box, templates: lib, engine: eng, pool: pool, handler: h, auth: auth, tls: tlsCfg, alerts: al, limits: c.limits}, nil
 }
 
 // connectorTransport is engine.Options.Transport: a system's requests are
@@ -309,6 +324,7 @@ func registry() (*connectors.Registry, error) {
 
 func (a *app) close() {
 	_ = a.engine.Close()
+	stopPool(a.pool)
 	_ = a.store.Close()
 }
 

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/duplexsync/duplex/internal/metrics"
+	"github.com/duplexsync/duplex/scripting/sandbox"
+)
+
+// sandboxFlags size the pool of script worker processes (serve and demo).
+type sandboxFlags struct {
+	workers, interactive int
+	memoryMiB            int
+}
+
+func (s *sandboxFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&s.workers, "script-workers", envInt("DUPLEX_SCRIPT_WORKERS", 2),
+		"worker processes that run scripts, triggers and rules for the sync (env DUPLEX_SCRIPT_WORKERS)")
+	fs.IntVar(&s.interactive, "script-interactive-workers", envInt("DUPLEX_SCRIPT_INTERACTIVE_WORKERS", 1),
+		"worker processes for test runs and trigger previews, apart from the sync's (env DUPLEX_SCRIPT_INTERACTIVE_WORKERS)")
+	fs.IntVar(&s.memoryMiB, "script-memory", envInt("DUPLEX_SCRIPT_MEMORY", 1024),
+		"MiB of memory each script worker may use; a script that needs more fails with \"script exceeded its memory limit\" (env DUPLEX_SCRIPT_MEMORY)")
+}
+
+func envInt(k string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(k)); err == nil {
+		return n
+	}
+	return def
+}
+
+// newPool starts nothing yet: workers start on the first run.
+func (s sandboxFlags) newPool(logger *slog.Logger, m *metrics.Metrics) (*sandbox.Pool, error) {
+	return sandbox.NewPool(sandbox.Options{
+		Workers: s.workers, Interactive: s.interactive, Memory: uint64(max(s.memoryMiB, 64)) << 20,
+		Timeout: time.Second, Observe: m.ObserveScript, Logger: logger,
+	})
+}
+
+// poolMetrics counts worker starts and deaths for /metrics.
+func poolMetrics(m *metrics.Metrics, p *sandbox.Pool) {
+	m.Counter("duplex_script_workers_started_total", "Script worker processes started (first start, replacement after a limit, recycling).",
+		func() float64 { return float64(p.Stats().Starts) })
+	m.Counter("duplex_script_workers_killed_total", "Script worker processes killed at a run's deadline or dead of their memory limit or a crash.",
+		func() float64 { return float64(p.Stats().Kills) })
+}
+
+// stopPool kills the workers; a worker in an endless script never delays
+// the server's exit.
+func stopPool(p *sandbox.Pool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = p.Stop(ctx)
+}

@@ -1,0 +1,35 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/duplexsync/duplex/scripting"
+)
+
+// Scripts runs user code: scripts, triggers, validation rules and the where
+// of unique rules. The server gives a sandbox.Pool (every run in a worker
+// process with OS limits, so a hostile script cannot crash, stall or bloat
+// the server); unit tests and the command line give the in-process
+// *scripting.Runner. Compiling (to report errors at save) happens here in
+// the engine and runs no user code; meta names the connection, for the
+// pool's per-connection fairness.
+type Scripts interface {
+	Outgoing(ctx context.Context, s *scripting.Script, entity, previous map[string]any, meta scripting.Meta) (scripting.OutgoingResult, error)
+	Incoming(ctx context.Context, s *scripting.Script, replica, previous, entity map[string]any, meta scripting.Meta) (scripting.IncomingResult, error)
+	Match(ctx context.Context, t *scripting.Trigger, vars map[string]any, meta scripting.Meta) (bool, error)
+	Check(ctx context.Context, rs *scripting.Rules, replica map[string]any, meta scripting.Meta) ([]scripting.RuleResult, error)
+	// CheckUnique makes find's lookups in the caller and evaluates each
+	// rule's where over what they found where the scripts run.
+	CheckUnique(ctx context.Context, rs *scripting.Rules, replica map[string]any, meta scripting.Meta, find scripting.FindFunc) ([]scripting.RuleResult, error)
+}
+
+var _ Scripts = (*scripting.Runner)(nil)
+
+// interactive is the executor of work a person waits for (test run,
+// trigger preview): its own workers, so it never waits behind the sync.
+func (e *Engine) interactive() Scripts {
+	if e.opts.Interactive != nil {
+		return e.opts.Interactive
+	}
+	return e.opts.Runner
+}

@@ -1,0 +1,371 @@
+package sandbox
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/scripting"
+)
+
+// Each hostile run fails with the limit it hit, its worker is replaced, the
+// parent stays small, and runs of another connection in parallel succeed.
+
+var catastrophicRegex = `const s = "a".repeat(34) + "b"; replica.m = /(a+)+(?=c)c/.test(s)`
+
+func TestPoolDeadline(t *testing.T) {
+	p := newPool(t, Options{Grace: 100 * time.Millisecond})
+	ctx := context.Background()
+	for _, c := range []struct{ name, src string }{
+		{"endless loop", `for (;;) {}`},
+		{"catastrophic regex", catastrophicRegex},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := mustCompile(t, scripting.KindOutgoing, c.src)
+			start := time.Now()
+			_, err := p.Outgoing(ctx, s, map[string]any{}, nil, scripting.Meta{Connection: "evil", Timeout: 300 * time.Millisecond})
+			if !isKind(err, scripting.ErrorTimeout) || !strings.Contains(err.Error(), "script ran past its 300 ms deadline") {
+				t.Fatalf("err = %v", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("took %v", d)
+			}
+		})
+	}
+	// Nested loops over a list of the entity (ranges hit expr's memory
+	// budget first): 27 million steps.
+	trig, err := scripting.CompileTrigger(`all(labels, {all(labels, {all(labels, {# != "x"})})})`, map[string]any{"labels": []any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := make([]any, 300)
+	for i := range labels {
+		labels[i] = "l"
+	}
+	_, err = p.Match(ctx, trig, map[string]any{"labels": labels}, scripting.Meta{})
+	if !isKind(err, scripting.ErrorTimeout) || !strings.Contains(err.Error(), "script ran past its 1 s deadline") {
+		t.Fatalf("nested all(): %v", err)
+	}
+	// The pool goes on with fresh workers.
+	ok := mustCompile(t, scripting.KindOutgoing, `replica.ok = true`)
+	if res, err := p.Outgoing(ctx, ok, map[string]any{}, nil, scripting.Meta{}); err != nil || res.Replica["ok"] != true {
+		t.Fatalf("after: %v %v", res, err)
+	}
+	if st := p.Stats(); st.Kills < 2 {
+		t.Fatalf("stats %+v: the regex and the expr loop kill their workers", st)
+	}
+}
+
+func TestPoolMemory(t *testing.T) {
+	if !MemoryLimited() {
+		t.Skip("workers have no address-space limit here (race detector or not Linux)")
+	}
+	if testing.Short() {
+		t.Skip("allocates up to the limit")
+	}
+	p := newPool(t, Options{Workers: 2, Memory: 512 << 20})
+	ctx := context.Background()
+	// Another connection syncs throughout.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var good, bad int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s := mustCompile(t, scripting.KindOutgoing, `replica.n = entity.n * 2`)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			res, err := p.Outgoing(ctx, s, map[string]any{"n": 21.0}, nil, scripting.Meta{Connection: "good"})
+			if err != nil || res.Replica["n"] != int64(42) {
+				bad++
+				t.Errorf("good connection: %v %v", res.Replica, err)
+				return
+			}
+			good++
+		}
+	}()
+	scripts := []struct{ name, src string }{
+		{"ArrayBuffer", `new ArrayBuffer(2**40)`},
+		{"repeat valueOf", `let n = 0; const count = {valueOf() { return n++ === 0 ? 1 : 2**40; }}; replica.x = "x".repeat(count)`},
+		// goja's join is slow enough that this may meet the deadline
+		// before the memory limit: either limit will do.
+		{"join", `const big = "y".repeat(16 * 1024 * 1024 - 1); replica.x = Array(33).join(big).length`},
+	}
+	for _, c := range scripts {
+		t.Run(c.name, func(t *testing.T) {
+			s := mustCompile(t, scripting.KindOutgoing, c.src)
+			_, err := p.Outgoing(ctx, s, map[string]any{}, nil, scripting.Meta{Connection: "evil", Timeout: 3 * time.Second})
+			memory := isKind(err, scripting.ErrorMemory) && strings.Contains(err.Error(), "script exceeded its memory limit")
+			if !memory && (c.name != "join" || !isKind(err, scripting.ErrorTimeout)) {
+				t.Fatalf("err = %v", err)
+			}
+			t.Log(err)
+		})
+	}
+	t.Run("expr repeat", func(t *testing.T) {
+		trig, err := scripting.CompileTrigger(`len(repeat(repeat(subject,30000),1000000)) > 0`, map[string]any{"subject": ""})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.Match(ctx, trig, map[string]any{"subject": "hello"}, scripting.Meta{Connection: "evil", Timeout: 5 * time.Second})
+		if !isKind(err, scripting.ErrorMemory) {
+			t.Fatalf("err = %v", err)
+		}
+		rules, err := scripting.CompileRules([]scripting.Rule{{Kind: "expr", Expr: `len(repeat(repeat(replica.subject,30000),1000000)) > 0`}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.Check(ctx, rules, map[string]any{"subject": "hello"}, scripting.Meta{Connection: "evil", Timeout: 5 * time.Second})
+		if !isKind(err, scripting.ErrorMemory) {
+			t.Fatalf("rule: err = %v", err)
+		}
+	})
+	close(stop)
+	wg.Wait()
+	if good == 0 || bad > 0 {
+		t.Fatalf("good connection: %d ok, %d failed", good, bad)
+	}
+	if rss := selfRSS(t); rss > 200<<20 {
+		t.Fatalf("parent RSS %d MiB", rss>>20)
+	}
+	t.Logf("good runs meanwhile: %d; parent RSS %d MiB; stats %+v", good, selfRSS(t)>>20, p.Stats())
+}
+
+func selfRSS(t *testing.T) uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// A batch: the run that hangs fails, the runs after it run on a fresh
+// worker, the ones before it keep their results.
+func TestPoolBatchRetry(t *testing.T) {
+	p := newPool(t, Options{Workers: 1, Grace: 100 * time.Millisecond})
+	ok := mustCompile(t, scripting.KindOutgoing, `replica.n = entity.n`)
+	hang := mustCompile(t, scripting.KindOutgoing, catastrophicRegex)
+	var runs []*Run
+	for i := range 5 {
+		s := ok
+		if i == 2 {
+			s = hang
+		}
+		runs = append(runs, p.OutgoingRun(s, map[string]any{"n": float64(i)}, nil, scripting.Meta{Timeout: 500 * time.Millisecond}))
+	}
+	if err := p.Do(context.Background(), runs); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range runs {
+		res, err := r.Result()
+		if i == 2 {
+			if !isKind(err, scripting.ErrorTimeout) {
+				t.Fatalf("run 2: %v", err)
+			}
+			continue
+		}
+		if err != nil || res.Replica["n"] != int64(i) {
+			t.Fatalf("run %d: %v %v", i, res.Replica, err)
+		}
+	}
+	if st := p.Stats(); st.Starts != 2 || st.Kills != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestPoolRecycle(t *testing.T) {
+	ctx := context.Background()
+	t.Run("runs", func(t *testing.T) {
+		p := newPool(t, Options{Workers: 1, RecycleRuns: 5})
+		s := mustCompile(t, scripting.KindOutgoing, `replica.x = 1`)
+		for range 12 {
+			if _, err := p.Outgoing(ctx, s, map[string]any{}, nil, scripting.Meta{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := p.Stats(); st.Starts != 3 || st.Kills != 0 {
+			t.Fatalf("stats %+v: want 3 workers for 12 runs at 5 each", st)
+		}
+	})
+	t.Run("heap", func(t *testing.T) {
+		if raceBuild {
+			t.Skip("too slow under the race detector")
+		}
+		// Symbol.for keys stay in a reused runtime; the worker's heap
+		// grows past the threshold and it is replaced.
+		p := newPool(t, Options{Workers: 1, RecycleHeap: 40 << 20})
+		s := mustCompile(t, scripting.KindOutgoing, `for (let i = 0; i < 6; i++) Symbol.for(entity.n + "-" + i + "x".repeat(4 << 20))`)
+		for i := range 4 {
+			if _, err := p.Outgoing(ctx, s, map[string]any{"n": float64(i)}, nil, scripting.Meta{Timeout: 5 * time.Second}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := p.Stats(); st.Starts < 2 {
+			t.Fatalf("stats %+v: the growing worker was never replaced", st)
+		}
+	})
+}
+
+// One connection's slow runs hold at most Workers-1 workers: another
+// connection's run goes through while they are running; so does the
+// interactive lane while every sync worker is busy.
+func TestPoolFairness(t *testing.T) {
+	p := newPool(t, Options{Workers: 2, Grace: 100 * time.Millisecond})
+	ctx := context.Background()
+	slow := mustCompile(t, scripting.KindOutgoing, catastrophicRegex)
+	fast := mustCompile(t, scripting.KindOutgoing, `replica.ok = true`)
+	// Warm both workers up, so start-up time does not decide the order.
+	for range 2 {
+		if _, err := p.Outgoing(ctx, fast, map[string]any{}, nil, scripting.Meta{Connection: "warm"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var order []string
+	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := p.Outgoing(ctx, slow, map[string]any{}, nil, scripting.Meta{Connection: "slow", Timeout: time.Second})
+			if !isKind(err, scripting.ErrorTimeout) {
+				t.Errorf("slow: %v", err)
+			}
+			note("slow")
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // the slow runs are queued first
+	if _, err := p.Outgoing(ctx, fast, map[string]any{}, nil, scripting.Meta{Connection: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	note("other")
+	wg.Wait()
+	if order[0] != "other" {
+		t.Fatalf("order %v: the other connection waited behind the slow one", order)
+	}
+
+	// Both sync workers busy with two connections' hangs; the interactive
+	// lane answers meanwhile.
+	order = nil
+	for _, conn := range []string{"x", "y"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = p.Outgoing(ctx, slow, map[string]any{}, nil, scripting.Meta{Connection: conn, Timeout: time.Second})
+			note(conn)
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if res, err := p.Interactive().Outgoing(ctx, fast, map[string]any{}, nil, scripting.Meta{Connection: "x"}); err != nil || res.Replica["ok"] != true {
+		t.Fatalf("interactive: %v %v", res, err)
+	}
+	note("interactive")
+	wg.Wait()
+	if order[0] != "interactive" {
+		t.Fatalf("order %v: the test run waited behind the sync", order)
+	}
+}
+
+// Stop kills and reaps every worker, also one in a hang.
+func TestPoolStop(t *testing.T) {
+	p, err := NewPool(Options{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	fast := mustCompile(t, scripting.KindOutgoing, `replica.ok = true`)
+	if _, err := p.Outgoing(ctx, fast, map[string]any{}, nil, scripting.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	hang := mustCompile(t, scripting.KindOutgoing, catastrophicRegex)
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Outgoing(ctx, hang, map[string]any{}, nil, scripting.Meta{Timeout: 10 * time.Second})
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	pids := p.pids()
+	if len(pids) == 0 {
+		t.Fatal("no workers")
+	}
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p.Stop(sctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the hanging run succeeded")
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
+			t.Errorf("worker %d still exists (%v)", pid, err)
+		}
+	}
+	if _, err := p.Outgoing(ctx, fast, map[string]any{}, nil, scripting.Meta{}); err == nil {
+		t.Fatal("a run after Stop succeeded")
+	}
+}
+
+// Concurrent use from many goroutines (run with -race).
+func TestPoolConcurrent(t *testing.T) {
+	p := newPool(t, Options{Workers: 2, PerConnection: 2})
+	s := mustCompile(t, scripting.KindOutgoing, `replica.n = entity.n + 1`)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				n := float64(g*100 + i)
+				res, err := p.Outgoing(context.Background(), s, map[string]any{"n": n}, nil, scripting.Meta{Connection: "c" + strconv.Itoa(g%3)})
+				if err != nil || res.Replica["n"] != int64(n)+1 {
+					t.Errorf("run: %v %v", res.Replica, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// A worker killed while idle (by an operator, the OOM killer) costs no run
+// an error: the next batch finds it gone and runs on a fresh worker.
+func TestPoolWorkerKilledWhileIdle(t *testing.T) {
+	p := newPool(t, Options{Workers: 1})
+	ctx := context.Background()
+	s := mustCompile(t, scripting.KindOutgoing, `replica.n = entity.n`)
+	if _, err := p.Outgoing(ctx, s, map[string]any{"n": 1.0}, nil, scripting.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	pids := p.pids()
+	if len(pids) != 1 {
+		t.Fatalf("workers %v", pids)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // it is gone (a zombie until reaped)
+	res, err := p.Outgoing(ctx, s, map[string]any{"n": 2.0}, nil, scripting.Meta{})
+	if err != nil || res.Replica["n"] != int64(2) {
+		t.Fatalf("after the kill: %v %v", res.Replica, err)
+	}
+	if st := p.Stats(); st.Starts != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -1,0 +1,167 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/scripting"
+)
+
+func TestMain(m *testing.M) {
+	ServeIfWorker()
+	os.Exit(m.Run())
+}
+
+func newPool(t testing.TB, opts Options) *Pool {
+	t.Helper()
+	p, err := NewPool(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return p
+}
+
+func mustCompile(t testing.TB, kind scripting.Kind, src string) *scripting.Script {
+	t.Helper()
+	s, err := scripting.Compile("t."+string(kind)+".js", kind, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestPoolOutgoingIncoming(t *testing.T) {
+	p := newPool(t, Options{})
+	ctx := context.Background()
+	out := mustCompile(t, scripting.KindOutgoing, `replica.title = entity.title + "!"; replica.n = entity.n + 1; replica.prev = previous; log("hi", {a: 1})`)
+	meta := scripting.Meta{Connection: "c1", Side: "a"}
+	res, err := p.Outgoing(ctx, out, map[string]any{"title": "x", "n": 41.0}, nil, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Replica["title"] != "x!" || res.Replica["n"] != int64(42) || res.Replica["prev"] != nil {
+		t.Fatalf("replica %#v", res.Replica)
+	}
+	if len(res.Log) != 1 || res.Log[0] != `hi {"a":1}` {
+		t.Fatalf("log %q", res.Log)
+	}
+	res, err = p.Outgoing(ctx, out, map[string]any{"title": "y", "n": 1.0}, map[string]any{}, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prev, ok := res.Replica["prev"].(map[string]any); !ok || len(prev) != 0 {
+		t.Fatalf("previous {} came as %#v", res.Replica["prev"])
+	}
+
+	// Empty lists and objects stay empty lists and objects (not null).
+	empty := mustCompile(t, scripting.KindOutgoing, `replica.labels = []; replica.o = {}; replica.n = entity.tags.length`)
+	res, err = p.Outgoing(ctx, empty, map[string]any{"tags": []any{}}, nil, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(res.Replica); string(b) != `{"labels":[],"n":0,"o":{}}` {
+		t.Fatalf("empty values: %s", b)
+	}
+
+	in := mustCompile(t, scripting.KindIncoming, `if (replica.skip) skip("asked"); entity.title = replica.title; entity.first = ctx.firstSync`)
+	ir, err := p.Incoming(ctx, in, map[string]any{"title": "t"}, nil, nil, scripting.Meta{FirstSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ir.Entity["title"] != "t" || ir.Entity["first"] != true {
+		t.Fatalf("entity %#v", ir.Entity)
+	}
+	ir, err = p.Incoming(ctx, in, map[string]any{"skip": true}, nil, nil, scripting.Meta{})
+	if err != nil || !ir.Skipped || ir.SkipReason != "asked" {
+		t.Fatalf("skip: %+v %v", ir, err)
+	}
+
+	bad := mustCompile(t, scripting.KindOutgoing, "\n  null.x")
+	_, err = p.Outgoing(ctx, bad, map[string]any{}, nil, meta)
+	var se *scripting.Error
+	if !errors.As(err, &se) || se.Kind != scripting.ErrorRuntime || se.Line != 2 {
+		t.Fatalf("runtime error: %#v", err)
+	}
+}
+
+func TestPoolTriggerAndRules(t *testing.T) {
+	p := newPool(t, Options{})
+	ctx := context.Background()
+	trig, err := scripting.CompileTrigger(`status != "closed" && priority > 2`, map[string]any{"status": "", "priority": 0.0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		vars map[string]any
+		want bool
+	}{{map[string]any{"status": "open", "priority": 3.0}, true}, {map[string]any{"status": "closed", "priority": 3.0}, false}, {map[string]any{}, false}} {
+		got, err := p.Match(ctx, trig, c.vars, scripting.Meta{Connection: "c"})
+		if err != nil || got != c.want {
+			t.Fatalf("match %v = %v, %v; want %v", c.vars, got, err, c.want)
+		}
+	}
+	rules, err := scripting.CompileRules([]scripting.Rule{{Kind: "required", Field: "title"}, {Kind: "email", Field: "mail"},
+		{Kind: "unique", Field: "ext", Where: `status != "closed"`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Check(ctx, rules, map[string]any{"title": "", "mail": "a@b.c"}, scripting.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 || res[0].Passed || !res[1].Passed {
+		t.Fatalf("check %+v", res)
+	}
+	var asked []string
+	find := func(field, value string) ([]scripting.Found, error) {
+		asked = append(asked, field+"="+value)
+		return []scripting.Found{{ID: "1", Key: "K-1", Fields: map[string]any{"status": "closed"}}, {ID: "2", Key: "K-2", Fields: map[string]any{"status": "open"}}}, nil
+	}
+	uniq, err := p.CheckUnique(ctx, rules, map[string]any{"ext": "E1"}, scripting.Meta{}, find)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 1 || asked[0] != "ext=E1" || len(uniq) != 1 || uniq[0].Passed || uniq[0].Existing != "K-2" {
+		t.Fatalf("unique %+v (asked %v)", uniq, asked)
+	}
+}
+
+// Nothing per run compiles: the parent compiles nothing, and each worker
+// gets a script's source once.
+func TestPoolCompilesOnce(t *testing.T) {
+	p := newPool(t, Options{Workers: 1})
+	ctx := context.Background()
+	s := mustCompile(t, scripting.KindOutgoing, `replica.x = entity.x`)
+	trig, _ := scripting.CompileTrigger(`x > 1`, map[string]any{"x": 0.0})
+	before := scripting.Compilations()
+	for i := range 30 {
+		if _, err := p.Outgoing(ctx, s, map[string]any{"x": float64(i)}, nil, scripting.Meta{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Match(ctx, trig, map[string]any{"x": float64(i)}, scripting.Meta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := scripting.Compilations() - before; n != 0 {
+		t.Fatalf("%d compilations in the parent", n)
+	}
+	if st := p.Stats(); st.CodeSent != 2 || st.Starts != 1 {
+		t.Fatalf("stats %+v: want the code sent twice (script, trigger) to one worker", st)
+	}
+}
+
+func isKind(err error, kind string) bool {
+	var se *scripting.Error
+	return errors.As(err, &se) && se.Kind == kind
+}
