@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,15 +34,40 @@ const (
 // ("crash": the sandbox worker running it died or was killed).
 var limitKinds = map[string]bool{scripting.ErrorTimeout: true, scripting.ErrorMemory: true, "crash": true}
 
+// exprBudget is what expr's VM says when an expression (trigger or rule)
+// allocates past its memory budget; it comes back as a runtime error.
+const exprBudget = "memory budget exceeded"
+
 // limitHit reports whether err is a script run stopped by one of its limits,
-// and which. A run cut short because ctx ended (shutdown) is not one: the
-// script did nothing wrong.
+// and which: a scripting.Error of a limit kind, expr's memory budget, or a
+// validation rule whose expression failed on either. A run cut short
+// because ctx ended (shutdown) is not one: the script did nothing wrong.
 func limitHit(ctx context.Context, err error) (string, bool) {
-	var se *scripting.Error
-	if err == nil || ctx.Err() != nil || !errors.As(err, &se) || !limitKinds[se.Kind] {
+	if err == nil || ctx.Err() != nil {
 		return "", false
 	}
-	return se.Kind, true
+	var se *scripting.Error
+	if errors.As(err, &se) {
+		switch {
+		case limitKinds[se.Kind]:
+			return se.Kind, true
+		case strings.Contains(se.Message, exprBudget):
+			return scripting.ErrorMemory, true
+		}
+		return "", false
+	}
+	var re *RuleError
+	if errors.As(err, &re) {
+		for _, r := range re.Failed {
+			switch {
+			case strings.Contains(r.Error, exprBudget), strings.Contains(r.Error, scripting.ErrMemory.Error()):
+				return scripting.ErrorMemory, true
+			case strings.Contains(r.Error, scripting.ErrTimeout.Error()):
+				return scripting.ErrorTimeout, true
+			}
+		}
+	}
+	return "", false
 }
 
 // quarantineState remembers the connections this process quarantined, each

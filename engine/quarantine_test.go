@@ -160,3 +160,28 @@ func TestQuarantineFromTheWorker(t *testing.T) {
 		t.Fatalf("%d failed, %d queued: want at least 2 failed, and the rest of the 3 still queued", failed, len(f.event(store.StatusQueued)))
 	}
 }
+
+// An expression rule that blows expr's memory budget counts as a limit hit
+// (the worker path through a RuleError).
+func TestQuarantineFromARule(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	if err := f.st.SetOptions(f.ctx, f.conn.ID, `{"quarantine_hits":2}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.SaveScript(f.ctx, f.conn.ID, store.SideA, store.KindTrigger, "true", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.SaveScript(f.ctx, f.conn.ID, store.SideB, store.KindRules,
+		`[{"kind": "expr", "field": "title", "expr": "all(1..100000, { all(1..100000, { # > 0 }) })"}]`, "t"); err != nil {
+		t.Fatal(err)
+	}
+	f.cycle()
+	f.cycle()
+	c, err := f.st.GetConnection(f.ctx, f.conn.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Active || !strings.Contains(c.PausedReason, "(memory)") {
+		t.Fatalf("after a rule over expr's memory budget: active=%v reason=%q", c.Active, c.PausedReason)
+	}
+}

@@ -83,7 +83,8 @@ func TestRecordLimitHit(t *testing.T) {
 			if got.Active || got.PausedReason != "quarantined: test" || got.QuarantinedAt == nil || got.LimitHits != 3 {
 				t.Fatalf("after quarantine: %+v", got)
 			}
-			if err := st.SetActive(ctx, c.ID, true); err != nil {
+			// Activated inside a transaction, as `duplex apply` does.
+			if err := st.Tx(ctx, func(tx *store.Store) error { return tx.SetActive(ctx, c.ID, true) }); err != nil {
 				t.Fatal(err)
 			}
 			got, err = st.GetConnection(ctx, c.ID)
