@@ -151,6 +151,11 @@ func runCase(t *testing.T, hc hostileCase, f *figures) {
 	ctx, cancel := context.WithTimeout(context.Background(), caseCap)
 	defer cancel()
 	dir := t.TempDir()
+	defer func() {
+		if t.Failed() {
+			t.Logf("the server's log ends:\n%s", logTail(dir))
+		}
+	}()
 	srv := startDemo(t, dir)
 	defer srv.kill()
 
@@ -282,16 +287,26 @@ type connOut struct {
 	PausedReason string `json:"paused_reason"`
 }
 
-// testRunError is the error of a test run's answer (its message), or the
-// whole body when it has none (a rule's result may carry the message).
+// testRunError is the error of a test run's answer: its script error, else
+// the error of the first failed validation rule, else the whole body.
 func testRunError(body []byte) string {
 	var out struct {
 		Error *struct {
 			Message string `json:"message"`
 		} `json:"error"`
+		Rules []struct {
+			Error string `json:"error"`
+		} `json:"rules"`
 	}
-	if json.Unmarshal(body, &out) == nil && out.Error != nil {
-		return out.Error.Message
+	if json.Unmarshal(body, &out) == nil {
+		if out.Error != nil {
+			return out.Error.Message
+		}
+		for _, r := range out.Rules {
+			if r.Error != "" {
+				return "rule: " + r.Error
+			}
+		}
 	}
 	return string(body)
 }
