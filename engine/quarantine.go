@@ -57,17 +57,27 @@ func limitHit(ctx context.Context, err error) (string, bool) {
 		return "", false
 	}
 	var re *RuleError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) { // a rule's error is text only
 		for _, r := range re.Failed {
-			switch {
-			case strings.Contains(r.Error, exprBudget), strings.Contains(r.Error, scripting.ErrMemory.Error()):
-				return scripting.ErrorMemory, true
-			case strings.Contains(r.Error, scripting.ErrTimeout.Error()):
-				return scripting.ErrorTimeout, true
+			for _, m := range ruleLimitMarks {
+				if strings.Contains(r.Error, m.text) {
+					return m.kind, true
+				}
 			}
 		}
 	}
 	return "", false
+}
+
+// ruleLimitMarks are how a validation rule's error says it hit a limit: in
+// the server's runner and in a sandbox worker's words.
+var ruleLimitMarks = []struct{ text, kind string }{
+	{exprBudget, scripting.ErrorMemory},
+	{"too much memory", scripting.ErrorMemory},
+	{"memory limit", scripting.ErrorMemory},
+	{"deadline exceeded", scripting.ErrorTimeout},
+	{"ran past its", scripting.ErrorTimeout},
+	{"crashed its sandbox worker", "crash"},
 }
 
 // quarantineState remembers the connections this process quarantined, each
