@@ -251,24 +251,30 @@ type Config struct {
 	// http.DefaultTransport. The engine passes one that measures requests
 	// (latency, status codes, 429s) per system.
 	Transport http.RoundTripper
+	// Guard is the outbound policy of the system's team; nil: none. The
+	// engine passes a Transport whose dials already go through it.
+	Guard Guard
 }
 
 // HTTPClient is the client an HTTP connector uses: Config.Transport, or the
 // default client.
 func (c Config) HTTPClient() *http.Client {
-	if c.Transport == nil {
+	if c.Transport == nil && c.Guard == nil {
 		return http.DefaultClient
 	}
-	return &http.Client{Transport: c.Transport}
+	return &http.Client{Transport: c.RoundTripper()}
 }
 
 // RoundTripper is Config.Transport or http.DefaultTransport, for connectors
 // that build their own client (cookies, redirects).
 func (c Config) RoundTripper() http.RoundTripper {
-	if c.Transport == nil {
-		return http.DefaultTransport
+	switch {
+	case c.Transport != nil:
+		return c.Transport
+	case c.Guard != nil:
+		return guardedTransport(c.Guard.DialContext)
 	}
-	return c.Transport
+	return http.DefaultTransport
 }
 
 // Factory builds a connector of one kind.
@@ -278,10 +284,26 @@ type Factory func(ctx context.Context, cfg Config) (Connector, error)
 // one in main or in a test; there is no global registry.
 type Registry struct {
 	factories map[string]Factory
+	checkers  map[string]Checker
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{factories: map[string]Factory{}} }
+func NewRegistry() *Registry {
+	return &Registry{factories: map[string]Factory{}, checkers: map[string]Checker{}}
+}
+
+// RegisterChecker sets the settings check of a kind (its outbound targets);
+// a kind without one is checked by CheckURLSetting.
+func (r *Registry) RegisterChecker(kind string, c Checker) { r.checkers[kind] = c }
+
+// Check checks a configuration's outbound targets against cfg.Guard
+// without connecting.
+func (r *Registry) Check(ctx context.Context, kind string, cfg Config) error {
+	if c, ok := r.checkers[kind]; ok {
+		return c(ctx, cfg)
+	}
+	return CheckURLSetting(ctx, cfg)
+}
 
 // Register adds a kind; registering a kind twice is an error.
 func (r *Registry) Register(kind string, f Factory) error {

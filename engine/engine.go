@@ -38,8 +38,13 @@ type Options struct {
 	Backoff     func(attempt int) time.Duration // delay before try attempt+1; default exponential from 1 s, capped at 5 min
 	Now         func() time.Time
 	// Transport, when set, gives the HTTP transport of a system's connector
-	// by system name (metrics wrap the default one); nil keeps the default.
-	Transport func(system string) http.RoundTripper
+	// by system name (metrics wrap the default one), whose connections dial
+	// through dial (the outbound guard; nil: none); nil keeps the default.
+	Transport func(system string, dial connectors.DialFunc) http.RoundTripper
+	// Outbound, when set, is the outbound policy of a team's systems
+	// (internal/outbound): every connector gets it in Config.Guard, and
+	// CheckSystem checks settings against it. nil: no policy (tests).
+	Outbound func(teamID int64) connectors.Guard
 
 	// ProcessID names this process in the claims it takes on shared work
 	// (events, deliveries, backfills, pollers); default host-pid-random.
@@ -238,10 +243,7 @@ func (e *Engine) system(ctx context.Context, id int64) (*systemState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("system %q: %w", sys.Name, err)
 	}
-	cfg := connectors.Config{Name: sys.Name, Settings: json.RawMessage(sys.Settings), Secrets: secrets}
-	if e.opts.Transport != nil {
-		cfg.Transport = e.opts.Transport(sys.Name)
-	}
+	cfg := e.connectorConfig(sys, secrets)
 	conn, err := e.opts.Connectors.Open(ctx, sys.Kind, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open system %q: %w", sys.Name, err)

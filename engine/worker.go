@@ -320,7 +320,7 @@ func permanent(err error) bool {
 	var se *scripting.Error
 	return errors.As(err, &se) || errors.Is(err, connectors.ErrInvalid) ||
 		errors.Is(err, connectors.ErrNotFound) || errors.Is(err, connectors.ErrBadConfig) ||
-		errors.Is(err, errConfig)
+		errors.Is(err, connectors.ErrRefused) || errors.Is(err, errConfig)
 }
 
 var errConfig = errors.New("connection cannot run")

@@ -66,6 +66,8 @@ var routeLevels = map[string]level{
 	"GET /api/users":             lvAnyAdmin, // team admins get a directory to add members from
 	"POST /api/users":            lvOrgAdmin,
 	"PUT /api/users/:id":         lvOrgAdmin,
+	"GET /api/outbound-policy":   lvOrgAdmin,
+	"PUT /api/outbound-policy":   lvOrgAdmin,
 	"GET /api/teams/:id/members": lvAdmin,
 
 	"PUT /api/teams/:id/members/:user":    lvAdmin,
@@ -239,6 +241,7 @@ func roleMatrix(t *testing.T, st *store.Store) {
 		"PUT /api/teams/:id/members/:user":               `{"role":"viewer"}`,
 		"PUT /api/me/password":                           `{"current":"wrong","new":"long enough password"}`,
 		"PUT /api/users/:id":                             `{}`,
+		"PUT /api/outbound-policy":                       `{"allow":[]}`,
 		"POST /api/events/:id/skip":                      `{"reason":"matrix"}`,
 		"PUT /api/connections/:id/scripts/:side/:kind":   `{"source":"replica.x = 1;"}`,
 		"PUT /api/team-templates/:id/sharing":            `{"visibility":"org"}`,

@@ -483,17 +483,18 @@ func (s *srv) linkTwin(c *gin.Context) error {
 }
 
 // unlinkTwin forgets a pair; both entities stay, and they sync again only if
-// a trigger matches one of them.
+// a trigger matches one of them. Its events stay as history, marked with
+// the pair (unlinked_pair).
 func (s *srv) unlinkTwin(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
 		return err
 	}
-	t, err := s.st.DeleteTwin(c.Request.Context(), id)
+	t, err := s.st.UnlinkTwin(c.Request.Context(), id)
 	if err != nil {
 		return err
 	}
-	s.audit(c, "twin.unlink", &t.ConnectionID, fmt.Sprintf("twin %d (a %s, b %s)", id, t.EntityID(store.SideA), t.EntityID(store.SideB)))
+	s.audit(c, "twin.unlink", &t.ConnectionID, store.UnlinkedPair(t))
 	c.Status(http.StatusNoContent)
 	return nil
 }

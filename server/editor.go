@@ -115,7 +115,12 @@ func (s *srv) testSystem(c *gin.Context) error {
 			return err
 		}
 		code := CodeUnavailable
-		if errors.Is(err, connectors.ErrBadConfig) {
+		var refused *connectors.RefusedError
+		switch {
+		case errors.As(err, &refused):
+			_, body := classify(refused)
+			code = body.Code // outbound_refused or store_is_not_a_system
+		case errors.Is(err, connectors.ErrBadConfig):
 			code = CodeBadConfig
 		}
 		s.audit(c, "system.test", nil, "system "+sys.Name+": failed")

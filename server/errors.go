@@ -11,6 +11,7 @@ import (
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/outbound"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
 )
@@ -38,6 +39,12 @@ const (
 	// CodeTemplateInvalid: a team template, its parameters or an imported
 	// archive is not acceptable (unknown file, unsafe path, literal not found).
 	CodeTemplateInvalid = "template_invalid"
+
+	// CodeOutboundRefused: a system's settings reach what the outbound
+	// policy refuses; policy_rule names the rule (loopback, private, ...).
+	CodeOutboundRefused = "outbound_refused"
+	// CodeStoreFence: a system's settings name the store's own database.
+	CodeStoreFence = "store_is_not_a_system"
 )
 
 // errBadRequest marks input the client must fix.
@@ -55,6 +62,8 @@ type apiError struct {
 	Line    int    `json:"line,omitempty"`
 	Column  int    `json:"column,omitempty"`
 	Rule    int    `json:"rule,omitempty"` // a validation rule's 1-based position
+	// PolicyRule names the outbound policy rule that refused a system.
+	PolicyRule string `json:"policy_rule,omitempty"`
 }
 
 // classify is the one place that turns an error into an HTTP status and a
@@ -64,7 +73,16 @@ func classify(err error) (int, apiError) {
 	var mbe *http.MaxBytesError
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
+	var refused *connectors.RefusedError
 	switch {
+	case errors.As(err, &refused):
+		code := CodeOutboundRefused
+		if refused.Rule == connectors.RuleStore {
+			code = CodeStoreFence
+		}
+		return http.StatusUnprocessableEntity, apiError{Code: code, Message: refused.Error(), PolicyRule: refused.Rule}
+	case errors.Is(err, outbound.ErrInvalid):
+		return http.StatusBadRequest, apiError{Code: CodeBadRequest, Message: err.Error()}
 	case errors.As(err, &se):
 		code := CodeScriptInvalid
 		if se.Kind != scripting.ErrorCompile { // runtime, timeout, memory: the source is fine

@@ -710,3 +710,5 @@ func TestHealthz(t *testing.T) {
 		})
 	}
 }
+
+func (f *fakeEngine) CheckSystem(context.Context, store.System) error { return nil }

@@ -33,6 +33,12 @@ func (s *srv) hook(c *gin.Context) error {
 	if errors.Is(err, connectors.ErrInvalid) {
 		return badRequest("malformed webhook: %v", err)
 	}
+	if errors.Is(err, connectors.ErrRefused) {
+		// The sender is anonymous: the refused address or file is the
+		// team's business (their system test and the log name it).
+		s.log.Warn("webhook for a system the outbound policy refuses", "system", id, "err", err)
+		return fmt.Errorf("%w: cannot take webhooks now", connectors.ErrUnavailable)
+	}
 	if err != nil {
 		return fmt.Errorf("webhook for system %d: %w", id, err)
 	}

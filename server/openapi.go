@@ -14,6 +14,7 @@ import (
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/outbound"
 	"github.com/duplexsync/duplex/scripts"
 )
 
@@ -70,6 +71,8 @@ var ops = map[string]op{
 	"DELETE /api/teams/{id}/members/{user}": {summary: "Remove a user from a team (team admin; not the last admin)", tag: "teams"},
 	"GET /api/users":                        {summary: "Users (org admin); a directory for team admins", tag: "teams", out: []store.User{}},
 	"POST /api/users":                       {summary: "Create a user (org admin)", tag: "teams", in: createUserIn{}, out: store.User{}, status: 201},
+	"GET /api/outbound-policy":              {summary: "The outbound policy: what systems may reach (org admin)", tag: "teams", out: outboundOut{}},
+	"PUT /api/outbound-policy":              {summary: "Replace the outbound policy (org admin; audited)", tag: "teams", in: outbound.Policy{}, out: outboundOut{}},
 	"PUT /api/users/{id}":                   {summary: "Change a user's name, org admin flag or disabled flag (org admin)", tag: "teams", in: updateUserIn{}, out: store.User{}},
 
 	"GET /api/systems":                 {summary: "Systems of one's teams", tag: "systems", out: []systemOut{}},
@@ -101,7 +104,7 @@ var ops = map[string]op{
 	"PUT /api/connections/{id}/options":         {summary: "Set lifecycle options", tag: "connections", in: engine.Lifecycle{}, out: connectionOut{}},
 	"GET /api/connections/{id}/twins":           {summary: "Linked entity pairs", tag: "twins", out: []store.Twin{}, query: []string{"limit"}},
 	"POST /api/connections/{id}/twins":          {summary: "Link two existing entities by hand", tag: "twins", in: linkTwinIn{}, out: store.Twin{}, status: 201},
-	"DELETE /api/twins/{id}":                    {summary: "Unlink a pair (both entities stay)", tag: "twins"},
+	"DELETE /api/twins/{id}":                    {summary: "Unlink a pair (both entities stay; its events stay as history, marked unlinked_pair)", tag: "twins"},
 	"POST /api/connections/{id}/backfill":       {summary: "Sync what already exists on one side", tag: "connections", in: startBackfillIn{}, out: store.Backfill{}, status: 202},
 	"GET /api/connections/{id}/backfills":       {summary: "Backfill jobs and their progress", tag: "connections", out: []store.Backfill{}},
 	"POST /api/connections/{id}/link-existing":  {summary: "Pair entities that share a key on both sides", tag: "twins", in: linkExistingIn{}, out: countOut{}},

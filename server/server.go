@@ -23,6 +23,7 @@ import (
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/frontend"
+	"github.com/duplexsync/duplex/internal/outbound"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
 )
@@ -52,6 +53,9 @@ type Engine interface {
 	Wake()
 	// Hook verifies and records a webhook request for a system.
 	Hook(ctx context.Context, systemID int64, header http.Header, body []byte) (engine.HookResult, error)
+	// CheckSystem checks what a system's settings reach against the store
+	// fence and its team's outbound policy (connectors.ErrRefused).
+	CheckSystem(ctx context.Context, sys store.System) error
 	// CanFind says whether a system's connector can look entities up by a
 	// field (connectors.Finder), which unique rules need.
 	CanFind(ctx context.Context, systemID int64) (bool, error)
@@ -70,6 +74,9 @@ type Options struct {
 	Auth         AuthOptions
 	// Metrics serves /metrics (Prometheus text); nil answers 404.
 	Metrics http.Handler
+	// Outbound is the policy the engine's guards apply; a change made
+	// through the API is applied at once (nil: none to tell).
+	Outbound *outbound.Guards
 }
 
 type srv struct {
@@ -89,6 +96,7 @@ type srv struct {
 	spec []byte
 	// metrics is the Prometheus handler, or nil.
 	metrics http.Handler
+	guards  *outbound.Guards
 }
 
 // New builds the HTTP handler.
@@ -101,7 +109,7 @@ func New(o Options) http.Handler {
 	}
 	s := &srv{st: o.Store, eng: o.Engine, box: o.Secrets, lib: o.Templates, log: o.Logger, max: o.MaxBodyBytes,
 		page: frontend.Handler(), auth: o.Auth.withDefaults(), logins: newThrottle(o.Auth.withDefaults().Throttle),
-		rules: map[string]rule{}, metrics: o.Metrics}
+		rules: map[string]rule{}, metrics: o.Metrics, guards: o.Outbound}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(s.recover)
@@ -140,6 +148,9 @@ func New(o Options) http.Handler {
 	s.route(api, "GET", "/users", signedIn(), s.listUsers) // org admins; team admins get a directory
 	s.route(api, "POST", "/users", orgAdmin(), s.createUser)
 	s.route(api, "PUT", "/users/:id", orgAdmin(), s.updateUser)
+	// What systems may reach (outbound.go): the organisation's, not a team's.
+	s.route(api, "GET", "/outbound-policy", orgAdmin(), s.getOutboundPolicy)
+	s.route(api, "PUT", "/outbound-policy", orgAdmin(), s.putOutboundPolicy)
 
 	// Systems hold credentials: team admins change them.
 	s.route(api, "GET", "/systems", signedIn(), s.listSystems)

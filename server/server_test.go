@@ -323,8 +323,31 @@ func TestAPI(t *testing.T) {
 			}
 			// Unlink the pair, link it again by hand: nothing is written to the systems.
 			twinID := int64(twins[0]["id"].(float64))
+			var before, after []map[string]any
+			var connBefore, connAfter struct{ Counts map[string]float64 }
+			if code := e.do("GET", "/api/events", "", &before); code != 200 || len(before) == 0 {
+				t.Fatalf("events before unlink: %d %d", code, len(before))
+			}
+			e.do("GET", "/api/connections/1", "", &connBefore)
 			if code := e.do("DELETE", fmt.Sprintf("/api/twins/%d", twinID), "", nil); code != 204 {
 				t.Fatalf("unlink: %d", code)
+			}
+			// The pair's history stays, marked as belonging to an unlinked pair.
+			if code := e.do("GET", "/api/events", "", &after); code != 200 || len(after) != len(before) {
+				t.Fatalf("events after unlink: %d, %d before, %d after", code, len(before), len(after))
+			}
+			marked := 0
+			for _, ev := range after {
+				if ev["twin_id"] == float64(twinID) {
+					if p, _ := ev["unlinked_pair"].(string); !strings.HasPrefix(p, fmt.Sprintf("twin %d (a 1, b ", twinID)) {
+						t.Fatalf("event of the unlinked pair: %+v", ev)
+					}
+					marked++
+				}
+			}
+			e.do("GET", "/api/connections/1", "", &connAfter)
+			if marked == 0 || fmt.Sprint(connBefore.Counts) != fmt.Sprint(connAfter.Counts) {
+				t.Fatalf("after unlink: %d marked events, counts %v → %v", marked, connBefore.Counts, connAfter.Counts)
 			}
 			if code := e.do("DELETE", fmt.Sprintf("/api/twins/%d", twinID), "", &got); code != 404 {
 				t.Fatalf("unlink twice: %d", code)

@@ -136,6 +136,10 @@ func (s *srv) createSystem(c *gin.Context) error {
 		}
 		sys.Secrets = sealed
 	}
+	// The store fence and the outbound policy, before anything is saved.
+	if err := s.eng.CheckSystem(c.Request.Context(), sys); err != nil {
+		return err
+	}
 	if err := s.st.CreateSystem(c.Request.Context(), &sys); err != nil {
 		return err
 	}
@@ -206,6 +210,9 @@ func (s *srv) updateSystem(c *gin.Context) error {
 		sort.Strings(names)
 		// Names only: values never reach the audit log.
 		detail += fmt.Sprintf(", secrets replaced (%s)", strings.Join(names, ", "))
+	}
+	if err := s.eng.CheckSystem(ctx, sys); err != nil {
+		return err
 	}
 	if err := s.st.UpdateSystem(ctx, &sys); err != nil {
 		return err

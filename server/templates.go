@@ -375,8 +375,12 @@ func (s *srv) saveAsTemplate(c *gin.Context) error {
 	case err != nil:
 		return err
 	}
-	if in.Visibility != "" && in.Visibility != existing.Visibility {
-		return badRequest("template %q exists (visibility %s): change visibility through PUT /api/team-templates/%d/sharing", in.Name, existing.Visibility, existing.ID)
+	// visibility only applies when the template is made: the next version
+	// keeps the template's (the answer shows it), so the request that made
+	// the template publishes its next version as it is. Sharing changes only
+	// through PUT /api/team-templates/:id/sharing, by the owner team's admin.
+	if in.Visibility != "" && !in.Visibility.Valid() {
+		return badRequest("visibility must be private, shared or org, got %q", in.Visibility)
 	}
 	if body.Fixtures == nil {
 		// Fixtures travel with the template: a new version keeps the last
@@ -650,7 +654,7 @@ func paramsOf(conn store.Connection) (map[string]any, error) {
 // localEdits lists the scripts ("a.outgoing") that differ from what the
 // recorded template version renders to: edits an upgrade would replace.
 func localEdits(cur map[store.Side]map[store.ScriptKind]store.ScriptVersion, rendered scripts.Sources) []string {
-	var out []string
+	out := []string{} // a list in JSON, empty or not
 	for _, side := range []store.Side{store.SideA, store.SideB} {
 		for _, kind := range store.ScriptKinds {
 			if cur[side][kind].Source != rendered[string(side)][string(kind)] {
@@ -696,7 +700,8 @@ func (s *srv) connTemplateStatus(ctx context.Context, conn store.Connection) (te
 		return templateStatus{}, old, err
 	}
 	st := templateStatus{TemplateID: t.ID, Name: t.Name, TeamID: t.TeamID, Version: conn.TemplateVersion, Latest: latestV.Version,
-		UpdateAvailable: latestV.Version > conn.TemplateVersion, Params: params, Diff: diff, LocalEdits: []string{}}
+		// A newer version with the same content has nothing to upgrade to.
+		UpdateAvailable: latestV.Version > conn.TemplateVersion && len(diff) > 0, Params: params, Diff: diff, LocalEdits: []string{}}
 	if st.Diff == nil {
 		st.Diff = []scripts.FileDiff{}
 	}

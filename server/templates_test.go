@@ -279,10 +279,13 @@ func TestTeamTemplateShareForkUpgrade(t *testing.T) {
 	// the fixtures travel on.
 	e.must(200, "aEditor", "PUT", fmt.Sprintf("/api/connections/%d/scripts/a/outgoing", origin.ID),
 		map[string]string{"source": "replica.title = \"[\" + \"ENG\" + \"] \" + entity.title;\nreplica.project = \"ENG\";\n"}, nil)
+	// The request docs/templates.md shows still says "private": the next
+	// version is published and the template stays shared.
 	save["note"] = "prefix titles"
+	save["visibility"] = "private"
 	delete(save, "fixtures")
 	e.must(200, "aEditor", "POST", saveURL, save, &tpl)
-	if tpl.Latest != 2 || tpl.Version.Version != 2 || string(tpl.Body.Fixtures["a-todev.json"]) != fixtureTodev {
+	if tpl.Latest != 2 || tpl.Version.Version != 2 || string(tpl.Body.Fixtures["a-todev.json"]) != fixtureTodev || tpl.Visibility != "shared" {
 		t.Fatalf("version 2: %+v", tpl)
 	}
 
@@ -319,6 +322,13 @@ func TestTeamTemplateShareForkUpgrade(t *testing.T) {
 	e.must(200, "bEditor", "GET", statusURL, nil, &st)
 	if st.UpdateAvailable || st.Version != 2 || len(st.Diff) != 0 || len(st.LocalEdits) != 0 {
 		t.Fatalf("status after upgrade: %+v", st)
+	}
+	// A version with the same content is no update.
+	save["note"] = "same again"
+	e.must(200, "aEditor", "POST", saveURL, save, &tpl)
+	e.must(200, "bEditor", "GET", statusURL, nil, &st)
+	if tpl.Latest != 3 || st.UpdateAvailable || st.Latest != 3 || len(st.Diff) != 0 {
+		t.Fatalf("status after an identical version: %+v", st)
 	}
 
 	// Fixtures travel through an archive: B exports A's template, C imports it.

@@ -416,6 +416,14 @@ func setup(dir string, a, b store.System) (connID int64, st *store.Store) {
 	check(err)
 	st, err = store.Open(ctx, filepath.Join(dir, "duplex.db"))
 	check(err)
+	// The floor server is on loopback and the databases are SQLite files
+	// here: both allowed explicitly, as the outbound policy requires.
+	abs, err := filepath.Abs(dir)
+	check(err)
+	allow, err := json.Marshal(map[string]any{"allow": []map[string]any{
+		{"network": "127.0.0.1", "note": "bench floor server"}, {"sqlite_dir": abs, "note": "bench databases"}}})
+	check(err)
+	check(st.SetOutboundPolicy(ctx, string(allow), "bench", "outbound policy set: "+string(allow)))
 	var ids [2]int64
 	for i, sys := range []*store.System{&a, &b} {
 		secrets := map[string]string{}

@@ -32,6 +32,13 @@ func runBackup(ctx context.Context, args []string, out io.Writer) error {
 	if _, err := os.Stat(dst); err == nil {
 		return fmt.Errorf("backup: %s exists; choose a new file", dst)
 	}
+	// Only the file must exist: a schema behind this binary backs up as is.
+	if ok, err := storeExists(c); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("no store at %s: %s", redactDSN(c.dsn()), noStoreHint)
+		}
+		return fmt.Errorf("backup: %w", err)
+	}
 	st, err := store.Connect(ctx, c.dsn())
 	if err != nil {
 		return err

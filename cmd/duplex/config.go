@@ -63,28 +63,36 @@ func openWithBox(ctx context.Context, c common) (*store.Store, *secret.Box, erro
 	return st, box, nil
 }
 
-// runExport implements `duplex export DIR`.
+// runExport implements `duplex export DIR`. It only reads the store, which
+// must exist (a mistyped --data is an error, not an empty export).
 func runExport(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
 	var c common
 	c.register(fs, "duplex-data")
 	team := fs.String("team", "", "export only this team (default: every team)")
+	prune := fs.Bool("prune", false, "remove the files of systems, connections and templates the store does not have (default: keep them and list them)")
 	dir, err := parseWithDir(fs, args)
 	if err != nil {
 		return err
 	}
-	st, box, err := openWithBox(ctx, c)
+	st, box, err := openExistingWithBox(ctx, c, false)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	start := time.Now()
-	stats, err := confdir.Export(ctx, st, box, dir, *team)
+	stats, err := confdir.Export(ctx, st, box, dir, confdir.ExportOptions{Team: *team, Prune: *prune})
+	for _, p := range stats.Removed {
+		fmt.Fprintf(out, "removed %s (not in the store)\n", filepath.Join(dir, p))
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "exported %d team(s), %d system(s), %d connection(s) to %s in %s\n",
-		stats.Teams, stats.Systems, stats.Connections, dir, time.Since(start).Round(time.Millisecond))
+	for _, p := range stats.Stale {
+		fmt.Fprintf(out, "kept %s: not in the store (--prune removes it)\n", filepath.Join(dir, p))
+	}
+	fmt.Fprintf(out, "exported %d team(s), %d system(s), %d connection(s), %d template(s) to %s in %s\n",
+		stats.Teams, stats.Systems, stats.Connections, stats.Templates, dir, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -95,8 +103,9 @@ func runApply(ctx context.Context, args []string, out io.Writer) error {
 	var c common
 	c.register(fs, "duplex-data")
 	team := fs.String("team", "", "apply only teams/NAME/ of the folder (default: every team in it)")
-	dryRun := fs.Bool("dry-run", false, "print the plan and write nothing")
+	dryRun := fs.Bool("dry-run", false, "print the plan and write nothing (no store, key or migration either)")
 	prune := fs.Bool("prune", false, "delete connections, systems and secret names of the folder's teams that the folder does not have")
+	create := fs.Bool("create", false, "make the store and its secret key when --data / --db names none (default: a missing store or key is an error)")
 	secretsFile := fs.String("secrets", "", `JSON file {"system": {"name": "value"}} with secret values (they win over DUPLEX_SECRET_<SYSTEM>_<NAME>)`)
 	dir, err := parseWithDir(fs, args)
 	if err != nil {
@@ -121,24 +130,12 @@ func runApply(ctx context.Context, args []string, out io.Writer) error {
 		printProblems(out, dir, probs)
 		return errInvalid
 	}
-	st, box, err := openWithBox(ctx, c)
-	if err != nil {
+	start := time.Now()
+	plan, st, err := planApply(ctx, c, folder, opts, *create, *dryRun, out)
+	if err != nil || plan == nil {
 		return err
 	}
 	defer st.Close()
-	start := time.Now()
-	plan, err := confdir.MakePlan(ctx, st, box, folder, opts)
-	if err != nil {
-		return err
-	}
-	plan.Print(out)
-	if len(plan.Problems) > 0 {
-		return errInvalid
-	}
-	if *dryRun {
-		fmt.Fprintln(out, "dry run: nothing applied")
-		return nil
-	}
 	if len(plan.Changes) == 0 {
 		return nil
 	}

@@ -74,22 +74,32 @@ func TestConfigCommands(t *testing.T) {
 		st.DB().Table("systems").Count(&n)
 		return n
 	}
-	// Missing secret: refused, nothing written.
+	// A store that does not exist: refused without --create, naming it.
 	out.Reset()
-	if err := runApply(ctx, []string{"--data", dst, dir}, &out); !errors.Is(err, errInvalid) ||
+	if err := runApply(ctx, []string{"--data", dst, dir}, &out); err == nil ||
+		!strings.Contains(err.Error(), filepath.Join(dst, "duplex.db")) || !strings.Contains(err.Error(), "--create") {
+		t.Fatalf("apply into no store: %v\n%s", err, out.String())
+	}
+	assertEmptyDir(t, dst)
+	// Missing secret: refused, nothing written (not even the store).
+	out.Reset()
+	if err := runApply(ctx, []string{"--data", dst, "--create", dir}, &out); !errors.Is(err, errInvalid) ||
 		!strings.Contains(out.String(), "DUPLEX_SECRET_DESK_PASSWORD") {
 		t.Fatalf("apply without the secret: %v\n%s", err, out.String())
 	}
+	assertEmptyDir(t, dst)
 	t.Setenv("DUPLEX_SECRET_DESK_PASSWORD", "s3cret-value")
+	// A dry run into nothing shows the whole plan and creates nothing.
 	out.Reset()
-	if err := runApply(ctx, []string{"--data", dst, "--dry-run", dir}, &out); err != nil {
+	if err := runApply(ctx, []string{"--data", dst, "--create", "--dry-run", dir}, &out); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(); n != 0 || !strings.Contains(out.String(), "+ [default] connection esc") {
-		t.Fatalf("dry run: %d systems\n%s", n, out.String())
+	if !strings.Contains(out.String(), "+ [default] connection esc") || !strings.Contains(out.String(), "does not exist yet") {
+		t.Fatalf("dry run:\n%s", out.String())
 	}
+	assertEmptyDir(t, dst)
 	out.Reset()
-	if err := runApply(ctx, []string{"--data", dst, dir}, &out); err != nil {
+	if err := runApply(ctx, []string{"--data", dst, "--create", dir}, &out); err != nil {
 		t.Fatal(err)
 	}
 	if n := count(); n != 2 {

@@ -50,10 +50,11 @@ usage:
   duplex user add|password|list [flags] [EMAIL]   manage people (password from DUPLEX_PASSWORD)
   duplex template import DIR | export NAME DIR [--team T]   a team template as a folder
   duplex backup [flags] FILE   a consistent copy of the SQLite store, while it runs
-  duplex export   [flags] DIR  write teams, systems and connections as files (secret names only)
-  duplex apply    [flags] DIR  show the plan that makes the store match DIR, then apply it (--dry-run, --prune)
+  duplex export   [flags] DIR  write teams, systems, connections and team templates as files (secret names only; --prune)
+  duplex apply    [flags] DIR  show the plan that makes the store match DIR, then apply it (--dry-run, --prune, --create)
   duplex validate DIR          compile every script and trigger of DIR and run its template fixtures
   duplex secrets rotate [flags]  re-seal every system's secrets with a new key
+  duplex policy show|allow|remove|set  the outbound policy: what systems may reach
   duplex version
 
 run "duplex <command> -h" for the flags of a command
@@ -96,6 +97,8 @@ func main() {
 		err = runValidate(ctx, os.Args[2:], os.Stdout)
 	case "secrets":
 		err = runSecrets(ctx, os.Args[2:], os.Stdout)
+	case "policy":
+		err = runPolicy(ctx, os.Args[2:], os.Stdout)
 	case "version":
 		fmt.Println("duplex", version)
 	case "-h", "--help", "help":
@@ -225,15 +228,17 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		return nil, err
 	}
 	m := metrics.New(st)
+	guards := newGuards(st, c, logger)
 	eng := engine.New(engine.Options{
 		Store: st, Connectors: reg, Secrets: box, Logger: logger,
 		Runner:    scripting.NewRunner(scripting.Options{Timeout: time.Second, Observe: m.ObserveScript}),
 		Transport: connectorTransport(m, base),
+		Outbound:  guards.For,
 		Lease:     c.lease,
 	})
 	m.Counter("duplex_lease_takeovers_total", "Events, deliveries, backfills and pollers this process took over from a process whose lease expired.",
 		func() float64 { return float64(eng.Takeovers()) })
-	al, err := newAlerts(st, logger, eng.ProcessID(), base)
+	al, err := newAlerts(st, logger, eng.ProcessID(), alertTransport(base, guards))
 	if err != nil {
 		_ = eng.Close()
 		_ = st.Close()
@@ -249,14 +254,18 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 	// on TLS requests).
 	auth.SecureCookies = c.secureCookies
 	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger, Auth: auth,
-		Metrics: m.Handler()})
+		Metrics: m.Handler(), Outbound: guards})
+	warnRefused(ctx, st, eng, logger)
 	return &app{store: st, box: box, templates: lib, engine: eng, handler: h, auth: auth, tls: tlsCfg, alerts: al}, nil
 }
 
 // connectorTransport is engine.Options.Transport: a system's requests are
-// measured, then go through base (the system roots plus --ca-file).
-func connectorTransport(m *metrics.Metrics, base http.RoundTripper) func(system string) http.RoundTripper {
-	return func(system string) http.RoundTripper { return m.Transport(system, base) }
+// measured, then go through base (the system roots plus --ca-file) on
+// connections dialed by its team's outbound guard.
+func connectorTransport(m *metrics.Metrics, base http.RoundTripper) func(string, connectors.DialFunc) http.RoundTripper {
+	return func(system string, dial connectors.DialFunc) http.RoundTripper {
+		return m.Transport(system, tlsconf.WithDial(base, dial))
+	}
 }
 
 // serverTLS is the HTTPS configuration of --tls-cert and --tls-key; nil
@@ -290,6 +299,7 @@ func registry() (*connectors.Registry, error) {
 			return nil, err
 		}
 	}
+	reg.RegisterChecker("sql", sqlconn.Check) // the others name their system by "url"
 	return reg, nil
 }
 

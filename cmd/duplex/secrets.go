@@ -137,7 +137,7 @@ func runSecrets(ctx context.Context, args []string, out io.Writer) error {
 // not nil, runs between the transaction and the key file renames: tests
 // stop there to simulate a crash.
 func rotate(ctx context.Context, c common, out io.Writer, afterCommit func() error) error {
-	st, err := openStore(ctx, c)
+	st, err := openExisting(ctx, c, true)
 	if err != nil {
 		return err
 	}

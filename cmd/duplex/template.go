@@ -38,7 +38,7 @@ func runTemplate(ctx context.Context, args []string, out io.Writer) error {
 	note := fs.String("note", "", "a note for the published version (import)")
 	version := fs.Int("version", 0, "version to export (default: the latest)")
 	_ = fs.Parse(args[1:])
-	st, err := openStore(ctx, c)
+	st, err := openExisting(ctx, c, true)
 	if err != nil {
 		return err
 	}

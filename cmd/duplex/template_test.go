@@ -17,6 +17,9 @@ func TestTemplateFolderRoundTrip(t *testing.T) {
 	data := t.TempDir()
 	src := "../../scripts/rt-redmine-escalation"
 	var out strings.Builder
+	if err := runMigrate(ctx, []string{"--data", data}, &out); err != nil {
+		t.Fatal(err)
+	}
 	if err := runTemplate(ctx, []string{"import", "--data", data, src}, &out); err != nil {
 		t.Fatal(err)
 	}

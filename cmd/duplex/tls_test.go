@@ -214,7 +214,7 @@ func TestConnectorTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		conn, err := httpconn.New(context.Background(), connectors.Config{Name: "tls-sys", Settings: settings,
-			Transport: connectorTransport(m, base)("tls-sys")})
+			Transport: connectorTransport(m, base)("tls-sys", nil)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/duplexsync/duplex/connectors/httpx"
 	"github.com/duplexsync/duplex/connectors/pollwindow"
 	"github.com/duplexsync/duplex/connectors/redmine"
+	"github.com/duplexsync/duplex/internal/outbound"
 )
 
 // These tests run against a real Redmine (test/e2e/peers/redmine.sh starts
@@ -54,7 +55,10 @@ func open(t *testing.T, settings map[string]any) connectors.Connector {
 		settings["project"] = newProject(t, ctx, u, k)
 	}
 	raw, _ := json.Marshal(settings)
-	c, err := redmine.New(ctx, connectors.Config{Name: "rm", Settings: raw, Secrets: map[string]string{"api_key": k}})
+	// The test server is on loopback, which the default policy refuses:
+	// allowed explicitly, as a deployment would.
+	guard := outbound.NewGuards(outbound.Fixed(outbound.LoopbackForTests), outbound.Fence{}, nil).For(1)
+	c, err := redmine.New(ctx, connectors.Config{Name: "rm", Settings: raw, Secrets: map[string]string{"api_key": k}, Guard: guard})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/connectors/httpx"
 	"github.com/duplexsync/duplex/connectors/rt"
+	"github.com/duplexsync/duplex/internal/outbound"
 )
 
 // These tests run against a real Request Tracker (test/e2e/peers/rt.sh
@@ -62,7 +63,10 @@ func open(t *testing.T, settings map[string]any) connectors.Connector {
 		settings["queue"] = newQueue(t, u, k)
 	}
 	raw, _ := json.Marshal(settings)
-	c, err := rt.New(context.Background(), connectors.Config{Name: "rt", Settings: raw, Secrets: secrets(k)})
+	// The test server is on loopback, which the default policy refuses:
+	// allowed explicitly, as a deployment would.
+	guard := outbound.NewGuards(outbound.Fixed(outbound.LoopbackForTests), outbound.Fence{}, nil).For(1)
+	c, err := rt.New(context.Background(), connectors.Config{Name: "rt", Settings: raw, Secrets: secrets(k), Guard: guard})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

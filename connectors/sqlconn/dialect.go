@@ -10,7 +10,11 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib" // also registers the "pgx" database/sql driver
+
+	"github.com/duplexsync/duplex/connectors"
 )
 
 // sqliteTime is how SQLite stores the updated and created columns: UTC,
@@ -89,16 +93,29 @@ func (d dialect) now() (any, time.Time) {
 }
 
 // open opens the pool with the DSN adjusted for the connector's needs.
-func (d dialect) open(dsn string) (*sql.DB, error) {
+// open opens the pool; dial, when set, makes every connection of a
+// PostgreSQL or MariaDB pool (the outbound policy's dialer).
+func (d dialect) open(dsn string, dial connectors.DialFunc) (*sql.DB, error) {
 	switch d {
 	case sqlite:
 		return sql.Open("sqlite3", sqliteDSN(dsn))
 	case postgres:
-		return sql.Open("pgx", dsn)
+		if dial == nil {
+			return sql.Open("pgx", dsn)
+		}
+		cfg, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return nil, err
+		}
+		cfg.DialFunc = pgconn.DialFunc(dial)
+		return stdlib.OpenDB(*cfg), nil
 	default:
 		cfg, err := mysql.ParseDSN(dsn)
 		if err != nil {
 			return nil, err
+		}
+		if dial != nil {
+			cfg.DialFunc = dial
 		}
 		// DATETIME columns hold UTC; read them as time.Time in UTC and
 		// send time.Time arguments as UTC.

@@ -131,7 +131,9 @@ type conn struct {
 	idQ, updQ string
 	corrQ     string // quoted correlation column, "" if none
 	delQ      string // quoted soft-delete column, "" if none
-	settle    time.Duration
+	// notFoundHint is the advice a missing row's error carries.
+	notFoundHint string
+	settle       time.Duration
 }
 
 // New builds a "sql" connector from cfg; it is a connectors.Factory.
@@ -150,18 +152,36 @@ func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, erro
 	if err != nil {
 		return nil, fmt.Errorf("sqlconn %s: %w: %w", cfg.Name, connectors.ErrBadConfig, err)
 	}
-	db, err := c.d.open(s.DSN)
+	var dial connectors.DialFunc
+	if cfg.Guard != nil {
+		// Checked again at every open: the settings check at save time
+		// saw the file and addresses of then.
+		if err := checkTarget(ctx, cfg.Guard, c.d, s.DSN); err != nil {
+			return nil, fmt.Errorf("sqlconn %s: %w", cfg.Name, err)
+		}
+		dial = cfg.Guard.DialContext
+	}
+	db, err := c.d.open(s.DSN, dial)
 	if err != nil {
 		return nil, fmt.Errorf("sqlconn %s: %w: open: %w", cfg.Name, connectors.ErrBadConfig, err)
 	}
 	c.db = db
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
+		if errors.Is(err, connectors.ErrRefused) {
+			return nil, fmt.Errorf("sqlconn %s: %w", cfg.Name, err)
+		}
 		kind := classify(err)
 		if kind == nil {
 			kind = connectors.ErrUnavailable
 		}
 		return nil, fmt.Errorf("sqlconn %s: ping: %w: %w", cfg.Name, kind, err)
+	}
+	if cfg.Guard != nil && c.d == sqlite {
+		if err := checkOpened(ctx, cfg.Guard, db); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("sqlconn %s: %w", cfg.Name, err)
+		}
 	}
 	if err := c.prepare(ctx, s); err != nil {
 		_ = c.Close()
@@ -291,6 +311,7 @@ func newConn(name string, s Settings) (*conn, error) {
 		}
 		c.delQ = d.quote(s.DeletedColumn)
 	}
+	c.notFoundHint = missingRowHint(s.Table, s.DeletedColumn)
 	if s.CorrelationColumn != "" {
 		if !identRe.MatchString(s.CorrelationColumn) {
 			return nil, fmt.Errorf("correlation_column %q is not a plain identifier", s.CorrelationColumn)
@@ -625,8 +646,21 @@ func (c *conn) scanEntity(r rowScanner) (connectors.Entity, position, error) {
 	return e, position{At: at, Text: text, ID: id}, nil
 }
 
+// notFound says what to do as well: a row removed outside Duplex (a hard
+// delete) is never seen by Changes, so the pair still points at it and the
+// next change from the other side fails here.
 func (c *conn) notFound(id string) error {
-	return fmt.Errorf("sqlconn %s: %s %q: %w", c.name, c.table, id, connectors.ErrNotFound)
+	return fmt.Errorf("sqlconn %s: %s %q: %w: %s", c.name, c.table, id, connectors.ErrNotFound, c.notFoundHint)
+}
+
+// missingRowHint builds the advice notFound adds for a table.
+func missingRowHint(table, deletedColumn string) string {
+	fix := "make the table soft-delete (set deleted_column and set that column instead of deleting rows) so deletes sync"
+	if deletedColumn != "" {
+		fix = "delete rows by setting " + deletedColumn + ", never with DELETE, so deletes sync"
+	}
+	return "the row is not in " + table + " (a row deleted outside Duplex is never noticed); restore it, or skip the event and unlink the pair " +
+		"(DELETE /api/twins/:id); then " + fix + " (docs/connectors.md, the sql connector)"
 }
 
 // wrap adds context to a database error and, when it recognises one, the

@@ -865,6 +865,16 @@ func TestDeletes(t *testing.T) {
 	if err := hard.(connectors.Deleter).Delete(ctx, b.ID); !errors.Is(err, connectors.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
+	// The row deleted behind Duplex's back: the change from the other side
+	// fails saying what to do, for either kind of table.
+	if _, err := hard.Update(ctx, b.ID, map[string]any{"title": "x"}); !errors.Is(err, connectors.ErrNotFound) ||
+		!strings.Contains(err.Error(), "DELETE /api/twins/:id") || !strings.Contains(err.Error(), "set deleted_column") {
+		t.Fatalf("update of a hard-deleted row: %v", err)
+	}
+	if _, err := soft.Update(ctx, b.ID, map[string]any{"title": "x"}); !errors.Is(err, connectors.ErrNotFound) ||
+		!strings.Contains(err.Error(), "by setting deleted_at, never with DELETE") {
+		t.Fatalf("update of a hard-deleted row of a soft-delete table: %v", err)
+	}
 }
 
 // A change younger than the settle time is reported on a later call, not

@@ -177,6 +177,13 @@ func (s *Store) ResolveAlert(ctx context.Context, id int64, detail string, at ti
 	return n == 1, wrap("resolve alert", err)
 }
 
+// SetAlertDetail updates an open alert's detail (what it says now, such as
+// its failure count); a resolved alert keeps the detail it resolved with.
+func (s *Store) SetAlertDetail(ctx context.Context, id int64, detail string) error {
+	_, err := s.exec(ctx, `UPDATE alerts SET detail = ? WHERE id = ? AND state = ?`, detail, id, AlertOpen)
+	return wrap("alert detail", err)
+}
+
 // OpenAlerts lists every open alert.
 func (s *Store) OpenAlerts(ctx context.Context) ([]Alert, error) {
 	var out []Alert

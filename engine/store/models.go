@@ -277,10 +277,13 @@ type SyncEvent struct {
 	SourceUpdatedAt *time.Time `json:"source_updated_at,omitempty"`
 	// Conflicts (JSON list) wait for a person; Resolution (JSON object
 	// field → {"take": "source"|"target"|"value", "value": …}) is their answer.
-	Conflicts  *string   `json:"conflicts,omitempty"`
-	Resolution *string   `json:"resolution,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	Conflicts  *string `json:"conflicts,omitempty"`
+	Resolution *string `json:"resolution,omitempty"`
+	// UnlinkedPair is set when the event's pair was unlinked through the
+	// API: "twin 7 (a 12, b ENG-4)"; TwinID then names a twin that is gone.
+	UnlinkedPair *string   `json:"unlinked_pair,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // AuditEntry records who did what.

@@ -414,12 +414,17 @@ func (s *Store) SkipEvent(ctx context.Context, id int64, reason string) error {
 	return nil
 }
 
-// DeleteTwin unlinks two entities: the twin goes, and with it (by the
-// foreign key) its events; the entities themselves stay as they are.
+// DeleteTwin unlinks two entities as the engine does (a source deleted, a
+// trigger no longer matching): the twin goes, and with it its events; the
+// entities themselves stay as they are. UnlinkTwin keeps the events.
 func (s *Store) DeleteTwin(ctx context.Context, id int64) (Twin, error) {
 	var t Twin
 	if err := s.q(ctx).First(&t, id).Error; err != nil {
 		return t, wrap(fmt.Sprintf("twin %d", id), err)
+	}
+	// No foreign key deletes them since migration 00018.
+	if err := s.q(ctx).Where("twin_id = ?", id).Delete(&SyncEvent{}).Error; err != nil {
+		return t, wrap("unlink", err)
 	}
 	return t, wrap("unlink", s.q(ctx).Delete(&Twin{}, id).Error)
 }

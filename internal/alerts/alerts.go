@@ -239,7 +239,14 @@ func (e *Evaluator) Evaluate(ctx context.Context) error {
 				s.Failures, s.FailingSince.UTC().Format(time.RFC3339), clip(s.LastError, 300))})
 	}
 	for k, c := range want {
-		if _, ok := isOpen[k]; ok {
+		if cur, ok := isOpen[k]; ok {
+			// Still open: its detail follows the condition (a growing
+			// failure count) without a new notice.
+			if cur.Detail != c.alert.Detail {
+				if err := e.st.SetAlertDetail(ctx, cur.ID, c.alert.Detail); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		a := c.alert

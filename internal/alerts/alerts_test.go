@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -167,6 +168,11 @@ func TestFailuresAlertOnceAndRecover(t *testing.T) {
 		open, _ := st.ListAlerts(ctx, store.AlertFilter{State: store.AlertOpen})
 		if len(open) != 1 || open[0].NotifiedAt == nil || open[0].Pending != "" {
 			t.Fatalf("open alerts: %+v", open)
+		}
+		// The open alert's detail follows the count (it opened at 3), with
+		// no further notice.
+		if !strings.HasPrefix(open[0].Detail, "13 events failed") {
+			t.Fatalf("open alert's detail: %q", open[0].Detail)
 		}
 
 		// Heal: every failed event is skipped (or retried and applied).

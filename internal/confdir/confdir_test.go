@@ -172,7 +172,7 @@ func sameTree(t *testing.T, what string, a, b map[string][]byte) {
 
 func exportTo(t *testing.T, st *store.Store, box *secret.Box, dir string) {
 	t.Helper()
-	if _, err := Export(context.Background(), st, box, dir, ""); err != nil {
+	if _, err := Export(context.Background(), st, box, dir, ExportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -40,6 +40,9 @@ type Connection struct {
 	ConflictPolicy json.RawMessage `json:"conflict_policy,omitempty"`
 	Options        json.RawMessage `json:"options,omitempty"`
 	Template       string          `json:"template,omitempty"`
+	// TeamTemplate links the connection to the team template version its
+	// scripts came from (teamtemplates.go).
+	TeamTemplate *TemplateLink `json:"team_template,omitempty"`
 	// Scripts are read from the script files, not from JSON.
 	Scripts map[store.Side]map[store.ScriptKind]string `json:"-"`
 	// Rules are read from the rules files; a side without a file is missing
@@ -52,6 +55,7 @@ type Connection struct {
 type Team struct {
 	Systems     map[string]System
 	Connections map[string]Connection
+	Templates   map[string]TeamTemplate
 }
 
 // Folder is a whole config folder as read.
@@ -120,6 +124,12 @@ func Read(dir string) (*Folder, []Problem, error) {
 	for _, tn := range teamDirs {
 		t := &Team{Systems: map[string]System{}, Connections: map[string]Connection{}}
 		f.Teams[tn] = t
+		tpls, tplProbs, err := readTeamTemplates(dir, tn)
+		if err != nil {
+			return nil, nil, err
+		}
+		t.Templates = tpls
+		probs = append(probs, tplProbs...)
 		sysFiles, err := filepath.Glob(filepath.Join(dir, "teams", tn, "systems", "*.json"))
 		if err != nil {
 			return nil, nil, fmt.Errorf("read %s: %w", dir, err)

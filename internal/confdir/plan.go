@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -56,8 +57,9 @@ type Plan struct {
 // ids resolves names to store ids, including rows created earlier in the
 // same apply.
 type ids struct {
-	teams   map[string]int64
-	systems map[string]int64
+	teams     map[string]int64
+	systems   map[string]int64
+	templates map[string]int64 // by team/name
 }
 
 // SecretEnv is the environment variable holding a secret's value:
@@ -83,7 +85,7 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	p := &Plan{box: box, ids: ids{teams: map[string]int64{}, systems: map[string]int64{}}, dir: f.Dir}
+	p := &Plan{box: box, ids: ids{teams: map[string]int64{}, systems: map[string]int64{}, templates: map[string]int64{}}, dir: f.Dir}
 	teams, err := st.ListTeams(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
@@ -126,7 +128,33 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 		}
 		teamNames = []string{opts.Team}
 	}
-	var creates, sysChanges, connChanges, deletes []Change
+	ix, err := loadTemplateIndex(ctx, st, teamByID)
+	if err != nil {
+		return nil, err
+	}
+	for key, t := range ix.stored {
+		p.ids.templates[key] = t.ID
+	}
+	planned := map[string]bool{}
+	for _, tn := range teamNames {
+		planned[tn] = true
+		for name, ft := range f.Teams[tn].Templates {
+			ix.folder[tn+"/"+name] = ft
+		}
+	}
+	knownTeam := func(tn string) bool { return hasKey(p.ids.teams, tn) || planned[tn] }
+	var creates, tplChanges, sysChanges, connChanges, deletes []Change
+	for _, tn := range teamNames {
+		t := f.Teams[tn]
+		for _, name := range sortedKeys(t.Templates) {
+			ch, probs, err := p.planTemplate(ctx, st, ix, tn, name, t.Templates[name], knownTeam)
+			if err != nil {
+				return nil, err
+			}
+			tplChanges = append(tplChanges, ch...)
+			p.Problems = append(p.Problems, probs...)
+		}
+	}
 	for _, tn := range teamNames {
 		t := f.Teams[tn]
 		if _, ok := p.ids.teams[tn]; !ok {
@@ -157,7 +185,7 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 					return nil, fmt.Errorf("plan: %w", err)
 				}
 			}
-			ch, probs := planConnection(tn, name, t.Connections[name], cur, exists, scripts, rules, sysByName, inFolder, sysNameByID, teamByID)
+			ch, probs := planConnection(tn, name, t.Connections[name], cur, exists, scripts, rules, sysByName, inFolder, sysNameByID, teamByID, ix, opts.Prune)
 			connChanges = append(connChanges, ch...)
 			p.Problems = append(p.Problems, probs...)
 		}
@@ -193,7 +221,9 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 		deletes = append(deletes, connDeletes...)
 		deletes = append(deletes, sysDeletes...)
 	}
-	p.Changes = append(append(append(creates, sysChanges...), connChanges...), deletes...)
+	// Templates after every new team (sharing names teams), before the
+	// connections that link to them.
+	p.Changes = slices.Concat(creates, tplChanges, sysChanges, connChanges, deletes)
 	return p, nil
 }
 
@@ -325,7 +355,7 @@ func (p *Plan) planSystem(team, name string, fs System, existing map[string]stor
 
 func planConnection(team, name string, fc Connection, cur store.Connection, exists bool,
 	scripts map[store.Side]map[store.ScriptKind]store.ScriptVersion, rules map[store.Side]store.ScriptVersion, sysByName map[string]store.System,
-	inFolder map[string]bool, sysNameByID, teamByID map[int64]string) ([]Change, []Problem) {
+	inFolder map[string]bool, sysNameByID, teamByID map[int64]string, ix *templateIndex, prune bool) ([]Change, []Problem) {
 	rel := connectionDir(team, name)
 	var probs []Problem
 	for _, sn := range []string{fc.SystemA, fc.SystemB} {
@@ -349,6 +379,14 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 	}
 	probs = append(probs, checkScripts(rel, fc.Scripts)...)
 	probs = append(probs, checkRules(rel, fc)...)
+	link := fc.TeamTemplate
+	var linkParams string
+	if link != nil {
+		if pr := ix.checkLink(rel, team, link); pr != nil {
+			probs = append(probs, *pr)
+		}
+		linkParams, _ = compactJSON(link.Params)
+	}
 	if exists {
 		if tn := teamByID[cur.TeamID]; tn != team {
 			probs = append(probs, Problem{File: rel, Msg: fmt.Sprintf("connection %q belongs to team %q in the store; moving it between teams is not supported", name, tn)})
@@ -374,6 +412,9 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 				withRules += fmt.Sprintf(", %s %s", RulesFile(side), countRules(n))
 			}
 		}
+		if link != nil {
+			withRules += ", team template " + link.String()
+		}
 		return []Change{{Sign: "+", Team: team, What: fmt.Sprintf("connection %s (%s ⇄ %s, %s%s)", name, fc.SystemA, fc.SystemB, state, withRules),
 			action: "connection.create",
 			apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
@@ -391,6 +432,11 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 						return nil, "", err
 					}
 					if _, err := tx.SaveScript(ctx, c.ID, side, store.KindRules, doc, Actor); err != nil {
+						return nil, "", err
+					}
+				}
+				if link != nil {
+					if err := tx.SetConnectionTeamTemplate(ctx, c.ID, ids.templates[link.key()], link.Version, linkParams); err != nil {
 						return nil, "", err
 					}
 				}
@@ -454,6 +500,20 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 		add(fmt.Sprintf("template %q → %q", cur.Template, fc.Template), "connection.template", func(ctx context.Context, tx *store.Store) error {
 			return tx.SetConnectionTemplate(ctx, id, fc.Template)
 		})
+	}
+	// Without --prune a folder that has no link (one exported before links
+	// travelled) keeps the store's: removing it would lose the upgrade path.
+	if stored := ix.storedLink(cur); !sameLink(stored, link) && (link != nil || prune) {
+		what := fmt.Sprintf("team template %s → %s", linkText(stored), linkText(link))
+		out = append(out, Change{Sign: "~", Team: team, What: "connection " + name + ": " + what, action: "connection.template",
+			apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
+				var tplID int64
+				version := 0
+				if link != nil {
+					tplID, version = ids.templates[link.key()], link.Version
+				}
+				return &id, fmt.Sprintf("connection %q: %s", name, what), tx.SetConnectionTeamTemplate(ctx, id, tplID, version, linkParams)
+			}})
 	}
 	if cur.Active != fc.Active {
 		what, action := "pause", "connection.pause"
@@ -527,7 +587,7 @@ func (p *Plan) Apply(ctx context.Context, st *store.Store) error {
 		return nil
 	}
 	err := st.Tx(ctx, func(tx *store.Store) error {
-		ids := ids{teams: maps.Clone(p.ids.teams), systems: maps.Clone(p.ids.systems)}
+		ids := ids{teams: maps.Clone(p.ids.teams), systems: maps.Clone(p.ids.systems), templates: maps.Clone(p.ids.templates)}
 		for _, c := range p.Changes {
 			connID, detail, err := c.apply(ctx, tx, &ids)
 			if err != nil {

@@ -53,6 +53,16 @@ func Validate(ctx context.Context, dir string) ([]Problem, error) {
 			}
 			probs = append(probs, checkScripts(rel, c.Scripts)...)
 			probs = append(probs, checkRules(rel, c)...)
+			// A link to a template of the folder must name a version it has;
+			// one to a template elsewhere can only be checked by apply.
+			if l := c.TeamTemplate; l != nil {
+				if ot := f.Teams[l.Team]; ot != nil {
+					if ft, ok := ot.Templates[l.Name]; ok && (l.Version < 1 || l.Version > len(ft.Versions)) {
+						probs = append(probs, Problem{File: rel + "/connection.json",
+							Msg: fmt.Sprintf("team_template %s: %s has %s", l, templateDir(l.Team, l.Name), countVersions(len(ft.Versions)))})
+					}
+				}
+			}
 		}
 	}
 	runner := scripting.NewRunner(scripting.Options{})

@@ -163,9 +163,14 @@ func EngineeringSettings(path string) map[string]any {
 const Template = "support-escalation"
 
 // Install creates the demo's systems and its active connection in st, unless a
-// connection named "support-escalation" exists already. It returns the
-// connection.
+// connection named "support-escalation" exists already, and allows the
+// databases' folder in the outbound policy. It returns the connection.
 func Install(ctx context.Context, st *store.Store, box *secret.Box, lib *scripts.Library, p Paths, pollMS int64) (store.Connection, error) {
+	for _, dir := range []string{filepath.Dir(p.Support), filepath.Dir(p.Engineering)} {
+		if err := AllowFolder(ctx, st, dir); err != nil {
+			return store.Connection{}, err
+		}
+	}
 	conns, err := st.ListConnections(ctx)
 	if err != nil {
 		return store.Connection{}, err

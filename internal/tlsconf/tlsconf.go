@@ -6,12 +6,14 @@
 package tlsconf
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -177,3 +179,22 @@ func (e *CertError) Error() string {
 }
 
 func (e *CertError) Unwrap() error { return e.Err }
+
+// WithDial is rt, a transport ClientTransport returned, on its own copy
+// whose connections are dialed by dial (the outbound policy's guard); nil
+// dial returns rt. Any other transport gets a copy of the default one, so a
+// dial is never left unguarded.
+func WithDial(rt http.RoundTripper, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.RoundTripper {
+	if dial == nil {
+		return rt
+	}
+	t := http.DefaultTransport.(*http.Transport)
+	if h, ok := rt.(hinted); ok {
+		if ht, ok := h.next.(*http.Transport); ok {
+			t = ht
+		}
+	}
+	t = t.Clone()
+	t.DialContext = dial
+	return hinted{next: t}
+}

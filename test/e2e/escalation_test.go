@@ -27,6 +27,7 @@ import (
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/outbound"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
 )
@@ -194,7 +195,10 @@ func (r *rig) system(name, kind string, settings map[string]any, secrets map[str
 }
 
 func (r *rig) newEngine() *engine.Engine {
-	e := engine.New(engine.Options{Store: r.st, Connectors: r.reg, Secrets: r.box, Runner: r.runner, PageSize: 20,
+	// The peers run on loopback, which the default policy refuses: the
+	// engine gets the outbound guards main wires, allowing it explicitly.
+	guards := outbound.NewGuards(outbound.Fixed(outbound.LoopbackForTests), outbound.Fence{}, nil)
+	e := engine.New(engine.Options{Store: r.st, Connectors: r.reg, Secrets: r.box, Runner: r.runner, PageSize: 20, Outbound: guards.For,
 		Backoff: func(int) time.Duration { return 0 }})
 	r.t.Cleanup(func() { _ = e.Close() })
 	return e

@@ -68,6 +68,8 @@ export interface SyncEvent {
   log: string;
   conflicts?: string;
   resolution?: string;
+  /** Set when its pair was unlinked: "twin 7 (a 12, b ENG-4)"; the event stays as history. */
+  unlinked_pair?: string;
   created_at: string;
   updated_at: string;
 }

@@ -534,6 +534,7 @@ export function ActivityTab({ ctx }: { ctx: Ctx }) {
                       <span class="what">
                         {link(from, sourceId)} <span class="arrow">→</span> {link(to, targetId)}
                         {ev.action === "delete" && " (delete)"}
+                        {ev.unlinked_pair && <span class="muted small" title={ev.unlinked_pair}> · pair unlinked</span>}
                         {summary(ev.replica) && <span class="muted small"> · {summary(ev.replica)}</span>}
                       </span>
                       <span class="muted small" title={ev.updated_at}>

@@ -1,0 +1,69 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/duplexsync/duplex/internal/outbound"
+)
+
+// outboundOut is the policy with who set it last.
+type outboundOut struct {
+	outbound.Policy
+	UpdatedAt time.Time `json:"updated_at"`
+	UpdatedBy string    `json:"updated_by"`
+}
+
+func (s *srv) getOutboundPolicy(c *gin.Context) error {
+	row, err := s.st.OutboundPolicy(c.Request.Context())
+	if err != nil {
+		return err
+	}
+	p, err := outbound.Parse([]byte(row.Policy))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, outboundOut{Policy: p, UpdatedAt: row.UpdatedAt, UpdatedBy: row.UpdatedBy})
+	return nil
+}
+
+// putOutboundPolicy replaces the policy (audited with the whole new policy:
+// it holds no secret), then reopens every connector so open pools follow it.
+func (s *srv) putOutboundPolicy(c *gin.Context) error {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.max))
+	if err != nil {
+		return err
+	}
+	p, err := outbound.Parse(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		if !errors.Is(err, outbound.ErrInvalid) {
+			return badRequest("%v", err)
+		}
+		return err
+	}
+	ctx := c.Request.Context()
+	js := p.JSON()
+	if err := s.st.SetOutboundPolicy(ctx, js, principalOf(c).Actor(), fmt.Sprintf("outbound policy set: %s", js)); err != nil {
+		return err
+	}
+	if s.guards != nil {
+		s.guards.Forget()
+	}
+	systems, err := s.st.ListSystems(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sys := range systems {
+		s.eng.ReloadSystem(sys.ID)
+	}
+	return s.getOutboundPolicy(c)
+}
