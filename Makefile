@@ -5,7 +5,7 @@ export CGO_ENABLED = 1
 SHELL     := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all build app run test test-e2e peers vet fmt-check unit race figures test-frontend test-browser bench bench-cluster bench-micro clean
+.PHONY: all build app run test test-e2e peers vet fmt-check unit race figures hostile test-frontend test-browser bench bench-cluster bench-micro clean
 
 all: build
 
@@ -35,7 +35,7 @@ run: build
 # DUPLEX_TEST_MYSQL are set (.ci/run sets both) and say why they skip otherwise.
 # The end-to-end part installs Redmine and Request Tracker from Debian's
 # packages on first use (root, about 3 minutes), so it runs last.
-test: fmt-check vet unit race figures test-frontend test-browser test-e2e
+test: fmt-check vet unit race figures hostile test-frontend test-browser test-e2e
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -58,6 +58,13 @@ race:
 # clients run (1,000 stalled clients on loopback, about 10 s; server/limits_test.go).
 figures:
 	$(GO) test -count=1 -v -run 'TestHTTPFaults|TestKillNine|TestClusterKillAndStop|TestWebhookLatency|TestSlowClientsLoad' ./engine/ ./test/crash/ ./test/hookload/ ./server/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:|cluster:|hooks:|slow clients:|_test.go'
+
+# The hostile-script suite (test/hostile, issue 23): every attack through the
+# test run and saved on an active connection of the real binary, each in its
+# own `duplex demo` on loopback; prints the figures (worst /livez, RSS, the
+# other connection's sync time, time to quarantine). Bounded: about 2 min.
+hostile:
+	$(GO) test -count=1 -v -timeout 6m ./test/hostile/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS|panic)|hostile:|_test.go'
 
 # Redmine and Request Tracker on loopback (ports 3100 and 3200), installed
 # from Debian's packages on first use; see test/e2e/peers/.

@@ -41,6 +41,9 @@ func (e *Engine) backfillPage(ctx context.Context, job *store.Backfill) error {
 	if err != nil {
 		return err
 	}
+	if e.quarantined(p) {
+		return nil // waits, unmoved, until the connection is resumed
+	}
 	src, err := e.system(ctx, p.conn.SystemID(job.Side))
 	if err != nil {
 		return err

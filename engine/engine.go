@@ -57,6 +57,11 @@ type Options struct {
 	// Drain bounds how long, once Run's context ends, the worker goes on
 	// finishing the events it already took; default 10 s.
 	Drain time.Duration
+	// QuarantineHits script runs of one connection that hit a limit within
+	// QuarantineWindow pause it (quarantine.go); defaults 3 and 10 min, a
+	// connection's options may set its own, and -1 switches it off.
+	QuarantineHits   int
+	QuarantineWindow time.Duration
 }
 
 // Engine runs the sync. Its methods are safe for concurrent use.
@@ -78,6 +83,8 @@ type Engine struct {
 	state runState // for readiness
 
 	claims claimState
+
+	quarantine quarantineState
 }
 
 type systemState struct {

@@ -182,6 +182,9 @@ func (e *Engine) twinsOfPage(ctx context.Context, uses []use, ents []connectors.
 // nothing to queue.
 func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent connectors.Entity, twins pageTwins) (candidate, bool) {
 	c := candidate{connID: p.conn.ID, side: side, entityID: ent.ID, updated: ent.UpdatedAt}
+	if e.quarantined(p) {
+		return c, false // runs no script; resuming backfills what changed meanwhile
+	}
 	sp := p.sides[side]
 	twin, hasTwin := twins[twinKey{p.conn.ID, side, ent.ID}]
 	c.newTwin = !hasTwin
@@ -197,6 +200,7 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 	}
 	match, err := e.opts.Runner.Match(ctx, sp.trigger, triggerVars(ent), scripting.Meta{Connection: p.conn.Name, Side: string(side), Timeout: p.options.scriptTimeout()})
 	if err != nil {
+		e.noteLimit(ctx, p.conn.ID, err)
 		c.failure = "trigger: " + err.Error()
 		return c, true
 	}
@@ -223,6 +227,7 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		scripting.Meta{Connection: p.conn.Name, Side: string(side), FirstSync: first, Timeout: p.options.scriptTimeout()})
 	c.log = strings.Join(out.Log, "\n")
 	if err != nil {
+		e.noteLimit(ctx, p.conn.ID, err)
 		c.failure = err.Error()
 		return c, true
 	}

@@ -167,6 +167,11 @@ type Lifecycle struct {
 	// DefaultAttachmentMaxBytes, 100 MiB). A file over it fails its event
 	// before anything is written.
 	AttachmentMaxBytes int64 `json:"attachment_max_bytes,omitempty"`
+	// QuarantineHits script runs that hit a limit within QuarantineWindowS
+	// seconds pause the connection (0: the engine's, 3 in 10 minutes; -1:
+	// never); see quarantine.go.
+	QuarantineHits    int `json:"quarantine_hits,omitempty"`
+	QuarantineWindowS int `json:"quarantine_window_s,omitempty"`
 }
 
 func (l Lifecycle) scriptTimeout() time.Duration {
@@ -193,6 +198,9 @@ func ParseLifecycle(s string) (Lifecycle, error) {
 	}
 	if o.ScriptTimeoutMS < 0 {
 		return o, fmt.Errorf("script_timeout_ms must not be negative")
+	}
+	if o.QuarantineHits < -1 || o.QuarantineWindowS < 0 {
+		return o, fmt.Errorf("quarantine_hits must be -1 (never), 0 (the default) or more, and quarantine_window_s not negative")
 	}
 	switch o.OnDelete {
 	case "":

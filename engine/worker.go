@@ -112,12 +112,16 @@ type outcome struct {
 // process applies one event and decides its new status. ok=false means the
 // event was interrupted by shutdown and stays as it was.
 func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twin, ev *store.SyncEvent) (result, bool) {
+	if e.skipQuarantined(ctx, plans, ev.ConnectionID) {
+		return result{}, false // quarantined while the batch ran: stays queued
+	}
 	var logs []string
 	var read store.Twin // the twin as read before applying
 	if twin != nil {
 		read = *twin
 	}
 	out, saved, err := e.apply(ctx, plans, twin, ev, &logs)
+	e.noteLimit(ctx, ev.ConnectionID, err) // quarantine.go
 	twin = saved
 	if err != nil && ctx.Err() != nil && twin == nil {
 		return result{}, false

@@ -13,6 +13,7 @@ const (
 	AlertPaused      = "paused"      // a paused connection with changes waiting
 	AlertQueueAge    = "queue_age"   // the oldest queued event of an active connection is too old
 	AlertUnreachable = "unreachable" // a system's polls have failed for a while
+	AlertQuarantined = "quarantined" // the engine paused a connection whose scripts keep hitting a limit
 )
 
 // Alert states and the notices an alert may still owe.
@@ -56,6 +57,7 @@ type ConnectionHealth struct {
 	OldestQueued *time.Time
 	RecentFailed int64  // failed events last changed since the window's start
 	LastError    string // the newest failed event's error
+	PausedReason string // why the engine paused it (quarantine); "" otherwise
 }
 
 // SystemHealth is a system whose polls are failing.
@@ -80,8 +82,9 @@ func (s *Store) ConnectionHealths(ctx context.Context, since time.Time) ([]Conne
 		Oldest       *string
 		RecentFailed int64
 		LastError    *string
+		PausedReason string
 	}
-	err := s.q(ctx).Raw(`SELECT c.id, c.name, c.team_id, c.active,
+	err := s.q(ctx).Raw(`SELECT c.id, c.name, c.team_id, c.active, c.paused_reason,
 		(SELECT COUNT(*) FROM sync_events e WHERE e.connection_id = c.id AND e.status = ?) AS queued,
 		(SELECT MIN(e.created_at) FROM sync_events e WHERE e.connection_id = c.id AND e.status = ?) AS oldest,
 		(SELECT COUNT(*) FROM sync_events e WHERE e.connection_id = c.id AND e.status = ? AND e.updated_at >= ?) AS recent_failed,
@@ -93,7 +96,8 @@ func (s *Store) ConnectionHealths(ctx context.Context, since time.Time) ([]Conne
 	}
 	out := make([]ConnectionHealth, 0, len(rows))
 	for _, r := range rows {
-		h := ConnectionHealth{ID: r.ID, Name: r.Name, TeamID: r.TeamID, Active: r.Active, Queued: r.Queued, RecentFailed: r.RecentFailed}
+		h := ConnectionHealth{ID: r.ID, Name: r.Name, TeamID: r.TeamID, Active: r.Active, Queued: r.Queued, RecentFailed: r.RecentFailed,
+			PausedReason: r.PausedReason}
 		if r.Oldest != nil {
 			if t, ok := parseDBTime(*r.Oldest); ok {
 				h.OldestQueued = &t

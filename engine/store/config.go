@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 )
 
 // CreateSystem inserts a system; its ID is set on return.
@@ -99,10 +100,43 @@ func (s *Store) ListConnections(ctx context.Context) ([]Connection, error) {
 	return out, wrap("list connections", s.q(ctx).Order("id").Find(&out).Error)
 }
 
-// SetActive activates or pauses a connection.
+// SetActive activates or pauses a connection. Activating also lifts a
+// quarantine: it clears the reason and the count of limit hits, and starts
+// a backfill of each side (one not already running), since a quarantined
+// connection queued nothing of what changed meanwhile.
 func (s *Store) SetActive(ctx context.Context, id int64, active bool) error {
-	res := s.q(ctx).Model(&Connection{}).Where("id = ?", id).
-		Updates(map[string]any{"active": active, "updated_at": s.now()})
+	if !active {
+		return s.setActive(ctx, id, map[string]any{"active": false, "updated_at": s.now()})
+	}
+	return s.Tx(ctx, func(tx *Store) error {
+		c, err := tx.GetConnection(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.setActive(ctx, id, map[string]any{"active": true, "updated_at": tx.now(),
+			"paused_reason": "", "quarantined_at": nil, "limit_hits": 0, "limit_since": nil}); err != nil {
+			return err
+		}
+		if c.PausedReason == "" {
+			return nil
+		}
+		running, err := tx.ListBackfills(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, side := range []Side{SideA, SideB} {
+			if !slices.ContainsFunc(running, func(b Backfill) bool { return b.Side == side && b.Status == "running" }) {
+				if _, err := tx.StartBackfill(ctx, id, side); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) setActive(ctx context.Context, id int64, set map[string]any) error {
+	res := s.q(ctx).Model(&Connection{}).Where("id = ?", id).Updates(set)
 	if res.Error == nil && res.RowsAffected == 0 {
 		return fmt.Errorf("connection %d: %w", id, ErrNotFound)
 	}

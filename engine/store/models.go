@@ -114,9 +114,17 @@ type Connection struct {
 	// "fields": {"<target field>": policy}}; empty means side a wins.
 	ConflictPolicy string `json:"conflict_policy"`
 	// Options is JSON: {"on_unmatch": "keep" | "unlink"}.
-	Options   string    `json:"options"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Options string `json:"options"`
+	// PausedReason says why the engine paused the connection (quarantine,
+	// at QuarantinedAt); "" when it runs or a person paused it.
+	PausedReason  string     `json:"paused_reason,omitempty"`
+	QuarantinedAt *time.Time `json:"quarantined_at,omitempty"`
+	// LimitHits counts its script runs that hit a limit in the window that
+	// started at LimitSince (store.RecordLimitHit).
+	LimitHits  int        `json:"-"`
+	LimitSince *time.Time `json:"-"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
 }
 
 // SystemID returns the system on side s.

@@ -207,7 +207,15 @@ func (e *Evaluator) Evaluate(ctx context.Context) error {
 			}
 			add(a)
 		}
-		if !c.Active && c.Queued > 0 {
+		if c.PausedReason != "" { // quarantined: says why, and replaces "paused"
+			a := base
+			a.Kind = store.AlertQuarantined
+			a.Detail = clip(c.PausedReason, 400)
+			if c.Queued > 0 {
+				a.Detail += fmt.Sprintf("; %d change(s) waiting to be applied", c.Queued)
+			}
+			add(a)
+		} else if !c.Active && c.Queued > 0 {
 			a := base
 			a.Kind = store.AlertPaused
 			a.Detail = fmt.Sprintf("%d change(s) waiting to be applied", c.Queued)

@@ -43,6 +43,7 @@ var kindTitle = map[string]string{
 	store.AlertPaused:      "paused with changes waiting",
 	store.AlertQueueAge:    "the queue is falling behind",
 	store.AlertUnreachable: "unreachable (polls failing)",
+	store.AlertQuarantined: "quarantined (its scripts keep hitting a limit)",
 }
 
 func what(a store.Alert) string {

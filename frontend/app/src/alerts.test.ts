@@ -22,6 +22,8 @@ describe("alerts", () => {
     expect(alertTitle(base)).toBe("Connection “escalation”: events failing");
     expect(alertLink(base)).toBe("#/connections/3/queue?status=failed");
     expect(alertLink({ ...base, kind: "queue_age" })).toBe("#/connections/3/queue?status=queued");
+    expect(alertTitle({ ...base, kind: "quarantined" })).toBe("Connection “escalation”: quarantined (scripts keep hitting a limit)");
+    expect(alertLink({ ...base, kind: "quarantined" })).toBe("#/connections/3/queue?status=failed");
     const sys: Alert = { ...base, subject: "system:5", connection_id: undefined, system_id: 5, name: "redmine", kind: "unreachable" };
     expect(alertTitle(sys)).toBe("System “redmine”: system unreachable");
     expect(alertLink(sys)).toBe("#/systems/5");

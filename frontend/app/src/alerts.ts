@@ -8,6 +8,7 @@ export const KIND_TITLE: Record<Alert["kind"], string> = {
   paused: "Paused with changes waiting",
   queue_age: "Queue falling behind",
   unreachable: "System unreachable",
+  quarantined: "Quarantined (scripts keep hitting a limit)",
 };
 
 export function alertTitle(a: Alert): string {
@@ -18,7 +19,7 @@ export function alertTitle(a: Alert): string {
 /** Where to look: a connection's queue (its failed events for failures), or the system. */
 export function alertLink(a: Alert): string {
   if (a.system_id) return `#/systems/${a.system_id}`;
-  if (a.connection_id) return `#/connections/${a.connection_id}/queue?status=${a.kind === "failures" ? "failed" : "queued"}`;
+  if (a.connection_id) return `#/connections/${a.connection_id}/queue?status=${a.kind === "failures" || a.kind === "quarantined" ? "failed" : "queued"}`;
   return "#/alerts";
 }
 

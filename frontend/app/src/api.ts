@@ -43,6 +43,9 @@ export interface Connection {
   template_version?: number;
   conflict_policy: string;
   options: string;
+  /** Why the engine paused it (quarantine: its scripts kept hitting a limit); absent otherwise. */
+  paused_reason?: string;
+  quarantined_at?: string;
   created_at: string;
   updated_at: string;
   counts: Record<string, number>;
@@ -79,7 +82,7 @@ export interface Alert {
   system_id?: number;
   team_id: number;
   name: string;
-  kind: "failures" | "paused" | "queue_age" | "unreachable";
+  kind: "failures" | "paused" | "queue_age" | "unreachable" | "quarantined";
   state: "open" | "resolved";
   detail: string;
   opened_at: string;

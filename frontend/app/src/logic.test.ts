@@ -21,6 +21,8 @@ describe("routes", () => {
 describe("health", () => {
   it("is paused when inactive, failing with failed events or conflicts, else active", () => {
     expect(health({ active: false, counts: { failed: 3 } })).toBe("paused");
+    expect(health({ active: false, counts: { failed: 3 }, paused_reason: "quarantined: 3 script runs hit a limit" })).toBe("quarantined");
+    expect(health({ active: false, counts: {}, paused_reason: "" })).toBe("paused");
     expect(health({ active: true, counts: { done: 9 } })).toBe("active");
     expect(health({ active: true, counts: { failed: 1 } })).toBe("failing");
     expect(health({ active: true, counts: { conflict: 2 } })).toBe("failing");

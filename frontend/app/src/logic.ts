@@ -196,10 +196,12 @@ export function tokenState(t: { expires_at: string | null; revoked_at: string | 
 
 // ---------- connection health ----------
 
-export type Health = "active" | "paused" | "failing";
+export type Health = "active" | "paused" | "failing" | "quarantined";
 
-/** A connection is failing when it is active and has failed events or conflicts waiting. */
-export function health(c: Pick<Connection, "active" | "counts">): Health {
+/** A connection is failing when it is active and has failed events or conflicts waiting;
+ * quarantined when the engine paused it (paused_reason says why). */
+export function health(c: Pick<Connection, "active" | "counts" | "paused_reason">): Health {
+  if (c.paused_reason) return "quarantined";
   if (!c.active) return "paused";
   return (c.counts.failed ?? 0) > 0 || (c.counts.conflict ?? 0) > 0 ? "failing" : "active";
 }

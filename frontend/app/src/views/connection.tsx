@@ -143,6 +143,12 @@ function Header({ ctx, dirty }: { ctx: Ctx; dirty: number }) {
             conn.template && <> · from template {conn.template}</>
           )} · {n.synced} synced · {n.queued} queued · {n.failed} failed · {n.conflicts} conflicts
         </p>
+        {conn.paused_reason && (
+          <p class="bad" data-testid="paused-reason">
+            {conn.paused_reason}. Fix the script (the test run tries it safely), then Activate: that clears the quarantine and
+            re-reads both sides for what changed meanwhile.
+          </p>
+        )}
       </div>
       <div class="head-actions">
         {act.error && <ErrorBox error={act.error} />}

@@ -92,6 +92,11 @@ function Row({ c, systems, team }: { c: Connection; systems: System[]; team?: st
       </td>
       <td>
         <HealthPill h={health(c)} />
+        {c.paused_reason && (
+          <div class="muted small quarantine-reason" title={c.paused_reason} data-testid="paused-reason">
+            {c.paused_reason}
+          </div>
+        )}
       </td>
       <td class="num">{n.synced}</td>
       <td class="num">{n.queued || <span class="muted">0</span>}</td>
