@@ -16,6 +16,7 @@ import (
 type sandboxFlags struct {
 	workers, interactive int
 	memoryMiB            int
+	perConnection        int
 }
 
 func (s *sandboxFlags) register(fs *flag.FlagSet) {
@@ -23,6 +24,8 @@ func (s *sandboxFlags) register(fs *flag.FlagSet) {
 		"worker processes that run scripts, triggers and rules for the sync (env DUPLEX_SCRIPT_WORKERS)")
 	fs.IntVar(&s.interactive, "script-interactive-workers", envInt("DUPLEX_SCRIPT_INTERACTIVE_WORKERS", 1),
 		"worker processes for test runs and trigger previews, apart from the sync's (env DUPLEX_SCRIPT_INTERACTIVE_WORKERS)")
+	fs.IntVar(&s.perConnection, "script-per-connection", envInt("DUPLEX_SCRIPT_PER_CONNECTION", 0),
+		"runs of one connection in flight at once; 0: all workers but one, so one connection's slow scripts cannot hold every worker (env DUPLEX_SCRIPT_PER_CONNECTION)")
 	fs.IntVar(&s.memoryMiB, "script-memory", envInt("DUPLEX_SCRIPT_MEMORY", 1024),
 		"MiB of memory each script worker may use; a script that needs more fails with \"script exceeded its memory limit\" (env DUPLEX_SCRIPT_MEMORY)")
 }
@@ -37,7 +40,7 @@ func envInt(k string, def int) int {
 // newPool starts nothing yet: workers start on the first run.
 func (s sandboxFlags) newPool(logger *slog.Logger, m *metrics.Metrics) (*sandbox.Pool, error) {
 	return sandbox.NewPool(sandbox.Options{
-		Workers: s.workers, Interactive: s.interactive, Memory: uint64(max(s.memoryMiB, 64)) << 20,
+		Workers: s.workers, Interactive: s.interactive, Memory: uint64(max(s.memoryMiB, 64)) << 20, PerConnection: s.perConnection,
 		Timeout: time.Second, Observe: m.ObserveScript, Logger: logger,
 	})
 }
