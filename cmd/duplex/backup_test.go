@@ -23,11 +23,15 @@ func TestBackupWhileWriting(t *testing.T) {
 	}
 	defer st.Close()
 	stop := make(chan struct{})
+	wrote := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // a steady writer, as the engine would be
 		defer wg.Done()
 		for i := 0; ; i++ {
+			if i == 1 {
+				close(wrote)
+			}
 			select {
 			case <-stop:
 				return
@@ -36,6 +40,7 @@ func TestBackupWhileWriting(t *testing.T) {
 			_ = st.AddAudit(ctx, &store.AuditEntry{Actor: "w", Action: "write", Detail: strings.Repeat("x", 100)})
 		}
 	}()
+	<-wrote // at least one row before the backup, however loaded the machine
 	time.Sleep(50 * time.Millisecond)
 	dst := filepath.Join(t.TempDir(), "copy.db")
 	var out strings.Builder
