@@ -47,7 +47,7 @@ const (
 )
 
 // errAllocBudget is the message of a built-in call refused by the budget.
-const errAllocBudget = "%s: result over the allocation budget of a run (%d MiB)"
+const errAllocBudget = "%s: result over the memory (allocation) budget of a run (%d MiB)"
 
 // errRegexpTimeout ends a run whose regular-expression match ran too long.
 var errRegexpTimeout = fmt.Errorf("a regular expression match ran over %v (catastrophic backtracking?)", RegexpMatchTimeout)

@@ -568,6 +568,9 @@ func (sb *sandbox) scriptError(s *Script, err error) error {
 		return &Error{Script: s.name, Kind: ErrorRuntime, Line: line, Column: col, Message: stackOverflowText, err: err}
 	case errors.As(err, &ex):
 		line, col := s.position(ex.Stack())
+		if errors.Is(err, ErrAllocBudget) { // a memory limit met early: quarantine counts it
+			return &Error{Script: s.name, Kind: ErrorMemory, Line: line, Column: col, Message: sb.describe(ex.Value()), err: errors.Join(ErrMemory, err)}
+		}
 		return &Error{Script: s.name, Kind: ErrorRuntime, Line: line, Column: col, Message: sb.describe(ex.Value()), err: err}
 	}
 	return err
