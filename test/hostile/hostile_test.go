@@ -92,7 +92,10 @@ var cases = []hostileCase{
 	{name: "endless-loop", outgoing: "while (true) {}"},
 	{name: "catastrophic-regex", outgoing: "replica.title = String(/(a+)+(?=c)c/.test('a'.repeat(34) + 'b'));"},
 	{name: "arraybuffer-2^40", outgoing: "replica.title = String(new ArrayBuffer(2 ** 40).byteLength);"},
-	{name: "repeat-valueof", outgoing: "let n = 0; replica.title = 'x'.repeat({ valueOf() { return n++ === 0 ? 1 : 2 ** 40; } });"},
+	// The count is read once: a valueOf that answers differently later gains
+	// nothing (the unit suite in scripting/ checks the small-then-huge order
+	// yields the small result); the first answer here is over the budget.
+	{name: "repeat-valueof", outgoing: "let n = 0; replica.title = 'x'.repeat({ valueOf() { return n++ === 0 ? 2 ** 26 : 2 ** 40; } });"},
 	{name: "join-16M", outgoing: "replica.title = Array(33).join('x'.repeat(16 * 1024 * 1024)).length;"},
 	{name: "symbol-for-leak", outgoing: "for (let i = 0; ; i++) Symbol.for('leak-' + i + '-' + 'x'.repeat(200));"},
 	{name: "expr-trigger-repeat", trigger: "len(repeat(repeat(subject, 30000), 1000000)) > 0"},
