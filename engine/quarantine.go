@@ -73,6 +73,8 @@ func limitHit(ctx context.Context, err error) (string, bool) {
 // the server's runner and in a sandbox worker's words.
 var ruleLimitMarks = []struct{ text, kind string }{
 	{exprBudget, scripting.ErrorMemory},
+	{"expression limit exceeded", scripting.ErrorMemory}, // scripting.ErrExprLimit
+	{"allocation) budget", scripting.ErrorMemory},        // the built-ins' budget
 	{"too much memory", scripting.ErrorMemory},
 	{"memory limit", scripting.ErrorMemory},
 	{"deadline exceeded", scripting.ErrorTimeout},

@@ -102,6 +102,14 @@ func (t *Trigger) fill(vars map[string]any) map[string]any {
 
 func exprError(kind string, err error) *Error {
 	e := &Error{Script: triggerName, Kind: kind, Message: err.Error(), err: err}
+	if kind == ErrorRuntime && errors.Is(err, ErrExprLimit) {
+		// A limit, not a mistake: the kind says which, so it survives the
+		// trip from a sandbox worker and quarantine counts it.
+		e.Kind, e.err = ErrorMemory, errors.Join(ErrMemory, err)
+		if msg := err.Error(); strings.Contains(msg, "steps") || strings.Contains(msg, "deadline") {
+			e.Kind, e.err = ErrorTimeout, errors.Join(ErrTimeout, err)
+		}
+	}
 	var fe *file.Error
 	if errors.As(err, &fe) {
 		e.Message = fe.Message
