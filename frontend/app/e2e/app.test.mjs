@@ -11,11 +11,9 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { guard, launchBrowser, out, startDemo } from "./harness.mjs";
+import { launchBrowser, progress, refuseOthers, screenshot, startDemo, step as harnessStep, Tab } from "./harness.mjs";
 
-let demo, data, url, browser, context, page;
-const t0 = Date.now();
-const progress = (msg) => process.env.E2E_VERBOSE && console.error(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+let demo, data, url, browser, context, tab, page;
 const consoleErrors = [];
 
 /** sql runs a statement on a demo database, as a person with sqlite3 would. */
@@ -23,8 +21,9 @@ function sql(db, statement) {
   return execFileSync("sqlite3", [join(data, db), statement], { encoding: "utf8" }).trim();
 }
 
-async function shot(name) {
-  await page.screenshot({ path: join(out, name + ".png"), fullPage: true });
+/** shot keeps a screenshot as evidence (the viewport, scrolled to at when given); it never fails a step. */
+async function shot(name, at) {
+  await screenshot(page, name, { at });
 }
 
 /** api reads the API with the browser's session cookie. */
@@ -43,28 +42,19 @@ async function typeInto(script, text) {
   await page.keyboard.type(text);
 }
 
-/** step runs one part of the story; on failure it keeps a screenshot of the page. */
+/** step runs one part of the story (harness.mjs): bounded in time, and a failure leaves a new page for the next step. */
 function step(t, name, fn) {
-  return t.test(name, { timeout: 60000 }, async () => {
-    progress(name);
-    try {
-      await fn();
-    } catch (e) {
-      await shot("failed-" + name.replace(/\W+/g, "-").slice(0, 40)).catch(() => {});
-      throw e;
-    }
-  });
+  return harnessStep(t, tab, name, fn);
 }
 
 before(async () => {
   ({ proc: demo, data, url } = await startDemo({ prefix: "duplex-e2e-", poll: "300ms" }));
   browser = await launchBrowser();
   context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
-  page = await context.newPage();
-  page.setDefaultTimeout(15000);
   // A 422 is the server refusing a draft that does not compile: expected while typing.
-  // A 401 is GET /api/me before the demo's automatic sign-in: expected once.
-  await guard(context, page, consoleErrors, /status of 4(22|01)/);
+  // A 401 is GET /api/me before the demo's automatic sign-in: expected once (and again on a new page).
+  tab = await new Tab(context, { errors: consoleErrors, expected: /status of 4(22|01)/, onPage: (p) => (page = p) }).open();
+  await refuseOthers(context, consoleErrors);
 });
 
 after(async () => {
@@ -73,7 +63,8 @@ after(async () => {
   if (data) rmSync(data, { recursive: true, force: true });
 });
 
-test("a connection from the escalation template, edited, tested, activated, synced and restored", { timeout: 240000 }, async (t) => {
+// Each step has its own limit (60 s); this one only proves the story ended.
+test("a connection from the escalation template, edited, tested, activated, synced and restored", { timeout: 900000 }, async (t) => {
   let connID;
 
   await step(t, "the demo signs in automatically on loopback and says so; the app opens on the connection list", async () => {
@@ -228,7 +219,7 @@ test("a connection from the escalation template, edited, tested, activated, sync
     assert.match(text, /sent by the browser test/);
     assert.match(text, /1 rules pass/);
     assert.match(text, /✓ expr · title = "How do I reset my password\?" — needs a title/);
-    await shot("6-test-run");
+    await shot("6-test-run", res);
   });
 
   await step(t, "activate, escalate a ticket, see it in the activity view", async () => {
@@ -242,7 +233,7 @@ test("a connection from the escalation template, edited, tested, activated, sync
     const issue = sql("engineering.db", "SELECT id FROM issues WHERE ticket_ref = 'T-2'");
     assert.ok(issue, "no engineering issue for T-2");
     assert.match(text, new RegExp(`#2 → .*#${issue}\\b`), text);
-    await shot("7-activity");
+    await shot("7-activity", item);
   });
 
   await step(t, "versions: diff two versions and restore the older one", async () => {
@@ -277,7 +268,7 @@ test("a connection from the escalation template, edited, tested, activated, sync
     const card = page.locator(".event.st-failed", { hasText: "T-3 is not ready" });
     await card.waitFor({ timeout: 20000 });
     await page.locator('a[role="tab"][href$="/queue"] .badge', { hasText: "1" }).waitFor();
-    await shot("9-errors");
+    await shot("9-errors", card);
     const id = await card.getAttribute("data-event");
     await card.getByRole("button", { name: "Retry" }).click();
     // The script still fails: the event comes back failed, with one more attempt.
@@ -322,7 +313,7 @@ test("a connection from the escalation template, edited, tested, activated, sync
     const row = card.locator("tbody tr", { hasText: "status" });
     const cells = await row.locator("td").allInnerTexts();
     assert.deepEqual(cells.slice(0, 4), ["status", JSON.stringify(before), '"pending"', '"solved"']);
-    await shot("11-conflict");
+    await shot("11-conflict", card);
     await row.getByRole("button", { name: "edit" }).click();
     await row.locator("input").fill('"solved-by-engineering"');
     await card.getByRole("button", { name: "Resolve" }).click();

@@ -1,13 +1,15 @@
 // Shared parts of the browser tests: where the binary, Chromium and the
 // screenshots are, how Chromium is started, how `duplex demo` is started,
-// and the guard every page gets (console errors and requests to any host
-// but the app are collected, and such requests are refused).
+// the guard every page gets (console errors and requests to any host but
+// the app are collected, and such requests are refused), and the steps a
+// story is made of (a bounded time each, a screenshot that never fails a
+// step, a fresh page after a failed step).
 //
 //   DUPLEX_BIN=… CHROMIUM=… TEST_OUTPUT=… override the defaults.
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -61,10 +63,104 @@ export function startDemo({ prefix = "duplex-e2e-", poll = "300ms", env = {} } =
  * request to a host other than the app on 127.0.0.1.
  */
 export async function guard(context, page, errors, expected) {
-  page.on("console", (m) => m.type() === "error" && !(expected && expected.test(m.text())) && errors.push(m.text()));
-  page.on("pageerror", (e) => errors.push(String(e)));
+  watch(page, errors, expected);
+  await refuseOthers(context, errors);
+}
+
+/** refuseOthers refuses and records into errors every request of the context to a host other than the app on 127.0.0.1. */
+export async function refuseOthers(context, errors) {
   await context.route(/^(?!http:\/\/127\.0\.0\.1)/, (route) => {
     errors.push("external request: " + route.request().url());
     return route.abort();
+  });
+}
+
+/** watch collects one page's console errors (but the expected ones) and uncaught errors. */
+function watch(page, errors, expected) {
+  page.on("console", (m) => m.type() === "error" && !(expected && expected.test(m.text())) && errors.push(m.text()));
+  page.on("pageerror", (e) => errors.push(String(e)));
+}
+
+export const progress = (() => {
+  const t0 = Date.now();
+  return (msg) => process.env.E2E_VERBOSE && console.error(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+})();
+
+/** within rejects when p has not settled after ms (for calls that take no timeout, such as page.evaluate). */
+export function within(p, ms, what) {
+  let timer;
+  const limit = new Promise((_, fail) => (timer = setTimeout(() => fail(new Error(`${what}: no answer within ${ms / 1000} s`)), ms)));
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * screenshot keeps what the page shows as evidence in out/name.png; it never
+ * fails a step: a screenshot that does not come within 5 s is logged (with
+ * log, e.g. t.diagnostic) and skipped. It captures the viewport only, after
+ * scrolling the locator `at` (when given) into view: a full-page capture of a
+ * page taller than the window (the scripts tab with its editors is 1,600 px)
+ * makes Chromium resize the page beyond the window, and on a loaded machine
+ * that capture stalled and the page never drew again (issue 19).
+ */
+export async function screenshot(page, name, { at, log = (m) => console.error(m) } = {}) {
+  const path = join(out, name + ".png");
+  try {
+    if (at) await at.scrollIntoViewIfNeeded({ timeout: 3000 });
+    await within(page.screenshot({ path, timeout: 5000 }), 6000, "screenshot");
+    return true;
+  } catch (e) {
+    log(`screenshot ${basename(path)} not taken: ${String(e.message).split("\n")[0]}`);
+    return false;
+  }
+}
+
+/**
+ * Tab is a page that a failed step replaces: the next step gets a new page
+ * in the same browser context (same cookies, same routes), opened at the
+ * address the old one showed, and the old one is closed (which also ends
+ * whatever the failed step still waits for). A renderer that stopped drawing
+ * then costs one step, not the rest of the story. onPage is told of each new
+ * page, for tests that keep it in a variable.
+ */
+export class Tab {
+  constructor(context, { errors, expected, timeout = 15000, onPage } = {}) {
+    Object.assign(this, { context, errors, expected, timeout, onPage });
+  }
+
+  async open() {
+    this.page = await this.context.newPage();
+    this.page.setDefaultTimeout(this.timeout);
+    if (this.errors) watch(this.page, this.errors, this.expected);
+    this.onPage?.(this.page);
+    return this;
+  }
+
+  /** replace opens a new page where the old one was and closes the old one. */
+  async replace(log = (m) => console.error(m)) {
+    const old = this.page;
+    const at = old?.url();
+    await this.open();
+    if (old) within(old.close({ runBeforeUnload: false }), 10000, "closing the failed page").catch((e) => log(e.message));
+    if (at && at.startsWith("http")) await this.page.goto(at).catch((e) => log(`reopening ${at}: ${String(e.message).split("\n")[0]}`));
+  }
+}
+
+/**
+ * step runs one part of a story as a subtest with its own time limit. On a
+ * failure (or when the limit passes) it keeps a screenshot of the page as
+ * failed-<prefix><name>.png and gives the tab a new page, so later steps run
+ * on a page that works; the step is reported failed either way.
+ */
+export function step(t, tab, name, fn, { timeout = 60000, prefix = "" } = {}) {
+  return t.test(name, { timeout: timeout + 30000 }, async (st) => {
+    progress(name);
+    try {
+      await within(fn(), timeout, `step "${name}"`);
+    } catch (e) {
+      const log = (m) => st.diagnostic(m);
+      await screenshot(tab.page, "failed-" + prefix + name.replace(/\W+/g, "-").slice(0, 40), { log });
+      await within(tab.replace(log), 30000, "a new page").catch((e2) => log(e2.message));
+      throw e;
+    }
   });
 }
