@@ -103,8 +103,9 @@ test-e2e: peers
 	  | grep -E '^(--- |ok|FAIL|PASS|panic)|e2e:|_test.go' || status=$$?; \
 	test/e2e/peers/rt.sh stop; test/e2e/peers/redmine.sh stop; exit $$status
 
-# The app's logic (routes, diff, markers, activity) under Vitest.
-test-frontend: $(APP)/node_modules/.package-lock.json
+# The app's logic (routes, diff, markers, activity) under Vitest, and the
+# README's bundle table against the build (so it builds the app first).
+test-frontend: app
 	cd $(APP) && npm test
 
 # The app in Debian's Chromium (playwright-core) against bin/duplex running
