@@ -11,8 +11,10 @@ all: build
 
 # The binary embeds the browser app (frontend/dist, built from frontend/app).
 # Without Node.js the Go code still builds and embeds a placeholder page.
+# `duplex version` names the commit (the toolchain records none in a git worktree).
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 build: app
-	$(GO) build -o $(BIN) ./cmd/duplex
+	$(GO) build -ldflags "-X main.commit=$(COMMIT)" -o $(BIN) ./cmd/duplex
 
 APP     := frontend/app
 APP_SRC := $(shell find $(APP)/src $(APP)/public $(APP)/index.html $(APP)/vite.config.ts $(APP)/tsconfig.json $(APP)/package.json -type f 2>/dev/null)

@@ -97,7 +97,7 @@ func main() {
 	case "secrets":
 		err = runSecrets(ctx, os.Args[2:], os.Stdout)
 	case "version":
-		fmt.Println("duplex", version)
+		fmt.Println("duplex", versionString())
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
