@@ -10,7 +10,7 @@ import { execFileSync } from "node:child_process";
 import { createServer } from "node:http";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { guard, launchBrowser, screenshot, startDemo } from "./harness.mjs";
+import { guard, launchBrowser, ms, screenshot, startDemo } from "./harness.mjs";
 
 let demo, data, url, token, browser, page, receiver;
 const notices = [];
@@ -31,8 +31,8 @@ function listen() {
 const post = (path) => fetch(url + path, { method: "POST", headers: { authorization: `Bearer ${token}` } }).then((r) => assert.equal(r.status, 200, path));
 const sql = (db, statement) => execFileSync("sqlite3", [join(data, db), statement], { encoding: "utf8" }).trim();
 
-async function until(what, check, ms = 15000) {
-  const end = Date.now() + ms;
+async function until(what, check, limit = ms(15000)) {
+  const end = Date.now() + limit;
   for (;;) {
     if (await check()) return;
     if (Date.now() > end) throw new Error("timed out waiting for " + what);
@@ -49,7 +49,7 @@ before(async () => {
   browser = await launchBrowser();
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   page = await context.newPage();
-  page.setDefaultTimeout(15000);
+  page.setDefaultTimeout(ms(15000));
   // A 401 is GET /api/me before the demo's automatic sign-in: expected once per page load.
   await guard(context, page, consoleErrors, /status of 401/);
 });
@@ -61,7 +61,7 @@ after(async () => {
   if (data) rmSync(data, { recursive: true, force: true });
 });
 
-test("a paused connection with a change waiting: one alert, shown, then one recovery", { timeout: 60000 }, async () => {
+test("a paused connection with a change waiting: one alert, shown, then one recovery", { timeout: ms(120000) }, async () => {
   await page.goto(url + "/#/alerts");
   await page.getByText("No open alerts").waitFor();
 
@@ -77,7 +77,7 @@ test("a paused connection with a change waiting: one alert, shown, then one reco
     await page.reload();
     await page.locator('[data-testid^="alert-"]').or(page.getByText("No open alerts")).first().waitFor();
     return (await page.locator('[data-testid^="alert-"]').count()) === 1;
-  }, 30000);
+  }, ms(30000));
   const row = page.locator('[data-testid^="alert-"]');
   assert.match(await row.innerText(), /support-escalation.*paused with changes waiting/s);
   assert.match(await row.innerText(), /notified/);

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { launchBrowser, progress, refuseOthers, screenshot, startDemo, step as harnessStep, Tab } from "./harness.mjs";
+import { launchBrowser, ms, progress, refuseOthers, screenshot, startDemo, step as harnessStep, Tab } from "./harness.mjs";
 
 let demo, data, url, browser, context, tab, page;
 const consoleErrors = [];
@@ -64,7 +64,7 @@ after(async () => {
 });
 
 // Each step has its own limit (60 s); this one only proves the story ended.
-test("a connection from the escalation template, edited, tested, activated, synced and restored", { timeout: 900000 }, async (t) => {
+test("a connection from the escalation template, edited, tested, activated, synced and restored", { timeout: ms(900000) }, async (t) => {
   let connID;
 
   await step(t, "the demo signs in automatically on loopback and says so; the app opens on the connection list", async () => {
@@ -107,6 +107,7 @@ test("a connection from the escalation template, edited, tested, activated, sync
     await page.fill('textarea[name="settings"]', JSON.stringify({ driver: "sqlite", dsn: join(data, "support.db"), table: "tickets", fields: [{ name: "subject" }] }));
     await page.fill('input[aria-label="secret name"]', "api_token");
     await page.fill('input[aria-label="secret value"]', "hunter2-browser");
+    await shot("2b-system-form");
     await page.click('[data-testid="system-form"] button[type="submit"]');
     await page.waitForURL(/#\/systems\/\d+$/);
     const id = /systems\/(\d+)/.exec(page.url())[1];
@@ -154,6 +155,8 @@ test("a connection from the escalation template, edited, tested, activated, sync
     assert.equal(await pane.locator(".squiggly-error").count(), 0);
     // The preview counts the demo's three tickets: none is labelled browser yet.
     await pane.locator('[data-testid="preview"]', { hasText: "matches 0 of 3" }).waitFor();
+    // Zero matches does not mean nothing syncs: the pane says what the trigger decides.
+    assert.match(await pane.locator('[data-testid="trigger-note"]').innerText(), /Linked items always sync/);
   });
 
   await step(t, "completion offers the script API's helpers", async () => {
@@ -215,9 +218,10 @@ test("a connection from the escalation template, edited, tested, activated, sync
     const text = await res.innerText();
     assert.match(text, /trigger did not match/);
     assert.match(text, /"title": "How do I reset my password\?"/);
-    assert.match(text, /would create/i);
+    // One sentence says what would happen (here: nothing, the trigger does not match ticket 2).
+    assert.match(await res.locator('[data-testid="outcome"]').innerText(), /^Nothing is sent: the trigger did not match and the item is not linked to .+ yet\.$/);
     assert.match(text, /sent by the browser test/);
-    assert.match(text, /1 rules pass/);
+    assert.match(text, /1 rule passes/);
     assert.match(text, /✓ expr · title = "How do I reset my password\?" — needs a title/);
     await shot("6-test-run", res);
   });
@@ -228,7 +232,7 @@ test("a connection from the escalation template, edited, tested, activated, sync
     sql("support.db", "UPDATE tickets SET labels = 'account,browser' WHERE id = 2");
     await page.click('a[role="tab"][href$="/activity"]');
     const item = page.locator('[data-testid="activity"] li.st-done', { hasText: "#2" });
-    await item.waitFor({ timeout: 20000 });
+    await item.waitFor({ timeout: ms(20000) });
     const text = await item.innerText();
     const issue = sql("engineering.db", "SELECT id FROM issues WHERE ticket_ref = 'T-2'");
     assert.ok(issue, "no engineering issue for T-2");
@@ -266,7 +270,7 @@ test("a connection from the escalation template, edited, tested, activated, sync
 
     await page.click('a[role="tab"][href$="/queue"]');
     const card = page.locator(".event.st-failed", { hasText: "T-3 is not ready" });
-    await card.waitFor({ timeout: 20000 });
+    await card.waitFor({ timeout: ms(20000) });
     await page.locator('a[role="tab"][href$="/queue"] .badge', { hasText: "1" }).waitFor();
     await shot("9-errors", card);
     const id = await card.getAttribute("data-event");
@@ -275,7 +279,7 @@ test("a connection from the escalation template, edited, tested, activated, sync
     await page.waitForFunction(async (id) => {
       const ev = await (await fetch(`/api/events/${id}`)).json();
       return ev.status === "failed" && ev.attempts >= 2;
-    }, id, { timeout: 20000 });
+    }, id, { timeout: ms(20000) });
     await page.locator(`.event[data-event="${id}"]`).getByRole("button", { name: "Skip…" }).click();
     await page.fill('input[placeholder^="Why skip"]', "T-3 waits for the export fix");
     await page.getByRole("button", { name: "Skip event" }).click();
@@ -291,6 +295,7 @@ test("a connection from the escalation template, edited, tested, activated, sync
   await step(t, "conflicts and settings views", async () => {
     await page.click('a[role="tab"][href$="/conflicts"]');
     await page.getByText("No conflicts").waitFor();
+    assert.match(await page.locator('[data-testid="policy-words"]').innerText(), /\(side A\) wins/);
     await shot("10-conflicts");
     await page.click('a[role="tab"][href$="/settings"]');
     await page.selectOption("select", "manual");
@@ -309,7 +314,7 @@ test("a connection from the escalation template, edited, tested, activated, sync
     sql("engineering.db", "UPDATE issues SET state = 'resolved' WHERE ticket_ref = 'T-2'");
     await page.click('a[role="tab"][href$="/conflicts"]');
     const card = page.locator(".event.st-conflict");
-    await card.waitFor({ timeout: 20000 });
+    await card.waitFor({ timeout: ms(20000) });
     const row = card.locator("tbody tr", { hasText: "status" });
     const cells = await row.locator("td").allInnerTexts();
     assert.deepEqual(cells.slice(0, 4), ["status", JSON.stringify(before), '"pending"', '"solved"']);
@@ -318,13 +323,23 @@ test("a connection from the escalation template, edited, tested, activated, sync
     await row.locator("input").fill('"solved-by-engineering"');
     await card.getByRole("button", { name: "Resolve" }).click();
     await page.getByText("No conflicts").waitFor();
-    const deadline = Date.now() + 15000;
+    const deadline = Date.now() + ms(15000);
     let status = "";
     while (Date.now() < deadline && status !== "solved-by-engineering") {
       status = sql("support.db", "SELECT status FROM tickets WHERE id = 2");
       await page.waitForTimeout(200);
     }
     assert.equal(status, "solved-by-engineering");
+    // The way back (engineering → support) sends only the status; its row is named all the same.
+    await page.click('a[role="tab"][href$="/activity"]');
+    const events = await api(`/api/events?connection_id=${connID}&limit=100`);
+    const way = events.find((e) => e.direction === "b_to_a" && e.status === "done");
+    assert.ok(way, "no engineering → support event: " + JSON.stringify(events.map((e) => [e.id, e.direction, e.status])));
+    const back = page.locator(`[data-testid="activity"] li[data-event="${way.id}"]`);
+    await back.waitFor();
+    assert.match(await back.innerText(), /How do I reset my password\?/);
+    assert.match(await page.locator(".audit").innerText(), /skipped an event/);
+    await shot("12-activity-both-ways");
   });
 
   await t.test("no errors in the browser console, nothing fetched from elsewhere", () => {

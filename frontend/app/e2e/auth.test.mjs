@@ -11,7 +11,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bin, launchBrowser, refuseOthers, screenshot, step as harnessStep, Tab } from "./harness.mjs";
+import { bin, launchBrowser, ms, refuseOthers, screenshot, step as harnessStep, Tab } from "./harness.mjs";
 
 const ADMIN = { email: "admin@example.com", password: "correct horse battery staple" };
 // Two small SQLite tables for the finance team's systems.
@@ -37,7 +37,7 @@ function serve(env, wantSetupLink = false) {
   servers.push({ proc, data });
   let printed = "";
   return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error("serve printed no URL within 20 s:\n" + printed)), 20000);
+    const timer = setTimeout(() => fail(new Error("serve printed no URL within 20 s:\n" + printed)), ms(20000));
     const read = (b) => {
       printed += b;
       const m = /(http:\/\/127\.0\.0\.1:\d+)/.exec(printed);
@@ -88,7 +88,7 @@ after(async () => {
   rmSync(dbs, { recursive: true, force: true });
 });
 
-test("duplex serve: sign in through the form, a token shown once, a viewer, sign out", { timeout: 900000 }, async (t) => {
+test("duplex serve: sign in through the form, a token shown once, a viewer, sign out", { timeout: ms(900000) }, async (t) => {
   const { url } = await serve({ DUPLEX_ADMIN_EMAIL: ADMIN.email, DUPLEX_ADMIN_PASSWORD: ADMIN.password });
   let page;
   const tab = await newTab((p) => (page = p));
@@ -301,7 +301,7 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
   await context.close();
 });
 
-test("duplex serve without an admin: the printed setup link creates the first admin", { timeout: 600000 }, async (t) => {
+test("duplex serve without an admin: the printed setup link creates the first admin", { timeout: ms(600000) }, async (t) => {
   const { printed } = await serve({}, true);
   const link = /(http:\/\/127\.0\.0\.1:\d+\/setup\?token=[^\s"]+)/.exec(printed)[1];
   let page;

@@ -8,7 +8,7 @@
 //   DUPLEX_BIN=… CHROMIUM=… TEST_OUTPUT=… override the defaults.
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -19,6 +19,18 @@ export const bin = process.env.DUPLEX_BIN || join(root, "bin/duplex");
 export const out = process.env.TEST_OUTPUT || join(here, "../test-output");
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 mkdirSync(out, { recursive: true });
+
+/**
+ * scale stretches every time limit of the browser tests on a loaded machine:
+ * 1 up to two runnable tasks per core, then half the load per core, at most 4
+ * (so 4 at a load of 16 on two cores). E2E_TIMEOUT_SCALE sets it. Under such
+ * load Chromium parses the 3 MiB editor chunk in tens of seconds instead of
+ * one, and a fixed 15 s wait failed steps that were only slow.
+ */
+export const scale = Number(process.env.E2E_TIMEOUT_SCALE) || Math.min(4, Math.max(1, loadavg()[0] / availableParallelism() / 2));
+/** ms is a time limit in milliseconds, stretched by scale. */
+export const ms = (n) => Math.round(n * scale);
+if (scale > 1) console.error(`browser tests: load average ${loadavg()[0].toFixed(1)} on ${availableParallelism()} cores: time limits ×${scale.toFixed(2)}`);
 
 /** launchBrowser starts headless Chromium with no network of its own: the closed network here refuses its background connections. */
 export function launchBrowser() {
@@ -42,7 +54,7 @@ export function startDemo({ prefix = "duplex-e2e-", poll = "300ms", env = {} } =
   });
   let banner = "";
   return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error("demo printed no URL and token within 20 s:\n" + banner)), 20000);
+    const timer = setTimeout(() => fail(new Error("demo printed no URL and token in time:\n" + banner)), ms(20000));
     proc.stdout.on("data", (b) => {
       banner += b;
       const m = /running: (http:\/\/\S+)/.exec(banner);
@@ -96,7 +108,7 @@ export function within(p, ms, what) {
 /**
  * screenshot keeps what the page shows as evidence in out/name.png; it never
  * fails a step: a screenshot that does not come within 5 s is logged (with
- * log, e.g. t.diagnostic) and skipped. It captures the viewport only, after
+ * log, e.g. t.diagnostic) and skipped (5 s × scale). It captures the viewport only, after
  * scrolling the locator `at` (when given) into view: a full-page capture of a
  * page taller than the window (the scripts tab with its editors is 1,600 px)
  * makes Chromium resize the page beyond the window, and on a loaded machine
@@ -105,8 +117,8 @@ export function within(p, ms, what) {
 export async function screenshot(page, name, { at, log = (m) => console.error(m) } = {}) {
   const path = join(out, name + ".png");
   try {
-    if (at) await at.scrollIntoViewIfNeeded({ timeout: 3000 });
-    await within(page.screenshot({ path, timeout: 5000 }), 6000, "screenshot");
+    if (at) await at.scrollIntoViewIfNeeded({ timeout: ms(3000) });
+    await within(page.screenshot({ path, timeout: ms(5000) }), ms(6000), "screenshot");
     return true;
   } catch (e) {
     log(`screenshot ${basename(path)} not taken: ${String(e.message).split("\n")[0]}`);
@@ -123,7 +135,7 @@ export async function screenshot(page, name, { at, log = (m) => console.error(m)
  * page, for tests that keep it in a variable.
  */
 export class Tab {
-  constructor(context, { errors, expected, timeout = 15000, onPage } = {}) {
+  constructor(context, { errors, expected, timeout = ms(15000), onPage } = {}) {
     Object.assign(this, { context, errors, expected, timeout, onPage });
   }
 
@@ -140,18 +152,18 @@ export class Tab {
     const old = this.page;
     const at = old?.url();
     await this.open();
-    if (old) within(old.close({ runBeforeUnload: false }), 10000, "closing the failed page").catch((e) => log(e.message));
+    if (old) within(old.close({ runBeforeUnload: false }), ms(10000), "closing the failed page").catch((e) => log(e.message));
     if (at && at.startsWith("http")) await this.page.goto(at).catch((e) => log(`reopening ${at}: ${String(e.message).split("\n")[0]}`));
   }
 }
 
 /**
  * step runs one part of a story as a subtest with its own time limit. On a
- * failure (or when the limit passes) it keeps a screenshot of the page as
+ * failure (or when the limit, 60 s × scale, passes) it keeps a screenshot of the page as
  * failed-<prefix><name>.png and gives the tab a new page, so later steps run
  * on a page that works; the step is reported failed either way.
  */
-export function step(t, tab, name, fn, { timeout = 60000, prefix = "" } = {}) {
+export function step(t, tab, name, fn, { timeout = ms(60000), prefix = "" } = {}) {
   return t.test(name, { timeout: timeout + 30000 }, async (st) => {
     progress(name);
     try {
@@ -159,7 +171,7 @@ export function step(t, tab, name, fn, { timeout = 60000, prefix = "" } = {}) {
     } catch (e) {
       const log = (m) => st.diagnostic(m);
       await screenshot(tab.page, "failed-" + prefix + name.replace(/\W+/g, "-").slice(0, 40), { log });
-      await within(tab.replace(log), 30000, "a new page").catch((e2) => log(e2.message));
+      await within(tab.replace(log), ms(30000), "a new page").catch((e2) => log(e2.message));
       throw e;
     }
   });

@@ -12,7 +12,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { launchBrowser, refuseOthers, screenshot, startDemo, step as harnessStep, Tab } from "./harness.mjs";
+import { launchBrowser, ms, refuseOthers, screenshot, startDemo, step as harnessStep, Tab } from "./harness.mjs";
 
 const ALICE = { email: "alice@example.com", name: "Alice Admin", password: "alice's long password" };
 const BOB = { email: "bob@example.com", name: "Bob Editor", password: "bob's long password" };
@@ -58,7 +58,7 @@ after(async () => {
   if (data) rmSync(data, { recursive: true, force: true });
 });
 
-test("team templates: save with a parameter, share, use, fork, publish v2, upgrade", { timeout: 900000 }, async (t) => {
+test("team templates: save with a parameter, share, use, fork, publish v2, upgrade", { timeout: ms(900000) }, async (t) => {
   // Team A is the demo's team (it owns the demo connection); team B is new.
   const demoConn = await asAdmin("GET", "/api/connections/1");
   const teamA = demoConn.team_id;
