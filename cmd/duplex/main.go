@@ -376,6 +376,7 @@ func runDemo(ctx context.Context, logger *slog.Logger, args []string, out io.Wri
 	c.registerTLS(fs)
 	poll := fs.Duration("poll", 2*time.Second, "how often the demo systems are polled")
 	_ = fs.Parse(args)
+	continues := demoContinues(c.dataDir)
 	paths, err := demo.CreateDatabases(ctx, c.dataDir)
 	if err != nil {
 		return err
@@ -389,6 +390,11 @@ func runDemo(ctx context.Context, logger *slog.Logger, args []string, out io.Wri
 		return err
 	}
 	defer a.close()
+	defer func() {
+		if err := revokeDemoToken(a.store, token); err != nil {
+			logger.Warn("the demo's API token stays valid", "err", err)
+		}
+	}()
 	conn, err := demo.Install(ctx, a.store, a.box, a.templates, paths, poll.Milliseconds())
 	if err != nil {
 		return err
@@ -396,6 +402,9 @@ func runDemo(ctx context.Context, logger *slog.Logger, args []string, out io.Wri
 	return a.serve(ctx, logger, c.addr, func(url string) {
 		fmt.Fprintf(out, demoHelp, url, conn.ID, paths.Support, paths.Engineering,
 			paths.Support, paths.Engineering, url, token)
+		if continues {
+			printDemoContinues(out, c.dataDir)
+		}
 	})
 }
 
@@ -411,7 +420,7 @@ Escalate another ticket with any SQLite client:
 Resolve it on the engineering side and watch the ticket follow:
   sqlite3 %[6]s "UPDATE issues SET state = 'resolved' WHERE ticket_ref = 'T-3'"
 See what happened (the browser signs in automatically on loopback; this
-API token is the demo admin's, made for this run):
+API token is the demo admin's, made for this run: it ends when the demo stops):
   curl -s -H "Authorization: Bearer %[8]s" %[7]s/api/events
 `
 
