@@ -363,8 +363,8 @@ func runServe(ctx context.Context, logger *slog.Logger, args []string) error {
 	return a.serve(ctx, logger, c.addr, func(url string) {
 		if a.auth.SetupToken != "" {
 			// Only whoever can read this process's output can create the admin.
-			logger.Info("no user exists yet: open the setup link to create the first admin",
-				"url", url+"/setup?token="+a.auth.SetupToken)
+			printSetupBanner(os.Stdout, url+"/setup?token="+a.auth.SetupToken)
+			logger.Info("no user exists yet: the setup link is printed on standard output")
 		}
 	})
 }

@@ -353,6 +353,12 @@ test("duplex serve without an admin: the printed setup link creates the first ad
     assert.equal(await form.locator('button[type="submit"]').isDisabled(), true);
     await screenshot(page, "auth-8-throttled");
   });
+
+  await step(t, tab, "the setup link, used already, says so", async () => {
+    await page.goto(link);
+    await page.locator('[data-testid="sign-in"] .notice', { hasText: "setup link was used already" }).waitFor();
+    await screenshot(page, "auth-9-setup-used");
+  });
 });
 
 test("no errors in the browser console, nothing fetched from elsewhere", () => {
