@@ -107,21 +107,30 @@ export function within(p, ms, what) {
 
 /**
  * screenshot keeps what the page shows as evidence in out/name.png; it never
- * fails a step: a screenshot that does not come within 5 s is logged (with
- * log, e.g. t.diagnostic) and skipped (5 s × scale). It captures the viewport only, after
- * scrolling the locator `at` (when given) into view: a full-page capture of a
- * page taller than the window (the scripts tab with its editors is 1,600 px)
- * makes Chromium resize the page beyond the window, and on a loaded machine
- * that capture stalled and the page never drew again (issue 19).
+ * fails a step: one that does not come within 10 s × scale is logged (with
+ * log, e.g. t.diagnostic) and skipped, and the page then gets up to 15 s ×
+ * scale to draw a frame again before the story goes on. It captures the
+ * viewport only, after scrolling the locator `at` (when given) into view.
+ *
+ * Why (issue 19): Chromium finishes a capture it has started even when the
+ * caller stopped waiting, and the page draws no frame until then. At a load
+ * average near 40 on two cores a full-page capture of the scripts view
+ * (1,600 px tall, six editors) took 7-15 s against 2-4.5 s for the
+ * viewport, and after a capture cut short the next frame came 10-27 s later.
+ * The old tests took full-page shots with the 15 s default: one was cut
+ * short, its step failed, the failure took another full-page shot that was
+ * cut short too, and every later step timed out on a page that had not
+ * drawn, until the story's limit.
  */
 export async function screenshot(page, name, { at, log = (m) => console.error(m) } = {}) {
   const path = join(out, name + ".png");
   try {
     if (at) await at.scrollIntoViewIfNeeded({ timeout: ms(3000) });
-    await within(page.screenshot({ path, timeout: ms(5000) }), ms(6000), "screenshot");
+    await within(page.screenshot({ path, timeout: ms(10000) }), ms(11000), "screenshot");
     return true;
   } catch (e) {
     log(`screenshot ${basename(path)} not taken: ${String(e.message).split("\n")[0]}`);
+    await within(page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r()))), ms(15000), "a frame after the screenshot").catch((e2) => log(e2.message));
     return false;
   }
 }
