@@ -1,7 +1,7 @@
-// The README's bundle table against the build (bundle.mjs): every part the
-// build measures has a row, and each figure is within 10 % of the measure, so
-// the README cannot drift far from what `npm run build` prints.
-// Needs the app built (make app); `make test-frontend` builds it first.
+// The README against what it describes: the bundle table against the build
+// (bundle.mjs: every part the build measures has a row, each figure within
+// 10 %), and the Go and Node.js versions against go.mod and Vite's engines.
+// The table needs the app built (make app); `make test-frontend` builds it first.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -25,4 +25,15 @@ test("the README's bundle table matches the build within 10 %", { skip: !built()
       assert.ok(off <= 0.1, `README.md says ${p.label} is ${human(row[k])} ${k}, the build measures ${human(p[k])}: update the table`);
     }
   }
+});
+
+test("the README names the Go version of go.mod and the Node.js versions Vite needs", () => {
+  const gomod = readFileSync(new URL("../../../go.mod", import.meta.url), "utf8");
+  const goVersion = /^go (\S+)$/m.exec(gomod)[1];
+  assert.ok(readme.includes(`Needs Go ${goVersion} (as \`go.mod\` says)`), `README.md does not say Go ${goVersion}, as go.mod does`);
+  const vite = JSON.parse(readFileSync(new URL("../node_modules/vite/package.json", import.meta.url), "utf8"));
+  const [older, newer] = vite.engines.node.split("||").map((r) => r.trim().replace(/\.0$/, "")); // "^20.19", ">=22.12"
+  const said = /Node\.js `([^`]+)`\s+or `([^`]+)`/.exec(readme);
+  assert.ok(said, "README.md names no Node.js versions");
+  assert.deepEqual([said[1], said[2].replace(/\s+/g, "")], [older, newer], `Vite needs Node.js ${vite.engines.node}`);
 });
