@@ -173,7 +173,8 @@ export class Tab {
  * on a page that works; the step is reported failed either way.
  */
 export function step(t, tab, name, fn, { timeout = ms(60000), prefix = "" } = {}) {
-  return t.test(name, { timeout: timeout + 30000 }, async (st) => {
+  // node:test's own limit comes after the step's and the recovery's (the failure screenshot, a frame, a new page).
+  return t.test(name, { timeout: timeout + ms(90000) }, async (st) => {
     progress(name);
     try {
       await within(fn(), timeout, `step "${name}"`);
