@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -411,5 +412,95 @@ func TestFindBy(t *testing.T) {
 		if _, err := f.FindBy(ctx, field, "x", 10); !errors.Is(err, connectors.ErrInvalid) {
 			t.Errorf("FindBy %q: want ErrInvalid, got %v", field, err)
 		}
+	}
+}
+
+// countingTransport counts the requests a connector sends.
+type countingTransport struct{ n atomic.Int64 }
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestQuietPollOneRequest: after a burst of changes spread over more than
+// the poll window, a quiet poll costs one list request and delivers
+// nothing, every time. Redmine's "updated_on >= T" also lists issues of the
+// second before T; those once came back as new on every poll.
+func TestQuietPollOneRequest(t *testing.T) {
+	ctx := context.Background()
+	u, k := server(t)
+	tr := &countingTransport{}
+	raw, _ := json.Marshal(map[string]any{"url": u, "project": newProject(t, ctx, u, k)})
+	c, err := redmine.New(ctx, connectors.Config{Name: "rm", Settings: raw, Secrets: map[string]string{"api_key": k}, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Issue a stamped in second s, issue b in second s+4: the window after
+	// b starts at s+1, and Redmine's answer to ">= s+1" holds a as well.
+	a, err := c.Create(ctx, map[string]any{"subject": "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Create(ctx, map[string]any{"subject": "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp := func(id string) time.Time {
+		t.Helper()
+		var out struct {
+			Issue struct {
+				UpdatedOn time.Time `json:"updated_on"`
+			} `json:"issue"`
+		}
+		hc := &httpx.Client{Base: u, Header: http.Header{"X-Redmine-Api-Key": {k}}}
+		if err := hc.Do(ctx, "GET", "/issues/"+id+".json", nil, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out.Issue.UpdatedOn
+	}
+	arranged := false
+	for try := 0; try < 6 && !arranged; try++ {
+		if _, err := c.Update(ctx, a.ID, map[string]any{"subject": fmt.Sprint("a", try)}); err != nil {
+			t.Fatal(err)
+		}
+		sa := stamp(a.ID)
+		time.Sleep(time.Until(sa.Add(4*time.Second + 200*time.Millisecond)))
+		if _, err := c.Update(ctx, b.ID, map[string]any{"subject": fmt.Sprint("b", try)}); err != nil {
+			t.Fatal(err)
+		}
+		arranged = stamp(b.ID).Sub(sa) == 4*time.Second
+	}
+	if !arranged {
+		t.Fatal("could not stamp two issues 4 s apart (server too slow?)")
+	}
+	time.Sleep(1100 * time.Millisecond) // the last second closes
+	cur := ""
+	for i := 0; i < 20; i++ {
+		p, err := c.Changes(ctx, cur, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Cursor != "" {
+			cur = p.Cursor
+		}
+		if !p.More {
+			break
+		}
+	}
+	for i := 0; i < 5; i++ {
+		before := tr.n.Load()
+		p, err := c.Changes(ctx, cur, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := tr.n.Load() - before; len(p.Entities) != 0 || n != 1 {
+			t.Fatalf("quiet poll %d: %d issues delivered, %d requests; want 0 and 1", i, len(p.Entities), n)
+		}
+		if p.Cursor != "" {
+			cur = p.Cursor
+		}
+		time.Sleep(time.Second)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -354,5 +355,71 @@ func TestFindBy(t *testing.T) {
 		if _, err := f.FindBy(ctx, field, "x", 10); !errors.Is(err, connectors.ErrInvalid) {
 			t.Errorf("FindBy %q: want ErrInvalid, got %v", field, err)
 		}
+	}
+}
+
+// countingTransport counts the requests a connector sends.
+type countingTransport struct{ n atomic.Int64 }
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestQuietPollOneRequest: once a poll has taken a queue's changes, a quiet
+// poll costs one request (the transaction search; deletions included) and
+// delivers nothing, within the poll window and after it.
+func TestQuietPollOneRequest(t *testing.T) {
+	ctx := context.Background()
+	u, k := server(t)
+	tr := &countingTransport{}
+	raw, _ := json.Marshal(map[string]any{"url": u, "queue": newQueue(t, u, k)})
+	c, err := rt.New(ctx, connectors.Config{Name: "rt", Settings: raw, Secrets: secrets(k), Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var ids []string
+	for i := 0; i < 3; i++ {
+		e, err := c.Create(ctx, map[string]any{"subject": fmt.Sprint("q", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	if err := c.(connectors.Deleter).Delete(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the last second closes
+	cur := ""
+	deleted := false
+	for i := 0; i < 20; i++ {
+		p, err := c.Changes(ctx, cur, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Entities {
+			deleted = deleted || (e.ID == ids[0] && e.Deleted)
+		}
+		if p.Cursor != "" {
+			cur = p.Cursor
+		}
+		if !p.More {
+			break
+		}
+	}
+	if !deleted {
+		t.Fatal("the deleted ticket did not come as a deletion")
+	}
+	for i := 0; i < 5; i++ {
+		before := tr.n.Load()
+		p, err := c.Changes(ctx, cur, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := tr.n.Load() - before; len(p.Entities) != 0 || n != 1 {
+			t.Fatalf("quiet poll %d: %d tickets delivered, %d requests; want 0 and 1", i, len(p.Entities), n)
+		}
+		time.Sleep(time.Second)
 	}
 }
