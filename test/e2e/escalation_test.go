@@ -375,10 +375,13 @@ func TestCommentsAndPrivacy(t *testing.T) {
 }
 
 // TestStatusRoundTripAndQuiet: Redmine's status maps onto RT's, forth and
-// back; then ten quiet cycles add no journal or transaction on either side.
+// back; then ten quiet cycles, spread over more than the poll window, add no
+// journal or transaction on either side and cost one list request per
+// system each.
 func TestStatusRoundTripAndQuiet(t *testing.T) {
 	r := newRig(t, "")
 	tk := r.ticket("Export broken", "CSV export is empty", nil)
+	r.ticket("Import slow", "a second escalation, stamped earlier", nil)
 	r.cycle()
 	issueID := r.twinOf(tk.ID)
 	for _, step := range []struct{ redmine, rt string }{{"In Progress", "open"}, {"Resolved", "resolved"}, {"Feedback", "stalled"}, {"Closed", "resolved"}} {
@@ -396,14 +399,20 @@ func TestStatusRoundTripAndQuiet(t *testing.T) {
 	settle()
 	journals, txs := r.journalCount(issueID), r.transactionCount(tk.ID)
 	rtReq, rmReq := r.rtCount.n.Load(), r.rmCount.n.Load()
-	for i := 0; i < 10; i++ {
+	const quiet = 10
+	for i := 0; i < quiet; i++ {
 		r.cycle()
+		time.Sleep(500 * time.Millisecond) // past the poll window (3 s) by the end
 	}
 	if j, x := r.journalCount(issueID), r.transactionCount(tk.ID); j != journals || x != txs {
 		t.Fatalf("quiet cycles wrote: journals %d → %d, transactions %d → %d", journals, j, txs, x)
 	}
-	t.Logf("e2e: 10 quiet cycles: %d RT requests, %d Redmine requests (one poll each per cycle), no writes",
-		r.rtCount.n.Load()-rtReq, r.rmCount.n.Load()-rmReq)
+	rtN, rmN := r.rtCount.n.Load()-rtReq, r.rmCount.n.Load()-rmReq
+	t.Logf("e2e: %d quiet polls per system: %.1f RT requests, %.1f Redmine requests per poll, no writes",
+		quiet, float64(rtN)/quiet, float64(rmN)/quiet)
+	if rtN != quiet || rmN != quiet {
+		t.Fatalf("a quiet poll must cost one list request per system: RT %d, Redmine %d for %d polls", rtN, rmN, quiet)
+	}
 }
 
 func (r *rig) journalCount(issueID string) int {
