@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html"
 	"net/url"
-	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/connectors/pollwindow"
+	"github.com/duplexsync/duplex/internal/htmltext"
 )
 
 // Changes reads the queue's ticket transactions since the cursor (RT's
@@ -111,16 +109,6 @@ func (c *conn) Changes(ctx context.Context, cur string, limit int) (connectors.P
 	return p, nil
 }
 
-var (
-	reBreak = regexp.MustCompile(`(?i)<br\s*/?>|</(p|div|li|tr|h[1-6])>`)
-	reTag   = regexp.MustCompile(`<[^>]*>`)
-	reBlank = regexp.MustCompile(`\n{3,}`)
-)
-
 // htmlText is the text of an HTML message part (RT's rich-text editor
-// sends HTML only): breaks kept, tags dropped, entities decoded.
-func htmlText(s string) string {
-	s = reBreak.ReplaceAllString(s, "\n")
-	s = html.UnescapeString(reTag.ReplaceAllString(s, ""))
-	return strings.TrimSpace(reBlank.ReplaceAllString(s, "\n\n"))
-}
+// sends HTML only; so do many mail clients): see internal/htmltext.
+func htmlText(s string) string { return htmltext.Text(s) }

@@ -423,3 +423,42 @@ func TestQuietPollOneRequest(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 }
+
+// TestHTMLMessages: a ticket whose message is HTML only (RT's rich-text
+// editor, a mail client) is read as the text a reader sees: no style sheet
+// or script, links with their address, lists with bullets or numbers.
+func TestHTMLMessages(t *testing.T) {
+	ctx := context.Background()
+	u, k := server(t)
+	queue := newQueue(t, u, k)
+	raw, _ := json.Marshal(map[string]any{"url": u, "queue": queue})
+	c, err := rt.New(ctx, connectors.Config{Name: "rt", Settings: raw, Secrets: secrets(k)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, name := range []string{"outlook", "ckeditor"} {
+		in, err := os.ReadFile("../../internal/htmltext/testdata/" + name + ".html")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile("../../internal/htmltext/testdata/" + name + ".txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			ID string `json:"id"`
+		}
+		if err := admin(u, k).Do(ctx, "POST", "/ticket", map[string]any{"Queue": queue, "Subject": name,
+			"Content": string(in), "ContentType": "text/html"}, &out); err != nil {
+			t.Fatal(err)
+		}
+		e, err := c.Get(ctx, out.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(e.Fields["description"]); got != strings.TrimSpace(string(want)) {
+			t.Errorf("%s as RT stored it:\n--- got\n%s\n--- want\n%s", name, got, want)
+		}
+	}
+}
