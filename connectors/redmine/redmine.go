@@ -519,6 +519,12 @@ func cfWrite(v any) any {
 }
 
 // redmineErrors turns Redmine's 422 {"errors": [...]} into a readable error.
+//
+// A 422 with an empty list is no refusal: it is what Redmine answers the
+// loser of two saves of one issue at the same instant (its optimistic lock,
+// ActiveRecord::StaleObjectError). That is a conflict to retry, not invalid
+// data: ErrUnavailable, so the engine tries again, reading the issue anew
+// and merging again, instead of failing the event for good.
 func redmineErrors(err error) error {
 	if !errors.Is(err, connectors.ErrInvalid) {
 		return err
@@ -528,8 +534,15 @@ func redmineErrors(err error) error {
 		var e struct {
 			Errors []string `json:"errors"`
 		}
-		if json.Unmarshal([]byte(strings.TrimSuffix(msg[i:], "…")), &e) == nil && len(e.Errors) > 0 {
-			return fmt.Errorf("%w: redmine refused: %s", connectors.ErrInvalid, strings.Join(e.Errors, "; "))
+		if json.Unmarshal([]byte(strings.TrimSuffix(msg[i:], "…")), &e) == nil {
+			var se *httpx.StatusError
+			if len(e.Errors) == 0 && errors.As(err, &se) && se.Code == http.StatusUnprocessableEntity {
+				return fmt.Errorf("%w: redmine: another save of the issue won at the same instant (422 with no error); to be tried again: %v",
+					connectors.ErrUnavailable, se)
+			}
+			if len(e.Errors) > 0 {
+				return fmt.Errorf("%w: redmine refused: %s", connectors.ErrInvalid, strings.Join(e.Errors, "; "))
+			}
 		}
 	}
 	return err
