@@ -99,6 +99,11 @@ func newRig(t *testing.T, policy string) *rig { return newRigWith(t, policy, nil
 // newRigWith calls before (when not nil) once both systems exist and the
 // engine runs, before the connection is made.
 func newRigWith(t *testing.T, policy string, before func(r *rig)) *rig {
+	return newRigParams(t, policy, nil, before)
+}
+
+// newRigParams renders the template with params (project is set here).
+func newRigParams(t *testing.T, policy string, params map[string]any, before func(r *rig)) *rig {
 	p := env(t)
 	ctx := context.Background()
 	r := &rig{t: t, ctx: ctx}
@@ -142,7 +147,11 @@ func newRigWith(t *testing.T, policy string, before func(r *rig)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := tpl.Render(map[string]any{"project": r.project})
+	vals := map[string]any{"project": r.project}
+	for k, v := range params {
+		vals[k] = v
+	}
+	src, err := tpl.Render(vals)
 	if err != nil {
 		t.Fatal(err)
 	}
