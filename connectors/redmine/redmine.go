@@ -383,7 +383,7 @@ func (c *conn) create(ctx context.Context, corrKey string, fields map[string]any
 	if err != nil {
 		return connectors.Entity{}, err
 	}
-	if err := c.checkStatus(ctx, body, got); err != nil {
+	if err := c.checkStatus(ctx, body, fields, got); err != nil {
 		return c.entity(got), err
 	}
 	return c.entity(got), nil
@@ -410,13 +410,16 @@ func (c *conn) Update(ctx context.Context, id string, fields map[string]any) (co
 	if err != nil {
 		return connectors.Entity{}, err
 	}
-	if err := c.checkStatus(ctx, body, got); err != nil {
+	if err := c.checkStatus(ctx, body, fields, got); err != nil {
 		return c.entity(got), err
 	}
 	return c.entity(got), nil
 }
 
-func (c *conn) checkStatus(ctx context.Context, body map[string]any, got issue) error {
+// checkStatus reports a status the workflow refused, naming what the same
+// write saved: Redmine saves the other fields of a write whose status it
+// refuses. The engine's retry sends only what still differs, so the status.
+func (c *conn) checkStatus(ctx context.Context, body, fields map[string]any, got issue) error {
 	want, ok := body["status_id"].(int64)
 	if !ok || got.Status.ID == want {
 		return nil
@@ -425,8 +428,19 @@ func (c *conn) checkStatus(ctx context.Context, body map[string]any, got issue) 
 	if ids, err := c.lookups(ctx, false); err == nil && ids.statusNames[want] != "" {
 		name = ids.statusNames[want]
 	}
-	return fmt.Errorf("%w: redmine kept issue %d at status %q: the workflow does not allow the API user to move it to %q from there (other fields were saved)",
-		connectors.ErrInvalid, got.ID, got.Status.Name, name)
+	var saved []string
+	for k := range fields {
+		if k != "status" {
+			saved = append(saved, k)
+		}
+	}
+	sort.Strings(saved)
+	applied := "nothing else was in the write"
+	if len(saved) > 0 {
+		applied = "saved: " + strings.Join(saved, ", ")
+	}
+	return fmt.Errorf("%w: redmine kept issue %d at status %q: the workflow does not allow the API user to move it to %q from there (refused: status; %s)",
+		connectors.ErrInvalid, got.ID, got.Status.Name, name, applied)
 }
 
 // issueBody maps engine fields to Redmine's issue JSON, names to ids.

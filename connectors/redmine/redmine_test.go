@@ -314,8 +314,9 @@ func TestWorkflowRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused, from := "", "New"
-	for _, status := range []string{"Closed", "Rejected", "New"} {
-		got, err := c.Update(ctx, e.ID, map[string]any{"status": status})
+	for i, status := range []string{"Closed", "Rejected", "New"} {
+		subject := fmt.Sprint("as a developer ", i)
+		got, err := c.Update(ctx, e.ID, map[string]any{"status": status, "subject": subject})
 		if err == nil {
 			from = status // this workflow allows it; try the next from there
 			continue
@@ -323,6 +324,10 @@ func TestWorkflowRefusal(t *testing.T) {
 		if !errors.Is(err, connectors.ErrInvalid) || !strings.Contains(err.Error(), "workflow") || got.Fields["status"] != from ||
 			!strings.Contains(err.Error(), `to "`+status+`"`) {
 			t.Fatalf("%s: want a workflow error naming %q with the status kept at %s, got %v (%v)", status, status, from, err, got.Fields["status"])
+		}
+		// The same write's other fields were saved, and the error says so.
+		if got.Fields["subject"] != subject || !strings.Contains(err.Error(), "refused: status; saved: subject") {
+			t.Fatalf("partial apply not reported: subject %v, error %v", got.Fields["subject"], err)
 		}
 		refused = from + " → " + status
 		break
