@@ -75,7 +75,7 @@ func TestClaimEvents(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			f := newClaimFixture(t, b.Open(t))
 			if !f.st.Shared() {
-				t.Skip("SQLite: one process per store; its worker takes one batch at a time, so event claims are not written there")
+				t.Skip("SQLite: one process per store, so event claims are not written there (its worker leaves out the events in hand by id)")
 			}
 			e1 := f.queue(t, "1") // twin 1
 			e2 := f.queue(t, "1") // twin 1, after e1
@@ -139,7 +139,7 @@ func TestClaimEventsConcurrent(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			f := newClaimFixture(t, b.Open(t))
 			if !f.st.Shared() {
-				t.Skip("SQLite: one process per store; its worker takes one batch at a time, so event claims are not written there")
+				t.Skip("SQLite: one process per store, so event claims are not written there (its worker leaves out the events in hand by id)")
 			}
 			const twins, perTwin = 40, 3
 			for i := 0; i < perTwin; i++ {
