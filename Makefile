@@ -5,14 +5,16 @@ export CGO_ENABLED = 1
 SHELL     := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all build app run test test-e2e peers vet fmt-check unit race figures hostile test-frontend test-browser bench bench-cluster bench-micro clean
+.PHONY: all build app run test prereqs test-e2e peers vet fmt-check unit race figures hostile test-frontend test-browser bench bench-cluster bench-micro clean
 
 all: build
 
 # The binary embeds the browser app (frontend/dist, built from frontend/app).
 # Without Node.js the Go code still builds and embeds a placeholder page.
+# `duplex version` names the commit (the toolchain records none in a git worktree).
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 build: app
-	$(GO) build -o $(BIN) ./cmd/duplex
+	$(GO) build -ldflags "-X main.commit=$(COMMIT)" -o $(BIN) ./cmd/duplex
 
 APP     := frontend/app
 APP_SRC := $(shell find $(APP)/src $(APP)/public $(APP)/index.html $(APP)/vite.config.ts $(APP)/tsconfig.json $(APP)/package.json -type f 2>/dev/null)
@@ -35,7 +37,36 @@ run: build
 # DUPLEX_TEST_MYSQL are set (.ci/run sets both) and say why they skip otherwise.
 # The end-to-end part installs Redmine and Request Tracker from Debian's
 # packages on first use (root, about 3 minutes), so it runs last.
-test: fmt-check vet unit race figures hostile test-frontend test-browser test-e2e
+#
+# A new stage is one more target named in TEST_STAGES. Every stage runs even
+# when an earlier one failed; the run ends with a table of the stages (result
+# and seconds) and fails when any stage failed, naming them, so one run shows
+# everything. `make test TEST_STAGES="vet unit"` runs a subset the same way.
+TEST_STAGES := fmt-check vet unit race figures hostile test-frontend test-browser test-e2e
+
+test: prereqs
+	@failed=(); table=""; \
+	for s in $(TEST_STAGES); do \
+	  echo "=== make $$s"; start=$$SECONDS; \
+	  if $(MAKE) --no-print-directory $$s; then r=ok; else r=FAILED; failed+=("$$s"); fi; \
+	  table+=$$(printf '  %-16s %-7s %5ds' "$$s" "$$r" $$((SECONDS - start)))$$'\n'; \
+	done; \
+	echo; echo "=== make test: $(words $(TEST_STAGES)) stages"; printf '%s' "$$table"; \
+	if [ $${#failed[@]} -gt 0 ]; then echo "make test FAILED: $${failed[*]}"; exit 1; fi; \
+	echo "make test: all stages passed"
+
+# What the stages need, checked in the first seconds rather than minutes in,
+# each missing piece with the command that installs it (Debian).
+prereqs:
+	@missing=0; \
+	command -v $(GO) >/dev/null || { echo "missing: Go $$(sed -n 's/^go //p' go.mod) (go.mod): install it and put its bin/ on PATH"; missing=1; }; \
+	command -v $${CC:-gcc} >/dev/null || { echo "missing: a C compiler for the cgo SQLite driver: apt-get install -y gcc"; missing=1; }; \
+	command -v sqlite3 >/dev/null || { echo "missing: the sqlite3 command (browser tests edit demo tickets with it): apt-get install -y sqlite3"; missing=1; }; \
+	test -x $(CHROMIUM) || { echo "missing: Chromium at $(CHROMIUM) (browser tests): apt-get install -y chromium, or set CHROMIUM"; missing=1; }; \
+	if ! command -v npm >/dev/null || ! command -v node >/dev/null; then echo "missing: Node.js ^20.19 or >= 22.12 with npm (Vite builds the app): apt-get install -y nodejs npm"; missing=1; \
+	elif ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit((a === 20 && b >= 19) || (a === 22 && b >= 12) || a > 22 ? 0 : 1)'; then \
+	  echo "Node.js $$(node --version) is too old: Vite needs ^20.19 or >= 22.12"; missing=1; fi; \
+	exit $$missing
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -78,12 +109,13 @@ peers:
 # their figures (latency, requests per change); the servers stop afterwards.
 test-e2e: peers
 	eval "$$(test/e2e/peers/redmine.sh env)"; eval "$$(test/e2e/peers/rt.sh env)"; \
-	status=0; $(GO) test -count=1 -v -timeout 30m ./connectors/redmine/ ./connectors/rt/ ./test/e2e/ \
+	status=0; $(GO) test -p 1 -count=1 -v -timeout 30m ./connectors/redmine/ ./connectors/rt/ ./test/e2e/ \
 	  | grep -E '^(--- |ok|FAIL|PASS|panic)|e2e:|_test.go' || status=$$?; \
 	test/e2e/peers/rt.sh stop; test/e2e/peers/redmine.sh stop; exit $$status
 
-# The app's logic (routes, diff, markers, activity) under Vitest.
-test-frontend: $(APP)/node_modules/.package-lock.json
+# The app's logic (routes, diff, markers, activity) under Vitest, and the
+# README's bundle table against the build (so it builds the app first).
+test-frontend: app
 	cd $(APP) && npm test
 
 # The app in Debian's Chromium (playwright-core) against bin/duplex running

@@ -60,23 +60,9 @@ func (e *Engine) claim() store.Claim {
 // batch is recorded (or abandoned): it stops renewing the batch's lease and
 // lets the next claim release it.
 func (e *Engine) claimEvents(ctx context.Context) ([]store.SyncEvent, func(), error) {
-	e.claims.mu.Lock()
-	release := e.claims.events
-	e.claims.events = nil
-	e.claims.mu.Unlock()
-	due, taken, err := e.st.ClaimEvents(ctx, e.claim(), e.opts.BatchSize, release)
-	if err != nil {
-		e.claims.mu.Lock()
-		e.claims.events = append(e.claims.events, release...) // try again next round
-		e.claims.mu.Unlock()
+	due, err := e.takeEvents(ctx, e.opts.BatchSize, store.Busy{})
+	if err != nil || len(due) == 0 {
 		return nil, func() {}, err
-	}
-	if taken > 0 {
-		e.claims.takeovers.Add(int64(taken))
-		e.log.Info("took over events whose claim lapsed", "process", e.opts.ProcessID, "events", taken)
-	}
-	if len(due) == 0 {
-		return nil, func() {}, nil
 	}
 	ids := make([]int64, len(due))
 	for i := range due {
@@ -88,7 +74,7 @@ func (e *Engine) claimEvents(ctx context.Context) ([]store.SyncEvent, func(), er
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		e.renewEvents(context.WithoutCancel(ctx), stop, ids)
+		e.renewEvents(context.WithoutCancel(ctx), stop, func() []int64 { return ids })
 	}()
 	return due, func() {
 		close(stop)
@@ -99,12 +85,40 @@ func (e *Engine) claimEvents(ctx context.Context) ([]store.SyncEvent, func(), er
 	}, nil
 }
 
+// takeEvents claims up to limit due events but busy's, releasing the
+// recorded ones of earlier rounds.
+func (e *Engine) takeEvents(ctx context.Context, limit int, busy store.Busy) ([]store.SyncEvent, error) {
+	e.claims.mu.Lock()
+	release := e.claims.events
+	e.claims.events = nil
+	e.claims.mu.Unlock()
+	due, taken, err := e.st.ClaimEventsExcept(ctx, e.claim(), limit, release, busy)
+	if err != nil {
+		e.claims.mu.Lock()
+		e.claims.events = append(e.claims.events, release...) // try again next round
+		e.claims.mu.Unlock()
+		return nil, err
+	}
+	if taken > 0 {
+		e.claims.takeovers.Add(int64(taken))
+		e.log.Info("took over events whose claim lapsed", "process", e.opts.ProcessID, "events", taken)
+	}
+	return due, nil
+}
+
+// releaseEvents lets the next claim release events that are recorded.
+func (e *Engine) releaseEvents(ids ...int64) {
+	e.claims.mu.Lock()
+	e.claims.events = append(e.claims.events, ids...)
+	e.claims.mu.Unlock()
+}
+
 // renewEvents keeps a batch's claims alive until stop is closed: every
 // third of the lease, well before it lapses. A renewal that fails (a lost
 // race, a connection dropped) is tried again at once and then every tenth
 // of the lease, not a third later: by then the lease could have lapsed and
 // another process taken over events this one is still applying.
-func (e *Engine) renewEvents(ctx context.Context, stop <-chan struct{}, ids []int64) {
+func (e *Engine) renewEvents(ctx context.Context, stop <-chan struct{}, held func() []int64) {
 	every := e.opts.Lease / 3
 	t := time.NewTimer(every)
 	defer t.Stop()
@@ -115,6 +129,7 @@ func (e *Engine) renewEvents(ctx context.Context, stop <-chan struct{}, ids []in
 			return
 		case <-t.C:
 		}
+		ids := held()
 		err := e.st.RenewEvents(ctx, e.claim(), ids)
 		if err != nil && store.Retryable(err) {
 			err = e.st.RenewEvents(ctx, e.claim(), ids) // lost a race: at once

@@ -35,7 +35,7 @@ type Options struct {
 
 	PageSize    int                             // changes read per poll call; default 100
 	BatchSize   int                             // events taken per worker round; default 50
-	Workers     int                             // events of one batch applied at once; default 4
+	Workers     int                             // events of one connection (of a WorkOnce batch) applied at once; default 4
 	MaxAttempts int                             // tries for a retryable failure; default 8
 	Backoff     func(attempt int) time.Duration // delay before try attempt+1; default exponential from 1 s, capped at 5 min
 	Now         func() time.Time

@@ -147,8 +147,7 @@ func (e *Engine) pollLoop(ctx context.Context, systemID int64, every time.Durati
 }
 
 func (e *Engine) workLoop(ctx context.Context) {
-	const idle = time.Second // also the bound on how late a retry runs
-	// The batch in hand is finished after ctx ends (up to Drain): a
+	// The events in hand are finished after ctx ends (up to Drain): a
 	// stopping process takes no new work but completes what it started.
 	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
@@ -158,25 +157,7 @@ func (e *Engine) workLoop(ctx context.Context) {
 		t.Stop()
 	})
 	defer stop()
-	for ctx.Err() == nil {
-		n, err := e.WorkOnce(work)
-		if err != nil && ctx.Err() == nil {
-			e.log.Error("worker", "err", err)
-		}
-		if n > 0 && err == nil {
-			continue // more may be due right away
-		}
-		wait := idle
-		if err != nil {
-			wait = 5 * time.Second
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-e.wake:
-		case <-time.After(wait):
-		}
-	}
+	e.runFlow(ctx, work) // flow.go
 }
 
 // backfillLoop moves running "sync existing" jobs a page at a time, pausing

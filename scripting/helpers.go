@@ -8,6 +8,8 @@ import (
 	_ "time/tzdata" // IANA zones for formatDate/parseDate on machines without zoneinfo
 
 	"github.com/dop251/goja"
+
+	"github.com/duplexsync/duplex/internal/htmltext"
 )
 
 // helpersProgram defines the script helpers written in JavaScript. It runs
@@ -38,19 +40,6 @@ var helpersProgram = goja.MustCompile("helpers.js", `(function (g) {
 		}
 		return out;
 	});
-	const entities = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#39;": "'", "&nbsp;": " "};
-	def("htmlToText", function htmlToText(html) {
-		if (html === null || html === undefined) return "";
-		return String(html)
-			.replace(/<br\s*\/?>/gi, "\n")
-			.replace(/<li[^>]*>/gi, "\n- ")
-			.replace(/<\/(p|div|h[1-6]|ul|ol|tr)>/gi, "\n")
-			.replace(/<[^>]*>/g, "")
-			.replace(/&(amp|lt|gt|quot|#39|nbsp);/g, m => entities[m])
-			.replace(/[ \t]+\n/g, "\n")
-			.replace(/\n{3,}/g, "\n\n")
-			.trim();
-	});
 	def("textToHtml", function textToHtml(text) {
 		if (text === null || text === undefined) return "";
 		const esc = String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
@@ -66,6 +55,7 @@ func (sb *sandbox) installHelpers() error {
 		"formatDate": sb.formatDate,
 		"parseDate":  sb.parseDate,
 		"fail":       sb.failNative,
+		"htmlToText": sb.htmlToText,
 	} {
 		if err := g.DefineDataProperty(name, sb.vm.ToValue(fn), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE); err != nil {
 			return err
@@ -78,6 +68,16 @@ func (sb *sandbox) installHelpers() error {
 	f, _ := goja.AssertFunction(v)
 	_, err = f(goja.Undefined(), g)
 	return err
+}
+
+// htmlToText is the plain text of an HTML message (internal/htmltext): the
+// same conversion RT's HTML-only messages get.
+func (sb *sandbox) htmlToText(call goja.FunctionCall) goja.Value {
+	a := call.Argument(0)
+	if goja.IsUndefined(a) || goja.IsNull(a) {
+		return sb.vm.ToValue("")
+	}
+	return sb.vm.ToValue(htmltext.Text(a.String()))
 }
 
 // errFail marks an error raised by fail(message).

@@ -29,7 +29,7 @@ func (s *srv) listEvents(c *gin.Context) error {
 	if !statuses[f.Status] {
 		return badRequest("status must be queued, done, failed, skipped or conflict")
 	}
-	if f.Limit, err = intQuery(c, "limit", 100); err != nil {
+	if f.Limit, err = limitQuery(c, "limit", 100, maxEventsLimit); err != nil {
 		return err
 	}
 	f.Teams = principalOf(c).Teams(store.RoleViewer)

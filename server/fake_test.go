@@ -513,6 +513,12 @@ func TestWithFakeEngine(t *testing.T) {
 				if len(list) != 1 || list[0].ID != evs[1].ID {
 					t.Fatalf("limit 1: %+v", list)
 				}
+				// More than a page is refused with the maximum, not cut back to 100 silently.
+				var tooMany struct{ Code, Message string }
+				e.json("GET", "/api/events?limit=1000", "", 400, &tooMany)
+				if tooMany.Code != "bad_request" || !strings.Contains(tooMany.Message, "at most 500") {
+					t.Fatalf("limit 1000: %+v", tooMany)
+				}
 				var conns []connectionJSON
 				e.json("GET", "/api/connections", "", 200, &conns)
 				if conns[0].Counts["failed"] != 1 || conns[0].Counts["queued"] != 1 {
@@ -542,6 +548,7 @@ func TestWithFakeEngine(t *testing.T) {
 					{"bad status filter", "GET", "/api/events?status=lost", 400, "bad_request"},
 					{"bad connection filter", "GET", "/api/events?connection_id=1x", 400, "bad_request"},
 					{"bad limit", "GET", "/api/events?limit=-1", 400, "bad_request"},
+					{"limit over the maximum", "GET", "/api/events?limit=1000", 400, "bad_request"},
 					{"twins of missing connection", "GET", "/api/connections/999/twins", 404, "not_found"},
 					{"bad twins offset", "GET", fmt.Sprintf("/api/connections/%d/twins?offset=x", created.ID), 400, "bad_request"},
 					{"bad audit filter", "GET", "/api/audit?connection_id=x", 400, "bad_request"},

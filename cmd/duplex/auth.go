@@ -80,11 +80,14 @@ func demoAccess(ctx context.Context, st *store.Store) (server.AuthOptions, strin
 	} else if err != nil {
 		return o, "", err
 	}
+	if err := endDemoTokens(ctx, st, u.ID); err != nil {
+		return o, "", err
+	}
 	tok, err := credential.NewToken("dpx_")
 	if err != nil {
 		return o, "", err
 	}
-	t := store.APIToken{UserID: u.ID, Name: "demo banner", Hash: credential.HashToken(tok), Prefix: tok[:10]}
+	t := store.APIToken{UserID: u.ID, Name: demoTokenName, Hash: credential.HashToken(tok), Prefix: tok[:10]}
 	if err := st.CreateAPIToken(ctx, &t); err != nil {
 		return o, "", err
 	}

@@ -102,7 +102,7 @@ func main() {
 	case "policy":
 		err = runPolicy(ctx, os.Args[2:], os.Stdout)
 	case "version":
-		fmt.Println("duplex", version)
+		fmt.Println("duplex", versionString())
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
@@ -394,8 +394,8 @@ func runServe(ctx context.Context, logger *slog.Logger, args []string) error {
 	return a.serve(ctx, logger, c.addr, func(url string) {
 		if a.auth.SetupToken != "" {
 			// Only whoever can read this process's output can create the admin.
-			logger.Info("no user exists yet: open the setup link to create the first admin",
-				"url", url+"/setup?token="+a.auth.SetupToken)
+			printSetupBanner(os.Stdout, url+"/setup?token="+a.auth.SetupToken)
+			logger.Info("no user exists yet: the setup link is printed on standard output")
 		}
 	})
 }
@@ -407,6 +407,7 @@ func runDemo(ctx context.Context, logger *slog.Logger, args []string, out io.Wri
 	c.registerTLS(fs)
 	poll := fs.Duration("poll", 2*time.Second, "how often the demo systems are polled")
 	_ = fs.Parse(args)
+	continues := demoContinues(c.dataDir)
 	paths, err := demo.CreateDatabases(ctx, c.dataDir)
 	if err != nil {
 		return err
@@ -420,6 +421,11 @@ func runDemo(ctx context.Context, logger *slog.Logger, args []string, out io.Wri
 		return err
 	}
 	defer a.close()
+	defer func() {
+		if err := revokeDemoToken(a.store, token); err != nil {
+			logger.Warn("the demo's API token stays valid", "err", err)
+		}
+	}()
 	conn, err := demo.Install(ctx, a.store, a.box, a.templates, paths, poll.Milliseconds())
 	if err != nil {
 		return err
@@ -427,6 +433,9 @@ func runDemo(ctx context.Context, logger *slog.Logger, args []string, out io.Wri
 	return a.serve(ctx, logger, c.addr, func(url string) {
 		fmt.Fprintf(out, demoHelp, url, conn.ID, paths.Support, paths.Engineering,
 			paths.Support, paths.Engineering, url, token)
+		if continues {
+			printDemoContinues(out, c.dataDir)
+		}
 	})
 }
 
@@ -442,7 +451,7 @@ Escalate another ticket with any SQLite client:
 Resolve it on the engineering side and watch the ticket follow:
   sqlite3 %[6]s "UPDATE issues SET state = 'resolved' WHERE ticket_ref = 'T-3'"
 See what happened (the browser signs in automatically on loopback; this
-API token is the demo admin's, made for this run):
+API token is the demo admin's, made for this run: it ends when the demo stops):
   curl -s -H "Authorization: Bearer %[8]s" %[7]s/api/events
 `
 

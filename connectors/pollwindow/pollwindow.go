@@ -10,6 +10,12 @@
 // is not recorded: a second update within that second keeps the same stamp,
 // so it is taken again on the next poll (the engine sees an unchanged re-read
 // as nothing new).
+//
+// An item stamped before the window is never taken again, whatever the
+// server returns: Redmine turns "updated_on >= T" into "> T - 1 s" and keeps
+// fractions of seconds, so it also lists items stamped in the second before
+// T. The cursor has already forgotten those (it keeps only the window), and
+// taking them as new made a quiet poller re-read them on every poll.
 package pollwindow
 
 import (
@@ -49,8 +55,12 @@ func (c Cursor) Since() time.Time {
 	return c.T.Add(-LookBack).UTC()
 }
 
-// Taken reports whether id stamped at t was already taken.
+// Taken reports whether id stamped at t was already taken, or is stamped
+// before the window (Since) and so was taken, or skipped, by an earlier poll.
 func (c Cursor) Taken(id string, t time.Time) bool {
+	if !c.T.IsZero() && t.Before(c.Since()) {
+		return true
+	}
 	at, ok := c.Seen[id]
 	return ok && at == t.Unix()
 }

@@ -32,7 +32,7 @@ func TestWindow(t *testing.T) {
 	if got := c.Since(); !got.Equal(t0.Add(5*time.Second - LookBack)) {
 		t.Fatalf("Since = %v", got)
 	}
-	if c.Taken("1", t0) {
+	if _, ok := c.Seen["1"]; ok {
 		t.Error("item 1 is older than the window: pruned, not remembered")
 	}
 	if !c.Taken("2", t0.Add(4*time.Second)) {
@@ -64,5 +64,36 @@ func TestServerNow(t *testing.T) {
 	}
 	if !ServerNow(http.Header{"Date": {"yesterday"}}).IsZero() || !ServerNow(nil).IsZero() {
 		t.Fatal("no usable Date header means unknown")
+	}
+}
+
+// TestBeforeWindow: Redmine lists items stamped in the second before the
+// asked bound (it queries "> T - 1 s" on fractional times). The cursor has
+// forgotten them; they must not come back as new on every poll.
+func TestBeforeWindow(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	var c Cursor
+	if c.Taken("1", t0) {
+		t.Fatal("from the start nothing is taken")
+	}
+	n := c.Advance(t0.Add(10 * time.Second))
+	n.Take("1", t0)
+	n.Take("2", t0.Add(5*time.Second))
+	enc, _ := n.Encode()
+	c, _ = Parse(enc)
+	// The window starts at t0+2s: item 1 (t0) was pruned from Seen.
+	if _, ok := c.Seen["1"]; ok {
+		t.Fatalf("item 1 should be pruned: %v", c.Seen)
+	}
+	for i, poll := range []time.Time{t0.Add(time.Second), t0} {
+		if !c.Taken("1", poll) {
+			t.Errorf("poll %d: an item stamped before the window (%v < %v) was taken as new", i, poll, c.Since())
+		}
+	}
+	if c.Taken("3", c.Since()) {
+		t.Error("an unseen item stamped at the window's first second is new")
+	}
+	if !c.Taken("2", t0.Add(5*time.Second)) || c.Taken("2", t0.Add(6*time.Second)) {
+		t.Error("items in the window follow Seen")
 	}
 }

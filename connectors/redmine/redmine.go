@@ -383,7 +383,7 @@ func (c *conn) create(ctx context.Context, corrKey string, fields map[string]any
 	if err != nil {
 		return connectors.Entity{}, err
 	}
-	if err := c.checkStatus(ctx, body, got); err != nil {
+	if err := c.checkStatus(ctx, body, fields, got); err != nil {
 		return c.entity(got), err
 	}
 	return c.entity(got), nil
@@ -410,13 +410,16 @@ func (c *conn) Update(ctx context.Context, id string, fields map[string]any) (co
 	if err != nil {
 		return connectors.Entity{}, err
 	}
-	if err := c.checkStatus(ctx, body, got); err != nil {
+	if err := c.checkStatus(ctx, body, fields, got); err != nil {
 		return c.entity(got), err
 	}
 	return c.entity(got), nil
 }
 
-func (c *conn) checkStatus(ctx context.Context, body map[string]any, got issue) error {
+// checkStatus reports a status the workflow refused, naming what the same
+// write saved: Redmine saves the other fields of a write whose status it
+// refuses. The engine's retry sends only what still differs, so the status.
+func (c *conn) checkStatus(ctx context.Context, body, fields map[string]any, got issue) error {
 	want, ok := body["status_id"].(int64)
 	if !ok || got.Status.ID == want {
 		return nil
@@ -425,8 +428,19 @@ func (c *conn) checkStatus(ctx context.Context, body map[string]any, got issue) 
 	if ids, err := c.lookups(ctx, false); err == nil && ids.statusNames[want] != "" {
 		name = ids.statusNames[want]
 	}
-	return fmt.Errorf("%w: redmine kept issue %d at status %q: the workflow does not allow the API user to move it to %q from there (other fields were saved)",
-		connectors.ErrInvalid, got.ID, got.Status.Name, name)
+	var saved []string
+	for k := range fields {
+		if k != "status" {
+			saved = append(saved, k)
+		}
+	}
+	sort.Strings(saved)
+	applied := "nothing else was in the write"
+	if len(saved) > 0 {
+		applied = "saved: " + strings.Join(saved, ", ")
+	}
+	return fmt.Errorf("%w: redmine kept issue %d at status %q: the workflow does not allow the API user to move it to %q from there (refused: status; %s)",
+		connectors.ErrInvalid, got.ID, got.Status.Name, name, applied)
 }
 
 // issueBody maps engine fields to Redmine's issue JSON, names to ids.
@@ -519,6 +533,12 @@ func cfWrite(v any) any {
 }
 
 // redmineErrors turns Redmine's 422 {"errors": [...]} into a readable error.
+//
+// A 422 with an empty list is no refusal: it is what Redmine answers the
+// loser of two saves of one issue at the same instant (its optimistic lock,
+// ActiveRecord::StaleObjectError). That is a conflict to retry, not invalid
+// data: ErrUnavailable, so the engine tries again, reading the issue anew
+// and merging again, instead of failing the event for good.
 func redmineErrors(err error) error {
 	if !errors.Is(err, connectors.ErrInvalid) {
 		return err
@@ -528,8 +548,15 @@ func redmineErrors(err error) error {
 		var e struct {
 			Errors []string `json:"errors"`
 		}
-		if json.Unmarshal([]byte(strings.TrimSuffix(msg[i:], "…")), &e) == nil && len(e.Errors) > 0 {
-			return fmt.Errorf("%w: redmine refused: %s", connectors.ErrInvalid, strings.Join(e.Errors, "; "))
+		if json.Unmarshal([]byte(strings.TrimSuffix(msg[i:], "…")), &e) == nil {
+			var se *httpx.StatusError
+			if len(e.Errors) == 0 && errors.As(err, &se) && se.Code == http.StatusUnprocessableEntity {
+				return fmt.Errorf("%w: redmine: another save of the issue won at the same instant (422 with no error); to be tried again: %v",
+					connectors.ErrUnavailable, se)
+			}
+			if len(e.Errors) > 0 {
+				return fmt.Errorf("%w: redmine refused: %s", connectors.ErrInvalid, strings.Join(e.Errors, "; "))
+			}
 		}
 	}
 	return err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,6 +358,111 @@ func TestFindBy(t *testing.T) {
 	for _, field := range []string{"status", "colour", "cf_Escalation"} {
 		if _, err := f.FindBy(ctx, field, "x", 10); !errors.Is(err, connectors.ErrInvalid) {
 			t.Errorf("FindBy %q: want ErrInvalid, got %v", field, err)
+		}
+	}
+}
+
+// countingTransport counts the requests a connector sends.
+type countingTransport struct{ n atomic.Int64 }
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestQuietPollOneRequest: once a poll has taken a queue's changes, a quiet
+// poll costs one request (the transaction search; deletions included) and
+// delivers nothing, within the poll window and after it.
+func TestQuietPollOneRequest(t *testing.T) {
+	ctx := context.Background()
+	u, k := server(t)
+	tr := &countingTransport{}
+	raw, _ := json.Marshal(map[string]any{"url": u, "queue": newQueue(t, u, k)})
+	c, err := rt.New(ctx, connectors.Config{Name: "rt", Settings: raw, Secrets: secrets(k), Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var ids []string
+	for i := 0; i < 3; i++ {
+		e, err := c.Create(ctx, map[string]any{"subject": fmt.Sprint("q", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	if err := c.(connectors.Deleter).Delete(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the last second closes
+	cur := ""
+	deleted := false
+	for i := 0; i < 20; i++ {
+		p, err := c.Changes(ctx, cur, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Entities {
+			deleted = deleted || (e.ID == ids[0] && e.Deleted)
+		}
+		if p.Cursor != "" {
+			cur = p.Cursor
+		}
+		if !p.More {
+			break
+		}
+	}
+	if !deleted {
+		t.Fatal("the deleted ticket did not come as a deletion")
+	}
+	for i := 0; i < 5; i++ {
+		before := tr.n.Load()
+		p, err := c.Changes(ctx, cur, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := tr.n.Load() - before; len(p.Entities) != 0 || n != 1 {
+			t.Fatalf("quiet poll %d: %d tickets delivered, %d requests; want 0 and 1", i, len(p.Entities), n)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// TestHTMLMessages: a ticket whose message is HTML only (RT's rich-text
+// editor, a mail client) is read as the text a reader sees: no style sheet
+// or script, links with their address, lists with bullets or numbers.
+func TestHTMLMessages(t *testing.T) {
+	ctx := context.Background()
+	u, k := server(t)
+	queue := newQueue(t, u, k)
+	raw, _ := json.Marshal(map[string]any{"url": u, "queue": queue})
+	c, err := rt.New(ctx, connectors.Config{Name: "rt", Settings: raw, Secrets: secrets(k)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, name := range []string{"outlook", "ckeditor"} {
+		in, err := os.ReadFile("../../internal/htmltext/testdata/" + name + ".html")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile("../../internal/htmltext/testdata/" + name + ".txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			ID string `json:"id"`
+		}
+		if err := admin(u, k).Do(ctx, "POST", "/ticket", map[string]any{"Queue": queue, "Subject": name,
+			"Content": string(in), "ContentType": "text/html"}, &out); err != nil {
+			t.Fatal(err)
+		}
+		e, err := c.Get(ctx, out.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(e.Fields["description"]); got != strings.TrimSpace(string(want)) {
+			t.Errorf("%s as RT stored it:\n--- got\n%s\n--- want\n%s", name, got, want)
 		}
 	}
 }

@@ -43,6 +43,20 @@ func (s *Store) skipLocked(table string) string {
 // the events it took had been claimed by another process whose lease lapsed
 // (takeovers). The events come oldest first.
 func (s *Store) ClaimEvents(ctx context.Context, c Claim, limit int, release []int64) ([]SyncEvent, int, error) {
+	return s.ClaimEventsExcept(ctx, c, limit, release, Busy{})
+}
+
+// Busy is what a worker still has in hand when it claims more: the events
+// it claimed and has not recorded (on SQLite nothing marks them claimed in
+// the store, and their twins' later events must wait for them), and the
+// connections whose share of its work is full.
+type Busy struct {
+	Events      []int64
+	Connections []int64
+}
+
+// ClaimEventsExcept is ClaimEvents leaving out busy's events and connections.
+func (s *Store) ClaimEventsExcept(ctx context.Context, c Claim, limit int, release []int64, busy Busy) ([]SyncEvent, int, error) {
 	var (
 		out       []SyncEvent
 		takeovers int
@@ -74,15 +88,26 @@ func (s *Store) ClaimEvents(ctx context.Context, c Claim, limit int, release []i
 		if tx.dialect == migrations.SQLite {
 			from += " INDEXED BY sync_events_queue"
 		}
+		// Only non-empty lists: "NOT IN ()" is invalid, and gorm's
+		// "NOT IN (NULL)" would match nothing.
+		except, exceptArgs := "", []any(nil)
+		if len(busy.Events) > 0 {
+			except += " AND e.id NOT IN ?"
+			exceptArgs = append(exceptArgs, busy.Events)
+		}
+		if len(busy.Connections) > 0 {
+			except += " AND e.connection_id NOT IN ?"
+			exceptArgs = append(exceptArgs, busy.Connections)
+		}
 		err := tx.q(ctx).Raw(`SELECT e.* FROM `+from+`
 			WHERE e.status = ? AND e.next_attempt_at <= ?
 			  AND (e.lease_until IS NULL OR e.lease_until <= ?)
 			  AND EXISTS (SELECT 1 FROM connections c WHERE c.id = e.connection_id AND c.active)
 			  AND NOT EXISTS (SELECT 1 FROM sync_events p
 			                  WHERE p.twin_id = e.twin_id AND p.status = ?
-			                    AND (p.id < e.id OR p.lease_until > ?))
+			                    AND (p.id < e.id OR p.lease_until > ?))`+except+`
 			ORDER BY e.id LIMIT ?`+tx.skipLocked("e"),
-			StatusQueued, now, now, StatusQueued, now, limit).Scan(&rows).Error
+			append(append([]any{StatusQueued, now, now, StatusQueued, now}, exceptArgs...), limit)...).Scan(&rows).Error
 		if err != nil {
 			return wrap("claim events", err)
 		}

@@ -75,7 +75,7 @@ func TestClaimEvents(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			f := newClaimFixture(t, b.Open(t))
 			if !f.st.Shared() {
-				t.Skip("SQLite: one process per store; its worker takes one batch at a time, so event claims are not written there")
+				t.Skip("SQLite: one process per store, so event claims are not written there (its worker leaves out the events in hand by id)")
 			}
 			e1 := f.queue(t, "1") // twin 1
 			e2 := f.queue(t, "1") // twin 1, after e1
@@ -139,7 +139,7 @@ func TestClaimEventsConcurrent(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			f := newClaimFixture(t, b.Open(t))
 			if !f.st.Shared() {
-				t.Skip("SQLite: one process per store; its worker takes one batch at a time, so event claims are not written there")
+				t.Skip("SQLite: one process per store, so event claims are not written there (its worker leaves out the events in hand by id)")
 			}
 			const twins, perTwin = 40, 3
 			for i := 0; i < perTwin; i++ {
@@ -312,6 +312,36 @@ func TestSaveClaimedEventAfterTakeover(t *testing.T) {
 			if lost, _ := f.st.LostClaims(f.ctx, []int64{e1, e2}, "B"); len(lost) != 0 {
 				t.Fatalf("B lost %v", lost)
 			}
+		})
+	}
+}
+
+// A worker claiming more while it still has events in hand: the busy events
+// (and, through them, their twins' later events) and busy connections are
+// left out, on SQLite where nothing marks them claimed too.
+func TestClaimEventsExcept(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			e1 := f.queue(t, "1")
+			e2 := f.queue(t, "1") // after e1, same twin
+			e3 := f.queue(t, "2")
+			got, _, err := f.st.ClaimEventsExcept(f.ctx, f.claim("A", 0), 10, nil, store.Busy{Events: []int64{e1}})
+			if err != nil || !slices.Equal(ids(got), []int64{e3}) {
+				t.Fatalf("claims %v %v; want [%d]: e1 busy, e2 waits for it", ids(got), err, e3)
+			}
+			if _, err := f.st.ReleaseClaims(f.ctx, "A"); err != nil {
+				t.Fatal(err)
+			}
+			got, _, err = f.st.ClaimEventsExcept(f.ctx, f.claim("A", 0), 10, nil, store.Busy{Connections: []int64{f.conn.ID}})
+			if err != nil || len(got) != 0 {
+				t.Fatalf("claims %v %v; want nothing of a busy connection", ids(got), err)
+			}
+			got, _, err = f.st.ClaimEventsExcept(f.ctx, f.claim("A", 0), 10, nil, store.Busy{Connections: []int64{f.conn.ID + 1000}})
+			if err != nil || !slices.Equal(ids(got), []int64{e1, e3}) {
+				t.Fatalf("claims %v %v; want [%d %d]", ids(got), err, e1, e3)
+			}
+			_ = e2
 		})
 	}
 }

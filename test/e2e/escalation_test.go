@@ -100,6 +100,11 @@ func newRig(t *testing.T, policy string) *rig { return newRigWith(t, policy, nil
 // newRigWith calls before (when not nil) once both systems exist and the
 // engine runs, before the connection is made.
 func newRigWith(t *testing.T, policy string, before func(r *rig)) *rig {
+	return newRigParams(t, policy, nil, before)
+}
+
+// newRigParams renders the template with params (project is set here).
+func newRigParams(t *testing.T, policy string, params map[string]any, before func(r *rig)) *rig {
 	p := env(t)
 	ctx := context.Background()
 	r := &rig{t: t, ctx: ctx}
@@ -143,7 +148,11 @@ func newRigWith(t *testing.T, policy string, before func(r *rig)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := tpl.Render(map[string]any{"project": r.project})
+	vals := map[string]any{"project": r.project}
+	for k, v := range params {
+		vals[k] = v
+	}
+	src, err := tpl.Render(vals)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,10 +388,13 @@ func TestCommentsAndPrivacy(t *testing.T) {
 }
 
 // TestStatusRoundTripAndQuiet: Redmine's status maps onto RT's, forth and
-// back; then ten quiet cycles add no journal or transaction on either side.
+// back; then ten quiet cycles, spread over more than the poll window, add no
+// journal or transaction on either side and cost one list request per
+// system each.
 func TestStatusRoundTripAndQuiet(t *testing.T) {
 	r := newRig(t, "")
 	tk := r.ticket("Export broken", "CSV export is empty", nil)
+	r.ticket("Import slow", "a second escalation, stamped earlier", nil)
 	r.cycle()
 	issueID := r.twinOf(tk.ID)
 	for _, step := range []struct{ redmine, rt string }{{"In Progress", "open"}, {"Resolved", "resolved"}, {"Feedback", "stalled"}, {"Closed", "resolved"}} {
@@ -400,14 +412,20 @@ func TestStatusRoundTripAndQuiet(t *testing.T) {
 	settle()
 	journals, txs := r.journalCount(issueID), r.transactionCount(tk.ID)
 	rtReq, rmReq := r.rtCount.n.Load(), r.rmCount.n.Load()
-	for i := 0; i < 10; i++ {
+	const quiet = 10
+	for i := 0; i < quiet; i++ {
 		r.cycle()
+		time.Sleep(500 * time.Millisecond) // past the poll window (3 s) by the end
 	}
 	if j, x := r.journalCount(issueID), r.transactionCount(tk.ID); j != journals || x != txs {
 		t.Fatalf("quiet cycles wrote: journals %d → %d, transactions %d → %d", journals, j, txs, x)
 	}
-	t.Logf("e2e: 10 quiet cycles: %d RT requests, %d Redmine requests (one poll each per cycle), no writes",
-		r.rtCount.n.Load()-rtReq, r.rmCount.n.Load()-rmReq)
+	rtN, rmN := r.rtCount.n.Load()-rtReq, r.rmCount.n.Load()-rmReq
+	t.Logf("e2e: %d quiet polls per system: %.1f RT requests, %.1f Redmine requests per poll, no writes",
+		quiet, float64(rtN)/quiet, float64(rmN)/quiet)
+	if rtN != quiet || rmN != quiet {
+		t.Fatalf("a quiet poll must cost one list request per system: RT %d, Redmine %d for %d polls", rtN, rmN, quiet)
+	}
 }
 
 func (r *rig) journalCount(issueID string) int {

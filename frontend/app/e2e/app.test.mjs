@@ -11,11 +11,9 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { guard, launchBrowser, out, startDemo } from "./harness.mjs";
+import { launchBrowser, ms, progress, refuseOthers, screenshot, startDemo, step as harnessStep, Tab } from "./harness.mjs";
 
-let demo, data, url, browser, context, page;
-const t0 = Date.now();
-const progress = (msg) => process.env.E2E_VERBOSE && console.error(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+let demo, data, url, browser, context, tab, page;
 const consoleErrors = [];
 
 /** sql runs a statement on a demo database, as a person with sqlite3 would. */
@@ -23,8 +21,9 @@ function sql(db, statement) {
   return execFileSync("sqlite3", [join(data, db), statement], { encoding: "utf8" }).trim();
 }
 
-async function shot(name) {
-  await page.screenshot({ path: join(out, name + ".png"), fullPage: true });
+/** shot keeps a screenshot as evidence (the viewport, scrolled to at when given); it never fails a step. */
+async function shot(name, at) {
+  await screenshot(page, name, { at });
 }
 
 /** api reads the API with the browser's session cookie. */
@@ -43,28 +42,19 @@ async function typeInto(script, text) {
   await page.keyboard.type(text);
 }
 
-/** step runs one part of the story; on failure it keeps a screenshot of the page. */
+/** step runs one part of the story (harness.mjs): bounded in time, and a failure leaves a new page for the next step. */
 function step(t, name, fn) {
-  return t.test(name, { timeout: 60000 }, async () => {
-    progress(name);
-    try {
-      await fn();
-    } catch (e) {
-      await shot("failed-" + name.replace(/\W+/g, "-").slice(0, 40)).catch(() => {});
-      throw e;
-    }
-  });
+  return harnessStep(t, tab, name, fn);
 }
 
 before(async () => {
   ({ proc: demo, data, url } = await startDemo({ prefix: "duplex-e2e-", poll: "300ms" }));
   browser = await launchBrowser();
   context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
-  page = await context.newPage();
-  page.setDefaultTimeout(15000);
   // A 422 is the server refusing a draft that does not compile: expected while typing.
-  // A 401 is GET /api/me before the demo's automatic sign-in: expected once.
-  await guard(context, page, consoleErrors, /status of 4(22|01)/);
+  // A 401 is GET /api/me before the demo's automatic sign-in: expected once (and again on a new page).
+  tab = await new Tab(context, { errors: consoleErrors, expected: /status of 4(22|01)/, onPage: (p) => (page = p) }).open();
+  await refuseOthers(context, consoleErrors);
 });
 
 after(async () => {
@@ -73,7 +63,8 @@ after(async () => {
   if (data) rmSync(data, { recursive: true, force: true });
 });
 
-test("a connection from the escalation template, edited, tested, activated, synced and restored", { timeout: 240000 }, async (t) => {
+// Each step has its own limit (60 s); this one only proves the story ended.
+test("a connection from the escalation template, edited, tested, activated, synced and restored", { timeout: ms(900000) }, async (t) => {
   let connID;
 
   await step(t, "the demo signs in automatically on loopback and says so; the app opens on the connection list", async () => {
@@ -116,6 +107,7 @@ test("a connection from the escalation template, edited, tested, activated, sync
     await page.fill('textarea[name="settings"]', JSON.stringify({ driver: "sqlite", dsn: join(data, "support.db"), table: "tickets", fields: [{ name: "subject" }] }));
     await page.fill('input[aria-label="secret name"]', "api_token");
     await page.fill('input[aria-label="secret value"]', "hunter2-browser");
+    await shot("2b-system-form");
     await page.click('[data-testid="system-form"] button[type="submit"]');
     await page.waitForURL(/#\/systems\/\d+$/);
     const id = /systems\/(\d+)/.exec(page.url())[1];
@@ -163,6 +155,8 @@ test("a connection from the escalation template, edited, tested, activated, sync
     assert.equal(await pane.locator(".squiggly-error").count(), 0);
     // The preview counts the demo's three tickets: none is labelled browser yet.
     await pane.locator('[data-testid="preview"]', { hasText: "matches 0 of 3" }).waitFor();
+    // Zero matches does not mean nothing syncs: the pane says what the trigger decides.
+    assert.match(await pane.locator('[data-testid="trigger-note"]').innerText(), /Linked items always sync/);
   });
 
   await step(t, "completion offers the script API's helpers", async () => {
@@ -224,11 +218,12 @@ test("a connection from the escalation template, edited, tested, activated, sync
     const text = await res.innerText();
     assert.match(text, /trigger did not match/);
     assert.match(text, /"title": "How do I reset my password\?"/);
-    assert.match(text, /would create/i);
+    // One sentence says what would happen (here: nothing, the trigger does not match ticket 2).
+    assert.match(await res.locator('[data-testid="outcome"]').innerText(), /^Nothing is sent: the trigger did not match and the item is not linked to .+ yet\.$/);
     assert.match(text, /sent by the browser test/);
-    assert.match(text, /1 rules pass/);
+    assert.match(text, /1 rule passes/);
     assert.match(text, /✓ expr · title = "How do I reset my password\?" — needs a title/);
-    await shot("6-test-run");
+    await shot("6-test-run", res);
   });
 
   await step(t, "activate, escalate a ticket, see it in the activity view", async () => {
@@ -237,12 +232,12 @@ test("a connection from the escalation template, edited, tested, activated, sync
     sql("support.db", "UPDATE tickets SET labels = 'account,browser' WHERE id = 2");
     await page.click('a[role="tab"][href$="/activity"]');
     const item = page.locator('[data-testid="activity"] li.st-done', { hasText: "#2" });
-    await item.waitFor({ timeout: 20000 });
+    await item.waitFor({ timeout: ms(20000) });
     const text = await item.innerText();
     const issue = sql("engineering.db", "SELECT id FROM issues WHERE ticket_ref = 'T-2'");
     assert.ok(issue, "no engineering issue for T-2");
     assert.match(text, new RegExp(`#2 → .*#${issue}\\b`), text);
-    await shot("7-activity");
+    await shot("7-activity", item);
   });
 
   await step(t, "versions: diff two versions and restore the older one", async () => {
@@ -275,16 +270,16 @@ test("a connection from the escalation template, edited, tested, activated, sync
 
     await page.click('a[role="tab"][href$="/queue"]');
     const card = page.locator(".event.st-failed", { hasText: "T-3 is not ready" });
-    await card.waitFor({ timeout: 20000 });
+    await card.waitFor({ timeout: ms(20000) });
     await page.locator('a[role="tab"][href$="/queue"] .badge', { hasText: "1" }).waitFor();
-    await shot("9-errors");
+    await shot("9-errors", card);
     const id = await card.getAttribute("data-event");
     await card.getByRole("button", { name: "Retry" }).click();
     // The script still fails: the event comes back failed, with one more attempt.
     await page.waitForFunction(async (id) => {
       const ev = await (await fetch(`/api/events/${id}`)).json();
       return ev.status === "failed" && ev.attempts >= 2;
-    }, id, { timeout: 20000 });
+    }, id, { timeout: ms(20000) });
     await page.locator(`.event[data-event="${id}"]`).getByRole("button", { name: "Skip…" }).click();
     await page.fill('input[placeholder^="Why skip"]', "T-3 waits for the export fix");
     await page.getByRole("button", { name: "Skip event" }).click();
@@ -300,6 +295,7 @@ test("a connection from the escalation template, edited, tested, activated, sync
   await step(t, "conflicts and settings views", async () => {
     await page.click('a[role="tab"][href$="/conflicts"]');
     await page.getByText("No conflicts").waitFor();
+    assert.match(await page.locator('[data-testid="policy-words"]').innerText(), /\(side A\) wins/);
     await shot("10-conflicts");
     await page.click('a[role="tab"][href$="/settings"]');
     await page.selectOption("select", "manual");
@@ -318,22 +314,32 @@ test("a connection from the escalation template, edited, tested, activated, sync
     sql("engineering.db", "UPDATE issues SET state = 'resolved' WHERE ticket_ref = 'T-2'");
     await page.click('a[role="tab"][href$="/conflicts"]');
     const card = page.locator(".event.st-conflict");
-    await card.waitFor({ timeout: 20000 });
+    await card.waitFor({ timeout: ms(20000) });
     const row = card.locator("tbody tr", { hasText: "status" });
     const cells = await row.locator("td").allInnerTexts();
     assert.deepEqual(cells.slice(0, 4), ["status", JSON.stringify(before), '"pending"', '"solved"']);
-    await shot("11-conflict");
+    await shot("11-conflict", card);
     await row.getByRole("button", { name: "edit" }).click();
     await row.locator("input").fill('"solved-by-engineering"');
     await card.getByRole("button", { name: "Resolve" }).click();
     await page.getByText("No conflicts").waitFor();
-    const deadline = Date.now() + 15000;
+    const deadline = Date.now() + ms(15000);
     let status = "";
     while (Date.now() < deadline && status !== "solved-by-engineering") {
       status = sql("support.db", "SELECT status FROM tickets WHERE id = 2");
       await page.waitForTimeout(200);
     }
     assert.equal(status, "solved-by-engineering");
+    // The way back (engineering → support) sends only the status; its row is named all the same.
+    await page.click('a[role="tab"][href$="/activity"]');
+    const events = await api(`/api/events?connection_id=${connID}&limit=100`);
+    const way = events.find((e) => e.direction === "b_to_a" && e.status === "done");
+    assert.ok(way, "no engineering → support event: " + JSON.stringify(events.map((e) => [e.id, e.direction, e.status])));
+    const back = page.locator(`[data-testid="activity"] li[data-event="${way.id}"]`);
+    await back.waitFor();
+    assert.match(await back.innerText(), /How do I reset my password\?/);
+    assert.match(await page.locator(".audit").innerText(), /skipped an event/);
+    await shot("12-activity-both-ways");
   });
 
   await t.test("no errors in the browser console, nothing fetched from elsewhere", () => {

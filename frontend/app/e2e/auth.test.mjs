@@ -11,7 +11,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bin, guard, launchBrowser, out } from "./harness.mjs";
+import { bin, launchBrowser, ms, refuseOthers, screenshot, step as harnessStep, Tab } from "./harness.mjs";
 
 const ADMIN = { email: "admin@example.com", password: "correct horse battery staple" };
 // Two small SQLite tables for the finance team's systems.
@@ -37,7 +37,7 @@ function serve(env, wantSetupLink = false) {
   servers.push({ proc, data });
   let printed = "";
   return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error("serve printed no URL within 20 s:\n" + printed)), 20000);
+    const timer = setTimeout(() => fail(new Error("serve printed no URL within 20 s:\n" + printed)), ms(20000));
     const read = (b) => {
       printed += b;
       const m = /(http:\/\/127\.0\.0\.1:\d+)/.exec(printed);
@@ -52,25 +52,18 @@ function serve(env, wantSetupLink = false) {
   });
 }
 
-async function newPage() {
+/** newTab opens a page in a new context (harness.mjs Tab: a failed step leaves a new page); onPage hears of each page. */
+async function newTab(onPage) {
   const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15000);
   // 401s answer GET /api/me before signing in, a wrong password and an ended session;
   // 429 the throttled sign-in: all expected here.
-  await guard(context, page, consoleErrors, /status of 4(01|29)/);
-  return { context, page };
+  const tab = await new Tab(context, { errors: consoleErrors, expected: /status of 4(01|29)/, onPage }).open();
+  await refuseOthers(context, consoleErrors);
+  return tab;
 }
 
-function step(t, page, name, fn) {
-  return t.test(name, { timeout: 60000 }, async () => {
-    try {
-      await fn();
-    } catch (e) {
-      await page.screenshot({ path: join(out, "failed-auth-" + name.replace(/\W+/g, "-").slice(0, 40) + ".png"), fullPage: true }).catch(() => {});
-      throw e;
-    }
-  });
+function step(t, tab, name, fn) {
+  return harnessStep(t, tab, name, fn, { prefix: "auth-" });
 }
 
 async function signIn(page, url, email, password) {
@@ -95,12 +88,14 @@ after(async () => {
   rmSync(dbs, { recursive: true, force: true });
 });
 
-test("duplex serve: sign in through the form, a token shown once, a viewer, sign out", { timeout: 240000 }, async (t) => {
+test("duplex serve: sign in through the form, a token shown once, a viewer, sign out", { timeout: ms(900000) }, async (t) => {
   const { url } = await serve({ DUPLEX_ADMIN_EMAIL: ADMIN.email, DUPLEX_ADMIN_PASSWORD: ADMIN.password });
-  const { context, page } = await newPage();
+  let page;
+  const tab = await newTab((p) => (page = p));
+  const { context } = tab;
   let token = "";
 
-  await step(t, page, "no automatic sign-in outside the demo; a wrong password is refused", async () => {
+  await step(t, tab, "no automatic sign-in outside the demo; a wrong password is refused", async () => {
     const me = await fetch(url + "/api/me");
     assert.equal(me.status, 401);
     const body = await me.json();
@@ -110,10 +105,10 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
     await signIn(page, url, ADMIN.email, "not the password");
     await page.getByText("Wrong email or password.").waitFor();
     assert.equal(await page.locator('[data-testid="auto-notice"]').count(), 0);
-    await page.screenshot({ path: join(out, "auth-1-sign-in.png") });
+    await screenshot(page, "auth-1-sign-in");
   });
 
-  await step(t, page, "signs in through the form and lands where it was asked to go", async () => {
+  await step(t, tab, "signs in through the form and lands where it was asked to go", async () => {
     await page.goto(url + "/#/systems");
     await page.locator('[data-testid="sign-in"] input[name="email"]').fill(ADMIN.email);
     await page.fill('[data-testid="sign-in"] input[name="password"]', ADMIN.password);
@@ -129,13 +124,13 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
     await page.click('[data-testid="user-menu"] summary');
   });
 
-  await step(t, page, "the session cookie alone cannot change anything: the app sends the CSRF token", async () => {
+  await step(t, tab, "the session cookie alone cannot change anything: the app sends the CSRF token", async () => {
     const r = await context.request.post(url + "/api/me/tokens", { data: { name: "forged" } });
     assert.equal(r.status(), 403);
     assert.equal((await r.json()).code, "csrf_failed");
   });
 
-  await step(t, page, "a personal API token is shown once, works, and is listed by its prefix only", async () => {
+  await step(t, tab, "a personal API token is shown once, works, and is listed by its prefix only", async () => {
     await page.click('nav a[href="#/tokens"]');
     await page.fill('input[name="token-name"]', "browser-ci");
     await page.fill('input[name="expires"]', "30");
@@ -148,7 +143,7 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
     const row = page.locator('[data-testid="tokens"] tr[data-token="browser-ci"]');
     await row.waitFor();
     assert.ok(!(await row.innerText()).includes(token), "the whole token is in the list");
-    await page.screenshot({ path: join(out, "auth-2-token.png"), fullPage: true });
+    await screenshot(page, "auth-2-token");
 
     const me = await (await fetch(url + "/api/me", { headers: { Authorization: "Bearer " + token } })).json();
     assert.equal(me.via, "token");
@@ -162,7 +157,7 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
   });
 
   let viewerTeam;
-  await step(t, page, "team page: a new team, a new user added by email as viewer", async () => {
+  await step(t, tab, "team page: a new team, a new user added by email as viewer", async () => {
     await page.click('nav a[href="#/team"]');
     await page.fill('input[name="team-name"]', "finance");
     await page.click('button:text("Create team")');
@@ -179,10 +174,10 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
     const row = page.locator('[data-testid="members"] tr[data-member="vera@example.com"]');
     await row.waitFor();
     assert.equal(await row.locator("select").inputValue(), "viewer");
-    await page.screenshot({ path: join(out, "auth-3-team.png"), fullPage: true });
+    await screenshot(page, "auth-3-team");
   });
 
-  await step(t, page, "the admin creates a system in the viewer's team with the team picker", async () => {
+  await step(t, tab, "the admin creates a system in the viewer's team with the team picker", async () => {
     await page.click('nav a[href="#/systems"]');
     await page.click('a[href="#/systems/new"]');
     await page.selectOption('[data-testid="team-picker"]', String(viewerTeam));
@@ -195,11 +190,13 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
     assert.equal(sys.team_id, viewerTeam);
   });
 
-  await step(t, page, "a session that ends brings the form over the page, which stays where it was", async () => {
+  await step(t, tab, "a session that ends brings the form over the page, which stays where it was", async () => {
     await page.goto(url + "/#/systems");
     await page.locator('[data-testid="systems"] a', { hasText: "finance-ledger" }).waitFor();
     await context.clearCookies(); // as when the session expires or is deleted
-    await page.click('nav a[href="#/connections"]');
+    // Go elsewhere as a link does; not by clicking, since a background refresh may meet the
+    // ended session first and put the form over the page before the click (seen under load).
+    await page.evaluate(() => (location.hash = "#/connections"));
     const form = page.locator('.overlay [data-testid="sign-in"]');
     await form.waitFor();
     assert.match(await form.innerText(), /session has ended/);
@@ -211,7 +208,7 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
     await page.locator("h1", { hasText: "Connections" }).waitFor();
   });
 
-  await step(t, page, "signs out: the form is back and the old session is gone", async () => {
+  await step(t, tab, "signs out: the form is back and the old session is gone", async () => {
     await page.click('[data-testid="user-menu"] summary');
     await page.click('[data-testid="sign-out"]');
     await page.locator('[data-testid="sign-in"]').waitFor();
@@ -219,7 +216,7 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
     assert.equal(r.status(), 401);
   });
 
-  await step(t, page, "a viewer sees the system with its buttons disabled and the reason", async () => {
+  await step(t, tab, "a viewer sees the system with its buttons disabled and the reason", async () => {
     await page.fill('[data-testid="sign-in"] input[name="email"]', "vera@example.com");
     await page.fill('[data-testid="sign-in"] input[name="password"]', "vera's long password");
     await page.click('[data-testid="sign-in"] button[type="submit"]');
@@ -230,7 +227,7 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
     assert.equal(await test.isDisabled(), true);
     assert.match(await test.getAttribute("title"), /^viewers cannot/);
     assert.equal(await page.locator('[data-testid="system-form"] button[type="submit"]').isDisabled(), true);
-    await page.screenshot({ path: join(out, "auth-4-viewer.png"), fullPage: true });
+    await screenshot(page, "auth-4-viewer");
     // The server refuses it anyway, and the app says so without signing out.
     const id = /systems\/(\d+)/.exec(page.url())[1];
     const me = await (await context.request.get(url + "/api/me")).json();
@@ -239,7 +236,7 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
     assert.equal((await r.json()).code, "forbidden");
   });
 
-  await step(t, page, "a viewer reads a connection's scripts but cannot save, run or activate", async () => {
+  await step(t, tab, "a viewer reads a connection's scripts but cannot save, run or activate", async () => {
     // The admin wires a connection in finance through the API, with the token.
     const asAdmin = async (method, path, body) => {
       const r = await fetch(url + path, { method, headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" }, body: JSON.stringify(body) });
@@ -263,14 +260,14 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
     await page.keyboard.type("oops");
     assert.equal(await page.locator('[data-testid="unsaved"]').innerText(), "All changes saved");
     assert.equal(await page.locator('[data-script="a.outgoing"] [data-testid="diag"]').innerText(), "read-only: the saved version");
-    await page.screenshot({ path: join(out, "auth-5-viewer-scripts.png"), fullPage: true });
+    await screenshot(page, "auth-5-viewer-scripts");
     await page.click('a[role="tab"][href$="/test"]');
     const run = page.locator('[data-testid="run-test"]');
     assert.equal(await run.isDisabled(), true);
     assert.equal(await run.getAttribute("title"), "viewers cannot run tests that read remote data");
   });
 
-  await step(t, page, "a team admin (not an org admin) adds an existing user by email, and cannot create users", async () => {
+  await step(t, tab, "a team admin (not an org admin) adds an existing user by email, and cannot create users", async () => {
     const asAdmin = async (method, path, body) => {
       const r = await fetch(url + path, { method, headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" }, body: JSON.stringify(body) });
       if (!r.ok) assert.fail(`${method} ${path}: ${r.status} ${await r.text()}`);
@@ -294,7 +291,7 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
     assert.equal(await row.locator("select").inputValue(), "editor");
   });
 
-  await step(t, page, "the revoked token stops working", async () => {
+  await step(t, tab, "the revoked token stops working", async () => {
     // The admin's token revokes itself through the API.
     const list = await (await fetch(url + "/api/me/tokens", { headers: { Authorization: "Bearer " + token } })).json();
     const id = list.find((x) => x.name === "browser-ci").id;
@@ -306,12 +303,13 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
   await context.close();
 });
 
-test("duplex serve without an admin: the printed setup link creates the first admin", { timeout: 120000 }, async (t) => {
+test("duplex serve without an admin: the printed setup link creates the first admin", { timeout: ms(600000) }, async (t) => {
   const { printed } = await serve({}, true);
   const link = /(http:\/\/127\.0\.0\.1:\d+\/setup\?token=[^\s"]+)/.exec(printed)[1];
-  const { page } = await newPage();
+  let page;
+  const tab = await newTab((p) => (page = p));
 
-  await step(t, page, "the setup form on the link signs the new admin in", async () => {
+  await step(t, tab, "the setup form on the link signs the new admin in", async () => {
     await page.goto(link);
     const form = page.locator('[data-testid="setup"]');
     await form.waitFor();
@@ -322,10 +320,10 @@ test("duplex serve without an admin: the printed setup link creates the first ad
     await form.locator('button[type="submit"]').click();
     await page.locator("h1", { hasText: "Connections" }).waitFor();
     assert.ok(!page.url().includes("token="), "the setup token stays in the address bar: " + page.url());
-    await page.screenshot({ path: join(out, "auth-7-setup.png") });
+    await screenshot(page, "auth-7-setup");
   });
 
-  await step(t, page, "changing the password renews the session; the app picks up its new CSRF token", async () => {
+  await step(t, tab, "changing the password renews the session; the app picks up its new CSRF token", async () => {
     await page.goto(page.url().replace(/#.*$/, "") + "#/password");
     await page.fill('input[name="current"]', "a long first password");
     await page.fill('input[name="new"]', "a longer second password");
@@ -338,7 +336,7 @@ test("duplex serve without an admin: the printed setup link creates the first ad
     await page.locator('[data-testid="new-token"]').waitFor();
   });
 
-  await step(t, page, "sign-in attempts are throttled and the form says how long to wait", async () => {
+  await step(t, tab, "sign-in attempts are throttled and the form says how long to wait", async () => {
     await page.click('[data-testid="user-menu"] summary');
     await page.click('[data-testid="sign-out"]');
     const form = page.locator('[data-testid="sign-in"]');
@@ -355,7 +353,13 @@ test("duplex serve without an admin: the printed setup link creates the first ad
     assert.ok(limited, "no 429 after 8 wrong passwords");
     assert.match(await page.locator('[data-testid="rate-limited"]').innerText(), /Too many sign-in attempts\. Try again in \d+ (min|s)/);
     assert.equal(await form.locator('button[type="submit"]').isDisabled(), true);
-    await page.screenshot({ path: join(out, "auth-8-throttled.png") });
+    await screenshot(page, "auth-8-throttled");
+  });
+
+  await step(t, tab, "the setup link, used already, says so", async () => {
+    await page.goto(link);
+    await page.locator('[data-testid="sign-in"] .notice', { hasText: "setup link was used already" }).waitFor();
+    await screenshot(page, "auth-9-setup-used");
   });
 });
 

@@ -12,7 +12,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { guard, launchBrowser, out, startDemo } from "./harness.mjs";
+import { launchBrowser, ms, refuseOthers, screenshot, startDemo, step as harnessStep, Tab } from "./harness.mjs";
 
 const ALICE = { email: "alice@example.com", name: "Alice Admin", password: "alice's long password" };
 const BOB = { email: "bob@example.com", name: "Bob Editor", password: "bob's long password" };
@@ -37,22 +37,14 @@ async function signedIn(who) {
   const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
   const r = await context.request.post(url + "/api/auth/login", { data: { email: who.email, password: who.password } });
   assert.equal(r.status(), 200, await r.text());
-  const page = await context.newPage();
-  page.setDefaultTimeout(15000);
   // 409: the upgrade refused because of a local edit, on purpose.
-  await guard(context, page, consoleErrors, /status of 409/);
-  return { context, page };
+  const tab = await new Tab(context, { errors: consoleErrors, expected: /status of 409/ }).open();
+  await refuseOthers(context, consoleErrors);
+  return tab; // steps read tab.page, which a failed step replaces
 }
 
-function step(t, page, name, fn) {
-  return t.test(name, { timeout: 60000 }, async () => {
-    try {
-      await fn();
-    } catch (e) {
-      await page.screenshot({ path: join(out, "failed-tpl-" + name.replace(/\W+/g, "-").slice(0, 40) + ".png"), fullPage: true }).catch(() => {});
-      throw e;
-    }
-  });
+function step(t, tab, name, fn) {
+  return harnessStep(t, tab, name, fn, { prefix: "tpl-" });
 }
 
 before(async () => {
@@ -66,7 +58,7 @@ after(async () => {
   if (data) rmSync(data, { recursive: true, force: true });
 });
 
-test("team templates: save with a parameter, share, use, fork, publish v2, upgrade", { timeout: 300000 }, async (t) => {
+test("team templates: save with a parameter, share, use, fork, publish v2, upgrade", { timeout: ms(900000) }, async (t) => {
   // Team A is the demo's team (it owns the demo connection); team B is new.
   const demoConn = await asAdmin("GET", "/api/connections/1");
   const teamA = demoConn.team_id;
@@ -88,7 +80,7 @@ test("team templates: save with a parameter, share, use, fork, publish v2, upgra
   const B = await signedIn(BOB);
   let tplID, bConnID, forkID;
 
-  await step(t, A.page, "A's admin saves the demo connection as a template, pulling a parameter out of a selection", async () => {
+  await step(t, A, "A's admin saves the demo connection as a template, pulling a parameter out of a selection", async () => {
     const { page } = A;
     await page.goto(url + "/#/connections/1/scripts");
     await page.click('[data-testid="save-as-template"]');
@@ -119,7 +111,7 @@ test("team templates: save with a parameter, share, use, fork, publish v2, upgra
     // Org-wide is there (a team admin), private is the default.
     assert.equal(await form.locator('select[name="visibility"]').inputValue(), "private");
     await form.locator('input[name="note"]').fill("first");
-    await page.screenshot({ path: join(out, "tpl-1-save-as.png"), fullPage: true });
+    await screenshot(page, "tpl-1-save-as");
     await form.locator('[data-testid="save-template-submit"]').click();
     await page.waitForURL(/#\/templates\/\d+$/);
     tplID = Number(/templates\/(\d+)/.exec(page.url())[1]);
@@ -130,7 +122,7 @@ test("team templates: save with a parameter, share, use, fork, publish v2, upgra
     assert.equal(tpl.body.sources.a.trigger.trim(), "{{label}} in labels");
   });
 
-  await step(t, A.page, "the template page lists the version; the admin shares it with team B", async () => {
+  await step(t, A, "the template page lists the version; the admin shares it with team B", async () => {
     const { page } = A;
     const v1 = page.locator('[data-testid="template-versions"] tr[data-version="1"]');
     await v1.waitFor();
@@ -146,10 +138,10 @@ test("team templates: save with a parameter, share, use, fork, publish v2, upgra
     const tpl = await asAdmin("GET", `/api/team-templates/${tplID}`);
     assert.equal(tpl.visibility, "shared");
     assert.deepEqual(tpl.shared_with, [teamB]);
-    await page.screenshot({ path: join(out, "tpl-2-template-page.png"), fullPage: true });
+    await screenshot(page, "tpl-2-template-page");
   });
 
-  await step(t, B.page, "B's editor sees it in the gallery and creates a connection from it", async () => {
+  await step(t, B, "B's editor sees it in the gallery and creates a connection from it", async () => {
     const { page } = B;
     await page.goto(url + "/#/connections/new");
     await page.click(`[data-template="team-${tplID}"]`);
@@ -168,7 +160,7 @@ test("team templates: save with a parameter, share, use, fork, publish v2, upgra
     assert.equal(await page.locator('[data-testid="template-update"]').count(), 0);
   });
 
-  await step(t, B.page, "B cannot change A's template (disabled, with the reason) but forks it into B", async () => {
+  await step(t, B, "B cannot change A's template (disabled, with the reason) but forks it into B", async () => {
     const { page } = B;
     await page.goto(url + `/#/templates/${tplID}`);
     await page.locator('[data-testid="template-versions"]').waitFor();
@@ -189,7 +181,7 @@ test("team templates: save with a parameter, share, use, fork, publish v2, upgra
     assert.equal(await page.locator('[data-testid="read-only"]').count(), 0);
   });
 
-  await step(t, A.page, "A publishes version 2 from the connection, with a note", async () => {
+  await step(t, A, "A publishes version 2 from the connection, with a note", async () => {
     const { page } = A;
     const cur = await asAdmin("GET", "/api/connections/1");
     await asAdmin("PUT", "/api/connections/1/scripts/a/outgoing", { source: cur.scripts.a.outgoing.source + "replica.requester = entity.requester;\n" });
@@ -217,10 +209,10 @@ test("team templates: save with a parameter, share, use, fork, publish v2, upgra
     await file.waitFor();
     assert.match(await file.locator(".dl.add").innerText(), /replica\.requester = entity\.requester;/);
     assert.equal(await page.locator('[data-testid="template-diff"] [data-file="a.trigger.expr"]').count(), 0);
-    await page.screenshot({ path: join(out, "tpl-3-version-diff.png"), fullPage: true });
+    await screenshot(page, "tpl-3-version-diff");
   });
 
-  await step(t, B.page, "B's connection says the template was updated; the diff; upgrade through the local-edit confirmation", async () => {
+  await step(t, B, "B's connection says the template was updated; the diff; upgrade through the local-edit confirmation", async () => {
     const { page } = B;
     // A local edit in B's connection since the template rendered it.
     const cur = await asAdmin("GET", `/api/connections/${bConnID}`);
@@ -235,7 +227,7 @@ test("team templates: save with a parameter, share, use, fork, publish v2, upgra
     assert.match(await file.locator(".dl.add").innerText(), /replica\.requester = entity\.requester;/);
     assert.match(await page.locator('[data-testid="local-edits"]').innerText(), /b\.outgoing/);
     assert.equal(await page.locator('input[name="param-label"]').inputValue(), '"todev"');
-    await page.screenshot({ path: join(out, "tpl-4-upgrade.png"), fullPage: true });
+    await screenshot(page, "tpl-4-upgrade");
     await page.click('[data-testid="upgrade"]');
     const conflict = page.locator('[data-testid="upgrade-conflict"]');
     await conflict.waitFor();
@@ -250,7 +242,7 @@ test("team templates: save with a parameter, share, use, fork, publish v2, upgra
     assert.equal(await page.locator('[data-testid="template-update"]').count(), 0);
   });
 
-  await step(t, B.page, "B exports version 2 as an archive and imports it into B under another name", async () => {
+  await step(t, B, "B exports version 2 as an archive and imports it into B under another name", async () => {
     const { page } = B;
     await page.goto(url + `/#/templates/${tplID}`);
     const [download] = await Promise.all([page.waitForEvent("download"), page.click('[data-testid="export"]')]);

@@ -79,6 +79,13 @@ describe("start", () => {
     expect(authState()).toEqual({ status: "setup", token: "abc123" });
   });
 
+  it("a setup link used already says so above the sign-in form", async () => {
+    browser("http://127.0.0.1:8080/setup?token=abc123");
+    server({ "GET /api/me": unauth({ setup_required: false }) });
+    await start();
+    expect(authState()).toMatchObject({ status: "signed-out", setupRequired: false, notice: expect.stringMatching(/setup link was used already/) });
+  });
+
   it("after setup the app leaves /setup and keeps no token in the address", async () => {
     const loc = browser("http://127.0.0.1:8080/setup?token=abc123");
     server({ "GET /api/me": unauth({ setup_required: true }), "POST /api/setup": [200, ME] });

@@ -136,6 +136,10 @@ export async function start(): Promise<void> {
       set({ status: "setup", token });
       return;
     }
+    if (token !== undefined && !b.setup_required) {
+      set(fromUnauthenticated(err, { expired: false, notice: "This setup link was used already: the first admin exists. Sign in with that account." }));
+      return;
+    }
     if (b.auto_login && store.get(NO_AUTO) !== "1") {
       try {
         signedIn(await api.autoLogin(), true);

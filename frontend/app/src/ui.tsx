@@ -159,7 +159,17 @@ export function useAction() {
   return { busy, error, run, clear: () => setError(undefined) };
 }
 
+/** Json shows a value as formatted JSON that folds away under its label and wraps long lines. */
 export function Json({ value, label }: { value: unknown; label?: string }) {
   if (value === undefined || value === null) return <div class="muted">{label ? `No ${label}.` : "—"}</div>;
-  return <pre class="json">{JSON.stringify(value, null, 2)}</pre>;
+  const n = typeof value === "object" ? Object.keys(value as object).length : 0;
+  return (
+    <details class="json-box" open>
+      <summary class="muted small">
+        {label ?? "JSON"}
+        {typeof value === "object" && ` · ${n === 1 ? "1 field" : `${n} fields`}`}
+      </summary>
+      <pre class="json">{JSON.stringify(value, null, 2)}</pre>
+    </details>
+  );
 }

@@ -140,7 +140,7 @@ export function createEditor(el: HTMLElement, o: EditorOptions): Editor {
     glyphMargin: false,
     folding: !single,
     lineDecorationsWidth: single ? 6 : 10,
-    wordWrap: single ? "on" : "off",
+    wordWrap: "on", // long lines wrap: the panes are narrow, two flows side by side (issue 19)
     tabSize: 2,
     fixedOverflowWidgets: true,
     scrollbar: { alwaysConsumeMouseWheel: false },

@@ -255,7 +255,7 @@ export function TeamView({ id }: { id?: number }) {
                       <input name="team-name" required value={newTeam} onInput={(e) => setNewTeam(value(e))} placeholder="e.g. finance" />
                     </label>
                     {act.error && <ErrorBox error={act.error} />}
-                    <button class="btn" type="submit" disabled={act.busy || !newTeam.trim()}>
+                    <button class="btn primary" type="submit" disabled={act.busy || !newTeam.trim()}>
                       Create team
                     </button>
                   </form>

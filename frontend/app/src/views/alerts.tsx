@@ -1,4 +1,5 @@
 import { api, type Alert } from "../api";
+import { plural } from "../words";
 import { alertBadge, alertLink, alertTitle, duration, noticeState, splitAlerts } from "../alerts";
 import { ago } from "../logic";
 import { Empty, Loaded, useAsync } from "../ui";
@@ -11,7 +12,7 @@ export function AlertsLink({ on }: { on: boolean }) {
     <a class={on ? "on" : ""} href="#/alerts" data-testid="alerts-link">
       Alerts
       {badge && (
-        <span class="badge" title={`${a.data?.length} open alert(s)`}>
+        <span class="badge" title={plural(a.data?.length ?? 0, "open alert")}>
           {badge}
         </span>
       )}

@@ -1,4 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { plural } from "../words";
 import { api, KINDS, type Connection, type Kind, type Role, type Side, type System } from "../api";
 import { useRole } from "../auth";
 import { TeamTag } from "./team-picker";
@@ -141,7 +142,7 @@ function Header({ ctx, dirty }: { ctx: Ctx; dirty: number }) {
             </>
           ) : (
             conn.template && <> · from template {conn.template}</>
-          )} · {n.synced} synced · {n.queued} queued · {n.failed} failed · {n.conflicts} conflicts
+          )} · {n.synced} synced · {n.queued} queued · {n.failed} failed · {plural(n.conflicts, "conflict")}
         </p>
         {conn.paused_reason && (
           <p class="bad" data-testid="paused-reason">

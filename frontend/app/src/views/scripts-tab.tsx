@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
+import { cleanMessage } from "../words";
 import { api, ApiError, type FieldSpec, type Kind, type Side, type TriggerPreview } from "../api";
 import { denied, dirtyKeys } from "../logic";
 import { ErrorBox, Loading, toast, useAsync } from "../ui";
@@ -262,10 +263,15 @@ function Pane(p: PaneProps) {
         ) : (
           <span class="bad">
             ✗ {d.line ? `${d.line}:${d.column} ` : ""}
-            {d.message}
+            {cleanMessage(d.message)}
           </span>
         )}
       </div>
+      {p.kind === "trigger" && (
+        <p class="muted small trigger-note" data-testid="trigger-note">
+          Linked items always sync; this trigger only decides which unlinked ones start a sync.
+        </p>
+      )}
       {p.kind === "trigger" && preview && (
         <div class="preview" data-testid="preview">
           {"error" in preview ? (

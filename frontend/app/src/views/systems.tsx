@@ -194,7 +194,7 @@ function SystemForm({ system, missing, onSaved }: { system?: System; missing: bo
               </div>
             ))}
             <button type="button" class="btn small" onClick={() => setSecrets([...secrets, { k: "", v: "" }])}>
-              Add secret
+              + Add secret
             </button>
           </>
         )}

@@ -3,6 +3,7 @@ import { ruleLine } from "../rules";
 import { api, KINDS, type Kind, type ScriptVersion, type Side, type SyncEvent, type TestRunResult } from "../api";
 import { activity, ago, denied, diffLines, diffStats, logLines, parseJSON } from "../logic";
 import { Empty, ErrorBox, Json, Loaded, StatusPill, toast, useAction, useAsync } from "../ui";
+import { actionWords, cleanMessage, detailWords, outcome, plural, policyWords, replicaTitle, titles } from "../words";
 import { keyOf, type Ctx } from "./connection";
 
 // ---------------- test run ----------------
@@ -100,7 +101,7 @@ function TestResult({ r, ctx }: { r: TestRunResult; ctx: Ctx }) {
         {r.skipped && <span class="pill failing">skipped: {r.skip_reason}</span>}
         {r.rules && r.rules.length > 0 && (
           <span class={`pill ${r.invalid ? "failing" : "active"}`} data-testid="rules-pill">
-            {r.invalid ? `rules failed: nothing would be written` : `${r.rules.length} rules pass`}
+            {r.invalid ? `rules failed: nothing would be written` : r.rules.length === 1 ? "1 rule passes" : `${r.rules.length} rules pass`}
           </span>
         )}
         {r.error && (
@@ -109,7 +110,10 @@ function TestResult({ r, ctx }: { r: TestRunResult; ctx: Ctx }) {
           </span>
         )}
       </div>
-      {r.error && <div class="inline-error">{r.error.message}</div>}
+      <p class="outcome" data-testid="outcome">
+        {outcome(r, ctx.name(other))}
+      </p>
+      {r.error && <div class="inline-error">{cleanMessage(r.error.message)}</div>}
       {r.rules && r.rules.length > 0 && (
         <ul class="rule-results" data-testid="rule-results">
           {r.rules.map((x) => (
@@ -126,7 +130,7 @@ function TestResult({ r, ctx }: { r: TestRunResult; ctx: Ctx }) {
         </div>
         <div>
           <h3>
-            Patch for {ctx.name(other)} {r.replica && (r.target_id ? <span class="muted small">update #{r.target_id}</span> : <span class="muted small">would create</span>)}
+            Patch for {ctx.name(other)} {r.replica && r.would_sync && (r.target_id ? <span class="muted small">update #{r.target_id}</span> : <span class="muted small">would create</span>)}
           </h3>
           <Json value={r.patch} label="patch" />
           {r.comments && r.comments.length > 0 && (
@@ -282,7 +286,7 @@ export function QueueTab({ ctx }: { ctx: Ctx }) {
   const retryAll = async () => {
     const r = await act.run(() => api.retryFailed(ctx.conn.id));
     if (r) {
-      toast(`${r.retried} event(s) queued again`);
+      toast(`${plural(r.retried, "event")} queued again`);
       await evs.reload();
       await ctx.reload();
     }
@@ -360,7 +364,7 @@ function EventCard({ ev, ctx, onChange }: { ev: SyncEvent; ctx: Ctx; onChange: (
           </>
         )}
       </div>
-      {ev.last_error && <div class="inline-error">{ev.last_error}</div>}
+      {ev.last_error && <div class="inline-error">{cleanMessage(ev.last_error)}</div>}
       {reason !== null && (
         <form class="row" onSubmit={skip}>
           <input autoFocus placeholder="Why skip this change? (kept in the audit log)" value={reason} onInput={(e) => setReason((e.currentTarget as HTMLInputElement).value)} />
@@ -400,7 +404,7 @@ export function ConflictsTab({ ctx }: { ctx: Ctx }) {
   return (
     <div>
       <p class="muted">
-        Changes that met a change of the same field on the other side, waiting for you (policy: <code>{ctx.conn.conflict_policy || '{"default":"a"}'}</code>, see Settings).
+        Changes that met a change of the same field on the other side, waiting for you (policy: <strong data-testid="policy-words">{policyWords(ctx.conn.conflict_policy, ctx.name("a"), ctx.name("b"))}</strong>, see Settings).
       </p>
       <Loaded a={evs} what="conflicts">
         {(list) =>
@@ -506,7 +510,7 @@ function ConflictCard({ ev, ctx, onDone }: { ev: SyncEvent; ctx: Ctx; onDone: ()
 export function ActivityTab({ ctx }: { ctx: Ctx }) {
   const a = useAsync(async () => {
     const [events, twins, audit] = await Promise.all([api.events({ connection_id: ctx.conn.id, limit: 100 }), api.twins(ctx.conn.id), api.audit(ctx.conn.id, 50)]);
-    return { items: activity(events, twins), audit };
+    return { items: activity(events, twins), names: titles(events), audit };
   }, [ctx.conn.id], 2000);
   const link = (side: Side, id: string | null) =>
     id ? (
@@ -518,7 +522,7 @@ export function ActivityTab({ ctx }: { ctx: Ctx }) {
     );
   return (
     <Loaded a={a} what="activity">
-      {({ items, audit }) => (
+      {({ items, names, audit }) => (
         <div class="cols2 activity">
           <div>
             <h3>Synced items</h3>
@@ -535,12 +539,12 @@ export function ActivityTab({ ctx }: { ctx: Ctx }) {
                         {link(from, sourceId)} <span class="arrow">→</span> {link(to, targetId)}
                         {ev.action === "delete" && " (delete)"}
                         {ev.unlinked_pair && <span class="muted small" title={ev.unlinked_pair}> · pair unlinked</span>}
-                        {summary(ev.replica) && <span class="muted small"> · {summary(ev.replica)}</span>}
+                        {(replicaTitle(ev.replica) || names.get(ev.twin_id)) && <span class="muted small"> · {replicaTitle(ev.replica) || names.get(ev.twin_id)}</span>}
                       </span>
                       <span class="muted small" title={ev.updated_at}>
                         {ago(ev.updated_at)}
                       </span>
-                      {ev.last_error && <div class="inline-error small">{ev.last_error}</div>}
+                      {ev.last_error && <div class="inline-error small">{cleanMessage(ev.last_error)}</div>}
                     </li>
                   );
                 })}
@@ -554,9 +558,12 @@ export function ActivityTab({ ctx }: { ctx: Ctx }) {
             ) : (
               <ul class="audit">
                 {audit.map((e) => (
-                  <li key={e.id}>
-                    <code>{e.action}</code> <span class="muted small">{e.actor} · {ago(e.at)}</span>
-                    {e.detail && <div class="small">{e.detail}</div>}
+                  <li key={e.id} data-action={e.action}>
+                    <strong>{e.actor}</strong> {actionWords(e.action)}{" "}
+                    <span class="muted small" title={e.at}>
+                      {ago(e.at)}
+                    </span>
+                    {e.detail && <div class="small muted">{detailWords(e.detail)}</div>}
                   </li>
                 ))}
               </ul>
@@ -614,13 +621,4 @@ export function SettingsTab({ ctx }: { ctx: Ctx }) {
       </div>
     </form>
   );
-}
-
-/** summary names a synced item by the first text its replica carries (a title, a subject). */
-function summary(replica: string): string {
-  const r = parseJSON(replica);
-  if (!r || typeof r !== "object") return "";
-  const o = r as Record<string, unknown>;
-  for (const k of ["title", "subject", "name", "summary"]) if (typeof o[k] === "string" && o[k]) return o[k] as string;
-  return "";
 }

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/credential"
+)
+
+// demoTokenName names the API token each demo run prints.
+const demoTokenName = "demo banner"
+
+// demoContinues reports whether dir holds an earlier demo (its support desk
+// database): a second `make run` continues it rather than starting over.
+func demoContinues(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "support.db"))
+	return err == nil
+}
+
+// demoContinuesNote follows the banner of a demo that continues an earlier
+// one, and says how to start fresh (issue 19: it looked like a new demo).
+const demoContinuesNote = `This continues the demo in %[1]s from an earlier run (its tickets, issues,
+scripts and history). To start fresh, stop it (Ctrl+C) and run:  rm -rf %[1]s
+`
+
+func printDemoContinues(out io.Writer, dir string) {
+	fmt.Fprintf(out, demoContinuesNote, dir)
+}
+
+// endDemoTokens revokes the tokens earlier demo runs printed: each is made
+// for its run, and a run that ended without stopping cleanly (kill -9)
+// could not revoke its own.
+func endDemoTokens(ctx context.Context, st *store.Store, userID int64) error {
+	ts, err := st.ListAPITokens(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		if t.Name == demoTokenName && t.RevokedAt == nil {
+			if err := st.RevokeAPIToken(ctx, userID, t.ID); err != nil {
+				return fmt.Errorf("end an earlier demo token: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// revokeDemoToken ends this run's token when the demo stops, as its banner
+// says ("made for this run"). The run's context is done by then.
+func revokeDemoToken(st *store.Store, token string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	t, err := st.APITokenByHash(ctx, credential.HashToken(token))
+	if err != nil {
+		return fmt.Errorf("demo token: %w", err)
+	}
+	return st.RevokeAPIToken(ctx, t.UserID, t.ID)
+}

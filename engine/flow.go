@@ -1,0 +1,267 @@
+package engine
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/duplexsync/duplex/engine/store"
+)
+
+// The worker of a running engine (Run) is a flow, not a loop of WorkOnce:
+// a WorkOnce batch ends when its slowest event does, so one event copying
+// 120 notes to a slow system held every other connection's events behind it
+// (an unrelated escalation waited 146 s instead of 2). The flow keeps
+// claiming while events run:
+//
+//   - each connection has a lane of at most Workers events applied at once,
+//     so a slow system fills only its own lane;
+//   - a claim leaves out the events in hand, and so (the store takes only a
+//     twin's earliest queued event) their twins' later events: per-twin
+//     order holds; and it leaves out connections that already hold
+//     BatchSize claimed events, so one busy connection cannot take all;
+//   - finished events are recorded together, in one transaction, when
+//     nothing else runs, when BatchSize are waiting, or at the latest
+//     flushAfter after the first finished: batching is kept for a fast
+//     stream, and a slow event delays no other event's record.
+type flow struct {
+	e       *Engine
+	held    map[int64]*flowItem // claimed and not yet recorded, by event id
+	mu      sync.Mutex
+	ids     []int64         // held's keys, for the lease renewal (under mu)
+	lanes   map[int64]*lane // by connection id
+	done    chan flowDone
+	running int
+	pending []flowDone // finished, not yet recorded
+	first   time.Time  // when the oldest of pending finished
+}
+
+// flushAfter bounds how long a finished event waits for others to be
+// recorded with it.
+const flushAfter = 100 * time.Millisecond
+
+type flowItem struct {
+	ev    *store.SyncEvent
+	plans *batchPlans
+}
+
+type lane struct {
+	waiting []*flowItem // claimed, not started, oldest first
+	running int
+}
+
+type flowDone struct {
+	it *flowItem
+	r  result
+	ok bool // false: interrupted by shutdown, stays queued as it was
+}
+
+// runFlow is the worker loop. ctx ends the taking of new work; work (which
+// outlives ctx by up to Drain, see workLoop) is what started events run
+// under.
+func (e *Engine) runFlow(ctx, work context.Context) {
+	f := &flow{e: e, held: map[int64]*flowItem{}, lanes: map[int64]*lane{}, done: make(chan flowDone)}
+	// Claims that run long (a slow system) are kept alive, all in one.
+	stopRenew := make(chan struct{})
+	var renewing sync.WaitGroup
+	renewing.Add(1)
+	go func() {
+		defer renewing.Done()
+		e.renewEvents(context.WithoutCancel(ctx), stopRenew, f.heldIDs)
+	}()
+	defer func() {
+		close(stopRenew)
+		renewing.Wait()
+		f.giveBack()
+	}()
+	const idle = time.Second // also the bound on how late a retry runs
+	tick := time.NewTicker(idle)
+	defer tick.Stop()
+	stop := ctx.Done()
+	wantClaim := true
+	var pauseUntil time.Time // after an error
+	for {
+		stopping := ctx.Err() != nil
+		if !stopping && wantClaim && !time.Now().Before(pauseUntil) {
+			full, err := f.claim(work)
+			if err != nil {
+				if ctx.Err() == nil {
+					e.log.Error("worker", "err", err)
+				}
+				pauseUntil = time.Now().Add(5 * time.Second)
+			}
+			wantClaim = full // more may be due right away
+		}
+		if !stopping {
+			f.start(work)
+		}
+		if len(f.pending) > 0 && (f.running == 0 || len(f.pending) >= e.opts.BatchSize || time.Since(f.first) >= flushAfter) {
+			if err := f.record(work); err != nil {
+				e.log.Error("worker", "err", err)
+				pauseUntil = time.Now().Add(5 * time.Second)
+			}
+			wantClaim = true // lanes have room: claim and start before waiting
+			continue
+		}
+		if stopping && f.running == 0 {
+			return
+		}
+		if wantClaim && !stopping && !time.Now().Before(pauseUntil) {
+			continue
+		}
+		var flush <-chan time.Time
+		var ft *time.Timer
+		if len(f.pending) > 0 {
+			ft = time.NewTimer(flushAfter - time.Since(f.first))
+			flush = ft.C
+		}
+		select {
+		case d := <-f.done:
+			f.finish(d)
+		case <-flush:
+		case <-e.wake:
+			wantClaim = true
+		case <-tick.C:
+			wantClaim = true
+		case <-stop:
+			stop = nil // from now on only finishing what runs
+		}
+		if ft != nil {
+			ft.Stop()
+		}
+	}
+}
+
+func (f *flow) heldIDs() []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ids
+}
+
+func (f *flow) setHeld() {
+	ids := slices.Collect(maps.Keys(f.held))
+	f.mu.Lock()
+	f.ids = ids
+	f.mu.Unlock()
+}
+
+// claim takes due events the lanes do not already hold. full: the claim
+// took as many as it asked for.
+func (f *flow) claim(ctx context.Context) (full bool, err error) {
+	busy := store.Busy{Events: slices.Collect(maps.Keys(f.held))}
+	perConn := map[int64]int{}
+	for _, it := range f.held {
+		perConn[it.ev.ConnectionID]++
+	}
+	for c, k := range perConn {
+		if k >= f.e.opts.BatchSize {
+			busy.Connections = append(busy.Connections, c)
+		}
+	}
+	limit := f.e.opts.BatchSize
+	due, err := f.e.takeEvents(ctx, limit, busy)
+	if err != nil || len(due) == 0 {
+		return false, err
+	}
+	plans := &batchPlans{m: map[int64]*plan{}}
+	for i := range due {
+		it := &flowItem{ev: &due[i], plans: plans}
+		f.held[it.ev.ID] = it
+		l := f.lanes[it.ev.ConnectionID]
+		if l == nil {
+			l = &lane{}
+			f.lanes[it.ev.ConnectionID] = l
+		}
+		l.waiting = append(l.waiting, it)
+	}
+	f.setHeld()
+	return len(due) == limit, nil
+}
+
+// start begins the waiting events that have room in their lane. Their twins
+// are read now, in one query, not when claimed: a lane may hold an event a
+// while.
+func (f *flow) start(ctx context.Context) {
+	var next []*flowItem
+	for _, l := range f.lanes {
+		for len(l.waiting) > 0 && l.running < f.e.opts.Workers {
+			next = append(next, l.waiting[0])
+			l.waiting = l.waiting[1:]
+			l.running++
+		}
+	}
+	if len(next) == 0 {
+		return
+	}
+	ids := make([]int64, len(next))
+	for i, it := range next {
+		ids[i] = it.ev.TwinID
+	}
+	twins, err := f.e.st.TwinsByID(ctx, ids)
+	if err != nil && ctx.Err() == nil {
+		f.e.log.Error("worker: read twins", "err", err)
+	}
+	for _, it := range next {
+		f.running++
+		go func(it *flowItem) {
+			if err != nil { // not applied: stays queued as it was
+				f.done <- flowDone{it: it}
+				return
+			}
+			r, ok := f.e.process(ctx, it.plans, twins[it.ev.TwinID], it.ev)
+			f.done <- flowDone{it: it, r: r, ok: ok}
+		}(it)
+	}
+}
+
+// finish takes one finished event in.
+func (f *flow) finish(d flowDone) {
+	f.running--
+	f.lanes[d.it.ev.ConnectionID].running--
+	if len(f.pending) == 0 {
+		f.first = time.Now()
+	}
+	f.pending = append(f.pending, d)
+}
+
+// record saves the finished events in one transaction, even when ctx was
+// cancelled meanwhile: their writes already reached the other system.
+func (f *flow) record(ctx context.Context) error {
+	results := make([]result, 0, len(f.pending))
+	for _, d := range f.pending {
+		if d.ok {
+			results = append(results, d.r)
+		}
+	}
+	err := f.e.record(context.WithoutCancel(ctx), results)
+	// Recorded, or (on an error) left in the store as they were, to be
+	// claimed again: either way no longer in hand.
+	for _, d := range f.pending {
+		f.drop(d.it)
+	}
+	f.pending = f.pending[:0]
+	f.setHeld()
+	return err
+}
+
+func (f *flow) drop(it *flowItem) {
+	delete(f.held, it.ev.ID)
+	if l := f.lanes[it.ev.ConnectionID]; l != nil && l.running == 0 && len(l.waiting) == 0 {
+		delete(f.lanes, it.ev.ConnectionID)
+	}
+	f.e.releaseEvents(it.ev.ID)
+}
+
+// giveBack lets go of the events taken but not started (stopping).
+func (f *flow) giveBack() {
+	for _, l := range f.lanes {
+		waiting := l.waiting
+		l.waiting = nil
+		for _, it := range waiting {
+			f.drop(it)
+		}
+	}
+	f.setHeld()
+}

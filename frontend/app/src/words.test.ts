@@ -1,0 +1,54 @@
+import { describe, expect, it } from "vitest";
+import { actionWords, cleanMessage, detailWords, list, outcome, plural, policyWords, titles } from "./words";
+
+describe("words", () => {
+  it("counts with the right plural", () => {
+    expect(plural(1, "conflict")).toBe("1 conflict");
+    expect(plural(0, "conflict")).toBe("0 conflicts");
+    expect(plural(2, "entity", "entities")).toBe("2 entities");
+    expect(list(["a"])).toBe("a");
+    expect(list(["a", "b", "c"])).toBe("a, b and c");
+  });
+
+  it("says what a test run would do in one sentence", () => {
+    const base = { matched: true, linked: false, would_sync: true };
+    expect(outcome({ ...base, patch: { title: "x", priority: 2 } }, "engineering")).toBe("Creates an item on engineering with fields title and priority.");
+    expect(outcome({ ...base, linked: true, target_id: "7", patch: {} }, "engineering")).toBe("Nothing to write: engineering #7 already has these values.");
+    expect(outcome({ ...base, linked: true, target_id: "7", patch: { status: "solved" }, comments: [{ id: "1", body: "hi" }] }, "support")).toBe(
+      "Updates support #7: sets field status and adds 1 comment.",
+    );
+    expect(outcome({ ...base, matched: false, would_sync: false }, "engineering")).toBe("Nothing is sent: the trigger did not match and the item is not linked to engineering yet.");
+    expect(outcome({ ...base, invalid: true, patch: { title: "" } }, "engineering")).toBe("A validation rule fails: nothing is written to engineering.");
+    expect(outcome({ ...base, stage: "outgoing", error: { code: "script_error", message: "boom" } }, "b")).toMatch(/^The outgoing stops with an error/);
+  });
+
+  it("says the conflict policy in words", () => {
+    expect(policyWords('{"default":"manual"}', "support", "engineering")).toBe("you decide (conflicts wait here)");
+    expect(policyWords(undefined, "support", "engineering")).toBe("support (side A) wins");
+    expect(policyWords('{"default":"newest","fields":{"priority":"b"}}', "support", "engineering")).toBe("the newest change wins; for priority, engineering (side B) wins");
+  });
+
+  it("reads audit entries", () => {
+    expect(actionWords("event.skip")).toBe("skipped an event");
+    expect(actionWords("sync.update")).toBe("wrote an update");
+    expect(actionWords("widget.frob_all")).toBe("widget frob all");
+    expect(detailWords('{"event_id":4,"reason":"waits for the fix"}')).toBe("event id: 4 · reason: waits for the fix");
+    expect(detailWords("plain words")).toBe("plain words");
+  });
+
+  it("drops the GoError prefix and the position the app shows anyway", () => {
+    expect(cleanMessage("b.incoming.js:1:11: SyntaxError: Unexpected token")).toBe("SyntaxError: Unexpected token");
+    expect(cleanMessage("GoError: T-3 is not ready at fail (native)")).toBe("T-3 is not ready at fail (native)");
+    expect(cleanMessage("unexpected EOF (1:20)")).toBe("unexpected EOF (1:20)");
+  });
+
+  it("names every synced item, also on the way back", () => {
+    const t = titles([
+      { twin_id: 1, replica: '{"status":"solved"}' },
+      { twin_id: 1, replica: '{"title":"Export fails","priority":2}' },
+      { twin_id: 2, replica: '{"status":"new"}' },
+    ]);
+    expect(t.get(1)).toBe("Export fails");
+    expect(t.has(2)).toBe(false);
+  });
+});
