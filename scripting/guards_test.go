@@ -79,7 +79,7 @@ replica.r = "a,b,,c".split(",", 3).length + "abc".split("").length;`
 	want := map[string]any{
 		"a": true, "b": "a+b+c", "c": "a,b,c", "d": "11,23",
 		"e": "02.01.2024 [2024-01-02] $ ", "f": "<a>b", "g": "aXXbXX", "h": int64(2),
-		"i": "a\nb&c", "j": "abxx  |abab", "k": "{\n \"a\": [\n  1,\n  \"x\\n\"\n ],\n \"b\": {\n  \"c\": null\n }\n}",
+		"i": "a\n\nb&c", "j": "abxx  |abab", "k": "{\n \"a\": [\n  1,\n  \"x\\n\"\n ],\n \"b\": {\n  \"c\": null\n }\n}",
 		"l": `{"a":1,"c":3}`, "m": "12345", "n": int64(111), "o": int64(8), "p": "ABC", "q": true, "r": int64(6),
 	}
 	for k, v := range want {
