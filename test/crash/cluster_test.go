@@ -220,7 +220,9 @@ func TestClusterKillAndStop(t *testing.T) {
 	case err := <-stopped.done:
 		stopped.gone = true
 		if err != nil {
-			t.Errorf("%s after SIGTERM: %v", stopped.name, err)
+			// On one line, so that make figures' filter keeps the panic.
+			b, _ := os.ReadFile(stopped.log)
+			t.Errorf("%s after SIGTERM: %v; its log ends: %s", stopped.name, err, strings.ReplaceAll(tail(string(b), 40), "\n", " | "))
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s did not stop within 30 s of SIGTERM", stopped.name)
