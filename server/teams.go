@@ -13,12 +13,12 @@ import (
 )
 
 // listTeams: org admins see every team (as admin), others their own. With
-// ?all=1 the directory the app names teams from: for an org admin every
-// team; for anyone else their own teams and the teams owning a template
-// they can see (its owner shared it with them, or with the whole org), with
-// the role empty where they are not members. No other team's name is told
-// (issue 24): sharing with a team one cannot see is an org admin's (or goes
-// by the team's id).
+// ?all=1 the directory the app names teams from: for an org admin and for a
+// team admin every team's id and name (a team admin shares templates with
+// other teams by name: the sharing form lists them; nothing else of another
+// team is told); for editors and viewers their own teams and the teams
+// owning a template they can see, with the role empty where they are not
+// members (issue 24: no other team's name for them).
 func (s *srv) listTeams(c *gin.Context) error {
 	p := principalOf(c)
 	ctx := c.Request.Context()
@@ -28,7 +28,7 @@ func (s *srv) listTeams(c *gin.Context) error {
 	}
 	named := map[int64]bool{}
 	if c.Query("all") == "1" {
-		if p.User.OrgAdmin {
+		if p.User.OrgAdmin || adminOfAny(p) {
 			for _, t := range teams {
 				named[t.ID] = true
 			}
@@ -295,4 +295,14 @@ func (s *srv) updateUser(c *gin.Context) error {
 	s.auditAs(c, 0, "user.update", nil, fmt.Sprintf("%s: %s", u.Email, strings.Join(changes, ", ")))
 	c.JSON(http.StatusOK, u)
 	return nil
+}
+
+// adminOfAny reports whether p is an admin of at least one team.
+func adminOfAny(p *principal) bool {
+	for _, id := range memberTeams(p) {
+		if p.Role(id) == store.RoleAdmin {
+			return true
+		}
+	}
+	return false
 }

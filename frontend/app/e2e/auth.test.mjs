@@ -11,7 +11,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bin, launchBrowser, ms, refuseOthers, screenshot, step as harnessStep, Tab } from "./harness.mjs";
+import { allowTestTargets, bin, launchBrowser, ms, refuseOthers, screenshot, step as harnessStep, Tab } from "./harness.mjs";
 
 const ADMIN = { email: "admin@example.com", password: "correct horse battery staple" };
 // Two small SQLite tables for the finance team's systems.
@@ -30,6 +30,7 @@ const consoleErrors = [];
  */
 function serve(env, wantSetupLink = false) {
   const data = mkdtempSync(join(tmpdir(), "duplex-e2e-auth-"));
+  allowTestTargets(data);
   const proc = spawn(bin, ["serve", "--data", data, "--addr", "127.0.0.1:0"], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, DUPLEX_ADMIN_EMAIL: "", DUPLEX_ADMIN_PASSWORD: "", ...env },

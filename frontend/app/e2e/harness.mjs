@@ -6,7 +6,7 @@
 // step, a fresh page after a failed step).
 //
 //   DUPLEX_BIN=… CHROMIUM=… TEST_OUTPUT=… override the defaults.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
@@ -42,12 +42,27 @@ export function launchBrowser() {
 }
 
 /**
+ * allowTestTargets makes the store in data (migrating it) and allows, in its
+ * outbound policy, what the browser tests reach on purpose: SQLite files the
+ * tests make under the temporary folder and receivers on 127.0.0.1 (alert
+ * webhooks). The default policy refuses both; this is what an org admin does
+ * with `duplex policy allow`.
+ */
+export function allowTestTargets(data) {
+  const run = (...args) => execFileSync(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  run("migrate", "--data", data);
+  run("policy", "allow", "--data", data, "--sqlite-dir", tmpdir(), "--note", "browser tests: their SQLite files");
+  run("policy", "allow", "--data", data, "--network", "127.0.0.1/32", "--note", "browser tests: alert receivers");
+}
+
+/**
  * startDemo runs `duplex demo` in a new data folder on a free loopback port
  * and resolves with the process, the folder, the URL and the API token the
  * banner prints.
  */
 export function startDemo({ prefix = "duplex-e2e-", poll = "300ms", env = {} } = {}) {
   const data = mkdtempSync(join(tmpdir(), prefix));
+  allowTestTargets(data);
   const proc = spawn(bin, ["demo", "--data", data, "--addr", "127.0.0.1:0", "--poll", poll], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...env },
