@@ -17,37 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/duplexsync/duplex/internal/testbin"
 	_ "github.com/mattn/go-sqlite3"
 )
 
 var binary string
 
-func TestMain(m *testing.M) {
-	flagShort := false
-	for _, a := range os.Args {
-		if a == "-test.short=true" || a == "-test.short" {
-			flagShort = true
-		}
-	}
-	if !flagShort {
-		dir, err := os.MkdirTemp("", "duplex-crash-bin")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		binary = filepath.Join(dir, "duplex")
-		build := exec.Command("go", "build", "-o", binary, "../../cmd/duplex")
-		build.Stderr = os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build duplex:", err)
-			os.Exit(1)
-		}
-		code := m.Run()
-		_ = os.RemoveAll(dir)
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testbin.Main(m, "duplex-crash-bin", &binary) }
 
 // child is one run of `duplex demo` that the test kills.
 type child struct {

@@ -35,6 +35,7 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/duplexsync/duplex/internal/demo"
+	"github.com/duplexsync/duplex/internal/testbin"
 )
 
 // Bounds: generous on purpose (a loaded CI machine must not flake); the
@@ -50,32 +51,7 @@ const (
 
 var binary string
 
-func TestMain(m *testing.M) {
-	short := false
-	for _, a := range os.Args {
-		if a == "-test.short=true" || a == "-test.short" {
-			short = true
-		}
-	}
-	if short {
-		os.Exit(m.Run()) // the tests skip themselves
-	}
-	dir, err := os.MkdirTemp("", "duplex-hostile-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "duplex")
-	build := exec.Command("go", "build", "-o", binary, "../../cmd/duplex")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build duplex:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, "duplex-hostile-bin", &binary) }
 
 // hostileCase is one attack: the scripts saved on the attacking connection
 // (side a's trigger and outgoing script, side b's rules).
