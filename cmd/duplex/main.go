@@ -27,6 +27,7 @@ import (
 	"github.com/duplexsync/duplex/connectors/redmine"
 	"github.com/duplexsync/duplex/connectors/rt"
 	"github.com/duplexsync/duplex/connectors/sqlconn"
+	"github.com/duplexsync/duplex/connectors/zendesk"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
@@ -313,6 +314,7 @@ func registry() (*connectors.Registry, error) {
 		"jira":    jira.New,
 		"redmine": redmine.New,
 		"rt":      rt.New,
+		"zendesk": zendesk.New,
 	} {
 		if err := reg.Register(kind, f); err != nil {
 			return nil, err
