@@ -27,6 +27,7 @@ import (
 	"github.com/duplexsync/duplex/connectors/jira"
 	"github.com/duplexsync/duplex/connectors/redmine"
 	"github.com/duplexsync/duplex/connectors/rt"
+	"github.com/duplexsync/duplex/connectors/servicenow"
 	"github.com/duplexsync/duplex/connectors/sqlconn"
 	"github.com/duplexsync/duplex/connectors/zendesk"
 	"github.com/duplexsync/duplex/engine"
@@ -323,6 +324,7 @@ func registry() (*connectors.Registry, error) {
 	// The vendor connectors tested against documented payloads only (#22).
 	for kind, f := range map[string]connectors.Factory{
 		"azuredevops": azuredevops.New,
+		"servicenow":  servicenow.New,
 		"zendesk":     zendesk.New,
 	} {
 		if err := reg.Register(kind, f); err != nil {
