@@ -62,7 +62,7 @@ func TestGetMapsTheDocumentedWorkItem(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{
-		"title": "Sample task", "description": "", "state": "New", "reason": "New", "type": "Task",
+		"title": "Sample task", "description": "", "state": "New", "reason": "New", "work_item_type": "Task",
 		"assigned_to": "", "tags": []any{}, "area_path": "CustomProcessPrj", "iteration_path": "CustomProcessPrj",
 		"priority": 2.0, "created_by": "fabrikamfiber4@hotmail.com", "created_at": "2017-10-06T01:04:51Z",
 		"Microsoft.VSTS.Common.Severity": nil,
@@ -95,7 +95,7 @@ func TestCreateCorrelatedSendsJSONPatch(t *testing.T) {
 	c := open(t, f)
 	ctx := context.Background()
 	e, err := c.(connectors.Correlating).CreateCorrelated(ctx, "k1", map[string]any{
-		"title": "VPN", "type": "Bug", "description": "Line 1\na <b>", "tags": []any{"support"}, "priority": 1.0,
+		"title": "VPN", "work_item_type": "Bug", "description": "Line 1\na <b>", "tags": []any{"support"}, "priority": 1.0,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +169,7 @@ func TestUpdateStateRefusalNamesTheStates(t *testing.T) {
 	if e.Fields["state"] != "Active" || e.Fields["priority"] != nil || e.Fields["Microsoft.VSTS.Common.Severity"] != "2 - High" {
 		t.Errorf("updated %v", e.Fields)
 	}
-	for field, v := range map[string]any{"type": "Bug", "created_by": "x", "System.History": "x"} {
+	for field, v := range map[string]any{"work_item_type": "Bug", "created_by": "x", "System.History": "x"} {
 		if _, err := c.Update(ctx, itoa(id), map[string]any{field: v}); !errors.Is(err, connectors.ErrInvalid) {
 			t.Errorf("update %s: %v", field, err)
 		}

@@ -66,7 +66,7 @@ var builtin = []field{
 	{"description", "System.Description", connectors.TypeString, false, "plain text (Azure DevOps keeps HTML)"},
 	{"state", "System.State", connectors.TypeString, false, "a state of the work item type (refused with the type's states named otherwise)"},
 	{"reason", "System.Reason", connectors.TypeString, false, ""},
-	{"type", "System.WorkItemType", connectors.TypeString, false, "work item type; set on create only"},
+	{"work_item_type", "System.WorkItemType", connectors.TypeString, false, "work item type; set on create only"},
 	{"assigned_to", "System.AssignedTo", connectors.TypeString, false, "unique name (email) of the assignee; \"\" for none"},
 	{"tags", "System.Tags", connectors.TypeList, false, "writing replaces the set"},
 	{"area_path", "System.AreaPath", connectors.TypeString, false, ""},
@@ -257,12 +257,12 @@ func (c *conn) CreateCorrelated(ctx context.Context, key string, fields map[stri
 
 func (c *conn) create(ctx context.Context, key string, fields map[string]any) (connectors.Entity, error) {
 	typ := c.s.WorkItemType
-	if t := connectors.Text(fields["type"]); t != "" {
+	if t := connectors.Text(fields["work_item_type"]); t != "" {
 		typ = t
 	}
 	rest := map[string]any{}
 	for k, v := range fields {
-		if k != "type" {
+		if k != "work_item_type" {
 			rest[k] = v
 		}
 	}
@@ -311,7 +311,7 @@ func (c *conn) Update(ctx context.Context, id string, fields map[string]any) (co
 	if err != nil {
 		return connectors.Entity{}, err
 	}
-	if _, ok := fields["type"]; ok {
+	if _, ok := fields["work_item_type"]; ok {
 		return connectors.Entity{}, fmt.Errorf("%w: azuredevops: the work item type is set on create only", connectors.ErrInvalid)
 	}
 	if len(fields) == 0 {

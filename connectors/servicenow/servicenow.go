@@ -94,6 +94,11 @@ func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, erro
 		if !validName(f) {
 			return nil, fmt.Errorf("%w: servicenow settings: fields: %q is not a column name", connectors.ErrBadConfig, f)
 		}
+		switch f {
+		case "comments", "work_notes", "id", "key", "url", "type", "updated_at", "updated_by", "attachments":
+			// The journal is read as comments; the others are the entity's own keys in scripts.
+			return nil, fmt.Errorf("%w: servicenow settings: fields: %q cannot be synced as a field", connectors.ErrBadConfig, f)
+		}
 	}
 	c := &conn{s: s, http: &httpx.Client{HTTP: cfg.HTTPClient(), Base: s.URL, Timeout: time.Duration(s.TimeoutMS) * time.Millisecond}}
 	switch pw, cs := cfg.Secrets["password"], cfg.Secrets["client_secret"]; {

@@ -37,6 +37,7 @@ func TestNewRefusesBadSettingsAndCredentials(t *testing.T) {
 		"unknown key":    {`{"url": "` + f.srv.URL + `", "username": "u", "instance": "x"}`, map[string]string{"password": "p"}, `unknown field "instance"`},
 		"bad table":      {`{"url": "` + f.srv.URL + `", "username": "u", "table": "incident^x"}`, map[string]string{"password": "p"}, "not a table name"},
 		"bad field":      {`{"url": "` + f.srv.URL + `", "username": "u", "fields": ["a b"]}`, map[string]string{"password": "p"}, "not a column name"},
+		"journal field":  {`{"url": "` + f.srv.URL + `", "username": "u", "fields": ["work_notes"]}`, map[string]string{"password": "p"}, "cannot be synced as a field"},
 		"no credentials": {`{"url": "` + f.srv.URL + `", "username": "u"}`, nil, "secret password"},
 		"wrong password": {`{"url": "` + f.srv.URL + `", "username": "` + user + `"}`, map[string]string{"password": "wrong-password-123"}, "User Not Authenticated"},
 		"wrong secret":   {`{"url": "` + f.srv.URL + `", "client_id": "` + clientID + `"}`, map[string]string{"client_secret": "wrong-secret-123"}, "oauth token: HTTP 401"},

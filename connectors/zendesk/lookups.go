@@ -68,6 +68,11 @@ type ticketField struct {
 	} `json:"custom_field_options"`
 }
 
+// scriptKeys are the names scripts read as the entity's own (id, key, …),
+// so a custom field so titled cannot be a field.
+var scriptKeys = map[string]bool{"id": true, "key": true, "url": true, "type": true, "comments": true,
+	"updated_at": true, "updated_by": true, "attachments": true}
+
 // systemTypes are the ticket fields every account has; the connector maps
 // them as built-in fields.
 var systemTypes = map[string]bool{"subject": true, "description": true, "status": true, "tickettype": true,
@@ -120,7 +125,7 @@ func (c *conn) customFields(ctx context.Context, reload bool) ([]ticketField, er
 	}
 	fs = []ticketField{}
 	for _, f := range all {
-		if f.Active && !systemTypes[f.Type] && !builtinNames[f.Title] {
+		if f.Active && !systemTypes[f.Type] && !builtinNames[f.Title] && !scriptKeys[f.Title] {
 			fs = append(fs, f)
 		}
 	}

@@ -79,7 +79,7 @@ func (c *conn) entity(ctx context.Context, t ticket, cs []comment, userIDs []int
 	}
 	f := map[string]any{
 		"subject": t.Subject, "description": t.Description, "status": t.Status,
-		"priority": deref(t.Priority), "type": deref(t.Type), "external_id": deref(t.ExternalID),
+		"priority": deref(t.Priority), "ticket_type": deref(t.Type), "external_id": deref(t.ExternalID),
 		"assignee": "", "requester": "", "group_id": nil,
 		"tags":       sortedList(t.Tags),
 		"created_at": t.CreatedAt.UTC().Format(time.RFC3339),
@@ -257,8 +257,11 @@ func (c *conn) ticketBody(ctx context.Context, fields map[string]any, creating b
 	for _, k := range names {
 		v := fields[k]
 		switch k {
-		case "subject", "status", "priority", "type":
+		case "subject", "status", "priority", "ticket_type":
 			s := connectors.Text(v)
+			if k == "ticket_type" {
+				k = "type" // Zendesk's name; "type" is the entity's own key in scripts
+			}
 			if s == "" && (k == "priority" || k == "type") {
 				body[k] = nil
 			} else {

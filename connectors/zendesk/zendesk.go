@@ -178,7 +178,7 @@ var builtin = []connectors.FieldSpec{
 	{Name: "description", Type: connectors.TypeString, Description: "the first comment; set on create only"},
 	{Name: "status", Type: connectors.TypeString, Description: "new, open, pending, hold, solved or closed"},
 	{Name: "priority", Type: connectors.TypeString, Description: "urgent, high, normal, low or \"\""},
-	{Name: "type", Type: connectors.TypeString, Description: "problem, incident, question, task or \"\""},
+	{Name: "ticket_type", Type: connectors.TypeString, Description: "Zendesk's type: problem, incident, question, task or \"\""},
 	{Name: "tags", Type: connectors.TypeList, Description: "writing replaces the set"},
 	{Name: "assignee", Type: connectors.TypeString, Description: "the assigned agent's email; \"\" for none"},
 	{Name: "requester", Type: connectors.TypeString, Description: "the requester's email"},

@@ -70,7 +70,7 @@ func TestGetMapsTheDocumentedTicket(t *testing.T) {
 	}
 	want := map[string]any{
 		"subject": "Help, my printer is on fire!", "description": "The fire is very colorful.",
-		"status": "open", "priority": "high", "type": "incident", "tags": []any{"enterprise", "other_tag"},
+		"status": "open", "priority": "high", "ticket_type": "incident", "tags": []any{"enterprise", "other_tag"},
 		"assignee": "johnny@example.com", "requester": "jane@example.org", "group_id": 98738.0,
 		"external_id": "ahg35h3jh", "created_at": "2009-07-20T22:55:29Z", "Seats": 745.0, "Escalation": "yes",
 	}
@@ -152,7 +152,7 @@ func TestUpdateSendsOnlyTheFieldsAndRefusesWhatZendeskCannotTake(t *testing.T) {
 	c := open(t, f)
 	ctx := context.Background()
 	id := f.add("Printer")
-	e, err := c.Update(ctx, itoa(id), map[string]any{"status": "pending", "type": "", "Seats": "12"})
+	e, err := c.Update(ctx, itoa(id), map[string]any{"status": "pending", "ticket_type": "", "Seats": "12"})
 	if err != nil {
 		t.Fatal(err)
 	}
