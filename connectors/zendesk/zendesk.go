@@ -118,9 +118,10 @@ type conn struct {
 	secrets []string // credential strings never to show in an error
 	http    *httpx.Client
 
-	mu     sync.Mutex
-	users  map[int64]user // id → user, filled on need
-	fields []ticketField  // custom ticket fields, loaded on need
+	mu      sync.Mutex
+	blocked time.Time      // no request before this (rate limit used up)
+	users   map[int64]user // id → user, filled on need
+	fields  []ticketField  // custom ticket fields, loaded on need
 }
 
 type user struct {
@@ -206,7 +207,49 @@ func parseID(id string) (int64, error) {
 // do sends one JSON request and turns Zendesk's error documents into
 // readable messages, keeping the sentinel the status maps to.
 func (c *conn) do(ctx context.Context, method, path string, body, out any) error {
-	return c.redact(zdError(c.http.Do(ctx, method, path, body, out)))
+	if wait := c.blockedFor(); wait > 0 {
+		return &connectors.RetryAfterError{After: wait, Err: fmt.Errorf("%w: zendesk %s %s: the account's rate limit is used up for %v (not sent)",
+			connectors.ErrUnavailable, method, path, wait.Round(time.Second))}
+	}
+	h, err := c.http.DoHeader(ctx, method, path, body, out)
+	reset := c.noteRate(h)
+	var se *httpx.StatusError
+	var ra *connectors.RetryAfterError
+	if errors.As(err, &se) && se.Code == http.StatusTooManyRequests && !errors.As(err, &ra) {
+		// Some limits answer 429 without Retry-After: wait for the reset.
+		if reset <= 0 {
+			reset = time.Minute
+		}
+		err = &connectors.RetryAfterError{After: reset, Err: err}
+	}
+	return c.redact(zdError(err))
+}
+
+// noteRate reads the account-wide limit headers (ratelimit-remaining,
+// ratelimit-reset in seconds, "Best practices for avoiding rate
+// limiting"): once none remain, nothing is sent before the reset. It
+// returns the reset wait (0 if not given).
+func (c *conn) noteRate(h http.Header) time.Duration {
+	if h == nil {
+		return 0
+	}
+	secs, err := strconv.Atoi(strings.TrimSpace(h.Get("Ratelimit-Reset")))
+	if err != nil || secs <= 0 {
+		return 0
+	}
+	reset := time.Duration(secs) * time.Second
+	if strings.TrimSpace(h.Get("Ratelimit-Remaining")) == "0" {
+		c.mu.Lock()
+		c.blocked = time.Now().Add(reset)
+		c.mu.Unlock()
+	}
+	return reset
+}
+
+func (c *conn) blockedFor() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Until(c.blocked)
 }
 
 // redact hides the credentials in a message rebuilt from an answer's body

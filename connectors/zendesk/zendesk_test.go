@@ -448,3 +448,54 @@ func TestDescribeListsCustomFieldsByTitle(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestRateLimitHeadersStopRequestsUntilTheReset(t *testing.T) {
+	f := newFake(t)
+	c := open(t, f)
+	id := f.add("Printer")
+	// A 429 without Retry-After (some of Zendesk's limits send none) waits
+	// for ratelimit-reset.
+	f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Ratelimit-Limit", "700")
+		w.Header().Set("Ratelimit-Remaining", "0")
+		w.Header().Set("Ratelimit-Reset", "41")
+		w.WriteHeader(http.StatusTooManyRequests)
+		w.Write([]byte("You have exceeded the rate limit"))
+		return true
+	}
+	_, err := c.Get(context.Background(), itoa(id))
+	var ra *connectors.RetryAfterError
+	if !errors.As(err, &ra) || ra.After != 41*time.Second {
+		t.Fatalf("429 without Retry-After: %v", err)
+	}
+	// The limit is used up: nothing is sent until the reset.
+	f.intercept = nil
+	n := len(f.requestLog())
+	_, err = c.Get(context.Background(), itoa(id))
+	if !errors.As(err, &ra) || ra.After <= 0 || ra.After > 41*time.Second || !strings.Contains(err.Error(), "not sent") {
+		t.Errorf("while blocked: %v", err)
+	}
+	if len(f.requestLog()) != n {
+		t.Errorf("a request was sent while the limit was used up: %v", f.requestLog()[n:])
+	}
+}
+
+func TestRateLimitRemainingOnASuccessBlocksTheNextRequest(t *testing.T) {
+	f := newFake(t)
+	c := open(t, f)
+	id := f.add("Printer")
+	f.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Ratelimit-Remaining", "0")
+		w.Header().Set("Ratelimit-Reset", "30")
+		return false // answered normally, with the last request of the minute
+	}
+	if _, err := c.Get(context.Background(), itoa(id)); err == nil {
+		// Get makes several requests: the second one already finds the limit used up.
+		t.Fatal("a Get of several requests went through a used-up limit")
+	}
+	var ra *connectors.RetryAfterError
+	_, err := c.Get(context.Background(), itoa(id))
+	if !errors.As(err, &ra) || ra.After > 30*time.Second {
+		t.Errorf("after the last request of the minute: %v", err)
+	}
+}
