@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -109,7 +110,7 @@ func TestCreateCorrelatedSendsJSONPatch(t *testing.T) {
 	if !reflect.DeepEqual(f.lastBody(), want) {
 		t.Errorf("patch\n got %v\nwant %v", f.lastBody(), want)
 	}
-	if !strings.Contains(strings.Join(f.requestLog(), "\n"), "POST /"+project+"/_apis/wit/workitems/$Bug?api-version=7.1") {
+	if !strings.Contains(strings.Join(f.requestLog(), "\n"), "POST /"+project+"/_apis/wit/workitems/$Bug?$expand=relations&api-version=7.1") {
 		t.Errorf("requests %v", f.requestLog())
 	}
 	if e.Type != "Bug" || !reflect.DeepEqual(e.Fields["tags"], []any{"support"}) || e.Fields["description"] != "Line 1\na <b>" {
@@ -332,5 +333,47 @@ func TestServiceHooks(t *testing.T) {
 	}
 	if _, err := c.Webhook(h("duplex", hookPassword), []byte("{")); !errors.Is(err, connectors.ErrInvalid) {
 		t.Errorf("malformed: %v", err)
+	}
+}
+
+func TestAttachmentsUploadLinkAndDownload(t *testing.T) {
+	f := newFake(t)
+	c := open(t, f)
+	ctx := context.Background()
+	id := f.add("Crash")
+	data := []byte("stack trace\n")
+	att, err := c.(connectors.Attacher).AddAttachment(ctx, itoa(id), connectors.Attachment{Name: "trace 1.txt", Size: int64(len(data))}, strings.NewReader(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if att.Name != "trace 1.txt" || att.Size != int64(len(data)) || len(att.ID) != 36 {
+		t.Errorf("attachment %+v", att)
+	}
+	link := []any{map[string]any{"op": "add", "path": "/relations/-", "value": map[string]any{"rel": "AttachedFile",
+		"url": "https://dev.azure.com/fabrikam/_apis/wit/attachments/" + att.ID + "?fileName=trace 1.txt", "attributes": map[string]any{"comment": "Added by Duplex"}}}}
+	if !reflect.DeepEqual(f.lastBody(), link) {
+		t.Errorf("link patch %v", f.lastBody())
+	}
+	if !strings.Contains(strings.Join(f.requestLog(), "\n"), "POST /"+project+"/_apis/wit/attachments?fileName=trace+1.txt&api-version=7.1") {
+		t.Errorf("requests %v", f.requestLog())
+	}
+	e, err := c.Get(ctx, itoa(id))
+	if err != nil || len(e.Attachments) != 1 || e.Attachments[0].ID != att.ID {
+		t.Fatalf("listed %+v %v", e.Attachments, err)
+	}
+	rc, err := c.(connectors.Attacher).OpenAttachment(ctx, itoa(id), e.Attachments[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(got) != string(data) {
+		t.Errorf("downloaded %q", got)
+	}
+	if _, err := c.(connectors.Attacher).OpenAttachment(ctx, itoa(id), connectors.Attachment{ID: "6b2266bf-a155-4582-a475-ca4da6819399"}); !errors.Is(err, connectors.ErrNotFound) {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := c.(connectors.Attacher).OpenAttachment(ctx, itoa(id), connectors.Attachment{ID: "../x"}); !errors.Is(err, connectors.ErrNotFound) {
+		t.Errorf("bad id: %v", err)
 	}
 }

@@ -47,7 +47,7 @@ func (c *conn) batch(ctx context.Context, ids []int64) ([]workItem, error) {
 		var r struct {
 			Value []*workItem `json:"value"`
 		}
-		body := map[string]any{"ids": ids[:n], "errorPolicy": "omit"}
+		body := map[string]any{"ids": ids[:n], "errorPolicy": "omit", "$expand": "relations"}
 		if err := c.do(ctx, "POST", fmt.Sprintf("%s/wit/workitemsbatch?api-version=%s", c.proj, apiVersion), body, &r); err != nil {
 			return nil, fmt.Errorf("azuredevops batch read: %w", err)
 		}

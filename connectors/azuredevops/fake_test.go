@@ -4,8 +4,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -38,6 +40,8 @@ type fake struct {
 	nextCmt    int64
 	requests   []string
 	bodies     []any
+	files      map[string][]byte // attachment GUID → bytes
+	names      map[string]string // attachment GUID → file name
 	intercept  func(w http.ResponseWriter, r *http.Request) bool
 	itemTpl    map[string]any
 	commentTpl map[string]any
@@ -71,7 +75,7 @@ func clone(m map[string]any) map[string]any {
 func newFake(t *testing.T) *fake {
 	f := &fake{
 		t: t, now: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC),
-		items: map[int64]map[string]any{}, comments: map[int64][]map[string]any{},
+		items: map[int64]map[string]any{}, comments: map[int64][]map[string]any{}, files: map[string][]byte{}, names: map[string]string{},
 		commentCap: 200, nextID: 1, nextCmt: 100,
 		itemTpl:    loadMap(t, "workitem.json"),
 		commentTpl: loadMap(t, "comments.json")["comments"].([]any)[0].(map[string]any),
@@ -171,6 +175,7 @@ var (
 	reItem     = regexp.MustCompile(`^` + proj + `/workitems/(\d+)$`)
 	reCreate   = regexp.MustCompile(`^` + proj + `/workitems/\$([A-Za-z ]+)$`)
 	reComments = regexp.MustCompile(`^` + proj + `/workItems/(\d+)/comments$`)
+	reFile     = regexp.MustCompile(`^` + proj + `/attachments/([0-9a-f-]{36})$`)
 	reStates   = regexp.MustCompile(`^` + proj + `/workitemtypes/([A-Za-z ]+)/states$`)
 	// The queries the connector may send, and nothing else.
 	rePoll = regexp.MustCompile(`^SELECT \[System\.Id\] FROM WorkItems WHERE \[System\.TeamProject\] = @project` +
@@ -192,8 +197,16 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("<html><head><title>Azure DevOps Services | Sign In</title></head></html>"))
 		return
 	}
-	if got := r.Header.Get("Accept"); got != "application/json" {
+	wantAccept := "application/json"
+	if reFile.MatchString(r.URL.Path) {
+		wantAccept = "application/octet-stream"
+	}
+	if got := r.Header.Get("Accept"); got != wantAccept {
 		f.t.Errorf("%s %s: Accept %q", r.Method, r.URL, got)
+	}
+	if r.Method == "POST" && r.URL.Path == proj+"/attachments" {
+		f.serveUpload(w, r)
+		return
 	}
 	var body any
 	if r.Method == "POST" || r.Method == "PATCH" {
@@ -215,6 +228,7 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 func (f *fake) route(w http.ResponseWriter, r *http.Request, body any) {
 	p := r.URL.Path
 	v71 := map[string]string{"api-version": "7.1"}
+	expand := map[string]string{"api-version": "7.1", "$expand": "relations"}
 	switch {
 	case r.Method == "GET" && p == "/_apis/projects/"+project:
 		f.wantQuery(r, v71)
@@ -227,7 +241,7 @@ func (f *fake) route(w http.ResponseWriter, r *http.Request, body any) {
 	case r.Method == "POST" && p == proj+"/workitemsbatch":
 		f.wantQuery(r, v71)
 		m := body.(map[string]any)
-		if len(m) != 2 || m["errorPolicy"] != "omit" || len(m["ids"].([]any)) > 200 {
+		if len(m) != 3 || m["errorPolicy"] != "omit" || m["$expand"] != "relations" || len(m["ids"].([]any)) > 200 {
 			f.t.Errorf("batch body %v", m)
 		}
 		var out []any
@@ -240,7 +254,7 @@ func (f *fake) route(w http.ResponseWriter, r *http.Request, body any) {
 		}
 		f.writeJSON(w, 200, map[string]any{"count": len(out), "value": out})
 	case reItem.MatchString(p):
-		f.wantQuery(r, v71)
+		f.wantQuery(r, expand)
 		id, _ := strconv.ParseInt(reItem.FindStringSubmatch(p)[1], 10, 64)
 		it, ok := f.items[id]
 		if !ok {
@@ -256,7 +270,7 @@ func (f *fake) route(w http.ResponseWriter, r *http.Request, body any) {
 		}
 		f.writeJSON(w, 200, it)
 	case r.Method == "POST" && reCreate.MatchString(p):
-		f.wantQuery(r, v71)
+		f.wantQuery(r, expand)
 		id := f.create(reCreate.FindStringSubmatch(p)[1], map[string]any{"System.Title": ""})
 		if !f.applyPatch(w, id, body) {
 			delete(f.items, id)
@@ -266,6 +280,15 @@ func (f *fake) route(w http.ResponseWriter, r *http.Request, body any) {
 	case reComments.MatchString(p):
 		id, _ := strconv.ParseInt(reComments.FindStringSubmatch(p)[1], 10, 64)
 		f.serveComments(w, r, id, body)
+	case r.Method == "GET" && reFile.MatchString(p):
+		f.wantQuery(r, map[string]string{"api-version": "7.1", "download": "true"})
+		data, ok := f.files[reFile.FindStringSubmatch(p)[1]]
+		if !ok {
+			f.writeFile(w, 404, "not_found.json")
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(data)
 	case r.Method == "GET" && reStates.MatchString(p):
 		f.wantQuery(r, v71)
 		f.writeFile(w, 200, "states.json")
@@ -286,6 +309,16 @@ func (f *fake) applyPatch(w http.ResponseWriter, id int64, body any) bool {
 	for _, o := range ops {
 		op := o.(map[string]any)
 		path, _ := op["path"].(string)
+		if path == "/relations/-" && op["op"] == "add" {
+			rel := clone(op["value"].(map[string]any)) // the logged body stays as sent
+			u, _ := url.Parse(rel["url"].(string))
+			guid := u.Path[strings.LastIndex(u.Path, "/")+1:]
+			attrs := rel["attributes"].(map[string]any)
+			attrs["name"], attrs["resourceSize"], attrs["resourceCreatedDate"] = f.names[guid], len(f.files[guid]), f.now.Format(time.RFC3339)
+			rels, _ := f.items[id]["relations"].([]any)
+			f.items[id]["relations"] = append(rels, rel)
+			continue
+		}
 		ref, isField := strings.CutPrefix(path, "/fields/")
 		if !isField {
 			f.t.Errorf("patch path %q", path)
@@ -414,4 +447,20 @@ func (f *fake) serveComments(w http.ResponseWriter, r *http.Request, id int64, b
 		doc["continuationToken"] = strconv.Itoa(end)
 	}
 	f.writeJSON(w, 200, doc)
+}
+
+// serveUpload stores an attachment upload and answers its id and url
+// ("Attachments - Create": {"id", "url"}).
+func (f *fake) serveUpload(w http.ResponseWriter, r *http.Request) {
+	f.wantQuery(r, map[string]string{"api-version": "7.1", "fileName": "*"})
+	if ct := r.Header.Get("Content-Type"); ct != "application/octet-stream" {
+		f.t.Errorf("upload Content-Type %q", ct)
+	}
+	data, err := io.ReadAll(r.Body)
+	if err != nil || r.ContentLength != int64(len(data)) {
+		f.t.Errorf("upload: %v, Content-Length %d for %d bytes", err, r.ContentLength, len(data))
+	}
+	guid := fmt.Sprintf("6b2266bf-a155-4582-a475-ca4da68193%02x", len(f.files))
+	f.files[guid], f.names[guid] = data, r.URL.Query().Get("fileName")
+	f.writeJSON(w, 201, map[string]any{"id": guid, "url": "https://dev.azure.com/fabrikam/_apis/wit/attachments/" + guid + "?fileName=" + r.URL.Query().Get("fileName")})
 }

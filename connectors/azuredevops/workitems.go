@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html"
 	"net/url"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,9 +23,21 @@ type identity struct {
 }
 
 type workItem struct {
-	ID     int64                      `json:"id"`
-	Rev    int64                      `json:"rev"`
-	Fields map[string]json.RawMessage `json:"fields"`
+	ID        int64                      `json:"id"`
+	Rev       int64                      `json:"rev"`
+	Fields    map[string]json.RawMessage `json:"fields"`
+	Relations []relation                 `json:"relations"`
+}
+
+// relation is a link of a work item; attached files have rel AttachedFile.
+type relation struct {
+	Rel        string `json:"rel"`
+	URL        string `json:"url"`
+	Attributes struct {
+		Name                string    `json:"name"`
+		ResourceSize        int64     `json:"resourceSize"`
+		ResourceCreatedDate time.Time `json:"resourceCreatedDate"`
+	} `json:"attributes"`
 }
 
 func (w workItem) str(ref string) string {
@@ -173,6 +186,16 @@ func (c *conn) entity(w workItem, cs []comment) connectors.Entity {
 	e := connectors.Entity{ID: id, Key: "#" + id, Type: w.str("System.WorkItemType"), Fields: f,
 		URL:       c.s.URL + "/" + url.PathEscape(c.s.Project) + "/_workitems/edit/" + id,
 		UpdatedAt: w.time("System.ChangedDate"), UpdatedBy: w.str("System.ChangedBy")}
+	for _, r := range w.Relations {
+		if r.Rel == "AttachedFile" {
+			id := r.URL
+			if u, err := url.Parse(r.URL); err == nil {
+				id = u.Path // the upload's url carries ?fileName=
+			}
+			e.Attachments = append(e.Attachments, connectors.Attachment{ID: path.Base(id), Name: r.Attributes.Name,
+				Size: r.Attributes.ResourceSize, CreatedAt: r.Attributes.ResourceCreatedDate.UTC()})
+		}
+	}
 	for _, cm := range cs {
 		if cm.IsDeleted {
 			continue
@@ -185,7 +208,7 @@ func (c *conn) entity(w workItem, cs []comment) connectors.Entity {
 
 func (c *conn) getItem(ctx context.Context, n int64) (workItem, error) {
 	var w workItem
-	if err := c.do(ctx, "GET", fmt.Sprintf("%s/wit/workitems/%d?api-version=%s", c.proj, n, apiVersion), nil, &w); err != nil {
+	if err := c.do(ctx, "GET", fmt.Sprintf("%s/wit/workitems/%d?$expand=relations&api-version=%s", c.proj, n, apiVersion), nil, &w); err != nil {
 		return w, fmt.Errorf("azuredevops get work item %d: %w", n, err)
 	}
 	if p := w.str("System.TeamProject"); p != "" && !strings.EqualFold(p, c.s.Project) {
@@ -278,8 +301,8 @@ func (c *conn) create(ctx context.Context, key string, fields map[string]any) (c
 		return connectors.Entity{}, err
 	}
 	var w workItem
-	path := fmt.Sprintf("%s/wit/workitems/$%s?api-version=%s", c.proj, url.PathEscape(typ), apiVersion)
-	if err := c.send(ctx, "POST", path, ops, &w); err != nil {
+	p := fmt.Sprintf("%s/wit/workitems/$%s?$expand=relations&api-version=%s", c.proj, url.PathEscape(typ), apiVersion)
+	if err := c.send(ctx, "POST", p, ops, &w); err != nil {
 		return connectors.Entity{}, c.explain(ctx, typ, fields, fmt.Errorf("azuredevops create %s: %w", typ, err))
 	}
 	return c.entity(w, nil), nil
@@ -331,7 +354,7 @@ func (c *conn) Update(ctx context.Context, id string, fields map[string]any) (co
 		return connectors.Entity{}, err
 	}
 	var w workItem
-	if err := c.send(ctx, "PATCH", fmt.Sprintf("%s/wit/workitems/%d?api-version=%s", c.proj, n, apiVersion), ops, &w); err != nil {
+	if err := c.send(ctx, "PATCH", fmt.Sprintf("%s/wit/workitems/%d?$expand=relations&api-version=%s", c.proj, n, apiVersion), ops, &w); err != nil {
 		if typ == "" {
 			if cur, gerr := c.getItem(ctx, n); gerr == nil {
 				typ = cur.str("System.WorkItemType")
