@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -45,6 +46,8 @@ type fake struct {
 	bodies    []map[string]any
 	intercept func(w http.ResponseWriter, r *http.Request) bool
 	tpl       map[string]cell
+	files     []map[string]any // sys_attachment rows
+	fileData  map[string][]byte
 }
 
 func load(t *testing.T, name string) []byte {
@@ -57,7 +60,7 @@ func load(t *testing.T, name string) []byte {
 }
 
 func newFake(t *testing.T) *fake {
-	f := &fake{t: t, now: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), records: map[string]map[string]cell{}, tokens: map[string]bool{}}
+	f := &fake{t: t, now: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), records: map[string]map[string]cell{}, tokens: map[string]bool{}, fileData: map[string][]byte{}}
 	var inc struct {
 		Result map[string]cell `json:"result"`
 	}
@@ -196,6 +199,8 @@ var (
 	reCorr    = regexp.MustCompile(`^correlation_id=([^^=]*)\^ORDERBYsys_created_on$`)
 	reJAll    = regexp.MustCompile(`^element_id=([0-9a-f]{32})\^name=incident\^elementINcomments,work_notes\^ORDERBYsys_created_on$`)
 	reJOne    = regexp.MustCompile(`^element_id=([0-9a-f]{32})\^name=incident\^element=(comments|work_notes)\^ORDERBYDESCsys_created_on$`)
+	reFiles   = regexp.MustCompile(`^table_name=incident\^table_sys_id=([0-9a-f]{32})\^ORDERBYsys_created_on$`)
+	reFile    = regexp.MustCompile(`^/api/now/attachment/([0-9a-f]{32})/file$`)
 	reChoices = regexp.MustCompile(`^name=incident\^elementIN([a-z_,]+)\^inactive=false\^ORDERBYelement\^ORDERBYsequence$`)
 )
 
@@ -218,8 +223,16 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 		f.writeFile(w, 401, "unauthorized.json")
 		return
 	}
-	if got := r.Header.Get("Accept"); got != "application/json" {
+	wantAccept := "application/json"
+	if reFile.MatchString(r.URL.Path) {
+		wantAccept = "*/*"
+	}
+	if got := r.Header.Get("Accept"); got != wantAccept {
 		f.t.Errorf("%s %s: Accept %q", r.Method, r.URL, got)
+	}
+	if r.Method == "POST" && r.URL.Path == "/api/now/attachment/file" {
+		f.serveUpload(w, r)
+		return
 	}
 	var body map[string]any
 	if r.Method == "POST" || r.Method == "PATCH" {
@@ -258,6 +271,29 @@ func (f *fake) route(w http.ResponseWriter, r *http.Request, body map[string]any
 			f.t.Errorf("choice query %q", q.Get("sysparm_query"))
 		}
 		f.writeFile(w, 200, "sys_choice.json")
+	case r.Method == "GET" && p == "/api/now/attachment":
+		f.wantQuery(r, map[string]string{"sysparm_query": "*", "sysparm_limit": "1000"})
+		m := reFiles.FindStringSubmatch(q.Get("sysparm_query"))
+		if m == nil {
+			f.t.Errorf("attachment query %q", q.Get("sysparm_query"))
+			return
+		}
+		out := []any{}
+		for _, a := range f.files {
+			if a["table_sys_id"] == m[1] {
+				out = append(out, a)
+			}
+		}
+		f.writeJSON(w, 200, map[string]any{"result": out})
+	case r.Method == "GET" && reFile.MatchString(p):
+		f.wantQuery(r, map[string]string{})
+		data, ok := f.fileData[reFile.FindStringSubmatch(p)[1]]
+		if !ok {
+			f.writeFile(w, 404, "not_found.json")
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(data)
 	case r.Method == "GET" && p == "/api/now/table/sys_journal_field":
 		f.serveJournal(w, r)
 	case r.Method == "GET" && p == "/api/now/table/incident":
@@ -389,4 +425,31 @@ func (f *fake) serveToken(w http.ResponseWriter, r *http.Request) {
 	doc["access_token"] = tok
 	f.tokens[tok] = true
 	f.writeJSON(w, 200, doc)
+}
+
+// serveUpload is POST /api/now/attachment/file: the bytes as the body, the
+// record and name in the query; the file is attached at once.
+func (f *fake) serveUpload(w http.ResponseWriter, r *http.Request) {
+	f.wantQuery(r, map[string]string{"table_name": "incident", "table_sys_id": "*", "file_name": "*"})
+	data, err := io.ReadAll(r.Body)
+	if err != nil || r.ContentLength != int64(len(data)) {
+		f.t.Errorf("upload: %v, Content-Length %d for %d bytes", err, r.ContentLength, len(data))
+	}
+	q := r.URL.Query()
+	if _, ok := f.records[q.Get("table_sys_id")]; !ok {
+		f.writeFile(w, 404, "not_found.json")
+		return
+	}
+	var doc struct {
+		Result map[string]any `json:"result"`
+	}
+	json.Unmarshal(load(f.t, "attachment.json"), &doc)
+	a := doc.Result
+	id := sysID(fmt.Sprint("file", len(f.files)))
+	a["sys_id"], a["file_name"], a["size_bytes"] = id, q.Get("file_name"), strconv.Itoa(len(data))
+	a["content_type"], a["table_sys_id"], a["sys_created_on"] = r.Header.Get("Content-Type"), q.Get("table_sys_id"), f.now.Format(snTime)
+	a["download_link"] = f.srv.URL + "/api/now/attachment/" + id + "/file"
+	f.files = append(f.files, a)
+	f.fileData[id] = data
+	f.writeJSON(w, 201, map[string]any{"result": a})
 }

@@ -304,12 +304,19 @@ func (c *conn) journal(ctx context.Context, id, element string, limit int) ([]jo
 	return a.Result, nil
 }
 
+// withJournal reads a record's journal and attachments and builds the entity.
 func (c *conn) withJournal(ctx context.Context, r record) (connectors.Entity, error) {
 	js, err := c.journal(ctx, r.value("sys_id"), "", 0)
 	if err != nil {
 		return connectors.Entity{}, err
 	}
-	return c.entity(r, js), nil
+	atts, err := c.attachments(ctx, r.value("sys_id"))
+	if err != nil {
+		return connectors.Entity{}, err
+	}
+	e := c.entity(r, js)
+	e.Attachments = atts
+	return e, nil
 }
 
 // AddComment writes a work note (private) or an additional comment

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"reflect"
 	"strings"
@@ -254,5 +255,39 @@ func TestRateLimitAndRedaction(t *testing.T) {
 	_, err = c.Get(context.Background(), id)
 	if !errors.Is(err, connectors.ErrInvalid) || strings.Contains(err.Error(), password) {
 		t.Errorf("echoed password: %v", err)
+	}
+}
+
+func TestAttachments(t *testing.T) {
+	f := newFake(t)
+	c := open(t, f)
+	ctx := context.Background()
+	id := f.add("Printer")
+	data := "screenshot bytes"
+	att, err := c.(connectors.Attacher).AddAttachment(ctx, id, connectors.Attachment{Name: "Issue screenshot.png", Size: int64(len(data)), ContentType: "image/png"}, strings.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if att.Name != "Issue screenshot.png" || att.Size != int64(len(data)) || att.ContentType != "image/png" || len(att.ID) != 32 {
+		t.Errorf("attachment %+v", att)
+	}
+	if !strings.Contains(strings.Join(f.requestLog(), "\n"), "POST /api/now/attachment/file?file_name=Issue+screenshot.png&table_name=incident&table_sys_id="+id) {
+		t.Errorf("requests %v", f.requestLog())
+	}
+	e, err := c.Get(ctx, id)
+	if err != nil || len(e.Attachments) != 1 || e.Attachments[0] != att {
+		t.Fatalf("listed %+v (added %+v) %v", e.Attachments, att, err)
+	}
+	rc, err := c.(connectors.Attacher).OpenAttachment(ctx, id, att)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(got) != data {
+		t.Errorf("downloaded %q", got)
+	}
+	if _, err := c.(connectors.Attacher).OpenAttachment(ctx, id, connectors.Attachment{ID: strings.Repeat("a", 32)}); !errors.Is(err, connectors.ErrNotFound) {
+		t.Errorf("missing file: %v", err)
 	}
 }
