@@ -487,7 +487,7 @@ func (f *fake) serveUpload(w http.ResponseWriter, r *http.Request) {
 	f.wantQuery(r, "filename")
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
-		f.t.Errorf("upload: %v", err)
+		return // the client broke off: nothing is stored
 	}
 	if r.ContentLength != int64(len(data)) {
 		f.t.Errorf("upload: Content-Length %d, body %d bytes", r.ContentLength, len(data))

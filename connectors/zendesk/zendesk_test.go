@@ -499,3 +499,39 @@ func TestRateLimitRemainingOnASuccessBlocksTheNextRequest(t *testing.T) {
 		t.Errorf("after the last request of the minute: %v", err)
 	}
 }
+
+// brokenReader yields n bytes and then fails, as a source that breaks
+// mid-file.
+type brokenReader struct{ n int }
+
+func (r *brokenReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, errors.New("the source broke mid-file")
+	}
+	n := min(len(p), r.n)
+	for i := range p[:n] {
+		p[i] = 'x'
+	}
+	r.n -= n
+	return n, nil
+}
+
+func TestBrokenUploadLeavesNoAttachment(t *testing.T) {
+	f := newFake(t)
+	c := open(t, f)
+	ctx := context.Background()
+	id := addForUpload(f)
+	meta := connectors.Attachment{Name: "half.txt", ContentType: "text/plain", Size: 4096}
+	if _, err := c.(connectors.Attacher).AddAttachment(ctx, id, meta, &brokenReader{n: 1000}); err == nil {
+		t.Fatal("AddAttachment of a reader that fails succeeded")
+	}
+	e, err := c.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Attachments) != 0 {
+		t.Fatalf("a broken upload left %+v", e.Attachments)
+	}
+}
+
+func addForUpload(f *fake) string { return itoa(f.add("Upload target")) }
