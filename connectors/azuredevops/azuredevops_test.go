@@ -413,3 +413,55 @@ func TestBrokenUploadLeavesNoAttachment(t *testing.T) {
 }
 
 func addForUpload(f *fake) string { return itoa(f.add("Upload target")) }
+
+// drain reads Changes one entity a page until nothing more comes.
+func drain(t *testing.T, c connectors.Connector, cursor string) (map[string]int, string) {
+	t.Helper()
+	seen := map[string]int{}
+	for i := 0; i < 50; i++ {
+		p, err := c.Changes(context.Background(), cursor, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Entities {
+			seen[e.ID]++
+		}
+		if p.Cursor != "" {
+			cursor = p.Cursor
+		}
+		if len(p.Entities) == 0 && !p.More {
+			return seen, cursor
+		}
+	}
+	t.Fatalf("Changes never ran dry: %v", seen)
+	return nil, ""
+}
+
+func TestChangesTiesAcrossPagesOfOne(t *testing.T) {
+	f := newFake(t)
+	c := open(t, f)
+	var ids []string
+	for _, s := range []string{"A", "B", "C", "D"} {
+		ids = append(ids, itoa(f.add(s)))
+	}
+	f.mu.Lock()
+	for _, id := range ids { // one stamp for all
+		n, _ := strconv.ParseInt(id, 10, 64)
+		f.items[n]["fields"].(map[string]any)["System.ChangedDate"] = "2026-03-01T10:00:00.000Z"
+	}
+	f.now = f.now.Add(5 * time.Second)
+	f.mu.Unlock()
+	seen, cursor := drain(t, c, "")
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("%s seen %d times: %v", id, seen[id], seen)
+		}
+	}
+	late := itoa(f.add("E"))
+	f.mu.Lock()
+	f.now = f.now.Add(5 * time.Second)
+	f.mu.Unlock()
+	if seen, _ := drain(t, c, cursor); len(seen) != 1 || seen[late] != 1 {
+		t.Errorf("resumed: %v, want only %s", seen, late)
+	}
+}

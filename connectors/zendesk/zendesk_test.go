@@ -535,3 +535,34 @@ func TestBrokenUploadLeavesNoAttachment(t *testing.T) {
 }
 
 func addForUpload(f *fake) string { return itoa(f.add("Upload target")) }
+
+func TestChangesTiesAcrossPagesOfOne(t *testing.T) {
+	f := newFake(t)
+	c := open(t, f)
+	var ids []string
+	for _, s := range []string{"A", "B", "C", "D"} {
+		ids = append(ids, itoa(f.add(s))) // the fake's clock stands still: one stamp
+	}
+	seen := map[string]int{}
+	cursor := ""
+	for i := 0; i < 20; i++ {
+		p, err := c.Changes(context.Background(), cursor, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Entities {
+			seen[e.ID]++
+		}
+		if p.Cursor != "" {
+			cursor = p.Cursor
+		}
+		if !p.More {
+			break
+		}
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("%s seen %d times: %v", id, seen[id], seen)
+		}
+	}
+}
