@@ -21,12 +21,15 @@ import (
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/connectors/azuredevops"
 	"github.com/duplexsync/duplex/connectors/github"
 	"github.com/duplexsync/duplex/connectors/httpconn"
 	"github.com/duplexsync/duplex/connectors/jira"
 	"github.com/duplexsync/duplex/connectors/redmine"
 	"github.com/duplexsync/duplex/connectors/rt"
+	"github.com/duplexsync/duplex/connectors/servicenow"
 	"github.com/duplexsync/duplex/connectors/sqlconn"
+	"github.com/duplexsync/duplex/connectors/zendesk"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
@@ -313,6 +316,16 @@ func registry() (*connectors.Registry, error) {
 		"jira":    jira.New,
 		"redmine": redmine.New,
 		"rt":      rt.New,
+	} {
+		if err := reg.Register(kind, f); err != nil {
+			return nil, err
+		}
+	}
+	// The vendor connectors tested against documented payloads only (#22).
+	for kind, f := range map[string]connectors.Factory{
+		"azuredevops": azuredevops.New,
+		"servicenow":  servicenow.New,
+		"zendesk":     zendesk.New,
 	} {
 		if err := reg.Register(kind, f); err != nil {
 			return nil, err
