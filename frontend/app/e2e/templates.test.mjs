@@ -131,13 +131,23 @@ test("team templates: save with a parameter, share, use, fork, publish v2, upgra
     assert.match(await page.locator('[data-testid="version-source"]').innerText(), /\{\{label\}\} in labels/);
     const sharing = page.locator('[data-testid="sharing"]');
     await sharing.locator('input[value="shared"]').check();
-    // Alice is not in team B; the team directory still names it.
-    await sharing.locator(`input[name="share-team"][value="${teamB}"]`).check();
+    // Alice is not in team B. The team directory is off (the default), so
+    // the form does not name B (issue 24); she shares with it by its id.
+    assert.equal(await sharing.locator(`input[name="share-team"][value="${teamB}"]`).count(), 0);
+    assert.doesNotMatch(await sharing.innerText(), /beta/);
+    await sharing.locator('input[name="share-ids"]').fill(String(teamB));
     await sharing.locator('[data-testid="save-sharing"]').click();
     await page.getByText("Sharing saved").waitFor();
     const tpl = await asAdmin("GET", `/api/team-templates/${tplID}`);
     assert.equal(tpl.visibility, "shared");
     assert.deepEqual(tpl.shared_with, [teamB]);
+    // The org admin turns the team directory on: the form names B, checked.
+    await asAdmin("PUT", "/api/org-settings", { team_directory: true });
+    await page.reload();
+    const named = page.locator(`[data-testid="sharing"] input[name="share-team"][value="${teamB}"]`);
+    await named.waitFor();
+    assert.equal(await named.isChecked(), true);
+    assert.match(await page.locator('[data-testid="sharing"]').innerText(), /beta/);
     await screenshot(page, "tpl-2-template-page");
   });
 
