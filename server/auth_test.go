@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -161,8 +162,13 @@ func TestSessionAndCSRF(t *testing.T) {
 // wait a growing delay, the owner's right password is accepted from a new
 // address once it has passed, and an org admin can clear the delay.
 func TestWrongPasswordAndThrottle(t *testing.T) {
+	// A clock the test steps: the delays are exact, whatever the load.
+	var mu sync.Mutex
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	sleep := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
 	e := newAuthEnv(t, server.AuthOptions{Throttle: server.ThrottleOptions{Max: 3, Window: 5 * time.Second,
-		BaseDelay: 500 * time.Millisecond, MaxDelay: 2 * time.Second}})
+		BaseDelay: 500 * time.Millisecond, MaxDelay: 2 * time.Second, Now: now}})
 	userToken(t, e.st, "bob@test", false, nil)
 	login := func(pw, remote string) *httptest.ResponseRecorder {
 		return e.do(req{method: "POST", path: "/api/auth/login", body: `{"email":"bob@test","password":"` + pw + `"}`, remote: remote})
@@ -190,15 +196,24 @@ func TestWrongPasswordAndThrottle(t *testing.T) {
 	}
 	// An attacker on fresh addresses gets one guess per delay, and each
 	// wrong guess doubles it (up to MaxDelay).
-	time.Sleep(600 * time.Millisecond)
+	sleep(600 * time.Millisecond)
 	if rec := login("wrong", "10.0.0.3:1"); rec.Code != 401 {
 		t.Fatalf("a guess after the delay: %d %s", rec.Code, rec.Body)
 	}
 	if rec := login("wrong", "10.0.0.4:1"); !throttled(rec) { // within the doubled 1 s
 		t.Fatalf("a guess within the doubled delay: %d %s", rec.Code, rec.Body)
 	}
+	// The attacker hammers on within the delay from ever new addresses:
+	// each is answered 429 unchecked and uncounted, so the delay the owner
+	// waits does not grow.
+	for i := 0; i < 50; i++ {
+		sleep(10 * time.Millisecond)
+		if rec := login("wrong", "10.0.2."+strconv.Itoa(i)+":1"); !throttled(rec) {
+			t.Fatalf("hammering attempt %d: %d %s", i, rec.Code, rec.Body)
+		}
+	}
 	// The owner, from a new address, once the delay has passed: signed in.
-	time.Sleep(1100 * time.Millisecond)
+	sleep(600 * time.Millisecond)
 	if rec := login("password-bob@test", "10.0.0.2:1"); rec.Code != 200 {
 		t.Fatalf("the owner after the delay: %d %s", rec.Code, rec.Body)
 	}
