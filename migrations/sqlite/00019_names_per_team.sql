@@ -70,13 +70,13 @@ INSERT INTO sqlite_sequence (name, seq) SELECT name, seq FROM seq_keep;
 DROP TABLE seq_keep;
 -- Whether team admins see every team's name (GET /api/teams?all=1), which
 -- the org admin decides; off by default (docs/security.md, "Teams' names").
-CREATE TABLE org_settings (
+CREATE TABLE IF NOT EXISTS org_settings (
     id             INTEGER PRIMARY KEY CHECK (id = 1),
     team_directory BOOLEAN  NOT NULL DEFAULT 0,
     updated_at     DATETIME NOT NULL,
     updated_by     TEXT     NOT NULL DEFAULT ''
 );
-INSERT INTO org_settings (id, team_directory, updated_at, updated_by) VALUES (1, 0, CURRENT_TIMESTAMP, 'migration 00019');
+INSERT OR IGNORE INTO org_settings (id, team_directory, updated_at, updated_by) VALUES (1, 0, CURRENT_TIMESTAMP, 'migration 00019');
 COMMIT;
 PRAGMA foreign_keys = ON;
 
