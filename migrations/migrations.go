@@ -44,6 +44,19 @@ func Up(ctx context.Context, db *sql.DB, d Dialect) (int64, error) {
 	return v, nil
 }
 
+// UpTo applies pending migrations up to version, for tests that fill a
+// store of an older schema and then migrate it.
+func UpTo(ctx context.Context, db *sql.DB, d Dialect, version int64) error {
+	p, err := provider(db, d)
+	if err != nil {
+		return err
+	}
+	if _, err := p.UpTo(ctx, version); err != nil {
+		return fmt.Errorf("apply %s migrations up to %d: %w", d, version, err)
+	}
+	return nil
+}
+
 // Status reports the applied and pending migrations, for `duplex migrate status`.
 func Status(ctx context.Context, db *sql.DB, d Dialect) ([]*goose.MigrationStatus, error) {
 	p, err := provider(db, d)

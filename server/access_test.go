@@ -68,6 +68,8 @@ var routeLevels = map[string]level{
 	"PUT /api/users/:id":         lvOrgAdmin,
 	"GET /api/outbound-policy":   lvOrgAdmin,
 	"PUT /api/outbound-policy":   lvOrgAdmin,
+	"GET /api/org-settings":      lvOrgAdmin,
+	"PUT /api/org-settings":      lvOrgAdmin,
 	"GET /api/teams/:id/members": lvAdmin,
 
 	"PUT /api/teams/:id/members/:user":    lvAdmin,
@@ -242,6 +244,7 @@ func roleMatrix(t *testing.T, st *store.Store) {
 		"PUT /api/me/password":                           `{"current":"wrong","new":"long enough password"}`,
 		"PUT /api/users/:id":                             `{}`,
 		"PUT /api/outbound-policy":                       `{"allow":[]}`,
+		"PUT /api/org-settings":                          `{}`,
 		"POST /api/events/:id/skip":                      `{"reason":"matrix"}`,
 		"PUT /api/connections/:id/scripts/:side/:kind":   `{"source":"replica.x = 1;"}`,
 		"PUT /api/team-templates/:id/sharing":            `{"visibility":"org"}`,

@@ -67,6 +67,16 @@ type ThrottleOptions struct {
 	Window    time.Duration
 	BaseDelay time.Duration // default 1 s
 	MaxDelay  time.Duration // default 1 min
+	// Now is the clock of both counters; nil: time.Now. Tests step it
+	// instead of sleeping through the delays.
+	Now func() time.Time
+}
+
+func (o ThrottleOptions) clock() func() time.Time {
+	if o.Now != nil {
+		return o.Now
+	}
+	return time.Now
 }
 
 // errRateLimited carries when the client may try again.
@@ -91,7 +101,7 @@ type throttle struct {
 const throttleKeys = 10000
 
 func newThrottle(o ThrottleOptions) *throttle {
-	return &throttle{o: o, fails: map[string][]time.Time{}, now: time.Now}
+	return &throttle{o: o, fails: map[string][]time.Time{}, now: o.clock()}
 }
 
 // check reports how long any of keys must still wait (0: may try).

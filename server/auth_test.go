@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -161,8 +162,13 @@ func TestSessionAndCSRF(t *testing.T) {
 // wait a growing delay, the owner's right password is accepted from a new
 // address once it has passed, and an org admin can clear the delay.
 func TestWrongPasswordAndThrottle(t *testing.T) {
+	// A clock the test steps: the delays are exact, whatever the load.
+	var mu sync.Mutex
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	sleep := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
 	e := newAuthEnv(t, server.AuthOptions{Throttle: server.ThrottleOptions{Max: 3, Window: 5 * time.Second,
-		BaseDelay: 500 * time.Millisecond, MaxDelay: 2 * time.Second}})
+		BaseDelay: 500 * time.Millisecond, MaxDelay: 2 * time.Second, Now: now}})
 	userToken(t, e.st, "bob@test", false, nil)
 	login := func(pw, remote string) *httptest.ResponseRecorder {
 		return e.do(req{method: "POST", path: "/api/auth/login", body: `{"email":"bob@test","password":"` + pw + `"}`, remote: remote})
@@ -190,15 +196,24 @@ func TestWrongPasswordAndThrottle(t *testing.T) {
 	}
 	// An attacker on fresh addresses gets one guess per delay, and each
 	// wrong guess doubles it (up to MaxDelay).
-	time.Sleep(600 * time.Millisecond)
+	sleep(600 * time.Millisecond)
 	if rec := login("wrong", "10.0.0.3:1"); rec.Code != 401 {
 		t.Fatalf("a guess after the delay: %d %s", rec.Code, rec.Body)
 	}
 	if rec := login("wrong", "10.0.0.4:1"); !throttled(rec) { // within the doubled 1 s
 		t.Fatalf("a guess within the doubled delay: %d %s", rec.Code, rec.Body)
 	}
+	// The attacker hammers on within the delay from ever new addresses:
+	// each is answered 429 unchecked and uncounted, so the delay the owner
+	// waits does not grow.
+	for i := 0; i < 50; i++ {
+		sleep(10 * time.Millisecond)
+		if rec := login("wrong", "10.0.2."+strconv.Itoa(i)+":1"); !throttled(rec) {
+			t.Fatalf("hammering attempt %d: %d %s", i, rec.Code, rec.Body)
+		}
+	}
 	// The owner, from a new address, once the delay has passed: signed in.
-	time.Sleep(1100 * time.Millisecond)
+	sleep(600 * time.Millisecond)
 	if rec := login("password-bob@test", "10.0.0.2:1"); rec.Code != 200 {
 		t.Fatalf("the owner after the delay: %d %s", rec.Code, rec.Body)
 	}
@@ -400,8 +415,8 @@ func TestUserDirectory(t *testing.T) {
 
 // GET /api/teams lists one's teams; ?all=1 adds, with no role, the teams
 // owning a template one can see (shared with one's team), never another
-// team's name otherwise for editors and viewers (issue 24); an org admin's
-// and a team admin's names every team.
+// team's name otherwise (issue 24); an org admin's names every team, a team
+// admin's only when the org admin turned the team directory on.
 func TestTeamDirectory(t *testing.T) {
 	e := newAuthEnv(t, server.AuthOptions{})
 	ctx := context.Background()
@@ -434,13 +449,42 @@ func TestTeamDirectory(t *testing.T) {
 		strings.Contains(rec.Body.String(), "gamma") {
 		t.Fatalf("mine %+v, all %+v", mine, all)
 	}
-	// A team admin (of another team) names every team: templates are
-	// shared with teams by name; the role stays empty where not a member.
+	// A team admin (of another team) gets no other team's name by default
+	// (the team directory is off): beta, and default, which owns nothing
+	// beta can see, stays unnamed; gamma too.
 	rec = e.do(req{method: "GET", path: "/api/teams?all=1", bearer: otherAdmin})
-	if got := decode[[]teamOut](t, rec); len(got) != 3 || got[0].Role != "" {
-		t.Fatalf("beta's admin: %s", rec.Body)
+	if got := decode[[]teamOut](t, rec); len(got) != 1 || got[0].Name != "beta" || strings.Contains(rec.Body.String(), "gamma") {
+		t.Fatalf("beta's admin, directory off: %s", rec.Body)
+	}
+	// They still share a template with a team they cannot name, by its id,
+	// and the answer names no team.
+	rec = e.do(req{method: "PUT", path: "/api/team-templates/" + itoa(tpl.ID) + "/sharing", bearer: otherAdmin,
+		body: `{"visibility":"shared","teams":[1,` + itoa(gamma.ID) + `]}`})
+	if rec.Code != 200 || strings.Contains(rec.Body.String(), "gamma") || strings.Contains(rec.Body.String(), `"default"`) {
+		t.Fatalf("share by id: %d %s", rec.Code, rec.Body)
 	}
 	if got := decode[[]teamOut](t, e.do(req{method: "GET", path: "/api/teams?all=1", bearer: org})); len(got) != 3 {
 		t.Fatalf("org admin: %+v", got)
+	}
+	// Only an org admin turns the directory on (audited); then a team
+	// admin names every team, the role empty where not a member, and an
+	// editor or viewer still only what they could before.
+	if rec := e.do(req{method: "PUT", path: "/api/org-settings", body: `{"team_directory":true}`, bearer: otherAdmin}); rec.Code != 403 {
+		t.Fatalf("a team admin sets the directory: %d", rec.Code)
+	}
+	if rec := e.do(req{method: "PUT", path: "/api/org-settings", body: `{"team_directory":true}`, bearer: org}); rec.Code != 200 ||
+		!strings.Contains(rec.Body.String(), `"team_directory":true`) {
+		t.Fatalf("org admin sets the directory: %d %s", rec.Code, rec.Body)
+	}
+	rec = e.do(req{method: "GET", path: "/api/teams?all=1", bearer: otherAdmin})
+	if got := decode[[]teamOut](t, rec); len(got) != 3 || got[0].Role != "" || !strings.Contains(rec.Body.String(), "gamma") {
+		t.Fatalf("beta's admin, directory on: %s", rec.Body)
+	}
+	if rec := e.do(req{method: "GET", path: "/api/teams?all=1", bearer: tok}); strings.Contains(rec.Body.String(), "gamma") {
+		t.Fatalf("a viewer with the directory on: %s", rec.Body)
+	}
+	entries, err := e.st.ListAuditFor(ctx, store.AuditFilter{Action: "org_settings.set", Limit: 10})
+	if err != nil || len(entries) != 1 || !strings.Contains(entries[0].Detail, "team_directory true") {
+		t.Fatalf("audit: %+v %v", entries, err)
 	}
 }

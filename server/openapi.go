@@ -73,6 +73,8 @@ var ops = map[string]op{
 	"POST /api/users":                       {summary: "Create a user (org admin)", tag: "teams", in: createUserIn{}, out: store.User{}, status: 201},
 	"GET /api/outbound-policy":              {summary: "The outbound policy: what systems may reach (org admin)", tag: "teams", out: outboundOut{}},
 	"PUT /api/outbound-policy":              {summary: "Replace the outbound policy (org admin; audited)", tag: "teams", in: outbound.Policy{}, out: outboundOut{}},
+	"GET /api/org-settings":                 {summary: "The organisation's settings: whether team admins see every team's name (org admin)", tag: "teams", out: store.OrgSettings{}},
+	"PUT /api/org-settings":                 {summary: "Change the organisation's settings (org admin; audited)", tag: "teams", in: orgSettingsIn{}, out: store.OrgSettings{}},
 	"PUT /api/users/{id}":                   {summary: "Change a user's name, org admin flag or disabled flag, or clear their sign-in delay (org admin)", tag: "teams", in: updateUserIn{}, out: store.User{}},
 
 	"GET /api/systems":                 {summary: "Systems of one's teams", tag: "systems", out: []systemOut{}},

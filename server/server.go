@@ -159,6 +159,8 @@ func New(o Options) http.Handler {
 	// What systems may reach (outbound.go): the organisation's, not a team's.
 	s.route(api, "GET", "/outbound-policy", orgAdmin(), s.getOutboundPolicy)
 	s.route(api, "PUT", "/outbound-policy", orgAdmin(), s.putOutboundPolicy)
+	s.route(api, "GET", "/org-settings", orgAdmin(), s.getOrgSettings)
+	s.route(api, "PUT", "/org-settings", orgAdmin(), s.putOrgSettings)
 
 	// Systems hold credentials: team admins change them.
 	s.route(api, "GET", "/systems", signedIn(), s.listSystems)

@@ -13,12 +13,12 @@ import (
 )
 
 // listTeams: org admins see every team (as admin), others their own. With
-// ?all=1 the directory the app names teams from: for an org admin and for a
-// team admin every team's id and name (a team admin shares templates with
-// other teams by name: the sharing form lists them; nothing else of another
-// team is told); for editors and viewers their own teams and the teams
+// ?all=1 the directory the app names teams from: for an org admin every
+// team's id and name; for everyone else their own teams and the teams
 // owning a template they can see, with the role empty where they are not
-// members (issue 24: no other team's name for them).
+// members (issue 24: no other team's name). A team admin gets every team
+// only when the org admin turned on the team directory (org settings), to
+// share templates by name; without it they share by team id.
 func (s *srv) listTeams(c *gin.Context) error {
 	p := principalOf(c)
 	ctx := c.Request.Context()
@@ -28,7 +28,15 @@ func (s *srv) listTeams(c *gin.Context) error {
 	}
 	named := map[int64]bool{}
 	if c.Query("all") == "1" {
-		if p.User.OrgAdmin || adminOfAny(p) {
+		every := p.User.OrgAdmin
+		if !every && adminOfAny(p) {
+			o, err := s.st.OrgSettings(ctx)
+			if err != nil {
+				return err
+			}
+			every = o.TeamDirectory
+		}
+		if every {
 			for _, t := range teams {
 				named[t.ID] = true
 			}

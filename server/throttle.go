@@ -28,7 +28,7 @@ type accountFails struct {
 }
 
 func newAccountDelay(o ThrottleOptions) *accountDelay {
-	return &accountDelay{o: o, m: map[string]*accountFails{}, now: time.Now}
+	return &accountDelay{o: o, m: map[string]*accountFails{}, now: o.clock()}
 }
 
 // state drops an account whose last failure left the window.

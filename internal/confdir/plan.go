@@ -58,9 +58,14 @@ type Plan struct {
 // same apply.
 type ids struct {
 	teams     map[string]int64
-	systems   map[string]int64
+	systems   map[string]int64 // by team/name
 	templates map[string]int64 // by team/name
 }
+
+// inTeam keys a system or connection by its team's name: names are unique
+// per team (migration 00019), and a folder's connection names only its own
+// team's systems, so another team's objects never match (issue 24).
+func inTeam(team, name string) string { return team + "/" + name }
 
 // SecretEnv is the environment variable holding a secret's value:
 // DUPLEX_SECRET_<SYSTEM>_<NAME>, upper-case, anything not a letter or digit
@@ -99,25 +104,25 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
-	sysByName := map[string]store.System{}
+	sysByName := map[string]store.System{} // by team/name
 	sysNameByID := map[int64]string{}
 	for _, s := range systems {
-		sysByName[s.Name] = s
+		sysByName[inTeam(teamByID[s.TeamID], s.Name)] = s
 		sysNameByID[s.ID] = s.Name
-		p.ids.systems[s.Name] = s.ID
+		p.ids.systems[inTeam(teamByID[s.TeamID], s.Name)] = s.ID
 	}
 	conns, err := st.ListConnections(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
-	connByName := map[string]store.Connection{}
+	connByName := map[string]store.Connection{} // by team/name
 	for _, c := range conns {
-		connByName[c.Name] = c
+		connByName[inTeam(teamByID[c.TeamID], c.Name)] = c
 	}
-	inFolder := map[string]bool{} // system names anywhere in the folder
-	for _, t := range f.Teams {
+	inFolder := map[string]bool{} // the folder's systems, by team/name
+	for tn, t := range f.Teams {
 		for n := range t.Systems {
-			inFolder[n] = true
+			inFolder[inTeam(tn, n)] = true
 		}
 	}
 
@@ -169,12 +174,12 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 				}})
 		}
 		for _, name := range sortedKeys(t.Systems) {
-			ch, probs := p.planSystem(tn, name, t.Systems[name], sysByName, teamByID, opts, getenv)
+			ch, probs := p.planSystem(tn, name, t.Systems[name], sysByName, opts, getenv)
 			sysChanges = append(sysChanges, ch...)
 			p.Problems = append(p.Problems, probs...)
 		}
 		for _, name := range sortedKeys(t.Connections) {
-			cur, exists := connByName[name]
+			cur, exists := connByName[inTeam(tn, name)]
 			var scripts map[store.Side]map[store.ScriptKind]store.ScriptVersion
 			var rules map[store.Side]store.ScriptVersion
 			if exists {
@@ -185,7 +190,7 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 					return nil, fmt.Errorf("plan: %w", err)
 				}
 			}
-			ch, probs := planConnection(tn, name, t.Connections[name], cur, exists, scripts, rules, sysByName, inFolder, sysNameByID, teamByID, ix, opts.Prune)
+			ch, probs := planConnection(tn, name, t.Connections[name], cur, exists, scripts, rules, sysByName, inFolder, sysNameByID, ix, opts.Prune)
 			connChanges = append(connChanges, ch...)
 			p.Problems = append(p.Problems, probs...)
 		}
@@ -227,7 +232,7 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 	return p, nil
 }
 
-func (p *Plan) planSystem(team, name string, fs System, existing map[string]store.System, teamByID map[int64]string,
+func (p *Plan) planSystem(team, name string, fs System, existing map[string]store.System,
 	opts Options, getenv func(string) string) ([]Change, []Problem) {
 	rel := systemPath(team, name)
 	var probs []Problem
@@ -237,13 +242,15 @@ func (p *Plan) planSystem(team, name string, fs System, existing map[string]stor
 	}
 	given := map[string]string{}
 	for _, n := range fs.Secrets {
-		if v, ok := opts.Secrets[name][n]; ok {
+		if v, ok := opts.Secrets[inTeam(team, name)][n]; ok { // two teams' systems of one name
+			given[n] = v
+		} else if v, ok := opts.Secrets[name][n]; ok {
 			given[n] = v
 		} else if v := getenv(SecretEnv(name, n)); v != "" {
 			given[n] = v
 		}
 	}
-	cur, exists := existing[name]
+	cur, exists := existing[inTeam(team, name)]
 	if !exists {
 		for _, n := range fs.Secrets {
 			if _, ok := given[n]; !ok {
@@ -267,12 +274,9 @@ func (p *Plan) planSystem(team, name string, fs System, existing map[string]stor
 				if err := tx.CreateSystem(ctx, &s); err != nil {
 					return nil, "", err
 				}
-				ids.systems[name] = s.ID
+				ids.systems[inTeam(team, name)] = s.ID
 				return nil, fmt.Sprintf("system %q (%s)", name, s.Kind), nil
 			}}}, nil
-	}
-	if tn := teamByID[cur.TeamID]; tn != team {
-		return nil, []Problem{{File: rel, Msg: fmt.Sprintf("system %q belongs to team %q in the store; moving it between teams is not supported", name, tn)}}
 	}
 	if cur.Kind != fs.Kind {
 		probs = append(probs, Problem{File: rel, Msg: fmt.Sprintf("kind is %q in the store; a system's kind cannot change (make a new system)", cur.Kind)})
@@ -355,12 +359,12 @@ func (p *Plan) planSystem(team, name string, fs System, existing map[string]stor
 
 func planConnection(team, name string, fc Connection, cur store.Connection, exists bool,
 	scripts map[store.Side]map[store.ScriptKind]store.ScriptVersion, rules map[store.Side]store.ScriptVersion, sysByName map[string]store.System,
-	inFolder map[string]bool, sysNameByID, teamByID map[int64]string, ix *templateIndex, prune bool) ([]Change, []Problem) {
+	inFolder map[string]bool, sysNameByID map[int64]string, ix *templateIndex, prune bool) ([]Change, []Problem) {
 	rel := connectionDir(team, name)
 	var probs []Problem
 	for _, sn := range []string{fc.SystemA, fc.SystemB} {
-		if _, ok := sysByName[sn]; !ok && !inFolder[sn] {
-			probs = append(probs, Problem{File: rel + "/connection.json", Msg: fmt.Sprintf("system %q is neither in the folder nor in the store", sn)})
+		if _, ok := sysByName[inTeam(team, sn)]; !ok && !inFolder[inTeam(team, sn)] {
+			probs = append(probs, Problem{File: rel + "/connection.json", Msg: fmt.Sprintf("system %q is neither in teams/%s/systems/ nor a system of team %q in the store", sn, team, team)})
 		}
 	}
 	policy, err := compactJSON(fc.ConflictPolicy)
@@ -391,9 +395,6 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 		linkParams, _ = compactJSON(link.Params)
 	}
 	if exists {
-		if tn := teamByID[cur.TeamID]; tn != team {
-			probs = append(probs, Problem{File: rel, Msg: fmt.Sprintf("connection %q belongs to team %q in the store; moving it between teams is not supported", name, tn)})
-		}
 		if sysNameByID[cur.SystemAID] != fc.SystemA || sysNameByID[cur.SystemBID] != fc.SystemB {
 			probs = append(probs, Problem{File: rel + "/connection.json", Msg: fmt.Sprintf("connection joins %s ⇄ %s in the store; its systems cannot change (make a new connection)",
 				sysNameByID[cur.SystemAID], sysNameByID[cur.SystemBID])})
@@ -421,7 +422,7 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 		return []Change{{Sign: "+", Team: team, What: fmt.Sprintf("connection %s (%s ⇄ %s, %s%s)", name, fc.SystemA, fc.SystemB, state, withRules),
 			action: "connection.create",
 			apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
-				c := store.Connection{Name: name, SystemAID: ids.systems[fc.SystemA], SystemBID: ids.systems[fc.SystemB],
+				c := store.Connection{Name: name, SystemAID: ids.systems[inTeam(team, fc.SystemA)], SystemBID: ids.systems[inTeam(team, fc.SystemB)],
 					Active: fc.Active, Template: fc.Template, TeamID: ids.teams[team], ConflictPolicy: policy, Options: options}
 				if err := tx.CreateConnection(ctx, &c, fc.Scripts, Actor); err != nil {
 					return nil, "", err

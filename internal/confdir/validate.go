@@ -25,10 +25,10 @@ func Validate(ctx context.Context, dir string) ([]Problem, error) {
 	if err != nil {
 		return nil, err
 	}
-	known := map[string]bool{}
-	for _, t := range f.Teams {
+	known := map[string]bool{} // by team/name: a connection joins its own team's systems
+	for tn, t := range f.Teams {
 		for n := range t.Systems {
-			known[n] = true
+			known[inTeam(tn, n)] = true
 		}
 	}
 	for _, tn := range sortedKeys(f.Teams) {
@@ -37,8 +37,8 @@ func Validate(ctx context.Context, dir string) ([]Problem, error) {
 			c := t.Connections[cn]
 			rel := connectionDir(tn, cn)
 			for _, sn := range []string{c.SystemA, c.SystemB} {
-				if sn != "" && !known[sn] {
-					probs = append(probs, Problem{File: rel + "/connection.json", Msg: fmt.Sprintf("system %q is not in the folder", sn)})
+				if sn != "" && !known[inTeam(tn, sn)] {
+					probs = append(probs, Problem{File: rel + "/connection.json", Msg: fmt.Sprintf("system %q is not in teams/%s/systems/", sn, tn)})
 				}
 			}
 			if pol, err := compactJSON(c.ConflictPolicy); err != nil {

@@ -176,7 +176,9 @@ func Install(ctx context.Context, st *store.Store, box *secret.Box, lib *scripts
 		return store.Connection{}, err
 	}
 	for _, c := range conns {
-		if c.Name == Template {
+		// Names are unique per team (migration 00019): another team's
+		// connection of that name is not the demo's.
+		if c.Name == Template && c.TeamID == store.DefaultTeamID {
 			return c, nil
 		}
 	}

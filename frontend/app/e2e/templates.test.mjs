@@ -16,6 +16,7 @@ import { launchBrowser, ms, refuseOthers, screenshot, startDemo, step as harness
 
 const ALICE = { email: "alice@example.com", name: "Alice Admin", password: "alice's long password" };
 const BOB = { email: "bob@example.com", name: "Bob Editor", password: "bob's long password" };
+const OLGA = { email: "olga@example.com", name: "Olga Org", password: "olga's long password" };
 
 let demo, data, url, token, browser;
 const consoleErrors = [];
@@ -65,6 +66,7 @@ test("team templates: save with a parameter, share, use, fork, publish v2, upgra
   const teamB = (await asAdmin("POST", "/api/teams", { name: "beta" })).id;
   const alice = await asAdmin("POST", "/api/users", { ...ALICE, org_admin: false });
   const bob = await asAdmin("POST", "/api/users", { ...BOB, org_admin: false });
+  await asAdmin("POST", "/api/users", { ...OLGA, org_admin: true });
   await asAdmin("PUT", `/api/teams/${teamA}/members/${alice.id}`, { role: "admin" });
   await asAdmin("PUT", `/api/teams/${teamB}/members/${bob.id}`, { role: "editor" });
   // Team B's own systems: copies of the demo databases.
@@ -78,6 +80,7 @@ test("team templates: save with a parameter, share, use, fork, publish v2, upgra
 
   const A = await signedIn(ALICE);
   const B = await signedIn(BOB);
+  const O = await signedIn(OLGA);
   let tplID, bConnID, forkID;
 
   await step(t, A, "A's admin saves the demo connection as a template, pulling a parameter out of a selection", async () => {
@@ -131,14 +134,37 @@ test("team templates: save with a parameter, share, use, fork, publish v2, upgra
     assert.match(await page.locator('[data-testid="version-source"]').innerText(), /\{\{label\}\} in labels/);
     const sharing = page.locator('[data-testid="sharing"]');
     await sharing.locator('input[value="shared"]').check();
-    // Alice is not in team B; the team directory still names it.
-    await sharing.locator(`input[name="share-team"][value="${teamB}"]`).check();
+    // Alice is not in team B. The team directory is off (the default), so
+    // the form does not name B (issue 24); she shares with it by its id.
+    assert.equal(await sharing.locator(`input[name="share-team"][value="${teamB}"]`).count(), 0);
+    assert.doesNotMatch(await sharing.innerText(), /beta/);
+    await sharing.locator('input[name="share-ids"]').fill(String(teamB));
     await sharing.locator('[data-testid="save-sharing"]').click();
     await page.getByText("Sharing saved").waitFor();
     const tpl = await asAdmin("GET", `/api/team-templates/${tplID}`);
     assert.equal(tpl.visibility, "shared");
     assert.deepEqual(tpl.shared_with, [teamB]);
     await screenshot(page, "tpl-2-template-page");
+  });
+
+  await step(t, O, "an org admin turns the team directory on in the Team page", async () => {
+    const { page } = O;
+    await page.goto(url + "/#/team");
+    const box = page.locator('[data-testid="team-directory"] input[name="team-directory"]');
+    await box.waitFor();
+    assert.equal(await box.isChecked(), false); // off by default
+    await box.check();
+    await page.getByText("Team admins now see every team's name").waitFor();
+    assert.equal((await asAdmin("GET", "/api/org-settings")).team_directory, true);
+  });
+
+  await step(t, A, "with the directory on, A's sharing form names team B, checked", async () => {
+    const { page } = A;
+    await page.reload();
+    const named = page.locator(`[data-testid="sharing"] input[name="share-team"][value="${teamB}"]`);
+    await named.waitFor();
+    assert.equal(await named.isChecked(), true);
+    assert.match(await page.locator('[data-testid="sharing"]').innerText(), /beta/);
   });
 
   await step(t, B, "B's editor sees it in the gallery and creates a connection from it", async () => {

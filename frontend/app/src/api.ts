@@ -366,6 +366,13 @@ export interface TeamRole {
   role: Role;
 }
 
+/** The organisation's settings (org admins): whether team admins see every team's name. */
+export interface OrgSettings {
+  team_directory: boolean;
+  updated_at: string;
+  updated_by: string;
+}
+
 export interface Me {
   user: User;
   teams: TeamRole[];
@@ -573,9 +580,11 @@ export const api = {
   revokeToken: (id: number) => request<void>("DELETE", `/api/me/tokens/${id}`),
 
   teams: () => get<TeamRole[]>("/api/teams"),
-  /** Every team's id and name (role "" where one is not a member), for sharing by name. */
+  /** One's teams and the owners of templates one sees; every team for org admins, and for team admins when the org's team directory is on. */
   teamDirectory: () => get<TeamRole[]>("/api/teams?all=1"),
   createTeam: (name: string) => request<TeamRole>("POST", "/api/teams", { name }),
+  orgSettings: () => get<OrgSettings>("/api/org-settings"),
+  setOrgSettings: (b: { team_directory: boolean }) => request<OrgSettings>("PUT", "/api/org-settings", b),
   members: (team: number) => get<Member[]>(`/api/teams/${team}/members`),
   setMember: (team: number, user: number, role: Role) => request<unknown>("PUT", `/api/teams/${team}/members/${user}`, { role }),
   removeMember: (team: number, user: number) => request<void>("DELETE", `/api/teams/${team}/members/${user}`),

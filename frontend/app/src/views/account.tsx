@@ -260,12 +260,39 @@ export function TeamView({ id }: { id?: number }) {
                     </button>
                   </form>
                 )}
+                {me.user.org_admin && <TeamDirectorySetting />}
               </div>
               <div class="pane">{current ? <Members key={current.id} team={current} /> : id !== undefined && <ErrorBox error={new Error(`No team ${id}, or you are not in it.`)} />}</div>
             </div>
           );
         }}
       </Loaded>
+    </div>
+  );
+}
+
+/** TeamDirectorySetting is the org admin's choice whether team admins see every team's name (docs/security.md, "Teams' names"). */
+function TeamDirectorySetting() {
+  const settings = useAsync(() => api.orgSettings(), []);
+  return <Loaded a={settings} what="org settings">{(o) => <TeamDirectorySwitch initial={o.team_directory} />}</Loaded>;
+}
+
+function TeamDirectorySwitch({ initial }: { initial: boolean }) {
+  const [on, setOn] = useState(initial);
+  const act = useAction();
+  const change = async (next: boolean) => {
+    setOn(next);
+    const r = await act.run(() => api.setOrgSettings({ team_directory: next }), next ? "Team admins now see every team's name" : "Team admins no longer see other teams' names");
+    setOn(r ? r.team_directory : !next);
+  };
+  return (
+    <div class="form gap" data-testid="team-directory">
+      <label class="check">
+        <input type="checkbox" name="team-directory" checked={on} disabled={act.busy} onChange={(e) => void change((e.currentTarget as HTMLInputElement).checked)} /> Team admins see every
+        team's name (to share templates by name)
+      </label>
+      <small class="muted">Off: they see only their teams and the owners of templates they can use, and share with other teams by id.</small>
+      {act.error && <ErrorBox error={act.error} />}
     </div>
   );
 }

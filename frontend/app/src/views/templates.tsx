@@ -615,7 +615,7 @@ function Sharing({ t, reload }: { t: TeamTemplate; reload: () => Promise<void> }
             <label class="field">
               <span>Other teams, by id</span>
               <input name="share-ids" placeholder="e.g. 4, 7" value={extra} onInput={(e) => setExtra(value(e))} />
-              <small class="muted">Every team is listed above; ids are accepted too.</small>
+              <small class="muted">Teams you may see by name are listed above (an org admin decides whether that is every team); give any other team by its id.</small>
             </label>
           </div>
         )}

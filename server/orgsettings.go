@@ -1,0 +1,44 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// orgSettingsIn is the body of PUT /api/org-settings; a field left out
+// keeps its value.
+type orgSettingsIn struct {
+	TeamDirectory *bool `json:"team_directory"`
+}
+
+func (s *srv) getOrgSettings(c *gin.Context) error {
+	o, err := s.st.OrgSettings(c.Request.Context())
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, o)
+	return nil
+}
+
+// putOrgSettings is the org admin's (audited): whether team admins see
+// every team's name (docs/security.md, "Teams' names").
+func (s *srv) putOrgSettings(c *gin.Context) error {
+	var in orgSettingsIn
+	if err := s.bind(c, &in); err != nil {
+		return err
+	}
+	ctx := c.Request.Context()
+	o, err := s.st.OrgSettings(ctx)
+	if err != nil {
+		return err
+	}
+	if in.TeamDirectory != nil {
+		o.TeamDirectory = *in.TeamDirectory
+	}
+	if err := s.st.SetOrgSettings(ctx, o, principalOf(c).Actor(), fmt.Sprintf("team_directory %v", o.TeamDirectory)); err != nil {
+		return err
+	}
+	return s.getOrgSettings(c)
+}
