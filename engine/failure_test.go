@@ -107,6 +107,19 @@ func TestRetryAfterAndGiveUp(t *testing.T) {
 	if len(failed) != 1 || failed[0].Attempts != 8 || !strings.Contains(failed[0].LastError, "429") {
 		t.Fatalf("want one failed event after 8 attempts: %+v (calls %d)", failed, calls)
 	}
+	// A person's retry gives the engine its 8 tries again; the total keeps
+	// every try, so the failed event shows its real count (issue 19).
+	if err := f.st.RetryEvent(f.ctx, failed[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		f.cycle()
+		f.advance(3 * time.Hour)
+	}
+	failed = f.event(store.StatusFailed)
+	if len(failed) != 1 || failed[0].Attempts != 8 || failed[0].TotalAttempts != 16 {
+		t.Fatalf("after a retry and 8 more tries: %+v, want attempts 8 of 16 in all", failed)
+	}
 }
 
 // Changes made while a connection is paused are queued, not lost; resuming

@@ -127,6 +127,7 @@ func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twi
 		return result{}, false
 	}
 	ev.Attempts++
+	ev.TotalAttempts++
 	ev.Log = capLog(strings.Join(nonEmpty(ev.Log, logs), "\n"))
 	switch {
 	case err == nil && out.Action == "skip":
