@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { actionWords, cleanMessage, detailWords, list, outcome, plural, policyWords, titles } from "./words";
+import { actionWords, attemptsWords, cleanMessage, detailWords, list, outcome, plural, policyWords, replicaTitle, titles } from "./words";
 
 describe("words", () => {
   it("counts with the right plural", () => {
@@ -50,5 +50,30 @@ describe("words", () => {
     ]);
     expect(t.get(1)).toBe("Export fails");
     expect(t.has(2)).toBe(false);
+  });
+
+  it("reads JSON fields sent as text or as values alike", () => {
+    // The events and twins API sends replicas, conflicts, logs and policies
+    // as JSON text today and as JSON values on newer servers.
+    expect(policyWords({ default: "manual" }, "support", "engineering")).toBe(policyWords('{"default":"manual"}', "support", "engineering"));
+    expect(detailWords({ event_id: 4, reason: "later" })).toBe(detailWords('{"event_id":4,"reason":"later"}'));
+    expect(replicaTitle({ subject: "Printer" })).toBe("Printer");
+    expect(replicaTitle('{"subject":"Printer"}')).toBe("Printer");
+    expect(replicaTitle(["x"])).toBe("");
+    expect(replicaTitle(null)).toBe("");
+  });
+
+  it("names a row of the way back by its twin's replicas, also when its first event is gone", () => {
+    const t = titles([{ twin_id: 3, replica: { status: "solved" } }], [{ id: 3, sent_ab: '{"title":"Export fails"}', sent_ba: { status: "solved" } }]);
+    expect(t.get(3)).toBe("Export fails");
+    const back = titles([], [{ id: 4, sent_ba: { subject: "Only back" } }]);
+    expect(back.get(4)).toBe("Only back");
+  });
+
+  it("counts every attempt across a person's retries", () => {
+    expect(attemptsWords({ attempts: 1 })).toBe("1 attempt");
+    expect(attemptsWords({ attempts: 3, total_attempts: 3 })).toBe("3 attempts");
+    expect(attemptsWords({ attempts: 2, total_attempts: 10 })).toBe("10 attempts (2 since the last retry)");
+    expect(attemptsWords({ attempts: 0, total_attempts: 8 })).toBe("8 attempts (0 since the last retry)");
   });
 });
