@@ -500,3 +500,45 @@ func TestEditDuringTheOtherDirectionsApplyIsSent(t *testing.T) {
 		t.Fatalf("ticket status %q", got)
 	}
 }
+
+// An outgoing script that fails at intake counts as one attempt; each
+// person's retry reruns it and adds to the total, and once the script is
+// fixed the retried event is applied (issue 19: it showed 0 attempts).
+func TestOutgoingFailureCountsAttempts(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	f.settle()
+	cur, err := f.st.CurrentScripts(f.ctx, f.conn.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := cur[store.SideA][store.KindOutgoing].Source
+	save := func(src string) {
+		if _, err := f.st.SaveScript(f.ctx, f.conn.ID, store.SideA, store.KindOutgoing, src, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save("if (entity.key == 'T-3') fail('T-3 is not ready');\n" + good)
+	f.exec(f.support, "UPDATE tickets SET labels = 'export,todev' WHERE id = 3")
+	f.cycle()
+	failed := f.event(store.StatusFailed)
+	if len(failed) != 1 || failed[0].Attempts != 1 || failed[0].TotalAttempts != 1 {
+		t.Fatalf("after the script failed once: %+v", failed)
+	}
+	id := failed[0].ID
+	if err := f.st.RetryEvent(f.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	f.cycle()
+	ev, err := f.st.GetEvent(f.ctx, id)
+	if err != nil || ev.Status != store.StatusFailed || ev.Attempts != 1 || ev.TotalAttempts != 2 {
+		t.Fatalf("after a retry that failed again: %+v (%v), want attempts 1 of 2", ev, err)
+	}
+	save(good)
+	if err := f.st.RetryEvent(f.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	f.settle()
+	if ev, _ = f.st.GetEvent(f.ctx, id); ev.Status != store.StatusDone || ev.TotalAttempts != 3 {
+		t.Fatalf("after the fix and a retry: %+v, want done after 3 attempts", ev)
+	}
+}
