@@ -87,3 +87,19 @@ func TestREADMECurlLinesSetToken(t *testing.T) {
 		t.Error("the README and a continued demo's note should name the same way to start fresh")
 	}
 }
+
+// The README names the stages make test runs, as the Makefile lists them.
+func TestREADMENamesTheTestStages(t *testing.T) {
+	mk, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^TEST_STAGES\s*:?=\s*(.+)$`).FindSubmatch(mk)
+	if m == nil {
+		t.Fatal("the Makefile has no TEST_STAGES")
+	}
+	stages := strings.Join(strings.Fields(string(m[1])), " ")
+	if md := readme(t); !strings.Contains(md, "(`"+stages+"`") {
+		t.Errorf("README.md does not list make test's stages as the Makefile does: (`%s`", stages)
+	}
+}
