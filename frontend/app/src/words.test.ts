@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { actionWords, attemptsWords, cleanMessage, detailWords, list, outcome, plural, policyWords, replicaTitle, titles } from "./words";
+import { actionWords, attemptsWords, auditDetail, cleanMessage, detailWords, list, outcome, plural, policyWords, replicaTitle, titles } from "./words";
 
 describe("words", () => {
   it("counts with the right plural", () => {
@@ -34,6 +34,10 @@ describe("words", () => {
     expect(actionWords("widget.frob_all")).toBe("widget frob all");
     expect(detailWords('{"event_id":4,"reason":"waits for the fix"}')).toBe("event id: 4 · reason: waits for the fix");
     expect(detailWords("plain words")).toBe("plain words");
+    expect(auditDetail({ action: "connection.conflict_policy", detail: '{"default":"manual","fields":{"priority":"b"}}' }, "support", "engineering")).toBe(
+      "now: you decide (conflicts wait here); for priority, engineering (side B) wins",
+    );
+    expect(auditDetail({ action: "event.skip", detail: "event 4: later" }, "support", "engineering")).toBe("event 4: later");
   });
 
   it("drops the GoError prefix and the position the app shows anyway", () => {

@@ -78,6 +78,12 @@ export function detailWords(detail: JsonField): string {
     .join(" · ");
 }
 
+/** auditDetail shows an audit entry's detail: a conflict policy in words, anything else by detailWords. */
+export function auditDetail(e: { action: string; detail: JsonField }, nameA: string, nameB: string): string {
+  if (e.action === "connection.conflict_policy" && parseJSON(e.detail)) return "now: " + policyWords(e.detail, nameA, nameB);
+  return detailWords(e.detail);
+}
+
 /**
  * cleanMessage drops what a script error repeats: goja's "GoError: " prefix
  * and the "file.js:1:11: " position the app already shows beside it.

@@ -3,7 +3,7 @@ import { ruleLine } from "../rules";
 import { api, KINDS, type Kind, type ScriptVersion, type Side, type SyncEvent, type TestRunResult } from "../api";
 import { activity, ago, denied, diffLines, diffStats, logLines, parseJSON } from "../logic";
 import { Empty, ErrorBox, Json, Loaded, StatusPill, toast, useAction, useAsync } from "../ui";
-import { actionWords, attemptsWords, cleanMessage, detailWords, outcome, plural, policyWords, replicaTitle, titles } from "../words";
+import { actionWords, attemptsWords, auditDetail, cleanMessage, outcome, plural, policyWords, replicaTitle, titles } from "../words";
 import { keyOf, type Ctx } from "./connection";
 
 // ---------------- test run ----------------
@@ -563,7 +563,7 @@ export function ActivityTab({ ctx }: { ctx: Ctx }) {
                     <span class="muted small" title={e.at}>
                       {ago(e.at)}
                     </span>
-                    {e.detail && <div class="small muted">{detailWords(e.detail)}</div>}
+                    {e.detail && <div class="small muted">{auditDetail(e, ctx.name("a"), ctx.name("b"))}</div>}
                   </li>
                 ))}
               </ul>
@@ -610,7 +610,7 @@ export function SettingsTab({ ctx }: { ctx: Ctx }) {
       </p>
       <label class="field">
         <span>Default</span>
-        <select value={def} onChange={(e) => setDef((e.currentTarget as HTMLSelectElement).value as PolicyRule)}>
+        <select name="default" value={def} onChange={(e) => setDef((e.currentTarget as HTMLSelectElement).value as PolicyRule)}>
           {options}
         </select>
       </label>
