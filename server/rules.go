@@ -141,7 +141,11 @@ func (s *srv) saveRules(c *gin.Context) error {
 		return err
 	}
 	s.eng.Reload(conn.ID)
-	s.audit(c, "rules.save", &conn.ID, fmt.Sprintf("%s.rules version %d (%d rules)", side, v.Version, len(rules)))
+	noun := "rules" // "1 rule", "2 rules" (issue 19)
+	if len(rules) == 1 {
+		noun = "rule"
+	}
+	s.audit(c, "rules.save", &conn.ID, fmt.Sprintf("%s.rules version %d (%d %s)", side, v.Version, len(rules), noun))
 	out, err := rulesResponse(side, v)
 	if err != nil {
 		return err

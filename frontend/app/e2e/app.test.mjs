@@ -107,6 +107,10 @@ test("a connection from the escalation template, edited, tested, activated, sync
     await page.fill('textarea[name="settings"]', JSON.stringify({ driver: "sqlite", dsn: join(data, "support.db"), table: "tickets", fields: [{ name: "subject" }] }));
     await page.fill('input[aria-label="secret name"]', "api_token");
     await page.fill('input[aria-label="secret value"]', "hunter2-browser");
+    // "Add secret" looks like a button: its own width, not the column's (it read as one more input).
+    const add = await page.getByRole("button", { name: "+ Add secret" }).boundingBox();
+    const field = await page.locator('input[aria-label="secret name"]').boundingBox();
+    assert.ok(add.width < 200 && add.width < field.width, `Add secret is ${add.width}px wide`);
     await shot("2b-system-form");
     await page.click('[data-testid="system-form"] button[type="submit"]');
     await page.waitForURL(/#\/systems\/\d+$/);
@@ -157,6 +161,7 @@ test("a connection from the escalation template, edited, tested, activated, sync
     await pane.locator('[data-testid="preview"]', { hasText: "matches 0 of 3" }).waitFor();
     // Zero matches does not mean nothing syncs: the pane says what the trigger decides.
     assert.match(await pane.locator('[data-testid="trigger-note"]').innerText(), /Linked items always sync/);
+    await shot("4b-trigger-note", pane);
   });
 
   await step(t, "completion offers the script API's helpers", async () => {
@@ -355,7 +360,8 @@ test("a connection from the escalation template, edited, tested, activated, sync
     assert.match(audit, /skipped an event/);
     // The audit log reads as words, the policy change too (not its JSON).
     assert.match(audit, /changed the conflict policy[\s\S]*now: you decide \(conflicts wait here\); for priority, .+ \(side B\) wins/);
-    assert.doesNotMatch(audit, /\{"default"/);
+    assert.match(audit, /resolved a conflict\s.*\s+event \d+: status: "solved-by-engineering" \(edited\)/);
+    assert.doesNotMatch(audit, /\{"/, "JSON in the audit log");
     await shot("12-activity-both-ways");
   });
 

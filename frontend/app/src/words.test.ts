@@ -38,6 +38,13 @@ describe("words", () => {
       "now: you decide (conflicts wait here); for priority, engineering (side B) wins",
     );
     expect(auditDetail({ action: "event.skip", detail: "event 4: later" }, "support", "engineering")).toBe("event 4: later");
+    // No JSON in the log: a patch as field = value, a long text cut, a resolution in words.
+    expect(detailWords('{"action":"update","target_id":"2","patch":{"status":"solved"}}')).toBe('action: update · target id: 2 · patch: status = "solved"');
+    expect(detailWords({ patch: { body: "a\n\n" + "x".repeat(100), labels: ["a", "b"] } })).toBe(`patch: body = "a ${"x".repeat(77)}…", labels = "a", "b"`);
+    expect(auditDetail({ action: "event.resolve", detail: 'event 4: {"status":{"take":"value","value":"done"},"title":{"take":"target"}}' }, "s", "e")).toBe(
+      'event 4: status: "done" (edited), title: kept the current value',
+    );
+    expect(detailWords('event 9: {"a":1}')).toBe("event 9: a = 1");
   });
 
   it("drops the GoError prefix and the position the app shows anyway", () => {

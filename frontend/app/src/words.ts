@@ -67,20 +67,55 @@ export function actionWords(action: string): string {
   return ACTIONS[action] ?? action.replace(/[._]/g, " ");
 }
 
-/** detailWords shows an audit detail: a JSON object as "key: value" pairs, anything else as it is. */
+/**
+ * valueWords writes a value from an audit detail for people: text in quotes
+ * (on one line, cut at 80 characters), an object as "field = value" pairs,
+ * a list as its items; never JSON.
+ */
+export function valueWords(v: unknown, depth = 0): string {
+  if (v === null || v === undefined) return "nothing";
+  if (typeof v === "string") {
+    const t = v.replace(/\s+/g, " ").trim();
+    return `"${t.length > 80 ? t.slice(0, 79) + "…" : t}"`;
+  }
+  if (typeof v !== "object") return String(v);
+  if (Array.isArray(v)) return v.length === 0 ? "none" : v.map((x) => valueWords(x, depth + 1)).join(", ");
+  const pairs = Object.entries(v as Record<string, unknown>).map(([k, x]) => `${k} = ${valueWords(x, depth + 1)}`);
+  return depth > 0 ? `(${pairs.join(", ")})` : pairs.join(", ");
+}
+
+// "event 4: {…}": a detail that names what it is about, then its JSON.
+const LABELLED = /^([^{]*?):\s*(\{[\s\S]*\})$/;
+
+/** detailWords shows an audit detail: a JSON object as "key: value" pairs, "event 4: {…}" with its object in words, anything else as it is. */
 export function detailWords(detail: JsonField): string {
-  if (typeof detail === "string" && !detail.trim().startsWith("{")) return detail;
+  if (typeof detail === "string") {
+    const m = LABELLED.exec(detail.trim());
+    const o = m ? parseJSON(m[2]) : undefined;
+    if (m && o && typeof o === "object") return `${m[1]}: ${valueWords(o)}`;
+    if (!detail.trim().startsWith("{")) return detail;
+  }
   const o = parseJSON(detail);
   if (o === undefined) return "";
-  if (!o || typeof o !== "object" || Array.isArray(o)) return typeof o === "string" ? o : JSON.stringify(o);
+  if (!o || typeof o !== "object" || Array.isArray(o)) return typeof o === "string" ? o : valueWords(o);
   return Object.entries(o as Record<string, unknown>)
-    .map(([k, v]) => `${k.replace(/_/g, " ")}: ${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .map(([k, v]) => `${k.replace(/_/g, " ")}: ${typeof v === "string" ? v : valueWords(v)}`)
     .join(" · ");
+}
+
+/** resolutionWords says a person's answer to a conflict: per field, the value kept. */
+export function resolutionWords(r: unknown): string {
+  if (!r || typeof r !== "object" || Array.isArray(r)) return valueWords(r);
+  return Object.entries(r as Record<string, { take?: string; value?: unknown }>)
+    .map(([f, c]) => `${f}: ${c?.take === "value" ? `${valueWords(c.value)} (edited)` : c?.take === "target" ? "kept the current value" : "took the incoming value"}`)
+    .join(", ");
 }
 
 /** auditDetail shows an audit entry's detail: a conflict policy in words, anything else by detailWords. */
 export function auditDetail(e: { action: string; detail: JsonField }, nameA: string, nameB: string): string {
   if (e.action === "connection.conflict_policy" && parseJSON(e.detail)) return "now: " + policyWords(e.detail, nameA, nameB);
+  const m = e.action === "event.resolve" && typeof e.detail === "string" ? LABELLED.exec(e.detail.trim()) : null;
+  if (m) return `${m[1]}: ${resolutionWords(parseJSON(m[2]))}`;
   return detailWords(e.detail);
 }
 
