@@ -338,7 +338,8 @@ test("a connection from the escalation template, edited, tested, activated, sync
     assert.deepEqual(cells.slice(0, 4), ["status", JSON.stringify(before), '"pending"', '"solved"']);
     await shot("11-conflict", card);
     await row.getByRole("button", { name: "edit" }).click();
-    await row.locator("input").fill('"solved-by-engineering"');
+    // Text as typed, no JSON quotes needed.
+    await row.locator("input").fill("solved-by-engineering");
     await card.getByRole("button", { name: "Resolve" }).click();
     await page.getByText("No conflicts").waitFor();
     const deadline = Date.now() + ms(15000);

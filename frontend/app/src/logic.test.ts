@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { activity, ago, can, denied, diffLines, diffStats, dirtyKeys, health, href, logLines, markerRange, parseJSON, parseRoute, pickableTeams, roleIn, setupToken, teamName, tokenState, waitText } from "./logic";
+import { activity, ago, can, denied, diffLines, diffStats, dirtyKeys, health, href, logLines, markerRange, parseJSON, editedValue, valueText, parseRoute, pickableTeams, roleIn, setupToken, teamName, tokenState, waitText } from "./logic";
 import type { SyncEvent, Twin } from "./api";
 
 describe("routes", () => {
@@ -196,5 +196,16 @@ describe("identity", () => {
     expect(denied("viewer", "upgrade")).toBe("viewers cannot upgrade connections to a new template version");
     expect(denied("editor", "template")).toBeUndefined();
     expect(denied(undefined, "upgrade")).toBe("people outside this team cannot upgrade connections to a new template version");
+  });
+
+  it("reads an edited conflict value without asking for JSON quotes", () => {
+    expect(editedValue("solved", "pending")).toBe("solved");
+    expect(editedValue('"solved"', "pending")).toBe("solved");
+    expect(editedValue("42", "pending")).toBe("42");
+    expect(editedValue("42", 3)).toBe(42);
+    expect(editedValue('["a","b"]', ["a"])).toEqual(["a", "b"]);
+    expect(editedValue("not json", 3)).toBe("not json");
+    expect(valueText("pending")).toBe("pending");
+    expect(valueText(["a"])).toBe('["a"]');
   });
 });

@@ -337,3 +337,24 @@ export function dirtyKeys(saved: Record<string, string>, drafts: Record<string, 
     .filter((k) => drafts[k] !== (saved[k] ?? ""))
     .sort();
 }
+
+/**
+ * editedValue reads what a person typed as a conflict's new value. For a
+ * field whose values are text the text is taken as it is (no JSON quotes
+ * needed; a quoted JSON string still works); otherwise it is read as JSON
+ * (a number, true, a list) and, when it is not JSON, as text.
+ */
+export function editedValue(text: string, like: unknown): unknown {
+  const t = text.trim();
+  if (typeof like === "string" && !/^".*"$/s.test(t)) return text;
+  try {
+    return JSON.parse(t);
+  } catch {
+    return text;
+  }
+}
+
+/** valueText is a value as a person edits it: text as it is, anything else as JSON. */
+export function valueText(v: unknown): string {
+  return typeof v === "string" ? v : v === undefined ? "" : JSON.stringify(v);
+}

@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { ruleLine } from "../rules";
 import { api, KINDS, type Kind, type ScriptVersion, type Side, type SyncEvent, type TestRunResult } from "../api";
-import { activity, ago, denied, diffLines, diffStats, logLines, parseJSON } from "../logic";
+import { activity, ago, denied, diffLines, diffStats, editedValue, logLines, parseJSON, valueText } from "../logic";
 import { Empty, ErrorBox, Json, Loaded, StatusPill, toast, useAction, useAsync } from "../ui";
 import { actionWords, attemptsWords, auditDetail, cleanMessage, outcome, plural, policyWords, replicaTitle, titles } from "../words";
 import { keyOf, type Ctx } from "./connection";
@@ -422,25 +422,17 @@ export function ConflictsTab({ ctx }: { ctx: Ctx }) {
 function ConflictCard({ ev, ctx, onDone }: { ev: SyncEvent; ctx: Ctx; onDone: () => Promise<void> }) {
   const conflicts = (parseJSON(ev.conflicts) as FieldConflict[] | undefined) ?? [];
   const [choice, setChoice] = useState<Record<string, { take: string; value: string }>>(() =>
-    Object.fromEntries(conflicts.map((c) => [c.field, { take: "source", value: JSON.stringify(c.incoming) }])),
+    Object.fromEntries(conflicts.map((c) => [c.field, { take: "source", value: valueText(c.incoming) }])),
   );
-  const [err, setErr] = useState<string>();
   const act = useAction();
   const from: Side = ev.direction === "a_to_b" ? "a" : "b";
   const to: Side = from === "a" ? "b" : "a";
   const submit = async () => {
     const body: Record<string, { take: string; value?: unknown }> = {};
     for (const [f, c] of Object.entries(choice)) {
-      if (c.take !== "value") body[f] = { take: c.take };
-      else
-        try {
-          body[f] = { take: "value", value: JSON.parse(c.value) };
-        } catch {
-          setErr(`${f}: the value must be JSON (a string needs quotes).`);
-          return;
-        }
+      const like = conflicts.find((x) => x.field === f);
+      body[f] = c.take !== "value" ? { take: c.take } : { take: "value", value: editedValue(c.value, like?.incoming ?? like?.target) };
     }
-    setErr(undefined);
     if (await act.run(() => api.resolve(ev.id, body), `Conflict ${ev.id} resolved; the change is queued`)) await onDone();
   };
   const show = (v: unknown) => (v === undefined ? <span class="muted">—</span> : <code>{JSON.stringify(v)}</code>);
@@ -494,7 +486,6 @@ function ConflictCard({ ev, ctx, onDone }: { ev: SyncEvent; ctx: Ctx; onDone: ()
           })}
         </tbody>
       </table>
-      {err && <div class="inline-error">{err}</div>}
       {act.error && <ErrorBox error={act.error} />}
       <div class="actions">
         <button class="btn primary" onClick={submit} disabled={act.busy || !!denied(ctx.role, "resolve")} title={denied(ctx.role, "resolve")}>
