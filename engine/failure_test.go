@@ -10,6 +10,7 @@ import (
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/loadscale"
 	"github.com/duplexsync/duplex/internal/testdb"
 )
 
@@ -352,7 +353,7 @@ func TestConnectionScriptTimeout(t *testing.T) {
 	}
 	start := time.Now()
 	f.cycle()
-	if d := time.Since(start); d > 5*time.Second {
+	if d := time.Since(start); d > loadscale.Duration(5*time.Second) {
 		t.Fatalf("the cycle took %v: the connection's 100 ms deadline was not used", d)
 	}
 	failed := f.event(store.StatusFailed)
