@@ -30,8 +30,9 @@ frontend/dist/index.html: $(APP)/node_modules/.package-lock.json $(APP_SRC)
 
 # The demo: two SQLite databases in ./duplex-demo, a connection from the
 # support-escalation template, the API and the app on http://127.0.0.1:8080.
+# A second run continues the demo; `make run DEMO_FLAGS=--reset` starts fresh.
 run: build
-	./$(BIN) demo
+	./$(BIN) demo $(DEMO_FLAGS)
 
 # Every test. PostgreSQL and MariaDB tests run when DUPLEX_TEST_POSTGRES and
 # DUPLEX_TEST_MYSQL are set (.ci/run sets both) and say why they skip otherwise.

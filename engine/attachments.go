@@ -12,6 +12,7 @@ import (
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/plural"
 )
 
 // Attachments cross with the replica: the outgoing script lists the files
@@ -155,7 +156,7 @@ func (e *Engine) planAttachments(ctx context.Context, p *plan, ev *store.SyncEve
 	}
 	var ok bool
 	if ap.dst, ok = target.conn.(connectors.Attacher); !ok {
-		return nil, fmt.Errorf("%w: the replica carries %d attachment(s) but the %s connector cannot store attachments", connectors.ErrInvalid, len(todo), dst)
+		return nil, fmt.Errorf("%w: the replica carries %s but the %s connector cannot store attachments", connectors.ErrInvalid, plural.Of(int64(len(todo)), "attachment"), dst)
 	}
 	source, err := e.system(ctx, p.conn.SystemID(src))
 	if err != nil {

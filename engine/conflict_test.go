@@ -120,6 +120,9 @@ func TestManualConflict(t *testing.T) {
 		if ev.Conflicts == nil || json.Unmarshal([]byte(*ev.Conflicts), &cs) != nil || len(cs) != 1 || cs[0].Field != "priority" {
 			t.Fatalf("event %d conflicts %v", ev.ID, ev.Conflicts)
 		}
+		if ev.LastError != "1 field changed on both sides" {
+			t.Fatalf("event %d says %q, want \"1 field changed on both sides\"", ev.ID, ev.LastError)
+		}
 		if ev.Direction == store.AToB && (cs[0].Base != "urgent" || cs[0].Target != "low" || cs[0].Incoming != "high") {
 			t.Fatalf("a→b conflict %+v: want base urgent, target low, incoming high", cs[0])
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/demo"
+	"github.com/duplexsync/duplex/internal/loadscale"
 	"github.com/duplexsync/duplex/internal/testdb"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
@@ -423,7 +424,7 @@ func TestRunawayScriptFailsOnlyItsEvent(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		f.cycle()
 	}
-	if d := time.Since(start); d > 5*time.Second {
+	if d := time.Since(start); d > loadscale.Duration(5*time.Second) {
 		t.Fatalf("five cycles took %v: the runaway script was not interrupted", d)
 	}
 	failed, err := f.st.ListEvents(f.ctx, store.EventFilter{Status: store.StatusFailed})

@@ -10,6 +10,7 @@ import (
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/loadscale"
 	"github.com/duplexsync/duplex/internal/testdb"
 )
 
@@ -106,6 +107,19 @@ func TestRetryAfterAndGiveUp(t *testing.T) {
 	failed := f.event(store.StatusFailed)
 	if len(failed) != 1 || failed[0].Attempts != 8 || !strings.Contains(failed[0].LastError, "429") {
 		t.Fatalf("want one failed event after 8 attempts: %+v (calls %d)", failed, calls)
+	}
+	// A person's retry gives the engine its 8 tries again; the total keeps
+	// every try, so the failed event shows its real count (issue 19).
+	if err := f.st.RetryEvent(f.ctx, failed[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		f.cycle()
+		f.advance(3 * time.Hour)
+	}
+	failed = f.event(store.StatusFailed)
+	if len(failed) != 1 || failed[0].Attempts != 8 || failed[0].TotalAttempts != 16 {
+		t.Fatalf("after a retry and 8 more tries: %+v, want attempts 8 of 16 in all", failed)
 	}
 }
 
@@ -339,7 +353,7 @@ func TestConnectionScriptTimeout(t *testing.T) {
 	}
 	start := time.Now()
 	f.cycle()
-	if d := time.Since(start); d > 5*time.Second {
+	if d := time.Since(start); d > loadscale.Duration(5*time.Second) {
 		t.Fatalf("the cycle took %v: the connection's 100 ms deadline was not used", d)
 	}
 	failed := f.event(store.StatusFailed)
@@ -485,5 +499,47 @@ func TestEditDuringTheOtherDirectionsApplyIsSent(t *testing.T) {
 	}
 	if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
 		t.Fatalf("ticket status %q", got)
+	}
+}
+
+// An outgoing script that fails at intake counts as one attempt; each
+// person's retry reruns it and adds to the total, and once the script is
+// fixed the retried event is applied (issue 19: it showed 0 attempts).
+func TestOutgoingFailureCountsAttempts(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	f.settle()
+	cur, err := f.st.CurrentScripts(f.ctx, f.conn.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := cur[store.SideA][store.KindOutgoing].Source
+	save := func(src string) {
+		if _, err := f.st.SaveScript(f.ctx, f.conn.ID, store.SideA, store.KindOutgoing, src, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save("if (entity.key == 'T-3') fail('T-3 is not ready');\n" + good)
+	f.exec(f.support, "UPDATE tickets SET labels = 'export,todev' WHERE id = 3")
+	f.cycle()
+	failed := f.event(store.StatusFailed)
+	if len(failed) != 1 || failed[0].Attempts != 1 || failed[0].TotalAttempts != 1 {
+		t.Fatalf("after the script failed once: %+v", failed)
+	}
+	id := failed[0].ID
+	if err := f.st.RetryEvent(f.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	f.cycle()
+	ev, err := f.st.GetEvent(f.ctx, id)
+	if err != nil || ev.Status != store.StatusFailed || ev.Attempts != 1 || ev.TotalAttempts != 2 {
+		t.Fatalf("after a retry that failed again: %+v (%v), want attempts 1 of 2", ev, err)
+	}
+	save(good)
+	if err := f.st.RetryEvent(f.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	f.settle()
+	if ev, _ = f.st.GetEvent(f.ctx, id); ev.Status != store.StatusDone || ev.TotalAttempts != 3 {
+		t.Fatalf("after the fix and a retry: %+v, want done after 3 attempts", ev)
 	}
 }

@@ -380,6 +380,7 @@ func newEvent(c candidate, twin store.Twin) store.SyncEvent {
 	if c.failure != "" {
 		// Visible in the error list; a retry re-reads the entity and reruns the script.
 		ev.Status, ev.LastError, ev.Replica = store.StatusFailed, c.failure, ""
+		ev.Attempts, ev.TotalAttempts = 1, 1 // the script ran once and failed
 	}
 	return ev
 }

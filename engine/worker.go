@@ -14,6 +14,7 @@ import (
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/plural"
 	"github.com/duplexsync/duplex/scripting"
 )
 
@@ -127,6 +128,7 @@ func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twi
 		return result{}, false
 	}
 	ev.Attempts++
+	ev.TotalAttempts++
 	ev.Log = capLog(strings.Join(nonEmpty(ev.Log, logs), "\n"))
 	switch {
 	case err == nil && out.Action == "skip":
@@ -458,7 +460,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 			enc, _ := json.Marshal(conflicts)
 			s := string(enc)
 			ev.Conflicts = &s
-			return outcome{Action: "conflict", Reason: fmt.Sprintf("%d field(s) changed on both sides", len(conflicts))}, nil, nil
+			return outcome{Action: "conflict", Reason: plural.Of(int64(len(conflicts)), "field") + " changed on both sides"}, nil, nil
 		}
 	} else {
 		changes = patch(nil, fields)

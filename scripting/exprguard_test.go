@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/duplexsync/duplex/internal/loadscale"
 )
 
 var guardEnv = map[string]any{"subject": "", "labels": []string{}, "priority": 0.0}
@@ -36,7 +38,7 @@ func TestHostileTriggers(t *testing.T) {
 			if err == nil || (!strings.Contains(err.Error(), tc.msg) && !slowed) {
 				t.Fatalf("want an error with %q, got %v", tc.msg, err)
 			}
-			if d := time.Since(start); d > 5*time.Second {
+			if d := time.Since(start); d > loadscale.Duration(5*time.Second) {
 				t.Fatalf("took %v", d)
 			}
 			t.Logf("%v in %v", err, time.Since(start))
@@ -89,7 +91,7 @@ func TestHostileRules(t *testing.T) {
 	if len(res) != 2 || res[0].Passed || !strings.Contains(res[0].Error, "expression limit exceeded") || !res[1].Passed {
 		t.Fatalf("got %+v", res)
 	}
-	if d := time.Since(start); d > 5*time.Second {
+	if d := time.Since(start); d > loadscale.Duration(5*time.Second) {
 		t.Fatalf("took %v", d)
 	}
 }

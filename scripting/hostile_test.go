@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/duplexsync/duplex/internal/loadscale"
 )
 
 // rssBytes reads the process's resident set size from /proc.
@@ -69,12 +71,12 @@ func TestPerRunTimeout(t *testing.T) {
 	s, _ := Compile("loop.js", KindOutgoing, "while (true) {}")
 	start := time.Now()
 	_, err := r.Outgoing(context.Background(), s, map[string]any{}, nil, Meta{Timeout: 50 * time.Millisecond})
-	if !errors.Is(err, ErrTimeout) || time.Since(start) > 2*time.Second {
+	if !errors.Is(err, ErrTimeout) || time.Since(start) > loadscale.Duration(2*time.Second) {
 		t.Fatalf("per-run timeout: %v after %v", err, time.Since(start))
 	}
 	start = time.Now()
 	_, err = r.Outgoing(context.Background(), s, map[string]any{}, nil, Meta{Timeout: time.Hour})
-	if !errors.Is(err, ErrTimeout) || time.Since(start) > 3*time.Second {
+	if !errors.Is(err, ErrTimeout) || time.Since(start) > loadscale.Duration(3*time.Second) {
 		t.Fatalf("a per-run timeout over the cap was not capped: %v after %v", err, time.Since(start))
 	}
 }
@@ -89,7 +91,7 @@ func TestHeapWatchdog(t *testing.T) {
 	if !errors.As(err, &se) || se.Kind != ErrorMemory || !errors.Is(err, ErrMemory) {
 		t.Fatalf("want a memory error, got %v", err)
 	}
-	if d := time.Since(start); d > 10*time.Second {
+	if d := time.Since(start); d > loadscale.Duration(10*time.Second) {
 		t.Fatalf("stopped only after %v", d)
 	}
 	t.Logf("stopped after %v", time.Since(start))
@@ -109,7 +111,7 @@ func runHostile(t *testing.T, r *Runner, name, src, kind, msg string) {
 		}
 		start := time.Now()
 		res, err := r.Outgoing(context.Background(), s, map[string]any{"x": 1.0}, nil, Meta{})
-		if d := time.Since(start); d > 10*time.Second {
+		if d := time.Since(start); d > loadscale.Duration(10*time.Second) {
 			t.Fatalf("took %v: not stopped by its limits", d)
 		}
 		var se *Error

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/duplexsync/duplex/internal/loadscale"
 )
 
 func mustCompile(t testing.TB, kind Kind, src string) *Script {
@@ -289,7 +291,7 @@ func TestTimeout(t *testing.T) {
 		var err error
 		select {
 		case err = <-done:
-		case <-time.After(5 * deadline): // catches a missing interrupt; not a speed assertion
+		case <-time.After(loadscale.Duration(5 * deadline)): // catches a missing interrupt; not a speed assertion
 			t.Fatalf("%q: not interrupted within 5x the deadline", src)
 		}
 		se := asError(t, err)

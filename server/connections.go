@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/duplexsync/duplex/internal/plural"
 	"github.com/gin-gonic/gin"
 
 	"github.com/duplexsync/duplex/connectors"
@@ -568,7 +569,7 @@ func (s *srv) linkExisting(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	s.audit(c, "twin.link_existing", &id, fmt.Sprintf("%d pair(s) by a.%s = b.%s", n, in.AField, in.BField))
+	s.audit(c, "twin.link_existing", &id, fmt.Sprintf("%s by a.%s = b.%s", plural.Of(int64(n), "pair"), in.AField, in.BField))
 	c.JSON(http.StatusOK, gin.H{"linked": n})
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/duplexsync/duplex/internal/plural"
 	"github.com/gin-gonic/gin"
 
 	"github.com/duplexsync/duplex/engine"
@@ -120,7 +121,7 @@ func (s *srv) retryFailed(c *gin.Context) error {
 		return err
 	}
 	s.eng.Wake()
-	s.audit(c, "event.retry_all", &id, fmt.Sprintf("%d event(s)", n))
+	s.audit(c, "event.retry_all", &id, plural.Of(n, "event"))
 	c.JSON(http.StatusOK, gin.H{"retried": n})
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/duplexsync/duplex/internal/loadscale"
 	"github.com/duplexsync/duplex/server"
 )
 
@@ -100,7 +101,7 @@ func TestSlowBodyCut(t *testing.T) {
 		<-done
 		took := time.Since(start)
 		c.Close()
-		if !closed || !strings.Contains(line, " 408 ") || took > 6*time.Second {
+		if !closed || !strings.Contains(line, " 408 ") || took > loadscale.Duration(6*time.Second) {
 			t.Fatalf("%s: trickled body: %q, closed %v after %v; want 408 and closed within a few seconds", path, line, closed, took)
 		}
 		t.Logf("%s: a body trickled at 1 byte/s cut after %v (%s)", path, took.Round(time.Millisecond), line)
@@ -120,8 +121,8 @@ func TestSlowBodyCut(t *testing.T) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	start := time.Now()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := r.ReadByte(); err == nil || time.Since(start) > 5*time.Second {
+	_ = c.SetReadDeadline(time.Now().Add(loadscale.Duration(10 * time.Second)))
+	if _, err := r.ReadByte(); err == nil || time.Since(start) > loadscale.Duration(5*time.Second) {
 		t.Fatalf("idle keep-alive: %v after %v, want closed after about 1 s", err, time.Since(start))
 	}
 }
@@ -357,7 +358,7 @@ func TestSlowClientsLoad(t *testing.T) {
 	mu.Unlock()
 	// Every stalled client must be gone by the read timeout (plus slack for
 	// a loaded machine), whatever it did.
-	dropBy := start.Add(l.ReadTimeout + 5*time.Second)
+	dropBy := start.Add(l.ReadTimeout + loadscale.Duration(5*time.Second))
 	for time.Now().Before(dropBy) {
 		mu.Lock()
 		gone := !droppedAt.IsZero()
@@ -392,13 +393,15 @@ func TestSlowClientsLoad(t *testing.T) {
 		t.Fatalf("a probe failed under load: %v", probeErr)
 	}
 	if open > 0 || droppedAt.IsZero() {
-		t.Fatalf("%d of %d stalled clients still open %v after they connected", open, clients, l.ReadTimeout+5*time.Second)
+		t.Fatalf("%d of %d stalled clients still open %v after they connected", open, clients, dropBy.Sub(start))
 	}
 	if growth > 50<<20 {
 		t.Fatalf("RSS grew by %.1f MB with %d stalled clients, want under 50 MB", float64(growth)/1e6, clients)
 	}
-	if worstLive > time.Second || worstHook > time.Second {
-		t.Fatalf("worst latencies under load: /livez %v, signed webhook %v; want under 1 s", worstLive, worstHook)
+	// Under 1 s on a quiet machine; longer in proportion to the load of a
+	// shared one (loadscale), where the probes wait for a core too.
+	if bound := loadscale.Duration(time.Second); worstLive > bound || worstHook > bound {
+		t.Fatalf("worst latencies under load: /livez %v, signed webhook %v; want under %v (1 s × %.2f for the load average)", worstLive, worstHook, bound, loadscale.Factor())
 	}
 	if probes < 10 {
 		t.Fatalf("only %d probes ran", probes)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/duplexsync/duplex/internal/plural"
 	"github.com/gin-gonic/gin"
 
 	"github.com/duplexsync/duplex/engine/store"
@@ -141,7 +142,7 @@ func (s *srv) saveRules(c *gin.Context) error {
 		return err
 	}
 	s.eng.Reload(conn.ID)
-	s.audit(c, "rules.save", &conn.ID, fmt.Sprintf("%s.rules version %d (%d rules)", side, v.Version, len(rules)))
+	s.audit(c, "rules.save", &conn.ID, fmt.Sprintf("%s.rules version %d (%s)", side, v.Version, plural.Of(int64(len(rules)), "rule")))
 	out, err := rulesResponse(side, v)
 	if err != nil {
 		return err

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -25,8 +27,28 @@ func demoContinues(dir string) bool {
 // demoContinuesNote follows the banner of a demo that continues an earlier
 // one, and says how to start fresh (issue 19: it looked like a new demo).
 const demoContinuesNote = `This continues the demo in %[1]s from an earlier run (its tickets, issues,
-scripts and history). To start fresh, stop it (Ctrl+C) and run:  rm -rf %[1]s
+scripts and history). To start fresh, stop it (Ctrl+C) and run:  make run DEMO_FLAGS=--reset
+(or: duplex demo --reset --data %[1]s)
 `
+
+// demoFiles are the files a demo keeps in its folder: the store and the two
+// demo databases (with SQLite's journal files). --reset deletes these only,
+// never the folder, so a mistyped --data cannot empty another directory.
+var demoFiles = []string{"duplex.db", "support.db", "engineering.db"}
+
+// resetDemo deletes an earlier demo's databases in dir so the run starts
+// fresh; the secret key file stays (a new store has nothing sealed with it).
+func resetDemo(dir string) error {
+	for _, name := range demoFiles {
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+			err := os.Remove(filepath.Join(dir, name+suffix))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("reset the demo: %w", err)
+			}
+		}
+	}
+	return nil
+}
 
 func printDemoContinues(out io.Writer, dir string) {
 	fmt.Fprintf(out, demoContinuesNote, dir)

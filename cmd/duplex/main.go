@@ -419,7 +419,16 @@ func runDemo(ctx context.Context, logger *slog.Logger, args []string, out io.Wri
 	c.register(fs, "duplex-demo")
 	c.registerTLS(fs)
 	poll := fs.Duration("poll", 2*time.Second, "how often the demo systems are polled")
+	reset := fs.Bool("reset", false, "start a fresh demo: delete the store and demo databases an earlier run left in --data")
 	_ = fs.Parse(args)
+	if *reset {
+		if c.db != "" {
+			return errors.New("demo --reset deletes the SQLite files in --data; with --db, empty that store yourself")
+		}
+		if err := resetDemo(c.dataDir); err != nil {
+			return err
+		}
+	}
 	continues := demoContinues(c.dataDir)
 	paths, err := demo.CreateDatabases(ctx, c.dataDir)
 	if err != nil {
@@ -466,6 +475,8 @@ Resolve it on the engineering side and watch the ticket follow:
 See what happened (the browser signs in automatically on loopback; this
 API token is the demo admin's, made for this run: it ends when the demo stops):
   curl -s -H "Authorization: Bearer %[8]s" %[7]s/api/events
+The README's curl lines read the token from TOKEN:
+  export TOKEN=%[8]s
 `
 
 func runMigrate(ctx context.Context, args []string, out io.Writer) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+
+	"github.com/duplexsync/duplex/internal/plural"
 )
 
 // CreateSystem inserts a system; its ID is set on return.
@@ -51,7 +53,7 @@ func (s *Store) DeleteSystem(ctx context.Context, id int64) error {
 		return wrap("delete system", err)
 	}
 	if n > 0 {
-		return fmt.Errorf("delete system %d: used by %d connection(s): %w", id, n, ErrConflict)
+		return fmt.Errorf("delete system %d: used by %s: %w", id, plural.Of(n, "connection"), ErrConflict)
 	}
 	res := s.q(ctx).Delete(&System{}, id)
 	if res.Error == nil && res.RowsAffected == 0 {

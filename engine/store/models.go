@@ -258,16 +258,19 @@ func (t *Twin) SetSent(d Direction, replica string) {
 
 // SyncEvent is a durable unit of work in the queue.
 type SyncEvent struct {
-	ID            int64     `gorm:"primaryKey" json:"id"`
-	ConnectionID  int64     `json:"connection_id"`
-	TwinID        int64     `json:"twin_id"`
-	Direction     Direction `json:"direction"`
-	SourceID      string    `json:"source_id"`
-	Action        string    `json:"action,omitempty"` // "" sync, "delete"
-	Replica       string    `json:"replica"`
-	Previous      *string   `json:"previous,omitempty"`
-	Status        string    `json:"status"`
+	ID           int64     `gorm:"primaryKey" json:"id"`
+	ConnectionID int64     `json:"connection_id"`
+	TwinID       int64     `json:"twin_id"`
+	Direction    Direction `json:"direction"`
+	SourceID     string    `json:"source_id"`
+	Action       string    `json:"action,omitempty"` // "" sync, "delete"
+	Replica      string    `json:"replica"`
+	Previous     *string   `json:"previous,omitempty"`
+	Status       string    `json:"status"`
+	// Attempts counts tries since a person last retried the event (the
+	// engine's retry budget); TotalAttempts counts every try (issue 19).
 	Attempts      int       `json:"attempts"`
+	TotalAttempts int       `json:"total_attempts"`
 	NextAttemptAt time.Time `json:"next_attempt_at"`
 	LastError     string    `json:"last_error"`
 	Log           string    `json:"log"`

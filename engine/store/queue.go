@@ -273,13 +273,13 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
 	return ev.NextAttemptAt, wrap("next due", err)
 }
 
-// SaveEvent writes an event's status, attempts, error and log.
+// SaveEvent writes an event's status, attempts (both counts), error and log.
 func (s *Store) SaveEvent(ctx context.Context, ev *SyncEvent) error {
 	ev.UpdatedAt = s.now()
 	// Hot path (every applied event): raw SQL, see raw.go.
-	_, err := s.exec(ctx, `UPDATE sync_events SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, log = ?,
+	_, err := s.exec(ctx, `UPDATE sync_events SET status = ?, attempts = ?, total_attempts = ?, next_attempt_at = ?, last_error = ?, log = ?,
 		updated_at = ?, replica = ?, conflicts = ?, resolution = ? WHERE id = ?`,
-		ev.Status, ev.Attempts, ev.NextAttemptAt.UTC(), ev.LastError, ev.Log, ev.UpdatedAt, ev.Replica, ev.Conflicts, ev.Resolution, ev.ID)
+		ev.Status, ev.Attempts, ev.TotalAttempts, ev.NextAttemptAt.UTC(), ev.LastError, ev.Log, ev.UpdatedAt, ev.Replica, ev.Conflicts, ev.Resolution, ev.ID)
 	return wrap("save event", err)
 }
 
@@ -293,9 +293,9 @@ func (s *Store) SaveClaimedEvent(ctx context.Context, ev *SyncEvent, by string) 
 		return true, s.SaveEvent(ctx, ev)
 	}
 	ev.UpdatedAt = s.now()
-	res, err := s.exec(ctx, `UPDATE sync_events SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, log = ?,
+	res, err := s.exec(ctx, `UPDATE sync_events SET status = ?, attempts = ?, total_attempts = ?, next_attempt_at = ?, last_error = ?, log = ?,
 		updated_at = ?, replica = ?, conflicts = ?, resolution = ? WHERE id = ? AND claimed_by = ?`,
-		ev.Status, ev.Attempts, ev.NextAttemptAt.UTC(), ev.LastError, ev.Log, ev.UpdatedAt, ev.Replica, ev.Conflicts, ev.Resolution, ev.ID, by)
+		ev.Status, ev.Attempts, ev.TotalAttempts, ev.NextAttemptAt.UTC(), ev.LastError, ev.Log, ev.UpdatedAt, ev.Replica, ev.Conflicts, ev.Resolution, ev.ID, by)
 	if err != nil {
 		return false, wrap("save event", err)
 	}

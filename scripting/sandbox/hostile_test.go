@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/duplexsync/duplex/internal/loadscale"
 	"github.com/duplexsync/duplex/scripting"
 )
 
@@ -39,7 +40,7 @@ func TestPoolDeadline(t *testing.T) {
 			if !isKind(err, scripting.ErrorTimeout) || !strings.Contains(err.Error(), "script ran past its 300 ms deadline") {
 				t.Fatalf("err = %v", err)
 			}
-			if d := time.Since(start); d > 5*time.Second {
+			if d := time.Since(start); d > loadscale.Duration(5*time.Second) {
 				t.Fatalf("took %v", d)
 			}
 		})

@@ -107,6 +107,10 @@ test("a connection from the escalation template, edited, tested, activated, sync
     await page.fill('textarea[name="settings"]', JSON.stringify({ driver: "sqlite", dsn: join(data, "support.db"), table: "tickets", fields: [{ name: "subject" }] }));
     await page.fill('input[aria-label="secret name"]', "api_token");
     await page.fill('input[aria-label="secret value"]', "hunter2-browser");
+    // "Add secret" looks like a button: its own width, not the column's (it read as one more input).
+    const add = await page.getByRole("button", { name: "+ Add secret" }).boundingBox();
+    const field = await page.locator('input[aria-label="secret name"]').boundingBox();
+    assert.ok(add.width < 200 && add.width < field.width, `Add secret is ${add.width}px wide`);
     await shot("2b-system-form");
     await page.click('[data-testid="system-form"] button[type="submit"]');
     await page.waitForURL(/#\/systems\/\d+$/);
@@ -157,6 +161,7 @@ test("a connection from the escalation template, edited, tested, activated, sync
     await pane.locator('[data-testid="preview"]', { hasText: "matches 0 of 3" }).waitFor();
     // Zero matches does not mean nothing syncs: the pane says what the trigger decides.
     assert.match(await pane.locator('[data-testid="trigger-note"]').innerText(), /Linked items always sync/);
+    await shot("4b-trigger-note", pane);
   });
 
   await step(t, "completion offers the script API's helpers", async () => {
@@ -275,11 +280,15 @@ test("a connection from the escalation template, edited, tested, activated, sync
     await shot("9-errors", card);
     const id = await card.getAttribute("data-event");
     await card.getByRole("button", { name: "Retry" }).click();
-    // The script still fails: the event comes back failed, with one more attempt.
+    // The script still fails: the event comes back failed, with one more attempt in all
+    // (the retry starts the engine's count over; the card shows both).
     await page.waitForFunction(async (id) => {
       const ev = await (await fetch(`/api/events/${id}`)).json();
-      return ev.status === "failed" && ev.attempts >= 2;
+      return ev.status === "failed" && ev.total_attempts >= 2;
     }, id, { timeout: ms(20000) });
+    const again = page.locator(`.event[data-event="${id}"]`);
+    await again.locator('[data-testid="attempts"]', { hasText: /^\d+ attempts \(\d+ since the last retry\)$/ }).waitFor();
+    await shot("9b-errors-after-retry", again);
     await page.locator(`.event[data-event="${id}"]`).getByRole("button", { name: "Skip…" }).click();
     await page.fill('input[placeholder^="Why skip"]', "T-3 waits for the export fix");
     await page.getByRole("button", { name: "Skip event" }).click();
@@ -298,11 +307,20 @@ test("a connection from the escalation template, edited, tested, activated, sync
     assert.match(await page.locator('[data-testid="policy-words"]').innerText(), /\(side A\) wins/);
     await shot("10-conflicts");
     await page.click('a[role="tab"][href$="/settings"]');
-    await page.selectOption("select", "manual");
+    assert.match(await page.locator('[data-testid="policy-now"]').innerText(), /^Now: .+ \(side A\) wins\.$/);
+    await page.selectOption('select[name="default"]', "manual");
+    // A per-field override is a row (field, rule), not JSON.
+    await page.getByRole("button", { name: "Add a field" }).click();
+    const row = page.locator('[data-testid="policy-override"]');
+    await row.locator('input[aria-label="field"]').fill("priority");
+    await row.locator("select").selectOption("b");
     await page.getByRole("button", { name: "Save policy" }).click();
     await page.getByText("Conflict policy saved").waitFor();
     const conn = await api(`/api/connections/${connID}`);
-    assert.equal(JSON.parse(conn.conflict_policy).default, "manual");
+    const policy = typeof conn.conflict_policy === "string" ? JSON.parse(conn.conflict_policy) : conn.conflict_policy;
+    assert.deepEqual(policy, { default: "manual", fields: { priority: "b" } });
+    await page.locator('[data-testid="policy-now"]', { hasText: /^Now: you decide \(conflicts wait here\); for priority, .+ \(side B\) wins\.$/ }).waitFor();
+    await shot("10b-settings");
   });
 
   await step(t, "a conflict (manual policy): both values and the base shown, an edited value resolves it", async () => {
@@ -320,7 +338,8 @@ test("a connection from the escalation template, edited, tested, activated, sync
     assert.deepEqual(cells.slice(0, 4), ["status", JSON.stringify(before), '"pending"', '"solved"']);
     await shot("11-conflict", card);
     await row.getByRole("button", { name: "edit" }).click();
-    await row.locator("input").fill('"solved-by-engineering"');
+    // Text as typed, no JSON quotes needed.
+    await row.locator("input").fill("solved-by-engineering");
     await card.getByRole("button", { name: "Resolve" }).click();
     await page.getByText("No conflicts").waitFor();
     const deadline = Date.now() + ms(15000);
@@ -338,7 +357,12 @@ test("a connection from the escalation template, edited, tested, activated, sync
     const back = page.locator(`[data-testid="activity"] li[data-event="${way.id}"]`);
     await back.waitFor();
     assert.match(await back.innerText(), /How do I reset my password\?/);
-    assert.match(await page.locator(".audit").innerText(), /skipped an event/);
+    const audit = await page.locator(".audit").innerText();
+    assert.match(audit, /skipped an event/);
+    // The audit log reads as words, the policy change too (not its JSON).
+    assert.match(audit, /changed the conflict policy[\s\S]*now: you decide \(conflicts wait here\); for priority, .+ \(side B\) wins/);
+    assert.match(audit, /resolved a conflict\s.*\s+event \d+: status: "solved-by-engineering" \(edited\)/);
+    assert.doesNotMatch(audit, /\{"/, "JSON in the audit log");
     await shot("12-activity-both-ways");
   });
 

@@ -161,6 +161,11 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
   await step(t, tab, "team page: a new team, a new user added by email as viewer", async () => {
     await page.click('nav a[href="#/team"]');
     await page.fill('input[name="team-name"]', "finance");
+    // "Create team" looks like a button: its own width, not the form's.
+    const create = await page.locator('button:text("Create team")').boundingBox();
+    const input = await page.locator('input[name="team-name"]').boundingBox();
+    assert.ok(create.width < 200 && create.width < input.width, `Create team is ${create.width}px wide`);
+    await screenshot(page, "auth-2b-create-team");
     await page.click('button:text("Create team")');
     await page.waitForURL(/#\/team\/\d+$/);
     viewerTeam = Number(/team\/(\d+)/.exec(page.url())[1]);

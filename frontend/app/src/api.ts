@@ -41,8 +41,8 @@ export interface Connection {
   /** A connection made from a team template: its id and the version it was rendered from. */
   template_id?: number;
   template_version?: number;
-  conflict_policy: string;
-  options: string;
+  conflict_policy: JsonField;
+  options: JsonField;
   /** Why the engine paused it (quarantine: its scripts kept hitting a limit); absent otherwise. */
   paused_reason?: string;
   quarantined_at?: string;
@@ -52,6 +52,9 @@ export interface Connection {
   scripts?: Record<Side, Record<Kind, ScriptVersion>>;
 }
 
+/** A JSON field of the API: JSON text from older servers, the value itself from newer ones (read it with parseJSON). */
+export type JsonField = string | number | boolean | null | undefined | unknown[] | { [k: string]: unknown };
+
 export interface SyncEvent {
   id: number;
   connection_id: number;
@@ -59,15 +62,18 @@ export interface SyncEvent {
   direction: "a_to_b" | "b_to_a";
   source_id: string;
   action?: string;
-  replica: string;
-  previous?: string;
+  replica: JsonField;
+  previous?: JsonField;
   status: "queued" | "done" | "failed" | "skipped" | "conflict";
+  /** Tries since a person last retried it (the engine's retry budget). */
   attempts: number;
+  /** Every try, across retries (servers before migration 00023 leave it out). */
+  total_attempts?: number;
   next_attempt_at: string;
   last_error: string;
-  log: string;
-  conflicts?: string;
-  resolution?: string;
+  log: JsonField;
+  conflicts?: JsonField;
+  resolution?: JsonField;
   /** Set when its pair was unlinked: "twin 7 (a 12, b ENG-4)"; the event stays as history. */
   unlinked_pair?: string;
   created_at: string;
@@ -101,6 +107,9 @@ export interface Twin {
   connection_id: number;
   a_id: string | null;
   b_id: string | null;
+  /** The last replica sent each way. */
+  sent_ab?: JsonField;
+  sent_ba?: JsonField;
   origin: string;
   created_at: string;
   updated_at: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { activity, ago, can, denied, diffLines, diffStats, dirtyKeys, health, href, logLines, markerRange, parseRoute, pickableTeams, roleIn, setupToken, teamName, tokenState, waitText } from "./logic";
+import { activity, ago, can, denied, diffLines, diffStats, dirtyKeys, health, href, logLines, markerRange, parseJSON, editedValue, valueText, parseRoute, pickableTeams, roleIn, setupToken, teamName, tokenState, waitText } from "./logic";
 import type { SyncEvent, Twin } from "./api";
 
 describe("routes", () => {
@@ -94,6 +94,12 @@ describe("formatting", () => {
     expect(logLines('["one","two"]')).toEqual(["one", "two"]);
     expect(logLines("plain\ntext")).toEqual(["plain", "text"]);
     expect(logLines("")).toEqual([]);
+    // Newer servers send the log as a JSON value rather than text.
+    expect(logLines(["one", "two"])).toEqual(["one", "two"]);
+    expect(logLines(null)).toEqual([]);
+    expect(parseJSON('{"a":[1]}')).toEqual(parseJSON({ a: [1] }));
+    expect(parseJSON("not json")).toBe("not json");
+    expect(parseJSON("")).toBeUndefined();
   });
   it("lists changed drafts only", () => {
     expect(dirtyKeys({ "a.trigger": "x", "b.incoming": "y" }, { "a.trigger": "x", "b.incoming": "z", "a.outgoing": "" })).toEqual(["b.incoming"]);
@@ -190,5 +196,16 @@ describe("identity", () => {
     expect(denied("viewer", "upgrade")).toBe("viewers cannot upgrade connections to a new template version");
     expect(denied("editor", "template")).toBeUndefined();
     expect(denied(undefined, "upgrade")).toBe("people outside this team cannot upgrade connections to a new template version");
+  });
+
+  it("reads an edited conflict value without asking for JSON quotes", () => {
+    expect(editedValue("solved", "pending")).toBe("solved");
+    expect(editedValue('"solved"', "pending")).toBe("solved");
+    expect(editedValue("42", "pending")).toBe("42");
+    expect(editedValue("42", 3)).toBe(42);
+    expect(editedValue('["a","b"]', ["a"])).toEqual(["a", "b"]);
+    expect(editedValue("not json", 3)).toBe("not json");
+    expect(valueText("pending")).toBe("pending");
+    expect(valueText(["a"])).toBe('["a"]');
   });
 });

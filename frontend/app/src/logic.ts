@@ -1,5 +1,5 @@
 // Pure logic of the app, unit-tested with Vitest (logic.test.ts).
-import type { Connection, Me, Role, SyncEvent, TeamRole, Twin } from "./api";
+import type { Connection, JsonField, Me, Role, SyncEvent, TeamRole, Twin } from "./api";
 
 // ---------- routes (hash based: the server serves one index.html) ----------
 
@@ -303,12 +303,19 @@ export function ago(iso: string, now = Date.now()): string {
   return new Date(t).toISOString().slice(0, 10);
 }
 
-export function parseJSON(s: string | undefined | null): unknown {
-  if (!s) return undefined;
+/**
+ * parseJSON is the one way the app reads a JSON field of the API (replicas,
+ * conflicts, logs, policies, audit details): older servers send them as JSON
+ * text, newer ones as JSON values, and both read the same here. Text that is
+ * not JSON comes back as it is; empty text and null as undefined.
+ */
+export function parseJSON(v: JsonField): unknown {
+  if (v === undefined || v === null || v === "") return undefined;
+  if (typeof v !== "string") return v;
   try {
-    return JSON.parse(s);
+    return JSON.parse(v);
   } catch {
-    return s;
+    return v;
   }
 }
 
@@ -316,11 +323,12 @@ export function pretty(v: unknown): string {
   return v === undefined ? "" : JSON.stringify(v, null, 2);
 }
 
-/** The event's log is stored as a JSON array of lines or as plain text. */
-export function logLines(log: string): string[] {
-  if (!log) return [];
+/** The event's log: a JSON array of lines (as text or as a value) or plain text. */
+export function logLines(log: JsonField): string[] {
   const v = parseJSON(log);
-  return Array.isArray(v) ? v.map(String) : String(log).split("\n");
+  if (v === undefined) return [];
+  if (Array.isArray(v)) return v.map(String);
+  return typeof v === "string" ? v.split("\n") : [JSON.stringify(v)];
 }
 
 /** dirtyKeys lists the pieces whose draft differs from what is saved. */
@@ -328,4 +336,25 @@ export function dirtyKeys(saved: Record<string, string>, drafts: Record<string, 
   return Object.keys(drafts)
     .filter((k) => drafts[k] !== (saved[k] ?? ""))
     .sort();
+}
+
+/**
+ * editedValue reads what a person typed as a conflict's new value. For a
+ * field whose values are text the text is taken as it is (no JSON quotes
+ * needed; a quoted JSON string still works); otherwise it is read as JSON
+ * (a number, true, a list) and, when it is not JSON, as text.
+ */
+export function editedValue(text: string, like: unknown): unknown {
+  const t = text.trim();
+  if (typeof like === "string" && !/^".*"$/s.test(t)) return text;
+  try {
+    return JSON.parse(t);
+  } catch {
+    return text;
+  }
+}
+
+/** valueText is a value as a person edits it: text as it is, anything else as JSON. */
+export function valueText(v: unknown): string {
+  return typeof v === "string" ? v : v === undefined ? "" : JSON.stringify(v);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { actionWords, cleanMessage, detailWords, list, outcome, plural, policyWords, titles } from "./words";
+import { actionWords, attemptsWords, auditDetail, cleanMessage, detailWords, list, outcome, plural, policyWords, replicaTitle, titles } from "./words";
 
 describe("words", () => {
   it("counts with the right plural", () => {
@@ -34,6 +34,17 @@ describe("words", () => {
     expect(actionWords("widget.frob_all")).toBe("widget frob all");
     expect(detailWords('{"event_id":4,"reason":"waits for the fix"}')).toBe("event id: 4 · reason: waits for the fix");
     expect(detailWords("plain words")).toBe("plain words");
+    expect(auditDetail({ action: "connection.conflict_policy", detail: '{"default":"manual","fields":{"priority":"b"}}' }, "support", "engineering")).toBe(
+      "now: you decide (conflicts wait here); for priority, engineering (side B) wins",
+    );
+    expect(auditDetail({ action: "event.skip", detail: "event 4: later" }, "support", "engineering")).toBe("event 4: later");
+    // No JSON in the log: a patch as field = value, a long text cut, a resolution in words.
+    expect(detailWords('{"action":"update","target_id":"2","patch":{"status":"solved"}}')).toBe('action: update · target id: 2 · patch: status = "solved"');
+    expect(detailWords({ patch: { body: "a\n\n" + "x".repeat(100), labels: ["a", "b"] } })).toBe(`patch: body = "a ${"x".repeat(77)}…", labels = "a", "b"`);
+    expect(auditDetail({ action: "event.resolve", detail: 'event 4: {"status":{"take":"value","value":"done"},"title":{"take":"target"}}' }, "s", "e")).toBe(
+      'event 4: status: "done" (edited), title: kept the current value',
+    );
+    expect(detailWords('event 9: {"a":1}')).toBe("event 9: a = 1");
   });
 
   it("drops the GoError prefix and the position the app shows anyway", () => {
@@ -50,5 +61,30 @@ describe("words", () => {
     ]);
     expect(t.get(1)).toBe("Export fails");
     expect(t.has(2)).toBe(false);
+  });
+
+  it("reads JSON fields sent as text or as values alike", () => {
+    // The events and twins API sends replicas, conflicts, logs and policies
+    // as JSON text today and as JSON values on newer servers.
+    expect(policyWords({ default: "manual" }, "support", "engineering")).toBe(policyWords('{"default":"manual"}', "support", "engineering"));
+    expect(detailWords({ event_id: 4, reason: "later" })).toBe(detailWords('{"event_id":4,"reason":"later"}'));
+    expect(replicaTitle({ subject: "Printer" })).toBe("Printer");
+    expect(replicaTitle('{"subject":"Printer"}')).toBe("Printer");
+    expect(replicaTitle(["x"])).toBe("");
+    expect(replicaTitle(null)).toBe("");
+  });
+
+  it("names a row of the way back by its twin's replicas, also when its first event is gone", () => {
+    const t = titles([{ twin_id: 3, replica: { status: "solved" } }], [{ id: 3, sent_ab: '{"title":"Export fails"}', sent_ba: { status: "solved" } }]);
+    expect(t.get(3)).toBe("Export fails");
+    const back = titles([], [{ id: 4, sent_ba: { subject: "Only back" } }]);
+    expect(back.get(4)).toBe("Only back");
+  });
+
+  it("counts every attempt across a person's retries", () => {
+    expect(attemptsWords({ attempts: 1 })).toBe("1 attempt");
+    expect(attemptsWords({ attempts: 3, total_attempts: 3 })).toBe("3 attempts");
+    expect(attemptsWords({ attempts: 2, total_attempts: 10 })).toBe("10 attempts (2 since the last retry)");
+    expect(attemptsWords({ attempts: 0, total_attempts: 8 })).toBe("8 attempts (0 since the last retry)");
   });
 });

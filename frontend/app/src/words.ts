@@ -2,7 +2,7 @@
 // plurals, what a test run would do, the conflict policy, audit actions,
 // script error messages, and a title for every synced item (issue 19).
 // Unit-tested in words.test.ts.
-import type { SyncEvent, TestRunResult } from "./api";
+import type { JsonField, SyncEvent, TestRunResult, Twin } from "./api";
 import { parseJSON } from "./logic";
 
 /** plural writes a count with its noun: "1 conflict", "2 conflicts". */
@@ -30,7 +30,7 @@ export function outcome(r: Pick<TestRunResult, "matched" | "linked" | "would_syn
 }
 
 /** policyWords says a connection's conflict policy (its JSON) in words, with the sides' names. */
-export function policyWords(policy: string | undefined, nameA: string, nameB: string): string {
+export function policyWords(policy: JsonField, nameA: string, nameB: string): string {
   const p = (parseJSON(policy) as { default?: string; fields?: Record<string, string> } | undefined) ?? {};
   const rule = (v: string | undefined) =>
     v === "b" ? `${nameB} (side B) wins` : v === "newest" ? "the newest change wins" : v === "manual" ? "you decide (conflicts wait here)" : `${nameA} (side A) wins`;
@@ -67,14 +67,56 @@ export function actionWords(action: string): string {
   return ACTIONS[action] ?? action.replace(/[._]/g, " ");
 }
 
-/** detailWords shows an audit detail: a JSON object as "key: value" pairs, anything else as it is. */
-export function detailWords(detail: string): string {
-  if (!detail.trim().startsWith("{")) return detail;
+/**
+ * valueWords writes a value from an audit detail for people: text in quotes
+ * (on one line, cut at 80 characters), an object as "field = value" pairs,
+ * a list as its items; never JSON.
+ */
+export function valueWords(v: unknown, depth = 0): string {
+  if (v === null || v === undefined) return "nothing";
+  if (typeof v === "string") {
+    const t = v.replace(/\s+/g, " ").trim();
+    return `"${t.length > 80 ? t.slice(0, 79) + "…" : t}"`;
+  }
+  if (typeof v !== "object") return String(v);
+  if (Array.isArray(v)) return v.length === 0 ? "none" : v.map((x) => valueWords(x, depth + 1)).join(", ");
+  const pairs = Object.entries(v as Record<string, unknown>).map(([k, x]) => `${k} = ${valueWords(x, depth + 1)}`);
+  return depth > 0 ? `(${pairs.join(", ")})` : pairs.join(", ");
+}
+
+// "event 4: {…}": a detail that names what it is about, then its JSON.
+const LABELLED = /^([^{]*?):\s*(\{[\s\S]*\})$/;
+
+/** detailWords shows an audit detail: a JSON object as "key: value" pairs, "event 4: {…}" with its object in words, anything else as it is. */
+export function detailWords(detail: JsonField): string {
+  if (typeof detail === "string") {
+    const m = LABELLED.exec(detail.trim());
+    const o = m ? parseJSON(m[2]) : undefined;
+    if (m && o && typeof o === "object") return `${m[1]}: ${valueWords(o)}`;
+    if (!detail.trim().startsWith("{")) return detail;
+  }
   const o = parseJSON(detail);
-  if (!o || typeof o !== "object" || Array.isArray(o)) return detail;
+  if (o === undefined) return "";
+  if (!o || typeof o !== "object" || Array.isArray(o)) return typeof o === "string" ? o : valueWords(o);
   return Object.entries(o as Record<string, unknown>)
-    .map(([k, v]) => `${k.replace(/_/g, " ")}: ${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .map(([k, v]) => `${k.replace(/_/g, " ")}: ${typeof v === "string" ? v : valueWords(v)}`)
     .join(" · ");
+}
+
+/** resolutionWords says a person's answer to a conflict: per field, the value kept. */
+export function resolutionWords(r: unknown): string {
+  if (!r || typeof r !== "object" || Array.isArray(r)) return valueWords(r);
+  return Object.entries(r as Record<string, { take?: string; value?: unknown }>)
+    .map(([f, c]) => `${f}: ${c?.take === "value" ? `${valueWords(c.value)} (edited)` : c?.take === "target" ? "kept the current value" : "took the incoming value"}`)
+    .join(", ");
+}
+
+/** auditDetail shows an audit entry's detail: a conflict policy in words, anything else by detailWords. */
+export function auditDetail(e: { action: string; detail: JsonField }, nameA: string, nameB: string): string {
+  if (e.action === "connection.conflict_policy" && parseJSON(e.detail)) return "now: " + policyWords(e.detail, nameA, nameB);
+  const m = e.action === "event.resolve" && typeof e.detail === "string" ? LABELLED.exec(e.detail.trim()) : null;
+  if (m) return `${m[1]}: ${resolutionWords(parseJSON(m[2]))}`;
+  return detailWords(e.detail);
 }
 
 /**
@@ -87,11 +129,16 @@ export function cleanMessage(msg: string): string {
 
 /**
  * titles names each synced item (by twin) with the first title, subject or
- * name any of its events' replicas carries: the way back (engineering →
- * support) often sends only a status, and its rows would have no name.
+ * name its replicas carry: the last ones its twin sent each way, then its
+ * events'. The way back (engineering → support) often sends only a status,
+ * and its rows would have no name.
  */
-export function titles(events: Pick<SyncEvent, "twin_id" | "replica">[]): Map<number, string> {
+export function titles(events: Pick<SyncEvent, "twin_id" | "replica">[], twins: Pick<Twin, "id" | "sent_ab" | "sent_ba">[] = []): Map<number, string> {
   const out = new Map<number, string>();
+  for (const t of twins) {
+    const name = replicaTitle(t.sent_ab) || replicaTitle(t.sent_ba);
+    if (name) out.set(t.id, name);
+  }
   for (const ev of events) {
     if (out.has(ev.twin_id)) continue;
     const t = replicaTitle(ev.replica);
@@ -101,10 +148,20 @@ export function titles(events: Pick<SyncEvent, "twin_id" | "replica">[]): Map<nu
 }
 
 /** replicaTitle is the first text a replica names itself by (a title, a subject). */
-export function replicaTitle(replica: string): string {
+export function replicaTitle(replica: JsonField): string {
   const r = parseJSON(replica);
-  if (!r || typeof r !== "object") return "";
+  if (!r || typeof r !== "object" || Array.isArray(r)) return "";
   const o = r as Record<string, unknown>;
   for (const k of ["title", "subject", "name", "summary"]) if (typeof o[k] === "string" && o[k]) return o[k] as string;
   return "";
+}
+
+/**
+ * attemptsWords counts an event's tries: every try (total_attempts), and
+ * when a person retried it, how many since (attempts starts over then).
+ */
+export function attemptsWords(ev: Pick<SyncEvent, "attempts" | "total_attempts">): string {
+  const total = Math.max(ev.total_attempts ?? 0, ev.attempts);
+  if (total === ev.attempts) return plural(total, "attempt");
+  return `${plural(total, "attempt")} (${ev.attempts} since the last retry)`;
 }

@@ -1,9 +1,9 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { ruleLine } from "../rules";
 import { api, KINDS, type Kind, type ScriptVersion, type Side, type SyncEvent, type TestRunResult } from "../api";
-import { activity, ago, denied, diffLines, diffStats, logLines, parseJSON } from "../logic";
+import { activity, ago, denied, diffLines, diffStats, editedValue, logLines, parseJSON, valueText } from "../logic";
 import { Empty, ErrorBox, Json, Loaded, StatusPill, toast, useAction, useAsync } from "../ui";
-import { actionWords, cleanMessage, detailWords, outcome, plural, policyWords, replicaTitle, titles } from "../words";
+import { actionWords, attemptsWords, auditDetail, cleanMessage, outcome, plural, policyWords, replicaTitle, titles } from "../words";
 import { keyOf, type Ctx } from "./connection";
 
 // ---------------- test run ----------------
@@ -349,7 +349,7 @@ function EventCard({ ev, ctx, onChange }: { ev: SyncEvent; ctx: Ctx; onChange: (
           {ev.action === "delete" && " (delete)"}
         </span>
         <span class="muted small">
-          {ev.attempts} attempt{ev.attempts === 1 ? "" : "s"} · {ago(ev.updated_at)}
+          <span data-testid="attempts">{attemptsWords(ev)}</span> · {ago(ev.updated_at)}
           {ev.status === "queued" && ev.attempts > 0 && ` · next ${ago(ev.next_attempt_at).replace(" ago", "")}`}
         </span>
         <span class="spacer" />
@@ -422,25 +422,17 @@ export function ConflictsTab({ ctx }: { ctx: Ctx }) {
 function ConflictCard({ ev, ctx, onDone }: { ev: SyncEvent; ctx: Ctx; onDone: () => Promise<void> }) {
   const conflicts = (parseJSON(ev.conflicts) as FieldConflict[] | undefined) ?? [];
   const [choice, setChoice] = useState<Record<string, { take: string; value: string }>>(() =>
-    Object.fromEntries(conflicts.map((c) => [c.field, { take: "source", value: JSON.stringify(c.incoming) }])),
+    Object.fromEntries(conflicts.map((c) => [c.field, { take: "source", value: valueText(c.incoming) }])),
   );
-  const [err, setErr] = useState<string>();
   const act = useAction();
   const from: Side = ev.direction === "a_to_b" ? "a" : "b";
   const to: Side = from === "a" ? "b" : "a";
   const submit = async () => {
     const body: Record<string, { take: string; value?: unknown }> = {};
     for (const [f, c] of Object.entries(choice)) {
-      if (c.take !== "value") body[f] = { take: c.take };
-      else
-        try {
-          body[f] = { take: "value", value: JSON.parse(c.value) };
-        } catch {
-          setErr(`${f}: the value must be JSON (a string needs quotes).`);
-          return;
-        }
+      const like = conflicts.find((x) => x.field === f);
+      body[f] = c.take !== "value" ? { take: c.take } : { take: "value", value: editedValue(c.value, like?.incoming ?? like?.target) };
     }
-    setErr(undefined);
     if (await act.run(() => api.resolve(ev.id, body), `Conflict ${ev.id} resolved; the change is queued`)) await onDone();
   };
   const show = (v: unknown) => (v === undefined ? <span class="muted">—</span> : <code>{JSON.stringify(v)}</code>);
@@ -494,7 +486,6 @@ function ConflictCard({ ev, ctx, onDone }: { ev: SyncEvent; ctx: Ctx; onDone: ()
           })}
         </tbody>
       </table>
-      {err && <div class="inline-error">{err}</div>}
       {act.error && <ErrorBox error={act.error} />}
       <div class="actions">
         <button class="btn primary" onClick={submit} disabled={act.busy || !!denied(ctx.role, "resolve")} title={denied(ctx.role, "resolve")}>
@@ -510,7 +501,7 @@ function ConflictCard({ ev, ctx, onDone }: { ev: SyncEvent; ctx: Ctx; onDone: ()
 export function ActivityTab({ ctx }: { ctx: Ctx }) {
   const a = useAsync(async () => {
     const [events, twins, audit] = await Promise.all([api.events({ connection_id: ctx.conn.id, limit: 100 }), api.twins(ctx.conn.id), api.audit(ctx.conn.id, 50)]);
-    return { items: activity(events, twins), names: titles(events), audit };
+    return { items: activity(events, twins), names: titles(events, twins), audit };
   }, [ctx.conn.id], 2000);
   const link = (side: Side, id: string | null) =>
     id ? (
@@ -539,7 +530,7 @@ export function ActivityTab({ ctx }: { ctx: Ctx }) {
                         {link(from, sourceId)} <span class="arrow">→</span> {link(to, targetId)}
                         {ev.action === "delete" && " (delete)"}
                         {ev.unlinked_pair && <span class="muted small" title={ev.unlinked_pair}> · pair unlinked</span>}
-                        {(replicaTitle(ev.replica) || names.get(ev.twin_id)) && <span class="muted small"> · {replicaTitle(ev.replica) || names.get(ev.twin_id)}</span>}
+                        {(names.get(ev.twin_id) || replicaTitle(ev.replica)) && <span class="muted small item-title"> · {names.get(ev.twin_id) || replicaTitle(ev.replica)}</span>}
                       </span>
                       <span class="muted small" title={ev.updated_at}>
                         {ago(ev.updated_at)}
@@ -563,7 +554,7 @@ export function ActivityTab({ ctx }: { ctx: Ctx }) {
                     <span class="muted small" title={e.at}>
                       {ago(e.at)}
                     </span>
-                    {e.detail && <div class="small muted">{detailWords(e.detail)}</div>}
+                    {e.detail && <div class="small muted">{auditDetail(e, ctx.name("a"), ctx.name("b"))}</div>}
                   </li>
                 ))}
               </ul>
@@ -577,45 +568,67 @@ export function ActivityTab({ ctx }: { ctx: Ctx }) {
 
 // ---------------- settings ----------------
 
+type PolicyRule = "a" | "b" | "newest" | "manual";
+
 export function SettingsTab({ ctx }: { ctx: Ctx }) {
-  const current = (parseJSON(ctx.conn.conflict_policy) as { default?: string; fields?: Record<string, string> } | undefined) ?? {};
-  const [def, setDef] = useState(current.default || "a");
-  const [fields, setFields] = useState(JSON.stringify(current.fields ?? {}, null, 2));
-  const [err, setErr] = useState<string>();
+  const current = (parseJSON(ctx.conn.conflict_policy) as { default?: PolicyRule; fields?: Record<string, PolicyRule> } | undefined) ?? {};
+  const [def, setDef] = useState<PolicyRule>(current.default || "a");
+  // Per-field overrides as rows (field, rule), not JSON: people pick words.
+  const [rows, setRows] = useState<{ field: string; rule: PolicyRule }[]>(() => Object.entries(current.fields ?? {}).map(([field, rule]) => ({ field, rule })));
   const act = useAction();
+  const named = rows.filter((r) => r.field.trim());
+  const fields = Object.fromEntries(named.map((r) => [r.field.trim(), r.rule]));
+  const dup = named.length !== Object.keys(fields).length;
   const save = async (e: Event) => {
     e.preventDefault();
-    let f: unknown;
-    try {
-      f = JSON.parse(fields || "{}");
-    } catch {
-      setErr("Field overrides must be a JSON object, e.g. {\"priority\": \"b\"}.");
-      return;
-    }
-    setErr(undefined);
-    if (await act.run(() => api.setPolicy(ctx.conn.id, { default: def, fields: f }), "Conflict policy saved")) await ctx.reload();
+    if (await act.run(() => api.setPolicy(ctx.conn.id, { default: def, fields }), "Conflict policy saved")) await ctx.reload();
   };
+  const setRow = (i: number, r: Partial<{ field: string; rule: PolicyRule }>) => setRows(rows.map((x, j) => (j === i ? { ...x, ...r } : x)));
+  const options = (
+    <>
+      <option value="a">Side A wins ({ctx.name("a")})</option>
+      <option value="b">Side B wins ({ctx.name("b")})</option>
+      <option value="newest">The newest change wins</option>
+      <option value="manual">Ask me (conflicts wait in the Conflicts tab)</option>
+    </>
+  );
   return (
     <form class="form narrow" onSubmit={save}>
       <h2>Conflict policy</h2>
       <p class="muted">When both sides changed the same field since the last sync.</p>
+      <p data-testid="policy-now">
+        Now: <strong>{policyWords(ctx.conn.conflict_policy, ctx.name("a"), ctx.name("b"))}</strong>.
+      </p>
       <label class="field">
         <span>Default</span>
-        <select value={def} onChange={(e) => setDef((e.currentTarget as HTMLSelectElement).value)}>
-          <option value="a">Side A wins ({ctx.name("a")})</option>
-          <option value="b">Side B wins ({ctx.name("b")})</option>
-          <option value="newest">The newest change wins</option>
-          <option value="manual">Ask me (conflicts wait in the Conflicts tab)</option>
+        <select name="default" value={def} onChange={(e) => setDef((e.currentTarget as HTMLSelectElement).value as PolicyRule)}>
+          {options}
         </select>
       </label>
-      <label class="field">
-        <span>Per-field overrides (JSON)</span>
-        <textarea class="mono" rows={4} value={fields} onInput={(e) => setFields((e.currentTarget as HTMLTextAreaElement).value)} />
-      </label>
-      {err && <div class="inline-error">{err}</div>}
+      <div class="field">
+        <span>Per-field overrides</span>
+        {rows.length === 0 && <div class="muted small">None: every field follows the default.</div>}
+        {rows.map((r, i) => (
+          <div class="row" key={i} data-testid="policy-override">
+            <input placeholder="field, e.g. priority" aria-label="field" value={r.field} onInput={(e) => setRow(i, { field: (e.currentTarget as HTMLInputElement).value })} />
+            <select aria-label={`rule for ${r.field || "this field"}`} value={r.rule} onChange={(e) => setRow(i, { rule: (e.currentTarget as HTMLSelectElement).value as PolicyRule })}>
+              {options}
+            </select>
+            <button type="button" class="btn small" onClick={() => setRows(rows.filter((_, j) => j !== i))}>
+              Remove
+            </button>
+          </div>
+        ))}
+        <div>
+          <button type="button" class="btn small" onClick={() => setRows([...rows, { field: "", rule: def === "a" ? "b" : "a" }])}>
+            Add a field
+          </button>
+        </div>
+      </div>
+      {dup && <div class="inline-error">A field is listed twice: keep one row per field.</div>}
       {act.error && <ErrorBox error={act.error} />}
       <div class="actions">
-        <button class="btn primary" disabled={act.busy || !!denied(ctx.role, "save")} title={denied(ctx.role, "save")}>
+        <button class="btn primary" disabled={act.busy || dup || !!denied(ctx.role, "save")} title={denied(ctx.role, "save")}>
           Save policy
         </button>
       </div>
