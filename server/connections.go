@@ -17,14 +17,14 @@ import (
 )
 
 type connectionOut struct {
-	store.Connection
+	connectionBody
 	Counts  map[string]int64                                        `json:"counts"`
 	Scripts map[store.Side]map[store.ScriptKind]store.ScriptVersion `json:"scripts,omitempty"`
 }
 
 func (s *srv) withCounts(ctx context.Context, conn store.Connection) (connectionOut, error) {
 	counts, err := s.st.EventCounts(ctx, conn.ID)
-	return connectionOut{Connection: conn, Counts: counts}, err
+	return connectionOut{connectionBody: connectionBodyOf(conn), Counts: counts}, err
 }
 
 func (s *srv) listConnections(c *gin.Context) error {
@@ -421,7 +421,7 @@ func (s *srv) listTwins(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, twins)
+	c.JSON(http.StatusOK, twinBodies(twins))
 	return nil
 }
 
@@ -478,7 +478,7 @@ func (s *srv) linkTwin(c *gin.Context) error {
 		return err
 	}
 	s.audit(c, "twin.link", &id, fmt.Sprintf("a %s ↔ b %s", in.AID, in.BID))
-	c.JSON(http.StatusCreated, t)
+	c.JSON(http.StatusCreated, twinBody(t))
 	return nil
 }
 

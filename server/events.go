@@ -37,7 +37,7 @@ func (s *srv) listEvents(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, evs)
+	c.JSON(http.StatusOK, eventBodies(evs))
 	return nil
 }
 
@@ -50,7 +50,7 @@ func (s *srv) getEvent(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, ev)
+	c.JSON(http.StatusOK, eventBody(ev))
 	return nil
 }
 
@@ -69,7 +69,7 @@ func (s *srv) retryEvent(c *gin.Context) error {
 		return err
 	}
 	s.audit(c, "event.retry", &ev.ConnectionID, fmt.Sprintf("event %d", id))
-	c.JSON(http.StatusOK, ev)
+	c.JSON(http.StatusOK, eventBody(ev))
 	return nil
 }
 
@@ -101,7 +101,7 @@ func (s *srv) skipEvent(c *gin.Context) error {
 		return err
 	}
 	s.audit(c, "event.skip", &ev.ConnectionID, fmt.Sprintf("event %d: %s", id, in.Reason))
-	c.JSON(http.StatusOK, ev)
+	c.JSON(http.StatusOK, eventBody(ev))
 	return nil
 }
 
@@ -158,7 +158,7 @@ func (s *srv) resolveEvent(c *gin.Context) error {
 		return err
 	}
 	s.audit(c, "event.resolve", &ev.ConnectionID, fmt.Sprintf("event %d: %s", id, enc))
-	c.JSON(http.StatusOK, ev)
+	c.JSON(http.StatusOK, eventBody(ev))
 	return nil
 }
 

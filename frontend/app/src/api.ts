@@ -41,8 +41,10 @@ export interface Connection {
   /** A connection made from a team template: its id and the version it was rendered from. */
   template_id?: number;
   template_version?: number;
-  conflict_policy: string;
-  options: string;
+  /** {default, fields} (engine.Policy); null when unset (side A wins). A JSON string before issue 18. */
+  conflict_policy: unknown;
+  /** {on_unmatch, …} (engine.Lifecycle); null when unset. A JSON string before issue 18. */
+  options: unknown;
   /** Why the engine paused it (quarantine: its scripts kept hitting a limit); absent otherwise. */
   paused_reason?: string;
   quarantined_at?: string;
@@ -59,15 +61,17 @@ export interface SyncEvent {
   direction: "a_to_b" | "b_to_a";
   source_id: string;
   action?: string;
-  replica: string;
-  previous?: string;
+  /** The fields sent (an object; a JSON string before issue 18: read it with parseJSON). */
+  replica: unknown;
+  previous?: unknown;
   status: "queued" | "done" | "failed" | "skipped" | "conflict";
   attempts: number;
   next_attempt_at: string;
   last_error: string;
-  log: string;
-  conflicts?: string;
-  resolution?: string;
+  /** The log's lines (text before issue 18: read it with logLines). */
+  log: string[] | string;
+  conflicts?: unknown;
+  resolution?: unknown;
   /** Set when its pair was unlinked: "twin 7 (a 12, b ENG-4)"; the event stays as history. */
   unlinked_pair?: string;
   created_at: string;
@@ -102,6 +106,11 @@ export interface Twin {
   a_id: string | null;
   b_id: string | null;
   origin: string;
+  /** The last replicas sent each way and each side's fields at the last sync (objects). */
+  sent_ab?: unknown;
+  sent_ba?: unknown;
+  base_a?: unknown;
+  base_b?: unknown;
   created_at: string;
   updated_at: string;
 }

@@ -94,6 +94,8 @@ describe("formatting", () => {
     expect(logLines('["one","two"]')).toEqual(["one", "two"]);
     expect(logLines("plain\ntext")).toEqual(["plain", "text"]);
     expect(logLines("")).toEqual([]);
+    expect(logLines(["one", "two"])).toEqual(["one", "two"]);
+    expect(logLines([])).toEqual([]);
   });
   it("lists changed drafts only", () => {
     expect(dirtyKeys({ "a.trigger": "x", "b.incoming": "y" }, { "a.trigger": "x", "b.incoming": "z", "a.outgoing": "" })).toEqual(["b.incoming"]);

@@ -303,12 +303,19 @@ export function ago(iso: string, now = Date.now()): string {
   return new Date(t).toISOString().slice(0, 10);
 }
 
-export function parseJSON(s: string | undefined | null): unknown {
-  if (!s) return undefined;
+/**
+ * parseJSON reads a JSON field of an API body. Since issue 18 the server
+ * sends replicas, conflicts, policies and options as JSON values, returned
+ * as they are; a string (a server from before, or text such as an audit
+ * detail) is parsed once, and kept as text when it is not JSON.
+ */
+export function parseJSON(v: unknown): unknown {
+  if (v === null || v === undefined || v === "") return undefined;
+  if (typeof v !== "string") return v;
   try {
-    return JSON.parse(s);
+    return JSON.parse(v);
   } catch {
-    return s;
+    return v;
   }
 }
 
@@ -316,9 +323,10 @@ export function pretty(v: unknown): string {
   return v === undefined ? "" : JSON.stringify(v, null, 2);
 }
 
-/** The event's log is stored as a JSON array of lines or as plain text. */
-export function logLines(log: string): string[] {
+/** An event's log: a list of lines since issue 18; before, text (or a JSON list in it). */
+export function logLines(log: unknown): string[] {
   if (!log) return [];
+  if (Array.isArray(log)) return log.map(String);
   const v = parseJSON(log);
   return Array.isArray(v) ? v.map(String) : String(log).split("\n");
 }

@@ -29,8 +29,8 @@ export function outcome(r: Pick<TestRunResult, "matched" | "linked" | "would_syn
   return `Updates ${other} #${r.target_id}: ${list([named && "sets " + named, n ? "adds " + plural(n, "comment") : ""].filter(Boolean))}.`;
 }
 
-/** policyWords says a connection's conflict policy (its JSON) in words, with the sides' names. */
-export function policyWords(policy: string | undefined, nameA: string, nameB: string): string {
+/** policyWords says a connection's conflict policy (an object; JSON text from older servers) in words, with the sides' names. */
+export function policyWords(policy: unknown, nameA: string, nameB: string): string {
   const p = (parseJSON(policy) as { default?: string; fields?: Record<string, string> } | undefined) ?? {};
   const rule = (v: string | undefined) =>
     v === "b" ? `${nameB} (side B) wins` : v === "newest" ? "the newest change wins" : v === "manual" ? "you decide (conflicts wait here)" : `${nameA} (side A) wins`;
@@ -101,7 +101,7 @@ export function titles(events: Pick<SyncEvent, "twin_id" | "replica">[]): Map<nu
 }
 
 /** replicaTitle is the first text a replica names itself by (a title, a subject). */
-export function replicaTitle(replica: string): string {
+export function replicaTitle(replica: unknown): string {
   const r = parseJSON(replica);
   if (!r || typeof r !== "object") return "";
   const o = r as Record<string, unknown>;
