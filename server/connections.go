@@ -120,7 +120,14 @@ func (s *srv) createConnection(c *gin.Context) error {
 // its options unless the body gives some.
 func (s *srv) newConnection(ctx context.Context, in connectionIn) (service.NewConnection, error) {
 	nc := service.NewConnection{Name: in.Name, TeamID: in.TeamID, SystemAID: in.SystemAID, SystemBID: in.SystemBID,
-		Active: in.Active, Template: in.Template, ConflictPolicy: in.ConflictPolicy, Options: in.Options}
+		Active: in.Active, Template: in.Template}
+	if in.ConflictPolicy != nil {
+		enc, err := jsonMarshal(in.ConflictPolicy)
+		if err != nil {
+			return nc, err
+		}
+		nc.ConflictPolicy = enc
+	}
 	sources := in.Scripts
 	var tplOptions json.RawMessage
 	switch {
@@ -156,14 +163,19 @@ func (s *srv) newConnection(ctx context.Context, in connectionIn) (service.NewCo
 	case in.TemplateVersion != 0:
 		return nc, badRequest("template_version needs template_id")
 	}
-	if nc.Options == nil && len(tplOptions) > 0 {
+	if in.Options == nil && len(tplOptions) > 0 {
 		var o engine.Lifecycle
 		if err := json.Unmarshal(tplOptions, &o); err != nil {
 			return nc, fmt.Errorf("template options: %w", err)
 		}
-		nc.Options = &o
+		in.Options = &o
 	}
 	var err error
+	if in.Options != nil {
+		if nc.Options, err = jsonMarshal(in.Options); err != nil {
+			return nc, err
+		}
+	}
 	nc.Scripts, err = scriptsByKind(sources)
 	return nc, err
 }
@@ -276,7 +288,11 @@ func (s *srv) setPolicy(c *gin.Context) error {
 	if err := s.bind(c, &p); err != nil {
 		return err
 	}
-	if err := s.svc.SetPolicy(c.Request.Context(), principalOf(c).Actor(), id, p); err != nil {
+	enc, err := jsonMarshal(p)
+	if err != nil {
+		return err
+	}
+	if err := s.svc.SetPolicy(c.Request.Context(), principalOf(c).Actor(), id, enc); err != nil {
 		return err
 	}
 	return s.respondConnection(c, http.StatusOK, id)
@@ -380,7 +396,11 @@ func (s *srv) setOptions(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	if err := s.svc.SetOptions(c.Request.Context(), principalOf(c).Actor(), id, in); err != nil {
+	enc, err := jsonMarshal(in)
+	if err != nil {
+		return err
+	}
+	if err := s.svc.SetOptions(c.Request.Context(), principalOf(c).Actor(), id, enc); err != nil {
 		return err
 	}
 	return s.respondConnection(c, http.StatusOK, id)

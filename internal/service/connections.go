@@ -27,8 +27,10 @@ type NewConnection struct {
 	TemplateID      int64
 	TemplateVersion int
 	TemplateParams  map[string]any
-	ConflictPolicy  *engine.Policy
-	Options         *engine.Lifecycle
+	// ConflictPolicy and Options are JSON text ("" for unset), stored as
+	// given once they parse: apply compares the stored text with its folder's.
+	ConflictPolicy string
+	Options        string
 	// Detail replaces the audit entry's detail (apply names the systems).
 	Detail string
 }
@@ -46,13 +48,13 @@ func (s *Service) CreateConnection(ctx context.Context, actor string, in NewConn
 	}
 	conn := store.Connection{Name: in.Name, SystemAID: in.SystemAID, SystemBID: in.SystemBID, Active: in.Active,
 		Template: in.Template, TeamID: in.TeamID, TemplateID: in.TemplateID, TemplateVersion: in.TemplateVersion}
-	var err error
-	if conn.ConflictPolicy, err = policyJSON(in.ConflictPolicy); err != nil {
+	if err := CheckPolicy(in.ConflictPolicy); err != nil {
 		return conn, err
 	}
-	if conn.Options, err = optionsJSON(in.Options); err != nil {
+	if err := CheckOptions(in.Options); err != nil {
 		return conn, err
 	}
+	conn.ConflictPolicy, conn.Options = in.ConflictPolicy, in.Options
 	if in.TemplateID != 0 {
 		params := in.TemplateParams
 		if params == nil {
@@ -74,11 +76,14 @@ func (s *Service) CreateConnection(ctx context.Context, actor string, in NewConn
 	}
 	rules := map[store.Side]string{}
 	for side, list := range in.Rules {
-		if len(list) > 0 {
-			if rules[side], err = s.rulesDoc(ctx, conn, side, list); err != nil {
-				return conn, err
-			}
+		if len(list) == 0 {
+			continue
 		}
+		doc, err := s.rulesDoc(ctx, conn, side, list)
+		if err != nil {
+			return conn, err
+		}
+		rules[side] = doc
 	}
 	detail := in.Detail
 	if detail == "" {
@@ -87,7 +92,7 @@ func (s *Service) CreateConnection(ctx context.Context, actor string, in NewConn
 			detail = fmt.Sprintf("connection %q (team template %d version %d)", conn.Name, conn.TemplateID, conn.TemplateVersion)
 		}
 	}
-	_, err = s.change(ctx, actor, "connection.create", func(tx *store.Store) (int64, string, error) {
+	_, err := s.change(ctx, actor, "connection.create", func(tx *store.Store) (int64, string, error) {
 		if err := tx.CreateConnection(ctx, &conn, in.Scripts, actor); err != nil {
 			return 0, "", err
 		}
@@ -153,24 +158,22 @@ func (s *Service) SaveRules(ctx context.Context, actor string, conn store.Connec
 }
 
 // SetPolicy sets the conflict policy.
-func (s *Service) SetPolicy(ctx context.Context, actor string, connID int64, p engine.Policy) error {
-	enc, err := policyJSON(&p)
-	if err != nil {
+func (s *Service) SetPolicy(ctx context.Context, actor string, connID int64, enc string) error {
+	if err := CheckPolicy(enc); err != nil {
 		return err
 	}
-	_, err = s.change(ctx, actor, "connection.conflict_policy", func(tx *store.Store) (int64, string, error) {
+	_, err := s.change(ctx, actor, "connection.conflict_policy", func(tx *store.Store) (int64, string, error) {
 		return connID, enc, tx.SetConflictPolicy(ctx, connID, enc)
 	})
 	return err
 }
 
 // SetOptions sets the lifecycle options.
-func (s *Service) SetOptions(ctx context.Context, actor string, connID int64, o engine.Lifecycle) error {
-	enc, err := optionsJSON(&o)
-	if err != nil {
+func (s *Service) SetOptions(ctx context.Context, actor string, connID int64, enc string) error {
+	if err := CheckOptions(enc); err != nil {
 		return err
 	}
-	_, err = s.change(ctx, actor, "connection.options", func(tx *store.Store) (int64, string, error) {
+	_, err := s.change(ctx, actor, "connection.options", func(tx *store.Store) (int64, string, error) {
 		return connID, enc, tx.SetOptions(ctx, connID, enc)
 	})
 	return err
@@ -258,37 +261,28 @@ func (s *Service) rulesDoc(ctx context.Context, conn store.Connection, side stor
 	return string(doc), err
 }
 
-// policyJSON encodes a policy the engine accepts; nil is "" (side a wins).
-func policyJSON(p *engine.Policy) (string, error) {
-	if p == nil {
-		return "", nil
+// CheckPolicy refuses a conflict policy (JSON; "" is side a wins) the
+// engine would not parse.
+func CheckPolicy(enc string) error {
+	if enc == "" {
+		return nil
 	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return "", err
+	if _, err := engine.ParsePolicy(enc); err != nil {
+		return invalid("%v", err)
 	}
-	if _, err := engine.ParsePolicy(string(b)); err != nil {
-		return "", invalid("%v", err)
-	}
-	return string(b), nil
+	return nil
 }
 
-// optionsJSON encodes options that parse (else ErrInvalid) and stay within
-// what the sandbox allows (engine.CheckLifecycle's error); nil is "".
-func optionsJSON(o *engine.Lifecycle) (string, error) {
-	if o == nil {
-		return "", nil
+// CheckOptions refuses options (JSON; "" for none) that do not parse
+// (ErrInvalid) or ask for more than the sandbox allows
+// (engine.CheckLifecycle's error).
+func CheckOptions(enc string) error {
+	if enc == "" {
+		return nil
 	}
-	b, err := json.Marshal(o)
+	o, err := engine.ParseLifecycle(enc)
 	if err != nil {
-		return "", err
+		return invalid("%v", err)
 	}
-	parsed, err := engine.ParseLifecycle(string(b))
-	if err != nil {
-		return "", invalid("%v", err)
-	}
-	if err := engine.CheckLifecycle(parsed); err != nil {
-		return "", err
-	}
-	return string(b), nil
+	return engine.CheckLifecycle(o)
 }

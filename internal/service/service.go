@@ -46,16 +46,11 @@ type Service struct {
 }
 
 // New makes a Service; eng and check may be nil (no engine to tell, offline
-// checks).
+// checks). Over a Store bound to a transaction (apply's), its operations
+// write and audit inside that transaction (a savepoint each), which
+// commits or rolls back with the rest.
 func New(st *store.Store, eng Engine, check Checker) *Service {
 	return &Service{st: st, eng: eng, check: check}
-}
-
-// InTx is the service bound to a transaction someone else commits (apply's
-// one transaction): its operations write and audit through tx and tell no
-// engine.
-func (s *Service) InTx(tx *store.Store) *Service {
-	return &Service{st: tx, check: s.check}
 }
 
 // change runs fn and the audit entry it returns in one transaction, then
