@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/service"
 	"github.com/duplexsync/duplex/scripts"
 )
 
@@ -777,41 +778,13 @@ func (s *srv) upgradeTemplate(c *gin.Context) error {
 	if err != nil {
 		return badRequest("%v", err)
 	}
-	byKind, err := s.compileSources(ctx, conn, rendered)
+	byKind, err := scriptsByKind(rendered)
 	if err != nil {
 		return err
 	}
-	enc, err := json.Marshal(params)
-	if err != nil {
-		return fmt.Errorf("encode params: %w", err)
-	}
-	if err := s.st.UpgradeConnection(ctx, id, byKind, t.ID, v.Version, string(enc), p.Actor()); err != nil {
+	if err := s.svc.UpgradeTemplate(ctx, p.Actor(), conn, service.Upgrade{Scripts: byKind, TemplateID: t.ID, Version: v.Version,
+		Params: params, Detail: fmt.Sprintf("template %d %q version %d → %d", t.ID, t.Name, conn.TemplateVersion, v.Version)}); err != nil {
 		return err
 	}
-	s.eng.Reload(id)
-	s.auditAs(c, conn.TeamID, "template.upgrade", &conn.ID, fmt.Sprintf("template %d %q version %d → %d", t.ID, t.Name, conn.TemplateVersion, v.Version))
 	return s.respondConnection(c, http.StatusOK, id)
-}
-
-// compileSources checks every rendered script as the engine will and keys
-// them by side and kind.
-func (s *srv) compileSources(ctx context.Context, conn store.Connection, sources scripts.Sources) (map[store.Side]map[store.ScriptKind]string, error) {
-	byKind := map[store.Side]map[store.ScriptKind]string{store.SideA: {}, store.SideB: {}}
-	for sideName, kinds := range sources {
-		side, err := parseSide(sideName)
-		if err != nil {
-			return nil, err
-		}
-		for kindName, src := range kinds {
-			kind, err := parseKind(kindName)
-			if err != nil {
-				return nil, err
-			}
-			if err := s.validateScript(ctx, conn, side, kind, src); err != nil {
-				return nil, err
-			}
-			byKind[side][kind] = src
-		}
-	}
-	return byKind, nil
 }

@@ -286,3 +286,29 @@ func CheckOptions(enc string) error {
 	}
 	return engine.CheckLifecycle(o)
 }
+
+// Upgrade is a connection's move to another version of its team template:
+// the scripts that version renders to and the parameters used.
+type Upgrade struct {
+	Scripts    map[store.Side]map[store.ScriptKind]string
+	TemplateID int64
+	Version    int
+	Params     map[string]any
+	Detail     string // the audit entry's, naming the template and versions
+}
+
+// UpgradeTemplate checks the rendered scripts and saves them as new
+// versions, with the template version and parameters.
+func (s *Service) UpgradeTemplate(ctx context.Context, actor string, conn store.Connection, up Upgrade) error {
+	if err := s.checkScripts(ctx, conn, up.Scripts); err != nil {
+		return err
+	}
+	enc, err := json.Marshal(up.Params)
+	if err != nil {
+		return fmt.Errorf("encode params: %w", err)
+	}
+	_, err = s.change(ctx, actor, "template.upgrade", func(tx *store.Store) (int64, string, error) {
+		return conn.ID, up.Detail, tx.UpgradeConnection(ctx, conn.ID, up.Scripts, up.TemplateID, up.Version, string(enc), actor)
+	})
+	return err
+}
