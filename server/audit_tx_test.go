@@ -25,7 +25,15 @@ func TestChangeWithoutItsAuditIsNotKept(t *testing.T) {
 			}
 			var kept connectionJSON
 			e.json("POST", "/api/connections", fmt.Sprintf(`{"name":"kept","system_a_id":%d,"system_b_id":%d}`, sysA.ID, sysB.ID), 201, &kept)
-			reloadsBefore, _, _ := e.eng.calls()
+			twin, err := e.st.EnsureTwin(ctx, kept.ID, store.SideA, "7")
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs := []store.SyncEvent{{ConnectionID: kept.ID, TwinID: twin.ID, Direction: store.AToB, SourceID: "7", Replica: `{}`, Status: store.StatusFailed}}
+			if err := e.st.InsertEvents(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+			reloadsBefore, _, wakesBefore := e.eng.calls()
 
 			testdb.RefuseAudits(t, e.st, "")
 			var ae apiErr
@@ -59,8 +67,22 @@ func TestChangeWithoutItsAuditIsNotKept(t *testing.T) {
 			if err != nil || len(rules) != 0 {
 				t.Fatalf("rules versions after a refused save: %d (%v)", len(rules), err)
 			}
-			if reloads, _, _ := e.eng.calls(); len(reloads) != len(reloadsBefore) {
-				t.Fatalf("the engine was told about rolled-back changes: %v → %v", reloadsBefore, reloads)
+			// So are a person's actions on the queue and the pairs.
+			e.json("POST", fmt.Sprintf("/api/events/%d/retry", evs[0].ID), "", 500, &ae)
+			e.json("POST", fmt.Sprintf("/api/events/%d/skip", evs[0].ID), `{"reason":"no"}`, 500, &ae)
+			e.json("POST", path+"/retry-failed", "", 500, &ae)
+			e.json("POST", path+"/twins", `{"a_id":"8","b_id":"9"}`, 500, &ae)
+			e.json("DELETE", fmt.Sprintf("/api/twins/%d", twin.ID), "", 500, &ae)
+			ev, err := e.st.GetEvent(ctx, evs[0].ID)
+			if err != nil || ev.Status != store.StatusFailed {
+				t.Fatalf("event after refused retry and skip: %s (%v)", ev.Status, err)
+			}
+			twins, err := e.st.ListTwins(ctx, kept.ID, 10, 0)
+			if err != nil || len(twins) != 1 || twins[0].ID != twin.ID {
+				t.Fatalf("twins after refused link and unlink: %+v (%v)", twins, err)
+			}
+			if reloads, _, wakes := e.eng.calls(); len(reloads) != len(reloadsBefore) || wakes != wakesBefore {
+				t.Fatalf("the engine was told about rolled-back changes: reloads %v → %v, wakes %d → %d", reloadsBefore, reloads, wakesBefore, wakes)
 			}
 		})
 	}

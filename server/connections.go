@@ -423,18 +423,10 @@ func (s *srv) linkTwin(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	if in.AID == "" || in.BID == "" {
-		return badRequest("a_id and b_id are required")
-	}
-	ctx := c.Request.Context()
-	if _, err := s.st.GetConnection(ctx, id); err != nil {
-		return err
-	}
-	t, err := s.st.LinkTwin(ctx, id, in.AID, in.BID)
+	t, err := s.svc.LinkTwin(c.Request.Context(), principalOf(c).Actor(), id, in.AID, in.BID)
 	if err != nil {
 		return err
 	}
-	s.audit(c, "twin.link", &id, fmt.Sprintf("a %s ↔ b %s", in.AID, in.BID))
 	c.JSON(http.StatusCreated, twinBody(t))
 	return nil
 }
@@ -447,11 +439,9 @@ func (s *srv) unlinkTwin(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.st.UnlinkTwin(c.Request.Context(), id)
-	if err != nil {
+	if _, err := s.svc.UnlinkTwin(c.Request.Context(), principalOf(c).Actor(), id); err != nil {
 		return err
 	}
-	s.audit(c, "twin.unlink", &t.ConnectionID, store.UnlinkedPair(t))
 	c.Status(http.StatusNoContent)
 	return nil
 }
@@ -476,15 +466,10 @@ func (s *srv) startBackfill(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request.Context()
-	if _, err := s.st.GetConnection(ctx, id); err != nil {
-		return err
-	}
-	job, err := s.st.StartBackfill(ctx, id, side)
+	job, err := s.svc.StartBackfill(c.Request.Context(), principalOf(c).Actor(), id, side)
 	if err != nil {
 		return err
 	}
-	s.audit(c, "connection.backfill", &id, fmt.Sprintf("sync existing on side %s (job %d)", side, job.ID))
 	c.JSON(http.StatusAccepted, job)
 	return nil
 }

@@ -24,9 +24,11 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// Engine is told about a connection once its change is committed.
+// Engine is told about a change once it is committed: a connection to
+// reload, or events queued again.
 type Engine interface {
 	Reload(connID int64)
+	Wake()
 }
 
 // Checker compiles what needs the live system: a trigger is checked by the
@@ -56,6 +58,15 @@ func New(st *store.Store, eng Engine, check Checker) *Service {
 // change runs fn and the audit entry it returns in one transaction, then
 // reloads the connection.
 func (s *Service) change(ctx context.Context, actor, action string, fn func(tx *store.Store) (connID int64, detail string, err error)) (int64, error) {
+	id, err := s.write(ctx, actor, action, fn)
+	if err == nil && s.eng != nil {
+		s.eng.Reload(id)
+	}
+	return id, err
+}
+
+// write runs fn and the audit entry it returns in one transaction.
+func (s *Service) write(ctx context.Context, actor, action string, fn func(tx *store.Store) (connID int64, detail string, err error)) (int64, error) {
 	var id int64
 	err := s.st.Tx(ctx, func(tx *store.Store) error {
 		connID, detail, err := fn(tx)
@@ -65,11 +76,12 @@ func (s *Service) change(ctx context.Context, actor, action string, fn func(tx *
 		id = connID
 		return tx.AddAudit(ctx, &store.AuditEntry{Actor: actor, Action: action, ConnectionID: &connID, Detail: detail})
 	})
-	if err != nil {
-		return 0, err
-	}
+	return id, err
+}
+
+// wake tells the engine's workers events were queued again.
+func (s *Service) wake() {
 	if s.eng != nil {
-		s.eng.Reload(id)
+		s.eng.Wake()
 	}
-	return id, nil
 }
