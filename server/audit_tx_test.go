@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -73,6 +74,11 @@ func TestChangeWithoutItsAuditIsNotKept(t *testing.T) {
 			e.json("POST", path+"/retry-failed", "", 500, &ae)
 			e.json("POST", path+"/twins", `{"a_id":"8","b_id":"9"}`, 500, &ae)
 			e.json("DELETE", fmt.Sprintf("/api/twins/%d", twin.ID), "", 500, &ae)
+			// And a team template saved from the connection.
+			e.json("POST", path+"/save-as-template", `{"name":"lost-template"}`, 500, &ae)
+			if _, err := e.st.TemplateByName(ctx, store.DefaultTeamID, "lost-template"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("a template whose audit failed: %v", err)
+			}
 			ev, err := e.st.GetEvent(ctx, evs[0].ID)
 			if err != nil || ev.Status != store.StatusFailed {
 				t.Fatalf("event after refused retry and skip: %s (%v)", ev.Status, err)

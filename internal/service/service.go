@@ -85,3 +85,21 @@ func (s *Service) wake() {
 		s.eng.Wake()
 	}
 }
+
+// Record runs fn, a change not yet moved into an operation of its own here
+// (team templates), and the audit entry whose detail fn returns in one
+// transaction. teamID and connID name what the entry is about (0 and nil
+// for none).
+func (s *Service) Record(ctx context.Context, actor, action string, teamID int64, connID *int64, fn func(tx *store.Store) (detail string, err error)) error {
+	return s.st.Tx(ctx, func(tx *store.Store) error {
+		detail, err := fn(tx)
+		if err != nil {
+			return err
+		}
+		e := &store.AuditEntry{Actor: actor, Action: action, ConnectionID: connID, Detail: detail}
+		if teamID != 0 {
+			e.TeamID = &teamID
+		}
+		return tx.AddAudit(ctx, e)
+	})
+}
