@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/duplexsync/duplex/internal/plural"
 	"github.com/gin-gonic/gin"
@@ -14,18 +13,19 @@ import (
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
-	"github.com/duplexsync/duplex/scripting"
+	"github.com/duplexsync/duplex/internal/service"
+	"github.com/duplexsync/duplex/scripts"
 )
 
 type connectionOut struct {
-	store.Connection
+	connectionBody
 	Counts  map[string]int64                                        `json:"counts"`
 	Scripts map[store.Side]map[store.ScriptKind]store.ScriptVersion `json:"scripts,omitempty"`
 }
 
 func (s *srv) withCounts(ctx context.Context, conn store.Connection) (connectionOut, error) {
 	counts, err := s.st.EventCounts(ctx, conn.ID)
-	return connectionOut{Connection: conn, Counts: counts}, err
+	return connectionOut{connectionBody: connectionBodyOf(conn), Counts: counts}, err
 }
 
 func (s *srv) listConnections(c *gin.Context) error {
@@ -83,16 +83,10 @@ func parseKind(v string) (store.ScriptKind, error) {
 	return "", badRequest("kind must be trigger, outgoing or incoming, got %q", v)
 }
 
-// validateScript compiles one piece as the engine will; a compile error is a
-// *scripting.Error with line and column, mapped to 422.
+// validateScript compiles one piece as the engine will (the service's
+// check); a compile error is a *scripting.Error with line and column, 422.
 func (s *srv) validateScript(ctx context.Context, conn store.Connection, side store.Side, kind store.ScriptKind, src string) error {
-	switch kind {
-	case store.KindTrigger:
-		return s.eng.ValidateTrigger(ctx, conn.SystemID(side), src)
-	default:
-		_, err := scripting.Compile(fmt.Sprintf("%s.%s.js", side, kind), scripting.Kind(kind), src)
-		return err
-	}
+	return s.svc.CheckScript(ctx, conn, side, kind, src)
 }
 
 func (s *srv) createConnection(c *gin.Context) error {
@@ -111,40 +105,45 @@ func (s *srv) createConnection(c *gin.Context) error {
 	if err := s.requireTeam(c, in.TeamID, store.RoleEditor); err != nil {
 		return err
 	}
-	in.Name = strings.TrimSpace(in.Name)
-	if in.Name == "" || in.SystemAID == 0 || in.SystemBID == 0 {
-		return badRequest("name, system_a_id and system_b_id are required")
+	nc, err := s.newConnection(ctx, in)
+	if err != nil {
+		return err
 	}
-	for _, id := range []int64{in.SystemAID, in.SystemBID} {
-		sys, err := s.st.GetSystem(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			// The route exists; what is wrong is a reference in the body.
-			return badRequest("system %d does not exist", id)
-		} else if err != nil {
-			return fmt.Errorf("create connection: %w", err)
-		}
-		// A team wires only its own systems: their credentials are its admins'.
-		if sys.TeamID != in.TeamID {
-			return forbidden("system %d belongs to another team", id)
-		}
+	conn, err := s.svc.CreateConnection(ctx, principalOf(c).Actor(), nc)
+	if err != nil {
+		return err
 	}
-	conn := store.Connection{Name: in.Name, SystemAID: in.SystemAID, SystemBID: in.SystemBID, Active: in.Active,
-		Template: in.Template, TeamID: in.TeamID}
+	return s.respondConnection(c, http.StatusCreated, conn.ID)
+}
+
+// newConnection turns the body into what the service creates: a template
+// (built-in or a team template the team sees) rendered into scripts, and
+// its options unless the body gives some.
+func (s *srv) newConnection(ctx context.Context, in connectionIn) (service.NewConnection, error) {
+	nc := service.NewConnection{Name: in.Name, TeamID: in.TeamID, SystemAID: in.SystemAID, SystemBID: in.SystemBID,
+		Active: in.Active, Template: in.Template}
+	if in.ConflictPolicy != nil {
+		enc, err := jsonMarshal(in.ConflictPolicy)
+		if err != nil {
+			return nc, err
+		}
+		nc.ConflictPolicy = enc
+	}
 	sources := in.Scripts
 	var tplOptions json.RawMessage
 	switch {
 	case in.Template != "" && in.TemplateID != 0:
-		return badRequest("give either template (a built-in) or template_id (a team template), not both")
+		return nc, badRequest("give either template (a built-in) or template_id (a team template), not both")
 	case (in.Template != "" || in.TemplateID != 0) && in.Scripts != nil:
-		return badRequest("give either scripts or a template, not both")
+		return nc, badRequest("give either scripts or a template, not both")
 	case in.Template != "":
 		tpl, err := s.lib.Get(in.Template)
 		if err != nil {
-			return err
+			return nc, err
 		}
 		rendered, err := tpl.Render(in.Params)
 		if err != nil {
-			return badRequest("%v", err)
+			return nc, badRequest("%v", err)
 		}
 		sources, tplOptions = rendered, tpl.Options
 	case in.TemplateID != 0:
@@ -152,76 +151,53 @@ func (s *srv) createConnection(c *gin.Context) error {
 		// its status and upgrades read the template again later.
 		t, v, body, err := s.teamTemplateFor(ctx, in.TeamID, in.TemplateID, in.TemplateVersion)
 		if errors.Is(err, store.ErrNotFound) {
-			return badRequest("%v", err) // a reference in the body, like a missing system
+			return nc, badRequest("%v", err) // a reference in the body, like a missing system
 		} else if err != nil {
-			return err
+			return nc, err
 		}
 		rendered, err := body.Template(t.Name).Render(in.Params)
 		if err != nil {
-			return badRequest("%v", err)
-		}
-		params := in.Params
-		if params == nil {
-			params = map[string]any{}
-		}
-		enc, err := json.Marshal(params)
-		if err != nil {
-			return fmt.Errorf("encode params: %w", err)
+			return nc, badRequest("%v", err)
 		}
 		sources, tplOptions = rendered, body.Options
-		conn.TemplateID, conn.TemplateVersion, conn.TemplateParams = t.ID, v.Version, string(enc)
+		nc.TemplateID, nc.TemplateVersion, nc.TemplateParams = t.ID, v.Version, in.Params
 	case in.TemplateVersion != 0:
-		return badRequest("template_version needs template_id")
+		return nc, badRequest("template_version needs template_id")
 	}
 	if in.Options == nil && len(tplOptions) > 0 {
 		var o engine.Lifecycle
 		if err := json.Unmarshal(tplOptions, &o); err != nil {
-			return fmt.Errorf("template options: %w", err)
+			return nc, fmt.Errorf("template options: %w", err)
 		}
 		in.Options = &o
 	}
+	var err error
 	if in.Options != nil {
-		enc, err := json.Marshal(in.Options)
-		if err != nil {
-			return err
+		if nc.Options, err = jsonMarshal(in.Options); err != nil {
+			return nc, err
 		}
-		if err := checkOptions(string(enc)); err != nil {
-			return err
-		}
-		conn.Options = string(enc)
 	}
-	if in.ConflictPolicy != nil {
-		enc, err := policyJSON(*in.ConflictPolicy)
-		if err != nil {
-			return err
-		}
-		conn.ConflictPolicy = enc
-	}
-	byKind, err := s.compileSources(ctx, conn, sources)
-	if err != nil {
-		return err
-	}
-	if err := s.st.CreateConnection(ctx, &conn, byKind, principalOf(c).Actor()); err != nil {
-		return err
-	}
-	s.eng.Reload(conn.ID) // an active connection starts syncing without waiting for a poll
-	detail := fmt.Sprintf("connection %q (template %q)", conn.Name, conn.Template)
-	if conn.TemplateID != 0 {
-		detail = fmt.Sprintf("connection %q (team template %d version %d)", conn.Name, conn.TemplateID, conn.TemplateVersion)
-	}
-	s.audit(c, "connection.create", &conn.ID, detail)
-	return s.respondConnection(c, http.StatusCreated, conn.ID)
+	nc.Scripts, err = scriptsByKind(sources)
+	return nc, err
 }
 
-func policyJSON(p engine.Policy) (string, error) {
-	b, err := jsonMarshal(p)
-	if err != nil {
-		return "", err
+// scriptsByKind keys sources by side and kind, refusing unknown names.
+func scriptsByKind(sources scripts.Sources) (map[store.Side]map[store.ScriptKind]string, error) {
+	byKind := map[store.Side]map[store.ScriptKind]string{store.SideA: {}, store.SideB: {}}
+	for sideName, kinds := range sources {
+		side, err := parseSide(sideName)
+		if err != nil {
+			return nil, err
+		}
+		for kindName, src := range kinds {
+			kind, err := parseKind(kindName)
+			if err != nil {
+				return nil, err
+			}
+			byKind[side][kind] = src
+		}
 	}
-	if _, err := engine.ParsePolicy(b); err != nil {
-		return "", badRequest("%v", err)
-	}
-	return b, nil
+	return byKind, nil
 }
 
 func (s *srv) respondConnection(c *gin.Context, status int, id int64) error {
@@ -283,16 +259,10 @@ func (s *srv) saveScript(c *gin.Context) error {
 	if in.Source == nil {
 		return badRequest("source is required")
 	}
-	ctx := c.Request.Context()
-	if err := s.validateScript(ctx, conn, side, kind, *in.Source); err != nil {
-		return err
-	}
-	v, err := s.st.SaveScript(ctx, conn.ID, side, kind, *in.Source, principalOf(c).Actor())
+	v, err := s.svc.SaveScript(c.Request.Context(), principalOf(c).Actor(), conn, side, kind, *in.Source)
 	if err != nil {
 		return err
 	}
-	s.eng.Reload(conn.ID)
-	s.audit(c, "script.save", &conn.ID, fmt.Sprintf("%s.%s version %d", side, kind, v.Version))
 	c.JSON(http.StatusOK, v)
 	return nil
 }
@@ -319,15 +289,13 @@ func (s *srv) setPolicy(c *gin.Context) error {
 	if err := s.bind(c, &p); err != nil {
 		return err
 	}
-	enc, err := policyJSON(p)
+	enc, err := jsonMarshal(p)
 	if err != nil {
 		return err
 	}
-	if err := s.st.SetConflictPolicy(c.Request.Context(), id, enc); err != nil {
+	if err := s.svc.SetPolicy(c.Request.Context(), principalOf(c).Actor(), id, enc); err != nil {
 		return err
 	}
-	s.eng.Reload(id)
-	s.audit(c, "connection.conflict_policy", &id, enc)
 	return s.respondConnection(c, http.StatusOK, id)
 }
 
@@ -337,15 +305,9 @@ func (s *srv) setActive(active bool) handler {
 		if err != nil {
 			return err
 		}
-		if err := s.st.SetActive(c.Request.Context(), id, active); err != nil {
+		if err := s.svc.SetActive(c.Request.Context(), principalOf(c).Actor(), id, active); err != nil {
 			return err
 		}
-		s.eng.Reload(id)
-		action := "connection.pause"
-		if active {
-			action = "connection.activate"
-		}
-		s.audit(c, action, &id, "")
 		return s.respondConnection(c, http.StatusOK, id)
 	}
 }
@@ -422,7 +384,7 @@ func (s *srv) listTwins(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, twins)
+	c.JSON(http.StatusOK, twinBodies(twins))
 	return nil
 }
 
@@ -439,14 +401,9 @@ func (s *srv) setOptions(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := checkOptions(enc); err != nil {
+	if err := s.svc.SetOptions(c.Request.Context(), principalOf(c).Actor(), id, enc); err != nil {
 		return err
 	}
-	if err := s.st.SetOptions(c.Request.Context(), id, enc); err != nil {
-		return err
-	}
-	s.eng.Reload(id)
-	s.audit(c, "connection.options", &id, enc)
 	return s.respondConnection(c, http.StatusOK, id)
 }
 
@@ -467,19 +424,11 @@ func (s *srv) linkTwin(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	if in.AID == "" || in.BID == "" {
-		return badRequest("a_id and b_id are required")
-	}
-	ctx := c.Request.Context()
-	if _, err := s.st.GetConnection(ctx, id); err != nil {
-		return err
-	}
-	t, err := s.st.LinkTwin(ctx, id, in.AID, in.BID)
+	t, err := s.svc.LinkTwin(c.Request.Context(), principalOf(c).Actor(), id, in.AID, in.BID)
 	if err != nil {
 		return err
 	}
-	s.audit(c, "twin.link", &id, fmt.Sprintf("a %s ↔ b %s", in.AID, in.BID))
-	c.JSON(http.StatusCreated, t)
+	c.JSON(http.StatusCreated, twinBody(t))
 	return nil
 }
 
@@ -491,11 +440,9 @@ func (s *srv) unlinkTwin(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.st.UnlinkTwin(c.Request.Context(), id)
-	if err != nil {
+	if _, err := s.svc.UnlinkTwin(c.Request.Context(), principalOf(c).Actor(), id); err != nil {
 		return err
 	}
-	s.audit(c, "twin.unlink", &t.ConnectionID, store.UnlinkedPair(t))
 	c.Status(http.StatusNoContent)
 	return nil
 }
@@ -520,15 +467,10 @@ func (s *srv) startBackfill(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request.Context()
-	if _, err := s.st.GetConnection(ctx, id); err != nil {
-		return err
-	}
-	job, err := s.st.StartBackfill(ctx, id, side)
+	job, err := s.svc.StartBackfill(c.Request.Context(), principalOf(c).Actor(), id, side)
 	if err != nil {
 		return err
 	}
-	s.audit(c, "connection.backfill", &id, fmt.Sprintf("sync existing on side %s (job %d)", side, job.ID))
 	c.JSON(http.StatusAccepted, job)
 	return nil
 }
@@ -572,14 +514,4 @@ func (s *srv) linkExisting(c *gin.Context) error {
 	s.audit(c, "twin.link_existing", &id, fmt.Sprintf("%s by a.%s = b.%s", plural.Of(int64(n), "pair"), in.AField, in.BField))
 	c.JSON(http.StatusOK, gin.H{"linked": n})
 	return nil
-}
-
-// checkOptions refuses connection options that do not parse (400) or ask
-// for more than the script sandbox allows (422, engine.CheckLifecycle).
-func checkOptions(enc string) error {
-	o, err := engine.ParseLifecycle(enc)
-	if err != nil {
-		return badRequest("%v", err)
-	}
-	return engine.CheckLifecycle(o)
 }

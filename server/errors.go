@@ -12,6 +12,7 @@ import (
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/outbound"
+	"github.com/duplexsync/duplex/internal/service"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
 )
@@ -111,7 +112,9 @@ func classify(err error) (int, apiError) {
 		return http.StatusForbidden, apiError{Code: CodeCSRF, Message: err.Error()}
 	case errors.Is(err, errForbidden):
 		return http.StatusForbidden, apiError{Code: CodeForbidden, Message: err.Error()}
-	case errors.Is(err, errBadRequest):
+	case errors.Is(err, service.ErrForbidden):
+		return http.StatusForbidden, apiError{Code: CodeForbidden, Message: err.Error()}
+	case errors.Is(err, errBadRequest), errors.Is(err, service.ErrInvalid):
 		return http.StatusBadRequest, apiError{Code: CodeBadRequest, Message: err.Error()}
 	case errors.Is(err, scripts.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, apiError{Code: CodeTooLarge, Message: err.Error()}

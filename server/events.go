@@ -2,10 +2,8 @@ package server
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 
-	"github.com/duplexsync/duplex/internal/plural"
 	"github.com/gin-gonic/gin"
 
 	"github.com/duplexsync/duplex/engine"
@@ -38,7 +36,7 @@ func (s *srv) listEvents(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, evs)
+	c.JSON(http.StatusOK, eventBodies(evs))
 	return nil
 }
 
@@ -51,7 +49,7 @@ func (s *srv) getEvent(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, ev)
+	c.JSON(http.StatusOK, eventBody(ev))
 	return nil
 }
 
@@ -60,17 +58,11 @@ func (s *srv) retryEvent(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request.Context()
-	if err := s.st.RetryEvent(ctx, id); err != nil {
-		return err
-	}
-	s.eng.Wake()
-	ev, err := s.st.GetEvent(ctx, id)
+	ev, err := s.svc.RetryEvent(c.Request.Context(), principalOf(c).Actor(), id)
 	if err != nil {
 		return err
 	}
-	s.audit(c, "event.retry", &ev.ConnectionID, fmt.Sprintf("event %d", id))
-	c.JSON(http.StatusOK, ev)
+	c.JSON(http.StatusOK, eventBody(ev))
 	return nil
 }
 
@@ -90,19 +82,11 @@ func (s *srv) skipEvent(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	if in.Reason == "" {
-		return badRequest("reason is required")
-	}
-	ctx := c.Request.Context()
-	if err := s.st.SkipEvent(ctx, id, in.Reason); err != nil {
-		return err
-	}
-	ev, err := s.st.GetEvent(ctx, id)
+	ev, err := s.svc.SkipEvent(c.Request.Context(), principalOf(c).Actor(), id, in.Reason)
 	if err != nil {
 		return err
 	}
-	s.audit(c, "event.skip", &ev.ConnectionID, fmt.Sprintf("event %d: %s", id, in.Reason))
-	c.JSON(http.StatusOK, ev)
+	c.JSON(http.StatusOK, eventBody(ev))
 	return nil
 }
 
@@ -112,16 +96,10 @@ func (s *srv) retryFailed(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request.Context()
-	if _, err := s.st.GetConnection(ctx, id); err != nil {
-		return err
-	}
-	n, err := s.st.RetryFailed(ctx, id)
+	n, err := s.svc.RetryFailed(c.Request.Context(), principalOf(c).Actor(), id)
 	if err != nil {
 		return err
 	}
-	s.eng.Wake()
-	s.audit(c, "event.retry_all", &id, plural.Of(n, "event"))
 	c.JSON(http.StatusOK, gin.H{"retried": n})
 	return nil
 }
@@ -137,29 +115,11 @@ func (s *srv) resolveEvent(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	if len(in) == 0 {
-		return badRequest("give a choice for each conflicting field")
-	}
-	for field, r := range in {
-		if r.Take != "source" && r.Take != "target" && r.Take != "value" {
-			return badRequest("field %q: take must be source, target or value", field)
-		}
-	}
-	enc, err := jsonMarshal(in)
+	ev, err := s.svc.ResolveEvent(c.Request.Context(), principalOf(c).Actor(), id, in)
 	if err != nil {
 		return err
 	}
-	ctx := c.Request.Context()
-	if err := s.st.ResolveConflict(ctx, id, enc); err != nil {
-		return err
-	}
-	s.eng.Wake()
-	ev, err := s.st.GetEvent(ctx, id)
-	if err != nil {
-		return err
-	}
-	s.audit(c, "event.resolve", &ev.ConnectionID, fmt.Sprintf("event %d: %s", id, enc))
-	c.JSON(http.StatusOK, ev)
+	c.JSON(http.StatusOK, eventBody(ev))
 	return nil
 }
 

@@ -104,19 +104,19 @@ var ops = map[string]op{
 	"POST /api/connections/{id}/activate":       {summary: "Start syncing", tag: "connections", out: connectionOut{}},
 	"POST /api/connections/{id}/pause":          {summary: "Pause (changes queue until resumed)", tag: "connections", out: connectionOut{}},
 	"PUT /api/connections/{id}/options":         {summary: "Set lifecycle options", tag: "connections", in: engine.Lifecycle{}, out: connectionOut{}},
-	"GET /api/connections/{id}/twins":           {summary: "Linked entity pairs", tag: "twins", out: []store.Twin{}, query: []string{"limit"}},
-	"POST /api/connections/{id}/twins":          {summary: "Link two existing entities by hand", tag: "twins", in: linkTwinIn{}, out: store.Twin{}, status: 201},
+	"GET /api/connections/{id}/twins":           {summary: "Linked entity pairs", tag: "twins", out: []twinOut{}, query: []string{"limit"}},
+	"POST /api/connections/{id}/twins":          {summary: "Link two existing entities by hand", tag: "twins", in: linkTwinIn{}, out: twinOut{}, status: 201},
 	"DELETE /api/twins/{id}":                    {summary: "Unlink a pair (both entities stay; its events stay as history, marked unlinked_pair)", tag: "twins"},
 	"POST /api/connections/{id}/backfill":       {summary: "Sync what already exists on one side", tag: "connections", in: startBackfillIn{}, out: store.Backfill{}, status: 202},
 	"GET /api/connections/{id}/backfills":       {summary: "Backfill jobs and their progress", tag: "connections", out: []store.Backfill{}},
 	"POST /api/connections/{id}/link-existing":  {summary: "Pair entities that share a key on both sides", tag: "twins", in: linkExistingIn{}, out: countOut{}},
 	"POST /api/connections/{id}/retry-failed":   {summary: "Requeue every failed event of the connection", tag: "events", out: countOut{}},
 
-	"GET /api/events":               {summary: "Sync events of one's teams, newest first", tag: "events", out: []store.SyncEvent{}, query: []string{"connection_id", "status", "limit"}},
-	"GET /api/events/{id}":          {summary: "One sync event with its log", tag: "events", out: store.SyncEvent{}},
-	"POST /api/events/{id}/retry":   {summary: "Requeue a failed event", tag: "events", out: store.SyncEvent{}},
-	"POST /api/events/{id}/resolve": {summary: "Choose per conflicting field: source, target or a value", tag: "events", in: map[string]engine.Resolution{}, out: store.SyncEvent{}},
-	"POST /api/events/{id}/skip":    {summary: "Give up on an event, with a reason", tag: "events", in: skipEventIn{}, out: store.SyncEvent{}},
+	"GET /api/events":               {summary: "Sync events of one's teams, newest first", tag: "events", out: []eventOut{}, query: []string{"connection_id", "status", "limit"}},
+	"GET /api/events/{id}":          {summary: "One sync event with its log", tag: "events", out: eventOut{}},
+	"POST /api/events/{id}/retry":   {summary: "Requeue a failed event", tag: "events", out: eventOut{}},
+	"POST /api/events/{id}/resolve": {summary: "Choose per conflicting field: source, target or a value", tag: "events", in: map[string]engine.Resolution{}, out: eventOut{}},
+	"POST /api/events/{id}/skip":    {summary: "Give up on an event, with a reason", tag: "events", in: skipEventIn{}, out: eventOut{}},
 
 	"GET /api/alerts": {summary: "Alerts of one's teams: open ones first, then recently resolved (?state=open|resolved)", tag: "alerts", out: []store.Alert{}, query: []string{"state", "limit"}},
 
@@ -212,7 +212,7 @@ func buildOpenAPI(rules map[string]rule) ([]byte, error) {
 	sc.defs["Error"] = sc.of(reflect.TypeOf(apiError{}))
 	doc := map[string]any{
 		"openapi": "3.0.3",
-		"info": map[string]any{"title": "Duplex API", "version": "1",
+		"info": map[string]any{"title": "Duplex API", "version": "2", // 2: JSON values instead of JSON strings (CHANGELOG.md)
 			"description": "Two-way sync engine. Errors are JSON {code, message}; codes are stable. Cookie-authenticated writes need the X-CSRF-Token header."},
 		"paths":    paths,
 		"security": []any{map[string]any{"bearer": []string{}}, map[string]any{"session": []string{}}},

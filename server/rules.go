@@ -1,12 +1,9 @@
 package server
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"time"
 
-	"github.com/duplexsync/duplex/internal/plural"
 	"github.com/gin-gonic/gin"
 
 	"github.com/duplexsync/duplex/engine/store"
@@ -101,22 +98,8 @@ func (s *srv) bindRules(c *gin.Context, conn store.Connection, side store.Side) 
 			rules[i].Kind = "expr"
 		}
 	}
-	if _, err := scripting.CompileRules(rules); err != nil {
+	if err := s.svc.CheckRules(c.Request.Context(), conn, side, rules); err != nil {
 		return nil, err
-	}
-	for i, r := range rules {
-		if r.Kind != "unique" {
-			continue
-		}
-		ok, err := s.eng.CanFind(c.Request.Context(), conn.SystemID(side))
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, &scripting.Error{Script: fmt.Sprintf("rule %d", i+1), Kind: scripting.ErrorCompile, Rule: i + 1,
-				Message: fmt.Sprintf("a unique rule needs a lookup in side %s's system, and its connector cannot look entities up by a field", side)}
-		}
-		break
 	}
 	return rules, nil
 }
@@ -132,17 +115,10 @@ func (s *srv) saveRules(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	doc, err := json.MarshalIndent(rules, "", "  ")
+	v, err := s.svc.SaveRules(c.Request.Context(), principalOf(c).Actor(), conn, side, rules)
 	if err != nil {
 		return err
 	}
-	ctx := c.Request.Context()
-	v, err := s.st.SaveScript(ctx, conn.ID, side, store.KindRules, string(doc), principalOf(c).Actor())
-	if err != nil {
-		return err
-	}
-	s.eng.Reload(conn.ID)
-	s.audit(c, "rules.save", &conn.ID, fmt.Sprintf("%s.rules version %d (%s)", side, v.Version, plural.Of(int64(len(rules)), "rule")))
 	out, err := rulesResponse(side, v)
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ import (
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/frontend"
 	"github.com/duplexsync/duplex/internal/outbound"
+	"github.com/duplexsync/duplex/internal/service"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
 )
@@ -104,6 +105,8 @@ type srv struct {
 	metrics http.Handler
 	guards  *outbound.Guards
 	limits  Limits
+	// svc makes connection changes: validated, audited in their transaction.
+	svc *service.Service
 }
 
 // New builds the HTTP handler.
@@ -118,6 +121,7 @@ func New(o Options) http.Handler {
 		page: frontend.Handler(), auth: o.Auth.withDefaults(), logins: newThrottle(o.Auth.withDefaults().Throttle),
 		accounts: newAccountDelay(o.Auth.withDefaults().Throttle),
 		rules:    map[string]rule{}, metrics: o.Metrics, limits: o.Limits.WithDefaults(), guards: o.Outbound}
+	s.svc = service.New(o.Store, o.Engine, o.Engine)
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(s.recover, s.limitBody)

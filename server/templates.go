@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/service"
 	"github.com/duplexsync/duplex/scripts"
 )
 
@@ -262,11 +263,15 @@ func (s *srv) publishTeamTemplate(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.st.PublishTemplateVersion(c.Request.Context(), id, in.Title, in.Description, enc, p.Actor(), in.Note)
+	var v store.TemplateVersion
+	err = s.svc.Record(c.Request.Context(), p.Actor(), "template.publish", t.TeamID, nil, func(tx *store.Store) (string, error) {
+		var err error
+		v, err = tx.PublishTemplateVersion(c.Request.Context(), id, in.Title, in.Description, enc, p.Actor(), in.Note)
+		return fmt.Sprintf("template %d %q version %d", id, t.Name, v.Version), err
+	})
 	if err != nil {
 		return err
 	}
-	s.auditAs(c, t.TeamID, "template.publish", nil, fmt.Sprintf("template %d %q version %d", id, t.Name, v.Version))
 	c.JSON(http.StatusCreated, v)
 	return nil
 }
@@ -366,11 +371,15 @@ func (s *srv) saveAsTemplate(c *gin.Context) error {
 			return err
 		}
 		t := store.TeamTemplate{TeamID: conn.TeamID, Name: in.Name, Title: body.Title, Description: body.Description, Visibility: in.Visibility}
-		v, err := s.st.CreateTemplate(ctx, &t, enc, p.Actor(), in.Note)
+		var v store.TemplateVersion
+		err = s.svc.Record(ctx, p.Actor(), "template.publish", t.TeamID, &conn.ID, func(tx *store.Store) (string, error) {
+			var err error
+			v, err = tx.CreateTemplate(ctx, &t, enc, p.Actor(), in.Note)
+			return fmt.Sprintf("template %d %q version %d from connection %d (%s)", t.ID, t.Name, v.Version, conn.ID, t.Visibility), err
+		})
 		if err != nil {
 			return err
 		}
-		s.auditAs(c, t.TeamID, "template.publish", &conn.ID, fmt.Sprintf("template %d %q version %d from connection %d (%s)", t.ID, t.Name, v.Version, conn.ID, t.Visibility))
 		return s.respondTemplate(c, http.StatusCreated, t.ID, v.Version)
 	case err != nil:
 		return err
@@ -402,11 +411,15 @@ func (s *srv) saveAsTemplate(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.st.PublishTemplateVersion(ctx, existing.ID, body.Title, body.Description, enc, p.Actor(), in.Note)
+	var v store.TemplateVersion
+	err = s.svc.Record(ctx, p.Actor(), "template.publish", existing.TeamID, &conn.ID, func(tx *store.Store) (string, error) {
+		var err error
+		v, err = tx.PublishTemplateVersion(ctx, existing.ID, body.Title, body.Description, enc, p.Actor(), in.Note)
+		return fmt.Sprintf("template %d %q version %d from connection %d", existing.ID, existing.Name, v.Version, conn.ID), err
+	})
 	if err != nil {
 		return err
 	}
-	s.auditAs(c, existing.TeamID, "template.publish", &conn.ID, fmt.Sprintf("template %d %q version %d from connection %d", existing.ID, existing.Name, v.Version, conn.ID))
 	return s.respondTemplate(c, http.StatusOK, existing.ID, v.Version)
 }
 
@@ -462,13 +475,14 @@ func (s *srv) setSharing(c *gin.Context) error {
 		return badRequest("team %d owns the template; share it with other teams", t.TeamID)
 	}
 	ctx := c.Request.Context()
-	if err := s.st.SetTemplateSharing(ctx, id, in.Visibility, in.Teams); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return badRequest("%v", err) // an unknown team in the body, not an unknown route
-		}
+	err = s.svc.Record(ctx, principalOf(c).Actor(), "template.share", t.TeamID, nil, func(tx *store.Store) (string, error) {
+		return fmt.Sprintf("template %d %q: %s %v", id, t.Name, in.Visibility, in.Teams), tx.SetTemplateSharing(ctx, id, in.Visibility, in.Teams)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return badRequest("%v", err) // an unknown team in the body, not an unknown route
+	} else if err != nil {
 		return err
 	}
-	s.auditAs(c, t.TeamID, "template.share", nil, fmt.Sprintf("template %d %q: %s %v", id, t.Name, in.Visibility, in.Teams))
 	return s.respondTemplate(c, http.StatusOK, id, 0)
 }
 
@@ -511,11 +525,18 @@ func (s *srv) forkTemplate(c *gin.Context) error {
 	if !visibleToTeam(t, shares, in.TeamID) {
 		return forbidden("template %d is not shared with team %d", id, in.TeamID)
 	}
-	fork, v, err := s.st.ForkTemplate(c.Request.Context(), id, in.Version, in.TeamID, in.Name, p.Actor())
+	var fork store.TeamTemplate
+	var v store.TemplateVersion
+	err = s.svc.Record(c.Request.Context(), p.Actor(), "template.fork", in.TeamID, nil, func(tx *store.Store) (string, error) {
+		var err error
+		if fork, v, err = tx.ForkTemplate(c.Request.Context(), id, in.Version, in.TeamID, in.Name, p.Actor()); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("template %d %q from template %d version %d", fork.ID, fork.Name, id, *fork.ForkedFromVersion), nil
+	})
 	if err != nil {
 		return err
 	}
-	s.auditAs(c, in.TeamID, "template.fork", nil, fmt.Sprintf("template %d %q from template %d version %d", fork.ID, fork.Name, id, *fork.ForkedFromVersion))
 	return s.respondTemplate(c, http.StatusCreated, fork.ID, v.Version)
 }
 
@@ -600,20 +621,28 @@ func (s *srv) importTemplate(c *gin.Context) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		t := store.TeamTemplate{TeamID: team, Name: name, Title: body.Title, Description: body.Description}
-		v, err := s.st.CreateTemplate(ctx, &t, enc, p.Actor(), note)
+		var v store.TemplateVersion
+		err = s.svc.Record(ctx, p.Actor(), "template.import", team, nil, func(tx *store.Store) (string, error) {
+			var err error
+			v, err = tx.CreateTemplate(ctx, &t, enc, p.Actor(), note)
+			return fmt.Sprintf("template %d %q version %d", t.ID, name, v.Version), err
+		})
 		if err != nil {
 			return err
 		}
-		s.auditAs(c, team, "template.import", nil, fmt.Sprintf("template %d %q version %d", t.ID, name, v.Version))
 		return s.respondTemplate(c, http.StatusCreated, t.ID, v.Version)
 	case err != nil:
 		return err
 	}
-	v, err := s.st.PublishTemplateVersion(ctx, existing.ID, body.Title, body.Description, enc, p.Actor(), note)
+	var v store.TemplateVersion
+	err = s.svc.Record(ctx, p.Actor(), "template.import", team, nil, func(tx *store.Store) (string, error) {
+		var err error
+		v, err = tx.PublishTemplateVersion(ctx, existing.ID, body.Title, body.Description, enc, p.Actor(), note)
+		return fmt.Sprintf("template %d %q version %d", existing.ID, name, v.Version), err
+	})
 	if err != nil {
 		return err
 	}
-	s.auditAs(c, team, "template.import", nil, fmt.Sprintf("template %d %q version %d", existing.ID, name, v.Version))
 	return s.respondTemplate(c, http.StatusOK, existing.ID, v.Version)
 }
 
@@ -777,41 +806,13 @@ func (s *srv) upgradeTemplate(c *gin.Context) error {
 	if err != nil {
 		return badRequest("%v", err)
 	}
-	byKind, err := s.compileSources(ctx, conn, rendered)
+	byKind, err := scriptsByKind(rendered)
 	if err != nil {
 		return err
 	}
-	enc, err := json.Marshal(params)
-	if err != nil {
-		return fmt.Errorf("encode params: %w", err)
-	}
-	if err := s.st.UpgradeConnection(ctx, id, byKind, t.ID, v.Version, string(enc), p.Actor()); err != nil {
+	if err := s.svc.UpgradeTemplate(ctx, p.Actor(), conn, service.Upgrade{Scripts: byKind, TemplateID: t.ID, Version: v.Version,
+		Params: params, Detail: fmt.Sprintf("template %d %q version %d → %d", t.ID, t.Name, conn.TemplateVersion, v.Version)}); err != nil {
 		return err
 	}
-	s.eng.Reload(id)
-	s.auditAs(c, conn.TeamID, "template.upgrade", &conn.ID, fmt.Sprintf("template %d %q version %d → %d", t.ID, t.Name, conn.TemplateVersion, v.Version))
 	return s.respondConnection(c, http.StatusOK, id)
-}
-
-// compileSources checks every rendered script as the engine will and keys
-// them by side and kind.
-func (s *srv) compileSources(ctx context.Context, conn store.Connection, sources scripts.Sources) (map[store.Side]map[store.ScriptKind]string, error) {
-	byKind := map[store.Side]map[store.ScriptKind]string{store.SideA: {}, store.SideB: {}}
-	for sideName, kinds := range sources {
-		side, err := parseSide(sideName)
-		if err != nil {
-			return nil, err
-		}
-		for kindName, src := range kinds {
-			kind, err := parseKind(kindName)
-			if err != nil {
-				return nil, err
-			}
-			if err := s.validateScript(ctx, conn, side, kind, src); err != nil {
-				return nil, err
-			}
-			byKind[side][kind] = src
-		}
-	}
-	return byKind, nil
 }

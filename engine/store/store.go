@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/mattn/go-sqlite3"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
@@ -175,19 +177,34 @@ func wrap(what string, err error) error {
 }
 
 // Retryable reports an error that only says the transaction lost a race
-// with another one (PostgreSQL's deadlock detection or a serialization
-// failure): nothing of it was written, and running it again may succeed.
+// with another one: PostgreSQL's deadlock detection or a serialization
+// failure, or SQLite busy or locked past its busy timeout. Nothing of it was
+// written, and running it again may succeed. Errors are classified by the
+// drivers' codes, not their message text.
 func Retryable(err error) bool {
-	if err == nil {
-		return false
+	switch pgCode(err) {
+	case "40P01", "40001": // deadlock_detected, serialization_failure
+		return true
 	}
-	msg := err.Error()
-	return strings.Contains(msg, "SQLSTATE 40P01") || strings.Contains(msg, "SQLSTATE 40001")
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
 }
 
+// isUniqueViolation reports a unique or primary key constraint violation.
 func isUniqueViolation(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "UNIQUE constraint failed") || // sqlite
-		strings.Contains(msg, "SQLSTATE 23505") || // postgres
-		strings.Contains(msg, "duplicate key value")
+	if pgCode(err) == "23505" { // unique_violation
+		return true
+	}
+	var se sqlite3.Error
+	return errors.As(err, &se) &&
+		(se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
+}
+
+// pgCode is a PostgreSQL error's SQLSTATE, or "".
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/service"
 	"github.com/duplexsync/duplex/scripting"
 )
 
@@ -43,6 +44,9 @@ type Change struct {
 	What   string // "system desk: settings, poll_interval_ms"
 	action string // audit action
 	apply  func(ctx context.Context, tx *store.Store, ids *ids) (connID *int64, detail string, err error)
+	// audited: apply went through internal/service, which wrote the audit
+	// entry with the change.
+	audited bool
 }
 
 // Plan is what apply would do: Problems must be empty for Apply to run.
@@ -420,24 +424,17 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 			withRules += ", team template " + link.String()
 		}
 		return []Change{{Sign: "+", Team: team, What: fmt.Sprintf("connection %s (%s ⇄ %s, %s%s)", name, fc.SystemA, fc.SystemB, state, withRules),
-			action: "connection.create",
+			action: "connection.create", audited: true,
 			apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
-				c := store.Connection{Name: name, SystemAID: ids.systems[inTeam(team, fc.SystemA)], SystemBID: ids.systems[inTeam(team, fc.SystemB)],
-					Active: fc.Active, Template: fc.Template, TeamID: ids.teams[team], ConflictPolicy: policy, Options: options}
-				if err := tx.CreateConnection(ctx, &c, fc.Scripts, Actor); err != nil {
+				// The API's create: the systems must be the team's, and the
+				// audit entry is written with the rows.
+				c, err := service.New(tx, nil, nil).CreateConnection(ctx, Actor, service.NewConnection{Name: name,
+					SystemAID: ids.systems[inTeam(team, fc.SystemA)], SystemBID: ids.systems[inTeam(team, fc.SystemB)], Active: fc.Active,
+					Template: fc.Template, TeamID: ids.teams[team], ConflictPolicy: policy, Options: options,
+					Scripts: fc.Scripts, Rules: fc.Rules,
+					Detail: fmt.Sprintf("connection %q (%s ⇄ %s, template %q%s)", name, fc.SystemA, fc.SystemB, fc.Template, withRules)})
+				if err != nil {
 					return nil, "", err
-				}
-				for _, side := range Sides {
-					if len(fc.Rules[side]) == 0 {
-						continue
-					}
-					doc, err := rulesDoc(fc.Rules[side])
-					if err != nil {
-						return nil, "", err
-					}
-					if _, err := tx.SaveScript(ctx, c.ID, side, store.KindRules, doc, Actor); err != nil {
-						return nil, "", err
-					}
 				}
 				if link != nil {
 					if err := tx.SetConnectionTeamTemplate(ctx, c.ID, ids.templates[link.key()], link.Version, linkParams); err != nil {
@@ -455,6 +452,14 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 				return &id, fmt.Sprintf("connection %q: %s", name, what), fn(ctx, tx)
 			}})
 	}
+	// Changes the API makes too go through internal/service, which audits
+	// them as the API does, in the same transaction.
+	viaService := func(what, action string, fn func(ctx context.Context, svc *service.Service) error) {
+		out = append(out, Change{Sign: "~", Team: team, What: "connection " + name + ": " + what, action: action, audited: true,
+			apply: func(ctx context.Context, tx *store.Store, _ *ids) (*int64, string, error) {
+				return &id, "", fn(ctx, service.New(tx, nil, nil))
+			}})
+	}
 	for _, side := range Sides {
 		for _, kind := range store.ScriptKinds {
 			src := fc.Scripts[side][kind]
@@ -462,8 +467,8 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 				continue
 			}
 			side, kind := side, kind
-			add("new version of "+ScriptFile(side, kind), "script.save", func(ctx context.Context, tx *store.Store) error {
-				_, err := tx.SaveScript(ctx, id, side, kind, src, Actor)
+			viaService("new version of "+ScriptFile(side, kind), "script.save", func(ctx context.Context, svc *service.Service) error {
+				_, err := svc.SaveScript(ctx, Actor, cur, side, kind, src)
 				return err
 			})
 		}
@@ -475,29 +480,19 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 		}
 		side, list := side, fc.Rules[side]
 		what := fmt.Sprintf("new version of %s (%s)", RulesFile(side), countRules(len(list)))
-		// Audited like a rules save through the API (rules.save, the version
-		// and the number of rules).
-		out = append(out, Change{Sign: "~", Team: team, What: "connection " + name + ": " + what, action: "rules.save",
-			apply: func(ctx context.Context, tx *store.Store, _ *ids) (*int64, string, error) {
-				doc, err := rulesDoc(list)
-				if err != nil {
-					return nil, "", err
-				}
-				v, err := tx.SaveScript(ctx, id, side, store.KindRules, doc, Actor)
-				if err != nil {
-					return nil, "", err
-				}
-				return &id, fmt.Sprintf("connection %q: %s.rules version %d (%s)", name, side, v.Version, countRules(len(list))), nil
-			}})
+		viaService(what, "rules.save", func(ctx context.Context, svc *service.Service) error {
+			_, err := svc.SaveRules(ctx, Actor, cur, side, list)
+			return err
+		})
 	}
 	if curPolicy, _ := compactJSON([]byte(cur.ConflictPolicy)); curPolicy != policy {
-		add("conflict_policy "+orNone(policy), "connection.conflict_policy", func(ctx context.Context, tx *store.Store) error {
-			return tx.SetConflictPolicy(ctx, id, policy)
+		viaService("conflict_policy "+orNone(policy), "connection.conflict_policy", func(ctx context.Context, svc *service.Service) error {
+			return svc.SetPolicy(ctx, Actor, id, policy)
 		})
 	}
 	if curOptions, _ := compactJSON([]byte(cur.Options)); curOptions != options {
-		add("options "+orNone(options), "connection.options", func(ctx context.Context, tx *store.Store) error {
-			return tx.SetOptions(ctx, id, options)
+		viaService("options "+orNone(options), "connection.options", func(ctx context.Context, svc *service.Service) error {
+			return svc.SetOptions(ctx, Actor, id, options)
 		})
 	}
 	if cur.Template != fc.Template {
@@ -524,7 +519,7 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 		if fc.Active {
 			what, action = "activate", "connection.activate"
 		}
-		add(what, action, func(ctx context.Context, tx *store.Store) error { return tx.SetActive(ctx, id, fc.Active) })
+		viaService(what, action, func(ctx context.Context, svc *service.Service) error { return svc.SetActive(ctx, Actor, id, fc.Active) })
 	}
 	return out, nil
 }
@@ -598,6 +593,9 @@ func (p *Plan) Apply(ctx context.Context, st *store.Store) error {
 				return fmt.Errorf("%s %s: %w", c.Sign, c.What, err)
 			}
 			teamID := ids.teams[c.Team]
+			if c.audited {
+				continue
+			}
 			if err := tx.AddAudit(ctx, &store.AuditEntry{Actor: Actor, TeamID: &teamID, Action: c.action,
 				ConnectionID: connID, Detail: detail}); err != nil {
 				return err

@@ -111,6 +111,9 @@ export interface Twin {
   sent_ab?: JsonField;
   sent_ba?: JsonField;
   origin: string;
+  /** Each side's fields at the last sync (objects). */
+  base_a?: unknown;
+  base_b?: unknown;
   created_at: string;
   updated_at: string;
 }

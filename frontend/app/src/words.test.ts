@@ -25,6 +25,8 @@ describe("words", () => {
   it("says the conflict policy in words", () => {
     expect(policyWords('{"default":"manual"}', "support", "engineering")).toBe("you decide (conflicts wait here)");
     expect(policyWords(undefined, "support", "engineering")).toBe("support (side A) wins");
+    expect(policyWords({ default: "manual" }, "support", "engineering")).toBe("you decide (conflicts wait here)");
+    expect(policyWords(null, "support", "engineering")).toBe("support (side A) wins");
     expect(policyWords('{"default":"newest","fields":{"priority":"b"}}', "support", "engineering")).toBe("the newest change wins; for priority, engineering (side B) wins");
   });
 

@@ -1,0 +1,105 @@
+// Package service owns the configuration changes of connections: the API's
+// handlers and `duplex apply` call the same operations (issue 18). Each one
+// validates its input, enforces ownership (a connection joins only its own
+// team's systems), writes the rows and the audit entry in one transaction,
+// and only then tells the engine, so a change is never kept unaudited and
+// the engine never reloads a change that was rolled back.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/duplexsync/duplex/engine/store"
+)
+
+// ErrInvalid marks input the operation refuses (the API's 400).
+var ErrInvalid = errors.New("invalid")
+
+// ErrForbidden marks a change the caller's team may not make (the API's 403).
+var ErrForbidden = errors.New("forbidden")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// Engine is told about a change once it is committed: a connection to
+// reload, or events queued again.
+type Engine interface {
+	Reload(connID int64)
+	Wake()
+}
+
+// Checker compiles what needs the live system: a trigger is checked by the
+// system's connector, and a unique rule needs a connector that can look
+// entities up. Without one (apply, whose systems may be new in the same
+// transaction) triggers are checked offline and unique rules are allowed.
+type Checker interface {
+	ValidateTrigger(ctx context.Context, systemID int64, src string) error
+	CanFind(ctx context.Context, systemID int64) (bool, error)
+}
+
+// Service runs configuration changes over one store.
+type Service struct {
+	st    *store.Store
+	eng   Engine
+	check Checker
+}
+
+// New makes a Service; eng and check may be nil (no engine to tell, offline
+// checks). Over a Store bound to a transaction (apply's), its operations
+// write and audit inside that transaction (a savepoint each), which
+// commits or rolls back with the rest.
+func New(st *store.Store, eng Engine, check Checker) *Service {
+	return &Service{st: st, eng: eng, check: check}
+}
+
+// change runs fn and the audit entry it returns in one transaction, then
+// reloads the connection.
+func (s *Service) change(ctx context.Context, actor, action string, fn func(tx *store.Store) (connID int64, detail string, err error)) (int64, error) {
+	id, err := s.write(ctx, actor, action, fn)
+	if err == nil && s.eng != nil {
+		s.eng.Reload(id)
+	}
+	return id, err
+}
+
+// write runs fn and the audit entry it returns in one transaction.
+func (s *Service) write(ctx context.Context, actor, action string, fn func(tx *store.Store) (connID int64, detail string, err error)) (int64, error) {
+	var id int64
+	err := s.st.Tx(ctx, func(tx *store.Store) error {
+		connID, detail, err := fn(tx)
+		if err != nil {
+			return err
+		}
+		id = connID
+		return tx.AddAudit(ctx, &store.AuditEntry{Actor: actor, Action: action, ConnectionID: &connID, Detail: detail})
+	})
+	return id, err
+}
+
+// wake tells the engine's workers events were queued again.
+func (s *Service) wake() {
+	if s.eng != nil {
+		s.eng.Wake()
+	}
+}
+
+// Record runs fn, a change not yet moved into an operation of its own here
+// (team templates), and the audit entry whose detail fn returns in one
+// transaction. teamID and connID name what the entry is about (0 and nil
+// for none).
+func (s *Service) Record(ctx context.Context, actor, action string, teamID int64, connID *int64, fn func(tx *store.Store) (detail string, err error)) error {
+	return s.st.Tx(ctx, func(tx *store.Store) error {
+		detail, err := fn(tx)
+		if err != nil {
+			return err
+		}
+		e := &store.AuditEntry{Actor: actor, Action: action, ConnectionID: connID, Detail: detail}
+		if teamID != 0 {
+			e.TeamID = &teamID
+		}
+		return tx.AddAudit(ctx, e)
+	})
+}
