@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { actionWords, cleanMessage, detailWords, list, outcome, plural, policyWords, titles } from "./words";
+import { actionWords, cleanMessage, detailWords, list, outcome, partialApply, partialWords, plural, policyWords, titles } from "./words";
 
 describe("words", () => {
   it("counts with the right plural", () => {
@@ -50,5 +50,20 @@ describe("words", () => {
     ]);
     expect(t.get(1)).toBe("Export fails");
     expect(t.has(2)).toBe(false);
+  });
+});
+
+describe("partial writes", () => {
+  it("reads an event's partial write and says what was saved, refused and left for the retry", () => {
+    const p = partialApply({ partial: '{"target_id":"12","applied":["subject","priority"],"refused":["status"]}' });
+    expect(p).toEqual({ target_id: "12", applied: ["subject", "priority"], refused: ["status"] });
+    expect(partialWords(p!, "Redmine", "failed")).toBe("Redmine #12 saved subject and priority and refused status. A retry sends only status.");
+    expect(partialWords({ ...p!, applied: [] }, "Redmine", "failed")).toBe("Redmine #12 saved nothing and refused status. A retry sends only status.");
+    expect(partialWords(p!, "Redmine", "done")).toContain("a retry wrote the rest");
+  });
+  it("has none for an event without one or with something else", () => {
+    expect(partialApply({})).toBeUndefined();
+    expect(partialApply({ partial: "not json" })).toBeUndefined();
+    expect(partialApply({ partial: '{"applied":["a"]}' })).toBeUndefined();
   });
 });
