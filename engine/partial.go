@@ -33,16 +33,33 @@ func readPartial(ev *store.SyncEvent) (partialApply, bool) {
 	return p, true
 }
 
-// leftToApply drops from an update's patch the fields an earlier attempt of
-// the event saved on the same target.
-func leftToApply(ev *store.SyncEvent, targetID string, changes map[string]any) map[string]any {
+// leftToApply is what an update still has to write after an earlier
+// attempt of the event was taken in part by the same target: the merge's
+// patch without the fields that attempt saved, and with the ones it
+// refused that the target still holds as they were (the merge can leave
+// those out: after a create taken in part, the event's previous replica is
+// its own, so no field looks changed by the source).
+func leftToApply(ev *store.SyncEvent, targetID string, changes, desired, local, base map[string]any) map[string]any {
 	p, ok := readPartial(ev)
-	if !ok || p.TargetID != targetID || len(changes) == 0 {
+	if !ok || p.TargetID != targetID {
 		return changes
 	}
 	out := maps.Clone(changes)
+	if out == nil {
+		out = map[string]any{}
+	}
 	for _, k := range p.Applied {
 		delete(out, k)
+	}
+	for _, k := range p.Refused {
+		v, wanted := desired[k]
+		if _, in := out[k]; in || !wanted || sameValue(local[k], v) {
+			continue
+		}
+		if bv, known := base[k]; known && !sameValue(local[k], bv) {
+			continue // changed on the target since: the merge decided
+		}
+		out[k] = v
 	}
 	return out
 }

@@ -44,6 +44,23 @@ func (r refusing) Update(ctx context.Context, id string, f map[string]any) (conn
 		Err: fmt.Errorf("%w: the workflow does not allow this %s", connectors.ErrInvalid, refuse)}
 }
 
+func (r refusing) Create(ctx context.Context, f map[string]any) (connectors.Entity, error) {
+	r.mu.Lock()
+	refuse := *r.refuse
+	r.mu.Unlock()
+	if _, ok := f[refuse]; !ok {
+		return r.Connector.Create(ctx, f)
+	}
+	rest := maps.Clone(f)
+	delete(rest, refuse)
+	e, err := r.Connector.Create(ctx, rest)
+	if err != nil {
+		return e, err
+	}
+	return e, &connectors.PartialError{Applied: slices.Sorted(maps.Keys(rest)), Refused: []string{refuse},
+		Err: fmt.Errorf("%w: the workflow does not allow this %s", connectors.ErrInvalid, refuse)}
+}
+
 // TestPartialApplyRetriesWhatIsLeft: an update whose title is saved and
 // whose priority is refused fails its event naming both, as fields on the
 // event; the retry sends only the priority, so an edit of the title made
@@ -115,5 +132,55 @@ func TestPartialApplyRetriesWhatIsLeft(t *testing.T) {
 	}
 	if after, err := f.st.GetEvent(f.ctx, ev.ID); err != nil || after.Status != store.StatusDone {
 		t.Fatalf("event after the retry: %s, %v", after.Status, err)
+	}
+}
+
+// TestPartialCreate: a create taken in part links the new issue at once;
+// the retry updates it with what was refused, never creating a second one.
+func TestPartialCreate(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	var mu sync.Mutex
+	refuse := "priority"
+	var updates [][]string
+	f.wrap = func(system string, c connectors.Connector) connectors.Connector {
+		if system != "engineering" {
+			return c
+		}
+		return refusing{Connector: c, mu: &mu, refuse: &refuse, updates: &updates}
+	}
+	f.eng = f.newEngine()
+	for i := 0; i < 3; i++ {
+		f.cycle()
+	}
+	evs, err := f.st.ListEvents(f.ctx, store.EventFilter{ConnectionID: f.conn.ID, Status: store.StatusFailed})
+	if err != nil || len(evs) != 1 || evs[0].Partial == nil {
+		t.Fatalf("failed events: %+v, %v", evs, err)
+	}
+	issue := f.issueOf("1")
+	twin, err := f.st.TwinBy(f.ctx, f.conn.ID, store.SideA, "1")
+	if err != nil || twin.EntityID(store.SideB) != issue {
+		t.Fatalf("the issue created in part is not linked: twin %+v, issue %s, %v", twin, issue, err)
+	}
+	if !strings.Contains(*evs[0].Partial, `"refused":["priority"]`) || !strings.Contains(*evs[0].Partial, `"target_id":"`+issue+`"`) {
+		t.Fatalf("partial %s", *evs[0].Partial)
+	}
+	mu.Lock()
+	refuse, updates = "", nil
+	mu.Unlock()
+	if err := f.st.RetryEvent(f.ctx, evs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	f.settle()
+	mu.Lock()
+	got := fmt.Sprint(updates)
+	mu.Unlock()
+	if got != "[[priority]]" {
+		t.Fatalf("updates on retry: %s, want the priority only", got)
+	}
+	if n := f.count(f.eng2, "SELECT COUNT(*) FROM issues WHERE ticket_ref = 'T-1'"); n != 1 {
+		t.Fatalf("%d issues for ticket 1", n)
+	}
+	if p := f.one(f.eng2, "SELECT priority FROM issues WHERE id = ?", issue); p != "critical" {
+		t.Fatalf("priority after the retry: %q", p)
 	}
 }

@@ -454,7 +454,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		if changes, conflicts, err = e.mergeFor(ctx, p, ev, &twin, dst, local, fields); err != nil {
 			return out, nil, err
 		}
-		changes = leftToApply(ev, targetID, changes) // partial.go
+		changes = leftToApply(ev, targetID, changes, fields, local.Fields, base.F) // partial.go
 		if len(conflicts) > 0 {
 			enc, _ := json.Marshal(conflicts)
 			s := string(enc)
