@@ -12,8 +12,8 @@ import (
 
 // developer makes a Redmine user with the Developer role in the rig's
 // project, whose default workflow refuses some status moves, and returns
-// its API key, a function granting it the Manager role too (whose
-// workflow allows them), and the role ids.
+// its API key and a function granting it the Manager role too (whose
+// workflow allows them).
 func (r *rig) developer() (key string, promote func()) {
 	r.t.Helper()
 	login := fmt.Sprintf("dev%d", time.Now().UnixNano())
