@@ -119,6 +119,8 @@ type fixture struct {
 	now     atomic.Pointer[time.Time] // the engine's clock when set
 	page    int                       // engine page size (0 = default)
 	files   *fileStore                // set before the first poll: the systems carry files
+	// wrap, when set before the first poll, wraps each system's connector.
+	wrap func(system string, c connectors.Connector) connectors.Connector
 }
 
 func newFixture(t testing.TB, st *store.Store, timeout time.Duration) *fixture {
@@ -138,6 +140,9 @@ func newFixture(t testing.TB, st *store.Store, timeout time.Duration) *fixture {
 		var out connectors.Connector = counting{Connector: c, system: cfg.Name, writes: &f.writes, fault: &f.fault}
 		if f.files != nil { // attach_test.go: the demo tables with files
 			out = filed{Connector: out, system: cfg.Name, fs: f.files, fault: &f.fault}
+		}
+		if f.wrap != nil {
+			out = f.wrap(cfg.Name, out)
 		}
 		return out, nil
 	}); err != nil {

@@ -3,7 +3,6 @@ package engine
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -35,6 +34,7 @@ type candidate struct {
 	readAt   time.Time // when the entity was read (before the read started)
 	twinID   int64     // the twin intake found (0: none yet)
 	unlink   int64     // a twin to unlink instead of queuing anything
+	relink   int64     // a remembered pair to restore first (relink.go)
 	deleted  bool      // the source entity was deleted
 	newTwin  bool      // intake found no twin: enqueue creates it
 }
@@ -204,6 +204,12 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		c.failure = "trigger: " + err.Error()
 		return c, true
 	}
+	if match && !hasTwin {
+		if old, ok := e.rememberedTwin(ctx, p, side, ent); ok { // relink.go
+			twin, hasTwin = old, true
+			c.relink, c.twinID, c.newTwin = old.ID, old.ID, false
+		}
+	}
 	if !match && !hasTwin {
 		return c, false
 	}
@@ -212,7 +218,7 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		return c, true
 	}
 	if hasTwin && twin.Hash(side) != "" && twin.Hash(side) == contentHash(ent) {
-		return c, false // an echo of what Duplex itself wrote
+		return c, c.relink != 0 // an echo of what Duplex itself wrote (a remembered pair is still restored)
 	}
 	dir := store.DirectionFrom(side)
 	var previous map[string]any
@@ -244,7 +250,7 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		return c, true
 	}
 	if hasTwin && twin.Sent(dir) != nil && *twin.Sent(dir) == c.replica {
-		return c, false // nothing the other side cares about changed
+		return c, c.relink != 0 // nothing the other side cares about changed (a remembered pair is still restored)
 	}
 	return c, true
 }
@@ -286,14 +292,18 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate) (int, error
 	for _, at := range order {
 		c := cands[at]
 		if c.unlink != 0 {
-			if _, err := tx.DeleteTwin(ctx, c.unlink); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return 0, err
-			}
-			if err := tx.AddAudit(ctx, &store.AuditEntry{Actor: "engine", Action: "twin.unlink", ConnectionID: &c.connID,
-				Detail: fmt.Sprintf("%s entity %s no longer matches the trigger", c.side, c.entityID)}); err != nil {
+			if err := unlinkRemembering(ctx, tx, c); err != nil { // relink.go
 				return 0, err
 			}
 			continue
+		}
+		if c.relink != 0 {
+			if _, err := relinkPair(ctx, tx, c); err != nil {
+				return 0, err
+			}
+			if c.relinkOnly() {
+				continue
+			}
 		}
 		ev, ok, err := enqueue(ctx, tx, c)
 		if err != nil {

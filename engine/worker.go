@@ -456,6 +456,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		if changes, conflicts, err = e.mergeFor(ctx, p, ev, &twin, dst, local, fields); err != nil {
 			return out, nil, err
 		}
+		changes = leftToApply(ev, targetID, changes, fields, local.Fields, base.F) // partial.go
 		if len(conflicts) > 0 {
 			enc, _ := json.Marshal(conflicts)
 			s := string(enc)
@@ -471,7 +472,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		// crash between the create and saving the twin finds it instead of
 		// creating a second one.
 		if local, found, err = e.create(ctx, target.conn, correlationKey(p.conn.ID, twin.ID), changes); err != nil {
-			return out, nil, fmt.Errorf("create on %s: %w", dst, err)
+			return out, e.partialCreate(ctx, ev, &twin, dst, local, changes, err), fmt.Errorf("create on %s: %w", dst, err)
 		}
 		// Found (a retry after a crash between the create and this record):
 		// the create carried these fields already. Writing them again would
@@ -487,7 +488,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		out.Action, out.Patch = "create", changes
 	} else if len(changes) > 0 {
 		if local, err = target.conn.Update(ctx, targetID, changes); err != nil {
-			return out, nil, fmt.Errorf("update %s entity %s: %w", dst, targetID, err)
+			return out, e.partialUpdate(ctx, ev, &twin, dst, base, targetID, changes, err), fmt.Errorf("update %s entity %s: %w", dst, targetID, err)
 		}
 		out.Action, out.Patch = "update", changes
 	}

@@ -62,6 +62,7 @@ type eventOut struct {
 	SourceUpdatedAt *time.Time      `json:"source_updated_at,omitempty"`
 	Conflicts       json.RawMessage `json:"conflicts,omitempty"`
 	Resolution      json.RawMessage `json:"resolution,omitempty"`
+	Partial         json.RawMessage `json:"partial,omitempty"`
 	UnlinkedPair    *string         `json:"unlinked_pair,omitempty"`
 	CreatedAt       time.Time       `json:"created_at"`
 	UpdatedAt       time.Time       `json:"updated_at"`
@@ -72,7 +73,7 @@ func eventBody(e store.SyncEvent) eventOut {
 		SourceID: e.SourceID, Action: e.Action, Replica: jsonValue(e.Replica), Previous: jsonValuePtr(e.Previous),
 		Status: e.Status, Attempts: e.Attempts, TotalAttempts: e.TotalAttempts, NextAttemptAt: e.NextAttemptAt, LastError: e.LastError,
 		Log: logLines(e.Log), SourceUpdatedAt: e.SourceUpdatedAt, Conflicts: jsonValuePtr(e.Conflicts),
-		Resolution: jsonValuePtr(e.Resolution), UnlinkedPair: e.UnlinkedPair, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
+		Resolution: jsonValuePtr(e.Resolution), Partial: jsonValuePtr(e.Partial), UnlinkedPair: e.UnlinkedPair, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
 }
 
 func eventBodies(evs []store.SyncEvent) []eventOut {

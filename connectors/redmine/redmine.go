@@ -439,8 +439,9 @@ func (c *conn) checkStatus(ctx context.Context, body, fields map[string]any, got
 	if len(saved) > 0 {
 		applied = "saved: " + strings.Join(saved, ", ")
 	}
-	return fmt.Errorf("%w: redmine kept issue %d at status %q: the workflow does not allow the API user to move it to %q from there (refused: status; %s)",
-		connectors.ErrInvalid, got.ID, got.Status.Name, name, applied)
+	return &connectors.PartialError{Applied: saved, Refused: []string{"status"}, Err: fmt.Errorf(
+		"%w: redmine kept issue %d at status %q: the workflow does not allow the API user to move it to %q from there (refused: status; %s)",
+		connectors.ErrInvalid, got.ID, got.Status.Name, name, applied)}
 }
 
 // issueBody maps engine fields to Redmine's issue JSON, names to ids.

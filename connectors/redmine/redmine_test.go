@@ -333,6 +333,9 @@ func TestWorkflowRefusal(t *testing.T) {
 		if got.Fields["subject"] != subject || !strings.Contains(err.Error(), "refused: status; saved: subject") {
 			t.Fatalf("partial apply not reported: subject %v, error %v", got.Fields["subject"], err)
 		}
+		if p, ok := connectors.Partial(err); !ok || fmt.Sprint(p.Applied) != "[subject]" || fmt.Sprint(p.Refused) != "[status]" {
+			t.Fatalf("the refusal does not say what was saved and refused as fields: %#v", p)
+		}
 		refused = from + " → " + status
 		break
 	}

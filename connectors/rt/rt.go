@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -451,7 +452,10 @@ func (c *conn) create(ctx context.Context, corrKey string, fields map[string]any
 	if err != nil {
 		return e, err
 	}
-	return e, checkApplied(e, body)
+	if err := checkApplied(e, body); err != nil {
+		return e, partial(fields, err, err)
+	}
+	return e, nil
 }
 
 // Update changes the given fields with one PUT and reads the ticket back.
@@ -478,28 +482,60 @@ func (c *conn) Update(ctx context.Context, id string, fields map[string]any) (co
 		return e, err
 	}
 	if err := checkApplied(e, body); err != nil {
-		return e, fmt.Errorf("%w (RT said: %s)", err, strings.Join(msgs, " | "))
+		return e, partial(fields, err, fmt.Errorf("%w (RT said: %s)", err, strings.Join(msgs, " | ")))
 	}
 	return e, nil
 }
 
-// checkApplied reports the first asked-for value RT did not store.
+// refusedError names the asked-for values RT did not store.
+type refusedError struct {
+	fields []string // engine field names, sorted
+	msg    string
+}
+
+func (e *refusedError) Error() string { return e.msg }
+
+func (e *refusedError) Unwrap() error { return connectors.ErrInvalid }
+
+// checkApplied reports the asked-for values RT did not store (*refusedError).
 func checkApplied(e connectors.Entity, body map[string]any) error {
-	for api, field := range map[string]string{"Status": "status", "Owner": "owner", "Subject": "subject"} {
-		want, ok := body[api].(string)
+	var refused, why []string
+	for _, f := range []struct{ api, field string }{{"Owner", "owner"}, {"Status", "status"}, {"Subject", "subject"}} {
+		want, ok := body[f.api].(string)
 		if !ok {
 			continue
 		}
-		got := fmt.Sprint(e.Fields[field])
-		if api == "Owner" && want == "Nobody" {
+		got := fmt.Sprint(e.Fields[f.field])
+		if f.api == "Owner" && want == "Nobody" {
 			want = ""
 		}
 		if !strings.EqualFold(got, want) {
-			return fmt.Errorf("%w: rt kept ticket %s's %s at %q instead of %q (the queue's lifecycle or the user's rights refused it; other fields were saved)",
-				connectors.ErrInvalid, e.ID, field, got, want)
+			refused = append(refused, f.field)
+			why = append(why, fmt.Sprintf("%s at %q instead of %q", f.field, got, want))
 		}
 	}
-	return nil
+	if len(refused) == 0 {
+		return nil
+	}
+	return &refusedError{fields: refused, msg: fmt.Sprintf("%v: rt kept ticket %s's %s (the queue's lifecycle or the user's rights refused it; other fields were saved)",
+		connectors.ErrInvalid, e.ID, strings.Join(why, ", "))}
+}
+
+// partial makes a refusal of some fields of an update a
+// connectors.PartialError naming the fields RT saved (the others asked for).
+func partial(fields map[string]any, refusal, err error) error {
+	var re *refusedError
+	if !errors.As(refusal, &re) {
+		return err
+	}
+	var applied []string
+	for k := range fields {
+		if !slices.Contains(re.fields, k) {
+			applied = append(applied, k)
+		}
+	}
+	slices.Sort(applied)
+	return &connectors.PartialError{Applied: applied, Refused: re.fields, Err: err}
 }
 
 // ticketBody maps engine fields to REST2's ticket JSON.

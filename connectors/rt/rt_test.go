@@ -167,6 +167,13 @@ func TestWriteErrors(t *testing.T) {
 	if got.Fields["status"] != "new" || got.Fields["owner"] != "" || got.Fields["subject"] != "x" {
 		t.Fatalf("after refused writes: %v", got.Fields)
 	}
+	// A refused status beside a subject: RT saves the subject, and the
+	// error names both as fields (the engine records them on the event).
+	got, err = c.Update(ctx, e.ID, map[string]any{"subject": "x2", "status": "teleported"})
+	p, ok := connectors.Partial(err)
+	if !ok || !errors.Is(err, connectors.ErrInvalid) || fmt.Sprint(p.Applied) != "[subject]" || fmt.Sprint(p.Refused) != "[status]" || got.Fields["subject"] != "x2" {
+		t.Fatalf("a partly refused update: %v (%#v), subject %v", err, p, got.Fields["subject"])
+	}
 	if _, err := c.Get(ctx, "999999"); !errors.Is(err, connectors.ErrNotFound) {
 		t.Errorf("missing ticket: %v", err)
 	}

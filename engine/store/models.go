@@ -284,9 +284,13 @@ type SyncEvent struct {
 	Resolution *string `json:"resolution,omitempty"`
 	// UnlinkedPair is set when the event's pair was unlinked through the
 	// API: "twin 7 (a 12, b ENG-4)"; TwinID then names a twin that is gone.
-	UnlinkedPair *string   `json:"unlinked_pair,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	UnlinkedPair *string `json:"unlinked_pair,omitempty"`
+	// Partial (JSON {"target_id", "applied": [fields], "refused": [fields]})
+	// is what an attempt refused part-way had written to the target; the
+	// retry sends only what is left (engine/partial.go).
+	Partial   *string   `json:"partial,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // AuditEntry records who did what.

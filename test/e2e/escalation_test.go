@@ -213,8 +213,16 @@ func (r *rig) newEngine() *engine.Engine {
 	return e
 }
 
-// cycle polls both systems and works the queue until it is empty.
+// cycle polls both systems and works the queue until it is empty; any
+// failed event fails the test.
 func (r *rig) cycle() {
+	r.t.Helper()
+	r.run()
+	r.failed()
+}
+
+// run is cycle leaving failed events for the test to look at.
+func (r *rig) run() {
 	r.t.Helper()
 	for _, id := range []int64{r.conn.SystemAID, r.conn.SystemBID} {
 		for {
@@ -236,7 +244,6 @@ func (r *rig) cycle() {
 			break
 		}
 	}
-	r.failed()
 }
 
 // failed fails the test on any failed event, with its error.

@@ -76,6 +76,8 @@ export interface SyncEvent {
   resolution?: JsonField;
   /** Set when its pair was unlinked: "twin 7 (a 12, b ENG-4)"; the event stays as history. */
   unlinked_pair?: string;
+  /** JSON {"target_id", "applied": [fields], "refused": [fields]}: an attempt the target took only in part (words.ts partialApply). */
+  partial?: JsonField;
   created_at: string;
   updated_at: string;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { actionWords, attemptsWords, auditDetail, cleanMessage, detailWords, list, outcome, plural, policyWords, replicaTitle, titles } from "./words";
+import { actionWords, attemptsWords, auditDetail, cleanMessage, detailWords, list, outcome, partialApply, partialWords, plural, policyWords, replicaTitle, titles } from "./words";
 
 describe("words", () => {
   it("counts with the right plural", () => {
@@ -88,5 +88,20 @@ describe("words", () => {
     expect(attemptsWords({ attempts: 3, total_attempts: 3 })).toBe("3 attempts");
     expect(attemptsWords({ attempts: 2, total_attempts: 10 })).toBe("10 attempts (2 since the last retry)");
     expect(attemptsWords({ attempts: 0, total_attempts: 8 })).toBe("8 attempts (0 since the last retry)");
+  });
+});
+
+describe("partial writes", () => {
+  it("reads an event's partial write and says what was saved, refused and left for the retry", () => {
+    const p = partialApply({ partial: '{"target_id":"12","applied":["subject","priority"],"refused":["status"]}' });
+    expect(p).toEqual({ target_id: "12", applied: ["subject", "priority"], refused: ["status"] });
+    expect(partialWords(p!, "Redmine", "failed")).toBe("Redmine #12 saved subject and priority and refused status. A retry sends only status.");
+    expect(partialWords({ ...p!, applied: [] }, "Redmine", "failed")).toBe("Redmine #12 saved nothing and refused status. A retry sends only status.");
+    expect(partialWords(p!, "Redmine", "done")).toContain("a retry wrote the rest");
+  });
+  it("has none for an event without one or with something else", () => {
+    expect(partialApply({})).toBeUndefined();
+    expect(partialApply({ partial: "not json" })).toBeUndefined();
+    expect(partialApply({ partial: '{"applied":["a"]}' })).toBeUndefined();
   });
 });

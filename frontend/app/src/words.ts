@@ -58,6 +58,7 @@ const ACTIONS: Record<string, string> = {
   "twin.link": "linked two items",
   "twin.link_existing": "linked an existing item",
   "twin.unlink": "unlinked two items",
+  "twin.relink": "linked two items again",
   "system.test": "tested a system",
   "template.import": "imported a template",
 };
@@ -164,4 +165,26 @@ export function attemptsWords(ev: Pick<SyncEvent, "attempts" | "total_attempts">
   const total = Math.max(ev.total_attempts ?? 0, ev.attempts);
   if (total === ev.attempts) return plural(total, "attempt");
   return `${plural(total, "attempt")} (${ev.attempts} since the last retry)`;
+}
+
+/** What an attempt refused part-way had written (SyncEvent.partial). */
+export interface PartialApply {
+  target_id: string;
+  applied: string[];
+  refused: string[];
+}
+
+/** partialApply reads an event's partial write, or undefined when it had none. */
+export function partialApply(ev: Pick<SyncEvent, "partial">): PartialApply | undefined {
+  const p = parseJSON(ev.partial) as Partial<PartialApply> | undefined;
+  if (!p || typeof p !== "object" || !Array.isArray(p.refused)) return undefined;
+  return { target_id: String(p.target_id ?? ""), applied: Array.isArray(p.applied) ? p.applied : [], refused: p.refused };
+}
+
+/** partialWords says what an event's refused attempt saved and refused on the target (named other). */
+export function partialWords(p: PartialApply, other: string, status: SyncEvent["status"]): string {
+  const saved = p.applied.length ? `saved ${list(p.applied)}` : "saved nothing";
+  const refused = `refused ${list(p.refused)}`;
+  if (status === "done") return `An earlier attempt was taken in part by ${other} #${p.target_id} (${saved}, ${refused}); a retry wrote the rest.`;
+  return `${other} #${p.target_id} ${saved} and ${refused}. A retry sends only ${list(p.refused)}.`;
 }

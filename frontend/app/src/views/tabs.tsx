@@ -3,7 +3,7 @@ import { ruleLine } from "../rules";
 import { api, KINDS, type Kind, type ScriptVersion, type Side, type SyncEvent, type TestRunResult } from "../api";
 import { activity, ago, denied, diffLines, diffStats, editedValue, logLines, parseJSON, valueText } from "../logic";
 import { Empty, ErrorBox, Json, Loaded, StatusPill, toast, useAction, useAsync } from "../ui";
-import { actionWords, attemptsWords, auditDetail, cleanMessage, outcome, plural, policyWords, replicaTitle, titles } from "../words";
+import { actionWords, attemptsWords, auditDetail, cleanMessage, outcome, partialApply, partialWords, plural, policyWords, replicaTitle, titles } from "../words";
 import { keyOf, type Ctx } from "./connection";
 
 // ---------------- test run ----------------
@@ -334,6 +334,7 @@ function EventCard({ ev, ctx, onChange }: { ev: SyncEvent; ctx: Ctx; onChange: (
   const act = useAction();
   const from: Side = ev.direction === "a_to_b" ? "a" : "b";
   const to: Side = from === "a" ? "b" : "a";
+  const partial = partialApply(ev);
   const retry = async () => (await act.run(() => api.retry(ev.id), `Event ${ev.id} queued again`)) && onChange();
   const skip = async (e: Event) => {
     e.preventDefault();
@@ -365,6 +366,11 @@ function EventCard({ ev, ctx, onChange }: { ev: SyncEvent; ctx: Ctx; onChange: (
         )}
       </div>
       {ev.last_error && <div class="inline-error">{cleanMessage(ev.last_error)}</div>}
+      {partial && (
+        <div class="partial small" data-testid="partial">
+          {partialWords(partial, ctx.name(to), ev.status)}
+        </div>
+      )}
       {reason !== null && (
         <form class="row" onSubmit={skip}>
           <input autoFocus placeholder="Why skip this change? (kept in the audit log)" value={reason} onInput={(e) => setReason((e.currentTarget as HTMLInputElement).value)} />
@@ -530,6 +536,7 @@ export function ActivityTab({ ctx }: { ctx: Ctx }) {
                         {link(from, sourceId)} <span class="arrow">→</span> {link(to, targetId)}
                         {ev.action === "delete" && " (delete)"}
                         {ev.unlinked_pair && <span class="muted small" title={ev.unlinked_pair}> · pair unlinked</span>}
+                        {partialApply(ev) && <span class="muted small"> · {ev.status === "done" ? "applied in two steps" : "applied in part"}</span>}
                         {(names.get(ev.twin_id) || replicaTitle(ev.replica)) && <span class="muted small item-title"> · {names.get(ev.twin_id) || replicaTitle(ev.replica)}</span>}
                       </span>
                       <span class="muted small" title={ev.updated_at}>
