@@ -78,39 +78,9 @@ func (s *Store) ClaimEventsExcept(ctx context.Context, c Claim, limit int, relea
 				return wrap("release events", err)
 			}
 		}
-		now := c.Now.UTC()
-		var rows []struct {
-			SyncEvent
-			ClaimedBy *string
-		}
-		// In id order through sync_events_queue, as DueEvents (SQLite's
-		// planner must be told).
-		from := "sync_events e"
-		if tx.dialect == migrations.SQLite {
-			from += " INDEXED BY sync_events_queue"
-		}
-		// Only non-empty lists: "NOT IN ()" is invalid, and gorm's
-		// "NOT IN (NULL)" would match nothing.
-		except, exceptArgs := "", []any(nil)
-		if len(busy.Events) > 0 {
-			except += " AND e.id NOT IN ?"
-			exceptArgs = append(exceptArgs, busy.Events)
-		}
-		if len(busy.Connections) > 0 {
-			except += " AND e.connection_id NOT IN ?"
-			exceptArgs = append(exceptArgs, busy.Connections)
-		}
-		err := tx.q(ctx).Raw(`SELECT e.* FROM `+from+`
-			WHERE e.status = ? AND e.next_attempt_at <= ?
-			  AND (e.lease_until IS NULL OR e.lease_until <= ?)
-			  AND EXISTS (SELECT 1 FROM connections c WHERE c.id = e.connection_id AND c.active)
-			  AND NOT EXISTS (SELECT 1 FROM sync_events p
-			                  WHERE p.twin_id = e.twin_id AND p.status = ?
-			                    AND (p.id < e.id OR p.lease_until > ?))`+except+`
-			ORDER BY e.id LIMIT ?`+tx.skipLocked("e"),
-			append(append([]any{StatusQueued, now, now, StatusQueued, now}, exceptArgs...), limit)...).Scan(&rows).Error
+		rows, err := tx.dueEvents(ctx, c.Now.UTC(), limit, busy)
 		if err != nil {
-			return wrap("claim events", err)
+			return err
 		}
 		if len(rows) == 0 {
 			return nil
@@ -136,6 +106,94 @@ func (s *Store) ClaimEventsExcept(ctx context.Context, c Claim, limit int, relea
 		return nil, 0, err
 	}
 	return out, takeovers, nil
+}
+
+// claimRow is a due event and its claimer, if any (a lapsed lease).
+type claimRow struct {
+	SyncEvent
+	ClaimedBy *string
+}
+
+// dueEvents reads up to limit due events but busy's, oldest first: one
+// query, or with busy connections one per other connection (as
+// pendingDeliveries): "connection_id NOT IN (busy)" walked every queued
+// event of a busy connection, its whole backlog, on each claim.
+func (s *Store) dueEvents(ctx context.Context, now time.Time, limit int, busy Busy) ([]claimRow, error) {
+	if len(busy.Connections) == 0 {
+		return s.dueEventsOf(ctx, now, limit, busy.Events, 0)
+	}
+	var conns []queueHead
+	if err := s.q(ctx).Raw(`WITH RECURSIVE s(c) AS (
+			SELECT MIN(connection_id) FROM sync_events WHERE status = ?
+			UNION ALL
+			SELECT (SELECT MIN(w.connection_id) FROM sync_events w WHERE w.status = ? AND w.connection_id > s.c)
+			FROM s WHERE s.c IS NOT NULL)
+		SELECT s.c AS queue_key,
+		       (SELECT MIN(w.id) FROM sync_events w WHERE w.status = ? AND w.connection_id = s.c) AS first_id
+		FROM s WHERE s.c IS NOT NULL`, StatusQueued, StatusQueued, StatusQueued).Scan(&conns).Error; err != nil {
+		return nil, wrap("claim events", err)
+	}
+	skip := make(map[int64]bool, len(busy.Connections))
+	for _, id := range busy.Connections {
+		skip[id] = true
+	}
+	sort.Slice(conns, func(i, j int) bool { return conns[i].FirstID < conns[j].FirstID })
+	var out []claimRow
+	for _, c := range conns {
+		if skip[c.QueueKey] {
+			continue
+		}
+		if len(out) >= limit && c.FirstID > out[limit-1].ID {
+			break
+		}
+		got, err := s.dueEventsOf(ctx, now, limit, busy.Events, c.QueueKey)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+		if len(out) > limit {
+			out = out[:limit]
+		}
+	}
+	return out, nil
+}
+
+// dueEventsOf reads up to limit due events but those in except, oldest
+// first, of connection conn (0: of every connection).
+func (s *Store) dueEventsOf(ctx context.Context, now time.Time, limit int, except []int64, conn int64) ([]claimRow, error) {
+	// In id order through sync_events_queue, as DueEvents (SQLite's
+	// planner must be told), or through sync_events_conn_queue for one
+	// connection.
+	from := "sync_events e"
+	if s.dialect == migrations.SQLite {
+		from += " INDEXED BY sync_events_queue"
+		if conn != 0 {
+			from = "sync_events e INDEXED BY sync_events_conn_queue"
+		}
+	}
+	// Only non-empty lists: "NOT IN ()" is invalid, and gorm's
+	// "NOT IN (NULL)" would match nothing.
+	where, args := "", []any(nil)
+	if len(except) > 0 {
+		where += " AND e.id NOT IN ?"
+		args = append(args, except)
+	}
+	if conn != 0 {
+		where += " AND e.connection_id = ?"
+		args = append(args, conn)
+	}
+	var rows []claimRow
+	err := s.q(ctx).Raw(`SELECT e.* FROM `+from+`
+		WHERE e.status = ? AND e.next_attempt_at <= ?
+		  AND (e.lease_until IS NULL OR e.lease_until <= ?)
+		  AND EXISTS (SELECT 1 FROM connections c WHERE c.id = e.connection_id AND c.active)
+		  AND NOT EXISTS (SELECT 1 FROM sync_events p
+		                  WHERE p.twin_id = e.twin_id AND p.status = ?
+		                    AND (p.id < e.id OR p.lease_until > ?))`+where+`
+		ORDER BY e.id LIMIT ?`+s.skipLocked("e"),
+		append(append([]any{StatusQueued, now, now, StatusQueued, now}, args...), limit)...).Scan(&rows).Error
+	return rows, wrap("claim events", err)
 }
 
 // RenewEvents extends c.By's claims on events still being worked.
@@ -258,10 +316,10 @@ func (s *Store) ClaimDeliveriesExcept(ctx context.Context, c Claim, limit int, r
 	return out, err
 }
 
-// pendingSystem is a system with pending deliveries and the id of its
-// oldest (claimed by another process or not).
-type pendingSystem struct {
-	SystemID int64
+// queueHead is a system (or connection) with pending deliveries (queued
+// events) and the id of its oldest, claimed by another process or not.
+type queueHead struct {
+	QueueKey int64
 	FirstID  int64
 }
 
@@ -269,13 +327,13 @@ type pendingSystem struct {
 // systems not in busy, oldest first (see ClaimDeliveriesExcept).
 func (s *Store) pendingDeliveries(ctx context.Context, now time.Time, limit int, busy []int64) ([]WebhookDelivery, error) {
 	// A loose index scan: the next system after the last, one seek each.
-	var systems []pendingSystem
+	var systems []queueHead
 	if err := s.q(ctx).Raw(`WITH RECURSIVE s(sys) AS (
 			SELECT MIN(system_id) FROM webhook_deliveries WHERE status = ?
 			UNION ALL
 			SELECT (SELECT MIN(w.system_id) FROM webhook_deliveries w WHERE w.status = ? AND w.system_id > s.sys)
 			FROM s WHERE s.sys IS NOT NULL)
-		SELECT s.sys AS system_id,
+		SELECT s.sys AS queue_key,
 		       (SELECT MIN(w.id) FROM webhook_deliveries w WHERE w.status = ? AND w.system_id = s.sys) AS first_id
 		FROM s WHERE s.sys IS NOT NULL`, DeliveryPending, DeliveryPending, DeliveryPending).Scan(&systems).Error; err != nil {
 		return nil, wrap("claim deliveries", err)
@@ -287,7 +345,7 @@ func (s *Store) pendingDeliveries(ctx context.Context, now time.Time, limit int,
 	sort.Slice(systems, func(i, j int) bool { return systems[i].FirstID < systems[j].FirstID })
 	var out []WebhookDelivery
 	for _, p := range systems {
-		if skip[p.SystemID] {
+		if skip[p.QueueKey] {
 			continue
 		}
 		// A system whose oldest is younger than the limit oldest taken so
@@ -298,7 +356,7 @@ func (s *Store) pendingDeliveries(ctx context.Context, now time.Time, limit int,
 		var got []WebhookDelivery
 		if err := s.q(ctx).Raw(`SELECT d.* FROM webhook_deliveries d
 			WHERE d.status = ? AND d.system_id = ? AND (d.lease_until IS NULL OR d.lease_until <= ?)
-			ORDER BY d.id LIMIT ?`+s.skipLocked("d"), DeliveryPending, p.SystemID, now, limit).Scan(&got).Error; err != nil {
+			ORDER BY d.id LIMIT ?`+s.skipLocked("d"), DeliveryPending, p.QueueKey, now, limit).Scan(&got).Error; err != nil {
 			return nil, wrap("claim deliveries", err)
 		}
 		out = append(out, got...)

@@ -405,3 +405,53 @@ func TestClaimDeliveriesAcrossSystems(t *testing.T) {
 		})
 	}
 }
+
+// With a busy connection the claim reads the other connections one by one:
+// still oldest first across them, a twin's later event still waits for its
+// earlier one, and the limit keeps the oldest.
+func TestClaimEventsPassingBusyConnections(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			busyConn := f.conn
+			others := []store.Connection{{Name: "d", SystemAID: f.sys[0], SystemBID: f.sys[1], Active: true},
+				{Name: "e", SystemAID: f.sys[0], SystemBID: f.sys[1], Active: true}}
+			for i := range others {
+				if err := f.st.CreateConnection(f.ctx, &others[i], nil, "t"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var want []int64
+			for i := 0; i < 4; i++ {
+				f.conn = busyConn
+				f.queue(t, fmt.Sprint("b", i))
+				for j, c := range others {
+					f.conn = c
+					id := f.queue(t, fmt.Sprint("o", j, i%2)) // two twins per connection
+					if i < 2 {
+						want = append(want, id) // each twin's earliest only
+					}
+				}
+			}
+			got, _, err := f.st.ClaimEventsExcept(f.ctx, f.claim("A", 0), 10, nil, store.Busy{Connections: []int64{busyConn.ID}})
+			if err != nil || !slices.Equal(ids(got), want) {
+				t.Fatalf("claims %v %v; want %v", ids(got), err, want)
+			}
+			if _, err := f.st.ReleaseClaims(f.ctx, "A"); err != nil { // PostgreSQL's claims are recorded
+				t.Fatal(err)
+			}
+			got, _, err = f.st.ClaimEventsExcept(f.ctx, f.claim("A", 0), 3, nil, store.Busy{Connections: []int64{busyConn.ID}})
+			if err != nil || !slices.Equal(ids(got), want[:3]) {
+				t.Fatalf("limit 3: claims %v %v; want %v", ids(got), err, want[:3])
+			}
+			if _, err := f.st.ReleaseClaims(f.ctx, "A"); err != nil {
+				t.Fatal(err)
+			}
+			got, _, err = f.st.ClaimEventsExcept(f.ctx, f.claim("A", 0), 10, nil,
+				store.Busy{Connections: []int64{busyConn.ID, others[1].ID}, Events: []int64{want[0]}})
+			if err != nil || !slices.Equal(ids(got), []int64{want[2]}) {
+				t.Fatalf("one connection left, its first event held: claims %v %v; want [%d]", ids(got), err, want[2])
+			}
+		})
+	}
+}
