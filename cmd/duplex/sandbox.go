@@ -59,4 +59,6 @@ func stopPool(p *sandbox.Pool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = p.Stop(ctx)
+	st := p.Stats()
+	slog.Default().Info("script workers stopped", "script_runs", st.Runs, "script_messages", st.Messages)
 }
