@@ -44,9 +44,10 @@ type Options struct {
 	// leaves behind accumulates; defaults 10,000 and Memory/4.
 	RecycleRuns int
 	RecycleHeap uint64
-	// PerConnection bounds the runs of one connection in flight at once in
-	// a lane, so one connection's slow scripts cannot hold every worker;
-	// default Workers-1 (at least 1).
+	// PerConnection bounds the messages of one connection in flight at once
+	// in a lane, so one connection's slow scripts cannot hold every worker;
+	// default Workers-1 (at least 1). Its runs waiting meanwhile then leave
+	// together in one message.
 	PerConnection int
 	MaxBatch      int // runs sent to a worker in one message at most; default 100
 	// Observe, when set, is told each script run's kind, time and error.
