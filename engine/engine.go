@@ -79,6 +79,7 @@ type Engine struct {
 
 	wake     chan struct{}
 	hookWake chan struct{}
+	woken    wokenSystems // which systems' deliveries woke hookWake
 
 	state runState // for readiness
 

@@ -97,6 +97,7 @@ func (e *Engine) Hook(ctx context.Context, systemID int64, header http.Header, b
 	}
 	res.Duplicate = !isNew
 	if isNew && len(ids) > 0 {
+		e.woken.add(systemID)
 		e.wakeHooks()
 	}
 	return res, nil
@@ -168,6 +169,39 @@ func deliveryEntities(d connectors.Delivery) ([]string, string, error) {
 		}
 	}
 	return ids, string(append(b, ']')), nil
+}
+
+// wokenSystems records which systems have new deliveries since the hook
+// loop last looked, so a wake for systems it is still busy with costs no
+// claim: under a burst every request woke the loop, and each claim (a
+// write transaction) found only the busy system's deliveries, to pass.
+type wokenSystems struct {
+	mu  sync.Mutex
+	ids map[int64]bool
+}
+
+func (w *wokenSystems) add(id int64) {
+	w.mu.Lock()
+	if w.ids == nil {
+		w.ids = map[int64]bool{}
+	}
+	w.ids[id] = true
+	w.mu.Unlock()
+}
+
+// anyOf empties the record and reports whether it named a system for
+// which ok is true.
+func (w *wokenSystems) anyOf(ok func(int64) bool) bool {
+	w.mu.Lock()
+	ids := w.ids
+	w.ids = nil
+	w.mu.Unlock()
+	for id := range ids {
+		if ok(id) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Engine) wakeHooks() {
@@ -557,7 +591,25 @@ func (e *Engine) hookLoop(ctx context.Context) {
 	)
 	defer wg.Wait()
 	finished := make(chan struct{}, 1)
-	for {
+	idle := func(sys int64) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !busy[sys]
+	}
+	for claim := true; ; {
+		if !claim { // woken only by deliveries of busy systems: claimed when they finish
+			select {
+			case <-ctx.Done():
+				return
+			case <-e.hookWake:
+				claim = e.woken.anyOf(idle)
+			case <-t.C:
+				claim = true
+			case <-finished:
+				claim = true
+			}
+			continue
+		}
 		mu.Lock()
 		skip := make([]int64, 0, len(busy))
 		for sys := range busy {
@@ -599,6 +651,7 @@ func (e *Engine) hookLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-e.hookWake:
+			claim = e.woken.anyOf(idle)
 		case <-t.C:
 		case <-finished: // its system's next deliveries may wait
 		}

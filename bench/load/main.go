@@ -197,6 +197,22 @@ func (p *proc) cpu() time.Duration {
 	return time.Duration(ticks) * time.Second / clkTck
 }
 
+// childCPU is the part of cpu that is the children's (the script workers).
+func (p *proc) childCPU() time.Duration {
+	f := statFields(p.cmd.Process.Pid)
+	if f == nil {
+		return 0
+	}
+	ticks := field(f, 13) + field(f, 14) // cutime cstime
+	for _, c := range children(p.cmd.Process.Pid) {
+		if cf := statFields(c); cf != nil {
+			ticks += field(cf, 11) + field(cf, 12)
+		}
+	}
+	const clkTck = 100
+	return time.Duration(ticks) * time.Second / clkTck
+}
+
 // statFields are the fields of /proc/PID/stat after the command name (which
 // may hold spaces, in parentheses): field 3 of the line is f[0].
 func statFields(pid int) []string {
@@ -654,7 +670,7 @@ func runDuplex(work string) report {
 	wf, wt, _, _ := s.saturate(500 * time.Millisecond)
 	w.waitFor(wt-wf, 2*time.Second, 30*time.Second)
 
-	c0, t0 := p.cpu(), time.Now()
+	c0, t0, k0 := p.cpu(), time.Now(), p.childCPU()
 	before := w.count.Load()
 	from, to, ok, answers := s.saturate(*dur)
 	sendTime := time.Since(t0)
@@ -665,6 +681,7 @@ func runDuplex(work string) report {
 	r := report{accepted: ok, applied: applied, intake: float64(ok) / sendTime.Seconds()}
 	r.throughput = float64(applied) / el.Seconds()
 	r.cpuPerChange = float64(cpu.Microseconds()) / float64(applied)
+	r.extra = append(r.extra, fmt.Sprintf("CPU of the script workers: %.0f µs/change of that", float64((p.childCPU()-k0).Microseconds())/float64(applied)))
 	sat, missing := w.latencies(s, from, to)
 	r.sat = latOf(sat)
 	r.extra = append(r.extra, fmt.Sprintf("webhook answer under full load: %v", latOf(answers)))
@@ -689,6 +706,9 @@ func runDuplex(work string) report {
 	stopped = true
 	logText := p.stop()
 	r.extra = append(r.extra, compilations(logText, s.seq.Load()))
+	if c := crossings(logText, s.seq.Load()); c != "" {
+		r.extra = append(r.extra, c)
+	}
 	r.extra = append(r.extra, storeCounts(filepath.Join(dir, "duplex.db"))...)
 	return r
 }
@@ -702,6 +722,20 @@ func compilations(logText string, changes int64) string {
 	n, _ := strconv.ParseInt(m[1], 10, 64)
 	return fmt.Sprintf("script and expr compilations: %d in the whole run of %d changes (%.5f per change; 6 make the connection's plan: 2 triggers, 4 scripts)",
 		n, changes, float64(n)/float64(changes))
+}
+
+// crossings reads the script runs and the messages that carried them to
+// the workers, which `duplex serve` logs when it stops ("" if it does not).
+func crossings(logText string, changes int64) string {
+	runs := regexp.MustCompile(`script_runs=(\d+)`).FindStringSubmatch(logText)
+	msgs := regexp.MustCompile(`script_messages=(\d+)`).FindStringSubmatch(logText)
+	if runs == nil || msgs == nil || changes == 0 {
+		return ""
+	}
+	r, _ := strconv.ParseInt(runs[1], 10, 64)
+	m, _ := strconv.ParseInt(msgs[1], 10, 64)
+	return fmt.Sprintf("script runs: %.2f per change in %.2f messages to the workers (%.1f runs per message)",
+		float64(r)/float64(changes), float64(m)/float64(changes), float64(r)/float64(max(m, 1)))
 }
 
 func storeCounts(path string) []string {

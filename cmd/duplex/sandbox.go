@@ -25,7 +25,7 @@ func (s *sandboxFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.interactive, "script-interactive-workers", envInt("DUPLEX_SCRIPT_INTERACTIVE_WORKERS", 1),
 		"worker processes for test runs and trigger previews, apart from the sync's (env DUPLEX_SCRIPT_INTERACTIVE_WORKERS)")
 	fs.IntVar(&s.perConnection, "script-per-connection", envInt("DUPLEX_SCRIPT_PER_CONNECTION", 0),
-		"runs of one connection in flight at once; 0: all workers but one, so one connection's slow scripts cannot hold every worker (env DUPLEX_SCRIPT_PER_CONNECTION)")
+		"messages (batches of runs) of one connection in flight at once; 0: all workers but one, so one connection's slow scripts cannot hold every worker (env DUPLEX_SCRIPT_PER_CONNECTION)")
 	fs.IntVar(&s.memoryMiB, "script-memory", envInt("DUPLEX_SCRIPT_MEMORY", 1024),
 		"MiB of memory each script worker may use; a script that needs more fails with \"script exceeded its memory limit\" (env DUPLEX_SCRIPT_MEMORY)")
 }
@@ -59,4 +59,6 @@ func stopPool(p *sandbox.Pool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = p.Stop(ctx)
+	st := p.Stats()
+	slog.Default().Info("script workers stopped", "script_runs", st.Runs, "script_messages", st.Messages)
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"sort"
 	"time"
 
 	"github.com/duplexsync/duplex/migrations"
@@ -77,39 +78,9 @@ func (s *Store) ClaimEventsExcept(ctx context.Context, c Claim, limit int, relea
 				return wrap("release events", err)
 			}
 		}
-		now := c.Now.UTC()
-		var rows []struct {
-			SyncEvent
-			ClaimedBy *string
-		}
-		// In id order through sync_events_queue, as DueEvents (SQLite's
-		// planner must be told).
-		from := "sync_events e"
-		if tx.dialect == migrations.SQLite {
-			from += " INDEXED BY sync_events_queue"
-		}
-		// Only non-empty lists: "NOT IN ()" is invalid, and gorm's
-		// "NOT IN (NULL)" would match nothing.
-		except, exceptArgs := "", []any(nil)
-		if len(busy.Events) > 0 {
-			except += " AND e.id NOT IN ?"
-			exceptArgs = append(exceptArgs, busy.Events)
-		}
-		if len(busy.Connections) > 0 {
-			except += " AND e.connection_id NOT IN ?"
-			exceptArgs = append(exceptArgs, busy.Connections)
-		}
-		err := tx.q(ctx).Raw(`SELECT e.* FROM `+from+`
-			WHERE e.status = ? AND e.next_attempt_at <= ?
-			  AND (e.lease_until IS NULL OR e.lease_until <= ?)
-			  AND EXISTS (SELECT 1 FROM connections c WHERE c.id = e.connection_id AND c.active)
-			  AND NOT EXISTS (SELECT 1 FROM sync_events p
-			                  WHERE p.twin_id = e.twin_id AND p.status = ?
-			                    AND (p.id < e.id OR p.lease_until > ?))`+except+`
-			ORDER BY e.id LIMIT ?`+tx.skipLocked("e"),
-			append(append([]any{StatusQueued, now, now, StatusQueued, now}, exceptArgs...), limit)...).Scan(&rows).Error
+		rows, err := tx.dueEvents(ctx, c.Now.UTC(), limit, busy)
 		if err != nil {
-			return wrap("claim events", err)
+			return err
 		}
 		if len(rows) == 0 {
 			return nil
@@ -135,6 +106,94 @@ func (s *Store) ClaimEventsExcept(ctx context.Context, c Claim, limit int, relea
 		return nil, 0, err
 	}
 	return out, takeovers, nil
+}
+
+// claimRow is a due event and its claimer, if any (a lapsed lease).
+type claimRow struct {
+	SyncEvent
+	ClaimedBy *string
+}
+
+// dueEvents reads up to limit due events but busy's, oldest first: one
+// query, or with busy connections one per other connection (as
+// pendingDeliveries): "connection_id NOT IN (busy)" walked every queued
+// event of a busy connection, its whole backlog, on each claim.
+func (s *Store) dueEvents(ctx context.Context, now time.Time, limit int, busy Busy) ([]claimRow, error) {
+	if len(busy.Connections) == 0 {
+		return s.dueEventsOf(ctx, now, limit, busy.Events, 0)
+	}
+	var conns []queueHead
+	if err := s.q(ctx).Raw(`WITH RECURSIVE s(c) AS (
+			SELECT MIN(connection_id) FROM sync_events WHERE status = ?
+			UNION ALL
+			SELECT (SELECT MIN(w.connection_id) FROM sync_events w WHERE w.status = ? AND w.connection_id > s.c)
+			FROM s WHERE s.c IS NOT NULL)
+		SELECT s.c AS queue_key,
+		       (SELECT MIN(w.id) FROM sync_events w WHERE w.status = ? AND w.connection_id = s.c) AS first_id
+		FROM s WHERE s.c IS NOT NULL`, StatusQueued, StatusQueued, StatusQueued).Scan(&conns).Error; err != nil {
+		return nil, wrap("claim events", err)
+	}
+	skip := make(map[int64]bool, len(busy.Connections))
+	for _, id := range busy.Connections {
+		skip[id] = true
+	}
+	sort.Slice(conns, func(i, j int) bool { return conns[i].FirstID < conns[j].FirstID })
+	var out []claimRow
+	for _, c := range conns {
+		if skip[c.QueueKey] {
+			continue
+		}
+		if len(out) >= limit && c.FirstID > out[limit-1].ID {
+			break
+		}
+		got, err := s.dueEventsOf(ctx, now, limit, busy.Events, c.QueueKey)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+		if len(out) > limit {
+			out = out[:limit]
+		}
+	}
+	return out, nil
+}
+
+// dueEventsOf reads up to limit due events but those in except, oldest
+// first, of connection conn (0: of every connection).
+func (s *Store) dueEventsOf(ctx context.Context, now time.Time, limit int, except []int64, conn int64) ([]claimRow, error) {
+	// In id order through sync_events_queue, as DueEvents (SQLite's
+	// planner must be told), or through sync_events_conn_queue for one
+	// connection.
+	from := "sync_events e"
+	if s.dialect == migrations.SQLite {
+		from += " INDEXED BY sync_events_queue"
+		if conn != 0 {
+			from = "sync_events e INDEXED BY sync_events_conn_queue"
+		}
+	}
+	// Only non-empty lists: "NOT IN ()" is invalid, and gorm's
+	// "NOT IN (NULL)" would match nothing.
+	where, args := "", []any(nil)
+	if len(except) > 0 {
+		where += " AND e.id NOT IN ?"
+		args = append(args, except)
+	}
+	if conn != 0 {
+		where += " AND e.connection_id = ?"
+		args = append(args, conn)
+	}
+	var rows []claimRow
+	err := s.q(ctx).Raw(`SELECT e.* FROM `+from+`
+		WHERE e.status = ? AND e.next_attempt_at <= ?
+		  AND (e.lease_until IS NULL OR e.lease_until <= ?)
+		  AND EXISTS (SELECT 1 FROM connections c WHERE c.id = e.connection_id AND c.active)
+		  AND NOT EXISTS (SELECT 1 FROM sync_events p
+		                  WHERE p.twin_id = e.twin_id AND p.status = ?
+		                    AND (p.id < e.id OR p.lease_until > ?))`+where+`
+		ORDER BY e.id LIMIT ?`+s.skipLocked("e"),
+		append(append([]any{StatusQueued, now, now, StatusQueued, now}, args...), limit)...).Scan(&rows).Error
+	return rows, wrap("claim events", err)
 }
 
 // RenewEvents extends c.By's claims on events still being worked.
@@ -225,14 +284,17 @@ func (s *Store) ClaimDeliveries(ctx context.Context, c Claim, limit int, release
 // ClaimDeliveriesExcept is ClaimDeliveries passing the deliveries of the
 // systems in busy (this process is still working on others of theirs): a
 // system with a long queue must not fill the page and hold up the others.
+//
+// It reads per system, not in one "system_id NOT IN (busy) ORDER BY id"
+// query: that one walked every pending delivery of a busy system (each row
+// read from the table to see its system) on every claim, a quarter of the
+// server's CPU under load (docs/performance.md). Through the index
+// (status, system_id, id) it finds the systems with pending deliveries and
+// each one's oldest, one index seek per system, then reads the non-busy
+// systems oldest first, each at most limit rows, and keeps the limit oldest
+// of all: the same deliveries the single query took.
 func (s *Store) ClaimDeliveriesExcept(ctx context.Context, c Claim, limit int, release, busy []int64) ([]WebhookDelivery, error) {
 	var out []WebhookDelivery
-	notBusy, args := "", []any{DeliveryPending, c.Now.UTC()}
-	if len(busy) > 0 {
-		notBusy = " AND d.system_id NOT IN ?"
-		args = append(args, busy)
-	}
-	args = append(args, limit)
 	err := s.Tx(ctx, func(tx *Store) error {
 		if len(release) > 0 {
 			if err := tx.q(ctx).Exec(`UPDATE webhook_deliveries SET claimed_by = NULL, lease_until = NULL
@@ -240,13 +302,9 @@ func (s *Store) ClaimDeliveriesExcept(ctx context.Context, c Claim, limit int, r
 				return wrap("release deliveries", err)
 			}
 		}
-		if err := tx.q(ctx).Raw(`SELECT d.* FROM webhook_deliveries d
-			WHERE d.status = ? AND (d.lease_until IS NULL OR d.lease_until <= ?)`+notBusy+`
-			ORDER BY d.id LIMIT ?`+tx.skipLocked("d"), args...).Scan(&out).Error; err != nil {
-			return wrap("claim deliveries", err)
-		}
-		if len(out) == 0 {
-			return nil
+		var err error
+		if out, err = tx.pendingDeliveries(ctx, c.Now.UTC(), limit, busy); err != nil || len(out) == 0 {
+			return err
 		}
 		ids := make([]int64, len(out))
 		for i := range out {
@@ -256,6 +314,58 @@ func (s *Store) ClaimDeliveriesExcept(ctx context.Context, c Claim, limit int, r
 			c.By, c.Until.UTC(), ids).Error)
 	})
 	return out, err
+}
+
+// queueHead is a system (or connection) with pending deliveries (queued
+// events) and the id of its oldest, claimed by another process or not.
+type queueHead struct {
+	QueueKey int64
+	FirstID  int64
+}
+
+// pendingDeliveries reads up to limit unclaimed pending deliveries of the
+// systems not in busy, oldest first (see ClaimDeliveriesExcept).
+func (s *Store) pendingDeliveries(ctx context.Context, now time.Time, limit int, busy []int64) ([]WebhookDelivery, error) {
+	// A loose index scan: the next system after the last, one seek each.
+	var systems []queueHead
+	if err := s.q(ctx).Raw(`WITH RECURSIVE s(sys) AS (
+			SELECT MIN(system_id) FROM webhook_deliveries WHERE status = ?
+			UNION ALL
+			SELECT (SELECT MIN(w.system_id) FROM webhook_deliveries w WHERE w.status = ? AND w.system_id > s.sys)
+			FROM s WHERE s.sys IS NOT NULL)
+		SELECT s.sys AS queue_key,
+		       (SELECT MIN(w.id) FROM webhook_deliveries w WHERE w.status = ? AND w.system_id = s.sys) AS first_id
+		FROM s WHERE s.sys IS NOT NULL`, DeliveryPending, DeliveryPending, DeliveryPending).Scan(&systems).Error; err != nil {
+		return nil, wrap("claim deliveries", err)
+	}
+	skip := make(map[int64]bool, len(busy))
+	for _, id := range busy {
+		skip[id] = true
+	}
+	sort.Slice(systems, func(i, j int) bool { return systems[i].FirstID < systems[j].FirstID })
+	var out []WebhookDelivery
+	for _, p := range systems {
+		if skip[p.QueueKey] {
+			continue
+		}
+		// A system whose oldest is younger than the limit oldest taken so
+		// far has none to add.
+		if len(out) >= limit && p.FirstID > out[limit-1].ID {
+			break
+		}
+		var got []WebhookDelivery
+		if err := s.q(ctx).Raw(`SELECT d.* FROM webhook_deliveries d
+			WHERE d.status = ? AND d.system_id = ? AND (d.lease_until IS NULL OR d.lease_until <= ?)
+			ORDER BY d.id LIMIT ?`+s.skipLocked("d"), DeliveryPending, p.QueueKey, now, limit).Scan(&got).Error; err != nil {
+			return nil, wrap("claim deliveries", err)
+		}
+		out = append(out, got...)
+		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+		if len(out) > limit {
+			out = out[:limit]
+		}
+	}
+	return out, nil
 }
 
 // ClaimBackfills takes (or renews) the running backfill jobs that no other

@@ -345,3 +345,113 @@ func TestClaimEventsExcept(t *testing.T) {
 		})
 	}
 }
+
+// Deliveries of several systems are claimed oldest first across them, a
+// busy system's are passed however many wait, and the limit keeps the
+// oldest of all (the claim reads per system: it must still pick the same
+// deliveries one ordered query over all systems would).
+func TestClaimDeliveriesAcrossSystems(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			third := store.System{Name: "third", Kind: "sql"}
+			if err := f.st.CreateSystem(f.ctx, &third); err != nil {
+				t.Fatal(err)
+			}
+			// Interleaved: desk, tracker, third, desk, tracker, third, ...
+			var all []int64
+			bySys := map[int64][]int64{}
+			for i := 0; i < 12; i++ {
+				sys := []int64{f.sys[0], f.sys[1], third.ID}[i%3]
+				if _, err := f.st.RecordDelivery(f.ctx, sys, fmt.Sprint("d", i), []string{"1"}, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ds, err := f.st.PendingDeliveries(f.ctx, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range ds {
+				all = append(all, d.ID)
+				bySys[d.SystemID] = append(bySys[d.SystemID], d.ID)
+			}
+			dids := func(ds []store.WebhookDelivery) []int64 {
+				out := make([]int64, len(ds))
+				for i := range ds {
+					out[i] = ds[i].ID
+				}
+				return out
+			}
+			got, err := f.st.ClaimDeliveriesExcept(f.ctx, f.claim("A", 0), 5, nil, nil)
+			if err != nil || !slices.Equal(dids(got), all[:5]) {
+				t.Fatalf("no system busy: %v %v; want the 5 oldest %v", dids(got), err, all[:5])
+			}
+			want := append(append([]int64(nil), bySys[f.sys[1]]...), bySys[third.ID]...)
+			slices.Sort(want)
+			got, err = f.st.ClaimDeliveriesExcept(f.ctx, f.claim("B", 0), 4, nil, []int64{f.sys[0]})
+			var free []int64
+			for _, id := range want {
+				if !slices.Contains(all[:5], id) {
+					free = append(free, id)
+				}
+			}
+			if err != nil || !slices.Equal(dids(got), free[:4]) {
+				t.Fatalf("desk busy: %v %v; want the 4 oldest unclaimed of the others %v", dids(got), err, free[:4])
+			}
+			got, err = f.st.ClaimDeliveriesExcept(f.ctx, f.claim("C", 0), 10, nil, []int64{f.sys[0], f.sys[1], third.ID})
+			if err != nil || len(got) != 0 {
+				t.Fatalf("every system busy: %v %v; want none", dids(got), err)
+			}
+		})
+	}
+}
+
+// With a busy connection the claim reads the other connections one by one:
+// still oldest first across them, a twin's later event still waits for its
+// earlier one, and the limit keeps the oldest.
+func TestClaimEventsPassingBusyConnections(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			busyConn := f.conn
+			others := []store.Connection{{Name: "d", SystemAID: f.sys[0], SystemBID: f.sys[1], Active: true},
+				{Name: "e", SystemAID: f.sys[0], SystemBID: f.sys[1], Active: true}}
+			for i := range others {
+				if err := f.st.CreateConnection(f.ctx, &others[i], nil, "t"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var want []int64
+			for i := 0; i < 4; i++ {
+				f.conn = busyConn
+				f.queue(t, fmt.Sprint("b", i))
+				for j, c := range others {
+					f.conn = c
+					id := f.queue(t, fmt.Sprint("o", j, i%2)) // two twins per connection
+					if i < 2 {
+						want = append(want, id) // each twin's earliest only
+					}
+				}
+			}
+			got, _, err := f.st.ClaimEventsExcept(f.ctx, f.claim("A", 0), 10, nil, store.Busy{Connections: []int64{busyConn.ID}})
+			if err != nil || !slices.Equal(ids(got), want) {
+				t.Fatalf("claims %v %v; want %v", ids(got), err, want)
+			}
+			if _, err := f.st.ReleaseClaims(f.ctx, "A"); err != nil { // PostgreSQL's claims are recorded
+				t.Fatal(err)
+			}
+			got, _, err = f.st.ClaimEventsExcept(f.ctx, f.claim("A", 0), 3, nil, store.Busy{Connections: []int64{busyConn.ID}})
+			if err != nil || !slices.Equal(ids(got), want[:3]) {
+				t.Fatalf("limit 3: claims %v %v; want %v", ids(got), err, want[:3])
+			}
+			if _, err := f.st.ReleaseClaims(f.ctx, "A"); err != nil {
+				t.Fatal(err)
+			}
+			got, _, err = f.st.ClaimEventsExcept(f.ctx, f.claim("A", 0), 10, nil,
+				store.Busy{Connections: []int64{busyConn.ID, others[1].ID}, Events: []int64{want[0]}})
+			if err != nil || !slices.Equal(ids(got), []int64{want[2]}) {
+				t.Fatalf("one connection left, its first event held: claims %v %v; want [%d]", ids(got), err, want[2])
+			}
+		})
+	}
+}

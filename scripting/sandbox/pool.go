@@ -44,9 +44,10 @@ type Options struct {
 	// leaves behind accumulates; defaults 10,000 and Memory/4.
 	RecycleRuns int
 	RecycleHeap uint64
-	// PerConnection bounds the runs of one connection in flight at once in
-	// a lane, so one connection's slow scripts cannot hold every worker;
-	// default Workers-1 (at least 1).
+	// PerConnection bounds the messages of one connection in flight at once
+	// in a lane, so one connection's slow scripts cannot hold every worker;
+	// default Workers-1 (at least 1). Its runs waiting meanwhile then leave
+	// together in one message.
 	PerConnection int
 	MaxBatch      int // runs sent to a worker in one message at most; default 100
 	// Observe, when set, is told each script run's kind, time and error.
@@ -70,6 +71,7 @@ type Pool struct {
 	keys  map[any]string // compiled object → hash of its code
 
 	starts, kills, codeSent atomic.Int64
+	runs, messages          atomic.Int64 // the sync lane's, see Stats
 }
 
 // ErrStopped is returned by runs after Stop.
@@ -161,11 +163,14 @@ type Stats struct {
 	// CodeSent counts sources sent to a worker (each worker compiles
 	// each once).
 	CodeSent int64
+	// Runs and Messages count the sync lane's runs and the messages that
+	// carried them to workers: runs per message is how well they batch.
+	Runs, Messages int64
 }
 
 // Stats returns the pool's counters.
 func (p *Pool) Stats() Stats {
-	return Stats{Starts: p.starts.Load(), Kills: p.kills.Load(), CodeSent: p.codeSent.Load()}
+	return Stats{Starts: p.starts.Load(), Kills: p.kills.Load(), CodeSent: p.codeSent.Load(), Runs: p.runs.Load(), Messages: p.messages.Load()}
 }
 
 // Interactive returns an executor on the interactive workers: test runs
@@ -423,6 +428,7 @@ type job struct {
 	sent    chan struct{} // closed once the calls' inputs are no longer read
 	done    chan struct{}
 	release func()
+	more    []*job // jobs of the same connection that travel with this one
 }
 
 // do queues calls as one job and waits for it. It returns an error only when
@@ -443,28 +449,40 @@ func (p *Pool) do(ctx context.Context, l *lane, conn string, calls []*call) erro
 			return ctxError(calls, context.DeadlineExceeded)
 		}
 	}
-	release, err := l.acquire(ctx, conn)
-	if err != nil {
-		return ctxError(calls, err)
-	}
 	for _, c := range calls {
 		c.ctx = ctx
 	}
-	j := &job{ctx: ctx, calls: calls, sent: make(chan struct{}), done: make(chan struct{}), release: release}
-	select {
-	case l.queue <- j:
-	case <-ctx.Done():
-		release()
-		return ctxError(calls, context.Cause(ctx))
-	case <-p.stopped:
-		release()
-		return ErrStopped
-	}
-	select {
-	case <-j.done:
-	case <-ctx.Done():
-		<-j.sent // the worker's copy is written; the caller may reuse its maps
-		return ctxError(calls, context.Cause(ctx))
+	j := &job{ctx: ctx, calls: calls, sent: make(chan struct{}), done: make(chan struct{}), release: func() {}}
+	if l.enqueue(conn, j) {
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+			if !l.withdraw(conn, j) {
+				<-j.sent // the worker's copy is written; the caller may reuse its maps
+			}
+			return ctxError(calls, context.Cause(ctx))
+		case <-p.stopped:
+			if l.withdraw(conn, j) {
+				return ErrStopped
+			}
+			<-j.done
+		}
+	} else {
+		select {
+		case l.queue <- j:
+		case <-ctx.Done():
+			j.release()
+			return ctxError(calls, context.Cause(ctx))
+		case <-p.stopped:
+			j.release()
+			return ErrStopped
+		}
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+			<-j.sent // the worker's copy is written; the caller may reuse its maps
+			return ctxError(calls, context.Cause(ctx))
+		}
 	}
 	for _, c := range calls {
 		c.fix()
@@ -495,14 +513,25 @@ type lane struct {
 	limit int
 
 	connMu sync.Mutex
-	conns  map[string]chan struct{}
+	conns  map[string]*connJobs
+}
+
+// connJobs is one connection's share of a lane: the jobs it has in flight
+// (each one message to a worker) and the jobs waiting for one of them to
+// end. The waiting jobs then leave together, as one message: a connection's
+// concurrent runs (the engine applies several changes at once) cross to a
+// worker in batches instead of one message each, while the connection still
+// holds at most limit workers.
+type connJobs struct {
+	inFlight int
+	waiting  []*job
 }
 
 func (p *Pool) newLane(name string, n, perConn int) *lane {
 	if perConn <= 0 {
 		perConn = max(1, n-1)
 	}
-	l := &lane{p: p, name: name, queue: make(chan *job), limit: perConn, conns: map[string]chan struct{}{}}
+	l := &lane{p: p, name: name, queue: make(chan *job), limit: perConn, conns: map[string]*connJobs{}}
 	for i := range n {
 		s := &slot{l: l, id: i}
 		l.slots = append(l.slots, s)
@@ -512,26 +541,85 @@ func (p *Pool) newLane(name string, n, perConn int) *lane {
 	return l
 }
 
-// acquire takes one of conn's places in the lane; "" has no bound.
-func (l *lane) acquire(ctx context.Context, conn string) (func(), error) {
+// enqueue hands j to the lane for conn: it returns false when j is to be
+// sent to the queue by the caller (conn had a place free, taken now, or
+// conn is "", unbounded), true when j waits for one of conn's jobs in
+// flight to end and then leaves with the others waiting (next).
+func (l *lane) enqueue(conn string, j *job) bool {
 	if conn == "" {
-		return func() {}, nil
+		return false
 	}
 	l.connMu.Lock()
-	sem, ok := l.conns[conn]
-	if !ok {
-		sem = make(chan struct{}, l.limit)
-		l.conns[conn] = sem
+	defer l.connMu.Unlock()
+	q := l.conns[conn]
+	if q == nil {
+		q = &connJobs{}
+		l.conns[conn] = q
 	}
+	if q.inFlight < l.limit {
+		q.inFlight++
+		j.release = func() { l.next(conn) }
+		return false
+	}
+	q.waiting = append(q.waiting, j)
+	return true
+}
+
+// withdraw takes j out of conn's waiting jobs: true if it was still there
+// (never sent, so nothing reads its inputs).
+func (l *lane) withdraw(conn string, j *job) bool {
+	l.connMu.Lock()
+	defer l.connMu.Unlock()
+	q := l.conns[conn]
+	if q == nil {
+		return false
+	}
+	for i, w := range q.waiting {
+		if w == j {
+			q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// next ends one of conn's jobs in flight: the jobs waiting, up to
+// MaxBatch runs, take its place as one message; with none waiting, the
+// place is free.
+func (l *lane) next(conn string) {
+	l.connMu.Lock()
+	q := l.conns[conn]
+	if len(q.waiting) == 0 {
+		q.inFlight--
+		if q.inFlight == 0 {
+			delete(l.conns, conn)
+		}
+		l.connMu.Unlock()
+		return
+	}
+	n, runs := 0, 0
+	for n < len(q.waiting) && (n == 0 || runs+len(q.waiting[n].calls) <= l.p.opts.MaxBatch) {
+		runs += len(q.waiting[n].calls)
+		n++
+	}
+	lead := q.waiting[0]
+	lead.more = append([]*job(nil), q.waiting[1:n]...)
+	q.waiting = append(q.waiting[:0:0], q.waiting[n:]...)
 	l.connMu.Unlock()
-	select {
-	case sem <- struct{}{}:
-		return func() { <-sem }, nil
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
-	case <-l.p.stopped:
-		return nil, ErrStopped
-	}
+	lead.release = func() { l.next(conn) }
+	// Not on the caller's goroutine: that is a slot's, which must not wait
+	// for a slot to take the queue.
+	go func() {
+		select {
+		case l.queue <- lead:
+		case <-l.p.stopped:
+			for _, j := range append([]*job{lead}, lead.more...) {
+				fail(j.calls, ErrStopped)
+				closeOnce(j.sent)
+				close(j.done)
+			}
+		}
+	}()
 }
 
 // slot owns one worker process at a time.
@@ -553,15 +641,20 @@ func (s *slot) loop() {
 		case <-p.stopped:
 			return
 		case j := <-s.l.queue:
-			jobs = append(jobs, j)
+			jobs = append(append(jobs, j), j.more...)
 		}
-		n := len(jobs[0].calls)
+		n := 0
+		for _, j := range jobs {
+			n += len(j.calls)
+		}
 	gather: // whatever else is waiting goes in the same message
 		for n < p.opts.MaxBatch {
 			select {
 			case j := <-s.l.queue:
-				jobs = append(jobs, j)
-				n += len(j.calls)
+				jobs = append(append(jobs, j), j.more...)
+				for _, j := range append([]*job{j}, j.more...) {
+					n += len(j.calls)
+				}
 			default:
 				break gather
 			}
@@ -575,6 +668,10 @@ func (s *slot) loop() {
 				continue
 			}
 			calls = append(calls, j.calls...)
+		}
+		if s.l == p.sync && len(calls) > 0 {
+			p.runs.Add(int64(len(calls)))
+			p.messages.Add(1)
 		}
 		s.runBatch(calls, jobs)
 		for _, j := range jobs {

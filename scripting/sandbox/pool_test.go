@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -164,4 +165,76 @@ func TestPoolCompilesOnce(t *testing.T) {
 func isKind(err error, kind string) bool {
 	var se *scripting.Error
 	return errors.As(err, &se) && se.Kind == kind
+}
+
+// A connection's runs that wait for its place in the lane leave together,
+// as one message, when the run in flight ends; a waiting run whose caller
+// gives up leaves the queue at once.
+func TestPoolBatchesAConnectionsWaitingRuns(t *testing.T) {
+	p := newPool(t, Options{Workers: 2, PerConnection: 1})
+	ctx := context.Background()
+	slow := mustCompile(t, scripting.KindOutgoing, `var t = Date.now(); while (Date.now() - t < 300) {} replica.done = true`)
+	s := mustCompile(t, scripting.KindOutgoing, `replica.n = entity.n + 1`)
+	meta := scripting.Meta{Connection: "c", Timeout: 5 * time.Second}
+	if _, err := p.Outgoing(ctx, s, map[string]any{"n": 0.0}, nil, meta); err != nil { // a warm worker
+		t.Fatal(err)
+	}
+	before := p.Stats()
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := p.Outgoing(ctx, slow, nil, nil, meta)
+		slowDone <- err
+	}()
+	waiting := func() int {
+		p.sync.connMu.Lock()
+		defer p.sync.connMu.Unlock()
+		if q := p.sync.conns["c"]; q != nil {
+			return len(q.waiting)
+		}
+		return 0
+	}
+	for func() bool { // until the slow run holds the place
+		p.sync.connMu.Lock()
+		defer p.sync.connMu.Unlock()
+		q := p.sync.conns["c"]
+		return q == nil || q.inFlight == 0
+	}() {
+		time.Sleep(time.Millisecond)
+	}
+	gone, cancel := context.WithCancel(ctx)
+	goneDone := make(chan error, 1)
+	go func() {
+		_, err := p.Outgoing(gone, s, map[string]any{"n": 1.0}, nil, meta)
+		goneDone <- err
+	}()
+	const n = 10
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := p.Outgoing(ctx, s, map[string]any{"n": float64(i)}, nil, meta)
+			if err != nil || res.Replica["n"] != int64(i)+1 {
+				t.Errorf("run %d: %v %v", i, res.Replica, err)
+			}
+		}()
+	}
+	for waiting() < n+1 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-goneDone; err == nil {
+		t.Fatal("a waiting run whose caller gave up: no error")
+	}
+	if w := waiting(); w != n {
+		t.Fatalf("%d runs waiting after one gave up; want %d", w, n)
+	}
+	wg.Wait()
+	if err := <-slowDone; err != nil {
+		t.Fatal(err)
+	}
+	st := p.Stats()
+	if runs, msgs := st.Runs-before.Runs, st.Messages-before.Messages; runs != n+1 || msgs != 2 {
+		t.Fatalf("%d runs in %d messages; want %d in 2 (the slow one, then the waiting ones together)", runs, msgs, n+1)
+	}
 }
