@@ -161,6 +161,10 @@ func (e *Engine) twinsOfPage(ctx context.Context, uses []use, ents []connectors.
 	if len(ents) == 0 {
 		return out, nil
 	}
+	intents, err := e.openIntents(ctx, uses, len(ents)) // intent.go: before the twins
+	if err != nil {
+		return nil, err
+	}
 	ids := make([]string, len(ents))
 	for i := range ents {
 		ids[i] = ents[i].ID
@@ -174,6 +178,7 @@ func (e *Engine) twinsOfPage(ctx context.Context, uses []use, ents []connectors.
 			out[twinKey{u.plan.conn.ID, u.side, id}] = t
 		}
 	}
+	e.markOwnWrites(ctx, intents, uses, ents, out)
 	return out, nil
 }
 
@@ -243,8 +248,8 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		c.failure = "entity fields are not JSON: " + err.Error()
 		return c, true
 	}
-	if hasTwin && twin.Sent(dir) != nil && *twin.Sent(dir) == c.replica {
-		return c, false // nothing the other side cares about changed
+	if hasTwin && twin.Sent(dir) != nil && (*twin.Sent(dir) == c.replica || onlyOwnComments(&twin, side, *twin.Sent(dir), c.replica)) {
+		return c, false // nothing the other side cares about changed (intent.go: or only Duplex's comments)
 	}
 	return c, true
 }

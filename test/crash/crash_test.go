@@ -273,14 +273,21 @@ func check(t *testing.T, support, eng *sql.DB, ex *expect, st *sql.DB) (bool, st
 	_ = st.QueryRow(`SELECT COUNT(*) FROM twins WHERE a_id IS NULL OR b_id IS NULL`).Scan(&halfTwins)
 	_ = st.QueryRow(`SELECT COUNT(*) FROM sync_events WHERE status = 'failed'`).Scan(&failed)
 	_ = st.QueryRow(`SELECT COUNT(*) FROM sync_events WHERE status = 'queued'`).Scan(&queued)
+	bounced, which, err := bounces(st) // bounce.go
+	if err != nil {
+		details = append(details, "counting bounce-backs: "+err.Error())
+		bounced = -1
+	} else if bounced > 0 {
+		details = append(details, "bounce-backs: "+strings.Join(which, ", "))
+	}
 
-	ok := lost == 0 && dup == 0 && wrong == 0 && notesLost == 0 && notesDup == 0 && loops == 0 && halfTwins == 0 && failed == 0 && queued == 0
+	ok := lost == 0 && dup == 0 && wrong == 0 && notesLost == 0 && notesDup == 0 && loops == 0 && halfTwins == 0 && failed == 0 && queued == 0 && bounced == 0
 	verdict := "ok"
 	if !ok {
 		verdict = "NOT CONVERGED " + strings.Join(details, "; ")
 	}
-	return ok, fmt.Sprintf("tickets=%d applied=%d duplicated=%d lost=%d wrong=%d comments lost=%d duplicated=%d looped comments=%d half twins=%d failed=%d queued=%d: %s",
-		len(ex.subject), len(ex.subject)-lost, dup, lost, wrong, notesLost, notesDup, loops, halfTwins, failed, queued, verdict)
+	return ok, fmt.Sprintf("tickets=%d applied=%d duplicated=%d lost=%d wrong=%d comments lost=%d duplicated=%d looped comments=%d half twins=%d failed=%d queued=%d bounce-backs=%d: %s",
+		len(ex.subject), len(ex.subject)-lost, dup, lost, wrong, notesLost, notesDup, loops, halfTwins, failed, queued, bounced, verdict)
 }
 
 // fingerprint sums up both databases, to see whether anything still changes.
