@@ -16,7 +16,9 @@ import (
 // person there changes subject, description or priority, or adds other
 // comments. An event is a person's if its replica differs from the one sent
 // before it (sync_events.previous) by a field a person writes, or carries a
-// comment that is new and not one of Duplex's.
+// comment that is new and not one of Duplex's; it is a bounce-back if it
+// carries something Duplex wrote (a new comment of Duplex's, or the issue
+// as Duplex created it).
 type replica struct {
 	Title       string    `json:"title"`
 	Description string    `json:"description"`
@@ -90,10 +92,18 @@ func bounced(dir, rep string, prev sql.NullString) bool {
 	for _, c := range old.Comments {
 		seen[c.ID] = true
 	}
+	carried := !prev.Valid || prev.String == "" || prev.String == "null" || prev.String == rep // the issue Duplex created
 	for _, c := range cur.Comments {
-		if !seen[c.ID] && !strings.HasPrefix(c.Body, ours) {
+		switch {
+		case seen[c.ID]:
+		case !strings.HasPrefix(c.Body, ours):
 			return false
+		default:
+			carried = true
 		}
 	}
-	return true
+	// Only an event that carries something Duplex wrote is its write coming
+	// back; one with nothing new at all (a state read late, queued after a
+	// newer one) is no echo.
+	return carried
 }
