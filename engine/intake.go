@@ -364,6 +364,9 @@ func enqueue(ctx context.Context, tx *store.Store, c candidate) (store.SyncEvent
 	if prev := twin.Sent(dir); prev != nil && *prev == c.replica {
 		return ev, false, tx.ClearHash(ctx, twin.ID, c.side)
 	}
+	if prev := twin.Sent(dir); prev != nil && onlyOwnComments(&twin, c.side, *prev, c.replica) {
+		return ev, false, nil // intent.go: against the row as committed (another poller may have sent since)
+	}
 	if err := tx.SetSentClearing(ctx, twin.ID, dir, c.replica); err != nil {
 		return ev, false, err
 	}
