@@ -40,7 +40,12 @@ func (s *Store) AddIntent(ctx context.Context, in *Intent) error {
 	if in.CreatedAt.IsZero() {
 		in.CreatedAt = s.now()
 	}
-	return wrap("record intent", s.q(ctx).Create(in).Error)
+	// Raw SQL: one per write on the hot path (raw.go).
+	err := s.queryRow(ctx, `INSERT INTO write_intents (twin_id, event_id, connection_id, system_id, side, action, entity_id,
+		correlation_key, expected, partial, comments, files, echo, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		in.TwinID, in.EventID, in.ConnectionID, in.SystemID, string(in.Side), in.Action, in.EntityID, in.CorrelationKey,
+		in.Expected, in.Partial, in.Comments, in.Files, in.Echo, in.CreatedAt).Scan(&in.ID)
+	return wrap("record intent", err)
 }
 
 // IntentCreated notes a create's answer: the twin gets the new entity's id
