@@ -161,6 +161,10 @@ func (e *Engine) twinsOfPage(ctx context.Context, uses []use, ents []connectors.
 	if len(ents) == 0 {
 		return out, nil
 	}
+	intents, err := e.openIntents(ctx, uses, len(ents)) // intent.go: before the twins
+	if err != nil {
+		return nil, err
+	}
 	ids := make([]string, len(ents))
 	for i := range ents {
 		ids[i] = ents[i].ID
@@ -174,6 +178,7 @@ func (e *Engine) twinsOfPage(ctx context.Context, uses []use, ents []connectors.
 			out[twinKey{u.plan.conn.ID, u.side, id}] = t
 		}
 	}
+	e.markOwnWrites(ctx, intents, uses, ents, out)
 	return out, nil
 }
 
@@ -249,8 +254,10 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		c.failure = "entity fields are not JSON: " + err.Error()
 		return c, true
 	}
-	if hasTwin && twin.Sent(dir) != nil && *twin.Sent(dir) == c.replica {
-		return c, c.relink != 0 // nothing the other side cares about changed (a remembered pair is still restored)
+	if hasTwin && twin.Sent(dir) != nil && (*twin.Sent(dir) == c.replica || onlyOwnComments(&twin, side, *twin.Sent(dir), c.replica)) {
+		// Nothing the other side cares about changed (intent.go: or only
+		// Duplex's comments); a remembered pair is still restored.
+		return c, c.relink != 0
 	}
 	return c, true
 }
@@ -368,6 +375,9 @@ func enqueue(ctx context.Context, tx *store.Store, c candidate) (store.SyncEvent
 	// worker may have set it since (store.ClearHash).
 	if prev := twin.Sent(dir); prev != nil && *prev == c.replica {
 		return ev, false, tx.ClearHash(ctx, twin.ID, c.side)
+	}
+	if prev := twin.Sent(dir); prev != nil && onlyOwnComments(&twin, c.side, *prev, c.replica) {
+		return ev, false, nil // intent.go: against the row as committed (another poller may have sent since)
 	}
 	if err := tx.SetSentClearing(ctx, twin.ID, dir, c.replica); err != nil {
 		return ev, false, err

@@ -278,6 +278,9 @@ func (e *Engine) recordOnce(ctx context.Context, results *[]result) (lost bool, 
 			audits = append(audits, store.AuditEntry{Actor: "engine", Action: "sync." + r.out.Action,
 				ConnectionID: &r.ev.ConnectionID, TwinID: &r.ev.TwinID, EventID: &r.ev.ID, Detail: string(detail)})
 		}
+		if err := e.settleIntents(ctx, tx, rs); err != nil { // intent.go
+			return err
+		}
 		return tx.AddAudits(ctx, audits)
 	})
 	if errors.Is(err, errClaimLost) {
@@ -404,6 +407,13 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		return outcome{}, nil, &RuleError{Failed: failed}
 	}
 	first := targetID == ""
+	// A create whose record a crash lost is completed, not taken for an
+	// update of an entity that was there (intent.go).
+	resumed, err := e.pendingCreate(ctx, &twin, dst)
+	if err != nil {
+		return outcome{}, nil, err
+	}
+	first = first || resumed != nil
 	var local connectors.Entity
 	if !first {
 		if local, err = target.conn.Get(ctx, targetID); err != nil {
@@ -466,12 +476,18 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 	} else {
 		changes = patch(nil, fields)
 	}
+	add, _ := newComments(loadLinks(&twin), src, local, comments, replicaCommentIDs(replica))
+	intent, err := e.recordIntent(ctx, p, &twin, ev, dst, write{first: first, resumed: resumed, key: correlationKey(p.conn.ID, twin.ID),
+		base: base, agreed: agreed, changes: changes, add: add, files: files.count()})
+	if err != nil {
+		return out, nil, err
+	}
 	if first {
 		// The twin (our intent) exists since intake. A connector that can
 		// correlate tags the entity with the twin's key, and a retry after a
 		// crash between the create and saving the twin finds it instead of
 		// creating a second one.
-		if local, found, err = e.create(ctx, target.conn, correlationKey(p.conn.ID, twin.ID), changes); err != nil {
+		if local, found, err = e.createOrResume(ctx, target.conn, correlationKey(p.conn.ID, twin.ID), changes, resumed); err != nil {
 			return out, e.partialCreate(ctx, ev, &twin, dst, local, changes, err), fmt.Errorf("create on %s: %w", dst, err)
 		}
 		// Found (a retry after a crash between the create and this record):
@@ -482,7 +498,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		twin.SetEntityID(dst, local.ID)
 		// Saved at once, not with the batch: side b's poller could otherwise
 		// take the new entity for a person's and make a second twin for it.
-		if err := e.st.SetTwinEntityID(ctx, twin.ID, dst, local.ID); err != nil { // the rest comes with the result
+		if err := e.noteCreated(ctx, intent, &twin, dst, local, changes, found); err != nil { // the rest comes with the result
 			return out, nil, err
 		}
 		out.Action, out.Patch = "create", changes

@@ -242,6 +242,7 @@ func TestClusterKillAndStop(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	converged := time.Since(start)
+	debugBounces(pg)
 	before := fingerprint(t, support, eng)
 	time.Sleep(2 * time.Second)
 	looped := fingerprint(t, support, eng) != before

@@ -146,9 +146,19 @@ func TestKillNineDuringAStreamOfChanges(t *testing.T) {
 	looped := fingerprint(t, support, eng) != before
 	c.kill()
 
+	// A bounce-back is Duplex's own write taken for a person's change
+	// (bounce.go); write intents leave none in this run.
+	bounced, which, err := bounces(st)
+	if err != nil {
+		t.Fatal(err)
+	}
 	line := fmt.Sprintf("crash: seed=%d kills=%d changes sent=%d %s looped=%v", seed, kills, ex.changes, report, looped)
 	fmt.Println(line)
 	t.Log(line)
+	if bounced > 0 {
+		debugBounces(st)
+		t.Errorf("%d bounce-back(s): %s", bounced, strings.Join(which, ", "))
+	}
 	if !strings.Contains(report, "ok") || looped {
 		logText, _ := os.ReadFile(filepath.Join(dir, "duplex.log"))
 		t.Fatalf("%s\nlast log lines:\n%s", line, tail(string(logText), 30))
@@ -273,14 +283,21 @@ func check(t *testing.T, support, eng *sql.DB, ex *expect, st *sql.DB) (bool, st
 	_ = st.QueryRow(`SELECT COUNT(*) FROM twins WHERE a_id IS NULL OR b_id IS NULL`).Scan(&halfTwins)
 	_ = st.QueryRow(`SELECT COUNT(*) FROM sync_events WHERE status = 'failed'`).Scan(&failed)
 	_ = st.QueryRow(`SELECT COUNT(*) FROM sync_events WHERE status = 'queued'`).Scan(&queued)
+	bounced, _, err := bounces(st) // bounce.go
+	if err != nil {
+		details = append(details, "counting bounce-backs: "+err.Error())
+		bounced = -1
+	}
 
+	// Bounce-backs are reported here; the crash run fails on any, the
+	// cluster run only reports them (see TestKillNineDuringAStreamOfChanges).
 	ok := lost == 0 && dup == 0 && wrong == 0 && notesLost == 0 && notesDup == 0 && loops == 0 && halfTwins == 0 && failed == 0 && queued == 0
 	verdict := "ok"
 	if !ok {
 		verdict = "NOT CONVERGED " + strings.Join(details, "; ")
 	}
-	return ok, fmt.Sprintf("tickets=%d applied=%d duplicated=%d lost=%d wrong=%d comments lost=%d duplicated=%d looped comments=%d half twins=%d failed=%d queued=%d: %s",
-		len(ex.subject), len(ex.subject)-lost, dup, lost, wrong, notesLost, notesDup, loops, halfTwins, failed, queued, verdict)
+	return ok, fmt.Sprintf("tickets=%d applied=%d duplicated=%d lost=%d wrong=%d comments lost=%d duplicated=%d looped comments=%d half twins=%d failed=%d queued=%d bounce-backs=%d: %s",
+		len(ex.subject), len(ex.subject)-lost, dup, lost, wrong, notesLost, notesDup, loops, halfTwins, failed, queued, bounced, verdict)
 }
 
 // fingerprint sums up both databases, to see whether anything still changes.

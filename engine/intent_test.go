@@ -1,0 +1,191 @@
+package engine_test
+
+import (
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/testdb"
+)
+
+// Issue 16, window (a): the process dies right after a create, once the
+// twin holds the new entity's id but before the batch is recorded. The
+// restarted process must not take the new issue for a person's (sending it
+// back flipped the ticket open → escalated), must audit sync.create once,
+// and must give the twin the issue's state as created, or every comment
+// copied there later bounces back as a no-op event.
+func TestKillAfterCreateIsNoBounce(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Open(t), time.Second)
+			// The kill: the goroutine applying T-1's event ends at its first
+			// comment on the new issue (the create and the twin's new id
+			// are saved by then), so nothing of its batch is recorded.
+			var killed atomic.Bool
+			f.setFault(func(system, op string) error {
+				if system == "engineering" && op == "comment" && killed.CompareAndSwap(false, true) {
+					runtime.Goexit()
+				}
+				return nil
+			})
+			if res, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID); err != nil || res.Enqueued == 0 {
+				t.Fatalf("poll support: %+v %v", res, err)
+			}
+			if _, err := f.eng.WorkOnce(f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !killed.Load() {
+				t.Fatal("the apply was not killed")
+			}
+			f.fault.Store(nil)
+			f.eng = f.newEngine()  // the restarted process
+			f.advance(time.Minute) // past the dead process's lease (PostgreSQL)
+			issue := f.issueOf("1")
+			if issue == "" {
+				t.Fatal("the issue was not created before the kill")
+			}
+			time.Sleep(settle)
+			if res, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID); err != nil || res.Enqueued != 0 {
+				t.Errorf("poll of engineering after the restart: %+v %v, want nothing queued (the new issue is Duplex's)", res, err)
+			}
+			f.settle()
+			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "open" {
+				t.Errorf("ticket status %q, want open (nobody touched the issue)", got)
+			}
+			if n := f.count(f.eng2, "SELECT COUNT(*) FROM issue_comments WHERE issue_id = ?", issue); n != 1 {
+				t.Errorf("%d comments on the issue, want 1", n)
+			}
+			if n := f.audits("sync.create"); n != 1 { // T-1 is the demo's only escalated ticket
+				t.Errorf("sync.create audited %d times, want 1", n)
+			}
+			// A comment copied there later is no change of the issue's.
+			f.exec(f.support, "INSERT INTO ticket_comments (ticket_id, author, body) VALUES (1, 'ana', 'Any news?')")
+			f.settle()
+			if n := f.count(f.eng2, "SELECT COUNT(*) FROM issue_comments WHERE issue_id = ?", issue); n != 2 {
+				t.Errorf("%d comments on the issue, want 2", n)
+			}
+			f.noBounce()
+			f.noIntents()
+		})
+	}
+}
+
+// Issue 16, window (b): a poll of the target that reads Duplex's write
+// before the batch is recorded takes it for Duplex's own, for an update, a
+// create (before and after the twin knows the new id) and a comment.
+func TestPollBetweenWriteAndRecordIsNoBounce(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		for _, at := range []string{"after-create", "after-comment", "after-update"} {
+			t.Run(b.Name+"/"+at, func(t *testing.T) {
+				f := newFixture(t, b.Open(t), time.Second)
+				if at != "after-create" && at != "after-comment" {
+					f.settle()
+					f.exec(f.support, "UPDATE tickets SET subject = 'Renamed' WHERE id = 1")
+				}
+				var polled atomic.Int64
+				var once atomic.Bool
+				hook := func(system, op string) error {
+					if system != "engineering" || op != at || !once.CompareAndSwap(false, true) {
+						return nil
+					}
+					time.Sleep(settle) // the sql connector reports a change once it is this old
+					res, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID)
+					if err != nil {
+						t.Errorf("poll mid-apply: %v", err)
+					}
+					polled.Store(int64(res.Enqueued) + 1)
+					return nil
+				}
+				f.setFault(hook)
+				f.settle()
+				f.fault.Store(nil)
+				if polled.Load() == 0 {
+					t.Fatalf("no %s write to engineering", at)
+				}
+				if n := polled.Load() - 1; n != 0 {
+					t.Errorf("the poll between write and record queued %d event(s), want 0", n)
+				}
+				if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "open" {
+					t.Errorf("ticket status %q, want open (nobody touched the issue)", got)
+				}
+				if n := f.count(f.eng2, "SELECT COUNT(*) FROM issues WHERE ticket_ref = 'T-1'"); n != 1 {
+					t.Errorf("%d issues for T-1, want 1", n)
+				}
+				f.noBounce()
+				f.noIntents()
+			})
+		}
+	}
+}
+
+// A person's change of the side being written, taken in while the write is
+// in flight, supersedes the write's intent: the person changing the side
+// back to exactly what Duplex wrote is a change too, not an echo.
+func TestPersonsChangeSupersedesIntent(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	f.settle()
+	issue := f.issueOf("1")
+	f.exec(f.support, "UPDATE tickets SET subject = 'Renamed' WHERE id = 1")
+	var once atomic.Bool
+	f.setFault(func(system, op string) error {
+		if system != "engineering" || op != "after-update" || !once.CompareAndSwap(false, true) {
+			return nil
+		}
+		f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue)
+		if res, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID); err != nil || res.Enqueued != 1 {
+			t.Errorf("poll of a person's change mid-apply: %+v %v, want one event", res, err)
+		}
+		// Back to what Duplex wrote, still before the batch is recorded.
+		f.exec(f.eng2, "UPDATE issues SET state = 'new' WHERE id = ?", issue)
+		if res, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID); err != nil || res.Enqueued != 1 {
+			t.Errorf("poll of the change back mid-apply: %+v %v, want one event", res, err)
+		}
+		return nil
+	})
+	f.settle()
+	f.fault.Store(nil)
+	if !once.Load() {
+		t.Fatal("the title was not written")
+	}
+	if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
+		t.Errorf("ticket status %q, want escalated (the issue went new → in_progress → new)", got)
+	}
+}
+
+// noBounce fails the test if any event came from engineering: in these
+// tests nobody there changes anything.
+func (f *fixture) noBounce() {
+	f.t.Helper()
+	evs, err := f.st.ListEvents(f.ctx, store.EventFilter{ConnectionID: f.conn.ID})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if ev.Direction == store.BToA {
+			f.t.Errorf("event %d (%s, %s) came back from engineering: %s", ev.ID, ev.Status, ev.Action, ev.Replica)
+		}
+	}
+}
+
+// noIntents fails the test if a write's intent is left once all is settled.
+func (f *fixture) noIntents() {
+	f.t.Helper()
+	n, err := f.st.DeleteIntentsBefore(f.ctx, time.Now().Add(time.Hour))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if n != 0 {
+		f.t.Errorf("%d write intents left after the events were recorded", n)
+	}
+}
+
+func (f *fixture) audits(action string) int {
+	f.t.Helper()
+	es, err := f.st.ListAuditFor(f.ctx, store.AuditFilter{ConnectionID: f.conn.ID, Action: action, Limit: 1000})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return len(es)
+}
