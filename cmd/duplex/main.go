@@ -21,12 +21,7 @@ import (
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
-	"github.com/duplexsync/duplex/connectors/github"
-	"github.com/duplexsync/duplex/connectors/httpconn"
-	"github.com/duplexsync/duplex/connectors/jira"
-	"github.com/duplexsync/duplex/connectors/redmine"
-	"github.com/duplexsync/duplex/connectors/rt"
-	"github.com/duplexsync/duplex/connectors/sqlconn"
+	"github.com/duplexsync/duplex/connectors/kinds"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
@@ -303,24 +298,8 @@ func serverTLS(logger *slog.Logger, certFile, keyFile string) (*tls.Config, erro
 	return r.Config(), nil
 }
 
-// registry lists the connector kinds this binary offers.
-func registry() (*connectors.Registry, error) {
-	reg := connectors.NewRegistry()
-	for kind, f := range map[string]connectors.Factory{
-		"sql":     sqlconn.New,
-		"github":  github.New,
-		"http":    httpconn.New,
-		"jira":    jira.New,
-		"redmine": redmine.New,
-		"rt":      rt.New,
-	} {
-		if err := reg.Register(kind, f); err != nil {
-			return nil, err
-		}
-	}
-	reg.RegisterChecker("sql", sqlconn.Check) // the others name their system by "url"
-	return reg, nil
-}
+// registry lists the connector kinds this binary offers (connectors/kinds).
+func registry() (*connectors.Registry, error) { return kinds.Registry() }
 
 func (a *app) close() {
 	_ = a.engine.Close()
