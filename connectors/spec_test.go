@@ -72,7 +72,9 @@ func TestDecodeSettingsRefusesNamingTheKey(t *testing.T) {
 
 func TestRegistryValidate(t *testing.T) {
 	reg := connectors.NewRegistry()
-	open := func(context.Context, connectors.Config) (connectors.Connector, error) { return nil, errors.New("not here") }
+	open := func(context.Context, connectors.Config) (connectors.Connector, error) {
+		return nil, errors.New("not here")
+	}
 	if err := reg.Add(connectors.Kind{Spec: testSpec, Open: open}); err != nil {
 		t.Fatal(err)
 	}
