@@ -81,6 +81,10 @@ type Options struct {
 	// request's body (limits.go); serve with NewHTTPServer and the same
 	// Limits.
 	Limits Limits
+	// Connectors is the list of kinds: POST/PUT /api/systems check a
+	// system's kind and settings against it, GET /api/connector-kinds
+	// lists it. nil: nothing is checked, no kind is listed (tests).
+	Connectors *connectors.Registry
 }
 
 type srv struct {
@@ -104,6 +108,7 @@ type srv struct {
 	metrics http.Handler
 	guards  *outbound.Guards
 	limits  Limits
+	kinds   *connectors.Registry
 }
 
 // New builds the HTTP handler.
@@ -117,7 +122,7 @@ func New(o Options) http.Handler {
 	s := &srv{st: o.Store, eng: o.Engine, box: o.Secrets, lib: o.Templates, log: o.Logger, max: o.MaxBodyBytes,
 		page: frontend.Handler(), auth: o.Auth.withDefaults(), logins: newThrottle(o.Auth.withDefaults().Throttle),
 		accounts: newAccountDelay(o.Auth.withDefaults().Throttle),
-		rules:    map[string]rule{}, metrics: o.Metrics, limits: o.Limits.WithDefaults(), guards: o.Outbound}
+		rules:    map[string]rule{}, metrics: o.Metrics, limits: o.Limits.WithDefaults(), guards: o.Outbound, kinds: o.Connectors}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(s.recover, s.limitBody)
@@ -162,6 +167,7 @@ func New(o Options) http.Handler {
 
 	// Systems hold credentials: team admins change them.
 	s.route(api, "GET", "/systems", signedIn(), s.listSystems)
+	s.route(api, "GET", "/connector-kinds", signedIn(), s.listConnectorKinds)
 	s.route(api, "POST", "/systems", signedIn(), s.createSystem) // team admin of the body's team
 	s.route(api, "GET", "/systems/:id", teamRole("system", "id", viewer), s.getSystem)
 	s.route(api, "PUT", "/systems/:id", teamRole("system", "id", admin), s.updateSystem)

@@ -268,7 +268,7 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 	// on TLS requests).
 	auth.SecureCookies = c.secureCookies
 	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger, Auth: auth,
-		Metrics: m.Handler(), Outbound: guards, Limits: c.limits})
+		Metrics: m.Handler(), Outbound: guards, Limits: c.limits, Connectors: reg})
 	warnRefused(ctx, st, eng, logger)
 	return &app{store: st, box: box, templates: lib, engine: eng, pool: pool, handler: h, auth: auth, tls: tlsCfg, alerts: al, limits: c.limits}, nil
 }
