@@ -559,6 +559,11 @@ func (c *conn) AddComment(ctx context.Context, id string, cm connectors.Comment)
 	if !c.comments {
 		return connectors.Comment{}, fmt.Errorf("sqlconn %s: %w: no comments table configured", c.name, connectors.ErrInvalid)
 	}
+	if cm.Private {
+		// A comments table has no notion of internal notes: storing one
+		// would publish it.
+		return connectors.Comment{}, fmt.Errorf("sqlconn %s: %w: a comments table has no private comments", c.name, connectors.ErrInvalid)
+	}
 	idv, ok := parseID(id, c.idInt)
 	if !ok {
 		return connectors.Comment{}, c.notFound(id)
