@@ -323,6 +323,20 @@ func (f *fake) apply(is, in map[string]any) {
 					}
 				}
 			}
+		case "status_id", "priority_id", "tracker_id":
+			list := map[string]string{"status_id": "issue_statuses", "priority_id": "issue_priorities", "tracker_id": "trackers"}[k]
+			file := map[string]string{"issue_statuses": "issue_statuses.json", "issue_priorities": "issue_priorities.json", "trackers": "trackers.json"}[list]
+			for _, x := range loadJSON(f.t, file)[list].([]any) {
+				if m := x.(map[string]any); fmt.Sprint(m["id"]) == fmt.Sprint(v) {
+					is[strings.TrimSuffix(k, "_id")] = map[string]any{"id": m["id"], "name": m["name"]}
+					if k == "status_id" {
+						is["closed_on"] = nil
+						if m["is_closed"] == true {
+							is["closed_on"] = f.now.Format(time.RFC3339)
+						}
+					}
+				}
+			}
 		case "project_id", "notes", "private_notes", "uploads":
 		default:
 			f.t.Errorf("fake redmine: the fake does not take %q", k)
