@@ -380,7 +380,7 @@ func (f *fake) search(w http.ResponseWriter, r *http.Request) {
 			have, _ = tk.fields["Subject"].(string)
 		} else {
 			for _, cf := range tk.fields["CustomFields"].([]any) {
-				if c := cf.(map[string]any); c["name"] == m[2] && len(c["values"].([]any)) > 0 {
+				if c := cf.(map[string]any); (c["name"] == m[2] || c["id"] == m[2]) && len(c["values"].([]any)) > 0 {
 					have = fmt.Sprint(c["values"].([]any)[0])
 				}
 			}
