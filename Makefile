@@ -5,7 +5,7 @@ export CGO_ENABLED = 1
 SHELL     := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: all build app run test prereqs test-e2e peers vet fmt-check unit race figures hostile test-frontend test-browser bench bench-cluster bench-micro clean
+.PHONY: all build app run test prereqs test-e2e peers vet fmt-check unit fuzz-short race figures hostile test-frontend test-browser bench bench-cluster bench-micro clean
 
 all: build
 
@@ -78,6 +78,18 @@ vet:
 # -short skips only the crash run here; `figures` runs it, verbosely.
 unit:
 	$(GO) test -count=1 -short ./...
+
+# Each fuzz target over outside input, briefly (FUZZTIME each; the first run
+# compiles the instrumented packages, which takes minutes). Not a stage of
+# `make test` yet: run it after changing a parser.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := ./scripts:FuzzImportArchive ./connectors/pollwindow:FuzzParse ./connectors/httpconn:FuzzWebhook \
+	./connectors/github:FuzzWebhook ./connectors/jira:FuzzWebhook ./connectors/jira:FuzzADF
+fuzz-short:
+	@for x in $(FUZZ_TARGETS); do \
+	  echo "== $${x#*:} ($${x%%:*})"; \
+	  $(GO) test -run '^$$' -fuzz "^$${x#*:}$$" -fuzztime $(FUZZTIME) $${x%%:*} || exit 1; \
+	done
 
 # The packages with goroutines and shared caches, again under the race detector.
 race:

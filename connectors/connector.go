@@ -284,16 +284,41 @@ func (c Config) RoundTripper() http.RoundTripper {
 // Factory builds a connector of one kind.
 type Factory func(ctx context.Context, cfg Config) (Connector, error)
 
-// Registry maps a connector kind ("sql", "redmine", ...) to its factory. Build
-// one in main or in a test; there is no global registry.
+// Registry maps a connector kind ("sql", "redmine", ...) to its spec,
+// factory and settings parse: the one list of kinds. Build one in main or in
+// a test; there is no global registry.
 type Registry struct {
 	factories map[string]Factory
 	checkers  map[string]Checker
+	kinds     map[string]Kind
 }
+
+// Kind is one connector kind as it is registered.
+type Kind struct {
+	Spec Spec
+	Open Factory
+	// Parse is the kind's pure settings parse: Spec.DecodeSettings into its
+	// Settings struct plus the checks that need no network (an address's
+	// form, a driver's name). Refusals are *SettingError. nil: the spec's
+	// generic check alone.
+	Parse func(settings json.RawMessage) error
+}
+
+// KindError is an unknown connector kind; it wraps ErrBadConfig.
+type KindError struct {
+	Kind  string
+	Known []string
+}
+
+func (e *KindError) Error() string {
+	return fmt.Sprintf("unknown connector kind %q (known: %s)", e.Kind, orNone(e.Known))
+}
+
+func (e *KindError) Unwrap() error { return ErrBadConfig }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{factories: map[string]Factory{}, checkers: map[string]Checker{}}
+	return &Registry{factories: map[string]Factory{}, checkers: map[string]Checker{}, kinds: map[string]Kind{}}
 }
 
 // RegisterChecker sets the settings check of a kind (its outbound targets);
@@ -309,13 +334,67 @@ func (r *Registry) Check(ctx context.Context, kind string, cfg Config) error {
 	return CheckURLSetting(ctx, cfg)
 }
 
-// Register adds a kind; registering a kind twice is an error.
+// Register adds a kind known only by its factory (tests' fake kinds): its
+// settings are not checked. Registering a kind twice is an error.
 func (r *Registry) Register(kind string, f Factory) error {
 	if _, ok := r.factories[kind]; ok {
 		return fmt.Errorf("connector kind %q registered twice", kind)
 	}
 	r.factories[kind] = f
 	return nil
+}
+
+// Add registers a kind with its spec; k.Spec.Kind names it.
+func (r *Registry) Add(k Kind) error {
+	if k.Spec.Kind == "" || k.Open == nil {
+		return errors.New("connector kind without a name or a factory")
+	}
+	if err := r.Register(k.Spec.Kind, k.Open); err != nil {
+		return err
+	}
+	r.kinds[k.Spec.Kind] = k
+	return nil
+}
+
+// Spec returns a kind's spec; false for an unknown kind or one registered
+// without a spec.
+func (r *Registry) Spec(kind string) (Spec, bool) {
+	k, ok := r.kinds[kind]
+	return k.Spec, ok
+}
+
+// Specs lists the specs of the kinds registered with one, sorted by kind.
+func (r *Registry) Specs() []Spec {
+	out := make([]Spec, 0, len(r.kinds))
+	for _, k := range r.Kinds() {
+		if s, ok := r.kinds[k]; ok {
+			out = append(out, s.Spec)
+		}
+	}
+	return out
+}
+
+// Validate is the pure check of a system's configuration before it is
+// stored: the kind is registered, the settings parse strictly, and every
+// secret name is one the kind takes. It opens nothing and reaches no
+// network. Refusals are *KindError, *SettingError or *SecretError, all
+// wrapping ErrBadConfig. secretNames may be nil (secrets left unchanged).
+func (r *Registry) Validate(kind string, settings json.RawMessage, secretNames []string) error {
+	if _, ok := r.factories[kind]; !ok {
+		return &KindError{Kind: kind, Known: r.Kinds()}
+	}
+	k, ok := r.kinds[kind]
+	if !ok {
+		return nil
+	}
+	parse := k.Parse
+	if parse == nil {
+		parse = func(raw json.RawMessage) error { return k.Spec.DecodeSettings(raw, nil) }
+	}
+	if err := parse(settings); err != nil {
+		return err
+	}
+	return k.Spec.CheckSecrets(secretNames)
 }
 
 // Kinds lists the registered kinds, sorted.
@@ -332,7 +411,7 @@ func (r *Registry) Kinds() []string {
 func (r *Registry) Open(ctx context.Context, kind string, cfg Config) (Connector, error) {
 	f, ok := r.factories[kind]
 	if !ok {
-		return nil, fmt.Errorf("%w: unknown connector kind %q", ErrBadConfig, kind)
+		return nil, &KindError{Kind: kind, Known: r.Kinds()}
 	}
 	return f(ctx, cfg)
 }

@@ -54,6 +54,7 @@ var routeLevels = map[string]level{
 	"DELETE /api/me/tokens/:id":  lvSignedIn,
 	"GET /api/teams":             lvSignedIn,
 	"GET /api/systems":           lvSignedIn,
+	"GET /api/connector-kinds":   lvSignedIn,
 	"GET /api/connections":       lvSignedIn,
 	"GET /api/events":            lvSignedIn,
 	"GET /api/alerts":            lvSignedIn, // filtered to the caller's teams

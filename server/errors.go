@@ -47,6 +47,12 @@ const (
 	CodeOutboundRefused = "outbound_refused"
 	// CodeStoreFence: a system's settings name the store's own database.
 	CodeStoreFence = "store_is_not_a_system"
+	// A system's kind is not registered, a setting is unknown or of the
+	// wrong type or missing, or a secret's name is unknown: field names it
+	// ("kind", "settings.correlation_field", "secrets.tokn").
+	CodeKindUnknown    = "connector_kind_unknown"
+	CodeSettingInvalid = "system_setting_invalid"
+	CodeSecretInvalid  = "system_secret_invalid"
 	// CodeScriptTimeoutOverCap: connection options ask for a longer script
 	// deadline than the sandbox allows (engine.MaxScriptTimeoutMS).
 	CodeScriptTimeoutOverCap = "script_timeout_over_cap"
@@ -69,6 +75,8 @@ type apiError struct {
 	Rule    int    `json:"rule,omitempty"` // a validation rule's 1-based position
 	// PolicyRule names the outbound policy rule that refused a system.
 	PolicyRule string `json:"policy_rule,omitempty"`
+	// Field names the refused part of a system (see CodeSettingInvalid).
+	Field string `json:"field,omitempty"`
 }
 
 // classify is the one place that turns an error into an HTTP status and a
@@ -128,6 +136,8 @@ func classify(err error) (int, apiError) {
 		return http.StatusConflict, apiError{Code: CodeConflict, Message: err.Error()}
 	case errors.Is(err, engine.ErrScriptTimeoutOverCap):
 		return http.StatusUnprocessableEntity, apiError{Code: CodeScriptTimeoutOverCap, Message: err.Error()}
+	case errors.As(err, new(*connectors.KindError)), errors.As(err, new(*connectors.SettingError)), errors.As(err, new(*connectors.SecretError)):
+		return http.StatusUnprocessableEntity, configError(err)
 	case errors.Is(err, connectors.ErrBadConfig):
 		return http.StatusUnprocessableEntity, apiError{Code: CodeBadConfig, Message: err.Error()}
 	case errors.Is(err, connectors.ErrUnavailable):
@@ -152,4 +162,24 @@ func (s *srv) fail(c *gin.Context, err error) {
 		s.log.Debug("request refused", "path", c.FullPath(), "status", status, "err", err)
 	}
 	c.AbortWithStatusJSON(status, body)
+}
+
+// configError is the body of a refused kind, setting or secret name.
+func configError(err error) apiError {
+	var ke *connectors.KindError
+	var se *connectors.SettingError
+	var sec *connectors.SecretError
+	switch {
+	case errors.As(err, &ke):
+		return apiError{Code: CodeKindUnknown, Message: err.Error(), Field: "kind"}
+	case errors.As(err, &se):
+		field := "settings"
+		if se.Field != "" {
+			field += "." + se.Field
+		}
+		return apiError{Code: CodeSettingInvalid, Message: err.Error(), Field: field}
+	case errors.As(err, &sec):
+		return apiError{Code: CodeSecretInvalid, Message: err.Error(), Field: "secrets." + sec.Name}
+	}
+	return apiError{Code: CodeBadConfig, Message: err.Error()}
 }

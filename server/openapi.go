@@ -78,6 +78,7 @@ var ops = map[string]op{
 	"PUT /api/users/{id}":                   {summary: "Change a user's name, org admin flag or disabled flag, or clear their sign-in delay (org admin)", tag: "teams", in: updateUserIn{}, out: store.User{}},
 
 	"GET /api/systems":                 {summary: "Systems of one's teams", tag: "systems", out: []systemOut{}},
+	"GET /api/connector-kinds":         {summary: "Every connector kind's spec: settings, secrets, capabilities", tag: "systems", out: []connectors.Spec{}},
 	"POST /api/systems":                {summary: "Create a system (team admin); secrets are write-only", tag: "systems", in: systemIn{}, out: systemOut{}, status: 201},
 	"GET /api/systems/{id}":            {summary: "A system (secret names, never values)", tag: "systems", out: systemOut{}},
 	"PUT /api/systems/{id}":            {summary: "Change a system; fields left out keep their value", tag: "systems", in: systemIn{}, out: systemOut{}},

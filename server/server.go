@@ -82,6 +82,10 @@ type Options struct {
 	// request's body (limits.go); serve with NewHTTPServer and the same
 	// Limits.
 	Limits Limits
+	// Connectors is the list of kinds: POST/PUT /api/systems check a
+	// system's kind and settings against it, GET /api/connector-kinds
+	// lists it. nil: nothing is checked, no kind is listed (tests).
+	Connectors *connectors.Registry
 }
 
 type srv struct {
@@ -106,7 +110,8 @@ type srv struct {
 	guards  *outbound.Guards
 	limits  Limits
 	// svc makes connection changes: validated, audited in their transaction.
-	svc *service.Service
+	svc   *service.Service
+	kinds *connectors.Registry
 }
 
 // New builds the HTTP handler.
@@ -120,7 +125,7 @@ func New(o Options) http.Handler {
 	s := &srv{st: o.Store, eng: o.Engine, box: o.Secrets, lib: o.Templates, log: o.Logger, max: o.MaxBodyBytes,
 		page: frontend.Handler(), auth: o.Auth.withDefaults(), logins: newThrottle(o.Auth.withDefaults().Throttle),
 		accounts: newAccountDelay(o.Auth.withDefaults().Throttle),
-		rules:    map[string]rule{}, metrics: o.Metrics, limits: o.Limits.WithDefaults(), guards: o.Outbound}
+		rules:    map[string]rule{}, metrics: o.Metrics, limits: o.Limits.WithDefaults(), guards: o.Outbound, kinds: o.Connectors}
 	s.svc = service.New(o.Store, o.Engine, o.Engine)
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -168,6 +173,7 @@ func New(o Options) http.Handler {
 
 	// Systems hold credentials: team admins change them.
 	s.route(api, "GET", "/systems", signedIn(), s.listSystems)
+	s.route(api, "GET", "/connector-kinds", signedIn(), s.listConnectorKinds)
 	s.route(api, "POST", "/systems", signedIn(), s.createSystem) // team admin of the body's team
 	s.route(api, "GET", "/systems/:id", teamRole("system", "id", viewer), s.getSystem)
 	s.route(api, "PUT", "/systems/:id", teamRole("system", "id", admin), s.updateSystem)

@@ -136,7 +136,11 @@ func (s *srv) createSystem(c *gin.Context) error {
 		}
 		sys.Secrets = sealed
 	}
-	// The store fence and the outbound policy, before anything is saved.
+	// The kind and settings, then the store fence and the outbound
+	// policy, before anything is saved.
+	if err := s.checkConfig(sys.Kind, in.Settings, in.Secrets); err != nil {
+		return err
+	}
 	if err := s.eng.CheckSystem(c.Request.Context(), sys); err != nil {
 		return err
 	}
@@ -210,6 +214,9 @@ func (s *srv) updateSystem(c *gin.Context) error {
 		sort.Strings(names)
 		// Names only: values never reach the audit log.
 		detail += fmt.Sprintf(", secrets replaced (%s)", strings.Join(names, ", "))
+	}
+	if err := s.checkConfig(sys.Kind, json.RawMessage(sys.Settings), in.Secrets); err != nil {
+		return err
 	}
 	if err := s.eng.CheckSystem(ctx, sys); err != nil {
 		return err

@@ -126,6 +126,13 @@ func runApply(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	reg, err := registry()
+	if err != nil {
+		return err
+	}
+	// Kinds and settings before any store is opened: a misspelled key
+	// fails here, with its position, in a dry run too.
+	probs = append(probs, confdir.CheckSystems(folder, reg)...)
 	if len(probs) > 0 {
 		printProblems(out, dir, probs)
 		return errInvalid
@@ -153,7 +160,11 @@ func runValidate(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	probs, err := confdir.Validate(ctx, dir)
+	reg, err := registry()
+	if err != nil {
+		return err
+	}
+	probs, err := confdir.Validate(ctx, dir, reg)
 	if err != nil {
 		return err
 	}

@@ -28,9 +28,9 @@ func TestConfigCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed, _ := box.SealMap(map[string]string{"password": "s3cret-value"})
-	a := store.System{Name: "desk", Kind: "sql", Settings: `{"table":"tickets"}`, Secrets: sealed, PollIntervalMS: 2000}
-	b := store.System{Name: "eng tracker", Kind: "sql", Settings: `{}`, PollIntervalMS: 2000}
+	sealed, _ := box.SealMap(map[string]string{"dsn": "s3cret-value"})
+	a := store.System{Name: "desk", Kind: "sql", Settings: `{"driver":"sqlite","table":"tickets","fields":[{"name":"title"}]}`, Secrets: sealed, PollIntervalMS: 2000}
+	b := store.System{Name: "eng tracker", Kind: "sql", Settings: sqlSettings, PollIntervalMS: 2000}
 	for _, s := range []*store.System{&a, &b} {
 		if err := st.CreateSystem(ctx, s); err != nil {
 			t.Fatal(err)
@@ -84,11 +84,11 @@ func TestConfigCommands(t *testing.T) {
 	// Missing secret: refused, nothing written (not even the store).
 	out.Reset()
 	if err := runApply(ctx, []string{"--data", dst, "--create", dir}, &out); !errors.Is(err, errInvalid) ||
-		!strings.Contains(out.String(), "DUPLEX_SECRET_DESK_PASSWORD") {
+		!strings.Contains(out.String(), "DUPLEX_SECRET_DESK_DSN") {
 		t.Fatalf("apply without the secret: %v\n%s", err, out.String())
 	}
 	assertEmptyDir(t, dst)
-	t.Setenv("DUPLEX_SECRET_DESK_PASSWORD", "s3cret-value")
+	t.Setenv("DUPLEX_SECRET_DESK_DSN", "s3cret-value")
 	// A dry run into nothing shows the whole plan and creates nothing.
 	out.Reset()
 	if err := runApply(ctx, []string{"--data", dst, "--create", "--dry-run", dir}, &out); err != nil {
@@ -146,5 +146,51 @@ func TestConfigCommands(t *testing.T) {
 	if err := runValidate(ctx, []string{dir}, &out); !errors.Is(err, errInvalid) ||
 		!strings.Contains(out.String(), trig+":1:") {
 		t.Fatalf("validate broken trigger: %v\n%s", err, out.String())
+	}
+}
+
+// sqlSettings are settings an sql system's strict parse accepts (apply and
+// validate check them; nothing here opens the database).
+const sqlSettings = `{"driver":"sqlite","dsn":"file:none.db","table":"t","fields":[{"name":"title"}]}`
+
+// TestValidateRefusesUnknownKindAndKey: validate and apply --dry-run name
+// the file, line and column of an unknown kind or settings key, before any
+// store is opened.
+func TestValidateRefusesUnknownKindAndKey(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	sys := filepath.Join(dir, "teams", "default", "systems")
+	if err := os.MkdirAll(sys, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"rm.json":   "{\n  \"kind\": \"redmine\",\n  \"settings\": {\n    \"url\": \"http://127.0.0.1:3100\",\n    \"project\": \"p\",\n    \"corelation_field\": \"k\"\n  }\n}\n",
+		"jira.json": "{\n  \"kind\": \"jria\",\n  \"settings\": {}\n}\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(sys, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	if err := runValidate(ctx, []string{dir}, &out); !errors.Is(err, errInvalid) {
+		t.Fatalf("validate: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"rm.json:6:5: redmine settings: corelation_field: unknown setting (did you mean \"correlation_field\"?)",
+		"jira.json:2:3: unknown connector kind \"jria\"",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("validate output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	data := filepath.Join(t.TempDir(), "none")
+	if err := runApply(ctx, []string{"--data", data, "--dry-run", dir}, &out); !errors.Is(err, errInvalid) ||
+		!strings.Contains(out.String(), "corelation_field") {
+		t.Fatalf("apply --dry-run: %v\n%s", err, out.String())
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatalf("apply --dry-run of a refused folder made %s: %v", data, err)
 	}
 }

@@ -76,8 +76,8 @@ func newStoreWithConn(t *testing.T) (common, *store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	a := store.System{Name: "desk", Kind: "sql", Settings: `{}`, PollIntervalMS: 2000}
-	b := store.System{Name: "tracker", Kind: "sql", Settings: `{}`, PollIntervalMS: 2000}
+	a := store.System{Name: "desk", Kind: "sql", Settings: sqlSettings, PollIntervalMS: 2000}
+	b := store.System{Name: "tracker", Kind: "sql", Settings: sqlSettings, PollIntervalMS: 2000}
 	for _, s := range []*store.System{&a, &b} {
 		if err := st.CreateSystem(ctx, s); err != nil {
 			t.Fatal(err)
@@ -300,8 +300,8 @@ func TestTemplateLinkRoundTrip(t *testing.T) {
 	if err := st.SetTemplateSharing(ctx, tpl.ID, store.VisibilityShared, []int64{ops.ID}); err != nil {
 		t.Fatal(err)
 	}
-	sysA := store.System{Name: "ops-a", Kind: "sql", Settings: `{}`, TeamID: ops.ID}
-	sysB := store.System{Name: "ops-b", Kind: "sql", Settings: `{}`, TeamID: ops.ID}
+	sysA := store.System{Name: "ops-a", Kind: "sql", Settings: sqlSettings, TeamID: ops.ID}
+	sysB := store.System{Name: "ops-b", Kind: "sql", Settings: sqlSettings, TeamID: ops.ID}
 	for _, s := range []*store.System{&sysA, &sysB} {
 		if err := st.CreateSystem(ctx, s); err != nil {
 			t.Fatal(err)

@@ -21,15 +21,7 @@ import (
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
-	"github.com/duplexsync/duplex/connectors/azuredevops"
-	"github.com/duplexsync/duplex/connectors/github"
-	"github.com/duplexsync/duplex/connectors/httpconn"
-	"github.com/duplexsync/duplex/connectors/jira"
-	"github.com/duplexsync/duplex/connectors/redmine"
-	"github.com/duplexsync/duplex/connectors/rt"
-	"github.com/duplexsync/duplex/connectors/servicenow"
-	"github.com/duplexsync/duplex/connectors/sqlconn"
-	"github.com/duplexsync/duplex/connectors/zendesk"
+	"github.com/duplexsync/duplex/connectors/kinds"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
@@ -276,7 +268,7 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 	// on TLS requests).
 	auth.SecureCookies = c.secureCookies
 	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger, Auth: auth,
-		Metrics: m.Handler(), Outbound: guards, Limits: c.limits})
+		Metrics: m.Handler(), Outbound: guards, Limits: c.limits, Connectors: reg})
 	warnRefused(ctx, st, eng, logger)
 	return &app{store: st, box: box, templates: lib, engine: eng, pool: pool, handler: h, auth: auth, tls: tlsCfg, alerts: al, limits: c.limits}, nil
 }
@@ -306,34 +298,8 @@ func serverTLS(logger *slog.Logger, certFile, keyFile string) (*tls.Config, erro
 	return r.Config(), nil
 }
 
-// registry lists the connector kinds this binary offers.
-func registry() (*connectors.Registry, error) {
-	reg := connectors.NewRegistry()
-	for kind, f := range map[string]connectors.Factory{
-		"sql":     sqlconn.New,
-		"github":  github.New,
-		"http":    httpconn.New,
-		"jira":    jira.New,
-		"redmine": redmine.New,
-		"rt":      rt.New,
-	} {
-		if err := reg.Register(kind, f); err != nil {
-			return nil, err
-		}
-	}
-	// The vendor connectors tested against documented payloads only (#22).
-	for kind, f := range map[string]connectors.Factory{
-		"azuredevops": azuredevops.New,
-		"servicenow":  servicenow.New,
-		"zendesk":     zendesk.New,
-	} {
-		if err := reg.Register(kind, f); err != nil {
-			return nil, err
-		}
-	}
-	reg.RegisterChecker("sql", sqlconn.Check) // the others name their system by "url"
-	return reg, nil
-}
+// registry lists the connector kinds this binary offers (connectors/kinds).
+func registry() (*connectors.Registry, error) { return kinds.Registry() }
 
 func (a *app) close() {
 	_ = a.engine.Close()

@@ -41,33 +41,22 @@ const DefaultURL = "https://api.github.com"
 type Settings struct {
 	// URL is the REST API base; default https://api.github.com (GitHub
 	// Enterprise Server: https://HOST/api/v3).
-	URL string `json:"url,omitempty"`
-	// Owner and Repo name the repository whose issues sync.
-	Owner string `json:"owner"`
-	Repo  string `json:"repo"`
+	URL string `json:"url,omitempty" spec:"default=https://api.github.com"`
+	// Owner is the account or organisation owning the repository whose
+	// issues sync ("octocat" for github.com/octocat/Hello-World).
+	Owner string `json:"owner" spec:"required"`
+	// Repo is the repository's name ("Hello-World").
+	Repo string `json:"repo" spec:"required"`
 	// TimeoutMS bounds one request; default 30000.
-	TimeoutMS int `json:"timeout_ms,omitempty"`
+	TimeoutMS int `json:"timeout_ms,omitempty" spec:"default=30000"`
 }
 
 // New opens a GitHub connector and checks the token against the repository
 // (so a wrong token, repository or a repository without issues fails here).
 func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, error) {
-	var s Settings
-	if len(cfg.Settings) > 0 {
-		if err := json.Unmarshal(cfg.Settings, &s); err != nil {
-			return nil, fmt.Errorf("%w: github settings: %w", connectors.ErrBadConfig, err)
-		}
-	}
-	s.URL = strings.TrimRight(strings.TrimSpace(s.URL), "/")
-	if s.URL == "" {
-		s.URL = DefaultURL
-	}
-	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: github settings: url must be an http(s) address, got %q", connectors.ErrBadConfig, s.URL)
-	}
-	s.Owner, s.Repo = strings.TrimSpace(s.Owner), strings.TrimSpace(s.Repo)
-	if s.Owner == "" || s.Repo == "" || strings.Contains(s.Owner, "/") || strings.Contains(s.Repo, "/") {
-		return nil, fmt.Errorf("%w: github settings: owner and repo are required (for github.com/octocat/Hello-World: owner \"octocat\", repo \"Hello-World\")", connectors.ErrBadConfig)
+	s, err := ParseSettings(cfg.Settings)
+	if err != nil {
+		return nil, err
 	}
 	token := strings.TrimSpace(cfg.Secrets["token"])
 	if token == "" {

@@ -27,40 +27,47 @@ import (
 // Settings describe the remote API. Paths are relative to URL; "{id}" is
 // replaced by the entity id and "{since}" by the poll position (RFC 3339).
 type Settings struct {
-	URL string `json:"url"`
+	// URL is the API's base address; the paths below are relative to it.
+	URL string `json:"url" spec:"required"`
 	// ListPath answers the items changed at or after {since} (all items
 	// when since is empty), as an array or under ItemsPath.
-	ListPath  string `json:"list_path"`
+	ListPath string `json:"list_path" spec:"required"`
+	// ItemsPath is where the list answer holds the items (dot path);
+	// default: the answer is the array.
 	ItemsPath string `json:"items_path,omitempty"`
-	// GetPath reads one item; CreatePath takes a POST of the fields;
-	// UpdatePath takes UpdateMethod (default PATCH) with the changed fields.
-	GetPath      string `json:"get_path"`
-	CreatePath   string `json:"create_path,omitempty"`
-	UpdatePath   string `json:"update_path,omitempty"`
-	UpdateMethod string `json:"update_method,omitempty"`
+	// GetPath reads one item.
+	GetPath string `json:"get_path" spec:"required"`
+	// CreatePath takes a POST of the fields. Optional.
+	CreatePath string `json:"create_path,omitempty"`
+	// UpdatePath takes UpdateMethod with the changed fields. Optional.
+	UpdatePath string `json:"update_path,omitempty"`
+	// UpdateMethod is the update's HTTP method.
+	UpdateMethod string `json:"update_method,omitempty" spec:"default=PATCH"`
 	// CommentPath takes a POST of {"body", "author", "private"} and answers
 	// the comment with its id. Optional.
 	CommentPath string `json:"comment_path,omitempty"`
-	// Where things are in an item (dot paths): the id (default "id"), the
-	// update time (default "updated_at", RFC 3339), the fields (default "":
-	// the item's other keys) and the comments (default "comments", objects
-	// with id, author, body, created_at, private).
-	IDPath       string `json:"id_path,omitempty"`
-	UpdatedPath  string `json:"updated_path,omitempty"`
-	FieldsPath   string `json:"fields_path,omitempty"`
-	CommentsPath string `json:"comments_path,omitempty"`
-	// AuthHeader names the header that carries the secret "token" (default
-	// "Authorization"; the value is sent as is). With the secrets "user"
-	// and "password", basic auth is used instead.
-	AuthHeader string `json:"auth_header,omitempty"`
-	// Webhooks: SignatureHeader (default "X-Signature-256") carries
-	// "sha256=" + hex HMAC-SHA256 of the body with the secret
-	// "webhook_secret"; DeliveryHeader (default "X-Delivery-Id") the
-	// delivery id; WebhookIDPath the changed item's id in the body
-	// (default "id"; a list is several items).
-	SignatureHeader string `json:"signature_header,omitempty"`
-	DeliveryHeader  string `json:"delivery_header,omitempty"`
-	WebhookIDPath   string `json:"webhook_id_path,omitempty"`
+	// IDPath is where an item holds its id (dot path).
+	IDPath string `json:"id_path,omitempty" spec:"default=id"`
+	// UpdatedPath is where an item holds its update time (RFC 3339).
+	UpdatedPath string `json:"updated_path,omitempty" spec:"default=updated_at"`
+	// FieldsPath is where an item holds its fields; default: the item's
+	// other keys.
+	FieldsPath string `json:"fields_path,omitempty"`
+	// CommentsPath is where an item holds its comments (objects with id,
+	// author, body, created_at, private).
+	CommentsPath string `json:"comments_path,omitempty" spec:"default=comments"`
+	// AuthHeader names the header that carries the secret "token" (the
+	// value is sent as is). With the secrets "user" and "password", basic
+	// auth is used instead.
+	AuthHeader string `json:"auth_header,omitempty" spec:"default=Authorization"`
+	// SignatureHeader carries a webhook's "sha256=" + hex HMAC-SHA256 of
+	// the body with the secret "webhook_secret".
+	SignatureHeader string `json:"signature_header,omitempty" spec:"default=X-Signature-256"`
+	// DeliveryHeader carries a webhook's delivery id.
+	DeliveryHeader string `json:"delivery_header,omitempty" spec:"default=X-Delivery-Id"`
+	// WebhookIDPath is where a webhook body names the changed item's id (a
+	// list is several items).
+	WebhookIDPath string `json:"webhook_id_path,omitempty" spec:"default=id"`
 	// SignDeliveryID says the sender signs "<delivery id>.<body>" rather
 	// than the body alone: the delivery id is then required and trusted
 	// (a replay cannot pass with a fresh id). Without it the delivery is
@@ -72,10 +79,11 @@ type Settings struct {
 	// of reading it back. A body without it names ids (WebhookIDPath) as
 	// before.
 	WebhookItemPath string `json:"webhook_item_path,omitempty"`
-	// Fields lists the writable fields and their types, for triggers and
-	// the editor. Optional.
-	Fields    []connectors.FieldSpec `json:"fields,omitempty"`
-	TimeoutMS int                    `json:"timeout_ms,omitempty"`
+	// Fields lists the writable fields and their types ({name, type,
+	// description, read_only}), for triggers and the editor. Optional.
+	Fields []connectors.FieldSpec `json:"fields,omitempty"`
+	// TimeoutMS bounds one request; default 30000.
+	TimeoutMS int `json:"timeout_ms,omitempty" spec:"default=30000"`
 }
 
 type conn struct {
@@ -87,16 +95,9 @@ type conn struct {
 // New checks the settings; it does not call the remote API (a list from the
 // start could be large).
 func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, error) {
-	var s Settings
-	if err := json.Unmarshal(cfg.Settings, &s); err != nil {
-		return nil, fmt.Errorf("%w: http settings: %w", connectors.ErrBadConfig, err)
-	}
-	s.URL = strings.TrimRight(strings.TrimSpace(s.URL), "/")
-	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: http settings: url must be an http(s) address, got %q", connectors.ErrBadConfig, s.URL)
-	}
-	if s.ListPath == "" || s.GetPath == "" {
-		return nil, fmt.Errorf("%w: http settings: list_path and get_path are required", connectors.ErrBadConfig)
+	s, err := ParseSettings(cfg.Settings)
+	if err != nil {
+		return nil, err
 	}
 	def := func(v *string, d string) {
 		if *v == "" {

@@ -33,12 +33,12 @@ import (
 // secret of an admin webhook).
 type Settings struct {
 	// URL is the site, for example https://example.atlassian.net.
-	URL string `json:"url"`
+	URL string `json:"url" spec:"required"`
 	// Project is the project key whose issues sync.
-	Project string `json:"project"`
+	Project string `json:"project" spec:"required"`
 	// IssueType names the issue type new issues get when a script sets none
 	// (default "Task").
-	IssueType string `json:"issue_type,omitempty"`
+	IssueType string `json:"issue_type,omitempty" spec:"default=Task"`
 	// CorrelationField names a single-line text custom field where Duplex
 	// stores its key on issues it creates, so a create interrupted by a
 	// crash is found again instead of repeated. Optional.
@@ -53,7 +53,7 @@ type Settings struct {
 	// effect, so the comment is removed again and the write refused.
 	PrivateCommentRole string `json:"private_comment_role,omitempty"`
 	// TimeoutMS bounds one request; default 30000.
-	TimeoutMS int `json:"timeout_ms,omitempty"`
+	TimeoutMS int `json:"timeout_ms,omitempty" spec:"default=30000"`
 }
 
 const api = "/rest/api/3"
@@ -62,17 +62,9 @@ const api = "/rest/api/3"
 // /rest/api/3/myself (and learns the user's time zone, in which JQL reads
 // dates) and finds the project.
 func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, error) {
-	var s Settings
-	if err := json.Unmarshal(cfg.Settings, &s); err != nil {
-		return nil, fmt.Errorf("%w: jira settings: %w", connectors.ErrBadConfig, err)
-	}
-	s.URL = strings.TrimRight(strings.TrimSpace(s.URL), "/")
-	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: jira settings: url must be an http(s) address such as https://example.atlassian.net, got %q", connectors.ErrBadConfig, s.URL)
-	}
-	s.Project = strings.TrimSpace(s.Project)
-	if s.Project == "" {
-		return nil, fmt.Errorf("%w: jira settings: project (a project key) is required", connectors.ErrBadConfig)
+	s, err := ParseSettings(cfg.Settings)
+	if err != nil {
+		return nil, err
 	}
 	if s.IssueType == "" {
 		s.IssueType = "Task"

@@ -26,9 +26,9 @@ import (
 // the secret "api_key".
 type Settings struct {
 	// URL is Redmine's base address, for example https://redmine.example.com.
-	URL string `json:"url"`
+	URL string `json:"url" spec:"required"`
 	// Project is the project identifier (or numeric id) whose issues sync.
-	Project string `json:"project"`
+	Project string `json:"project" spec:"required"`
 	// Tracker names the tracker new issues get when a script sets none.
 	Tracker string `json:"tracker,omitempty"`
 	// CorrelationField names a string issue custom field (a filter) where
@@ -36,23 +36,16 @@ type Settings struct {
 	// a crash is found again instead of repeated. Optional.
 	CorrelationField string `json:"correlation_field,omitempty"`
 	// TimeoutMS bounds one request; default 30000.
-	TimeoutMS int `json:"timeout_ms,omitempty"`
+	TimeoutMS int `json:"timeout_ms,omitempty" spec:"default=30000"`
 }
 
 // New opens a Redmine connector: it checks the key against /users/current
 // (so a wrong key fails here, not as anonymous reads later) and finds the
 // project.
 func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, error) {
-	var s Settings
-	if err := json.Unmarshal(cfg.Settings, &s); err != nil {
-		return nil, fmt.Errorf("%w: redmine settings: %w", connectors.ErrBadConfig, err)
-	}
-	s.URL = strings.TrimRight(strings.TrimSpace(s.URL), "/")
-	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: redmine settings: url must be an http(s) address, got %q", connectors.ErrBadConfig, s.URL)
-	}
-	if s.Project == "" {
-		return nil, fmt.Errorf("%w: redmine settings: project is required", connectors.ErrBadConfig)
+	s, err := ParseSettings(cfg.Settings)
+	if err != nil {
+		return nil, err
 	}
 	key := cfg.Secrets["api_key"]
 	if key == "" {

@@ -33,29 +33,22 @@ import (
 type Settings struct {
 	// URL is RT's web address, for example https://rt.example.com (REST2
 	// lives under /REST/2.0).
-	URL string `json:"url"`
+	URL string `json:"url" spec:"required"`
 	// Queue names the queue whose tickets sync; new tickets go there.
-	Queue string `json:"queue"`
+	Queue string `json:"queue" spec:"required"`
 	// CorrelationField names a ticket custom field where Duplex stores its
 	// key on tickets it creates, so a create interrupted by a crash is found
 	// again instead of repeated. Optional.
 	CorrelationField string `json:"correlation_field,omitempty"`
 	// TimeoutMS bounds one request; default 30000.
-	TimeoutMS int `json:"timeout_ms,omitempty"`
+	TimeoutMS int `json:"timeout_ms,omitempty" spec:"default=30000"`
 }
 
 // New opens an RT connector and checks the credentials and the queue.
 func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, error) {
-	var s Settings
-	if err := json.Unmarshal(cfg.Settings, &s); err != nil {
-		return nil, fmt.Errorf("%w: rt settings: %w", connectors.ErrBadConfig, err)
-	}
-	s.URL = strings.TrimRight(strings.TrimSpace(s.URL), "/")
-	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: rt settings: url must be an http(s) address, got %q", connectors.ErrBadConfig, s.URL)
-	}
-	if strings.TrimSpace(s.Queue) == "" {
-		return nil, fmt.Errorf("%w: rt settings: queue is required", connectors.ErrBadConfig)
+	s, err := ParseSettings(cfg.Settings)
+	if err != nil {
+		return nil, err
 	}
 	timeout := time.Duration(s.TimeoutMS) * time.Millisecond
 	c := &conn{s: s, http: &httpx.Client{HTTP: cfg.HTTPClient(), Base: s.URL + "/REST/2.0", Header: http.Header{}, Timeout: timeout}}

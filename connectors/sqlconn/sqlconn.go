@@ -43,24 +43,28 @@ const Kind = "sql"
 // Settings is the JSON in connectors.Config.Settings.
 type Settings struct {
 	// Driver is "sqlite", "postgres" or "mysql" (MariaDB).
-	Driver string `json:"driver"`
+	Driver string `json:"driver" spec:"required"`
 	// DSN is the driver's data source name. Config.Secrets["dsn"] takes
 	// precedence: put it there when the DSN holds a password.
 	DSN string `json:"dsn"`
 	// Table holds the entities, one per row.
-	Table string `json:"table"`
+	Table string `json:"table" spec:"required"`
 	// IDColumn is the primary key, integer (autoincrement, serial) or
 	// text. Default "id".
-	IDColumn string `json:"id_column"`
+	IDColumn string `json:"id_column" spec:"default=id"`
 	// UpdatedColumn is the last-change time of the row. Default "updated_at".
-	UpdatedColumn string `json:"updated_column"`
+	UpdatedColumn string `json:"updated_column" spec:"default=updated_at"`
 	// KeyPrefix makes Entity.Key: prefix + id, such as "T-12".
 	KeyPrefix string `json:"key_prefix"`
 	// URLTemplate makes Entity.URL with "{id}" replaced. Optional.
 	URLTemplate string `json:"url_template"`
-	// Fields are the columns exposed as entity fields.
-	Fields []Field `json:"fields"`
-	// Comments, when set, names the table of the rows' comments.
+	// Fields are the columns exposed as entity fields: objects with name,
+	// column (default the name), type (string, number, bool, time, list;
+	// default string) and read_only.
+	Fields []Field `json:"fields" spec:"required"`
+	// Comments, when set, names the table of the rows' comments: an object
+	// with table, entity_column, and optionally id_column, author_column,
+	// body_column, created_column.
 	Comments *CommentTable `json:"comments,omitempty"`
 	// CorrelationColumn, when set, is a text column where Duplex stores the
 	// key of an entity it created, to find it again after a crash instead of
@@ -75,7 +79,7 @@ type Settings struct {
 	// would otherwise share its cursor position and be skipped; waiting a
 	// moment lets such writes land first. Assumes the database's clock and
 	// Duplex's agree within that margin. 0 keeps the default; -1 turns it off.
-	SettleMS int `json:"settle_ms,omitempty"`
+	SettleMS int `json:"settle_ms,omitempty" spec:"default=20"`
 }
 
 // Field maps one entity field to a column.
@@ -200,12 +204,10 @@ func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, erro
 func parseSettings(raw json.RawMessage) (Settings, error) {
 	var s Settings
 	if len(bytes.TrimSpace(raw)) == 0 {
-		return s, errors.New("no settings")
+		return s, &connectors.SettingError{Kind: Kind, Msg: "no settings"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return s, fmt.Errorf("settings: %w", err)
+	if err := Spec().DecodeSettings(raw, &s); err != nil {
+		return s, err
 	}
 	if s.IDColumn == "" {
 		s.IDColumn = "id"
@@ -556,6 +558,11 @@ func (c *conn) writeArgs(fields map[string]any) (vals []any, set []bool, err err
 func (c *conn) AddComment(ctx context.Context, id string, cm connectors.Comment) (connectors.Comment, error) {
 	if !c.comments {
 		return connectors.Comment{}, fmt.Errorf("sqlconn %s: %w: no comments table configured", c.name, connectors.ErrInvalid)
+	}
+	if cm.Private {
+		// A comments table has no notion of internal notes: storing one
+		// would publish it.
+		return connectors.Comment{}, fmt.Errorf("sqlconn %s: %w: a comments table has no private comments", c.name, connectors.ErrInvalid)
 	}
 	idv, ok := parseID(id, c.idInt)
 	if !ok {

@@ -557,7 +557,7 @@ func TestValidate(t *testing.T) {
 	// A template folder: the built-in one passes its fixtures.
 	copyDir(t, "../../scripts/support-escalation", filepath.Join(dir, "templates/support-escalation"))
 
-	probs, err := Validate(context.Background(), dir)
+	probs, err := Validate(context.Background(), dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -574,13 +574,13 @@ func TestValidate(t *testing.T) {
 	// Fixing both leaves it clean; a broken fixture expectation is caught.
 	writeTest(t, filepath.Join(conn, "a.outgoing.js"), "replica.title = entity.subject;\n")
 	writeTest(t, filepath.Join(conn, "a.trigger.expr"), `"todev" in labels`)
-	if probs, err := Validate(context.Background(), dir); err != nil || len(probs) != 0 {
+	if probs, err := Validate(context.Background(), dir, nil); err != nil || len(probs) != 0 {
 		t.Fatalf("fixed folder: %v %v", probs, err)
 	}
 	fx := filepath.Join(dir, "templates/support-escalation/testdata/a-escalated-ticket.json")
 	b, _ := os.ReadFile(fx)
 	writeTest(t, fx, strings.Replace(string(b), `"priority": "critical"`, `"priority": "low"`, 1))
-	probs, err = Validate(context.Background(), dir)
+	probs, err = Validate(context.Background(), dir, nil)
 	if err != nil || len(probs) != 1 || probs[0].File != "templates/support-escalation/testdata/a-escalated-ticket.json" {
 		t.Fatalf("broken fixture: %v %v", probs, err)
 	}
@@ -594,7 +594,7 @@ func TestValidate(t *testing.T) {
   {"field": "due", "kind": "expr", "expr": "priority == \"x\" &&"}
 ]`)
 	writeTest(t, filepath.Join(conn, "a.rules.json"), "[\n  {\"field\": \"contact\", \"kind\": \"email\"},\n    {\"field\": \"x\"}\n]\n")
-	probs, err = Validate(context.Background(), dir)
+	probs, err = Validate(context.Background(), dir, nil)
 	got = nil
 	for _, p := range probs {
 		got = append(got, p.String())
@@ -606,7 +606,7 @@ func TestValidate(t *testing.T) {
 	}
 	writeTest(t, filepath.Join(conn, "a.rules.json"), `[{"field": "contact", "kind": "email", "mesage": "typo"}]`)
 	writeTest(t, filepath.Join(conn, "b.rules.json"), `[{"field": "ticket", "kind": "unique", "where": "status !="}]`)
-	probs, _ = Validate(context.Background(), dir)
+	probs, _ = Validate(context.Background(), dir, nil)
 	got = nil
 	for _, p := range probs {
 		got = append(got, p.String())
@@ -618,7 +618,7 @@ func TestValidate(t *testing.T) {
 
 	// Bad JSON is reported with its position.
 	writeTest(t, filepath.Join(conn, "connection.json"), "{\n  \"system_a\": \"s1\",\n  \"sytem_b\": \"s2\"\n}")
-	probs, _ = Validate(context.Background(), dir)
+	probs, _ = Validate(context.Background(), dir, nil)
 	if len(probs) == 0 || probs[0].File != "teams/default/connections/c1/connection.json" || probs[0].Line != 3 {
 		t.Fatalf("unknown field: %v", probs)
 	}

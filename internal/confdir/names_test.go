@@ -101,7 +101,7 @@ func TestNamesPerTeamApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	probs, err := Validate(ctx, dir)
+	probs, err := Validate(ctx, dir, nil)
 	if err != nil || !hasProblem(probs, "teams/sales/connections/peek", `system "payroll"`) {
 		t.Fatalf("validate: %v %v", probs, err)
 	}

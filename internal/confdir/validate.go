@@ -19,12 +19,15 @@ import (
 // without a schema: see scripting.CheckTrigger), every side's validation
 // rules (compiled; whether a unique rule's target connector can look
 // entities up needs the live system and is not checked), and the fixtures
-// of every templates/<name>/ folder. err is for I/O failures only.
-func Validate(ctx context.Context, dir string) ([]Problem, error) {
+// of every templates/<name>/ folder, and every system's kind, settings and
+// secret names against kinds (nil: not checked). err is for I/O failures
+// only.
+func Validate(ctx context.Context, dir string, kinds KindChecker) ([]Problem, error) {
 	f, probs, err := Read(dir)
 	if err != nil {
 		return nil, err
 	}
+	probs = append(probs, CheckSystems(f, kinds)...)
 	known := map[string]bool{} // by team/name: a connection joins its own team's systems
 	for tn, t := range f.Teams {
 		for n := range t.Systems {

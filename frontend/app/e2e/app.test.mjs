@@ -104,9 +104,12 @@ test("a connection from the escalation template, edited, tested, activated, sync
   await step(t, "systems: add one with a secret; the secret never comes back", async () => {
     await page.click('a[href="#/systems/new"]');
     await page.fill('[data-testid="system-form"] input[name="name"]', "browser-desk");
-    await page.fill('textarea[name="settings"]', JSON.stringify({ driver: "sqlite", dsn: join(data, "support.db"), table: "tickets", fields: [{ name: "subject" }] }));
-    await page.fill('input[aria-label="secret name"]', "api_token");
-    await page.fill('input[aria-label="secret value"]', "hunter2-browser");
+    // The expert's way: the settings as JSON, a secret by name (the sql
+    // kind takes its DSN as the secret "dsn").
+    await page.check('input[name="as-json"]');
+    await page.fill('textarea[name="settings"]', JSON.stringify({ driver: "sqlite", table: "tickets", fields: [{ name: "subject" }] }));
+    await page.fill('input[aria-label="secret name"]', "dsn");
+    await page.fill('input[aria-label="secret value"]', join(data, "support.db") + "?hunter2=1");
     // "Add secret" looks like a button: its own width, not the column's (it read as one more input).
     const add = await page.getByRole("button", { name: "+ Add secret" }).boundingBox();
     const field = await page.locator('input[aria-label="secret name"]').boundingBox();
@@ -115,11 +118,11 @@ test("a connection from the escalation template, edited, tested, activated, sync
     await page.click('[data-testid="system-form"] button[type="submit"]');
     await page.waitForURL(/#\/systems\/\d+$/);
     const id = /systems\/(\d+)/.exec(page.url())[1];
-    await page.locator('[data-testid="system-form"] .tag', { hasText: "api_token" }).waitFor();
+    await page.locator('[data-testid="system-form"] .tag', { hasText: "dsn" }).waitFor();
     assert.equal(await page.locator('input[type="password"]').count(), 0, "a secret field is shown for a saved system");
     assert.ok(!(await page.content()).includes("hunter2"), "the secret is in the page");
     const sys = await api(`/api/systems/${id}`);
-    assert.deepEqual(sys.secret_keys, ["api_token"]);
+    assert.deepEqual(sys.secret_keys, ["dsn"]);
     assert.ok(!JSON.stringify(sys).includes("hunter2"));
     await page.click('[data-testid="test-system"]');
     await page.locator('[data-testid="system-test-result"]', { hasText: "Connected" }).waitFor();
@@ -129,7 +132,34 @@ test("a connection from the escalation template, edited, tested, activated, sync
     await page.getByText("System saved").waitFor();
     const after = await api(`/api/systems/${id}`);
     assert.equal(after.poll_interval_ms, 5000);
-    assert.deepEqual(after.secret_keys, ["api_token"]);
+    assert.deepEqual(after.secret_keys, ["dsn"]);
+  });
+
+  await step(t, "systems: the form lists every kind and makes a Redmine system from its spec", async () => {
+    const kinds = (await api("/api/connector-kinds")).map((k) => k.kind);
+    await page.click('a[href="#/systems/new"]');
+    const form = page.locator('[data-testid="system-form"]');
+    const offered = await form.locator('select[name="kind"] option').evaluateAll((os) => os.map((o) => o.value));
+    assert.deepEqual([...offered].sort(), [...kinds].sort(), "the kind picker offers every registered kind");
+    assert.ok(kinds.includes("redmine") && kinds.includes("jira"));
+    await form.locator('input[name="name"]').fill("browser-redmine");
+    await form.locator('select[name="kind"]').selectOption("redmine");
+    await form.locator('input[name="setting-url"]').fill("http://127.0.0.1:3100");
+    assert.equal(await form.locator('input[name="setting-timeout_ms"]').getAttribute("placeholder"), "30000", "a default is shown");
+    assert.equal(await form.locator('input[name="secret-api_key"]').getAttribute("type"), "password");
+    await form.locator('input[name="secret-api_key"]').fill("browser-redmine-key");
+    await shot("2c-system-form-redmine");
+    // The required project is missing: the server refuses, naming it.
+    await form.locator('button[type="submit"]').click();
+    await form.getByText(/project: is required/).waitFor();
+    await form.locator('input[name="setting-project"]').fill("browser-form");
+    await form.locator('button[type="submit"]').click();
+    await page.waitForURL(/#\/systems\/\d+$/);
+    const id = /systems\/(\d+)/.exec(page.url())[1];
+    const sys = await api(`/api/systems/${id}`);
+    assert.equal(sys.kind, "redmine");
+    assert.deepEqual(sys.settings, { url: "http://127.0.0.1:3100", project: "browser-form" });
+    assert.deepEqual(sys.secret_keys, ["api_key"]);
   });
 
   await step(t, "create from the template gallery", async () => {

@@ -188,6 +188,7 @@ test("duplex serve: sign in through the form, a token shown once, a viewer, sign
     await page.click('a[href="#/systems/new"]');
     await page.selectOption('[data-testid="team-picker"]', String(viewerTeam));
     await page.fill('[data-testid="system-form"] input[name="name"]', "finance-ledger");
+    await page.check('input[name="as-json"]');
     await page.fill('textarea[name="settings"]', JSON.stringify({ driver: "sqlite", dsn: ledger, table: "t", fields: [{ name: "x" }] }));
     await page.click('[data-testid="system-form"] button[type="submit"]');
     await page.waitForURL(/#\/systems\/\d+$/);

@@ -19,6 +19,25 @@ export interface System {
   updated_at: string;
 }
 
+// ConnectorSpec is what GET /api/connector-kinds says about one connector
+// kind (connectors.Spec): the system form is built from it.
+export interface ConnectorSetting {
+  name: string;
+  type: "string" | "integer" | "boolean" | "list" | "object";
+  required?: boolean;
+  default?: string;
+  enum?: string[];
+  description?: string;
+}
+
+export interface ConnectorSpec {
+  kind: string;
+  summary: string;
+  settings: ConnectorSetting[];
+  secrets: { name: string; required?: boolean; description?: string }[];
+  capabilities: Record<string, boolean>;
+}
+
 export interface ScriptVersion {
   id: number;
   connection_id: number;
@@ -523,6 +542,7 @@ const get = <T>(p: string, signal?: AbortSignal) => request<T>("GET", p, undefin
 
 export const api = {
   systems: () => get<System[]>("/api/systems"),
+  connectorKinds: () => get<ConnectorSpec[]>("/api/connector-kinds"),
   system: (id: number) => get<System>(`/api/systems/${id}`),
   createSystem: (b: unknown) => request<System>("POST", "/api/systems", b),
   updateSystem: (id: number, b: unknown) => request<System>("PUT", `/api/systems/${id}`, b),

@@ -1,12 +1,14 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, type System, type SystemTest } from "../api";
+import { api, type ConnectorSpec, type System, type SystemTest } from "../api";
 import { currentMe, useAuth, useRole, useTeams } from "../auth";
 import { ago, denied, pickableTeams } from "../logic";
 import { Empty, ErrorBox, Loaded, toast, useAction, useAsync } from "../ui";
+import { SecretFields, SettingsFields } from "./system-settings";
 import { TeamPicker, TeamTag } from "./team-picker";
 
 export function SystemsView({ id }: { id?: number | "new" }) {
   const list = useAsync(() => api.systems(), []);
+  const kinds = useAsync(() => api.connectorKinds(), []);
   const me = currentMe(useAuth());
   const mayCreate = !!me && pickableTeams(me, useTeams(), "admin").length > 0;
   return (
@@ -48,7 +50,7 @@ export function SystemsView({ id }: { id?: number | "new" }) {
               {id === undefined ? (
                 <div class="muted">Pick a system to edit it, or add one.</div>
               ) : (
-                <SystemForm key={String(id)} system={id === "new" ? undefined : systems.find((s) => s.id === id)} missing={id !== "new" && !systems.some((s) => s.id === id)} onSaved={list.reload} />
+                <SystemForm key={String(id)} specs={kinds.data ?? []} system={id === "new" ? undefined : systems.find((s) => s.id === id)} missing={id !== "new" && !systems.some((s) => s.id === id)} onSaved={list.reload} />
               )}
             </div>
           </div>
@@ -66,7 +68,7 @@ const EXAMPLE_SETTINGS = {
   fields: [{ name: "subject" }, { name: "status" }, { name: "labels", type: "list" }],
 };
 
-function SystemForm({ system, missing, onSaved }: { system?: System; missing: boolean; onSaved: () => Promise<void> }) {
+function SystemForm({ system, specs, missing, onSaved }: { system?: System; specs: ConnectorSpec[]; missing: boolean; onSaved: () => Promise<void> }) {
   const [name, setName] = useState(system?.name ?? "");
   const [kind, setKind] = useState(system?.kind ?? "sql");
   const [poll, setPoll] = useState(String(system?.poll_interval_ms ?? 2000));
@@ -74,6 +76,14 @@ function SystemForm({ system, missing, onSaved }: { system?: System; missing: bo
   const [replaceSecrets, setReplaceSecrets] = useState(!system);
   const [secrets, setSecrets] = useState<{ k: string; v: string }[]>([{ k: "", v: "" }]);
   const [formErr, setFormErr] = useState<string>();
+  // The JSON editor is for experts and for kinds without a spec.
+  const [asJSON, setAsJSON] = useState(false);
+  const spec = specs.find((s) => s.kind === kind);
+  const pickKind = (k: string) => {
+    setKind(k);
+    if (!system) setSettings(k === "sql" ? JSON.stringify(EXAMPLE_SETTINGS, null, 2) : "{}");
+    setSecrets([{ k: "", v: "" }]);
+  };
   const [test, setTest] = useState<SystemTest>();
   const [team, setTeam] = useState<number>();
   const save = useAction();
@@ -147,24 +157,43 @@ function SystemForm({ system, missing, onSaved }: { system?: System; missing: bo
         </label>
         <label class="field">
           <span>Connector</span>
-          <input name="kind" list="connector-kinds" value={kind} disabled={!!system} onInput={(e) => setKind((e.currentTarget as HTMLInputElement).value)} />
-          <datalist id="connector-kinds">
-            <option value="sql">a table in SQLite, PostgreSQL or MariaDB</option>
-            <option value="redmine">Redmine issues of a project</option>
-            <option value="rt">Request Tracker tickets of a queue</option>
-          </datalist>
+          {specs.length ? (
+            <select name="kind" value={kind} disabled={!!system} onChange={(e) => pickKind((e.currentTarget as HTMLSelectElement).value)}>
+              {!spec && <option value={kind}>{kind}</option>}
+              {specs.map((s) => (
+                <option key={s.kind} value={s.kind}>
+                  {s.kind}
+                </option>
+              ))}
+            </select>
+          ) : (
+            <input name="kind" value={kind} disabled={!!system} onInput={(e) => setKind((e.currentTarget as HTMLInputElement).value)} />
+          )}
+          {spec && <small class="muted">{spec.summary}</small>}
         </label>
       </div>
       <label class="field">
         <span>Poll interval (ms)</span>
         <input name="poll" inputMode="numeric" value={poll} onInput={(e) => setPoll((e.currentTarget as HTMLInputElement).value)} />
       </label>
-      <label class="field">
-        <span>
-          Settings <small class="muted">JSON: driver, dsn, table, fields, comments… (docs/connectors.md)</small>
-        </span>
-        <textarea name="settings" class="mono" rows={12} value={settings} onInput={(e) => setSettings((e.currentTarget as HTMLTextAreaElement).value)} />
-      </label>
+      {spec && (
+        <label class="row small">
+          <input type="checkbox" name="as-json" checked={asJSON} onChange={(e) => setAsJSON((e.currentTarget as HTMLInputElement).checked)} /> Edit the settings as JSON
+        </label>
+      )}
+      {spec && !asJSON ? (
+        <fieldset class="field">
+          <legend>Settings</legend>
+          <SettingsFields spec={spec} settings={settings} onChange={setSettings} />
+        </fieldset>
+      ) : (
+        <label class="field">
+          <span>
+            Settings <small class="muted">JSON (docs/connectors.md)</small>
+          </span>
+          <textarea name="settings" class="mono" rows={12} value={settings} onInput={(e) => setSettings((e.currentTarget as HTMLTextAreaElement).value)} />
+        </label>
+      )}
       <fieldset class="field secrets">
         <legend>Secrets</legend>
         <p class="muted small">Write-only: stored encrypted, never shown again. Use them for passwords and tokens.</p>
@@ -187,15 +216,18 @@ function SystemForm({ system, missing, onSaved }: { system?: System; missing: bo
         {replaceSecrets && (
           <>
             {system && <p class="warn small">Saving replaces all stored secrets with the ones below.</p>}
-            {secrets.map((s, i) => (
+            {spec && !asJSON && <SecretFields spec={spec} secrets={secrets} onChange={setSecrets} />}
+            {!(spec && !asJSON) && secrets.map((s, i) => (
               <div class="row" key={i}>
                 <input placeholder="name" aria-label="secret name" value={s.k} onInput={(e) => setSecrets(secrets.map((x, j) => (j === i ? { ...x, k: (e.currentTarget as HTMLInputElement).value } : x)))} />
                 <input type="password" autoComplete="new-password" placeholder="value" aria-label="secret value" value={s.v} onInput={(e) => setSecrets(secrets.map((x, j) => (j === i ? { ...x, v: (e.currentTarget as HTMLInputElement).value } : x)))} />
               </div>
             ))}
-            <button type="button" class="btn small" onClick={() => setSecrets([...secrets, { k: "", v: "" }])}>
-              + Add secret
-            </button>
+            {!(spec && !asJSON) && (
+              <button type="button" class="btn small" onClick={() => setSecrets([...secrets, { k: "", v: "" }])}>
+                + Add secret
+              </button>
+            )}
           </>
         )}
       </fieldset>

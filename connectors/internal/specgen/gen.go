@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"go/ast"
+	"go/format"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/duplexsync/duplex/connectors"
+)
+
+// Generate returns the source of spec_gen.go for the package in dir.
+func Generate(dir, typeName string) ([]byte, error) {
+	fset := token.NewFileSet()
+	files, err := parseDir(fset, dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s: no Go files", dir)
+	}
+	structs := map[string]*ast.StructType{}
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			if ts, ok := n.(*ast.TypeSpec); ok {
+				if st, ok := ts.Type.(*ast.StructType); ok {
+					structs[ts.Name.Name] = st
+				}
+			}
+			return true
+		})
+	}
+	st, ok := structs[typeName]
+	if !ok {
+		return nil, fmt.Errorf("%s: no struct type %s", dir, typeName)
+	}
+	var settings []connectors.Setting
+	for _, f := range st.Fields.List {
+		s, ok, err := setting(f, structs)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", typeName, fieldName(f), err)
+		}
+		if ok {
+			settings = append(settings, s)
+		}
+	}
+	return render(files[0].Name.Name, typeName, settings)
+}
+
+func parseDir(fset *token.FileSet, dir string) ([]*ast.File, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return nil, err
+	}
+	var files []*ast.File
+	for _, n := range names {
+		if strings.HasSuffix(n, "_test.go") || strings.HasSuffix(n, "_gen.go") {
+			continue
+		}
+		src, err := os.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		f, err := parser.ParseFile(fset, n, src, parser.ParseComments)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+func fieldName(f *ast.Field) string {
+	if len(f.Names) == 0 {
+		return "(embedded)"
+	}
+	return f.Names[0].Name
+}
+
+// setting describes one struct field; false for fields JSON leaves out.
+func setting(f *ast.Field, structs map[string]*ast.StructType) (connectors.Setting, bool, error) {
+	if len(f.Names) != 1 || !f.Names[0].IsExported() {
+		return connectors.Setting{}, false, nil
+	}
+	tag := reflect.StructTag("")
+	if f.Tag != nil {
+		t, err := strconv.Unquote(f.Tag.Value)
+		if err != nil {
+			return connectors.Setting{}, false, err
+		}
+		tag = reflect.StructTag(t)
+	}
+	name, _, _ := strings.Cut(tag.Get("json"), ",")
+	if name == "-" {
+		return connectors.Setting{}, false, nil
+	}
+	if name == "" {
+		name = f.Names[0].Name
+	}
+	s := connectors.Setting{Name: name, Description: describe(f)}
+	for _, opt := range strings.Split(tag.Get("spec"), ",") {
+		key, val, _ := strings.Cut(strings.TrimSpace(opt), "=")
+		switch key {
+		case "":
+		case "required":
+			s.Required = true
+		case "default":
+			s.Default = val
+		case "enum":
+			s.Enum = strings.Split(val, "|")
+		case "type":
+			s.Type = connectors.SettingType(val)
+		default:
+			return s, false, fmt.Errorf("unknown spec tag option %q", key)
+		}
+	}
+	if s.Type == "" {
+		t, err := settingType(f.Type, structs)
+		if err != nil {
+			return s, false, err
+		}
+		s.Type = t
+	}
+	return s, true, nil
+}
+
+func settingType(e ast.Expr, structs map[string]*ast.StructType) (connectors.SettingType, error) {
+	switch t := e.(type) {
+	case *ast.StarExpr:
+		return settingType(t.X, structs)
+	case *ast.ArrayType:
+		return connectors.SettingList, nil
+	case *ast.MapType, *ast.StructType:
+		return connectors.SettingObject, nil
+	case *ast.Ident:
+		switch t.Name {
+		case "string":
+			return connectors.SettingString, nil
+		case "bool":
+			return connectors.SettingBoolean, nil
+		case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+			return connectors.SettingInteger, nil
+		}
+		if _, ok := structs[t.Name]; ok {
+			return connectors.SettingObject, nil
+		}
+	}
+	return "", fmt.Errorf("cannot tell the JSON type of %T; add `spec:\"type=...\"`", e)
+}
+
+// describe is the field's doc comment as one paragraph, without the
+// leading Go name ("URL is the address" reads "The address").
+func describe(f *ast.Field) string {
+	cg := f.Doc
+	if cg == nil {
+		cg = f.Comment
+	}
+	if cg == nil {
+		return ""
+	}
+	text := strings.Join(strings.Fields(cg.Text()), " ")
+	name := f.Names[0].Name
+	if rest, ok := strings.CutPrefix(text, name+" "); ok {
+		for _, verb := range []string{"is ", "are "} {
+			rest = strings.TrimPrefix(rest, verb)
+		}
+		text = rest
+	} else if rest, ok := strings.CutPrefix(text, name+", "); ok {
+		// "X, when set, is a column" reads "When set, a column".
+		if cond, after, ok := strings.Cut(rest, ", is "); ok && !strings.Contains(cond, " is ") {
+			rest = cond + ", " + after
+		}
+		text = rest
+	}
+	r := []rune(text)
+	if len(r) > 0 {
+		r[0] = unicode.ToUpper(r[0])
+	}
+	return string(r)
+}
+
+func render(pkg, typeName string, settings []connectors.Setting) ([]byte, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "// Code generated by connectors/internal/specgen from %s; DO NOT EDIT.\n\n", typeName)
+	fmt.Fprintf(&b, "package %s\n\n", pkg)
+	prefix := "connectors."
+	if pkg == "connectors" {
+		prefix = ""
+	} else {
+		b.WriteString("import \"github.com/duplexsync/duplex/connectors\"\n\n")
+	}
+	fmt.Fprintf(&b, "// settingSpecs describes the fields of %s, for the kind's Spec.\n", typeName)
+	fmt.Fprintf(&b, "var settingSpecs = []%sSetting{\n", prefix)
+	for _, s := range settings {
+		fmt.Fprintf(&b, "\t{Name: %q, Type: %q", s.Name, s.Type)
+		if s.Required {
+			b.WriteString(", Required: true")
+		}
+		if s.Default != "" {
+			fmt.Fprintf(&b, ", Default: %q", s.Default)
+		}
+		if len(s.Enum) > 0 {
+			fmt.Fprintf(&b, ", Enum: %#v", s.Enum)
+		}
+		if s.Description != "" {
+			fmt.Fprintf(&b, ",\n\t\tDescription: %q", s.Description)
+		}
+		b.WriteString("},\n")
+	}
+	b.WriteString("}\n")
+	return format.Source(b.Bytes())
+}

@@ -1,0 +1,95 @@
+package redmine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/connectors/redmine"
+)
+
+// TestOfflineFields: names of statuses, priorities and trackers resolve to
+// the recorded ids, custom fields are read and written by name, and what
+// Redmine refuses wraps ErrInvalid; all against the fake.
+func TestOfflineFields(t *testing.T) {
+	ctx := context.Background()
+	f := newFake(t)
+	c := openFake(t, f)
+	e, err := c.Create(ctx, map[string]any{"subject": "s", "status": "In Progress", "priority": "High", "tracker": "Feature", "RT ticket": "42"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"status": "In Progress", "priority": "High", "tracker": "Feature", "RT ticket": "42", "closed": false}
+	for k, v := range want {
+		if e.Fields[k] != v {
+			t.Errorf("%s = %v, want %v", k, e.Fields[k], v)
+		}
+	}
+	e, err = c.Update(ctx, e.ID, map[string]any{"status": "5", "closed": false})
+	if err != nil || e.Fields["status"] != "Closed" || e.Fields["closed"] != true {
+		t.Fatalf("close by status id: %v %v", e.Fields, err)
+	}
+	for _, bad := range []map[string]any{{"status": "Nope"}, {"subject": " "}, {"no_such_field": 1}, {"done_ratio": 140}, {"due_date": "tomorrow"}} {
+		if _, err := c.Update(ctx, e.ID, bad); !errors.Is(err, connectors.ErrInvalid) {
+			t.Errorf("update %v: %v, want ErrInvalid", bad, err)
+		}
+	}
+	s, err := c.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, fs := range s.Fields {
+		names = append(names, fs.Name)
+	}
+	if got := strings.Join(names, ","); !strings.Contains(got, "Duplex key") || !strings.Contains(got, "RT ticket") || !strings.Contains(got, "subject") {
+		t.Fatalf("schema fields %s", got)
+	}
+	if err := c.(connectors.Deleter).Delete(ctx, "999"); err != nil {
+		t.Fatalf("deleting what is gone: %v", err)
+	}
+	if _, err := c.(connectors.Attacher).OpenAttachment(ctx, e.ID, connectors.Attachment{ID: "x"}); !errors.Is(err, connectors.ErrNotFound) {
+		t.Fatalf("attachment id x: %v", err)
+	}
+	if _, err := c.Get(ctx, "abc"); !errors.Is(err, connectors.ErrNotFound) {
+		t.Fatalf("Get(abc): %v", err)
+	}
+}
+
+// TestOfflineOpen: a wrong key, an unknown project and bad settings fail at
+// open, naming what is wrong.
+func TestOfflineOpen(t *testing.T) {
+	f := newFake(t)
+	open := func(settings map[string]any, key string) error {
+		raw, _ := json.Marshal(settings)
+		_, err := redmine.New(context.Background(), connectors.Config{Name: "x", Settings: raw, Secrets: map[string]string{"api_key": key}})
+		return err
+	}
+	if err := open(map[string]any{"url": f.srv.URL, "project": f.ident}, "wrong"); err == nil {
+		t.Fatal("a wrong key opened")
+	}
+	if err := open(map[string]any{"url": f.srv.URL, "project": "nope"}, fakeKey); !errors.Is(err, connectors.ErrBadConfig) || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("unknown project: %v", err)
+	}
+	if err := open(map[string]any{"url": f.srv.URL, "project": f.ident}, ""); !errors.Is(err, connectors.ErrBadConfig) {
+		t.Fatalf("no key: %v", err)
+	}
+	for _, bad := range []map[string]any{{"url": "ftp://x", "project": "p"}, {"url": f.srv.URL}, {"url": f.srv.URL, "project": "p", "trackr": "Bug"}} {
+		var se *connectors.SettingError
+		if err := open(bad, fakeKey); !errors.As(err, &se) {
+			t.Errorf("%v: %v, want a SettingError", bad, err)
+		}
+	}
+	raw, _ := json.Marshal(map[string]any{"url": f.srv.URL, "project": f.ident, "tracker": "Support"})
+	c, err := redmine.New(context.Background(), connectors.Config{Name: "x", Settings: raw, Secrets: map[string]string{"api_key": fakeKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.Create(context.Background(), map[string]any{"subject": "tracked"})
+	if err != nil || e.Fields["tracker"] != "Support" {
+		t.Fatalf("tracker from settings: %v %v", e.Fields["tracker"], err)
+	}
+}
