@@ -33,17 +33,24 @@ func TestEveryConnectorFollowsThePolicy(t *testing.T) {
 	ctx := context.Background()
 	kinds := 0
 	for _, kind := range reg.Kinds() {
-		settings := map[string]any{"url": srv.URL, "project": "OPS", "queue": "General", "repo": "r", "owner": "o",
-			"project_key": "OPS", "list_path": "/items?since={since}", "get_path": "/items/{id}",
-			"create_path": "/items", "update_path": "/items/{id}", "table": "t", "fields": []map[string]any{{"name": "x"}}}
-		// The vendor connectors refuse keys they do not know (strict settings).
+		// Settings each kind accepts (they are strict: an unknown key is refused).
+		settings := map[string]any{"url": srv.URL}
 		switch kind {
+		case "github":
+			settings["owner"], settings["repo"] = "o", "r"
+		case "http":
+			for k, v := range map[string]any{"list_path": "/items?since={since}", "get_path": "/items/{id}",
+				"create_path": "/items", "update_path": "/items/{id}", "fields": []map[string]any{{"name": "x"}}} {
+				settings[k] = v
+			}
+		case "jira", "redmine", "azuredevops":
+			settings["project"] = "OPS"
+		case "rt":
+			settings["queue"] = "General"
 		case "zendesk":
-			settings = map[string]any{"url": srv.URL, "email": "e@x"}
-		case "azuredevops":
-			settings = map[string]any{"url": srv.URL, "project": "OPS"}
+			settings["email"] = "e@x"
 		case "servicenow":
-			settings = map[string]any{"url": srv.URL, "username": "u"}
+			settings["username"] = "u"
 		}
 		if kind == "sql" {
 			settings = map[string]any{"driver": "postgres", "dsn": "postgres://u@127.0.0.1:" + srv.URL[len("http://127.0.0.1:"):] + "/db",

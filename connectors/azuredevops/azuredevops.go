@@ -46,9 +46,9 @@ const (
 type Settings struct {
 	// URL is the organization's address: https://dev.azure.com/ORG (or an
 	// Azure DevOps Server collection, https://HOST/tfs/COLLECTION).
-	URL string `json:"url"`
+	URL string `json:"url" spec:"required"`
 	// Project is the project whose work items sync.
-	Project string `json:"project"`
+	Project string `json:"project" spec:"required"`
 	// WorkItemType is the type new work items get when the fields name
 	// none; default "Task".
 	WorkItemType string `json:"work_item_type,omitempty"`
@@ -66,13 +66,8 @@ type Settings struct {
 
 func decodeSettings(raw json.RawMessage) (Settings, error) {
 	var s Settings
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return s, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return s, fmt.Errorf("%w: azuredevops settings: %w", connectors.ErrBadConfig, err)
+	if err := Spec().DecodeSettings(raw, &s); err != nil {
+		return s, err
 	}
 	return s, nil
 }

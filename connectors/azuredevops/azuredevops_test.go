@@ -36,8 +36,8 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 func TestNewRefusesBadSettingsAndTokens(t *testing.T) {
 	f := newFake(t)
 	for name, tc := range map[string]struct{ settings, pat, want string }{
-		"unknown key":      {`{"url": "` + f.srv.URL + `", "project": "P", "organisation": "x"}`, pat, `unknown field "organisation"`},
-		"no project":       {`{"url": "` + f.srv.URL + `"}`, pat, "project is required"},
+		"unknown key":      {`{"url": "` + f.srv.URL + `", "project": "P", "organisation": "x"}`, pat, `organisation: unknown setting`},
+		"no project":       {`{"url": "` + f.srv.URL + `"}`, pat, "project: is required"},
 		"bad field":        {`{"url": "` + f.srv.URL + `", "project": "P", "fields": ["Severity"]}`, pat, "reference names"},
 		"no pat":           {`{"url": "` + f.srv.URL + `", "project": "P"}`, "", "pat is required"},
 		"refused token":    {`{"url": "` + f.srv.URL + `", "project": "` + project + `"}`, "wrong-token-0123456789", "sign-in page"},

@@ -5,12 +5,15 @@ package kinds
 
 import (
 	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/connectors/azuredevops"
 	"github.com/duplexsync/duplex/connectors/github"
 	"github.com/duplexsync/duplex/connectors/httpconn"
 	"github.com/duplexsync/duplex/connectors/jira"
 	"github.com/duplexsync/duplex/connectors/redmine"
 	"github.com/duplexsync/duplex/connectors/rt"
+	"github.com/duplexsync/duplex/connectors/servicenow"
 	"github.com/duplexsync/duplex/connectors/sqlconn"
+	"github.com/duplexsync/duplex/connectors/zendesk"
 )
 
 // All lists every kind, each with its spec, factory and settings parse.
@@ -22,6 +25,10 @@ func All() []connectors.Kind {
 		jira.Definition(),
 		redmine.Definition(),
 		rt.Definition(),
+		// Tested against documented payloads only (issue 22).
+		zendesk.Definition(),
+		azuredevops.Definition(),
+		servicenow.Definition(),
 	}
 }
 

@@ -15,7 +15,6 @@
 package servicenow
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,7 +34,7 @@ import (
 // (with ClientID: OAuth client credentials against /oauth_token.do).
 type Settings struct {
 	// URL is the instance's address, https://INSTANCE.service-now.com.
-	URL string `json:"url"`
+	URL string `json:"url" spec:"required"`
 	// Table is the table whose records sync; default "incident".
 	Table string `json:"table,omitempty"`
 	// Fields are the columns synced besides the built-in ones (number,
@@ -55,13 +54,8 @@ type Settings struct {
 
 func decodeSettings(raw json.RawMessage) (Settings, error) {
 	var s Settings
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return s, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return s, fmt.Errorf("%w: servicenow settings: %w", connectors.ErrBadConfig, err)
+	if err := Spec().DecodeSettings(raw, &s); err != nil {
+		return s, err
 	}
 	return s, nil
 }

@@ -35,7 +35,7 @@ func TestNewRefusesBadSettingsAndCredentials(t *testing.T) {
 		secrets  map[string]string
 		want     string
 	}{
-		"unknown key":    {`{"url": "` + f.srv.URL + `", "username": "u", "instance": "x"}`, map[string]string{"password": "p"}, `unknown field "instance"`},
+		"unknown key":    {`{"url": "` + f.srv.URL + `", "username": "u", "instance": "x"}`, map[string]string{"password": "p"}, `instance: unknown setting`},
 		"bad table":      {`{"url": "` + f.srv.URL + `", "username": "u", "table": "incident^x"}`, map[string]string{"password": "p"}, "not a table name"},
 		"bad field":      {`{"url": "` + f.srv.URL + `", "username": "u", "fields": ["a b"]}`, map[string]string{"password": "p"}, "not a column name"},
 		"journal field":  {`{"url": "` + f.srv.URL + `", "username": "u", "fields": ["work_notes"]}`, map[string]string{"password": "p"}, "cannot be synced as a field"},

@@ -13,7 +13,6 @@
 package zendesk
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -37,7 +36,7 @@ import (
 // of the Zendesk webhook; without it every webhook is refused).
 type Settings struct {
 	// URL is the account's address, https://SUBDOMAIN.zendesk.com.
-	URL string `json:"url"`
+	URL string `json:"url" spec:"required"`
 	// Email is the agent the API token belongs to; required with api_token.
 	Email string `json:"email,omitempty"`
 	// StartTime is where the first poll starts (RFC 3339); default: the
@@ -50,13 +49,8 @@ type Settings struct {
 // decodeSettings reads settings strictly: an unknown key is refused by name.
 func decodeSettings(raw json.RawMessage) (Settings, error) {
 	var s Settings
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return s, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return s, fmt.Errorf("%w: zendesk settings: %w", connectors.ErrBadConfig, err)
+	if err := Spec().DecodeSettings(raw, &s); err != nil {
+		return s, err
 	}
 	return s, nil
 }

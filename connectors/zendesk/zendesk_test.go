@@ -43,8 +43,8 @@ func TestNewRefusesBadSettingsAndCredentials(t *testing.T) {
 		secrets  map[string]string
 		want     string
 	}{
-		"unknown key": {`{"url": "` + f.srv.URL + `", "email": "a@b", "subdomain": "x"}`, map[string]string{"api_token": "x"}, `unknown field "subdomain"`},
-		"no url":      {`{"email": "a@b"}`, map[string]string{"api_token": "x"}, "url must be"},
+		"unknown key": {`{"url": "` + f.srv.URL + `", "email": "a@b", "subdomain": "x"}`, map[string]string{"api_token": "x"}, `subdomain: unknown setting`},
+		"no url":      {`{"email": "a@b"}`, map[string]string{"api_token": "x"}, "url: is required"},
 		"no token":    {`{"url": "` + f.srv.URL + `", "email": "a@b"}`, nil, "api_token"},
 		"bad start":   {`{"url": "` + f.srv.URL + `", "email": "a@b", "start_time": "yesterday"}`, map[string]string{"api_token": "x"}, "start_time"},
 		"wrong token": {`{"url": "` + f.srv.URL + `", "email": "` + agentEmail + `"}`, map[string]string{"api_token": "wrong-token-value"}, "HTTP 401"},
