@@ -16,10 +16,10 @@ CREATE TABLE write_intents (
     entity_id       TEXT    NOT NULL DEFAULT '',
     correlation_key TEXT    NOT NULL DEFAULT '',
     expected        TEXT    NOT NULL,
-    partial         INTEGER NOT NULL DEFAULT 0,
+    partial         BOOLEAN NOT NULL DEFAULT 0,
     comments        TEXT    NOT NULL DEFAULT '[]',
     files           INTEGER NOT NULL DEFAULT 0,
-    echo            INTEGER NOT NULL DEFAULT 1,
+    echo            BOOLEAN NOT NULL DEFAULT 1,
     created_at      DATETIME NOT NULL
 );
 CREATE INDEX write_intents_system ON write_intents (system_id, created_at);
