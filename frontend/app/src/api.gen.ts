@@ -512,6 +512,15 @@ export interface ServerSystemOut {
   secret_keys: string[];
 }
 
+/** Go: server.systemTestOut */
+export interface ServerSystemTestOut {
+  ok: boolean;
+  code?: string;
+  message?: string;
+  ms: number;
+  schema?: ConnectorsSchema | null;
+}
+
 /** Go: server.teamRoleOut */
 export interface ServerTeamRoleOut {
   id: number;

@@ -286,7 +286,7 @@ export function QueueTab({ ctx }: { ctx: Ctx }) {
   const retryAll = async () => {
     const r = await act.run(() => api.retryFailed(ctx.conn.id));
     if (r) {
-      toast(`${plural(r.retried, "event")} queued again`);
+      toast(`${plural(r.retried ?? 0, "event")} queued again`);
       await evs.reload();
       await ctx.reload();
     }
