@@ -215,15 +215,15 @@ export const api = {
   systems: () => get<System[]>("/api/systems"),
   connectorKinds: () => get<ConnectorSpec[]>("/api/connector-kinds"),
   system: (id: number) => get<System>(`/api/systems/${id}`),
-  createSystem: (b: unknown) => request<System>("POST", "/api/systems", b),
-  updateSystem: (id: number, b: unknown) => request<System>("PUT", `/api/systems/${id}`, b),
+  createSystem: (b: Partial<gen.ServerSystemIn>) => request<System>("POST", "/api/systems", b),
+  updateSystem: (id: number, b: Partial<gen.ServerSystemIn>) => request<System>("PUT", `/api/systems/${id}`, b),
   deleteSystem: (id: number) => request<void>("DELETE", `/api/systems/${id}`),
   testSystem: (id: number) => request<SystemTest>("POST", `/api/systems/${id}/test`),
   schema: (id: number) => get<Schema>(`/api/systems/${id}/schema`),
 
   connections: () => get<Connection[]>("/api/connections"),
   connection: (id: number) => get<Connection>(`/api/connections/${id}`),
-  createConnection: (b: unknown) => request<Connection>("POST", "/api/connections", b),
+  createConnection: (b: Partial<gen.ServerConnectionIn>) => request<Connection>("POST", "/api/connections", b),
   saveScript: (id: number, side: Side, kind: Kind, source: string) =>
     request<ScriptVersion>("PUT", `/api/connections/${id}/scripts/${side}/${kind}`, { source }),
   validateScript: (id: number, side: Side, kind: Kind, source: string, signal?: AbortSignal) =>
@@ -238,7 +238,7 @@ export const api = {
   activate: (id: number) => request<Connection>("POST", `/api/connections/${id}/activate`),
   pause: (id: number) => request<Connection>("POST", `/api/connections/${id}/pause`),
   setPolicy: (id: number, p: gen.EnginePolicy) => request<Connection>("PUT", `/api/connections/${id}/conflict-policy`, p),
-  testRun: (id: number, b: { side: Side; entity_id?: string; entity?: unknown }) =>
+  testRun: (id: number, b: Pick<gen.ServerTestRunIn, "side"> & Partial<gen.ServerTestRunIn>) =>
     request<TestRunResult>("POST", `/api/connections/${id}/test-run`, b),
   twins: (id: number) => get<Twin[]>(`/api/connections/${id}/twins?limit=1000`),
   retryFailed: (id: number) => request<gen.ServerCountOut>("POST", `/api/connections/${id}/retry-failed`),
@@ -261,7 +261,7 @@ export const api = {
   templateVersion: (id: number, v: number) => get<TeamTemplate>(`/api/team-templates/${id}/versions/${v}`),
   setSharing: (id: number, visibility: Visibility, teams: number[]) =>
     request<TeamTemplate>("PUT", `/api/team-templates/${id}/sharing`, { visibility, teams: visibility === "shared" ? teams : [] }),
-  forkTemplate: (id: number, b: { team_id?: number; name?: string; version?: number }) =>
+  forkTemplate: (id: number, b: Partial<gen.ServerForkTemplateIn>) =>
     request<TeamTemplate>("POST", `/api/team-templates/${id}/fork`, b),
   archiveURL: (id: number, v?: number) => `/api/team-templates/${id}/archive${v ? `?version=${v}` : ""}`,
   importTemplate: (file: Blob, q: { team_id?: number; name?: string; note?: string }) => {
@@ -271,14 +271,14 @@ export const api = {
   },
   saveAsTemplate: (conn: number, b: SaveAsTemplate) => request<TeamTemplate>("POST", `/api/connections/${conn}/save-as-template`, b),
   templateStatus: (conn: number) => get<TemplateStatus>(`/api/connections/${conn}/template-status`),
-  upgradeTemplate: (conn: number, b: { version?: number; params?: Record<string, unknown>; discard_local_edits?: boolean }) =>
+  upgradeTemplate: (conn: number, b: Partial<gen.ServerUpgradeTemplateIn>) =>
     request<Connection>("POST", `/api/connections/${conn}/upgrade-template`, b),
 
   me: () => get<Me>("/api/me"),
   login: (email: string, password: string) => request<Me>("POST", "/api/auth/login", { email, password }),
   autoLogin: () => request<Me>("POST", "/api/auth/auto"),
   logout: () => request<void>("POST", "/api/auth/logout"),
-  setup: (b: { token: string; email: string; name: string; password: string }) => request<Me>("POST", "/api/setup", b),
+  setup: (b: gen.ServerSetupIn) => request<Me>("POST", "/api/setup", b),
   changePassword: (current: string, next: string) => request<void>("PUT", "/api/me/password", { current, new: next }),
   tokens: () => get<ApiToken[]>("/api/me/tokens"),
   createToken: (name: string, expiresInDays: number) => request<NewToken>("POST", "/api/me/tokens", { name, expires_in_days: expiresInDays }),
@@ -294,7 +294,7 @@ export const api = {
   setMember: (team: number, user: number, role: Role) => request<Member>("PUT", `/api/teams/${team}/members/${user}`, { role }),
   removeMember: (team: number, user: number) => request<void>("DELETE", `/api/teams/${team}/members/${user}`),
   users: () => get<User[]>("/api/users"),
-  createUser: (b: { email: string; name: string; password: string; org_admin: boolean }) => request<User>("POST", "/api/users", b),
+  createUser: (b: gen.ServerCreateUserIn) => request<User>("POST", "/api/users", b),
   template: (name: string) => get<BuiltinTemplate>(`/api/templates/${encodeURIComponent(name)}`),
   scriptAPI: async () => {
     const r = await fetch("/api/script-api.d.ts");

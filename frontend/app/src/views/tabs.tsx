@@ -21,7 +21,7 @@ export function TestTab({ ctx }: { ctx: Ctx }) {
 
   const run = async (e?: Event) => {
     e?.preventDefault();
-    let body: { side: Side; entity_id?: string; entity?: unknown } = { side, entity_id: entityId.trim() };
+    let body: Parameters<typeof api.testRun>[1] = { side, entity_id: entityId.trim() };
     if (mode === "paste") {
       try {
         body = { side, entity: JSON.parse(pasted) };
