@@ -72,8 +72,11 @@ export type RuleResult = gen.ScriptingRuleResult;
 export type TriggerPreview = gen.EngineTriggerPreview;
 export type SystemTest = gen.ServerSystemTestOut;
 
-/** An error answer; code is one of ERROR_CODES, or the app's own "network", "bad_response" and "http_<status>". */
-export type ApiErrorBody = gen.ServerApiError;
+/** The codes the app gives failures that carry no server code: no answer, an answer that is not JSON, an error without a body. */
+export type AppErrorCode = "network" | "bad_response" | `http_${number}`;
+
+/** An error answer; its code is one of ERROR_CODES (so comparing with a code the server never sends fails to compile) or the app's own. */
+export type ApiErrorBody = Omit<gen.ServerApiError, "code"> & { code: gen.ErrorCode | AppErrorCode };
 
 export class ApiError extends Error {
   constructor(
@@ -195,7 +198,7 @@ export async function request<T>(method: string, path: string, body?: unknown, s
     const retryAfter = res.status === 429 ? retryAfterSeconds(res.headers.get("Retry-After")) : undefined;
     const err = new ApiError(
       res.status,
-      { ...b, code: b.code || "http_" + res.status, message: explain(res.status, b, retryAfter) } as ApiErrorBody,
+      { ...b, code: b.code || `http_${res.status}`, message: explain(res.status, b, retryAfter) } as ApiErrorBody,
       retryAfter,
     );
     if (res.status === 401 && !signInCall(path)) session.onUnauthenticated(err);
@@ -298,7 +301,7 @@ export const api = {
   template: (name: string) => get<BuiltinTemplate>(`/api/templates/${encodeURIComponent(name)}`),
   scriptAPI: async () => {
     const r = await fetch("/api/script-api.d.ts");
-    if (!r.ok) throw new ApiError(r.status, { code: "http_" + r.status, message: "script API declarations unavailable" });
+    if (!r.ok) throw new ApiError(r.status, { code: `http_${r.status}`, message: "script API declarations unavailable" });
     return r.text();
   },
 };
