@@ -91,6 +91,16 @@ func (s *srv) triggerPreview(c *gin.Context) error {
 	return nil
 }
 
+// systemTestOut is the answer of POST /api/systems/:id/test: a refusal to
+// reach the system is an answer (ok false, a code), not an error.
+type systemTestOut struct {
+	OK      bool               `json:"ok"`
+	Code    string             `json:"code,omitempty"`
+	Message string             `json:"message,omitempty"`
+	MS      int64              `json:"ms"`
+	Schema  *connectors.Schema `json:"schema,omitempty"`
+}
+
 // testSystem reopens a system's connector and asks it to describe its
 // entities: 200 {"ok": true, "schema": …, "ms": …}, or {"ok": false, "code",
 // "message"} when the system cannot be reached or is misconfigured. The
@@ -124,10 +134,10 @@ func (s *srv) testSystem(c *gin.Context) error {
 			code = CodeBadConfig
 		}
 		s.audit(c, "system.test", nil, "system "+sys.Name+": failed")
-		c.JSON(http.StatusOK, gin.H{"ok": false, "code": code, "message": err.Error(), "ms": ms})
+		c.JSON(http.StatusOK, systemTestOut{Code: code, Message: err.Error(), MS: ms})
 		return nil
 	}
 	s.audit(c, "system.test", nil, "system "+sys.Name+": ok")
-	c.JSON(http.StatusOK, gin.H{"ok": true, "schema": schema, "ms": ms})
+	c.JSON(http.StatusOK, systemTestOut{OK: true, Schema: &schema, MS: ms})
 	return nil
 }

@@ -85,7 +85,7 @@ var ops = map[string]op{
 	"DELETE /api/systems/{id}":         {summary: "Delete a system no connection uses", tag: "systems"},
 	"GET /api/systems/{id}/schema":     {summary: "The fields of the system's entities", tag: "systems", out: connectors.Schema{}},
 	"GET /api/systems/{id}/deliveries": {summary: "The system's webhook deliveries, newest first", tag: "webhooks", out: []store.WebhookDelivery{}, query: []string{"limit"}},
-	"POST /api/systems/{id}/test":      {summary: "Check that Duplex can reach and read the system", tag: "systems", out: okOut{}},
+	"POST /api/systems/{id}/test":      {summary: "Check that Duplex can reach and read the system", tag: "systems", out: systemTestOut{}},
 
 	"GET /api/connections":      {summary: "Connections of one's teams, with event counts", tag: "connections", out: []connectionOut{}},
 	"POST /api/connections":     {summary: "Create a connection from scripts, a built-in or a team template", tag: "connections", in: connectionIn{}, out: connectionOut{}, status: 201},

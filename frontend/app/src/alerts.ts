@@ -25,7 +25,7 @@ export function alertLink(a: Alert): string {
 
 /** Open alerts (longest open first) and resolved ones (latest first). */
 export function splitAlerts(list: Alert[]): { open: Alert[]; resolved: Alert[] } {
-  const t = (s?: string) => (s ? Date.parse(s) : 0);
+  const t = (s?: string | null) => (s ? Date.parse(s) : 0);
   const open = list.filter((a) => a.state === "open").sort((x, y) => t(x.opened_at) - t(y.opened_at) || x.id - y.id);
   const resolved = list.filter((a) => a.state === "resolved").sort((x, y) => t(y.resolved_at) - t(x.resolved_at) || y.id - x.id);
   return { open, resolved };

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { api, ApiError, request, retryAfterSeconds, session } from "./api";
+import { api, ApiError, ERROR_CODES, request, retryAfterSeconds, session } from "./api";
 
 function answer(status: number, body: unknown) {
   return vi.fn(async () => new Response(typeof body === "string" ? body : JSON.stringify(body), { status }));
@@ -157,5 +157,15 @@ describe("the session in the fetch wrapper", () => {
     const err = await failure(api.pause(1));
     expect(err.code).toBe("csrf_failed");
     expect(f).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe("generated error codes", () => {
+  it("lists each server code once, and the app's own codes are not among them", () => {
+    expect(new Set(ERROR_CODES).size).toBe(ERROR_CODES.length);
+    for (const c of ERROR_CODES) expect(c).toMatch(/^[a-z]+(_[a-z0-9]+)*$/);
+    // request() and the sign-in form match on these; the server must declare them.
+    for (const c of ["forbidden", "csrf_failed", "script_invalid", "invalid_credentials", "rate_limited", "unauthenticated"]) expect(ERROR_CODES).toContain(c);
+    for (const c of ["network", "bad_response"]) expect(ERROR_CODES).not.toContain(c);
   });
 });

@@ -1,367 +1,82 @@
 // Typed access to the Duplex JSON API. Every error answer is {code, message}
 // (plus script, line, column for scripts); it becomes an ApiError.
+//
+// The body types come from api.gen.ts, which `go generate ./server` writes
+// from the server's OpenAPI ops table (a Go test fails when it is stale);
+// this file names them for the app and keeps what the server cannot say:
+// unions of values the server sends as plain strings, input shapes, and the
+// fetch wrapper.
+import type * as gen from "./api.gen";
+
+export type { ErrorCode, JsonValue } from "./api.gen";
+export { ERROR_CODES } from "./api.gen";
 
 export type Side = "a" | "b";
 export type Kind = "trigger" | "outgoing" | "incoming";
 export const KINDS: Kind[] = ["trigger", "outgoing", "incoming"];
 
-export interface System {
-  id: number;
-  name: string;
-  kind: string;
-  team_id?: number;
-  settings: Record<string, unknown>;
-  secret_keys: string[];
-  poll_interval_ms: number;
-  rate_per_second: number;
-  rate_burst: number;
-  created_at: string;
-  updated_at: string;
-}
+export type System = gen.ServerSystemOut;
 
 // ConnectorSpec is what GET /api/connector-kinds says about one connector
 // kind (connectors.Spec): the system form is built from it.
-export interface ConnectorSetting {
-  name: string;
-  type: "string" | "integer" | "boolean" | "list" | "object";
-  required?: boolean;
-  default?: string;
-  enum?: string[];
-  description?: string;
-}
+export type ConnectorSetting = gen.ConnectorsSetting;
+export type ConnectorSpec = gen.ConnectorsSpec;
 
-export interface ConnectorSpec {
-  kind: string;
-  summary: string;
-  settings: ConnectorSetting[];
-  secrets: { name: string; required?: boolean; description?: string }[];
-  capabilities: Record<string, boolean>;
-}
-
-export interface ScriptVersion {
-  id: number;
-  connection_id: number;
-  side: Side;
-  kind: Kind;
-  version: number;
-  source: string;
-  author: string;
-  created_at: string;
-}
-
-export interface Connection {
-  id: number;
-  name: string;
-  system_a_id: number;
-  system_b_id: number;
-  active: boolean;
-  template: string;
-  team_id?: number;
-  /** A connection made from a team template: its id and the version it was rendered from. */
-  template_id?: number;
-  template_version?: number;
-  conflict_policy: JsonField;
-  options: JsonField;
-  /** Why the engine paused it (quarantine: its scripts kept hitting a limit); absent otherwise. */
-  paused_reason?: string;
-  quarantined_at?: string;
-  created_at: string;
-  updated_at: string;
-  counts: Record<string, number>;
-  scripts?: Record<Side, Record<Kind, ScriptVersion>>;
-}
+export type ScriptVersion = gen.StoreScriptVersion;
+export type Connection = gen.ServerConnectionOut;
 
 /** A JSON field of the API: JSON text from older servers, the value itself from newer ones (read it with parseJSON). */
-export type JsonField = string | number | boolean | null | undefined | unknown[] | { [k: string]: unknown };
+export type JsonField = gen.JsonValue | undefined;
 
-export interface SyncEvent {
-  id: number;
-  connection_id: number;
-  twin_id: number;
-  direction: "a_to_b" | "b_to_a";
-  source_id: string;
-  action?: string;
-  replica: JsonField;
-  previous?: JsonField;
-  status: "queued" | "done" | "failed" | "skipped" | "conflict";
-  /** Tries since a person last retried it (the engine's retry budget). */
-  attempts: number;
-  /** Every try, across retries (servers before migration 00023 leave it out). */
-  total_attempts?: number;
-  next_attempt_at: string;
-  last_error: string;
-  log: JsonField;
-  conflicts?: JsonField;
-  resolution?: JsonField;
-  /** Set when its pair was unlinked: "twin 7 (a 12, b ENG-4)"; the event stays as history. */
-  unlinked_pair?: string;
-  /** JSON {"target_id", "applied": [fields], "refused": [fields]}: an attempt the target took only in part (words.ts partialApply). */
-  partial?: JsonField;
-  created_at: string;
-  updated_at: string;
-}
+export type SyncEvent = gen.ServerEventOut;
 
 /** An alert (GET /api/alerts): a connection or system that started failing; internal/alerts opens and resolves it. */
-export interface Alert {
-  id: number;
-  subject: string;
-  connection_id?: number;
-  system_id?: number;
-  team_id: number;
-  name: string;
-  kind: "failures" | "paused" | "queue_age" | "unreachable" | "quarantined";
-  state: "open" | "resolved";
-  detail: string;
-  opened_at: string;
-  resolved_at?: string;
-  /** The opening notice reached the webhook. */
-  notified_at?: string;
-  last_notified_at?: string;
-  /** A notice still to send: "open" or "resolved". */
-  pending?: string;
-  attempts: number;
-  last_error?: string;
-}
+export type Alert = gen.StoreAlert;
+export type Twin = gen.ServerTwinOut;
+export type AuditEntry = gen.StoreAuditEntry;
+export type TemplateParam = gen.ScriptsParam;
 
-export interface Twin {
-  id: number;
-  connection_id: number;
-  a_id: string | null;
-  b_id: string | null;
-  /** The last replica sent each way. */
-  sent_ab?: JsonField;
-  sent_ba?: JsonField;
-  origin: string;
-  /** Each side's fields at the last sync (objects). */
-  base_a?: unknown;
-  base_b?: unknown;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface AuditEntry {
-  id: number;
-  at: string;
-  actor: string;
-  action: string;
-  connection_id?: number;
-  twin_id?: number;
-  event_id?: number;
-  detail: string;
-}
-
-export interface TemplateParam {
-  name: string;
-  type?: string;
-  description: string;
-  default: unknown;
-}
-
-export interface Template {
-  // Built-ins are named; team templates also carry an id, their team,
-  // latest version and visibility (GET /api/templates lists both).
-  builtin?: boolean;
-  id?: number;
-  team_id?: number;
-  latest_version?: number;
-  visibility?: Visibility;
-  forked_from_id?: number;
-  name: string;
-  title: string;
-  description: string;
-  params: TemplateParam[] | null;
-  side_a: string;
-  side_b: string;
-  tags?: string[];
-  sources?: Record<Side, Record<Kind, string>>;
-}
+/** GET /api/templates lists built-ins (named) and team templates (also an id, their team, latest version and visibility). */
+export type Template = gen.ServerTemplateItem;
+/** A built-in template (GET /api/templates/{name}). */
+export type BuiltinTemplate = gen.ScriptsTemplate;
 
 export type Visibility = "private" | "shared" | "org";
 export const VISIBILITIES: Visibility[] = ["private", "shared", "org"];
 export type Sources = Record<Side, Record<Kind, string>>;
 
 /** A team template version's content (scripts.Body on the server). */
-export interface TemplateBody {
-  title: string;
-  description: string;
-  side_a: string;
-  side_b: string;
-  tags?: string[];
-  params: TemplateParam[] | null;
-  sources: Sources;
-  options?: unknown;
-  fixtures?: Record<string, unknown>;
-}
-
-export interface TemplateVersionInfo {
-  id: number;
-  template_id: number;
-  version: number;
-  author: string;
-  note: string;
-  created_at: string;
-}
-
-export interface TeamTemplate {
-  id: number;
-  team_id: number;
-  name: string;
-  title: string;
-  description: string;
-  visibility: Visibility;
-  forked_from_id?: number;
-  forked_from_version?: number;
-  created_at: string;
-  updated_at: string;
-  latest_version: number;
-  /** Only for members of the owner team. */
-  shared_with?: number[];
-  version?: TemplateVersionInfo;
-  body?: TemplateBody;
-}
-
+export type TemplateBody = gen.ScriptsBody;
+export type TemplateVersionInfo = gen.StoreTemplateVersion;
+export type TeamTemplate = gen.ServerTeamTemplateOut;
 /** One file of the template folder that differs between two versions. */
-export interface FileDiff {
-  path: string;
-  status: "added" | "removed" | "changed";
-  unified: string;
-}
-
-export interface TemplateStatus {
-  template_id: number;
-  name: string;
-  team_id: number;
-  version: number;
-  latest: number;
-  update_available: boolean;
-  params: Record<string, unknown>;
-  diff: FileDiff[];
-  local_edits: string[];
-}
+export type FileDiff = gen.ScriptsFileDiff;
+export type TemplateStatus = gen.ServerTemplateStatus;
 
 /** A parameter pulled out of a connection's scripts: its literal as the scripts spell it. */
-export interface ParamSpec {
-  name: string;
-  literal: string;
-  type?: string;
-  description?: string;
-}
+export type ParamSpec = Pick<gen.ScriptsParamSpec, "name" | "literal"> & Partial<gen.ScriptsParamSpec>;
+/** The body of save-as-template: a name and the parameters; the rest may be left out. */
+export type SaveAsTemplate = Pick<gen.ServerSaveAsIn, "name"> & Partial<Omit<gen.ServerSaveAsIn, "params">> & { params: ParamSpec[] };
 
-export interface SaveAsTemplate {
-  name: string;
-  title?: string;
-  description?: string;
-  visibility?: Visibility;
-  params: ParamSpec[];
-  note?: string;
-}
-
-export interface Entity {
-  id: string;
-  key?: string;
-  url?: string;
-  fields: Record<string, unknown>;
-  comments?: { id: string; author?: string; body: string; created_at: string }[];
-  updated_at?: string;
-}
-
-export interface FieldSpec {
-  name: string;
-  type: string;
-  description?: string;
-  read_only?: boolean;
-}
-
-export interface Schema {
-  entity_type: string;
-  fields: FieldSpec[];
-  comments: boolean;
-}
-
-export interface TestRunResult {
-  side: Side;
-  matched: boolean;
-  linked: boolean;
-  would_sync: boolean;
-  replica?: Record<string, unknown>;
-  target_id?: string;
-  patch?: Record<string, unknown>;
-  comments?: { id: string; author?: string; body: string }[];
-  /** The target side's validation rules on the replica; invalid: one failed, nothing would be written. */
-  rules?: RuleResult[];
-  invalid?: boolean;
-  skipped?: boolean;
-  skip_reason?: string;
-  log: string[];
-  stage?: string;
-  error?: ApiErrorBody;
-}
+export type Entity = gen.ConnectorsEntity;
+export type FieldSpec = gen.ConnectorsFieldSpec;
+export type Schema = gen.ConnectorsSchema;
+export type TestRunResult = gen.ServerTestRunOut;
 
 export type RuleKind = "expr" | "required" | "email" | "e164" | "url" | "date" | "oneOf" | "range" | "maxLength" | "unique";
 
 /** A validation rule as the API stores it (scripting.Rule). */
-export interface Rule {
-  field?: string;
-  kind: RuleKind;
-  expr?: string;
-  values?: (string | number | boolean)[];
-  min?: number;
-  max?: number;
-  message?: string;
-  /** unique: only target entities this expression (over the found entity) holds for count as duplicates. */
-  where?: string;
-  /** unique: the target's field to search, when named differently from field. */
-  target_field?: string;
-}
+export type Rule = gen.ScriptingRule;
+export type RulesOut = gen.ServerRulesOut;
+export type RuleResult = gen.ScriptingRuleResult;
+export type TriggerPreview = gen.EngineTriggerPreview;
+export type SystemTest = gen.ServerSystemTestOut;
 
-export interface RulesOut {
-  side: Side;
-  version: number;
-  author?: string;
-  created_at?: string;
-  rules: Rule[];
-  expressions: string[];
-}
+/** The codes the app gives failures that carry no server code: no answer, an answer that is not JSON, an error without a body. */
+export type AppErrorCode = "network" | "bad_response" | `http_${number}`;
 
-export interface RuleResult {
-  index: number;
-  field?: string;
-  rule: RuleKind;
-  message: string;
-  value?: unknown;
-  passed: boolean;
-  error?: string;
-  /** unique: the target entity that already has the value (key or id). */
-  existing?: string;
-  existing_id?: string;
-}
-
-export interface TriggerPreview {
-  scanned: number;
-  matched: number;
-  truncated: boolean;
-  sample: Entity[];
-  errors: number;
-  last_error?: string;
-}
-
-export interface SystemTest {
-  ok: boolean;
-  code?: string;
-  message?: string;
-  ms: number;
-  schema?: Schema;
-}
-
-export interface ApiErrorBody {
-  code: string;
-  message: string;
-  script?: string;
-  line?: number;
-  column?: number;
-  /** A validation rule's 1-based position, for rule errors. */
-  rule?: number;
-}
+/** An error answer; its code is one of ERROR_CODES (so comparing with a code the server never sends fails to compile) or the app's own. */
+export type ApiErrorBody = Omit<gen.ServerApiError, "code"> & { code: gen.ErrorCode | AppErrorCode };
 
 export class ApiError extends Error {
   constructor(
@@ -386,32 +101,12 @@ export class ApiError extends Error {
 export type Role = "admin" | "editor" | "viewer";
 export const ROLES: Role[] = ["admin", "editor", "viewer"];
 
-export interface User {
-  id: number;
-  email: string;
-  name: string;
-  org_admin: boolean;
-}
-
-export interface TeamRole {
-  id: number;
-  name: string;
-  role: Role;
-}
-
+export type User = gen.StoreUser;
+/** A team and one's role in it; the server sends the role as a string, one of ROLES. */
+export type TeamRole = Omit<gen.ServerTeamRoleOut, "role"> & { role: Role };
 /** The organisation's settings (org admins): whether team admins see every team's name. */
-export interface OrgSettings {
-  team_directory: boolean;
-  updated_at: string;
-  updated_by: string;
-}
-
-export interface Me {
-  user: User;
-  teams: TeamRole[];
-  csrf_token: string;
-  via: "session" | "token";
-}
+export type OrgSettings = gen.StoreOrgSettings;
+export type Me = Omit<gen.ServerMeOut, "teams"> & { teams: TeamRole[] };
 
 /** The body of GET /api/me's 401. */
 export interface Unauthenticated extends ApiErrorBody {
@@ -419,30 +114,9 @@ export interface Unauthenticated extends ApiErrorBody {
   auto_login?: boolean;
 }
 
-export interface Member {
-  user_id: number;
-  email: string;
-  name: string;
-  role: Role;
-}
-
-export interface ApiToken {
-  id: number;
-  name: string;
-  prefix: string;
-  expires_at: string | null;
-  last_used_at: string | null;
-  revoked_at: string | null;
-  created_at: string;
-}
-
-export interface NewToken {
-  token: string;
-  id: number;
-  name: string;
-  prefix: string;
-  expires_at: string | null;
-}
+export type Member = Omit<gen.ServerMemberOut, "role"> & { role: Role };
+export type ApiToken = gen.StoreAPIToken;
+export type NewToken = gen.ServerTokenOut;
 
 /**
  * The session the fetch wrapper works for: the CSRF token from the last
@@ -524,7 +198,7 @@ export async function request<T>(method: string, path: string, body?: unknown, s
     const retryAfter = res.status === 429 ? retryAfterSeconds(res.headers.get("Retry-After")) : undefined;
     const err = new ApiError(
       res.status,
-      { ...b, code: b.code || "http_" + res.status, message: explain(res.status, b, retryAfter) } as ApiErrorBody,
+      { ...b, code: b.code || `http_${res.status}`, message: explain(res.status, b, retryAfter) } as ApiErrorBody,
       retryAfter,
     );
     if (res.status === 401 && !signInCall(path)) session.onUnauthenticated(err);
@@ -544,15 +218,15 @@ export const api = {
   systems: () => get<System[]>("/api/systems"),
   connectorKinds: () => get<ConnectorSpec[]>("/api/connector-kinds"),
   system: (id: number) => get<System>(`/api/systems/${id}`),
-  createSystem: (b: unknown) => request<System>("POST", "/api/systems", b),
-  updateSystem: (id: number, b: unknown) => request<System>("PUT", `/api/systems/${id}`, b),
+  createSystem: (b: Partial<gen.ServerSystemIn>) => request<System>("POST", "/api/systems", b),
+  updateSystem: (id: number, b: Partial<gen.ServerSystemIn>) => request<System>("PUT", `/api/systems/${id}`, b),
   deleteSystem: (id: number) => request<void>("DELETE", `/api/systems/${id}`),
   testSystem: (id: number) => request<SystemTest>("POST", `/api/systems/${id}/test`),
   schema: (id: number) => get<Schema>(`/api/systems/${id}/schema`),
 
   connections: () => get<Connection[]>("/api/connections"),
   connection: (id: number) => get<Connection>(`/api/connections/${id}`),
-  createConnection: (b: unknown) => request<Connection>("POST", "/api/connections", b),
+  createConnection: (b: Partial<gen.ServerConnectionIn>) => request<Connection>("POST", "/api/connections", b),
   saveScript: (id: number, side: Side, kind: Kind, source: string) =>
     request<ScriptVersion>("PUT", `/api/connections/${id}/scripts/${side}/${kind}`, { source }),
   validateScript: (id: number, side: Side, kind: Kind, source: string, signal?: AbortSignal) =>
@@ -566,11 +240,11 @@ export const api = {
     request<TriggerPreview>("POST", `/api/connections/${id}/trigger-preview`, { side, source }, signal),
   activate: (id: number) => request<Connection>("POST", `/api/connections/${id}/activate`),
   pause: (id: number) => request<Connection>("POST", `/api/connections/${id}/pause`),
-  setPolicy: (id: number, p: unknown) => request<Connection>("PUT", `/api/connections/${id}/conflict-policy`, p),
-  testRun: (id: number, b: { side: Side; entity_id?: string; entity?: unknown }) =>
+  setPolicy: (id: number, p: gen.EnginePolicy) => request<Connection>("PUT", `/api/connections/${id}/conflict-policy`, p),
+  testRun: (id: number, b: Pick<gen.ServerTestRunIn, "side"> & Partial<gen.ServerTestRunIn>) =>
     request<TestRunResult>("POST", `/api/connections/${id}/test-run`, b),
   twins: (id: number) => get<Twin[]>(`/api/connections/${id}/twins?limit=1000`),
-  retryFailed: (id: number) => request<{ retried: number }>("POST", `/api/connections/${id}/retry-failed`),
+  retryFailed: (id: number) => request<gen.ServerCountOut>("POST", `/api/connections/${id}/retry-failed`),
 
   events: (q: { connection_id?: number; status?: string; limit?: number }) => {
     const p = new URLSearchParams();
@@ -579,7 +253,7 @@ export const api = {
   },
   retry: (id: number) => request<SyncEvent>("POST", `/api/events/${id}/retry`),
   skip: (id: number, reason: string) => request<SyncEvent>("POST", `/api/events/${id}/skip`, { reason }),
-  resolve: (id: number, choice: Record<string, { take: string; value?: unknown }>) =>
+  resolve: (id: number, choice: Record<string, gen.EngineResolution>) =>
     request<SyncEvent>("POST", `/api/events/${id}/resolve`, choice),
   alerts: (state?: "open" | "resolved", limit = 50) => get<Alert[]>(`/api/alerts?limit=${limit}${state ? `&state=${state}` : ""}`),
   audit: (connID?: number, limit = 200) => get<AuditEntry[]>(`/api/audit?limit=${limit}${connID ? `&connection_id=${connID}` : ""}`),
@@ -590,7 +264,7 @@ export const api = {
   templateVersion: (id: number, v: number) => get<TeamTemplate>(`/api/team-templates/${id}/versions/${v}`),
   setSharing: (id: number, visibility: Visibility, teams: number[]) =>
     request<TeamTemplate>("PUT", `/api/team-templates/${id}/sharing`, { visibility, teams: visibility === "shared" ? teams : [] }),
-  forkTemplate: (id: number, b: { team_id?: number; name?: string; version?: number }) =>
+  forkTemplate: (id: number, b: Partial<gen.ServerForkTemplateIn>) =>
     request<TeamTemplate>("POST", `/api/team-templates/${id}/fork`, b),
   archiveURL: (id: number, v?: number) => `/api/team-templates/${id}/archive${v ? `?version=${v}` : ""}`,
   importTemplate: (file: Blob, q: { team_id?: number; name?: string; note?: string }) => {
@@ -600,14 +274,14 @@ export const api = {
   },
   saveAsTemplate: (conn: number, b: SaveAsTemplate) => request<TeamTemplate>("POST", `/api/connections/${conn}/save-as-template`, b),
   templateStatus: (conn: number) => get<TemplateStatus>(`/api/connections/${conn}/template-status`),
-  upgradeTemplate: (conn: number, b: { version?: number; params?: Record<string, unknown>; discard_local_edits?: boolean }) =>
+  upgradeTemplate: (conn: number, b: Partial<gen.ServerUpgradeTemplateIn>) =>
     request<Connection>("POST", `/api/connections/${conn}/upgrade-template`, b),
 
   me: () => get<Me>("/api/me"),
   login: (email: string, password: string) => request<Me>("POST", "/api/auth/login", { email, password }),
   autoLogin: () => request<Me>("POST", "/api/auth/auto"),
   logout: () => request<void>("POST", "/api/auth/logout"),
-  setup: (b: { token: string; email: string; name: string; password: string }) => request<Me>("POST", "/api/setup", b),
+  setup: (b: gen.ServerSetupIn) => request<Me>("POST", "/api/setup", b),
   changePassword: (current: string, next: string) => request<void>("PUT", "/api/me/password", { current, new: next }),
   tokens: () => get<ApiToken[]>("/api/me/tokens"),
   createToken: (name: string, expiresInDays: number) => request<NewToken>("POST", "/api/me/tokens", { name, expires_in_days: expiresInDays }),
@@ -616,18 +290,18 @@ export const api = {
   teams: () => get<TeamRole[]>("/api/teams"),
   /** One's teams and the owners of templates one sees; every team for org admins, and for team admins when the org's team directory is on. */
   teamDirectory: () => get<TeamRole[]>("/api/teams?all=1"),
-  createTeam: (name: string) => request<TeamRole>("POST", "/api/teams", { name }),
+  createTeam: (name: string) => request<gen.StoreTeam>("POST", "/api/teams", { name }),
   orgSettings: () => get<OrgSettings>("/api/org-settings"),
-  setOrgSettings: (b: { team_directory: boolean }) => request<OrgSettings>("PUT", "/api/org-settings", b),
+  setOrgSettings: (b: gen.ServerOrgSettingsIn) => request<OrgSettings>("PUT", "/api/org-settings", b),
   members: (team: number) => get<Member[]>(`/api/teams/${team}/members`),
-  setMember: (team: number, user: number, role: Role) => request<unknown>("PUT", `/api/teams/${team}/members/${user}`, { role }),
+  setMember: (team: number, user: number, role: Role) => request<Member>("PUT", `/api/teams/${team}/members/${user}`, { role }),
   removeMember: (team: number, user: number) => request<void>("DELETE", `/api/teams/${team}/members/${user}`),
   users: () => get<User[]>("/api/users"),
-  createUser: (b: { email: string; name: string; password: string; org_admin: boolean }) => request<User>("POST", "/api/users", b),
-  template: (name: string) => get<Template>(`/api/templates/${encodeURIComponent(name)}`),
+  createUser: (b: gen.ServerCreateUserIn) => request<User>("POST", "/api/users", b),
+  template: (name: string) => get<BuiltinTemplate>(`/api/templates/${encodeURIComponent(name)}`),
   scriptAPI: async () => {
     const r = await fetch("/api/script-api.d.ts");
-    if (!r.ok) throw new ApiError(r.status, { code: "http_" + r.status, message: "script API declarations unavailable" });
+    if (!r.ok) throw new ApiError(r.status, { code: `http_${r.status}`, message: "script API declarations unavailable" });
     return r.text();
   },
 };

@@ -26,7 +26,7 @@ let teams: Promise<TeamRole[]> | undefined;
 
 function set(s: AuthState) {
   state = s;
-  session.csrf = s.status === "signed-in" ? s.me.csrf_token : "";
+  session.csrf = s.status === "signed-in" ? (s.me.csrf_token ?? "") : "";
   if (s.status !== "signed-in") teams = undefined;
   listeners.forEach((l) => l(s));
 }

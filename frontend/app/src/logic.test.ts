@@ -108,7 +108,7 @@ describe("formatting", () => {
 
 describe("identity", () => {
   const me = (org_admin: boolean, teams: { id: number; name: string; role: "admin" | "editor" | "viewer" }[]) => ({
-    user: { id: 1, email: "a@example.com", name: "A", org_admin },
+    user: { id: 1, email: "a@example.com", name: "A", org_admin, disabled: false, created_at: "", updated_at: "" },
     teams,
   });
   const ada = me(false, [

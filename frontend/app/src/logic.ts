@@ -185,7 +185,7 @@ export function waitText(seconds: number): string {
 }
 
 /** tokenState says whether a personal API token can still be used. */
-export function tokenState(t: { expires_at: string | null; revoked_at: string | null }, now = Date.now()): "active" | "expired" | "revoked" {
+export function tokenState(t: { expires_at?: string | null; revoked_at?: string | null }, now = Date.now()): "active" | "expired" | "revoked" {
   if (t.revoked_at) return "revoked";
   if (t.expires_at) {
     const e = Date.parse(t.expires_at);

@@ -67,7 +67,7 @@ export function formatValues(values: Rule["values"]): string {
 }
 
 export function fromRule(r: Rule): RuleRow {
-  const kind: RuleKind = r.kind || (r.expr ? "expr" : "required");
+  const kind = (r.kind || (r.expr ? "expr" : "required")) as RuleKind;
   return {
     field: r.field ?? "",
     kind,

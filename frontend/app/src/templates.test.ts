@@ -127,7 +127,7 @@ describe("diffs", () => {
   });
 });
 
-const me = (teams: Me["teams"], org = false): Pick<Me, "user" | "teams"> => ({ user: { id: 1, email: "x@y", name: "x", org_admin: org }, teams });
+const me = (teams: Me["teams"], org = false): Pick<Me, "user" | "teams"> => ({ user: { id: 1, email: "x@y", name: "x", org_admin: org, disabled: false, created_at: "", updated_at: "" }, teams });
 const all = [
   { id: 1, name: "support", role: "admin" as const },
   { id: 2, name: "eng", role: "editor" as const },

@@ -14,7 +14,7 @@ describe("words", () => {
     const base = { matched: true, linked: false, would_sync: true };
     expect(outcome({ ...base, patch: { title: "x", priority: 2 } }, "engineering")).toBe("Creates an item on engineering with fields title and priority.");
     expect(outcome({ ...base, linked: true, target_id: "7", patch: {} }, "engineering")).toBe("Nothing to write: engineering #7 already has these values.");
-    expect(outcome({ ...base, linked: true, target_id: "7", patch: { status: "solved" }, comments: [{ id: "1", body: "hi" }] }, "support")).toBe(
+    expect(outcome({ ...base, linked: true, target_id: "7", patch: { status: "solved" }, comments: [{ id: "1", body: "hi", created_at: "" }] }, "support")).toBe(
       "Updates support #7: sets field status and adds 1 comment.",
     );
     expect(outcome({ ...base, matched: false, would_sync: false }, "engineering")).toBe("Nothing is sent: the trigger did not match and the item is not linked to engineering yet.");

@@ -161,7 +161,7 @@ export function replicaTitle(replica: JsonField): string {
  * attemptsWords counts an event's tries: every try (total_attempts), and
  * when a person retried it, how many since (attempts starts over then).
  */
-export function attemptsWords(ev: Pick<SyncEvent, "attempts" | "total_attempts">): string {
+export function attemptsWords(ev: Pick<SyncEvent, "attempts"> & Partial<Pick<SyncEvent, "total_attempts">>): string {
   const total = Math.max(ev.total_attempts ?? 0, ev.attempts);
   if (total === ev.attempts) return plural(total, "attempt");
   return `${plural(total, "attempt")} (${ev.attempts} since the last retry)`;

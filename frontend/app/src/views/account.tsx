@@ -139,7 +139,7 @@ function CreatedToken({ t, done }: { t: NewToken; done: () => void }) {
           type="button"
           data-testid="copy-token"
           onClick={async () => {
-            const ok = await copy(t.token, input.current);
+            const ok = await copy(t.token ?? "", input.current);
             setCopied(ok);
             if (!ok) toast("Copying was refused by the browser: the token is selected, press Ctrl+C", "error");
           }}

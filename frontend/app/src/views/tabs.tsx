@@ -21,7 +21,7 @@ export function TestTab({ ctx }: { ctx: Ctx }) {
 
   const run = async (e?: Event) => {
     e?.preventDefault();
-    let body: { side: Side; entity_id?: string; entity?: unknown } = { side, entity_id: entityId.trim() };
+    let body: Parameters<typeof api.testRun>[1] = { side, entity_id: entityId.trim() };
     if (mode === "paste") {
       try {
         body = { side, entity: JSON.parse(pasted) };
@@ -286,7 +286,7 @@ export function QueueTab({ ctx }: { ctx: Ctx }) {
   const retryAll = async () => {
     const r = await act.run(() => api.retryFailed(ctx.conn.id));
     if (r) {
-      toast(`${plural(r.retried, "event")} queued again`);
+      toast(`${plural(r.retried ?? 0, "event")} queued again`);
       await evs.reload();
       await ctx.reload();
     }
