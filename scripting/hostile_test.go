@@ -103,7 +103,7 @@ type hostileCase struct{ name, src, kind, msg string }
 // other than the deadline (a guard's memory or item count, the call
 // stack, the regexp timer): that limit counts work, or trips long before
 // this, so it ends the run however loaded the machine is, whereas under
-// the runner's own deadline a loaded machine turned 'replace with $” into
+// the runner's own deadline a loaded machine turned the $' replace case into
 // a timeout (issue 19). A guard that stopped working fails the case on
 // this deadline's kind instead of hanging.
 const guardDeadline = time.Minute
