@@ -5,6 +5,13 @@
 // core, at most ×4. DUPLEX_TEST_TIMEOUT_SCALE sets it. With ~7 sessions on
 // two cores (load average 20-40) a fixed 1 s bound failed runs that were
 // only slow (issue 19: make test must not lose a run to one hiccup).
+//
+// Stretching is for bounds that only catch a run that never ends. A test
+// of which limit stops a run, or of the order runs are served in, must not
+// race the clock at all: it moves the wall-clock limits out of the way of
+// the counted ones (scripting's guardDeadline and exprTimeout) and waits
+// for the state it needs, not for time to pass (sandbox's
+// TestPoolFairness).
 package loadscale
 
 import (

@@ -245,63 +245,130 @@ func TestPoolRecycle(t *testing.T) {
 
 // One connection's slow runs hold at most Workers-1 workers: another
 // connection's run goes through while they are running; so does the
-// interactive lane while every sync worker is busy.
+// interactive lane while every sync worker is busy. The hangs' deadline is
+// an hour away and each step waits for the pool's own state (messages
+// taken by workers, runs queued per connection), not for time to pass:
+// the runs that must go through can only do so past the hangs, which end
+// when the pool stops (issue 19: at load average 25 a cold worker start
+// took longer than 1 s hangs and the order came out wrong).
 func TestPoolFairness(t *testing.T) {
-	p := newPool(t, Options{Workers: 2, Grace: 100 * time.Millisecond})
 	ctx := context.Background()
 	slow := mustCompile(t, scripting.KindOutgoing, `while (true) {}`)
 	fast := mustCompile(t, scripting.KindOutgoing, `replica.ok = true`)
-	// Warm both workers up, so start-up time does not decide the order.
-	for range 2 {
-		if _, err := p.Outgoing(ctx, fast, map[string]any{}, nil, scripting.Meta{Connection: "warm"}); err != nil {
+	hangs := &hangRuns{}
+
+	p := newPool(t, Options{Workers: 2, MaxTimeout: time.Hour})
+	hangs.start(p.def(), slow, "slow")
+	waitFor(t, "a worker takes the slow connection's first run", func() bool { return p.Stats().Messages == 1 })
+	hangs.start(p.def(), slow, "slow")
+	hangs.start(p.def(), slow, "slow")
+	waitFor(t, "the slow connection's three runs are queued", func() bool { f, w := p.sync.connState("slow"); return f+w == 3 })
+	if f, w := p.sync.connState("slow"); f != 1 || w != 2 {
+		t.Fatalf("the slow connection holds %d workers with %d runs waiting, want 1 and 2", f, w)
+	}
+	mustGoThrough(t, "another connection's run", func(ctx context.Context) (scripting.OutgoingResult, error) {
+		return p.Outgoing(ctx, fast, map[string]any{}, nil, scripting.Meta{Connection: "other"})
+	})
+	hangs.stillRunning(t, 3)
+
+	// Both sync workers busy with two connections' hangs (each taken in a
+	// message of its own, so by two workers); the interactive lane answers.
+	q := newPool(t, Options{Workers: 2, MaxTimeout: time.Hour})
+	hangs.start(q.def(), slow, "x")
+	waitFor(t, "a worker takes x's run", func() bool { return q.Stats().Messages == 1 })
+	hangs.start(q.def(), slow, "y")
+	waitFor(t, "the other worker takes y's run", func() bool { return q.Stats().Messages == 2 })
+	mustGoThrough(t, "the interactive run", func(ctx context.Context) (scripting.OutgoingResult, error) {
+		return q.Interactive().Outgoing(ctx, fast, map[string]any{}, nil, scripting.Meta{Connection: "x"})
+	})
+	hangs.stillRunning(t, 5)
+
+	for _, pool := range []*Pool{p, q} {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := pool.Stop(sctx)
+		cancel()
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	var mu sync.Mutex
-	var order []string
-	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := p.Outgoing(ctx, slow, map[string]any{}, nil, scripting.Meta{Connection: "slow", Timeout: time.Second})
-			if !isKind(err, scripting.ErrorTimeout) {
-				t.Errorf("slow: %v", err)
-			}
-			note("slow")
-		}()
+	hangs.wg.Wait()
+	for i, err := range hangs.errs {
+		if err == nil {
+			t.Errorf("hang %d succeeded", i)
+		}
 	}
-	time.Sleep(100 * time.Millisecond) // the slow runs are queued first
-	if _, err := p.Outgoing(ctx, fast, map[string]any{}, nil, scripting.Meta{Connection: "other"}); err != nil {
-		t.Fatal(err)
-	}
-	note("other")
-	wg.Wait()
-	if order[0] != "other" {
-		t.Fatalf("order %v: the other connection waited behind the slow one", order)
-	}
+}
 
-	// Both sync workers busy with two connections' hangs; the interactive
-	// lane answers meanwhile.
-	order = nil
-	for _, conn := range []string{"x", "y"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, _ = p.Outgoing(ctx, slow, map[string]any{}, nil, scripting.Meta{Connection: conn, Timeout: time.Second})
-			note(conn)
-		}()
+// hangRuns are runs of an endless script with an hour's deadline: they
+// end when their pool stops.
+type hangRuns struct {
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs []error
+	done int
+}
+
+func (h *hangRuns) start(l *Lane, s *scripting.Script, conn string) {
+	h.mu.Lock()
+	i := len(h.errs)
+	h.errs = append(h.errs, nil)
+	h.mu.Unlock()
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		_, err := l.Outgoing(context.Background(), s, map[string]any{}, nil, scripting.Meta{Connection: conn, Timeout: time.Hour})
+		h.mu.Lock()
+		h.errs[i] = err
+		h.done++
+		h.mu.Unlock()
+	}()
+}
+
+// stillRunning fails the test unless none of the n hangs started has ended.
+func (h *hangRuns) stillRunning(t *testing.T, n int) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.errs) != n || h.done != 0 {
+		t.Fatalf("%d of %d hangs ended before the pool stopped: %v", h.done, len(h.errs), h.errs)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if res, err := p.Interactive().Outgoing(ctx, fast, map[string]any{}, nil, scripting.Meta{Connection: "x"}); err != nil || res.Replica["ok"] != true {
-		t.Fatalf("interactive: %v %v", res, err)
+}
+
+// mustGoThrough runs what, which must succeed; its bound only turns "waits
+// behind a hang forever" into a failure (not a speed check: it covers a
+// cold worker start on a loaded machine).
+func mustGoThrough(t *testing.T, what string, run func(context.Context) (scripting.OutgoingResult, error)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), loadscale.Duration(30*time.Second))
+	defer cancel()
+	if res, err := run(ctx); err != nil || res.Replica["ok"] != true {
+		t.Fatalf("%s waited behind the hangs: %v %v", what, res.Replica, err)
 	}
-	note("interactive")
-	wg.Wait()
-	if order[0] != "interactive" {
-		t.Fatalf("order %v: the test run waited behind the sync", order)
+}
+
+// waitFor polls cond; its bound only turns a state that never comes into
+// a failure.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(loadscale.Duration(30 * time.Second))
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("never happened: %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
+}
+
+// connState is conn's runs in flight (holding a worker or queued for one)
+// and waiting for one of them to end.
+func (l *lane) connState(conn string) (inFlight, waiting int) {
+	l.connMu.Lock()
+	defer l.connMu.Unlock()
+	q := l.conns[conn]
+	if q == nil {
+		return 0, 0
+	}
+	return q.inFlight, len(q.waiting)
 }
 
 // Stop kills and reaps every worker, also one in a hang.
