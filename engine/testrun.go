@@ -140,6 +140,15 @@ func simulate(ctx context.Context, r Scripts, connName string, timeout time.Dura
 		return
 	}
 	res.Replica = out.Replica
+	simulateIncoming(ctx, r, connName, timeout, dst, side, out.Replica, previous, target, links, res)
+}
+
+// simulateIncoming is the second half of simulate, from a replica: rules,
+// incoming, patch, comments. The impact preview starts here from a stored
+// replica when only the incoming script or the rules changed.
+func simulateIncoming(ctx context.Context, r Scripts, connName string, timeout time.Duration, dst *sidePlan, side store.Side,
+	sent map[string]any, previous map[string]any, target *connectors.Entity, links commentLinks, res *TestRunResult) {
+	first := target == nil
 	in := map[string]any{}
 	var local connectors.Entity
 	if target != nil {
@@ -148,7 +157,7 @@ func simulate(ctx context.Context, r Scripts, connName string, timeout time.Dura
 		res.TargetID = local.ID
 	}
 	// The replica goes through its JSON form, exactly as a queued event would.
-	enc, err := canonical(out.Replica)
+	enc, err := canonical(sent)
 	if err != nil {
 		res.Error, res.Stage = err, "outgoing"
 		return
