@@ -70,6 +70,10 @@ type ImpactEntity struct {
 	Column   int                    `json:"column,omitempty"`
 	Rules    []scripting.RuleResult `json:"rules,omitempty"` // the draft's failed validation rules
 	Reason   string                 `json:"reason,omitempty"`
+	// Inexact lists the replica keys where the saved version, replayed on
+	// the stored input, does not give the replica that was sent: the
+	// replay of this entity is approximate there.
+	Inexact []string `json:"inexact,omitempty"`
 }
 
 // ImpactTotals counts the entities by outcome.
@@ -84,6 +88,7 @@ type ImpactTotals struct {
 	StopsSyncing    int `json:"stops_syncing"`
 	ValidationFails int `json:"validation_fails"`
 	NotReplayable   int `json:"not_replayable"`
+	Inexact         int `json:"inexact"` // entities whose replay is approximate (ImpactEntity.Inexact)
 }
 
 func (t *ImpactTotals) add(outcome string) {
@@ -174,6 +179,9 @@ func (e *Engine) Impact(ctx context.Context, connID int64, d store.Direction, dr
 			break
 		}
 		res.Totals.add(ent.Outcome)
+		if len(ent.Inexact) > 0 {
+			res.Totals.Inexact++
+		}
 		res.Entities = append(res.Entities, ent)
 	}
 	return res, ctx.Err()

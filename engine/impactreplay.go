@@ -41,6 +41,15 @@ func (rp *replayer) replay(ctx context.Context, ev store.SyncEvent, twin *store.
 	}
 	before, after := rp.run(ctx, rp.saved, in), rp.run(ctx, rp.draft, in)
 	compareRuns(&ent, before, after, in.target)
+	if rp.needsSource && before.Error == nil {
+		// The saved version replayed should give the replica that was sent;
+		// where it does not, the stored input lacks something the script
+		// reads (the entity's key, comment texts) or the script changed since.
+		if sent, err := decodeObject(&ev.Replica); err == nil {
+			got, _ := decodeObject(ptr(mustCanonical(before.Replica)))
+			ent.Inexact = sortedKeys(changesAsAny(impactDiff(sent, got, nil)))
+		}
+	}
 	return ent
 }
 
@@ -163,6 +172,16 @@ func impactDiff(old, new, fallback map[string]any) map[string]FieldChange {
 			out = map[string]FieldChange{}
 		}
 		out[k] = FieldChange{Old: o, New: n}
+	}
+	return out
+}
+
+func ptr(s string) *string { return &s }
+
+func changesAsAny(m map[string]FieldChange) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
 	}
 	return out
 }
