@@ -83,7 +83,7 @@ func (f *impactFixture) rows() string {
 	var out []string
 	for _, table := range []string{"sync_events", "twins", "audit_log", "script_versions", "connections"} {
 		var n, last int64
-		if err := f.st.DB().Raw("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM " + table).Row().Scan(&n, &last); err != nil {
+		if err := f.st.DB().Raw("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM "+table).Row().Scan(&n, &last); err != nil {
 			f.t.Fatal(err)
 		}
 		out = append(out, fmt.Sprintf("%s=%d/%d", table, n, last))
