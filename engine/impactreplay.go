@@ -39,17 +39,8 @@ func (rp *replayer) replay(ctx context.Context, ev store.SyncEvent, twin *store.
 		ent.Outcome, ent.Reason = ImpactNotReplayable, reason
 		return ent
 	}
-	before, after := rp.run(ctx, rp.saved, in), rp.run(ctx, rp.draft, in)
+	before, after := rp.runs(ctx, ev, in, &ent)
 	compareRuns(&ent, before, after, in.target)
-	if rp.needsSource && before.Error == nil {
-		// The saved version replayed should give the replica that was sent;
-		// where it does not, the stored input lacks something the script
-		// reads (the entity's key, comment texts) or the script changed since.
-		if sent, err := decodeObject(&ev.Replica); err == nil {
-			got, _ := decodeObject(ptr(mustCanonical(before.Replica)))
-			ent.Inexact = sortedKeys(changesAsAny(impactDiff(sent, got, nil)))
-		}
-	}
 	return ent
 }
 
@@ -93,17 +84,62 @@ func (rp *replayer) input(ev store.SyncEvent, twin *store.Twin) (replayInput, st
 	return in, ""
 }
 
-// run is a test run of one plan over the inputs.
-func (rp *replayer) run(ctx context.Context, sides [2]*sidePlan, in replayInput) TestRunResult {
-	res := TestRunResult{Side: rp.src, Linked: true, Log: []string{}}
-	timeout := rp.p.options.scriptTimeout()
-	if rp.needsSource {
-		simulate(ctx, rp.r, rp.p.conn.Name, timeout, sides[0], sides[1], rp.src, in.entity, in.previous, in.target, in.links, &res)
-		return res
+// runs replays the inputs through the saved plan (before) and the draft
+// (after).
+func (rp *replayer) runs(ctx context.Context, ev store.SyncEvent, in replayInput, ent *ImpactEntity) (before, after TestRunResult) {
+	before = TestRunResult{Side: rp.src, Linked: true, Log: []string{}}
+	after = TestRunResult{Side: rp.src, Linked: true, Log: []string{}}
+	name, timeout := rp.p.conn.Name, rp.p.options.scriptTimeout()
+	if !rp.needsSource {
+		before.Replica, after.Replica = in.replica, in.replica
+		simulateIncoming(ctx, rp.r, name, timeout, rp.saved[1], rp.src, in.replica, in.previous, in.target, in.links, &before)
+		simulateIncoming(ctx, rp.r, name, timeout, rp.draft[1], rp.src, in.replica, in.previous, in.target, in.links, &after)
+		return before, after
 	}
-	res.Replica = in.replica
-	simulateIncoming(ctx, rp.r, rp.p.conn.Name, timeout, sides[1], rp.src, in.replica, in.previous, in.target, in.links, &res)
-	return res
+	okBefore := simulateOutgoing(ctx, rp.r, name, timeout, rp.saved[0], rp.src, in.entity, in.target, in.previous, &before)
+	okAfter := simulateOutgoing(ctx, rp.r, name, timeout, rp.draft[0], rp.src, in.entity, in.target, in.previous, &after)
+	if !okBefore {
+		return before, after
+	}
+	var draft map[string]any
+	if okAfter {
+		draft = after.Replica
+	}
+	ent.Inexact = alignReplicas(ev.Replica, before.Replica, draft)
+	simulateIncoming(ctx, rp.r, name, timeout, rp.saved[1], rp.src, before.Replica, in.previous, in.target, in.links, &before)
+	if okAfter {
+		simulateIncoming(ctx, rp.r, name, timeout, rp.draft[1], rp.src, after.Replica, in.previous, in.target, in.links, &after)
+	}
+	return before, after
+}
+
+// alignReplicas compares the saved version's replayed replica with the one
+// that was sent. Where they differ, the stored input lacks something the
+// script reads (the entity's key, comment texts: the event keeps the source's
+// fields and comment ids only) or the saved script changed since. There the
+// value sent is used for the saved replay, and for the draft's too when the
+// draft computes the same value as the saved version; the keys are returned
+// so the entity is marked approximate.
+func alignReplicas(sentJSON string, saved, draft map[string]any) []string {
+	sent, err := decodeObject(&sentJSON)
+	if err != nil || saved == nil {
+		return nil
+	}
+	var keys []string
+	for _, k := range sortedKeys(sent, saved) {
+		was := mustCanonical(saved[k])
+		if was == mustCanonical(sent[k]) {
+			continue
+		}
+		keys = append(keys, k)
+		if draft != nil && mustCanonical(draft[k]) == was {
+			v, ok := sent[k]
+			setOrDelete(draft, k, v, ok)
+		}
+		v, ok := sent[k]
+		setOrDelete(saved, k, v, ok)
+	}
+	return keys
 }
 
 // compareRuns fills ent from the saved (before) and draft (after) runs.
@@ -172,16 +208,6 @@ func impactDiff(old, new, fallback map[string]any) map[string]FieldChange {
 			out = map[string]FieldChange{}
 		}
 		out[k] = FieldChange{Old: o, New: n}
-	}
-	return out
-}
-
-func ptr(s string) *string { return &s }
-
-func changesAsAny(m map[string]FieldChange) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
 	}
 	return out
 }
