@@ -12,6 +12,7 @@ import (
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/testdb"
+	"github.com/duplexsync/duplex/scripting/sandbox"
 )
 
 // readCounting counts a connector's reads: an impact preview must make none.
@@ -238,8 +239,31 @@ func TestImpactTriggerAndOutgoing(t *testing.T) {
 	}
 }
 
+// A rules draft reports the entities the new rule would refuse; a budget
+// that runs out marks the result partial.
+func TestImpactRulesAndBudget(t *testing.T) {
+	f := newImpactFixture(t)
+	rules := `[{"field": "state", "kind": "oneOf", "values": ["new", "in_progress"], "message": "no closing from engineering"}]`
+	res := f.impact(store.BToA, engine.ImpactDraft{Rules: &rules})
+	if res.Totals.ValidationFails != 3 || res.Totals.Unchanged != 3 {
+		t.Fatalf("totals %+v", res.Totals)
+	}
+	ents := byEntity(res)
+	for _, tk := range f.tickets[:3] {
+		e := ents[f.issueOf(tk)]
+		if e.Outcome != engine.ImpactValidationFails || len(e.Rules) != 1 || e.Rules[0].Message != "no closing from engineering" {
+			t.Errorf("resolved issue of ticket %s: %+v", tk, e)
+		}
+	}
+	res, err := f.eng.Impact(f.ctx, f.conn.ID, store.BToA, engine.ImpactDraft{Rules: &rules}, 0, time.Nanosecond)
+	if err != nil || !res.Partial || len(res.Entities) != res.Totals.Entities || res.Totals.Entities >= 6 {
+		t.Fatalf("budget: %+v %v", res, err)
+	}
+}
+
 // BenchmarkImpact replays the demo's last 200 synced changes (200 linked
-// tickets, one change each) through an outgoing draft, in process.
+// tickets, one change each) through an outgoing draft: in process, and in
+// sandbox worker processes on the interactive lane as the server runs it.
 func BenchmarkImpact(b *testing.B) {
 	f := newFixture(b, testdb.SQLite(b), time.Second)
 	for i := 0; i < 200; i++ {
@@ -255,11 +279,23 @@ func BenchmarkImpact(b *testing.B) {
 		b.Fatal(err)
 	}
 	out := strings.Replace(cur[store.SideA][store.KindOutgoing].Source, "replica.title = entity.subject;", `replica.title = "[T] " + entity.subject;`, 1)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		res, err := f.eng.Impact(f.ctx, f.conn.ID, store.AToB, engine.ImpactDraft{Outgoing: &out}, 200, time.Minute)
-		if err != nil || res.Partial || res.Totals.Entities != 200 || res.Totals.PatchDiffers != 200 {
-			b.Fatalf("%+v %v", res.Totals, err)
+	run := func(b *testing.B, eng *engine.Engine) {
+		for i := 0; i < b.N; i++ {
+			res, err := eng.Impact(f.ctx, f.conn.ID, store.AToB, engine.ImpactDraft{Outgoing: &out}, 200, time.Minute)
+			if err != nil || res.Partial || res.Totals.Entities != 200 || res.Totals.PatchDiffers != 200 {
+				b.Fatalf("%+v %v", res.Totals, err)
+			}
 		}
 	}
+	b.Run("inprocess", func(b *testing.B) { run(b, f.eng) })
+	b.Run("sandbox", func(b *testing.B) {
+		pool, err := sandbox.NewPool(sandbox.Options{Workers: 1, Interactive: 1, Timeout: time.Second, Memory: 512 << 20})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = pool.Stop(context.Background()) }()
+		eng := engine.New(engine.Options{Store: f.st, Connectors: f.reg, Secrets: f.box, Runner: pool, Interactive: pool.Interactive()})
+		defer eng.Close()
+		run(b, eng)
+	})
 }
