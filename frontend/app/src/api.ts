@@ -1,6 +1,8 @@
 // Typed access to the Duplex JSON API. Every error answer is {code, message}
 // (plus script, line, column for scripts); it becomes an ApiError.
 
+import type { ImpactDraft, ImpactResult } from "./impact";
+
 export type Side = "a" | "b";
 export type Kind = "trigger" | "outgoing" | "incoming";
 export const KINDS: Kind[] = ["trigger", "outgoing", "incoming"];
@@ -549,6 +551,7 @@ export const api = {
   setPolicy: (id: number, p: unknown) => request<Connection>("PUT", `/api/connections/${id}/conflict-policy`, p),
   testRun: (id: number, b: { side: Side; entity_id?: string; entity?: unknown }) =>
     request<TestRunResult>("POST", `/api/connections/${id}/test-run`, b),
+  impact: (id: number, b: ImpactDraft, signal?: AbortSignal) => request<ImpactResult>("POST", `/api/connections/${id}/impact`, b, signal),
   twins: (id: number) => get<Twin[]>(`/api/connections/${id}/twins?limit=1000`),
   retryFailed: (id: number) => request<{ retried: number }>("POST", `/api/connections/${id}/retry-failed`),
 
