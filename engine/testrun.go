@@ -125,10 +125,19 @@ func (e *Engine) TestRun(ctx context.Context, connID int64, side store.Side, id 
 // patch, comments. Template fixtures use it without any store.
 func simulate(ctx context.Context, r Scripts, connName string, timeout time.Duration, src, dst *sidePlan, side store.Side,
 	ent connectors.Entity, previous map[string]any, target *connectors.Entity, links commentLinks, res *TestRunResult) {
+	if simulateOutgoing(ctx, r, connName, timeout, src, side, ent, target, previous, res) {
+		simulateIncoming(ctx, r, connName, timeout, dst, side, res.Replica, previous, target, links, res)
+	}
+}
+
+// simulateOutgoing is the first half of simulate: trigger and outgoing
+// script; false when one failed (res says how).
+func simulateOutgoing(ctx context.Context, r Scripts, connName string, timeout time.Duration, src *sidePlan, side store.Side,
+	ent connectors.Entity, target *connectors.Entity, previous map[string]any, res *TestRunResult) bool {
 	var err error
 	if res.Matched, err = r.Match(ctx, src.trigger, triggerVars(ent), scripting.Meta{Connection: connName, Side: string(side), Timeout: timeout}); err != nil {
 		res.Error, res.Stage = err, "trigger"
-		return
+		return false
 	}
 	res.WouldSync = res.Matched || res.Linked
 	first := target == nil
@@ -137,9 +146,18 @@ func simulate(ctx context.Context, r Scripts, connName string, timeout time.Dura
 	res.Log = append(res.Log, out.Log...)
 	if err != nil {
 		res.Error, res.Stage = err, "outgoing"
-		return
+		return false
 	}
 	res.Replica = out.Replica
+	return true
+}
+
+// simulateIncoming is the second half of simulate, from a replica: rules,
+// incoming, patch, comments. The impact preview starts here from a stored
+// replica when only the incoming script or the rules changed.
+func simulateIncoming(ctx context.Context, r Scripts, connName string, timeout time.Duration, dst *sidePlan, side store.Side,
+	sent map[string]any, previous map[string]any, target *connectors.Entity, links commentLinks, res *TestRunResult) {
+	first := target == nil
 	in := map[string]any{}
 	var local connectors.Entity
 	if target != nil {
@@ -148,7 +166,7 @@ func simulate(ctx context.Context, r Scripts, connName string, timeout time.Dura
 		res.TargetID = local.ID
 	}
 	// The replica goes through its JSON form, exactly as a queued event would.
-	enc, err := canonical(out.Replica)
+	enc, err := canonical(sent)
 	if err != nil {
 		res.Error, res.Stage = err, "outgoing"
 		return

@@ -102,6 +102,7 @@ var routeLevels = map[string]level{
 	"POST /api/connections/:id/activate":                     lvEditor,
 	"POST /api/connections/:id/pause":                        lvEditor,
 	"POST /api/connections/:id/test-run":                     lvEditor,
+	"POST /api/connections/:id/impact":                       lvEditor,
 	"PUT /api/connections/:id/options":                       lvEditor,
 	"POST /api/connections/:id/link-existing":                lvEditor,
 	"POST /api/connections/:id/retry-failed":                 lvEditor,

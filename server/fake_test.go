@@ -103,6 +103,10 @@ func (f *fakeEngine) TestRun(ctx context.Context, connID int64, side store.Side,
 	return f.testRun, nil
 }
 
+func (f *fakeEngine) Impact(ctx context.Context, connID int64, d store.Direction, draft engine.ImpactDraft, changes int, budget time.Duration) (engine.ImpactResult, error) {
+	return engine.ImpactResult{Direction: d, Entities: []engine.ImpactEntity{}}, nil
+}
+
 func (f *fakeEngine) PreviewTrigger(ctx context.Context, systemID int64, src string, limit, sample int) (engine.TriggerPreview, error) {
 	return engine.TriggerPreview{}, f.ValidateTrigger(ctx, systemID, src)
 }

@@ -99,6 +99,7 @@ var ops = map[string]op{
 	"GET /api/connections/{id}/rules/{side}/versions":           {summary: "Every version of a side's rules, newest first", tag: "scripts", out: []store.ScriptVersion{}},
 	"POST /api/connections/{id}/rules/{side}/validate":          {summary: "Compile draft rules without saving them", tag: "scripts", in: rulesIn{}, out: okOut{}},
 	"POST /api/connections/{id}/trigger-preview":                {summary: "How many entities a draft trigger matches (reads the remote)", tag: "scripts", in: triggerPreviewIn{}, out: engine.TriggerPreview{}},
+	"POST /api/connections/{id}/impact":                         {summary: "Replay recent synced changes through a draft of a direction's scripts and report what would differ (writes nothing)", tag: "scripts", in: impactIn{}, out: engine.ImpactResult{}},
 	"POST /api/connections/{id}/test-run":                       {summary: "Run the scripts on one entity without writing anything", tag: "scripts", in: testRunIn{}, out: testRunOut{}},
 
 	"PUT /api/connections/{id}/conflict-policy": {summary: "Set the conflict policy", tag: "connections", in: engine.Policy{}, out: connectionOut{}},

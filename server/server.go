@@ -45,6 +45,9 @@ type Engine interface {
 	ValidateTrigger(ctx context.Context, systemID int64, src string) error
 	// TestRun runs a connection's scripts on one entity without writing.
 	TestRun(ctx context.Context, connID int64, side store.Side, id string, ent *connectors.Entity) (engine.TestRunResult, error)
+	// Impact replays a connection's recent synced changes of a direction
+	// through the saved and a draft version of its scripts, writing nothing.
+	Impact(ctx context.Context, connID int64, d store.Direction, draft engine.ImpactDraft, changes int, budget time.Duration) (engine.ImpactResult, error)
 	// PreviewTrigger evaluates a trigger on up to limit entities of a
 	// system, writing nothing, and returns the count and a sample of matches.
 	PreviewTrigger(ctx context.Context, systemID int64, src string, limit, sample int) (engine.TriggerPreview, error)
@@ -198,6 +201,7 @@ func New(o Options) http.Handler {
 	s.route(api, "POST", "/connections/:id/activate", teamRole("connection", "id", editor), s.setActive(true))
 	s.route(api, "POST", "/connections/:id/pause", teamRole("connection", "id", editor), s.setActive(false))
 	s.route(api, "POST", "/connections/:id/test-run", teamRole("connection", "id", editor), s.testRun)
+	s.route(api, "POST", "/connections/:id/impact", teamRole("connection", "id", editor), s.impact)
 	s.route(api, "GET", "/connections/:id/twins", teamRole("connection", "id", viewer), s.listTwins)
 	s.route(api, "POST", "/connections/:id/twins", teamRole("connection", "id", editor), s.linkTwin)
 	s.route(api, "PUT", "/connections/:id/options", teamRole("connection", "id", editor), s.setOptions)

@@ -43,6 +43,7 @@ usage:
   duplex serve   [flags]   run the API, the browser app and the sync engine
   duplex migrate [flags] [up|status]
   duplex script test DIR...  run a template folder's fixtures (testdata/*.json)
+  duplex script impact [flags] CONNECTION  what a draft script would change over recent synced changes
   duplex user add|password|list [flags] [EMAIL]   manage people (password from DUPLEX_PASSWORD)
   duplex template import DIR | export NAME DIR [--team T]   a team template as a folder
   duplex backup [flags] FILE   a consistent copy of the SQLite store, while it runs

@@ -16,8 +16,11 @@ var errFixturesFailed = errors.New("fixtures failed")
 // runScript implements `duplex script test DIR...`: it runs each template
 // folder's testdata/*.json fixtures, for a team's own CI.
 func runScript(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) > 0 && args[0] == "impact" {
+		return runImpact(ctx, args[1:], out)
+	}
 	if len(args) < 2 || args[0] != "test" {
-		return fmt.Errorf("usage: duplex script test DIR [DIR...]  (a template folder with testdata/*.json)")
+		return fmt.Errorf("usage: duplex script test DIR [DIR...]  (a template folder with testdata/*.json)\n       duplex script impact -direction a_to_b|b_to_a -incoming FILE ... CONNECTION")
 	}
 	runner := scripting.NewRunner(scripting.Options{})
 	passed, failed := 0, 0

@@ -11,6 +11,8 @@ import type * as gen from "./api.gen";
 export type { ErrorCode, JsonValue } from "./api.gen";
 export { ERROR_CODES } from "./api.gen";
 
+import type { ImpactDraft, ImpactResult } from "./impact";
+
 export type Side = "a" | "b";
 export type Kind = "trigger" | "outgoing" | "incoming";
 export const KINDS: Kind[] = ["trigger", "outgoing", "incoming"];
@@ -243,6 +245,7 @@ export const api = {
   setPolicy: (id: number, p: gen.EnginePolicy) => request<Connection>("PUT", `/api/connections/${id}/conflict-policy`, p),
   testRun: (id: number, b: Pick<gen.ServerTestRunIn, "side"> & Partial<gen.ServerTestRunIn>) =>
     request<TestRunResult>("POST", `/api/connections/${id}/test-run`, b),
+  impact: (id: number, b: ImpactDraft, signal?: AbortSignal) => request<ImpactResult>("POST", `/api/connections/${id}/impact`, b, signal),
   twins: (id: number) => get<Twin[]>(`/api/connections/${id}/twins?limit=1000`),
   retryFailed: (id: number) => request<gen.ServerCountOut>("POST", `/api/connections/${id}/retry-failed`),
 

@@ -5,6 +5,8 @@ import { denied, dirtyKeys } from "../logic";
 import { ErrorBox, Loading, toast, useAsync } from "../ui";
 import { keyOf, savedSources, type Ctx, type Key } from "./connection";
 import { RulesPanel } from "./rules-panel";
+import { ImpactPanel } from "./impact-panel";
+import { impactDrafts, type ImpactResult } from "../impact";
 
 type Monaco = typeof import("../editor/monaco");
 type Diag = { state: "checking" } | { state: "ok" } | { state: "read-only" } | { state: "error"; line?: number; column?: number; message: string };
@@ -35,6 +37,19 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
   const dirty = dirtyKeys(saved, ctx.drafts) as Key[];
 
   const noSave = denied(ctx.role, "save");
+  const noImpact = denied(ctx.role, "test");
+  const [impact, setImpact] = useState<ImpactResult[]>();
+  const [impacting, setImpacting] = useState(false);
+  const runImpact = async () => {
+    setImpacting(true);
+    try {
+      setImpact(await Promise.all(impactDrafts(ctx.drafts, dirty).map((d) => api.impact(ctx.conn.id, d))));
+    } catch (e) {
+      toast(`Impact preview failed: ${(e as Error).message}`, "error");
+    } finally {
+      setImpacting(false);
+    }
+  };
   const saveRef = useRef<() => Promise<void>>(async () => {});
   saveRef.current = async () => {
     if (saving || noSave) return;
@@ -115,10 +130,14 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
         <button class="btn" disabled={!dirty.length || saving} onClick={() => ctx.resetDrafts()}>
           Discard
         </button>
+        <button class="btn" disabled={!dirty.length || impacting || !!noImpact} title={noImpact ?? "What these drafts would have done to the recent synced changes"} onClick={() => void runImpact()} data-testid="impact-run">
+          {impacting ? "Replaying…" : "Impact"}
+        </button>
         <button class="btn primary" disabled={!dirty.length || saving || !!noSave} title={noSave} onClick={() => void saveRef.current()} data-testid="save">
           {saving ? "Saving…" : "Save"}
         </button>
       </div>
+      {impact && <ImpactPanel ctx={ctx} results={impact} onClose={() => setImpact(undefined)} />}
       {env.data.schemaMissing && <div class="warn small">A system's fields could not be read; trigger completion is limited.</div>}
       {(["a", "b"] as Side[]).map((src) => {
         const dst: Side = src === "a" ? "b" : "a";
