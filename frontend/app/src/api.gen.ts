@@ -89,11 +89,60 @@ export interface ConnectorsSpec {
   capabilities: ConnectorsCapabilities;
 }
 
+/** Go: engine.FieldChange */
+export interface EngineFieldChange {
+  old: unknown;
+  new: unknown;
+}
+
 /** Go: engine.HookResult */
 export interface EngineHookResult {
   delivery: string;
   entities: number;
   duplicate?: boolean;
+}
+
+/** Go: engine.ImpactEntity */
+export interface EngineImpactEntity {
+  entity_id: string;
+  event_id: number;
+  twin_id: number;
+  target_id?: string;
+  outcome: string;
+  replica?: Record<string, EngineFieldChange>;
+  patch?: Record<string, EngineFieldChange>;
+  stage?: string;
+  error?: string;
+  line?: number;
+  column?: number;
+  rules?: ScriptingRuleResult[];
+  reason?: string;
+  inexact?: string[];
+}
+
+/** Go: engine.ImpactResult */
+export interface EngineImpactResult {
+  direction: string;
+  changes: number;
+  totals: EngineImpactTotals;
+  partial: boolean;
+  draft_error?: string;
+  entities: EngineImpactEntity[];
+}
+
+/** Go: engine.ImpactTotals */
+export interface EngineImpactTotals {
+  entities: number;
+  unchanged: number;
+  replica_differs: number;
+  patch_differs: number;
+  would_fail: number;
+  now_succeeds: number;
+  starts_syncing: number;
+  stops_syncing: number;
+  validation_fails: number;
+  not_replayable: number;
+  inexact: number;
 }
 
 /** Go: engine.Lifecycle */
@@ -343,6 +392,17 @@ export interface ServerForkTemplateIn {
 export interface ServerHealthOut {
   status: string;
   message?: string;
+}
+
+/** Go: server.impactIn */
+export interface ServerImpactIn {
+  direction: string;
+  trigger?: string | null;
+  outgoing?: string | null;
+  incoming?: string | null;
+  rules?: string | null;
+  changes?: number;
+  budget_seconds?: number;
 }
 
 /** Go: server.linkExistingIn */
