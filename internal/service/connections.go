@@ -11,6 +11,7 @@ import (
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/scripting"
+	"github.com/duplexsync/duplex/scripts"
 )
 
 // NewConnection is a connection to create. Scripts are its sources (from a
@@ -28,6 +29,9 @@ type NewConnection struct {
 	TemplateID      int64
 	TemplateVersion int
 	TemplateParams  map[string]any
+	// Kinds are the connector kinds the template's sides fit (empty: any);
+	// a system of another kind is refused as a *scripts.KindMismatchError.
+	Kinds scripts.SideKinds
 	// ConflictPolicy and Options are JSON text ("" for unset), stored as
 	// given once they parse: apply compares the stored text with its folder's.
 	ConflictPolicy string
@@ -72,6 +76,9 @@ func (s *Service) CreateConnection(ctx context.Context, actor string, in NewConn
 	if err := ownSystems(ctx, s.st, in.TeamID, in.SystemAID, in.SystemBID); err != nil {
 		return conn, err
 	}
+	if err := fitKinds(ctx, s.st, in); err != nil {
+		return conn, err
+	}
 	if err := s.checkScripts(ctx, conn, in.Scripts); err != nil {
 		return conn, err
 	}
@@ -108,6 +115,29 @@ func (s *Service) CreateConnection(ctx context.Context, actor string, in NewConn
 		return conn.ID, detail, nil
 	})
 	return conn, err
+}
+
+// fitKinds refuses a system whose kind its side of the template does not
+// fit: the template's scripts read fields only those kinds have.
+func fitKinds(ctx context.Context, tx *store.Store, in NewConnection) error {
+	name := in.Template
+	if name == "" {
+		name = fmt.Sprintf("%d", in.TemplateID)
+	}
+	for i, id := range []int64{in.SystemAID, in.SystemBID} {
+		side := []string{"a", "b"}[i]
+		if len(in.Kinds.Of(side)) == 0 {
+			continue
+		}
+		sys, err := tx.GetSystem(ctx, id)
+		if err != nil {
+			return fmt.Errorf("system %d: %w", id, err)
+		}
+		if err := in.Kinds.Check(name, side, sys.Kind); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ownSystems refuses a system that does not exist (a reference in the input)
