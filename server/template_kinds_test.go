@@ -89,7 +89,16 @@ func TestTemplateSideKinds(t *testing.T) {
 	}
 	team := map[string]any{"template_id": tpl.ID}
 	refused(conn("y", "sql", "redmine", team), "system_a_id", "rt")
-	e.must(201, "aEditor", "POST", "/api/connections", conn("y", "rt", "redmine", team), nil)
+	var y connTplJSON
+	e.must(201, "aEditor", "POST", "/api/connections", conn("y", "rt", "redmine", team), &y)
+	// A version whose side a fits sql only is no upgrade for y.
+	e.must(201, "aEditor", "POST", fmt.Sprintf("/api/team-templates/%d/versions", tpl.ID), map[string]any{
+		"title": "sql now", "sources": tpl.Body.Sources, "kinds_a": []string{"sql"}, "note": "sql"}, nil)
+	var up kindErr
+	if code := e.as("aEditor", "POST", fmt.Sprintf("/api/connections/%d/upgrade-template", y.ID), map[string]any{}, &up); code != 422 ||
+		up.Code != "template_kind_mismatch" || up.Field != "system_a_id" || !slices.Equal(up.ExpectedKinds, []string{"sql"}) {
+		t.Fatalf("upgrade onto other kinds: %d %+v", code, up)
+	}
 
 	var wide tplJSON
 	e.must(201, "aEditor", "POST", fmt.Sprintf("/api/connections/%d/save-as-template", origin.ID),

@@ -819,7 +819,7 @@ func (s *srv) upgradeTemplate(c *gin.Context) error {
 		return err
 	}
 	if err := s.svc.UpgradeTemplate(ctx, p.Actor(), conn, service.Upgrade{Scripts: byKind, TemplateID: t.ID, Version: v.Version,
-		Params: params, Detail: fmt.Sprintf("template %d %q version %d → %d", t.ID, t.Name, conn.TemplateVersion, v.Version)}); err != nil {
+		Params: params, Kinds: body.SideKinds, Detail: fmt.Sprintf("template %d %q version %d → %d", t.ID, t.Name, conn.TemplateVersion, v.Version)}); err != nil {
 		return err
 	}
 	return s.respondConnection(c, http.StatusOK, id)

@@ -76,7 +76,11 @@ func (s *Service) CreateConnection(ctx context.Context, actor string, in NewConn
 	if err := ownSystems(ctx, s.st, in.TeamID, in.SystemAID, in.SystemBID); err != nil {
 		return conn, err
 	}
-	if err := fitKinds(ctx, s.st, in); err != nil {
+	name := in.Template
+	if name == "" {
+		name = fmt.Sprint(in.TemplateID)
+	}
+	if err := fitKinds(ctx, s.st, name, in.Kinds, in.SystemAID, in.SystemBID); err != nil {
 		return conn, err
 	}
 	if err := s.checkScripts(ctx, conn, in.Scripts); err != nil {
@@ -119,21 +123,17 @@ func (s *Service) CreateConnection(ctx context.Context, actor string, in NewConn
 
 // fitKinds refuses a system whose kind its side of the template does not
 // fit: the template's scripts read fields only those kinds have.
-func fitKinds(ctx context.Context, tx *store.Store, in NewConnection) error {
-	name := in.Template
-	if name == "" {
-		name = fmt.Sprintf("%d", in.TemplateID)
-	}
-	for i, id := range []int64{in.SystemAID, in.SystemBID} {
+func fitKinds(ctx context.Context, tx *store.Store, name string, kinds scripts.SideKinds, systemA, systemB int64) error {
+	for i, id := range []int64{systemA, systemB} {
 		side := []string{"a", "b"}[i]
-		if len(in.Kinds.Of(side)) == 0 {
+		if len(kinds.Of(side)) == 0 {
 			continue
 		}
 		sys, err := tx.GetSystem(ctx, id)
 		if err != nil {
 			return fmt.Errorf("system %d: %w", id, err)
 		}
-		if err := in.Kinds.Check(name, side, sys.Kind); err != nil {
+		if err := kinds.Check(name, side, sys.Kind); err != nil {
 			return err
 		}
 	}
@@ -326,11 +326,17 @@ type Upgrade struct {
 	Version    int
 	Params     map[string]any
 	Detail     string // the audit entry's, naming the template and versions
+	// Kinds are what the version's sides fit: a version that no longer
+	// fits the connection's systems is refused like a create.
+	Kinds scripts.SideKinds
 }
 
 // UpgradeTemplate checks the rendered scripts and saves them as new
 // versions, with the template version and parameters.
 func (s *Service) UpgradeTemplate(ctx context.Context, actor string, conn store.Connection, up Upgrade) error {
+	if err := fitKinds(ctx, s.st, fmt.Sprint(up.TemplateID), up.Kinds, conn.SystemAID, conn.SystemBID); err != nil {
+		return err
+	}
 	if err := s.checkScripts(ctx, conn, up.Scripts); err != nil {
 		return err
 	}

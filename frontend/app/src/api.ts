@@ -172,6 +172,9 @@ export interface Template {
   params: TemplateParam[] | null;
   side_a: string;
   side_b: string;
+  // Connector kinds each side fits (absent: any kind).
+  kinds_a?: string[];
+  kinds_b?: string[];
   tags?: string[];
   sources?: Record<Side, Record<Kind, string>>;
 }
@@ -186,6 +189,8 @@ export interface TemplateBody {
   description: string;
   side_a: string;
   side_b: string;
+  kinds_a?: string[];
+  kinds_b?: string[];
   tags?: string[];
   params: TemplateParam[] | null;
   sources: Sources;
