@@ -28,14 +28,15 @@ const (
 // meta is template.json: everything of a body except sources and fixtures,
 // which are files of their own.
 type meta struct {
-	Name        string          `json:"name,omitempty"`
-	Title       string          `json:"title"`
-	Description string          `json:"description"`
-	SideA       string          `json:"side_a"`
-	SideB       string          `json:"side_b"`
-	Tags        []string        `json:"tags,omitempty"`
-	Params      []Param         `json:"params"`
-	Options     json.RawMessage `json:"options,omitempty"`
+	Name        string `json:"name,omitempty"`
+	Title       string `json:"title"`
+	Description string `json:"description"`
+	SideA       string `json:"side_a"`
+	SideB       string `json:"side_b"`
+	SideKinds
+	Tags    []string        `json:"tags,omitempty"`
+	Params  []Param         `json:"params"`
+	Options json.RawMessage `json:"options,omitempty"`
 }
 
 // sourceFiles lists the six script files of a template folder in order.
@@ -52,7 +53,7 @@ var sourceFiles = func() []string {
 // Files lays the body out as a template folder, the layout of scripts/<name>/:
 // template.json, the six source files and testdata/*.json.
 func (b Body) Files() (map[string][]byte, error) {
-	m := meta{Title: b.Title, Description: b.Description, SideA: b.SideA, SideB: b.SideB, Tags: b.Tags,
+	m := meta{Title: b.Title, Description: b.Description, SideA: b.SideA, SideB: b.SideB, SideKinds: b.SideKinds, Tags: b.Tags,
 		Params: b.Params, Options: b.Options}
 	if m.Params == nil {
 		m.Params = []Param{}
@@ -114,7 +115,7 @@ func FromFiles(files map[string][]byte) (Body, error) {
 	if err := dec.Decode(&m); err != nil {
 		return Body{}, fmt.Errorf("template.json: %v: %w", err, ErrInvalid)
 	}
-	b := Body{Title: m.Title, Description: m.Description, SideA: m.SideA, SideB: m.SideB, Tags: m.Tags,
+	b := Body{Title: m.Title, Description: m.Description, SideA: m.SideA, SideB: m.SideB, SideKinds: m.SideKinds, Tags: m.Tags,
 		Params: m.Params, Sources: Sources{"a": {}, "b": {}}}
 	if len(m.Options) > 0 {
 		// template.json indents it; the body keeps it compact.

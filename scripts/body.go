@@ -12,14 +12,15 @@ import (
 // Body is one published version of a team template: what the store keeps as
 // a version's JSON body, and what an archive holds as files.
 type Body struct {
-	Title       string          `json:"title"`
-	Description string          `json:"description"`
-	SideA       string          `json:"side_a"`
-	SideB       string          `json:"side_b"`
-	Tags        []string        `json:"tags,omitempty"`
-	Params      []Param         `json:"params"`
-	Sources     Sources         `json:"sources"`
-	Options     json.RawMessage `json:"options,omitempty"`
+	Title       string `json:"title"`
+	Description string `json:"description"`
+	SideA       string `json:"side_a"`
+	SideB       string `json:"side_b"`
+	SideKinds
+	Tags    []string        `json:"tags,omitempty"`
+	Params  []Param         `json:"params"`
+	Sources Sources         `json:"sources"`
+	Options json.RawMessage `json:"options,omitempty"`
 	// Fixtures are the testdata/*.json files, by file name ("a-open.json").
 	Fixtures map[string]json.RawMessage `json:"fixtures,omitempty"`
 }
@@ -27,12 +28,12 @@ type Body struct {
 // Template gives the body a name, so it renders like a built-in.
 func (b Body) Template(name string) Template {
 	return Template{Name: name, Title: b.Title, Description: b.Description, Params: b.Params,
-		SideA: b.SideA, SideB: b.SideB, Sources: b.Sources, Tags: b.Tags, Options: b.Options}
+		SideA: b.SideA, SideB: b.SideB, SideKinds: b.SideKinds, Sources: b.Sources, Tags: b.Tags, Options: b.Options}
 }
 
 // BodyOf turns a built-in template (and its fixtures) into a body.
 func BodyOf(t Template, fixtures map[string][]byte) Body {
-	b := Body{Title: t.Title, Description: t.Description, SideA: t.SideA, SideB: t.SideB, Tags: t.Tags,
+	b := Body{Title: t.Title, Description: t.Description, SideA: t.SideA, SideB: t.SideB, SideKinds: t.SideKinds, Tags: t.Tags,
 		Params: t.Params, Sources: t.Sources, Options: t.Options}
 	if len(fixtures) > 0 {
 		b.Fixtures = make(map[string]json.RawMessage, len(fixtures))
@@ -197,6 +198,9 @@ func (b Body) Validate() error {
 				return fmt.Errorf("sources: kind %q is not trigger, outgoing or incoming: %w", kind, ErrInvalid)
 			}
 		}
+	}
+	if err := b.SideKinds.validate(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for _, p := range b.Params {

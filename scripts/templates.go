@@ -50,14 +50,17 @@ func (p Param) ParamType() string {
 
 // Template is a reusable set of scripts and triggers.
 type Template struct {
-	Name        string   `json:"name"`
-	Title       string   `json:"title"`
-	Description string   `json:"description"`
-	Params      []Param  `json:"params"`
-	SideA       string   `json:"side_a"` // what side a is expected to be, for people
-	SideB       string   `json:"side_b"`
-	Sources     Sources  `json:"sources"`
-	Tags        []string `json:"tags,omitempty"`
+	Name        string  `json:"name"`
+	Title       string  `json:"title"`
+	Description string  `json:"description"`
+	Params      []Param `json:"params"`
+	SideA       string  `json:"side_a"` // what side a is expected to be, for people
+	SideB       string  `json:"side_b"`
+	// SideKinds (kinds_a, kinds_b) are the connector kinds each side fits;
+	// the server refuses a connection whose systems are of other kinds.
+	SideKinds
+	Sources Sources  `json:"sources"`
+	Tags    []string `json:"tags,omitempty"`
 	// Options are the connection options (engine.Lifecycle) a connection
 	// made from the template starts with, unless the request gives its own.
 	Options json.RawMessage `json:"options,omitempty"`
@@ -124,6 +127,9 @@ func loadOne(fsys fs.FS, dir string) (Template, error) {
 		return t, fmt.Errorf("template %s: %w", dir, err)
 	}
 	if err := json.Unmarshal(raw, &t); err != nil {
+		return t, fmt.Errorf("template %s/template.json: %w", dir, err)
+	}
+	if err := t.SideKinds.validate(); err != nil {
 		return t, fmt.Errorf("template %s/template.json: %w", dir, err)
 	}
 	t.Name = dir

@@ -145,7 +145,7 @@ func (s *srv) newConnection(ctx context.Context, in connectionIn) (service.NewCo
 		if err != nil {
 			return nc, badRequest("%v", err)
 		}
-		sources, tplOptions = rendered, tpl.Options
+		sources, tplOptions, nc.Kinds = rendered, tpl.Options, tpl.SideKinds
 	case in.TemplateID != 0:
 		// The team that will own the connection must see the template:
 		// its status and upgrades read the template again later.
@@ -159,7 +159,7 @@ func (s *srv) newConnection(ctx context.Context, in connectionIn) (service.NewCo
 		if err != nil {
 			return nc, badRequest("%v", err)
 		}
-		sources, tplOptions = rendered, body.Options
+		sources, tplOptions, nc.Kinds = rendered, body.Options, body.SideKinds
 		nc.TemplateID, nc.TemplateVersion, nc.TemplateParams = t.ID, v.Version, in.Params
 	case in.TemplateVersion != 0:
 		return nc, badRequest("template_version needs template_id")

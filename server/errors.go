@@ -53,6 +53,10 @@ const (
 	CodeKindUnknown    = "connector_kind_unknown"
 	CodeSettingInvalid = "system_setting_invalid"
 	CodeSecretInvalid  = "system_secret_invalid"
+	// CodeTemplateKindMismatch: a connection from a template whose side
+	// fits other connector kinds than the chosen system's (field names the
+	// side's system, expected_kinds what fits).
+	CodeTemplateKindMismatch = "template_kind_mismatch"
 	// CodeScriptTimeoutOverCap: connection options ask for a longer script
 	// deadline than the sandbox allows (engine.MaxScriptTimeoutMS).
 	CodeScriptTimeoutOverCap = "script_timeout_over_cap"
@@ -77,6 +81,8 @@ type apiError struct {
 	PolicyRule string `json:"policy_rule,omitempty"`
 	// Field names the refused part of a system (see CodeSettingInvalid).
 	Field string `json:"field,omitempty"`
+	// ExpectedKinds are the connector kinds a template's side fits.
+	ExpectedKinds []string `json:"expected_kinds,omitempty"`
 }
 
 // classify is the one place that turns an error into an HTTP status and a
@@ -87,7 +93,11 @@ func classify(err error) (int, apiError) {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	var refused *connectors.RefusedError
+	var mismatch *scripts.KindMismatchError
 	switch {
+	case errors.As(err, &mismatch):
+		return http.StatusUnprocessableEntity, apiError{Code: CodeTemplateKindMismatch, Message: mismatch.Error(),
+			Field: "system_" + mismatch.Side + "_id", ExpectedKinds: mismatch.Want}
 	case errors.As(err, &refused):
 		code := CodeOutboundRefused
 		if refused.Rule == connectors.RuleStore {

@@ -9,6 +9,7 @@ import (
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/internal/demo"
 	"github.com/duplexsync/duplex/internal/testdb"
+	"github.com/duplexsync/duplex/scripts"
 )
 
 // Validation rules through the API: a draft with an expression that does
@@ -140,7 +141,18 @@ func TestUniqueRuleNeedsFinder(t *testing.T) {
 	if code := e.do("POST", "/api/connections", mustJSON(map[string]any{"name": "esc", "system_a_id": sa, "system_b_id": sb, "template": "support-escalation"}), &conn); code != http.StatusCreated {
 		t.Fatalf("create connection: %d", code)
 	}
-	if code := e.do("POST", "/api/connections", mustJSON(map[string]any{"name": "esc2", "system_a_id": sa, "system_b_id": plain.ID, "template": "support-escalation"}), &conn2); code != http.StatusCreated {
+	// The template's side b fits sql systems only: the same scripts, given
+	// as scripts, join the plain one.
+	lib, err := scripts.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, _ := lib.Get("support-escalation")
+	src, err := tpl.Render(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := e.do("POST", "/api/connections", mustJSON(map[string]any{"name": "esc2", "system_a_id": sa, "system_b_id": plain.ID, "scripts": src}), &conn2); code != http.StatusCreated {
 		t.Fatalf("create connection: %d", code)
 	}
 	rules := `{"rules":[{"field":"title","kind":"required"},{"field":"ticket","kind":"unique","target_field":"ticket_ref","where":"state != \"closed\""}]}`

@@ -277,15 +277,18 @@ func (s *srv) publishTeamTemplate(c *gin.Context) error {
 }
 
 type saveAsIn struct {
-	Name        string                     `json:"name"`
-	Title       string                     `json:"title"`
-	Description string                     `json:"description"`
-	SideA       string                     `json:"side_a"`
-	SideB       string                     `json:"side_b"`
-	Visibility  store.Visibility           `json:"visibility"`
-	Params      []scripts.ParamSpec        `json:"params"`
-	Fixtures    map[string]json.RawMessage `json:"fixtures"`
-	Note        string                     `json:"note"`
+	Name        string `json:"name"`
+	Title       string `json:"title"`
+	Description string `json:"description"`
+	SideA       string `json:"side_a"`
+	SideB       string `json:"side_b"`
+	// kinds_a, kinds_b: the kinds each side fits; a side left out fits
+	// the kind of the connection's system on that side.
+	scripts.SideKinds
+	Visibility store.Visibility           `json:"visibility"`
+	Params     []scripts.ParamSpec        `json:"params"`
+	Fixtures   map[string]json.RawMessage `json:"fixtures"`
+	Note       string                     `json:"note"`
 }
 
 // saveAsTemplate turns a connection's current scripts into a template of
@@ -329,7 +332,7 @@ func (s *srv) saveAsTemplate(c *gin.Context) error {
 		return err
 	}
 	body := scripts.Body{Title: in.Title, Description: in.Description, SideA: in.SideA, SideB: in.SideB,
-		Params: params, Sources: sources, Fixtures: in.Fixtures}
+		SideKinds: in.SideKinds, Params: params, Sources: sources, Fixtures: in.Fixtures}
 	if body.Title == "" {
 		body.Title = in.Name
 	}
@@ -337,14 +340,19 @@ func (s *srv) saveAsTemplate(c *gin.Context) error {
 		body.Options = json.RawMessage(conn.Options)
 	}
 	for _, side := range []store.Side{store.SideA, store.SideB} {
-		desc := &body.SideA
+		desc, kinds := &body.SideA, &body.SideKinds.A
 		if side == store.SideB {
-			desc = &body.SideB
+			desc, kinds = &body.SideB, &body.SideKinds.B
+		}
+		sys, err := s.st.GetSystem(ctx, conn.SystemID(side))
+		if err != nil {
+			return err
 		}
 		if *desc == "" {
-			if sys, err := s.st.GetSystem(ctx, conn.SystemID(side)); err == nil {
-				*desc = sys.Kind + " system like " + strconv.Quote(sys.Name)
-			}
+			*desc = sys.Kind + " system like " + strconv.Quote(sys.Name)
+		}
+		if len(*kinds) == 0 {
+			*kinds = []string{sys.Kind}
 		}
 	}
 
@@ -811,7 +819,7 @@ func (s *srv) upgradeTemplate(c *gin.Context) error {
 		return err
 	}
 	if err := s.svc.UpgradeTemplate(ctx, p.Actor(), conn, service.Upgrade{Scripts: byKind, TemplateID: t.ID, Version: v.Version,
-		Params: params, Detail: fmt.Sprintf("template %d %q version %d → %d", t.ID, t.Name, conn.TemplateVersion, v.Version)}); err != nil {
+		Params: params, Kinds: body.SideKinds, Detail: fmt.Sprintf("template %d %q version %d → %d", t.ID, t.Name, conn.TemplateVersion, v.Version)}); err != nil {
 		return err
 	}
 	return s.respondConnection(c, http.StatusOK, id)

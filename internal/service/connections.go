@@ -11,6 +11,7 @@ import (
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/scripting"
+	"github.com/duplexsync/duplex/scripts"
 )
 
 // NewConnection is a connection to create. Scripts are its sources (from a
@@ -28,6 +29,9 @@ type NewConnection struct {
 	TemplateID      int64
 	TemplateVersion int
 	TemplateParams  map[string]any
+	// Kinds are the connector kinds the template's sides fit (empty: any);
+	// a system of another kind is refused as a *scripts.KindMismatchError.
+	Kinds scripts.SideKinds
 	// ConflictPolicy and Options are JSON text ("" for unset), stored as
 	// given once they parse: apply compares the stored text with its folder's.
 	ConflictPolicy string
@@ -72,6 +76,13 @@ func (s *Service) CreateConnection(ctx context.Context, actor string, in NewConn
 	if err := ownSystems(ctx, s.st, in.TeamID, in.SystemAID, in.SystemBID); err != nil {
 		return conn, err
 	}
+	name := in.Template
+	if name == "" {
+		name = fmt.Sprint(in.TemplateID)
+	}
+	if err := fitKinds(ctx, s.st, name, in.Kinds, in.SystemAID, in.SystemBID); err != nil {
+		return conn, err
+	}
 	if err := s.checkScripts(ctx, conn, in.Scripts); err != nil {
 		return conn, err
 	}
@@ -108,6 +119,25 @@ func (s *Service) CreateConnection(ctx context.Context, actor string, in NewConn
 		return conn.ID, detail, nil
 	})
 	return conn, err
+}
+
+// fitKinds refuses a system whose kind its side of the template does not
+// fit: the template's scripts read fields only those kinds have.
+func fitKinds(ctx context.Context, tx *store.Store, name string, kinds scripts.SideKinds, systemA, systemB int64) error {
+	for i, id := range []int64{systemA, systemB} {
+		side := []string{"a", "b"}[i]
+		if len(kinds.Of(side)) == 0 {
+			continue
+		}
+		sys, err := tx.GetSystem(ctx, id)
+		if err != nil {
+			return fmt.Errorf("system %d: %w", id, err)
+		}
+		if err := kinds.Check(name, side, sys.Kind); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ownSystems refuses a system that does not exist (a reference in the input)
@@ -296,11 +326,17 @@ type Upgrade struct {
 	Version    int
 	Params     map[string]any
 	Detail     string // the audit entry's, naming the template and versions
+	// Kinds are what the version's sides fit: a version that no longer
+	// fits the connection's systems is refused like a create.
+	Kinds scripts.SideKinds
 }
 
 // UpgradeTemplate checks the rendered scripts and saves them as new
 // versions, with the template version and parameters.
 func (s *Service) UpgradeTemplate(ctx context.Context, actor string, conn store.Connection, up Upgrade) error {
+	if err := fitKinds(ctx, s.st, fmt.Sprint(up.TemplateID), up.Kinds, conn.SystemAID, conn.SystemBID); err != nil {
+		return err
+	}
 	if err := s.checkScripts(ctx, conn, up.Scripts); err != nil {
 		return err
 	}

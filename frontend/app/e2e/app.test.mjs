@@ -167,7 +167,20 @@ test("a connection from the escalation template, edited, tested, activated, sync
     await page.click('a[href="#/connections/new"]');
     await page.locator('[data-template="support-escalation"]').waitFor();
     await shot("3-templates");
+    // A template whose sides fit rt and redmine offers only the Redmine
+    // system on side b and says side a has none yet.
+    await page.click('[data-template="rt-redmine-escalation"]');
+    await page.locator('[data-no-fit="a"]', { hasText: "No Request Tracker system yet" }).waitFor();
+    assert.deepEqual(await page.locator('select[name="Side B"] option').allInnerTexts(), ["browser-redmine (redmine)"]);
+    assert.equal(await page.locator('form button[type="submit"]').isDisabled(), true);
+    await shot("3b-template-no-fitting-system");
+    await page.click('form a.btn[href="#/connections/new"]');
     await page.click('[data-template="support-escalation"]');
+    // Both sides of support-escalation fit sql: the Redmine system is not offered.
+    for (const side of ["Side A", "Side B"]) {
+      const offered = await page.locator(`select[name="${side}"] option`).allInnerTexts();
+      assert.ok(offered.length >= 2 && offered.every((o) => o.endsWith("(sql)")), `${side}: ${offered}`);
+    }
     await page.fill('input[name="name"]', "browser-escalation");
     await page.click('button[type="submit"]');
     await page.waitForURL(/#\/connections\/\d+\/scripts/);

@@ -233,6 +233,8 @@ export interface ScriptsBody {
   description: string;
   side_a: string;
   side_b: string;
+  kinds_a?: string[];
+  kinds_b?: string[];
   tags?: string[];
   params: ScriptsParam[];
   sources: Record<string, Record<string, string>>;
@@ -271,6 +273,8 @@ export interface ScriptsTemplate {
   params: ScriptsParam[];
   side_a: string;
   side_b: string;
+  kinds_a?: string[];
+  kinds_b?: string[];
   sources: Record<string, Record<string, string>>;
   tags?: string[];
   options?: JsonValue;
@@ -286,6 +290,7 @@ export interface ServerApiError {
   rule?: number;
   policy_rule?: string;
   field?: string;
+  expected_kinds?: string[];
 }
 
 /** Go: server.changePasswordIn */
@@ -464,6 +469,8 @@ export interface ServerPublishIn {
   description: string;
   side_a: string;
   side_b: string;
+  kinds_a?: string[];
+  kinds_b?: string[];
   tags?: string[];
   params: ScriptsParam[];
   sources: Record<string, Record<string, string>>;
@@ -504,6 +511,8 @@ export interface ServerSaveAsIn {
   description: string;
   side_a: string;
   side_b: string;
+  kinds_a?: string[];
+  kinds_b?: string[];
   visibility: string;
   params: ScriptsParamSpec[];
   fixtures: Record<string, JsonValue>;
@@ -614,6 +623,8 @@ export interface ServerTemplateItem {
   params: ScriptsParam[];
   side_a: string;
   side_b: string;
+  kinds_a?: string[];
+  kinds_b?: string[];
   sources: Record<string, Record<string, string>>;
   tags?: string[];
   options?: JsonValue;
@@ -862,6 +873,7 @@ export const ERROR_CODES = [
   "connector_kind_unknown",
   "system_setting_invalid",
   "system_secret_invalid",
+  "template_kind_mismatch",
   "script_timeout_over_cap",
 ] as const;
 

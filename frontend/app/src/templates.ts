@@ -279,3 +279,42 @@ export function visibilityChoices(role: Role | undefined): { value: "private" | 
     { value: "org", label: "org: every team", disabled: atLeast(role, "admin") ? undefined : "only team admins can publish a template org-wide" },
   ];
 }
+
+// ---------- systems that fit a template's sides ----------
+
+/** How the app names a connector kind in a sentence. */
+const KIND_TITLES: Record<string, string> = {
+  azuredevops: "Azure DevOps",
+  github: "GitHub",
+  http: "HTTP",
+  jira: "Jira",
+  redmine: "Redmine",
+  rt: "Request Tracker",
+  servicenow: "ServiceNow",
+  sql: "SQL",
+  zendesk: "Zendesk",
+};
+export const kindTitle = (kind: string) => KIND_TITLES[kind] ?? kind;
+
+/** The connector kinds a template's side fits; empty or absent: any. */
+export function sideKinds(t: { kinds_a?: string[]; kinds_b?: string[] } | null | undefined, side: Side): string[] {
+  return (side === "a" ? t?.kinds_a : t?.kinds_b) ?? [];
+}
+
+/** The systems a side may join: those of a kind it fits (all when it names none). */
+export function fittingSystems<S extends { kind: string }>(systems: S[], kinds: string[]): S[] {
+  return kinds.length === 0 ? systems : systems.filter((s) => kinds.includes(s.kind));
+}
+
+/** What the form says when no system fits a side: "No Redmine system yet". */
+export function noFitNote(kinds: string[]): string {
+  return `No ${kinds.map(kindTitle).join(" or ")} system yet`;
+}
+
+/** The systems the form starts with: the first fitting one per side, side b preferring another than side a's. */
+export function initialPicks<S extends { id: number; kind: string }>(systems: S[], t: { kinds_a?: string[]; kinds_b?: string[] } | null): { a: number; b: number } {
+  const a = fittingSystems(systems, sideKinds(t, "a"));
+  const b = fittingSystems(systems, sideKinds(t, "b"));
+  const first = a[0]?.id ?? 0;
+  return { a: first, b: (b.find((s) => s.id !== first) ?? b[0])?.id ?? 0 };
+}

@@ -4,6 +4,7 @@ import { ErrorBox, Loaded, useAction, useAsync } from "../ui";
 import { TeamPicker } from "./team-picker";
 import { useTeamDirectory, useTeams } from "../auth";
 import { teamName } from "../logic";
+import { fittingSystems, initialPicks, noFitNote, sideKinds } from "../templates";
 
 const BLANK = {
   a: { trigger: "false", outgoing: "// Fill `replica` from `entity`; only what is set here crosses over.\n", incoming: "// Apply `replica` to `entity`.\n" },
@@ -95,8 +96,9 @@ function CreateForm({ template, systems: all }: { template: Template | null; sys
   // A team wires only its own systems (their credentials are its admins').
   const systems = team === undefined ? all : all.filter((s) => s.team_id === undefined || s.team_id === team);
   const [name, setName] = useState(template ? template.name : "");
-  const [sa, setSa] = useState(systems[0]?.id ?? 0);
-  const [sb, setSb] = useState(systems[1]?.id ?? systems[0]?.id ?? 0);
+  // Each side offers only systems of the kinds the template's side fits.
+  const [sa, setSa] = useState(() => initialPicks(systems, template).a);
+  const [sb, setSb] = useState(() => initialPicks(systems, template).b);
   const [params, setParams] = useState<Record<string, string>>(() =>
     Object.fromEntries((template?.params ?? []).map((p) => [p.name, JSON.stringify(p.default, null, 2)])),
   );
@@ -104,8 +106,9 @@ function CreateForm({ template, systems: all }: { template: Template | null; sys
   const pickTeam = (t: number | undefined) => {
     setTeam(t);
     const own = t === undefined ? all : all.filter((s) => s.team_id === undefined || s.team_id === t);
-    setSa(own[0]?.id ?? 0);
-    setSb(own[1]?.id ?? own[0]?.id ?? 0);
+    const picks = initialPicks(own, template);
+    setSa(picks.a);
+    setSb(picks.b);
   };
   const act = useAction();
 
@@ -141,17 +144,25 @@ function CreateForm({ template, systems: all }: { template: Template | null; sys
     if (c) location.hash = `#/connections/${c.id}/scripts`;
   };
 
-  const pick = (v: number, set: (n: number) => void, label: string, hint?: string) => (
-    <label class="field">
+  const kinds = { a: sideKinds(template, "a"), b: sideKinds(template, "b") };
+  const fits = { a: fittingSystems(systems, kinds.a), b: fittingSystems(systems, kinds.b) };
+  const misfit = systems.length > 0 && (fits.a.length === 0 || fits.b.length === 0);
+  const pick = (side: "a" | "b", v: number, set: (n: number) => void, label: string, hint?: string) => (
+    <label class="field" data-side-kinds={kinds[side].join(" ")}>
       <span>{label}</span>
-      <select value={v} onChange={(e) => set(Number((e.currentTarget as HTMLSelectElement).value))} name={label}>
-        {systems.map((s) => (
+      <select value={v} onChange={(e) => set(Number((e.currentTarget as HTMLSelectElement).value))} name={label} disabled={fits[side].length === 0}>
+        {fits[side].map((s) => (
           <option value={s.id} key={s.id}>
             {s.name} ({s.kind})
           </option>
         ))}
       </select>
       {hint && <small class="muted">{hint}</small>}
+      {systems.length > 0 && fits[side].length === 0 && (
+        <small class="inline-error" data-no-fit={side}>
+          {noFitNote(kinds[side])}: <a href="#/systems/new">add one</a>.
+        </small>
+      )}
     </label>
   );
 
@@ -170,8 +181,8 @@ function CreateForm({ template, systems: all }: { template: Template | null; sys
         </div>
       )}
       <div class="two">
-        {pick(sa, setSa, "Side A", template?.side_a)}
-        {pick(sb, setSb, "Side B", template?.side_b)}
+        {pick("a", sa, setSa, "Side A", template?.side_a)}
+        {pick("b", sb, setSb, "Side B", template?.side_b)}
       </div>
       {template?.params?.map((p) => (
         <label class="field" key={p.name}>
@@ -189,7 +200,7 @@ function CreateForm({ template, systems: all }: { template: Template | null; sys
       {paramErr && <div class="inline-error">{paramErr}</div>}
       {act.error && <ErrorBox error={act.error} />}
       <div class="actions">
-        <button class="btn primary" type="submit" disabled={act.busy || !name.trim() || systems.length === 0}>
+        <button class="btn primary" type="submit" disabled={act.busy || !name.trim() || systems.length === 0 || misfit}>
           {act.busy ? "Creating…" : "Create connection"}
         </button>
         <a class="btn" href="#/connections/new">

@@ -499,9 +499,13 @@ function VersionContent({ id, version }: { id: number; version: number }) {
             </h3>
             <dl class="sides">
               <dt>A</dt>
-              <dd>{b.side_a}</dd>
+              <dd>
+                {b.side_a} {b.kinds_a?.length ? <small class="muted" data-kinds="a">(fits {b.kinds_a.join(", ")})</small> : null}
+              </dd>
               <dt>B</dt>
-              <dd>{b.side_b}</dd>
+              <dd>
+                {b.side_b} {b.kinds_b?.length ? <small class="muted" data-kinds="b">(fits {b.kinds_b.join(", ")})</small> : null}
+              </dd>
             </dl>
             <ParamsTable params={b.params} />
             <div class="toolbar">
