@@ -37,6 +37,7 @@ const (
 	CodeCSRF               = "csrf_failed"         // a cookie-authenticated write without the CSRF header
 	CodeInvalidCredentials = "invalid_credentials" // sign-in with a wrong email or password
 	CodeRateLimited        = "rate_limited"        // too many failed sign-ins; see Retry-After
+	CodeBusy               = "busy"                // the same work is running (an impact preview); see Retry-After
 
 	// CodeTemplateInvalid: a team template, its parameters or an imported
 	// archive is not acceptable (unknown file, unsafe path, literal not found).
@@ -163,6 +164,12 @@ func (s *srv) fail(c *gin.Context, err error) {
 	if errors.As(err, &rl) {
 		c.Header("Retry-After", retryAfterSeconds(rl.retry))
 		c.AbortWithStatusJSON(http.StatusTooManyRequests, apiError{Code: CodeRateLimited, Message: rl.Error()})
+		return
+	}
+	var busy *errBusy
+	if errors.As(err, &busy) {
+		c.Header("Retry-After", retryAfterSeconds(busy.retry))
+		c.AbortWithStatusJSON(http.StatusTooManyRequests, apiError{Code: CodeBusy, Message: busy.Error()})
 		return
 	}
 	status, body := classify(err)

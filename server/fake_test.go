@@ -37,6 +37,10 @@ type fakeEngine struct {
 	panicSchema   bool  // Schema panics, to test the recovery middleware
 	testRun       engine.TestRunResult
 	stopped       bool // Status reports the engine not running
+	// impactHold, when set, makes Impact report on impactIn and wait for it
+	// to be closed (the impact gate's test).
+	impactHold chan struct{}
+	impactIn   chan int64
 }
 
 var _ server.Engine = (*fakeEngine)(nil)
@@ -104,6 +108,10 @@ func (f *fakeEngine) TestRun(ctx context.Context, connID int64, side store.Side,
 }
 
 func (f *fakeEngine) Impact(ctx context.Context, connID int64, d store.Direction, draft engine.ImpactDraft, changes int, budget time.Duration) (engine.ImpactResult, error) {
+	if f.impactHold != nil {
+		f.impactIn <- connID
+		<-f.impactHold
+	}
 	return engine.ImpactResult{Direction: d, Entities: []engine.ImpactEntity{}}, nil
 }
 

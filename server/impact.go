@@ -47,6 +47,10 @@ func (s *srv) impact(c *gin.Context) error {
 	if budget < 0 || budget > maxImpactBudget {
 		return badRequest("budget_seconds must be between 0 and %v", maxImpactBudget.Seconds())
 	}
+	if err := s.impacts.enter(id); err != nil {
+		return err
+	}
+	defer s.impacts.leave(id)
 	res, err := s.eng.Impact(c.Request.Context(), id, d, in.ImpactDraft, in.Changes, budget)
 	if err != nil {
 		return err

@@ -115,6 +115,8 @@ type srv struct {
 	// svc makes connection changes: validated, audited in their transaction.
 	svc   *service.Service
 	kinds *connectors.Registry
+	// impacts admits impact previews (impactgate.go).
+	impacts impactGate
 }
 
 // New builds the HTTP handler.
@@ -130,6 +132,7 @@ func New(o Options) http.Handler {
 		accounts: newAccountDelay(o.Auth.withDefaults().Throttle),
 		rules:    map[string]rule{}, metrics: o.Metrics, limits: o.Limits.WithDefaults(), guards: o.Outbound, kinds: o.Connectors}
 	s.svc = service.New(o.Store, o.Engine, o.Engine)
+	s.impacts.max = 2
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(s.recover, s.limitBody)

@@ -867,6 +867,7 @@ export const ERROR_CODES = [
   "csrf_failed",
   "invalid_credentials",
   "rate_limited",
+  "busy",
   "template_invalid",
   "outbound_refused",
   "store_is_not_a_system",
