@@ -170,14 +170,41 @@ func isKind(err error, kind string) bool {
 // A connection's runs that wait for its place in the lane leave together,
 // as one message, when the run in flight ends; a waiting run whose caller
 // gives up leaves the queue at once.
+// pause waits a moment for the pool to move, failing the test if the slow
+// run it depends on ended meanwhile (the state waited for cannot come then).
+func pause(t *testing.T, slowDone <-chan error) {
+	t.Helper()
+	select {
+	case err := <-slowDone:
+		t.Fatalf("the slow run ended (err %v) before the runs queued behind it", err)
+	case <-time.After(time.Millisecond):
+	}
+}
+
 func TestPoolBatchesAConnectionsWaitingRuns(t *testing.T) {
 	p := newPool(t, Options{Workers: 2, PerConnection: 1})
 	ctx := context.Background()
-	slow := mustCompile(t, scripting.KindOutgoing, `var t = Date.now(); while (Date.now() - t < 300) {} replica.done = true`)
+	// The slow run holds the connection's one place while the others queue;
+	// 3 s is far longer than queueing them takes, even under -race, and the
+	// waits below fail (not hang) if it ends first.
+	slow := mustCompile(t, scripting.KindOutgoing, `var t = Date.now(); while (Date.now() - t < 3000) {} replica.done = true`)
 	s := mustCompile(t, scripting.KindOutgoing, `replica.n = entity.n + 1`)
-	meta := scripting.Meta{Connection: "c", Timeout: 5 * time.Second}
+	meta := scripting.Meta{Connection: "c", Timeout: 20 * time.Second}
 	if _, err := p.Outgoing(ctx, s, map[string]any{"n": 0.0}, nil, meta); err != nil { // a warm worker
 		t.Fatal(err)
+	}
+	// The warm-up's place is given back after its answer reaches us: wait
+	// for it, or the slow run would queue behind it and leave together with
+	// the runs meant to wait for it.
+	for deadline := time.Now().Add(10 * time.Second); func() bool {
+		p.sync.connMu.Lock()
+		defer p.sync.connMu.Unlock()
+		q := p.sync.conns["c"]
+		return q != nil && q.inFlight > 0
+	}(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the warm-up run never gave its place back")
+		}
 	}
 	before := p.Stats()
 	slowDone := make(chan error, 1)
@@ -199,7 +226,7 @@ func TestPoolBatchesAConnectionsWaitingRuns(t *testing.T) {
 		q := p.sync.conns["c"]
 		return q == nil || q.inFlight == 0
 	}() {
-		time.Sleep(time.Millisecond)
+		pause(t, slowDone)
 	}
 	gone, cancel := context.WithCancel(ctx)
 	goneDone := make(chan error, 1)
@@ -220,7 +247,7 @@ func TestPoolBatchesAConnectionsWaitingRuns(t *testing.T) {
 		}()
 	}
 	for waiting() < n+1 {
-		time.Sleep(time.Millisecond)
+		pause(t, slowDone)
 	}
 	cancel()
 	if err := <-goneDone; err == nil {
