@@ -215,6 +215,11 @@ func (e *Engine) releaseClaims(loud bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	n, err := e.st.ReleaseClaims(ctx, e.opts.ProcessID)
+	for try := 1; err != nil && store.Retryable(err) && try < 3 && ctx.Err() == nil; try++ {
+		// Lost a lock race with another process's claim: nothing was
+		// released, and the others would wait a whole lease for it.
+		n, err = e.st.ReleaseClaims(ctx, e.opts.ProcessID)
+	}
 	if err != nil {
 		e.log.Error("release claims", "process", e.opts.ProcessID, "err", err)
 		return
