@@ -75,25 +75,9 @@ func decodeSettings(raw json.RawMessage) (Settings, error) {
 // New opens an Azure DevOps connector and checks the token against the
 // project (GET _apis/projects/PROJECT).
 func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, error) {
-	s, err := decodeSettings(cfg.Settings)
+	s, err := ParseSettings(cfg.Settings)
 	if err != nil {
 		return nil, err
-	}
-	s.URL = strings.TrimRight(strings.TrimSpace(s.URL), "/")
-	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: azuredevops settings: url must be the organization's address, such as https://dev.azure.com/fabrikam, got %q", connectors.ErrBadConfig, s.URL)
-	}
-	s.Project = strings.TrimSpace(s.Project)
-	if s.Project == "" {
-		return nil, fmt.Errorf("%w: azuredevops settings: project is required", connectors.ErrBadConfig)
-	}
-	if s.WorkItemType == "" {
-		s.WorkItemType = "Task"
-	}
-	for _, f := range s.Fields {
-		if !strings.Contains(f, ".") {
-			return nil, fmt.Errorf("%w: azuredevops settings: fields takes reference names such as Custom.Customer, got %q", connectors.ErrBadConfig, f)
-		}
 	}
 	pat := strings.TrimSpace(cfg.Secrets["pat"])
 	if pat == "" {

@@ -47,6 +47,13 @@ func TestNewRefusesBadSettingsAndTokens(t *testing.T) {
 		if !errors.Is(err, connectors.ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want ErrBadConfig with %q", name, err, tc.want)
 		}
+		// What needs neither the token nor the server is refused when the
+		// system is saved, by the pure parse, with the same words.
+		if name == "unknown key" || name == "no project" || name == "bad field" {
+			if _, perr := azuredevops.ParseSettings(json.RawMessage(tc.settings)); perr == nil || !strings.Contains(perr.Error(), tc.want) {
+				t.Errorf("%s: ParseSettings gave %v, want it to refuse with %q", name, perr, tc.want)
+			}
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package azuredevops
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 
 	"github.com/duplexsync/duplex/connectors"
@@ -35,8 +36,8 @@ func Definition() connectors.Kind {
 }
 
 // ParseSettings is the strict, pure parse of a azuredevops system's settings
-// (*connectors.SettingError); nothing is contacted. New checks the same and
-// more (the credentials, against the server).
+// (*connectors.SettingError); nothing is contacted. New starts from it and
+// adds only what needs the secrets or the server.
 func ParseSettings(raw json.RawMessage) (Settings, error) {
 	s, err := decodeSettings(raw)
 	if err != nil {
@@ -45,8 +46,16 @@ func ParseSettings(raw json.RawMessage) (Settings, error) {
 	if s.URL, err = connectors.HTTPURL(Kind, "url", s.URL); err != nil {
 		return s, err
 	}
-	if strings.TrimSpace(s.Project) == "" {
+	if s.Project = strings.TrimSpace(s.Project); s.Project == "" {
 		return s, &connectors.SettingError{Kind: Kind, Field: "project", Msg: "is required"}
+	}
+	if s.WorkItemType == "" {
+		s.WorkItemType = "Task"
+	}
+	for _, f := range s.Fields {
+		if !strings.Contains(f, ".") {
+			return s, &connectors.SettingError{Kind: Kind, Field: "fields", Msg: fmt.Sprintf("takes reference names such as Custom.Customer, got %q", f)}
+		}
 	}
 	return s, nil
 }

@@ -70,29 +70,9 @@ var readOnlyFields = map[string]bool{"number": true, "correlation_id": true, "sy
 // New opens a ServiceNow connector, checks the credentials by reading one
 // record of the table, and loads the table's choices.
 func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, error) {
-	s, err := decodeSettings(cfg.Settings)
+	s, err := ParseSettings(cfg.Settings)
 	if err != nil {
 		return nil, err
-	}
-	s.URL = strings.TrimRight(strings.TrimSpace(s.URL), "/")
-	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: servicenow settings: url must be the instance's address, such as https://dev12345.service-now.com, got %q", connectors.ErrBadConfig, s.URL)
-	}
-	if s.Table == "" {
-		s.Table = "incident"
-	}
-	if !validName(s.Table) {
-		return nil, fmt.Errorf("%w: servicenow settings: table %q is not a table name", connectors.ErrBadConfig, s.Table)
-	}
-	for _, f := range s.Fields {
-		if !validName(f) {
-			return nil, fmt.Errorf("%w: servicenow settings: fields: %q is not a column name", connectors.ErrBadConfig, f)
-		}
-		switch f {
-		case "comments", "work_notes", "id", "key", "url", "type", "updated_at", "updated_by", "attachments":
-			// The journal is read as comments; the others are the entity's own keys in scripts.
-			return nil, fmt.Errorf("%w: servicenow settings: fields: %q cannot be synced as a field", connectors.ErrBadConfig, f)
-		}
 	}
 	c := &conn{s: s, http: &httpx.Client{HTTP: cfg.HTTPClient(), Base: s.URL, Timeout: time.Duration(s.TimeoutMS) * time.Millisecond}}
 	switch pw, cs := cfg.Secrets["password"], cfg.Secrets["client_secret"]; {

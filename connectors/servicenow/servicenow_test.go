@@ -40,6 +40,7 @@ func TestNewRefusesBadSettingsAndCredentials(t *testing.T) {
 		"bad field":      {`{"url": "` + f.srv.URL + `", "username": "u", "fields": ["a b"]}`, map[string]string{"password": "p"}, "not a column name"},
 		"journal field":  {`{"url": "` + f.srv.URL + `", "username": "u", "fields": ["work_notes"]}`, map[string]string{"password": "p"}, "cannot be synced as a field"},
 		"no credentials": {`{"url": "` + f.srv.URL + `", "username": "u"}`, nil, "secret password"},
+		"no user":        {`{"url": "` + f.srv.URL + `"}`, map[string]string{"password": "p"}, "set username"},
 		"wrong password": {`{"url": "` + f.srv.URL + `", "username": "` + user + `"}`, map[string]string{"password": "wrong-password-123"}, "User Not Authenticated"},
 		"wrong secret":   {`{"url": "` + f.srv.URL + `", "client_id": "` + clientID + `"}`, map[string]string{"client_secret": "wrong-secret-123"}, "oauth token: HTTP 401"},
 	} {
@@ -49,6 +50,13 @@ func TestNewRefusesBadSettingsAndCredentials(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "wrong-") {
 			t.Errorf("%s: the secret shows in %v", name, err)
+		}
+		// What needs neither the secrets nor the server is refused when
+		// the system is saved, by the pure parse, with the same words.
+		if tc.secrets != nil && !strings.HasPrefix(name, "wrong") {
+			if _, perr := servicenow.ParseSettings(json.RawMessage(tc.settings)); perr == nil || !strings.Contains(perr.Error(), tc.want) {
+				t.Errorf("%s: ParseSettings gave %v, want it to refuse with %q", name, perr, tc.want)
+			}
 		}
 	}
 }

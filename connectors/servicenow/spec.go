@@ -2,6 +2,7 @@ package servicenow
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"github.com/duplexsync/duplex/connectors"
 )
@@ -34,8 +35,8 @@ func Definition() connectors.Kind {
 }
 
 // ParseSettings is the strict, pure parse of a servicenow system's settings
-// (*connectors.SettingError); nothing is contacted. New checks the same and
-// more (the credentials, against the server).
+// (*connectors.SettingError); nothing is contacted. New starts from it and
+// adds only what needs the secrets or the server.
 func ParseSettings(raw json.RawMessage) (Settings, error) {
 	s, err := decodeSettings(raw)
 	if err != nil {
@@ -43,6 +44,26 @@ func ParseSettings(raw json.RawMessage) (Settings, error) {
 	}
 	if s.URL, err = connectors.HTTPURL(Kind, "url", s.URL); err != nil {
 		return s, err
+	}
+	if s.Table == "" {
+		s.Table = "incident"
+	}
+	if !validName(s.Table) {
+		return s, &connectors.SettingError{Kind: Kind, Field: "table", Msg: fmt.Sprintf("%q is not a table name", s.Table)}
+	}
+	for _, f := range s.Fields {
+		if !validName(f) {
+			return s, &connectors.SettingError{Kind: Kind, Field: "fields", Msg: fmt.Sprintf("%q is not a column name", f)}
+		}
+		switch f {
+		case "comments", "work_notes", "id", "key", "url", "type", "updated_at", "updated_by", "attachments":
+			// The journal is read as comments; the others are the entity's own keys in scripts.
+			return s, &connectors.SettingError{Kind: Kind, Field: "fields", Msg: fmt.Sprintf("%q cannot be synced as a field", f)}
+		}
+	}
+	if s.Username == "" && s.ClientID == "" {
+		return s, &connectors.SettingError{Kind: Kind, Field: "username",
+			Msg: "set username (with the secret password) or client_id (with the secret client_secret)"}
 	}
 	return s, nil
 }

@@ -2,6 +2,9 @@ package zendesk
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/url"
+	"time"
 
 	"github.com/duplexsync/duplex/connectors"
 )
@@ -35,8 +38,8 @@ func Definition() connectors.Kind {
 }
 
 // ParseSettings is the strict, pure parse of a zendesk system's settings
-// (*connectors.SettingError); nothing is contacted. New checks the same and
-// more (the credentials, against the server).
+// (*connectors.SettingError); nothing is contacted. New starts from it and
+// adds only what needs the secrets or the server.
 func ParseSettings(raw json.RawMessage) (Settings, error) {
 	s, err := decodeSettings(raw)
 	if err != nil {
@@ -44,6 +47,15 @@ func ParseSettings(raw json.RawMessage) (Settings, error) {
 	}
 	if s.URL, err = connectors.HTTPURL(Kind, "url", s.URL); err != nil {
 		return s, err
+	}
+	if u, _ := url.Parse(s.URL); u.Path != "" && u.Path != "/" {
+		return s, &connectors.SettingError{Kind: Kind, Field: "url",
+			Msg: fmt.Sprintf("must be the account's address with no path, such as https://example.zendesk.com, got %q", s.URL)}
+	}
+	if s.StartTime != "" {
+		if _, err := time.Parse(time.RFC3339, s.StartTime); err != nil {
+			return s, &connectors.SettingError{Kind: Kind, Field: "start_time", Msg: fmt.Sprintf("must be RFC 3339, such as 2026-01-31T00:00:00Z, got %q", s.StartTime)}
+		}
 	}
 	return s, nil
 }

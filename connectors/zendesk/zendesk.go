@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,20 +57,13 @@ func decodeSettings(raw json.RawMessage) (Settings, error) {
 // New opens a Zendesk connector and checks the credentials with
 // GET /api/v2/users/me.json (an anonymous answer means they were refused).
 func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, error) {
-	s, err := decodeSettings(cfg.Settings)
+	s, err := ParseSettings(cfg.Settings)
 	if err != nil {
 		return nil, err
 	}
-	s.URL = strings.TrimRight(strings.TrimSpace(s.URL), "/")
-	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-		return nil, fmt.Errorf("%w: zendesk settings: url must be the account's address, such as https://example.zendesk.com, got %q", connectors.ErrBadConfig, s.URL)
-	}
 	var start int64
 	if s.StartTime != "" {
-		t, err := time.Parse(time.RFC3339, s.StartTime)
-		if err != nil {
-			return nil, fmt.Errorf("%w: zendesk settings: start_time must be RFC 3339: %w", connectors.ErrBadConfig, err)
-		}
+		t, _ := time.Parse(time.RFC3339, s.StartTime) // checked by ParseSettings
 		start = t.Unix()
 	}
 	h := http.Header{}

@@ -48,7 +48,7 @@ func TestNewRefusesBadSettingsAndCredentials(t *testing.T) {
 		"no token":    {`{"url": "` + f.srv.URL + `", "email": "a@b"}`, nil, "api_token"},
 		"bad start":   {`{"url": "` + f.srv.URL + `", "email": "a@b", "start_time": "yesterday"}`, map[string]string{"api_token": "x"}, "start_time"},
 		"wrong token": {`{"url": "` + f.srv.URL + `", "email": "` + agentEmail + `"}`, map[string]string{"api_token": "wrong-token-value"}, "HTTP 401"},
-		"path in url": {`{"url": "` + f.srv.URL + `/api/v2", "email": "a@b"}`, map[string]string{"api_token": "x"}, "url must be"},
+		"path in url": {`{"url": "` + f.srv.URL + `/api/v2", "email": "a@b"}`, map[string]string{"api_token": "x"}, "url: must be"},
 	} {
 		_, err := zendesk.New(ctx, connectors.Config{Name: "zd", Settings: json.RawMessage(tc.settings), Secrets: tc.secrets})
 		if !errors.Is(err, connectors.ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
@@ -56,6 +56,13 @@ func TestNewRefusesBadSettingsAndCredentials(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "wrong-token-value") {
 			t.Errorf("%s: the token shows in %v", name, err)
+		}
+		// What needs neither the secrets nor the server is refused when
+		// the system is saved, by the pure parse, with the same words.
+		if tc.secrets != nil && name != "wrong token" {
+			if _, perr := zendesk.ParseSettings(json.RawMessage(tc.settings)); perr == nil || !strings.Contains(perr.Error(), tc.want) {
+				t.Errorf("%s: ParseSettings gave %v, want it to refuse with %q", name, perr, tc.want)
+			}
 		}
 	}
 }
