@@ -19,7 +19,7 @@ func (s *srv) listAlerts(c *gin.Context) error {
 		return badRequest("state must be open or resolved")
 	}
 	var err error
-	if f.Limit, err = intQuery(c, "limit", 50); err != nil {
+	if f.Limit, err = limitQuery(c, "limit", 50, maxAlertsLimit); err != nil {
 		return err
 	}
 	f.Teams = principalOf(c).Teams(store.RoleViewer)

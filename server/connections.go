@@ -365,7 +365,7 @@ func (s *srv) listTwins(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	limit, err := intQuery(c, "limit", 100)
+	limit, err := limitQuery(c, "limit", 100, maxListLimit)
 	if err != nil {
 		return err
 	}
@@ -373,7 +373,7 @@ func (s *srv) listTwins(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if limit == 0 || limit > 1000 {
+	if limit == 0 {
 		limit = 100
 	}
 	// An empty list must mean "no twins yet", not "no such connection".

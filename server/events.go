@@ -128,11 +128,11 @@ func (s *srv) listAudit(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	limit, err := intQuery(c, "limit", 100)
+	limit, err := limitQuery(c, "limit", 100, maxListLimit)
 	if err != nil {
 		return err
 	}
-	if limit == 0 || limit > 1000 {
+	if limit == 0 {
 		limit = 100
 	}
 	// The audit log is for team admins: their teams' entries; org admins

@@ -81,11 +81,11 @@ func (s *srv) listDeliveries(c *gin.Context) error {
 	if _, err := s.st.GetSystem(c.Request.Context(), id); err != nil {
 		return err
 	}
-	limit, err := intQuery(c, "limit", 100)
+	limit, err := limitQuery(c, "limit", 100, maxListLimit)
 	if err != nil {
 		return err
 	}
-	if limit <= 0 || limit > 1000 {
+	if limit == 0 {
 		limit = 100
 	}
 	ds, err := s.st.ListDeliveries(c.Request.Context(), id, limit)
