@@ -40,9 +40,9 @@ type Options struct {
 	Backoff     func(attempt int) time.Duration // delay before try attempt+1; default exponential from 1 s, capped at 5 min
 	Now         func() time.Time
 	// Transport, when set, gives the HTTP transport of a system's connector
-	// by system name (metrics wrap the default one), whose connections dial
+	// (metrics wrap the default one, labelled by the system's id and name), whose connections dial
 	// through dial (the outbound guard; nil: none); nil keeps the default.
-	Transport func(system string, dial connectors.DialFunc) http.RoundTripper
+	Transport func(sys store.System, dial connectors.DialFunc) http.RoundTripper
 	// Outbound, when set, is the outbound policy of a team's systems
 	// (internal/outbound): every connector gets it in Config.Guard, and
 	// CheckSystem checks settings against it. nil: no policy (tests).

@@ -20,7 +20,7 @@ func (e *Engine) connectorConfig(sys store.System, secrets map[string]string) co
 		dial = cfg.Guard.DialContext
 	}
 	if e.opts.Transport != nil {
-		cfg.Transport = e.opts.Transport(sys.Name, dial)
+		cfg.Transport = e.opts.Transport(sys, dial)
 	}
 	return cfg
 }

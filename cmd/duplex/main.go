@@ -277,9 +277,9 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 // connectorTransport is engine.Options.Transport: a system's requests are
 // measured, then go through base (the system roots plus --ca-file) on
 // connections dialed by its team's outbound guard.
-func connectorTransport(m *metrics.Metrics, base http.RoundTripper) func(string, connectors.DialFunc) http.RoundTripper {
-	return func(system string, dial connectors.DialFunc) http.RoundTripper {
-		return m.Transport(system, tlsconf.WithDial(base, dial))
+func connectorTransport(m *metrics.Metrics, base http.RoundTripper) func(store.System, connectors.DialFunc) http.RoundTripper {
+	return func(sys store.System, dial connectors.DialFunc) http.RoundTripper {
+		return m.Transport(sys.ID, sys.Name, tlsconf.WithDial(base, dial))
 	}
 }
 

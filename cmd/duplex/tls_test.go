@@ -214,7 +214,7 @@ func TestConnectorTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		conn, err := httpconn.New(context.Background(), connectors.Config{Name: "tls-sys", Settings: settings,
-			Transport: connectorTransport(m, base)("tls-sys", nil)})
+			Transport: connectorTransport(m, base)(store.System{ID: 7, Name: "tls-sys"}, nil)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,8 +238,8 @@ func TestConnectorTLS(t *testing.T) {
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{
-		`duplex_connector_requests_total{code="error",method="GET",system="tls-sys"} 1`,
-		`duplex_connector_requests_total{code="200",method="GET",system="tls-sys"} 1`,
+		`duplex_connector_requests_total{code="error",method="GET",system="tls-sys",system_id="7"} 1`,
+		`duplex_connector_requests_total{code="200",method="GET",system="tls-sys",system_id="7"} 1`,
 	} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("metrics miss %s", want)

@@ -43,11 +43,11 @@ func New(q Queue) *Metrics {
 		}, []string{"kind", "result"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "duplex_connector_requests_total", Help: "HTTP requests connectors made, by system, method and status code (\"error\" when no answer came).",
-		}, []string{"system", "method", "code"}),
+		}, []string{"system_id", "system", "method", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "duplex_connector_request_seconds", Help: "Latency of connectors' HTTP requests, by system.",
 			Buckets: prometheus.DefBuckets,
-		}, []string{"system"}),
+		}, []string{"system_id", "system"}),
 	}
 	m.reg.MustRegister(m.scripts, m.requests, m.latency, &queueCollector{q: q},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -80,18 +80,20 @@ func (m *Metrics) ObserveScript(kind scripting.Kind, d time.Duration, err error)
 }
 
 // Transport wraps next (nil: http.DefaultTransport) to count and time a
-// system's requests; it is engine.Options.Transport's answer.
-func (m *Metrics) Transport(system string, next http.RoundTripper) http.RoundTripper {
+// system's requests; it is engine.Options.Transport's answer. Series carry
+// the system's id as well as its name: names are unique only within a team,
+// and two series with the same labels would fail every scrape.
+func (m *Metrics) Transport(systemID int64, system string, next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	return &measured{m: m, system: system, next: next}
+	return &measured{m: m, id: strconv.FormatInt(systemID, 10), system: system, next: next}
 }
 
 type measured struct {
-	m      *Metrics
-	system string
-	next   http.RoundTripper
+	m          *Metrics
+	id, system string
+	next       http.RoundTripper
 }
 
 func (t *measured) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -101,8 +103,8 @@ func (t *measured) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err == nil {
 		code = strconv.Itoa(resp.StatusCode)
 	}
-	t.m.requests.WithLabelValues(t.system, r.Method, code).Inc()
-	t.m.latency.WithLabelValues(t.system).Observe(time.Since(start).Seconds())
+	t.m.requests.WithLabelValues(t.id, t.system, r.Method, code).Inc()
+	t.m.latency.WithLabelValues(t.id, t.system).Observe(time.Since(start).Seconds())
 	return resp, err
 }
 
@@ -111,13 +113,13 @@ type queueCollector struct{ q Queue }
 
 var (
 	eventsDesc = prometheus.NewDesc("duplex_events", "Sync events by connection and status (queued, done, failed, skipped, conflict).",
-		[]string{"connection", "status"}, nil)
+		[]string{"connection_id", "connection", "status"}, nil)
 	attemptsDesc = prometheus.NewDesc("duplex_event_attempts", "Tries of the events in a status, summed: retries show as attempts above the event count.",
-		[]string{"connection", "status"}, nil)
+		[]string{"connection_id", "connection", "status"}, nil)
 	oldestDesc = prometheus.NewDesc("duplex_queue_oldest_seconds", "Age of the oldest queued event per connection.",
-		[]string{"connection"}, nil)
+		[]string{"connection_id", "connection"}, nil)
 	conflictsDesc = prometheus.NewDesc("duplex_conflicts_open", "Events waiting for a person to resolve a conflict, per connection.",
-		[]string{"connection"}, nil)
+		[]string{"connection_id", "connection"}, nil)
 	scrapeErrDesc = prometheus.NewDesc("duplex_queue_scrape_error", "1 when reading the queue for this scrape failed.", nil, nil)
 )
 
@@ -136,20 +138,27 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		failed = 1
 	}
 	ch <- prometheus.MustNewConstMetric(scrapeErrDesc, prometheus.GaugeValue, failed)
-	conflicts := map[string]float64{}
+	// By connection id: names are unique only within a team, and two
+	// series with the same labels would fail the whole scrape.
+	type conn struct {
+		id   string
+		name string
+	}
+	conflicts := map[conn]float64{}
 	for _, s := range stats {
-		ch <- prometheus.MustNewConstMetric(eventsDesc, prometheus.GaugeValue, float64(s.Count), s.Connection, s.Status)
-		ch <- prometheus.MustNewConstMetric(attemptsDesc, prometheus.GaugeValue, float64(s.Attempts), s.Connection, s.Status)
+		c := conn{strconv.FormatInt(s.ConnectionID, 10), s.Connection}
+		ch <- prometheus.MustNewConstMetric(eventsDesc, prometheus.GaugeValue, float64(s.Count), c.id, c.name, s.Status)
+		ch <- prometheus.MustNewConstMetric(attemptsDesc, prometheus.GaugeValue, float64(s.Attempts), c.id, c.name, s.Status)
 		if s.Status == store.StatusQueued && s.Oldest != nil {
-			ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, time.Since(*s.Oldest).Seconds(), s.Connection)
+			ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, time.Since(*s.Oldest).Seconds(), c.id, c.name)
 		}
 		if s.Status == store.StatusConflict {
-			conflicts[s.Connection] += float64(s.Count)
-		} else if _, ok := conflicts[s.Connection]; !ok {
-			conflicts[s.Connection] = 0
+			conflicts[c] += float64(s.Count)
+		} else if _, ok := conflicts[c]; !ok {
+			conflicts[c] = 0
 		}
 	}
-	for conn, n := range conflicts {
-		ch <- prometheus.MustNewConstMetric(conflictsDesc, prometheus.GaugeValue, n, conn)
+	for c, n := range conflicts {
+		ch <- prometheus.MustNewConstMetric(conflictsDesc, prometheus.GaugeValue, n, c.id, c.name)
 	}
 }

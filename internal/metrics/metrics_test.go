@@ -46,6 +46,27 @@ func scrape(t *testing.T, st *store.Store) {
 	if err := st.InsertEvents(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
+	// Another team names its systems and connection the same (names are
+	// unique per team).
+	team := store.Team{Name: "other"}
+	if err := st.DB().Create(&team).Error; err != nil {
+		t.Fatal(err)
+	}
+	oa, ob := store.System{Name: "redmine", Kind: "sql", TeamID: team.ID}, store.System{Name: "b", Kind: "sql", TeamID: team.ID}
+	_ = st.CreateSystem(ctx, &oa)
+	_ = st.CreateSystem(ctx, &ob)
+	other := store.Connection{Name: "desk-eng", SystemAID: oa.ID, SystemBID: ob.ID, TeamID: team.ID}
+	if err := st.CreateConnection(ctx, &other, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	otwin := store.Twin{ConnectionID: other.ID, AID: &aid}
+	if err := st.DB().Create(&otwin).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := st.InsertEvents(ctx, []store.SyncEvent{{ConnectionID: other.ID, TwinID: otwin.ID, Direction: store.AToB, SourceID: "1",
+		Replica: "{}", Status: store.StatusQueued, NextAttemptAt: old, CreatedAt: old}}); err != nil {
+		t.Fatal(err)
+	}
 	m := metrics.New(st)
 	m.Counter("duplex_lease_takeovers_total", "test", func() float64 { return 3 })
 	m.ObserveScript(scripting.KindOutgoing, 3*time.Millisecond, nil)
@@ -57,7 +78,7 @@ func scrape(t *testing.T, st *store.Store) {
 		w.WriteHeader(http.StatusTooManyRequests)
 	}))
 	defer limited.Close()
-	client := &http.Client{Transport: m.Transport("redmine", nil)}
+	client := &http.Client{Transport: m.Transport(a.ID, "redmine", nil)}
 	for i := 0; i < 2; i++ {
 		resp, err := client.Get(limited.URL)
 		if err != nil {
@@ -68,18 +89,32 @@ func scrape(t *testing.T, st *store.Store) {
 	if _, err := client.Get("http://127.0.0.1:1/"); err == nil { // nothing listens on port 1
 		t.Fatal("expected a refused connection")
 	}
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer ok.Close()
+	if resp, err := (&http.Client{Transport: m.Transport(oa.ID, "redmine", nil)}).Get(ok.URL); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
 
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("scrape: HTTP %d: %s", rec.Code, body)
+	}
 	text := string(body)
 	for _, want := range []string{
-		`duplex_events{connection="desk-eng",status="queued"} 2`,
-		`duplex_events{connection="desk-eng",status="failed"} 1`,
-		`duplex_event_attempts{connection="desk-eng",status="failed"} 2`,
-		`duplex_conflicts_open{connection="desk-eng"} 1`,
-		`duplex_connector_requests_total{code="429",method="GET",system="redmine"} 2`,
-		`duplex_connector_requests_total{code="error",method="GET",system="redmine"} 1`,
+		fmt.Sprintf(`duplex_events{connection="desk-eng",connection_id="%d",status="queued"} 2`, conn.ID),
+		fmt.Sprintf(`duplex_events{connection="desk-eng",connection_id="%d",status="failed"} 1`, conn.ID),
+		fmt.Sprintf(`duplex_event_attempts{connection="desk-eng",connection_id="%d",status="failed"} 2`, conn.ID),
+		fmt.Sprintf(`duplex_conflicts_open{connection="desk-eng",connection_id="%d"} 1`, conn.ID),
+		// The other team's connection of the same name is its own series,
+		// not a duplicate that would fail the scrape.
+		fmt.Sprintf(`duplex_events{connection="desk-eng",connection_id="%d",status="queued"} 1`, other.ID),
+		fmt.Sprintf(`duplex_connector_requests_total{code="429",method="GET",system="redmine",system_id="%d"} 2`, a.ID),
+		fmt.Sprintf(`duplex_connector_requests_total{code="error",method="GET",system="redmine",system_id="%d"} 1`, a.ID),
+		fmt.Sprintf(`duplex_connector_requests_total{code="200",method="GET",system="redmine",system_id="%d"} 1`, oa.ID),
 		`duplex_script_run_seconds_count{kind="incoming",result="timeout"} 1`,
 		`duplex_script_run_seconds_count{kind="incoming",result="error"} 1`,
 		`duplex_script_run_seconds_count{kind="outgoing",result="ok"} 1`,
@@ -93,7 +128,7 @@ func scrape(t *testing.T, st *store.Store) {
 	}
 	// The oldest queued event is about 90 s old.
 	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(line, `duplex_queue_oldest_seconds{connection="desk-eng"}`) {
+		if strings.HasPrefix(line, fmt.Sprintf(`duplex_queue_oldest_seconds{connection="desk-eng",connection_id="%d"}`, conn.ID)) {
 			var v float64
 			if _, err := fmtSscan(strings.Fields(line)[1], &v); err != nil || v < 85 || v > 600 {
 				t.Errorf("oldest queued: %s", line)
