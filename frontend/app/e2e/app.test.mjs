@@ -195,6 +195,11 @@ test("a connection from the escalation template, edited, tested, activated, sync
     await typeInto("a.trigger", '"browser" in labels &&');
     const pane = page.locator('[data-script="a.trigger"]');
     await pane.locator(".squiggly-error").waitFor();
+    // Wait for the diagnosis of the whole text: on a loaded machine the
+    // server's answer for a half-typed draft ('"browser" i' → unexpected
+    // token) can be on screen first; the app replaces it when the last
+    // keystroke's answer arrives.
+    await pane.locator('[data-testid="diag"]', { hasText: /EOF/ }).waitFor();
     assert.match(await pane.locator('[data-testid="diag"]').innerText(), /✗ 1:2[0-3] .*EOF/);
     await shot("4-editor-error");
     await typeInto("a.trigger", '"browser" in labels');
