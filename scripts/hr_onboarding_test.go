@@ -94,7 +94,7 @@ func TestHROnboardingSeed(t *testing.T) {
 		return map[string]any{"employee": key, "name": name, "email": email, "start_date": start, "role": role, "manager": manager, "equipment": equipment}
 	}
 	want := map[string]engine.FixtureWant{
-		"Ana Lima": {Matched: &yes, Replica: replica("E-1", "Ana Lima", "ana.lima@example.com", "2027-01-04", "engineer", "carla.diaz@example.com", "laptop", "monitor")},
+		"Ana Lima":   {Matched: &yes, Replica: replica("E-1", "Ana Lima", "ana.lima@example.com", "2027-01-04", "engineer", "carla.diaz@example.com", "laptop", "monitor")},
 		"Ben Okafor": {Matched: &yes, Replica: replica("E-2", "Ben Okafor", "ben.okafor@example.com", "2027-01-11", "sales", "dana.wu@example.com", "laptop", "phone", "headset")},
 		"Chen Rossi": {Matched: &yes, Replica: replica("E-3", "Chen Rossi", "chen.rossi@example.com", "2027-02-01", "designer", "carla.diaz@example.com", "laptop", "drawing tablet"),
 			Patch: map[string]any{
