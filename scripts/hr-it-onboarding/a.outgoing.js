@@ -6,8 +6,10 @@ const list = v => (Array.isArray(v) ? v : String(v || "").split(","))
 replica.employee = entity.key;
 replica.name = entity.name || "";
 replica.email = entity.email || "";
-// A DATE column reads as a timestamp in PostgreSQL: the day is enough.
-replica.start_date = String(entity.start_date || "").slice(0, 10);
+// A DATE column reads as a timestamp in PostgreSQL and MariaDB: the day is
+// enough. Other text goes as it is (b.incoming.js refuses what is no date).
+const start = String(entity.start_date || "").trim();
+replica.start_date = /^\d{4}-\d{2}-\d{2}[T ]/.test(start) ? start.slice(0, 10) : start;
 replica.role = entity.role || "";
 replica.manager = entity.manager || "";
 replica.equipment = list(entity.equipment);

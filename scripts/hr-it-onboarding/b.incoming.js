@@ -1,4 +1,10 @@
 // Open or update the employee's onboarding ticket.
+// Bad HR data fails the event with what to fix (nothing is written; the
+// row's next change, or a retry, syncs it).
+if (!String(replica.name || "").trim()) fail("employee " + replica.employee + " has no name: fill it in HR");
+if (replica.start_date && !/^\d{4}-\d{2}-\d{2}$/.test(replica.start_date)) {
+  fail("employee " + replica.employee + ": start_date " + JSON.stringify(replica.start_date) + " is not a date (YYYY-MM-DD)");
+}
 const common = {{checklist_common}}, byRole = {{role_checklists}}, byEquipment = {{equipment_items}};
 const role = String(replica.role || "").trim();
 const checklist = [
