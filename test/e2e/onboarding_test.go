@@ -50,39 +50,62 @@ type onbRig struct {
 	hr      connectors.Connector // HR's application
 }
 
-func newOnbRig(t *testing.T, before func(r *onbRig)) *onbRig {
-	rtURL, rtToken := os.Getenv("DUPLEX_TEST_RT_URL"), os.Getenv("DUPLEX_TEST_RT_TOKEN")
+// rtPeer is the RT test server's address and credentials; it skips the
+// test when the env is unset.
+func rtPeer(t *testing.T) (rtURL, rtToken string, secrets map[string]string) {
+	t.Helper()
+	rtURL, rtToken = os.Getenv("DUPLEX_TEST_RT_URL"), os.Getenv("DUPLEX_TEST_RT_TOKEN")
 	if rtURL == "" || rtToken == "" {
 		t.Skip("DUPLEX_TEST_RT_URL/TOKEN not set: run make test-e2e (or eval \"$(test/e2e/peers/rt.sh env)\" with RT started)")
 	}
-	rtSecrets := map[string]string{"token": rtToken}
+	secrets = map[string]string{"token": rtToken}
 	if pw := os.Getenv("DUPLEX_TEST_RT_PASSWORD"); pw != "" {
-		rtSecrets = map[string]string{"user": "root", "password": pw}
+		secrets = map[string]string{"user": "root", "password": pw}
 	}
-	ctx := context.Background()
-	r := &onbRig{t: t, ctx: ctx}
-	r.rtAPI = &httpx.Client{Base: rtURL + "/REST/2.0", Header: http.Header{"Authorization": {"token " + rtToken}}}
-	r.queue = fmt.Sprintf("e2e-%s-%d", t.Name(), time.Now().UnixNano())
-	if err := r.rtAPI.Do(ctx, "POST", "/queue", map[string]any{"Name": r.queue}, nil); err != nil {
+	return rtURL, rtToken, secrets
+}
+
+// newQueue makes a fresh RT queue for one test.
+func newQueue(t *testing.T, api *httpx.Client) string {
+	t.Helper()
+	q := fmt.Sprintf("e2e-%s-%d", t.Name(), time.Now().UnixNano())
+	if err := api.Do(context.Background(), "POST", "/queue", map[string]any{"Name": q}, nil); err != nil {
 		t.Fatalf("create RT queue: %v", err)
 	}
-	r.rtCount = newCounter(t, rtURL)
+	return q
+}
 
-	// The HR database, from the template's own schema.
-	hrDir := t.TempDir()
-	hrDSN := filepath.Join(hrDir, "hr.db")
+// newHR makes the HR database from the template's own schema, in a folder
+// of its own; it returns the folder, the file and the sql system's settings
+// as docs/templates.md gives them.
+func newHR(t *testing.T) (dir, dsn string, settings map[string]any) {
+	t.Helper()
+	dir = t.TempDir()
+	dsn = filepath.Join(dir, "hr.db")
 	schema, err := os.ReadFile(filepath.Join("..", "..", "scripts", "hr-it-onboarding", "testdata", "hr-schema.sql"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hrSettings := map[string]any{
-		"driver": "sqlite", "dsn": hrDSN, "table": "employees", "key_prefix": "E-",
+	if err := execSQLite(context.Background(), dsn, string(schema)); err != nil {
+		t.Fatalf("hr-schema.sql: %v", err)
+	}
+	settings = map[string]any{
+		"driver": "sqlite", "dsn": dsn, "table": "employees", "key_prefix": "E-",
 		"fields": []map[string]any{{"name": "name"}, {"name": "email"}, {"name": "start_date"}, {"name": "role"},
 			{"name": "manager"}, {"name": "equipment", "type": "list"}, {"name": "onboarding_status"}, {"name": "notes"}},
 	}
-	if err := execSQLite(ctx, hrDSN, string(schema)); err != nil {
-		t.Fatalf("hr-schema.sql: %v", err)
-	}
+	return dir, dsn, settings
+}
+
+func newOnbRig(t *testing.T, before func(r *onbRig)) *onbRig {
+	rtURL, rtToken, rtSecrets := rtPeer(t)
+	ctx := context.Background()
+	r := &onbRig{t: t, ctx: ctx}
+	r.rtAPI = &httpx.Client{Base: rtURL + "/REST/2.0", Header: http.Header{"Authorization": {"token " + rtToken}}}
+	r.queue = newQueue(t, r.rtAPI)
+	r.rtCount = newCounter(t, rtURL)
+	hrDir, _, hrSettings := newHR(t)
+	var err error
 	if r.hr, err = sqlconn.New(ctx, connectors.Config{Name: "hr-app", Settings: jsonOf(hrSettings)}); err != nil {
 		t.Fatal(err)
 	}
