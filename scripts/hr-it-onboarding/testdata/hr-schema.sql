@@ -4,8 +4,9 @@
 --    "fields": [{"name": "name"}, {"name": "email"}, {"name": "start_date"}, {"name": "role"},
 --               {"name": "manager"}, {"name": "equipment", "type": "list"},
 --               {"name": "onboarding_status"}, {"name": "notes"}]}
--- PostgreSQL and MariaDB work alike with their own types (start_date DATE,
--- updated_at timestamptz / DATETIME(6) in UTC).
+-- On PostgreSQL or MariaDB the same table with their types should do
+-- (start_date DATE, updated_at timestamptz / DATETIME(6) in UTC); only
+-- SQLite is run by the template's tests.
 CREATE TABLE employees (
   id                INTEGER PRIMARY KEY AUTOINCREMENT,
   name              TEXT NOT NULL,
