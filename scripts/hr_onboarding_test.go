@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,24 +35,68 @@ func hrSettings(dsn string) json.RawMessage {
 // already onboarded into none). What IT writes back (onboarding_status,
 // notes) leaves the replica as it was, so it never travels back to RT.
 func TestHROnboardingSeed(t *testing.T) {
-	ctx := context.Background()
-	dir := filepath.Join("hr-it-onboarding", "testdata")
 	dsn := filepath.Join(t.TempDir(), "hr.db")
-	db, err := sql.Open("sqlite3", dsn)
+	loadHR(t, "sqlite3", dsn, "hr-schema.sql", "hr-seed.sql")
+	checkSeed(t, hrSettings(dsn))
+}
+
+// TestHROnboardingSeedPostgres: the same with hr-schema.postgres.sql, whose
+// start_date is a DATE (read as a timestamp), in a schema of its own.
+func TestHROnboardingSeedPostgres(t *testing.T) {
+	base := os.Getenv("DUPLEX_TEST_POSTGRES")
+	if base == "" {
+		t.Skip("DUPLEX_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable): skipping the PostgreSQL case")
+	}
+	ctx := context.Background()
+	schema := fmt.Sprintf("onboarding_hr_%d", time.Now().UnixNano())
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	dsn := base + sep + "search_path=" + schema
+	loadHR(t, "pgx", dsn, "hr-schema.postgres.sql", "hr-seed.sql")
+	var settings map[string]any
+	_ = json.Unmarshal(hrSettings(dsn), &settings)
+	settings["driver"] = "postgres"
+	checkSeed(t, jsonOf(settings))
+}
+
+func jsonOf(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// loadHR runs the template's SQL files, as HR's database administrator would.
+func loadHR(t *testing.T, driver, dsn string, files ...string) {
+	t.Helper()
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for _, f := range []string{"hr-schema.sql", "hr-seed.sql"} {
-		ddl, err := os.ReadFile(filepath.Join(dir, f))
+	for _, f := range files {
+		ddl, err := os.ReadFile(filepath.Join("hr-it-onboarding", "testdata", f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.ExecContext(ctx, string(ddl)); err != nil {
+		if _, err := db.ExecContext(context.Background(), string(ddl)); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
 	}
-	c, err := sqlconn.New(ctx, connectors.Config{Name: "hr", Settings: hrSettings(dsn)})
+}
+
+func checkSeed(t *testing.T, settings json.RawMessage) {
+	ctx := context.Background()
+	c, err := sqlconn.New(ctx, connectors.Config{Name: "hr", Settings: settings})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,8 @@
 --    "fields": [{"name": "name"}, {"name": "email"}, {"name": "start_date"}, {"name": "role"},
 --               {"name": "manager"}, {"name": "equipment", "type": "list"},
 --               {"name": "onboarding_status"}, {"name": "notes"}]}
--- On PostgreSQL or MariaDB the same table with their types should do
--- (start_date DATE, updated_at timestamptz / DATETIME(6) in UTC); only
--- SQLite is run by the template's tests.
+-- PostgreSQL: hr-schema.postgres.sql. MariaDB is not tried (the same table
+-- with start_date DATE and updated_at DATETIME(6) in UTC should do).
 CREATE TABLE employees (
   id                INTEGER PRIMARY KEY AUTOINCREMENT,
   name              TEXT NOT NULL,
