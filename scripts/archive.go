@@ -99,6 +99,12 @@ func FromFiles(files map[string][]byte) (Body, error) {
 			continue
 		}
 		fx, isFixture := strings.CutPrefix(name, "testdata/")
+		if isFixture && seedName.MatchString(fx) {
+			// A sample schema or seed rows for a sql side (hr-it-onboarding's
+			// hr-schema.sql): for people and the template's own tests, not
+			// part of a version, so a built-in folder imports as it is.
+			continue
+		}
 		if !isFixture || !fixtureName.MatchString(fx) {
 			return Body{}, fmt.Errorf("unknown file %q (a template holds template.json, %s and testdata/*.json): %w",
 				name, strings.Join(sourceFiles, ", "), ErrInvalid)

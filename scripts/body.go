@@ -234,5 +234,8 @@ func (b Body) Validate() error {
 
 var fixtureName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.json$`)
 
+// seedName is a testdata/*.sql file: read by FromFiles and dropped.
+var seedName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.sql$`)
+
 // kindExt is each script kind's file extension in a template folder.
 var kindExt = map[string]string{"trigger": "expr", "outgoing": "js", "incoming": "js"}
