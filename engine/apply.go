@@ -22,6 +22,7 @@ type applyRun struct {
 	src, dst store.Side
 	logs     *[]string
 	meta     scripting.Meta // for the target side's scripts and rules
+	rec      scriptRecord   // what the scripts produced last time this way (records.go)
 
 	// prepare
 	replica, previous map[string]any
@@ -59,7 +60,8 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 	}
 	src := ev.Direction.Source()
 	r := &applyRun{p: p, ev: ev, twin: *tw, src: src, dst: src.Other(), logs: logs,
-		meta: scripting.Meta{Connection: p.conn.Name, Side: string(src.Other()), Timeout: p.options.scriptTimeout()}}
+		meta: scripting.Meta{Connection: p.conn.Name, Side: string(src.Other()), Timeout: p.options.scriptTimeout()},
+		rec:  loadRecord(tw, ev.Direction)}
 	if ev.Action == actionDelete {
 		return e.applyDelete(ctx, p, &r.twin, r.dst)
 	}
@@ -81,11 +83,10 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 	if err := e.attach(ctx, r); err != nil {
 		return r.out, &r.twin, err // comments and files added are linked in twin: a retry skips them
 	}
-	in, err := e.settleInput(ctx, r)
-	if err != nil {
-		return r.out, nil, err
-	}
-	settle(in).applyTo(&r.twin, r.dst, r.src, e.opts.Now())
+	in, out := e.settleInput(ctx, r)
+	s := settle(in)
+	s.applyTo(&r.twin, r.dst, r.src, e.opts.Now())
+	recordScripts(r, s, out)
 	return r.out, &r.twin, nil
 }
 
@@ -186,7 +187,7 @@ func (e *Engine) decide(ctx context.Context, r *applyRun) (stop bool, err error)
 		return false, nil
 	}
 	r.agreed = e.agreedFields(ctx, r.p, r.dst, r.replica, r.previous, r.local, r.base, r.fields)
-	changes, conflicts, err := e.mergeFor(ctx, r.p, r.ev, r.base, r.dst, r.local, r.fields)
+	changes, conflicts, err := e.mergeFor(ctx, r)
 	if err != nil {
 		return false, err
 	}
@@ -263,22 +264,23 @@ func (e *Engine) attach(ctx context.Context, r *applyRun) error {
 
 // settleInput gathers what settle needs; the only work it does is to learn
 // which of the source's changed fields its outgoing script does not carry.
-func (e *Engine) settleInput(ctx context.Context, r *applyRun) (settleIn, error) {
-	in := settleIn{action: r.out.Action, first: r.first, found: r.found, syncBack: r.p.options.SyncBackOnCreate,
+// out is the outgoing script's result on the source's new base, when known.
+func (e *Engine) settleInput(ctx context.Context, r *applyRun) (in settleIn, out string) {
+	in = settleIn{action: r.out.Action, first: r.first, found: r.found, syncBack: r.p.options.SyncBackOnCreate,
 		base: r.base, agreed: r.agreed, patch: r.out.Patch, sent: r.changes, local: r.local,
 		links: loadLinks(&r.twin), dst: r.dst, added: r.added, fileIDs: r.fileIDs}
 	if r.ev.SourceFields == nil {
-		return in, nil
+		return in, ""
 	}
 	in.queued = r.ev.SourceFields
 	old, err1 := decodeSnapshot(r.twin.Base(r.src))
 	cur, err2 := decodeSnapshot(r.ev.SourceFields)
 	if err1 != nil || err2 != nil || old == nil || cur == nil {
-		return in, nil // the whole queued state, as before
+		return in, "" // the whole queued state, as before
 	}
 	in.srcOld, in.srcCur = old, cur
-	in.uncarried = e.uncarried(ctx, r.p, r.src, r.ev.SourceID, old, cur)
-	return in, nil
+	in.uncarried, out = e.uncarried(ctx, r, old, cur)
+	return in, out
 }
 
 // agreedFields returns the target fields that already hold what the source
@@ -326,20 +328,24 @@ func (e *Engine) agreedFields(ctx context.Context, p *plan, dst store.Side, repl
 // same with the old value): an engineer's rename of a field only the other
 // side writes was not synced, and the next merge the other way must still
 // see it as this side's own change. One script run, plus one per changed
-// field; nil if a run fails (the whole queued state is taken, as before).
-func (e *Engine) uncarried(ctx context.Context, p *plan, src store.Side, id string, old, cur *snapshot) map[string]bool {
+// field, but none for the old base when the record holds its result and
+// one field changed (reverting it gives the old base); nil if a run fails
+// (the whole queued state is taken, as before). out is the script's result
+// on the new base when known, for the record.
+func (e *Engine) uncarried(ctx context.Context, r *applyRun, old, cur *snapshot) (_ map[string]bool, out string) {
 	var changed []string
 	for k, v := range cur.F {
 		if a, b := mustCanonical(v), mustCanonical(old.F[k]); a != b {
 			changed = append(changed, k)
 		}
 	}
+	recorded, known := r.rec.outFor(r.p.sides[r.src].outID, r.twin.Base(r.src))
 	if len(changed) == 0 {
-		return nil
+		return nil, recorded // the base's fields stay: so does the result
 	}
 	run := func(fields map[string]any) (string, bool) {
-		res, err := e.opts.Runner.Outgoing(ctx, p.sides[src].outgoing, scriptEntity(connectors.Entity{ID: id, Fields: fields}), nil,
-			scripting.Meta{Connection: p.conn.Name, Side: string(src), Timeout: p.options.scriptTimeout()})
+		res, err := e.opts.Runner.Outgoing(ctx, r.p.sides[r.src].outgoing, scriptEntity(connectors.Entity{ID: r.ev.SourceID, Fields: fields}), nil,
+			scripting.Meta{Connection: r.p.conn.Name, Side: string(r.src), Timeout: r.p.options.scriptTimeout()})
 		if err != nil {
 			return "", false
 		}
@@ -348,45 +354,66 @@ func (e *Engine) uncarried(ctx context.Context, p *plan, src store.Side, id stri
 	}
 	ref, ok := run(cur.F)
 	if !ok {
-		return nil
+		return nil, ""
 	}
-	out := map[string]bool{}
+	if known && len(changed) == 1 && revertsToOld(old.F, cur.F, changed[0]) {
+		if ref == recorded {
+			return map[string]bool{changed[0]: true}, recorded // the new base is the old one
+		}
+		return nil, ref
+	}
+	unc := map[string]bool{}
 	probe := maps.Clone(cur.F)
 	for _, k := range changed {
 		ov, had := old.F[k]
 		setOrDelete(probe, k, ov, had)
-		if r, ok := run(probe); ok && r == ref {
-			out[k] = true
+		if res, ok := run(probe); ok && res == ref {
+			unc[k] = true
 		}
 		probe[k] = cur.F[k]
 	}
-	return out
+	if len(unc) > 0 {
+		return unc, ""
+	}
+	return unc, ref
 }
 
-// mergeFor runs the field-level merge of an update: it reruns the incoming
-// script on the previous replica to learn which target fields the source
-// actually changed, then compares with the target's base.
-func (e *Engine) mergeFor(ctx context.Context, p *plan, ev *store.SyncEvent, base snapshot, dst store.Side,
-	local connectors.Entity, desired map[string]any) (map[string]any, []Conflict, error) {
-	policy, err := ParsePolicy(p.conn.ConflictPolicy)
+// revertsToOld reports whether cur with field k set back to its old value
+// (or left out, if old lacks it) is old: k is the only difference.
+func revertsToOld(old, cur map[string]any, k string) bool {
+	_, had := old[k]
+	n := len(cur)
+	if !had {
+		n--
+	}
+	return len(old) == n
+}
+
+// mergeFor runs the field-level merge of an update: it learns which target
+// fields the source actually changed from what the incoming script produced
+// for the previous replica (recorded when that one was applied, else run
+// again now), then compares with the target's base.
+func (e *Engine) mergeFor(ctx context.Context, r *applyRun) (map[string]any, []Conflict, error) {
+	policy, err := ParsePolicy(r.p.conn.ConflictPolicy)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", errConfig, err)
 	}
-	mi := mergeInput{desired: desired, local: local.Fields, policy: policy, src: dst.Other(), localTime: local.UpdatedAt, base: base.F}
-	if ev.SourceUpdatedAt != nil {
-		mi.srcTime = *ev.SourceUpdatedAt
+	mi := mergeInput{desired: r.fields, local: r.local.Fields, policy: policy, src: r.src, localTime: r.local.UpdatedAt, base: r.base.F}
+	if r.ev.SourceUpdatedAt != nil {
+		mi.srcTime = *r.ev.SourceUpdatedAt
 	}
-	if ev.Resolution != nil && *ev.Resolution != "" {
-		if err := json.Unmarshal([]byte(*ev.Resolution), &mi.resolution); err != nil {
+	if r.ev.Resolution != nil && *r.ev.Resolution != "" {
+		if err := json.Unmarshal([]byte(*r.ev.Resolution), &mi.resolution); err != nil {
 			return nil, nil, fmt.Errorf("%w: conflict resolution: %w", connectors.ErrInvalid, err)
 		}
 	}
-	if prev, err := decodeObject(ev.Previous); err == nil && prev != nil {
+	if prev, ok := r.rec.prevDesired(r.p.sides[r.dst].inID, r.ev.Previous); ok {
+		mi.prevDesired = prev
+	} else if r.previous != nil {
 		// The script sees a fresh copy of the local entity: the first run
 		// must not leak into the second.
-		again := scriptEntity(local)
-		res, err := e.opts.Runner.Incoming(ctx, p.sides[dst].incoming, prev, nil, again,
-			scripting.Meta{Connection: p.conn.Name, Side: string(dst), Timeout: p.options.scriptTimeout()})
+		res, err := e.opts.Runner.Incoming(ctx, r.p.sides[r.dst].incoming, r.previous, nil, scriptEntity(r.local),
+			scripting.Meta{Connection: r.p.conn.Name, Side: string(r.dst), Timeout: r.p.options.scriptTimeout()})
 		if err == nil && !res.Skipped {
 			if f, _, err := splitEntity(res.Entity); err == nil {
 				mi.prevDesired = f
