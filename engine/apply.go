@@ -21,11 +21,13 @@ type applyRun struct {
 	twin     store.Twin // a copy: only a successful apply's twin is saved
 	src, dst store.Side
 	logs     *[]string
+	decoded  *decodedSource // filled by settleInput for process
 	meta     scripting.Meta // for the target side's scripts and rules
 	rec      scriptRecord   // what the scripts produced last time this way (records.go)
 
 	// prepare
 	replica, previous map[string]any
+	srcIDs            map[string]bool // the ids of the replica's comments
 	target            *systemState
 	targetID          string
 	// read
@@ -50,7 +52,7 @@ type applyRun struct {
 
 // apply runs the incoming script and writes the minimal change to the target
 // system. The twin it returns (when not nil) must be saved with the event.
-func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, ev *store.SyncEvent, logs *[]string) (outcome, *store.Twin, error) {
+func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, ev *store.SyncEvent, logs *[]string, dec *decodedSource) (outcome, *store.Twin, error) {
 	p, err := plans.get(ctx, e, ev.ConnectionID)
 	if err != nil {
 		return outcome{}, nil, fmt.Errorf("%w: %w", errConfig, err)
@@ -59,7 +61,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		return outcome{}, nil, fmt.Errorf("%w: twin %d is gone", errConfig, ev.TwinID)
 	}
 	src := ev.Direction.Source()
-	r := &applyRun{p: p, ev: ev, twin: *tw, src: src, dst: src.Other(), logs: logs,
+	r := &applyRun{p: p, ev: ev, twin: *tw, src: src, dst: src.Other(), logs: logs, decoded: dec,
 		meta: scripting.Meta{Connection: p.conn.Name, Side: string(src.Other()), Timeout: p.options.scriptTimeout()},
 		rec:  loadRecord(tw, ev.Direction)}
 	if ev.Action == actionDelete {
@@ -100,6 +102,7 @@ func (e *Engine) prepare(ctx context.Context, r *applyRun) error {
 	if r.replica, err = e.replicaOf(ctx, r.p, r.ev, &r.twin, r.logs); err != nil {
 		return err
 	}
+	r.srcIDs = replicaCommentIDs(r.replica)
 	rules := r.p.sides[r.dst].rules
 	if err := checkRules(ctx, e.opts.Runner, rules, r.replica, r.meta); err != nil {
 		return err
@@ -206,7 +209,7 @@ func (e *Engine) decide(ctx context.Context, r *applyRun) (stop bool, err error)
 // updates the target entity. On error the twin returned, when not nil, is
 // to be saved: the target took part of the write.
 func (e *Engine) write(ctx context.Context, r *applyRun) (*store.Twin, error) {
-	add, _ := newComments(loadLinks(&r.twin), r.src, r.local, r.comments, replicaCommentIDs(r.replica))
+	add, _ := newComments(loadLinks(&r.twin), r.src, r.local, r.comments, r.srcIDs)
 	key := correlationKey(r.p.conn.ID, r.twin.ID)
 	intent, err := e.recordIntent(ctx, r.p, &r.twin, r.ev, r.dst, write{first: r.first, resumed: r.resumed, key: key,
 		base: r.base, agreed: r.agreed, changes: r.changes, add: add, files: r.files.count()})
@@ -245,7 +248,7 @@ func (e *Engine) write(ctx context.Context, r *applyRun) (*store.Twin, error) {
 // twin as it lands (also when a later one fails).
 func (e *Engine) attach(ctx context.Context, r *applyRun) error {
 	var err error
-	r.added, err = e.addComments(ctx, r.target.conn, &r.twin, r.src, r.local, r.comments, replicaCommentIDs(r.replica))
+	r.added, err = e.addComments(ctx, r.target.conn, &r.twin, r.src, r.local, r.comments, r.srcIDs)
 	r.out.Comments = len(r.added)
 	if len(r.added) > 0 && r.out.Action == "none" {
 		r.out.Action = "comment"
@@ -275,6 +278,9 @@ func (e *Engine) settleInput(ctx context.Context, r *applyRun) (in settleIn, out
 	in.queued = r.ev.SourceFields
 	old, err1 := decodeSnapshot(r.twin.Base(r.src))
 	cur, err2 := decodeSnapshot(r.ev.SourceFields)
+	if err2 == nil && r.decoded != nil {
+		*r.decoded = decodedSource{snap: cur, done: true}
+	}
 	if err1 != nil || err2 != nil || old == nil || cur == nil {
 		return in, "" // the whole queued state, as before
 	}

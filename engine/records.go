@@ -81,7 +81,7 @@ func (r scriptRecord) outFor(outID string, oldBase *string) (string, bool) {
 // target entity and FirstSync, so it is not what a rerun would give), and
 // the outgoing result for the source's new base when uncarried knows it.
 func recordScripts(r *applyRun, s settled, out string) {
-	rec := loadRecord(&r.twin, r.ev.Direction)
+	rec := r.rec
 	if !r.first && r.p.sides[r.dst].inID != "" {
 		rec.InID, rec.Replica, rec.Fields = r.p.sides[r.dst].inID, textDigest(r.ev.Replica), r.fields
 	}

@@ -119,7 +119,8 @@ func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twi
 	if twin != nil {
 		read = *twin
 	}
-	out, saved, err := e.apply(ctx, plans, twin, ev, &logs)
+	var dec decodedSource
+	out, saved, err := e.apply(ctx, plans, twin, ev, &logs, &dec)
 	e.noteLimit(ctx, ev.ConnectionID, err) // quarantine.go
 	twin = saved
 	if err != nil && ctx.Err() != nil && twin == nil {
@@ -164,11 +165,27 @@ func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twi
 		// source's echo reference (a side's hash is the hash of its base), so
 		// content changed away from and back to later is no echo. Recorded
 		// only if no newer change of the source was queued meanwhile.
-		if snap, err := decodeSnapshot(ev.SourceFields); err == nil && snap != nil && out.Action != "unlink" {
+		if snap := dec.source(ev); snap != nil && out.Action != "unlink" {
 			r.srcHash = snap.hash()
 		}
 	}
 	return r, true
+}
+
+// decodedSource is an event's source state as queued (SourceFields),
+// decoded once: apply decodes it for the source's base, process for its
+// echo hash.
+type decodedSource struct {
+	snap *snapshot
+	done bool
+}
+
+func (d *decodedSource) source(ev *store.SyncEvent) *snapshot {
+	if !d.done {
+		d.snap, _ = decodeSnapshot(ev.SourceFields)
+		d.done = true
+	}
+	return d.snap
 }
 
 // record saves a batch of results in one transaction. The batch's writes
@@ -530,7 +547,7 @@ type commentLinks map[string]string
 
 func loadLinks(t *store.Twin) commentLinks {
 	l := commentLinks{}
-	if t.CommentLinks != "" {
+	if t.CommentLinks != "" && t.CommentLinks != "{}" { // most twins: nothing to decode
 		_ = json.Unmarshal([]byte(t.CommentLinks), &l)
 	}
 	return l
