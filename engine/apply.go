@@ -299,7 +299,7 @@ func (e *Engine) agreedFields(ctx context.Context, p *plan, dst store.Side, repl
 	local connectors.Entity, base snapshot, desired map[string]any) map[string]any {
 	var cands []string
 	for k, v := range desired {
-		if lv, ok := local.Fields[k]; ok && mustCanonical(lv) == mustCanonical(v) && mustCanonical(base.F[k]) != mustCanonical(v) {
+		if lv, ok := local.Fields[k]; ok && sameCanonical(lv, v) && !sameCanonical(base.F[k], v) {
 			cands = append(cands, k)
 		}
 	}
@@ -322,7 +322,7 @@ func (e *Engine) agreedFields(ctx context.Context, p *plan, dst store.Side, repl
 	}
 	agreed := map[string]any{}
 	for _, k := range cands {
-		if mustCanonical(out[k]) == mustCanonical(desired[k]) {
+		if sameCanonical(out[k], desired[k]) {
 			agreed[k] = desired[k]
 		}
 	}
@@ -341,7 +341,7 @@ func (e *Engine) agreedFields(ctx context.Context, p *plan, dst store.Side, repl
 func (e *Engine) uncarried(ctx context.Context, r *applyRun, old, cur *snapshot) (_ map[string]bool, out string) {
 	var changed []string
 	for k, v := range cur.F {
-		if a, b := mustCanonical(v), mustCanonical(old.F[k]); a != b {
+		if !sameCanonical(v, old.F[k]) {
 			changed = append(changed, k)
 		}
 	}

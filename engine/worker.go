@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
@@ -384,6 +385,27 @@ func setOrDelete(m map[string]any, k string, v any, set bool) {
 	} else {
 		delete(m, k)
 	}
+}
+
+// sameCanonical is mustCanonical(a) == mustCanonical(b), without encoding
+// the common field values: two strings or two booleans have equal JSON
+// exactly when they are equal (JSON string escaping is one to one).
+func sameCanonical(a, b any) bool {
+	switch x := a.(type) {
+	case nil:
+		if b == nil {
+			return true
+		}
+	case string:
+		if y, ok := b.(string); ok && (x == y || utf8.ValidString(x) && utf8.ValidString(y)) {
+			return x == y // (invalid UTF-8 encodes lossily: compared encoded below)
+		}
+	case bool:
+		if y, ok := b.(bool); ok {
+			return x == y
+		}
+	}
+	return mustCanonical(a) == mustCanonical(b)
 }
 
 func mustCanonical(v any) string {
