@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/duplexsync/duplex/engine"
+	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/testdb"
 	"github.com/duplexsync/duplex/scripting"
 )
@@ -34,7 +35,8 @@ func (c *countingScripts) Incoming(ctx context.Context, s *scripting.Script, rep
 // on the twin, instead of running it again), and the outgoing script twice:
 // once at intake and once for the source's new base (reverting the one
 // changed field gives the old base, whose result is recorded). Before the
-// record these were 2 and 3 runs. A rerun creeping back fails this test.
+// record these were 2 and 3 runs. A rerun creeping back fails this test;
+// so does a record used for a script it was not made by.
 func TestOneScriptPassPerChange(t *testing.T) {
 	for _, b := range testdb.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
@@ -44,7 +46,19 @@ func TestOneScriptPassPerChange(t *testing.T) {
 			f.eng = f.newEngine()
 			f.settle()
 			issue := f.issueOf("1")
-			for i := 1; i <= 3; i++ {
+			for i := 1; i <= 4; i++ {
+				if i == 4 {
+					// A person edits engineering's incoming script: what the
+					// old one produced is no answer for the new one.
+					cur, err := f.st.CurrentScripts(f.ctx, f.conn.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					src := cur[store.SideB][store.KindIncoming].Source + "\n// edited\n"
+					if _, err := f.st.SaveScript(f.ctx, f.conn.ID, store.SideB, store.KindIncoming, src, "test"); err != nil {
+						t.Fatal(err)
+					}
+				}
 				runs.out.Store(0)
 				runs.in.Store(0)
 				title := fmt.Sprint("Checkout fails, round ", i)
@@ -56,10 +70,14 @@ func TestOneScriptPassPerChange(t *testing.T) {
 				}
 				out, in := runs.out.Load(), runs.in.Load()
 				t.Logf("round %d: %d outgoing and %d incoming runs", i, out, in)
-				if i == 1 {
+				switch {
+				case i == 1:
 					continue // the first update after the create has no record yet
-				}
-				if in != 1 || out != 2 {
+				case i == 4:
+					if in != 2 {
+						t.Errorf("round %d: %d incoming runs after the script changed, want 2 (the record is for the old script)", i, in)
+					}
+				case in != 1 || out != 2:
 					t.Errorf("round %d: %d outgoing and %d incoming script runs for one changed field, want 2 and 1", i, out, in)
 				}
 			}
