@@ -172,3 +172,37 @@ func TestEditOfAFieldNotSentBackIsProtected(t *testing.T) {
 		t.Fatalf("want one conflict waiting, got %d (%v)", len(evs), err)
 	}
 }
+
+// The same with the twin's script record in use (issue 16): an earlier
+// engineering change recorded the outgoing script's result for engineering's
+// base, so the rename of the title (one field changed, sent together with a
+// comment) is found not carried without a run for the old base; it is
+// still the engineer's edit.
+func TestEditOfAFieldNotSentBackIsProtectedWithTheRecord(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	if err := f.st.SetConflictPolicy(f.ctx, f.conn.ID, `{"default":"manual"}`); err != nil {
+		t.Fatal(err)
+	}
+	f.settle()
+	issue := f.issueOf("1")
+	f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue) // carried: records the base's result
+	time.Sleep(50 * time.Millisecond)
+	f.settle()
+	f.exec(f.eng2, "UPDATE issues SET title = 'Renamed by engineering' WHERE id = ?", issue)
+	f.exec(f.eng2, "INSERT INTO issue_comments (issue_id, author, body) VALUES (?, 'dev', 'renamed it')", issue)
+	time.Sleep(50 * time.Millisecond)
+	f.settle()
+	if got := f.one(f.support, "SELECT COUNT(*) FROM ticket_comments WHERE ticket_id = 1 AND body LIKE '%renamed it%'"); got != "1" {
+		t.Fatalf("the comment did not reach the ticket (%s): the change was not sent", got)
+	}
+	f.exec(f.support, "UPDATE tickets SET subject = 'Renamed by support' WHERE id = 1")
+	time.Sleep(50 * time.Millisecond)
+	f.settle()
+	if got := f.one(f.eng2, "SELECT title FROM issues WHERE id = ?", issue); got != "Renamed by engineering" {
+		t.Fatalf("issue title %q: the engineer's rename was overwritten without a conflict", got)
+	}
+	evs, err := f.st.ListEvents(f.ctx, store.EventFilter{ConnectionID: f.conn.ID, Status: store.StatusConflict})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("want one conflict waiting, got %d (%v)", len(evs), err)
+	}
+}

@@ -298,38 +298,9 @@ func (e *Engine) processGroup(ctx context.Context, sys int64, group []store.Webh
 const hookPage = 200
 
 func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []store.WebhookDelivery) error {
-	// The entities named, in order, each taken once (its state now covers
-	// every delivery about it); per entity the newest state carried by a
-	// delivery, unless one names it without its state or two carry
-	// different states with the same stamp: then it is read back.
-	var ids []string
-	named := map[string]bool{}
-	carried := map[string]*connectors.Entity{}
-	readBack := map[string]bool{}
-	for _, d := range ds {
-		some, err := d.IDs()
-		if err != nil {
-			return err
-		}
-		bodies, err := decodeEntities(d)
-		if err != nil {
-			return err
-		}
-		for _, id := range some {
-			if !named[id] {
-				named[id] = true
-				ids = append(ids, id)
-			}
-			b := bodies[id]
-			switch cur := carried[id]; {
-			case b == nil || b.Deleted || b.UpdatedAt.IsZero():
-				readBack[id] = true
-			case cur == nil || b.UpdatedAt.After(cur.UpdatedAt):
-				carried[id] = b
-			case b.UpdatedAt.Equal(cur.UpdatedAt) && contentHash(*b) != contentHash(*cur):
-				readBack[id] = true
-			}
-		}
+	n, err := namedIn(ds)
+	if err != nil {
+		return err
 	}
 	st, err := e.system(ctx, systemID)
 	if err != nil {
@@ -341,24 +312,101 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 	}
 	readAt := e.opts.Now() // before reading, as a poll does: a later write by Duplex makes these stale
 	twins := pageTwins{}
-	if err := e.checkCarried(ctx, systemID, uses, carried, readBack, twins); err != nil {
+	if err := e.checkCarried(ctx, systemID, uses, n.carried, n.readBack, twins); err != nil {
 		return err
 	}
-	// Hot path: an entity not carried (or not usable) is read back from its
-	// system (a network round trip for most connectors), up to Workers of
-	// them at once, so a page of deliveries costs a few round trips of wall
-	// time rather than one each. Then their twins are read in one query
-	// and each entity goes through intake; the candidates keep the
-	// deliveries' order.
-	ents := make([]connectors.Entity, 0, len(ids))
-	got := make([]*connectors.Entity, len(ids))
-	errs := make([]error, len(ids))
+	ents, fetched, err := e.readNamed(ctx, st, n)
+	if err != nil {
+		return err
+	}
+	// The twins of the entities read back are read after them, as a poll
+	// does: a twin older than the entity read could miss the echo hash of
+	// Duplex's own write seen in it.
+	more, err := e.twinsOfPage(ctx, uses, fetched)
+	if err != nil {
+		return err
+	}
+	for k, t := range more {
+		twins[k] = t
+	}
+	cands := e.intakeAll(ctx, uses, ents, twins, readAt)
+	done := make([]int64, len(ds))
+	for i, d := range ds {
+		done[i] = d.ID
+	}
+	return e.st.Tx(ctx, func(tx *store.Store) error {
+		cands, err := freshOnly(ctx, tx, systemID, ents, cands, n.usable)
+		if err != nil {
+			return err
+		}
+		if _, err := commit(ctx, tx, cands); err != nil {
+			return err
+		}
+		if err := tx.MarkSeen(ctx, systemID, seenTimes(ents)); err != nil {
+			return err
+		}
+		return tx.FinishDeliveries(ctx, done)
+	})
+}
+
+// namedEntities is what a page of deliveries names: the entities, in order,
+// each taken once (its state now covers every delivery about it); per
+// entity the newest state carried by a delivery, unless one names it
+// without its state or two carry different states with the same stamp:
+// then it is read back.
+type namedEntities struct {
+	ids      []string
+	carried  map[string]*connectors.Entity
+	readBack map[string]bool
+}
+
+// usable reports whether the entity's carried state is taken as it is.
+func (n namedEntities) usable(id string) bool { return n.carried[id] != nil && !n.readBack[id] }
+
+func namedIn(ds []store.WebhookDelivery) (namedEntities, error) {
+	n := namedEntities{carried: map[string]*connectors.Entity{}, readBack: map[string]bool{}}
+	named := map[string]bool{}
+	for _, d := range ds {
+		some, err := d.IDs()
+		if err != nil {
+			return n, err
+		}
+		bodies, err := decodeEntities(d)
+		if err != nil {
+			return n, err
+		}
+		for _, id := range some {
+			if !named[id] {
+				named[id] = true
+				n.ids = append(n.ids, id)
+			}
+			b := bodies[id]
+			switch cur := n.carried[id]; {
+			case b == nil || b.Deleted || b.UpdatedAt.IsZero():
+				n.readBack[id] = true
+			case cur == nil || b.UpdatedAt.After(cur.UpdatedAt):
+				n.carried[id] = b
+			case b.UpdatedAt.Equal(cur.UpdatedAt) && contentHash(*b) != contentHash(*cur):
+				n.readBack[id] = true
+			}
+		}
+	}
+	return n, nil
+}
+
+// readNamed returns the named entities, in order: carried ones as they
+// came, the others read back from their system (hot path: a network round
+// trip for most connectors), up to Workers of them at once, so a page of
+// deliveries costs a few round trips of wall time rather than one each.
+// fetched are the ones read back.
+func (e *Engine) readNamed(ctx context.Context, st *systemState, n namedEntities) (ents, fetched []connectors.Entity, err error) {
+	got := make([]*connectors.Entity, len(n.ids))
+	errs := make([]error, len(n.ids))
 	sem := make(chan struct{}, e.opts.Workers)
 	var wg sync.WaitGroup
-	var fetched []connectors.Entity
-	for i, id := range ids {
-		if b := carried[id]; b != nil && !readBack[id] {
-			got[i] = b
+	for i, id := range n.ids {
+		if n.usable(id) {
+			got[i] = n.carried[id]
 			continue
 		}
 		sem <- struct{}{}
@@ -378,27 +426,26 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return nil, nil, err
 	}
+	ents = make([]connectors.Entity, 0, len(n.ids))
 	for i, ent := range got {
 		if ent != nil {
 			ents = append(ents, *ent)
-			if carried[ids[i]] == nil || readBack[ids[i]] {
+			if !n.usable(n.ids[i]) {
 				fetched = append(fetched, *ent)
 			}
 		}
 	}
-	// The twins of the entities read back are read after them, as a poll
-	// does: a twin older than the entity read could miss the echo hash of
-	// Duplex's own write seen in it.
-	more, err := e.twinsOfPage(ctx, uses, fetched)
-	if err != nil {
-		return err
-	}
-	for k, t := range more {
-		twins[k] = t
-	}
-	perEnt := make([][]candidate, len(ents)) // scripts run on up to Workers cores
+	return ents, fetched, nil
+}
+
+// intakeAll runs intake for each entity and each use of its system, the
+// scripts on up to Workers cores; the candidates keep the entities' order.
+func (e *Engine) intakeAll(ctx context.Context, uses []use, ents []connectors.Entity, twins pageTwins, readAt time.Time) []candidate {
+	perEnt := make([][]candidate, len(ents))
+	sem := make(chan struct{}, e.opts.Workers)
+	var wg sync.WaitGroup
 	for i, ent := range ents {
 		sem <- struct{}{}
 		wg.Add(1)
@@ -417,23 +464,7 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 	for _, cs := range perEnt {
 		cands = append(cands, cs...)
 	}
-	done := make([]int64, len(ds))
-	for i, d := range ds {
-		done[i] = d.ID
-	}
-	return e.st.Tx(ctx, func(tx *store.Store) error {
-		cands, err := freshOnly(ctx, tx, systemID, ents, cands, func(id string) bool { return carried[id] != nil && !readBack[id] })
-		if err != nil {
-			return err
-		}
-		if _, err := commit(ctx, tx, cands); err != nil {
-			return err
-		}
-		if err := tx.MarkSeen(ctx, systemID, seenTimes(ents)); err != nil {
-			return err
-		}
-		return tx.FinishDeliveries(ctx, done)
-	})
+	return cands
 }
 
 // checkCarried decides which carried entities can be taken as they are;

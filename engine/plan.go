@@ -21,6 +21,9 @@ type sidePlan struct {
 	outgoing *scripting.Script
 	incoming *scripting.Script
 	rules    *scripting.Rules // checked on the replica before anything is applied to this side; nil: none
+	// outID and inID name the scripts' sources, so a record of what they
+	// produced (records.go) is not used once a person changed them.
+	outID, inID string
 }
 
 // planFor returns the compiled plan of a connection row. A cached plan is
@@ -60,6 +63,7 @@ func (e *Engine) planFor(ctx context.Context, c store.Connection) (*plan, error)
 		if sp.incoming, err = scripting.Compile(name, scripting.KindIncoming, src[store.KindIncoming].Source); err != nil {
 			return nil, err
 		}
+		sp.outID, sp.inID = sourceID(src[store.KindOutgoing].Source), sourceID(src[store.KindIncoming].Source)
 		if r, ok := rules[side]; ok {
 			if sp.rules, err = scripting.CompileRulesDoc(r.Source); err != nil {
 				return nil, fmt.Errorf("connection %q side %s rules: %w", c.Name, side, err)

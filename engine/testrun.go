@@ -92,33 +92,44 @@ func (e *Engine) TestRun(ctx context.Context, connID int64, side store.Side, id 
 	simulate(ctx, e.interactive(), p.conn.Name, p.options.scriptTimeout(), p.sides[side], p.sides[side.Other()], side, *ent, previous, target, links, &res)
 	// Unique rules need a lookup in the target (read-only): done here, not
 	// in the pure simulation.
-	if dstRules := p.sides[side.Other()].rules; dstRules.HasUnique() && res.Replica != nil && (res.Stage == "" || res.Stage == "incoming") {
-		dst, err := e.system(ctx, p.conn.SystemID(side.Other()))
-		if err != nil {
-			return res, err
-		}
-		enc, err := canonical(res.Replica)
-		if err != nil {
-			return res, err
-		}
-		replica, err := decodeObject(&enc)
-		if err != nil {
-			return res, err
-		}
-		own, key := twin.EntityID(side.Other()), ""
-		if res.Linked {
-			key = correlationKey(p.conn.ID, twin.ID)
-		}
-		meta := scripting.Meta{Connection: p.conn.Name, Side: string(side.Other()), Timeout: p.options.scriptTimeout()}
-		uniq, err := uniqueResults(ctx, e.interactive(), meta, dstRules, dst, own, key, replica)
-		if err != nil {
-			return res, err
-		}
-		res.Rules = append(res.Rules, uniq...)
-		scripting.SortResults(res.Rules)
-		res.Invalid = len(scripting.Failed(res.Rules)) > 0
+	if err := e.testUnique(ctx, p, side, twin, &res); err != nil {
+		return res, err
 	}
 	return res, nil
+}
+
+// testUnique adds the results of the target side's unique rules to a test
+// run's rules, when the run got as far as the incoming stage.
+func (e *Engine) testUnique(ctx context.Context, p *plan, side store.Side, twin store.Twin, res *TestRunResult) error {
+	dstRules := p.sides[side.Other()].rules
+	if !dstRules.HasUnique() || res.Replica == nil || (res.Stage != "" && res.Stage != "incoming") {
+		return nil
+	}
+	dst, err := e.system(ctx, p.conn.SystemID(side.Other()))
+	if err != nil {
+		return err
+	}
+	enc, err := canonical(res.Replica)
+	if err != nil {
+		return err
+	}
+	replica, err := decodeObject(&enc)
+	if err != nil {
+		return err
+	}
+	own, key := twin.EntityID(side.Other()), ""
+	if res.Linked {
+		key = correlationKey(p.conn.ID, twin.ID)
+	}
+	meta := scripting.Meta{Connection: p.conn.Name, Side: string(side.Other()), Timeout: p.options.scriptTimeout()}
+	uniq, err := uniqueResults(ctx, e.interactive(), meta, dstRules, dst, own, key, replica)
+	if err != nil {
+		return err
+	}
+	res.Rules = append(res.Rules, uniq...)
+	scripting.SortResults(res.Rules)
+	res.Invalid = len(scripting.Failed(res.Rules)) > 0
+	return nil
 }
 
 // simulate is the pure part of a test run: trigger, outgoing, incoming,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"time"
+	"unicode/utf8"
 
 	"github.com/duplexsync/duplex/connectors"
 )
@@ -140,6 +141,16 @@ func canonical(v any) (string, error) {
 func sameValue(a, b any) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil
+	}
+	switch x := a.(type) { // the common values, without encoding them (see sameCanonical)
+	case string:
+		if y, ok := b.(string); ok && (x == y || utf8.ValidString(x) && utf8.ValidString(y)) {
+			return x == y // (invalid UTF-8 encodes lossily: compared encoded below)
+		}
+	case bool:
+		if y, ok := b.(bool); ok {
+			return x == y
+		}
 	}
 	ca, err1 := canonical(a)
 	cb, err2 := canonical(b)

@@ -6,15 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
-	"github.com/duplexsync/duplex/internal/plural"
 	"github.com/duplexsync/duplex/scripting"
 )
 
@@ -121,7 +120,8 @@ func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twi
 	if twin != nil {
 		read = *twin
 	}
-	out, saved, err := e.apply(ctx, plans, twin, ev, &logs)
+	var dec decodedSource
+	out, saved, err := e.apply(ctx, plans, twin, ev, &logs, &dec)
 	e.noteLimit(ctx, ev.ConnectionID, err) // quarantine.go
 	twin = saved
 	if err != nil && ctx.Err() != nil && twin == nil {
@@ -166,11 +166,27 @@ func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twi
 		// source's echo reference (a side's hash is the hash of its base), so
 		// content changed away from and back to later is no echo. Recorded
 		// only if no newer change of the source was queued meanwhile.
-		if snap, err := decodeSnapshot(ev.SourceFields); err == nil && snap != nil && out.Action != "unlink" {
+		if snap := dec.source(ev); snap != nil && out.Action != "unlink" {
 			r.srcHash = snap.hash()
 		}
 	}
 	return r, true
+}
+
+// decodedSource is an event's source state as queued (SourceFields),
+// decoded once: apply decodes it for the source's base, process for its
+// echo hash.
+type decodedSource struct {
+	snap *snapshot
+	done bool
+}
+
+func (d *decodedSource) source(ev *store.SyncEvent) *snapshot {
+	if !d.done {
+		d.snap, _ = decodeSnapshot(ev.SourceFields)
+		d.done = true
+	}
+	return d.snap
 }
 
 // record saves a batch of results in one transaction. The batch's writes
@@ -363,309 +379,33 @@ func checkRules(ctx context.Context, x Scripts, rules *scripting.Rules, replica 
 	return nil
 }
 
-// apply runs the incoming script and writes the minimal change to the target
-// system. The twin it returns (when not nil) must be saved with the event.
-func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, ev *store.SyncEvent, logs *[]string) (outcome, *store.Twin, error) {
-	p, err := plans.get(ctx, e, ev.ConnectionID)
-	if err != nil {
-		return outcome{}, nil, fmt.Errorf("%w: %w", errConfig, err)
-	}
-	src := ev.Direction.Source()
-	dst := src.Other()
-	if tw == nil {
-		return outcome{}, nil, fmt.Errorf("%w: twin %d is gone", errConfig, ev.TwinID)
-	}
-	twin := *tw // a copy: only a successful apply's twin is saved
-	if ev.Action == actionDelete {
-		return e.applyDelete(ctx, p, &twin, dst)
-	}
-	replica, err := e.replicaOf(ctx, p, ev, &twin, logs)
-	if err != nil {
-		return outcome{}, nil, err
-	}
-	// The target side's validation rules, before anything is read from or
-	// written to it: a replica that breaks one fails the event for good (a
-	// data problem, not a transient one).
-	meta := scripting.Meta{Connection: p.conn.Name, Side: string(dst), Timeout: p.options.scriptTimeout()}
-	if err := checkRules(ctx, e.opts.Runner, p.sides[dst].rules, replica, meta); err != nil {
-		return outcome{}, nil, err
-	}
-	previous, err := decodeObject(ev.Previous)
-	if err != nil {
-		return outcome{}, nil, fmt.Errorf("previous replica: %w", err)
-	}
-	target, err := e.system(ctx, p.conn.SystemID(dst))
-	if err != nil {
-		return outcome{}, nil, err
-	}
-	targetID := twin.EntityID(dst)
-	// Unique rules look the value up in the target (its own counterpart
-	// aside), still before anything is written.
-	if uniq, err := uniqueResults(ctx, e.opts.Runner, meta, p.sides[dst].rules, target, targetID, correlationKey(p.conn.ID, twin.ID), replica); err != nil {
-		return outcome{}, nil, err
-	} else if failed := scripting.Failed(uniq); len(failed) > 0 {
-		return outcome{}, nil, &RuleError{Failed: failed}
-	}
-	first := targetID == ""
-	// A create whose record a crash lost is completed, not taken for an
-	// update of an entity that was there (intent.go).
-	resumed, err := e.pendingCreate(ctx, &twin, dst)
-	if err != nil {
-		return outcome{}, nil, err
-	}
-	first = first || resumed != nil
-	var local connectors.Entity
-	if !first {
-		if local, err = target.conn.Get(ctx, targetID); err != nil {
-			return outcome{}, nil, fmt.Errorf("read %s entity %s: %w", dst, targetID, err)
-		}
-	}
-	base := snapshot{F: map[string]any{}}
-	if b, err := decodeSnapshot(twin.Base(dst)); err != nil {
-		return outcome{}, nil, fmt.Errorf("twin base: %w", err)
-	} else if b != nil {
-		base = *b
-	}
-	in := map[string]any{}
-	if !first {
-		in = scriptEntity(local)
-	}
-	res, err := e.opts.Runner.Incoming(ctx, p.sides[dst].incoming, replica, previous, in,
-		scripting.Meta{Connection: p.conn.Name, Side: string(dst), FirstSync: first, Timeout: p.options.scriptTimeout()})
-	*logs = append(*logs, res.Log...)
-	if err != nil {
-		return outcome{}, nil, err
-	}
-	if res.Skipped {
-		return outcome{Action: "skip", Reason: "skipped by script: " + res.SkipReason}, nil, nil
-	}
-	fields, comments, err := splitEntity(res.Entity)
-	if err != nil {
-		return outcome{}, nil, fmt.Errorf("%w: incoming script result: %w", connectors.ErrInvalid, err)
-	}
-	if err := checkPatch(&twin, src, local, fields, comments, replica); err != nil { // patchlimit.go
-		return outcome{}, nil, err
-	}
-	files, err := e.planAttachments(ctx, p, ev, &twin, target, local, replica) // attachments.go
-	if err != nil {
-		return outcome{}, nil, err
-	}
-	out := outcome{Action: "none"}
-	changes := fields
-	found := false
-	// Fields the target already has as the source wants them: the sides
-	// agree, so that is their base now. This matters after a write whose
-	// answer was lost (or a crash before its record): the retry finds the
-	// value in place and writes nothing, and without this the base would
-	// keep the old value and Duplex's own write would look like a person's
-	// edit, turning the next change of the field into a false conflict.
-	var agreed map[string]any
-	if !first {
-		agreed = e.agreedFields(ctx, p, dst, replica, previous, local, base, fields)
-		var conflicts []Conflict
-		if changes, conflicts, err = e.mergeFor(ctx, p, ev, &twin, dst, local, fields); err != nil {
-			return out, nil, err
-		}
-		changes = leftToApply(ev, targetID, changes, fields, local.Fields, base.F) // partial.go
-		if len(conflicts) > 0 {
-			enc, _ := json.Marshal(conflicts)
-			s := string(enc)
-			ev.Conflicts = &s
-			return outcome{Action: "conflict", Reason: plural.Of(int64(len(conflicts)), "field") + " changed on both sides"}, nil, nil
-		}
-	} else {
-		changes = patch(nil, fields)
-	}
-	add, _ := newComments(loadLinks(&twin), src, local, comments, replicaCommentIDs(replica))
-	intent, err := e.recordIntent(ctx, p, &twin, ev, dst, write{first: first, resumed: resumed, key: correlationKey(p.conn.ID, twin.ID),
-		base: base, agreed: agreed, changes: changes, add: add, files: files.count()})
-	if err != nil {
-		return out, nil, err
-	}
-	if first {
-		// The twin (our intent) exists since intake. A connector that can
-		// correlate tags the entity with the twin's key, and a retry after a
-		// crash between the create and saving the twin finds it instead of
-		// creating a second one.
-		if local, found, err = e.createOrResume(ctx, target.conn, correlationKey(p.conn.ID, twin.ID), changes, resumed); err != nil {
-			return out, e.partialCreate(ctx, ev, &twin, dst, local, changes, err), fmt.Errorf("create on %s: %w", dst, err)
-		}
-		// Found (a retry after a crash between the create and this record):
-		// the create carried these fields already. Writing them again would
-		// undo what a person changed on the new entity since; instead its
-		// base below is the entity as created, so such a change is seen as
-		// a change on the next read and flows back.
-		twin.SetEntityID(dst, local.ID)
-		// Saved at once, not with the batch: side b's poller could otherwise
-		// take the new entity for a person's and make a second twin for it.
-		if err := e.noteCreated(ctx, intent, &twin, dst, local, changes, found); err != nil { // the rest comes with the result
-			return out, nil, err
-		}
-		out.Action, out.Patch = "create", changes
-	} else if len(changes) > 0 {
-		if local, err = target.conn.Update(ctx, targetID, changes); err != nil {
-			return out, e.partialUpdate(ctx, ev, &twin, dst, base, targetID, changes, err), fmt.Errorf("update %s entity %s: %w", dst, targetID, err)
-		}
-		out.Action, out.Patch = "update", changes
-	}
-	out.TargetID = local.ID
-	added, err := e.addComments(ctx, target.conn, &twin, src, local, comments, replicaCommentIDs(replica))
-	out.Comments = len(added)
-	if len(added) > 0 && out.Action == "none" {
-		out.Action = "comment"
-	}
-	if err != nil {
-		// Comments already added are linked in twin; save it so a retry skips them.
-		return out, &twin, err
-	}
-	fileIDs, nfiles, err := e.copyAttachments(ctx, files, &twin, local.ID, logs)
-	out.Attachments = nfiles
-	if nfiles > 0 && out.Action == "none" {
-		out.Action = "attach"
-	}
-	if err != nil {
-		return out, &twin, err // files copied are linked in twin, as comments are
-	}
-	if out.Action == "none" && len(agreed) > 0 {
-		if enc, err := base.with(agreed, nil).encode(); err == nil {
-			twin.SetBase(dst, enc)
-		}
-	}
-	if out.Action != "none" {
-		// The target's new base, and the echo reference, is its old base
-		// changed by exactly this write (and by what the sides agree on):
-		// never a whole read of the target, which may hold a person's edit
-		// not synced yet, and a later poll must see that edit as a change,
-		// not as this write's echo.
-		written := base.with(agreed, nil).with(out.Patch, added)
-		if first {
-			written = snapshotOf(local).with(nil, added)
-			if found {
-				written = asCreated(local, changes, loadLinks(&twin), dst).with(nil, added)
-			}
-		}
-		written.A = append(written.A, fileIDs...)
-		twin.SetHash(dst, written.hash())
-		if first && p.options.SyncBackOnCreate {
-			twin.SetHash(dst, "") // no echo reference: the first read goes back (the base stays for merges)
-		}
-		twin.SetWrittenAt(dst, e.opts.Now())
-		if enc, err := written.encode(); err == nil {
-			twin.SetBase(dst, enc)
-		}
-	}
-	// The source's state as queued is now in sync: it is the source's base
-	// for the next change coming the other way (but for fields its script
-	// does not carry, see sourceBase), and its echo reference is the hash of
-	// that whole state (set when the batch is recorded), so content a person
-	// changed away from and back to later is not taken for an echo.
-	if ev.SourceFields != nil {
-		twin.SetBase(src, e.sourceBase(ctx, p, src, ev.SourceID, twin.Base(src), *ev.SourceFields))
-	}
-	return out, &twin, nil
-}
-
-// agreedFields returns the target fields that already hold what the source
-// wants but differ from the base. A script passes fields it does not map
-// through unchanged, and those must not count (a person's unsynced edit
-// would become the base and then Duplex's echo): so the incoming script runs
-// once more with those fields set back to their base values, and only the
-// ones it still sets to the wanted value are driven by the replica.
-func (e *Engine) agreedFields(ctx context.Context, p *plan, dst store.Side, replica, previous map[string]any,
-	local connectors.Entity, base snapshot, desired map[string]any) map[string]any {
-	var cands []string
-	for k, v := range desired {
-		if lv, ok := local.Fields[k]; ok && mustCanonical(lv) == mustCanonical(v) && mustCanonical(base.F[k]) != mustCanonical(v) {
-			cands = append(cands, k)
-		}
-	}
-	if len(cands) == 0 {
-		return nil
-	}
-	probe := scriptEntity(local)
-	for _, k := range cands {
-		bv, ok := base.F[k]
-		setOrDelete(probe, k, bv, ok)
-	}
-	res, err := e.opts.Runner.Incoming(ctx, p.sides[dst].incoming, replica, previous, probe,
-		scripting.Meta{Connection: p.conn.Name, Side: string(dst), Timeout: p.options.scriptTimeout()})
-	if err != nil || res.Skipped {
-		return nil
-	}
-	out, _, err := splitEntity(res.Entity)
-	if err != nil {
-		return nil
-	}
-	agreed := map[string]any{}
-	for _, k := range cands {
-		if mustCanonical(out[k]) == mustCanonical(desired[k]) {
-			agreed[k] = desired[k]
-		}
-	}
-	return agreed
-}
-
-// sourceBase is the source's new base once its change reached the other
-// side: its state as queued, except the fields whose change its outgoing
-// script does not carry (the replica comes out the same with the old
-// value). Those keep their old base value: such an edit (an engineer's
-// rename of a field only the other side writes) was not synced, and the
-// next merge the other way must still see it as this side's own change,
-// not overwrite it. One script run, plus one per field that changed; if a
-// run fails, the whole queued state is taken, as before.
-func (e *Engine) sourceBase(ctx context.Context, p *plan, src store.Side, id string, oldBase *string, queued string) string {
-	old, err := decodeSnapshot(oldBase)
-	if err != nil || old == nil {
-		return queued
-	}
-	cur, err := decodeSnapshot(&queued)
-	if err != nil || cur == nil {
-		return queued
-	}
-	var changed []string
-	for k, v := range cur.F {
-		if a, b := mustCanonical(v), mustCanonical(old.F[k]); a != b {
-			changed = append(changed, k)
-		}
-	}
-	if len(changed) == 0 {
-		return queued
-	}
-	run := func(fields map[string]any) (string, bool) {
-		res, err := e.opts.Runner.Outgoing(ctx, p.sides[src].outgoing, scriptEntity(connectors.Entity{ID: id, Fields: fields}), nil,
-			scripting.Meta{Connection: p.conn.Name, Side: string(src), Timeout: p.options.scriptTimeout()})
-		if err != nil {
-			return "", false
-		}
-		enc, err := canonical(res.Replica)
-		return enc, err == nil
-	}
-	ref, ok := run(cur.F)
-	if !ok {
-		return queued
-	}
-	keep, probe := maps.Clone(cur.F), maps.Clone(cur.F)
-	for _, k := range changed {
-		ov, had := old.F[k]
-		setOrDelete(probe, k, ov, had)
-		if r, ok := run(probe); ok && r == ref {
-			setOrDelete(keep, k, ov, had) // not carried: the old base value stays
-		}
-		probe[k] = cur.F[k]
-	}
-	enc, err := snapshot{F: keep, C: cur.C, A: cur.A}.encode()
-	if err != nil {
-		return queued
-	}
-	return enc
-}
-
 func setOrDelete(m map[string]any, k string, v any, set bool) {
 	if set {
 		m[k] = v
 	} else {
 		delete(m, k)
 	}
+}
+
+// sameCanonical is mustCanonical(a) == mustCanonical(b), without encoding
+// the common field values: two strings or two booleans have equal JSON
+// exactly when they are equal (JSON string escaping is one to one).
+func sameCanonical(a, b any) bool {
+	switch x := a.(type) {
+	case nil:
+		if b == nil {
+			return true
+		}
+	case string:
+		if y, ok := b.(string); ok && (x == y || utf8.ValidString(x) && utf8.ValidString(y)) {
+			return x == y // (invalid UTF-8 encodes lossily: compared encoded below)
+		}
+	case bool:
+		if y, ok := b.(bool); ok {
+			return x == y
+		}
+	}
+	return mustCanonical(a) == mustCanonical(b)
 }
 
 func mustCanonical(v any) string {
@@ -738,45 +478,6 @@ func (e *Engine) create(ctx context.Context, conn connectors.Connector, key stri
 	}
 	ent, err = cc.CreateCorrelated(ctx, key, fields)
 	return ent, false, err
-}
-
-// mergeFor runs the field-level merge of an update: it reruns the incoming
-// script on the previous replica to learn which target fields the source
-// actually changed, then compares with the target's base.
-func (e *Engine) mergeFor(ctx context.Context, p *plan, ev *store.SyncEvent, twin *store.Twin, dst store.Side,
-	local connectors.Entity, desired map[string]any) (map[string]any, []Conflict, error) {
-	policy, err := ParsePolicy(p.conn.ConflictPolicy)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", errConfig, err)
-	}
-	mi := mergeInput{desired: desired, local: local.Fields, policy: policy, src: dst.Other(), localTime: local.UpdatedAt}
-	if ev.SourceUpdatedAt != nil {
-		mi.srcTime = *ev.SourceUpdatedAt
-	}
-	if b, err := decodeSnapshot(twin.Base(dst)); err != nil {
-		return nil, nil, fmt.Errorf("twin base: %w", err)
-	} else if b != nil {
-		mi.base = b.F
-	}
-	if ev.Resolution != nil && *ev.Resolution != "" {
-		if err := json.Unmarshal([]byte(*ev.Resolution), &mi.resolution); err != nil {
-			return nil, nil, fmt.Errorf("%w: conflict resolution: %w", connectors.ErrInvalid, err)
-		}
-	}
-	if prev, err := decodeObject(ev.Previous); err == nil && prev != nil {
-		// The script sees a fresh copy of the local entity: the first run
-		// must not leak into the second.
-		again := scriptEntity(local)
-		res, err := e.opts.Runner.Incoming(ctx, p.sides[dst].incoming, prev, nil, again,
-			scripting.Meta{Connection: p.conn.Name, Side: string(dst), Timeout: p.options.scriptTimeout()})
-		if err == nil && !res.Skipped {
-			if f, _, err := splitEntity(res.Entity); err == nil {
-				mi.prevDesired = f
-			}
-		}
-	}
-	patch, conflicts := merge(mi)
-	return patch, conflicts, nil
 }
 
 // replicaOf returns the event's replica. An event whose outgoing script
@@ -868,7 +569,7 @@ type commentLinks map[string]string
 
 func loadLinks(t *store.Twin) commentLinks {
 	l := commentLinks{}
-	if t.CommentLinks != "" {
+	if t.CommentLinks != "" && t.CommentLinks != "{}" { // most twins: nothing to decode
 		_ = json.Unmarshal([]byte(t.CommentLinks), &l)
 	}
 	return l

@@ -165,6 +165,11 @@ type Twin struct {
 	BWrittenAt   *time.Time `gorm:"column:b_written_at" json:"b_written_at,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
 	UpdatedAt    time.Time  `json:"updated_at"`
+
+	// What the scripts produced when the last event in a direction was
+	// applied (engine/records.go); nil: nothing recorded.
+	ScriptsAB *string `gorm:"column:scripts_ab" json:"-"`
+	ScriptsBA *string `gorm:"column:scripts_ba" json:"-"`
 }
 
 // Base is side s's fields as of the last sync (JSON), or nil.
@@ -253,6 +258,24 @@ func (t *Twin) SetSent(d Direction, replica string) {
 		t.SentAB = &replica
 	} else {
 		t.SentBA = &replica
+	}
+}
+
+// Scripts is the engine's record of what the scripts produced when the
+// twin's last event in direction d was applied, or nil.
+func (t *Twin) Scripts(d Direction) *string {
+	if d == AToB {
+		return t.ScriptsAB
+	}
+	return t.ScriptsBA
+}
+
+// SetScripts sets that record.
+func (t *Twin) SetScripts(d Direction, rec string) {
+	if d == AToB {
+		t.ScriptsAB = &rec
+	} else {
+		t.ScriptsBA = &rec
 	}
 }
 

@@ -137,8 +137,9 @@ func (s *Store) SaveTwinWithSource(ctx context.Context, t *Twin, hashes []Writte
 	t.UpdatedAt = s.now()
 	// Hot path (every applied event): raw SQL, see raw.go.
 	q := `UPDATE twins SET connection_id = ?, a_id = ?, b_id = ?, comment_links = ?, origin = ?, base_a = ?, base_b = ?,
-		a_written_at = ?, b_written_at = ?, updated_at = ?`
-	args := []any{t.ConnectionID, t.AID, t.BID, t.CommentLinks, string(t.Origin), t.BaseA, t.BaseB, t.AWrittenAt, t.BWrittenAt, t.UpdatedAt}
+		a_written_at = ?, b_written_at = ?, scripts_ab = ?, scripts_ba = ?, updated_at = ?`
+	args := []any{t.ConnectionID, t.AID, t.BID, t.CommentLinks, string(t.Origin), t.BaseA, t.BaseB, t.AWrittenAt, t.BWrittenAt,
+		t.ScriptsAB, t.ScriptsBA, t.UpdatedAt}
 	for _, side := range []Side{SideA, SideB} {
 		col := string(side) + "_hash"
 		i := slices.IndexFunc(hashes, func(h WrittenHash) bool { return h.Side == side })
