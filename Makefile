@@ -124,7 +124,7 @@ peers:
 # their figures (latency, requests per change); the servers stop afterwards.
 test-e2e: peers
 	eval "$$(test/e2e/peers/redmine.sh env)"; eval "$$(test/e2e/peers/rt.sh env)"; eval "$$(test/e2e/peers/tryton.sh env)"; \
-	status=0; $(GO) test -p 1 -count=1 -v -timeout 30m ./connectors/redmine/ ./connectors/rt/ ./test/e2e/ \
+	status=0; $(GO) test -p 1 -count=1 -v -timeout 30m ./connectors/redmine/ ./connectors/rt/ ./connectors/tryton/ ./test/e2e/ \
 	  | grep -E '^(--- |ok|FAIL|PASS|panic)|e2e:|_test.go' || status=$$?; \
 	test/e2e/peers/tryton.sh stop; test/e2e/peers/rt.sh stop; test/e2e/peers/redmine.sh stop; exit $$status
 

@@ -49,7 +49,7 @@ max_attempt_ip_network = 5000
 CONF
   mkdir -p "$STATE/www"
   chown -R tryton:tryton "$STATE" 2>/dev/null || true
-  if [ ! -e "$STATE/configured-v1" ]; then
+  if [ ! -e "$STATE/configured-v2" ]; then
     log "creating database $DB with party, company, account, account_invoice"
     rm -f "$DBDIR/$DB.sqlite"
     touch "$DBDIR/$DB.sqlite"
@@ -67,7 +67,9 @@ from trytond.modules.account_invoice.tests.tools import set_fiscalyear_invoice_s
 
 config.set_trytond(database=sys.argv[1], config_file=sys.argv[2])
 Party = Model.get('party.party')
-create_company(party=Party(name='Duplex E2E Ltd'))
+own = Party(name='Duplex E2E Ltd')
+own.save()
+create_company(party=own)
 company = get_company()
 create_chart(company)
 accounts = get_accounts(company)
@@ -80,6 +82,10 @@ term = create_payment_term()
 term.name = 'Net 30'
 term.lines[0].relativedeltas.new(days=30)
 term.save()
+Config = Model.get('account.configuration')
+conf = Config(1)
+conf.default_customer_payment_term = term
+conf.save()
 Journal = Model.get('account.journal')
 cash, = Journal.find([('code', '=', 'CASH')])
 Method = Model.get('account.invoice.payment.method')
@@ -92,7 +98,7 @@ PY
     grep -q '^OK' "$STATE/setup.log" || { tail -30 "$STATE/setup.log" >&2; exit 1; }
     stop # a consistent copy: no server writing
     cp -a "$DBDIR/$DB.sqlite" "$STATE/db-snapshot.sqlite"
-    touch "$STATE/configured-v1"
+    touch "$STATE/configured-v2"
   fi
 }
 
