@@ -53,11 +53,36 @@ func (c cursor) taken(id string, t time.Time) bool {
 	return ok && at == t.UnixMicro()
 }
 
-// Changes lists records by their change stamp, write_date or, for records
-// never written, create_date. Tryton cannot order by the two together, so
-// it asks twice (written since, and created since and never written), each
-// in stamp order and long enough to hold limit records not taken yet, and
-// merges: the first limit of the merge are the first limit overall.
+// stream is one search of changed records, in stamp order: written since,
+// or created since and never written (Tryton cannot order by the two
+// together). It reads only ids, stamps and, for invoices, the party.
+func (c *conn) stream(ctx context.Context, model string, base []any, written bool, since time.Time, fetch int, extra ...string) ([]map[string]any, error) {
+	domain := append([]any{}, base...)
+	order := "create_date"
+	if written {
+		order = "write_date"
+		domain = append(domain, []any{"write_date", "!=", nil})
+	} else {
+		domain = append(domain, []any{"write_date", "=", nil})
+	}
+	if !since.IsZero() {
+		domain = append(domain, []any{order, ">=", wireTime(since)})
+	}
+	var out []map[string]any
+	fields := append([]string{"id", "write_date", "create_date"}, extra...)
+	if err := c.rpc.call(ctx, "model."+model+".search_read", []any{domain, 0, fetch, [][]string{{order, "ASC"}, {"id", "ASC"}}, fields, c.ctx()}, &out); err != nil {
+		return nil, fmt.Errorf("tryton poll %s: %w", model, err)
+	}
+	return out, nil
+}
+
+// Changes lists records by their change stamp: write_date, or create_date
+// for a record never written. Each stream asks for enough records to hold
+// limit not taken yet; a stream cut there may hold more past its last
+// stamp (the horizon), so nothing past the earliest horizon is taken. With
+// invoices on, a party also changes when one of its customer invoices does
+// (a payment writes the invoice, not the party): the invoice streams name
+// the parties, stamped with the invoice's stamp.
 func (c *conn) Changes(ctx context.Context, cur string, limit int) (connectors.Page, error) {
 	from, err := parseCursor(cur)
 	if err != nil {
@@ -67,67 +92,98 @@ func (c *conn) Changes(ctx context.Context, cur string, limit int) (connectors.P
 		limit = 100
 	}
 	fetch := limit + len(from.Seen) + 1
-	written := append(c.m.base(), []any{"write_date", "!=", nil})
-	created := append(c.m.base(), []any{"write_date", "=", nil})
-	if since := from.since(); !since.IsZero() {
-		written = append(written, []any{"write_date", ">=", wireTime(since)})
-		created = append(created, []any{"create_date", ">=", wireTime(since)})
+	since := from.since()
+	type source struct {
+		model string
+		base  []any
+		extra []string
+		party bool // the records name the party that changed
 	}
-	var a, b []map[string]any
-	if err := c.rpc.call(ctx, "model."+c.m.name+".search_read", []any{written, 0, fetch, [][]string{{"write_date", "ASC"}, {"id", "ASC"}}, c.m.read, c.ctx()}, &a); err != nil {
-		return connectors.Page{}, fmt.Errorf("tryton poll %s: %w", c.m.name, err)
+	sources := []source{{model: c.m.name, base: c.m.base()}}
+	// From the start every party is listed anyway: its invoices are read
+	// with it.
+	if c.m == partyModel && c.s.Invoices && !since.IsZero() {
+		sources = append(sources, source{model: invoiceModel.name, base: invoiceModel.base(), extra: []string{"party"}, party: true})
 	}
-	if err := c.rpc.call(ctx, "model."+c.m.name+".search_read", []any{created, 0, fetch, [][]string{{"create_date", "ASC"}, {"id", "ASC"}}, c.m.read, c.ctx()}, &b); err != nil {
-		return connectors.Page{}, fmt.Errorf("tryton poll %s: %w", c.m.name, err)
-	}
-	// A stream cut at fetch may hold records past those it returned; the
-	// merge may only use what lies before the cut of each full stream.
+	stamps := map[int64]time.Time{} // record → newest stamp seen for it
 	var horizon time.Time
-	for _, s := range [][]map[string]any{a, b} {
-		if len(s) == fetch {
-			if t := stamp(s[len(s)-1]); horizon.IsZero() || t.Before(horizon) {
-				horizon = t
+	for _, src := range sources {
+		for _, written := range []bool{true, false} {
+			recs, err := c.stream(ctx, src.model, src.base, written, since, fetch, src.extra...)
+			if err != nil {
+				return connectors.Page{}, err
+			}
+			if len(recs) == fetch {
+				if t := stamp(recs[len(recs)-1]); horizon.IsZero() || t.Before(horizon) {
+					horizon = t
+				}
+			}
+			for _, r := range recs {
+				id := intOf(r["id"])
+				if src.party {
+					id = intOf(r["party"])
+				}
+				if t := stamp(r); id > 0 && t.After(stamps[id]) {
+					stamps[id] = t
+				}
 			}
 		}
 	}
-	all := append(a, b...)
-	sort.SliceStable(all, func(i, j int) bool {
-		ti, tj := stamp(all[i]), stamp(all[j])
-		if !ti.Equal(tj) {
-			return ti.Before(tj)
+	type cand struct {
+		id int64
+		t  time.Time
+	}
+	all := make([]cand, 0, len(stamps))
+	for id, t := range stamps {
+		all = append(all, cand{id, t})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if !all[i].t.Equal(all[j].t) {
+			return all[i].t.Before(all[j].t)
 		}
-		return intOf(all[i]["id"]) < intOf(all[j]["id"])
+		return all[i].id < all[j].id
 	})
-	var picked []map[string]any
+	var picked []cand
 	more := false
-	for _, r := range all {
-		t := stamp(r)
-		if from.taken(strconv.FormatInt(intOf(r["id"]), 10), t) {
+	for _, x := range all {
+		if from.taken(strconv.FormatInt(x.id, 10), x.t) {
 			continue
 		}
-		if len(picked) == limit || (!horizon.IsZero() && t.After(horizon)) {
+		if len(picked) == limit || (!horizon.IsZero() && x.t.After(horizon)) {
 			more = true
 			break
 		}
-		picked = append(picked, r)
+		picked = append(picked, x)
 	}
 	page := connectors.Page{More: more}
 	if len(picked) == 0 {
 		return page, nil
 	}
-	if page.Entities, err = c.entities(ctx, picked); err != nil {
+	ids := make([]int64, len(picked))
+	for i, x := range picked {
+		ids[i] = x.id
+	}
+	es, err := c.readEntities(ctx, append(c.m.base(), []any{"id", "in", ids}), 0)
+	if err != nil {
 		return connectors.Page{}, err
+	}
+	byID := map[string]connectors.Entity{}
+	for _, e := range es {
+		byID[e.ID] = e
 	}
 	next := cursor{T: from.T, Seen: map[string]int64{}}
 	for id, at := range from.Seen {
 		next.Seen[id] = at
 	}
-	for _, r := range picked {
-		t := stamp(r)
-		if t.After(next.T) {
-			next.T = t
+	for _, x := range picked {
+		id := strconv.FormatInt(x.id, 10)
+		if e, ok := byID[id]; ok { // else deleted since the list: nothing to send
+			page.Entities = append(page.Entities, e)
 		}
-		next.Seen[strconv.FormatInt(intOf(r["id"]), 10)] = t.UnixMicro()
+		if x.t.After(next.T) {
+			next.T = x.t
+		}
+		next.Seen[id] = x.t.UnixMicro()
 	}
 	floor := next.T.Add(-lookBack).UnixMicro()
 	for id, at := range next.Seen {
@@ -135,10 +191,10 @@ func (c *conn) Changes(ctx context.Context, cur string, limit int) (connectors.P
 			delete(next.Seen, id)
 		}
 	}
-	b2, err := json.Marshal(next)
+	b, err := json.Marshal(next)
 	if err != nil {
 		return connectors.Page{}, fmt.Errorf("tryton poll cursor: %w", err)
 	}
-	page.Cursor = string(b2)
+	page.Cursor = string(b)
 	return page, nil
 }

@@ -321,10 +321,13 @@ func (f *fake) search(model string, domain any) []map[string]any {
 				match = match && has && !at.Before(t)
 			case (field == "name" || field == "code" || field == "number" || field == "reference") && op == "=":
 				match = match && fmt.Sprint(rec[field]) == val
-			case field == "resource" && op == "in":
+			case (field == "resource" || field == "id" || field == "party" || field == "state") && op == "in":
 				in := false
 				for _, x := range val.([]any) {
-					in = in || rec["resource"] == x
+					if n, ok := x.(float64); ok {
+						x = int64(n)
+					}
+					in = in || rec[field] == x
 				}
 				match = match && in
 			default:

@@ -51,7 +51,7 @@ func invalid(format string, a ...any) error {
 
 // refuse names the fields a write cannot take: read-only or unknown.
 func refuse(m *model, k string) error {
-	for _, f := range m.fields {
+	for _, f := range append(append([]connectors.FieldSpec{}, m.fields...), partyInvoiceFields...) {
 		if f.Name == k {
 			return invalid("%s is read-only on %s", k, m.name)
 		}
@@ -264,6 +264,73 @@ func firstOf(cur map[string]any, rel, typeField, want string) int64 {
 		}
 	}
 	return 0
+}
+
+// partyInvoiceFields are the fields a party gets with the setting invoices.
+var partyInvoiceFields = []connectors.FieldSpec{
+	{Name: "amount_due", Type: connectors.TypeNumber, Description: "what the customer still owes on posted invoices", ReadOnly: true},
+	{Name: "overdue", Type: connectors.TypeNumber, Description: "the part of amount_due past its due date", ReadOnly: true},
+	{Name: "open_invoices", Type: connectors.TypeNumber, Description: "posted invoices not paid yet", ReadOnly: true},
+	{Name: "payment_state", Type: connectors.TypeString, Description: "overdue, due, paid (every invoice paid) or \"\" (no invoice posted)", ReadOnly: true},
+	{Name: "invoices", Type: connectors.TypeList, Description: "each posted or paid invoice as \"number: state, to pay X of Y, due D\"", ReadOnly: true},
+}
+
+// invoiceSummary adds the party's invoice fields to f from its posted and
+// paid customer invoices, and returns the newest invoice stamp.
+func invoiceSummary(f map[string]any, invs []map[string]any, today string) time.Time {
+	var due, overdue float64
+	open := 0
+	var lines []any
+	var newest time.Time
+	for _, inv := range invs {
+		if t := stamp(inv); t.After(newest) {
+			newest = t
+		}
+		toPay, _ := number(inv["amount_to_pay"]).(float64)
+		total, _ := number(inv["total_amount"]).(float64)
+		dueDate := ""
+		for _, l := range list(inv["lines_to_pay."]) {
+			if d := dateOf(l["maturity_date"]); d != "" && (dueDate == "" || d < dueDate) {
+				dueDate = d
+			}
+		}
+		line := fmt.Sprintf("%s: %s, to pay %.2f of %.2f", str(inv["number"]), str(inv["state"]), toPay, total)
+		if inv["state"] == "posted" {
+			open++
+			due += toPay
+			if dueDate != "" && dueDate < today {
+				overdue += toPay
+			}
+			if dueDate != "" {
+				line += ", due " + dueDate
+			}
+		}
+		lines = append(lines, line)
+	}
+	f["amount_due"] = round2(due)
+	f["overdue"] = round2(overdue)
+	f["open_invoices"] = float64(open)
+	f["invoices"] = nonNil(lines)
+	switch {
+	case len(invs) == 0:
+		f["payment_state"] = ""
+	case overdue > 0:
+		f["payment_state"] = "overdue"
+	case open > 0:
+		f["payment_state"] = "due"
+	default:
+		f["payment_state"] = "paid"
+	}
+	return newest
+}
+
+func round2(x float64) float64 { return float64(int64(x*100+0.5*sign(x))) / 100 }
+
+func sign(x float64) float64 {
+	if x < 0 {
+		return -1
+	}
+	return 1
 }
 
 // --- customer invoices ---

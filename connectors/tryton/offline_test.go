@@ -174,15 +174,38 @@ func TestOfflineInvoices(t *testing.T) {
 	if err != nil || len(page.Entities) != 1 || page.Entities[0].Fields["paid"] != true || page.Entities[0].Fields["amount_to_pay"] != 0.0 {
 		t.Fatalf("after payment: %+v %v", page.Entities, err)
 	}
+	// The party with its invoices: a payment (a write of the invoice, not of
+	// the party) is a change of the party.
+	withInv := mustOpen(t, f, map[string]any{"invoices": true})
+	_, _, pcur := drainFake(t, withInv, "")
+	f.addInvoice(mustInt(t, p.ID), "INV/0002", "80", "80", "2026-02-01")
+	seen, got, pcur := drainFake(t, withInv, pcur)
+	if seen[p.ID] != 1 || got[p.ID].Fields["amount_due"] != 80.0 || got[p.ID].Fields["overdue"] != 80.0 || got[p.ID].Fields["payment_state"] != "overdue" ||
+		got[p.ID].Fields["open_invoices"] != 1.0 {
+		t.Fatalf("party after a new invoice: %v %v", seen, got[p.ID].Fields)
+	}
+	f.setInvoice(id+1, "state", "paid")
+	f.setInvoice(id+1, "amount_to_pay", "0")
+	seen, got, pcur = drainFake(t, withInv, pcur)
+	if seen[p.ID] != 1 || got[p.ID].Fields["amount_due"] != 0.0 || got[p.ID].Fields["payment_state"] != "paid" ||
+		fmt.Sprint(got[p.ID].Fields["invoices"]) != "[INV/0001: paid, to pay 0.00 of 120.50 INV/0002: paid, to pay 0.00 of 80.00]" {
+		t.Fatalf("party after the payment: %v %v", seen, got[p.ID].Fields)
+	}
+	if seen, _, _ = drainFake(t, withInv, pcur); len(seen) != 0 {
+		t.Fatalf("a quiet poll with invoices: %v", seen)
+	}
+	if _, err := openFake(t, f, map[string]any{"invoices": true, "entity": "invoice"}, nil); !errors.Is(err, connectors.ErrBadConfig) {
+		t.Fatalf("invoices on the invoice entity: %v", err)
+	}
 	if _, err := c.Update(ctx, page.Entities[0].ID, map[string]any{"total_amount": 1}); !errors.Is(err, connectors.ErrInvalid) {
 		t.Errorf("writing a total: %v", err)
 	}
 	if _, err := c.AddComment(ctx, page.Entities[0].ID, connectors.Comment{Body: "reminder sent"}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := c.Get(ctx, page.Entities[0].ID)
-	if err != nil || len(got.Comments) != 1 || got.Comments[0].Body != "reminder sent" || got.Comments[0].Author != "Administrator" {
-		t.Fatalf("notes as comments: %+v %v", got.Comments, err)
+	note, err := c.Get(ctx, page.Entities[0].ID)
+	if err != nil || len(note.Comments) != 1 || note.Comments[0].Body != "reminder sent" || note.Comments[0].Author != "Administrator" {
+		t.Fatalf("notes as comments: %+v %v", note.Comments, err)
 	}
 }
 
@@ -222,6 +245,29 @@ func TestOfflineOpen(t *testing.T) {
 	if s, err := c.Describe(context.Background()); err != nil || s.EntityType != "party" || !s.Comments {
 		t.Fatalf("describe: %+v %v", s, err)
 	}
+}
+
+func drainFake(t *testing.T, c connectors.Connector, cursor string) (map[string]int, map[string]connectors.Entity, string) {
+	t.Helper()
+	seen, last := map[string]int{}, map[string]connectors.Entity{}
+	for i := 0; i < 100; i++ {
+		p, err := c.Changes(context.Background(), cursor, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Entities {
+			seen[e.ID]++
+			last[e.ID] = e
+		}
+		if p.Cursor != "" {
+			cursor = p.Cursor
+		}
+		if len(p.Entities) == 0 && !p.More {
+			return seen, last, cursor
+		}
+	}
+	t.Fatal("Changes never ran dry")
+	return nil, nil, ""
 }
 
 func mustInt(t *testing.T, s string) int64 {

@@ -14,6 +14,8 @@ var settingSpecs = []connectors.Setting{
 		Description: "The login Duplex signs in as."},
 	{Name: "entity", Type: "string", Default: "party", Enum: []string{"party", "invoice"},
 		Description: "What this system syncs: party (parties) or invoice (customer invoices). Default party."},
+	{Name: "invoices", Type: "boolean",
+		Description: "Adds, to each party, what its customer invoices say (amount_due, overdue, open_invoices, payment_state, invoices), and makes a change of an invoice (a payment) a change of its party. Needs the account_invoice module. Default false."},
 	{Name: "timeout_ms", Type: "integer", Default: "30000",
 		Description: "Bounds one request; default 30000."},
 }

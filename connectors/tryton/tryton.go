@@ -42,6 +42,11 @@ type Settings struct {
 	// Entity is what this system syncs: party (parties) or invoice
 	// (customer invoices). Default party.
 	Entity string `json:"entity,omitempty" spec:"default=party,enum=party|invoice"`
+	// Invoices adds, to each party, what its customer invoices say
+	// (amount_due, overdue, open_invoices, payment_state, invoices), and
+	// makes a change of an invoice (a payment) a change of its party.
+	// Needs the account_invoice module. Default false.
+	Invoices bool `json:"invoices,omitempty"`
 	// TimeoutMS bounds one request; default 30000.
 	TimeoutMS int `json:"timeout_ms,omitempty" spec:"default=30000"`
 }
@@ -82,6 +87,9 @@ func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, erro
 		c.m = invoiceModel
 	} else {
 		c.m = partyModel
+	}
+	if s.Invoices && s.Entity != EntityParty {
+		return nil, &connectors.SettingError{Kind: Kind, Field: "invoices", Msg: "applies to parties (entity party) only"}
 	}
 	var prefs map[string]any
 	if err := c.rpc.call(ctx, "model.res.user.get_preferences", []any{true, map[string]any{}}, &prefs); err != nil {
@@ -158,7 +166,11 @@ func Calls(c connectors.Connector) int64 {
 func (c *conn) Close() error { return nil }
 
 func (c *conn) Describe(ctx context.Context) (connectors.Schema, error) {
-	return connectors.Schema{EntityType: c.s.Entity, Fields: c.m.fields, Comments: true}, nil
+	fields := c.m.fields
+	if c.m == partyModel && c.s.Invoices {
+		fields = append(append([]connectors.FieldSpec{}, fields...), partyInvoiceFields...)
+	}
+	return connectors.Schema{EntityType: c.s.Entity, Fields: fields, Comments: true}, nil
 }
 
 func (c *conn) recordURL(id int64) string {
@@ -221,9 +233,32 @@ func (c *conn) entities(ctx context.Context, recs []map[string]any) ([]connector
 			Body: str(n["message"]), CreatedAt: timeOf(n["create_date"]),
 		})
 	}
+	var invoices map[int64][]map[string]any
+	if c.m == partyModel && c.s.Invoices {
+		ids := make([]int64, 0, len(recs))
+		for _, r := range recs {
+			ids = append(ids, intOf(r["id"]))
+		}
+		var invs []map[string]any
+		if err := c.rpc.call(ctx, "model.account.invoice.search_read", []any{
+			[]any{[]any{"type", "=", "out"}, []any{"party", "in", ids}, []any{"state", "in", []string{"posted", "paid"}}}, 0, nil,
+			[][]string{{"id", "ASC"}}, []string{"id", "party", "number", "state", "total_amount", "amount_to_pay", "lines_to_pay.maturity_date", "write_date", "create_date"}, c.ctx()}, &invs); err != nil {
+			return nil, fmt.Errorf("tryton invoices of parties: %w", err)
+		}
+		invoices = map[int64][]map[string]any{}
+		for _, inv := range invs {
+			invoices[intOf(inv["party"])] = append(invoices[intOf(inv["party"])], inv)
+		}
+	}
 	for _, r := range recs {
 		e := c.entity(r)
 		e.Comments = byRes[fmt.Sprintf("%s,%d", c.m.name, intOf(r["id"]))]
+		if invoices != nil {
+			newest := invoiceSummary(e.Fields, invoices[intOf(r["id"])], time.Now().UTC().Format("2006-01-02"))
+			if newest.After(e.UpdatedAt) {
+				e.UpdatedAt = newest
+			}
+		}
 		out = append(out, e)
 	}
 	return out, nil

@@ -21,8 +21,17 @@ import (
 
 func openReal(t *testing.T, entity string) connectors.Connector {
 	t.Helper()
+	return openRealWith(t, map[string]any{"entity": entity})
+}
+
+func openRealWith(t *testing.T, settings map[string]any) connectors.Connector {
+	t.Helper()
 	e := trytontest.FromEnv(t)
-	raw, _ := json.Marshal(e.Settings(entity))
+	s := e.Settings("party")
+	for k, v := range settings {
+		s[k] = v
+	}
+	raw, _ := json.Marshal(s)
 	c, err := tryton.New(context.Background(), connectors.Config{Name: "real", Settings: raw, Secrets: e.Secrets()})
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -111,6 +120,8 @@ func TestRealInvoice(t *testing.T) {
 	parties := openReal(t, "party")
 	c := openReal(t, "invoice")
 	_, _, cursor := drainAll(t, c, "", 500)
+	withInv := openRealWith(t, map[string]any{"invoices": true})
+	_, _, pcur := drainAll(t, withInv, "", 500)
 	name := fmt.Sprintf("Invoiced %d", time.Now().UnixNano())
 	p, err := parties.Create(ctx, map[string]any{"name": name})
 	if err != nil {
@@ -147,6 +158,11 @@ func TestRealInvoice(t *testing.T) {
 	_, got, _ = drainAll(t, c, cursor, 10)
 	if e := got[inv.ID]; e.Fields["state"] != "paid" || e.Fields["paid"] != true || e.Fields["amount_to_pay"] != 0.0 {
 		t.Fatalf("paid: %v", e.Fields)
+	}
+	// The party saw its invoice posted then paid, though nothing wrote it.
+	seen, pgot, _ := drainAll(t, withInv, pcur, 10)
+	if pe := pgot[p.ID]; seen[p.ID] != 1 || pe.Fields["payment_state"] != "paid" || pe.Fields["amount_due"] != 0.0 || len(pe.Fields["invoices"].([]any)) != 1 {
+		t.Fatalf("party with invoices: seen %v, %v", seen, pe.Fields)
 	}
 }
 
