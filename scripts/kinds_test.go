@@ -24,6 +24,7 @@ func TestBuiltinKinds(t *testing.T) {
 		"github-jira-todev":       {"github", "jira"},
 		"zendesk-jira-escalation": {"zendesk", "jira"},
 		"servicenow-azuredevops":  {"servicenow", "azuredevops"},
+		"crm-erp-customers":       {"sql", "tryton"},
 	}
 	for _, tpl := range lib.List() {
 		w, ok := want[tpl.Name]
