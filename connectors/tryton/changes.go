@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
@@ -94,21 +95,35 @@ func (c *conn) Changes(ctx context.Context, cur string, limit int) (connectors.P
 	fetch := limit + len(from.Seen) + 1
 	since := from.since()
 	type source struct {
-		model string
-		base  []any
-		extra []string
-		party bool // the records name the party that changed
+		model   string
+		base    []any
+		extra   []string
+		written []bool                     // the streams: written since, created since
+		owner   func(map[string]any) int64 // the record that changed, when not this one
 	}
-	sources := []source{{model: c.m.name, base: c.m.base()}}
-	// From the start every party is listed anyway: its invoices are read
-	// with it.
-	if c.m == partyModel && c.s.Invoices && !since.IsZero() {
-		sources = append(sources, source{model: invoiceModel.name, base: invoiceModel.base(), extra: []string{"party"}, party: true})
+	both := []bool{true, false}
+	sources := []source{{model: c.m.name, base: c.m.base(), written: both}}
+	// From the start every record is listed anyway, with its notes and
+	// invoices. After that a new note (ir.note, which writes nothing on the
+	// record) and, with invoices, a changed invoice are changes of their
+	// record; notes are taken as they are created (an edited note is not
+	// a new comment).
+	if !since.IsZero() {
+		sources = append(sources, source{model: "ir.note", base: []any{[]any{"resource", "like", c.m.name + ",%"}}, extra: []string{"resource"},
+			written: []bool{false}, owner: func(r map[string]any) int64 {
+				_, id, _ := strings.Cut(str(r["resource"]), ",")
+				n, _ := strconv.ParseInt(id, 10, 64)
+				return n
+			}})
+		if c.m == partyModel && c.s.Invoices {
+			sources = append(sources, source{model: invoiceModel.name, base: invoiceModel.base(), extra: []string{"party"}, written: both,
+				owner: func(r map[string]any) int64 { return intOf(r["party"]) }})
+		}
 	}
 	stamps := map[int64]time.Time{} // record → newest stamp seen for it
 	var horizon time.Time
 	for _, src := range sources {
-		for _, written := range []bool{true, false} {
+		for _, written := range src.written {
 			recs, err := c.stream(ctx, src.model, src.base, written, since, fetch, src.extra...)
 			if err != nil {
 				return connectors.Page{}, err
@@ -120,8 +135,8 @@ func (c *conn) Changes(ctx context.Context, cur string, limit int) (connectors.P
 			}
 			for _, r := range recs {
 				id := intOf(r["id"])
-				if src.party {
-					id = intOf(r["party"])
+				if src.owner != nil {
+					id = src.owner(r)
 				}
 				if t := stamp(r); id > 0 && t.After(stamps[id]) {
 					stamps[id] = t
@@ -197,4 +212,12 @@ func (c *conn) Changes(ctx context.Context, cur string, limit int) (connectors.P
 	}
 	page.Cursor = string(b)
 	return page, nil
+}
+
+// CursorAt is a poll position from which only records stamped at t or later
+// are taken: for a system set up on a database that already holds records
+// nobody wants synced, without reading them all once.
+func CursorAt(t time.Time) string {
+	b, _ := json.Marshal(cursor{T: t.UTC().Add(lookBack)})
+	return string(b)
 }

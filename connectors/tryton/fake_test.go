@@ -303,6 +303,8 @@ func (f *fake) search(model string, domain any) []map[string]any {
 			cl := c.([]any)
 			field, op, val := cl[0].(string), cl[1].(string), cl[2]
 			switch {
+			case field == "resource" && op == "like":
+				match = match && strings.HasPrefix(fmt.Sprint(rec["resource"]), strings.TrimSuffix(val.(string), "%"))
 			case field == "type" && op == "=":
 				match = match && rec["type"] == val
 			case field == "id" && op == "=":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -427,6 +428,9 @@ func invoiceCreate(ctx context.Context, c *conn, fields map[string]any) (map[str
 		switch k {
 		case "party_id":
 			party = intOf(v)
+			if s, ok := v.(string); ok { // an entity id, as the engine hands ids
+				party, _ = strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+			}
 		case "party":
 			name, _ := text(v)
 			var ids []int64

@@ -194,6 +194,13 @@ func TestOfflineInvoices(t *testing.T) {
 	if seen, _, _ = drainFake(t, withInv, pcur); len(seen) != 0 {
 		t.Fatalf("a quiet poll with invoices: %v", seen)
 	}
+	// A note writes nothing on the party; it is a change of the party all the same.
+	if _, err := parties.AddComment(ctx, p.ID, connectors.Comment{Body: "called"}); err != nil {
+		t.Fatal(err)
+	}
+	if seen, got, _ = drainFake(t, withInv, pcur); seen[p.ID] != 1 || len(got[p.ID].Comments) != 1 {
+		t.Fatalf("after a note: %v %+v", seen, got[p.ID].Comments)
+	}
 	if _, err := openFake(t, f, map[string]any{"invoices": true, "entity": "invoice"}, nil); !errors.Is(err, connectors.ErrBadConfig) {
 		t.Fatalf("invoices on the invoice entity: %v", err)
 	}
