@@ -139,6 +139,11 @@ type conn struct {
 
 	mu      sync.Mutex
 	revenue int64 // the revenue account invoice lines get, found on first need
+	// creating lets one create at a time through: trytond on SQLite hands
+	// the same party code to two creates that overlap, and refuses the
+	// second ("The code on party must be unique"), which the engine's
+	// parallel workers did in a backfill.
+	creating sync.Mutex
 	prefs   map[string]any
 }
 
@@ -287,7 +292,10 @@ func (c *conn) Create(ctx context.Context, fields map[string]any) (connectors.En
 		return connectors.Entity{}, err
 	}
 	var ids []int64
-	if err := c.rpc.call(ctx, "model."+c.m.name+".create", []any{[]any{vals}, c.ctx()}, &ids); err != nil {
+	c.creating.Lock()
+	err = c.rpc.call(ctx, "model."+c.m.name+".create", []any{[]any{vals}, c.ctx()}, &ids)
+	c.creating.Unlock()
+	if err != nil {
 		return connectors.Entity{}, fmt.Errorf("tryton create %s: %w", c.m.name, err)
 	}
 	if len(ids) != 1 {

@@ -512,7 +512,9 @@ func TestCRMBackfillWithRestart(t *testing.T) {
 	}
 	r.cycle()
 	jobs, err := r.st.ListBackfills(r.ctx, r.conn.ID)
-	if err != nil || len(jobs) != 1 || jobs[0].Status != "done" || jobs[0].Scanned != n {
+	// Scanned counts rows again whose updated_at moved during the job (each
+	// account learns its party's code), so it is at least n.
+	if err != nil || len(jobs) != 1 || jobs[0].Status != "done" || jobs[0].Scanned < n {
 		t.Fatalf("job: %+v %v", jobs, err)
 	}
 	got := r.partiesNamed(r.prefix)
