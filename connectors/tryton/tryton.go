@@ -144,7 +144,7 @@ type conn struct {
 	// second ("The code on party must be unique"), which the engine's
 	// parallel workers did in a backfill.
 	creating sync.Mutex
-	prefs   map[string]any
+	prefs    map[string]any
 }
 
 // ctx is the context every call carries, as Tryton's own clients send it:
