@@ -71,7 +71,7 @@ func classify(e *rpcError) error {
 	switch {
 	case e.Kind == "ConcurrencyException":
 		return fmt.Errorf("%w: %w", connectors.ErrUnavailable, e)
-	case strings.Contains(msg, "don't exist anymore") || strings.Contains(msg, "does not exist"):
+	case strings.Contains(msg, "don't exist anymore"):
 		return fmt.Errorf("%w: %w", connectors.ErrNotFound, e)
 	case strings.Contains(msg, "not allowed"):
 		return &AccessError{Err: e}
