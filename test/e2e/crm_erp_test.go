@@ -540,3 +540,42 @@ func TestCRMBackfillWithRestart(t *testing.T) {
 	t.Logf("e2e: backfill of %d CRM customers into Tryton: %d parties before the restart, %d after, none twice; %.1f s (%.2f s per customer), %.1f Tryton requests per customer",
 		n, half, len(got), took.Seconds(), took.Seconds()/n, float64(r.count.n.Load()-reqs0)/n)
 }
+
+// TestCRMLatency measures, with the engine running as in production (its
+// default poll interval), the time from a sales edit of the phone in the
+// CRM to the Tryton party showing it, over 10 edits, and the Tryton
+// requests Duplex sent per edit (idle polls included). It reports; it
+// asserts only that every edit arrived within a generous bound.
+func TestCRMLatency(t *testing.T) {
+	r := newCRMRig(t, nil)
+	acc := r.account(r.prefix+" Wayne", "customer", map[string]string{"phone": "+1 555 1000", "city": "Gotham"})
+	r.cycle()
+	r.cycle()
+	pid := r.partyOf(acc)
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.eng.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	const edits = 10
+	var lat []time.Duration
+	reqs0 := r.count.n.Load()
+	for i := 0; i < edits; i++ {
+		want := fmt.Sprintf("+1 555 2%03d", i)
+		r.edit(acc, "phone", want)
+		start := time.Now()
+		for r.party(pid).Fields["phone"] != want {
+			if time.Since(start) > 60*time.Second {
+				t.Fatalf("edit %d not in Tryton after 60 s", i)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	reqs := r.count.n.Load() - reqs0
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	t.Logf("e2e: CRM edit → Tryton, %d edits, engine running: p50 %.2f s, max %.2f s; Tryton requests by Duplex per edit %.1f (idle polls included)",
+		edits, lat[edits/2].Seconds(), lat[edits-1].Seconds(), float64(reqs)/edits)
+}
