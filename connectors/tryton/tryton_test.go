@@ -166,11 +166,28 @@ func TestRealInvoice(t *testing.T) {
 	}
 }
 
-func TestRealWrongPassword(t *testing.T) {
+// TestRealSignIn: a wrong password fails at open; a session made by
+// common.db.login serves as the key-like secret.
+func TestRealSignIn(t *testing.T) {
+	ctx := context.Background()
 	e := trytontest.FromEnv(t)
 	raw, _ := json.Marshal(e.Settings("party"))
-	_, err := tryton.New(context.Background(), connectors.Config{Name: "x", Settings: raw, Secrets: map[string]string{"password": "wrong"}})
+	_, err := tryton.New(ctx, connectors.Config{Name: "x", Settings: raw, Secrets: map[string]string{"password": "wrong"}})
 	if !errors.Is(err, connectors.ErrBadConfig) {
 		t.Fatalf("wrong password: %v", err)
+	}
+	var login []any
+	if err := (&trytontest.Client{}).WithEnv(e).Call(ctx, &login, "common.db.login", e.User, map[string]any{"password": e.Password}, "en"); err != nil || len(login) != 2 {
+		t.Fatalf("login: %v %v", login, err)
+	}
+	c, err := tryton.New(ctx, connectors.Config{Name: "x", Settings: raw, Secrets: map[string]string{"session": fmt.Sprintf("%v:%v", login[0], login[1])}})
+	if err != nil {
+		t.Fatalf("open with a session: %v", err)
+	}
+	if _, err := c.(connectors.Finder).FindBy(ctx, "name", "nobody by this name", 1); err != nil {
+		t.Fatalf("a read with the session: %v", err)
+	}
+	if _, err := tryton.New(ctx, connectors.Config{Name: "x", Settings: raw, Secrets: map[string]string{"session": fmt.Sprintf("%v:not-a-key", login[0])}}); !errors.Is(err, connectors.ErrBadConfig) {
+		t.Fatalf("a session the server does not know: %v", err)
 	}
 }

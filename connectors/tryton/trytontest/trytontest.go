@@ -48,6 +48,13 @@ type Client struct {
 	ctx  map[string]any
 }
 
+// WithEnv points a client without a session at e, for calls that need
+// none (common.db.login).
+func (c *Client) WithEnv(e Env) *Client {
+	c.env = e
+	return c
+}
+
 // Login signs in as the environment's user.
 func Login(ctx context.Context, e Env) (*Client, error) {
 	c := &Client{env: e}
