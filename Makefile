@@ -110,21 +110,23 @@ figures:
 hostile:
 	$(GO) test -count=1 -v -timeout 6m ./test/hostile/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS|panic)|hostile:|_test.go'
 
-# Redmine and Request Tracker on loopback (ports 3100 and 3200), installed
+# Redmine, Request Tracker and Tryton on loopback (ports 3100, 3200, 3300), installed
 # from Debian's packages on first use; see test/e2e/peers/.
 peers:
 	test/e2e/peers/redmine.sh install
 	test/e2e/peers/redmine.sh start
 	test/e2e/peers/rt.sh install
 	test/e2e/peers/rt.sh start
+	test/e2e/peers/tryton.sh install
+	test/e2e/peers/tryton.sh start
 
 # The connectors and the escalation template against the real servers, with
 # their figures (latency, requests per change); the servers stop afterwards.
 test-e2e: peers
-	eval "$$(test/e2e/peers/redmine.sh env)"; eval "$$(test/e2e/peers/rt.sh env)"; \
-	status=0; $(GO) test -p 1 -count=1 -v -timeout 30m ./connectors/redmine/ ./connectors/rt/ ./test/e2e/ \
+	eval "$$(test/e2e/peers/redmine.sh env)"; eval "$$(test/e2e/peers/rt.sh env)"; eval "$$(test/e2e/peers/tryton.sh env)"; \
+	status=0; $(GO) test -p 1 -count=1 -v -timeout 30m ./connectors/redmine/ ./connectors/rt/ ./connectors/tryton/ ./test/e2e/ \
 	  | grep -E '^(--- |ok|FAIL|PASS|panic)|e2e:|_test.go' || status=$$?; \
-	test/e2e/peers/rt.sh stop; test/e2e/peers/redmine.sh stop; exit $$status
+	test/e2e/peers/tryton.sh stop; test/e2e/peers/rt.sh stop; test/e2e/peers/redmine.sh stop; exit $$status
 
 # The app's logic (routes, diff, markers, activity) under Vitest, and the
 # README's bundle table against the build (so it builds the app first).

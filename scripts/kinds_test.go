@@ -25,6 +25,7 @@ func TestBuiltinKinds(t *testing.T) {
 		"zendesk-jira-escalation": {"zendesk", "jira"},
 		"servicenow-azuredevops":  {"servicenow", "azuredevops"},
 		"hr-it-onboarding":        {"sql", "rt"},
+		"crm-erp-customers":       {"sql", "tryton"},
 	}
 	for _, tpl := range lib.List() {
 		w, ok := want[tpl.Name]

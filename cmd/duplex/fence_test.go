@@ -51,6 +51,8 @@ func TestEveryConnectorFollowsThePolicy(t *testing.T) {
 			settings["email"] = "e@x"
 		case "servicenow":
 			settings["username"] = "u"
+		case "tryton":
+			settings["database"], settings["user"] = "erp", "u"
 		}
 		if kind == "sql" {
 			settings = map[string]any{"driver": "postgres", "dsn": "postgres://u@127.0.0.1:" + srv.URL[len("http://127.0.0.1:"):] + "/db",

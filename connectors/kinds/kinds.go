@@ -13,6 +13,7 @@ import (
 	"github.com/duplexsync/duplex/connectors/rt"
 	"github.com/duplexsync/duplex/connectors/servicenow"
 	"github.com/duplexsync/duplex/connectors/sqlconn"
+	"github.com/duplexsync/duplex/connectors/tryton"
 	"github.com/duplexsync/duplex/connectors/zendesk"
 )
 
@@ -25,6 +26,7 @@ func All() []connectors.Kind {
 		jira.Definition(),
 		redmine.Definition(),
 		rt.Definition(),
+		tryton.Definition(),
 		// Tested against documented payloads only (issue 22).
 		zendesk.Definition(),
 		azuredevops.Definition(),

@@ -292,6 +292,7 @@ const KIND_TITLES: Record<string, string> = {
   rt: "Request Tracker",
   servicenow: "ServiceNow",
   sql: "SQL",
+  tryton: "Tryton",
   zendesk: "Zendesk",
 };
 export const kindTitle = (kind: string) => KIND_TITLES[kind] ?? kind;

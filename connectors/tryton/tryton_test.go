@@ -1,0 +1,193 @@
+package tryton_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/connectors/tryton"
+	"github.com/duplexsync/duplex/connectors/tryton/trytontest"
+)
+
+// These tests run against the real Tryton of test/e2e/peers/tryton.sh
+// (TRYTON_URL and friends). The database is shared, so each test names its
+// records uniquely and polls from a cursor taken just before it writes.
+
+func openReal(t *testing.T, entity string) connectors.Connector {
+	t.Helper()
+	return openRealWith(t, map[string]any{"entity": entity})
+}
+
+func openRealWith(t *testing.T, settings map[string]any) connectors.Connector {
+	t.Helper()
+	e := trytontest.FromEnv(t)
+	s := e.Settings("party")
+	for k, v := range settings {
+		s[k] = v
+	}
+	raw, _ := json.Marshal(s)
+	c, err := tryton.New(context.Background(), connectors.Config{Name: "real", Settings: raw, Secrets: e.Secrets()})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// drainAll polls from cursor until nothing more comes; it returns what came
+// (id → times seen) and the last cursor.
+func drainAll(t *testing.T, c connectors.Connector, cursor string, limit int) (map[string]int, map[string]connectors.Entity, string) {
+	t.Helper()
+	seen, last := map[string]int{}, map[string]connectors.Entity{}
+	for i := 0; i < 1000; i++ {
+		p, err := c.Changes(context.Background(), cursor, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Entities {
+			seen[e.ID]++
+			last[e.ID] = e
+		}
+		if p.Cursor != "" {
+			cursor = p.Cursor
+		}
+		if len(p.Entities) == 0 && !p.More {
+			return seen, last, cursor
+		}
+	}
+	t.Fatal("Changes never ran dry")
+	return nil, nil, ""
+}
+
+func TestRealParty(t *testing.T) {
+	ctx := context.Background()
+	c := openReal(t, "party")
+	cursor := tryton.CursorAt(time.Now())
+	name := fmt.Sprintf("Real %d", time.Now().UnixNano())
+	e, err := c.Create(ctx, map[string]any{"name": name, "street": "1 Quai", "city": "Lyon", "postal_code": "69001",
+		"phone": "+33 4 00 00 00 00", "email": "ap@real.test", "identifier": "FR-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Key != name || e.Fields["city"] != "Lyon" || e.Fields["phone"] != "+33 4 00 00 00 00" || e.Fields["identifier"] != "FR-1" ||
+		e.Fields["address"] == "" || e.UpdatedAt.IsZero() {
+		t.Fatalf("created: key %q %v", e.Key, e.Fields)
+	}
+	e, err = c.Update(ctx, e.ID, map[string]any{"phone": "+33 4 11 11 11 11", "email": "", "street": "2 Quai"})
+	if err != nil || e.Fields["phone"] != "+33 4 11 11 11 11" || e.Fields["email"] != "" || e.Fields["street"] != "2 Quai" ||
+		e.Fields["city"] != "Lyon" || len(e.Fields["addresses"].([]any)) != 1 {
+		t.Fatalf("updated: %v %v", e.Fields, err)
+	}
+	before := e.UpdatedAt
+	if e, err = c.Update(ctx, e.ID, map[string]any{"phone": "+33 4 11 11 11 11"}); err != nil || !e.UpdatedAt.Equal(before) {
+		t.Fatalf("an unchanged update moved write_date: %v → %v (%v)", before, e.UpdatedAt, err)
+	}
+	if _, err := c.AddComment(ctx, e.ID, connectors.Comment{Body: "called about the address"}); err != nil {
+		t.Fatal(err)
+	}
+	seen, got, cursor := drainAll(t, c, cursor, 1)
+	if seen[e.ID] != 1 || len(got[e.ID].Comments) != 1 || got[e.ID].Comments[0].Author == "" {
+		t.Fatalf("poll after create+update: %v, comments %+v", seen, got[e.ID].Comments)
+	}
+	if again, _, _ := drainAll(t, c, cursor, 10); len(again) != 0 {
+		t.Fatalf("a quiet poll found %v", again)
+	}
+	found, err := c.(connectors.Finder).FindBy(ctx, "name", name, 5)
+	if err != nil || len(found) != 1 || found[0].ID != e.ID {
+		t.Fatalf("FindBy name: %v %v", found, err)
+	}
+	if _, err := c.Get(ctx, "99999999"); !errors.Is(err, connectors.ErrNotFound) {
+		t.Fatalf("Get of a missing party: %v", err)
+	}
+	if _, err := c.Update(ctx, "99999999", map[string]any{"name": "x"}); !errors.Is(err, connectors.ErrNotFound) {
+		t.Fatalf("Update of a missing party: %v", err)
+	}
+}
+
+func TestRealInvoice(t *testing.T) {
+	ctx := context.Background()
+	env := trytontest.FromEnv(t)
+	admin, err := trytontest.Login(ctx, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parties := openReal(t, "party")
+	c := openReal(t, "invoice")
+	cursor := tryton.CursorAt(time.Now())
+	withInv := openRealWith(t, map[string]any{"invoices": true})
+	pcur := tryton.CursorAt(time.Now())
+	name := fmt.Sprintf("Invoiced %d", time.Now().UnixNano())
+	p, err := parties.Create(ctx, map[string]any{"name": name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Create(ctx, map[string]any{"party_id": p.ID, "amount": 10}); !errors.Is(err, connectors.ErrInvalid) {
+		t.Fatalf("an invoice for a party without an address: %v, want Tryton's refusal as ErrInvalid", err)
+	}
+	if _, err := parties.Update(ctx, p.ID, map[string]any{"street": "3 Rue"}); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := c.Create(ctx, map[string]any{"party": name, "amount": 250.5, "description": "consulting", "reference": "PO-7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.Fields["state"] != "draft" || inv.Fields["total_amount"] != 250.5 || inv.Fields["party"] != name {
+		t.Fatalf("draft: %v", inv.Fields)
+	}
+	id, _ := strconv.ParseInt(inv.ID, 10, 64)
+	if err := admin.Post(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	_, got, cursor := drainAll(t, c, cursor, 10)
+	e := got[inv.ID]
+	if e.Fields["state"] != "posted" || e.Fields["amount_to_pay"] != 250.5 || e.Fields["due_date"] == "" || e.Fields["number"] == "" || !strings.HasPrefix(e.Key, e.Fields["number"].(string)) {
+		t.Fatalf("posted: key %q %v", e.Key, e.Fields)
+	}
+	if _, err := c.Update(ctx, inv.ID, map[string]any{"comment": "too late"}); !errors.Is(err, connectors.ErrInvalid) {
+		t.Fatalf("a comment on a posted invoice: %v, want Tryton's refusal", err)
+	}
+	if err := admin.Pay(ctx, id, "250.50"); err != nil {
+		t.Fatal(err)
+	}
+	_, got, _ = drainAll(t, c, cursor, 10)
+	if e := got[inv.ID]; e.Fields["state"] != "paid" || e.Fields["paid"] != true || e.Fields["amount_to_pay"] != 0.0 {
+		t.Fatalf("paid: %v", e.Fields)
+	}
+	// The party saw its invoice posted then paid, though nothing wrote it.
+	seen, pgot, _ := drainAll(t, withInv, pcur, 10)
+	if pe := pgot[p.ID]; seen[p.ID] != 1 || pe.Fields["payment_state"] != "paid" || pe.Fields["amount_due"] != 0.0 || len(pe.Fields["invoices"].([]any)) != 1 {
+		t.Fatalf("party with invoices: seen %v, %v", seen, pe.Fields)
+	}
+}
+
+// TestRealSignIn: a wrong password fails at open; a session made by
+// common.db.login serves as the key-like secret.
+func TestRealSignIn(t *testing.T) {
+	ctx := context.Background()
+	e := trytontest.FromEnv(t)
+	raw, _ := json.Marshal(e.Settings("party"))
+	_, err := tryton.New(ctx, connectors.Config{Name: "x", Settings: raw, Secrets: map[string]string{"password": "wrong"}})
+	if !errors.Is(err, connectors.ErrBadConfig) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	var login []any
+	if err := (&trytontest.Client{}).WithEnv(e).Call(ctx, &login, "common.db.login", e.User, map[string]any{"password": e.Password}, "en"); err != nil || len(login) != 2 {
+		t.Fatalf("login: %v %v", login, err)
+	}
+	c, err := tryton.New(ctx, connectors.Config{Name: "x", Settings: raw, Secrets: map[string]string{"session": fmt.Sprintf("%v:%v", login[0], login[1])}})
+	if err != nil {
+		t.Fatalf("open with a session: %v", err)
+	}
+	if _, err := c.(connectors.Finder).FindBy(ctx, "name", "nobody by this name", 1); err != nil {
+		t.Fatalf("a read with the session: %v", err)
+	}
+	if _, err := tryton.New(ctx, connectors.Config{Name: "x", Settings: raw, Secrets: map[string]string{"session": fmt.Sprintf("%v:not-a-key", login[0])}}); !errors.Is(err, connectors.ErrBadConfig) {
+		t.Fatalf("a session the server does not know: %v", err)
+	}
+}
