@@ -14,14 +14,22 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"sort"
 	"strings"
 	"unicode"
 )
 
-// Header starts the first line of every rendered script; the mapping's JSON
+// Header starts the first line of a rendered incoming script; the mapping's JSON
 // follows on the same line.
 const Header = "// duplex:mapping "
+
+// OutgoingHeader starts a rendered outgoing script. The mapping itself is
+// only in the incoming script's header: what the outgoing script does
+// depends on the source fields alone, so a changed value map leaves it as it
+// was (no new version, and an impact preview of the change replays the
+// replicas sent as they are, exactly).
+const OutgoingHeader = "// duplex:mapping: see the header of the target's incoming script\n" +
+	"// Made by the mapping editor: change the mapping there. Editing this\n" +
+	"// script by hand turns the direction into code (nothing is lost).\n"
 
 // Limits keep a mapping (and the scripts made from it) a reasonable size.
 const (
@@ -228,7 +236,7 @@ func Render(m Mapping) (Scripts, error) {
 	if err != nil {
 		return Scripts{}, err
 	}
-	return Scripts{Trigger: m.Trigger, Outgoing: head + outgoing(m), Incoming: head + incoming(m)}, nil
+	return Scripts{Trigger: m.Trigger, Outgoing: OutgoingHeader + outgoing(m), Incoming: head + incoming(m)}, nil
 }
 
 func header(m Mapping) (string, error) {
@@ -493,14 +501,4 @@ func firstDiff(want, got string) string {
 		return fmt.Sprintf("was edited by hand (lines added after line %d)", len(w))
 	}
 	return fmt.Sprintf("was edited by hand (it ends at line %d, the mapping makes %d lines)", len(g), len(w))
-}
-
-// SortedKeys is a value map's keys in order, for tests and people.
-func SortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -48,10 +48,8 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, src := range []string{out.Outgoing, out.Incoming} {
-				if !strings.HasPrefix(src, mapping.Header) {
-					t.Fatalf("no header:\n%s", src)
-				}
+			if !strings.HasPrefix(out.Incoming, mapping.Header) || !strings.HasPrefix(out.Outgoing, mapping.OutgoingHeader) {
+				t.Fatalf("no header:\n%s\n%s", out.Outgoing, out.Incoming)
 			}
 			// The scripts compile as the engine compiles them.
 			if _, err := scripting.Compile("o.js", scripting.KindOutgoing, out.Outgoing); err != nil {
@@ -252,4 +250,32 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("parsed a mapping that does not render back: %v", err)
 		}
 	})
+}
+
+func TestSuggest(t *testing.T) {
+	src := []mapping.FieldInfo{{Name: "subject", Type: "string"}, {Name: "Due Date", Type: "time"}, {Name: "status", Type: "string"},
+		{Name: "priority", Type: "number"}, {Name: "labels", Type: "list"}, {Name: "comments"}}
+	dst := []mapping.FieldInfo{{Name: "title", Type: "string"}, {Name: "due_date", Type: "time"}, {Name: "status", Type: "string"},
+		{Name: "priority", Type: "string"}, {Name: "created", Type: "time", ReadOnly: true}, {Name: "key"}, {Name: "tags", Type: "list"}, {Name: "subject", Type: "string"}}
+	have := mapping.Mapping{Rows: []mapping.Row{{Target: "status", Kind: mapping.Map, Source: "status", Map: map[string]string{"a": "b"}}}}
+	got := mapping.Suggest(src, dst, true, true, have)
+	want := []mapping.Row{
+		have.Rows[0], // kept as it was
+		{Target: "title", Kind: mapping.Field, Source: "subject"},
+		{Target: "due_date", Kind: mapping.Field, Source: "Due Date"},
+		{Target: "tags", Kind: mapping.Field, Source: "labels"},
+		{Target: "subject", Kind: mapping.Field, Source: "subject"},
+	}
+	if !reflect.DeepEqual(got.Rows, want) {
+		t.Fatalf("rows %+v\nwant %+v", got.Rows, want)
+	}
+	if !got.Comments.Sync {
+		t.Fatal("comments not suggested")
+	}
+	if _, err := mapping.Render(got); err != nil {
+		t.Fatalf("a suggestion must render: %v", err)
+	}
+	if mapping.Suggest(src, dst, true, false, mapping.Mapping{}).Comments.Sync {
+		t.Fatal("comments suggested for a target without comments")
+	}
 }

@@ -1,4 +1,4 @@
-// duplex:mapping {"from":"engineering","to":"support","rows":[{"target":"status","kind":"map","source":"state","map":{{status_map}}}],"comments":{"sync":true,"prefix":"[engineering] "}}
+// duplex:mapping: see the header of the target's incoming script
 // Made by the mapping editor: change the mapping there. Editing this
 // script by hand turns the direction into code (nothing is lost).
 // engineering → support: the fields the mapping reads, and the comments.
