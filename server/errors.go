@@ -63,7 +63,8 @@ const (
 	// deadline than the sandbox allows (engine.MaxScriptTimeoutMS).
 	CodeScriptTimeoutOverCap = "script_timeout_over_cap"
 	// CodeNotAMapping: a direction's scripts are code, not a mapping (the
-	// message says why: edited by hand, or never made by the mapping editor).
+	// reason says why: edited by hand, or never made by the mapping editor);
+	// GET …/mapping answers it in a 200, other uses as a 409.
 	CodeNotAMapping = "not_a_mapping"
 	// CodeMappingInvalid: a mapping the editor cannot render (the row named).
 	CodeMappingInvalid = "mapping_invalid"

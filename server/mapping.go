@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -11,12 +12,17 @@ import (
 )
 
 // mappingOut is the mapping view of a direction: the source side's trigger
-// and outgoing script and the target side's incoming script, as rows.
+// and outgoing script and the target side's incoming script, as rows. A
+// direction that is code has no mapping, the code not_a_mapping and the
+// reason: an answer, not an error, since the app asks for every direction
+// it shows.
 type mappingOut struct {
-	Direction store.Direction `json:"direction"`
-	Source    store.Side      `json:"source"`
-	Target    store.Side      `json:"target"`
-	Mapping   mapping.Mapping `json:"mapping"`
+	Direction store.Direction  `json:"direction"`
+	Source    store.Side       `json:"source"`
+	Target    store.Side       `json:"target"`
+	Mapping   *mapping.Mapping `json:"mapping"`
+	Code      string           `json:"code,omitempty"`
+	Reason    string           `json:"reason,omitempty"`
 }
 
 // mappingIn is the body of the mapping writes and of suggest (where the
@@ -45,7 +51,7 @@ func (s *srv) mappingTarget(c *gin.Context) (store.Connection, store.Direction, 
 	return conn, d, err
 }
 
-func view(d store.Direction, m mapping.Mapping) mappingOut {
+func view(d store.Direction, m *mapping.Mapping) mappingOut {
 	src := d.Source()
 	dst := store.SideB
 	if src == store.SideB {
@@ -54,18 +60,26 @@ func view(d store.Direction, m mapping.Mapping) mappingOut {
 	return mappingOut{Direction: d, Source: src, Target: dst, Mapping: m}
 }
 
-// getMapping answers the mapping, or 409 not_a_mapping saying why the
-// direction is code (edited by hand, or never made by the mapping editor).
+// getMapping answers the mapping, or no mapping with the code
+// not_a_mapping and why the direction is code (edited by hand, or never
+// made by the mapping editor).
 func (s *srv) getMapping(c *gin.Context) error {
 	conn, d, err := s.mappingTarget(c)
 	if err != nil {
 		return err
 	}
 	m, err := s.svc.Mapping(c.Request.Context(), conn, d)
+	var nm *mapping.NotMapping
+	if errors.As(err, &nm) {
+		out := view(d, nil)
+		out.Code, out.Reason = CodeNotAMapping, nm.Reason
+		c.JSON(http.StatusOK, out)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, view(d, m))
+	c.JSON(http.StatusOK, view(d, &m))
 	return nil
 }
 
@@ -97,7 +111,7 @@ func (s *srv) saveMapping(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, mappingSavedOut{mappingOut: view(d, *m), Versions: saved})
+	c.JSON(http.StatusOK, mappingSavedOut{mappingOut: view(d, m), Versions: saved})
 	return nil
 }
 
@@ -134,7 +148,7 @@ func (s *srv) suggestMapping(c *gin.Context) error {
 	if have == nil {
 		have = &mapping.Mapping{Rows: []mapping.Row{}}
 	}
-	v := view(d, mapping.Mapping{})
+	v := view(d, nil)
 	ctx := c.Request.Context()
 	from, err := s.eng.Schema(ctx, conn.SystemID(v.Source))
 	if err != nil {
@@ -151,7 +165,8 @@ func (s *srv) suggestMapping(c *gin.Context) error {
 	for _, f := range to.Fields {
 		dst = append(dst, mapping.FieldInfo{Name: f.Name, Type: string(f.Type), ReadOnly: f.ReadOnly})
 	}
-	v.Mapping = mapping.Suggest(src, dst, from.Comments, to.Comments, *have)
+	sug := mapping.Suggest(src, dst, from.Comments, to.Comments, *have)
+	v.Mapping = &sug
 	c.JSON(http.StatusOK, v)
 	return nil
 }

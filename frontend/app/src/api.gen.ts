@@ -473,7 +473,9 @@ export interface ServerMappingOut {
   direction: string;
   source: string;
   target: string;
-  mapping: MappingMapping;
+  mapping?: MappingMapping | null;
+  code?: string;
+  reason?: string;
 }
 
 /** Go: server.mappingSavedOut */
@@ -481,7 +483,9 @@ export interface ServerMappingSavedOut {
   direction: string;
   source: string;
   target: string;
-  mapping: MappingMapping;
+  mapping?: MappingMapping | null;
+  code?: string;
+  reason?: string;
   versions: ServiceMappingSaved;
 }
 

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, ApiError, type FieldSpec } from "../api";
+import { api, type FieldSpec } from "../api";
 import { denied } from "../logic";
 import {
   emptyMapping,
@@ -92,7 +92,7 @@ export function MappingView({ ctx, direction: d, state, fields, draft, setDraft 
     return (
       <div class="notice" data-testid="mapping-is-code">
         <p>
-          <strong>This direction is code.</strong> {reason.replace(/^not a mapping: /, "")}
+          <strong>This direction is code:</strong> {reason}.
         </p>
         <p class="muted small">
           The mapping view comes back when the scripts match a mapping again. A new mapping replaces the scripts when you save it; the code stays in the
@@ -110,8 +110,8 @@ export function MappingView({ ctx, direction: d, state, fields, draft, setDraft 
   const suggest = async () => {
     try {
       const out = await api.suggestMapping(ctx.conn.id, d, m);
-      const added = out.mapping.rows.length - m.rows.length;
-      change({ rows: out.mapping.rows, comments: out.mapping.comments });
+      const added = (out.mapping?.rows.length ?? 0) - m.rows.length;
+      if (out.mapping) change({ rows: out.mapping.rows, comments: out.mapping.comments });
       toast(added ? `Suggested ${added} ${added === 1 ? "row" : "rows"}` : "No more fields pair by name and type");
     } catch (e) {
       toast(`Suggest failed: ${(e as Error).message}`, "error");
@@ -340,12 +340,12 @@ function MapEditor({ r, noEdit, set }: { r: MappingRow; noEdit: boolean; set: (r
   );
 }
 
-/** The API's answer for a direction as a MappingState. */
+/** The API's answer for a direction as a MappingState (code: why it is not a mapping). */
 export async function loadMapping(id: number, d: Direction): Promise<MappingState> {
   try {
-    return { mapping: (await api.mapping(id, d)).mapping };
+    const out = await api.mapping(id, d);
+    return out.mapping ? { mapping: out.mapping } : { code: out.reason ?? "" };
   } catch (e) {
-    if (e instanceof ApiError && e.code === "not_a_mapping") return { code: e.message };
     return { error: (e as Error).message };
   }
 }
