@@ -69,6 +69,12 @@ test("a status map changed in the mapping editor: impact, save, and the next syn
     await view.locator('tr[data-map-key="closed"] input[aria-label="to"]').fill("closed");
     // The draft mapping is rendered into the incoming script only: the outgoing one does not change.
     await until(async () => (await page.locator('[data-testid="unsaved"]').innerText()) === "1 unsaved: a.incoming", 15000, "the mapping was not rendered into a draft");
+    // The rendered draft is code like any other: the Code view shows it, and back in the Mapping view it is still the mapping's.
+    await page.click('[data-testid="view-code-b_to_a"]');
+    await page.locator('[data-script="a.incoming"] .monaco-editor').waitFor({ timeout: ms(30000) });
+    await page.click('[data-testid="view-mapping-b_to_a"]');
+    await view.waitFor();
+    assert.equal(await page.locator('[data-testid="mapping-code-drafts"]').count(), 0, "the mapping's own draft taken for a hand edit");
   });
   await step("Impact lists the ticket with its status old → new", async () => {
     await page.click('[data-testid="impact-run"]');

@@ -31,6 +31,8 @@ interface Props {
   /** The draft mapping (undefined: none, the saved scripts stand). */
   draft: Mapping | undefined;
   setDraft: (m: Mapping | undefined) => void;
+  /** The script texts this view rendered, by key; kept by the Scripts tab so switching views keeps them apart from hand edits. */
+  own: Record<string, string>;
 }
 
 /**
@@ -40,10 +42,10 @@ interface Props {
  * editors, Impact, the test run and Save use. A direction that is code
  * (edited by hand) shows why, and can be replaced by a new mapping.
  */
-export function MappingView({ ctx, direction: d, state, fields, draft, setDraft }: Props) {
+export function MappingView({ ctx, direction: d, state, fields, draft, setDraft, own: rendered }: Props) {
   const noEdit = denied(ctx.role, "edit");
   const keys = keysOf(d);
-  const own = useRef<Record<string, string>>({});
+  const own = useRef(rendered);
   const [render, setRender] = useState<{ state: "idle" | "rendering" } | { state: "error"; message: string }>({ state: "idle" });
   // Unsaved hand edits of this direction's scripts that the mapping did not make.
   const foreign = Object.values(keys).filter((k) => ctx.drafts[k] !== undefined && ctx.drafts[k] !== own.current[k]);

@@ -47,6 +47,7 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
   }, [ctx.conn.id, scriptVersions]);
   const [mode, setMode] = useState<Partial<Record<Direction, "code" | "mapping">>>({});
   const [mapDrafts, setMapDrafts] = useState<Partial<Record<Direction, Mapping>>>({});
+  const rendered = useRef<Record<string, string>>({}); // script texts the mapping views made
   const viewOf = (d: Direction) => mode[d] ?? (maps.data && "mapping" in maps.data[d] ? "mapping" : "code");
 
   const noSave = denied(ctx.role, "save");
@@ -206,6 +207,7 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
                       state={maps.data[d]}
                       fields={{ src: fields[src], dst: fields[dst] }}
                       draft={mapDrafts[d]}
+                      own={rendered.current}
                       setDraft={(m) => {
                         setMapDrafts((all) => ({ ...all, [d]: m }));
                         if (!m) ctx.resetDrafts(Object.values(keysOf(d)) as Key[], false);
