@@ -103,6 +103,10 @@ var routeLevels = map[string]level{
 	"POST /api/connections/:id/pause":                        lvEditor,
 	"POST /api/connections/:id/test-run":                     lvEditor,
 	"POST /api/connections/:id/impact":                       lvEditor,
+	"GET /api/connections/:id/mapping/:direction":            lvViewer,
+	"PUT /api/connections/:id/mapping/:direction":            lvEditor,
+	"POST /api/connections/:id/mapping/:direction/render":    lvEditor,
+	"POST /api/connections/:id/mapping/:direction/suggest":   lvEditor,
 	"PUT /api/connections/:id/options":                       lvEditor,
 	"POST /api/connections/:id/link-existing":                lvEditor,
 	"POST /api/connections/:id/retry-failed":                 lvEditor,
@@ -219,7 +223,7 @@ func roleMatrix(t *testing.T, st *store.Store) {
 
 	fill := strings.NewReplacer(
 		":system", fmt.Sprint(sa.ID), ":side", "a", ":kind", "outgoing", ":name", "support-escalation",
-		":user", fmt.Sprint(spare.ID), ":version", "1")
+		":user", fmt.Sprint(spare.ID), ":version", "1", ":direction", "b_to_a")
 	idFor := func(path string) string {
 		switch {
 		case strings.HasPrefix(path, "/api/systems/"):
@@ -240,19 +244,21 @@ func roleMatrix(t *testing.T, st *store.Store) {
 		return "999"
 	}
 	bodies := map[string]string{
-		"POST /api/systems":                              `{"team_id":1}`,
-		"POST /api/connections":                          `{"team_id":1}`,
-		"PUT /api/teams/:id/members/:user":               `{"role":"viewer"}`,
-		"PUT /api/me/password":                           `{"current":"wrong","new":"long enough password"}`,
-		"PUT /api/users/:id":                             `{}`,
-		"PUT /api/outbound-policy":                       `{"allow":[]}`,
-		"PUT /api/org-settings":                          `{}`,
-		"POST /api/events/:id/skip":                      `{"reason":"matrix"}`,
-		"PUT /api/connections/:id/scripts/:side/:kind":   `{"source":"replica.x = 1;"}`,
-		"PUT /api/team-templates/:id/sharing":            `{"visibility":"org"}`,
-		"PUT /api/connections/:id/rules/:side":           `{"rules":[{"field":"email","kind":"email"}]}`,
-		"POST /api/connections/:id/rules/:side/validate": `{"rules":[]}`,
-		"POST /api/team-templates/:id/fork":              `{"team_id":1,"name":"forked"}`,
+		"POST /api/systems":                                   `{"team_id":1}`,
+		"POST /api/connections":                               `{"team_id":1}`,
+		"PUT /api/teams/:id/members/:user":                    `{"role":"viewer"}`,
+		"PUT /api/me/password":                                `{"current":"wrong","new":"long enough password"}`,
+		"PUT /api/users/:id":                                  `{}`,
+		"PUT /api/outbound-policy":                            `{"allow":[]}`,
+		"PUT /api/org-settings":                               `{}`,
+		"POST /api/events/:id/skip":                           `{"reason":"matrix"}`,
+		"PUT /api/connections/:id/scripts/:side/:kind":        `{"source":"replica.x = 1;"}`,
+		"PUT /api/team-templates/:id/sharing":                 `{"visibility":"org"}`,
+		"PUT /api/connections/:id/rules/:side":                `{"rules":[{"field":"email","kind":"email"}]}`,
+		"POST /api/connections/:id/rules/:side/validate":      `{"rules":[]}`,
+		"POST /api/team-templates/:id/fork":                   `{"team_id":1,"name":"forked"}`,
+		"PUT /api/connections/:id/mapping/:direction":         `{"mapping":{"rows":[],"comments":{"sync":false}}}`,
+		"POST /api/connections/:id/mapping/:direction/render": `{"mapping":{"rows":[],"comments":{"sync":false}}}`,
 	}
 	queries := map[string]string{"POST /api/team-templates/import": "?team_id=1"}
 

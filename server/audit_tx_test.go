@@ -56,6 +56,7 @@ func TestChangeWithoutItsAuditIsNotKept(t *testing.T) {
 			e.json("POST", path+"/activate", "", 500, &ae)
 			e.json("PUT", path+"/scripts/a/outgoing", `{"source":"replica.x = 1;"}`, 500, &ae)
 			e.json("PUT", path+"/rules/a", `{"rules":[]}`, 500, &ae)
+			e.json("PUT", path+"/mapping/a_to_b", `{"mapping":{"rows":[{"target":"t","kind":"field","source":"s"}],"comments":{"sync":true}}}`, 500, &ae)
 			cur, err := e.st.GetConnection(ctx, kept.ID)
 			if err != nil || cur.ConflictPolicy != "" || cur.Options != "" || cur.Active {
 				t.Fatalf("changes whose audit failed were kept: %+v (%v)", cur, err)
@@ -63,6 +64,9 @@ func TestChangeWithoutItsAuditIsNotKept(t *testing.T) {
 			versions, err := e.st.ScriptHistory(ctx, kept.ID, store.SideA, store.KindOutgoing)
 			if err != nil || len(versions) != 1 {
 				t.Fatalf("script versions after a refused save: %d (%v)", len(versions), err)
+			}
+			if incoming, err := e.st.ScriptHistory(ctx, kept.ID, store.SideB, store.KindIncoming); err != nil || len(incoming) != 1 {
+				t.Fatalf("incoming versions after a refused mapping save: %d (%v)", len(incoming), err)
 			}
 			rules, err := e.st.ScriptHistory(ctx, kept.ID, store.SideA, store.KindRules)
 			if err != nil || len(rules) != 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/duplexsync/duplex/internal/service"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
+	"github.com/duplexsync/duplex/scripts/mapping"
 )
 
 // Stable error codes of the API. Clients match on these, never on messages.
@@ -61,6 +62,12 @@ const (
 	// CodeScriptTimeoutOverCap: connection options ask for a longer script
 	// deadline than the sandbox allows (engine.MaxScriptTimeoutMS).
 	CodeScriptTimeoutOverCap = "script_timeout_over_cap"
+	// CodeNotAMapping: a direction's scripts are code, not a mapping (the
+	// reason says why: edited by hand, or never made by the mapping editor);
+	// GET …/mapping answers it in a 200, other uses as a 409.
+	CodeNotAMapping = "not_a_mapping"
+	// CodeMappingInvalid: a mapping the editor cannot render (the row named).
+	CodeMappingInvalid = "mapping_invalid"
 )
 
 // errBadRequest marks input the client must fix.
@@ -145,6 +152,10 @@ func classify(err error) (int, apiError) {
 		return http.StatusUnauthorized, apiError{Code: CodeSignature, Message: err.Error()}
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, apiError{Code: CodeConflict, Message: err.Error()}
+	case errors.Is(err, mapping.ErrNotMapping):
+		return http.StatusConflict, apiError{Code: CodeNotAMapping, Message: err.Error()}
+	case errors.Is(err, mapping.ErrInvalid):
+		return http.StatusUnprocessableEntity, apiError{Code: CodeMappingInvalid, Message: err.Error()}
 	case errors.Is(err, engine.ErrScriptTimeoutOverCap):
 		return http.StatusUnprocessableEntity, apiError{Code: CodeScriptTimeoutOverCap, Message: err.Error()}
 	case errors.As(err, new(*connectors.KindError)), errors.As(err, new(*connectors.SettingError)), errors.As(err, new(*connectors.SecretError)):

@@ -16,6 +16,7 @@ import (
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/outbound"
 	"github.com/duplexsync/duplex/scripts"
+	"github.com/duplexsync/duplex/scripts/mapping"
 )
 
 // op documents one route for /api/openapi.json. The table below is written
@@ -100,6 +101,10 @@ var ops = map[string]op{
 	"POST /api/connections/{id}/rules/{side}/validate":          {summary: "Compile draft rules without saving them", tag: "scripts", in: rulesIn{}, out: okOut{}},
 	"POST /api/connections/{id}/trigger-preview":                {summary: "How many entities a draft trigger matches (reads the remote)", tag: "scripts", in: triggerPreviewIn{}, out: engine.TriggerPreview{}},
 	"POST /api/connections/{id}/impact":                         {summary: "Replay recent synced changes through a draft of a direction's scripts and report what would differ (writes nothing)", tag: "scripts", in: impactIn{}, out: engine.ImpactResult{}},
+	"GET /api/connections/{id}/mapping/{direction}":             {summary: "A direction as a field mapping; when its scripts are code, mapping null, code not_a_mapping and the reason", tag: "scripts", out: mappingOut{}},
+	"PUT /api/connections/{id}/mapping/{direction}":             {summary: "Render a mapping and save the direction's trigger and scripts as their next versions", tag: "scripts", in: mappingIn{}, out: mappingSavedOut{}},
+	"POST /api/connections/{id}/mapping/{direction}/render":     {summary: "The scripts a draft mapping makes, saving nothing (for the impact preview and test runs)", tag: "scripts", in: mappingIn{}, out: mapping.Scripts{}},
+	"POST /api/connections/{id}/mapping/{direction}/suggest":    {summary: "Pair the target's fields with the source's by name and type from the systems' schemas", tag: "scripts", in: mappingIn{}, out: mappingOut{}},
 	"POST /api/connections/{id}/test-run":                       {summary: "Run the scripts on one entity without writing anything", tag: "scripts", in: testRunIn{}, out: testRunOut{}},
 
 	"PUT /api/connections/{id}/conflict-policy": {summary: "Set the conflict policy", tag: "connections", in: engine.Policy{}, out: connectionOut{}},
@@ -166,7 +171,7 @@ func buildOpenAPI(rules map[string]rule) ([]byte, error) {
 		for _, m := range ginParam.FindAllStringSubmatch(strings.NewReplacer("{", ":", "}", "").Replace(path), -1) {
 			typ := "integer"
 			switch m[1] {
-			case "side", "kind", "name":
+			case "side", "kind", "name", "direction":
 				typ = "string"
 			}
 			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": typ}})

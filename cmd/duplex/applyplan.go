@@ -100,6 +100,7 @@ func planApply(ctx context.Context, c common, folder *confdir.Folder, opts confd
 		return nil, nil, errInvalid
 	}
 	if dryRun {
+		printDraftImpacts(ctx, c, st, box, plan.Drafts, out)
 		_ = st.Close()
 		fmt.Fprintln(out, "dry run: nothing applied")
 		return nil, nil, nil

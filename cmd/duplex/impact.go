@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/duplexsync/duplex/engine"
+	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/confdir"
 	"github.com/duplexsync/duplex/scripting/sandbox"
 )
 
@@ -52,18 +54,11 @@ func runImpact(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	reg, err := registry()
+	eng, stop, err := impactEngine(c, st, box)
 	if err != nil {
 		return err
 	}
-	pool, err := sandbox.NewPool(sandbox.Options{Workers: 1, Interactive: max(c.sandbox.interactive, 1),
-		Memory: uint64(max(c.sandbox.memoryMiB, 64)) << 20, Timeout: time.Second, Logger: slog.Default()})
-	if err != nil {
-		return err
-	}
-	defer stopPool(pool)
-	eng := engine.New(engine.Options{Store: st, Connectors: reg, Secrets: box, Runner: pool, Interactive: pool.Interactive()})
-	defer eng.Close()
+	defer stop()
 	res, err := eng.Impact(ctx, conn.ID, store.Direction(*dir), draft, *changes, *budget)
 	if err != nil {
 		return err
@@ -75,6 +70,67 @@ func runImpact(ctx context.Context, args []string, out io.Writer) error {
 	}
 	printImpact(out, conn.Name, res)
 	return nil
+}
+
+// impactEngine is an engine over st for impact previews only: scripts run
+// in one sandbox worker, as the server runs them; it never polls or syncs.
+func impactEngine(c common, st *store.Store, box *secret.Box) (*engine.Engine, func(), error) {
+	reg, err := registry()
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := sandbox.NewPool(sandbox.Options{Workers: 1, Interactive: max(c.sandbox.interactive, 1),
+		Memory: uint64(max(c.sandbox.memoryMiB, 64)) << 20, Timeout: time.Second, Logger: slog.Default()})
+	if err != nil {
+		return nil, nil, err
+	}
+	eng := engine.New(engine.Options{Store: st, Connectors: reg, Secrets: box, Runner: pool, Interactive: pool.Interactive()})
+	return eng, func() {
+		_ = eng.Close()
+		stopPool(pool)
+	}, nil
+}
+
+// printDraftImpacts prints, for a dry run, the impact preview of each
+// direction whose scripts or rules the plan changes, over the connection's
+// recent synced changes. It writes nothing; a preview that cannot run (a
+// system that cannot be reached for its schema) is named, not fatal.
+func printDraftImpacts(ctx context.Context, c common, st *store.Store, box *secret.Box, drafts []confdir.Draft, out io.Writer) {
+	if len(drafts) == 0 {
+		return
+	}
+	eng, stop, err := impactEngine(c, st, box)
+	if err != nil {
+		fmt.Fprintf(out, "impact of the changed scripts not shown: %v\n", err)
+		return
+	}
+	defer stop()
+	for _, d := range drafts {
+		name := d.Connection
+		if d.Team != "" {
+			name = d.Team + "/" + d.Connection
+		}
+		fmt.Fprintf(out, "impact of connection %s %s (changed: %s):\n", name, d.Direction, draftParts(d.Draft))
+		res, err := eng.Impact(ctx, d.ConnectionID, d.Direction, d.Draft, engine.DefaultImpactChanges, engine.DefaultImpactBudget)
+		if err != nil {
+			fmt.Fprintf(out, "  not shown: %v\n", err)
+			continue
+		}
+		printImpact(out, name, res)
+	}
+}
+
+func draftParts(d engine.ImpactDraft) string {
+	var parts []string
+	for _, p := range []struct {
+		name string
+		v    *string
+	}{{"trigger", d.Trigger}, {"outgoing", d.Outgoing}, {"incoming", d.Incoming}, {"rules", d.Rules}} {
+		if p.v != nil {
+			parts = append(parts, p.name)
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // readDraft reads the draft files given; at least one is needed.

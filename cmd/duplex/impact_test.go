@@ -43,3 +43,53 @@ replica.comments = entity.comments;
 		t.Fatal("impact without a draft did not fail")
 	}
 }
+
+// `duplex apply --dry-run` shows the impact of each changed script: the
+// demo exported, its engineering-side incoming script edited in the folder,
+// and the dry run names the escalated issue's title old → new, writing
+// nothing.
+func TestApplyDryRunShowsImpact(t *testing.T) {
+	dir := t.TempDir()
+	startDemoIn(t, dir, false)
+	db := openDB(t, filepath.Join(dir, "duplex.db"))
+	waitFor(t, "the demo's escalation synced", func() bool {
+		return count(t, db, "SELECT COUNT(*) FROM sync_events WHERE status = 'done' AND direction = 'a_to_b'") > 0
+	})
+	ctx := context.Background()
+	folder := filepath.Join(t.TempDir(), "config")
+	var out bytes.Buffer
+	if err := runExport(ctx, []string{folder, "--data", dir}, &out); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(folder, "teams", "*", "connections", "*", "b.incoming.js"))
+	if len(files) != 1 {
+		t.Fatalf("exported b.incoming.js: %v", files)
+	}
+	src, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(src), "entity.title = replica.title;", `entity.title = "[T] " + replica.title;`, 1)
+	if edited == string(src) {
+		t.Fatalf("title line not found:\n%s", src)
+	}
+	if err := os.WriteFile(files[0], []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	versions := count(t, db, "SELECT COUNT(*) FROM script_versions")
+	out.Reset()
+	if err := runApply(ctx, []string{"--data", dir, "--dry-run", folder}, &out); err != nil {
+		t.Fatalf("apply --dry-run: %v\n%s", err, out.String())
+	}
+	got := out.String()
+	t.Log(got)
+	for _, want := range []string{"new version of b.incoming.js", "impact of connection default/support-escalation a_to_b (changed: incoming)",
+		"patch_differs", `patch.title: "Checkout fails with a 500" → "[T] Checkout fails with a 500"`, "dry run: nothing applied"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if after := count(t, db, "SELECT COUNT(*) FROM script_versions"); after != versions {
+		t.Fatalf("a dry run saved scripts: %d → %d versions", versions, after)
+	}
+}

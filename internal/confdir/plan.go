@@ -2,6 +2,7 @@ package confdir
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -53,9 +54,12 @@ type Change struct {
 type Plan struct {
 	Changes  []Change
 	Problems []Problem
-	box      *secret.Box
-	ids      ids
-	dir      string // the folder, to print problems as paths a person can open
+	// Drafts are the changed scripts and rules of connections that exist,
+	// per direction, for a dry run's impact preview (apply --dry-run).
+	Drafts []Draft
+	box    *secret.Box
+	ids    ids
+	dir    string // the folder, to print problems as paths a person can open
 }
 
 // ids resolves names to store ids, including rows created earlier in the
@@ -196,6 +200,9 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 			}
 			ch, probs := planConnection(tn, name, t.Connections[name], cur, exists, scripts, rules, sysByName, inFolder, sysNameByID, ix, opts.Prune)
 			connChanges = append(connChanges, ch...)
+			if exists {
+				p.Drafts = append(p.Drafts, drafts(tn, cur, t.Connections[name], scripts, rules)...)
+			}
 			p.Problems = append(p.Problems, probs...)
 		}
 		if !opts.Prune {
@@ -642,4 +649,52 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// Draft is what a plan changes in one direction of a connection that
+// exists: the new trigger and outgoing script of its source side, incoming
+// script and rules of its target side (nil: unchanged).
+type Draft struct {
+	Team         string
+	Connection   string
+	ConnectionID int64
+	Direction    store.Direction
+	Draft        engine.ImpactDraft
+}
+
+// drafts are a connection's changed scripts and rules by direction.
+func drafts(team string, cur store.Connection, fc Connection, scripts map[store.Side]map[store.ScriptKind]store.ScriptVersion, rules map[store.Side]store.ScriptVersion) []Draft {
+	changed := func(side store.Side, kind store.ScriptKind) *string {
+		src := fc.Scripts[side][kind]
+		if scripts[side][kind].Source == src {
+			return nil
+		}
+		return &src
+	}
+	var out []Draft
+	for _, d := range []store.Direction{store.AToB, store.BToA} {
+		src := d.Source()
+		dst := store.SideB
+		if src == store.SideB {
+			dst = store.SideA
+		}
+		dr := engine.ImpactDraft{Trigger: changed(src, store.KindTrigger), Outgoing: changed(src, store.KindOutgoing), Incoming: changed(dst, store.KindIncoming)}
+		if stored, ok := rules[dst]; !sameRules(stored, ok, fc.Rules[dst]) {
+			list := append([]scripting.Rule{}, fc.Rules[dst]...)
+			for i := range list {
+				if list[i].Kind == "" && list[i].Expr != "" {
+					list[i].Kind = "expr"
+				}
+			}
+			if doc, err := json.Marshal(list); err == nil { // a list of plain values: never fails
+				s := string(doc)
+				dr.Rules = &s
+			}
+		}
+		if dr.Trigger == nil && dr.Outgoing == nil && dr.Incoming == nil && dr.Rules == nil {
+			continue
+		}
+		out = append(out, Draft{Team: team, Connection: cur.Name, ConnectionID: cur.ID, Direction: d, Draft: dr})
+	}
+	return out
 }

@@ -185,6 +185,41 @@ export interface EngineTriggerPreview {
   last_error?: string;
 }
 
+/** Go: mapping.Comments */
+export interface MappingComments {
+  sync: boolean;
+  prefix?: string;
+  private?: boolean;
+  public_only?: boolean;
+}
+
+/** Go: mapping.Mapping */
+export interface MappingMapping {
+  from?: string;
+  to?: string;
+  rows: MappingRow[];
+  comments: MappingComments;
+  trigger?: string;
+}
+
+/** Go: mapping.Row */
+export interface MappingRow {
+  target: string;
+  kind: string;
+  source?: string;
+  value?: JsonValue;
+  map?: Record<string, string>;
+  default?: string | null;
+  first_sync?: boolean;
+}
+
+/** Go: mapping.Scripts */
+export interface MappingScripts {
+  trigger: string;
+  outgoing: string;
+  incoming: string;
+}
+
 /** Go: outbound.Policy */
 export interface OutboundPolicy {
   only_listed: boolean;
@@ -426,6 +461,32 @@ export interface ServerLinkTwinIn {
 export interface ServerLoginIn {
   email: string;
   password: string;
+}
+
+/** Go: server.mappingIn */
+export interface ServerMappingIn {
+  mapping?: MappingMapping | null;
+}
+
+/** Go: server.mappingOut */
+export interface ServerMappingOut {
+  direction: string;
+  source: string;
+  target: string;
+  mapping?: MappingMapping | null;
+  code?: string;
+  reason?: string;
+}
+
+/** Go: server.mappingSavedOut */
+export interface ServerMappingSavedOut {
+  direction: string;
+  source: string;
+  target: string;
+  mapping?: MappingMapping | null;
+  code?: string;
+  reason?: string;
+  versions: ServiceMappingSaved;
 }
 
 /** Go: server.meOut */
@@ -731,6 +792,13 @@ export interface ServerValidateDraftIn {
   source?: string | null;
 }
 
+/** Go: service.MappingSaved */
+export interface ServiceMappingSaved {
+  trigger: StoreScriptVersion;
+  outgoing: StoreScriptVersion;
+  incoming: StoreScriptVersion;
+}
+
 /** Go: store.APIToken */
 export interface StoreAPIToken {
   id: number;
@@ -876,6 +944,8 @@ export const ERROR_CODES = [
   "system_secret_invalid",
   "template_kind_mismatch",
   "script_timeout_over_cap",
+  "not_a_mapping",
+  "mapping_invalid",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -11,7 +11,7 @@ import type * as gen from "./api.gen";
 export type { ErrorCode, JsonValue } from "./api.gen";
 export { ERROR_CODES } from "./api.gen";
 
-import type { ImpactDraft, ImpactResult } from "./impact";
+import type { Direction, ImpactDraft, ImpactResult } from "./impact";
 
 export type Side = "a" | "b";
 export type Kind = "trigger" | "outgoing" | "incoming";
@@ -246,6 +246,13 @@ export const api = {
   testRun: (id: number, b: Pick<gen.ServerTestRunIn, "side"> & Partial<gen.ServerTestRunIn>) =>
     request<TestRunResult>("POST", `/api/connections/${id}/test-run`, b),
   impact: (id: number, b: ImpactDraft, signal?: AbortSignal) => request<ImpactResult>("POST", `/api/connections/${id}/impact`, b, signal),
+  mapping: (id: number, d: Direction) => get<gen.ServerMappingOut>(`/api/connections/${id}/mapping/${d}`),
+  saveMapping: (id: number, d: Direction, mapping: gen.MappingMapping) =>
+    request<gen.ServerMappingSavedOut>("PUT", `/api/connections/${id}/mapping/${d}`, { mapping }),
+  renderMapping: (id: number, d: Direction, mapping: gen.MappingMapping, signal?: AbortSignal) =>
+    request<gen.MappingScripts>("POST", `/api/connections/${id}/mapping/${d}/render`, { mapping }, signal),
+  suggestMapping: (id: number, d: Direction, mapping: gen.MappingMapping) =>
+    request<gen.ServerMappingOut>("POST", `/api/connections/${id}/mapping/${d}/suggest`, { mapping }),
   twins: (id: number) => get<Twin[]>(`/api/connections/${id}/twins?limit=1000`),
   retryFailed: (id: number) => request<gen.ServerCountOut>("POST", `/api/connections/${id}/retry-failed`),
 

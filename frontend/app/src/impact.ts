@@ -1,54 +1,14 @@
+import type * as gen from "./api.gen";
 import type { Kind, Side } from "./api";
 
-/** The impact preview's answer (engine.ImpactResult). */
+/** The impact preview's answer and request: engine.ImpactResult and server.impactIn, from api.gen.ts. */
 export type Direction = "a_to_b" | "b_to_a";
-export interface FieldChange {
-  old: unknown;
-  new: unknown;
-}
-export interface ImpactEntity {
-  entity_id: string;
-  event_id: number;
-  twin_id: number;
-  target_id?: string;
-  outcome: string;
-  replica?: Record<string, FieldChange>;
-  patch?: Record<string, FieldChange>;
-  stage?: string;
-  error?: string;
-  line?: number;
-  column?: number;
-  rules?: { index: number; field?: string; rule: string; message: string }[];
-  reason?: string;
-  inexact?: string[];
-}
-export interface ImpactTotals {
-  entities: number;
-  unchanged: number;
-  replica_differs: number;
-  patch_differs: number;
-  would_fail: number;
-  now_succeeds: number;
-  starts_syncing: number;
-  stops_syncing: number;
-  validation_fails: number;
-  not_replayable: number;
-  inexact: number;
-}
-export interface ImpactResult {
-  direction: Direction;
-  changes: number;
-  totals: ImpactTotals;
-  partial: boolean;
-  draft_error?: string;
-  entities: ImpactEntity[];
-}
-export interface ImpactDraft {
-  direction: Direction;
-  trigger?: string;
-  outgoing?: string;
-  incoming?: string;
-}
+export type FieldChange = gen.EngineFieldChange;
+export type ImpactEntity = gen.EngineImpactEntity;
+export type ImpactTotals = gen.EngineImpactTotals;
+export type ImpactResult = gen.EngineImpactResult;
+/** A request: the direction and the drafts (the server's other fields are optional). */
+export type ImpactDraft = Pick<gen.ServerImpactIn, "trigger" | "outgoing" | "incoming" | "rules" | "changes" | "budget_seconds"> & { direction: Direction };
 
 /**
  * The impact requests for a set of script drafts ("a.outgoing" → source):

@@ -6,7 +6,9 @@ import { ErrorBox, Loading, toast, useAsync } from "../ui";
 import { keyOf, savedSources, type Ctx, type Key } from "./connection";
 import { RulesPanel } from "./rules-panel";
 import { ImpactPanel } from "./impact-panel";
-import { impactDrafts, type ImpactResult } from "../impact";
+import { impactDrafts, type Direction, type ImpactResult } from "../impact";
+import { loadMapping, MappingView } from "./mapping-view";
+import { keysOf, type Mapping } from "../mapping";
 
 type Monaco = typeof import("../editor/monaco");
 type Diag = { state: "checking" } | { state: "ok" } | { state: "read-only" } | { state: "error"; line?: number; column?: number; message: string };
@@ -36,6 +38,18 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
   const value = (k: Key) => ctx.drafts[k] ?? saved[k];
   const dirty = dirtyKeys(saved, ctx.drafts) as Key[];
 
+  // The mapping view of each direction: what the saved scripts are (a
+  // mapping or code), which view is shown, and the unsaved mapping.
+  const scriptVersions = JSON.stringify(ctx.conn.scripts ? Object.values(ctx.conn.scripts).map((k) => Object.values(k ?? {}).map((v) => v?.version)) : []);
+  const maps = useAsync(async () => {
+    const [ab, ba] = await Promise.all([loadMapping(ctx.conn.id, "a_to_b"), loadMapping(ctx.conn.id, "b_to_a")]);
+    return { a_to_b: ab, b_to_a: ba } as Record<Direction, Awaited<ReturnType<typeof loadMapping>>>;
+  }, [ctx.conn.id, scriptVersions]);
+  const [mode, setMode] = useState<Partial<Record<Direction, "code" | "mapping">>>({});
+  const [mapDrafts, setMapDrafts] = useState<Partial<Record<Direction, Mapping>>>({});
+  const rendered = useRef<Record<string, string>>({}); // script texts the mapping views made
+  const viewOf = (d: Direction) => mode[d] ?? (maps.data && "mapping" in maps.data[d] ? "mapping" : "code");
+
   const noSave = denied(ctx.role, "save");
   const noImpact = denied(ctx.role, "test");
   const [impact, setImpact] = useState<ImpactResult[]>();
@@ -61,6 +75,22 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
     setSaving(true);
     const done: Key[] = [];
     let failed = 0;
+    // A direction edited as a mapping is saved as one: its scripts in one
+    // transaction, audited as mapping.save.
+    for (const d of ["a_to_b", "b_to_a"] as Direction[]) {
+      const m = mapDrafts[d];
+      const mine = Object.values(keysOf(d)) as Key[];
+      if (!m || viewOf(d) !== "mapping" || !mine.some((k) => keys.includes(k))) continue;
+      try {
+        await api.saveMapping(ctx.conn.id, d, m);
+        done.push(...mine.filter((k) => keys.includes(k)));
+        setMapDrafts((all) => ({ ...all, [d]: undefined }));
+      } catch (e) {
+        failed++;
+        toast(`Mapping not saved: ${(e as Error).message}`, "error");
+      }
+      keys.splice(0, keys.length, ...keys.filter((k) => !mine.includes(k)));
+    }
     for (const k of keys) {
       const [side, kind] = k.split(".") as [Side, Kind];
       try {
@@ -127,7 +157,14 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
         </span>
         <span class="spacer" />
         {noSave ? <span class="muted small">read-only: {noSave}</span> : <span class="muted small">Ctrl/⌘+S saves</span>}
-        <button class="btn" disabled={!dirty.length || saving} onClick={() => ctx.resetDrafts()}>
+        <button
+          class="btn"
+          disabled={!dirty.length || saving}
+          onClick={() => {
+            setMapDrafts({});
+            ctx.resetDrafts();
+          }}
+        >
           Discard
         </button>
         <button class="btn" disabled={!dirty.length || impacting || !!noImpact} title={noImpact ?? "What these drafts would have done to the recent synced changes"} onClick={() => void runImpact()} data-testid="impact-run">
@@ -141,6 +178,8 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
       {env.data.schemaMissing && <div class="warn small">A system's fields could not be read; trigger completion is limited.</div>}
       {(["a", "b"] as Side[]).map((src) => {
         const dst: Side = src === "a" ? "b" : "a";
+        const d: Direction = src === "a" ? "a_to_b" : "b_to_a";
+        const view = viewOf(d);
         return (
           <section class="flow" key={src} data-flow={`${src}-${dst}`}>
             <h2>
@@ -149,7 +188,40 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
                 {" "}
                 side {src.toUpperCase()} → side {dst.toUpperCase()}
               </small>
+              <span class="view-switch" role="group" aria-label="view">
+                <button class={`btn small ${view === "code" ? "on" : ""}`} aria-pressed={view === "code"} onClick={() => setMode((m) => ({ ...m, [d]: "code" }))} data-testid={`view-code-${d}`}>
+                  Code
+                </button>
+                <button class={`btn small ${view === "mapping" ? "on" : ""}`} aria-pressed={view === "mapping"} onClick={() => setMode((m) => ({ ...m, [d]: "mapping" }))} data-testid={`view-mapping-${d}`}>
+                  Mapping
+                </button>
+              </span>
             </h2>
+            {view === "mapping" ? (
+              <div class="flow-cols">
+                <div>
+                  {maps.data ? (
+                    <MappingView
+                      ctx={ctx}
+                      direction={d}
+                      state={maps.data[d]}
+                      fields={{ src: fields[src], dst: fields[dst] }}
+                      draft={mapDrafts[d]}
+                      own={rendered.current}
+                      setDraft={(m) => {
+                        setMapDrafts((all) => ({ ...all, [d]: m }));
+                        if (!m) ctx.resetDrafts(Object.values(keysOf(d)) as Key[], false);
+                      }}
+                    />
+                  ) : (
+                    <Loading what="the mapping" />
+                  )}
+                </div>
+                <div>
+                  <RulesPanel ctx={ctx} side={dst} />
+                </div>
+              </div>
+            ) : (
             <div class="flow-cols">
               <div>
                 {pane(src, "trigger")}
@@ -160,6 +232,7 @@ export function ScriptsTab({ ctx }: { ctx: Ctx }) {
                 {pane(dst, "incoming")}
               </div>
             </div>
+            )}
           </section>
         );
       })}
