@@ -45,6 +45,11 @@ func (e *Engine) WorkOnce(ctx context.Context) (int, error) {
 	done := make([]bool, len(due))
 	sem := make(chan struct{}, e.opts.Workers)
 	var wg sync.WaitGroup
+	evs := make([]*store.SyncEvent, len(due))
+	for i := range due {
+		evs[i] = &due[i]
+	}
+	reads := e.readTargets(ctx, plans, twins, evs) // batchread.go
 	for i := range due {
 		if ctx.Err() != nil {
 			break // shutting down: what is not done stays queued as it was
@@ -53,7 +58,7 @@ func (e *Engine) WorkOnce(ctx context.Context) (int, error) {
 		wg.Add(1)
 		go func(i int) {
 			defer func() { <-sem; wg.Done() }()
-			slots[i], done[i] = e.process(ctx, plans, twins[due[i].TwinID], &due[i])
+			slots[i], done[i] = e.process(reads[i].wait(ctx), plans, twins[due[i].TwinID], &due[i])
 		}(i)
 	}
 	wg.Wait()
@@ -416,7 +421,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 	first = first || resumed != nil
 	var local connectors.Entity
 	if !first {
-		if local, err = target.conn.Get(ctx, targetID); err != nil {
+		if local, err = readTarget(ctx, target.conn, targetID); err != nil { // batchread.go
 			return outcome{}, nil, fmt.Errorf("read %s entity %s: %w", dst, targetID, err)
 		}
 	}
