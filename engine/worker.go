@@ -227,7 +227,17 @@ func (e *Engine) recordOnce(ctx context.Context, results *[]result) (lost bool, 
 		}
 		*results = rs
 		audits := make([]store.AuditEntry, 0, len(rs))
-		// The twins, in id order (rs is sorted by twin id).
+		// The twins: locked in id order first (rs is sorted by twin id),
+		// then the unlinked ones deleted and the rest saved in one
+		// statement (store.SaveTwins).
+		lock := make([]int64, len(rs))
+		for i, r := range rs {
+			lock[i] = r.ev.TwinID
+		}
+		if err := tx.LockTwins(ctx, lock); err != nil {
+			return err
+		}
+		var saves []store.TwinSave
 		for _, r := range rs {
 			if r.ev.Status == store.StatusDone && r.out.Action == "unlink" {
 				// The twin goes, and its events with it (foreign key); the
@@ -240,41 +250,50 @@ func (e *Engine) recordOnce(ctx context.Context, results *[]result) (lost bool, 
 				}
 				continue
 			}
-			// Hot path: per event one twin update (with the source's hash
-			// when there is one), one event update, and the audit entries
-			// of the batch in one insert below.
+			// Hot path: per batch one twin update (each twin with the
+			// source's hash when there is one), one event update, and one
+			// insert of the audit entries.
 			var src *store.SourceHash
 			if r.srcHash != "" {
 				src = &store.SourceHash{Side: r.ev.Direction.Source(), Hash: r.srcHash, Direction: r.ev.Direction, Replica: r.ev.Replica}
 			}
 			switch {
 			case r.twin != nil:
-				if err := tx.SaveTwinWithSource(ctx, r.twin, r.hashes, src); err != nil {
-					return err
-				}
+				saves = append(saves, store.TwinSave{Twin: r.twin, Hashes: r.hashes, Src: src})
 			case src != nil:
 				if err := tx.SetSourceHash(ctx, r.ev.TwinID, src.Side, src.Hash, src.Direction, src.Replica); err != nil {
 					return err
 				}
 			}
 		}
-		// Then the events, in id order.
+		if err := tx.SaveTwins(ctx, saves); err != nil {
+			return err
+		}
+		// Then the events.
 		byEvent := slices.Clone(rs)
 		slices.SortFunc(byEvent, func(x, y result) int { return cmp.Compare(x.ev.ID, y.ev.ID) })
+		// One statement for the batch's events (store.SaveClaimedEvents).
+		evs := make([]*store.SyncEvent, 0, len(byEvent))
 		for _, r := range byEvent {
 			if r.ev.Status == store.StatusDone && r.out.Action == "unlink" {
 				continue // deleted with its twin
 			}
-			held, err := tx.SaveClaimedEvent(ctx, r.ev, e.opts.ProcessID)
-			if err != nil {
-				return err
-			}
-			if !held {
-				lost = true
-				*results = slices.DeleteFunc(slices.Clone(rs), func(x result) bool { return x.ev.ID == r.ev.ID })
-				e.log.Warn("an event's claim was taken over before its batch was recorded; not recorded here, the process holding it applies it again",
-					"process", e.opts.ProcessID, "event", r.ev.ID, "twin", r.ev.TwinID)
-				return errClaimLost
+			evs = append(evs, r.ev)
+		}
+		gone, err := tx.SaveClaimedEvents(ctx, evs, e.opts.ProcessID)
+		if err != nil {
+			return err
+		}
+		if len(gone) > 0 {
+			lost = true
+			*results = slices.DeleteFunc(slices.Clone(rs), func(x result) bool { return slices.Contains(gone, x.ev.ID) })
+			e.log.Warn("events' claims were taken over before their batch was recorded; not recorded here, the process holding them applies them again",
+				"process", e.opts.ProcessID, "events", gone)
+			return errClaimLost
+		}
+		for _, r := range byEvent {
+			if r.ev.Status == store.StatusDone && r.out.Action == "unlink" {
+				continue
 			}
 			if r.ev.Status == store.StatusFailed || r.ev.Status == store.StatusQueued {
 				continue
