@@ -1,8 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -68,16 +70,27 @@ type intentCommitter struct {
 }
 
 type pendingIntent struct {
-	in   *Intent
-	err  error
-	done chan struct{}
+	in      *Intent  // an intent to insert, or
+	created *created // a create's answer to note (IntentCreated)
+	err     error
+	done    chan struct{}
+}
+
+type created struct {
+	intentID, twinID int64
+	side             Side
+	entityID         string
+	expected         string
 }
 
 // intentGroupMax bounds a group's statement (14 parameters a row).
 const intentGroupMax = 64
 
 func (c *intentCommitter) add(ctx context.Context, in *Intent) error {
-	p := &pendingIntent{in: in, done: make(chan struct{})}
+	return c.wait(ctx, &pendingIntent{in: in, done: make(chan struct{})})
+}
+
+func (c *intentCommitter) wait(ctx context.Context, p *pendingIntent) error {
 	c.mu.Lock()
 	c.queue = append(c.queue, p)
 	if !c.running {
@@ -114,25 +127,17 @@ func (c *intentCommitter) run() {
 	}
 }
 
-// commit inserts a group in one statement and one transaction. If that
-// fails, each intent is tried alone, so one bad row (its twin deleted
-// meanwhile) fails only its own write.
+// commit writes a group in one transaction: its intents in one statement,
+// then its creates' answers, by twin id (the record's lock order). If that
+// fails, each is tried alone, so one bad row (its twin deleted meanwhile)
+// fails only its own write.
 func (c *intentCommitter) commit(group []*pendingIntent) {
 	ctx := context.Background() // the group is not any one caller's
-	ins := make([]*Intent, len(group))
-	for i, p := range group {
-		ins[i] = p.in
-	}
 	var err error
-	if len(ins) == 1 && c.st.dialect != migrations.Postgres {
-		err = c.st.insertIntents(ctx, ins) // its own commit, without BEGIN and COMMIT
+	if len(group) == 1 && group[0].in != nil && c.st.dialect != migrations.Postgres {
+		err = c.st.insertIntents(ctx, []*Intent{group[0].in}) // its own commit, without BEGIN and COMMIT
 	} else {
-		err = c.st.Tx(ctx, func(tx *Store) error {
-			if err := tx.relaxIntentCommit(ctx); err != nil {
-				return err
-			}
-			return tx.insertIntents(ctx, ins)
-		})
+		err = c.st.Tx(ctx, func(tx *Store) error { return tx.relaxedIntentGroup(ctx, group) })
 	}
 	if err == nil || len(group) == 1 {
 		for _, p := range group {
@@ -141,8 +146,44 @@ func (c *intentCommitter) commit(group []*pendingIntent) {
 		return
 	}
 	for _, p := range group {
-		p.err = c.st.insertIntents(ctx, []*Intent{p.in})
+		p.err = c.st.Tx(ctx, func(tx *Store) error { return tx.relaxedIntentGroup(ctx, []*pendingIntent{p}) })
 	}
+}
+
+func (s *Store) relaxedIntentGroup(ctx context.Context, group []*pendingIntent) error {
+	if err := s.relaxIntentCommit(ctx); err != nil {
+		return err
+	}
+	return s.writeIntentGroup(ctx, group)
+}
+
+// writeIntentGroup writes a group in the transaction s is bound to.
+func (s *Store) writeIntentGroup(ctx context.Context, group []*pendingIntent) error {
+	var ins []*Intent
+	var done []*created
+	for _, p := range group {
+		if p.in != nil {
+			ins = append(ins, p.in)
+		} else {
+			done = append(done, p.created)
+		}
+	}
+	if len(ins) > 0 {
+		if err := s.insertIntents(ctx, ins); err != nil {
+			return err
+		}
+	}
+	slices.SortFunc(done, func(x, y *created) int { return cmp.Compare(x.twinID, y.twinID) })
+	for _, d := range done {
+		if err := s.SetTwinEntityID(ctx, d.twinID, d.side, d.entityID); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, "UPDATE write_intents SET entity_id = ?, expected = ?, partial = ? WHERE id = ?",
+			d.entityID, d.expected, false, d.intentID); err != nil {
+			return wrap("record intent", err)
+		}
+	}
+	return nil
 }
 
 // relaxIntentCommit commits an intent group on PostgreSQL without waiting
@@ -217,16 +258,18 @@ func (s *Store) insertIntents(ctx context.Context, ins []*Intent) error {
 
 // IntentCreated notes a create's answer: the twin gets the new entity's id
 // and the intent the entity as created, in one transaction, so a crash
-// leaves either neither or both.
+// leaves either neither or both. The answers of creates that end together
+// share that transaction and its commit with the intents being added
+// (intentCommitter): a commit per create was a WAL flush per new entity on
+// PostgreSQL. Committed like the intents (relaxIntentCommit): a kill of
+// Duplex finds them; a crash of the database server may lose the last ones,
+// and then the retried create is found by its correlation key, as before.
 func (s *Store) IntentCreated(ctx context.Context, intentID, twinID int64, side Side, entityID, expected string) error {
-	return s.Tx(ctx, func(tx *Store) error {
-		if err := tx.SetTwinEntityID(ctx, twinID, side, entityID); err != nil {
-			return err
-		}
-		_, err := tx.exec(ctx, "UPDATE write_intents SET entity_id = ?, expected = ?, partial = ? WHERE id = ?",
-			entityID, expected, false, intentID)
-		return wrap("record intent", err)
-	})
+	c := &created{intentID: intentID, twinID: twinID, side: side, entityID: entityID, expected: expected}
+	if s.intents == nil { // a Store bound to a transaction: part of it
+		return s.writeIntentGroup(ctx, []*pendingIntent{{created: c}})
+	}
+	return s.intents.wait(ctx, &pendingIntent{created: c, done: make(chan struct{})})
 }
 
 // OpenIntents lists the unsettled intents on a system recorded since the

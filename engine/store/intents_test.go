@@ -72,6 +72,39 @@ func TestAddIntentConcurrent(t *testing.T) {
 					t.Errorf("intent %d: id %d holds %+v", i, in.ID, s)
 				}
 			}
+			// The creates' answers, at the same time: each twin gets its
+			// new entity's id and each intent the entity as created.
+			for i := range ins {
+				go func() {
+					if bad(i) {
+						errs <- nil
+						return
+					}
+					errs <- f.st.IntentCreated(f.ctx, ins[i].ID, twins[i], store.SideB, fmt.Sprint("new", i), fmt.Sprintf(`{"f":{"c":%d}}`, i))
+				}()
+			}
+			for range ins {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err = f.st.OpenIntents(f.ctx, f.sys[1], time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tws, err := f.st.TwinsByID(f.ctx, twins)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, in := range got {
+				i := int(in.EventID - 1000)
+				if in.EntityID != fmt.Sprint("new", i) || in.Expected != fmt.Sprintf(`{"f":{"c":%d}}`, i) || in.Partial {
+					t.Errorf("intent %d after its create: %+v", i, in)
+				}
+				if tw := tws[twins[i]]; tw == nil || tw.BID == nil || *tw.BID != fmt.Sprint("new", i) {
+					t.Errorf("twin %d after its create: %+v", i, tw)
+				}
+			}
 		})
 	}
 }
