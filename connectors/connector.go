@@ -124,6 +124,18 @@ type Correlating interface {
 	FindCorrelated(ctx context.Context, key string) (Entity, bool, error)
 }
 
+// BatchReader is implemented by connectors that read many entities in
+// fewer round trips than one Get each (the sql connector: one query for the
+// rows and one for their comments). The engine reads the targets of the
+// events it is about to apply with it, grouped by target system. GetMany
+// returns the entities found, keyed by the ids as asked, each exactly as Get
+// returns it (with its comments); an id that does not exist is left out,
+// not an error (the engine's Get of it then says what is missing). An error
+// fails the whole read; the engine then reads each entity with Get.
+type BatchReader interface {
+	GetMany(ctx context.Context, ids []string) (map[string]Entity, error)
+}
+
 // Finder is implemented by connectors that can look entities up by the value
 // of one field, for `unique` validation rules (duplicate detection against
 // the target). FindBy returns at most limit entities (comments may be left

@@ -134,7 +134,7 @@ func (e *Engine) read(ctx context.Context, r *applyRun) error {
 	}
 	r.first = r.targetID == "" || r.resumed != nil
 	if !r.first {
-		if r.local, err = r.target.conn.Get(ctx, r.targetID); err != nil {
+		if r.local, err = readTarget(ctx, r.target.conn, r.targetID); err != nil { // batchread.go
 			return fmt.Errorf("read %s entity %s: %w", r.dst, r.targetID, err)
 		}
 	}

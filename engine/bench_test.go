@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/testdb"
 )
 
@@ -14,7 +15,11 @@ const benchBatch = 100 // changes per poll page, as the engine's default page si
 
 // benchFixture is a synced demo with benchBatch escalated tickets.
 func benchFixture(b *testing.B) *fixture {
-	f := newFixture(b, testdb.SQLite(b), time.Second)
+	return benchFixtureOn(b, testdb.SQLite(b))
+}
+
+func benchFixtureOn(b *testing.B, st *store.Store) *fixture {
+	f := newFixture(b, st, time.Second)
 	for i := 0; i < benchBatch; i++ {
 		if _, err := f.support.Exec(`INSERT INTO tickets (subject, description, priority, labels) VALUES (?, 'bench', 'high', 'todev')`,
 			fmt.Sprint("bench ticket ", i)); err != nil {
@@ -31,7 +36,24 @@ func benchFixture(b *testing.B) *fixture {
 // incoming script, read and update of the target row, twin, audit. Changes
 // come benchBatch at a time, as a poller sees them.
 func BenchmarkPipeline(b *testing.B) {
-	f := benchFixture(b)
+	benchPipeline(b, benchFixture(b))
+}
+
+// BenchmarkPipelineStores is BenchmarkPipeline on every store the machine
+// offers (PostgreSQL with DUPLEX_TEST_POSTGRES), with the store's round
+// trips per change: statements (gorm's and the raw ones) and commits.
+// Round trips, not CPU, are what a store on another host pays for.
+func BenchmarkPipelineStores(b *testing.B) {
+	for _, be := range testdb.Backends(b) {
+		b.Run(be.Name, func(b *testing.B) {
+			benchPipeline(b, benchFixtureOn(b, be.Open(b)))
+		})
+	}
+}
+
+func benchPipeline(b *testing.B, f *fixture) {
+	stats := f.st.Stats()
+	stmts, commits := stats.Statements.Load(), stats.Commits.Load()
 	b.ResetTimer()
 	for done := 0; done < b.N; done += benchBatch {
 		b.StopTimer()
@@ -54,6 +76,9 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	changes := float64((b.N + benchBatch - 1) / benchBatch * benchBatch)
+	b.ReportMetric(float64(stats.Statements.Load()-stmts)/changes, "stmts/change")
+	b.ReportMetric(float64(stats.Commits.Load()-commits)/changes, "commits/change")
 	f.noFailures()
 }
 

@@ -28,7 +28,18 @@ type counting struct {
 	connectors.Connector
 	system string
 	writes *atomic.Int64
+	many   *atomic.Int64 // GetMany calls
 	fault  *atomic.Pointer[func(system, op string) error]
+}
+
+// GetMany passes the batched read through (the sql connector has it), so
+// the engine tests run the worker's batched target reads.
+func (c counting) GetMany(ctx context.Context, ids []string) (map[string]connectors.Entity, error) {
+	if err := c.inject("getmany"); err != nil {
+		return nil, err
+	}
+	c.many.Add(1)
+	return c.Connector.(connectors.BatchReader).GetMany(ctx, ids)
 }
 
 func (c counting) inject(op string) error {
@@ -115,6 +126,7 @@ type fixture struct {
 	support *sql.DB
 	eng2    *sql.DB
 	writes  atomic.Int64
+	many    atomic.Int64 // GetMany calls
 	fault   atomic.Pointer[func(system, op string) error]
 	now     atomic.Pointer[time.Time] // the engine's clock when set
 	page    int                       // engine page size (0 = default)
@@ -137,7 +149,7 @@ func newFixture(t testing.TB, st *store.Store, timeout time.Duration) *fixture {
 		if err != nil {
 			return nil, err
 		}
-		var out connectors.Connector = counting{Connector: c, system: cfg.Name, writes: &f.writes, fault: &f.fault}
+		var out connectors.Connector = counting{Connector: c, system: cfg.Name, writes: &f.writes, many: &f.many, fault: &f.fault}
 		if f.files != nil { // attach_test.go: the demo tables with files
 			out = filed{Connector: out, system: cfg.Name, fs: f.files, fault: &f.fault}
 		}

@@ -203,16 +203,27 @@ func (f *flow) start(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		f.e.log.Error("worker: read twins", "err", err)
 	}
-	for _, it := range next {
+	var reads []*targetRead
+	if err == nil {
+		// Started together, their targets are read together, per target
+		// system (batchread.go). The plans are the batch's: each item
+		// carries the ones of its claim; one of them serves the read.
+		evs := make([]*store.SyncEvent, len(next))
+		for i, it := range next {
+			evs[i] = it.ev
+		}
+		reads = f.e.readTargets(ctx, next[0].plans, twins, evs)
+	}
+	for i, it := range next {
 		f.running++
-		go func(it *flowItem) {
+		go func(i int, it *flowItem) {
 			if err != nil { // not applied: stays queued as it was
 				f.done <- flowDone{it: it}
 				return
 			}
-			r, ok := f.e.process(ctx, it.plans, twins[it.ev.TwinID], it.ev)
+			r, ok := f.e.process(reads[i].wait(ctx), it.plans, twins[it.ev.TwinID], it.ev)
 			f.done <- flowDone{it: it, r: r, ok: ok}
-		}(it)
+		}(i, it)
 	}
 }
 

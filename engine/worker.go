@@ -44,6 +44,11 @@ func (e *Engine) WorkOnce(ctx context.Context) (int, error) {
 	done := make([]bool, len(due))
 	sem := make(chan struct{}, e.opts.Workers)
 	var wg sync.WaitGroup
+	evs := make([]*store.SyncEvent, len(due))
+	for i := range due {
+		evs[i] = &due[i]
+	}
+	reads := e.readTargets(ctx, plans, twins, evs) // batchread.go
 	for i := range due {
 		if ctx.Err() != nil {
 			break // shutting down: what is not done stays queued as it was
@@ -52,7 +57,7 @@ func (e *Engine) WorkOnce(ctx context.Context) (int, error) {
 		wg.Add(1)
 		go func(i int) {
 			defer func() { <-sem; wg.Done() }()
-			slots[i], done[i] = e.process(ctx, plans, twins[due[i].TwinID], &due[i])
+			slots[i], done[i] = e.process(reads[i].wait(ctx), plans, twins[due[i].TwinID], &due[i])
 		}(i)
 	}
 	wg.Wait()
@@ -237,57 +242,16 @@ func (e *Engine) recordOnce(ctx context.Context, results *[]result) (lost bool, 
 			return err
 		}
 		*results = rs
-		audits := make([]store.AuditEntry, 0, len(rs))
-		// The twins, in id order (rs is sorted by twin id).
-		for _, r := range rs {
-			if r.ev.Status == store.StatusDone && r.out.Action == "unlink" {
-				// The twin goes, and its events with it (foreign key); the
-				// audit entry below keeps the record.
-				detail, _ := json.Marshal(r.out)
-				audits = append(audits, store.AuditEntry{Actor: "engine", Action: "twin.unlink",
-					ConnectionID: &r.ev.ConnectionID, Detail: "source deleted: " + string(detail)})
-				if _, err := tx.DeleteTwin(ctx, r.ev.TwinID); err != nil && !errors.Is(err, store.ErrNotFound) {
-					return err
-				}
-				continue
-			}
-			// Hot path: per event one twin update (with the source's hash
-			// when there is one), one event update, and the audit entries
-			// of the batch in one insert below.
-			var src *store.SourceHash
-			if r.srcHash != "" {
-				src = &store.SourceHash{Side: r.ev.Direction.Source(), Hash: r.srcHash, Direction: r.ev.Direction, Replica: r.ev.Replica}
-			}
-			switch {
-			case r.twin != nil:
-				if err := tx.SaveTwinWithSource(ctx, r.twin, r.hashes, src); err != nil {
-					return err
-				}
-			case src != nil:
-				if err := tx.SetSourceHash(ctx, r.ev.TwinID, src.Side, src.Hash, src.Direction, src.Replica); err != nil {
-					return err
-				}
-			}
+		audits, err := recordTwins(ctx, tx, rs)
+		if err != nil {
+			return err
 		}
-		// Then the events, in id order.
-		byEvent := slices.Clone(rs)
-		slices.SortFunc(byEvent, func(x, y result) int { return cmp.Compare(x.ev.ID, y.ev.ID) })
+		byEvent, err := e.recordEvents(ctx, tx, rs, results)
+		if err != nil {
+			return err
+		}
 		for _, r := range byEvent {
-			if r.ev.Status == store.StatusDone && r.out.Action == "unlink" {
-				continue // deleted with its twin
-			}
-			held, err := tx.SaveClaimedEvent(ctx, r.ev, e.opts.ProcessID)
-			if err != nil {
-				return err
-			}
-			if !held {
-				lost = true
-				*results = slices.DeleteFunc(slices.Clone(rs), func(x result) bool { return x.ev.ID == r.ev.ID })
-				e.log.Warn("an event's claim was taken over before its batch was recorded; not recorded here, the process holding it applies it again",
-					"process", e.opts.ProcessID, "event", r.ev.ID, "twin", r.ev.TwinID)
-				return errClaimLost
-			}
-			if r.ev.Status == store.StatusFailed || r.ev.Status == store.StatusQueued {
+			if unlinked(r) || r.ev.Status == store.StatusFailed || r.ev.Status == store.StatusQueued {
 				continue
 			}
 			detail, _ := json.Marshal(r.out)
@@ -303,6 +267,79 @@ func (e *Engine) recordOnce(ctx context.Context, results *[]result) (lost bool, 
 		return true, nil
 	}
 	return false, err
+}
+
+// unlinked: a done event whose source was deleted; its twin goes, and its
+// events with it (foreign key).
+func unlinked(r result) bool { return r.ev.Status == store.StatusDone && r.out.Action == "unlink" }
+
+// recordTwins saves the batch's twins: locked in id order first (rs is
+// sorted by twin id), then the unlinked ones deleted and the rest saved in
+// one statement (store.SaveTwins). It returns the unlinks' audit entries.
+func recordTwins(ctx context.Context, tx *store.Store, rs []result) ([]store.AuditEntry, error) {
+	audits := make([]store.AuditEntry, 0, len(rs))
+	lock := make([]int64, len(rs))
+	for i, r := range rs {
+		lock[i] = r.ev.TwinID
+	}
+	if err := tx.LockTwins(ctx, lock); err != nil {
+		return nil, err
+	}
+	var saves []store.TwinSave
+	for _, r := range rs {
+		if unlinked(r) {
+			// The audit entry keeps the record of the deleted twin.
+			detail, _ := json.Marshal(r.out)
+			audits = append(audits, store.AuditEntry{Actor: "engine", Action: "twin.unlink",
+				ConnectionID: &r.ev.ConnectionID, Detail: "source deleted: " + string(detail)})
+			if _, err := tx.DeleteTwin(ctx, r.ev.TwinID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, err
+			}
+			continue
+		}
+		// Hot path: per batch one twin update (each twin with the
+		// source's hash when there is one), one event update, and one
+		// insert of the audit entries.
+		var src *store.SourceHash
+		if r.srcHash != "" {
+			src = &store.SourceHash{Side: r.ev.Direction.Source(), Hash: r.srcHash, Direction: r.ev.Direction, Replica: r.ev.Replica}
+		}
+		switch {
+		case r.twin != nil:
+			saves = append(saves, store.TwinSave{Twin: r.twin, Hashes: r.hashes, Src: src})
+		case src != nil:
+			if err := tx.SetSourceHash(ctx, r.ev.TwinID, src.Side, src.Hash, src.Direction, src.Replica); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return audits, tx.SaveTwins(ctx, saves)
+}
+
+// recordEvents saves the batch's events in one statement
+// (store.SaveClaimedEvents) and returns them in event id order. An event
+// whose claim another process took over meanwhile is dropped from results
+// and the transaction rolled back (errClaimLost): that process applies it.
+func (e *Engine) recordEvents(ctx context.Context, tx *store.Store, rs []result, results *[]result) ([]result, error) {
+	byEvent := slices.Clone(rs)
+	slices.SortFunc(byEvent, func(x, y result) int { return cmp.Compare(x.ev.ID, y.ev.ID) })
+	evs := make([]*store.SyncEvent, 0, len(byEvent))
+	for _, r := range byEvent {
+		if !unlinked(r) { // an unlinked one went with its twin
+			evs = append(evs, r.ev)
+		}
+	}
+	gone, err := tx.SaveClaimedEvents(ctx, evs, e.opts.ProcessID)
+	if err != nil {
+		return nil, err
+	}
+	if len(gone) > 0 {
+		*results = slices.DeleteFunc(slices.Clone(rs), func(x result) bool { return slices.Contains(gone, x.ev.ID) })
+		e.log.Warn("events' claims were taken over before their batch was recorded; not recorded here, the process holding them applies them again",
+			"process", e.opts.ProcessID, "events", gone)
+		return nil, errClaimLost
+	}
+	return byEvent, nil
 }
 
 // heldOnly drops the results whose event this process no longer claims

@@ -186,6 +186,9 @@ type queries struct {
 	comments, addComm string
 	cFirst, cAfter    string // new comments, from the start / after a position
 	selectAll         string // "SELECT <entity columns> FROM <table>", not rebound: FindBy adds its WHERE
+	// GetMany's, not rebound: "(?, …)" and the ORDER BY are added per call.
+	getIn, commentsIn string
+	commentsOrder     string
 }
 
 func buildQueries(d dialect, s Settings) queries {
@@ -225,6 +228,7 @@ func buildQueries(d dialect, s Settings) queries {
 	out.probe = "SELECT " + strings.Join(raw, ", ") + " FROM " + t + " WHERE 1 = 0"
 	out.selectAll = "SELECT " + cols + " FROM " + t
 	out.get = "SELECT " + cols + " FROM " + t + " WHERE " + id + " = ?"
+	out.getIn = "SELECT " + cols + " FROM " + t + " WHERE " + id + " IN "
 	out.exists = "SELECT 1 FROM " + t + " WHERE " + id + " = ?"
 	out.first = "SELECT " + cols + " FROM " + t + " WHERE " + u + " IS NOT NULL" + order
 	out.after = "SELECT " + cols + " FROM " + t + " WHERE " + u + " > ? OR (" + u + " = ? AND " + id + " > ?)" + order
@@ -239,6 +243,9 @@ func buildQueries(d dialect, s Settings) queries {
 		out.cProbe = "SELECT " + strings.Join([]string{cid, ent, auth, body, cr}, ", ") + " FROM " + ctab + " WHERE 1 = 0"
 		out.comments = "SELECT " + cid + ", " + auth + ", " + body + ", " + d.timeExpr(ct.CreatedColumn) +
 			" FROM " + ctab + " WHERE " + ent + " = ? ORDER BY " + cr + ", " + cid
+		out.commentsIn = "SELECT " + ent + ", " + cid + ", " + auth + ", " + body + ", " + d.timeExpr(ct.CreatedColumn) +
+			" FROM " + ctab + " WHERE " + ent + " IN "
+		out.commentsOrder = " ORDER BY " + cr + ", " + cid
 		out.addComm = "INSERT INTO " + ctab + " (" + ent + ", " + auth + ", " + body + ", " + cr + ") VALUES (?, ?, ?, ?) RETURNING " + cid
 		csel := "SELECT " + d.timeExpr(ct.CreatedColumn) + ", " + cid + ", " + ent + " FROM " + ctab
 		out.cFirst = csel + " WHERE " + cr + " IS NOT NULL" + corder

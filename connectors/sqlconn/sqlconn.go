@@ -353,6 +353,112 @@ func (c *conn) Get(ctx context.Context, id string) (connectors.Entity, error) {
 	return e, nil
 }
 
+// getManyChunk bounds the ids of one GetMany query (SQLite allows 32,766
+// parameters, PostgreSQL 65,535; a page of the worker is far smaller).
+const getManyChunk = 500
+
+// GetMany reads the rows of ids in one IN query and their comments in
+// another (connectors.BatchReader), per getManyChunk ids. Rows not found
+// (or ids that cannot be one, such as a non-number for an integer column)
+// are left out.
+func (c *conn) GetMany(ctx context.Context, ids []string) (map[string]connectors.Entity, error) {
+	out := make(map[string]connectors.Entity, len(ids))
+	for len(ids) > 0 {
+		n := min(len(ids), getManyChunk)
+		if err := c.getMany(ctx, ids[:n], out); err != nil {
+			return nil, err
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
+func (c *conn) getMany(ctx context.Context, ids []string, out map[string]connectors.Entity) error {
+	asked := make(map[string][]string, len(ids)) // the row's id as scanned → the ids as asked
+	args := make([]any, 0, len(ids))
+	for _, id := range ids {
+		v, ok := parseID(id, c.idInt)
+		if !ok {
+			continue
+		}
+		key := idString(v)
+		if _, dup := asked[key]; !dup {
+			args = append(args, v)
+		}
+		asked[key] = append(asked[key], id)
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	in := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ") + ")"
+	rows, err := c.db.QueryContext(ctx, c.d.rebind(c.q.getIn+in), args...)
+	if err != nil {
+		return c.wrap("get many", err)
+	}
+	found := map[string]*connectors.Entity{}
+	var order []string
+	for rows.Next() {
+		e, _, err := c.scanEntity(rows)
+		if err != nil {
+			rows.Close()
+			return c.wrap("get many", err)
+		}
+		found[e.ID] = &e
+		order = append(order, e.ID)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return c.wrap("get many", err)
+	}
+	if c.comments && len(order) > 0 {
+		if err := c.commentsOfMany(ctx, order, found); err != nil {
+			return err
+		}
+	}
+	for key, e := range found {
+		for _, id := range asked[key] {
+			out[id] = *e
+		}
+	}
+	return nil
+}
+
+// commentsOfMany loads the comments of the found rows in one query, each
+// row's in the order Get gives them.
+func (c *conn) commentsOfMany(ctx context.Context, ids []string, found map[string]*connectors.Entity) error {
+	args := make([]any, 0, len(ids))
+	for _, id := range ids {
+		if v, ok := parseID(id, c.cEntInt); ok {
+			args = append(args, v)
+		}
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	in := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ") + ")"
+	rows, err := c.db.QueryContext(ctx, c.d.rebind(c.q.commentsIn+in+c.q.commentsOrder), args...)
+	if err != nil {
+		return c.wrap("comments of many", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ent, cid, author, body, created any
+		if err := rows.Scan(&ent, &cid, &author, &body, &created); err != nil {
+			return c.wrap("comments of many", err)
+		}
+		e := found[idString(ent)]
+		if e == nil {
+			continue
+		}
+		_, _, at := positionOf(created)
+		e.Comments = append(e.Comments, connectors.Comment{ID: idString(cid), Author: textOf(author), Body: textOf(body), CreatedAt: at})
+	}
+	if err := rows.Err(); err != nil {
+		return c.wrap("comments of many", err)
+	}
+	return nil
+}
+
 // Create inserts a row from fields, sets its updated column to now, and
 // returns it as stored.
 func (c *conn) Create(ctx context.Context, fields map[string]any) (connectors.Entity, error) {

@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -967,5 +969,51 @@ func TestFindBy(t *testing.T) {
 	}
 	if _, err := f.FindBy(ctx, "tags", "x", 10); !errors.Is(err, connectors.ErrInvalid) {
 		t.Fatalf("list field: %v", err)
+	}
+}
+
+// GetMany gives each row exactly as Get does (comments in Get's order),
+// keyed by the ids as asked, and leaves out what does not exist.
+func TestGetMany(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			f := newFixture(t, b)
+			br, ok := f.conn.(connectors.BatchReader)
+			if !ok {
+				t.Fatal("the sql connector does not implement connectors.BatchReader")
+			}
+			var ids []string
+			for i := 0; i < 5; i++ {
+				e := f.create(t, fmt.Sprint("row ", i))
+				ids = append(ids, e.ID)
+				for k := 0; k < i%3; k++ { // rows with 0, 1 and 2 comments
+					if _, err := f.conn.AddComment(ctx, e.ID, connectors.Comment{Author: "ann", Body: fmt.Sprintf("c%d-%d", i, k)}); err != nil {
+						t.Fatal(err)
+					}
+					settle()
+				}
+			}
+			ask := append(slices.Clone(ids), "999999", "not-a-number", ids[0])
+			got, err := br.GetMany(ctx, ask)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(ids) {
+				t.Errorf("GetMany returned %d entities, want %d: %v", len(got), len(ids), slices.Collect(maps.Keys(got)))
+			}
+			for _, id := range ids {
+				want, err := f.conn.Get(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got[id], want) {
+					t.Errorf("GetMany[%s]\n got %#v\nwant %#v", id, got[id], want)
+				}
+			}
+			if none, err := br.GetMany(ctx, nil); err != nil || len(none) != 0 {
+				t.Errorf("GetMany(nil) = %v, %v", none, err)
+			}
+		})
 	}
 }

@@ -455,3 +455,149 @@ func TestClaimEventsPassingBusyConnections(t *testing.T) {
 		})
 	}
 }
+
+// SaveClaimedEvents writes a batch's events in one statement, every field
+// as SaveEvent would, and on PostgreSQL only those whose claim the writer
+// still holds: the others come back as lost and keep their row.
+func TestSaveClaimedEvents(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			for i := 0; i < 4; i++ {
+				f.queue(t, fmt.Sprint(i))
+			}
+			got, _, err := f.st.ClaimEvents(f.ctx, f.claim("A", 0), 10, nil)
+			if err != nil || len(got) != 4 {
+				t.Fatalf("claim: %v %v", got, err)
+			}
+			conflicts := `[{"field":"title"}]`
+			next := f.now.Add(time.Hour)
+			evs := make([]*store.SyncEvent, len(got))
+			for i := range got {
+				ev := &got[i]
+				ev.Status, ev.Attempts, ev.TotalAttempts, ev.NextAttemptAt = store.StatusQueued, i+1, i+2, next
+				ev.LastError, ev.Log, ev.Replica = fmt.Sprint("err ", i), fmt.Sprint("log ", i), fmt.Sprintf(`{"n":%d}`, i)
+				if i == 1 {
+					ev.Status, ev.Conflicts = store.StatusConflict, &conflicts
+				}
+				evs[i] = ev
+			}
+			stolen := got[3].ID
+			if f.st.Shared() { // another process holds the last one now
+				if err := f.st.DB().Exec(`UPDATE sync_events SET claimed_by = 'B' WHERE id = ?`, stolen).Error; err != nil {
+					t.Fatal(err)
+				}
+			}
+			lost, err := f.st.SaveClaimedEvents(f.ctx, evs, "A")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.st.Shared() && !slices.Equal(lost, []int64{stolen}) {
+				t.Fatalf("lost %v, want [%d]", lost, stolen)
+			} else if !f.st.Shared() && len(lost) != 0 {
+				t.Fatalf("sqlite: lost %v", lost)
+			}
+			for i, ev := range evs {
+				cur, err := f.st.GetEvent(f.ctx, ev.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f.st.Shared() && ev.ID == stolen {
+					if cur.Attempts != 0 || cur.Log != "" {
+						t.Errorf("event %d held by B was written: %+v", ev.ID, cur)
+					}
+					continue
+				}
+				if cur.Status != ev.Status || cur.Attempts != i+1 || cur.TotalAttempts != i+2 || !cur.NextAttemptAt.Equal(next) ||
+					cur.LastError != ev.LastError || cur.Log != ev.Log || cur.Replica != ev.Replica ||
+					(ev.Conflicts == nil) != (cur.Conflicts == nil) || (ev.Conflicts != nil && *cur.Conflicts != conflicts) {
+					t.Errorf("event %d stored as %+v, want %+v", ev.ID, cur, *ev)
+				}
+			}
+		})
+	}
+}
+
+// SaveTwins writes a batch of twins in one statement with the same outcome,
+// twin by twin and side by side, as SaveTwinWithSource one at a time: each
+// case of a written hash (always, checked and still valid, checked and
+// overtaken by a person's change) and of the source's hash (its replica
+// still the last sent, or not).
+func TestSaveTwinsMatchesOneByOne(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			sent, other := "sent", "other"
+			base := `{"f":{}}`
+			type tc struct {
+				hashes []store.WrittenHash
+				src    *store.SourceHash
+			}
+			cases := []tc{
+				{},
+				{hashes: []store.WrittenHash{{Side: store.SideB, Hash: "hb", Always: true}}},
+				{hashes: []store.WrittenHash{{Side: store.SideB, Hash: "hb", WasHash: "old-b", WasSent: &sent}}},
+				{hashes: []store.WrittenHash{{Side: store.SideB, Hash: "hb", WasHash: "old-b", WasSent: &other}}},
+				{hashes: []store.WrittenHash{{Side: store.SideB, Hash: "hb", WasHash: "changed", WasSent: &sent}}},
+				{src: &store.SourceHash{Side: store.SideA, Hash: "ha", Direction: store.AToB, Replica: sent}},
+				{src: &store.SourceHash{Side: store.SideA, Hash: "ha", Direction: store.AToB, Replica: other}},
+				{hashes: []store.WrittenHash{{Side: store.SideB, Hash: "hb", WasHash: "old-b", WasSent: &sent}},
+					src: &store.SourceHash{Side: store.SideA, Hash: "ha", Direction: store.AToB, Replica: sent}},
+				{hashes: []store.WrittenHash{{Side: store.SideA, Hash: "ha2", WasHash: "old-a", WasSent: &sent}}},
+			}
+			twin := func(id string) store.Twin {
+				t.Helper()
+				tw, err := f.st.EnsureTwin(f.ctx, f.conn.ID, store.SideA, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := f.st.DB().Exec(`UPDATE twins SET a_hash = 'old-a', b_hash = 'old-b', sent_ab = ?, sent_ba = ? WHERE id = ?`,
+					sent, sent, tw.ID).Error; err != nil {
+					t.Fatal(err)
+				}
+				tw.BID, tw.BaseB, tw.CommentLinks = &id, &base, `{"x":"y"}`
+				return tw
+			}
+			var saves []store.TwinSave
+			pairs := make([][2]int64, len(cases))
+			for i, c := range cases {
+				one, many := twin(fmt.Sprint("one", i)), twin(fmt.Sprint("many", i))
+				if err := f.st.SaveTwinWithSource(f.ctx, &one, c.hashes, c.src); err != nil {
+					t.Fatal(err)
+				}
+				saves = append(saves, store.TwinSave{Twin: &many, Hashes: c.hashes, Src: c.src})
+				pairs[i] = [2]int64{one.ID, many.ID}
+			}
+			ids := make([]int64, len(saves))
+			for i, s := range saves {
+				ids[i] = s.Twin.ID
+			}
+			err := f.st.Tx(f.ctx, func(tx *store.Store) error {
+				if err := tx.LockTwins(f.ctx, ids); err != nil {
+					return err
+				}
+				return tx.SaveTwins(f.ctx, saves)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			byID, err := f.st.TwinsByID(f.ctx, append(ids, func() []int64 {
+				var out []int64
+				for _, p := range pairs {
+					out = append(out, p[0])
+				}
+				return out
+			}()...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range pairs {
+				one, many := byID[p[0]], byID[p[1]]
+				if one.AHash != many.AHash || one.BHash != many.BHash || *many.BaseB != base || many.CommentLinks != one.CommentLinks {
+					t.Errorf("case %d: one by one a=%q b=%q, in a batch a=%q b=%q base %v links %q", i,
+						one.AHash, one.BHash, many.AHash, many.BHash, many.BaseB, many.CommentLinks)
+				}
+			}
+		})
+	}
+}

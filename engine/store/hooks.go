@@ -284,6 +284,7 @@ func (s *Store) SeenOf(ctx context.Context, systemID int64, ids []string) (map[s
 		for _, id := range part {
 			args = append(args, id)
 		}
+		s.stats.Statements.Add(1)
 		rows, err := s.db.Statement.ConnPool.QueryContext(ctx, s.bind(`SELECT entity_id, updated_ns FROM entity_seen WHERE system_id = ? AND entity_id IN (?`+
 			strings.Repeat(", ?", len(part)-1)+`)`), args...)
 		if err != nil {

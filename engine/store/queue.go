@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/duplexsync/duplex/migrations"
@@ -164,6 +165,112 @@ func (s *Store) SaveTwinWithSource(ctx context.Context, t *Twin, hashes []Writte
 	return wrap("save twin", err)
 }
 
+// TwinSave is one twin of a batch for SaveTwins: SaveTwinWithSource's
+// arguments.
+type TwinSave struct {
+	Twin   *Twin
+	Hashes []WrittenHash
+	Src    *SourceHash
+}
+
+// LockTwins locks twins in id order (PostgreSQL; SQLite's write
+// transaction holds the whole database already). A batch that then writes
+// them in one statement, which locks rows in no particular order, keeps
+// the global lock order (lockEvents in claims.go).
+func (s *Store) LockTwins(ctx context.Context, ids []int64) error {
+	if s.dialect != migrations.Postgres || len(ids) == 0 {
+		return nil
+	}
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	q := "SELECT id FROM twins WHERE id IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + ") ORDER BY id FOR UPDATE"
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.query(ctx, q, args...)
+	if err != nil {
+		return wrap("lock twins", err)
+	}
+	for rows.Next() {
+	}
+	rows.Close()
+	return wrap("lock twins", rows.Err())
+}
+
+// SaveTwins is SaveTwinWithSource for a batch of twins in one statement,
+// with the same checks per twin and side: each row of the values says which
+// of SaveTwinWithSource's cases applies to each side (0 none, 1 always, 2
+// checked against what the worker read, 3 the source's hash if its sent
+// replica is unchanged). The caller locks the twins first (LockTwins).
+func (s *Store) SaveTwins(ctx context.Context, saves []TwinSave) error {
+	if len(saves) == 0 {
+		return nil
+	}
+	cast := func(t string) string {
+		if s.dialect == migrations.Postgres {
+			return "CAST(? AS " + t + ")"
+		}
+		return "?"
+	}
+	cols := []string{"id", "connection_id", "a_id", "b_id", "comment_links", "origin", "base_a", "base_b", "a_written_at", "b_written_at",
+		"scripts_ab", "scripts_ba", "updated_at", "mode_a", "hash_a", "was_a", "sent_a", "mode_b", "hash_b", "was_b", "sent_b"}
+	types := []string{"BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TIMESTAMPTZ", "TIMESTAMPTZ",
+		"TEXT", "TEXT", "TIMESTAMPTZ", "INTEGER", "TEXT", "TEXT", "TEXT", "INTEGER", "TEXT", "TEXT", "TEXT"}
+	ph := make([]string, len(types))
+	for i, t := range types {
+		ph[i] = cast(t)
+	}
+	row := "(" + strings.Join(ph, ", ") + ")"
+	now := s.now()
+	var q strings.Builder
+	q.WriteString("WITH v(" + strings.Join(cols, ", ") + ") AS (VALUES ")
+	args := make([]any, 0, len(cols)*len(saves))
+	for i, sv := range saves {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(row)
+		t := sv.Twin
+		t.UpdatedAt = now
+		args = append(args, t.ID, t.ConnectionID, t.AID, t.BID, t.CommentLinks, string(t.Origin), t.BaseA, t.BaseB, t.AWrittenAt, t.BWrittenAt,
+			t.ScriptsAB, t.ScriptsBA, t.UpdatedAt)
+		for _, side := range []Side{SideA, SideB} {
+			mode, hash, was, sent := 0, "", "", ""
+			i := slices.IndexFunc(sv.Hashes, func(h WrittenHash) bool { return h.Side == side })
+			switch {
+			case i >= 0 && sv.Hashes[i].Always:
+				mode, hash = 1, sv.Hashes[i].Hash
+			case i >= 0:
+				h := sv.Hashes[i]
+				mode, hash, was = 2, h.Hash, h.WasHash
+				if h.WasSent != nil {
+					sent = *h.WasSent
+				}
+			case sv.Src != nil && sv.Src.Side == side:
+				// The source's sent column is its direction's: the one
+				// the checked case reads for this side, too.
+				mode, hash, sent = 3, sv.Src.Hash, sv.Src.Replica
+			}
+			args = append(args, mode, hash, was, sent)
+		}
+	}
+	q.WriteString(`) UPDATE twins SET connection_id = v.connection_id, a_id = v.a_id, b_id = v.b_id, comment_links = v.comment_links,
+		origin = v.origin, base_a = v.base_a, base_b = v.base_b, a_written_at = v.a_written_at, b_written_at = v.b_written_at,
+		scripts_ab = v.scripts_ab, scripts_ba = v.scripts_ba, updated_at = v.updated_at`)
+	for _, side := range []Side{SideA, SideB} {
+		col, x, sent := string(side)+"_hash", string(side), sentColumn(DirectionFrom(side))
+		q.WriteString(", " + col + " = CASE v.mode_" + x +
+			" WHEN 1 THEN v.hash_" + x +
+			" WHEN 2 THEN CASE WHEN twins." + col + " = v.was_" + x + " AND COALESCE(twins." + sent + ", '') = v.sent_" + x + " THEN v.hash_" + x + " ELSE twins." + col + " END" +
+			" WHEN 3 THEN CASE WHEN twins." + sent + " = v.sent_" + x + " THEN v.hash_" + x + " ELSE twins." + col + " END" +
+			" ELSE twins." + col + " END")
+	}
+	q.WriteString(" FROM v WHERE twins.id = v.id")
+	_, err := s.exec(ctx, q.String(), args...)
+	return wrap("save twins", err)
+}
+
 // SetTwinEntityID records the counterpart the worker just created for a
 // twin, touching nothing else (the rest is saved with the batch).
 func (s *Store) SetTwinEntityID(ctx context.Context, twinID int64, side Side, id string) error {
@@ -302,6 +409,77 @@ func (s *Store) SaveClaimedEvent(ctx context.Context, ev *SyncEvent, by string) 
 	}
 	n, err := res.RowsAffected()
 	return n == 1, wrap("save event", err)
+}
+
+// SaveClaimedEvents is SaveClaimedEvent for a batch of events in one
+// statement: one round trip per batch instead of one per event (on
+// PostgreSQL each is a network round trip inside the record's
+// transaction). It returns the ids of the events it did not write because
+// by no longer holds their claim (PostgreSQL only); the others are written.
+// Events' rows are locked by the statement in no particular order, which is
+// safe because only their claimer writes them: other processes' claims pass
+// locked rows (SKIP LOCKED) instead of waiting for them.
+func (s *Store) SaveClaimedEvents(ctx context.Context, evs []*SyncEvent, by string) (lost []int64, err error) {
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	now := s.now()
+	// The values as a CTE with named columns: PostgreSQL and SQLite (3.33+,
+	// UPDATE … FROM) both take it. PostgreSQL types each parameter by its
+	// cast; SQLite's columns take what they are given, as SaveEvent's do.
+	cast := func(t string) string {
+		if s.dialect == migrations.Postgres {
+			return "CAST(? AS " + t + ")"
+		}
+		return "?"
+	}
+	row := "(" + strings.Join([]string{cast("BIGINT"), "?", cast("INTEGER"), cast("INTEGER"), cast("TIMESTAMPTZ"),
+		"?", "?", cast("TIMESTAMPTZ"), "?", cast("TEXT"), cast("TEXT")}, ", ") + ")"
+	var q strings.Builder
+	q.WriteString(`WITH v(id, status, attempts, total_attempts, next_attempt_at, last_error, log, updated_at, replica, conflicts, resolution) AS (VALUES `)
+	args := make([]any, 0, 11*len(evs)+1)
+	for i, ev := range evs {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(row)
+		ev.UpdatedAt = now
+		args = append(args, ev.ID, ev.Status, ev.Attempts, ev.TotalAttempts, ev.NextAttemptAt.UTC(), ev.LastError, ev.Log,
+			ev.UpdatedAt, ev.Replica, ev.Conflicts, ev.Resolution)
+	}
+	q.WriteString(`) UPDATE sync_events SET status = v.status, attempts = v.attempts, total_attempts = v.total_attempts,
+		next_attempt_at = v.next_attempt_at, last_error = v.last_error, log = v.log, updated_at = v.updated_at,
+		replica = v.replica, conflicts = v.conflicts, resolution = v.resolution FROM v WHERE sync_events.id = v.id`)
+	if s.Shared() {
+		q.WriteString(" AND sync_events.claimed_by = ?")
+		args = append(args, by)
+	}
+	q.WriteString(" RETURNING sync_events.id")
+	rows, err := s.query(ctx, q.String(), args...)
+	if err != nil {
+		return nil, wrap("save events", err)
+	}
+	defer rows.Close()
+	written := make(map[int64]bool, len(evs))
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrap("save events", err)
+		}
+		written[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("save events", err)
+	}
+	for _, ev := range evs {
+		if !written[ev.ID] {
+			lost = append(lost, ev.ID)
+		}
+	}
+	if !s.Shared() {
+		return nil, nil // nothing is claimed on SQLite (SaveClaimedEvent)
+	}
+	return lost, nil
 }
 
 // GetEvent reads one event.

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/duplexsync/duplex/migrations"
+	"gorm.io/gorm"
 )
 
 // Raw SQL for the few statements that run per change (webhook deliveries,
@@ -19,11 +20,28 @@ import (
 
 // exec runs a raw statement.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s.stats.Statements.Add(1)
+	if _, inTx := s.db.Statement.ConnPool.(gorm.TxCommitter); !inTx {
+		s.stats.Commits.Add(1) // a write of its own: one commit
+	}
 	return s.db.Statement.ConnPool.ExecContext(ctx, s.bind(query), args...)
+}
+
+// query runs a raw query returning rows.
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s.stats.Statements.Add(1)
+	if _, inTx := s.db.Statement.ConnPool.(gorm.TxCommitter); !inTx && strings.HasPrefix(query, "INSERT") {
+		s.stats.Commits.Add(1)
+	}
+	return s.db.Statement.ConnPool.QueryContext(ctx, s.bind(query), args...)
 }
 
 // queryRow runs a raw query returning at most one row.
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	s.stats.Statements.Add(1)
+	if _, inTx := s.db.Statement.ConnPool.(gorm.TxCommitter); !inTx && !strings.HasPrefix(query, "SELECT") {
+		s.stats.Commits.Add(1) // a write of its own (INSERT … RETURNING): one commit
+	}
 	return s.db.Statement.ConnPool.QueryRowContext(ctx, s.bind(query), args...)
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -34,7 +35,21 @@ type Store struct {
 	dialect migrations.Dialect
 	now     func() time.Time
 	hooks   *deliveryCommitter // nil in a Store bound to a transaction
+	intents *intentCommitter   // nil in a Store bound to a transaction
+	stats   *Stats             // shared with the Stores bound to its transactions
 }
+
+// Stats counts the round trips a store makes: statements (gorm's and the
+// raw ones of raw.go) and committed transactions. Benchmarks divide them by
+// the changes applied (statements per change); the counters are two atomic
+// adds per statement, cheap enough to keep always on.
+type Stats struct {
+	Statements atomic.Int64
+	Commits    atomic.Int64 // transactions (Tx) and writes outside one, each its own commit
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() *Stats { return s.stats }
 
 // Open connects to dsn and applies pending migrations. dsn is a PostgreSQL
 // URL (postgres://...) or a SQLite file path, optionally prefixed "sqlite:".
@@ -94,8 +109,13 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("connect store: %w", err)
 	}
-	s := &Store{db: db, dialect: dialect, now: func() time.Time { return time.Now().UTC() }}
+	s := &Store{db: db, dialect: dialect, now: func() time.Time { return time.Now().UTC() }, stats: &Stats{}}
+	if err := s.countStatements(); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	s.hooks = newDeliveryCommitter(s)
+	s.intents = &intentCommitter{st: s}
 	return s, nil
 }
 
@@ -155,9 +175,39 @@ func (s *Store) PendingMigrations(ctx context.Context) (int, error) {
 
 // Tx runs fn in one transaction; fn's Store writes through it.
 func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return fn(&Store{db: tx, dialect: s.dialect, now: s.now})
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return fn(&Store{db: tx, dialect: s.dialect, now: s.now, stats: s.stats})
 	})
+	if err == nil {
+		s.stats.Commits.Add(1)
+	}
+	return err
+}
+
+// countStatements counts every statement gorm runs (the raw ones count
+// themselves in raw.go).
+func (s *Store) countStatements() error {
+	count := func(*gorm.DB) { s.stats.Statements.Add(1) }
+	write := func(db *gorm.DB) {
+		s.stats.Statements.Add(1)
+		if _, inTx := db.Statement.ConnPool.(gorm.TxCommitter); !inTx {
+			s.stats.Commits.Add(1)
+		}
+	}
+	cb := s.db.Callback()
+	for _, err := range []error{
+		cb.Create().After("gorm:create").Register("duplex:count", write),
+		cb.Query().After("gorm:query").Register("duplex:count", count),
+		cb.Update().After("gorm:update").Register("duplex:count", write),
+		cb.Delete().After("gorm:delete").Register("duplex:count", write),
+		cb.Row().After("gorm:row").Register("duplex:count", count),
+		cb.Raw().After("gorm:raw").Register("duplex:count", write),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) q(ctx context.Context) *gorm.DB { return s.db.WithContext(ctx) }

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +25,8 @@ import (
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/demo"
+	"github.com/duplexsync/duplex/internal/itemsvc"
+	"github.com/duplexsync/duplex/internal/outbound"
 	"github.com/duplexsync/duplex/internal/testdb"
 	"github.com/duplexsync/duplex/scripts"
 )
@@ -358,21 +363,120 @@ func TestClusterThroughput(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("DUPLEX_BENCH_TICKETS")); err == nil && v > 0 {
 		n = v
 	}
-	runs := []struct {
-		name  string
-		procs int
-		pg    bool
-	}{{"sqlite, 1 process", 1, false}, {"postgres, 1 process", 1, true}, {"postgres, 2 processes", 2, true}, {"postgres, 3 processes", 3, true}}
+	// The remote's latency: the same runs on PostgreSQL with the target an
+	// HTTP item service that answers each write after this long (the
+	// realistic case for scale-out: the limit is the wait, not the CPU).
+	// DUPLEX_BENCH_REMOTE_MS=0 leaves those runs out.
+	remote := 20 * time.Millisecond
+	if v, err := strconv.Atoi(os.Getenv("DUPLEX_BENCH_REMOTE_MS")); err == nil && v >= 0 {
+		remote = time.Duration(v) * time.Millisecond
+	}
+	type run struct {
+		name   string
+		procs  int
+		pg     bool
+		remote time.Duration
+	}
+	runs := []run{{"sqlite, 1 process", 1, false, 0}, {"postgres, 1 process", 1, true, 0}, {"postgres, 2 processes", 2, true, 0}, {"postgres, 3 processes", 3, true, 0}}
+	if remote > 0 {
+		for procs := 1; procs <= 3; procs++ {
+			runs = append(runs, run{fmt.Sprintf("postgres, %d, remote %v", procs, remote), procs, true, remote})
+		}
+	}
 	var lines []string
+	var one float64 // postgres with the remote, one process
 	for _, r := range runs {
-		rate := throughputRun(t, base, n, r.procs, r.pg)
-		lines = append(lines, fmt.Sprintf("cluster bench: %-22s %d tickets: %7.0f changes/s", r.name, n, rate))
-		fmt.Println(lines[len(lines)-1])
+		rate := throughputRun(t, base, n, r.procs, r.pg, r.remote)
+		line := fmt.Sprintf("cluster bench: %-26s %d tickets: %7.0f changes/s", r.name, n, rate)
+		if r.remote > 0 && r.procs == 1 {
+			one = rate
+		} else if r.remote > 0 && one > 0 {
+			line += fmt.Sprintf(" (%.2f× one process)", rate/one)
+		}
+		lines = append(lines, line)
+		fmt.Println(line)
 	}
 	t.Log("\n" + strings.Join(lines, "\n"))
 }
 
-func throughputRun(t *testing.T, base string, n, procs int, pg bool) float64 {
+// benchBound is how long one run of the throughput bench may take.
+var benchBound = 5 * time.Minute
+
+// slowRemote is the item service behind a delay on every write.
+type slowRemote struct {
+	items *itemsvc.Service
+	delay time.Duration
+	mu    sync.Mutex
+	refs  map[string]string // item id → its ticket_ref
+}
+
+func (s *slowRemote) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		time.Sleep(s.delay)
+	}
+	s.items.ServeHTTP(w, r)
+}
+
+// arrived counts the distinct tickets the remote holds an item for, and the
+// items beyond one per ticket.
+func (s *slowRemote) arrived() (tickets, dup int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]int{}
+	for _, ref := range s.refs {
+		if ref != "" {
+			seen[ref]++
+		}
+	}
+	for _, k := range seen {
+		dup += k - 1
+	}
+	return len(seen), dup
+}
+
+// useRemote turns the demo's engineering system into the generic HTTP
+// connector on a slow item service (loopback, allowed in the policy).
+func useRemote(t *testing.T, ctx context.Context, st *store.Store, box *secret.Box, sysID int64, delay time.Duration) *slowRemote {
+	t.Helper()
+	rem := &slowRemote{items: itemsvc.New(), delay: delay, refs: map[string]string{}}
+	rem.items.OnWrite = func(id string) {
+		it := rem.items.Item(id)
+		ref, _ := it["ticket_ref"].(string)
+		rem.mu.Lock()
+		rem.refs[id] = ref
+		rem.mu.Unlock()
+	}
+	srv := httptest.NewServer(rem)
+	t.Cleanup(srv.Close)
+	settings, _ := json.Marshal(map[string]any{
+		"url": srv.URL, "list_path": "/items?since={since}", "get_path": "/items/{id}", "create_path": "/items",
+		"update_path": "/items/{id}", "comment_path": "/items/{id}/comments",
+		"fields": []map[string]any{{"name": "title"}, {"name": "body"}, {"name": "state"}, {"name": "priority"}, {"name": "ticket_ref"}},
+	})
+	sealed, err := box.SealMap(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DB().WithContext(ctx).Exec(`UPDATE systems SET kind = 'http', settings = ?, secrets = ? WHERE id = ?`,
+		string(settings), sealed, sysID).Error; err != nil {
+		t.Fatal(err)
+	}
+	row, err := st.OutboundPolicy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := outbound.Parse([]byte(row.Policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Allow = append(p.Allow, outbound.Rule{Network: "127.0.0.1", Note: "cluster bench: the slow remote"})
+	if err := st.SetOutboundPolicy(ctx, p.JSON(), "bench", "outbound policy set"); err != nil {
+		t.Fatal(err)
+	}
+	return rem
+}
+
+func throughputRun(t *testing.T, base string, n, procs int, pg bool, remote time.Duration) float64 {
 	ctx := context.Background()
 	dir := t.TempDir()
 	dsn := filepath.Join(dir, "duplex.db")
@@ -405,8 +509,13 @@ func throughputRun(t *testing.T, base string, n, procs int, pg bool) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := demo.Install(ctx, st, box, lib, paths, 100); err != nil {
+	conn, err := demo.Install(ctx, st, box, lib, paths, 100)
+	if err != nil {
 		t.Fatal(err)
+	}
+	var rem *slowRemote
+	if remote > 0 {
+		rem = useRemote(t, ctx, st, box, conn.SystemBID, remote)
 	}
 	_ = st.Close()
 	env := []string{"DUPLEX_SECRET_KEY=" + secret.EncodeKey(key), "DUPLEX_LOG_LEVEL=warn"}
@@ -420,21 +529,34 @@ func throughputRun(t *testing.T, base string, n, procs int, pg bool) float64 {
 	}
 	eng := open(t, paths.Engineering)
 	want := n + 1 // and the demo's ticket 1
-	deadline := start.Add(5 * time.Minute)
+	deadline := start.Add(benchBound)
 	for {
 		var got int
-		_ = eng.QueryRow(`SELECT COUNT(DISTINCT ticket_ref) FROM issues WHERE ticket_ref <> ''`).Scan(&got)
+		if rem != nil {
+			got, _ = rem.arrived()
+		} else {
+			_ = eng.QueryRow(`SELECT COUNT(DISTINCT ticket_ref) FROM issues WHERE ticket_ref <> ''`).Scan(&got)
+		}
 		if got >= want {
 			break
 		}
 		if time.Now().After(deadline) {
+			for _, s := range servers {
+				if raw, err := os.ReadFile(s.log); err == nil {
+					t.Logf("%s's log ends:\n%s", s.name, raw[max(0, len(raw)-3000):])
+				}
+			}
 			t.Fatalf("%d of %d tickets arrived in 5 minutes", got, want)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
 	var dup int
-	_ = eng.QueryRow(`SELECT COUNT(*) - COUNT(DISTINCT ticket_ref) FROM issues WHERE ticket_ref <> ''`).Scan(&dup)
+	if rem != nil {
+		_, dup = rem.arrived()
+	} else {
+		_ = eng.QueryRow(`SELECT COUNT(*) - COUNT(DISTINCT ticket_ref) FROM issues WHERE ticket_ref <> ''`).Scan(&dup)
+	}
 	if dup != 0 {
 		t.Errorf("%d processes: %d duplicate issues", procs, dup)
 	}
