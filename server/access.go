@@ -13,6 +13,7 @@ import (
 
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/credential"
+	"github.com/duplexsync/duplex/internal/service"
 )
 
 // Authorisation errors, mapped in errors.go.
@@ -66,6 +67,12 @@ func (p *principal) Actor() string {
 		return p.User.Email + " (token " + p.Token.Name + ")"
 	}
 	return p.User.Email
+}
+
+// caller is p as the service sees it: the audit actor and the roles its
+// ownership and visibility rules read.
+func (p *principal) caller() service.Caller {
+	return service.Caller{Actor: p.Actor(), OrgAdmin: p.User.OrgAdmin, Roles: p.Roles}
 }
 
 // require fails unless p has at least min in the team.
@@ -183,7 +190,7 @@ func (s *srv) authorize(c *gin.Context, p *principal, r rule) error {
 const (
 	sessionCookie = "duplex_session"
 	csrfHeader    = "X-CSRF-Token"
-	tokenPrefix   = "dpx_"
+	tokenPrefix   = service.TokenPrefix
 )
 
 // authenticate finds the principal from a bearer token or the session

@@ -131,7 +131,10 @@ func New(o Options) http.Handler {
 		page: frontend.Handler(), auth: o.Auth.withDefaults(), logins: newThrottle(o.Auth.withDefaults().Throttle),
 		accounts: newAccountDelay(o.Auth.withDefaults().Throttle),
 		rules:    map[string]rule{}, metrics: o.Metrics, limits: o.Limits.WithDefaults(), guards: o.Outbound, kinds: o.Connectors}
-	s.svc = service.New(o.Store, o.Engine, o.Engine)
+	s.svc = service.New(o.Store, o.Engine, o.Engine).WithPasswords(s.auth.Password)
+	if o.Connectors != nil { // a nil *Registry would be a non-nil KindCheck
+		s.svc.WithKinds(o.Connectors)
+	}
 	s.impacts.max = 2
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()

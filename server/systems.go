@@ -3,13 +3,16 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/service"
 )
 
 // systemIn is what a client sends. Secrets are write-only. On update every
@@ -49,29 +52,28 @@ func (s *srv) present(sys store.System) (systemOut, error) {
 	return out, nil
 }
 
-func (in *systemIn) validate(create bool) error {
-	in.Name = strings.TrimSpace(in.Name)
-	if create && in.Name == "" {
-		return badRequest("name is required")
-	}
-	if create && strings.TrimSpace(in.Kind) == "" {
-		return badRequest("kind is required (for example \"sql\")")
-	}
-	if s := strings.TrimSpace(string(in.Settings)); s == "" || s == "null" {
-		in.Settings = nil // omitted: {} on create, unchanged on update
+// settings normalises the settings given: omitted is {} on create and
+// unchanged (nil) on update. What they must be is the service's to say.
+func (in *systemIn) settings(create bool) {
+	if t := strings.TrimSpace(string(in.Settings)); t == "" || t == "null" {
+		in.Settings = nil
 		if create {
 			in.Settings = json.RawMessage("{}")
 		}
-	} else if s[0] != '{' {
-		return badRequest("settings must be a JSON object")
 	}
-	if in.PollIntervalMS != nil && (*in.PollIntervalMS < 100 || *in.PollIntervalMS > 86_400_000) {
-		return badRequest("poll_interval_ms must be between 100 and 86400000")
+}
+
+// secretNames lists the secrets given, sorted (nil: none given).
+func (in *systemIn) secretNames() []string {
+	if in.Secrets == nil {
+		return nil
 	}
-	if in.RatePerSecond != nil && *in.RatePerSecond < 0 || in.RateBurst != nil && *in.RateBurst < 0 {
-		return badRequest("rate_per_second and rate_burst must not be negative (0 = unlimited)")
+	names := make([]string, 0, len(*in.Secrets))
+	for k := range *in.Secrets {
+		names = append(names, k)
 	}
-	return nil
+	sort.Strings(names)
+	return names
 }
 
 // apply copies the optional numbers onto sys.
@@ -124,9 +126,7 @@ func (s *srv) createSystem(c *gin.Context) error {
 	if err := s.requireTeam(c, in.TeamID, store.RoleAdmin); err != nil {
 		return err
 	}
-	if err := in.validate(true); err != nil {
-		return err
-	}
+	in.settings(true)
 	sys := store.System{Name: in.Name, Kind: in.Kind, TeamID: in.TeamID, Settings: string(in.Settings), PollIntervalMS: 2000}
 	in.apply(&sys)
 	if in.Secrets != nil {
@@ -136,18 +136,9 @@ func (s *srv) createSystem(c *gin.Context) error {
 		}
 		sys.Secrets = sealed
 	}
-	// The kind and settings, then the store fence and the outbound
-	// policy, before anything is saved.
-	if err := s.checkConfig(sys.Kind, in.Settings, in.Secrets); err != nil {
+	if err := s.svc.CreateSystem(c.Request.Context(), principalOf(c).Actor(), &sys, in.secretNames()); err != nil {
 		return err
 	}
-	if err := s.eng.CheckSystem(c.Request.Context(), sys); err != nil {
-		return err
-	}
-	if err := s.st.CreateSystem(c.Request.Context(), &sys); err != nil {
-		return err
-	}
-	s.auditAs(c, sys.TeamID, "system.create", nil, fmt.Sprintf("system %d %q (%s)", sys.ID, sys.Name, sys.Kind))
 	return s.respondSystem(c, http.StatusCreated, sys)
 }
 
@@ -181,19 +172,18 @@ func (s *srv) updateSystem(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	if err := in.validate(false); err != nil {
-		return err
-	}
+	in.settings(false)
 	ctx := c.Request.Context()
-	sys, err := s.st.GetSystem(ctx, id)
+	before, err := s.st.GetSystem(ctx, id)
 	if err != nil {
 		return err
 	}
-	if in.Kind != "" && in.Kind != sys.Kind {
-		return badRequest("kind cannot change (%s); create a new system", sys.Kind)
+	sys := before
+	if in.Kind != "" {
+		sys.Kind = in.Kind
 	}
-	if in.TeamID != 0 && in.TeamID != sys.TeamID {
-		return badRequest("a system cannot move to another team; create it there")
+	if in.TeamID != 0 {
+		sys.TeamID = in.TeamID
 	}
 	if in.Name != "" {
 		sys.Name = in.Name
@@ -202,30 +192,21 @@ func (s *srv) updateSystem(c *gin.Context) error {
 		sys.Settings = string(in.Settings)
 	}
 	in.apply(&sys)
-	detail := fmt.Sprintf("system %d %q", sys.ID, sys.Name)
+	var changes []string
 	if in.Secrets != nil {
 		if sys.Secrets, err = s.box.SealMap(*in.Secrets); err != nil {
 			return err
 		}
-		names := make([]string, 0, len(*in.Secrets))
-		for k := range *in.Secrets {
-			names = append(names, k)
+		old, err := s.box.OpenMap(before.Secrets)
+		if err != nil {
+			return fmt.Errorf("system %d secrets: %w", id, err)
 		}
-		sort.Strings(names)
-		// Names only: values never reach the audit log.
-		detail += fmt.Sprintf(", secrets replaced (%s)", strings.Join(names, ", "))
+		changes = service.SecretChanges(slices.Sorted(maps.Keys(old)), in.secretNames())
 	}
-	if err := s.checkConfig(sys.Kind, json.RawMessage(sys.Settings), in.Secrets); err != nil {
+	sys, err = s.svc.UpdateSystem(ctx, principalOf(c).Actor(), before, sys, in.secretNames(), changes)
+	if err != nil {
 		return err
 	}
-	if err := s.eng.CheckSystem(ctx, sys); err != nil {
-		return err
-	}
-	if err := s.st.UpdateSystem(ctx, &sys); err != nil {
-		return err
-	}
-	s.eng.ReloadSystem(id)
-	s.auditAs(c, sys.TeamID, "system.update", nil, detail)
 	return s.respondSystem(c, http.StatusOK, sys)
 }
 
@@ -238,11 +219,9 @@ func (s *srv) deleteSystem(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.st.DeleteSystem(c.Request.Context(), id); err != nil {
+	if err := s.svc.DeleteSystem(c.Request.Context(), principalOf(c).Actor(), sys); err != nil {
 		return err
 	}
-	s.eng.ReloadSystem(id)
-	s.auditAs(c, sys.TeamID, "system.delete", nil, fmt.Sprintf("system %d %q", id, sys.Name))
 	c.Status(http.StatusNoContent)
 	return nil
 }
