@@ -342,16 +342,15 @@ func defaultTeam(p *principal, min store.Role) (int64, error) {
 }
 
 // auditAs records an audit entry with the request's actor and team.
+//
+// Deprecated: see audit; TestHandlersDoNotWrite refuses calls to it. It is
+// kept so that branches written before the service still compile.
 func (s *srv) auditAs(c *gin.Context, teamID int64, action string, connID *int64, detail string) {
 	actor := "api"
 	if p := principalOf(c); p != nil {
 		actor = p.Actor()
 	}
-	e := &store.AuditEntry{Actor: actor, Action: action, ConnectionID: connID, Detail: detail}
-	if teamID != 0 {
-		e.TeamID = &teamID
-	}
-	if err := s.st.AddAudit(c.Request.Context(), e); err != nil {
+	if err := s.svc.Note(c.Request.Context(), actor, action, teamID, connID, detail); err != nil {
 		s.log.Error("audit", "action", action, "err", err)
 	}
 }

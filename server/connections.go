@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/duplexsync/duplex/internal/plural"
 	"github.com/gin-gonic/gin"
 
 	"github.com/duplexsync/duplex/connectors"
@@ -507,11 +506,14 @@ func (s *srv) linkExisting(c *gin.Context) error {
 	if in.AField == "" || in.BField == "" {
 		return badRequest("a_field and b_field are required (a field name, or id/key)")
 	}
-	n, err := s.eng.LinkExisting(c.Request.Context(), id, in.AField, in.BField)
+	pairs, err := s.eng.MatchExisting(c.Request.Context(), id, in.AField, in.BField)
 	if err != nil {
 		return err
 	}
-	s.audit(c, "twin.link_existing", &id, fmt.Sprintf("%s by a.%s = b.%s", plural.Of(int64(n), "pair"), in.AField, in.BField))
+	n, err := s.svc.LinkExisting(c.Request.Context(), principalOf(c).Actor(), id, in.AField, in.BField, pairs)
+	if err != nil {
+		return err
+	}
 	c.JSON(http.StatusOK, gin.H{"linked": n})
 	return nil
 }

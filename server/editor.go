@@ -133,11 +133,15 @@ func (s *srv) testSystem(c *gin.Context) error {
 		case errors.Is(err, connectors.ErrBadConfig):
 			code = CodeBadConfig
 		}
-		s.audit(c, "system.test", nil, "system "+sys.Name+": failed")
+		if err := s.svc.TestedSystem(ctx, principalOf(c).Actor(), sys, false); err != nil {
+			return err
+		}
 		c.JSON(http.StatusOK, systemTestOut{Code: code, Message: err.Error(), MS: ms})
 		return nil
 	}
-	s.audit(c, "system.test", nil, "system "+sys.Name+": ok")
+	if err := s.svc.TestedSystem(ctx, principalOf(c).Actor(), sys, true); err != nil {
+		return err
+	}
 	c.JSON(http.StatusOK, systemTestOut{OK: true, Schema: &schema, MS: ms})
 	return nil
 }

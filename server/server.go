@@ -51,8 +51,9 @@ type Engine interface {
 	// PreviewTrigger evaluates a trigger on up to limit entities of a
 	// system, writing nothing, and returns the count and a sample of matches.
 	PreviewTrigger(ctx context.Context, systemID int64, src string, limit, sample int) (engine.TriggerPreview, error)
-	// LinkExisting pairs entities on both sides that share a key.
-	LinkExisting(ctx context.Context, connID int64, aField, bField string) (int, error)
+	// MatchExisting lists the entities on both sides that share a key,
+	// writing nothing (the service links them).
+	MatchExisting(ctx context.Context, connID int64, aField, bField string) ([]engine.Pair, error)
 	// Wake tells the workers events were queued or retried.
 	Wake()
 	// Hook verifies and records a webhook request for a system.
@@ -416,6 +417,10 @@ func intQuery(c *gin.Context, name string, def int) (int, error) {
 
 // audit records an action on a connection (or none) by the request's
 // principal; the store files it under the connection's team.
+//
+// Deprecated: an entry written after the change it records is lost when
+// its insert fails; change through s.svc, which audits in the change's
+// transaction (TestHandlersDoNotWrite refuses calls to it).
 func (s *srv) audit(c *gin.Context, action string, connID *int64, detail string) {
 	s.auditAs(c, 0, action, connID, detail)
 }

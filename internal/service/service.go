@@ -118,3 +118,10 @@ func (s *Service) record(ctx context.Context, actor, action string, teamID int64
 		return tx.AddAudit(ctx, e)
 	})
 }
+
+// Note records an audit entry on its own, for what changes nothing in the
+// store. A change's entry is written by the change's operation, in its
+// transaction.
+func (s *Service) Note(ctx context.Context, actor, action string, teamID int64, connID *int64, detail string) error {
+	return s.record(ctx, actor, action, teamID, connID, func(*store.Store) (string, error) { return detail, nil })
+}
