@@ -179,7 +179,7 @@ func (s *srv) authorize(c *gin.Context, p *principal, r rule) error {
 			if team, err = s.st.ResourceTeam(c.Request.Context(), r.res, id); err != nil {
 				return err
 			}
-		} else if _, err := s.st.GetTeam(c.Request.Context(), id); err != nil {
+		} else if _, err := s.st.Identity().GetTeam(c.Request.Context(), id); err != nil {
 			return err
 		}
 		return p.require(team, r.min)
@@ -203,7 +203,7 @@ func (s *srv) authenticate(c *gin.Context) (*principal, error) {
 		if !ok || !strings.HasPrefix(tok, tokenPrefix) {
 			return nil, errUnauthenticated
 		}
-		t, err := s.st.APITokenByHash(ctx, credential.HashToken(strings.TrimSpace(tok)))
+		t, err := s.st.Identity().APITokenByHash(ctx, credential.HashToken(strings.TrimSpace(tok)))
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return nil, errUnauthenticated
@@ -221,7 +221,7 @@ func (s *srv) authenticate(c *gin.Context) (*principal, error) {
 	if err != nil || ck == "" {
 		return nil, errUnauthenticated
 	}
-	se, err := s.st.GetSession(ctx, credential.HashToken(ck))
+	se, err := s.st.Identity().GetSession(ctx, credential.HashToken(ck))
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errUnauthenticated
@@ -240,7 +240,7 @@ func (s *srv) authenticate(c *gin.Context) (*principal, error) {
 }
 
 func (s *srv) loadPrincipal(ctx context.Context, userID int64) (*principal, error) {
-	u, err := s.st.GetUser(ctx, userID)
+	u, err := s.st.Identity().GetUser(ctx, userID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errUnauthenticated
 	}
@@ -250,7 +250,7 @@ func (s *srv) loadPrincipal(ctx context.Context, userID int64) (*principal, erro
 	if u.Disabled {
 		return nil, errUnauthenticated
 	}
-	roles, err := s.st.Memberships(ctx, u.ID)
+	roles, err := s.st.Identity().Memberships(ctx, u.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +276,7 @@ func (s *srv) unauthenticated(c *gin.Context) {
 }
 
 func (s *srv) setupOpen(ctx context.Context) bool {
-	n, err := s.st.CountUsers(ctx)
+	n, err := s.st.Identity().CountUsers(ctx)
 	return err == nil && n == 0
 }
 
@@ -313,7 +313,7 @@ func loopbackHost(host string) bool {
 // requireTeam checks the principal's role in a team named by a request body
 // or query (creating a system or a connection).
 func (s *srv) requireTeam(c *gin.Context, teamID int64, min store.Role) error {
-	if _, err := s.st.GetTeam(c.Request.Context(), teamID); errors.Is(err, store.ErrNotFound) {
+	if _, err := s.st.Identity().GetTeam(c.Request.Context(), teamID); errors.Is(err, store.ErrNotFound) {
 		return badRequest("team %d does not exist", teamID)
 	} else if err != nil {
 		return err

@@ -192,7 +192,7 @@ type meOut struct {
 }
 
 func (s *srv) meBody(c *gin.Context, p *principal) (meOut, error) {
-	teams, err := s.st.ListTeams(c.Request.Context())
+	teams, err := s.st.Identity().ListTeams(c.Request.Context())
 	if err != nil {
 		return meOut{}, err
 	}
@@ -270,7 +270,7 @@ func (s *srv) login(c *gin.Context) error {
 	if email == "" || in.Password == "" || len(in.Password) > credential.MaxPassword {
 		return failed()
 	}
-	u, err := s.st.UserByEmail(c.Request.Context(), email)
+	u, err := s.st.Identity().UserByEmail(c.Request.Context(), email)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		credential.DummyVerify(in.Password) // same time as a wrong password
@@ -305,7 +305,7 @@ func (s *srv) autoLogin(c *gin.Context) error {
 	if !s.autoLoginAllowed(c) {
 		return fmt.Errorf("automatic sign-in is only offered by `duplex demo` on loopback: %w", store.ErrNotFound)
 	}
-	u, err := s.st.GetUser(c.Request.Context(), s.auth.AutoLoginUser)
+	u, err := s.st.Identity().GetUser(c.Request.Context(), s.auth.AutoLoginUser)
 	if err != nil {
 		return err
 	}
@@ -384,7 +384,7 @@ type tokenOut struct {
 }
 
 func (s *srv) listTokens(c *gin.Context) error {
-	ts, err := s.st.ListAPITokens(c.Request.Context(), principalOf(c).User.ID)
+	ts, err := s.st.Identity().ListAPITokens(c.Request.Context(), principalOf(c).User.ID)
 	if err != nil {
 		return err
 	}

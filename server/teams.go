@@ -20,7 +20,7 @@ import (
 func (s *srv) listTeams(c *gin.Context) error {
 	p := principalOf(c)
 	ctx := c.Request.Context()
-	teams, err := s.st.ListTeams(ctx)
+	teams, err := s.st.Identity().ListTeams(ctx)
 	if err != nil {
 		return err
 	}
@@ -86,13 +86,13 @@ type memberOut struct {
 func (s *srv) listMembers(c *gin.Context) error {
 	ctx := c.Request.Context()
 	team, _ := idParam(c, "id") // checked by the rule
-	ms, err := s.st.TeamMembers(ctx, team)
+	ms, err := s.st.Identity().TeamMembers(ctx, team)
 	if err != nil {
 		return err
 	}
 	out := make([]memberOut, 0, len(ms))
 	for _, m := range ms {
-		u, err := s.st.GetUser(ctx, m.UserID)
+		u, err := s.st.Identity().GetUser(ctx, m.UserID)
 		if err != nil {
 			return err
 		}
@@ -161,7 +161,7 @@ func (s *srv) listUsers(c *gin.Context) error {
 	if admins != nil && len(admins) == 0 {
 		return forbidden("the user list needs the admin role in a team")
 	}
-	us, err := s.st.ListUsers(c.Request.Context())
+	us, err := s.st.Identity().ListUsers(c.Request.Context())
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func runTemplate(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	t, err := st.TeamByName(ctx, *team)
+	t, err := st.Identity().TeamByName(ctx, *team)
 	if err != nil {
 		return err
 	}

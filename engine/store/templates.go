@@ -178,7 +178,7 @@ func (s *Store) SetTemplateSharing(ctx context.Context, templateID int64, v Visi
 				continue
 			}
 			seen[id] = true
-			if _, err := tx.GetTeam(ctx, id); err != nil {
+			if _, err := tx.Identity().GetTeam(ctx, id); err != nil {
 				return err
 			}
 			if err := tx.q(ctx).Create(&TemplateShare{TemplateID: templateID, TeamID: id}).Error; err != nil {
@@ -231,7 +231,7 @@ func (s *Store) ForkTemplate(ctx context.Context, srcID int64, version int, team
 		if err != nil {
 			return err
 		}
-		if _, err := tx.GetTeam(ctx, teamID); err != nil {
+		if _, err := tx.Identity().GetTeam(ctx, teamID); err != nil {
 			return err
 		}
 		from, fromVersion := src.ID, sv.Version

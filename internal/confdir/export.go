@@ -46,7 +46,7 @@ type ExportOptions struct {
 func Export(ctx context.Context, st *store.Store, box *secret.Box, dir string, opts ExportOptions) (ExportStats, error) {
 	var stats ExportStats
 	team := opts.Team
-	teams, err := st.ListTeams(ctx)
+	teams, err := st.Identity().ListTeams(ctx)
 	if err != nil {
 		return stats, fmt.Errorf("export: %w", err)
 	}

@@ -95,7 +95,7 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 		getenv = os.Getenv
 	}
 	p := &Plan{box: box, ids: ids{teams: map[string]int64{}, systems: map[string]int64{}, templates: map[string]int64{}}, dir: f.Dir}
-	teams, err := st.ListTeams(ctx)
+	teams, err := st.Identity().ListTeams(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}

@@ -40,7 +40,7 @@ func (s *Service) CreateTeam(ctx context.Context, actor, name string) (store.Tea
 		return t, invalid("a team needs a name (up to 100 characters)")
 	}
 	err := s.st.Tx(ctx, func(tx *store.Store) error {
-		if err := tx.CreateTeam(ctx, &t); err != nil {
+		if err := tx.Identity().CreateTeam(ctx, &t); err != nil {
 			return err
 		}
 		return tx.AddAudit(ctx, &store.AuditEntry{Actor: actor, Action: "team.create", TeamID: &t.ID,
@@ -53,14 +53,14 @@ func (s *Service) CreateTeam(ctx context.Context, actor, name string) (store.Tea
 // nobody could then manage its members or secrets but an org admin. It
 // reads inside the change's transaction.
 func keepAnAdmin(ctx context.Context, tx *store.Store, team, user int64, newRole store.Role) error {
-	roles, err := tx.Memberships(ctx, user)
+	roles, err := tx.Identity().Memberships(ctx, user)
 	if err != nil {
 		return err
 	}
 	if roles[team] != store.RoleAdmin || newRole == store.RoleAdmin {
 		return nil
 	}
-	n, err := tx.CountTeamAdmins(ctx, team)
+	n, err := tx.Identity().CountTeamAdmins(ctx, team)
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func (s *Service) SetMember(ctx context.Context, actor string, team, user int64,
 	var u store.User
 	err := s.teamChange(ctx, actor, "member.role", team, func(tx *store.Store) (string, error) {
 		var err error
-		u, err = tx.GetUser(ctx, user)
+		u, err = tx.Identity().GetUser(ctx, user)
 		if errors.Is(err, store.ErrNotFound) {
 			return "", invalid("user %d does not exist", user)
 		} else if err != nil {
@@ -87,7 +87,7 @@ func (s *Service) SetMember(ctx context.Context, actor string, team, user int64,
 		if err := keepAnAdmin(ctx, tx, team, user, role); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("%s is %s", u.Email, role), tx.SetMembership(ctx, team, user, role)
+		return fmt.Sprintf("%s is %s", u.Email, role), tx.Identity().SetMembership(ctx, team, user, role)
 	})
 	return u, err
 }
@@ -98,7 +98,7 @@ func (s *Service) RemoveMember(ctx context.Context, actor string, team, user int
 		if err := keepAnAdmin(ctx, tx, team, user, ""); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("user %d", user), tx.RemoveMembership(ctx, team, user)
+		return fmt.Sprintf("user %d", user), tx.Identity().RemoveMembership(ctx, team, user)
 	})
 }
 
@@ -127,7 +127,7 @@ func (s *Service) CreateUser(ctx context.Context, actor string, in NewUser) (sto
 		return u, err
 	}
 	err = s.teamChange(ctx, actor, "user.create", 0, func(tx *store.Store) (string, error) {
-		return fmt.Sprintf("%s (org admin %v)", u.Email, u.OrgAdmin), tx.CreateUser(ctx, &u)
+		return fmt.Sprintf("%s (org admin %v)", u.Email, u.OrgAdmin), tx.Identity().CreateUser(ctx, &u)
 	})
 	return u, err
 }
@@ -140,10 +140,10 @@ func (s *Service) Setup(ctx context.Context, in NewUser) (store.User, error) {
 		return u, err
 	}
 	err = s.teamChange(ctx, u.Email, "user.setup", store.DefaultTeamID, func(tx *store.Store) (string, error) {
-		if err := tx.CreateUser(ctx, &u); err != nil {
+		if err := tx.Identity().CreateUser(ctx, &u); err != nil {
 			return "", err
 		}
-		return "first admin " + u.Email, tx.SetMembership(ctx, store.DefaultTeamID, u.ID, store.RoleAdmin)
+		return "first admin " + u.Email, tx.Identity().SetMembership(ctx, store.DefaultTeamID, u.ID, store.RoleAdmin)
 	})
 	return u, err
 }
@@ -169,7 +169,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor string, by, id int64, in
 	var u store.User
 	err := s.teamChange(ctx, actor, "user.update", 0, func(tx *store.Store) (string, error) {
 		var err error
-		if u, err = tx.GetUser(ctx, id); err != nil {
+		if u, err = tx.Identity().GetUser(ctx, id); err != nil {
 			return "", err
 		}
 		var changes []string
@@ -186,11 +186,11 @@ func (s *Service) UpdateUser(ctx context.Context, actor string, by, id int64, in
 			changes = append(changes, fmt.Sprintf("disabled=%v", u.Disabled))
 		}
 		changes = append(changes, in.Also...)
-		if err := tx.UpdateUser(ctx, &u); err != nil {
+		if err := tx.Identity().UpdateUser(ctx, &u); err != nil {
 			return "", err
 		}
 		if u.Disabled {
-			if err := tx.DeleteUserSessions(ctx, u.ID); err != nil {
+			if err := tx.Identity().DeleteUserSessions(ctx, u.ID); err != nil {
 				return "", err
 			}
 		}
@@ -208,10 +208,10 @@ func (s *Service) ChangePassword(ctx context.Context, actor string, u store.User
 	}
 	u.PasswordHash = hash
 	err = s.teamChange(ctx, actor, "user.password", 0, func(tx *store.Store) (string, error) {
-		if err := tx.UpdateUser(ctx, &u); err != nil {
+		if err := tx.Identity().UpdateUser(ctx, &u); err != nil {
 			return "", err
 		}
-		return u.Email, tx.DeleteUserSessions(ctx, u.ID)
+		return u.Email, tx.Identity().DeleteUserSessions(ctx, u.ID)
 	})
 	return u, err
 }
@@ -239,7 +239,7 @@ func (s *Service) CreateToken(ctx context.Context, actor string, u store.User, n
 		t.ExpiresAt = &exp
 	}
 	err = s.teamChange(ctx, actor, "token.create", 0, func(tx *store.Store) (string, error) {
-		return fmt.Sprintf("%s: token %q (%s…)", u.Email, t.Name, t.Prefix), tx.CreateAPIToken(ctx, &t)
+		return fmt.Sprintf("%s: token %q (%s…)", u.Email, t.Name, t.Prefix), tx.Identity().CreateAPIToken(ctx, &t)
 	})
 	return t, tok, err
 }
@@ -247,7 +247,7 @@ func (s *Service) CreateToken(ctx context.Context, actor string, u store.User, n
 // RevokeToken revokes one of u's tokens.
 func (s *Service) RevokeToken(ctx context.Context, actor string, u store.User, id int64) error {
 	return s.teamChange(ctx, actor, "token.revoke", 0, func(tx *store.Store) (string, error) {
-		return fmt.Sprintf("%s: token %d", u.Email, id), tx.RevokeAPIToken(ctx, u.ID, id)
+		return fmt.Sprintf("%s: token %d", u.Email, id), tx.Identity().RevokeAPIToken(ctx, u.ID, id)
 	})
 }
 
@@ -265,16 +265,16 @@ func (s *Service) StartSession(ctx context.Context, u store.User, ttl time.Durat
 		return store.Session{}, "", err
 	}
 	se := store.Session{ID: credential.HashToken(tok), UserID: u.ID, CSRF: csrf, ExpiresAt: s.st.Now().Add(ttl)}
-	return se, tok, s.st.CreateSession(ctx, &se)
+	return se, tok, s.st.Identity().CreateSession(ctx, &se)
 }
 
 // SweepSessions deletes expired sessions.
 func (s *Service) SweepSessions(ctx context.Context) error {
-	_, err := s.st.DeleteExpiredSessions(ctx)
+	_, err := s.st.Identity().DeleteExpiredSessions(ctx)
 	return err
 }
 
 // EndSession deletes a session (sign-out).
 func (s *Service) EndSession(ctx context.Context, id string) error {
-	return s.st.DeleteSession(ctx, id)
+	return s.st.Identity().DeleteSession(ctx, id)
 }

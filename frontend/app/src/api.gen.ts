@@ -185,6 +185,36 @@ export interface EngineTriggerPreview {
   last_error?: string;
 }
 
+/** Go: identity.APIToken */
+export interface IdentityAPIToken {
+  id: number;
+  user_id: number;
+  name: string;
+  prefix: string;
+  expires_at?: string | null;
+  last_used_at?: string | null;
+  revoked_at?: string | null;
+  created_at: string;
+}
+
+/** Go: identity.Team */
+export interface IdentityTeam {
+  id: number;
+  name: string;
+  created_at: string;
+}
+
+/** Go: identity.User */
+export interface IdentityUser {
+  id: number;
+  email: string;
+  name: string;
+  org_admin: boolean;
+  disabled: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
 /** Go: outbound.Policy */
 export interface OutboundPolicy {
   only_listed: boolean;
@@ -430,7 +460,7 @@ export interface ServerLoginIn {
 
 /** Go: server.meOut */
 export interface ServerMeOut {
-  user: StoreUser;
+  user: IdentityUser;
   teams: ServerTeamRoleOut[];
   csrf_token?: string;
   via: string;
@@ -731,18 +761,6 @@ export interface ServerValidateDraftIn {
   source?: string | null;
 }
 
-/** Go: store.APIToken */
-export interface StoreAPIToken {
-  id: number;
-  user_id: number;
-  name: string;
-  prefix: string;
-  expires_at?: string | null;
-  last_used_at?: string | null;
-  revoked_at?: string | null;
-  created_at: string;
-}
-
 /** Go: store.Alert */
 export interface StoreAlert {
   id: number;
@@ -808,13 +826,6 @@ export interface StoreScriptVersion {
   created_at: string;
 }
 
-/** Go: store.Team */
-export interface StoreTeam {
-  id: number;
-  name: string;
-  created_at: string;
-}
-
 /** Go: store.TemplateVersion */
 export interface StoreTemplateVersion {
   id: number;
@@ -823,17 +834,6 @@ export interface StoreTemplateVersion {
   author: string;
   note: string;
   created_at: string;
-}
-
-/** Go: store.User */
-export interface StoreUser {
-  id: number;
-  email: string;
-  name: string;
-  org_admin: boolean;
-  disabled: boolean;
-  created_at: string;
-  updated_at: string;
 }
 
 /** Go: store.WebhookDelivery */

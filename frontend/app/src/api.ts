@@ -103,7 +103,7 @@ export class ApiError extends Error {
 export type Role = "admin" | "editor" | "viewer";
 export const ROLES: Role[] = ["admin", "editor", "viewer"];
 
-export type User = gen.StoreUser;
+export type User = gen.IdentityUser;
 /** A team and one's role in it; the server sends the role as a string, one of ROLES. */
 export type TeamRole = Omit<gen.ServerTeamRoleOut, "role"> & { role: Role };
 /** The organisation's settings (org admins): whether team admins see every team's name. */
@@ -117,7 +117,7 @@ export interface Unauthenticated extends ApiErrorBody {
 }
 
 export type Member = Omit<gen.ServerMemberOut, "role"> & { role: Role };
-export type ApiToken = gen.StoreAPIToken;
+export type ApiToken = gen.IdentityAPIToken;
 export type NewToken = gen.ServerTokenOut;
 
 /**
@@ -293,7 +293,7 @@ export const api = {
   teams: () => get<TeamRole[]>("/api/teams"),
   /** One's teams and the owners of templates one sees; every team for org admins, and for team admins when the org's team directory is on. */
   teamDirectory: () => get<TeamRole[]>("/api/teams?all=1"),
-  createTeam: (name: string) => request<gen.StoreTeam>("POST", "/api/teams", { name }),
+  createTeam: (name: string) => request<gen.IdentityTeam>("POST", "/api/teams", { name }),
   orgSettings: () => get<OrgSettings>("/api/org-settings"),
   setOrgSettings: (b: gen.ServerOrgSettingsIn) => request<OrgSettings>("PUT", "/api/org-settings", b),
   members: (team: number) => get<Member[]>(`/api/teams/${team}/members`),
