@@ -174,17 +174,51 @@ func (s *srv) authorize(c *gin.Context, p *principal, r rule) error {
 		if err != nil {
 			return err
 		}
-		team := id
-		if r.res != "team" {
-			if team, err = s.st.ResourceTeam(c.Request.Context(), r.res, id); err != nil {
-				return err
-			}
-		} else if _, err := s.st.Identity().GetTeam(c.Request.Context(), id); err != nil {
+		team, err := s.loadRow(c, r.res, id)
+		if err != nil {
 			return err
 		}
 		return p.require(team, r.min)
 	}
 	return fmt.Errorf("server: unknown rule kind %d", r.kind)
+}
+
+// rowKey holds the row a teamRole rule loaded to check its team.
+const rowKey = "duplex.row"
+
+// loadRow reads the resource a teamRole rule names and keeps it for the
+// handler (rowOf), so the handler does not read it again; it returns the
+// team that owns it. Twins and events are only resolved to their team.
+func (s *srv) loadRow(c *gin.Context, res string, id int64) (int64, error) {
+	ctx := c.Request.Context()
+	switch res {
+	case "team":
+		t, err := s.st.Identity().GetTeam(ctx, id)
+		c.Set(rowKey, t)
+		return t.ID, err
+	case "system":
+		sys, err := s.st.GetSystem(ctx, id)
+		c.Set(rowKey, sys)
+		return sys.TeamID, err
+	case "connection":
+		conn, err := s.st.GetConnection(ctx, id)
+		c.Set(rowKey, conn)
+		return conn.TeamID, err
+	}
+	return s.st.ResourceTeam(ctx, res, id)
+}
+
+// rowOf is the row of type T the route's access rule loaded; a route whose
+// rule loads none (or another type) is a programming error, caught by the
+// role matrix, which calls every route.
+func rowOf[T any](c *gin.Context) T {
+	v, ok := c.Get(rowKey)
+	row, typed := v.(T)
+	if !ok || !typed {
+		var zero T
+		panic(fmt.Sprintf("server: %s %s: its access rule loaded no %T", c.Request.Method, c.FullPath(), zero))
+	}
+	return row
 }
 
 const (

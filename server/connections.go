@@ -225,10 +225,6 @@ func (s *srv) getConnection(c *gin.Context) error {
 }
 
 func (s *srv) scriptTarget(c *gin.Context) (store.Connection, store.Side, store.ScriptKind, error) {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return store.Connection{}, "", "", err
-	}
 	side, err := parseSide(c.Param("side"))
 	if err != nil {
 		return store.Connection{}, "", "", err
@@ -237,8 +233,8 @@ func (s *srv) scriptTarget(c *gin.Context) (store.Connection, store.Side, store.
 	if err != nil {
 		return store.Connection{}, "", "", err
 	}
-	conn, err := s.st.GetConnection(c.Request.Context(), id)
-	return conn, side, kind, err
+	conn := rowOf[store.Connection](c) // loaded by the access rule
+	return conn, side, kind, nil
 }
 
 // saveScriptIn is the body of saveScript.
@@ -376,9 +372,6 @@ func (s *srv) listTwins(c *gin.Context) error {
 		limit = 100
 	}
 	// An empty list must mean "no twins yet", not "no such connection".
-	if _, err := s.st.GetConnection(c.Request.Context(), id); err != nil {
-		return err
-	}
 	twins, err := s.st.ListTwins(c.Request.Context(), id, limit, offset)
 	if err != nil {
 		return err

@@ -69,10 +69,7 @@ func (s *srv) triggerPreview(c *gin.Context) error {
 		return err
 	}
 	ctx := c.Request.Context()
-	conn, err := s.st.GetConnection(ctx, id)
-	if err != nil {
-		return err
-	}
+	conn := rowOf[store.Connection](c) // loaded by the access rule
 	src := ""
 	if in.Source != nil {
 		src = *in.Source
@@ -111,11 +108,8 @@ func (s *srv) testSystem(c *gin.Context) error {
 		return err
 	}
 	ctx := c.Request.Context()
-	sys, err := s.st.GetSystem(ctx, id)
-	if err != nil {
-		return err
-	}
-	s.eng.ReloadSystem(id) // a fresh connection, not a cached schema
+	sys := rowOf[store.System](c) // loaded by the access rule
+	s.eng.ReloadSystem(id)        // a fresh connection, not a cached schema
 	start := time.Now()
 	schema, err := s.eng.Schema(ctx, id)
 	ms := time.Since(start).Milliseconds()

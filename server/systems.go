@@ -152,14 +152,7 @@ func (s *srv) respondSystem(c *gin.Context, status int, sys store.System) error 
 }
 
 func (s *srv) getSystem(c *gin.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
-	}
-	sys, err := s.st.GetSystem(c.Request.Context(), id)
-	if err != nil {
-		return err
-	}
+	sys := rowOf[store.System](c) // loaded by the access rule
 	return s.respondSystem(c, http.StatusOK, sys)
 }
 
@@ -174,10 +167,7 @@ func (s *srv) updateSystem(c *gin.Context) error {
 	}
 	in.settings(false)
 	ctx := c.Request.Context()
-	before, err := s.st.GetSystem(ctx, id)
-	if err != nil {
-		return err
-	}
+	before := rowOf[store.System](c) // loaded by the access rule
 	sys := before
 	if in.Kind != "" {
 		sys.Kind = in.Kind
@@ -211,14 +201,7 @@ func (s *srv) updateSystem(c *gin.Context) error {
 }
 
 func (s *srv) deleteSystem(c *gin.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
-	}
-	sys, err := s.st.GetSystem(c.Request.Context(), id)
-	if err != nil {
-		return err
-	}
+	sys := rowOf[store.System](c) // loaded by the access rule
 	if err := s.svc.DeleteSystem(c.Request.Context(), principalOf(c).Actor(), sys); err != nil {
 		return err
 	}
@@ -229,9 +212,6 @@ func (s *srv) deleteSystem(c *gin.Context) error {
 func (s *srv) systemSchema(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		return err
-	}
-	if _, err := s.st.GetSystem(c.Request.Context(), id); err != nil {
 		return err
 	}
 	schema, err := s.eng.Schema(c.Request.Context(), id)

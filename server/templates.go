@@ -227,10 +227,7 @@ func (s *srv) saveAsTemplate(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	conn, err := s.st.GetConnection(ctx, id)
-	if err != nil {
-		return err
-	}
+	conn := rowOf[store.Connection](c) // loaded by the access rule
 	who := principalOf(c).caller()
 	if err := who.Require(conn.TeamID, store.RoleEditor, "saving a connection as a template"); err != nil {
 		return err // before reading its scripts
@@ -507,14 +504,7 @@ func (s *srv) connTemplateStatus(ctx context.Context, conn store.Connection) (te
 }
 
 func (s *srv) templateStatus(c *gin.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
-	}
-	conn, err := s.st.GetConnection(c.Request.Context(), id)
-	if err != nil {
-		return err
-	}
+	conn := rowOf[store.Connection](c) // loaded by the access rule
 	st, _, err := s.connTemplateStatus(c.Request.Context(), conn)
 	if err != nil {
 		return err
@@ -542,10 +532,7 @@ func (s *srv) upgradeTemplate(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	conn, err := s.st.GetConnection(ctx, id)
-	if err != nil {
-		return err
-	}
+	conn := rowOf[store.Connection](c) // loaded by the access rule
 	p := principalOf(c)
 	if err := p.caller().Require(conn.TeamID, store.RoleEditor, "upgrading a connection's template"); err != nil {
 		return err
