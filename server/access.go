@@ -135,6 +135,35 @@ func (s *srv) route(g gin.IRoutes, method, path string, r rule, fn handler) {
 	g.Handle(method, path, s.guard(r), s.h(fn))
 }
 
+// handle declares a route once: its method and path, its access rule, its
+// handler and, beside them, its OpenAPI operation (which also feeds the
+// app's generated types). A route declared here must not also be in the
+// ops table.
+func (s *srv) handle(g gin.IRoutes, method, path string, r rule, fn handler, o op) {
+	s.route(g, method, path, r, fn)
+	full := path
+	if rg, ok := g.(*gin.RouterGroup); ok {
+		full = strings.TrimSuffix(rg.BasePath(), "/") + path
+	}
+	key := method + " " + openAPIPath(full)
+	if _, dup := ops[key]; dup {
+		panic("server: route " + key + " is declared with handle and in the ops table")
+	}
+	s.ops[key] = o
+}
+
+// allOps is the ops table and the operations declared with handle.
+func (s *srv) allOps() map[string]op {
+	out := make(map[string]op, len(ops)+len(s.ops))
+	for k, o := range ops {
+		out[k] = o
+	}
+	for k, o := range s.ops {
+		out[k] = o
+	}
+	return out
+}
+
 // guard authenticates the request (API token or session cookie), checks the
 // CSRF header for cookie-authenticated writes, and applies the rule.
 func (s *srv) guard(r rule) gin.HandlerFunc {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"log/slog"
 	"reflect"
 	"sort"
 
@@ -23,6 +24,8 @@ func TypeScript(errorsGo []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	srv, _ := build(Options{Logger: slog.New(slog.DiscardHandler)}) // its routes, never served
+	ops := srv.allOps()
 	keys := make([]string, 0, len(ops))
 	for k := range ops {
 		keys = append(keys, k)

@@ -77,15 +77,7 @@ var ops = map[string]op{
 	"PUT /api/org-settings":                 {summary: "Change the organisation's settings (org admin; audited)", tag: "teams", in: orgSettingsIn{}, out: store.OrgSettings{}},
 	"PUT /api/users/{id}":                   {summary: "Change a user's name, org admin flag or disabled flag, or clear their sign-in delay (org admin)", tag: "teams", in: updateUserIn{}, out: store.User{}},
 
-	"GET /api/systems":                 {summary: "Systems of one's teams", tag: "systems", out: []systemOut{}},
-	"GET /api/connector-kinds":         {summary: "Every connector kind's spec: settings, secrets, capabilities", tag: "systems", out: []connectors.Spec{}},
-	"POST /api/systems":                {summary: "Create a system (team admin); secrets are write-only", tag: "systems", in: systemIn{}, out: systemOut{}, status: 201},
-	"GET /api/systems/{id}":            {summary: "A system (secret names, never values)", tag: "systems", out: systemOut{}},
-	"PUT /api/systems/{id}":            {summary: "Change a system; fields left out keep their value", tag: "systems", in: systemIn{}, out: systemOut{}},
-	"DELETE /api/systems/{id}":         {summary: "Delete a system no connection uses", tag: "systems"},
-	"GET /api/systems/{id}/schema":     {summary: "The fields of the system's entities", tag: "systems", out: connectors.Schema{}},
-	"GET /api/systems/{id}/deliveries": {summary: "The system's webhook deliveries, newest first", tag: "webhooks", out: []store.WebhookDelivery{}, query: []string{"limit"}},
-	"POST /api/systems/{id}/test":      {summary: "Check that Duplex can reach and read the system", tag: "systems", out: systemTestOut{}},
+	"GET /api/connector-kinds": {summary: "Every connector kind's spec: settings, secrets, capabilities", tag: "systems", out: []connectors.Spec{}},
 
 	"GET /api/connections":      {summary: "Connections of one's teams, with event counts", tag: "connections", out: []connectionOut{}},
 	"POST /api/connections":     {summary: "Create a connection from scripts, a built-in or a team template", tag: "connections", in: connectionIn{}, out: connectionOut{}, status: 201},
@@ -149,7 +141,7 @@ func openAPIPath(p string) string { return ginParam.ReplaceAllString(p, "{$1}") 
 
 // buildOpenAPI renders the description once, at start; rules say which
 // routes need a sign-in.
-func buildOpenAPI(rules map[string]rule) ([]byte, error) {
+func buildOpenAPI(rules map[string]rule, ops map[string]op) ([]byte, error) {
 	sc := &schemas{defs: map[string]any{}}
 	paths := map[string]map[string]any{}
 	keys := make([]string, 0, len(ops))

@@ -107,6 +107,9 @@ type srv struct {
 	accounts *accountDelay
 	// rules is every route's access rule, by "METHOD /full/path".
 	rules map[string]rule
+	// ops are the OpenAPI operations of routes declared with handle, by
+	// "METHOD /openapi/path"; the rest are in the ops table.
+	ops map[string]op
 	// spec is /api/openapi.json, rendered once.
 	spec []byte
 	// metrics is the Prometheus handler, or nil.
@@ -122,6 +125,13 @@ type srv struct {
 
 // New builds the HTTP handler.
 func New(o Options) http.Handler {
+	_, h := build(o)
+	return h
+}
+
+// build makes the server and its handler; the server's declared routes
+// and ops describe the API (TypeScript reads them without serving).
+func build(o Options) (*srv, http.Handler) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -131,7 +141,7 @@ func New(o Options) http.Handler {
 	s := &srv{st: o.Store, eng: o.Engine, box: o.Secrets, lib: o.Templates, log: o.Logger, max: o.MaxBodyBytes,
 		page: frontend.Handler(), auth: o.Auth.withDefaults(), logins: newThrottle(o.Auth.withDefaults().Throttle),
 		accounts: newAccountDelay(o.Auth.withDefaults().Throttle),
-		rules:    map[string]rule{}, metrics: o.Metrics, limits: o.Limits.WithDefaults(), guards: o.Outbound, kinds: o.Connectors}
+		rules:    map[string]rule{}, ops: map[string]op{}, metrics: o.Metrics, limits: o.Limits.WithDefaults(), guards: o.Outbound, kinds: o.Connectors}
 	s.svc = service.New(o.Store, o.Engine, o.Engine).WithPasswords(s.auth.Password)
 	if o.Connectors != nil { // a nil *Registry would be a non-nil KindCheck
 		s.svc.WithKinds(o.Connectors)
@@ -182,16 +192,8 @@ func New(o Options) http.Handler {
 	s.route(api, "PUT", "/org-settings", orgAdmin(), s.putOrgSettings)
 
 	// Systems hold credentials: team admins change them.
-	s.route(api, "GET", "/systems", signedIn(), s.listSystems)
+	s.systemRoutes(api) // declared in systems.go, each with its access rule and OpenAPI operation
 	s.route(api, "GET", "/connector-kinds", signedIn(), s.listConnectorKinds)
-	s.route(api, "POST", "/systems", signedIn(), s.createSystem) // team admin of the body's team
-	s.route(api, "GET", "/systems/:id", teamRole("system", "id", viewer), s.getSystem)
-	s.route(api, "PUT", "/systems/:id", teamRole("system", "id", admin), s.updateSystem)
-	s.route(api, "DELETE", "/systems/:id", teamRole("system", "id", admin), s.deleteSystem)
-	s.route(api, "GET", "/systems/:id/schema", teamRole("system", "id", viewer), s.systemSchema)
-	s.route(api, "GET", "/systems/:id/deliveries", teamRole("system", "id", viewer), s.listDeliveries)
-	// Reads the remote system: not for viewers.
-	s.route(api, "POST", "/systems/:id/test", teamRole("system", "id", editor), s.testSystem)
 
 	s.route(api, "GET", "/connections", signedIn(), s.listConnections)
 	s.route(api, "POST", "/connections", signedIn(), s.createConnection) // editor of the body's team
@@ -245,7 +247,7 @@ func New(o Options) http.Handler {
 	s.route(api, "GET", "/script-api.d.ts", signedIn(), s.scriptAPI)
 	s.route(api, "GET", "/openapi.json", public(), s.openAPI)
 
-	spec, err := buildOpenAPI(s.rules)
+	spec, err := buildOpenAPI(s.rules, s.allOps())
 	if err != nil {
 		panic("server: openapi: " + err.Error()) // a programming error in the op table
 	}
@@ -258,7 +260,7 @@ func New(o Options) http.Handler {
 		}
 		s.page.ServeHTTP(c.Writer, c.Request)
 	})
-	return r
+	return s, r
 }
 
 // scriptAPI serves the script API's TypeScript declarations for the editor.

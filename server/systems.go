@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/service"
 )
@@ -87,6 +88,29 @@ func (in *systemIn) apply(sys *store.System) {
 	if in.RateBurst != nil {
 		sys.RateBurst = *in.RateBurst
 	}
+}
+
+// systemRoutes declares the systems' routes, each once: method, path,
+// access rule, handler, OpenAPI operation. Systems hold credentials: team
+// admins change them.
+func (s *srv) systemRoutes(api gin.IRoutes) {
+	s.handle(api, "GET", "/systems", signedIn(), s.listSystems,
+		op{summary: "Systems of one's teams", tag: "systems", out: []systemOut{}})
+	s.handle(api, "POST", "/systems", signedIn(), s.createSystem, // team admin of the body's team
+		op{summary: "Create a system (team admin); secrets are write-only", tag: "systems", in: systemIn{}, out: systemOut{}, status: 201})
+	s.handle(api, "GET", "/systems/:id", teamRole("system", "id", store.RoleViewer), s.getSystem,
+		op{summary: "A system (secret names, never values)", tag: "systems", out: systemOut{}})
+	s.handle(api, "PUT", "/systems/:id", teamRole("system", "id", store.RoleAdmin), s.updateSystem,
+		op{summary: "Change a system; fields left out keep their value", tag: "systems", in: systemIn{}, out: systemOut{}})
+	s.handle(api, "DELETE", "/systems/:id", teamRole("system", "id", store.RoleAdmin), s.deleteSystem,
+		op{summary: "Delete a system no connection uses", tag: "systems"})
+	s.handle(api, "GET", "/systems/:id/schema", teamRole("system", "id", store.RoleViewer), s.systemSchema,
+		op{summary: "The fields of the system's entities", tag: "systems", out: connectors.Schema{}})
+	s.handle(api, "GET", "/systems/:id/deliveries", teamRole("system", "id", store.RoleViewer), s.listDeliveries,
+		op{summary: "The system's webhook deliveries, newest first", tag: "webhooks", out: []store.WebhookDelivery{}, query: []string{"limit"}})
+	// Reads the remote system: not for viewers.
+	s.handle(api, "POST", "/systems/:id/test", teamRole("system", "id", store.RoleEditor), s.testSystem,
+		op{summary: "Check that Duplex can reach and read the system", tag: "systems", out: systemTestOut{}})
 }
 
 func (s *srv) listSystems(c *gin.Context) error {
