@@ -5,6 +5,27 @@
 /** A JSON value the server passes through as it is (json.RawMessage, any). */
 export type JsonValue = string | number | boolean | null | unknown[] | { [k: string]: unknown };
 
+/** Go: connectors.FieldType */
+export type ConnectorsFieldType = "string" | "number" | "bool" | "time" | "list";
+
+/** Go: connectors.SettingType */
+export type ConnectorsSettingType = "string" | "integer" | "boolean" | "list" | "object";
+
+/** Go: identity.Role */
+export type IdentityRole = "admin" | "editor" | "viewer";
+
+/** Go: store.Direction */
+export type StoreDirection = "a_to_b" | "b_to_a";
+
+/** Go: store.ScriptKind */
+export type StoreScriptKind = "trigger" | "outgoing" | "incoming" | "rules";
+
+/** Go: store.Side */
+export type StoreSide = "a" | "b";
+
+/** Go: store.Visibility */
+export type StoreVisibility = "private" | "shared" | "org";
+
 /** Go: connectors.Attachment */
 export interface ConnectorsAttachment {
   id: string;
@@ -51,7 +72,7 @@ export interface ConnectorsEntity {
 /** Go: connectors.FieldSpec */
 export interface ConnectorsFieldSpec {
   name: string;
-  type: string;
+  type: ConnectorsFieldType;
   description?: string;
   read_only?: boolean;
 }
@@ -73,7 +94,7 @@ export interface ConnectorsSecret {
 /** Go: connectors.Setting */
 export interface ConnectorsSetting {
   name: string;
-  type: string;
+  type: ConnectorsSettingType;
   required?: boolean;
   default?: string;
   enum?: string[];
@@ -122,7 +143,7 @@ export interface EngineImpactEntity {
 
 /** Go: engine.ImpactResult */
 export interface EngineImpactResult {
-  direction: string;
+  direction: StoreDirection;
   changes: number;
   totals: EngineImpactTotals;
   partial: boolean;
@@ -396,7 +417,7 @@ export interface ServerEventOut {
   id: number;
   connection_id: number;
   twin_id: number;
-  direction: string;
+  direction: StoreDirection;
   source_id: string;
   action?: string;
   replica: JsonValue;
@@ -471,7 +492,7 @@ export interface ServerMemberOut {
   user_id: number;
   email: string;
   name: string;
-  role: string;
+  role: IdentityRole;
 }
 
 /** Go: server.okOut */
@@ -526,7 +547,7 @@ export interface ServerRulesIn {
 
 /** Go: server.rulesOut */
 export interface ServerRulesOut {
-  side: string;
+  side: StoreSide;
   version: number;
   author?: string;
   created_at?: string | null;
@@ -543,7 +564,7 @@ export interface ServerSaveAsIn {
   side_b: string;
   kinds_a?: string[];
   kinds_b?: string[];
-  visibility: string;
+  visibility: StoreVisibility;
   params: ScriptsParamSpec[];
   fixtures: Record<string, JsonValue>;
   note: string;
@@ -556,12 +577,12 @@ export interface ServerSaveScriptIn {
 
 /** Go: server.setMemberIn */
 export interface ServerSetMemberIn {
-  role: string;
+  role: IdentityRole;
 }
 
 /** Go: server.setSharingIn */
 export interface ServerSetSharingIn {
-  visibility: string;
+  visibility: StoreVisibility;
   teams: number[];
 }
 
@@ -624,7 +645,7 @@ export interface ServerSystemTestOut {
 export interface ServerTeamRoleOut {
   id: number;
   name: string;
-  role: string;
+  role: IdentityRole;
 }
 
 /** Go: server.teamTemplateOut */
@@ -634,7 +655,7 @@ export interface ServerTeamTemplateOut {
   name: string;
   title: string;
   description: string;
-  visibility: string;
+  visibility: StoreVisibility;
   forked_from_id?: number | null;
   forked_from_version?: number | null;
   created_at: string;
@@ -662,7 +683,7 @@ export interface ServerTemplateItem {
   id?: number;
   team_id?: number;
   latest_version?: number;
-  visibility?: string;
+  visibility?: StoreVisibility;
   forked_from_id?: number | null;
 }
 
@@ -688,7 +709,7 @@ export interface ServerTestRunIn {
 
 /** Go: server.testRunOut */
 export interface ServerTestRunOut {
-  side: string;
+  side: StoreSide;
   matched: boolean;
   linked: boolean;
   would_sync: boolean;
@@ -732,7 +753,7 @@ export interface ServerTwinOut {
   b_id?: string | null;
   sent_ab?: JsonValue;
   sent_ba?: JsonValue;
-  origin: string;
+  origin: StoreSide;
   base_a?: JsonValue;
   base_b?: JsonValue;
   a_written_at?: string | null;
@@ -798,7 +819,7 @@ export interface StoreAuditEntry {
 export interface StoreBackfill {
   id: number;
   connection_id: number;
-  side: string;
+  side: StoreSide;
   scanned: number;
   queued: number;
   status: string;
@@ -818,8 +839,8 @@ export interface StoreOrgSettings {
 export interface StoreScriptVersion {
   id: number;
   connection_id: number;
-  side: string;
-  kind: string;
+  side: StoreSide;
+  kind: StoreScriptKind;
   version: number;
   source: string;
   author: string;
