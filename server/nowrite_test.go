@@ -23,6 +23,10 @@ var storeReads = map[string]bool{
 	"VisibleTemplates": true,
 }
 
+// aggregateNames are the store's aggregates (st.Identity(), st.Templates()):
+// a method called on one is judged like a method of the store.
+var aggregateNames = map[string]bool{"Identity": true, "Templates": true}
+
 // readPrefixes name reads by their prefix (GetSystem, ListEvents,
 // CountUsers, CurrentScripts).
 var readPrefixes = []string{"Get", "List", "Count", "Current"}
@@ -75,7 +79,7 @@ func handlerWrites(name string, src []byte) ([]string, error) {
 		}
 		// s.st.Identity().M is the identity aggregate's M: judged by M.
 		if inner, ok := sel.X.(*ast.CallExpr); ok {
-			if isel, ok := inner.Fun.(*ast.SelectorExpr); ok && isel.Sel.Name == "Identity" && isSrvField(isel.X, "st") {
+			if isel, ok := inner.Fun.(*ast.SelectorExpr); ok && aggregateNames[isel.Sel.Name] && isSrvField(isel.X, "st") {
 				aggregates[inner] = true
 				sel = &ast.SelectorExpr{X: isel.X, Sel: sel.Sel}
 			}
@@ -140,6 +144,8 @@ func (s *srv) h(c *gin.Context) error {
 	_ = s.st.CreateSystem(ctx, &sys)
 	_, _ = s.st.Identity().GetUser(ctx, 1)
 	_ = s.st.Identity().CreateTeam(ctx, &t)
+	_, _ = s.st.Templates().GetTemplateVersion(ctx, 1, 0)
+	_, _ = s.st.Templates().ForkTemplate(ctx, 1, 0, 2, "f", "me")
 	s.audit(c, "system.create", nil, "")
 	helper(s.st)
 	return nil
@@ -148,7 +154,7 @@ func (s *srv) h(c *gin.Context) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"s.st.CreateSystem", "s.st.CreateTeam", "s.audit ", "s.st is handed on"}
+	want := []string{"s.st.CreateSystem", "s.st.CreateTeam", "s.st.ForkTemplate", "s.audit ", "s.st is handed on"}
 	if len(got) != len(want) {
 		t.Fatalf("found %d, want %d: %q", len(got), len(want), got)
 	}

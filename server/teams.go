@@ -39,7 +39,7 @@ func (s *srv) listTeams(c *gin.Context) error {
 				named[t.ID] = true
 			}
 		} else {
-			visible, err := s.st.VisibleTemplates(ctx, memberTeams(p), false)
+			visible, err := s.st.Templates().VisibleTemplates(ctx, memberTeams(p), false)
 			if err != nil {
 				return err
 			}

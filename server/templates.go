@@ -73,12 +73,12 @@ func (s *srv) listTemplates(c *gin.Context) error {
 		out = append(out, templateItem{Template: t, Builtin: true})
 	}
 	p := principalOf(c)
-	own, err := s.st.VisibleTemplates(ctx, memberTeams(p), p.User.OrgAdmin)
+	own, err := s.st.Templates().VisibleTemplates(ctx, memberTeams(p), p.User.OrgAdmin)
 	if err != nil {
 		return err
 	}
 	for _, t := range own {
-		v, err := s.st.GetTemplateVersion(ctx, t.ID, t.Latest)
+		v, err := s.st.Templates().GetTemplateVersion(ctx, t.ID, t.Latest)
 		if err != nil {
 			return err
 		}
@@ -107,7 +107,7 @@ func (s *srv) templateOut(c *gin.Context, t store.TeamTemplate, shares []int64, 
 	if principalOf(c).Role(t.TeamID).Valid() {
 		out.SharedWith = shares
 	}
-	v, err := s.st.GetTemplateVersion(c.Request.Context(), t.ID, version)
+	v, err := s.st.Templates().GetTemplateVersion(c.Request.Context(), t.ID, version)
 	if err != nil {
 		return out, err
 	}
@@ -144,7 +144,7 @@ func (s *srv) teamTemplateVersions(c *gin.Context) error {
 	if _, _, err := s.visibleTemplate(c, id); err != nil {
 		return err
 	}
-	vs, err := s.st.TemplateVersions(c.Request.Context(), id)
+	vs, err := s.st.Templates().TemplateVersions(c.Request.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -362,7 +362,7 @@ func (s *srv) exportTemplate(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.st.GetTemplateVersion(c.Request.Context(), id, version)
+	v, err := s.st.Templates().GetTemplateVersion(c.Request.Context(), id, version)
 	if err != nil {
 		return err
 	}

@@ -86,11 +86,11 @@ func (c Caller) CanSee(t store.TeamTemplate, shares []int64) bool {
 // one they may not see is store.ErrNotFound (not 403: another team's
 // private template should not be confirmed to exist).
 func (s *Service) VisibleTemplate(ctx context.Context, who Caller, id int64) (store.TeamTemplate, []int64, error) {
-	t, err := s.st.GetTemplate(ctx, id)
+	t, err := s.st.Templates().GetTemplate(ctx, id)
 	if err != nil {
 		return t, nil, err
 	}
-	shares, err := s.st.TemplateShares(ctx, id)
+	shares, err := s.st.Templates().TemplateShares(ctx, id)
 	if err != nil {
 		return t, nil, err
 	}
@@ -103,18 +103,18 @@ func (s *Service) VisibleTemplate(ctx context.Context, who Caller, id int64) (st
 // TemplateFor reads the template (and one version's body) a connection of
 // team uses; one the team no longer sees is not found.
 func (s *Service) TemplateFor(ctx context.Context, team, id int64, version int) (store.TeamTemplate, store.TemplateVersion, scripts.Body, error) {
-	t, err := s.st.GetTemplate(ctx, id)
+	t, err := s.st.Templates().GetTemplate(ctx, id)
 	if err != nil {
 		return t, store.TemplateVersion{}, scripts.Body{}, err
 	}
-	shares, err := s.st.TemplateShares(ctx, id)
+	shares, err := s.st.Templates().TemplateShares(ctx, id)
 	if err != nil {
 		return t, store.TemplateVersion{}, scripts.Body{}, err
 	}
 	if !VisibleToTeam(t, shares, team) {
 		return t, store.TemplateVersion{}, scripts.Body{}, fmt.Errorf("template %d (not shared with team %d): %w", id, team, store.ErrNotFound)
 	}
-	v, err := s.st.GetTemplateVersion(ctx, id, version)
+	v, err := s.st.Templates().GetTemplateVersion(ctx, id, version)
 	if err != nil {
 		return t, v, scripts.Body{}, err
 	}
@@ -169,7 +169,7 @@ func (s *Service) PublishVersion(ctx context.Context, who Caller, id int64, body
 	var v store.TemplateVersion
 	err = s.record(ctx, who.Actor, "template.publish", t.TeamID, nil, func(tx *store.Store) (string, error) {
 		var err error
-		v, err = tx.PublishTemplateVersion(ctx, id, body.Title, body.Description, enc, who.Actor, note)
+		v, err = tx.Templates().PublishTemplateVersion(ctx, id, body.Title, body.Description, enc, who.Actor, note)
 		return fmt.Sprintf("template %d %q version %d", id, t.Name, v.Version), err
 	})
 	return v, err
@@ -191,7 +191,7 @@ func (s *Service) SaveFromConnection(ctx context.Context, who Caller, conn store
 	if body.Title == "" {
 		body.Title = name
 	}
-	existing, err := s.st.TemplateByName(ctx, conn.TeamID, name)
+	existing, err := s.st.Templates().TemplateByName(ctx, conn.TeamID, name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		switch visibility {
@@ -216,7 +216,7 @@ func (s *Service) SaveFromConnection(ctx context.Context, who Caller, conn store
 		t = store.TeamTemplate{TeamID: conn.TeamID, Name: name, Title: body.Title, Description: body.Description, Visibility: visibility}
 		err = s.record(ctx, who.Actor, "template.publish", t.TeamID, &conn.ID, func(tx *store.Store) (string, error) {
 			var err error
-			v, err = tx.CreateTemplate(ctx, &t, enc, who.Actor, note)
+			v, err = tx.Templates().CreateTemplate(ctx, &t, enc, who.Actor, note)
 			return fmt.Sprintf("template %d %q version %d from connection %d (%s)", t.ID, t.Name, v.Version, conn.ID, t.Visibility), err
 		})
 		return t, v, true, err
@@ -229,7 +229,7 @@ func (s *Service) SaveFromConnection(ctx context.Context, who Caller, conn store
 	if body.Fixtures == nil {
 		// Fixtures travel with the template: a new version keeps the last
 		// one's unless the request brings its own.
-		last, err := s.st.GetTemplateVersion(ctx, existing.ID, 0)
+		last, err := s.st.Templates().GetTemplateVersion(ctx, existing.ID, 0)
 		if err != nil {
 			return t, v, false, err
 		}
@@ -248,7 +248,7 @@ func (s *Service) SaveFromConnection(ctx context.Context, who Caller, conn store
 	}
 	err = s.record(ctx, who.Actor, "template.publish", existing.TeamID, &conn.ID, func(tx *store.Store) (string, error) {
 		var err error
-		v, err = tx.PublishTemplateVersion(ctx, existing.ID, body.Title, body.Description, enc, who.Actor, note)
+		v, err = tx.Templates().PublishTemplateVersion(ctx, existing.ID, body.Title, body.Description, enc, who.Actor, note)
 		return fmt.Sprintf("template %d %q version %d from connection %d", existing.ID, existing.Name, v.Version, conn.ID), err
 	})
 	return existing, v, false, err
@@ -279,7 +279,7 @@ func (s *Service) SetSharing(ctx context.Context, who Caller, id int64, visibili
 		return invalid("team %d owns the template; share it with other teams", t.TeamID)
 	}
 	err = s.record(ctx, who.Actor, "template.share", t.TeamID, nil, func(tx *store.Store) (string, error) {
-		return fmt.Sprintf("template %d %q: %s %v", id, t.Name, visibility, teams), tx.SetTemplateSharing(ctx, id, visibility, teams)
+		return fmt.Sprintf("template %d %q: %s %v", id, t.Name, visibility, teams), tx.Templates().SetTemplateSharing(ctx, id, visibility, teams)
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return invalid("%v", err) // an unknown team in the body, not an unknown template
@@ -310,7 +310,7 @@ func (s *Service) Fork(ctx context.Context, who Caller, id int64, version int, t
 	var v store.TemplateVersion
 	err = s.record(ctx, who.Actor, "template.fork", team, nil, func(tx *store.Store) (string, error) {
 		var err error
-		if fork, v, err = tx.ForkTemplate(ctx, id, version, team, name, who.Actor); err != nil {
+		if fork, v, err = tx.Templates().ForkTemplate(ctx, id, version, team, name, who.Actor); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("template %d %q from template %d version %d", fork.ID, fork.Name, id, *fork.ForkedFromVersion), nil
@@ -338,13 +338,13 @@ func (s *Service) Import(ctx context.Context, who Caller, team int64, name strin
 		note = "imported"
 	}
 	var v store.TemplateVersion
-	existing, err := s.st.TemplateByName(ctx, team, name)
+	existing, err := s.st.Templates().TemplateByName(ctx, team, name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		t := store.TeamTemplate{TeamID: team, Name: name, Title: body.Title, Description: body.Description}
 		err = s.record(ctx, who.Actor, "template.import", team, nil, func(tx *store.Store) (string, error) {
 			var err error
-			v, err = tx.CreateTemplate(ctx, &t, enc, who.Actor, note)
+			v, err = tx.Templates().CreateTemplate(ctx, &t, enc, who.Actor, note)
 			return fmt.Sprintf("template %d %q version %d", t.ID, name, v.Version), err
 		})
 		return t, v, true, err
@@ -353,7 +353,7 @@ func (s *Service) Import(ctx context.Context, who Caller, team int64, name strin
 	}
 	err = s.record(ctx, who.Actor, "template.import", team, nil, func(tx *store.Store) (string, error) {
 		var err error
-		v, err = tx.PublishTemplateVersion(ctx, existing.ID, body.Title, body.Description, enc, who.Actor, note)
+		v, err = tx.Templates().PublishTemplateVersion(ctx, existing.ID, body.Title, body.Description, enc, who.Actor, note)
 		return fmt.Sprintf("template %d %q version %d", existing.ID, name, v.Version), err
 	})
 	return existing, v, false, err
