@@ -23,9 +23,9 @@ var storeReads = map[string]bool{
 	"VisibleTemplates": true,
 }
 
-// aggregateNames are the store's aggregates (st.Identity(), st.Templates()):
+// aggregateNames are the store's aggregates (st.Identity(), st.Templates(), st.Alerts()):
 // a method called on one is judged like a method of the store.
-var aggregateNames = map[string]bool{"Identity": true, "Templates": true}
+var aggregateNames = map[string]bool{"Identity": true, "Templates": true, "Alerts": true}
 
 // readPrefixes name reads by their prefix (GetSystem, ListEvents,
 // CountUsers, CurrentScripts).
