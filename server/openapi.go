@@ -15,7 +15,6 @@ import (
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/outbound"
-	"github.com/duplexsync/duplex/scripts"
 )
 
 // op documents one route for /api/openapi.json. The table below is written
@@ -114,22 +113,8 @@ var ops = map[string]op{
 
 	"GET /api/alerts": {summary: "Alerts of one's teams: open ones first, then recently resolved (?state=open|resolved)", tag: "alerts", out: []store.Alert{}, query: []string{"state", "limit"}},
 
-	"GET /api/audit":            {summary: "Audit log: one's teams as admin; everything for org admins", tag: "audit", out: []store.AuditEntry{}, query: []string{"connection_id", "action", "limit"}},
-	"GET /api/templates":        {summary: "Built-in and visible team templates", tag: "templates", out: []templateItem{}},
-	"GET /api/templates/{name}": {summary: "A built-in template", tag: "templates", out: scripts.Template{}},
-	"GET /api/script-api.d.ts":  {summary: "TypeScript declarations of the script API (editor completion)", tag: "scripts", rawOut: "application/typescript"},
-
-	"GET /api/team-templates/{id}":                    {summary: "A team template and its latest version", tag: "templates", out: teamTemplateOut{}},
-	"GET /api/team-templates/{id}/versions":           {summary: "A team template's versions", tag: "templates", out: []store.TemplateVersion{}},
-	"POST /api/team-templates/{id}/versions":          {summary: "Publish a new version (owner team editor)", tag: "templates", in: publishIn{}, out: teamTemplateOut{}, status: 201},
-	"GET /api/team-templates/{id}/versions/{version}": {summary: "One version with its body", tag: "templates", out: teamTemplateOut{}},
-	"PUT /api/team-templates/{id}/sharing":            {summary: "Visibility and the teams it is shared with (owner team admin)", tag: "templates", in: setSharingIn{}, out: teamTemplateOut{}},
-	"POST /api/team-templates/{id}/fork":              {summary: "Copy a visible template into one of one's teams", tag: "templates", in: forkTemplateIn{}, out: teamTemplateOut{}, status: 201},
-	"GET /api/team-templates/{id}/archive":            {summary: "A version as a .tar.gz folder", tag: "templates", rawOut: "application/gzip", query: []string{"version"}},
-	"POST /api/team-templates/import":                 {summary: "Import a .tar.gz template folder into a team", tag: "templates", rawIn: "application/gzip", out: teamTemplateOut{}, status: 201, query: []string{"team_id", "name"}},
-	"POST /api/connections/{id}/save-as-template":     {summary: "Save a connection's scripts as a team template (or its next version)", tag: "templates", in: saveAsIn{}, out: teamTemplateOut{}, status: 201},
-	"GET /api/connections/{id}/template-status":       {summary: "Whether the connection's template has a newer version, with the diff", tag: "templates", out: templateStatus{}},
-	"POST /api/connections/{id}/upgrade-template":     {summary: "Apply a newer template version's scripts", tag: "templates", in: upgradeTemplateIn{}, out: connectionOut{}},
+	"GET /api/audit":           {summary: "Audit log: one's teams as admin; everything for org admins", tag: "audit", out: []store.AuditEntry{}, query: []string{"connection_id", "action", "limit"}},
+	"GET /api/script-api.d.ts": {summary: "TypeScript declarations of the script API (editor completion)", tag: "scripts", rawOut: "application/typescript"},
 
 	"GET /api/openapi.json": {summary: "This description", tag: "operations", rawOut: "application/json"},
 }

@@ -229,21 +229,7 @@ func build(o Options) (*srv, http.Handler) {
 	s.route(api, "GET", "/alerts", signedIn(), s.listAlerts) // filtered to one's teams
 
 	s.route(api, "GET", "/audit", signedIn(), s.listAudit) // team admins: their teams' entries
-	s.route(api, "GET", "/templates", signedIn(), s.listTemplates)
-	s.route(api, "GET", "/templates/:name", signedIn(), s.getTemplate)
-	// Team templates: visibility depends on shares, so the handlers check
-	// the roles (templates.go). Connection routes use the connection's team.
-	s.route(api, "GET", "/team-templates/:id", signedIn(), s.getTeamTemplate)
-	s.route(api, "GET", "/team-templates/:id/versions", signedIn(), s.teamTemplateVersions)
-	s.route(api, "POST", "/team-templates/:id/versions", signedIn(), s.publishTeamTemplate) // owner team editor
-	s.route(api, "GET", "/team-templates/:id/versions/:version", signedIn(), s.teamTemplateVersion)
-	s.route(api, "PUT", "/team-templates/:id/sharing", signedIn(), s.setSharing) // owner team admin
-	s.route(api, "POST", "/team-templates/:id/fork", signedIn(), s.forkTemplate) // editor of the target team
-	s.route(api, "GET", "/team-templates/:id/archive", signedIn(), s.exportTemplate)
-	s.route(api, "POST", "/team-templates/import", signedIn(), s.importTemplate) // editor of ?team_id
-	s.route(api, "POST", "/connections/:id/save-as-template", teamRole("connection", "id", editor), s.saveAsTemplate)
-	s.route(api, "GET", "/connections/:id/template-status", teamRole("connection", "id", viewer), s.templateStatus)
-	s.route(api, "POST", "/connections/:id/upgrade-template", teamRole("connection", "id", editor), s.upgradeTemplate)
+	s.templateRoutes(api) // declared in templates.go, each with its access rule and OpenAPI operation
 	s.route(api, "GET", "/script-api.d.ts", signedIn(), s.scriptAPI)
 	s.route(api, "GET", "/openapi.json", public(), s.openAPI)
 

@@ -30,6 +30,40 @@ import (
 //   - change visibility and shares: an admin of the owner team.
 //   - fork or import into a team: an editor of that team.
 
+// templateRoutes declares the templates' routes, each once: method, path,
+// access rule, handler, OpenAPI operation. Team templates' visibility
+// depends on shares, so those routes only need a sign-in and the service
+// checks the roles; connection routes use the connection's team.
+func (s *srv) templateRoutes(api gin.IRoutes) {
+	editor, viewer := store.RoleEditor, store.RoleViewer
+	s.handle(api, "GET", "/templates", signedIn(), s.listTemplates,
+		op{summary: "Built-in and visible team templates", tag: "templates", out: []templateItem{}})
+	s.handle(api, "GET", "/templates/:name", signedIn(), s.getTemplate,
+		op{summary: "A built-in template", tag: "templates", out: scripts.Template{}})
+	s.handle(api, "GET", "/team-templates/:id", signedIn(), s.getTeamTemplate,
+		op{summary: "A team template and its latest version", tag: "templates", out: teamTemplateOut{}})
+	s.handle(api, "GET", "/team-templates/:id/versions", signedIn(), s.teamTemplateVersions,
+		op{summary: "A team template's versions", tag: "templates", out: []store.TemplateVersion{}})
+	s.handle(api, "POST", "/team-templates/:id/versions", signedIn(), s.publishTeamTemplate, // owner team editor
+		op{summary: "Publish a new version (owner team editor)", tag: "templates", in: publishIn{}, out: teamTemplateOut{}, status: 201})
+	s.handle(api, "GET", "/team-templates/:id/versions/:version", signedIn(), s.teamTemplateVersion,
+		op{summary: "One version with its body", tag: "templates", out: teamTemplateOut{}})
+	s.handle(api, "PUT", "/team-templates/:id/sharing", signedIn(), s.setSharing, // owner team admin
+		op{summary: "Visibility and the teams it is shared with (owner team admin)", tag: "templates", in: setSharingIn{}, out: teamTemplateOut{}})
+	s.handle(api, "POST", "/team-templates/:id/fork", signedIn(), s.forkTemplate, // editor of the target team
+		op{summary: "Copy a visible template into one of one's teams", tag: "templates", in: forkTemplateIn{}, out: teamTemplateOut{}, status: 201})
+	s.handle(api, "GET", "/team-templates/:id/archive", signedIn(), s.exportTemplate,
+		op{summary: "A version as a .tar.gz folder", tag: "templates", rawOut: "application/gzip", query: []string{"version"}})
+	s.handle(api, "POST", "/team-templates/import", signedIn(), s.importTemplate, // editor of ?team_id
+		op{summary: "Import a .tar.gz template folder into a team", tag: "templates", rawIn: "application/gzip", out: teamTemplateOut{}, status: 201, query: []string{"team_id", "name"}})
+	s.handle(api, "POST", "/connections/:id/save-as-template", teamRole("connection", "id", editor), s.saveAsTemplate,
+		op{summary: "Save a connection's scripts as a team template (or its next version)", tag: "templates", in: saveAsIn{}, out: teamTemplateOut{}, status: 201})
+	s.handle(api, "GET", "/connections/:id/template-status", teamRole("connection", "id", viewer), s.templateStatus,
+		op{summary: "Whether the connection's template has a newer version, with the diff", tag: "templates", out: templateStatus{}})
+	s.handle(api, "POST", "/connections/:id/upgrade-template", teamRole("connection", "id", editor), s.upgradeTemplate,
+		op{summary: "Apply a newer template version's scripts", tag: "templates", in: upgradeTemplateIn{}, out: connectionOut{}})
+}
+
 // importMaxBytes bounds an uploaded archive (gzipped); scripts bounds what
 // it unpacks to.
 const importMaxBytes = 1 << 20
