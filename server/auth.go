@@ -208,6 +208,29 @@ func (s *srv) meBody(c *gin.Context, p *principal) (meOut, error) {
 	return out, nil
 }
 
+// authRoutes declares sign-in's, the current user's and their tokens'
+// routes, each once: method, path, access rule, handler, OpenAPI operation.
+func (s *srv) authRoutes(api gin.IRoutes) {
+	s.handle(api, "POST", "/auth/login", public(), s.login,
+		op{summary: "Sign in with email and password (sets the session cookie)", tag: "auth", in: loginIn{}, out: meOut{}})
+	s.handle(api, "POST", "/auth/auto", public(), s.autoLogin,
+		op{summary: "Demo only: sign in automatically from loopback", tag: "auth", out: meOut{}})
+	s.handle(api, "POST", "/setup", public(), s.setup,
+		op{summary: "Create the first admin with the one-time setup token", tag: "auth", in: setupIn{}, out: meOut{}})
+	s.handle(api, "POST", "/auth/logout", signedIn(), s.logout,
+		op{summary: "Sign out (ends the session)", tag: "auth"})
+	s.handle(api, "GET", "/me", signedIn(), s.me,
+		op{summary: "The signed-in user, their teams and the CSRF token", tag: "auth", out: meOut{}})
+	s.handle(api, "PUT", "/me/password", signedIn(), s.changePassword,
+		op{summary: "Change one's password (other sessions end)", tag: "auth", in: changePasswordIn{}, out: meOut{}})
+	s.handle(api, "GET", "/me/tokens", signedIn(), s.listTokens,
+		op{summary: "One's API tokens (never their values)", tag: "auth", out: []store.APIToken{}})
+	s.handle(api, "POST", "/me/tokens", signedIn(), s.createToken,
+		op{summary: "Create an API token; the value is in this answer only", tag: "auth", in: createTokenIn{}, out: tokenOut{}, status: 201})
+	s.handle(api, "DELETE", "/me/tokens/:id", signedIn(), s.revokeToken,
+		op{summary: "Revoke one of one's API tokens", tag: "auth"})
+}
+
 func (s *srv) me(c *gin.Context) error {
 	out, err := s.meBody(c, principalOf(c))
 	if err != nil {

@@ -165,26 +165,11 @@ func build(o Options) (*srv, http.Handler) {
 		editor = store.RoleEditor
 		viewer = store.RoleViewer
 	)
-	// Sign-in, the current user and their tokens (auth.go).
-	s.route(api, "POST", "/auth/login", public(), s.login)
-	s.route(api, "POST", "/auth/auto", public(), s.autoLogin)
-	s.route(api, "POST", "/setup", public(), s.setup)
-	s.route(api, "POST", "/auth/logout", signedIn(), s.logout)
-	s.route(api, "GET", "/me", signedIn(), s.me)
-	s.route(api, "PUT", "/me/password", signedIn(), s.changePassword)
-	s.route(api, "GET", "/me/tokens", signedIn(), s.listTokens)
-	s.route(api, "POST", "/me/tokens", signedIn(), s.createToken)
-	s.route(api, "DELETE", "/me/tokens/:id", signedIn(), s.revokeToken)
+	// Sign-in, the current user and their tokens (auth.go), teams and users
+	// (teams.go): each route declared there with its rule and operation.
+	s.authRoutes(api)
+	s.teamRoutes(api)
 
-	// Teams and users (teams.go).
-	s.route(api, "GET", "/teams", signedIn(), s.listTeams)
-	s.route(api, "POST", "/teams", orgAdmin(), s.createTeam)
-	s.route(api, "GET", "/teams/:id/members", teamRole("team", "id", admin), s.listMembers)
-	s.route(api, "PUT", "/teams/:id/members/:user", teamRole("team", "id", admin), s.setMember)
-	s.route(api, "DELETE", "/teams/:id/members/:user", teamRole("team", "id", admin), s.removeMember)
-	s.route(api, "GET", "/users", signedIn(), s.listUsers) // org admins; team admins get a directory
-	s.route(api, "POST", "/users", orgAdmin(), s.createUser)
-	s.route(api, "PUT", "/users/:id", orgAdmin(), s.updateUser)
 	// What systems may reach (outbound.go): the organisation's, not a team's.
 	s.route(api, "GET", "/outbound-policy", orgAdmin(), s.getOutboundPolicy)
 	s.route(api, "PUT", "/outbound-policy", orgAdmin(), s.putOutboundPolicy)
@@ -192,7 +177,8 @@ func build(o Options) (*srv, http.Handler) {
 	s.route(api, "PUT", "/org-settings", orgAdmin(), s.putOrgSettings)
 
 	// Systems hold credentials: team admins change them.
-	s.systemRoutes(api) // declared in systems.go, each with its access rule and OpenAPI operation
+	// Systems (systems.go: each route with its access rule and OpenAPI operation).
+	s.systemRoutes(api)
 	s.route(api, "GET", "/connector-kinds", signedIn(), s.listConnectorKinds)
 
 	s.route(api, "GET", "/connections", signedIn(), s.listConnections)
@@ -229,7 +215,8 @@ func build(o Options) (*srv, http.Handler) {
 	s.route(api, "GET", "/alerts", signedIn(), s.listAlerts) // filtered to one's teams
 
 	s.route(api, "GET", "/audit", signedIn(), s.listAudit) // team admins: their teams' entries
-	s.templateRoutes(api) // declared in templates.go, each with its access rule and OpenAPI operation
+	// Templates (templates.go: each route with its access rule and OpenAPI operation).
+	s.templateRoutes(api)
 	s.route(api, "GET", "/script-api.d.ts", signedIn(), s.scriptAPI)
 	s.route(api, "GET", "/openapi.json", public(), s.openAPI)
 

@@ -58,6 +58,27 @@ func (s *srv) listTeams(c *gin.Context) error {
 	return nil
 }
 
+// teamRoutes declares the teams' and users' routes, each once: method,
+// path, access rule, handler, OpenAPI operation.
+func (s *srv) teamRoutes(api gin.IRoutes) {
+	s.handle(api, "GET", "/teams", signedIn(), s.listTeams,
+		op{summary: "One's teams and roles (?all=1: every team by name)", tag: "teams", out: []teamRoleOut{}, query: []string{"all"}})
+	s.handle(api, "POST", "/teams", orgAdmin(), s.createTeam,
+		op{summary: "Create a team (org admin)", tag: "teams", in: createTeamIn{}, out: store.Team{}, status: 201})
+	s.handle(api, "GET", "/teams/:id/members", teamRole("team", "id", store.RoleAdmin), s.listMembers,
+		op{summary: "A team's members (team admin)", tag: "teams", out: []memberOut{}})
+	s.handle(api, "PUT", "/teams/:id/members/:user", teamRole("team", "id", store.RoleAdmin), s.setMember,
+		op{summary: "Give a user a role in a team (team admin)", tag: "teams", in: setMemberIn{}, out: memberOut{}})
+	s.handle(api, "DELETE", "/teams/:id/members/:user", teamRole("team", "id", store.RoleAdmin), s.removeMember,
+		op{summary: "Remove a user from a team (team admin; not the last admin)", tag: "teams"})
+	s.handle(api, "GET", "/users", signedIn(), s.listUsers, // org admins; team admins get a directory
+		op{summary: "Users (org admin); a directory for team admins", tag: "teams", out: []store.User{}})
+	s.handle(api, "POST", "/users", orgAdmin(), s.createUser,
+		op{summary: "Create a user (org admin)", tag: "teams", in: createUserIn{}, out: store.User{}, status: 201})
+	s.handle(api, "PUT", "/users/:id", orgAdmin(), s.updateUser,
+		op{summary: "Change a user's name, org admin flag or disabled flag, or clear their sign-in delay (org admin)", tag: "teams", in: updateUserIn{}, out: store.User{}})
+}
+
 // createTeamIn is the body of createTeam.
 type createTeamIn struct {
 	Name string `json:"name"`
