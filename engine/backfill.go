@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/duplexsync/duplex/engine/store"
@@ -81,13 +80,16 @@ func (e *Engine) backfillPage(ctx context.Context, job *store.Backfill) error {
 	})
 }
 
-// LinkExisting pairs entities that already exist on both sides by a key (a
-// field, or "id"/"key", on each side), without writing to either system.
-// Entities already linked are left alone. It returns how many pairs it made.
-func (e *Engine) LinkExisting(ctx context.Context, connID int64, aField, bField string) (int, error) {
+// Pair is an entity of side a and one of side b that share a key.
+type Pair struct{ A, B string }
+
+// MatchExisting reads both systems and lists the entities that share a key
+// (a field, or "id"/"key", on each side), writing nothing: the API links
+// them through internal/service, with its audit entry.
+func (e *Engine) MatchExisting(ctx context.Context, connID int64, aField, bField string) ([]Pair, error) {
 	p, err := e.planByID(ctx, connID)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	keyed := func(side store.Side, field string) (map[string]string, error) {
 		sys, err := e.system(ctx, p.conn.SystemID(side))
@@ -114,27 +116,17 @@ func (e *Engine) LinkExisting(ctx context.Context, connID int64, aField, bField 
 	}
 	as, err := keyed(store.SideA, aField)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	bs, err := keyed(store.SideB, bField)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	linked := 0
+	var out []Pair
 	for k, aID := range as {
-		bID, ok := bs[k]
-		if !ok {
-			continue
+		if bID, ok := bs[k]; ok {
+			out = append(out, Pair{A: aID, B: bID})
 		}
-		_, errA := e.st.TwinBy(ctx, connID, store.SideA, aID)
-		_, errB := e.st.TwinBy(ctx, connID, store.SideB, bID)
-		if !errors.Is(errA, store.ErrNotFound) || !errors.Is(errB, store.ErrNotFound) {
-			continue // one of them is linked already (or the lookup failed)
-		}
-		if _, err := e.st.LinkTwin(ctx, connID, aID, bID); err != nil {
-			return linked, err
-		}
-		linked++
 	}
-	return linked, nil
+	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/service"
 	"github.com/duplexsync/duplex/internal/testdb"
 )
 
@@ -74,14 +75,22 @@ func TestBackfillResumes(t *testing.T) {
 func TestLinkExisting(t *testing.T) {
 	f := newFixture(t, testdb.SQLite(t), time.Second)
 	f.exec(f.eng2, "INSERT INTO issues (title, ticket_ref) VALUES ('Made by hand for T-2', 'T-2')")
-	n, err := f.eng.LinkExisting(f.ctx, f.conn.ID, "key", "ticket_ref")
+	// As the API does: the engine matches, the service links and audits.
+	link := func() (int, error) {
+		pairs, err := f.eng.MatchExisting(f.ctx, f.conn.ID, "key", "ticket_ref")
+		if err != nil {
+			return 0, err
+		}
+		return service.New(f.st, nil, nil).LinkExisting(f.ctx, "test", f.conn.ID, "key", "ticket_ref", pairs)
+	}
+	n, err := link()
 	if err != nil || n != 1 {
 		t.Fatalf("linked %d, %v; want 1", n, err)
 	}
 	if w := f.writes.Load(); w != 0 {
 		t.Fatalf("linking wrote %d times", w)
 	}
-	if n, _ := f.eng.LinkExisting(f.ctx, f.conn.ID, "key", "ticket_ref"); n != 0 {
+	if n, _ := link(); n != 0 {
 		t.Fatalf("linking again made %d more pairs", n)
 	}
 	f.settle()

@@ -25,7 +25,7 @@ import (
 
 // Options configures an Engine. Store, Connectors, Runner and Secrets are required.
 type Options struct {
-	Store      *store.Store
+	Store      Store // a *store.Store; the engine uses only what Store declares
 	Connectors *connectors.Registry
 	Runner     Scripts // runs scripts, triggers and rules for the sync
 	// Interactive runs them for test runs and trigger previews; nil: Runner.
@@ -67,7 +67,7 @@ type Options struct {
 // Engine runs the sync. Its methods are safe for concurrent use.
 type Engine struct {
 	opts Options
-	st   *store.Store
+	st   Store
 	log  *slog.Logger
 
 	mu      sync.Mutex

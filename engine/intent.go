@@ -328,6 +328,9 @@ func (e *Engine) markOwnWrites(ctx context.Context, intents []store.Intent, uses
 			}
 		}
 	}
+	if len(stale) == 0 {
+		return
+	}
 	if err := e.st.SupersedeIntents(ctx, stale); err != nil {
 		// Only the echo check loses them: a person's state equal to what
 		// they expected could be taken for Duplex's for a while.

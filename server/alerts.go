@@ -23,7 +23,7 @@ func (s *srv) listAlerts(c *gin.Context) error {
 		return err
 	}
 	f.Teams = principalOf(c).Teams(store.RoleViewer)
-	out, err := s.st.ListAlerts(c.Request.Context(), f)
+	out, err := s.st.Alerts().ListAlerts(c.Request.Context(), f)
 	if err != nil {
 		return err
 	}

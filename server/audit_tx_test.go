@@ -97,3 +97,88 @@ func TestChangeWithoutItsAuditIsNotKept(t *testing.T) {
 		})
 	}
 }
+
+// The same for the rest of the configuration (issue 18): systems, teams
+// and their members, users, tokens and team templates. Each create, change
+// or delete whose audit insert fails answers 500 and leaves the store as
+// it was, and the engine is not told to reopen a system.
+func TestConfigurationWithoutItsAuditIsNotKept(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			e := newFakeEnv(t, b.Open(t))
+			ctx := context.Background()
+			var a, bb, spare struct{ ID int64 }
+			for _, s := range []struct {
+				name string
+				out  *struct{ ID int64 }
+			}{{"a", &a}, {"b", &bb}, {"spare", &spare}} {
+				e.json("POST", "/api/systems", fmt.Sprintf(`{"name":%q,"kind":"sql","settings":{}}`, s.name), 201, s.out)
+			}
+			var conn connectionJSON
+			e.json("POST", "/api/connections", fmt.Sprintf(`{"name":"c","system_a_id":%d,"system_b_id":%d}`, a.ID, bb.ID), 201, &conn)
+			var tpl struct{ ID int64 }
+			e.json("POST", fmt.Sprintf("/api/connections/%d/save-as-template", conn.ID), `{"name":"kept"}`, 201, &tpl)
+			var user struct{ ID int64 }
+			e.json("POST", "/api/users", `{"email":"kept@test","password":"a long enough password"}`, 201, &user)
+
+			tables := []string{"systems", "teams", "memberships", "users", "api_tokens", "templates", "template_versions", "template_shares"}
+			counts := func() map[string]int64 {
+				out := map[string]int64{}
+				for _, table := range tables {
+					var n int64
+					if err := e.st.DB().Table(table).Count(&n).Error; err != nil {
+						t.Fatal(err)
+					}
+					out[table] = n
+				}
+				return out
+			}
+			before := counts()
+			_, systemReloads, _ := e.eng.calls()
+			testdb.RefuseAudits(t, e.st, "")
+
+			var ae apiErr
+			for _, r := range []struct{ method, path, body string }{
+				{"POST", "/api/systems", `{"name":"lost","kind":"sql","settings":{}}`},
+				{"PUT", fmt.Sprintf("/api/systems/%d", spare.ID), `{"name":"renamed","poll_interval_ms":900}`},
+				{"DELETE", fmt.Sprintf("/api/systems/%d", spare.ID), ``},
+				{"POST", "/api/teams", `{"name":"lost"}`},
+				{"PUT", fmt.Sprintf("/api/teams/%d/members/%d", store.DefaultTeamID, user.ID), `{"role":"editor"}`},
+				{"POST", "/api/users", `{"email":"lost@test","password":"a long enough password"}`},
+				{"PUT", fmt.Sprintf("/api/users/%d", user.ID), `{"disabled":true}`},
+				{"POST", "/api/me/tokens", `{"name":"lost"}`},
+				{"POST", fmt.Sprintf("/api/team-templates/%d/versions", tpl.ID), `{"title":"v2","sources":{"a":{},"b":{}}}`},
+				{"PUT", fmt.Sprintf("/api/team-templates/%d/sharing", tpl.ID), `{"visibility":"org"}`},
+				{"POST", fmt.Sprintf("/api/team-templates/%d/fork", tpl.ID), `{"name":"lost-fork"}`},
+				{"POST", fmt.Sprintf("/api/connections/%d/save-as-template", conn.ID), `{"name":"kept"}`},
+			} {
+				e.json(r.method, r.path, r.body, 500, &ae)
+			}
+			after := counts()
+			for _, table := range tables {
+				if after[table] != before[table] {
+					t.Errorf("%s: %d rows after refused changes, %d before", table, after[table], before[table])
+				}
+			}
+			sys, err := e.st.GetSystem(ctx, spare.ID)
+			if err != nil || sys.Name != "spare" || sys.PollIntervalMS == 900 {
+				t.Errorf("a system update whose audit failed was kept: %+v (%v)", sys, err)
+			}
+			u, err := e.st.GetUser(ctx, user.ID)
+			if err != nil || u.Disabled {
+				t.Errorf("a user update whose audit failed was kept: %+v (%v)", u, err)
+			}
+			roles, err := e.st.Memberships(ctx, user.ID)
+			if err != nil || roles[store.DefaultTeamID] != "" {
+				t.Errorf("a membership whose audit failed was kept: %v (%v)", roles, err)
+			}
+			got, err := e.st.GetTemplate(ctx, tpl.ID)
+			if err != nil || got.Visibility != store.VisibilityPrivate || got.Latest != 1 {
+				t.Errorf("a template change whose audit failed was kept: %+v (%v)", got, err)
+			}
+			if _, reloads, _ := e.eng.calls(); len(reloads) != len(systemReloads) {
+				t.Errorf("the engine reopened systems for rolled-back changes: %v → %v", systemReloads, reloads)
+			}
+		})
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/credential"
+	"github.com/duplexsync/duplex/internal/service"
 )
 
 // AuthOptions configure sign-in.
@@ -191,7 +192,7 @@ type meOut struct {
 }
 
 func (s *srv) meBody(c *gin.Context, p *principal) (meOut, error) {
-	teams, err := s.st.ListTeams(c.Request.Context())
+	teams, err := s.st.Identity().ListTeams(c.Request.Context())
 	if err != nil {
 		return meOut{}, err
 	}
@@ -207,6 +208,29 @@ func (s *srv) meBody(c *gin.Context, p *principal) (meOut, error) {
 	return out, nil
 }
 
+// authRoutes declares sign-in's, the current user's and their tokens'
+// routes, each once: method, path, access rule, handler, OpenAPI operation.
+func (s *srv) authRoutes(api gin.IRoutes) {
+	s.handle(api, "POST", "/auth/login", public(), s.login,
+		op{summary: "Sign in with email and password (sets the session cookie)", tag: "auth", in: loginIn{}, out: meOut{}})
+	s.handle(api, "POST", "/auth/auto", public(), s.autoLogin,
+		op{summary: "Demo only: sign in automatically from loopback", tag: "auth", out: meOut{}})
+	s.handle(api, "POST", "/setup", public(), s.setup,
+		op{summary: "Create the first admin with the one-time setup token", tag: "auth", in: setupIn{}, out: meOut{}})
+	s.handle(api, "POST", "/auth/logout", signedIn(), s.logout,
+		op{summary: "Sign out (ends the session)", tag: "auth"})
+	s.handle(api, "GET", "/me", signedIn(), s.me,
+		op{summary: "The signed-in user, their teams and the CSRF token", tag: "auth", out: meOut{}})
+	s.handle(api, "PUT", "/me/password", signedIn(), s.changePassword,
+		op{summary: "Change one's password (other sessions end)", tag: "auth", in: changePasswordIn{}, out: meOut{}})
+	s.handle(api, "GET", "/me/tokens", signedIn(), s.listTokens,
+		op{summary: "One's API tokens (never their values)", tag: "auth", out: []store.APIToken{}})
+	s.handle(api, "POST", "/me/tokens", signedIn(), s.createToken,
+		op{summary: "Create an API token; the value is in this answer only", tag: "auth", in: createTokenIn{}, out: tokenOut{}, status: 201})
+	s.handle(api, "DELETE", "/me/tokens/:id", signedIn(), s.revokeToken,
+		op{summary: "Revoke one of one's API tokens", tag: "auth"})
+}
+
 func (s *srv) me(c *gin.Context) error {
 	out, err := s.meBody(c, principalOf(c))
 	if err != nil {
@@ -220,17 +244,8 @@ func (s *srv) me(c *gin.Context) error {
 // the me body (which carries the CSRF token the app sends back).
 func (s *srv) startSession(c *gin.Context, u store.User) error {
 	ctx := c.Request.Context()
-	tok, err := credential.NewToken("dps_")
+	se, tok, err := s.svc.StartSession(ctx, u, s.auth.SessionTTL)
 	if err != nil {
-		return err
-	}
-	csrf, err := credential.NewToken("")
-	if err != nil {
-		return err
-	}
-	se := store.Session{ID: credential.HashToken(tok), UserID: u.ID, CSRF: csrf,
-		ExpiresAt: s.st.Now().Add(s.auth.SessionTTL)}
-	if err := s.st.CreateSession(ctx, &se); err != nil {
 		return err
 	}
 	http.SetCookie(c.Writer, &http.Cookie{
@@ -278,7 +293,7 @@ func (s *srv) login(c *gin.Context) error {
 	if email == "" || in.Password == "" || len(in.Password) > credential.MaxPassword {
 		return failed()
 	}
-	u, err := s.st.UserByEmail(c.Request.Context(), email)
+	u, err := s.st.Identity().UserByEmail(c.Request.Context(), email)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		credential.DummyVerify(in.Password) // same time as a wrong password
@@ -291,7 +306,7 @@ func (s *srv) login(c *gin.Context) error {
 	}
 	s.accounts.reset(email)
 	// Sign-ins are rare; sweeping expired sessions here needs no timer.
-	if _, err := s.st.DeleteExpiredSessions(c.Request.Context()); err != nil {
+	if err := s.svc.SweepSessions(c.Request.Context()); err != nil {
 		s.log.Warn("sweep expired sessions", "err", err)
 	}
 	return s.startSession(c, u)
@@ -300,7 +315,7 @@ func (s *srv) login(c *gin.Context) error {
 func (s *srv) logout(c *gin.Context) error {
 	p := principalOf(c)
 	if p.Session != nil {
-		if err := s.st.DeleteSession(c.Request.Context(), p.Session.ID); err != nil {
+		if err := s.svc.EndSession(c.Request.Context(), p.Session.ID); err != nil {
 			return err
 		}
 	}
@@ -313,7 +328,7 @@ func (s *srv) autoLogin(c *gin.Context) error {
 	if !s.autoLoginAllowed(c) {
 		return fmt.Errorf("automatic sign-in is only offered by `duplex demo` on loopback: %w", store.ErrNotFound)
 	}
-	u, err := s.st.GetUser(c.Request.Context(), s.auth.AutoLoginUser)
+	u, err := s.st.Identity().GetUser(c.Request.Context(), s.auth.AutoLoginUser)
 	if err != nil {
 		return err
 	}
@@ -346,35 +361,11 @@ func (s *srv) setup(c *gin.Context) error {
 		s.logins.fail("ip:" + clientIP(c))
 		return forbidden("wrong setup token")
 	}
-	u, err := s.newUser(c, in.Email, in.Name, in.Password, true)
+	u, err := s.svc.Setup(ctx, service.NewUser{Email: in.Email, Name: in.Name, Password: in.Password})
 	if err != nil {
 		return err
 	}
-	if err := s.st.SetMembership(ctx, store.DefaultTeamID, u.ID, store.RoleAdmin); err != nil {
-		return err
-	}
-	s.auditAs(c, store.DefaultTeamID, "user.setup", nil, "first admin "+u.Email)
 	return s.startSession(c, u)
-}
-
-// newUser validates and stores a user with a hashed password.
-func (s *srv) newUser(c *gin.Context, email, name, password string, orgAdmin bool) (store.User, error) {
-	email = normEmail(email)
-	if email == "" || !strings.Contains(email, "@") {
-		return store.User{}, badRequest("a valid email is required")
-	}
-	if err := credential.CheckPassword(password); err != nil {
-		return store.User{}, badRequest("%v", err)
-	}
-	hash, err := credential.HashPassword(password, s.auth.Password)
-	if err != nil {
-		return store.User{}, err
-	}
-	u := store.User{Email: email, Name: strings.TrimSpace(name), PasswordHash: hash, OrgAdmin: orgAdmin}
-	if err := s.st.CreateUser(c.Request.Context(), &u); err != nil {
-		return u, err
-	}
-	return u, nil
 }
 
 // changePasswordIn is the body of changePassword.
@@ -398,23 +389,11 @@ func (s *srv) changePassword(c *gin.Context) error {
 		s.logins.fail(keys...)
 		return badRequest("the current password is wrong")
 	}
-	if err := credential.CheckPassword(in.New); err != nil {
-		return badRequest("%v", err)
-	}
-	hash, err := credential.HashPassword(in.New, s.auth.Password)
+	// Every other browser signed in as this user is signed out.
+	u, err := s.svc.ChangePassword(ctx, p.Actor(), p.User, in.New)
 	if err != nil {
 		return err
 	}
-	u := p.User
-	u.PasswordHash = hash
-	if err := s.st.UpdateUser(ctx, &u); err != nil {
-		return err
-	}
-	// Every other browser signed in as this user is signed out.
-	if err := s.st.DeleteUserSessions(ctx, u.ID); err != nil {
-		return err
-	}
-	s.auditAs(c, 0, "user.password", nil, u.Email)
 	if p.Session != nil {
 		return s.startSession(c, u)
 	}
@@ -428,7 +407,7 @@ type tokenOut struct {
 }
 
 func (s *srv) listTokens(c *gin.Context) error {
-	ts, err := s.st.ListAPITokens(c.Request.Context(), principalOf(c).User.ID)
+	ts, err := s.st.Identity().ListAPITokens(c.Request.Context(), principalOf(c).User.ID)
 	if err != nil {
 		return err
 	}
@@ -448,26 +427,10 @@ func (s *srv) createToken(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	in.Name = strings.TrimSpace(in.Name)
-	if in.Name == "" || len(in.Name) > 100 {
-		return badRequest("a token needs a name (up to 100 characters)")
-	}
-	if in.ExpiresInDays < 0 || in.ExpiresInDays > 3650 {
-		return badRequest("expires_in_days must be between 0 (never) and 3650")
-	}
-	tok, err := credential.NewToken(tokenPrefix)
+	t, tok, err := s.svc.CreateToken(c.Request.Context(), p.Actor(), p.User, in.Name, in.ExpiresInDays)
 	if err != nil {
 		return err
 	}
-	t := store.APIToken{UserID: p.User.ID, Name: in.Name, Hash: credential.HashToken(tok), Prefix: tok[:len(tokenPrefix)+6]}
-	if in.ExpiresInDays > 0 {
-		exp := s.st.Now().Add(time.Duration(in.ExpiresInDays) * 24 * time.Hour)
-		t.ExpiresAt = &exp
-	}
-	if err := s.st.CreateAPIToken(c.Request.Context(), &t); err != nil {
-		return err
-	}
-	s.auditAs(c, 0, "token.create", nil, fmt.Sprintf("%s: token %q (%s…)", p.User.Email, t.Name, t.Prefix))
 	c.JSON(http.StatusCreated, tokenOut{APIToken: t, Token: tok})
 	return nil
 }
@@ -478,10 +441,9 @@ func (s *srv) revokeToken(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.st.RevokeAPIToken(c.Request.Context(), p.User.ID, id); err != nil {
+	if err := s.svc.RevokeToken(c.Request.Context(), p.Actor(), p.User, id); err != nil {
 		return err
 	}
-	s.auditAs(c, 0, "token.revoke", nil, fmt.Sprintf("%s: token %d", p.User.Email, id))
 	c.Status(http.StatusNoContent)
 	return nil
 }

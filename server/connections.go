@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/duplexsync/duplex/internal/plural"
 	"github.com/gin-gonic/gin"
 
 	"github.com/duplexsync/duplex/connectors"
@@ -226,10 +225,6 @@ func (s *srv) getConnection(c *gin.Context) error {
 }
 
 func (s *srv) scriptTarget(c *gin.Context) (store.Connection, store.Side, store.ScriptKind, error) {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return store.Connection{}, "", "", err
-	}
 	side, err := parseSide(c.Param("side"))
 	if err != nil {
 		return store.Connection{}, "", "", err
@@ -238,8 +233,8 @@ func (s *srv) scriptTarget(c *gin.Context) (store.Connection, store.Side, store.
 	if err != nil {
 		return store.Connection{}, "", "", err
 	}
-	conn, err := s.st.GetConnection(c.Request.Context(), id)
-	return conn, side, kind, err
+	conn := rowOf[store.Connection](c) // loaded by the access rule
+	return conn, side, kind, nil
 }
 
 // saveScriptIn is the body of saveScript.
@@ -377,9 +372,6 @@ func (s *srv) listTwins(c *gin.Context) error {
 		limit = 100
 	}
 	// An empty list must mean "no twins yet", not "no such connection".
-	if _, err := s.st.GetConnection(c.Request.Context(), id); err != nil {
-		return err
-	}
 	twins, err := s.st.ListTwins(c.Request.Context(), id, limit, offset)
 	if err != nil {
 		return err
@@ -507,11 +499,14 @@ func (s *srv) linkExisting(c *gin.Context) error {
 	if in.AField == "" || in.BField == "" {
 		return badRequest("a_field and b_field are required (a field name, or id/key)")
 	}
-	n, err := s.eng.LinkExisting(c.Request.Context(), id, in.AField, in.BField)
+	pairs, err := s.eng.MatchExisting(c.Request.Context(), id, in.AField, in.BField)
 	if err != nil {
 		return err
 	}
-	s.audit(c, "twin.link_existing", &id, fmt.Sprintf("%s by a.%s = b.%s", plural.Of(int64(n), "pair"), in.AField, in.BField))
+	n, err := s.svc.LinkExisting(c.Request.Context(), principalOf(c).Actor(), id, in.AField, in.BField, pairs)
+	if err != nil {
+		return err
+	}
 	c.JSON(http.StatusOK, gin.H{"linked": n})
 	return nil
 }

@@ -69,10 +69,7 @@ func (s *srv) triggerPreview(c *gin.Context) error {
 		return err
 	}
 	ctx := c.Request.Context()
-	conn, err := s.st.GetConnection(ctx, id)
-	if err != nil {
-		return err
-	}
+	conn := rowOf[store.Connection](c) // loaded by the access rule
 	src := ""
 	if in.Source != nil {
 		src = *in.Source
@@ -111,11 +108,8 @@ func (s *srv) testSystem(c *gin.Context) error {
 		return err
 	}
 	ctx := c.Request.Context()
-	sys, err := s.st.GetSystem(ctx, id)
-	if err != nil {
-		return err
-	}
-	s.eng.ReloadSystem(id) // a fresh connection, not a cached schema
+	sys := rowOf[store.System](c) // loaded by the access rule
+	s.eng.ReloadSystem(id)        // a fresh connection, not a cached schema
 	start := time.Now()
 	schema, err := s.eng.Schema(ctx, id)
 	ms := time.Since(start).Milliseconds()
@@ -133,11 +127,15 @@ func (s *srv) testSystem(c *gin.Context) error {
 		case errors.Is(err, connectors.ErrBadConfig):
 			code = CodeBadConfig
 		}
-		s.audit(c, "system.test", nil, "system "+sys.Name+": failed")
+		if err := s.svc.TestedSystem(ctx, principalOf(c).Actor(), sys, false); err != nil {
+			return err
+		}
 		c.JSON(http.StatusOK, systemTestOut{Code: code, Message: err.Error(), MS: ms})
 		return nil
 	}
-	s.audit(c, "system.test", nil, "system "+sys.Name+": ok")
+	if err := s.svc.TestedSystem(ctx, principalOf(c).Actor(), sys, true); err != nil {
+		return err
+	}
 	c.JSON(http.StatusOK, systemTestOut{OK: true, Schema: &schema, MS: ms})
 	return nil
 }

@@ -119,8 +119,8 @@ func (f *fakeEngine) PreviewTrigger(ctx context.Context, systemID int64, src str
 	return engine.TriggerPreview{}, f.ValidateTrigger(ctx, systemID, src)
 }
 
-func (f *fakeEngine) LinkExisting(ctx context.Context, connID int64, aField, bField string) (int, error) {
-	return 0, nil
+func (f *fakeEngine) MatchExisting(ctx context.Context, connID int64, aField, bField string) ([]engine.Pair, error) {
+	return nil, nil
 }
 
 func (f *fakeEngine) Hook(ctx context.Context, systemID int64, header http.Header, body []byte) (engine.HookResult, error) {

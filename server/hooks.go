@@ -78,9 +78,6 @@ func (s *srv) listDeliveries(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.st.GetSystem(c.Request.Context(), id); err != nil {
-		return err
-	}
 	limit, err := limitQuery(c, "limit", 100, maxListLimit)
 	if err != nil {
 		return err

@@ -15,7 +15,6 @@ import (
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/outbound"
-	"github.com/duplexsync/duplex/scripts"
 	"github.com/duplexsync/duplex/scripts/mapping"
 )
 
@@ -55,38 +54,12 @@ var ops = map[string]op{
 	"GET /readyz":          {summary: "Readiness: store reachable, schema current, engine running (503 with reasons otherwise)", tag: "operations", out: readyOut{}},
 	"POST /hooks/{system}": {summary: "Receive a signed webhook for a system", tag: "webhooks", rawIn: "application/octet-stream", out: engine.HookResult{}, status: 202},
 
-	"POST /api/auth/login":       {summary: "Sign in with email and password (sets the session cookie)", tag: "auth", in: loginIn{}, out: meOut{}},
-	"POST /api/auth/auto":        {summary: "Demo only: sign in automatically from loopback", tag: "auth", out: meOut{}},
-	"POST /api/setup":            {summary: "Create the first admin with the one-time setup token", tag: "auth", in: setupIn{}, out: meOut{}},
-	"POST /api/auth/logout":      {summary: "Sign out (ends the session)", tag: "auth"},
-	"GET /api/me":                {summary: "The signed-in user, their teams and the CSRF token", tag: "auth", out: meOut{}},
-	"PUT /api/me/password":       {summary: "Change one's password (other sessions end)", tag: "auth", in: changePasswordIn{}, out: meOut{}},
-	"GET /api/me/tokens":         {summary: "One's API tokens (never their values)", tag: "auth", out: []store.APIToken{}},
-	"POST /api/me/tokens":        {summary: "Create an API token; the value is in this answer only", tag: "auth", in: createTokenIn{}, out: tokenOut{}, status: 201},
-	"DELETE /api/me/tokens/{id}": {summary: "Revoke one of one's API tokens", tag: "auth"},
+	"GET /api/outbound-policy": {summary: "The outbound policy: what systems may reach (org admin)", tag: "teams", out: outboundOut{}},
+	"PUT /api/outbound-policy": {summary: "Replace the outbound policy (org admin; audited)", tag: "teams", in: outbound.Policy{}, out: outboundOut{}},
+	"GET /api/org-settings":    {summary: "The organisation's settings: whether team admins see every team's name (org admin)", tag: "teams", out: store.OrgSettings{}},
+	"PUT /api/org-settings":    {summary: "Change the organisation's settings (org admin; audited)", tag: "teams", in: orgSettingsIn{}, out: store.OrgSettings{}},
 
-	"GET /api/teams":                        {summary: "One's teams and roles (?all=1: every team by name)", tag: "teams", out: []teamRoleOut{}, query: []string{"all"}},
-	"POST /api/teams":                       {summary: "Create a team (org admin)", tag: "teams", in: createTeamIn{}, out: store.Team{}, status: 201},
-	"GET /api/teams/{id}/members":           {summary: "A team's members (team admin)", tag: "teams", out: []memberOut{}},
-	"PUT /api/teams/{id}/members/{user}":    {summary: "Give a user a role in a team (team admin)", tag: "teams", in: setMemberIn{}, out: memberOut{}},
-	"DELETE /api/teams/{id}/members/{user}": {summary: "Remove a user from a team (team admin; not the last admin)", tag: "teams"},
-	"GET /api/users":                        {summary: "Users (org admin); a directory for team admins", tag: "teams", out: []store.User{}},
-	"POST /api/users":                       {summary: "Create a user (org admin)", tag: "teams", in: createUserIn{}, out: store.User{}, status: 201},
-	"GET /api/outbound-policy":              {summary: "The outbound policy: what systems may reach (org admin)", tag: "teams", out: outboundOut{}},
-	"PUT /api/outbound-policy":              {summary: "Replace the outbound policy (org admin; audited)", tag: "teams", in: outbound.Policy{}, out: outboundOut{}},
-	"GET /api/org-settings":                 {summary: "The organisation's settings: whether team admins see every team's name (org admin)", tag: "teams", out: store.OrgSettings{}},
-	"PUT /api/org-settings":                 {summary: "Change the organisation's settings (org admin; audited)", tag: "teams", in: orgSettingsIn{}, out: store.OrgSettings{}},
-	"PUT /api/users/{id}":                   {summary: "Change a user's name, org admin flag or disabled flag, or clear their sign-in delay (org admin)", tag: "teams", in: updateUserIn{}, out: store.User{}},
-
-	"GET /api/systems":                 {summary: "Systems of one's teams", tag: "systems", out: []systemOut{}},
-	"GET /api/connector-kinds":         {summary: "Every connector kind's spec: settings, secrets, capabilities", tag: "systems", out: []connectors.Spec{}},
-	"POST /api/systems":                {summary: "Create a system (team admin); secrets are write-only", tag: "systems", in: systemIn{}, out: systemOut{}, status: 201},
-	"GET /api/systems/{id}":            {summary: "A system (secret names, never values)", tag: "systems", out: systemOut{}},
-	"PUT /api/systems/{id}":            {summary: "Change a system; fields left out keep their value", tag: "systems", in: systemIn{}, out: systemOut{}},
-	"DELETE /api/systems/{id}":         {summary: "Delete a system no connection uses", tag: "systems"},
-	"GET /api/systems/{id}/schema":     {summary: "The fields of the system's entities", tag: "systems", out: connectors.Schema{}},
-	"GET /api/systems/{id}/deliveries": {summary: "The system's webhook deliveries, newest first", tag: "webhooks", out: []store.WebhookDelivery{}, query: []string{"limit"}},
-	"POST /api/systems/{id}/test":      {summary: "Check that Duplex can reach and read the system", tag: "systems", out: systemTestOut{}},
+	"GET /api/connector-kinds": {summary: "Every connector kind's spec: settings, secrets, capabilities", tag: "systems", out: []connectors.Spec{}},
 
 	"GET /api/connections":      {summary: "Connections of one's teams, with event counts", tag: "connections", out: []connectionOut{}},
 	"POST /api/connections":     {summary: "Create a connection from scripts, a built-in or a team template", tag: "connections", in: connectionIn{}, out: connectionOut{}, status: 201},
@@ -127,22 +100,8 @@ var ops = map[string]op{
 
 	"GET /api/alerts": {summary: "Alerts of one's teams: open ones first, then recently resolved (?state=open|resolved)", tag: "alerts", out: []store.Alert{}, query: []string{"state", "limit"}},
 
-	"GET /api/audit":            {summary: "Audit log: one's teams as admin; everything for org admins", tag: "audit", out: []store.AuditEntry{}, query: []string{"connection_id", "action", "limit"}},
-	"GET /api/templates":        {summary: "Built-in and visible team templates", tag: "templates", out: []templateItem{}},
-	"GET /api/templates/{name}": {summary: "A built-in template", tag: "templates", out: scripts.Template{}},
-	"GET /api/script-api.d.ts":  {summary: "TypeScript declarations of the script API (editor completion)", tag: "scripts", rawOut: "application/typescript"},
-
-	"GET /api/team-templates/{id}":                    {summary: "A team template and its latest version", tag: "templates", out: teamTemplateOut{}},
-	"GET /api/team-templates/{id}/versions":           {summary: "A team template's versions", tag: "templates", out: []store.TemplateVersion{}},
-	"POST /api/team-templates/{id}/versions":          {summary: "Publish a new version (owner team editor)", tag: "templates", in: publishIn{}, out: teamTemplateOut{}, status: 201},
-	"GET /api/team-templates/{id}/versions/{version}": {summary: "One version with its body", tag: "templates", out: teamTemplateOut{}},
-	"PUT /api/team-templates/{id}/sharing":            {summary: "Visibility and the teams it is shared with (owner team admin)", tag: "templates", in: setSharingIn{}, out: teamTemplateOut{}},
-	"POST /api/team-templates/{id}/fork":              {summary: "Copy a visible template into one of one's teams", tag: "templates", in: forkTemplateIn{}, out: teamTemplateOut{}, status: 201},
-	"GET /api/team-templates/{id}/archive":            {summary: "A version as a .tar.gz folder", tag: "templates", rawOut: "application/gzip", query: []string{"version"}},
-	"POST /api/team-templates/import":                 {summary: "Import a .tar.gz template folder into a team", tag: "templates", rawIn: "application/gzip", out: teamTemplateOut{}, status: 201, query: []string{"team_id", "name"}},
-	"POST /api/connections/{id}/save-as-template":     {summary: "Save a connection's scripts as a team template (or its next version)", tag: "templates", in: saveAsIn{}, out: teamTemplateOut{}, status: 201},
-	"GET /api/connections/{id}/template-status":       {summary: "Whether the connection's template has a newer version, with the diff", tag: "templates", out: templateStatus{}},
-	"POST /api/connections/{id}/upgrade-template":     {summary: "Apply a newer template version's scripts", tag: "templates", in: upgradeTemplateIn{}, out: connectionOut{}},
+	"GET /api/audit":           {summary: "Audit log: one's teams as admin; everything for org admins", tag: "audit", out: []store.AuditEntry{}, query: []string{"connection_id", "action", "limit"}},
+	"GET /api/script-api.d.ts": {summary: "TypeScript declarations of the script API (editor completion)", tag: "scripts", rawOut: "application/typescript"},
 
 	"GET /api/openapi.json": {summary: "This description", tag: "operations", rawOut: "application/json"},
 }
@@ -154,7 +113,7 @@ func openAPIPath(p string) string { return ginParam.ReplaceAllString(p, "{$1}") 
 
 // buildOpenAPI renders the description once, at start; rules say which
 // routes need a sign-in.
-func buildOpenAPI(rules map[string]rule) ([]byte, error) {
+func buildOpenAPI(rules map[string]rule, ops map[string]op) ([]byte, error) {
 	sc := &schemas{defs: map[string]any{}}
 	paths := map[string]map[string]any{}
 	keys := make([]string, 0, len(ops))

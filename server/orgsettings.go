@@ -1,7 +1,6 @@
 package server
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -37,7 +36,7 @@ func (s *srv) putOrgSettings(c *gin.Context) error {
 	if in.TeamDirectory != nil {
 		o.TeamDirectory = *in.TeamDirectory
 	}
-	if err := s.st.SetOrgSettings(ctx, o, principalOf(c).Actor(), fmt.Sprintf("team_directory %v", o.TeamDirectory)); err != nil {
+	if err := s.svc.SetOrgSettings(ctx, principalOf(c).Actor(), o); err != nil {
 		return err
 	}
 	return s.getOrgSettings(c)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -52,18 +51,12 @@ func (s *srv) putOutboundPolicy(c *gin.Context) error {
 	}
 	ctx := c.Request.Context()
 	js := p.JSON()
-	if err := s.st.SetOutboundPolicy(ctx, js, principalOf(c).Actor(), fmt.Sprintf("outbound policy set: %s", js)); err != nil {
-		return err
-	}
+	var forget func()
 	if s.guards != nil {
-		s.guards.Forget()
+		forget = s.guards.Forget // before the connectors reopen
 	}
-	systems, err := s.st.ListSystems(ctx)
-	if err != nil {
+	if err := s.svc.SetOutboundPolicy(ctx, principalOf(c).Actor(), js, forget); err != nil {
 		return err
-	}
-	for _, sys := range systems {
-		s.eng.ReloadSystem(sys.ID)
 	}
 	return s.getOutboundPolicy(c)
 }

@@ -28,16 +28,12 @@ type rulesOut struct {
 }
 
 func (s *srv) rulesTarget(c *gin.Context) (store.Connection, store.Side, error) {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return store.Connection{}, "", err
-	}
 	side, err := parseSide(c.Param("side"))
 	if err != nil {
 		return store.Connection{}, "", err
 	}
-	conn, err := s.st.GetConnection(c.Request.Context(), id)
-	return conn, side, err
+	conn := rowOf[store.Connection](c) // loaded by the access rule
+	return conn, side, nil
 }
 
 func rulesResponse(side store.Side, v store.ScriptVersion) (rulesOut, error) {

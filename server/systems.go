@@ -3,13 +3,17 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/service"
 )
 
 // systemIn is what a client sends. Secrets are write-only. On update every
@@ -49,29 +53,28 @@ func (s *srv) present(sys store.System) (systemOut, error) {
 	return out, nil
 }
 
-func (in *systemIn) validate(create bool) error {
-	in.Name = strings.TrimSpace(in.Name)
-	if create && in.Name == "" {
-		return badRequest("name is required")
-	}
-	if create && strings.TrimSpace(in.Kind) == "" {
-		return badRequest("kind is required (for example \"sql\")")
-	}
-	if s := strings.TrimSpace(string(in.Settings)); s == "" || s == "null" {
-		in.Settings = nil // omitted: {} on create, unchanged on update
+// settings normalises the settings given: omitted is {} on create and
+// unchanged (nil) on update. What they must be is the service's to say.
+func (in *systemIn) settings(create bool) {
+	if t := strings.TrimSpace(string(in.Settings)); t == "" || t == "null" {
+		in.Settings = nil
 		if create {
 			in.Settings = json.RawMessage("{}")
 		}
-	} else if s[0] != '{' {
-		return badRequest("settings must be a JSON object")
 	}
-	if in.PollIntervalMS != nil && (*in.PollIntervalMS < 100 || *in.PollIntervalMS > 86_400_000) {
-		return badRequest("poll_interval_ms must be between 100 and 86400000")
+}
+
+// secretNames lists the secrets given, sorted (nil: none given).
+func (in *systemIn) secretNames() []string {
+	if in.Secrets == nil {
+		return nil
 	}
-	if in.RatePerSecond != nil && *in.RatePerSecond < 0 || in.RateBurst != nil && *in.RateBurst < 0 {
-		return badRequest("rate_per_second and rate_burst must not be negative (0 = unlimited)")
+	names := make([]string, 0, len(*in.Secrets))
+	for k := range *in.Secrets {
+		names = append(names, k)
 	}
-	return nil
+	sort.Strings(names)
+	return names
 }
 
 // apply copies the optional numbers onto sys.
@@ -85,6 +88,29 @@ func (in *systemIn) apply(sys *store.System) {
 	if in.RateBurst != nil {
 		sys.RateBurst = *in.RateBurst
 	}
+}
+
+// systemRoutes declares the systems' routes, each once: method, path,
+// access rule, handler, OpenAPI operation. Systems hold credentials: team
+// admins change them.
+func (s *srv) systemRoutes(api gin.IRoutes) {
+	s.handle(api, "GET", "/systems", signedIn(), s.listSystems,
+		op{summary: "Systems of one's teams", tag: "systems", out: []systemOut{}})
+	s.handle(api, "POST", "/systems", signedIn(), s.createSystem, // team admin of the body's team
+		op{summary: "Create a system (team admin); secrets are write-only", tag: "systems", in: systemIn{}, out: systemOut{}, status: 201})
+	s.handle(api, "GET", "/systems/:id", teamRole("system", "id", store.RoleViewer), s.getSystem,
+		op{summary: "A system (secret names, never values)", tag: "systems", out: systemOut{}})
+	s.handle(api, "PUT", "/systems/:id", teamRole("system", "id", store.RoleAdmin), s.updateSystem,
+		op{summary: "Change a system; fields left out keep their value", tag: "systems", in: systemIn{}, out: systemOut{}})
+	s.handle(api, "DELETE", "/systems/:id", teamRole("system", "id", store.RoleAdmin), s.deleteSystem,
+		op{summary: "Delete a system no connection uses", tag: "systems"})
+	s.handle(api, "GET", "/systems/:id/schema", teamRole("system", "id", store.RoleViewer), s.systemSchema,
+		op{summary: "The fields of the system's entities", tag: "systems", out: connectors.Schema{}})
+	s.handle(api, "GET", "/systems/:id/deliveries", teamRole("system", "id", store.RoleViewer), s.listDeliveries,
+		op{summary: "The system's webhook deliveries, newest first", tag: "webhooks", out: []store.WebhookDelivery{}, query: []string{"limit"}})
+	// Reads the remote system: not for viewers.
+	s.handle(api, "POST", "/systems/:id/test", teamRole("system", "id", store.RoleEditor), s.testSystem,
+		op{summary: "Check that Duplex can reach and read the system", tag: "systems", out: systemTestOut{}})
 }
 
 func (s *srv) listSystems(c *gin.Context) error {
@@ -124,9 +150,7 @@ func (s *srv) createSystem(c *gin.Context) error {
 	if err := s.requireTeam(c, in.TeamID, store.RoleAdmin); err != nil {
 		return err
 	}
-	if err := in.validate(true); err != nil {
-		return err
-	}
+	in.settings(true)
 	sys := store.System{Name: in.Name, Kind: in.Kind, TeamID: in.TeamID, Settings: string(in.Settings), PollIntervalMS: 2000}
 	in.apply(&sys)
 	if in.Secrets != nil {
@@ -136,18 +160,9 @@ func (s *srv) createSystem(c *gin.Context) error {
 		}
 		sys.Secrets = sealed
 	}
-	// The kind and settings, then the store fence and the outbound
-	// policy, before anything is saved.
-	if err := s.checkConfig(sys.Kind, in.Settings, in.Secrets); err != nil {
+	if err := s.svc.CreateSystem(c.Request.Context(), principalOf(c).Actor(), &sys, in.secretNames()); err != nil {
 		return err
 	}
-	if err := s.eng.CheckSystem(c.Request.Context(), sys); err != nil {
-		return err
-	}
-	if err := s.st.CreateSystem(c.Request.Context(), &sys); err != nil {
-		return err
-	}
-	s.auditAs(c, sys.TeamID, "system.create", nil, fmt.Sprintf("system %d %q (%s)", sys.ID, sys.Name, sys.Kind))
 	return s.respondSystem(c, http.StatusCreated, sys)
 }
 
@@ -161,14 +176,7 @@ func (s *srv) respondSystem(c *gin.Context, status int, sys store.System) error 
 }
 
 func (s *srv) getSystem(c *gin.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
-	}
-	sys, err := s.st.GetSystem(c.Request.Context(), id)
-	if err != nil {
-		return err
-	}
+	sys := rowOf[store.System](c) // loaded by the access rule
 	return s.respondSystem(c, http.StatusOK, sys)
 }
 
@@ -181,19 +189,15 @@ func (s *srv) updateSystem(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	if err := in.validate(false); err != nil {
-		return err
-	}
+	in.settings(false)
 	ctx := c.Request.Context()
-	sys, err := s.st.GetSystem(ctx, id)
-	if err != nil {
-		return err
+	before := rowOf[store.System](c) // loaded by the access rule
+	sys := before
+	if in.Kind != "" {
+		sys.Kind = in.Kind
 	}
-	if in.Kind != "" && in.Kind != sys.Kind {
-		return badRequest("kind cannot change (%s); create a new system", sys.Kind)
-	}
-	if in.TeamID != 0 && in.TeamID != sys.TeamID {
-		return badRequest("a system cannot move to another team; create it there")
+	if in.TeamID != 0 {
+		sys.TeamID = in.TeamID
 	}
 	if in.Name != "" {
 		sys.Name = in.Name
@@ -202,47 +206,29 @@ func (s *srv) updateSystem(c *gin.Context) error {
 		sys.Settings = string(in.Settings)
 	}
 	in.apply(&sys)
-	detail := fmt.Sprintf("system %d %q", sys.ID, sys.Name)
+	var changes []string
 	if in.Secrets != nil {
 		if sys.Secrets, err = s.box.SealMap(*in.Secrets); err != nil {
 			return err
 		}
-		names := make([]string, 0, len(*in.Secrets))
-		for k := range *in.Secrets {
-			names = append(names, k)
+		old, err := s.box.OpenMap(before.Secrets)
+		if err != nil {
+			return fmt.Errorf("system %d secrets: %w", id, err)
 		}
-		sort.Strings(names)
-		// Names only: values never reach the audit log.
-		detail += fmt.Sprintf(", secrets replaced (%s)", strings.Join(names, ", "))
+		changes = service.SecretChanges(slices.Sorted(maps.Keys(old)), in.secretNames())
 	}
-	if err := s.checkConfig(sys.Kind, json.RawMessage(sys.Settings), in.Secrets); err != nil {
+	sys, err = s.svc.UpdateSystem(ctx, principalOf(c).Actor(), before, sys, in.secretNames(), changes)
+	if err != nil {
 		return err
 	}
-	if err := s.eng.CheckSystem(ctx, sys); err != nil {
-		return err
-	}
-	if err := s.st.UpdateSystem(ctx, &sys); err != nil {
-		return err
-	}
-	s.eng.ReloadSystem(id)
-	s.auditAs(c, sys.TeamID, "system.update", nil, detail)
 	return s.respondSystem(c, http.StatusOK, sys)
 }
 
 func (s *srv) deleteSystem(c *gin.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
+	sys := rowOf[store.System](c) // loaded by the access rule
+	if err := s.svc.DeleteSystem(c.Request.Context(), principalOf(c).Actor(), sys); err != nil {
 		return err
 	}
-	sys, err := s.st.GetSystem(c.Request.Context(), id)
-	if err != nil {
-		return err
-	}
-	if err := s.st.DeleteSystem(c.Request.Context(), id); err != nil {
-		return err
-	}
-	s.eng.ReloadSystem(id)
-	s.auditAs(c, sys.TeamID, "system.delete", nil, fmt.Sprintf("system %d %q", id, sys.Name))
 	c.Status(http.StatusNoContent)
 	return nil
 }
@@ -250,9 +236,6 @@ func (s *srv) deleteSystem(c *gin.Context) error {
 func (s *srv) systemSchema(c *gin.Context) error {
 	id, err := idParam(c, "id")
 	if err != nil {
-		return err
-	}
-	if _, err := s.st.GetSystem(c.Request.Context(), id); err != nil {
 		return err
 	}
 	schema, err := s.eng.Schema(c.Request.Context(), id)

@@ -1,15 +1,13 @@
 package server
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/service"
 )
 
 // listTeams: org admins see every team (as admin), others their own. With
@@ -22,7 +20,7 @@ import (
 func (s *srv) listTeams(c *gin.Context) error {
 	p := principalOf(c)
 	ctx := c.Request.Context()
-	teams, err := s.st.ListTeams(ctx)
+	teams, err := s.st.Identity().ListTeams(ctx)
 	if err != nil {
 		return err
 	}
@@ -41,7 +39,7 @@ func (s *srv) listTeams(c *gin.Context) error {
 				named[t.ID] = true
 			}
 		} else {
-			visible, err := s.st.VisibleTemplates(ctx, memberTeams(p), false)
+			visible, err := s.st.Templates().VisibleTemplates(ctx, memberTeams(p), false)
 			if err != nil {
 				return err
 			}
@@ -60,6 +58,27 @@ func (s *srv) listTeams(c *gin.Context) error {
 	return nil
 }
 
+// teamRoutes declares the teams' and users' routes, each once: method,
+// path, access rule, handler, OpenAPI operation.
+func (s *srv) teamRoutes(api gin.IRoutes) {
+	s.handle(api, "GET", "/teams", signedIn(), s.listTeams,
+		op{summary: "One's teams and roles (?all=1: every team by name)", tag: "teams", out: []teamRoleOut{}, query: []string{"all"}})
+	s.handle(api, "POST", "/teams", orgAdmin(), s.createTeam,
+		op{summary: "Create a team (org admin)", tag: "teams", in: createTeamIn{}, out: store.Team{}, status: 201})
+	s.handle(api, "GET", "/teams/:id/members", teamRole("team", "id", store.RoleAdmin), s.listMembers,
+		op{summary: "A team's members (team admin)", tag: "teams", out: []memberOut{}})
+	s.handle(api, "PUT", "/teams/:id/members/:user", teamRole("team", "id", store.RoleAdmin), s.setMember,
+		op{summary: "Give a user a role in a team (team admin)", tag: "teams", in: setMemberIn{}, out: memberOut{}})
+	s.handle(api, "DELETE", "/teams/:id/members/:user", teamRole("team", "id", store.RoleAdmin), s.removeMember,
+		op{summary: "Remove a user from a team (team admin; not the last admin)", tag: "teams"})
+	s.handle(api, "GET", "/users", signedIn(), s.listUsers, // org admins; team admins get a directory
+		op{summary: "Users (org admin); a directory for team admins", tag: "teams", out: []store.User{}})
+	s.handle(api, "POST", "/users", orgAdmin(), s.createUser,
+		op{summary: "Create a user (org admin)", tag: "teams", in: createUserIn{}, out: store.User{}, status: 201})
+	s.handle(api, "PUT", "/users/:id", orgAdmin(), s.updateUser,
+		op{summary: "Change a user's name, org admin flag or disabled flag, or clear their sign-in delay (org admin)", tag: "teams", in: updateUserIn{}, out: store.User{}})
+}
+
 // createTeamIn is the body of createTeam.
 type createTeamIn struct {
 	Name string `json:"name"`
@@ -70,15 +89,10 @@ func (s *srv) createTeam(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	in.Name = strings.TrimSpace(in.Name)
-	if in.Name == "" || len(in.Name) > 100 {
-		return badRequest("a team needs a name (up to 100 characters)")
-	}
-	t := store.Team{Name: in.Name}
-	if err := s.st.CreateTeam(c.Request.Context(), &t); err != nil {
+	t, err := s.svc.CreateTeam(c.Request.Context(), principalOf(c).Actor(), in.Name)
+	if err != nil {
 		return err
 	}
-	s.auditAs(c, t.ID, "team.create", nil, fmt.Sprintf("team %d %q", t.ID, t.Name))
 	c.JSON(http.StatusCreated, t)
 	return nil
 }
@@ -93,13 +107,13 @@ type memberOut struct {
 func (s *srv) listMembers(c *gin.Context) error {
 	ctx := c.Request.Context()
 	team, _ := idParam(c, "id") // checked by the rule
-	ms, err := s.st.TeamMembers(ctx, team)
+	ms, err := s.st.Identity().TeamMembers(ctx, team)
 	if err != nil {
 		return err
 	}
 	out := make([]memberOut, 0, len(ms))
 	for _, m := range ms {
-		u, err := s.st.GetUser(ctx, m.UserID)
+		u, err := s.st.Identity().GetUser(ctx, m.UserID)
 		if err != nil {
 			return err
 		}
@@ -115,27 +129,6 @@ func userParam(c *gin.Context) (int64, error) {
 		return 0, badRequest("user must be a positive integer, got %q", c.Param("user"))
 	}
 	return id, nil
-}
-
-// keepAnAdmin refuses a change that would leave a team without an admin:
-// nobody could then manage its members or secrets but an org admin.
-func (s *srv) keepAnAdmin(c *gin.Context, team, user int64, newRole store.Role) error {
-	ctx := c.Request.Context()
-	roles, err := s.st.Memberships(ctx, user)
-	if err != nil {
-		return err
-	}
-	if roles[team] != store.RoleAdmin || newRole == store.RoleAdmin {
-		return nil
-	}
-	n, err := s.st.CountTeamAdmins(ctx, team)
-	if err != nil {
-		return err
-	}
-	if n <= 1 {
-		return fmt.Errorf("user %d is the last admin of team %d: make someone else admin first: %w", user, team, store.ErrConflict)
-	}
-	return nil
 }
 
 // setMemberIn is the body of setMember.
@@ -154,22 +147,10 @@ func (s *srv) setMember(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	if !in.Role.Valid() {
-		return badRequest("role must be admin, editor or viewer, got %q", in.Role)
-	}
-	u, err := s.st.GetUser(ctx, user)
-	if errors.Is(err, store.ErrNotFound) {
-		return badRequest("user %d does not exist", user)
-	} else if err != nil {
+	u, err := s.svc.SetMember(ctx, principalOf(c).Actor(), team, user, in.Role)
+	if err != nil {
 		return err
 	}
-	if err := s.keepAnAdmin(c, team, user, in.Role); err != nil {
-		return err
-	}
-	if err := s.st.SetMembership(ctx, team, user, in.Role); err != nil {
-		return err
-	}
-	s.auditAs(c, team, "member.role", nil, fmt.Sprintf("%s is %s", u.Email, in.Role))
 	c.JSON(http.StatusOK, memberOut{UserID: u.ID, Email: u.Email, Name: u.Name, Role: in.Role})
 	return nil
 }
@@ -180,13 +161,9 @@ func (s *srv) removeMember(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.keepAnAdmin(c, team, user, ""); err != nil {
+	if err := s.svc.RemoveMember(c.Request.Context(), principalOf(c).Actor(), team, user); err != nil {
 		return err
 	}
-	if err := s.st.RemoveMembership(c.Request.Context(), team, user); err != nil {
-		return err
-	}
-	s.auditAs(c, team, "member.remove", nil, fmt.Sprintf("user %d", user))
 	c.Status(http.StatusNoContent)
 	return nil
 }
@@ -205,7 +182,7 @@ func (s *srv) listUsers(c *gin.Context) error {
 	if admins != nil && len(admins) == 0 {
 		return forbidden("the user list needs the admin role in a team")
 	}
-	us, err := s.st.ListUsers(c.Request.Context())
+	us, err := s.st.Identity().ListUsers(c.Request.Context())
 	if err != nil {
 		return err
 	}
@@ -236,11 +213,11 @@ func (s *srv) createUser(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	u, err := s.newUser(c, in.Email, in.Name, in.Password, in.OrgAdmin)
+	u, err := s.svc.CreateUser(c.Request.Context(), principalOf(c).Actor(),
+		service.NewUser{Email: in.Email, Name: in.Name, Password: in.Password, OrgAdmin: in.OrgAdmin})
 	if err != nil {
 		return err
 	}
-	s.auditAs(c, 0, "user.create", nil, fmt.Sprintf("%s (org admin %v)", u.Email, u.OrgAdmin))
 	c.JSON(http.StatusCreated, u)
 	return nil
 }
@@ -268,39 +245,18 @@ func (s *srv) updateUser(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	u, err := s.st.GetUser(ctx, id)
+	edit := service.UserEdit{Name: in.Name, OrgAdmin: in.OrgAdmin, Disabled: in.Disabled}
+	if in.UnlockSignIn {
+		edit.Also = append(edit.Also, "sign-in unlocked")
+	}
+	p := principalOf(c)
+	u, err := s.svc.UpdateUser(ctx, p.Actor(), p.User.ID, id, edit)
 	if err != nil {
-		return err
-	}
-	if id == principalOf(c).User.ID && ((in.OrgAdmin != nil && !*in.OrgAdmin) || (in.Disabled != nil && *in.Disabled)) {
-		return badRequest("you cannot remove your own org admin role or disable yourself")
-	}
-	var changes []string
-	if in.Name != nil {
-		u.Name = strings.TrimSpace(*in.Name)
-		changes = append(changes, "name")
-	}
-	if in.OrgAdmin != nil {
-		u.OrgAdmin = *in.OrgAdmin
-		changes = append(changes, fmt.Sprintf("org_admin=%v", u.OrgAdmin))
-	}
-	if in.Disabled != nil {
-		u.Disabled = *in.Disabled
-		changes = append(changes, fmt.Sprintf("disabled=%v", u.Disabled))
-	}
-	if err := s.st.UpdateUser(ctx, &u); err != nil {
 		return err
 	}
 	if in.UnlockSignIn {
 		s.accounts.reset(normEmail(u.Email))
-		changes = append(changes, "sign-in unlocked")
 	}
-	if u.Disabled {
-		if err := s.st.DeleteUserSessions(ctx, u.ID); err != nil {
-			return err
-		}
-	}
-	s.auditAs(c, 0, "user.update", nil, fmt.Sprintf("%s: %s", u.Email, strings.Join(changes, ", ")))
 	c.JSON(http.StatusOK, u)
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -30,6 +29,40 @@ import (
 //     to the original.
 //   - change visibility and shares: an admin of the owner team.
 //   - fork or import into a team: an editor of that team.
+
+// templateRoutes declares the templates' routes, each once: method, path,
+// access rule, handler, OpenAPI operation. Team templates' visibility
+// depends on shares, so those routes only need a sign-in and the service
+// checks the roles; connection routes use the connection's team.
+func (s *srv) templateRoutes(api gin.IRoutes) {
+	editor, viewer := store.RoleEditor, store.RoleViewer
+	s.handle(api, "GET", "/templates", signedIn(), s.listTemplates,
+		op{summary: "Built-in and visible team templates", tag: "templates", out: []templateItem{}})
+	s.handle(api, "GET", "/templates/:name", signedIn(), s.getTemplate,
+		op{summary: "A built-in template", tag: "templates", out: scripts.Template{}})
+	s.handle(api, "GET", "/team-templates/:id", signedIn(), s.getTeamTemplate,
+		op{summary: "A team template and its latest version", tag: "templates", out: teamTemplateOut{}})
+	s.handle(api, "GET", "/team-templates/:id/versions", signedIn(), s.teamTemplateVersions,
+		op{summary: "A team template's versions", tag: "templates", out: []store.TemplateVersion{}})
+	s.handle(api, "POST", "/team-templates/:id/versions", signedIn(), s.publishTeamTemplate, // owner team editor
+		op{summary: "Publish a new version (owner team editor)", tag: "templates", in: publishIn{}, out: teamTemplateOut{}, status: 201})
+	s.handle(api, "GET", "/team-templates/:id/versions/:version", signedIn(), s.teamTemplateVersion,
+		op{summary: "One version with its body", tag: "templates", out: teamTemplateOut{}})
+	s.handle(api, "PUT", "/team-templates/:id/sharing", signedIn(), s.setSharing, // owner team admin
+		op{summary: "Visibility and the teams it is shared with (owner team admin)", tag: "templates", in: setSharingIn{}, out: teamTemplateOut{}})
+	s.handle(api, "POST", "/team-templates/:id/fork", signedIn(), s.forkTemplate, // editor of the target team
+		op{summary: "Copy a visible template into one of one's teams", tag: "templates", in: forkTemplateIn{}, out: teamTemplateOut{}, status: 201})
+	s.handle(api, "GET", "/team-templates/:id/archive", signedIn(), s.exportTemplate,
+		op{summary: "A version as a .tar.gz folder", tag: "templates", rawOut: "application/gzip", query: []string{"version"}})
+	s.handle(api, "POST", "/team-templates/import", signedIn(), s.importTemplate, // editor of ?team_id
+		op{summary: "Import a .tar.gz template folder into a team", tag: "templates", rawIn: "application/gzip", out: teamTemplateOut{}, status: 201, query: []string{"team_id", "name"}})
+	s.handle(api, "POST", "/connections/:id/save-as-template", teamRole("connection", "id", editor), s.saveAsTemplate,
+		op{summary: "Save a connection's scripts as a team template (or its next version)", tag: "templates", in: saveAsIn{}, out: teamTemplateOut{}, status: 201})
+	s.handle(api, "GET", "/connections/:id/template-status", teamRole("connection", "id", viewer), s.templateStatus,
+		op{summary: "Whether the connection's template has a newer version, with the diff", tag: "templates", out: templateStatus{}})
+	s.handle(api, "POST", "/connections/:id/upgrade-template", teamRole("connection", "id", editor), s.upgradeTemplate,
+		op{summary: "Apply a newer template version's scripts", tag: "templates", in: upgradeTemplateIn{}, out: connectionOut{}})
+}
 
 // importMaxBytes bounds an uploaded archive (gzipped); scripts bounds what
 // it unpacks to.
@@ -59,67 +92,13 @@ func memberTeams(p *principal) []int64 {
 	return ids
 }
 
-// visibleToTeam reports whether team sees t (shares are t's share list).
-func visibleToTeam(t store.TeamTemplate, shares []int64, team int64) bool {
-	return t.TeamID == team || t.Visibility == store.VisibilityOrg ||
-		(t.Visibility == store.VisibilityShared && slices.Contains(shares, team))
-}
-
-// canSee reports whether the caller sees t through any of its teams.
-func canSee(p *principal, t store.TeamTemplate, shares []int64) bool {
-	if p.User.OrgAdmin || p.Role(t.TeamID).Valid() {
-		return true
-	}
-	for _, team := range memberTeams(p) {
-		if visibleToTeam(t, shares, team) {
-			return true
-		}
-	}
-	return false
-}
-
-// visibleTemplate reads a template the caller may see, with its shares.
+// visibleTemplate reads a template the caller may see, with its shares
+// (the rule is the service's).
 func (s *srv) visibleTemplate(c *gin.Context, id int64) (store.TeamTemplate, []int64, error) {
-	ctx := c.Request.Context()
-	t, err := s.st.GetTemplate(ctx, id)
-	if err != nil {
-		return t, nil, err
-	}
-	shares, err := s.st.TemplateShares(ctx, id)
-	if err != nil {
-		return t, nil, err
-	}
-	if !canSee(principalOf(c), t, shares) {
-		// Not 403: another team's private template should not be confirmed to exist.
-		return t, nil, fmt.Errorf("template %d: %w", id, store.ErrNotFound)
-	}
-	return t, shares, nil
+	return s.svc.VisibleTemplate(c.Request.Context(), principalOf(c).caller(), id)
 }
 
-// needRole refuses unless the caller has at least min in team, saying
-// what was refused.
-func needRole(p *principal, team int64, min store.Role, what string) error {
-	if err := p.require(team, min); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
-}
-
-func decodeBody(v store.TemplateVersion) (scripts.Body, error) {
-	var b scripts.Body
-	if err := json.Unmarshal([]byte(v.Body), &b); err != nil {
-		return b, fmt.Errorf("template %d version %d body: %w", v.TemplateID, v.Version, err)
-	}
-	return b, nil
-}
-
-func encodeBody(b scripts.Body) (string, error) {
-	enc, err := json.Marshal(b)
-	if err != nil {
-		return "", fmt.Errorf("encode template body: %w", err)
-	}
-	return string(enc), nil
-}
+func decodeBody(v store.TemplateVersion) (scripts.Body, error) { return service.DecodeBody(v) }
 
 func (s *srv) listTemplates(c *gin.Context) error {
 	ctx := c.Request.Context()
@@ -128,12 +107,12 @@ func (s *srv) listTemplates(c *gin.Context) error {
 		out = append(out, templateItem{Template: t, Builtin: true})
 	}
 	p := principalOf(c)
-	own, err := s.st.VisibleTemplates(ctx, memberTeams(p), p.User.OrgAdmin)
+	own, err := s.st.Templates().VisibleTemplates(ctx, memberTeams(p), p.User.OrgAdmin)
 	if err != nil {
 		return err
 	}
 	for _, t := range own {
-		v, err := s.st.GetTemplateVersion(ctx, t.ID, t.Latest)
+		v, err := s.st.Templates().GetTemplateVersion(ctx, t.ID, t.Latest)
 		if err != nil {
 			return err
 		}
@@ -162,7 +141,7 @@ func (s *srv) templateOut(c *gin.Context, t store.TeamTemplate, shares []int64, 
 	if principalOf(c).Role(t.TeamID).Valid() {
 		out.SharedWith = shares
 	}
-	v, err := s.st.GetTemplateVersion(c.Request.Context(), t.ID, version)
+	v, err := s.st.Templates().GetTemplateVersion(c.Request.Context(), t.ID, version)
 	if err != nil {
 		return out, err
 	}
@@ -199,7 +178,7 @@ func (s *srv) teamTemplateVersions(c *gin.Context) error {
 	if _, _, err := s.visibleTemplate(c, id); err != nil {
 		return err
 	}
-	vs, err := s.st.TemplateVersions(c.Request.Context(), id)
+	vs, err := s.st.Templates().TemplateVersions(c.Request.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -241,34 +220,11 @@ func (s *srv) publishTeamTemplate(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	t, _, err := s.visibleTemplate(c, id)
-	if err != nil {
-		return err
-	}
-	p := principalOf(c)
-	if err := needRole(p, t.TeamID, store.RoleEditor, "publishing a version of template "+strconv.FormatInt(id, 10)+" (fork it to change it in your team)"); err != nil {
-		return err
-	}
 	var in publishIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	if err := in.Body.Validate(); err != nil {
-		return err
-	}
-	if in.Title == "" {
-		in.Title = t.Name
-	}
-	enc, err := encodeBody(in.Body)
-	if err != nil {
-		return err
-	}
-	var v store.TemplateVersion
-	err = s.svc.Record(c.Request.Context(), p.Actor(), "template.publish", t.TeamID, nil, func(tx *store.Store) (string, error) {
-		var err error
-		v, err = tx.PublishTemplateVersion(c.Request.Context(), id, in.Title, in.Description, enc, p.Actor(), in.Note)
-		return fmt.Sprintf("template %d %q version %d", id, t.Name, v.Version), err
-	})
+	v, err := s.svc.PublishVersion(c.Request.Context(), principalOf(c).caller(), id, in.Body, in.Note)
 	if err != nil {
 		return err
 	}
@@ -305,16 +261,10 @@ func (s *srv) saveAsTemplate(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	if !scripts.ValidName(in.Name) {
-		return badRequest("name %q: letters, digits, \".\", \"_\" and \"-\", starting with a letter or digit", in.Name)
-	}
-	conn, err := s.st.GetConnection(ctx, id)
-	if err != nil {
-		return err
-	}
-	p := principalOf(c)
-	if err := needRole(p, conn.TeamID, store.RoleEditor, "saving a connection as a template"); err != nil {
-		return err
+	conn := rowOf[store.Connection](c) // loaded by the access rule
+	who := principalOf(c).caller()
+	if err := who.Require(conn.TeamID, store.RoleEditor, "saving a connection as a template"); err != nil {
+		return err // before reading its scripts
 	}
 	cur, err := s.st.CurrentScripts(ctx, id)
 	if err != nil {
@@ -356,79 +306,15 @@ func (s *srv) saveAsTemplate(c *gin.Context) error {
 		}
 	}
 
-	existing, err := s.st.TemplateByName(ctx, conn.TeamID, in.Name)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		switch in.Visibility {
-		case "", store.VisibilityPrivate:
-			in.Visibility = store.VisibilityPrivate
-		case store.VisibilityOrg:
-			if err := needRole(p, conn.TeamID, store.RoleAdmin, "publishing a template org-wide"); err != nil {
-				return err
-			}
-		case store.VisibilityShared:
-			return badRequest("a new template starts private or org; share it with teams through PUT /api/team-templates/:id/sharing")
-		default:
-			return badRequest("visibility must be private, shared or org, got %q", in.Visibility)
-		}
-		if err := body.Validate(); err != nil {
-			return err
-		}
-		enc, err := encodeBody(body)
-		if err != nil {
-			return err
-		}
-		t := store.TeamTemplate{TeamID: conn.TeamID, Name: in.Name, Title: body.Title, Description: body.Description, Visibility: in.Visibility}
-		var v store.TemplateVersion
-		err = s.svc.Record(ctx, p.Actor(), "template.publish", t.TeamID, &conn.ID, func(tx *store.Store) (string, error) {
-			var err error
-			v, err = tx.CreateTemplate(ctx, &t, enc, p.Actor(), in.Note)
-			return fmt.Sprintf("template %d %q version %d from connection %d (%s)", t.ID, t.Name, v.Version, conn.ID, t.Visibility), err
-		})
-		if err != nil {
-			return err
-		}
-		return s.respondTemplate(c, http.StatusCreated, t.ID, v.Version)
-	case err != nil:
-		return err
-	}
-	// visibility only applies when the template is made: the next version
-	// keeps the template's (the answer shows it), so the request that made
-	// the template publishes its next version as it is. Sharing changes only
-	// through PUT /api/team-templates/:id/sharing, by the owner team's admin.
-	if in.Visibility != "" && !in.Visibility.Valid() {
-		return badRequest("visibility must be private, shared or org, got %q", in.Visibility)
-	}
-	if body.Fixtures == nil {
-		// Fixtures travel with the template: a new version keeps the last
-		// one's unless the request brings its own.
-		last, err := s.st.GetTemplateVersion(ctx, existing.ID, 0)
-		if err != nil {
-			return err
-		}
-		prev, err := decodeBody(last)
-		if err != nil {
-			return err
-		}
-		body.Fixtures = prev.Fixtures
-	}
-	if err := body.Validate(); err != nil {
-		return err
-	}
-	enc, err := encodeBody(body)
+	t, v, created, err := s.svc.SaveFromConnection(ctx, who, conn, in.Name, in.Visibility, body, in.Note)
 	if err != nil {
 		return err
 	}
-	var v store.TemplateVersion
-	err = s.svc.Record(ctx, p.Actor(), "template.publish", existing.TeamID, &conn.ID, func(tx *store.Store) (string, error) {
-		var err error
-		v, err = tx.PublishTemplateVersion(ctx, existing.ID, body.Title, body.Description, enc, p.Actor(), in.Note)
-		return fmt.Sprintf("template %d %q version %d from connection %d", existing.ID, existing.Name, v.Version, conn.ID), err
-	})
-	if err != nil {
-		return err
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
 	}
-	return s.respondTemplate(c, http.StatusOK, existing.ID, v.Version)
+	return s.respondTemplate(c, status, t.ID, v.Version)
 }
 
 func (s *srv) respondTemplate(c *gin.Context, status int, id int64, version int) error {
@@ -456,39 +342,11 @@ func (s *srv) setSharing(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	t, _, err := s.visibleTemplate(c, id)
-	if err != nil {
-		return err
-	}
-	if err := needRole(principalOf(c), t.TeamID, store.RoleAdmin, "changing who sees a template"); err != nil {
-		return err
-	}
 	var in setSharingIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	switch in.Visibility {
-	case store.VisibilityShared:
-		if len(in.Teams) == 0 {
-			return badRequest("visibility shared needs teams")
-		}
-	case store.VisibilityPrivate, store.VisibilityOrg:
-		if len(in.Teams) != 0 {
-			return badRequest("teams are only for visibility shared")
-		}
-	default:
-		return badRequest("visibility must be private, shared or org, got %q", in.Visibility)
-	}
-	if slices.Contains(in.Teams, t.TeamID) {
-		return badRequest("team %d owns the template; share it with other teams", t.TeamID)
-	}
-	ctx := c.Request.Context()
-	err = s.svc.Record(ctx, principalOf(c).Actor(), "template.share", t.TeamID, nil, func(tx *store.Store) (string, error) {
-		return fmt.Sprintf("template %d %q: %s %v", id, t.Name, in.Visibility, in.Teams), tx.SetTemplateSharing(ctx, id, in.Visibility, in.Teams)
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return badRequest("%v", err) // an unknown team in the body, not an unknown route
-	} else if err != nil {
+	if err := s.svc.SetSharing(c.Request.Context(), principalOf(c).caller(), id, in.Visibility, in.Teams); err != nil {
 		return err
 	}
 	return s.respondTemplate(c, http.StatusOK, id, 0)
@@ -507,41 +365,16 @@ func (s *srv) forkTemplate(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	t, shares, err := s.visibleTemplate(c, id)
-	if err != nil {
-		return err
-	}
 	var in forkTemplateIn
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	p := principalOf(c)
 	if in.TeamID == 0 {
-		if in.TeamID, err = defaultTeam(p, store.RoleEditor); err != nil {
+		if in.TeamID, err = defaultTeam(principalOf(c), store.RoleEditor); err != nil {
 			return err
 		}
 	}
-	if in.Name == "" {
-		in.Name = t.Name
-	}
-	if !scripts.ValidName(in.Name) {
-		return badRequest("name %q: letters, digits, \".\", \"_\" and \"-\", starting with a letter or digit", in.Name)
-	}
-	if err := needRole(p, in.TeamID, store.RoleEditor, "forking a template into a team"); err != nil {
-		return err
-	}
-	if !visibleToTeam(t, shares, in.TeamID) {
-		return forbidden("template %d is not shared with team %d", id, in.TeamID)
-	}
-	var fork store.TeamTemplate
-	var v store.TemplateVersion
-	err = s.svc.Record(c.Request.Context(), p.Actor(), "template.fork", in.TeamID, nil, func(tx *store.Store) (string, error) {
-		var err error
-		if fork, v, err = tx.ForkTemplate(c.Request.Context(), id, in.Version, in.TeamID, in.Name, p.Actor()); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("template %d %q from template %d version %d", fork.ID, fork.Name, id, *fork.ForkedFromVersion), nil
-	})
+	fork, v, err := s.svc.Fork(c.Request.Context(), principalOf(c).caller(), id, in.Version, in.TeamID, in.Name)
 	if err != nil {
 		return err
 	}
@@ -563,7 +396,7 @@ func (s *srv) exportTemplate(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.st.GetTemplateVersion(c.Request.Context(), id, version)
+	v, err := s.st.Templates().GetTemplateVersion(c.Request.Context(), id, version)
 	if err != nil {
 		return err
 	}
@@ -611,69 +444,21 @@ func (s *srv) importTemplate(c *gin.Context) error {
 	if name == "" {
 		name = folder
 	}
-	if !scripts.ValidName(name) {
-		return badRequest("the archive has no top folder naming the template: give ?name=")
-	}
-	if body.Title == "" {
-		body.Title = name
-	}
-	enc, err := encodeBody(body)
+	t, v, created, err := s.svc.Import(ctx, p.caller(), team, name, body, c.Query("note"))
 	if err != nil {
 		return err
 	}
-	note := c.Query("note")
-	if note == "" {
-		note = "imported"
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
 	}
-	existing, err := s.st.TemplateByName(ctx, team, name)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		t := store.TeamTemplate{TeamID: team, Name: name, Title: body.Title, Description: body.Description}
-		var v store.TemplateVersion
-		err = s.svc.Record(ctx, p.Actor(), "template.import", team, nil, func(tx *store.Store) (string, error) {
-			var err error
-			v, err = tx.CreateTemplate(ctx, &t, enc, p.Actor(), note)
-			return fmt.Sprintf("template %d %q version %d", t.ID, name, v.Version), err
-		})
-		if err != nil {
-			return err
-		}
-		return s.respondTemplate(c, http.StatusCreated, t.ID, v.Version)
-	case err != nil:
-		return err
-	}
-	var v store.TemplateVersion
-	err = s.svc.Record(ctx, p.Actor(), "template.import", team, nil, func(tx *store.Store) (string, error) {
-		var err error
-		v, err = tx.PublishTemplateVersion(ctx, existing.ID, body.Title, body.Description, enc, p.Actor(), note)
-		return fmt.Sprintf("template %d %q version %d", existing.ID, name, v.Version), err
-	})
-	if err != nil {
-		return err
-	}
-	return s.respondTemplate(c, http.StatusOK, existing.ID, v.Version)
+	return s.respondTemplate(c, status, t.ID, v.Version)
 }
 
 // teamTemplateFor reads the template (and one version's body) a connection
 // of team uses; one the team no longer sees is not found.
 func (s *srv) teamTemplateFor(ctx context.Context, team, id int64, version int) (store.TeamTemplate, store.TemplateVersion, scripts.Body, error) {
-	t, err := s.st.GetTemplate(ctx, id)
-	if err != nil {
-		return t, store.TemplateVersion{}, scripts.Body{}, err
-	}
-	shares, err := s.st.TemplateShares(ctx, id)
-	if err != nil {
-		return t, store.TemplateVersion{}, scripts.Body{}, err
-	}
-	if !visibleToTeam(t, shares, team) {
-		return t, store.TemplateVersion{}, scripts.Body{}, fmt.Errorf("template %d (not shared with team %d): %w", id, team, store.ErrNotFound)
-	}
-	v, err := s.st.GetTemplateVersion(ctx, id, version)
-	if err != nil {
-		return t, v, scripts.Body{}, err
-	}
-	b, err := decodeBody(v)
-	return t, v, b, err
+	return s.svc.TemplateFor(ctx, team, id, version)
 }
 
 // paramsOf decodes a connection's recorded parameter values.
@@ -753,14 +538,7 @@ func (s *srv) connTemplateStatus(ctx context.Context, conn store.Connection) (te
 }
 
 func (s *srv) templateStatus(c *gin.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
-	}
-	conn, err := s.st.GetConnection(c.Request.Context(), id)
-	if err != nil {
-		return err
-	}
+	conn := rowOf[store.Connection](c) // loaded by the access rule
 	st, _, err := s.connTemplateStatus(c.Request.Context(), conn)
 	if err != nil {
 		return err
@@ -788,12 +566,9 @@ func (s *srv) upgradeTemplate(c *gin.Context) error {
 	if err := s.bind(c, &in); err != nil {
 		return err
 	}
-	conn, err := s.st.GetConnection(ctx, id)
-	if err != nil {
-		return err
-	}
+	conn := rowOf[store.Connection](c) // loaded by the access rule
 	p := principalOf(c)
-	if err := needRole(p, conn.TeamID, store.RoleEditor, "upgrading a connection's template"); err != nil {
+	if err := p.caller().Require(conn.TeamID, store.RoleEditor, "upgrading a connection's template"); err != nil {
 		return err
 	}
 	st, _, err := s.connTemplateStatus(ctx, conn)

@@ -18,7 +18,7 @@ import (
 // link that is logged.
 func firstRun(ctx context.Context, st *store.Store, logger *slog.Logger, email, password string) (server.AuthOptions, error) {
 	var o server.AuthOptions
-	n, err := st.CountUsers(ctx)
+	n, err := st.Identity().CountUsers(ctx)
 	if err != nil || n > 0 {
 		return o, err
 	}
@@ -30,7 +30,7 @@ func firstRun(ctx context.Context, st *store.Store, logger *slog.Logger, email, 
 		if err != nil {
 			return o, err
 		}
-		if err := st.SetMembership(ctx, store.DefaultTeamID, u.ID, store.RoleAdmin); err != nil {
+		if err := st.Identity().SetMembership(ctx, store.DefaultTeamID, u.ID, store.RoleAdmin); err != nil {
 			return o, err
 		}
 		_ = st.AddAudit(ctx, &store.AuditEntry{Actor: "duplex serve", Action: "user.setup", Detail: "first admin " + u.Email})
@@ -55,7 +55,7 @@ func addUser(ctx context.Context, st *store.Store, email, name, password string,
 		return store.User{}, err
 	}
 	u := store.User{Email: email, Name: name, PasswordHash: hash, OrgAdmin: orgAdmin}
-	return u, st.CreateUser(ctx, &u)
+	return u, st.Identity().CreateUser(ctx, &u)
 }
 
 // demoUser is the demo's org admin. Its password is random and never shown:
@@ -65,7 +65,7 @@ const demoEmail = "demo@duplex.local"
 
 func demoAccess(ctx context.Context, st *store.Store) (server.AuthOptions, string, error) {
 	var o server.AuthOptions
-	u, err := st.UserByEmail(ctx, demoEmail)
+	u, err := st.Identity().UserByEmail(ctx, demoEmail)
 	if errors.Is(err, store.ErrNotFound) {
 		pw, err := credential.NewToken("")
 		if err != nil {
@@ -74,7 +74,7 @@ func demoAccess(ctx context.Context, st *store.Store) (server.AuthOptions, strin
 		if u, err = addUser(ctx, st, demoEmail, "Demo admin", pw, true); err != nil {
 			return o, "", err
 		}
-		if err := st.SetMembership(ctx, store.DefaultTeamID, u.ID, store.RoleAdmin); err != nil {
+		if err := st.Identity().SetMembership(ctx, store.DefaultTeamID, u.ID, store.RoleAdmin); err != nil {
 			return o, "", err
 		}
 	} else if err != nil {
@@ -88,7 +88,7 @@ func demoAccess(ctx context.Context, st *store.Store) (server.AuthOptions, strin
 		return o, "", err
 	}
 	t := store.APIToken{UserID: u.ID, Name: demoTokenName, Hash: credential.HashToken(tok), Prefix: tok[:10]}
-	if err := st.CreateAPIToken(ctx, &t); err != nil {
+	if err := st.Identity().CreateAPIToken(ctx, &t); err != nil {
 		return o, "", err
 	}
 	o.AutoLoginUser = u.ID

@@ -58,13 +58,13 @@ func printDemoContinues(out io.Writer, dir string) {
 // for its run, and a run that ended without stopping cleanly (kill -9)
 // could not revoke its own.
 func endDemoTokens(ctx context.Context, st *store.Store, userID int64) error {
-	ts, err := st.ListAPITokens(ctx, userID)
+	ts, err := st.Identity().ListAPITokens(ctx, userID)
 	if err != nil {
 		return err
 	}
 	for _, t := range ts {
 		if t.Name == demoTokenName && t.RevokedAt == nil {
-			if err := st.RevokeAPIToken(ctx, userID, t.ID); err != nil {
+			if err := st.Identity().RevokeAPIToken(ctx, userID, t.ID); err != nil {
 				return fmt.Errorf("end an earlier demo token: %w", err)
 			}
 		}
@@ -77,9 +77,9 @@ func endDemoTokens(ctx context.Context, st *store.Store, userID int64) error {
 func revokeDemoToken(st *store.Store, token string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	t, err := st.APITokenByHash(ctx, credential.HashToken(token))
+	t, err := st.Identity().APITokenByHash(ctx, credential.HashToken(token))
 	if err != nil {
 		return fmt.Errorf("demo token: %w", err)
 	}
-	return st.RevokeAPIToken(ctx, t.UserID, t.ID)
+	return st.Identity().RevokeAPIToken(ctx, t.UserID, t.ID)
 }

@@ -43,7 +43,7 @@ func runTemplate(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	t, err := st.TeamByName(ctx, *team)
+	t, err := st.Identity().TeamByName(ctx, *team)
 	if err != nil {
 		return err
 	}
@@ -72,14 +72,14 @@ func runTemplate(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		var v store.TemplateVersion
-		existing, err := st.TemplateByName(ctx, t.ID, *name)
+		existing, err := st.Templates().TemplateByName(ctx, t.ID, *name)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			tpl := store.TeamTemplate{TeamID: t.ID, Name: *name, Title: body.Title, Description: body.Description}
-			v, err = st.CreateTemplate(ctx, &tpl, string(raw), "duplex template", *note)
+			v, err = st.Templates().CreateTemplate(ctx, &tpl, string(raw), "duplex template", *note)
 			existing = tpl
 		case err == nil:
-			v, err = st.PublishTemplateVersion(ctx, existing.ID, body.Title, body.Description, string(raw), "duplex template", *note)
+			v, err = st.Templates().PublishTemplateVersion(ctx, existing.ID, body.Title, body.Description, string(raw), "duplex template", *note)
 		}
 		if err != nil {
 			return err
@@ -93,7 +93,7 @@ func runTemplate(ctx context.Context, args []string, out io.Writer) error {
 		if fs.NArg() != 2 {
 			return errors.New("template export: give the template name and a folder")
 		}
-		tpl, err := st.TemplateByName(ctx, t.ID, fs.Arg(0))
+		tpl, err := st.Templates().TemplateByName(ctx, t.ID, fs.Arg(0))
 		if err != nil {
 			return err
 		}
@@ -101,7 +101,7 @@ func runTemplate(ctx context.Context, args []string, out io.Writer) error {
 		if n == 0 {
 			n = tpl.Latest
 		}
-		v, err := st.GetTemplateVersion(ctx, tpl.ID, n)
+		v, err := st.Templates().GetTemplateVersion(ctx, tpl.ID, n)
 		if err != nil {
 			return err
 		}

@@ -34,12 +34,12 @@ func runUser(ctx context.Context, args []string, out io.Writer) error {
 	defer st.Close()
 	switch args[0] {
 	case "list":
-		us, err := st.ListUsers(ctx)
+		us, err := st.Identity().ListUsers(ctx)
 		if err != nil {
 			return err
 		}
 		for _, u := range us {
-			roles, err := st.Memberships(ctx, u.ID)
+			roles, err := st.Identity().Memberships(ctx, u.ID)
 			if err != nil {
 				return err
 			}
@@ -59,15 +59,15 @@ func runUser(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("user add (password from DUPLEX_PASSWORD): %w", err)
 		}
 		if *team != "" {
-			t, err := st.TeamByName(ctx, *team)
+			t, err := st.Identity().TeamByName(ctx, *team)
 			if errors.Is(err, store.ErrNotFound) {
 				t = store.Team{Name: *team}
-				err = st.CreateTeam(ctx, &t)
+				err = st.Identity().CreateTeam(ctx, &t)
 			}
 			if err != nil {
 				return err
 			}
-			if err := st.SetMembership(ctx, t.ID, u.ID, r); err != nil {
+			if err := st.Identity().SetMembership(ctx, t.ID, u.ID, r); err != nil {
 				return err
 			}
 		}
@@ -79,7 +79,7 @@ func runUser(ctx context.Context, args []string, out io.Writer) error {
 		if fs.NArg() != 1 {
 			return errors.New("user password: give one email")
 		}
-		u, err := st.UserByEmail(ctx, strings.ToLower(strings.TrimSpace(fs.Arg(0))))
+		u, err := st.Identity().UserByEmail(ctx, strings.ToLower(strings.TrimSpace(fs.Arg(0))))
 		if err != nil {
 			return err
 		}
@@ -91,10 +91,10 @@ func runUser(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		u.Disabled = false
-		if err := st.UpdateUser(ctx, &u); err != nil {
+		if err := st.Identity().UpdateUser(ctx, &u); err != nil {
 			return err
 		}
-		if err := st.DeleteUserSessions(ctx, u.ID); err != nil {
+		if err := st.Identity().DeleteUserSessions(ctx, u.ID); err != nil {
 			return err
 		}
 		_ = st.AddAudit(ctx, &store.AuditEntry{Actor: "duplex user", Action: "user.password", Detail: u.Email})

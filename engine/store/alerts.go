@@ -71,8 +71,18 @@ type SystemHealth struct {
 }
 
 // ConnectionHealths reads every connection's queue and recent failures
+
+// Alerts is the alerts' aggregate: connections' and systems' health and the
+// alerts opened and resolved from it, over the store's handle (inside Tx,
+// the same transaction).
+type Alerts struct{ s *Store }
+
+// Alerts is the alerts' aggregate over s's handle.
+func (s *Store) Alerts() *Alerts { return &Alerts{s: s} }
+
 // (failed events whose last change is at or after since) in one query.
-func (s *Store) ConnectionHealths(ctx context.Context, since time.Time) ([]ConnectionHealth, error) {
+func (agg *Alerts) ConnectionHealths(ctx context.Context, since time.Time) ([]ConnectionHealth, error) {
+	s := agg.s
 	var rows []struct {
 		ID           int64
 		Name         string
@@ -112,7 +122,8 @@ func (s *Store) ConnectionHealths(ctx context.Context, since time.Time) ([]Conne
 }
 
 // FailingSystems lists the systems whose last poll failed.
-func (s *Store) FailingSystems(ctx context.Context) ([]SystemHealth, error) {
+func (agg *Alerts) FailingSystems(ctx context.Context) ([]SystemHealth, error) {
+	s := agg.s
 	var out []SystemHealth
 	err := s.q(ctx).Raw(`SELECT s.id, s.name, s.team_id, p.failing_since, p.failures, p.last_error
 		FROM poll_status p JOIN systems s ON s.id = p.system_id
@@ -145,7 +156,8 @@ func (s *Store) RecordPollOK(ctx context.Context, systemID int64, at time.Time) 
 // OpenAlert opens a (with its opening notice pending) unless one of the same
 // subject and kind is open already: ok says whether this call opened it, so
 // of several processes evaluating at once exactly one does.
-func (s *Store) OpenAlert(ctx context.Context, a *Alert) (bool, error) {
+func (agg *Alerts) OpenAlert(ctx context.Context, a *Alert) (bool, error) {
+	s := agg.s
 	a.State, a.Pending, a.Attempts = AlertOpen, AlertOpen, 0
 	a.OpenedAt = a.OpenedAt.UTC()
 	a.NextAttemptAt = a.OpenedAt
@@ -165,7 +177,8 @@ func (s *Store) OpenAlert(ctx context.Context, a *Alert) (bool, error) {
 
 // ResolveAlert closes an open alert. A recovery notice is owed only when the
 // opening notice went out (or is being sent right now); otherwise nothing is.
-func (s *Store) ResolveAlert(ctx context.Context, id int64, detail string, at time.Time) (bool, error) {
+func (agg *Alerts) ResolveAlert(ctx context.Context, id int64, detail string, at time.Time) (bool, error) {
+	s := agg.s
 	at = at.UTC()
 	res, err := s.exec(ctx, `UPDATE alerts SET state = ?, resolved_at = ?, detail = ?, attempts = 0, next_attempt_at = ?, last_error = '',
 		pending = CASE WHEN notified_at IS NULL AND claimed_by IS NULL THEN '' ELSE ? END
@@ -179,19 +192,22 @@ func (s *Store) ResolveAlert(ctx context.Context, id int64, detail string, at ti
 
 // SetAlertDetail updates an open alert's detail (what it says now, such as
 // its failure count); a resolved alert keeps the detail it resolved with.
-func (s *Store) SetAlertDetail(ctx context.Context, id int64, detail string) error {
+func (agg *Alerts) SetAlertDetail(ctx context.Context, id int64, detail string) error {
+	s := agg.s
 	_, err := s.exec(ctx, `UPDATE alerts SET detail = ? WHERE id = ? AND state = ?`, detail, id, AlertOpen)
 	return wrap("alert detail", err)
 }
 
 // OpenAlerts lists every open alert.
-func (s *Store) OpenAlerts(ctx context.Context) ([]Alert, error) {
+func (agg *Alerts) OpenAlerts(ctx context.Context) ([]Alert, error) {
+	s := agg.s
 	var out []Alert
 	return out, wrap("open alerts", s.q(ctx).Where("state = ?", AlertOpen).Order("id").Find(&out).Error)
 }
 
 // GetAlert reads one alert.
-func (s *Store) GetAlert(ctx context.Context, id int64) (Alert, error) {
+func (agg *Alerts) GetAlert(ctx context.Context, id int64) (Alert, error) {
+	s := agg.s
 	var a Alert
 	return a, wrap("alert", s.q(ctx).First(&a, id).Error)
 }
@@ -205,7 +221,8 @@ type AlertFilter struct {
 }
 
 // ListAlerts returns alerts, open ones first, then newest first.
-func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]Alert, error) {
+func (agg *Alerts) ListAlerts(ctx context.Context, f AlertFilter) ([]Alert, error) {
+	s := agg.s
 	if f.Limit <= 0 || f.Limit > 500 {
 		f.Limit = 100
 	}
@@ -225,7 +242,8 @@ func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]Alert, error) 
 
 // ClaimAlertNotices takes up to limit alerts whose notice is due and not
 // held by a live claim, for process by: each notice is sent by one process.
-func (s *Store) ClaimAlertNotices(ctx context.Context, by string, now time.Time, lease time.Duration, limit int) ([]Alert, error) {
+func (agg *Alerts) ClaimAlertNotices(ctx context.Context, by string, now time.Time, lease time.Duration, limit int) ([]Alert, error) {
+	s := agg.s
 	now = now.UTC()
 	var cands []Alert
 	err := s.q(ctx).Where("pending <> '' AND next_attempt_at <= ? AND (claimed_by IS NULL OR lease_until < ?)", now, now).
@@ -252,7 +270,8 @@ func (s *Store) ClaimAlertNotices(ctx context.Context, by string, now time.Time,
 // AlertNoticeSent records a delivered notice (notice is "open" or
 // "resolved"); a notice that became due meanwhile (the alert resolved while
 // its opening notice was on the way) stays pending.
-func (s *Store) AlertNoticeSent(ctx context.Context, id int64, notice string, at time.Time) error {
+func (agg *Alerts) AlertNoticeSent(ctx context.Context, id int64, notice string, at time.Time) error {
+	s := agg.s
 	at = at.UTC()
 	set, args := "", []any{}
 	if notice == AlertOpen {
@@ -266,7 +285,8 @@ func (s *Store) AlertNoticeSent(ctx context.Context, id int64, notice string, at
 
 // AlertNoticeFailed records a failed try: the notice is tried again at next,
 // or given up (pending cleared) when giveUp.
-func (s *Store) AlertNoticeFailed(ctx context.Context, id int64, notice, msg string, next time.Time, giveUp bool) error {
+func (agg *Alerts) AlertNoticeFailed(ctx context.Context, id int64, notice, msg string, next time.Time, giveUp bool) error {
+	s := agg.s
 	pending := "pending"
 	if giveUp {
 		pending = "CASE WHEN pending = ? THEN '' ELSE pending END"
@@ -283,7 +303,8 @@ func (s *Store) AlertNoticeFailed(ctx context.Context, id int64, notice, msg str
 
 // DropAlertNotice clears a notice that needs no sending (a recovery of an
 // alert whose opening was never delivered).
-func (s *Store) DropAlertNotice(ctx context.Context, id int64, notice string) error {
+func (agg *Alerts) DropAlertNotice(ctx context.Context, id int64, notice string) error {
+	s := agg.s
 	_, err := s.exec(ctx, `UPDATE alerts SET claimed_by = NULL, lease_until = NULL,
 		pending = CASE WHEN pending = ? THEN '' ELSE pending END WHERE id = ?`, notice, id)
 	return wrap("drop alert notice", err)

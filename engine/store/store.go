@@ -6,27 +6,26 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/mattn/go-sqlite3"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
+	"github.com/duplexsync/duplex/internal/dberr"
 	"github.com/duplexsync/duplex/migrations"
 )
 
-// ErrNotFound is returned when a row does not exist.
-var ErrNotFound = errors.New("not found")
+// ErrNotFound is returned when a row does not exist (dberr's, shared by
+// every store package over the handle).
+var ErrNotFound = dberr.ErrNotFound
 
 // ErrConflict is returned when a unique constraint is violated.
-var ErrConflict = errors.New("already exists")
+var ErrConflict = dberr.ErrConflict
 
 // Store is the persistence of one Duplex deployment. A Store made by Tx is
 // bound to that transaction.
@@ -213,48 +212,11 @@ func (s *Store) countStatements() error {
 func (s *Store) q(ctx context.Context) *gorm.DB { return s.db.WithContext(ctx) }
 
 // wrap turns gorm's errors into the package's sentinels.
-func wrap(what string, err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, gorm.ErrRecordNotFound):
-		return fmt.Errorf("%s: %w", what, ErrNotFound)
-	case isUniqueViolation(err):
-		return fmt.Errorf("%s: %w", what, ErrConflict)
-	default:
-		return fmt.Errorf("%s: %w", what, err)
-	}
-}
+func wrap(what string, err error) error { return dberr.Wrap(what, err) }
 
 // Retryable reports an error that only says the transaction lost a race
-// with another one: PostgreSQL's deadlock detection or a serialization
-// failure, or SQLite busy or locked past its busy timeout. Nothing of it was
-// written, and running it again may succeed. Errors are classified by the
-// drivers' codes, not their message text.
-func Retryable(err error) bool {
-	switch pgCode(err) {
-	case "40P01", "40001": // deadlock_detected, serialization_failure
-		return true
-	}
-	var se sqlite3.Error
-	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
-}
+// with another one (dberr.Retryable): nothing of it was written, and running
+// it again may succeed.
+func Retryable(err error) bool { return dberr.Retryable(err) }
 
-// isUniqueViolation reports a unique or primary key constraint violation.
-func isUniqueViolation(err error) bool {
-	if pgCode(err) == "23505" { // unique_violation
-		return true
-	}
-	var se sqlite3.Error
-	return errors.As(err, &se) &&
-		(se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
-}
-
-// pgCode is a PostgreSQL error's SQLSTATE, or "".
-func pgCode(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
-}
+func isUniqueViolation(err error) bool { return dberr.IsUniqueViolation(err) }

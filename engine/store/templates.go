@@ -60,6 +60,13 @@ type TemplateShare struct {
 	TeamID     int64 `gorm:"primaryKey;autoIncrement:false"`
 }
 
+// Templates is the team templates' aggregate: their versions and shares,
+// over the store's handle (inside Tx, the same transaction).
+type Templates struct{ s *Store }
+
+// Templates is the team templates' aggregate over s's handle.
+func (s *Store) Templates() *Templates { return &Templates{s: s} }
+
 // latestSQL is the newest version number of the row "templates".
 const latestSQL = "(SELECT COALESCE(MAX(version), 0) FROM template_versions v WHERE v.template_id = templates.id) AS latest"
 
@@ -70,7 +77,8 @@ func (s *Store) templates(ctx context.Context) *gorm.DB {
 // CreateTemplate inserts a template and its version 1 in one transaction;
 // t.ID and t.Latest are set on return. A second template of the same name in
 // one team is ErrConflict.
-func (s *Store) CreateTemplate(ctx context.Context, t *TeamTemplate, body, author, note string) (TemplateVersion, error) {
+func (a *Templates) CreateTemplate(ctx context.Context, t *TeamTemplate, body, author, note string) (TemplateVersion, error) {
+	s := a.s
 	if t.Visibility == "" {
 		t.Visibility = VisibilityPrivate
 	}
@@ -94,7 +102,8 @@ func (s *Store) CreateTemplate(ctx context.Context, t *TeamTemplate, body, autho
 // updates its title and description. The version number is taken inside the
 // transaction, after the template row is written (which locks it on
 // PostgreSQL), so two publishes never pick the same number.
-func (s *Store) PublishTemplateVersion(ctx context.Context, templateID int64, title, description, body, author, note string) (TemplateVersion, error) {
+func (a *Templates) PublishTemplateVersion(ctx context.Context, templateID int64, title, description, body, author, note string) (TemplateVersion, error) {
+	s := a.s
 	var v TemplateVersion
 	err := s.Tx(ctx, func(tx *Store) error {
 		res := tx.q(ctx).Model(&TeamTemplate{}).Where("id = ?", templateID).
@@ -117,14 +126,16 @@ func (s *Store) PublishTemplateVersion(ctx context.Context, templateID int64, ti
 }
 
 // GetTemplate reads one template with its latest version number.
-func (s *Store) GetTemplate(ctx context.Context, id int64) (TeamTemplate, error) {
+func (a *Templates) GetTemplate(ctx context.Context, id int64) (TeamTemplate, error) {
+	s := a.s
 	var t TeamTemplate
 	err := s.templates(ctx).Where("templates.id = ?", id).Take(&t).Error
 	return t, wrap(fmt.Sprintf("template %d", id), err)
 }
 
 // TemplateByName reads a team's template by name.
-func (s *Store) TemplateByName(ctx context.Context, teamID int64, name string) (TeamTemplate, error) {
+func (a *Templates) TemplateByName(ctx context.Context, teamID int64, name string) (TeamTemplate, error) {
+	s := a.s
 	var t TeamTemplate
 	err := s.templates(ctx).Where("templates.team_id = ? AND templates.name = ?", teamID, name).Take(&t).Error
 	return t, wrap(fmt.Sprintf("template %q of team %d", name, teamID), err)
@@ -133,7 +144,8 @@ func (s *Store) TemplateByName(ctx context.Context, teamID int64, name string) (
 // VisibleTemplates lists the templates the given teams see: their own, those
 // shared with one of them, and org-wide ones; all of them when all is set
 // (an org admin). Ordered by team, then name.
-func (s *Store) VisibleTemplates(ctx context.Context, teamIDs []int64, all bool) ([]TeamTemplate, error) {
+func (a *Templates) VisibleTemplates(ctx context.Context, teamIDs []int64, all bool) ([]TeamTemplate, error) {
+	s := a.s
 	q := s.templates(ctx).Order("templates.team_id, templates.name")
 	if !all {
 		if len(teamIDs) == 0 {
@@ -148,7 +160,8 @@ func (s *Store) VisibleTemplates(ctx context.Context, teamIDs []int64, all bool)
 }
 
 // TemplateShares lists the teams a template is shared with, by id.
-func (s *Store) TemplateShares(ctx context.Context, templateID int64) ([]int64, error) {
+func (a *Templates) TemplateShares(ctx context.Context, templateID int64) ([]int64, error) {
+	s := a.s
 	var ids []int64
 	err := s.q(ctx).Model(&TemplateShare{}).Where("template_id = ?", templateID).Order("team_id").Pluck("team_id", &ids).Error
 	return ids, wrap("template shares", err)
@@ -156,7 +169,8 @@ func (s *Store) TemplateShares(ctx context.Context, templateID int64) ([]int64, 
 
 // SetTemplateSharing sets a template's visibility and replaces its shares in
 // one transaction. An unknown team is ErrNotFound.
-func (s *Store) SetTemplateSharing(ctx context.Context, templateID int64, v Visibility, teamIDs []int64) error {
+func (a *Templates) SetTemplateSharing(ctx context.Context, templateID int64, v Visibility, teamIDs []int64) error {
+	s := a.s
 	if !v.Valid() {
 		return fmt.Errorf("visibility %q is not private, shared or org", v)
 	}
@@ -178,7 +192,7 @@ func (s *Store) SetTemplateSharing(ctx context.Context, templateID int64, v Visi
 				continue
 			}
 			seen[id] = true
-			if _, err := tx.GetTeam(ctx, id); err != nil {
+			if _, err := tx.Identity().GetTeam(ctx, id); err != nil {
 				return err
 			}
 			if err := tx.q(ctx).Create(&TemplateShare{TemplateID: templateID, TeamID: id}).Error; err != nil {
@@ -191,7 +205,8 @@ func (s *Store) SetTemplateSharing(ctx context.Context, templateID int64, v Visi
 
 // GetTemplateVersion reads one version, with its body; version 0 is the
 // latest.
-func (s *Store) GetTemplateVersion(ctx context.Context, templateID int64, version int) (TemplateVersion, error) {
+func (a *Templates) GetTemplateVersion(ctx context.Context, templateID int64, version int) (TemplateVersion, error) {
+	s := a.s
 	var v TemplateVersion
 	q := s.q(ctx).Where("template_id = ?", templateID)
 	if version > 0 {
@@ -207,7 +222,8 @@ func (s *Store) GetTemplateVersion(ctx context.Context, templateID int64, versio
 }
 
 // TemplateVersions lists a template's versions newest first, without bodies.
-func (s *Store) TemplateVersions(ctx context.Context, templateID int64) ([]TemplateVersion, error) {
+func (a *Templates) TemplateVersions(ctx context.Context, templateID int64) ([]TemplateVersion, error) {
+	s := a.s
 	var out []TemplateVersion
 	err := s.q(ctx).Select("id, template_id, version, author, note, created_at").
 		Where("template_id = ?", templateID).Order("version DESC").Find(&out).Error
@@ -217,27 +233,28 @@ func (s *Store) TemplateVersions(ctx context.Context, templateID int64) ([]Templ
 // ForkTemplate copies one version of a template (0: the latest) into
 // another team as a new private template whose version 1 is that body. The
 // original is only read.
-func (s *Store) ForkTemplate(ctx context.Context, srcID int64, version int, teamID int64, name, author string) (TeamTemplate, TemplateVersion, error) {
+func (a *Templates) ForkTemplate(ctx context.Context, srcID int64, version int, teamID int64, name, author string) (TeamTemplate, TemplateVersion, error) {
+	s := a.s
 	var (
 		t TeamTemplate
 		v TemplateVersion
 	)
 	err := s.Tx(ctx, func(tx *Store) error {
-		src, err := tx.GetTemplate(ctx, srcID)
+		src, err := tx.Templates().GetTemplate(ctx, srcID)
 		if err != nil {
 			return err
 		}
-		sv, err := tx.GetTemplateVersion(ctx, srcID, version)
+		sv, err := tx.Templates().GetTemplateVersion(ctx, srcID, version)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.GetTeam(ctx, teamID); err != nil {
+		if _, err := tx.Identity().GetTeam(ctx, teamID); err != nil {
 			return err
 		}
 		from, fromVersion := src.ID, sv.Version
 		t = TeamTemplate{TeamID: teamID, Name: name, Title: src.Title, Description: src.Description,
 			Visibility: VisibilityPrivate, ForkedFromID: &from, ForkedFromVersion: &fromVersion}
-		v, err = tx.CreateTemplate(ctx, &t, sv.Body, author, fmt.Sprintf("forked from template %d version %d", src.ID, sv.Version))
+		v, err = tx.Templates().CreateTemplate(ctx, &t, sv.Body, author, fmt.Sprintf("forked from template %d version %d", src.ID, sv.Version))
 		return err
 	})
 	return t, v, err

@@ -92,7 +92,7 @@ type Options struct {
 
 // Evaluator opens and resolves alerts and sends their notices.
 type Evaluator struct {
-	st      *store.Store
+	st      *store.Alerts // the alerts aggregate only: it reads health and keeps alerts
 	cfg     Config
 	log     *slog.Logger
 	process string
@@ -115,7 +115,7 @@ func New(o Options) *Evaluator {
 	if o.Process == "" {
 		o.Process = "alerts"
 	}
-	return &Evaluator{st: o.Store, cfg: cfg, log: o.Logger, process: o.Process, client: o.Client, now: o.Now}
+	return &Evaluator{st: o.Store.Alerts(), cfg: cfg, log: o.Logger, process: o.Process, client: o.Client, now: o.Now}
 }
 
 // Config is the configuration in effect (defaults filled in).

@@ -46,7 +46,7 @@ type ExportOptions struct {
 func Export(ctx context.Context, st *store.Store, box *secret.Box, dir string, opts ExportOptions) (ExportStats, error) {
 	var stats ExportStats
 	team := opts.Team
-	teams, err := st.ListTeams(ctx)
+	teams, err := st.Identity().ListTeams(ctx)
 	if err != nil {
 		return stats, fmt.Errorf("export: %w", err)
 	}
@@ -58,7 +58,7 @@ func Export(ctx context.Context, st *store.Store, box *secret.Box, dir string, o
 	if err != nil {
 		return stats, fmt.Errorf("export: %w", err)
 	}
-	tpls, err := st.VisibleTemplates(ctx, nil, true)
+	tpls, err := st.Templates().VisibleTemplates(ctx, nil, true)
 	if err != nil {
 		return stats, fmt.Errorf("export: %w", err)
 	}

@@ -99,7 +99,7 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 		getenv = os.Getenv
 	}
 	p := &Plan{box: box, ids: ids{teams: map[string]int64{}, systems: map[string]int64{}, templates: map[string]int64{}}, dir: f.Dir}
-	teams, err := st.ListTeams(ctx)
+	teams, err := st.Identity().ListTeams(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
@@ -171,14 +171,14 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 	for _, tn := range teamNames {
 		t := f.Teams[tn]
 		if _, ok := p.ids.teams[tn]; !ok {
-			creates = append(creates, Change{Sign: "+", Team: tn, What: "team " + tn, action: "team.create",
+			creates = append(creates, Change{Sign: "+", Team: tn, What: "team " + tn, action: "team.create", audited: true,
 				apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
-					team := store.Team{Name: tn}
-					if err := tx.CreateTeam(ctx, &team); err != nil {
+					team, err := service.New(tx, nil, nil).CreateTeam(ctx, Actor, tn)
+					if err != nil {
 						return nil, "", err
 					}
 					ids.teams[tn] = team.ID
-					return nil, fmt.Sprintf("team %q", tn), nil
+					return nil, "", nil
 				}})
 		}
 		for _, name := range sortedKeys(t.Systems) {
@@ -227,10 +227,10 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 			if s.TeamID != teamID || hasKey(t.Systems, s.Name) {
 				continue
 			}
-			id, sname := s.ID, s.Name
-			sysDeletes = append(sysDeletes, Change{Sign: "-", Team: tn, What: "system " + sname, action: "system.delete",
+			sys := s
+			sysDeletes = append(sysDeletes, Change{Sign: "-", Team: tn, What: "system " + sys.Name, action: "system.delete", audited: true,
 				apply: func(ctx context.Context, tx *store.Store, _ *ids) (*int64, string, error) {
-					return nil, fmt.Sprintf("system %q", sname), tx.DeleteSystem(ctx, id)
+					return nil, "", service.New(tx, nil, nil).DeleteSystem(ctx, Actor, sys)
 				}})
 		}
 		// Connections go before the systems they use.
@@ -274,7 +274,7 @@ func (p *Plan) planSystem(team, name string, fs System, existing map[string]stor
 		sys := store.System{Name: name, Kind: fs.Kind, Settings: settings, PollIntervalMS: fs.PollIntervalMS,
 			RatePerSecond: fs.RatePerSecond, RateBurst: fs.RateBurst}
 		return []Change{{Sign: "+", Team: team, What: fmt.Sprintf("system %s (%s, secrets: %s)", name, fs.Kind, listOrNone(fs.Secrets)),
-			action: "system.create",
+			action: "system.create", audited: true,
 			apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
 				sealed, err := p.box.SealMap(given)
 				if err != nil {
@@ -282,11 +282,11 @@ func (p *Plan) planSystem(team, name string, fs System, existing map[string]stor
 				}
 				s := sys
 				s.Secrets, s.TeamID = sealed, ids.teams[team]
-				if err := tx.CreateSystem(ctx, &s); err != nil {
+				if err := service.New(tx, nil, nil).CreateSystem(ctx, Actor, &s, slices.Sorted(maps.Keys(given))); err != nil {
 					return nil, "", err
 				}
 				ids.systems[inTeam(team, name)] = s.ID
-				return nil, fmt.Sprintf("system %q (%s)", name, s.Kind), nil
+				return nil, "", nil
 			}}}, nil
 	}
 	if cur.Kind != fs.Kind {
@@ -327,7 +327,7 @@ func (p *Plan) planSystem(team, name string, fs System, existing map[string]stor
 	if err != nil {
 		curSettings = cur.Settings // not JSON in the store: any folder value differs
 	}
-	var fields []string
+	var fields, secretChanges []string
 	if curSettings != settings {
 		fields = append(fields, "settings")
 	}
@@ -341,30 +341,35 @@ func (p *Plan) planSystem(team, name string, fs System, existing map[string]stor
 		fields = append(fields, fmt.Sprintf("rate_burst %d → %d", cur.RateBurst, fs.RateBurst))
 	}
 	for _, n := range set {
-		fields = append(fields, fmt.Sprintf("secret %q (new value)", n))
+		secretChanges = append(secretChanges, fmt.Sprintf("secret %q (new value)", n))
 	}
 	for _, n := range removed {
-		fields = append(fields, fmt.Sprintf("secret %q removed", n))
+		secretChanges = append(secretChanges, fmt.Sprintf("secret %q removed", n))
 	}
+	fields = append(fields, secretChanges...)
 	if len(fields) == 0 {
 		return nil, nil
 	}
 	id := cur.ID
 	secretsChanged := len(set)+len(removed) > 0
-	return []Change{{Sign: "~", Team: team, What: "system " + name + ": " + strings.Join(fields, ", "), action: "system.update",
+	return []Change{{Sign: "~", Team: team, What: "system " + name + ": " + strings.Join(fields, ", "), action: "system.update", audited: true,
 		apply: func(ctx context.Context, tx *store.Store, _ *ids) (*int64, string, error) {
 			// Read inside the transaction: only the fields the folder holds change.
-			s, err := tx.GetSystem(ctx, id)
+			before, err := tx.GetSystem(ctx, id)
 			if err != nil {
 				return nil, "", err
 			}
+			s := before
 			s.Settings, s.PollIntervalMS, s.RatePerSecond, s.RateBurst = settings, fs.PollIntervalMS, fs.RatePerSecond, fs.RateBurst
+			var names []string
 			if secretsChanged {
 				if s.Secrets, err = p.box.SealMap(want); err != nil {
 					return nil, "", err
 				}
+				names = slices.Sorted(maps.Keys(want))
 			}
-			return nil, fmt.Sprintf("system %q: %s", name, strings.Join(fields, ", ")), tx.UpdateSystem(ctx, &s)
+			_, err = service.New(tx, nil, nil).UpdateSystem(ctx, Actor, before, s, names, secretChanges)
+			return nil, "", err
 		}}}, nil
 }
 

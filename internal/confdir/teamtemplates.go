@@ -191,7 +191,7 @@ func exportTemplates(ctx context.Context, st *store.Store, dir string, team stor
 		rel := templateDir(team.Name, t.Name)
 		sh := Sharing{Visibility: t.Visibility}
 		if t.Visibility == store.VisibilityShared {
-			ids, err := st.TemplateShares(ctx, t.ID)
+			ids, err := st.Templates().TemplateShares(ctx, t.ID)
 			if err != nil {
 				return nil, fmt.Errorf("export template %q: %w", t.Name, err)
 			}
@@ -204,7 +204,7 @@ func exportTemplates(ctx context.Context, st *store.Store, dir string, team stor
 			return nil, err
 		}
 		for n := 1; n <= t.Latest; n++ {
-			v, err := st.GetTemplateVersion(ctx, t.ID, n)
+			v, err := st.Templates().GetTemplateVersion(ctx, t.ID, n)
 			if err != nil {
 				return nil, fmt.Errorf("export template %q: %w", t.Name, err)
 			}
@@ -269,7 +269,7 @@ type templateIndex struct {
 }
 
 func loadTemplateIndex(ctx context.Context, st *store.Store, teamByID map[int64]string) (*templateIndex, error) {
-	all, err := st.VisibleTemplates(ctx, nil, true)
+	all, err := st.Templates().VisibleTemplates(ctx, nil, true)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
@@ -277,7 +277,7 @@ func loadTemplateIndex(ctx context.Context, st *store.Store, teamByID map[int64]
 	for _, t := range all {
 		s := storedTemplate{TeamTemplate: t, team: teamByID[t.TeamID]}
 		if t.Visibility == store.VisibilityShared {
-			ids, err := st.TemplateShares(ctx, t.ID)
+			ids, err := st.Templates().TemplateShares(ctx, t.ID)
 			if err != nil {
 				return nil, fmt.Errorf("plan: %w", err)
 			}
@@ -333,7 +333,7 @@ func (p *Plan) planTemplate(ctx context.Context, st *store.Store, ix *templateIn
 		for _, tn := range ft.Sharing.Teams {
 			teamIDs = append(teamIDs, ids.teams[tn])
 		}
-		return tx.SetTemplateSharing(ctx, id, ft.Sharing.Visibility, teamIDs)
+		return tx.Templates().SetTemplateSharing(ctx, id, ft.Sharing.Visibility, teamIDs)
 	}
 	cur, exists := ix.stored[key]
 	if !exists {
@@ -358,7 +358,7 @@ func (p *Plan) planTemplate(ctx context.Context, st *store.Store, ix *templateIn
 	}
 	var probs []Problem
 	for i := 0; i < len(ft.Versions) && i < cur.Latest; i++ {
-		v, err := st.GetTemplateVersion(ctx, cur.ID, i+1)
+		v, err := st.Templates().GetTemplateVersion(ctx, cur.ID, i+1)
 		if err != nil {
 			return nil, nil, fmt.Errorf("plan: %w", err)
 		}
@@ -412,13 +412,13 @@ func publishVersions(ctx context.Context, tx *store.Store, teamID, id int64, nam
 		}
 		if id == 0 {
 			t := store.TeamTemplate{TeamID: teamID, Name: name, Title: b.Title, Description: b.Description, Visibility: store.VisibilityPrivate}
-			if _, err := tx.CreateTemplate(ctx, &t, string(enc), Actor, "apply"); err != nil {
+			if _, err := tx.Templates().CreateTemplate(ctx, &t, string(enc), Actor, "apply"); err != nil {
 				return 0, err
 			}
 			id = t.ID
 			continue
 		}
-		if _, err := tx.PublishTemplateVersion(ctx, id, b.Title, b.Description, string(enc), Actor, "apply"); err != nil {
+		if _, err := tx.Templates().PublishTemplateVersion(ctx, id, b.Title, b.Description, string(enc), Actor, "apply"); err != nil {
 			return 0, err
 		}
 	}

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/duplexsync/duplex/internal/plural"
 
@@ -134,4 +135,74 @@ func (s *Service) StartBackfill(ctx context.Context, actor string, connID int64,
 		return connID, fmt.Sprintf("sync existing on side %s (job %d)", side, job.ID), err
 	})
 	return job, err
+}
+
+// LinkExisting links the pairs the engine matched by a key (aField and
+// bField name it for the audit entry), leaving alone entities already
+// linked, and returns how many pairs it made.
+func (s *Service) LinkExisting(ctx context.Context, actor string, connID int64, aField, bField string, pairs []engine.Pair) (int, error) {
+	linked := 0
+	_, err := s.write(ctx, actor, "twin.link_existing", func(tx *store.Store) (int64, string, error) {
+		if _, err := tx.GetConnection(ctx, connID); err != nil {
+			return 0, "", err
+		}
+		for _, p := range pairs {
+			_, errA := tx.TwinBy(ctx, connID, store.SideA, p.A)
+			_, errB := tx.TwinBy(ctx, connID, store.SideB, p.B)
+			if !errors.Is(errA, store.ErrNotFound) || !errors.Is(errB, store.ErrNotFound) {
+				continue // one of them is linked already (or the lookup failed)
+			}
+			if _, err := tx.LinkTwin(ctx, connID, p.A, p.B); err != nil {
+				return 0, "", err
+			}
+			linked++
+		}
+		return connID, fmt.Sprintf("%s by a.%s = b.%s", plural.Of(int64(linked), "pair"), aField, bField), nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return linked, nil
+}
+
+// SetOrgSettings changes the organisation's settings (the store writes
+// them and their audit entry in one transaction).
+func (s *Service) SetOrgSettings(ctx context.Context, actor string, o store.OrgSettings) error {
+	return s.st.SetOrgSettings(ctx, o, actor, fmt.Sprintf("team_directory %v", o.TeamDirectory))
+}
+
+// SetOutboundPolicy replaces the outbound policy (its JSON, audited whole:
+// it holds no secret), then calls committed (nil for none: the server's
+// guards forget the old policy there) and reopens every connector so open
+// pools follow it.
+func (s *Service) SetOutboundPolicy(ctx context.Context, actor, policy string, committed func()) error {
+	if err := s.st.SetOutboundPolicy(ctx, policy, actor, "outbound policy set: "+policy); err != nil {
+		return err
+	}
+	if committed != nil {
+		committed()
+	}
+	if s.eng == nil {
+		return nil
+	}
+	systems, err := s.st.ListSystems(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sys := range systems {
+		s.eng.ReloadSystem(sys.ID)
+	}
+	return nil
+}
+
+// TestedSystem records that a person tested a system's connection and how
+// it went; it changes nothing else.
+func (s *Service) TestedSystem(ctx context.Context, actor string, sys store.System, ok bool) error {
+	result := "ok"
+	if !ok {
+		result = "failed"
+	}
+	return s.teamChange(ctx, actor, "system.test", sys.TeamID, func(*store.Store) (string, error) {
+		return fmt.Sprintf("system %d %q: %s", sys.ID, sys.Name, result), nil
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/credential"
 )
 
 // ErrInvalid marks input the operation refuses (the API's 400).
@@ -28,6 +29,9 @@ func invalid(format string, args ...any) error {
 // reload, or events queued again.
 type Engine interface {
 	Reload(connID int64)
+	// ReloadSystem reopens a system's connector after its settings or
+	// secrets changed, or it was deleted.
+	ReloadSystem(systemID int64)
 	Wake()
 }
 
@@ -38,6 +42,9 @@ type Engine interface {
 type Checker interface {
 	ValidateTrigger(ctx context.Context, systemID int64, src string) error
 	CanFind(ctx context.Context, systemID int64) (bool, error)
+	// CheckSystem checks what a system's settings reach against the store
+	// fence and its team's outbound policy.
+	CheckSystem(ctx context.Context, sys store.System) error
 }
 
 // Service runs configuration changes over one store.
@@ -45,6 +52,9 @@ type Service struct {
 	st    *store.Store
 	eng   Engine
 	check Checker
+	kinds KindCheck
+	// passwords is the cost of new password hashes (nil: the default).
+	passwords *credential.Params
 }
 
 // New makes a Service; eng and check may be nil (no engine to tell, offline
@@ -86,11 +96,16 @@ func (s *Service) wake() {
 	}
 }
 
-// Record runs fn, a change not yet moved into an operation of its own here
-// (team templates), and the audit entry whose detail fn returns in one
+// teamChange runs fn and the audit entry of teamID (0 for the org) whose
+// detail fn returns in one transaction.
+func (s *Service) teamChange(ctx context.Context, actor, action string, teamID int64, fn func(tx *store.Store) (string, error)) error {
+	return s.record(ctx, actor, action, teamID, nil, fn)
+}
+
+// record runs fn and the audit entry whose detail fn returns in one
 // transaction. teamID and connID name what the entry is about (0 and nil
 // for none).
-func (s *Service) Record(ctx context.Context, actor, action string, teamID int64, connID *int64, fn func(tx *store.Store) (detail string, err error)) error {
+func (s *Service) record(ctx context.Context, actor, action string, teamID int64, connID *int64, fn func(tx *store.Store) (detail string, err error)) error {
 	return s.st.Tx(ctx, func(tx *store.Store) error {
 		detail, err := fn(tx)
 		if err != nil {
@@ -102,4 +117,11 @@ func (s *Service) Record(ctx context.Context, actor, action string, teamID int64
 		}
 		return tx.AddAudit(ctx, e)
 	})
+}
+
+// Note records an audit entry on its own, for what changes nothing in the
+// store. A change's entry is written by the change's operation, in its
+// transaction.
+func (s *Service) Note(ctx context.Context, actor, action string, teamID int64, connID *int64, detail string) error {
+	return s.record(ctx, actor, action, teamID, connID, func(*store.Store) (string, error) { return detail, nil })
 }

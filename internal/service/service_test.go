@@ -18,8 +18,9 @@ type recorder struct {
 	wakes   int
 }
 
-func (r *recorder) Reload(id int64) { r.reloads = append(r.reloads, id) }
-func (r *recorder) Wake()           { r.wakes++ }
+func (r *recorder) Reload(id int64)    { r.reloads = append(r.reloads, id) }
+func (r *recorder) Wake()              { r.wakes++ }
+func (r *recorder) ReloadSystem(int64) {}
 
 func TestCreateConnection(t *testing.T) {
 	for _, b := range testdb.Backends(t) {

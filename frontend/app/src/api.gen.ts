@@ -5,6 +5,27 @@
 /** A JSON value the server passes through as it is (json.RawMessage, any). */
 export type JsonValue = string | number | boolean | null | unknown[] | { [k: string]: unknown };
 
+/** Go: connectors.FieldType */
+export type ConnectorsFieldType = "string" | "number" | "bool" | "time" | "list";
+
+/** Go: connectors.SettingType */
+export type ConnectorsSettingType = "string" | "integer" | "boolean" | "list" | "object";
+
+/** Go: identity.Role */
+export type IdentityRole = "admin" | "editor" | "viewer";
+
+/** Go: store.Direction */
+export type StoreDirection = "a_to_b" | "b_to_a";
+
+/** Go: store.ScriptKind */
+export type StoreScriptKind = "trigger" | "outgoing" | "incoming" | "rules";
+
+/** Go: store.Side */
+export type StoreSide = "a" | "b";
+
+/** Go: store.Visibility */
+export type StoreVisibility = "private" | "shared" | "org";
+
 /** Go: connectors.Attachment */
 export interface ConnectorsAttachment {
   id: string;
@@ -51,7 +72,7 @@ export interface ConnectorsEntity {
 /** Go: connectors.FieldSpec */
 export interface ConnectorsFieldSpec {
   name: string;
-  type: string;
+  type: ConnectorsFieldType;
   description?: string;
   read_only?: boolean;
 }
@@ -73,7 +94,7 @@ export interface ConnectorsSecret {
 /** Go: connectors.Setting */
 export interface ConnectorsSetting {
   name: string;
-  type: string;
+  type: ConnectorsSettingType;
   required?: boolean;
   default?: string;
   enum?: string[];
@@ -122,7 +143,7 @@ export interface EngineImpactEntity {
 
 /** Go: engine.ImpactResult */
 export interface EngineImpactResult {
-  direction: string;
+  direction: StoreDirection;
   changes: number;
   totals: EngineImpactTotals;
   partial: boolean;
@@ -183,6 +204,36 @@ export interface EngineTriggerPreview {
   sample: ConnectorsEntity[];
   errors: number;
   last_error?: string;
+}
+
+/** Go: identity.APIToken */
+export interface IdentityAPIToken {
+  id: number;
+  user_id: number;
+  name: string;
+  prefix: string;
+  expires_at?: string | null;
+  last_used_at?: string | null;
+  revoked_at?: string | null;
+  created_at: string;
+}
+
+/** Go: identity.Team */
+export interface IdentityTeam {
+  id: number;
+  name: string;
+  created_at: string;
+}
+
+/** Go: identity.User */
+export interface IdentityUser {
+  id: number;
+  email: string;
+  name: string;
+  org_admin: boolean;
+  disabled: boolean;
+  created_at: string;
+  updated_at: string;
 }
 
 /** Go: mapping.Comments */
@@ -401,7 +452,7 @@ export interface ServerEventOut {
   id: number;
   connection_id: number;
   twin_id: number;
-  direction: string;
+  direction: StoreDirection;
   source_id: string;
   action?: string;
   replica: JsonValue;
@@ -470,9 +521,9 @@ export interface ServerMappingIn {
 
 /** Go: server.mappingOut */
 export interface ServerMappingOut {
-  direction: string;
-  source: string;
-  target: string;
+  direction: StoreDirection;
+  source: StoreSide;
+  target: StoreSide;
   mapping?: MappingMapping | null;
   code?: string;
   reason?: string;
@@ -480,9 +531,9 @@ export interface ServerMappingOut {
 
 /** Go: server.mappingSavedOut */
 export interface ServerMappingSavedOut {
-  direction: string;
-  source: string;
-  target: string;
+  direction: StoreDirection;
+  source: StoreSide;
+  target: StoreSide;
   mapping?: MappingMapping | null;
   code?: string;
   reason?: string;
@@ -491,7 +542,7 @@ export interface ServerMappingSavedOut {
 
 /** Go: server.meOut */
 export interface ServerMeOut {
-  user: StoreUser;
+  user: IdentityUser;
   teams: ServerTeamRoleOut[];
   csrf_token?: string;
   via: string;
@@ -502,7 +553,7 @@ export interface ServerMemberOut {
   user_id: number;
   email: string;
   name: string;
-  role: string;
+  role: IdentityRole;
 }
 
 /** Go: server.okOut */
@@ -557,7 +608,7 @@ export interface ServerRulesIn {
 
 /** Go: server.rulesOut */
 export interface ServerRulesOut {
-  side: string;
+  side: StoreSide;
   version: number;
   author?: string;
   created_at?: string | null;
@@ -574,7 +625,7 @@ export interface ServerSaveAsIn {
   side_b: string;
   kinds_a?: string[];
   kinds_b?: string[];
-  visibility: string;
+  visibility: StoreVisibility;
   params: ScriptsParamSpec[];
   fixtures: Record<string, JsonValue>;
   note: string;
@@ -587,12 +638,12 @@ export interface ServerSaveScriptIn {
 
 /** Go: server.setMemberIn */
 export interface ServerSetMemberIn {
-  role: string;
+  role: IdentityRole;
 }
 
 /** Go: server.setSharingIn */
 export interface ServerSetSharingIn {
-  visibility: string;
+  visibility: StoreVisibility;
   teams: number[];
 }
 
@@ -655,7 +706,7 @@ export interface ServerSystemTestOut {
 export interface ServerTeamRoleOut {
   id: number;
   name: string;
-  role: string;
+  role: IdentityRole;
 }
 
 /** Go: server.teamTemplateOut */
@@ -665,7 +716,7 @@ export interface ServerTeamTemplateOut {
   name: string;
   title: string;
   description: string;
-  visibility: string;
+  visibility: StoreVisibility;
   forked_from_id?: number | null;
   forked_from_version?: number | null;
   created_at: string;
@@ -693,7 +744,7 @@ export interface ServerTemplateItem {
   id?: number;
   team_id?: number;
   latest_version?: number;
-  visibility?: string;
+  visibility?: StoreVisibility;
   forked_from_id?: number | null;
 }
 
@@ -719,7 +770,7 @@ export interface ServerTestRunIn {
 
 /** Go: server.testRunOut */
 export interface ServerTestRunOut {
-  side: string;
+  side: StoreSide;
   matched: boolean;
   linked: boolean;
   would_sync: boolean;
@@ -763,7 +814,7 @@ export interface ServerTwinOut {
   b_id?: string | null;
   sent_ab?: JsonValue;
   sent_ba?: JsonValue;
-  origin: string;
+  origin: StoreSide;
   base_a?: JsonValue;
   base_b?: JsonValue;
   a_written_at?: string | null;
@@ -797,18 +848,6 @@ export interface ServiceMappingSaved {
   trigger: StoreScriptVersion;
   outgoing: StoreScriptVersion;
   incoming: StoreScriptVersion;
-}
-
-/** Go: store.APIToken */
-export interface StoreAPIToken {
-  id: number;
-  user_id: number;
-  name: string;
-  prefix: string;
-  expires_at?: string | null;
-  last_used_at?: string | null;
-  revoked_at?: string | null;
-  created_at: string;
 }
 
 /** Go: store.Alert */
@@ -848,7 +887,7 @@ export interface StoreAuditEntry {
 export interface StoreBackfill {
   id: number;
   connection_id: number;
-  side: string;
+  side: StoreSide;
   scanned: number;
   queued: number;
   status: string;
@@ -868,18 +907,11 @@ export interface StoreOrgSettings {
 export interface StoreScriptVersion {
   id: number;
   connection_id: number;
-  side: string;
-  kind: string;
+  side: StoreSide;
+  kind: StoreScriptKind;
   version: number;
   source: string;
   author: string;
-  created_at: string;
-}
-
-/** Go: store.Team */
-export interface StoreTeam {
-  id: number;
-  name: string;
   created_at: string;
 }
 
@@ -891,17 +923,6 @@ export interface StoreTemplateVersion {
   author: string;
   note: string;
   created_at: string;
-}
-
-/** Go: store.User */
-export interface StoreUser {
-  id: number;
-  email: string;
-  name: string;
-  org_admin: boolean;
-  disabled: boolean;
-  created_at: string;
-  updated_at: string;
 }
 
 /** Go: store.WebhookDelivery */

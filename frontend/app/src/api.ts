@@ -13,8 +13,9 @@ export { ERROR_CODES } from "./api.gen";
 
 import type { Direction, ImpactDraft, ImpactResult } from "./impact";
 
-export type Side = "a" | "b";
-export type Kind = "trigger" | "outgoing" | "incoming";
+export type Side = gen.StoreSide;
+/** A script's kind; "rules" versions are a side's validation rules, edited apart. */
+export type Kind = Exclude<gen.StoreScriptKind, "rules">;
 export const KINDS: Kind[] = ["trigger", "outgoing", "incoming"];
 
 export type System = gen.ServerSystemOut;
@@ -43,7 +44,7 @@ export type Template = gen.ServerTemplateItem;
 /** A built-in template (GET /api/templates/{name}). */
 export type BuiltinTemplate = gen.ScriptsTemplate;
 
-export type Visibility = "private" | "shared" | "org";
+export type Visibility = gen.StoreVisibility;
 export const VISIBILITIES: Visibility[] = ["private", "shared", "org"];
 export type Sources = Record<Side, Record<Kind, string>>;
 
@@ -100,15 +101,15 @@ export class ApiError extends Error {
 
 // ---------- identity ----------
 
-export type Role = "admin" | "editor" | "viewer";
+export type Role = gen.IdentityRole;
 export const ROLES: Role[] = ["admin", "editor", "viewer"];
 
-export type User = gen.StoreUser;
-/** A team and one's role in it; the server sends the role as a string, one of ROLES. */
-export type TeamRole = Omit<gen.ServerTeamRoleOut, "role"> & { role: Role };
+export type User = gen.IdentityUser;
+/** A team and one's role in it. */
+export type TeamRole = gen.ServerTeamRoleOut;
 /** The organisation's settings (org admins): whether team admins see every team's name. */
 export type OrgSettings = gen.StoreOrgSettings;
-export type Me = Omit<gen.ServerMeOut, "teams"> & { teams: TeamRole[] };
+export type Me = gen.ServerMeOut;
 
 /** The body of GET /api/me's 401. */
 export interface Unauthenticated extends ApiErrorBody {
@@ -116,8 +117,8 @@ export interface Unauthenticated extends ApiErrorBody {
   auto_login?: boolean;
 }
 
-export type Member = Omit<gen.ServerMemberOut, "role"> & { role: Role };
-export type ApiToken = gen.StoreAPIToken;
+export type Member = gen.ServerMemberOut;
+export type ApiToken = gen.IdentityAPIToken;
 export type NewToken = gen.ServerTokenOut;
 
 /**
@@ -300,7 +301,7 @@ export const api = {
   teams: () => get<TeamRole[]>("/api/teams"),
   /** One's teams and the owners of templates one sees; every team for org admins, and for team admins when the org's team directory is on. */
   teamDirectory: () => get<TeamRole[]>("/api/teams?all=1"),
-  createTeam: (name: string) => request<gen.StoreTeam>("POST", "/api/teams", { name }),
+  createTeam: (name: string) => request<gen.IdentityTeam>("POST", "/api/teams", { name }),
   orgSettings: () => get<OrgSettings>("/api/org-settings"),
   setOrgSettings: (b: gen.ServerOrgSettingsIn) => request<OrgSettings>("PUT", "/api/org-settings", b),
   members: (team: number) => get<Member[]>(`/api/teams/${team}/members`),

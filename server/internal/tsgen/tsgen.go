@@ -31,6 +31,10 @@ type Input struct {
 	ErrorCodes []string
 	// Header is the comment at the top of the file (how to regenerate).
 	Header string
+	// Enums are string types with a fixed set of values (Go cannot list a
+	// type's constants by reflection): each becomes a union of its values,
+	// and fields of the type refer to it by name.
+	Enums map[reflect.Type][]string
 }
 
 var (
@@ -41,7 +45,8 @@ var (
 // Generate renders the declarations: interfaces sorted by name, then the
 // error codes as a const list and a string union.
 func Generate(in Input) ([]byte, error) {
-	g := &gen{name: in.Name, decls: map[string]string{}, types: map[string]reflect.Type{}}
+	g := &gen{name: in.Name, decls: map[string]string{}, types: map[string]reflect.Type{},
+		enums: in.Enums, unions: map[string]string{}}
 	for _, t := range in.Roots {
 		if _, err := g.expr(t); err != nil {
 			return nil, err
@@ -53,6 +58,16 @@ func Generate(in Input) ([]byte, error) {
 	}
 	b.WriteString("\n/** A JSON value the server passes through as it is (json.RawMessage, any). */\n")
 	b.WriteString("export type JsonValue = string | number | boolean | null | unknown[] | { [k: string]: unknown };\n")
+	unions := make([]string, 0, len(g.unions))
+	for n := range g.unions {
+		unions = append(unions, n)
+	}
+	sort.Strings(unions)
+	for _, n := range unions {
+		t := g.types[n]
+		pkg := t.PkgPath()[strings.LastIndex(t.PkgPath(), "/")+1:]
+		fmt.Fprintf(&b, "\n/** Go: %s.%s */\nexport type %s = %s;\n", pkg, t.Name(), n, g.unions[n])
+	}
 	names := make([]string, 0, len(g.decls))
 	for n := range g.decls {
 		names = append(names, n)
@@ -73,9 +88,26 @@ func Generate(in Input) ([]byte, error) {
 }
 
 type gen struct {
-	name  func(reflect.Type) string
-	decls map[string]string       // interface name → body
-	types map[string]reflect.Type // interface name → its Go type
+	name   func(reflect.Type) string
+	decls  map[string]string       // interface name → body
+	types  map[string]reflect.Type // interface or union name → its Go type
+	enums  map[reflect.Type][]string
+	unions map[string]string // union name → its values
+}
+
+// union declares an enum's values once and refers to it by name.
+func (g *gen) union(t reflect.Type, values []string) (string, error) {
+	n := g.name(t)
+	if prev, ok := g.types[n]; ok && prev != t {
+		return "", fmt.Errorf("tsgen: %s and %s both named %s", prev, t, n)
+	}
+	g.types[n] = t
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = strconv.Quote(v)
+	}
+	g.unions[n] = strings.Join(quoted, " | ")
+	return n, nil
 }
 
 // expr is the TypeScript type of t; named structs are declared once and
@@ -86,6 +118,9 @@ func (g *gen) expr(t reflect.Type) (string, error) {
 		return "string", nil
 	case t == rawType:
 		return "JsonValue", nil
+	}
+	if values, ok := g.enums[t]; ok && t.Kind() == reflect.String {
+		return g.union(t, values)
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
