@@ -376,6 +376,14 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		return outcome{}, nil, fmt.Errorf("%w: twin %d is gone", errConfig, ev.TwinID)
 	}
 	twin := *tw // a copy: only a successful apply's twin is saved
+	// The other side is another deployment (a peer link): the replica
+	// goes to the link's outbox, and that deployment runs its own
+	// incoming script (engine/peer.go).
+	if link, err := e.peerLinkOf(ctx, p.conn.SystemID(dst)); err != nil {
+		return outcome{}, nil, err
+	} else if link != nil {
+		return e.sendToPeer(ctx, p, link, &twin, ev, dst, logs)
+	}
 	if ev.Action == actionDelete {
 		return e.applyDelete(ctx, p, &twin, dst)
 	}
@@ -502,6 +510,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 			return out, nil, err
 		}
 		out.Action, out.Patch = "create", changes
+		e.ackToPeer(ctx, p, src, ev, local) // engine/peer.go: when the source is a peer link
 	} else if len(changes) > 0 {
 		if local, err = target.conn.Update(ctx, targetID, changes); err != nil {
 			return out, e.partialUpdate(ctx, ev, &twin, dst, base, targetID, changes, err), fmt.Errorf("update %s entity %s: %w", dst, targetID, err)
