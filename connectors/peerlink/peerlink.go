@@ -24,7 +24,9 @@ type side struct{}
 
 var errNotHere = fmt.Errorf("%w: the peer's system is in the other deployment and is reached only through the peer link", connectors.ErrInvalid)
 
-func (side) Changes(context.Context, string, int) (connectors.Page, error) { return connectors.Page{}, nil }
+func (side) Changes(context.Context, string, int) (connectors.Page, error) {
+	return connectors.Page{}, nil
+}
 func (side) Get(context.Context, string) (connectors.Entity, error) {
 	return connectors.Entity{}, errNotHere
 }
