@@ -56,6 +56,9 @@ type Invitation struct {
 	// Side is the side of the connection the accepting deployment takes
 	// ("a" or "b"): the inviter's local side is the other one.
 	Side string `json:"side"`
+	// Key is the inviter's public key: the acceptor pins it from the code,
+	// so the answer to its redeem request is checked, not trusted.
+	Key []byte `json:"key"`
 }
 
 const codePrefix = "dpxpeer1."
@@ -84,7 +87,7 @@ func DecodeInvitation(code string) (Invitation, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return i, fmt.Errorf("%w: bad address %q", ErrInvitation, i.URL)
 	}
-	if i.Secret == "" || i.Node == "" || (i.Side != "a" && i.Side != "b") {
+	if i.Secret == "" || i.Node == "" || (i.Side != "a" && i.Side != "b") || len(i.Key) != ed25519.PublicKeySize {
 		return i, fmt.Errorf("%w: incomplete code", ErrInvitation)
 	}
 	return i, nil

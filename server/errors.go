@@ -95,6 +95,9 @@ func classify(err error) (int, apiError) {
 	var typ *json.UnmarshalTypeError
 	var refused *connectors.RefusedError
 	var mismatch *scripts.KindMismatchError
+	if status, body, ok := classifyPeer(err); ok { // peers.go
+		return status, body
+	}
 	switch {
 	case errors.As(err, &mismatch):
 		return http.StatusUnprocessableEntity, apiError{Code: CodeTemplateKindMismatch, Message: mismatch.Error(),

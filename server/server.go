@@ -25,6 +25,7 @@ import (
 	"github.com/duplexsync/duplex/frontend"
 	"github.com/duplexsync/duplex/internal/outbound"
 	"github.com/duplexsync/duplex/internal/service"
+	"github.com/duplexsync/duplex/peering"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
 )
@@ -89,6 +90,9 @@ type Options struct {
 	// system's kind and settings against it, GET /api/connector-kinds
 	// lists it. nil: nothing is checked, no kind is listed (tests).
 	Connectors *connectors.Registry
+	// Peers keeps peer links (peers.go); nil: one is made from Store,
+	// Secrets, Templates and Engine.
+	Peers PeerLinks
 }
 
 type srv struct {
@@ -117,6 +121,7 @@ type srv struct {
 	kinds *connectors.Registry
 	// impacts admits impact previews (impactgate.go).
 	impacts impactGate
+	peers   PeerLinks
 }
 
 // New builds the HTTP handler.
@@ -132,6 +137,10 @@ func New(o Options) http.Handler {
 		accounts: newAccountDelay(o.Auth.withDefaults().Throttle),
 		rules:    map[string]rule{}, metrics: o.Metrics, limits: o.Limits.WithDefaults(), guards: o.Outbound, kinds: o.Connectors}
 	s.svc = service.New(o.Store, o.Engine, o.Engine)
+	s.peers = o.Peers
+	if s.peers == nil {
+		s.peers = peering.New(peering.Options{Store: o.Store, Box: o.Secrets, Templates: o.Templates, Engine: o.Engine, Logger: o.Logger})
+	}
 	s.impacts.max = 2
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -240,6 +249,7 @@ func New(o Options) http.Handler {
 	s.route(api, "POST", "/connections/:id/upgrade-template", teamRole("connection", "id", editor), s.upgradeTemplate)
 	s.route(api, "GET", "/script-api.d.ts", signedIn(), s.scriptAPI)
 	s.route(api, "GET", "/openapi.json", public(), s.openAPI)
+	s.peerRoutes(r, api)
 
 	spec, err := buildOpenAPI(s.rules)
 	if err != nil {

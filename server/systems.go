@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/duplexsync/duplex/connectors/peerlink"
 	"github.com/duplexsync/duplex/engine/store"
 )
 
@@ -126,6 +127,9 @@ func (s *srv) createSystem(c *gin.Context) error {
 	}
 	if err := in.validate(true); err != nil {
 		return err
+	}
+	if in.Kind == peerlink.Kind {
+		return badRequest("systems of kind %q stand for a peer deployment and are made by POST /api/peer-links", in.Kind)
 	}
 	sys := store.System{Name: in.Name, Kind: in.Kind, TeamID: in.TeamID, Settings: string(in.Settings), PollIntervalMS: 2000}
 	in.apply(&sys)

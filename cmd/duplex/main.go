@@ -22,6 +22,7 @@ import (
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/connectors/kinds"
+	"github.com/duplexsync/duplex/connectors/peerlink"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
@@ -30,6 +31,7 @@ import (
 	"github.com/duplexsync/duplex/internal/metrics"
 	"github.com/duplexsync/duplex/internal/tlsconf"
 	"github.com/duplexsync/duplex/migrations"
+	"github.com/duplexsync/duplex/peering"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripting/sandbox"
 	"github.com/duplexsync/duplex/scripts"
@@ -194,6 +196,7 @@ type app struct {
 	tls       *tls.Config // nil: plain HTTP
 	alerts    *alerts.Evaluator
 	limits    server.Limits
+	peers     *peering.Service // sends the peer links' outboxes
 }
 
 // buildApp opens everything; access says how people sign in (see firstRun
@@ -241,13 +244,21 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		_ = st.Close()
 		return nil, err
 	}
+	peers, peerEng, err := newPeers(st, box, lib, logger, m) // peers.go
+	if err != nil {
+		stopPool(pool)
+		_ = st.Close()
+		return nil, err
+	}
 	eng := engine.New(engine.Options{
 		Store: st, Connectors: reg, Secrets: box, Logger: logger,
 		Runner: pool, Interactive: pool.Interactive(),
-		Transport: connectorTransport(m, base),
-		Outbound:  guards.For,
-		Lease:     c.lease,
+		Transport:  connectorTransport(m, base),
+		Outbound:   guards.For,
+		Lease:      c.lease,
+		PeerQueued: peers.Queued,
 	})
+	peerEng.e = eng
 	poolMetrics(m, pool)
 	m.Counter("duplex_lease_takeovers_total", "Events, deliveries, backfills and pollers this process took over from a process whose lease expired.",
 		func() float64 { return float64(eng.Takeovers()) })
@@ -269,9 +280,9 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 	// on TLS requests).
 	auth.SecureCookies = c.secureCookies
 	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger, Auth: auth,
-		Metrics: m.Handler(), Outbound: guards, Limits: c.limits, Connectors: reg})
+		Metrics: m.Handler(), Outbound: guards, Limits: c.limits, Connectors: reg, Peers: peers})
 	warnRefused(ctx, st, eng, logger)
-	return &app{store: st, box: box, templates: lib, engine: eng, pool: pool, handler: h, auth: auth, tls: tlsCfg, alerts: al, limits: c.limits}, nil
+	return &app{store: st, box: box, templates: lib, engine: eng, pool: pool, handler: h, auth: auth, tls: tlsCfg, alerts: al, limits: c.limits, peers: peers}, nil
 }
 
 // connectorTransport is engine.Options.Transport: a system's requests are
@@ -299,8 +310,15 @@ func serverTLS(logger *slog.Logger, certFile, keyFile string) (*tls.Config, erro
 	return r.Config(), nil
 }
 
-// registry lists the connector kinds this binary offers (connectors/kinds).
-func registry() (*connectors.Registry, error) { return kinds.Registry() }
+// registry lists the connector kinds this binary offers (connectors/kinds),
+// and the stand-in kind of peer links' systems, which people do not create.
+func registry() (*connectors.Registry, error) {
+	reg, err := kinds.Registry()
+	if err != nil {
+		return nil, err
+	}
+	return reg, reg.Register(peerlink.Kind, peerlink.Open)
+}
 
 func (a *app) close() {
 	_ = a.engine.Close()
@@ -326,6 +344,8 @@ func (a *app) serve(ctx context.Context, logger *slog.Logger, addr string, ready
 	go func() { engDone <- a.engine.Run(engCtx) }()
 	alertsDone := make(chan struct{})
 	go func() { defer close(alertsDone); a.alerts.Run(engCtx) }()
+	peersDone := make(chan struct{})
+	go func() { defer close(peersDone); a.peers.Run(engCtx) }()
 	srvDone := make(chan error, 1)
 	url := "http://" + ln.Addr().String()
 	if a.tls != nil {
@@ -348,6 +368,7 @@ func (a *app) serve(ctx context.Context, logger *slog.Logger, addr string, ready
 	cancel()
 	<-engDone
 	<-alertsDone
+	<-peersDone
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

@@ -306,3 +306,15 @@ func (s *Store) TouchPeerLink(ctx context.Context, id int64, contact bool, errMs
 	}
 	return wrap("touch peer link", s.q(ctx).Model(&PeerLink{}).Where("id = ?", id).Updates(set).Error)
 }
+
+// DeletePeerLink removes a link (its invitations, outbox, inbox and pairs
+// go with it).
+func (s *Store) DeletePeerLink(ctx context.Context, id int64) error {
+	for _, q := range []string{"DELETE FROM peer_pairs WHERE link_id = ?", "DELETE FROM peer_inbox WHERE link_id = ?",
+		"DELETE FROM peer_outbox WHERE link_id = ?", "DELETE FROM peer_invites WHERE link_id = ?", "DELETE FROM peer_links WHERE id = ?"} {
+		if _, err := s.exec(ctx, q, id); err != nil {
+			return wrap("delete peer link", err)
+		}
+	}
+	return nil
+}
