@@ -201,6 +201,95 @@ export interface OutboundRule {
   note?: string;
 }
 
+/** Go: peering.AcceptIn */
+export interface PeeringAcceptIn {
+  team_id: number;
+  name: string;
+  system_id: number;
+  template?: string;
+  scripts?: Record<string, string>;
+  public_url: string;
+  code: string;
+}
+
+/** Go: peering.Created */
+export interface PeeringCreated {
+  id: string;
+  key?: string;
+  url?: string;
+}
+
+/** Go: peering.Envelope */
+export interface PeeringEnvelope {
+  from: string;
+  to: string;
+  id: string;
+  time: string;
+  kind: string;
+  pair?: string;
+  replica?: JsonValue;
+  created?: PeeringCreated | null;
+}
+
+/** Go: peering.InviteIn */
+export interface PeeringInviteIn {
+  team_id: number;
+  name: string;
+  system_id: number;
+  template?: string;
+  scripts?: Record<string, string>;
+  public_url: string;
+  side?: string;
+  valid_minutes?: number;
+}
+
+/** Go: peering.Invited */
+export interface PeeringInvited {
+  link: StorePeerLink;
+  code: string;
+  expires_at: string;
+}
+
+/** Go: peering.Redeem */
+export interface PeeringRedeem {
+  node: string;
+  secret: string;
+  from: string;
+  url: string;
+  public_key: string;
+  name?: string;
+}
+
+/** Go: peering.Redeemed */
+export interface PeeringRedeemed {
+  node: string;
+  public_key: string;
+}
+
+/** Go: peering.View */
+export interface PeeringView {
+  id: number;
+  team_id: number;
+  name: string;
+  connection_id: number;
+  system_id: number;
+  peer_side: string;
+  local_node: string;
+  remote_node: string;
+  remote_url: string;
+  local_url: string;
+  public_key: string;
+  remote_key?: string;
+  status: string;
+  status_reason?: string;
+  last_contact_at?: string | null;
+  last_error?: string;
+  created_at: string;
+  updated_at: string;
+  counts: StorePeerCounts;
+  pairs: StorePeerPair[];
+}
+
 /** Go: scripting.Rule */
 export interface ScriptingRule {
   field?: string;
@@ -461,6 +550,11 @@ export interface ServerOutboundOut {
   allow: OutboundRule[];
   updated_at: string;
   updated_by: string;
+}
+
+/** Go: server.peerAccepted */
+export interface ServerPeerAccepted {
+  status: string;
 }
 
 /** Go: server.publishIn */
@@ -794,6 +888,45 @@ export interface StoreOrgSettings {
   team_directory: boolean;
   updated_at: string;
   updated_by: string;
+}
+
+/** Go: store.PeerCounts */
+export interface StorePeerCounts {
+  waiting: number;
+  sent: number;
+  received: number;
+}
+
+/** Go: store.PeerLink */
+export interface StorePeerLink {
+  id: number;
+  team_id: number;
+  name: string;
+  connection_id: number;
+  system_id: number;
+  peer_side: string;
+  local_node: string;
+  remote_node: string;
+  remote_url: string;
+  local_url: string;
+  public_key: string;
+  remote_key?: string;
+  status: string;
+  status_reason?: string;
+  last_contact_at?: string | null;
+  last_error?: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Go: store.PeerPair */
+export interface StorePeerPair {
+  link_id: number;
+  pair_key: string;
+  remote_id: string;
+  remote_key?: string;
+  remote_url?: string;
+  updated_at: string;
 }
 
 /** Go: store.ScriptVersion */
