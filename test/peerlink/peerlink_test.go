@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -61,8 +62,19 @@ type recorder struct {
 	mu     sync.Mutex
 	target *url.URL
 	seen   []crossed
-	// fault, when set, may drop (false) a request before it is forwarded.
-	fault func(body []byte) bool
+	// fault, when set, decides what the proxy does to a request.
+	fault func(body []byte) faultPlan
+	// duplicates counts the 409 peer_message_duplicate answers.
+	duplicates int
+}
+
+// faultPlan is what the proxy does to one request.
+type faultPlan struct {
+	drop       bool          // not forwarded
+	delay      time.Duration // before forwarding
+	duplicate  bool          // forwarded twice
+	late       time.Duration // forwarded once more this much later
+	loseAnswer bool          // forwarded, but the sender gets a 502
 }
 
 type crossed struct {
@@ -77,22 +89,65 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	target, fault := r.target, r.fault
 	r.mu.Unlock()
-	if fault != nil && !fault(body) {
+	var f faultPlan
+	if fault != nil {
+		f = fault(body)
+	}
+	if f.drop {
 		http.Error(w, "dropped by the test's proxy", http.StatusBadGateway)
 		return
 	}
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	rec := httptest.NewRecorder()
-	httputil.NewSingleHostReverseProxy(target).ServeHTTP(rec, req)
+	time.Sleep(f.delay)
+	forward := func() *httptest.ResponseRecorder {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		rec := httptest.NewRecorder()
+		proxy(target).ServeHTTP(rec, req)
+		r.note(rec.Code)
+		return rec
+	}
+	rec := forward()
+	if f.duplicate {
+		forward()
+	}
+	if f.late > 0 { // an old message arriving after newer ones
+		late := req.Clone(context.Background())
+		go func() {
+			time.Sleep(f.late)
+			late.Body = io.NopCloser(bytes.NewReader(body))
+			rec := httptest.NewRecorder()
+			proxy(target).ServeHTTP(rec, late)
+			r.note(rec.Code)
+		}()
+	}
 	r.mu.Lock()
 	r.seen = append(r.seen, crossed{path: req.URL.Path, sig: req.Header.Get(peering.SignatureHeader), body: body,
 		status: rec.Code, answer: rec.Body.Bytes()})
 	r.mu.Unlock()
+	if f.loseAnswer { // the receiver took it; the sender does not learn so
+		http.Error(w, "answer lost by the test's proxy", http.StatusBadGateway)
+		return
+	}
 	for k, v := range rec.Header() {
 		w.Header()[k] = v
 	}
 	w.WriteHeader(rec.Code)
 	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// proxy forwards to target; a node being restarted is an expected error.
+func proxy(target *url.URL) *httputil.ReverseProxy {
+	p := httputil.NewSingleHostReverseProxy(target)
+	p.ErrorLog = stdlog.New(io.Discard, "", 0)
+	return p
+}
+
+// note counts the peer's refusals of duplicates.
+func (r *recorder) note(status int) {
+	if status == http.StatusConflict {
+		r.mu.Lock()
+		r.duplicates++
+		r.mu.Unlock()
+	}
 }
 
 func (r *recorder) messages() []crossed {
