@@ -406,7 +406,12 @@ func runDemo(ctx context.Context, logger *slog.Logger, args []string, out io.Wri
 	c.registerTLS(fs)
 	poll := fs.Duration("poll", 2*time.Second, "how often the demo systems are polled")
 	reset := fs.Bool("reset", false, "start a fresh demo: delete the store and demo databases an earlier run left in --data")
+	peers := fs.Bool("peers", false, "two deployments linked by a peer link (docs/peers.md): support on --addr, engineering on --peer-addr, stores in --data/support and --data/engineering")
+	peerAddr := fs.String("peer-addr", "", "with --peers: the engineering deployment's listen address (default: --addr's port + 1)")
 	_ = fs.Parse(args)
+	if *peers {
+		return runDemoPeers(ctx, logger, c, *peerAddr, poll.Milliseconds(), out) // demo_peers.go
+	}
 	if *reset {
 		if c.db != "" {
 			return errors.New("demo --reset deletes the SQLite files in --data; with --db, empty that store yourself")

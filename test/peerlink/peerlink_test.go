@@ -412,6 +412,12 @@ func link(t *testing.T, log io.Writer) *pair {
 	if p.xLink.Status != "active" || p.yLink.Status != "active" {
 		t.Fatalf("links not active: support %q, engineering %q", p.xLink.Status, p.yLink.Status)
 	}
+	// The system's poller may have read ticket 1 before the link's
+	// connection existed (changes from before a connection are a
+	// backfill's job): touch it, so it is a change the link takes.
+	if _, err := p.x.db.Exec("UPDATE tickets SET labels = labels WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 
