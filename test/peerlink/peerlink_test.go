@@ -561,6 +561,30 @@ func TestTwoDeploymentsSyncBothWays(t *testing.T) {
 		}
 	})
 
+	// Each side changes only its own scripts: the peer side's are the other
+	// deployment's, and saving them is refused.
+	t.Run("own scripts only", func(t *testing.T) {
+		for _, c := range []struct {
+			n          *node
+			conn       int64
+			own, other string
+		}{{x, p.xLink.ConnectionID, "a", "b"}, {y, p.yLink.ConnectionID, "b", "a"}} {
+			path := fmt.Sprintf("/api/connections/%d/scripts/%%s/outgoing", c.conn)
+			if code, raw := c.n.call(t, "PUT", fmt.Sprintf(path, c.other), map[string]string{"source": "replica.x = 1;"}, nil); code != 400 {
+				t.Errorf("%s: saving the peer side's script: %d %s, want 400", c.n.name, code, raw)
+			}
+			var cur struct {
+				Scripts map[string]map[string]struct{ Source string } `json:"scripts"`
+			}
+			c.n.must(t, "GET", fmt.Sprintf("/api/connections/%d", c.conn), nil, &cur)
+			src := cur.Scripts[c.own]["outgoing"].Source
+			if src == "" {
+				t.Fatalf("%s: no own outgoing script in %+v", c.n.name, cur.Scripts)
+			}
+			c.n.must(t, "PUT", fmt.Sprintf(path, c.own), map[string]string{"source": src + "\n// edited by its own admin"}, nil)
+		}
+	})
+
 	t.Run("security", func(t *testing.T) { security(t, p) })
 }
 
