@@ -563,8 +563,8 @@ func (s *Service) Receive(ctx context.Context, body []byte, sig string) (err err
 		dup, err = s.o.Store.ReceivePeerAck(ctx, l, env.ID, store.PeerPair{PairKey: env.Pair,
 			RemoteID: env.Created.ID, RemoteKey: env.Created.Key, RemoteURL: env.Created.URL})
 	case KindRevoke:
-		err = s.o.Store.ReceivePeerRevoke(ctx, l, env.ID)
-		if err == nil {
+		dup, err = s.o.Store.ReceivePeerRevoke(ctx, l, env.ID)
+		if err == nil && !dup {
 			team, conn := l.TeamID, l.ConnectionID
 			_ = s.o.Store.AddAudit(ctx, &store.AuditEntry{Actor: "peer " + l.RemoteNode, TeamID: &team, ConnectionID: &conn,
 				Action: "peer.revoked_by_peer", Detail: fmt.Sprintf("peer link %d %q: the peer revoked it", l.ID, l.Name)})

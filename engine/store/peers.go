@@ -285,9 +285,9 @@ func (s *Store) ReceivePeerAck(ctx context.Context, l PeerLink, msgID string, p 
 
 // ReceivePeerRevoke records the peer's revocation: the link stops and its
 // connection is paused, with the message id, in one transaction.
-func (s *Store) ReceivePeerRevoke(ctx context.Context, l PeerLink, msgID string) error {
-	return s.Tx(ctx, func(tx *Store) error {
-		if dup, err := tx.takeInbox(ctx, l.ID, msgID, "revoke"); err != nil || dup {
+func (s *Store) ReceivePeerRevoke(ctx context.Context, l PeerLink, msgID string) (dup bool, err error) {
+	return dup, s.Tx(ctx, func(tx *Store) error {
+		if dup, err = tx.takeInbox(ctx, l.ID, msgID, "revoke"); err != nil || dup {
 			return err
 		}
 		l.Status, l.StatusReason = PeerRevokedByPeer, "the peer revoked the link"
