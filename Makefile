@@ -103,7 +103,7 @@ race:
 # and the peer link runs (two `duplex serve` on loopback; "peer faults:" is the
 # fault proxy and SIGKILL run, test/peerlink).
 figures:
-	$(GO) test -count=1 -v -run 'TestHTTPFaults|TestKillNine|TestClusterKillAndStop|TestWebhookLatency|TestSlowClientsLoad|TestTwoDeploymentsSyncBothWays|TestFaultsAndKills' ./engine/ ./test/crash/ ./test/hookload/ ./server/ ./test/peerlink/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:|cluster:|hooks:|slow clients:|_test.go'
+	$(GO) test -count=1 -v -run 'TestHTTPFaults|TestKillNine|TestClusterKillAndStop|TestWebhookLatency|TestSlowClientsLoad|TestTwoDeploymentsSyncBothWays|TestFaultsAndKills|TestDemoPeers' ./engine/ ./test/crash/ ./test/hookload/ ./server/ ./test/peerlink/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:|cluster:|hooks:|slow clients:|_test.go'
 
 # The hostile-script suite (test/hostile, issue 23): every attack through the
 # test run and saved on an active connection of the real binary, each in its

@@ -585,6 +585,33 @@ func TestTwoDeploymentsSyncBothWays(t *testing.T) {
 		}
 	})
 
+	// Conflicts are each side's own: engineering's policy is manual, so a
+	// title changed on both sides waits in engineering's queue, and
+	// engineering's edit stays until someone there decides.
+	t.Run("conflict on the receiving side", func(t *testing.T) {
+		y.must(t, "PUT", fmt.Sprintf("/api/connections/%d/conflict-policy", p.yLink.ConnectionID), map[string]any{"default": "manual"}, nil)
+		if _, err := y.db.Exec("UPDATE issues SET title = 'Engineering renamed it' WHERE ticket_ref = 'T-3'"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // engineering's poll sees its own edit (its outgoing script does not carry titles)
+		if _, err := x.db.Exec("UPDATE tickets SET subject = 'Support renamed it' WHERE id = 3"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a conflict in engineering's queue", 20*time.Second, func() bool {
+			var evs []struct{ Status string }
+			y.must(t, "GET", fmt.Sprintf("/api/events?status=conflict&connection_id=%d", p.yLink.ConnectionID), nil, &evs)
+			return len(evs) == 1
+		})
+		if got := queryString(y.db, "SELECT title FROM issues WHERE ticket_ref = 'T-3'"); got != "Engineering renamed it" {
+			t.Errorf("title %q: the manual policy must keep engineering's edit", got)
+		}
+		var evs []struct{ Status string }
+		x.must(t, "GET", "/api/events?status=conflict", nil, &evs)
+		if len(evs) != 0 {
+			t.Errorf("support has %d conflicts: the conflict is engineering's alone", len(evs))
+		}
+	})
+
 	t.Run("security", func(t *testing.T) { security(t, p) })
 }
 
@@ -786,5 +813,51 @@ func security(t *testing.T, p *pair) {
 	}
 	if !found {
 		t.Error("the revocation is not in the audit log")
+	}
+}
+
+// TestDemoPeers runs `duplex demo --peers` and sees ticket 1 reach the
+// engineering deployment and its resolution come back.
+func TestDemoPeers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds the binary")
+	}
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	peer := freeAddr(t)
+	out, err := os.Create(filepath.Join(t.TempDir(), "banner"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(binary, "demo", "--peers", "--data", dir, "--addr", addr, "--peer-addr", peer, "--poll", "100ms")
+	cmd.Stdout, cmd.Stderr = out, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	eng := filepath.Join(dir, "engineering", "systems", "engineering.db")
+	sup := filepath.Join(dir, "support", "systems", "support.db")
+	open := func(path string) *sql.DB {
+		waitFor(t, path, 30*time.Second, func() bool { _, err := os.Stat(path); return err == nil })
+		db, err := sql.Open("sqlite3", path+"?_busy_timeout=10000&_journal_mode=WAL")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		return db
+	}
+	e, s := open(eng), open(sup)
+	waitFor(t, "ticket 1 on the engineering deployment", 30*time.Second, func() bool {
+		return queryInt(e, "SELECT COUNT(*) FROM issues WHERE ticket_ref = 'T-1'") == 1
+	})
+	if _, err := e.Exec("UPDATE issues SET state = 'resolved' WHERE ticket_ref = 'T-1'"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the ticket solved on the support deployment", 30*time.Second, func() bool {
+		return queryString(s, "SELECT status FROM tickets WHERE id = 1") == "solved"
+	})
+	if banner, _ := os.ReadFile(out.Name()); !strings.Contains(string(banner), "two deployments") {
+		t.Errorf("banner: %s", banner)
 	}
 }
