@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/connectors/peerlink"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/secret"
@@ -50,6 +51,11 @@ type Options struct {
 	Logger    *slog.Logger
 	// Client reaches peers; default: a client with a 15 s timeout.
 	Client *http.Client
+	// Guard, when set, is the outbound policy of a link's team: peers are
+	// reached only through it, as systems are (serve sets it), so an
+	// invitation code cannot make Duplex post to an address the policy
+	// refuses.
+	Guard func(teamID int64) connectors.Guard
 	// Allow, when not empty, is the only addresses peer requests are taken
 	// from (DUPLEX_PEER_ALLOW).
 	Allow []netip.Prefix
@@ -63,6 +69,7 @@ type Options struct {
 // Service keeps peer links: invitations, the receiving edge and the sender.
 type Service struct {
 	o        Options
+	clients  map[int64]*http.Client // by team, when Options.Guard is set
 	kick     chan struct{}
 	mu       sync.Mutex
 	limiters map[int64]*rate.Limiter
@@ -91,7 +98,7 @@ func New(o Options) *Service {
 	if o.Rate <= 0 {
 		o.Rate, o.Burst = 50, 200
 	}
-	return &Service{o: o, kick: make(chan struct{}, 1), limiters: map[int64]*rate.Limiter{}, now: time.Now}
+	return &Service{o: o, kick: make(chan struct{}, 1), limiters: map[int64]*rate.Limiter{}, clients: map[int64]*http.Client{}, now: time.Now}
 }
 
 // Counters returns sent, received, retried and refused message counts and
@@ -341,7 +348,7 @@ func (s *Service) Accept(ctx context.Context, actor string, in AcceptIn) (store.
 	}
 	red := Redeem{Node: inv.Node, Secret: inv.Secret, From: l.LocalNode, URL: strings.TrimSuffix(in.PublicURL, "/"), PublicKey: l.PublicKey, Name: in.Name}
 	var out Redeemed
-	if err := s.post(ctx, inv.URL+"/peer/v1/redeem", red, priv, inv.Key, &out); err != nil {
+	if err := s.post(ctx, in.TeamID, inv.URL+"/peer/v1/redeem", red, priv, inv.Key, &out); err != nil {
 		s.drop(ctx, l)
 		return l, err
 	}
@@ -383,9 +390,24 @@ func (s *Service) drop(ctx context.Context, l store.PeerLink) {
 	}
 }
 
+// client is the HTTP client for a team's links.
+func (s *Service) client(team int64) *http.Client {
+	if s.o.Guard == nil {
+		return s.o.Client
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.clients[team]
+	if !ok {
+		c = &http.Client{Timeout: s.o.Client.Timeout, Transport: connectors.Config{Guard: s.o.Guard(team)}.RoundTripper()}
+		s.clients[team] = c
+	}
+	return c
+}
+
 // post sends a signed JSON request to a peer and, when out is not nil,
 // checks the answer's signature with want and decodes it.
-func (s *Service) post(ctx context.Context, target string, body any, key ed25519.PrivateKey, want ed25519.PublicKey, out any) error {
+func (s *Service) post(ctx context.Context, team int64, target string, body any, key ed25519.PrivateKey, want ed25519.PublicKey, out any) error {
 	raw, sig, err := Sign(body, key)
 	if err != nil {
 		return err
@@ -398,7 +420,10 @@ func (s *Service) post(ctx context.Context, target string, body any, key ed25519
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(SignatureHeader, sig)
-	resp, err := s.o.Client.Do(req)
+	resp, err := s.client(team).Do(req)
+	if errors.Is(err, connectors.ErrRefused) {
+		return fmt.Errorf("peer address %s: %w", target, err) // the outbound policy's refusal, as for a system
+	}
 	if err != nil {
 		return &PeerError{Code: "peer_unreachable", Message: err.Error()}
 	}
@@ -708,7 +733,7 @@ func (s *Service) deliver(ctx context.Context, l store.PeerLink, m store.PeerMes
 	if err != nil {
 		return err
 	}
-	err = s.post(ctx, l.RemoteURL+"/peer/v1/messages", env, priv, nil, nil)
+	err = s.post(ctx, l.TeamID, l.RemoteURL+"/peer/v1/messages", env, priv, nil, nil)
 	var pe *PeerError
 	if errors.As(err, &pe) && pe.Code == CodeDuplicate {
 		return nil

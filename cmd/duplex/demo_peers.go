@@ -12,6 +12,7 @@ import (
 
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/demo"
+	"github.com/duplexsync/duplex/internal/outbound"
 	"github.com/duplexsync/duplex/peering"
 	"github.com/duplexsync/duplex/server"
 )
@@ -29,6 +30,7 @@ type peerHalf struct {
 	served   chan error
 	settings func(string) map[string]any
 	pollMS   int64
+	peerHost string // the other half's listen host, allowed in this half's outbound policy
 }
 
 // runDemoPeers starts two deployments in this process, each with its own
@@ -53,6 +55,13 @@ func runDemoPeers(ctx context.Context, logger *slog.Logger, c common, peerAddr s
 	}
 	halves := []*peerHalf{{name: "support", settings: demo.SupportSettings, pollMS: pollMS}, {name: "engineering", settings: demo.EngineeringSettings, pollMS: pollMS}}
 	addrs := []string{c.addr, peerAddr}
+	for i, h := range halves {
+		host, _, err := net.SplitHostPort(addrs[1-i])
+		if err != nil {
+			return fmt.Errorf("listen address %q: %w", addrs[1-i], err)
+		}
+		h.peerHost = host
+	}
 	serveCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for i, h := range halves {
@@ -142,6 +151,10 @@ func peerDemoSystem(ctx context.Context, h *peerHalf) (int64, error) {
 	if err := demo.AllowFolder(ctx, st, filepath.Dir(h.db)); err != nil {
 		return 0, err
 	}
+	// The peer is reached through the outbound policy, as systems are.
+	if err := allowPeerHost(ctx, st, h.peerHost); err != nil {
+		return 0, err
+	}
 	systems, err := st.ListSystems(ctx)
 	if err != nil {
 		return 0, err
@@ -177,3 +190,29 @@ The link's status on each side:
   curl -s -H "Authorization: Bearer %[3]s" %[1]s/api/peer-links
   curl -s -H "Authorization: Bearer %[6]s" %[4]s/api/peer-links
 `
+
+// allowPeerHost adds an all-team outbound rule for the other demo
+// deployment's address unless one is there (a loopback address: the policy
+// refuses those unless named).
+func allowPeerHost(ctx context.Context, st *store.Store, host string) error {
+	row, err := st.OutboundPolicy(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := outbound.Parse([]byte(row.Policy))
+	if err != nil {
+		return err
+	}
+	for _, r := range p.Allow {
+		if r.TeamID == 0 && (r.Network == host || r.Host == host) {
+			return nil
+		}
+	}
+	r := outbound.Rule{Network: host, Note: "duplex demo --peers: the other deployment"}
+	if net.ParseIP(host) == nil {
+		r = outbound.Rule{Host: host, Note: r.Note}
+	}
+	p.Allow = append(p.Allow, r)
+	js := p.JSON()
+	return st.SetOutboundPolicy(ctx, js, "demo", "outbound policy set: "+js)
+}

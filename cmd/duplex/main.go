@@ -249,7 +249,7 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		_ = st.Close()
 		return nil, err
 	}
-	peers, peerEng, err := newPeers(st, box, lib, logger, m) // peers.go
+	peers, peerEng, err := newPeers(st, box, lib, logger, m, guards.For) // peers.go: peers are reached through the outbound policy
 	if err != nil {
 		stopPool(pool)
 		_ = st.Close()

@@ -314,7 +314,9 @@ func (n *node) system(t *testing.T, name string, settings func(string) map[strin
 	t.Cleanup(func() { _ = db.Close() })
 	n.db = db
 	abs, _ := filepath.Abs(filepath.Dir(path))
-	n.must(t, "PUT", "/api/outbound-policy", map[string]any{"allow": []map[string]any{{"sqlite_dir": abs}}}, nil)
+	// The peer is reached through the outbound policy, as systems are:
+	// here both deployments are on loopback.
+	n.must(t, "PUT", "/api/outbound-policy", map[string]any{"allow": []map[string]any{{"sqlite_dir": abs}, {"network": "127.0.0.1"}}}, nil)
 	var sys struct {
 		ID int64 `json:"id"`
 	}
@@ -765,6 +767,13 @@ func security(t *testing.T, p *pair) {
 		var e struct{ Code string }
 		_ = json.Unmarshal(raw, &e)
 		return status, e.Code
+	}
+	// A code naming an address the outbound policy refuses makes Duplex
+	// post nowhere: an admin cannot use a crafted code to reach the network.
+	crafted := peering.Invitation{URL: "http://10.255.255.1:9", Node: "n", Secret: "s", Expires: time.Now().Add(time.Hour),
+		Side: "b", Key: make([]byte, ed25519.PublicKeySize)}.Encode()
+	if status, code := accept(crafted); status != 422 || code != "outbound_refused" {
+		t.Errorf("invitation to a refused address: %d %s, want 422 outbound_refused", status, code)
 	}
 	if status, code := accept(p.code); status != 422 || code != peering.CodeInvitation {
 		t.Errorf("reused invitation: %d %s, want 422 %s", status, code, peering.CodeInvitation)
