@@ -63,6 +63,22 @@ const (
 	CodeScriptTimeoutOverCap = "script_timeout_over_cap"
 )
 
+// The peer endpoints' codes (peers.go, docs/peers.md): the same strings as
+// peering's Code* constants, which are the protocol's (peers_test.go checks).
+const (
+	CodePeerSignature   = "peer_signature_invalid"
+	CodePeerReplay      = "peer_message_replayed"
+	CodePeerDuplicate   = "peer_message_duplicate"
+	CodePeerUnknown     = "peer_unknown"
+	CodePeerRevoked     = "peer_revoked"
+	CodePeerPaused      = "peer_paused"
+	CodePeerInvitation  = "peer_invitation_invalid"
+	CodePeerMalformed   = "peer_message_malformed"
+	CodePeerRateLimited = "peer_rate_limited"
+	CodePeerAddress     = "peer_address_refused"
+	CodePeerUnreachable = "peer_unreachable"
+)
+
 // errBadRequest marks input the client must fix.
 var errBadRequest = errors.New("bad request")
 

@@ -197,27 +197,27 @@ func classifyPeer(err error) (int, apiError, bool) {
 		if pe.Status >= 400 && pe.Status < 500 {
 			return http.StatusUnprocessableEntity, apiError{Code: pe.Code, Message: pe.Error()}, true
 		}
-		return m(http.StatusBadGateway, "peer_unreachable")
+		return m(http.StatusBadGateway, CodePeerUnreachable)
 	case errors.Is(err, peering.ErrSignature):
-		return m(http.StatusUnauthorized, peering.CodeSignature)
+		return m(http.StatusUnauthorized, CodePeerSignature)
 	case errors.Is(err, peering.ErrReplay):
-		return m(http.StatusUnauthorized, peering.CodeReplay)
+		return m(http.StatusUnauthorized, CodePeerReplay)
 	case errors.Is(err, peering.ErrDuplicate):
-		return m(http.StatusConflict, peering.CodeDuplicate)
+		return m(http.StatusConflict, CodePeerDuplicate)
 	case errors.Is(err, peering.ErrUnknown):
-		return m(http.StatusForbidden, peering.CodeUnknown)
+		return m(http.StatusForbidden, CodePeerUnknown)
 	case errors.Is(err, peering.ErrRevoked):
-		return m(http.StatusForbidden, peering.CodeRevoked)
+		return m(http.StatusForbidden, CodePeerRevoked)
 	case errors.Is(err, peering.ErrPaused):
-		return m(http.StatusServiceUnavailable, peering.CodePaused)
+		return m(http.StatusServiceUnavailable, CodePeerPaused)
 	case errors.Is(err, peering.ErrInvitation):
-		return m(http.StatusForbidden, peering.CodeInvitation)
+		return m(http.StatusForbidden, CodePeerInvitation)
 	case errors.Is(err, peering.ErrMalformed):
-		return m(http.StatusBadRequest, peering.CodeMalformed)
+		return m(http.StatusBadRequest, CodePeerMalformed)
 	case errors.Is(err, peering.ErrRateLimited):
-		return m(http.StatusTooManyRequests, peering.CodeRateLimited)
+		return m(http.StatusTooManyRequests, CodePeerRateLimited)
 	case errors.Is(err, peering.ErrAddress):
-		return m(http.StatusForbidden, peering.CodeAddress)
+		return m(http.StatusForbidden, CodePeerAddress)
 	case errors.Is(err, peering.ErrInput):
 		return m(http.StatusBadRequest, CodeBadRequest)
 	}

@@ -1009,6 +1009,17 @@ export const ERROR_CODES = [
   "system_secret_invalid",
   "template_kind_mismatch",
   "script_timeout_over_cap",
+  "peer_signature_invalid",
+  "peer_message_replayed",
+  "peer_message_duplicate",
+  "peer_unknown",
+  "peer_revoked",
+  "peer_paused",
+  "peer_invitation_invalid",
+  "peer_message_malformed",
+  "peer_rate_limited",
+  "peer_address_refused",
+  "peer_unreachable",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
