@@ -51,11 +51,11 @@ type Options struct {
 	Logger    *slog.Logger
 	// Client reaches peers; default: a client with a 15 s timeout.
 	Client *http.Client
-	// Guard, when set, is the outbound policy of a link's team: peers are
-	// reached only through it, as systems are (serve sets it), so an
-	// invitation code cannot make Duplex post to an address the policy
-	// refuses.
-	Guard func(teamID int64) connectors.Guard
+	// Transport, when set, is how a link's team reaches peers: serve
+	// passes one that dials through the team's outbound policy, as for
+	// systems (so an invitation code cannot make Duplex post to an address
+	// the policy refuses), and trusts --ca-file.
+	Transport func(teamID int64) http.RoundTripper
 	// Allow, when not empty, is the only addresses peer requests are taken
 	// from (DUPLEX_PEER_ALLOW).
 	Allow []netip.Prefix
@@ -69,7 +69,7 @@ type Options struct {
 // Service keeps peer links: invitations, the receiving edge and the sender.
 type Service struct {
 	o        Options
-	clients  map[int64]*http.Client // by team, when Options.Guard is set
+	clients  map[int64]*http.Client // by team, when Options.Transport is set
 	kick     chan struct{}
 	mu       sync.Mutex
 	limiters map[int64]*rate.Limiter
@@ -392,14 +392,14 @@ func (s *Service) drop(ctx context.Context, l store.PeerLink) {
 
 // client is the HTTP client for a team's links.
 func (s *Service) client(team int64) *http.Client {
-	if s.o.Guard == nil {
+	if s.o.Transport == nil {
 		return s.o.Client
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.clients[team]
 	if !ok {
-		c = &http.Client{Timeout: s.o.Client.Timeout, Transport: connectors.Config{Guard: s.o.Guard(team)}.RoundTripper()}
+		c = &http.Client{Timeout: s.o.Client.Timeout, Transport: s.o.Transport(team)}
 		s.clients[team] = c
 	}
 	return c

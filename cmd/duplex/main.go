@@ -249,7 +249,11 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		_ = st.Close()
 		return nil, err
 	}
-	peers, peerEng, err := newPeers(st, box, lib, logger, m, guards.For) // peers.go: peers are reached through the outbound policy
+	peers, peerEng, err := newPeers(st, box, lib, logger, m, func(team int64) http.RoundTripper { // peers.go
+		// Peers are reached as systems are: through the team's outbound
+		// policy, trusting the system roots and --ca-file.
+		return tlsconf.WithDial(base, guards.For(team).DialContext)
+	})
 	if err != nil {
 		stopPool(pool)
 		_ = st.Close()

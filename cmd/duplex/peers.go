@@ -3,11 +3,11 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"strings"
 
-	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/metrics"
@@ -54,13 +54,13 @@ func (p *peerEngine) Wake()           { p.e.Wake() }
 func (p *peerEngine) Reload(id int64) { p.e.Reload(id) }
 
 // newPeers builds the peer link service and its metrics.
-func newPeers(st *store.Store, box *secret.Box, lib *scripts.Library, logger *slog.Logger, m *metrics.Metrics, guard func(int64) connectors.Guard) (*peering.Service, *peerEngine, error) {
+func newPeers(st *store.Store, box *secret.Box, lib *scripts.Library, logger *slog.Logger, m *metrics.Metrics, transport func(int64) http.RoundTripper) (*peering.Service, *peerEngine, error) {
 	allow, err := peerAllow(os.Getenv("DUPLEX_PEER_ALLOW"))
 	if err != nil {
 		return nil, nil, err
 	}
 	pe := &peerEngine{}
-	svc := peering.New(peering.Options{Store: st, Box: box, Templates: lib, Engine: pe, Logger: logger, Allow: allow, Guard: guard})
+	svc := peering.New(peering.Options{Store: st, Box: box, Templates: lib, Engine: pe, Logger: logger, Allow: allow, Transport: transport})
 	for _, c := range []struct {
 		name, help string
 		f          func() float64
