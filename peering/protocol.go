@@ -156,6 +156,9 @@ type Envelope struct {
 	Replica json.RawMessage `json:"replica,omitempty"`
 	// Created is the receiver's new entity for Pair (KindAck).
 	Created *Created `json:"created,omitempty"`
+	// Waiting is how many more messages the sender has queued for the
+	// receiver after this one (shown on the receiver's link status).
+	Waiting int64 `json:"waiting,omitempty"`
 }
 
 // Created is an acknowledgement's content: only what identifies the

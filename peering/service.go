@@ -603,6 +603,7 @@ func (s *Service) Receive(ctx context.Context, body []byte, sig string) (err err
 	if dup {
 		return ErrDuplicate
 	}
+	_ = s.o.Store.PeerWaiting(ctx, l.ID, max(env.Waiting, 0))
 	s.count(func(st *Stats) { st.Received++ })
 	return nil
 }
@@ -726,6 +727,9 @@ func (s *Service) deliver(ctx context.Context, l store.PeerLink, m store.PeerMes
 		return err
 	}
 	env := Envelope{From: l.LocalNode, To: l.RemoteNode, ID: m.MsgID, Time: s.now().UTC(), Kind: m.Kind, Pair: body.Pair, Replica: body.Replica}
+	if c, err := s.o.Store.PeerLinkCounts(ctx, l.ID); err == nil && c.Waiting > 0 {
+		env.Waiting = c.Waiting - 1 // this one is on its way
+	}
 	if body.Created != nil {
 		env.Created = &Created{ID: body.Created.ID, Key: body.Created.Key, URL: body.Created.URL}
 	}

@@ -46,7 +46,7 @@ func receiving(t *testing.T, st *store.Store, rate float64, burst int) (*Service
 	svc := New(Options{Store: st, Box: box, Engine: &fakeEngine{}, Rate: rate, Burst: burst})
 	msg := func(id string) ([]byte, string) {
 		body, sig, err := Sign(Envelope{From: "them", To: "me", ID: id, Time: time.Now(), Kind: KindReplica,
-			Pair: "them.1", Replica: json.RawMessage(`{"title":"t"}`)}, peerPriv)
+			Pair: "them.1", Replica: json.RawMessage(`{"title":"t"}`), Waiting: 2}, peerPriv)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,6 +66,10 @@ func TestReceiveLimitsEachLinkAndRefusesWhilePaused(t *testing.T) {
 				if err := svc.Receive(ctx, body, sig); err != nil {
 					t.Fatalf("message %d: %v", i, err)
 				}
+			}
+			// The peer's own count of what it still has for us is shown.
+			if got, _ := st.GetPeerLink(ctx, l.ID); got.RemoteWaiting != 2 {
+				t.Errorf("remote waiting %d, want 2", got.RemoteWaiting)
 			}
 			body, sig := msg("m3")
 			if err := svc.Receive(ctx, body, sig); !errors.Is(err, ErrRateLimited) {

@@ -32,8 +32,11 @@ type PeerLink struct {
 	StatusReason  string     `json:"status_reason,omitempty"`
 	LastContactAt *time.Time `json:"last_contact_at,omitempty"`
 	LastError     string     `json:"last_error,omitempty"`
-	CreatedAt     time.Time  `json:"created_at"`
-	UpdatedAt     time.Time  `json:"updated_at"`
+	// RemoteWaiting is how many messages the peer said it still had for
+	// this side, in its last message (signed with it).
+	RemoteWaiting int64     `json:"remote_waiting"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // Peer link statuses.
@@ -296,6 +299,11 @@ func (s *Store) ReceivePeerRevoke(ctx context.Context, l PeerLink, msgID string)
 		}
 		return tx.SetActive(ctx, l.ConnectionID, false)
 	})
+}
+
+// PeerWaiting records what the peer said it has waiting for this side.
+func (s *Store) PeerWaiting(ctx context.Context, id, waiting int64) error {
+	return wrap("peer waiting", s.q(ctx).Model(&PeerLink{}).Where("id = ?", id).Update("remote_waiting", waiting).Error)
 }
 
 // TouchPeerLink records a contact with the peer (errMsg "" on success).

@@ -21,6 +21,8 @@ CREATE TABLE peer_links (
     status_reason   TEXT    NOT NULL DEFAULT '',
     last_contact_at TIMESTAMPTZ,
     last_error      TEXT    NOT NULL DEFAULT '',
+    -- what the peer last said it has waiting for us (its outbox after that message)
+    remote_waiting  INTEGER NOT NULL DEFAULT 0,
     created_at      TIMESTAMPTZ NOT NULL,
     updated_at      TIMESTAMPTZ NOT NULL
 );

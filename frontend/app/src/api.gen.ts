@@ -229,6 +229,7 @@ export interface PeeringEnvelope {
   pair?: string;
   replica?: JsonValue;
   created?: PeeringCreated | null;
+  waiting?: number;
 }
 
 /** Go: peering.InviteIn */
@@ -284,6 +285,7 @@ export interface PeeringView {
   status_reason?: string;
   last_contact_at?: string | null;
   last_error?: string;
+  remote_waiting: number;
   created_at: string;
   updated_at: string;
   counts: StorePeerCounts;
@@ -915,6 +917,7 @@ export interface StorePeerLink {
   status_reason?: string;
   last_contact_at?: string | null;
   last_error?: string;
+  remote_waiting: number;
   created_at: string;
   updated_at: string;
 }

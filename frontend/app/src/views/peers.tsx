@@ -23,7 +23,10 @@ function Row({ l, changed }: { l: PeerLink; changed: () => void }) {
       </td>
       <td title={l.last_contact_at ?? ""}>{l.last_contact_at ? ago(l.last_contact_at) : "never"}</td>
       <td>
-        {l.counts.waiting} waiting · {l.counts.sent} sent · {l.counts.received} received
+        {l.counts.waiting} waiting here · {l.remote_waiting} waiting at the peer
+        <div class="muted small">
+          {l.counts.sent} sent · {l.counts.received} received
+        </div>
       </td>
       <td class={l.last_error ? "bad small" : "muted small"}>{l.last_error || "—"}</td>
       <td>
