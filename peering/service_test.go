@@ -113,3 +113,45 @@ func TestAllowList(t *testing.T) {
 		t.Errorf("no allow-list: %v", err)
 	}
 }
+
+// A team admin links only their own team's systems: naming another team's
+// system (or a peer stand-in) is refused and nothing is created.
+func TestInviteTakesOnlyOwnSystems(t *testing.T) {
+	ctx := context.Background()
+	st := testdb.SQLite(t)
+	box, err := secret.LoadOrCreate(t.TempDir() + "/key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := store.Team{Name: "other"}
+	if err := st.CreateTeam(ctx, &other); err != nil {
+		t.Fatal(err)
+	}
+	theirs := store.System{Name: "theirs", Kind: "sql", TeamID: other.ID}
+	stand := store.System{Name: "stand-in", Kind: "peer", TeamID: 1}
+	for _, s := range []*store.System{&theirs, &stand} {
+		if err := st.CreateSystem(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := New(Options{Store: st, Box: box, Engine: &fakeEngine{}})
+	src := map[string]string{"trigger": "true", "outgoing": "replica.x = entity.x;", "incoming": "entity.x = replica.x;"}
+	for _, id := range []int64{theirs.ID, stand.ID, 999} {
+		_, err := svc.Invite(ctx, "admin", InviteIn{Setup: Setup{TeamID: 1, Name: "l", SystemID: id, Scripts: src, PublicURL: "https://x.example"}})
+		if !errors.Is(err, ErrInput) {
+			t.Errorf("system %d: %v, want ErrInput", id, err)
+		}
+	}
+	if _, err := svc.Invite(ctx, "admin", InviteIn{Setup: Setup{TeamID: 1, Name: "l", SystemID: theirs.ID, Scripts: src, PublicURL: "ftp://x"}}); !errors.Is(err, ErrInput) {
+		t.Errorf("bad public URL: %v", err)
+	}
+	if links, _ := st.ListPeerLinks(ctx); len(links) != 0 {
+		t.Errorf("%d links created", len(links))
+	}
+	if conns, _ := st.ListConnections(ctx); len(conns) != 0 {
+		t.Errorf("%d connections created", len(conns))
+	}
+	if systems, _ := st.ListSystems(ctx); len(systems) != 2 {
+		t.Errorf("%d systems, want the 2 made here", len(systems))
+	}
+}
