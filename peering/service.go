@@ -69,7 +69,8 @@ type Options struct {
 // Service keeps peer links: invitations, the receiving edge and the sender.
 type Service struct {
 	o        Options
-	clients  map[int64]*http.Client // by team, when Options.Transport is set
+	clients  map[int64]*http.Client  // by team, when Options.Transport is set
+	senders  map[int64]chan struct{} // each link's sender's wake-up, under mu
 	kick     chan struct{}
 	mu       sync.Mutex
 	limiters map[int64]*rate.Limiter
@@ -98,7 +99,7 @@ func New(o Options) *Service {
 	if o.Rate <= 0 {
 		o.Rate, o.Burst = 50, 200
 	}
-	return &Service{o: o, kick: make(chan struct{}, 1), limiters: map[int64]*rate.Limiter{}, clients: map[int64]*http.Client{}, now: time.Now}
+	return &Service{o: o, kick: make(chan struct{}, 1), limiters: map[int64]*rate.Limiter{}, clients: map[int64]*http.Client{}, senders: map[int64]chan struct{}{}, now: time.Now}
 }
 
 // Counters returns sent, received, retried and refused message counts and
@@ -116,10 +117,15 @@ func (s *Service) count(f func(*Stats)) {
 }
 
 // Queued nudges the sender (engine.Options.PeerQueued).
-func (s *Service) Queued(int64) {
-	select {
-	case s.kick <- struct{}{}:
-	default:
+func (s *Service) Queued(linkID int64) {
+	s.mu.Lock()
+	kick := s.senders[linkID]
+	s.mu.Unlock()
+	for _, c := range []chan struct{}{kick, s.kick} {
+		select {
+		case c <- struct{}{}: // a nil channel (no sender yet) is skipped
+		default:
+		}
 	}
 }
 
@@ -660,18 +666,59 @@ func (s *Service) SetState(ctx context.Context, actor string, id int64, action s
 	return l, nil
 }
 
-// Run sends the outboxes until ctx ends: per link, the oldest message
-// first and one at a time (so a twin's changes arrive in order), with
-// backoff while the peer does not take them.
+// Run sends the outboxes until ctx ends: one sender per link, so a peer
+// that answers slowly holds up only its own link; per link the oldest
+// message first and one at a time (so a twin's changes arrive in order),
+// with backoff while the peer does not take them.
 func (s *Service) Run(ctx context.Context) {
-	t := time.NewTicker(500 * time.Millisecond)
+	t := time.NewTicker(2 * time.Second) // new links are picked up by then
 	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
-		s.sendAll(ctx)
+		links, err := s.o.Store.ListPeerLinks(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.o.Logger.Error("peer sender", "err", err)
+		}
+		for _, l := range links {
+			s.mu.Lock()
+			_, running := s.senders[l.ID]
+			kick := make(chan struct{}, 1)
+			if !running {
+				s.senders[l.ID] = kick
+			}
+			s.mu.Unlock()
+			if !running {
+				wg.Add(1)
+				go func(id int64) { defer wg.Done(); s.sendLoop(ctx, id, kick) }(l.ID)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.kick:
+		case <-s.kick: // a link may be new
+		case <-t.C:
+		}
+	}
+}
+
+// sendLoop is one link's sender; it reads the link each round, so a pause
+// or revoke stops it at once.
+func (s *Service) sendLoop(ctx context.Context, id int64, kick <-chan struct{}) {
+	t := time.NewTicker(500 * time.Millisecond) // also how late a retry after backoff goes
+	defer t.Stop()
+	for {
+		l, err := s.o.Store.GetPeerLink(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return
+		}
+		if err == nil && l.Status == store.PeerActive {
+			s.sendLink(ctx, l)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-kick:
 		case <-t.C:
 		}
 	}
@@ -685,37 +732,26 @@ func backoff(attempts int) time.Duration {
 	return min(d, 30*time.Second)
 }
 
-func (s *Service) sendAll(ctx context.Context) {
-	links, err := s.o.Store.ListPeerLinks(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.o.Logger.Error("peer sender", "err", err)
+// sendLink sends a link's due messages, oldest first, until one fails.
+func (s *Service) sendLink(ctx context.Context, l store.PeerLink) {
+	for {
+		m, ok, err := s.o.Store.NextPeerMessage(ctx, l.ID)
+		if err != nil || !ok || m.NextAttemptAt.After(s.now()) {
+			return
 		}
-		return
-	}
-	for _, l := range links {
-		if l.Status != store.PeerActive {
-			continue
-		}
-		for range 200 { // then the next link gets its turn
-			m, ok, err := s.o.Store.NextPeerMessage(ctx, l.ID)
-			if err != nil || !ok || m.NextAttemptAt.After(s.now()) {
-				break
+		if err := s.deliver(ctx, l, m); err != nil {
+			if ctx.Err() != nil {
+				return
 			}
-			if err := s.deliver(ctx, l, m); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				m.Attempts++
-				s.count(func(st *Stats) { st.Retries++ })
-				_ = s.o.Store.PeerRetry(ctx, m.ID, m.Attempts, s.now().Add(backoff(m.Attempts)), err.Error())
-				_ = s.o.Store.TouchPeerLink(ctx, l.ID, false, err.Error())
-				break
-			}
-			_ = s.o.Store.PeerSent(ctx, m.ID)
-			_ = s.o.Store.TouchPeerLink(ctx, l.ID, true, "")
-			s.count(func(st *Stats) { st.Sent++; st.LastLag = s.now().Sub(m.CreatedAt) })
+			m.Attempts++
+			s.count(func(st *Stats) { st.Retries++ })
+			_ = s.o.Store.PeerRetry(ctx, m.ID, m.Attempts, s.now().Add(backoff(m.Attempts)), err.Error())
+			_ = s.o.Store.TouchPeerLink(ctx, l.ID, false, err.Error())
+			return
 		}
+		_ = s.o.Store.PeerSent(ctx, m.ID)
+		_ = s.o.Store.TouchPeerLink(ctx, l.ID, true, "")
+		s.count(func(st *Stats) { st.Sent++; st.LastLag = s.now().Sub(m.CreatedAt) })
 	}
 }
 
