@@ -99,9 +99,11 @@ race:
 # applied, duplicated, lost, looped) show in the output, and the webhook
 # latency run (webhook received → applied on the other side, at 100 and
 # 1,000 changes per second, bounded to 2 s of sending each), and the slow
-# clients run (1,000 stalled clients on loopback, about 10 s; server/limits_test.go).
+# clients run (1,000 stalled clients on loopback, about 10 s; server/limits_test.go),
+# and the peer link runs (two `duplex serve` on loopback; "peer faults:" is the
+# fault proxy and SIGKILL run, test/peerlink).
 figures:
-	$(GO) test -count=1 -v -run 'TestHTTPFaults|TestKillNine|TestClusterKillAndStop|TestWebhookLatency|TestSlowClientsLoad' ./engine/ ./test/crash/ ./test/hookload/ ./server/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:|cluster:|hooks:|slow clients:|_test.go'
+	$(GO) test -count=1 -v -run 'TestHTTPFaults|TestKillNine|TestClusterKillAndStop|TestWebhookLatency|TestSlowClientsLoad|TestTwoDeploymentsSyncBothWays|TestFaultsAndKills|TestDemoPeers' ./engine/ ./test/crash/ ./test/hookload/ ./server/ ./test/peerlink/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults:|crash:|cluster:|hooks:|slow clients:|_test.go'
 
 # The hostile-script suite (test/hostile, issue 23): every attack through the
 # test run and saved on an active connection of the real binary, each in its

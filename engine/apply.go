@@ -61,6 +61,15 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		return outcome{}, nil, fmt.Errorf("%w: twin %d is gone", errConfig, ev.TwinID)
 	}
 	src := ev.Direction.Source()
+	// The other side is another deployment (a peer link): the replica
+	// goes to the link's outbox, and that deployment runs its own
+	// incoming script (engine/peer.go).
+	if link, err := e.peerLinkOf(ctx, p.conn.SystemID(src.Other())); err != nil {
+		return outcome{}, nil, err
+	} else if link != nil {
+		twin := *tw // a copy: only a successful apply's twin is saved
+		return e.sendToPeer(ctx, p, link, &twin, ev, src.Other(), logs)
+	}
 	r := &applyRun{p: p, ev: ev, twin: *tw, src: src, dst: src.Other(), logs: logs, decoded: dec,
 		meta: scripting.Meta{Connection: p.conn.Name, Side: string(src.Other()), Timeout: p.options.scriptTimeout()},
 		rec:  loadRecord(tw, ev.Direction)}
@@ -234,6 +243,7 @@ func (e *Engine) write(ctx context.Context, r *applyRun) (*store.Twin, error) {
 			return nil, err
 		}
 		r.out.Action, r.out.Patch = "create", r.changes
+		e.ackToPeer(ctx, r.p, r.src, r.ev, r.local) // engine/peer.go: when the source is a peer link
 	case len(r.changes) > 0:
 		if r.local, err = r.target.conn.Update(ctx, r.targetID, r.changes); err != nil {
 			return e.partialUpdate(ctx, r.ev, &r.twin, r.dst, r.base, r.targetID, r.changes, err), fmt.Errorf("update %s entity %s: %w", r.dst, r.targetID, err)

@@ -62,6 +62,9 @@ type Options struct {
 	// connection's options may set its own, and -1 switches it off.
 	QuarantineHits   int
 	QuarantineWindow time.Duration
+	// PeerQueued is told when a message was put in a peer link's outbox
+	// (engine/peer.go), so its sender need not wait for its next look.
+	PeerQueued func(linkID int64)
 }
 
 // Engine runs the sync. Its methods are safe for concurrent use.

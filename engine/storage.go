@@ -64,6 +64,13 @@ type pollStore interface {
 	RecordDeliveryOnce(ctx context.Context, systemID int64, deliveryID string, entityIDs []string, entities string, replayWindow time.Duration) (bool, error)
 }
 
+// peerStore is a peer link's side of a connection (peer.go): the link that
+// stands for a system, and its outbox.
+type peerStore interface {
+	PeerLinkBySystem(ctx context.Context, systemID int64) (store.PeerLink, error)
+	EnqueuePeer(ctx context.Context, m *store.PeerMessage) (ok bool, err error)
+}
+
 // Store is what the engine reads and writes: the aggregates above, whether
 // the store is shared by several processes, and one transaction.
 type Store interface {
@@ -72,6 +79,7 @@ type Store interface {
 	twinStore
 	intentStore
 	pollStore
+	peerStore
 	Shared() bool
 	Tx(ctx context.Context, fn func(tx *store.Store) error) error
 }

@@ -131,6 +131,17 @@ var routeLevels = map[string]level{
 	"POST /api/events/:id/retry":   lvEditor,
 	"POST /api/events/:id/resolve": lvEditor,
 	"POST /api/events/:id/skip":    lvEditor,
+
+	// Peer links: the peer endpoints take signed messages, not sessions.
+	"POST /peer/v1/redeem":            lvPublic,
+	"POST /peer/v1/messages":          lvPublic,
+	"GET /api/peer-links":             lvSignedIn, // filtered to the caller's teams
+	"POST /api/peer-links":            lvAdmin,    // body names team 1
+	"POST /api/peer-links/accept":     lvAdmin,    // body names team 1
+	"GET /api/peer-links/:id":         lvViewer,
+	"POST /api/peer-links/:id/pause":  lvAdmin,
+	"POST /api/peer-links/:id/resume": lvAdmin,
+	"POST /api/peer-links/:id/revoke": lvAdmin,
 }
 
 // caller is one identity the matrix tries, weakest first: destructive
@@ -221,6 +232,12 @@ func roleMatrix(t *testing.T, st *store.Store) {
 		t.Fatal(err)
 	}
 
+	link := store.PeerLink{TeamID: 1, Name: "matrix", ConnectionID: conn.ID, SystemID: sb.ID, PeerSide: store.SideB,
+		LocalNode: "matrixnode", PrivateKey: []byte{0}, PublicKey: []byte{0}, Status: store.PeerActive}
+	if err := st.CreatePeerLink(ctx, &link, nil); err != nil {
+		t.Fatal(err)
+	}
+
 	fill := strings.NewReplacer(
 		":system", fmt.Sprint(sa.ID), ":side", "a", ":kind", "outgoing", ":name", "support-escalation",
 		":user", fmt.Sprint(spare.ID), ":version", "1", ":direction", "b_to_a")
@@ -240,12 +257,16 @@ func roleMatrix(t *testing.T, st *store.Store) {
 			return fmt.Sprint(spare.ID)
 		case strings.HasPrefix(path, "/api/team-templates/"):
 			return fmt.Sprint(tpl.ID)
+		case strings.HasPrefix(path, "/api/peer-links/"):
+			return fmt.Sprint(link.ID)
 		}
 		return "999"
 	}
 	bodies := map[string]string{
 		"POST /api/systems":                                   `{"team_id":1}`,
 		"POST /api/connections":                               `{"team_id":1}`,
+		"POST /api/peer-links":                                `{"team_id":1}`,
+		"POST /api/peer-links/accept":                         `{"team_id":1}`,
 		"PUT /api/teams/:id/members/:user":                    `{"role":"viewer"}`,
 		"PUT /api/me/password":                                `{"current":"wrong","new":"long enough password"}`,
 		"PUT /api/users/:id":                                  `{}`,

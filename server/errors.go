@@ -70,6 +70,22 @@ const (
 	CodeMappingInvalid = "mapping_invalid"
 )
 
+// The peer endpoints' codes (peers.go, docs/peers.md): the same strings as
+// peering's Code* constants, which are the protocol's (peers_test.go checks).
+const (
+	CodePeerSignature   = "peer_signature_invalid"
+	CodePeerReplay      = "peer_message_replayed"
+	CodePeerDuplicate   = "peer_message_duplicate"
+	CodePeerUnknown     = "peer_unknown"
+	CodePeerRevoked     = "peer_revoked"
+	CodePeerPaused      = "peer_paused"
+	CodePeerInvitation  = "peer_invitation_invalid"
+	CodePeerMalformed   = "peer_message_malformed"
+	CodePeerRateLimited = "peer_rate_limited"
+	CodePeerAddress     = "peer_address_refused"
+	CodePeerUnreachable = "peer_unreachable"
+)
+
 // errBadRequest marks input the client must fix.
 var errBadRequest = errors.New("bad request")
 
@@ -102,6 +118,9 @@ func classify(err error) (int, apiError) {
 	var typ *json.UnmarshalTypeError
 	var refused *connectors.RefusedError
 	var mismatch *scripts.KindMismatchError
+	if status, body, ok := classifyPeer(err); ok { // peers.go
+		return status, body
+	}
 	switch {
 	case errors.As(err, &mismatch):
 		return http.StatusUnprocessableEntity, apiError{Code: CodeTemplateKindMismatch, Message: mismatch.Error(),

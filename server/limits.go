@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/duplexsync/duplex/peering"
 )
 
 // Limits bound what one client can hold of the server: time (header, body,
@@ -101,6 +104,9 @@ func (s *srv) limitBody(c *gin.Context) {
 	max := s.max
 	if r.URL.Path == "/api/team-templates/import" && importMaxBytes > max {
 		max = importMaxBytes
+	}
+	if strings.HasPrefix(r.URL.Path, "/peer/v1/") {
+		max = peering.MaxBody // a peer's own limit, whatever the API's
 	}
 	if r.ContentLength > max {
 		// Not read at all, and the connection is not kept: net/http

@@ -15,6 +15,7 @@ import (
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/outbound"
+	"github.com/duplexsync/duplex/peering"
 	"github.com/duplexsync/duplex/scripts/mapping"
 )
 
@@ -104,6 +105,16 @@ var ops = map[string]op{
 	"GET /api/script-api.d.ts": {summary: "TypeScript declarations of the script API (editor completion)", tag: "scripts", rawOut: "application/typescript"},
 
 	"GET /api/openapi.json": {summary: "This description", tag: "operations", rawOut: "application/json"},
+	// Peer links (peers.go, docs/peers.md).
+	"POST /peer/v1/redeem":             {summary: "Peer endpoint: redeem an invitation (signed with the accepting side's new key; the answer is signed)", tag: "peers", in: peering.Redeem{}, out: peering.Redeemed{}},
+	"POST /peer/v1/messages":           {summary: "Peer endpoint: one signed message (replica, acknowledgement, revoke); a duplicate answers 409 peer_message_duplicate", tag: "peers", in: peering.Envelope{}, out: peerAccepted{}},
+	"GET /api/peer-links":              {summary: "Peer links of your teams with their status (last contact, messages waiting and taken, errors)", tag: "peers", out: []peering.View{}},
+	"POST /api/peer-links":             {summary: "Invite another deployment to one connection (team admins); answers the one-time code", tag: "peers", in: peering.InviteIn{}, out: peering.Invited{}, status: 201},
+	"POST /api/peer-links/accept":      {summary: "Accept another deployment's invitation code for one of your systems (team admins)", tag: "peers", in: peering.AcceptIn{}, out: peering.View{}, status: 201},
+	"GET /api/peer-links/{id}":         {summary: "One peer link with its status and what the peer created", tag: "peers", out: peering.View{}},
+	"POST /api/peer-links/{id}/pause":  {summary: "Pause a peer link and its connection at once (audited)", tag: "peers", out: peering.View{}},
+	"POST /api/peer-links/{id}/resume": {summary: "Resume a paused peer link", tag: "peers", out: peering.View{}},
+	"POST /api/peer-links/{id}/revoke": {summary: "Revoke a peer link for good, at once, and tell the peer (audited)", tag: "peers", out: peering.View{}},
 }
 
 var ginParam = regexp.MustCompile(`:(\w+)`)

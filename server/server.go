@@ -25,6 +25,7 @@ import (
 	"github.com/duplexsync/duplex/frontend"
 	"github.com/duplexsync/duplex/internal/outbound"
 	"github.com/duplexsync/duplex/internal/service"
+	"github.com/duplexsync/duplex/peering"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
 )
@@ -90,6 +91,9 @@ type Options struct {
 	// system's kind and settings against it, GET /api/connector-kinds
 	// lists it. nil: nothing is checked, no kind is listed (tests).
 	Connectors *connectors.Registry
+	// Peers keeps peer links (peers.go); nil: one is made from Store,
+	// Secrets, Templates and Engine.
+	Peers PeerLinks
 }
 
 type srv struct {
@@ -121,6 +125,7 @@ type srv struct {
 	kinds *connectors.Registry
 	// impacts admits impact previews (impactgate.go).
 	impacts impactGate
+	peers   PeerLinks
 }
 
 // New builds the HTTP handler.
@@ -145,6 +150,10 @@ func build(o Options) (*srv, http.Handler) {
 	s.svc = service.New(o.Store, o.Engine, o.Engine).WithPasswords(s.auth.Password)
 	if o.Connectors != nil { // a nil *Registry would be a non-nil KindCheck
 		s.svc.WithKinds(o.Connectors)
+	}
+	s.peers = o.Peers
+	if s.peers == nil {
+		s.peers = peering.New(peering.Options{Store: o.Store, Box: o.Secrets, Templates: o.Templates, Engine: o.Engine, Logger: o.Logger})
 	}
 	s.impacts.max = 2
 	gin.SetMode(gin.ReleaseMode)
@@ -223,6 +232,7 @@ func build(o Options) (*srv, http.Handler) {
 	s.templateRoutes(api)
 	s.route(api, "GET", "/script-api.d.ts", signedIn(), s.scriptAPI)
 	s.route(api, "GET", "/openapi.json", public(), s.openAPI)
+	s.peerRoutes(r, api)
 
 	spec, err := buildOpenAPI(s.rules, s.allOps())
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/connectors/peerlink"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/service"
 )
@@ -149,6 +150,9 @@ func (s *srv) createSystem(c *gin.Context) error {
 	}
 	if err := s.requireTeam(c, in.TeamID, store.RoleAdmin); err != nil {
 		return err
+	}
+	if in.Kind == peerlink.Kind {
+		return badRequest("systems of kind %q stand for a peer deployment and are made by POST /api/peer-links", in.Kind)
 	}
 	in.settings(true)
 	sys := store.System{Name: in.Name, Kind: in.Kind, TeamID: in.TeamID, Settings: string(in.Settings), PollIntervalMS: 2000}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/connectors/kinds"
+	"github.com/duplexsync/duplex/connectors/peerlink"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
@@ -30,6 +31,7 @@ import (
 	"github.com/duplexsync/duplex/internal/metrics"
 	"github.com/duplexsync/duplex/internal/tlsconf"
 	"github.com/duplexsync/duplex/migrations"
+	"github.com/duplexsync/duplex/peering"
 	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripting/sandbox"
 	"github.com/duplexsync/duplex/scripts"
@@ -194,6 +196,7 @@ type app struct {
 	tls       *tls.Config // nil: plain HTTP
 	alerts    *alerts.Evaluator
 	limits    server.Limits
+	peers     *peering.Service // sends the peer links' outboxes
 }
 
 // buildApp opens everything; access says how people sign in (see firstRun
@@ -228,6 +231,11 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		return nil, err
 	}
 	reg, err := registry()
+	if err == nil {
+		// The stand-in of peer links' systems (docs/peers.md): not a kind
+		// people create or the conformance suites run, so not in registry().
+		err = reg.Register(peerlink.Kind, peerlink.Open)
+	}
 	if err != nil {
 		_ = st.Close()
 		return nil, err
@@ -241,13 +249,25 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		_ = st.Close()
 		return nil, err
 	}
+	peers, peerEng, err := newPeers(st, box, lib, logger, m, func(team int64) http.RoundTripper { // peers.go
+		// Peers are reached as systems are: through the team's outbound
+		// policy, trusting the system roots and --ca-file.
+		return tlsconf.WithDial(base, guards.For(team).DialContext)
+	})
+	if err != nil {
+		stopPool(pool)
+		_ = st.Close()
+		return nil, err
+	}
 	eng := engine.New(engine.Options{
 		Store: st, Connectors: reg, Secrets: box, Logger: logger,
 		Runner: pool, Interactive: pool.Interactive(),
-		Transport: connectorTransport(m, base),
-		Outbound:  guards.For,
-		Lease:     c.lease,
+		Transport:  connectorTransport(m, base),
+		Outbound:   guards.For,
+		Lease:      c.lease,
+		PeerQueued: peers.Queued,
 	})
+	peerEng.e = eng
 	poolMetrics(m, pool)
 	m.Counter("duplex_lease_takeovers_total", "Events, deliveries, backfills and pollers this process took over from a process whose lease expired.",
 		func() float64 { return float64(eng.Takeovers()) })
@@ -273,9 +293,9 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 	// on TLS requests).
 	auth.SecureCookies = c.secureCookies
 	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Logger: logger, Auth: auth,
-		Metrics: m.Handler(), Outbound: guards, Limits: c.limits, Connectors: reg})
+		Metrics: m.Handler(), Outbound: guards, Limits: c.limits, Connectors: reg, Peers: peers})
 	warnRefused(ctx, st, eng, logger)
-	return &app{store: st, box: box, templates: lib, engine: eng, pool: pool, handler: h, auth: auth, tls: tlsCfg, alerts: al, limits: c.limits}, nil
+	return &app{store: st, box: box, templates: lib, engine: eng, pool: pool, handler: h, auth: auth, tls: tlsCfg, alerts: al, limits: c.limits, peers: peers}, nil
 }
 
 // connectorTransport is engine.Options.Transport: a system's requests are
@@ -330,6 +350,8 @@ func (a *app) serve(ctx context.Context, logger *slog.Logger, addr string, ready
 	go func() { engDone <- a.engine.Run(engCtx) }()
 	alertsDone := make(chan struct{})
 	go func() { defer close(alertsDone); a.alerts.Run(engCtx) }()
+	peersDone := make(chan struct{})
+	go func() { defer close(peersDone); a.peers.Run(engCtx) }()
 	srvDone := make(chan error, 1)
 	url := "http://" + ln.Addr().String()
 	if a.tls != nil {
@@ -352,6 +374,7 @@ func (a *app) serve(ctx context.Context, logger *slog.Logger, addr string, ready
 	cancel()
 	<-engDone
 	<-alertsDone
+	<-peersDone
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -391,7 +414,12 @@ func runDemo(ctx context.Context, logger *slog.Logger, args []string, out io.Wri
 	c.registerTLS(fs)
 	poll := fs.Duration("poll", 2*time.Second, "how often the demo systems are polled")
 	reset := fs.Bool("reset", false, "start a fresh demo: delete the store and demo databases an earlier run left in --data")
+	peers := fs.Bool("peers", false, "two deployments linked by a peer link (docs/peers.md): support on --addr, engineering on --peer-addr, stores in --data/support and --data/engineering")
+	peerAddr := fs.String("peer-addr", "", "with --peers: the engineering deployment's listen address (default: --addr's port + 1)")
 	_ = fs.Parse(args)
+	if *peers {
+		return runDemoPeers(ctx, logger, c, *peerAddr, poll.Milliseconds(), out) // demo_peers.go
+	}
 	if *reset {
 		if c.db != "" {
 			return errors.New("demo --reset deletes the SQLite files in --data; with --db, empty that store yourself")

@@ -261,8 +261,26 @@ func reseal(ctx context.Context, st *store.Store, box *secret.Box) (int, error) 
 			}
 			n++
 		}
+		// Peer links' private keys are sealed with the same box
+		// (docs/peers.md): re-sealed in the same transaction.
+		links, err := tx.ListPeerLinks(ctx)
+		if err != nil {
+			return err
+		}
+		for _, l := range links {
+			k, err := box.Open(l.PrivateKey)
+			if err != nil {
+				return fmt.Errorf("peer link %q: %w", l.Name, err)
+			}
+			if l.PrivateKey, err = box.Seal(k); err != nil {
+				return err
+			}
+			if err := tx.SavePeerLink(ctx, &l); err != nil {
+				return err
+			}
+		}
 		return tx.AddAudit(ctx, &store.AuditEntry{Actor: "rotate", Action: "secrets.rotate",
-			Detail: fmt.Sprintf("re-sealed the secrets of %d system(s) with key %s", n, box.KeyID())})
+			Detail: fmt.Sprintf("re-sealed the secrets of %d system(s) and the keys of %d peer link(s) with key %s", n, len(links), box.KeyID())})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("rotate: %w", err)

@@ -20,10 +20,12 @@ import (
 var errCrash = errors.New("simulated crash")
 
 // rotateFixture is a data dir with a key file and a store holding three
-// systems with secrets (one sealed in the version-1 format) and one without.
+// systems with secrets (one sealed in the version-1 format) and one without,
+// and a peer link whose private key is sealed with the same box.
 type rotateFixture struct {
-	c    common
-	want map[string]map[string]string
+	c       common
+	want    map[string]map[string]string
+	linkKey []byte
 }
 
 func newRotateFixture(t *testing.T) *rotateFixture {
@@ -63,6 +65,14 @@ func newRotateFixture(t *testing.T) *rotateFixture {
 			t.Fatal(err)
 		}
 	}
+	f.linkKey = []byte("a peer link's private key, sealed like a secret.....")
+	l := store.PeerLink{TeamID: 1, Name: "link", PeerSide: store.SideB, LocalNode: "n1", PublicKey: []byte{1}, Status: store.PeerActive}
+	if l.PrivateKey, err = box.Seal(f.linkKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreatePeerLink(ctx, &l, nil); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 
@@ -96,6 +106,17 @@ func (f *rotateFixture) check(t *testing.T, box *secret.Box) error {
 		if len(m) != len(f.want[s.Name]) || m["password"] != f.want[s.Name]["password"] {
 			return fmt.Errorf("%s: %v, want %v", s.Name, m, f.want[s.Name])
 		}
+	}
+	links, err := st.ListPeerLinks(context.Background())
+	if err != nil || len(links) != 1 {
+		t.Fatalf("peer links: %d, %v", len(links), err)
+	}
+	k, err := box.Open(links[0].PrivateKey)
+	if err != nil {
+		return fmt.Errorf("peer link key: %w", err)
+	}
+	if !bytes.Equal(k, f.linkKey) {
+		return fmt.Errorf("peer link key: %q", k)
 	}
 	return nil
 }

@@ -50,6 +50,8 @@ func (s *Store) ResourceTeam(ctx context.Context, kind string, id int64) (int64,
 	case "twin":
 		q = s.q(ctx).Table("twins").Select("connections.team_id").
 			Joins("JOIN connections ON connections.id = twins.connection_id").Where("twins.id = ?", id)
+	case "peer_link":
+		q = s.q(ctx).Model(&PeerLink{}).Select("team_id").Where("id = ?", id)
 	case "event":
 		q = s.q(ctx).Table("sync_events").Select("connections.team_id").
 			Joins("JOIN connections ON connections.id = sync_events.connection_id").Where("sync_events.id = ?", id)

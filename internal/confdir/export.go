@@ -62,6 +62,7 @@ func Export(ctx context.Context, st *store.Store, box *secret.Box, dir string, o
 	if err != nil {
 		return stats, fmt.Errorf("export: %w", err)
 	}
+	systems, conns = withoutPeerLinks(systems, conns)
 	sysName := make(map[int64]string, len(systems))
 	for _, s := range systems {
 		sysName[s.ID] = s.Name

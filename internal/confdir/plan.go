@@ -14,6 +14,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/duplexsync/duplex/connectors/peerlink"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
@@ -112,16 +113,17 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
+	conns, err := st.ListConnections(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	systems, conns = withoutPeerLinks(systems, conns)
 	sysByName := map[string]store.System{} // by team/name
 	sysNameByID := map[int64]string{}
 	for _, s := range systems {
 		sysByName[inTeam(teamByID[s.TeamID], s.Name)] = s
 		sysNameByID[s.ID] = s.Name
 		p.ids.systems[inTeam(teamByID[s.TeamID], s.Name)] = s.ID
-	}
-	conns, err := st.ListConnections(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("plan: %w", err)
 	}
 	connByName := map[string]store.Connection{} // by team/name
 	for _, c := range conns {
@@ -702,4 +704,27 @@ func drafts(team string, cur store.Connection, fc Connection, scripts map[store.
 		out = append(out, Draft{Team: team, Connection: cur.Name, ConnectionID: cur.ID, Direction: d, Draft: dr})
 	}
 	return out
+}
+
+// withoutPeerLinks leaves out peer links' stand-in systems and their
+// connections (docs/peers.md): they are made by an invitation, not by a
+// folder, so export does not write them and apply (even with --prune)
+// neither changes nor deletes them.
+func withoutPeerLinks(systems []store.System, conns []store.Connection) ([]store.System, []store.Connection) {
+	peer := map[int64]bool{}
+	keptSys := systems[:0:0]
+	for _, s := range systems {
+		if s.Kind == peerlink.Kind {
+			peer[s.ID] = true
+			continue
+		}
+		keptSys = append(keptSys, s)
+	}
+	keptConns := conns[:0:0]
+	for _, c := range conns {
+		if !peer[c.SystemAID] && !peer[c.SystemBID] {
+			keptConns = append(keptConns, c)
+		}
+	}
+	return keptSys, keptConns
 }

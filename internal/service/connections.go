@@ -8,6 +8,7 @@ import (
 	"github.com/duplexsync/duplex/internal/plural"
 	"strings"
 
+	"github.com/duplexsync/duplex/connectors/peerlink"
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/scripting"
@@ -160,6 +161,9 @@ func ownSystems(ctx context.Context, tx *store.Store, team int64, ids ...int64) 
 
 // SaveScript validates src and saves it as the next version of one script.
 func (s *Service) SaveScript(ctx context.Context, actor string, conn store.Connection, side store.Side, kind store.ScriptKind, src string) (store.ScriptVersion, error) {
+	if err := s.ownSide(ctx, conn, side); err != nil {
+		return store.ScriptVersion{}, err
+	}
 	if err := s.CheckScript(ctx, conn, side, kind, src); err != nil {
 		return store.ScriptVersion{}, err
 	}
@@ -172,9 +176,25 @@ func (s *Service) SaveScript(ctx context.Context, actor string, conn store.Conne
 	return v, err
 }
 
+// ownSide refuses a change to the scripts of a peer link's peer side: they
+// run on the other deployment, which writes its own (docs/peers.md).
+func (s *Service) ownSide(ctx context.Context, conn store.Connection, side store.Side) error {
+	sys, err := s.st.GetSystem(ctx, conn.SystemID(side))
+	if err != nil {
+		return err
+	}
+	if sys.Kind == peerlink.Kind {
+		return invalid("side %s of connection %q is a peer deployment: its scripts are written and run there", side, conn.Name)
+	}
+	return nil
+}
+
 // SaveRules compiles a side's validation rules and saves them as their next
 // version.
 func (s *Service) SaveRules(ctx context.Context, actor string, conn store.Connection, side store.Side, rules []scripting.Rule) (store.ScriptVersion, error) {
+	if err := s.ownSide(ctx, conn, side); err != nil {
+		return store.ScriptVersion{}, err
+	}
 	doc, err := s.rulesDoc(ctx, conn, side, rules)
 	if err != nil {
 		return store.ScriptVersion{}, err

@@ -287,6 +287,97 @@ export interface OutboundRule {
   note?: string;
 }
 
+/** Go: peering.AcceptIn */
+export interface PeeringAcceptIn {
+  team_id: number;
+  name: string;
+  system_id: number;
+  template?: string;
+  scripts?: Record<string, string>;
+  public_url: string;
+  code: string;
+}
+
+/** Go: peering.Created */
+export interface PeeringCreated {
+  id: string;
+  key?: string;
+  url?: string;
+}
+
+/** Go: peering.Envelope */
+export interface PeeringEnvelope {
+  from: string;
+  to: string;
+  id: string;
+  time: string;
+  kind: string;
+  pair?: string;
+  replica?: JsonValue;
+  created?: PeeringCreated | null;
+  waiting?: number;
+}
+
+/** Go: peering.InviteIn */
+export interface PeeringInviteIn {
+  team_id: number;
+  name: string;
+  system_id: number;
+  template?: string;
+  scripts?: Record<string, string>;
+  public_url: string;
+  side?: string;
+  valid_minutes?: number;
+}
+
+/** Go: peering.Invited */
+export interface PeeringInvited {
+  link: StorePeerLink;
+  code: string;
+  expires_at: string;
+}
+
+/** Go: peering.Redeem */
+export interface PeeringRedeem {
+  node: string;
+  secret: string;
+  from: string;
+  url: string;
+  public_key: string;
+  name?: string;
+}
+
+/** Go: peering.Redeemed */
+export interface PeeringRedeemed {
+  node: string;
+  public_key: string;
+}
+
+/** Go: peering.View */
+export interface PeeringView {
+  id: number;
+  team_id: number;
+  name: string;
+  connection_id: number;
+  system_id: number;
+  peer_side: StoreSide;
+  local_node: string;
+  remote_node: string;
+  remote_url: string;
+  local_url: string;
+  public_key: string;
+  remote_key?: string;
+  status: string;
+  status_reason?: string;
+  last_contact_at?: string | null;
+  last_error?: string;
+  remote_waiting: number;
+  created_at: string;
+  updated_at: string;
+  counts: StorePeerCounts;
+  pairs: StorePeerPair[];
+}
+
 /** Go: scripting.Rule */
 export interface ScriptingRule {
   field?: string;
@@ -573,6 +664,11 @@ export interface ServerOutboundOut {
   allow: OutboundRule[];
   updated_at: string;
   updated_by: string;
+}
+
+/** Go: server.peerAccepted */
+export interface ServerPeerAccepted {
+  status: string;
 }
 
 /** Go: server.publishIn */
@@ -903,6 +999,46 @@ export interface StoreOrgSettings {
   updated_by: string;
 }
 
+/** Go: store.PeerCounts */
+export interface StorePeerCounts {
+  waiting: number;
+  sent: number;
+  received: number;
+}
+
+/** Go: store.PeerLink */
+export interface StorePeerLink {
+  id: number;
+  team_id: number;
+  name: string;
+  connection_id: number;
+  system_id: number;
+  peer_side: StoreSide;
+  local_node: string;
+  remote_node: string;
+  remote_url: string;
+  local_url: string;
+  public_key: string;
+  remote_key?: string;
+  status: string;
+  status_reason?: string;
+  last_contact_at?: string | null;
+  last_error?: string;
+  remote_waiting: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Go: store.PeerPair */
+export interface StorePeerPair {
+  link_id: number;
+  pair_key: string;
+  remote_id: string;
+  remote_key?: string;
+  remote_url?: string;
+  updated_at: string;
+}
+
 /** Go: store.ScriptVersion */
 export interface StoreScriptVersion {
   id: number;
@@ -967,6 +1103,17 @@ export const ERROR_CODES = [
   "script_timeout_over_cap",
   "not_a_mapping",
   "mapping_invalid",
+  "peer_signature_invalid",
+  "peer_message_replayed",
+  "peer_message_duplicate",
+  "peer_unknown",
+  "peer_revoked",
+  "peer_paused",
+  "peer_invitation_invalid",
+  "peer_message_malformed",
+  "peer_rate_limited",
+  "peer_address_refused",
+  "peer_unreachable",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -19,6 +19,8 @@ export type Kind = Exclude<gen.StoreScriptKind, "rules">;
 export const KINDS: Kind[] = ["trigger", "outgoing", "incoming"];
 
 export type System = gen.ServerSystemOut;
+/** A peer link with its status (docs/peers.md). */
+export type PeerLink = gen.PeeringView;
 
 // ConnectorSpec is what GET /api/connector-kinds says about one connector
 // kind (connectors.Spec): the system form is built from it.
@@ -267,6 +269,10 @@ export const api = {
   resolve: (id: number, choice: Record<string, gen.EngineResolution>) =>
     request<SyncEvent>("POST", `/api/events/${id}/resolve`, choice),
   alerts: (state?: "open" | "resolved", limit = 50) => get<Alert[]>(`/api/alerts?limit=${limit}${state ? `&state=${state}` : ""}`),
+  peerLinks: () => get<PeerLink[]>("/api/peer-links"),
+  invitePeer: (b: Partial<gen.PeeringInviteIn>) => request<gen.PeeringInvited>("POST", "/api/peer-links", b),
+  acceptPeer: (b: Partial<gen.PeeringAcceptIn>) => request<PeerLink>("POST", "/api/peer-links/accept", b),
+  peerLinkState: (id: number, action: "pause" | "resume" | "revoke") => request<PeerLink>("POST", `/api/peer-links/${id}/${action}`),
   audit: (connID?: number, limit = 200) => get<AuditEntry[]>(`/api/audit?limit=${limit}${connID ? `&connection_id=${connID}` : ""}`),
 
   templates: () => get<Template[]>("/api/templates"),

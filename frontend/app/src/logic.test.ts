@@ -7,6 +7,11 @@ describe("routes", () => {
     const cases = ["#/connections", "#/connections/new", "#/connections/new/support-escalation", "#/connections/7/versions", "#/connections/7/test?side=b&entity=3", "#/systems", "#/systems/new", "#/systems/2"];
     for (const h of cases) expect(href(parseRoute(h))).toBe(h);
   });
+  it("has a page for peer links", () => {
+    expect(parseRoute("#/peers")).toEqual({ view: "peers" });
+    expect(href({ view: "peers" })).toBe("#/peers");
+    expect(parseRoute("#/peers/x").view).toBe("not-found");
+  });
   it("defaults to the connection list and the scripts tab", () => {
     expect(parseRoute("")).toEqual({ view: "connections" });
     expect(parseRoute("#/connections/3")).toEqual({ view: "connection", id: 3, tab: "scripts", query: {} });

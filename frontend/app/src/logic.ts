@@ -20,6 +20,7 @@ export type Route =
   | { view: "password" }
   | { view: "team"; id?: number }
   | { view: "alerts" }
+  | { view: "peers" }
   | { view: "not-found"; path: string };
 
 export function parseRoute(hash: string): Route {
@@ -48,6 +49,7 @@ export function parseRoute(hash: string): Route {
   }
   if (parts.length === 1 && parts[0] === "tokens") return { view: "tokens" };
   if (parts.length === 1 && parts[0] === "alerts") return { view: "alerts" };
+  if (parts.length === 1 && parts[0] === "peers") return { view: "peers" };
   if (parts.length === 1 && parts[0] === "password") return { view: "password" };
   if (parts[0] === "team") {
     if (parts.length === 1) return { view: "team" };
@@ -86,6 +88,8 @@ export function href(r: Route): string {
       return "#/team" + (r.id !== undefined ? "/" + r.id : "");
     case "alerts":
       return "#/alerts";
+    case "peers":
+      return "#/peers";
     case "not-found":
       return "#" + r.path;
   }

@@ -11,6 +11,7 @@ import { NewConnectionView } from "./views/new-connection";
 import { ConnectionView } from "./views/connection";
 import { SystemsView } from "./views/systems";
 import { AlertsLink, AlertsView } from "./views/alerts";
+import { PeersView } from "./views/peers";
 import "./style.css";
 
 function useRoute(): Route {
@@ -153,7 +154,7 @@ function Root() {
 function App({ me, auto }: { me: Me; auto: boolean }) {
   const route = useRoute();
   const section =
-    route.view === "systems" ? "systems" : route.view === "team" ? "team" : route.view === "tokens" ? "tokens" : route.view === "alerts" ? "alerts" : "connections";
+    route.view === "systems" ? "systems" : route.view === "team" ? "team" : route.view === "tokens" ? "tokens" : route.view === "alerts" ? "alerts" : route.view === "peers" ? "peers" : "connections";
   let main;
   switch (route.view) {
     case "connections":
@@ -170,6 +171,9 @@ function App({ me, auto }: { me: Me; auto: boolean }) {
       break;
     case "alerts":
       main = <AlertsView />;
+      break;
+    case "peers":
+      main = <PeersView />;
       break;
     case "tokens":
     case "password":
@@ -205,6 +209,9 @@ function App({ me, auto }: { me: Me; auto: boolean }) {
           Systems
         </a>
         <AlertsLink on={section === "alerts"} />
+        <a class={section === "peers" ? "on" : ""} href="#/peers">
+          Peer links
+        </a>
         <a class={section === "team" ? "on" : ""} href="#/team">
           Team
         </a>

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/duplexsync/duplex/engine/secret"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/metrics"
+	"github.com/duplexsync/duplex/peering"
+	"github.com/duplexsync/duplex/scripts"
+)
+
+// peerAllow parses DUPLEX_PEER_ALLOW: comma-separated addresses or CIDR
+// prefixes that peer deployments may call /peer/v1 from ("" = any).
+func peerAllow(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("DUPLEX_PEER_ALLOW: %w", err)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("DUPLEX_PEER_ALLOW: %w", err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// peerEngine lets the peer service reach the engine, which is built after
+// it (the engine tells the service when it queued a message).
+type peerEngine struct {
+	e interface {
+		Wake()
+		Reload(int64)
+	}
+}
+
+func (p *peerEngine) Wake()           { p.e.Wake() }
+func (p *peerEngine) Reload(id int64) { p.e.Reload(id) }
+
+// newPeers builds the peer link service and its metrics.
+func newPeers(st *store.Store, box *secret.Box, lib *scripts.Library, logger *slog.Logger, m *metrics.Metrics, transport func(int64) http.RoundTripper) (*peering.Service, *peerEngine, error) {
+	allow, err := peerAllow(os.Getenv("DUPLEX_PEER_ALLOW"))
+	if err != nil {
+		return nil, nil, err
+	}
+	pe := &peerEngine{}
+	svc := peering.New(peering.Options{Store: st, Box: box, Templates: lib, Engine: pe, Logger: logger, Allow: allow, Transport: transport})
+	for _, c := range []struct {
+		name, help string
+		f          func() float64
+	}{
+		{"duplex_peer_messages_sent_total", "Peer link messages delivered to peers.", func() float64 { s, _, _, _, _ := svc.Counters(); return float64(s) }},
+		{"duplex_peer_messages_received_total", "Peer link messages taken from peers.", func() float64 { _, r, _, _, _ := svc.Counters(); return float64(r) }},
+		{"duplex_peer_retries_total", "Peer link deliveries that failed and wait for a retry.", func() float64 { _, _, r, _, _ := svc.Counters(); return float64(r) }},
+		{"duplex_peer_refused_total", "Peer messages refused (signature, replay, revoked, paused, rate, size).", func() float64 { _, _, _, r, _ := svc.Counters(); return float64(r) }},
+		{"duplex_peer_last_lag_seconds", "Time from queueing to delivery of the last peer message.", func() float64 { _, _, _, _, l := svc.Counters(); return l.Seconds() }},
+	} {
+		m.Counter(c.name, c.help, c.f)
+	}
+	return svc, pe, nil
+}
