@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { ruleLine } from "../rules";
-import { api, KINDS, type Kind, type ScriptVersion, type Side, type SyncEvent, type TestRunResult } from "../api";
+import { api, ApiError, KINDS, type Kind, type ScriptVersion, type Side, type SyncEvent, type TestRunResult } from "../api";
 import { activity, ago, denied, diffLines, dirtyKeys, diffStats, editedValue, logLines, parseJSON, valueText } from "../logic";
 import { Empty, ErrorBox, Json, Loaded, StatusPill, toast, useAction, useAsync } from "../ui";
 import { actionWords, attemptsWords, auditDetail, cleanMessage, outcome, partialApply, partialWords, plural, policyWords, replicaTitle, titles } from "../words";
@@ -91,7 +91,14 @@ export function TestTab({ ctx }: { ctx: Ctx }) {
         </label>
       )}
       {pasteErr && <div class="inline-error">{pasteErr}</div>}
-      {act.error && <ErrorBox error={act.error} />}
+      {act.error && act.error instanceof ApiError && act.error.code === "script_invalid" ? (
+        <div class="inline-error" role="alert" data-testid="draft-invalid">
+          Your unsaved {act.error.body.script?.replace(/^.*\//, "") || "draft"} does not compile
+          {act.error.position ? ` at line ${act.error.position.line}, column ${act.error.position.column}` : ""}: {act.error.message.replace(/^.*?:\d+:\d+:\s+/, "")}. Nothing ran.
+        </div>
+      ) : (
+        act.error && <ErrorBox error={act.error} />
+      )}
       {result && <TestResult r={result} ctx={ctx} />}
       {!result && !act.busy && !act.error && <Empty title="No test run yet">Pick an entity of side {side.toUpperCase()} and run: you see the trigger result, the replica, the patch the other side would get, and the script log.</Empty>}
     </div>
