@@ -12,8 +12,9 @@ import (
 	"github.com/duplexsync/duplex/scripting"
 )
 
-// ImpactDraft holds the draft versions of one direction's scripts; a nil
-// field keeps the saved version. For direction a_to_b, Trigger and Outgoing
+// ImpactDraft holds the draft versions of one direction's scripts, for the
+// impact preview and the test run (TestRunDraft); a nil field keeps the
+// saved version. For direction a_to_b, Trigger and Outgoing
 // are side a's, Incoming and Rules side b's (the rules check the replica
 // before anything is written to the target).
 type ImpactDraft struct {

@@ -30,6 +30,34 @@ type TestRunResult struct {
 	Log        []string               `json:"log"`
 	Error      error                  `json:"-"`               // a script error (*scripting.Error) or a trigger error
 	Stage      string                 `json:"stage,omitempty"` // where Error happened: trigger, outgoing, rules, incoming
+	// Drafts names the pieces that ran as an unsaved draft (trigger,
+	// outgoing, incoming, rules); empty: only saved versions ran.
+	Drafts []string `json:"drafts,omitempty"`
+}
+
+// DraftError is a draft of a test run that does not compile: the request is
+// refused (nothing ran). Err is the compile error (*scripting.Error, with
+// its position); Stage the piece: trigger, outgoing, incoming or rules.
+type DraftError struct {
+	Stage string
+	Err   error
+}
+
+func (e *DraftError) Error() string { return "draft " + e.Stage + ": " + e.Err.Error() }
+func (e *DraftError) Unwrap() error { return e.Err }
+
+// names lists the draft's pieces, in the order they run.
+func (d ImpactDraft) names() []string {
+	var out []string
+	for _, p := range []struct {
+		name string
+		src  *string
+	}{{"trigger", d.Trigger}, {"outgoing", d.Outgoing}, {"rules", d.Rules}, {"incoming", d.Incoming}} {
+		if p.src != nil {
+			out = append(out, p.name)
+		}
+	}
+	return out
 }
 
 // TestRun runs a connection's current trigger and scripts for an entity of
@@ -38,11 +66,35 @@ type TestRunResult struct {
 // result, the replica, the patch and the comments the other side would get.
 // Script and trigger errors are reported in the result, not as err.
 func (e *Engine) TestRun(ctx context.Context, connID int64, side store.Side, id string, ent *connectors.Entity) (TestRunResult, error) {
+	return e.TestRunDraft(ctx, connID, side, id, ent, ImpactDraft{})
+}
+
+// TestRunDraft is TestRun with unsaved drafts for the direction from side:
+// side's trigger and outgoing script, the other side's incoming script and
+// rules (a nil piece runs the saved version). The drafts are compiled for
+// this call only, over a copy of the saved plan: nothing is stored and the
+// engine's plans stay as they are. They run on the same interactive lane
+// with the connection's limits as the saved scripts. A draft that does not
+// compile is a *DraftError (wrapping the *scripting.Error), and nothing
+// runs; errors while running are reported in the result as for TestRun.
+func (e *Engine) TestRunDraft(ctx context.Context, connID int64, side store.Side, id string, ent *connectors.Entity, draft ImpactDraft) (TestRunResult, error) {
 	res := TestRunResult{Side: side, Log: []string{}}
 	p, err := e.planByID(ctx, connID)
 	if err != nil {
 		return res, err
 	}
+	// Compiled before the entities are read: a draft that does not compile
+	// costs no read of them (a draft trigger needs the source's schema,
+	// which is cached).
+	plans, stage, err := e.draftPlan(ctx, p, side, draft)
+	if err != nil {
+		var se *scripting.Error
+		if errors.As(err, &se) && se.Script == "" {
+			se.Script = stage + " (draft)" // the trigger's and the rules' errors carry no name
+		}
+		return res, &DraftError{Stage: stage, Err: err}
+	}
+	res.Drafts = draft.names()
 	if ent == nil {
 		src, err := e.system(ctx, p.conn.SystemID(side))
 		if err != nil {
@@ -89,10 +141,10 @@ func (e *Engine) TestRun(ctx context.Context, connID int64, side store.Side, id 
 	if res.Linked {
 		links = loadLinks(&twin)
 	}
-	simulate(ctx, e.interactive(), p.conn.Name, p.options.scriptTimeout(), p.sides[side], p.sides[side.Other()], side, *ent, previous, target, links, &res)
+	simulate(ctx, e.interactive(), p.conn.Name, p.options.scriptTimeout(), plans[0], plans[1], side, *ent, previous, target, links, &res)
 	// Unique rules need a lookup in the target (read-only): done here, not
 	// in the pure simulation.
-	if err := e.testUnique(ctx, p, side, twin, &res); err != nil {
+	if err := e.testUnique(ctx, p, plans[1].rules, side, twin, &res); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -100,8 +152,7 @@ func (e *Engine) TestRun(ctx context.Context, connID int64, side store.Side, id 
 
 // testUnique adds the results of the target side's unique rules to a test
 // run's rules, when the run got as far as the incoming stage.
-func (e *Engine) testUnique(ctx context.Context, p *plan, side store.Side, twin store.Twin, res *TestRunResult) error {
-	dstRules := p.sides[side.Other()].rules
+func (e *Engine) testUnique(ctx context.Context, p *plan, dstRules *scripting.Rules, side store.Side, twin store.Twin, res *TestRunResult) error {
 	if !dstRules.HasUnique() || res.Replica == nil || (res.Stage != "" && res.Stage != "incoming") {
 		return nil
 	}

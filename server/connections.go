@@ -313,11 +313,14 @@ type testRunOut struct {
 	Error *apiError `json:"error,omitempty"`
 }
 
-// testRunIn is the body of testRun.
+// testRunIn is the body of testRun. Draft holds unsaved versions of the
+// tested direction's trigger, scripts or rules (the impact preview's
+// shape); absent or empty: the saved versions run, as before drafts.
 type testRunIn struct {
-	Side     string             `json:"side"`
-	EntityID string             `json:"entity_id"`
-	Entity   *connectors.Entity `json:"entity"`
+	Side     string              `json:"side"`
+	EntityID string              `json:"entity_id"`
+	Entity   *connectors.Entity  `json:"entity"`
+	Draft    *engine.ImpactDraft `json:"draft,omitempty"`
 }
 
 func (s *srv) testRun(c *gin.Context) error {
@@ -339,7 +342,13 @@ func (s *srv) testRun(c *gin.Context) error {
 	if in.Entity != nil && in.Entity.Fields == nil {
 		in.Entity.Fields = map[string]any{}
 	}
-	res, err := s.eng.TestRun(c.Request.Context(), id, side, in.EntityID, in.Entity)
+	var draft engine.ImpactDraft
+	if in.Draft != nil {
+		draft = *in.Draft
+	}
+	// A draft that does not compile comes back as an error: 422
+	// script_invalid with its line and column, as the validate endpoint.
+	res, err := s.eng.TestRunDraft(c.Request.Context(), id, side, in.EntityID, in.Entity, draft)
 	if err != nil {
 		return err
 	}

@@ -107,6 +107,10 @@ func (f *fakeEngine) TestRun(ctx context.Context, connID int64, side store.Side,
 	return f.testRun, nil
 }
 
+func (f *fakeEngine) TestRunDraft(ctx context.Context, connID int64, side store.Side, id string, ent *connectors.Entity, draft engine.ImpactDraft) (engine.TestRunResult, error) {
+	return f.testRun, nil
+}
+
 func (f *fakeEngine) Impact(ctx context.Context, connID int64, d store.Direction, draft engine.ImpactDraft, changes int, budget time.Duration) (engine.ImpactResult, error) {
 	if f.impactHold != nil {
 		f.impactIn <- connID

@@ -79,7 +79,7 @@ var ops = map[string]op{
 	"PUT /api/connections/{id}/mapping/{direction}":             {summary: "Render a mapping and save the direction's trigger and scripts as their next versions", tag: "scripts", in: mappingIn{}, out: mappingSavedOut{}},
 	"POST /api/connections/{id}/mapping/{direction}/render":     {summary: "The scripts a draft mapping makes, saving nothing (for the impact preview and test runs)", tag: "scripts", in: mappingIn{}, out: mapping.Scripts{}},
 	"POST /api/connections/{id}/mapping/{direction}/suggest":    {summary: "Pair the target's fields with the source's by name and type from the systems' schemas", tag: "scripts", in: mappingIn{}, out: mappingOut{}},
-	"POST /api/connections/{id}/test-run":                       {summary: "Run the scripts on one entity without writing anything", tag: "scripts", in: testRunIn{}, out: testRunOut{}},
+	"POST /api/connections/{id}/test-run":                       {summary: "Run the scripts (saved, or unsaved drafts from the body) on one entity without writing anything", tag: "scripts", in: testRunIn{}, out: testRunOut{}},
 
 	"PUT /api/connections/{id}/conflict-policy": {summary: "Set the conflict policy", tag: "connections", in: engine.Policy{}, out: connectionOut{}},
 	"POST /api/connections/{id}/activate":       {summary: "Start syncing", tag: "connections", out: connectionOut{}},

@@ -46,6 +46,8 @@ type Engine interface {
 	ValidateTrigger(ctx context.Context, systemID int64, src string) error
 	// TestRun runs a connection's scripts on one entity without writing.
 	TestRun(ctx context.Context, connID int64, side store.Side, id string, ent *connectors.Entity) (engine.TestRunResult, error)
+	// TestRunDraft is TestRun with unsaved drafts of the tested direction.
+	TestRunDraft(ctx context.Context, connID int64, side store.Side, id string, ent *connectors.Entity, draft engine.ImpactDraft) (engine.TestRunResult, error)
 	// Impact replays a connection's recent synced changes of a direction
 	// through the saved and a draft version of its scripts, writing nothing.
 	Impact(ctx context.Context, connID int64, d store.Direction, draft engine.ImpactDraft, changes int, budget time.Duration) (engine.ImpactResult, error)

@@ -123,6 +123,14 @@ export interface EngineHookResult {
   duplicate?: boolean;
 }
 
+/** Go: engine.ImpactDraft */
+export interface EngineImpactDraft {
+  trigger?: string | null;
+  outgoing?: string | null;
+  incoming?: string | null;
+  rules?: string | null;
+}
+
 /** Go: engine.ImpactEntity */
 export interface EngineImpactEntity {
   entity_id: string;
@@ -862,6 +870,7 @@ export interface ServerTestRunIn {
   side: string;
   entity_id: string;
   entity?: ConnectorsEntity | null;
+  draft?: EngineImpactDraft | null;
 }
 
 /** Go: server.testRunOut */
@@ -880,6 +889,7 @@ export interface ServerTestRunOut {
   skip_reason?: string;
   log: string[];
   stage?: string;
+  drafts?: string[];
   error?: ServerApiError | null;
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { differing, impactDrafts, impactSummary, type ImpactResult, type ImpactTotals } from "./impact";
+import { differing, impactDrafts, impactSummary, testRunDraft, testRunWords, type ImpactResult, type ImpactTotals } from "./impact";
 
 describe("impactDrafts", () => {
   it("groups drafts by the direction they run in", () => {
@@ -34,5 +34,20 @@ describe("impactSummary", () => {
       ],
     };
     expect(differing(res).map((e) => e.entity_id)).toEqual(["2"]);
+  });
+});
+
+describe("testRunDraft", () => {
+  const drafts = { "a.outgoing": "out a", "b.incoming": "in b", "b.trigger": "trig b", "a.incoming": "saved" };
+  const dirty = ["a.outgoing", "b.incoming", "b.trigger"];
+  it("takes the pieces of the direction that starts at the side", () => {
+    expect(testRunDraft(drafts, dirty, "a")).toEqual({ outgoing: "out a", incoming: "in b" });
+    expect(testRunDraft(drafts, dirty, "b")).toEqual({ trigger: "trig b" });
+    expect(testRunDraft(drafts, [], "a")).toBeUndefined();
+  });
+  it("says what runs", () => {
+    expect(testRunWords(undefined, "a")).toBe("the saved versions of the trigger and scripts");
+    expect(testRunWords({ outgoing: "x", incoming: "y" }, "a")).toBe("your unsaved changes to A's outgoing script, B's incoming script (the rest: saved versions)");
+    expect(testRunWords({ trigger: "x" }, "b", (s) => (s === "a" ? "Jira" : "Linear"))).toBe("your unsaved changes to Linear's trigger (the rest: saved versions)");
   });
 });

@@ -59,3 +59,31 @@ export function differing(res: ImpactResult): ImpactEntity[] {
 export function shown(v: unknown): string {
   return v === undefined ? "—" : JSON.stringify(v);
 }
+
+/** A test run's drafts: the unsaved pieces of the direction that starts at a side (server.testRunIn.draft). */
+export type TestRunDraft = NonNullable<gen.ServerTestRunIn["draft"]>;
+
+/**
+ * The drafts a test run of side `side` runs instead of the saved versions:
+ * the same pieces the Impact button sends for that direction (the side's
+ * trigger and outgoing script, the other side's incoming script), or
+ * undefined when none of them has unsaved changes.
+ */
+export function testRunDraft(drafts: Record<string, string | undefined>, dirty: string[], side: Side): TestRunDraft | undefined {
+  const d = impactDrafts(drafts, dirty).find((x) => x.direction === (side === "a" ? "a_to_b" : "b_to_a"));
+  if (!d) return undefined;
+  const { direction: _, ...draft } = d;
+  return draft;
+}
+
+/** What a test run runs, in words: "your unsaved changes to A's outgoing script" or "the saved versions". */
+export function testRunWords(draft: TestRunDraft | undefined, side: Side, name: (s: Side) => string = (s) => s.toUpperCase()): string {
+  if (!draft) return "the saved versions of the trigger and scripts";
+  const other: Side = side === "a" ? "b" : "a";
+  const parts: string[] = [];
+  if (draft.trigger != null) parts.push(`${name(side)}'s trigger`);
+  if (draft.outgoing != null) parts.push(`${name(side)}'s outgoing script`);
+  if (draft.incoming != null) parts.push(`${name(other)}'s incoming script`);
+  if (draft.rules != null) parts.push(`${name(other)}'s validation rules`);
+  return `your unsaved changes to ${parts.join(", ")} (the rest: saved versions)`;
+}

@@ -1,10 +1,11 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { ruleLine } from "../rules";
-import { api, KINDS, type Kind, type ScriptVersion, type Side, type SyncEvent, type TestRunResult } from "../api";
-import { activity, ago, denied, diffLines, diffStats, editedValue, logLines, parseJSON, valueText } from "../logic";
+import { api, ApiError, KINDS, type Kind, type ScriptVersion, type Side, type SyncEvent, type TestRunResult } from "../api";
+import { activity, ago, denied, diffLines, dirtyKeys, diffStats, editedValue, logLines, parseJSON, valueText } from "../logic";
 import { Empty, ErrorBox, Json, Loaded, StatusPill, toast, useAction, useAsync } from "../ui";
 import { actionWords, attemptsWords, auditDetail, cleanMessage, outcome, partialApply, partialWords, plural, policyWords, replicaTitle, titles } from "../words";
-import { keyOf, type Ctx } from "./connection";
+import { keyOf, savedSources, type Ctx } from "./connection";
+import { testRunDraft, testRunWords } from "../impact";
 
 // ---------------- test run ----------------
 
@@ -19,12 +20,16 @@ export function TestTab({ ctx }: { ctx: Ctx }) {
   // Entity ids to pick from (reads the system: not for viewers).
   const candidates = useAsync(() => (denied(ctx.role, "test") ? Promise.resolve(undefined) : api.preview(ctx.conn.id, side, "true")), [side, ctx.role]);
 
+  // The unsaved drafts of the direction from this side (code editors or
+  // mapping views: the drafts Impact sends) run instead of the saved ones.
+  const dirtyAll = dirtyKeys(savedSources(ctx.conn), ctx.drafts);
+  const draft = testRunDraft(ctx.drafts, dirtyAll, side);
   const run = async (e?: Event) => {
     e?.preventDefault();
-    let body: Parameters<typeof api.testRun>[1] = { side, entity_id: entityId.trim() };
+    let body: Parameters<typeof api.testRun>[1] = { side, entity_id: entityId.trim(), ...(draft && { draft }) };
     if (mode === "paste") {
       try {
-        body = { side, entity: JSON.parse(pasted) };
+        body = { side, entity: JSON.parse(pasted), ...(draft && { draft }) };
       } catch (err) {
         setPasteErr("Not valid JSON: " + (err as Error).message);
         return;
@@ -39,7 +44,7 @@ export function TestTab({ ctx }: { ctx: Ctx }) {
     if (ctx.query.entity) void run();
   }, []);
 
-  const dirty = Object.keys(ctx.drafts).some((k) => k.startsWith(side + ".") && ctx.drafts[k] !== undefined);
+  const other: Side = side === "a" ? "b" : "a";
   return (
     <div class="test-run">
       <form class="toolbar" onSubmit={run}>
@@ -73,9 +78,12 @@ export function TestTab({ ctx }: { ctx: Ctx }) {
         <button class="btn primary" type="submit" disabled={act.busy || (mode === "id" && !entityId.trim()) || !!denied(ctx.role, "test")} title={denied(ctx.role, "test")} data-testid="run-test">
           {act.busy ? "Running…" : "Run test"}
         </button>
-        <span class="muted small">Runs the saved trigger and scripts; writes nothing.</span>
+        <span class="muted small">Writes nothing.</span>
       </form>
-      {dirty && <div class="warn small">This side has unsaved script changes; the test run uses the saved versions.</div>}
+      <div class={draft ? "notice small" : "muted small"} data-testid="test-run-what">
+        Testing {testRunWords(draft, side, ctx.name)}.
+        {!draft && dirtyAll.length > 0 && ` Your unsaved changes belong to the direction from ${ctx.name(other)}: test side ${other.toUpperCase()} to run them.`}
+      </div>
       {mode === "paste" && (
         <label class="field">
           <span>Entity JSON (id, key, fields, comments)</span>
@@ -83,7 +91,14 @@ export function TestTab({ ctx }: { ctx: Ctx }) {
         </label>
       )}
       {pasteErr && <div class="inline-error">{pasteErr}</div>}
-      {act.error && <ErrorBox error={act.error} />}
+      {act.error && act.error instanceof ApiError && act.error.code === "script_invalid" ? (
+        <div class="inline-error" role="alert" data-testid="draft-invalid">
+          Your unsaved {act.error.body.script?.replace(/^.*\//, "") || "draft"} does not compile
+          {act.error.position ? ` at line ${act.error.position.line}, column ${act.error.position.column}` : ""}: {act.error.message.replace(/^.*?:\d+:\d+:\s+/, "")}. Nothing ran.
+        </div>
+      ) : (
+        act.error && <ErrorBox error={act.error} />
+      )}
       {result && <TestResult r={result} ctx={ctx} />}
       {!result && !act.busy && !act.error && <Empty title="No test run yet">Pick an entity of side {side.toUpperCase()} and run: you see the trigger result, the replica, the patch the other side would get, and the script log.</Empty>}
     </div>
@@ -98,6 +113,9 @@ function TestResult({ r, ctx }: { r: TestRunResult; ctx: Ctx }) {
         <span class={`pill ${r.matched ? "active" : "paused"}`}>trigger {r.matched ? "matched" : "did not match"}</span>
         <span class={`pill ${r.linked ? "active" : "paused"}`}>{r.linked ? "already linked" : "not linked yet"}</span>
         <span class={`pill ${r.would_sync ? "active" : "paused"}`}>{r.would_sync ? "would sync" : "would not sync"}</span>
+        <span class={`pill ${r.drafts?.length ? "unsaved" : ""}`} data-testid="ran-drafts">
+          {r.drafts?.length ? `ran unsaved: ${r.drafts.join(", ")}` : "ran the saved versions"}
+        </span>
         {r.skipped && <span class="pill failing">skipped: {r.skip_reason}</span>}
         {r.rules && r.rules.length > 0 && (
           <span class={`pill ${r.invalid ? "failing" : "active"}`} data-testid="rules-pill">
