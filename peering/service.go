@@ -590,6 +590,14 @@ func (s *Service) Receive(ctx context.Context, body []byte, sig string) (err err
 		if err == nil && !dup {
 			s.o.Engine.Wake()
 		}
+	case KindDelete:
+		if !strings.HasPrefix(env.Pair, l.LocalNode+".") && !strings.HasPrefix(env.Pair, l.RemoteNode+".") {
+			return fmt.Errorf("%w: pair %q is not of this link", ErrMalformed, env.Pair)
+		}
+		dup, err = s.o.Store.ReceivePeerDelete(ctx, l, env.ID, env.Pair)
+		if err == nil && !dup {
+			s.o.Engine.Wake()
+		}
 	case KindAck:
 		dup, err = s.o.Store.ReceivePeerAck(ctx, l, env.ID, store.PeerPair{PairKey: env.Pair,
 			RemoteID: env.Created.ID, RemoteKey: env.Created.Key, RemoteURL: env.Created.URL})
