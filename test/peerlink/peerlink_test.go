@@ -22,6 +22,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -616,6 +618,44 @@ func TestTwoDeploymentsSyncBothWays(t *testing.T) {
 
 	t.Run("deletes", func(t *testing.T) { deletes(t, p) })
 	t.Run("security", func(t *testing.T) { security(t, p) })
+	t.Run("metrics per link", func(t *testing.T) { linkMetrics(t, p) })
+}
+
+// linkMetrics: /metrics counts per link (labels link_id and link): both
+// sides sent and received on their link, and the refusals of the security
+// run (messages addressed to Y's link) are counted on Y's link.
+func linkMetrics(t *testing.T, p *pair) {
+	scrape := func(n *node) string {
+		code, raw := n.call(t, "GET", "/metrics", nil, nil)
+		if code != 200 {
+			t.Fatalf("%s: /metrics %d", n.name, code)
+		}
+		return string(raw)
+	}
+	value := func(text, name string, link int64) float64 {
+		re := regexp.MustCompile(`(?m)^` + name + `\{link="escalation",link_id="` + strconv.FormatInt(link, 10) + `"\} (\S+)$`)
+		m := re.FindStringSubmatch(text)
+		if m == nil {
+			t.Fatalf("no %s for link %d in:\n%s", name, link, text)
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		return v
+	}
+	x, y := scrape(p.x), scrape(p.y)
+	for _, c := range []struct {
+		text string
+		link int64
+		side string
+	}{{x, p.xLink.ID, "support"}, {y, p.yLink.ID, "engineering"}} {
+		for _, name := range []string{"duplex_peer_messages_sent_total", "duplex_peer_messages_received_total"} {
+			if v := value(c.text, name, c.link); v < 1 {
+				t.Errorf("%s: %s = %v", c.side, name, v)
+			}
+		}
+	}
+	if v := value(y, "duplex_peer_refused_total", p.yLink.ID); v < 3 {
+		t.Errorf("engineering: %v refusals counted on its link after the security run", v)
+	}
 }
 
 // deletes: a delete crosses the link as a message, and the receiving side
