@@ -21,7 +21,8 @@ import (
 //
 //   - an event towards the peer side is not applied here: its replica is
 //     put in the link's outbox (sendToPeer) and the peer deployment runs
-//     its own incoming script on its own entity;
+//     its own incoming script on its own entity; a delete goes as a
+//     delete message, and the peer applies its own delete policy;
 //   - an event from the peer side is queued by the link's inbox
 //     (store.ReceivePeerReplica) with the peer's replica, so only the
 //     local incoming script runs on it; a create answers with an
@@ -71,7 +72,7 @@ func (e *Engine) sendToPeer(ctx context.Context, p *plan, link *store.PeerLink, 
 		return outcome{}, nil, fmt.Errorf("%w: peer link %q is revoked", connectors.ErrInvalid, link.Name)
 	}
 	if ev.Action == actionDelete {
-		return outcome{Action: "none", Reason: "deletes are not sent over a peer link"}, twin, nil
+		return e.sendDeleteToPeer(ctx, link, twin, ev, dst)
 	}
 	replica, err := e.replicaOf(ctx, p, ev, twin, logs)
 	if err != nil {
@@ -100,6 +101,36 @@ func (e *Engine) sendToPeer(ctx context.Context, p *plan, link *store.PeerLink, 
 		EventID: ev.ID, PairKey: pair, Body: string(body)}
 	if _, err := e.st.EnqueuePeer(ctx, &m); err != nil {
 		return outcome{}, nil, err
+	}
+	if e.opts.PeerQueued != nil {
+		e.opts.PeerQueued(link.ID)
+	}
+	return outcome{Action: "send", TargetID: pair}, twin, nil
+}
+
+// sendDeleteToPeer tells the peer that the source entity of a pair was
+// deleted; the peer applies its own connection's delete policy to its
+// entity (unlink, close or delete), as for a local delete. A twin never
+// sent has no pair on the peer: nothing goes. The message id is the
+// pair's, not the event's: a retried apply writes it once, and so does a
+// deleted entity seen deleted again (a soft-deleted row that a later
+// write touched queues another delete event); the peer's inbox refuses
+// the same id too. So a pair is deleted over the link once, for good.
+func (e *Engine) sendDeleteToPeer(ctx context.Context, link *store.PeerLink, twin *store.Twin, ev *store.SyncEvent, dst store.Side) (outcome, *store.Twin, error) {
+	pair := twin.EntityID(dst)
+	if pair == "" {
+		return outcome{Action: "none", Reason: "never sent to the peer"}, twin, nil
+	}
+	body, err := json.Marshal(PeerMessage{Kind: "delete", Pair: pair})
+	if err != nil {
+		return outcome{}, nil, err
+	}
+	m := store.PeerMessage{LinkID: link.ID, MsgID: link.LocalNode + "-d" + pair, Kind: "delete",
+		EventID: ev.ID, PairKey: pair, Body: string(body)}
+	if ok, err := e.st.EnqueuePeer(ctx, &m); err != nil {
+		return outcome{}, nil, err
+	} else if !ok {
+		return outcome{Action: "none", TargetID: pair, Reason: "the delete was sent to the peer before"}, twin, nil
 	}
 	if e.opts.PeerQueued != nil {
 		e.opts.PeerQueued(link.ID)

@@ -138,6 +138,7 @@ const (
 	KindReplica = "replica" // a replica of one pair, from the sender's outgoing script
 	KindAck     = "ack"     // what the receiver created for a pair
 	KindRevoke  = "revoke"  // the sender revoked the link
+	KindDelete  = "delete"  // the sender's entity of a pair was deleted
 )
 
 // Envelope is every message after the link is made. The signature covers
@@ -215,6 +216,10 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 	case KindAck:
 		if env.Pair == "" || env.Created == nil {
 			return env, fmt.Errorf("%w: an ack needs pair and created", ErrMalformed)
+		}
+	case KindDelete:
+		if env.Pair == "" {
+			return env, fmt.Errorf("%w: a delete needs pair", ErrMalformed)
 		}
 	case KindRevoke:
 	default:

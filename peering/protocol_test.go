@@ -82,6 +82,7 @@ func TestParseEnvelopeRefusals(t *testing.T) {
 		"unknown kind":    `{"from":"a","to":"b","id":"1","time":"` + now + `","kind":"script"}`,
 		"replica no pair": `{"from":"a","to":"b","id":"1","time":"` + now + `","kind":"replica","replica":{}}`,
 		"ack no created":  `{"from":"a","to":"b","id":"1","time":"` + now + `","kind":"ack","pair":"a.1"}`,
+		"delete no pair":  `{"from":"a","to":"b","id":"1","time":"` + now + `","kind":"delete"}`,
 	} {
 		if _, err := ParseEnvelope([]byte(body)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)

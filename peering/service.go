@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -78,11 +79,20 @@ type Service struct {
 	stats    Stats
 }
 
-// Stats are counters for metrics.
+// Stats are the counters for metrics, per link.
 type Stats struct {
-	mu                               sync.Mutex
+	mu    sync.Mutex
+	links map[int64]*LinkStats
+}
+
+// LinkStats are one link's counters since the process started. LinkID 0
+// (no name) counts the messages refused before a link was found: malformed,
+// unknown link, refused address.
+type LinkStats struct {
+	LinkID                           int64
+	Name                             string
 	Sent, Received, Retries, Refused int64
-	LastLag                          time.Duration
+	LastLag                          time.Duration // queued to delivered, last message
 }
 
 // New builds a Service.
@@ -102,18 +112,38 @@ func New(o Options) *Service {
 	return &Service{o: o, kick: make(chan struct{}, 1), limiters: map[int64]*rate.Limiter{}, clients: map[int64]*http.Client{}, senders: map[int64]chan struct{}{}, now: time.Now}
 }
 
-// Counters returns sent, received, retried and refused message counts and
-// the last delivery's lag (queued to delivered).
-func (s *Service) Counters() (sent, received, retries, refused int64, lag time.Duration) {
+// LinkCounters returns each link's counters (those with any), by link id.
+func (s *Service) LinkCounters() []LinkStats {
 	s.stats.mu.Lock()
 	defer s.stats.mu.Unlock()
-	return s.stats.Sent, s.stats.Received, s.stats.Retries, s.stats.Refused, s.stats.LastLag
+	out := make([]LinkStats, 0, len(s.stats.links))
+	for _, c := range s.stats.links {
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].LinkID < out[j].LinkID })
+	return out
 }
 
-func (s *Service) count(f func(*Stats)) {
+// count changes the counters of link l (nil: no link was found). The name
+// is taken each time, so a renamed link's series follow it.
+func (s *Service) count(l *store.PeerLink, f func(*LinkStats)) {
+	var id int64
+	var name string
+	if l != nil {
+		id, name = l.ID, l.Name
+	}
 	s.stats.mu.Lock()
-	f(&s.stats)
-	s.stats.mu.Unlock()
+	defer s.stats.mu.Unlock()
+	if s.stats.links == nil {
+		s.stats.links = map[int64]*LinkStats{}
+	}
+	c := s.stats.links[id]
+	if c == nil {
+		c = &LinkStats{LinkID: id}
+		s.stats.links[id] = c
+	}
+	c.Name = name
+	f(c)
 }
 
 // Queued nudges the sender (engine.Options.PeerQueued).
@@ -543,9 +573,10 @@ func (s *Service) limiter(id int64) *rate.Limiter {
 // id and its effect are recorded in one transaction. ErrDuplicate: taken
 // before, nothing done.
 func (s *Service) Receive(ctx context.Context, body []byte, sig string) (err error) {
+	var known *store.PeerLink // the link the refusal is counted on, once found
 	defer func() {
 		if err != nil && !errors.Is(err, ErrDuplicate) {
-			s.count(func(st *Stats) { st.Refused++ })
+			s.count(known, func(c *LinkStats) { c.Refused++ })
 		}
 	}()
 	env, err := ParseEnvelope(body)
@@ -558,6 +589,7 @@ func (s *Service) Receive(ctx context.Context, body []byte, sig string) (err err
 	} else if err != nil {
 		return err
 	}
+	known = &l
 	if err := Verify(l.RemoteKey, body, sig); err != nil {
 		return err
 	}
@@ -590,6 +622,14 @@ func (s *Service) Receive(ctx context.Context, body []byte, sig string) (err err
 		if err == nil && !dup {
 			s.o.Engine.Wake()
 		}
+	case KindDelete:
+		if !strings.HasPrefix(env.Pair, l.LocalNode+".") && !strings.HasPrefix(env.Pair, l.RemoteNode+".") {
+			return fmt.Errorf("%w: pair %q is not of this link", ErrMalformed, env.Pair)
+		}
+		dup, err = s.o.Store.ReceivePeerDelete(ctx, l, env.ID, env.Pair)
+		if err == nil && !dup {
+			s.o.Engine.Wake()
+		}
 	case KindAck:
 		dup, err = s.o.Store.ReceivePeerAck(ctx, l, env.ID, store.PeerPair{PairKey: env.Pair,
 			RemoteID: env.Created.ID, RemoteKey: env.Created.Key, RemoteURL: env.Created.URL})
@@ -610,7 +650,7 @@ func (s *Service) Receive(ctx context.Context, body []byte, sig string) (err err
 		return ErrDuplicate
 	}
 	_ = s.o.Store.PeerWaiting(ctx, l.ID, max(env.Waiting, 0))
-	s.count(func(st *Stats) { st.Received++ })
+	s.count(&l, func(c *LinkStats) { c.Received++ })
 	return nil
 }
 
@@ -744,14 +784,14 @@ func (s *Service) sendLink(ctx context.Context, l store.PeerLink) {
 				return
 			}
 			m.Attempts++
-			s.count(func(st *Stats) { st.Retries++ })
+			s.count(&l, func(c *LinkStats) { c.Retries++ })
 			_ = s.o.Store.PeerRetry(ctx, m.ID, m.Attempts, s.now().Add(backoff(m.Attempts)), err.Error())
 			_ = s.o.Store.TouchPeerLink(ctx, l.ID, false, err.Error())
 			return
 		}
 		_ = s.o.Store.PeerSent(ctx, m.ID)
 		_ = s.o.Store.TouchPeerLink(ctx, l.ID, true, "")
-		s.count(func(st *Stats) { st.Sent++; st.LastLag = s.now().Sub(m.CreatedAt) })
+		s.count(&l, func(c *LinkStats) { c.Sent++; c.LastLag = s.now().Sub(m.CreatedAt) })
 	}
 }
 

@@ -61,17 +61,14 @@ func newPeers(st *store.Store, box *secret.Box, lib *scripts.Library, logger *sl
 	}
 	pe := &peerEngine{}
 	svc := peering.New(peering.Options{Store: st, Box: box, Templates: lib, Engine: pe, Logger: logger, Allow: allow, Transport: transport})
-	for _, c := range []struct {
-		name, help string
-		f          func() float64
-	}{
-		{"duplex_peer_messages_sent_total", "Peer link messages delivered to peers.", func() float64 { s, _, _, _, _ := svc.Counters(); return float64(s) }},
-		{"duplex_peer_messages_received_total", "Peer link messages taken from peers.", func() float64 { _, r, _, _, _ := svc.Counters(); return float64(r) }},
-		{"duplex_peer_retries_total", "Peer link deliveries that failed and wait for a retry.", func() float64 { _, _, r, _, _ := svc.Counters(); return float64(r) }},
-		{"duplex_peer_refused_total", "Peer messages refused (signature, replay, revoked, paused, rate, size).", func() float64 { _, _, _, r, _ := svc.Counters(); return float64(r) }},
-		{"duplex_peer_last_lag_seconds", "Time from queueing to delivery of the last peer message.", func() float64 { _, _, _, _, l := svc.Counters(); return l.Seconds() }},
-	} {
-		m.Counter(c.name, c.help, c.f)
-	}
+	m.PeerLinks(func() []metrics.PeerLinkStat {
+		links := svc.LinkCounters()
+		out := make([]metrics.PeerLinkStat, len(links))
+		for i, l := range links {
+			out[i] = metrics.PeerLinkStat{LinkID: l.LinkID, Name: l.Name, Sent: l.Sent, Received: l.Received,
+				Retries: l.Retries, Refused: l.Refused, LastLagSeconds: l.LastLag.Seconds()}
+		}
+		return out
+	})
 	return svc, pe, nil
 }

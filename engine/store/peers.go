@@ -270,6 +270,28 @@ func (s *Store) ReceivePeerReplica(ctx context.Context, l PeerLink, msgID, pair,
 	return dup, err
 }
 
+// ReceivePeerDelete takes the peer's delete of a pair's source entity: the
+// message id and a delete event from the peer side (the worker applies the
+// connection's delete policy to the local entity, as for a local delete),
+// in one transaction. A pair this side never saw has no twin: only the
+// message id is recorded. dup=true: the message was taken before.
+func (s *Store) ReceivePeerDelete(ctx context.Context, l PeerLink, msgID, pair string) (dup bool, err error) {
+	err = s.Tx(ctx, func(tx *Store) error {
+		if dup, err = tx.takeInbox(ctx, l.ID, msgID, "delete"); err != nil || dup {
+			return err
+		}
+		t, err := tx.TwinBy(ctx, l.ConnectionID, l.PeerSide, pair)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		return tx.InsertEvents(ctx, []SyncEvent{{ConnectionID: l.ConnectionID, TwinID: t.ID, Direction: DirectionFrom(l.PeerSide),
+			SourceID: pair, Replica: "{}", Action: "delete"}})
+	})
+	return dup, err
+}
+
 // ReceivePeerAck records what the peer created for a pair, with the
 // message id, in one transaction.
 func (s *Store) ReceivePeerAck(ctx context.Context, l PeerLink, msgID string, p PeerPair) (dup bool, err error) {

@@ -47,8 +47,23 @@ func TestPeerInboxTakesAMessageOnce(t *testing.T) {
 			if err != nil || tw.Origin != store.SideB {
 				t.Fatalf("twin of the pair: %+v %v", tw, err)
 			}
+			// A delete is taken once too, as a delete event of the pair's
+			// twin; one for a pair never seen records only its id.
+			for i, want := range []bool{false, true} {
+				dup, err := st.ReceivePeerDelete(ctx, l, "them-dthem.7", "them.7")
+				if err != nil || dup != want {
+					t.Fatalf("delete delivery %d: dup=%v err=%v, want dup=%v", i+1, dup, err, want)
+				}
+			}
+			if dup, err := st.ReceivePeerDelete(ctx, l, "them-dthem.99", "them.99"); err != nil || dup {
+				t.Fatalf("delete of an unknown pair: dup=%v err=%v", dup, err)
+			}
+			evs, err = st.ListEvents(ctx, store.EventFilter{})
+			if err != nil || len(evs) != 3 || evs[0].Action != "delete" || evs[0].TwinID != tw.ID || evs[0].Direction != store.BToA {
+				t.Fatalf("events after the deletes: %+v %v; want a third, the delete from the peer side", evs, err)
+			}
 			c, err := st.PeerLinkCounts(ctx, l.ID)
-			if err != nil || c.Received != 2 {
+			if err != nil || c.Received != 4 {
 				t.Fatalf("counts %+v %v", c, err)
 			}
 			// The outbox keeps one message per id: an apply run again

@@ -162,3 +162,49 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(conflictsDesc, prometheus.GaugeValue, n, c.id, c.name)
 	}
 }
+
+// PeerLinkStat is one peer link's counters (docs/peers.md), read at scrape
+// time. LinkID 0 (no name) holds what was refused before a link was found.
+type PeerLinkStat struct {
+	LinkID                           int64
+	Name                             string
+	Sent, Received, Retries, Refused int64
+	LastLagSeconds                   float64
+}
+
+// PeerLinks exposes the peer links' counters per link (labels link_id and
+// link: names are unique only within a team, so the id keeps two series
+// apart), read from f at each scrape.
+func (m *Metrics) PeerLinks(f func() []PeerLinkStat) {
+	m.reg.MustRegister(&peerCollector{f: f})
+}
+
+var (
+	peerLabels       = []string{"link_id", "link"}
+	peerSentDesc     = prometheus.NewDesc("duplex_peer_messages_sent_total", "Peer link messages delivered to the peer, per link.", peerLabels, nil)
+	peerReceivedDesc = prometheus.NewDesc("duplex_peer_messages_received_total", "Peer link messages taken from the peer, per link.", peerLabels, nil)
+	peerRetriesDesc  = prometheus.NewDesc("duplex_peer_retries_total", "Peer link deliveries that failed and wait for a retry, per link.", peerLabels, nil)
+	peerRefusedDesc  = prometheus.NewDesc("duplex_peer_refused_total", "Peer messages refused (signature, replay, revoked, paused, rate), per link; link_id 0: before a link was found.", peerLabels, nil)
+	peerLagDesc      = prometheus.NewDesc("duplex_peer_last_lag_seconds", "Time from queueing to delivery of the link's last message.", peerLabels, nil)
+)
+
+type peerCollector struct{ f func() []PeerLinkStat }
+
+func (c *peerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{peerSentDesc, peerReceivedDesc, peerRetriesDesc, peerRefusedDesc, peerLagDesc} {
+		ch <- d
+	}
+}
+
+func (c *peerCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.f() {
+		id := strconv.FormatInt(s.LinkID, 10)
+		ch <- prometheus.MustNewConstMetric(peerSentDesc, prometheus.CounterValue, float64(s.Sent), id, s.Name)
+		ch <- prometheus.MustNewConstMetric(peerReceivedDesc, prometheus.CounterValue, float64(s.Received), id, s.Name)
+		ch <- prometheus.MustNewConstMetric(peerRetriesDesc, prometheus.CounterValue, float64(s.Retries), id, s.Name)
+		ch <- prometheus.MustNewConstMetric(peerRefusedDesc, prometheus.CounterValue, float64(s.Refused), id, s.Name)
+		if s.LinkID != 0 {
+			ch <- prometheus.MustNewConstMetric(peerLagDesc, prometheus.GaugeValue, s.LastLagSeconds, id, s.Name)
+		}
+	}
+}

@@ -140,3 +140,39 @@ func scrape(t *testing.T, st *store.Store) {
 }
 
 func fmtSscan(s string, v *float64) (int, error) { return fmt.Sscan(s, v) }
+
+// Peer links are counted per link: two links of the same name (in two
+// teams) are two series, told apart by link_id; link_id 0 has no lag.
+func TestPeerLinksPerLink(t *testing.T) {
+	m := metrics.New(noQueue{})
+	m.PeerLinks(func() []metrics.PeerLinkStat {
+		return []metrics.PeerLinkStat{
+			{LinkID: 0, Refused: 4},
+			{LinkID: 1, Name: "escalation", Sent: 3, Received: 2, Retries: 1, Refused: 5, LastLagSeconds: 0.25},
+			{LinkID: 2, Name: "escalation", Sent: 7},
+		}
+	})
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`duplex_peer_refused_total{link="",link_id="0"} 4`,
+		`duplex_peer_messages_sent_total{link="escalation",link_id="1"} 3`,
+		`duplex_peer_messages_received_total{link="escalation",link_id="1"} 2`,
+		`duplex_peer_retries_total{link="escalation",link_id="1"} 1`,
+		`duplex_peer_refused_total{link="escalation",link_id="1"} 5`,
+		`duplex_peer_last_lag_seconds{link="escalation",link_id="1"} 0.25`,
+		`duplex_peer_messages_sent_total{link="escalation",link_id="2"} 7`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("no %s in:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, `duplex_peer_last_lag_seconds{link="",link_id="0"}`) {
+		t.Error("a lag for the refusals without a link")
+	}
+}
+
+type noQueue struct{}
+
+func (noQueue) QueueStats(context.Context) ([]store.QueueStat, error) { return nil, nil }

@@ -22,6 +22,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -614,7 +616,131 @@ func TestTwoDeploymentsSyncBothWays(t *testing.T) {
 		}
 	})
 
+	t.Run("deletes", func(t *testing.T) { deletes(t, p) })
 	t.Run("security", func(t *testing.T) { security(t, p) })
+	t.Run("metrics per link", func(t *testing.T) { linkMetrics(t, p) })
+}
+
+// linkMetrics: /metrics counts per link (labels link_id and link): both
+// sides sent and received on their link, and the refusals of the security
+// run (messages addressed to Y's link) are counted on Y's link.
+func linkMetrics(t *testing.T, p *pair) {
+	scrape := func(n *node) string {
+		code, raw := n.call(t, "GET", "/metrics", nil, nil)
+		if code != 200 {
+			t.Fatalf("%s: /metrics %d", n.name, code)
+		}
+		return string(raw)
+	}
+	value := func(text, name string, link int64) float64 {
+		re := regexp.MustCompile(`(?m)^` + name + `\{link="escalation",link_id="` + strconv.FormatInt(link, 10) + `"\} (\S+)$`)
+		m := re.FindStringSubmatch(text)
+		if m == nil {
+			t.Fatalf("no %s for link %d in:\n%s", name, link, text)
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		return v
+	}
+	x, y := scrape(p.x), scrape(p.y)
+	for _, c := range []struct {
+		text string
+		link int64
+		side string
+	}{{x, p.xLink.ID, "support"}, {y, p.yLink.ID, "engineering"}} {
+		for _, name := range []string{"duplex_peer_messages_sent_total", "duplex_peer_messages_received_total"} {
+			if v := value(c.text, name, c.link); v < 1 {
+				t.Errorf("%s: %s = %v", c.side, name, v)
+			}
+		}
+	}
+	if v := value(y, "duplex_peer_refused_total", p.yLink.ID); v < 3 {
+		t.Errorf("engineering: %v refusals counted on its link after the security run", v)
+	}
+}
+
+// deletes: a delete crosses the link as a message, and the receiving side
+// applies its own connection's delete policy, as for a local delete, once:
+// engineering closes its issue (close), support deletes its ticket
+// (delete). Neither bounces back, and a delete of a ticket never sent
+// sends nothing.
+func deletes(t *testing.T, p *pair) {
+	x, y := p.x, p.y
+	settle(t, p)
+	y.must(t, "PUT", fmt.Sprintf("/api/connections/%d/options", p.yLink.ConnectionID),
+		map[string]any{"on_delete": "close", "close": map[string]any{"b": map[string]any{"state": "closed"}}}, nil)
+	x.must(t, "PUT", fmt.Sprintf("/api/connections/%d/options", p.xLink.ConnectionID), map[string]any{"on_delete": "delete"}, nil)
+	var before linkView
+	x.must(t, "GET", fmt.Sprintf("/api/peer-links/%d", p.xLink.ID), nil, &before)
+
+	// Support deletes ticket 3 (soft delete, as the demo's table does) and
+	// ticket 2, which was never escalated.
+	if _, err := x.db.Exec("UPDATE tickets SET deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id IN (2, 3)"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "engineering to close T-3 by its own delete policy", 20*time.Second, func() bool {
+		return queryString(y.db, "SELECT state FROM issues WHERE ticket_ref = 'T-3'") == "closed"
+	})
+	if got := queryString(y.db, "SELECT COALESCE(deleted_at, '') FROM issues WHERE ticket_ref = 'T-3'"); got != "" {
+		t.Errorf("T-3 deleted at %q: engineering's policy is close", got)
+	}
+
+	// Engineering deletes T-1: support's policy deletes ticket 1.
+	if _, err := y.db.Exec("UPDATE issues SET deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE ticket_ref = 'T-1'"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "support to delete ticket 1 by its own delete policy", 20*time.Second, func() bool {
+		return queryString(x.db, "SELECT COALESCE(deleted_at, '') FROM tickets WHERE id = 1") != ""
+	})
+	settle(t, p)
+
+	// Exactly once on each side: one delete event from the peer, applied
+	// by the local policy; one delete message sent each way (ticket 2
+	// sent nothing), none bounced.
+	type event struct {
+		Action string `json:"action"`
+		Status string `json:"status"`
+		Source string `json:"source_id"`
+		Dir    string `json:"direction"`
+	}
+	deleteEvents := func(n *node, conn int64) (out []event) {
+		var evs []event
+		n.must(t, "GET", fmt.Sprintf("/api/events?connection_id=%d&limit=500", conn), nil, &evs)
+		for _, e := range evs {
+			if e.Action == "delete" {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	// Events from the peer side are what the inbox took: one delete each way.
+	fromPeer := func(evs []event, d string) (n int) {
+		for _, e := range evs {
+			if e.Dir == d {
+				n++
+			}
+		}
+		return n
+	}
+	xd, yd := deleteEvents(x, p.xLink.ConnectionID), deleteEvents(y, p.yLink.ConnectionID)
+	if fromPeer(xd, "b_to_a") != 1 || fromPeer(yd, "a_to_b") != 1 {
+		t.Fatalf("delete events: support %+v, engineering %+v; want one from the peer on each side", xd, yd)
+	}
+	for _, e := range append(xd, yd...) {
+		if e.Status != "done" {
+			t.Errorf("a delete event ended %q: %s", e.Status, e.Source)
+		}
+	}
+	var after linkView
+	x.must(t, "GET", fmt.Sprintf("/api/peer-links/%d", p.xLink.ID), nil, &after)
+	if d := after.Counts.Sent - before.Counts.Sent; d < 1 {
+		t.Errorf("support sent %d messages for the deletes", d)
+	}
+	if n := queryInt(y.db, "SELECT COUNT(*) FROM issues WHERE ticket_ref = 'T-2'"); n != 0 {
+		t.Errorf("the never escalated ticket 2 has %d issues", n)
+	}
+	if n := queryInt(x.db, "SELECT COUNT(*) FROM tickets WHERE deleted_at IS NOT NULL"); n != 3 {
+		t.Errorf("%d deleted tickets on support; want 3 (1 by the policy, 2 and 3 by hand)", n)
+	}
 }
 
 // settle waits until neither side has messages waiting or events queued.

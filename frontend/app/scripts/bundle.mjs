@@ -1,7 +1,7 @@
 // measure reads the built app in frontend/dist and returns what the browser
 // loads, part by part, raw and gzipped (as the server sends it): the first
 // load (the files index.html names), the account pages, the team template
-// pages, the editor chunk (loaded by the scripts view), its language and its
+// pages, the peer links page, the editor chunk (loaded by the scripts view), its language and its
 // workers. sizes.mjs prints it after each build; readme.test.mjs holds the
 // README's table to it.
 import { existsSync, readFileSync, readdirSync } from "node:fs";
@@ -24,6 +24,7 @@ export function measure() {
     part("first load (index.html)", first),
     part("account pages (JS)", assets.filter((f) => /\/account-.*\.js$/.test(f))),
     part("team templates (JS)", assets.filter((f) => /\/templates-.*\.js$/.test(f))),
+    part("peer links (JS)", assets.filter((f) => /\/peers-.*\.js$/.test(f))),
     part("editor chunk (JS)", assets.filter((f) => /\/monaco-.*\.js$/.test(f))),
     part("editor chunk (CSS)", assets.filter((f) => /\/monaco-.*\.css$/.test(f))),
     part("editor language (JS)", assets.filter((f) => /\/(tsMode|javascript)-.*\.js$/.test(f))),

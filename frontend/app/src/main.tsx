@@ -11,7 +11,6 @@ import { NewConnectionView } from "./views/new-connection";
 import { ConnectionView } from "./views/connection";
 import { SystemsView } from "./views/systems";
 import { AlertsLink, AlertsView } from "./views/alerts";
-import { PeersView } from "./views/peers";
 import "./style.css";
 
 function useRoute(): Route {
@@ -55,6 +54,18 @@ function AccountPage({ route }: { route: Extract<Route, { view: "tokens" | "pass
   return (
     <Loaded a={mod} what="page">
       {(m) => (route.view === "tokens" ? <m.TokensView /> : route.view === "password" ? <m.PasswordView /> : <m.TeamView id={route.id} />)}
+    </Loaded>
+  );
+}
+
+// Peer links (docs/peers.md): a chunk of their own too; few deployments have one.
+const loadPeers = () => import("./views/peers");
+
+function PeersPage() {
+  const mod = useAsync(loadPeers, []);
+  return (
+    <Loaded a={mod} what="page">
+      {(m) => <m.PeersView />}
     </Loaded>
   );
 }
@@ -173,7 +184,7 @@ function App({ me, auto }: { me: Me; auto: boolean }) {
       main = <AlertsView />;
       break;
     case "peers":
-      main = <PeersView />;
+      main = <PeersPage />;
       break;
     case "tokens":
     case "password":
