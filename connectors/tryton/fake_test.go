@@ -323,7 +323,13 @@ func (f *fake) search(model string, domain any) []map[string]any {
 				match = match && has && !at.Before(t)
 			case (field == "name" || field == "code" || field == "number" || field == "reference") && op == "=":
 				match = match && fmt.Sprint(rec[field]) == val
-			case (field == "resource" || field == "id" || field == "party" || field == "state") && op == "in":
+			case field == "identifiers.code" && op == "=":
+				has := false
+				for _, x := range rec["identifiers"].([]map[string]any) {
+					has = has || x["code"] == val
+				}
+				match = match && has
+			case (field == "resource" || field == "id" || field == "party" || field == "state" || field == "active") && op == "in":
 				in := false
 				for _, x := range val.([]any) {
 					if n, ok := x.(float64); ok {

@@ -146,8 +146,11 @@ func partyFields(r map[string]any) map[string]any {
 	f["contact_mechanisms"] = nonNil(mechs)
 	f["identifier"] = ""
 	var ids []any
-	for i, x := range list(r["identifiers."]) {
-		if i == 0 {
+	for _, x := range list(r["identifiers."]) {
+		if isKey(x) {
+			continue
+		}
+		if len(ids) == 0 {
 			f["identifier"] = str(x["code"])
 		}
 		ids = append(ids, str(x["type"])+": "+str(x["code"]))
@@ -253,6 +256,20 @@ func partyValues(cur map[string]any, fields map[string]any) (map[string]any, err
 	return vals, nil
 }
 
+// keyPrefix starts the code of the untyped identifier that carries a
+// party's correlation key (CreateCorrelated); it reads as what it is in
+// Tryton's identifier list.
+const keyPrefix = "Duplex key "
+
+// activeAny is a domain clause that takes inactive parties too (naming
+// active in the domain turns Tryton's active test off).
+var activeAny = []any{"active", "in", []bool{true, false}}
+
+// isKey tells the correlation identifier from the user's own.
+func isKey(x map[string]any) bool {
+	return str(x["type"]) == "" && strings.HasPrefix(str(x["code"]), keyPrefix)
+}
+
 // firstOf is the id of the first related record (of a type, when typeField
 // is set) in a record read with dotted fields; 0 when none or no record.
 func firstOf(cur map[string]any, rel, typeField, want string) int64 {
@@ -260,6 +277,9 @@ func firstOf(cur map[string]any, rel, typeField, want string) int64 {
 		return 0
 	}
 	for _, x := range list(cur[rel]) {
+		if rel == "identifiers." && isKey(x) {
+			continue // Duplex's own, never the user's first identifier
+		}
 		if typeField == "" || str(x[typeField]) == want {
 			return intOf(x["id"])
 		}

@@ -287,9 +287,51 @@ func (c *conn) entity(r map[string]any) connectors.Entity {
 }
 
 func (c *conn) Create(ctx context.Context, fields map[string]any) (connectors.Entity, error) {
+	return c.create(ctx, "", fields)
+}
+
+// CreateCorrelated creates a party with an extra, untyped identifier whose
+// code is keyPrefix+key, in the same create (one transaction: the party
+// never exists without it). Tryton 6.0 has no custom fields and its
+// identifier types are a fixed list, so an untyped identifier is the one
+// place on a party that a user can see, that carries any text, and that
+// search_read can find; the connector hides it from the identifier fields.
+// Invoices have no such place (every text field is the user's): an invoice
+// is created without a key, as Create does.
+func (c *conn) CreateCorrelated(ctx context.Context, key string, fields map[string]any) (connectors.Entity, error) {
+	if c.m != partyModel {
+		return c.Create(ctx, fields)
+	}
+	if strings.TrimSpace(key) == "" {
+		return connectors.Entity{}, invalid("an empty correlation key")
+	}
+	return c.create(ctx, key, fields)
+}
+
+// FindCorrelated finds the party created with key, active or not (a party
+// deactivated since still is the one created). Invoices are never found.
+func (c *conn) FindCorrelated(ctx context.Context, key string) (connectors.Entity, bool, error) {
+	if c.m != partyModel || strings.TrimSpace(key) == "" {
+		return connectors.Entity{}, false, nil
+	}
+	es, err := c.readEntities(ctx, []any{[]any{"identifiers.code", "=", keyPrefix + key}, activeAny}, 2)
+	if err != nil {
+		return connectors.Entity{}, false, fmt.Errorf("tryton find correlated party: %w", err)
+	}
+	if len(es) == 0 {
+		return connectors.Entity{}, false, nil
+	}
+	return es[0], true, nil
+}
+
+func (c *conn) create(ctx context.Context, key string, fields map[string]any) (connectors.Entity, error) {
 	vals, err := c.m.createValues(ctx, c, fields)
 	if err != nil {
 		return connectors.Entity{}, err
+	}
+	if key != "" {
+		ops, _ := vals["identifiers"].([]any)
+		vals["identifiers"] = append(ops, []any{"create", []any{map[string]any{"code": keyPrefix + key}}})
 	}
 	var ids []int64
 	c.creating.Lock()

@@ -191,3 +191,46 @@ func TestRealSignIn(t *testing.T) {
 		t.Fatalf("a session the server does not know: %v", err)
 	}
 }
+
+// TestRealCorrelated: a party created with a key is found by it (active or
+// not), the key's identifier stays out of the identifier fields and out of
+// a write of identifier, and another key finds nothing.
+func TestRealCorrelated(t *testing.T) {
+	ctx := context.Background()
+	c := openReal(t, "party")
+	cor := c.(connectors.Correlating)
+	key := fmt.Sprintf("duplex:%d:1", time.Now().UnixNano())
+	if _, ok, err := cor.FindCorrelated(ctx, key); ok || err != nil {
+		t.Fatalf("before create: found %v, %v", ok, err)
+	}
+	name := fmt.Sprintf("Correlated %d", time.Now().UnixNano())
+	e, err := cor.CreateCorrelated(ctx, key, map[string]any{"name": name, "identifier": "FR-9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Fields["identifier"] != "FR-9" || fmt.Sprint(e.Fields["identifiers"]) != "[: FR-9]" {
+		t.Fatalf("the key shows in the identifier fields: %v %v", e.Fields["identifier"], e.Fields["identifiers"])
+	}
+	if _, ok, err := cor.FindCorrelated(ctx, key+"0"); ok || err != nil { // a prefix is no match
+		t.Fatalf("another key: found %v, %v", ok, err)
+	}
+	got, ok, err := cor.FindCorrelated(ctx, key)
+	if err != nil || !ok || got.ID != e.ID {
+		t.Fatalf("find: %v %v %v, want %s", got.ID, ok, err, e.ID)
+	}
+	// Writing the identifier changes the user's, not the key's.
+	if e, err = c.Update(ctx, e.ID, map[string]any{"identifier": "FR-10"}); err != nil || e.Fields["identifier"] != "FR-10" {
+		t.Fatalf("update identifier: %v %v", e.Fields["identifier"], err)
+	}
+	if _, err = c.Update(ctx, e.ID, map[string]any{"identifier": ""}); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err = cor.FindCorrelated(ctx, key); err != nil || !ok || got.ID != e.ID || got.Fields["identifier"] != "" {
+		t.Fatalf("after the user's identifier went: %v %v %v %v", got.ID, ok, err, got.Fields["identifier"])
+	}
+	// Without a key, no identifier is added.
+	plain, err := c.Create(ctx, map[string]any{"name": name + " plain"})
+	if err != nil || fmt.Sprint(plain.Fields["identifiers"]) != "[]" {
+		t.Fatalf("plain create: %v %v", plain.Fields["identifiers"], err)
+	}
+}

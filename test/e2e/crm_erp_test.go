@@ -7,6 +7,7 @@ package e2e
 // names its customers uniquely.
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -580,4 +582,47 @@ func TestCRMLatency(t *testing.T) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	t.Logf("e2e: CRM edit → Tryton, %d edits, engine running: p50 %.2f s, max %.2f s; Tryton requests by Duplex per edit %.1f (idle polls included)",
 		edits, lat[edits/2].Seconds(), lat[edits-1].Seconds(), float64(reqs)/edits)
+}
+
+// TestCRMCreateAnswerLost: Tryton makes the party but its answer never
+// reaches Duplex, as a crash between the remote create and Duplex's record
+// of it would leave things; the retry finds the party by its correlation key
+// (an untyped "Duplex key …" identifier): one party, not two, linked to the
+// account, and no CRM account made back from it.
+func TestCRMCreateAnswerLost(t *testing.T) {
+	r := newCRMRig(t, nil)
+	var creates, lost atomic.Int64
+	lose := func(body []byte) bool {
+		if !bytes.Contains(body, []byte(`"model.party.party.create"`)) {
+			return false
+		}
+		creates.Add(1)
+		return lost.Add(1) == 1
+	}
+	r.count.lose.Store(&lose)
+	name := r.prefix + " Soylent"
+	acc := r.account(name, "customer", map[string]string{"phone": "+1 555 0300", "city": "New York"})
+	for i := 0; i < 3; i++ {
+		r.cycle()
+	}
+	if lost.Load() < 1 {
+		t.Fatal("the fault never fired: no party create went through the proxy")
+	}
+	if n := r.partiesNamed(name); n[name] != 1 {
+		t.Fatalf("parties named %q: %v (want exactly one; creates sent: %d)", name, n, creates.Load())
+	}
+	if creates.Load() != 1 {
+		t.Errorf("party creates sent: %d, want 1 (the retry found the party)", creates.Load())
+	}
+	p := r.party(r.partyOf(acc))
+	if p.Key != name || p.Fields["phone"] != "+1 555 0300" || p.Fields["identifier"] != "" {
+		t.Errorf("the party: %s %v (identifier %v)", p.Key, p.Fields["phone"], p.Fields["identifier"])
+	}
+	var accounts int
+	if err := r.crm.QueryRow("SELECT count(*) FROM accounts WHERE name = ?", name).Scan(&accounts); err != nil || accounts != 1 {
+		t.Errorf("CRM accounts named %q: %d %v", name, accounts, err)
+	}
+	if got := r.row(acc)["erp_code"]; got != p.Fields["code"] || got == "" {
+		t.Errorf("CRM erp_code %v, party code %v", got, p.Fields["code"])
+	}
 }
