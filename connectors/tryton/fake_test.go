@@ -297,8 +297,16 @@ func stampOf(rec map[string]any, field string) (time.Time, bool) {
 func (f *fake) search(model string, domain any) []map[string]any {
 	var out []map[string]any
 	order := "id"
+	// Tryton's active test: inactive records are left out unless the
+	// domain names active.
+	activeTest := true
+	for _, c := range domain.([]any) {
+		if cl, ok := c.([]any); ok && cl[0] == "active" {
+			activeTest = false
+		}
+	}
 	for _, rec := range f.recs[model] {
-		match := true
+		match := !activeTest || rec["active"] != false
 		for _, c := range domain.([]any) {
 			cl := c.([]any)
 			field, op, val := cl[0].(string), cl[1].(string), cl[2]

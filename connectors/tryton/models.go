@@ -15,8 +15,12 @@ import (
 // reads in one search_read, how a record becomes flat fields, and how flat
 // fields become Tryton values.
 type model struct {
-	name     string
-	base     func() []any // the domain every search starts from
+	name string
+	base func() []any // the domain every search starts from
+	// all is base with the retired records too (inactive parties), for
+	// Changes and Get: a party deactivated in Tryton is reported deleted,
+	// not silently gone.
+	all      func() []any
 	read     []string
 	fields   []connectors.FieldSpec
 	findable map[string]bool
@@ -87,6 +91,7 @@ var addressFields = []string{"street", "city", "postal_code"}
 var partyModel = &model{
 	name: "party.party",
 	base: func() []any { return []any{} },
+	all:  func() []any { return []any{activeAny} },
 	read: []string{"id", "rec_name", "name", "code", "active", "create_date", "write_date", "create_uid.rec_name", "write_uid.rec_name",
 		"addresses.street", "addresses.city", "addresses.postal_code", "addresses.full_address",
 		"contact_mechanisms.type", "contact_mechanisms.value", "identifiers.type", "identifiers.code"},
@@ -113,7 +118,7 @@ var partyModel = &model{
 
 func partyFields(r map[string]any) map[string]any {
 	f := map[string]any{
-		"name": str(r["name"]), "code": str(r["code"]), "active": r["active"] == true,
+		"name": str(r["name"]), "code": str(r["code"]), "active": truthy(r["active"]),
 		"created_at": timeOf(r["create_date"]).Format(time.RFC3339),
 	}
 	addrs := list(r["addresses."])
@@ -359,6 +364,7 @@ func sign(x float64) float64 {
 var invoiceModel = &model{
 	name: "account.invoice",
 	base: func() []any { return []any{[]any{"type", "=", "out"}} },
+	all:  func() []any { return []any{[]any{"type", "=", "out"}} },
 	read: []string{"id", "rec_name", "number", "reference", "description", "comment", "state", "invoice_date",
 		"party", "party.rec_name", "currency.code", "total_amount", "untaxed_amount", "tax_amount", "amount_to_pay",
 		"lines_to_pay.maturity_date", "create_date", "write_date", "create_uid.rec_name", "write_uid.rec_name"},

@@ -47,7 +47,7 @@ func TestConformance(t *testing.T) {
 		Spec: tryton.Spec(),
 		Open: func(t *testing.T) connectors.Connector {
 			f = newFake(t)
-			return mustOpen(t, f, nil)
+			return mustOpen(t, f, map[string]any{"correlation_scope": "conformance"})
 		},
 		Fields: func(n int) map[string]any {
 			return map[string]any{"name": fmt.Sprintf("Customer %d", n), "city": "Lyon", "phone": "+33 1 00 00 00"}
@@ -237,7 +237,7 @@ func TestOfflineOpen(t *testing.T) {
 	if _, err := openFake(t, f, nil, map[string]string{"session": "1:" + fakeSession}); err != nil || f.logins != logins {
 		t.Fatalf("a given session: %v (logins %d → %d)", err, logins, f.logins)
 	}
-	for _, bad := range []map[string]any{{"url": "ftp://x"}, {"database": ""}, {"entity": "product"}, {"databse": "x"}} {
+	for _, bad := range []map[string]any{{"url": "ftp://x"}, {"database": ""}, {"entity": "product"}, {"databse": "x"}, {"entity": "invoice", "correlation_scope": "prod"}} {
 		var se *connectors.SettingError
 		if _, err := openFake(t, f, bad, nil); !errors.As(err, &se) {
 			t.Errorf("%v: %v, want a SettingError", bad, err)
