@@ -161,6 +161,16 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	switch method {
 	case "search_count":
 		f.reply(w, len(f.search(model, req.Params[0])))
+	case "search":
+		found := f.search(model, req.Params[0])
+		if lim, ok := req.Params[2].(float64); ok && int(lim) < len(found) {
+			found = found[:int(lim)]
+		}
+		ids := []int64{}
+		for _, rec := range found {
+			ids = append(ids, rec["id"].(int64))
+		}
+		f.reply(w, ids)
 	case "search_read":
 		found := f.search(model, req.Params[0])
 		if lim, ok := req.Params[2].(float64); ok && int(lim) < len(found) {
