@@ -37,8 +37,11 @@ type fake struct {
 	calls int
 	// denyWrite makes every write answer Tryton's access error.
 	denyWrite bool
-	logins    int
-	session   string // the key the server knows
+	// codeClashes refuses that many party creates as trytond on SQLite
+	// does when another process's create took the same party code.
+	codeClashes int
+	logins      int
+	session     string // the key the server knows
 }
 
 func newFake(t *testing.T) *fake {
@@ -183,6 +186,11 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		f.reply(w, out)
 	case "create":
+		if model == "party.party" && f.codeClashes > 0 {
+			f.codeClashes--
+			f.userError(w, "The code on party must be unique.")
+			return
+		}
 		if f.denyWrite {
 			f.userError(w, `You are not allowed to create records of "Party" because they fail on at least one of these rules`)
 			return

@@ -129,6 +129,17 @@ func TestOfflineParty(t *testing.T) {
 		t.Errorf("access refused: %v, want an AccessError wrapping ErrBadConfig", err)
 	}
 	f.denyWrite = false
+	// A party code taken by another process's overlapping create: tried
+	// again, up to four creates in all.
+	f.codeClashes = 2
+	if clash, err := c.Create(ctx, map[string]any{"name": "After two clashes"}); err != nil || clash.Key != "After two clashes" || f.codeClashes != 0 {
+		t.Errorf("create after two code clashes: %v %v (clashes left %d)", clash.Key, err, f.codeClashes)
+	}
+	f.codeClashes = 9
+	if _, err := c.Create(ctx, map[string]any{"name": "Never"}); !errors.Is(err, connectors.ErrInvalid) || f.codeClashes != 5 {
+		t.Errorf("create that always clashes: %v (clashes left %d, want 5)", err, f.codeClashes)
+	}
+	f.codeClashes = 0
 	if _, err := c.(connectors.Finder).FindBy(ctx, "street", "x", 5); !errors.Is(err, connectors.ErrInvalid) {
 		t.Errorf("FindBy street: %v", err)
 	}

@@ -10,6 +10,7 @@ package tryton
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -367,9 +368,23 @@ func (c *conn) create(ctx context.Context, code string, fields map[string]any) (
 		vals["identifiers"] = append(ops, []any{"create", []any{map[string]any{"code": code}}})
 	}
 	var ids []int64
-	c.creating.Lock()
-	err = c.rpc.call(ctx, "model."+c.m.name+".create", []any{[]any{vals}, c.ctx()}, &ids)
-	c.creating.Unlock()
+	for attempt := 1; ; attempt++ {
+		c.creating.Lock()
+		err = c.rpc.call(ctx, "model."+c.m.name+".create", []any{[]any{vals}, c.ctx()}, &ids)
+		c.creating.Unlock()
+		// trytond on SQLite numbers a party inside the create's
+		// transaction, so another process's overlapping create (a second
+		// Duplex, a person in the client) can take the same code and this
+		// one is refused and rolled back: nothing was stored, try again.
+		if err == nil || attempt == createAttempts || !codeTaken(err) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return connectors.Entity{}, fmt.Errorf("tryton create %s: %w", c.m.name, ctx.Err())
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		return connectors.Entity{}, fmt.Errorf("tryton create %s: %w", c.m.name, err)
 	}
@@ -398,6 +413,16 @@ func (c *conn) Update(ctx context.Context, id string, fields map[string]any) (co
 		}
 	}
 	return c.Get(ctx, id)
+}
+
+// createAttempts bounds the creates tried when the party code was taken.
+const createAttempts = 4
+
+// codeTaken is trytond's refusal of a party whose sequence code another
+// create took meanwhile (the message in English, the language Duplex's
+// context asks for unless the user's preferences say otherwise).
+func codeTaken(err error) bool {
+	return errors.Is(err, connectors.ErrInvalid) && strings.Contains(err.Error(), "code on party must be unique")
 }
 
 // readRaw reads one record as Tryton answers, for an update to find the
