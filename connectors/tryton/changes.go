@@ -102,7 +102,7 @@ func (c *conn) Changes(ctx context.Context, cur string, limit int) (connectors.P
 		owner   func(map[string]any) int64 // the record that changed, when not this one
 	}
 	both := []bool{true, false}
-	sources := []source{{model: c.m.name, base: c.m.base(), written: both}}
+	sources := []source{{model: c.m.name, base: c.m.all(), written: both}}
 	// From the start every record is listed anyway, with its notes and
 	// invoices. After that a new note (ir.note, which writes nothing on the
 	// record) and, with invoices, a changed invoice are changes of their
@@ -178,7 +178,7 @@ func (c *conn) Changes(ctx context.Context, cur string, limit int) (connectors.P
 	for i, x := range picked {
 		ids[i] = x.id
 	}
-	es, err := c.readEntities(ctx, append(c.m.base(), []any{"id", "in", ids}), 0)
+	es, err := c.readEntities(ctx, append(c.m.all(), []any{"id", "in", ids}), 0)
 	if err != nil {
 		return connectors.Page{}, err
 	}

@@ -37,8 +37,11 @@ type fake struct {
 	calls int
 	// denyWrite makes every write answer Tryton's access error.
 	denyWrite bool
-	logins    int
-	session   string // the key the server knows
+	// codeClashes refuses that many party creates as trytond on SQLite
+	// does when another process's create took the same party code.
+	codeClashes int
+	logins      int
+	session     string // the key the server knows
 }
 
 func newFake(t *testing.T) *fake {
@@ -161,6 +164,16 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	switch method {
 	case "search_count":
 		f.reply(w, len(f.search(model, req.Params[0])))
+	case "search":
+		found := f.search(model, req.Params[0])
+		if lim, ok := req.Params[2].(float64); ok && int(lim) < len(found) {
+			found = found[:int(lim)]
+		}
+		ids := []int64{}
+		for _, rec := range found {
+			ids = append(ids, rec["id"].(int64))
+		}
+		f.reply(w, ids)
 	case "search_read":
 		found := f.search(model, req.Params[0])
 		if lim, ok := req.Params[2].(float64); ok && int(lim) < len(found) {
@@ -173,6 +186,11 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		f.reply(w, out)
 	case "create":
+		if model == "party.party" && f.codeClashes > 0 {
+			f.codeClashes--
+			f.userError(w, "The code on party must be unique.")
+			return
+		}
 		if f.denyWrite {
 			f.userError(w, `You are not allowed to create records of "Party" because they fail on at least one of these rules`)
 			return
@@ -297,8 +315,16 @@ func stampOf(rec map[string]any, field string) (time.Time, bool) {
 func (f *fake) search(model string, domain any) []map[string]any {
 	var out []map[string]any
 	order := "id"
+	// Tryton's active test: inactive records are left out unless the
+	// domain names active.
+	activeTest := true
+	for _, c := range domain.([]any) {
+		if cl, ok := c.([]any); ok && cl[0] == "active" {
+			activeTest = false
+		}
+	}
 	for _, rec := range f.recs[model] {
-		match := true
+		match := !activeTest || rec["active"] != false
 		for _, c := range domain.([]any) {
 			cl := c.([]any)
 			field, op, val := cl[0].(string), cl[1].(string), cl[2]
@@ -323,7 +349,13 @@ func (f *fake) search(model string, domain any) []map[string]any {
 				match = match && has && !at.Before(t)
 			case (field == "name" || field == "code" || field == "number" || field == "reference") && op == "=":
 				match = match && fmt.Sprint(rec[field]) == val
-			case (field == "resource" || field == "id" || field == "party" || field == "state") && op == "in":
+			case field == "identifiers.code" && op == "=":
+				has := false
+				for _, x := range rec["identifiers"].([]map[string]any) {
+					has = has || x["code"] == val
+				}
+				match = match && has
+			case (field == "resource" || field == "id" || field == "party" || field == "state" || field == "active") && op == "in":
 				in := false
 				for _, x := range val.([]any) {
 					if n, ok := x.(float64); ok {

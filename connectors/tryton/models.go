@@ -15,8 +15,12 @@ import (
 // reads in one search_read, how a record becomes flat fields, and how flat
 // fields become Tryton values.
 type model struct {
-	name     string
-	base     func() []any // the domain every search starts from
+	name string
+	base func() []any // the domain every search starts from
+	// all is base with the retired records too (inactive parties), for
+	// Changes and Get: a party deactivated in Tryton is reported deleted,
+	// not silently gone.
+	all      func() []any
 	read     []string
 	fields   []connectors.FieldSpec
 	findable map[string]bool
@@ -87,6 +91,7 @@ var addressFields = []string{"street", "city", "postal_code"}
 var partyModel = &model{
 	name: "party.party",
 	base: func() []any { return []any{} },
+	all:  func() []any { return []any{activeAny} },
 	read: []string{"id", "rec_name", "name", "code", "active", "create_date", "write_date", "create_uid.rec_name", "write_uid.rec_name",
 		"addresses.street", "addresses.city", "addresses.postal_code", "addresses.full_address",
 		"contact_mechanisms.type", "contact_mechanisms.value", "identifiers.type", "identifiers.code"},
@@ -113,7 +118,7 @@ var partyModel = &model{
 
 func partyFields(r map[string]any) map[string]any {
 	f := map[string]any{
-		"name": str(r["name"]), "code": str(r["code"]), "active": r["active"] == true,
+		"name": str(r["name"]), "code": str(r["code"]), "active": truthy(r["active"]),
 		"created_at": timeOf(r["create_date"]).Format(time.RFC3339),
 	}
 	addrs := list(r["addresses."])
@@ -146,8 +151,11 @@ func partyFields(r map[string]any) map[string]any {
 	f["contact_mechanisms"] = nonNil(mechs)
 	f["identifier"] = ""
 	var ids []any
-	for i, x := range list(r["identifiers."]) {
-		if i == 0 {
+	for _, x := range list(r["identifiers."]) {
+		if isKey(x) {
+			continue
+		}
+		if len(ids) == 0 {
 			f["identifier"] = str(x["code"])
 		}
 		ids = append(ids, str(x["type"])+": "+str(x["code"]))
@@ -253,6 +261,20 @@ func partyValues(cur map[string]any, fields map[string]any) (map[string]any, err
 	return vals, nil
 }
 
+// keyPrefix starts the code of the untyped identifier that carries a
+// party's correlation key (CreateCorrelated); it reads as what it is in
+// Tryton's identifier list.
+const keyPrefix = "Duplex key "
+
+// activeAny is a domain clause that takes inactive parties too (naming
+// active in the domain turns Tryton's active test off).
+var activeAny = []any{"active", "in", []bool{true, false}}
+
+// isKey tells the correlation identifier from the user's own.
+func isKey(x map[string]any) bool {
+	return str(x["type"]) == "" && strings.HasPrefix(str(x["code"]), keyPrefix)
+}
+
 // firstOf is the id of the first related record (of a type, when typeField
 // is set) in a record read with dotted fields; 0 when none or no record.
 func firstOf(cur map[string]any, rel, typeField, want string) int64 {
@@ -260,6 +282,9 @@ func firstOf(cur map[string]any, rel, typeField, want string) int64 {
 		return 0
 	}
 	for _, x := range list(cur[rel]) {
+		if rel == "identifiers." && isKey(x) {
+			continue // Duplex's own, never the user's first identifier
+		}
 		if typeField == "" || str(x[typeField]) == want {
 			return intOf(x["id"])
 		}
@@ -339,6 +364,7 @@ func sign(x float64) float64 {
 var invoiceModel = &model{
 	name: "account.invoice",
 	base: func() []any { return []any{[]any{"type", "=", "out"}} },
+	all:  func() []any { return []any{[]any{"type", "=", "out"}} },
 	read: []string{"id", "rec_name", "number", "reference", "description", "comment", "state", "invoice_date",
 		"party", "party.rec_name", "currency.code", "total_amount", "untaxed_amount", "tax_amount", "amount_to_pay",
 		"lines_to_pay.maturity_date", "create_date", "write_date", "create_uid.rec_name", "write_uid.rec_name"},

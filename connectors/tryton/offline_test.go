@@ -47,7 +47,7 @@ func TestConformance(t *testing.T) {
 		Spec: tryton.Spec(),
 		Open: func(t *testing.T) connectors.Connector {
 			f = newFake(t)
-			return mustOpen(t, f, nil)
+			return mustOpen(t, f, map[string]any{"correlation_scope": "conformance"})
 		},
 		Fields: func(n int) map[string]any {
 			return map[string]any{"name": fmt.Sprintf("Customer %d", n), "city": "Lyon", "phone": "+33 1 00 00 00"}
@@ -129,6 +129,17 @@ func TestOfflineParty(t *testing.T) {
 		t.Errorf("access refused: %v, want an AccessError wrapping ErrBadConfig", err)
 	}
 	f.denyWrite = false
+	// A party code taken by another process's overlapping create: tried
+	// again, up to four creates in all.
+	f.codeClashes = 2
+	if clash, err := c.Create(ctx, map[string]any{"name": "After two clashes"}); err != nil || clash.Key != "After two clashes" || f.codeClashes != 0 {
+		t.Errorf("create after two code clashes: %v %v (clashes left %d)", clash.Key, err, f.codeClashes)
+	}
+	f.codeClashes = 9
+	if _, err := c.Create(ctx, map[string]any{"name": "Never"}); !errors.Is(err, connectors.ErrInvalid) || f.codeClashes != 5 {
+		t.Errorf("create that always clashes: %v (clashes left %d, want 5)", err, f.codeClashes)
+	}
+	f.codeClashes = 0
 	if _, err := c.(connectors.Finder).FindBy(ctx, "street", "x", 5); !errors.Is(err, connectors.ErrInvalid) {
 		t.Errorf("FindBy street: %v", err)
 	}
@@ -237,7 +248,7 @@ func TestOfflineOpen(t *testing.T) {
 	if _, err := openFake(t, f, nil, map[string]string{"session": "1:" + fakeSession}); err != nil || f.logins != logins {
 		t.Fatalf("a given session: %v (logins %d → %d)", err, logins, f.logins)
 	}
-	for _, bad := range []map[string]any{{"url": "ftp://x"}, {"database": ""}, {"entity": "product"}, {"databse": "x"}} {
+	for _, bad := range []map[string]any{{"url": "ftp://x"}, {"database": ""}, {"entity": "product"}, {"databse": "x"}, {"entity": "invoice", "correlation_scope": "prod"}} {
 		var se *connectors.SettingError
 		if _, err := openFake(t, f, bad, nil); !errors.As(err, &se) {
 			t.Errorf("%v: %v, want a SettingError", bad, err)

@@ -18,7 +18,7 @@ func Spec() connectors.Spec {
 			{Name: "password", Description: "The user's password: Duplex signs in with common.db.login and again when the session expires. Either this or session."},
 			{Name: "session", Description: "A session made by common.db.login, as \"<user id>:<key>\" (valid for the server's [session] max_age, 30 days by default; Tryton 6.0's JSON-RPC takes no application keys). Either this or password."},
 		},
-		Capabilities: connectors.Capabilities{Find: true},
+		Capabilities: connectors.Capabilities{Find: true, Correlation: true, Deletes: true}, // correlation and deletes: parties only
 	}
 }
 

@@ -10,6 +10,7 @@ package tryton
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -47,6 +48,13 @@ type Settings struct {
 	// makes a change of an invoice (a payment) a change of its party.
 	// Needs the account_invoice module. Default false.
 	Invoices bool `json:"invoices,omitempty"`
+	// CorrelationScope, when set, makes the parties Duplex creates carry an
+	// untyped identifier "Duplex key <scope> <key>", so a create interrupted
+	// by a crash is found again instead of repeated. Duplex's keys are
+	// unique within one Duplex database only: each Duplex deployment that
+	// writes into this Tryton database needs its own scope (for example
+	// prod). Optional; parties only.
+	CorrelationScope string `json:"correlation_scope,omitempty"`
 	// TimeoutMS bounds one request; default 30000.
 	TimeoutMS int `json:"timeout_ms,omitempty" spec:"default=30000"`
 }
@@ -126,6 +134,10 @@ func ParseSettings(raw json.RawMessage) (Settings, error) {
 	if s.Entity == "" {
 		s.Entity = EntityParty
 	}
+	s.CorrelationScope = strings.TrimSpace(s.CorrelationScope)
+	if s.CorrelationScope != "" && s.Entity != EntityParty {
+		return s, &connectors.SettingError{Kind: Kind, Field: "correlation_scope", Msg: "applies to parties (entity party) only"}
+	}
 	if s.TimeoutMS == 0 {
 		s.TimeoutMS = 30000
 	}
@@ -192,7 +204,7 @@ func (c *conn) Get(ctx context.Context, id string) (connectors.Entity, error) {
 	if !ok {
 		return connectors.Entity{}, fmt.Errorf("%w: tryton %s %q", connectors.ErrNotFound, c.m.name, id)
 	}
-	es, err := c.readEntities(ctx, append(c.m.base(), []any{"id", "=", n}), 1)
+	es, err := c.readEntities(ctx, append(c.m.all(), []any{"id", "=", n}), 1)
 	if err != nil {
 		return connectors.Entity{}, err
 	}
@@ -279,6 +291,9 @@ func (c *conn) entity(r map[string]any) connectors.Entity {
 		Fields:    c.m.fromRecord(r),
 		UpdatedAt: stamp(r),
 		UpdatedBy: nested(r["write_uid."], "rec_name"),
+		// Tryton retires a party by deactivating it (deleting one that has
+		// moves or invoices is refused): that is its delete.
+		Deleted: c.m == partyModel && !truthy(r["active"]),
 	}
 	if e.UpdatedBy == "" {
 		e.UpdatedBy = nested(r["create_uid."], "rec_name")
@@ -287,14 +302,89 @@ func (c *conn) entity(r map[string]any) connectors.Entity {
 }
 
 func (c *conn) Create(ctx context.Context, fields map[string]any) (connectors.Entity, error) {
+	return c.create(ctx, "", fields)
+}
+
+// CreateCorrelated creates a party with an extra, untyped identifier whose
+// code is keyPrefix+key, in the same create (one transaction: the party
+// never exists without it). Tryton 6.0 has no custom fields and its
+// identifier types are a fixed list, so an untyped identifier is the one
+// place on a party that a user can see, that carries any text, and that
+// search_read can find; the connector hides it from the identifier fields.
+// Invoices have no such place (every text field is the user's): an invoice
+// is created without a key, as Create does.
+//
+// Without the setting correlation_scope nothing is stored or found: the
+// engine's keys repeat from one Duplex database to the next, and a key
+// found in a Tryton shared with another Duplex (or with this one before
+// a reinstall) would pair a stranger's party.
+func (c *conn) CreateCorrelated(ctx context.Context, key string, fields map[string]any) (connectors.Entity, error) {
+	if c.m != partyModel || c.s.CorrelationScope == "" {
+		return c.Create(ctx, fields)
+	}
+	if strings.TrimSpace(key) == "" {
+		return connectors.Entity{}, invalid("an empty correlation key")
+	}
+	return c.create(ctx, c.keyCode(key), fields)
+}
+
+// keyCode is the identifier code that carries key.
+func (c *conn) keyCode(key string) string {
+	return keyPrefix + c.s.CorrelationScope + " " + key
+}
+
+// FindCorrelated finds the party created with key, active or not (a party
+// deactivated since still is the one created). Invoices are never found.
+func (c *conn) FindCorrelated(ctx context.Context, key string) (connectors.Entity, bool, error) {
+	if c.m != partyModel || c.s.CorrelationScope == "" || strings.TrimSpace(key) == "" {
+		return connectors.Entity{}, false, nil
+	}
+	// Ids first: a create looks its key up before every create and almost
+	// never finds it, so that costs one request, not the three of a read.
+	var ids []int64
+	if err := c.rpc.call(ctx, "model.party.party.search", []any{[]any{[]any{"identifiers.code", "=", c.keyCode(key)}, activeAny},
+		0, 1, [][]string{{"id", "ASC"}}, c.ctx()}, &ids); err != nil {
+		return connectors.Entity{}, false, fmt.Errorf("tryton find correlated party: %w", err)
+	}
+	if len(ids) == 0 {
+		return connectors.Entity{}, false, nil
+	}
+	e, err := c.Get(ctx, strconv.FormatInt(ids[0], 10))
+	if err != nil {
+		return connectors.Entity{}, false, fmt.Errorf("tryton find correlated party: %w", err)
+	}
+	return e, true, nil
+}
+
+// create makes a record; with code (a party's keyCode) the party gets its
+// key identifier in the same create.
+func (c *conn) create(ctx context.Context, code string, fields map[string]any) (connectors.Entity, error) {
 	vals, err := c.m.createValues(ctx, c, fields)
 	if err != nil {
 		return connectors.Entity{}, err
 	}
+	if code != "" {
+		ops, _ := vals["identifiers"].([]any)
+		vals["identifiers"] = append(ops, []any{"create", []any{map[string]any{"code": code}}})
+	}
 	var ids []int64
-	c.creating.Lock()
-	err = c.rpc.call(ctx, "model."+c.m.name+".create", []any{[]any{vals}, c.ctx()}, &ids)
-	c.creating.Unlock()
+	for attempt := 1; ; attempt++ {
+		c.creating.Lock()
+		err = c.rpc.call(ctx, "model."+c.m.name+".create", []any{[]any{vals}, c.ctx()}, &ids)
+		c.creating.Unlock()
+		// trytond on SQLite numbers a party inside the create's
+		// transaction, so another process's overlapping create (a second
+		// Duplex, a person in the client) can take the same code and this
+		// one is refused and rolled back: nothing was stored, try again.
+		if err == nil || attempt == createAttempts || !codeTaken(err) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return connectors.Entity{}, fmt.Errorf("tryton create %s: %w", c.m.name, ctx.Err())
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		return connectors.Entity{}, fmt.Errorf("tryton create %s: %w", c.m.name, err)
 	}
@@ -325,11 +415,21 @@ func (c *conn) Update(ctx context.Context, id string, fields map[string]any) (co
 	return c.Get(ctx, id)
 }
 
+// createAttempts bounds the creates tried when the party code was taken.
+const createAttempts = 4
+
+// codeTaken is trytond's refusal of a party whose sequence code another
+// create took meanwhile (the message in English, the language Duplex's
+// context asks for unless the user's preferences say otherwise).
+func codeTaken(err error) bool {
+	return errors.Is(err, connectors.ErrInvalid) && strings.Contains(err.Error(), "code on party must be unique")
+}
+
 // readRaw reads one record as Tryton answers, for an update to find the
 // address, contact mechanism or identifier a flat field stands for.
 func (c *conn) readRaw(ctx context.Context, id int64) (map[string]any, error) {
 	var recs []map[string]any
-	if err := c.rpc.call(ctx, "model."+c.m.name+".search_read", []any{append(c.m.base(), []any{"id", "=", id}), 0, 1, nil, c.m.read, c.ctx()}, &recs); err != nil {
+	if err := c.rpc.call(ctx, "model."+c.m.name+".search_read", []any{append(c.m.all(), []any{"id", "=", id}), 0, 1, nil, c.m.read, c.ctx()}, &recs); err != nil {
 		return nil, err
 	}
 	if len(recs) == 0 {
@@ -364,6 +464,32 @@ func (c *conn) AddComment(ctx context.Context, id string, cm connectors.Comment)
 	out := cm
 	out.ID = strconv.FormatInt(ids[0], 10)
 	return out, nil
+}
+
+// Delete retires a party the way Tryton does: active becomes false (it
+// leaves every list and search, keeps its invoices and history, and can be
+// reactivated). A party already inactive is left as it is. Customer
+// invoices are not deleted through Duplex: Tryton cancels them (a posted
+// one keeps its number and moves), which is finance's decision.
+func (c *conn) Delete(ctx context.Context, id string) error {
+	if c.m != partyModel {
+		return fmt.Errorf("%w: tryton customer invoices are cancelled in Tryton, not deleted through Duplex", connectors.ErrInvalid)
+	}
+	n, ok := parseID(id)
+	if !ok {
+		return fmt.Errorf("%w: tryton %s %q", connectors.ErrNotFound, c.m.name, id)
+	}
+	cur, err := c.readRaw(ctx, n)
+	if err != nil {
+		return err
+	}
+	if !truthy(cur["active"]) {
+		return nil
+	}
+	if err := c.rpc.call(ctx, "model.party.party.write", []any{[]int64{n}, map[string]any{"active": false}, c.ctx()}, nil); err != nil {
+		return fmt.Errorf("tryton deactivate party %d: %w", n, err)
+	}
+	return nil
 }
 
 // FindBy looks records up by one field's exact value: name, code or

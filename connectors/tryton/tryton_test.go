@@ -191,3 +191,106 @@ func TestRealSignIn(t *testing.T) {
 		t.Fatalf("a session the server does not know: %v", err)
 	}
 }
+
+// TestRealCorrelated: a party created with a key is found by it (active or
+// not), the key's identifier stays out of the identifier fields and out of
+// a write of identifier, and another key finds nothing.
+func TestRealCorrelated(t *testing.T) {
+	ctx := context.Background()
+	// Without a scope nothing is stored or found.
+	plainC := openReal(t, "party")
+	if _, ok, err := plainC.(connectors.Correlating).FindCorrelated(ctx, "duplex:1:1"); ok || err != nil {
+		t.Fatalf("without correlation_scope: found %v, %v", ok, err)
+	}
+	scope := fmt.Sprintf("test-%d", time.Now().UnixNano())
+	c := openRealWith(t, map[string]any{"entity": "party", "correlation_scope": scope})
+	cor := c.(connectors.Correlating)
+	key := "duplex:1:1" // the same key under another scope is another party
+	other, err := openRealWith(t, map[string]any{"entity": "party", "correlation_scope": scope + "-other"}).(connectors.Correlating).CreateCorrelated(ctx, key, map[string]any{"name": "Other scope " + scope})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := cor.FindCorrelated(ctx, key); ok || err != nil {
+		t.Fatalf("before create: found %v, %v", ok, err)
+	}
+	name := fmt.Sprintf("Correlated %d", time.Now().UnixNano())
+	e, err := cor.CreateCorrelated(ctx, key, map[string]any{"name": name, "identifier": "FR-9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Fields["identifier"] != "FR-9" || fmt.Sprint(e.Fields["identifiers"]) != "[: FR-9]" {
+		t.Fatalf("the key shows in the identifier fields: %v %v", e.Fields["identifier"], e.Fields["identifiers"])
+	}
+	if _, ok, err := cor.FindCorrelated(ctx, key+"0"); ok || err != nil { // a prefix is no match
+		t.Fatalf("another key: found %v, %v", ok, err)
+	}
+	got, ok, err := cor.FindCorrelated(ctx, key)
+	if err != nil || !ok || got.ID != e.ID || got.ID == other.ID {
+		t.Fatalf("find: %v %v %v, want %s (not the other scope's %s)", got.ID, ok, err, e.ID, other.ID)
+	}
+	// Writing the identifier changes the user's, not the key's.
+	if e, err = c.Update(ctx, e.ID, map[string]any{"identifier": "FR-10"}); err != nil || e.Fields["identifier"] != "FR-10" {
+		t.Fatalf("update identifier: %v %v", e.Fields["identifier"], err)
+	}
+	if _, err = c.Update(ctx, e.ID, map[string]any{"identifier": ""}); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err = cor.FindCorrelated(ctx, key); err != nil || !ok || got.ID != e.ID || got.Fields["identifier"] != "" {
+		t.Fatalf("after the user's identifier went: %v %v %v %v", got.ID, ok, err, got.Fields["identifier"])
+	}
+	// Without a key, no identifier is added.
+	plain, err := c.Create(ctx, map[string]any{"name": name + " plain"})
+	if err != nil || fmt.Sprint(plain.Fields["identifiers"]) != "[]" {
+		t.Fatalf("plain create: %v %v", plain.Fields["identifiers"], err)
+	}
+}
+
+// TestRealDeactivate: Delete deactivates a party; Get and Changes report it
+// deleted (not gone), FindBy no longer finds it, FindCorrelated still does,
+// a second Delete is a no-op, and writing active true brings it back.
+// Invoices are not deleted.
+func TestRealDeactivate(t *testing.T) {
+	ctx := context.Background()
+	name := fmt.Sprintf("Retired %d", time.Now().UnixNano())
+	c := openRealWith(t, map[string]any{"entity": "party", "correlation_scope": name})
+	key := "duplex:" + name
+	e, err := c.(connectors.Correlating).CreateCorrelated(ctx, key, map[string]any{"name": name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Fields["active"] != true || e.Deleted { // trytond on SQLite reads the flag as 1/0
+		t.Fatalf("a new party: active %v, deleted %v", e.Fields["active"], e.Deleted)
+	}
+	cursor := tryton.CursorAt(time.Now())
+	d := c.(connectors.Deleter)
+	if err := d.Delete(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Get(ctx, e.ID)
+	if err != nil || !got.Deleted || got.Fields["active"] != false {
+		t.Fatalf("Get after Delete: deleted %v active %v, %v", got.Deleted, got.Fields["active"], err)
+	}
+	_, last, _ := drainAll(t, c, cursor, 50)
+	if ch, ok := last[e.ID]; !ok || !ch.Deleted {
+		t.Fatalf("Changes after Delete: %+v (listed %v)", ch, ok)
+	}
+	if found, err := c.(connectors.Finder).FindBy(ctx, "name", name, 10); err != nil || len(found) != 0 {
+		t.Fatalf("FindBy found the inactive party: %v %v", found, err)
+	}
+	if f, ok, err := c.(connectors.Correlating).FindCorrelated(ctx, key); err != nil || !ok || f.ID != e.ID || !f.Deleted {
+		t.Fatalf("FindCorrelated of the inactive party: %v %v %v", f.ID, ok, err)
+	}
+	if err := d.Delete(ctx, e.ID); err != nil {
+		t.Fatalf("second Delete: %v", err)
+	}
+	if got, err = c.Update(ctx, e.ID, map[string]any{"active": true}); err != nil || got.Deleted {
+		t.Fatalf("reactivate: deleted %v, %v", got.Deleted, err)
+	}
+	if err := d.Delete(ctx, "999999999"); !errors.Is(err, connectors.ErrNotFound) {
+		t.Fatalf("Delete of a missing party: %v", err)
+	}
+	inv := openReal(t, "invoice")
+	if err := inv.(connectors.Deleter).Delete(ctx, "1"); !errors.Is(err, connectors.ErrInvalid) {
+		t.Fatalf("Delete of an invoice: %v", err)
+	}
+}

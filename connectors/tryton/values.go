@@ -156,3 +156,19 @@ func list(v any) []map[string]any {
 	}
 	return out
 }
+
+// truthy reads a Boolean as trytond answers it: true/false, or 1/0 from
+// search_read on its SQLite backend (which hands the column as stored).
+func truthy(v any) bool {
+	switch x := v.(type) {
+	case bool:
+		return x
+	case json.Number:
+		return x.String() != "0"
+	case float64:
+		return x != 0
+	case int64:
+		return x != 0
+	}
+	return false
+}

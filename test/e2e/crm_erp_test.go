@@ -7,6 +7,7 @@ package e2e
 // names its customers uniquely.
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,7 +38,7 @@ CREATE TABLE accounts (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL 
   street TEXT DEFAULT '', city TEXT DEFAULT '', postal_code TEXT DEFAULT '', tax_id TEXT DEFAULT '',
   erp_code TEXT DEFAULT '', amount_due REAL DEFAULT 0, overdue REAL DEFAULT 0,
   open_invoices INTEGER DEFAULT 0, payment_state TEXT DEFAULT '', invoices TEXT DEFAULT '',
-  duplex_key TEXT, updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));
+  duplex_key TEXT, deleted_at TEXT, updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));
 CREATE TABLE account_notes (id INTEGER PRIMARY KEY AUTOINCREMENT, entity_id INTEGER NOT NULL,
   author TEXT, body TEXT, created_at TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));
 CREATE TRIGGER accounts_touch AFTER UPDATE ON accounts FOR EACH ROW WHEN NEW.updated_at = OLD.updated_at
@@ -100,9 +102,12 @@ func newCRMRig(t *testing.T, before func(r *crmRig)) *crmRig {
 		fields = append(fields, map[string]any{"name": f, "type": "number"})
 	}
 	crmSettings := map[string]any{"driver": "sqlite", "dsn": dbPath, "table": "accounts", "key_prefix": "A-", "fields": fields,
-		"correlation_column": "duplex_key", "comments": map[string]any{"table": "account_notes", "entity_column": "entity_id"}}
+		"correlation_column": "duplex_key", "deleted_column": "deleted_at", "comments": map[string]any{"table": "account_notes", "entity_column": "entity_id"}}
 	erp := env.Settings("party")
 	erp["url"], erp["invoices"] = r.count.srv.URL, true
+	// Each test's Duplex database starts its keys at duplex:1:1 against the
+	// one shared Tryton: a scope per test, as per Duplex deployment.
+	erp["correlation_scope"] = r.prefix
 	a := r.system("crm", "sql", crmSettings, nil)
 	b := r.system("erp", "tryton", erp, env.Secrets())
 	// Only what happens in Tryton from now on is this test's.
@@ -580,4 +585,106 @@ func TestCRMLatency(t *testing.T) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	t.Logf("e2e: CRM edit → Tryton, %d edits, engine running: p50 %.2f s, max %.2f s; Tryton requests by Duplex per edit %.1f (idle polls included)",
 		edits, lat[edits/2].Seconds(), lat[edits-1].Seconds(), float64(reqs)/edits)
+}
+
+// TestCRMCreateAnswerLost: Tryton makes the party but its answer never
+// reaches Duplex, as a crash between the remote create and Duplex's record
+// of it would leave things; the retry finds the party by its correlation key
+// (an untyped "Duplex key …" identifier): one party, not two, linked to the
+// account, and no CRM account made back from it.
+func TestCRMCreateAnswerLost(t *testing.T) {
+	r := newCRMRig(t, nil)
+	var creates, lost atomic.Int64
+	lose := func(body []byte) bool {
+		if !bytes.Contains(body, []byte(`"model.party.party.create"`)) {
+			return false
+		}
+		creates.Add(1)
+		return lost.Add(1) == 1
+	}
+	r.count.lose.Store(&lose)
+	name := r.prefix + " Soylent"
+	acc := r.account(name, "customer", map[string]string{"phone": "+1 555 0300", "city": "New York"})
+	for i := 0; i < 3; i++ {
+		r.cycle()
+	}
+	if lost.Load() < 1 {
+		t.Fatal("the fault never fired: no party create went through the proxy")
+	}
+	if n := r.partiesNamed(name); n[name] != 1 {
+		t.Fatalf("parties named %q: %v (want exactly one; creates sent: %d)", name, n, creates.Load())
+	}
+	if creates.Load() != 1 {
+		t.Errorf("party creates sent: %d, want 1 (the retry found the party)", creates.Load())
+	}
+	p := r.party(r.partyOf(acc))
+	if p.Key != name || p.Fields["phone"] != "+1 555 0300" || p.Fields["identifier"] != "" {
+		t.Errorf("the party: %s %v (identifier %v)", p.Key, p.Fields["phone"], p.Fields["identifier"])
+	}
+	var accounts int
+	if err := r.crm.QueryRow("SELECT count(*) FROM accounts WHERE name = ?", name).Scan(&accounts); err != nil || accounts != 1 {
+		t.Errorf("CRM accounts named %q: %d %v", name, accounts, err)
+	}
+	if got := r.row(acc)["erp_code"]; got != p.Fields["code"] || got == "" {
+		t.Errorf("CRM erp_code %v, party code %v", got, p.Fields["code"])
+	}
+}
+
+// TestCRMDeletes: neither side deletes a customer outright. A party
+// deactivated in Tryton (its way to retire one) sets its CRM account's stage
+// to inactive; a CRM account deleted (deleted_at set, the soft delete the
+// template's schema has) deactivates its party. Both records stay, and
+// further cycles send nothing back and forth.
+func TestCRMDeletes(t *testing.T) {
+	r := newCRMRig(t, nil)
+	a1 := r.account(r.prefix+" Vandelay", "customer", map[string]string{"city": "New York"})
+	a2 := r.account(r.prefix+" Kramerica", "customer", map[string]string{"city": "New York"})
+	r.cycle()
+	r.cycle()
+	p1, p2 := r.partyOf(a1), r.partyOf(a2)
+
+	if _, err := r.parties.Update(r.ctx, p1, map[string]any{"active": false}); err != nil {
+		t.Fatal(err)
+	}
+	r.cycle()
+	if row := r.row(a1); row["stage"] != "inactive" || row["deleted_at"] != nil || row["name"] != r.prefix+" Vandelay" {
+		t.Errorf("CRM account of the deactivated party: stage %v, deleted_at %v, name %v", row["stage"], row["deleted_at"], row["name"])
+	}
+
+	if _, err := r.crm.Exec("UPDATE accounts SET deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?", a2); err != nil {
+		t.Fatal(err)
+	}
+	r.cycle()
+	if p := r.party(p2); !p.Deleted || p.Fields["active"] != false || p.Key != r.prefix+" Kramerica" {
+		t.Errorf("party of the deleted CRM account: deleted %v, active %v, name %s", p.Deleted, p.Fields["active"], p.Key)
+	}
+
+	// Each close is seen once more from the side it was written to (the
+	// engine pairs a delete's echo by its delete mark only, which a close
+	// does not set): that runs the other close again, which writes nothing
+	// new. Then the pair is quiet.
+	before := r.eventCount()
+	r.cycle()
+	r.cycle()
+	if echo := r.eventCount() - before; echo > 2 {
+		t.Errorf("the closes' echoes made %d events, want at most 2", echo)
+	}
+	before = r.eventCount()
+	r.cycle()
+	r.cycle()
+	if after := r.eventCount(); after != before {
+		t.Errorf("quiet cycles after the deletes made %d events", after-before)
+	}
+	if p := r.party(p1); !p.Deleted {
+		t.Errorf("the deactivated party came back: %+v", p.Fields["active"])
+	}
+}
+
+func (r *crmRig) eventCount() int {
+	r.t.Helper()
+	evs, err := r.st.ListEvents(r.ctx, store.EventFilter{ConnectionID: r.conn.ID})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return len(evs)
 }

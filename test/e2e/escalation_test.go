@@ -5,9 +5,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -56,6 +58,10 @@ func env(t *testing.T) peers {
 type counter struct {
 	srv *httptest.Server
 	n   atomic.Int64
+	// lose, when set, sees each request's body; for true the peer gets the
+	// request and does the work, and Duplex gets a 502 instead of the
+	// answer: a crash between a remote write and Duplex's record of it.
+	lose atomic.Pointer[func(body []byte) bool]
 }
 
 func newCounter(t *testing.T, target string) *counter {
@@ -67,6 +73,19 @@ func newCounter(t *testing.T, target string) *counter {
 	proxy := httputil.NewSingleHostReverseProxy(u)
 	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.n.Add(1)
+		if lose := c.lose.Load(); lose != nil {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			if (*lose)(body) {
+				proxy.ServeHTTP(httptest.NewRecorder(), r)
+				http.Error(w, "answer lost (test fault)", http.StatusBadGateway)
+				return
+			}
+		}
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(c.srv.Close)
