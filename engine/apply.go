@@ -46,8 +46,9 @@ type applyRun struct {
 	found bool // a create found by its correlation key (or resumed)
 	out   outcome
 	// attach
-	added   []connectors.Comment
-	fileIDs []string
+	added    []connectors.Comment
+	relinked []connectors.Comment // Duplex's comments the retry found in place
+	fileIDs  []string
 }
 
 // apply runs the incoming script and writes the minimal change to the target
@@ -258,7 +259,7 @@ func (e *Engine) write(ctx context.Context, r *applyRun) (*store.Twin, error) {
 // twin as it lands (also when a later one fails).
 func (e *Engine) attach(ctx context.Context, r *applyRun) error {
 	var err error
-	r.added, err = e.addComments(ctx, r.target.conn, &r.twin, r.src, r.local, r.comments, r.srcIDs)
+	r.added, r.relinked, err = e.addComments(ctx, r.target.conn, &r.twin, r.src, r.local, r.comments, r.srcIDs)
 	r.out.Comments = len(r.added)
 	if len(r.added) > 0 && r.out.Action == "none" {
 		r.out.Action = "comment"
@@ -281,7 +282,7 @@ func (e *Engine) attach(ctx context.Context, r *applyRun) error {
 func (e *Engine) settleInput(ctx context.Context, r *applyRun) (in settleIn, out string) {
 	in = settleIn{action: r.out.Action, first: r.first, found: r.found, syncBack: r.p.options.SyncBackOnCreate,
 		base: r.base, agreed: r.agreed, patch: r.out.Patch, sent: r.changes, local: r.local,
-		links: loadLinks(&r.twin), dst: r.dst, added: r.added, fileIDs: r.fileIDs}
+		links: loadLinks(&r.twin), dst: r.dst, added: r.added, relinked: r.relinked, fileIDs: r.fileIDs}
 	if r.ev.SourceFields == nil {
 		return in, ""
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
@@ -23,6 +24,7 @@ type settleIn struct {
 	links    commentLinks      // the twin's links, after this write
 	dst      store.Side
 	added    []connectors.Comment
+	relinked []connectors.Comment // Duplex's comments found in place: an earlier write's record was lost
 	fileIDs  []string
 
 	// The source: its state as queued (nil: the event carried none), its
@@ -61,11 +63,19 @@ type settled struct {
 //     which keep their old base value.
 func settle(in settleIn) settled {
 	var s settled
+	found := missingComments(in.base, in.relinked)
 	switch {
+	case in.action == "none" && len(found) > 0:
+		// Comments of Duplex's found in place: that earlier write is in
+		// the target now, so base and echo reference hold them (else the
+		// next read of the target sends them back as a person's).
+		kept := in.base.with(in.agreed, nil).with(nil, found)
+		h := kept.hash()
+		s.dstHash, s.dstBase = &h, encoded(kept)
 	case in.action == "none" && len(in.agreed) > 0:
 		s.dstBase = encoded(in.base.with(in.agreed, nil))
 	case in.action != "none":
-		written := in.base.with(in.agreed, nil).with(in.patch, in.added)
+		written := in.base.with(in.agreed, nil).with(in.patch, append(found, in.added...))
 		if in.first {
 			written = snapshotOf(in.local).with(nil, in.added)
 			if in.found {
@@ -81,6 +91,17 @@ func settle(in settleIn) settled {
 	}
 	s.srcBase = sourceBase(in)
 	return s
+}
+
+// missingComments are the comments of cs whose ids base does not hold.
+func missingComments(base snapshot, cs []connectors.Comment) []connectors.Comment {
+	var out []connectors.Comment
+	for _, c := range cs {
+		if !slices.Contains(base.C, c.ID) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // sourceBase is settle's source part.

@@ -52,6 +52,20 @@ func TestSettle(t *testing.T) {
 		in:   settleIn{action: "none", base: base, dst: store.SideB},
 		want: settled{},
 	}, {
+		name: "a comment of Duplex's found in place (its write's record lost to a crash): base and echo reference hold it",
+		in:   settleIn{action: "none", base: base, relinked: []connectors.Comment{{ID: "9"}}, dst: store.SideB},
+		want: settled{dstBase: ptr(enc(t, snap(t, base.F, "7", "9"))), dstHash: ptr(snap(t, base.F, "7", "9").hash())},
+	}, {
+		name: "found in place with fields agreed: both move, the comment already in the base is not counted twice",
+		in: settleIn{action: "none", base: base, agreed: map[string]any{"title": "new"},
+			relinked: []connectors.Comment{{ID: "7"}, {ID: "9"}}, dst: store.SideB},
+		want: settled{dstBase: ptr(enc(t, snap(t, updated.F, "7", "9"))), dstHash: ptr(snap(t, updated.F, "7", "9").hash())},
+	}, {
+		name: "found in place beside an update: the written state holds it",
+		in: settleIn{action: "update", base: base, patch: map[string]any{"title": "new"},
+			relinked: []connectors.Comment{{ID: "9"}}, dst: store.SideB},
+		want: settled{dstBase: ptr(enc(t, snap(t, updated.F, "7", "9"))), dstHash: ptr(snap(t, updated.F, "7", "9").hash()), written: true},
+	}, {
 		name: "agreed and patched together",
 		in: settleIn{action: "update", base: base, agreed: map[string]any{"title": "new"},
 			patch: map[string]any{"priority": "mid"}, dst: store.SideB},

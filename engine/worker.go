@@ -679,32 +679,37 @@ func replicaCommentIDs(replica map[string]any) map[string]bool {
 
 // addComments creates the new comments on the target and links each to the
 // comment it came from, so it is never copied again in either direction.
-func (e *Engine) addComments(ctx context.Context, conn connectors.Connector, twin *store.Twin, src store.Side, local connectors.Entity, want []connectors.Comment, srcIDs map[string]bool) ([]connectors.Comment, error) {
+func (e *Engine) addComments(ctx context.Context, conn connectors.Connector, twin *store.Twin, src store.Side, local connectors.Entity, want []connectors.Comment, srcIDs map[string]bool) (added, relinked []connectors.Comment, err error) {
 	links := loadLinks(twin)
 	add, relink := newComments(links, src, local, want, srcIDs)
+	dst := src.Other()
 	for k, v := range relink {
 		links[k] = v
+		// A comment of Duplex's found in place (its record was lost to a
+		// crash): the target's base must hold it, or its echo comes back.
+		if id, ok := strings.CutPrefix(v, string(dst)+":"); ok {
+			relinked = append(relinked, connectors.Comment{ID: id})
+		}
 	}
 	if len(add) == 0 {
 		if len(relink) > 0 {
 			links.save(twin)
 		}
-		return nil, nil
+		return nil, relinked, nil
 	}
-	dst := src.Other()
 	defer links.save(twin) // also after a failure, so a retry skips what was added
-	added := make([]connectors.Comment, 0, len(add))
+	added = make([]connectors.Comment, 0, len(add))
 	for _, c := range add {
 		nc, err := conn.AddComment(ctx, local.ID, connectors.Comment{Author: c.Author, Body: c.Body, Private: c.Private})
 		if err != nil {
-			return added, fmt.Errorf("add comment on %s entity %s: %w", dst, local.ID, err)
+			return added, relinked, fmt.Errorf("add comment on %s entity %s: %w", dst, local.ID, err)
 		}
 		added = append(added, nc)
 		if c.ID != "" {
 			links[string(src)+":"+c.ID] = string(dst) + ":" + nc.ID
 		}
 	}
-	return added, nil
+	return added, relinked, nil
 }
 
 // capLog keeps the newest part of an event's log (retries append to it).
