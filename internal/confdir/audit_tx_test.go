@@ -25,7 +25,7 @@ func TestApplyWithoutAuditKeepsNothing(t *testing.T) {
 			src, srcBox := b.Open(t), newBox(t)
 			seed(t, src, srcBox)
 			tpl := store.TeamTemplate{TeamID: store.DefaultTeamID, Name: "esc", Title: "Esc", Visibility: store.VisibilityPrivate}
-			if _, err := src.CreateTemplate(context.Background(), &tpl, tplBody(t, "replica.x = 1;"), "test", ""); err != nil {
+			if _, err := src.Templates().CreateTemplate(context.Background(), &tpl, tplBody(t, "replica.x = 1;"), "test", ""); err != nil {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
