@@ -488,3 +488,47 @@ func TestTeamDirectory(t *testing.T) {
 		t.Fatalf("audit: %+v %v", entries, err)
 	}
 }
+
+// Sign-in and sign-out are audited (identity.session.start/end) with the
+// session's row in one transaction: an org admin reads who signed in and
+// how, and when the audit log refuses the entry no session is opened and
+// no cookie set.
+func TestSessionsAudited(t *testing.T) {
+	e := newAuthEnv(t, server.AuthOptions{})
+	ctx := context.Background()
+	userToken(t, e.st, "ann@test", false, map[int64]store.Role{1: store.RoleEditor})
+	rec := e.do(req{method: "POST", path: "/api/auth/login", body: `{"email":"ann@test","password":"password-ann@test"}`})
+	if rec.Code != 200 {
+		t.Fatalf("login: %d %s", rec.Code, rec.Body)
+	}
+	me, ck := decode[meBody](t, rec), sessionCookie(t, rec)
+	if rec := e.do(req{method: "POST", path: "/api/auth/logout", body: `{}`, cookie: ck.Value, csrf: me.CSRF}); rec.Code != 204 {
+		t.Fatalf("logout: %d", rec.Code)
+	}
+	entries, err := e.st.ListAudit(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, a := range entries {
+		if strings.HasPrefix(a.Action, "identity.session.") {
+			got[a.Action] = a.Actor + " | " + a.Detail
+		}
+	}
+	if got["identity.session.start"] != "ann@test | ann@test: signed in (password)" || got["identity.session.end"] != "ann@test | ann@test: signed out" {
+		t.Fatalf("session entries: %v", got)
+	}
+
+	testdb.RefuseAudits(t, e.st, "identity.session.start")
+	var before int64
+	e.st.DB().Model(&store.Session{}).Count(&before)
+	rec = e.do(req{method: "POST", path: "/api/auth/login", body: `{"email":"ann@test","password":"password-ann@test"}`})
+	if rec.Code != 500 || len(rec.Result().Cookies()) != 0 {
+		t.Fatalf("login with its audit refused: %d %s, cookies %v", rec.Code, rec.Body, rec.Result().Cookies())
+	}
+	var after int64
+	e.st.DB().Model(&store.Session{}).Count(&after)
+	if after != before {
+		t.Fatalf("sessions %d → %d after a sign-in whose audit failed", before, after)
+	}
+}
