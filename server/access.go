@@ -385,20 +385,6 @@ func defaultTeam(p *principal, min store.Role) (int64, error) {
 	return 0, badRequest("team_id is required: you are %s in %d teams", min, len(teams))
 }
 
-// auditAs records an audit entry with the request's actor and team.
-//
-// Deprecated: see audit; TestHandlersDoNotWrite refuses calls to it. It is
-// kept so that branches written before the service still compile.
-func (s *srv) auditAs(c *gin.Context, teamID int64, action string, connID *int64, detail string) {
-	actor := "api"
-	if p := principalOf(c); p != nil {
-		actor = p.Actor()
-	}
-	if err := s.svc.Note(c.Request.Context(), actor, action, teamID, connID, detail); err != nil {
-		s.log.Error("audit", "action", action, "err", err)
-	}
-}
-
 func teamQuery(c *gin.Context) (int64, error) { return idQuery(c, "team_id") }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -359,13 +359,3 @@ func intQuery(c *gin.Context, name string, def int) (int, error) {
 	}
 	return n, nil
 }
-
-// audit records an action on a connection (or none) by the request's
-// principal; the store files it under the connection's team.
-//
-// Deprecated: an entry written after the change it records is lost when
-// its insert fails; change through s.svc, which audits in the change's
-// transaction (TestHandlersDoNotWrite refuses calls to it).
-func (s *srv) audit(c *gin.Context, action string, connID *int64, detail string) {
-	s.auditAs(c, 0, action, connID, detail)
-}
