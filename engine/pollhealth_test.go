@@ -23,7 +23,7 @@ func TestPollHealthRecorded(t *testing.T) {
 	h := &pollHealth{e: e, systemID: sys.ID}
 	failing := func() []store.SystemHealth {
 		t.Helper()
-		f, err := st.FailingSystems(ctx)
+		f, err := st.Alerts().FailingSystems(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -67,7 +67,7 @@ func TestQuarantineStopsAScriptHittingItsLimit(t *testing.T) {
 	if err := ev.Evaluate(f.ctx); err != nil {
 		t.Fatal(err)
 	}
-	open, err := f.st.OpenAlerts(f.ctx)
+	open, err := f.st.Alerts().OpenAlerts(f.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestQuarantineStopsAScriptHittingItsLimit(t *testing.T) {
 	if err := ev.Evaluate(f.ctx); err != nil {
 		t.Fatal(err)
 	}
-	open, err = f.st.OpenAlerts(f.ctx)
+	open, err = f.st.Alerts().OpenAlerts(f.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,7 +124,7 @@ func TestInviteTakesOnlyOwnSystems(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := store.Team{Name: "other"}
-	if err := st.CreateTeam(ctx, &other); err != nil {
+	if err := st.Identity().CreateTeam(ctx, &other); err != nil {
 		t.Fatal(err)
 	}
 	theirs := store.System{Name: "theirs", Kind: "sql", TeamID: other.ID}

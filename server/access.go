@@ -122,46 +122,27 @@ func teamRole(res, param string, min store.Role) rule {
 	return rule{kind: ruleTeamRole, res: res, param: param, min: min}
 }
 
-// route registers a handler behind its access rule.
-func (s *srv) route(g gin.IRoutes, method, path string, r rule, fn handler) {
-	if r.kind == 0 {
-		panic("server: route " + method + " " + path + " has no access rule")
-	}
+// handle declares a route once: its method and path, its access rule, its
+// handler and, beside them, its OpenAPI operation (which also feeds the
+// app's generated types). It is the only way routes are registered, so a
+// route cannot exist without its rule and its description.
+func (s *srv) handle(g gin.IRoutes, method, path string, r rule, fn handler, o op) {
 	full := path
 	if rg, ok := g.(*gin.RouterGroup); ok {
 		full = strings.TrimSuffix(rg.BasePath(), "/") + path
+	}
+	switch key := method + " " + openAPIPath(full); {
+	case r.kind == 0:
+		panic("server: route " + key + " has no access rule")
+	case o.summary == "" || o.tag == "":
+		panic("server: route " + key + " has no OpenAPI summary or tag")
+	case s.ops[key].summary != "":
+		panic("server: route " + key + " is declared twice")
+	default:
+		s.ops[key] = o
 	}
 	s.rules[method+" "+full] = r
 	g.Handle(method, path, s.guard(r), s.h(fn))
-}
-
-// handle declares a route once: its method and path, its access rule, its
-// handler and, beside them, its OpenAPI operation (which also feeds the
-// app's generated types). A route declared here must not also be in the
-// ops table.
-func (s *srv) handle(g gin.IRoutes, method, path string, r rule, fn handler, o op) {
-	s.route(g, method, path, r, fn)
-	full := path
-	if rg, ok := g.(*gin.RouterGroup); ok {
-		full = strings.TrimSuffix(rg.BasePath(), "/") + path
-	}
-	key := method + " " + openAPIPath(full)
-	if _, dup := ops[key]; dup {
-		panic("server: route " + key + " is declared with handle and in the ops table")
-	}
-	s.ops[key] = o
-}
-
-// allOps is the ops table and the operations declared with handle.
-func (s *srv) allOps() map[string]op {
-	out := make(map[string]op, len(ops)+len(s.ops))
-	for k, o := range ops {
-		out[k] = o
-	}
-	for k, o := range s.ops {
-		out[k] = o
-	}
-	return out
 }
 
 // guard authenticates the request (API token or session cookie), checks the
@@ -402,20 +383,6 @@ func defaultTeam(p *principal, min store.Role) (int64, error) {
 		return 0, forbidden("this needs the %s role in a team", min)
 	}
 	return 0, badRequest("team_id is required: you are %s in %d teams", min, len(teams))
-}
-
-// auditAs records an audit entry with the request's actor and team.
-//
-// Deprecated: see audit; TestHandlersDoNotWrite refuses calls to it. It is
-// kept so that branches written before the service still compile.
-func (s *srv) auditAs(c *gin.Context, teamID int64, action string, connID *int64, detail string) {
-	actor := "api"
-	if p := principalOf(c); p != nil {
-		actor = p.Actor()
-	}
-	if err := s.svc.Note(c.Request.Context(), actor, action, teamID, connID, detail); err != nil {
-		s.log.Error("audit", "action", action, "err", err)
-	}
 }
 
 func teamQuery(c *gin.Context) (int64, error) { return idQuery(c, "team_id") }

@@ -191,7 +191,7 @@ func roleMatrix(t *testing.T, st *store.Store) {
 
 	// Team 1 owns everything the routes name; team 2's admin is the outsider.
 	beta := store.Team{Name: "beta"}
-	if err := st.CreateTeam(ctx, &beta); err != nil {
+	if err := st.Identity().CreateTeam(ctx, &beta); err != nil {
 		t.Fatal(err)
 	}
 	callers := []caller{
@@ -203,7 +203,7 @@ func roleMatrix(t *testing.T, st *store.Store) {
 		{name: "org admin", token: userToken(t, st, "org@test", true, nil), orgAdmin: true},
 	}
 	userToken(t, st, "spare@test", false, map[int64]store.Role{1: store.RoleViewer})
-	spare, _ := st.UserByEmail(ctx, "spare@test")
+	spare, _ := st.Identity().UserByEmail(ctx, "spare@test")
 
 	sa := store.System{Name: "a", Kind: "sql"}
 	sb := store.System{Name: "b", Kind: "sql"}
@@ -228,7 +228,7 @@ func roleMatrix(t *testing.T, st *store.Store) {
 	}
 	evs, _ := st.ListEvents(ctx, store.EventFilter{})
 	tpl := store.TeamTemplate{TeamID: 1, Name: "matrix", Visibility: store.VisibilityOrg}
-	if _, err := st.CreateTemplate(ctx, &tpl, `{}`, "test", ""); err != nil {
+	if _, err := st.Templates().CreateTemplate(ctx, &tpl, `{}`, "test", ""); err != nil {
 		t.Fatal(err)
 	}
 

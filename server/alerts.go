@@ -8,6 +8,12 @@ import (
 	"github.com/duplexsync/duplex/engine/store"
 )
 
+// alertRoutes declares the alerts list, filtered to the caller's teams.
+func (s *srv) alertRoutes(api gin.IRoutes) {
+	s.handle(api, "GET", "/alerts", signedIn(), s.listAlerts,
+		op{summary: "Alerts of one's teams: open ones first, then recently resolved (?state=open|resolved)", tag: "alerts", out: []store.Alert{}, query: []string{"state", "limit"}})
+}
+
 // listAlerts answers GET /api/alerts: open alerts first, then the most
 // recent resolved ones, of the caller's teams (internal/alerts opens and
 // resolves them).

@@ -20,7 +20,7 @@ func TestAlertsFilteredByTeam(t *testing.T) {
 	h := server.New(server.Options{Store: st, Engine: &fakeEngine{}, Logger: slog.New(slog.DiscardHandler),
 		Auth: server.AuthOptions{Password: cheap}})
 	beta := store.Team{Name: "beta"}
-	if err := st.CreateTeam(ctx, &beta); err != nil {
+	if err := st.Identity().CreateTeam(ctx, &beta); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
@@ -29,11 +29,11 @@ func TestAlertsFilteredByTeam(t *testing.T) {
 		{Subject: "system:7", TeamID: 1, Name: "mine too", Kind: store.AlertUnreachable, OpenedAt: now},
 		{Subject: "connection:2", TeamID: beta.ID, Name: "theirs", Kind: store.AlertFailures, OpenedAt: now},
 	} {
-		if ok, err := st.OpenAlert(ctx, &a); err != nil || !ok {
+		if ok, err := st.Alerts().OpenAlert(ctx, &a); err != nil || !ok {
 			t.Fatal(i, ok, err)
 		}
 		if i == 1 {
-			if _, err := st.ResolveAlert(ctx, a.ID, a.Detail, now); err != nil {
+			if _, err := st.Alerts().ResolveAlert(ctx, a.ID, a.Detail, now); err != nil {
 				t.Fatal(err)
 			}
 		}

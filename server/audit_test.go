@@ -37,12 +37,12 @@ func auditTrail(t *testing.T, st *store.Store) {
 	h := server.New(server.Options{Store: st, Engine: &fakeEngine{}, Secrets: mustBox(t), Templates: lib,
 		Logger: slog.New(slog.DiscardHandler), Auth: server.AuthOptions{Password: cheap}})
 	beta := store.Team{Name: "beta"}
-	_ = st.CreateTeam(ctx, &beta)
+	_ = st.Identity().CreateTeam(ctx, &beta)
 	admin := userToken(t, st, "admin@test", false, map[int64]store.Role{1: store.RoleAdmin})
 	editor := userToken(t, st, "editor@test", false, map[int64]store.Role{1: store.RoleEditor})
 	betaAdmin := userToken(t, st, "beta@test", false, map[int64]store.Role{beta.ID: store.RoleAdmin})
 	org := userToken(t, st, "org@test", true, nil)
-	ed, _ := st.UserByEmail(ctx, "editor@test")
+	ed, _ := st.Identity().UserByEmail(ctx, "editor@test")
 
 	call := func(tok, method, path, body string, want int) []byte {
 		t.Helper()
@@ -130,7 +130,7 @@ func auditTrail(t *testing.T, st *store.Store) {
 	if len(all) <= len(want) {
 		t.Fatalf("org admin reads %d entries", len(all))
 	}
-	_ = st.SetMembership(ctx, 1, ed.ID, store.RoleEditor)
+	_ = st.Identity().SetMembership(ctx, 1, ed.ID, store.RoleEditor)
 	call(editor, "GET", "/api/audit", "", 403)
 }
 

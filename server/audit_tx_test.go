@@ -80,7 +80,7 @@ func TestChangeWithoutItsAuditIsNotKept(t *testing.T) {
 			e.json("DELETE", fmt.Sprintf("/api/twins/%d", twin.ID), "", 500, &ae)
 			// And a team template saved from the connection.
 			e.json("POST", path+"/save-as-template", `{"name":"lost-template"}`, 500, &ae)
-			if _, err := e.st.TemplateByName(ctx, store.DefaultTeamID, "lost-template"); !errors.Is(err, store.ErrNotFound) {
+			if _, err := e.st.Templates().TemplateByName(ctx, store.DefaultTeamID, "lost-template"); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("a template whose audit failed: %v", err)
 			}
 			ev, err := e.st.GetEvent(ctx, evs[0].ID)
@@ -164,15 +164,15 @@ func TestConfigurationWithoutItsAuditIsNotKept(t *testing.T) {
 			if err != nil || sys.Name != "spare" || sys.PollIntervalMS == 900 {
 				t.Errorf("a system update whose audit failed was kept: %+v (%v)", sys, err)
 			}
-			u, err := e.st.GetUser(ctx, user.ID)
+			u, err := e.st.Identity().GetUser(ctx, user.ID)
 			if err != nil || u.Disabled {
 				t.Errorf("a user update whose audit failed was kept: %+v (%v)", u, err)
 			}
-			roles, err := e.st.Memberships(ctx, user.ID)
+			roles, err := e.st.Identity().Memberships(ctx, user.ID)
 			if err != nil || roles[store.DefaultTeamID] != "" {
 				t.Errorf("a membership whose audit failed was kept: %v (%v)", roles, err)
 			}
-			got, err := e.st.GetTemplate(ctx, tpl.ID)
+			got, err := e.st.Templates().GetTemplate(ctx, tpl.ID)
 			if err != nil || got.Visibility != store.VisibilityPrivate || got.Latest != 1 {
 				t.Errorf("a template change whose audit failed was kept: %+v (%v)", got, err)
 			}

@@ -240,11 +240,12 @@ func (s *srv) me(c *gin.Context) error {
 	return nil
 }
 
-// startSession creates a session for u, sets the cookie and answers with
-// the me body (which carries the CSRF token the app sends back).
-func (s *srv) startSession(c *gin.Context, u store.User) error {
+// startSession creates a session for u (audited, saying how it was
+// started), sets the cookie and answers with the me body (which carries
+// the CSRF token the app sends back).
+func (s *srv) startSession(c *gin.Context, u store.User, how string) error {
 	ctx := c.Request.Context()
-	se, tok, err := s.svc.StartSession(ctx, u, s.auth.SessionTTL)
+	se, tok, err := s.svc.StartSession(ctx, u, s.auth.SessionTTL, how)
 	if err != nil {
 		return err
 	}
@@ -309,13 +310,13 @@ func (s *srv) login(c *gin.Context) error {
 	if err := s.svc.SweepSessions(c.Request.Context()); err != nil {
 		s.log.Warn("sweep expired sessions", "err", err)
 	}
-	return s.startSession(c, u)
+	return s.startSession(c, u, "password")
 }
 
 func (s *srv) logout(c *gin.Context) error {
 	p := principalOf(c)
 	if p.Session != nil {
-		if err := s.svc.EndSession(c.Request.Context(), p.Session.ID); err != nil {
+		if err := s.svc.EndSession(c.Request.Context(), p.User, p.Session.ID); err != nil {
 			return err
 		}
 	}
@@ -332,7 +333,7 @@ func (s *srv) autoLogin(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.startSession(c, u)
+	return s.startSession(c, u, "auto")
 }
 
 // setupIn is the body of setup.
@@ -365,7 +366,7 @@ func (s *srv) setup(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.startSession(c, u)
+	return s.startSession(c, u, "setup")
 }
 
 // changePasswordIn is the body of changePassword.
@@ -395,7 +396,7 @@ func (s *srv) changePassword(c *gin.Context) error {
 		return err
 	}
 	if p.Session != nil {
-		return s.startSession(c, u)
+		return s.startSession(c, u, "password change")
 	}
 	c.Status(http.StatusNoContent)
 	return nil

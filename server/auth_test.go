@@ -142,7 +142,7 @@ func TestSessionAndCSRF(t *testing.T) {
 			t.Fatalf("csrf %q: %d %s", csrf, rec.Code, rec.Body)
 		}
 	}
-	if ts, _ := e.st.ListAPITokens(context.Background(), me.User.ID); len(ts) != 1 { // only userToken's
+	if ts, _ := e.st.Identity().ListAPITokens(context.Background(), me.User.ID); len(ts) != 1 { // only userToken's
 		t.Fatalf("a refused write created a token: %d tokens", len(ts))
 	}
 	if rec := e.do(req{method: "POST", path: "/api/me/tokens", body: `{"name":"x"}`, cookie: ck.Value, csrf: me.CSRF}); rec.Code != 201 {
@@ -235,7 +235,7 @@ func TestWrongPasswordAndThrottle(t *testing.T) {
 	if rec := login("password-bob@test", "10.0.1.9:1"); !throttled(rec) {
 		t.Fatalf("delayed again: %d", rec.Code)
 	}
-	u, err := e.st.UserByEmail(context.Background(), "bob@test")
+	u, err := e.st.Identity().UserByEmail(context.Background(), "bob@test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,9 +295,9 @@ func TestAPITokens(t *testing.T) {
 	}
 	// A disabled user's tokens stop working.
 	fresh := userToken(t, e.st, "dee@test", false, nil)
-	u, _ := e.st.UserByEmail(ctx, "dee@test")
+	u, _ := e.st.Identity().UserByEmail(ctx, "dee@test")
 	u.Disabled = true
-	_ = e.st.UpdateUser(ctx, &u)
+	_ = e.st.Identity().UpdateUser(ctx, &u)
 	if rec := e.do(req{method: "GET", path: "/api/me", bearer: fresh}); rec.Code != 401 {
 		t.Fatalf("disabled user's token: %d", rec.Code)
 	}
@@ -342,7 +342,7 @@ func TestFirstRunSetup(t *testing.T) {
 	if rec := e.do(req{method: "POST", path: "/api/setup", body: strings.Replace(strings.Replace(body, "%s", "setup-secret", 1), "first@", "second@", 1)}); rec.Code != 403 {
 		t.Fatalf("second setup: %d %s", rec.Code, rec.Body)
 	}
-	if n, _ := e.st.CountUsers(context.Background()); n != 1 {
+	if n, _ := e.st.Identity().CountUsers(context.Background()); n != 1 {
 		t.Fatalf("%d users", n)
 	}
 }
@@ -354,7 +354,7 @@ func TestAutoLoginOnlyOnLoopback(t *testing.T) {
 	}
 	e := newAuthEnv(t, server.AuthOptions{})
 	userToken(t, e.st, "demo@test", true, nil)
-	u, _ := e.st.UserByEmail(context.Background(), "demo@test")
+	u, _ := e.st.Identity().UserByEmail(context.Background(), "demo@test")
 	e = &authEnv{t: t, st: e.st, h: server.New(server.Options{Store: e.st, Engine: &fakeEngine{}, Secrets: mustBox(t),
 		Logger: slog.New(slog.DiscardHandler), Auth: server.AuthOptions{AutoLoginUser: u.ID}})}
 	for _, remote := range []string{"192.0.2.7:5000", "[2001:db8::1]:5000"} {
@@ -421,17 +421,17 @@ func TestTeamDirectory(t *testing.T) {
 	e := newAuthEnv(t, server.AuthOptions{})
 	ctx := context.Background()
 	beta, gamma := store.Team{Name: "beta"}, store.Team{Name: "gamma-secret-project"}
-	_ = e.st.CreateTeam(ctx, &beta)
-	_ = e.st.CreateTeam(ctx, &gamma)
+	_ = e.st.Identity().CreateTeam(ctx, &beta)
+	_ = e.st.Identity().CreateTeam(ctx, &gamma)
 	tpl := store.TeamTemplate{TeamID: beta.ID, Name: "esc"}
-	if _, err := e.st.CreateTemplate(ctx, &tpl, "{}", "ann", ""); err != nil {
+	if _, err := e.st.Templates().CreateTemplate(ctx, &tpl, "{}", "ann", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.st.SetTemplateSharing(ctx, tpl.ID, store.VisibilityShared, []int64{1}); err != nil {
+	if err := e.st.Templates().SetTemplateSharing(ctx, tpl.ID, store.VisibilityShared, []int64{1}); err != nil {
 		t.Fatal(err)
 	}
 	gt := store.TeamTemplate{TeamID: gamma.ID, Name: "hidden"}
-	if _, err := e.st.CreateTemplate(ctx, &gt, "{}", "gus", ""); err != nil {
+	if _, err := e.st.Templates().CreateTemplate(ctx, &gt, "{}", "gus", ""); err != nil {
 		t.Fatal(err)
 	}
 	type teamOut struct {
@@ -486,5 +486,49 @@ func TestTeamDirectory(t *testing.T) {
 	entries, err := e.st.ListAuditFor(ctx, store.AuditFilter{Action: "org_settings.set", Limit: 10})
 	if err != nil || len(entries) != 1 || !strings.Contains(entries[0].Detail, "team_directory true") {
 		t.Fatalf("audit: %+v %v", entries, err)
+	}
+}
+
+// Sign-in and sign-out are audited (identity.session.start/end) with the
+// session's row in one transaction: an org admin reads who signed in and
+// how, and when the audit log refuses the entry no session is opened and
+// no cookie set.
+func TestSessionsAudited(t *testing.T) {
+	e := newAuthEnv(t, server.AuthOptions{})
+	ctx := context.Background()
+	userToken(t, e.st, "ann@test", false, map[int64]store.Role{1: store.RoleEditor})
+	rec := e.do(req{method: "POST", path: "/api/auth/login", body: `{"email":"ann@test","password":"password-ann@test"}`})
+	if rec.Code != 200 {
+		t.Fatalf("login: %d %s", rec.Code, rec.Body)
+	}
+	me, ck := decode[meBody](t, rec), sessionCookie(t, rec)
+	if rec := e.do(req{method: "POST", path: "/api/auth/logout", body: `{}`, cookie: ck.Value, csrf: me.CSRF}); rec.Code != 204 {
+		t.Fatalf("logout: %d", rec.Code)
+	}
+	entries, err := e.st.ListAudit(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, a := range entries {
+		if strings.HasPrefix(a.Action, "identity.session.") {
+			got[a.Action] = a.Actor + " | " + a.Detail
+		}
+	}
+	if got["identity.session.start"] != "ann@test | ann@test: signed in (password)" || got["identity.session.end"] != "ann@test | ann@test: signed out" {
+		t.Fatalf("session entries: %v", got)
+	}
+
+	testdb.RefuseAudits(t, e.st, "identity.session.start")
+	var before int64
+	e.st.DB().Model(&store.Session{}).Count(&before)
+	rec = e.do(req{method: "POST", path: "/api/auth/login", body: `{"email":"ann@test","password":"password-ann@test"}`})
+	if rec.Code != 500 || len(rec.Result().Cookies()) != 0 {
+		t.Fatalf("login with its audit refused: %d %s, cookies %v", rec.Code, rec.Body, rec.Result().Cookies())
+	}
+	var after int64
+	e.st.DB().Model(&store.Session{}).Count(&after)
+	if after != before {
+		t.Fatalf("sessions %d → %d after a sign-in whose audit failed", before, after)
 	}
 }

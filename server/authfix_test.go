@@ -31,11 +31,11 @@ func userToken(t *testing.T, st *store.Store, email string, orgAdmin bool, roles
 		t.Fatal(err)
 	}
 	u := store.User{Email: email, PasswordHash: hash, OrgAdmin: orgAdmin}
-	if err := st.CreateUser(ctx, &u); err != nil {
+	if err := st.Identity().CreateUser(ctx, &u); err != nil {
 		t.Fatal(err)
 	}
 	for team, r := range roles {
-		if err := st.SetMembership(ctx, team, u.ID, r); err != nil {
+		if err := st.Identity().SetMembership(ctx, team, u.ID, r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -43,7 +43,7 @@ func userToken(t *testing.T, st *store.Store, email string, orgAdmin bool, roles
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateAPIToken(ctx, &store.APIToken{UserID: u.ID, Name: "test", Hash: credential.HashToken(tok), Prefix: tok[:10]}); err != nil {
+	if err := st.Identity().CreateAPIToken(ctx, &store.APIToken{UserID: u.ID, Name: "test", Hash: credential.HashToken(tok), Prefix: tok[:10]}); err != nil {
 		t.Fatal(err)
 	}
 	return tok

@@ -16,6 +16,45 @@ import (
 	"github.com/duplexsync/duplex/scripts"
 )
 
+// connectionRoutes declares connections, their scripts, policy, options,
+// twins and backfills. Creating one is open to any user: the handler
+// checks the editor role on the body's team.
+func (s *srv) connectionRoutes(api gin.IRoutes) {
+	const viewer, editor = store.RoleViewer, store.RoleEditor
+	s.handle(api, "GET", "/connections", signedIn(), s.listConnections,
+		op{summary: "Connections of one's teams, with event counts", tag: "connections", out: []connectionOut{}})
+	s.handle(api, "POST", "/connections", signedIn(), s.createConnection, // editor of the body's team
+		op{summary: "Create a connection from scripts, a built-in or a team template", tag: "connections", in: connectionIn{}, out: connectionOut{}, status: 201})
+	s.handle(api, "GET", "/connections/:id", teamRole("connection", "id", viewer), s.getConnection,
+		op{summary: "A connection with its current scripts", tag: "connections", out: connectionOut{}})
+	s.handle(api, "PUT", "/connections/:id/scripts/:side/:kind", teamRole("connection", "id", editor), s.saveScript,
+		op{summary: "Save a script or trigger as its next version", tag: "scripts", in: saveScriptIn{}, out: store.ScriptVersion{}})
+	s.handle(api, "GET", "/connections/:id/scripts/:side/:kind/versions", teamRole("connection", "id", viewer), s.scriptVersions,
+		op{summary: "Every version of a script, newest first", tag: "scripts", out: []store.ScriptVersion{}})
+	s.handle(api, "PUT", "/connections/:id/conflict-policy", teamRole("connection", "id", editor), s.setPolicy,
+		op{summary: "Set the conflict policy", tag: "connections", in: engine.Policy{}, out: connectionOut{}})
+	s.handle(api, "POST", "/connections/:id/activate", teamRole("connection", "id", editor), s.setActive(true),
+		op{summary: "Start syncing", tag: "connections", out: connectionOut{}})
+	s.handle(api, "POST", "/connections/:id/pause", teamRole("connection", "id", editor), s.setActive(false),
+		op{summary: "Pause (changes queue until resumed)", tag: "connections", out: connectionOut{}})
+	s.handle(api, "POST", "/connections/:id/test-run", teamRole("connection", "id", editor), s.testRun,
+		op{summary: "Run the scripts (saved, or unsaved drafts from the body) on one entity without writing anything", tag: "scripts", in: testRunIn{}, out: testRunOut{}})
+	s.handle(api, "GET", "/connections/:id/twins", teamRole("connection", "id", viewer), s.listTwins,
+		op{summary: "Linked entity pairs", tag: "twins", out: []twinOut{}, query: []string{"limit"}})
+	s.handle(api, "POST", "/connections/:id/twins", teamRole("connection", "id", editor), s.linkTwin,
+		op{summary: "Link two existing entities by hand", tag: "twins", in: linkTwinIn{}, out: twinOut{}, status: 201})
+	s.handle(api, "PUT", "/connections/:id/options", teamRole("connection", "id", editor), s.setOptions,
+		op{summary: "Set lifecycle options", tag: "connections", in: engine.Lifecycle{}, out: connectionOut{}})
+	s.handle(api, "POST", "/connections/:id/backfill", teamRole("connection", "id", editor), s.startBackfill,
+		op{summary: "Sync what already exists on one side", tag: "connections", in: startBackfillIn{}, out: store.Backfill{}, status: 202})
+	s.handle(api, "GET", "/connections/:id/backfills", teamRole("connection", "id", viewer), s.listBackfills,
+		op{summary: "Backfill jobs and their progress", tag: "connections", out: []store.Backfill{}})
+	s.handle(api, "POST", "/connections/:id/link-existing", teamRole("connection", "id", editor), s.linkExisting,
+		op{summary: "Pair entities that share a key on both sides", tag: "twins", in: linkExistingIn{}, out: countOut{}})
+	s.handle(api, "DELETE", "/twins/:id", teamRole("twin", "id", editor), s.unlinkTwin,
+		op{summary: "Unlink a pair (both entities stay; its events stay as history, marked unlinked_pair)", tag: "twins"})
+}
+
 type connectionOut struct {
 	connectionBody
 	Counts  map[string]int64                                        `json:"counts"`

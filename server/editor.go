@@ -8,12 +8,24 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/scripting"
 )
 
 // Endpoints the browser app's editor uses: checking a script without saving
 // it, previewing what a trigger matches, and testing a system's connection.
+
+// editorRoutes declares the editor's checks. Compiling a draft and
+// previewing a trigger run scripts and read the remote: editors only.
+func (s *srv) editorRoutes(api gin.IRoutes) {
+	s.handle(api, "POST", "/connections/:id/scripts/:side/:kind/validate", teamRole("connection", "id", store.RoleEditor), s.validateDraft,
+		op{summary: "Compile a draft without saving it", tag: "scripts", in: validateDraftIn{}, out: okOut{}})
+	s.handle(api, "POST", "/connections/:id/trigger-preview", teamRole("connection", "id", store.RoleEditor), s.triggerPreview,
+		op{summary: "How many entities a draft trigger matches (reads the remote)", tag: "scripts", in: triggerPreviewIn{}, out: engine.TriggerPreview{}})
+	s.handle(api, "GET", "/script-api.d.ts", signedIn(), s.scriptAPI,
+		op{summary: "TypeScript declarations of the script API (editor completion)", tag: "scripts", rawOut: "application/typescript"})
+}
 
 // validateDraftIn is the body of validateDraft.
 type validateDraftIn struct {
@@ -139,3 +151,11 @@ func (s *srv) testSystem(c *gin.Context) error {
 	c.JSON(http.StatusOK, systemTestOut{OK: true, Schema: &schema, MS: ms})
 	return nil
 }
+
+// scriptAPI serves the script API's TypeScript declarations for the editor.
+func (s *srv) scriptAPI(c *gin.Context) error {
+	c.Data(http.StatusOK, "application/typescript; charset=utf-8", []byte(scriptDeclarations))
+	return nil
+}
+
+var scriptDeclarations = scripting.Declarations() // built once

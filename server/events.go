@@ -10,6 +10,33 @@ import (
 	"github.com/duplexsync/duplex/engine/store"
 )
 
+// eventRoutes declares the sync events, retrying a connection's failed
+// ones, and the audit log (signed in: team admins see their teams'
+// entries, org admins everything; the handler filters).
+func (s *srv) eventRoutes(api gin.IRoutes) {
+	const viewer, editor = store.RoleViewer, store.RoleEditor
+	s.handle(api, "GET", "/events", signedIn(), s.listEvents,
+		op{summary: "Sync events of one's teams, newest first", tag: "events", out: []eventOut{}, query: []string{"connection_id", "status", "limit"}})
+	s.handle(api, "GET", "/events/:id", teamRole("event", "id", viewer), s.getEvent,
+		op{summary: "One sync event with its log", tag: "events", out: eventOut{}})
+	s.handle(api, "POST", "/events/:id/retry", teamRole("event", "id", editor), s.retryEvent,
+		op{summary: "Requeue a failed event", tag: "events", out: eventOut{}})
+	s.handle(api, "POST", "/events/:id/resolve", teamRole("event", "id", editor), s.resolveEvent,
+		op{summary: "Choose per conflicting field: source, target or a value", tag: "events", in: map[string]engine.Resolution{}, out: eventOut{}})
+	s.handle(api, "POST", "/events/:id/skip", teamRole("event", "id", editor), s.skipEvent,
+		op{summary: "Give up on an event, with a reason", tag: "events", in: skipEventIn{}, out: eventOut{}})
+	s.handle(api, "POST", "/connections/:id/retry-failed", teamRole("connection", "id", editor), s.retryFailed,
+		op{summary: "Requeue every failed event of the connection", tag: "events", out: countOut{}})
+	s.handle(api, "GET", "/audit", signedIn(), s.listAudit, // team admins: their teams' entries
+		op{summary: "Audit log: one's teams as admin; everything for org admins", tag: "audit", out: []store.AuditEntry{}, query: []string{"connection_id", "action", "limit"}})
+}
+
+// countOut says how many rows an action on many changed.
+type countOut struct {
+	Linked  int `json:"linked,omitempty"`
+	Retried int `json:"retried,omitempty"`
+}
+
 func jsonMarshal(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err

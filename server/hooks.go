@@ -15,6 +15,13 @@ import (
 	"github.com/duplexsync/duplex/engine/store"
 )
 
+// hookRoutes declares the webhook receiver. Webhooks carry their own
+// proof: the connector verifies the signature, so the route is public.
+func (s *srv) hookRoutes(r gin.IRoutes) {
+	s.handle(r, "POST", "/hooks/:system", public(), s.hook,
+		op{summary: "Receive a signed webhook for a system", tag: "webhooks", rawIn: "application/octet-stream", out: engine.HookResult{}, status: 202})
+}
+
 // hook takes one webhook request for a system: the connector verifies its
 // signature and names the changed entities, the engine records the delivery
 // and the answer goes back at once (202); the engine does the work after.

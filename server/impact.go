@@ -10,6 +10,13 @@ import (
 	"github.com/duplexsync/duplex/engine/store"
 )
 
+// impactRoutes declares the impact preview: it reads the remote and runs
+// scripts, so editors only (and impactgate admits a few at a time).
+func (s *srv) impactRoutes(api gin.IRoutes) {
+	s.handle(api, "POST", "/connections/:id/impact", teamRole("connection", "id", store.RoleEditor), s.impact,
+		op{summary: "Replay recent synced changes through a draft of a direction's scripts and report what would differ (writes nothing)", tag: "scripts", in: impactIn{}, out: engine.ImpactResult{}})
+}
+
 // maxImpactBudget bounds how long one impact request may hold its caller
 // (and the sandbox's interactive lane).
 const maxImpactBudget = time.Minute

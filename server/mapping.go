@@ -11,6 +11,21 @@ import (
 	"github.com/duplexsync/duplex/scripts/mapping"
 )
 
+// mappingRoutes declares a direction as a field mapping: viewers read it;
+// saving, rendering and suggesting (which reads the systems' schemas) are
+// for editors.
+func (s *srv) mappingRoutes(api gin.IRoutes) {
+	const viewer, editor = store.RoleViewer, store.RoleEditor
+	s.handle(api, "GET", "/connections/:id/mapping/:direction", teamRole("connection", "id", viewer), s.getMapping,
+		op{summary: "A direction as a field mapping; when its scripts are code, mapping null, code not_a_mapping and the reason", tag: "scripts", out: mappingOut{}})
+	s.handle(api, "PUT", "/connections/:id/mapping/:direction", teamRole("connection", "id", editor), s.saveMapping,
+		op{summary: "Render a mapping and save the direction's trigger and scripts as their next versions", tag: "scripts", in: mappingIn{}, out: mappingSavedOut{}})
+	s.handle(api, "POST", "/connections/:id/mapping/:direction/render", teamRole("connection", "id", editor), s.renderMapping,
+		op{summary: "The scripts a draft mapping makes, saving nothing (for the impact preview and test runs)", tag: "scripts", in: mappingIn{}, out: mapping.Scripts{}})
+	s.handle(api, "POST", "/connections/:id/mapping/:direction/suggest", teamRole("connection", "id", editor), s.suggestMapping,
+		op{summary: "Pair the target's fields with the source's by name and type from the systems' schemas", tag: "scripts", in: mappingIn{}, out: mappingOut{}})
+}
+
 // mappingOut is the mapping view of a direction: the source side's trigger
 // and outgoing script and the target side's incoming script, as rows. A
 // direction that is code has no mapping, the code not_a_mapping and the

@@ -19,7 +19,7 @@ func TestNamesPerTeam(t *testing.T) {
 	e := newAuthEnv(t, server.AuthOptions{})
 	ctx := context.Background()
 	beta := store.Team{Name: "beta"}
-	if err := e.st.CreateTeam(ctx, &beta); err != nil {
+	if err := e.st.Identity().CreateTeam(ctx, &beta); err != nil {
 		t.Fatal(err)
 	}
 	adminA := userToken(t, e.st, "a@test", false, map[int64]store.Role{1: store.RoleAdmin})

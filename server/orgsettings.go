@@ -4,7 +4,17 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/duplexsync/duplex/engine/store"
 )
+
+// orgSettingsRoutes declares the organisation's settings (org admins).
+func (s *srv) orgSettingsRoutes(api gin.IRoutes) {
+	s.handle(api, "GET", "/org-settings", orgAdmin(), s.getOrgSettings,
+		op{summary: "The organisation's settings: whether team admins see every team's name (org admin)", tag: "teams", out: store.OrgSettings{}})
+	s.handle(api, "PUT", "/org-settings", orgAdmin(), s.putOrgSettings,
+		op{summary: "Change the organisation's settings (org admin; audited)", tag: "teams", in: orgSettingsIn{}, out: store.OrgSettings{}})
+}
 
 // orgSettingsIn is the body of PUT /api/org-settings; a field left out
 // keeps its value.

@@ -11,6 +11,15 @@ import (
 	"github.com/duplexsync/duplex/internal/outbound"
 )
 
+// outboundRoutes declares what systems may reach: the organisation's
+// policy, not a team's (org admins).
+func (s *srv) outboundRoutes(api gin.IRoutes) {
+	s.handle(api, "GET", "/outbound-policy", orgAdmin(), s.getOutboundPolicy,
+		op{summary: "The outbound policy: what systems may reach (org admin)", tag: "teams", out: outboundOut{}})
+	s.handle(api, "PUT", "/outbound-policy", orgAdmin(), s.putOutboundPolicy,
+		op{summary: "Replace the outbound policy (org admin; audited)", tag: "teams", in: outbound.Policy{}, out: outboundOut{}})
+}
+
 // outboundOut is the policy with who set it last.
 type outboundOut struct {
 	outbound.Policy

@@ -73,7 +73,7 @@ func fenceEnvOn(t *testing.T, st *store.Store, dir, db string) *fenceEnv {
 	h := server.New(server.Options{Store: st, Engine: eng, Secrets: box, Templates: lib, Outbound: guards,
 		Logger: slog.New(slog.DiscardHandler), Auth: server.AuthOptions{Password: cheap}})
 	beta := store.Team{Name: "beta"}
-	if err := st.CreateTeam(ctx, &beta); err != nil {
+	if err := st.Identity().CreateTeam(ctx, &beta); err != nil {
 		t.Fatal(err)
 	}
 	return &fenceEnv{t: t, st: st, eng: eng, h: h, dir: dir, db: db, beta: beta.ID,

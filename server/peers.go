@@ -29,15 +29,24 @@ type PeerLinks interface {
 }
 
 func (s *srv) peerRoutes(r *gin.Engine, api *gin.RouterGroup) {
-	s.route(r, "POST", "/peer/v1/redeem", public(), s.peerRedeem)
-	s.route(r, "POST", "/peer/v1/messages", public(), s.peerMessage)
-	s.route(api, "GET", "/peer-links", signedIn(), s.listPeerLinks) // filtered to one's teams
-	s.route(api, "POST", "/peer-links", signedIn(), s.invitePeer)   // team admin of the body's team
-	s.route(api, "POST", "/peer-links/accept", signedIn(), s.acceptPeer)
-	s.route(api, "GET", "/peer-links/:id", teamRole("peer_link", "id", store.RoleViewer), s.getPeerLink)
-	for _, action := range []string{"pause", "resume", "revoke"} {
-		s.route(api, "POST", "/peer-links/:id/"+action, teamRole("peer_link", "id", store.RoleAdmin), s.setPeerState(action))
-	}
+	s.handle(r, "POST", "/peer/v1/redeem", public(), s.peerRedeem,
+		op{summary: "Peer endpoint: redeem an invitation (signed with the accepting side's new key; the answer is signed)", tag: "peers", in: peering.Redeem{}, out: peering.Redeemed{}})
+	s.handle(r, "POST", "/peer/v1/messages", public(), s.peerMessage,
+		op{summary: "Peer endpoint: one signed message (replica, acknowledgement, revoke); a duplicate answers 409 peer_message_duplicate", tag: "peers", in: peering.Envelope{}, out: peerAccepted{}})
+	s.handle(api, "GET", "/peer-links", signedIn(), s.listPeerLinks, // filtered to one's teams
+		op{summary: "Peer links of your teams with their status (last contact, messages waiting and taken, errors)", tag: "peers", out: []peering.View{}})
+	s.handle(api, "POST", "/peer-links", signedIn(), s.invitePeer, // team admin of the body's team
+		op{summary: "Invite another deployment to one connection (team admins); answers the one-time code", tag: "peers", in: peering.InviteIn{}, out: peering.Invited{}, status: 201})
+	s.handle(api, "POST", "/peer-links/accept", signedIn(), s.acceptPeer,
+		op{summary: "Accept another deployment's invitation code for one of your systems (team admins)", tag: "peers", in: peering.AcceptIn{}, out: peering.View{}, status: 201})
+	s.handle(api, "GET", "/peer-links/:id", teamRole("peer_link", "id", store.RoleViewer), s.getPeerLink,
+		op{summary: "One peer link with its status and what the peer created", tag: "peers", out: peering.View{}})
+	s.handle(api, "POST", "/peer-links/:id/pause", teamRole("peer_link", "id", store.RoleAdmin), s.setPeerState("pause"),
+		op{summary: "Pause a peer link and its connection at once (audited)", tag: "peers", out: peering.View{}})
+	s.handle(api, "POST", "/peer-links/:id/resume", teamRole("peer_link", "id", store.RoleAdmin), s.setPeerState("resume"),
+		op{summary: "Resume a paused peer link", tag: "peers", out: peering.View{}})
+	s.handle(api, "POST", "/peer-links/:id/revoke", teamRole("peer_link", "id", store.RoleAdmin), s.setPeerState("revoke"),
+		op{summary: "Revoke a peer link for good, at once, and tell the peer (audited)", tag: "peers", out: peering.View{}})
 }
 
 // peerBody reads a peer request: from an allowed address, at most

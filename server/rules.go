@@ -10,6 +10,20 @@ import (
 	"github.com/duplexsync/duplex/scripting"
 )
 
+// ruleRoutes declares a side's validation rules: viewers read them,
+// editors save and compile them.
+func (s *srv) ruleRoutes(api gin.IRoutes) {
+	const viewer, editor = store.RoleViewer, store.RoleEditor
+	s.handle(api, "GET", "/connections/:id/rules/:side", teamRole("connection", "id", viewer), s.getRules,
+		op{summary: "A side's current validation rules", tag: "scripts", out: rulesOut{}})
+	s.handle(api, "PUT", "/connections/:id/rules/:side", teamRole("connection", "id", editor), s.saveRules,
+		op{summary: "Save a side's validation rules as their next version", tag: "scripts", in: rulesIn{}, out: rulesOut{}})
+	s.handle(api, "GET", "/connections/:id/rules/:side/versions", teamRole("connection", "id", viewer), s.rulesVersions,
+		op{summary: "Every version of a side's rules, newest first", tag: "scripts", out: []store.ScriptVersion{}})
+	s.handle(api, "POST", "/connections/:id/rules/:side/validate", teamRole("connection", "id", editor), s.validateRules,
+		op{summary: "Compile draft rules without saving them", tag: "scripts", in: rulesIn{}, out: okOut{}})
+}
+
 // rulesIn is the body of saveRules and validateRules.
 type rulesIn struct {
 	Rules *[]scripting.Rule `json:"rules"`

@@ -26,7 +26,6 @@ import (
 	"github.com/duplexsync/duplex/internal/outbound"
 	"github.com/duplexsync/duplex/internal/service"
 	"github.com/duplexsync/duplex/peering"
-	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
 )
 
@@ -113,8 +112,8 @@ type srv struct {
 	accounts *accountDelay
 	// rules is every route's access rule, by "METHOD /full/path".
 	rules map[string]rule
-	// ops are the OpenAPI operations of routes declared with handle, by
-	// "METHOD /openapi/path"; the rest are in the ops table.
+	// ops are the routes' OpenAPI operations, declared with handle, by
+	// "METHOD /openapi/path".
 	ops map[string]op
 	// spec is /api/openapi.json, rendered once.
 	spec []byte
@@ -161,84 +160,43 @@ func build(o Options) (*srv, http.Handler) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(s.recover, s.limitBody)
-	s.route(r, "GET", "/healthz", public(), s.health)
-	s.route(r, "GET", "/livez", public(), s.live)
-	s.route(r, "GET", "/readyz", public(), s.ready)
+	// Probes and metrics (this file) and the webhook receiver (hooks.go).
+	s.handle(r, "GET", "/healthz", public(), s.health,
+		op{summary: "Store reachability (kept for existing probes)", tag: "operations", out: healthOut{}})
+	s.handle(r, "GET", "/livez", public(), s.live,
+		op{summary: "Liveness: the process serves HTTP", tag: "operations", out: healthOut{}})
+	s.handle(r, "GET", "/readyz", public(), s.ready,
+		op{summary: "Readiness: store reachable, schema current, engine running (503 with reasons otherwise)", tag: "operations", out: readyOut{}})
 	// Connection names and queue sizes are the organisation's: org admins
 	// (a scraper uses an org admin's API token).
-	s.route(r, "GET", "/metrics", orgAdmin(), s.serveMetrics)
-	// Webhooks carry their own proof: the connector verifies the signature.
-	s.route(r, "POST", "/hooks/:system", public(), s.hook)
+	s.handle(r, "GET", "/metrics", orgAdmin(), s.serveMetrics,
+		op{summary: "Prometheus metrics (org admins; a scraper sends an org admin's API token)", tag: "operations", rawOut: "text/plain"})
+	s.hookRoutes(r)
 
+	// Every /api route is declared in its area's file with its access rule
+	// and OpenAPI operation (s.handle).
 	api := r.Group("/api")
-	const (
-		admin  = store.RoleAdmin
-		editor = store.RoleEditor
-		viewer = store.RoleViewer
-	)
-	// Sign-in, the current user and their tokens (auth.go), teams and users
-	// (teams.go): each route declared there with its rule and operation.
-	s.authRoutes(api)
-	s.teamRoutes(api)
+	s.authRoutes(api)        // sign-in, the current user and their tokens (auth.go)
+	s.teamRoutes(api)        // teams, members and users (teams.go)
+	s.outboundRoutes(api)    // what systems may reach (outbound.go)
+	s.orgSettingsRoutes(api) // orgsettings.go
+	s.systemRoutes(api)      // systems.go
+	s.kindRoutes(api)        // kinds.go
+	s.connectionRoutes(api)  // connections, scripts, twins, backfills (connections.go)
+	s.editorRoutes(api)      // draft checks and the script API (editor.go)
+	s.ruleRoutes(api)        // rules.go
+	s.impactRoutes(api)      // impact.go
+	s.mappingRoutes(api)     // mapping.go
+	s.eventRoutes(api)       // events and the audit log (events.go)
+	s.alertRoutes(api)       // alerts.go
+	s.templateRoutes(api)    // templates.go
+	s.handle(api, "GET", "/openapi.json", public(), s.openAPI,
+		op{summary: "This description", tag: "operations", rawOut: "application/json"})
+	s.peerRoutes(r, api) // peers.go
 
-	// What systems may reach (outbound.go): the organisation's, not a team's.
-	s.route(api, "GET", "/outbound-policy", orgAdmin(), s.getOutboundPolicy)
-	s.route(api, "PUT", "/outbound-policy", orgAdmin(), s.putOutboundPolicy)
-	s.route(api, "GET", "/org-settings", orgAdmin(), s.getOrgSettings)
-	s.route(api, "PUT", "/org-settings", orgAdmin(), s.putOrgSettings)
-
-	// Systems hold credentials: team admins change them.
-	// Systems (systems.go: each route with its access rule and OpenAPI operation).
-	s.systemRoutes(api)
-	s.route(api, "GET", "/connector-kinds", signedIn(), s.listConnectorKinds)
-
-	s.route(api, "GET", "/connections", signedIn(), s.listConnections)
-	s.route(api, "POST", "/connections", signedIn(), s.createConnection) // editor of the body's team
-	s.route(api, "GET", "/connections/:id", teamRole("connection", "id", viewer), s.getConnection)
-	s.route(api, "PUT", "/connections/:id/scripts/:side/:kind", teamRole("connection", "id", editor), s.saveScript)
-	s.route(api, "GET", "/connections/:id/scripts/:side/:kind/versions", teamRole("connection", "id", viewer), s.scriptVersions)
-	s.route(api, "POST", "/connections/:id/scripts/:side/:kind/validate", teamRole("connection", "id", editor), s.validateDraft)
-	s.route(api, "GET", "/connections/:id/rules/:side", teamRole("connection", "id", viewer), s.getRules)
-	s.route(api, "PUT", "/connections/:id/rules/:side", teamRole("connection", "id", editor), s.saveRules)
-	s.route(api, "GET", "/connections/:id/rules/:side/versions", teamRole("connection", "id", viewer), s.rulesVersions)
-	s.route(api, "POST", "/connections/:id/rules/:side/validate", teamRole("connection", "id", editor), s.validateRules)
-	s.route(api, "POST", "/connections/:id/trigger-preview", teamRole("connection", "id", editor), s.triggerPreview)
-	s.route(api, "PUT", "/connections/:id/conflict-policy", teamRole("connection", "id", editor), s.setPolicy)
-	s.route(api, "POST", "/connections/:id/activate", teamRole("connection", "id", editor), s.setActive(true))
-	s.route(api, "POST", "/connections/:id/pause", teamRole("connection", "id", editor), s.setActive(false))
-	s.route(api, "POST", "/connections/:id/test-run", teamRole("connection", "id", editor), s.testRun)
-	s.route(api, "POST", "/connections/:id/impact", teamRole("connection", "id", editor), s.impact)
-	s.route(api, "GET", "/connections/:id/mapping/:direction", teamRole("connection", "id", viewer), s.getMapping)
-	s.route(api, "PUT", "/connections/:id/mapping/:direction", teamRole("connection", "id", editor), s.saveMapping)
-	s.route(api, "POST", "/connections/:id/mapping/:direction/render", teamRole("connection", "id", editor), s.renderMapping)
-	s.route(api, "POST", "/connections/:id/mapping/:direction/suggest", teamRole("connection", "id", editor), s.suggestMapping)
-	s.route(api, "GET", "/connections/:id/twins", teamRole("connection", "id", viewer), s.listTwins)
-	s.route(api, "POST", "/connections/:id/twins", teamRole("connection", "id", editor), s.linkTwin)
-	s.route(api, "PUT", "/connections/:id/options", teamRole("connection", "id", editor), s.setOptions)
-	s.route(api, "POST", "/connections/:id/backfill", teamRole("connection", "id", editor), s.startBackfill)
-	s.route(api, "GET", "/connections/:id/backfills", teamRole("connection", "id", viewer), s.listBackfills)
-	s.route(api, "POST", "/connections/:id/link-existing", teamRole("connection", "id", editor), s.linkExisting)
-	s.route(api, "POST", "/connections/:id/retry-failed", teamRole("connection", "id", editor), s.retryFailed)
-	s.route(api, "DELETE", "/twins/:id", teamRole("twin", "id", editor), s.unlinkTwin)
-
-	s.route(api, "GET", "/events", signedIn(), s.listEvents)
-	s.route(api, "GET", "/events/:id", teamRole("event", "id", viewer), s.getEvent)
-	s.route(api, "POST", "/events/:id/retry", teamRole("event", "id", editor), s.retryEvent)
-	s.route(api, "POST", "/events/:id/resolve", teamRole("event", "id", editor), s.resolveEvent)
-	s.route(api, "POST", "/events/:id/skip", teamRole("event", "id", editor), s.skipEvent)
-
-	s.route(api, "GET", "/alerts", signedIn(), s.listAlerts) // filtered to one's teams
-
-	s.route(api, "GET", "/audit", signedIn(), s.listAudit) // team admins: their teams' entries
-	// Templates (templates.go: each route with its access rule and OpenAPI operation).
-	s.templateRoutes(api)
-	s.route(api, "GET", "/script-api.d.ts", signedIn(), s.scriptAPI)
-	s.route(api, "GET", "/openapi.json", public(), s.openAPI)
-	s.peerRoutes(r, api)
-
-	spec, err := buildOpenAPI(s.rules, s.allOps())
+	spec, err := buildOpenAPI(s.rules, s.ops)
 	if err != nil {
-		panic("server: openapi: " + err.Error()) // a programming error in the op table
+		panic("server: openapi: " + err.Error()) // a programming error in a route's op
 	}
 	s.spec = spec
 
@@ -251,14 +209,6 @@ func build(o Options) (*srv, http.Handler) {
 	})
 	return s, r
 }
-
-// scriptAPI serves the script API's TypeScript declarations for the editor.
-func (s *srv) scriptAPI(c *gin.Context) error {
-	c.Data(http.StatusOK, "application/typescript; charset=utf-8", []byte(scriptDeclarations))
-	return nil
-}
-
-var scriptDeclarations = scripting.Declarations() // built once
 
 // recover turns a panic in a handler into a 500 JSON error.
 func (s *srv) recover(c *gin.Context) {
@@ -281,6 +231,12 @@ func (s *srv) h(fn handler) gin.HandlerFunc {
 			s.fail(c, err)
 		}
 	}
+}
+
+// healthOut is the body of /healthz and /livez.
+type healthOut struct {
+	Status  string `json:"status"`
+	Message string `json:"message,omitempty"`
 }
 
 func (s *srv) health(c *gin.Context) error {
@@ -404,14 +360,4 @@ func intQuery(c *gin.Context, name string, def int) (int, error) {
 		return 0, badRequest("%s must be a non-negative integer, got %q", name, v)
 	}
 	return n, nil
-}
-
-// audit records an action on a connection (or none) by the request's
-// principal; the store files it under the connection's team.
-//
-// Deprecated: an entry written after the change it records is lost when
-// its insert fails; change through s.svc, which audits in the change's
-// transaction (TestHandlersDoNotWrite refuses calls to it).
-func (s *srv) audit(c *gin.Context, action string, connID *int64, detail string) {
-	s.auditAs(c, 0, action, connID, detail)
 }

@@ -32,7 +32,7 @@ func newTplEnv(t *testing.T) *tplEnv {
 	ctx := context.Background()
 	for _, name := range []string{"a", "b", "c"} {
 		tm := store.Team{Name: "team-" + name}
-		if err := st.CreateTeam(ctx, &tm); err != nil {
+		if err := st.Identity().CreateTeam(ctx, &tm); err != nil {
 			t.Fatal(err)
 		}
 		e.teams[name] = tm.ID

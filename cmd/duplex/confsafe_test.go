@@ -277,7 +277,7 @@ func TestTemplateLinkRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	src, st := newStoreWithConn(t)
 	ops := store.Team{Name: "ops"}
-	if err := st.CreateTeam(ctx, &ops); err != nil {
+	if err := st.Identity().CreateTeam(ctx, &ops); err != nil {
 		t.Fatal(err)
 	}
 	body := func(outgoing string) string {
@@ -291,13 +291,13 @@ func TestTemplateLinkRoundTrip(t *testing.T) {
 		return string(enc)
 	}
 	tpl := store.TeamTemplate{TeamID: store.DefaultTeamID, Name: "esc-tpl", Title: "Escalate"}
-	if _, err := st.CreateTemplate(ctx, &tpl, body("replica.project = {{project}};"), "test", "first"); err != nil {
+	if _, err := st.Templates().CreateTemplate(ctx, &tpl, body("replica.project = {{project}};"), "test", "first"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.PublishTemplateVersion(ctx, tpl.ID, "Escalate", "", body("replica.project = {{project}}; replica.v = 2;"), "test", "second"); err != nil {
+	if _, err := st.Templates().PublishTemplateVersion(ctx, tpl.ID, "Escalate", "", body("replica.project = {{project}}; replica.v = 2;"), "test", "second"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetTemplateSharing(ctx, tpl.ID, store.VisibilityShared, []int64{ops.ID}); err != nil {
+	if err := st.Templates().SetTemplateSharing(ctx, tpl.ID, store.VisibilityShared, []int64{ops.ID}); err != nil {
 		t.Fatal(err)
 	}
 	sysA := store.System{Name: "ops-a", Kind: "sql", Settings: sqlSettings, TeamID: ops.ID}

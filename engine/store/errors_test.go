@@ -58,10 +58,10 @@ func TestSQLiteErrorsClassified(t *testing.T) {
 	}
 	defer second.Close()
 	err = first.Tx(ctx, func(tx *Store) error {
-		if err := tx.CreateTeam(ctx, &Team{Name: "holds the lock"}); err != nil {
+		if err := tx.Identity().CreateTeam(ctx, &Team{Name: "holds the lock"}); err != nil {
 			return err
 		}
-		busy := second.CreateTeam(ctx, &Team{Name: "waits"})
+		busy := second.Identity().CreateTeam(ctx, &Team{Name: "waits"})
 		if busy == nil || !Retryable(busy) {
 			t.Errorf("a write while another connection writes: %v, retryable %v", busy, Retryable(busy))
 		}
@@ -70,7 +70,7 @@ func TestSQLiteErrorsClassified(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dup := first.CreateTeam(ctx, &Team{Name: "holds the lock"})
+	dup := first.Identity().CreateTeam(ctx, &Team{Name: "holds the lock"})
 	if !errors.Is(dup, ErrConflict) {
 		t.Fatalf("duplicate team name: %v", dup)
 	}

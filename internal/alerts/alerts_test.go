@@ -165,7 +165,7 @@ func TestFailuresAlertOnceAndRecover(t *testing.T) {
 		if got[0].Text == "" || got[0].Alert.Detail == "" {
 			t.Fatalf("notice without text or detail: %+v", got[0])
 		}
-		open, _ := st.ListAlerts(ctx, store.AlertFilter{State: store.AlertOpen})
+		open, _ := st.Alerts().ListAlerts(ctx, store.AlertFilter{State: store.AlertOpen})
 		if len(open) != 1 || open[0].NotifiedAt == nil || open[0].Pending != "" {
 			t.Fatalf("open alerts: %+v", open)
 		}
@@ -336,7 +336,7 @@ func TestRetryAfterReceiverError(t *testing.T) {
 		f.events(t, 1, store.StatusQueued, time.Time{})
 		e := evaluator(st, rcv.srv.URL, alerts.FormatJSON, "p1")
 		tick(t, e, 1)
-		open, _ := st.ListAlerts(ctx, store.AlertFilter{})
+		open, _ := st.Alerts().ListAlerts(ctx, store.AlertFilter{})
 		if rcv.requests() != 1 || len(open) != 1 || open[0].Attempts != 1 || open[0].LastError == "" || open[0].Pending != store.AlertOpen {
 			t.Fatalf("after a 500: %d requests, alerts %+v", rcv.requests(), open)
 		}
@@ -366,7 +366,7 @@ func TestDeadReceiverGivesUp(t *testing.T) {
 	if n := rcv.requests(); n != 3 {
 		t.Fatalf("%d requests to a dead receiver, want MaxAttempts=3", n)
 	}
-	open, _ := st.ListAlerts(context.Background(), store.AlertFilter{})
+	open, _ := st.Alerts().ListAlerts(context.Background(), store.AlertFilter{})
 	if len(open) != 1 || open[0].State != store.AlertOpen || open[0].Pending != "" || open[0].LastError == "" {
 		t.Fatalf("the alert stays open, its notice given up: %+v", open)
 	}
@@ -407,7 +407,7 @@ func TestNoWebhook(t *testing.T) {
 	f := newFixture(t, st, false)
 	f.events(t, 1, store.StatusQueued, time.Time{})
 	tick(t, evaluator(st, "", "", "p1"), 2)
-	open, _ := st.ListAlerts(context.Background(), store.AlertFilter{State: store.AlertOpen})
+	open, _ := st.Alerts().ListAlerts(context.Background(), store.AlertFilter{State: store.AlertOpen})
 	if len(open) != 1 || open[0].Pending != "" {
 		t.Fatalf("%+v", open)
 	}

@@ -49,7 +49,7 @@ func seed(t *testing.T, st *store.Store, box *secret.Box) {
 	t.Helper()
 	ctx := context.Background()
 	fin := store.Team{Name: "finance"}
-	if err := st.CreateTeam(ctx, &fin); err != nil {
+	if err := st.Identity().CreateTeam(ctx, &fin); err != nil {
 		t.Fatal(err)
 	}
 	seal := func(m map[string]string) []byte {
@@ -452,7 +452,7 @@ func compareStores(t *testing.T, src *store.Store, srcBox *secret.Box, dst *stor
 	t.Helper()
 	ctx := context.Background()
 	teamNames := func(st *store.Store) map[int64]string {
-		ts, err := st.ListTeams(ctx)
+		ts, err := st.Identity().ListTeams(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

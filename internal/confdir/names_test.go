@@ -45,7 +45,7 @@ func TestNamesPerTeamApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	teams, _ := st.ListTeams(ctx)
+	teams, _ := st.Identity().ListTeams(ctx)
 	teamName := map[int64]string{}
 	for _, tm := range teams {
 		teamName[tm.ID] = tm.Name

@@ -39,17 +39,20 @@ type Options struct {
 	Getenv func(string) string
 }
 
-// Change is one step of a plan.
+// Change is one step of a plan. Every step is an operation of
+// internal/service, which writes its audit entry (worded as the API's) in
+// apply's transaction.
 type Change struct {
 	Sign   string // "+" create, "~" update, "-" delete
 	Team   string
 	What   string // "system desk: settings, poll_interval_ms"
-	action string // audit action
-	apply  func(ctx context.Context, tx *store.Store, ids *ids) (connID *int64, detail string, err error)
-	// audited: apply went through internal/service, which wrote the audit
-	// entry with the change.
-	audited bool
+	action string // the audit action the service records for it
+	apply  func(ctx context.Context, tx *store.Store, ids *ids) error
 }
+
+// applier is who apply acts as in internal/service: the operator who runs
+// it, with every team's rights (the folder decides, not a user's roles).
+var applier = service.Caller{Actor: Actor, OrgAdmin: true}
 
 // Plan is what apply would do: Problems must be empty for Apply to run.
 type Plan struct {
@@ -173,14 +176,14 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 	for _, tn := range teamNames {
 		t := f.Teams[tn]
 		if _, ok := p.ids.teams[tn]; !ok {
-			creates = append(creates, Change{Sign: "+", Team: tn, What: "team " + tn, action: "team.create", audited: true,
-				apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
+			creates = append(creates, Change{Sign: "+", Team: tn, What: "team " + tn, action: "team.create",
+				apply: func(ctx context.Context, tx *store.Store, ids *ids) error {
 					team, err := service.New(tx, nil, nil).CreateTeam(ctx, Actor, tn)
 					if err != nil {
-						return nil, "", err
+						return err
 					}
 					ids.teams[tn] = team.ID
-					return nil, "", nil
+					return nil
 				}})
 		}
 		for _, name := range sortedKeys(t.Systems) {
@@ -219,10 +222,10 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 			if c.TeamID != teamID || hasKey(t.Connections, c.Name) {
 				continue
 			}
-			id, cname := c.ID, c.Name
-			connDeletes = append(connDeletes, Change{Sign: "-", Team: tn, What: "connection " + cname, action: "connection.delete",
-				apply: func(ctx context.Context, tx *store.Store, _ *ids) (*int64, string, error) {
-					return &id, fmt.Sprintf("connection %q", cname), tx.DeleteConnection(ctx, id)
+			conn := c
+			connDeletes = append(connDeletes, Change{Sign: "-", Team: tn, What: "connection " + conn.Name, action: "connection.delete",
+				apply: func(ctx context.Context, tx *store.Store, _ *ids) error {
+					return service.New(tx, nil, nil).DeleteConnection(ctx, Actor, conn)
 				}})
 		}
 		for _, s := range systems {
@@ -230,9 +233,9 @@ func MakePlan(ctx context.Context, st *store.Store, box *secret.Box, f *Folder, 
 				continue
 			}
 			sys := s
-			sysDeletes = append(sysDeletes, Change{Sign: "-", Team: tn, What: "system " + sys.Name, action: "system.delete", audited: true,
-				apply: func(ctx context.Context, tx *store.Store, _ *ids) (*int64, string, error) {
-					return nil, "", service.New(tx, nil, nil).DeleteSystem(ctx, Actor, sys)
+			sysDeletes = append(sysDeletes, Change{Sign: "-", Team: tn, What: "system " + sys.Name, action: "system.delete",
+				apply: func(ctx context.Context, tx *store.Store, _ *ids) error {
+					return service.New(tx, nil, nil).DeleteSystem(ctx, Actor, sys)
 				}})
 		}
 		// Connections go before the systems they use.
@@ -276,19 +279,19 @@ func (p *Plan) planSystem(team, name string, fs System, existing map[string]stor
 		sys := store.System{Name: name, Kind: fs.Kind, Settings: settings, PollIntervalMS: fs.PollIntervalMS,
 			RatePerSecond: fs.RatePerSecond, RateBurst: fs.RateBurst}
 		return []Change{{Sign: "+", Team: team, What: fmt.Sprintf("system %s (%s, secrets: %s)", name, fs.Kind, listOrNone(fs.Secrets)),
-			action: "system.create", audited: true,
-			apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
+			action: "system.create",
+			apply: func(ctx context.Context, tx *store.Store, ids *ids) error {
 				sealed, err := p.box.SealMap(given)
 				if err != nil {
-					return nil, "", err
+					return err
 				}
 				s := sys
 				s.Secrets, s.TeamID = sealed, ids.teams[team]
 				if err := service.New(tx, nil, nil).CreateSystem(ctx, Actor, &s, slices.Sorted(maps.Keys(given))); err != nil {
-					return nil, "", err
+					return err
 				}
 				ids.systems[inTeam(team, name)] = s.ID
-				return nil, "", nil
+				return nil
 			}}}, nil
 	}
 	if cur.Kind != fs.Kind {
@@ -354,24 +357,24 @@ func (p *Plan) planSystem(team, name string, fs System, existing map[string]stor
 	}
 	id := cur.ID
 	secretsChanged := len(set)+len(removed) > 0
-	return []Change{{Sign: "~", Team: team, What: "system " + name + ": " + strings.Join(fields, ", "), action: "system.update", audited: true,
-		apply: func(ctx context.Context, tx *store.Store, _ *ids) (*int64, string, error) {
+	return []Change{{Sign: "~", Team: team, What: "system " + name + ": " + strings.Join(fields, ", "), action: "system.update",
+		apply: func(ctx context.Context, tx *store.Store, _ *ids) error {
 			// Read inside the transaction: only the fields the folder holds change.
 			before, err := tx.GetSystem(ctx, id)
 			if err != nil {
-				return nil, "", err
+				return err
 			}
 			s := before
 			s.Settings, s.PollIntervalMS, s.RatePerSecond, s.RateBurst = settings, fs.PollIntervalMS, fs.RatePerSecond, fs.RateBurst
 			var names []string
 			if secretsChanged {
 				if s.Secrets, err = p.box.SealMap(want); err != nil {
-					return nil, "", err
+					return err
 				}
 				names = slices.Sorted(maps.Keys(want))
 			}
 			_, err = service.New(tx, nil, nil).UpdateSystem(ctx, Actor, before, s, names, secretChanges)
-			return nil, "", err
+			return err
 		}}}, nil
 }
 
@@ -438,40 +441,31 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 			withRules += ", team template " + link.String()
 		}
 		return []Change{{Sign: "+", Team: team, What: fmt.Sprintf("connection %s (%s ⇄ %s, %s%s)", name, fc.SystemA, fc.SystemB, state, withRules),
-			action: "connection.create", audited: true,
-			apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
-				// The API's create: the systems must be the team's, and the
-				// audit entry is written with the rows.
-				c, err := service.New(tx, nil, nil).CreateConnection(ctx, Actor, service.NewConnection{Name: name,
+			action: "connection.create",
+			apply: func(ctx context.Context, tx *store.Store, ids *ids) error {
+				// The API's create: the systems must be the team's, a linked
+				// team template one the team sees, and the audit entry is
+				// written with the rows.
+				nc := service.NewConnection{Name: name,
 					SystemAID: ids.systems[inTeam(team, fc.SystemA)], SystemBID: ids.systems[inTeam(team, fc.SystemB)], Active: fc.Active,
 					Template: fc.Template, TeamID: ids.teams[team], ConflictPolicy: policy, Options: options,
 					Scripts: fc.Scripts, Rules: fc.Rules,
-					Detail: fmt.Sprintf("connection %q (%s ⇄ %s, template %q%s)", name, fc.SystemA, fc.SystemB, fc.Template, withRules)})
-				if err != nil {
-					return nil, "", err
-				}
+					Detail: fmt.Sprintf("connection %q (%s ⇄ %s, template %q%s)", name, fc.SystemA, fc.SystemB, fc.Template, withRules)}
 				if link != nil {
-					if err := tx.SetConnectionTeamTemplate(ctx, c.ID, ids.templates[link.key()], link.Version, linkParams); err != nil {
-						return nil, "", err
-					}
+					nc.TemplateID, nc.TemplateVersion, nc.TemplateParamsJSON = ids.templates[link.key()], link.Version, &linkParams
 				}
-				return &c.ID, fmt.Sprintf("connection %q (%s ⇄ %s, template %q%s)", name, fc.SystemA, fc.SystemB, fc.Template, withRules), nil
+				_, err := service.New(tx, nil, nil).CreateConnection(ctx, Actor, nc)
+				return err
 			}}}, nil
 	}
 	id := cur.ID
 	var out []Change
-	add := func(what, action string, fn func(ctx context.Context, tx *store.Store) error) {
+	// Each change goes through internal/service, which audits it as the
+	// API does, in the same transaction.
+	viaService := func(what, action string, fn func(ctx context.Context, svc *service.Service, ids *ids) error) {
 		out = append(out, Change{Sign: "~", Team: team, What: "connection " + name + ": " + what, action: action,
-			apply: func(ctx context.Context, tx *store.Store, _ *ids) (*int64, string, error) {
-				return &id, fmt.Sprintf("connection %q: %s", name, what), fn(ctx, tx)
-			}})
-	}
-	// Changes the API makes too go through internal/service, which audits
-	// them as the API does, in the same transaction.
-	viaService := func(what, action string, fn func(ctx context.Context, svc *service.Service) error) {
-		out = append(out, Change{Sign: "~", Team: team, What: "connection " + name + ": " + what, action: action, audited: true,
-			apply: func(ctx context.Context, tx *store.Store, _ *ids) (*int64, string, error) {
-				return &id, "", fn(ctx, service.New(tx, nil, nil))
+			apply: func(ctx context.Context, tx *store.Store, ids *ids) error {
+				return fn(ctx, service.New(tx, nil, nil), ids)
 			}})
 	}
 	for _, side := range Sides {
@@ -481,7 +475,7 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 				continue
 			}
 			side, kind := side, kind
-			viaService("new version of "+ScriptFile(side, kind), "script.save", func(ctx context.Context, svc *service.Service) error {
+			viaService("new version of "+ScriptFile(side, kind), "script.save", func(ctx context.Context, svc *service.Service, _ *ids) error {
 				_, err := svc.SaveScript(ctx, Actor, cur, side, kind, src)
 				return err
 			})
@@ -494,46 +488,57 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 		}
 		side, list := side, fc.Rules[side]
 		what := fmt.Sprintf("new version of %s (%s)", RulesFile(side), countRules(len(list)))
-		viaService(what, "rules.save", func(ctx context.Context, svc *service.Service) error {
+		viaService(what, "rules.save", func(ctx context.Context, svc *service.Service, _ *ids) error {
 			_, err := svc.SaveRules(ctx, Actor, cur, side, list)
 			return err
 		})
 	}
 	if curPolicy, _ := compactJSON([]byte(cur.ConflictPolicy)); curPolicy != policy {
-		viaService("conflict_policy "+orNone(policy), "connection.conflict_policy", func(ctx context.Context, svc *service.Service) error {
+		viaService("conflict_policy "+orNone(policy), "connection.conflict_policy", func(ctx context.Context, svc *service.Service, _ *ids) error {
 			return svc.SetPolicy(ctx, Actor, id, policy)
 		})
 	}
 	if curOptions, _ := compactJSON([]byte(cur.Options)); curOptions != options {
-		viaService("options "+orNone(options), "connection.options", func(ctx context.Context, svc *service.Service) error {
+		viaService("options "+orNone(options), "connection.options", func(ctx context.Context, svc *service.Service, _ *ids) error {
 			return svc.SetOptions(ctx, Actor, id, options)
 		})
 	}
+	// What the connection follows: the built-in template's name and the
+	// team template link. Without --prune a folder that has no link (one
+	// exported before links travelled) keeps the store's: removing it would
+	// lose the upgrade path.
+	var linkChanges []string
 	if cur.Template != fc.Template {
-		add(fmt.Sprintf("template %q → %q", cur.Template, fc.Template), "connection.template", func(ctx context.Context, tx *store.Store) error {
-			return tx.SetConnectionTemplate(ctx, id, fc.Template)
-		})
+		linkChanges = append(linkChanges, fmt.Sprintf("template %q → %q", cur.Template, fc.Template))
 	}
-	// Without --prune a folder that has no link (one exported before links
-	// travelled) keeps the store's: removing it would lose the upgrade path.
-	if stored := ix.storedLink(cur); !sameLink(stored, link) && (link != nil || prune) {
-		what := fmt.Sprintf("team template %s → %s", linkText(stored), linkText(link))
-		out = append(out, Change{Sign: "~", Team: team, What: "connection " + name + ": " + what, action: "connection.template",
-			apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
-				var tplID int64
-				version := 0
+	stored := ix.storedLink(cur)
+	relink := !sameLink(stored, link) && (link != nil || prune)
+	if relink {
+		linkChanges = append(linkChanges, fmt.Sprintf("team template %s → %s", linkText(stored), linkText(link)))
+	}
+	for _, what := range linkChanges {
+		// Each change sets the whole of what the folder wants followed, so
+		// their order does not matter; the service writes what differs.
+		viaService(what, "connection.template", func(ctx context.Context, svc *service.Service, ids *ids) error {
+			l := service.TemplateLink{Template: fc.Template, TemplateID: cur.TemplateID, Version: cur.TemplateVersion, Params: cur.TemplateParams,
+				Detail: fmt.Sprintf("connection %q: %s", name, what)}
+			if relink {
+				l.TemplateID, l.Version, l.Params = 0, 0, linkParams
 				if link != nil {
-					tplID, version = ids.templates[link.key()], link.Version
+					l.TemplateID, l.Version = ids.templates[link.key()], link.Version
 				}
-				return &id, fmt.Sprintf("connection %q: %s", name, what), tx.SetConnectionTeamTemplate(ctx, id, tplID, version, linkParams)
-			}})
+			}
+			return svc.SetTemplateLink(ctx, Actor, cur, l)
+		})
 	}
 	if cur.Active != fc.Active {
 		what, action := "pause", "connection.pause"
 		if fc.Active {
 			what, action = "activate", "connection.activate"
 		}
-		viaService(what, action, func(ctx context.Context, svc *service.Service) error { return svc.SetActive(ctx, Actor, id, fc.Active) })
+		viaService(what, action, func(ctx context.Context, svc *service.Service, _ *ids) error {
+			return svc.SetActive(ctx, Actor, id, fc.Active)
+		})
 	}
 	return out, nil
 }
@@ -590,8 +595,8 @@ func (p *Plan) Print(w io.Writer) {
 // ErrProblems is returned by Apply when the plan has problems.
 var ErrProblems = errors.New("the plan has problems")
 
-// Apply makes every change of the plan in one transaction, with an audit
-// entry each; on any error nothing is kept.
+// Apply makes every change of the plan in one transaction, each through
+// internal/service with its audit entry; on any error nothing is kept.
 func (p *Plan) Apply(ctx context.Context, st *store.Store) error {
 	if len(p.Problems) > 0 {
 		return fmt.Errorf("apply: %w (%d)", ErrProblems, len(p.Problems))
@@ -602,17 +607,8 @@ func (p *Plan) Apply(ctx context.Context, st *store.Store) error {
 	err := st.Tx(ctx, func(tx *store.Store) error {
 		ids := ids{teams: maps.Clone(p.ids.teams), systems: maps.Clone(p.ids.systems), templates: maps.Clone(p.ids.templates)}
 		for _, c := range p.Changes {
-			connID, detail, err := c.apply(ctx, tx, &ids)
-			if err != nil {
+			if err := c.apply(ctx, tx, &ids); err != nil {
 				return fmt.Errorf("%s %s: %w", c.Sign, c.What, err)
-			}
-			teamID := ids.teams[c.Team]
-			if c.audited {
-				continue
-			}
-			if err := tx.AddAudit(ctx, &store.AuditEntry{Actor: Actor, TeamID: &teamID, Action: c.action,
-				ConnectionID: connID, Detail: detail}); err != nil {
-				return err
 			}
 		}
 		return nil

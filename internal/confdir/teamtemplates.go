@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/service"
 	"github.com/duplexsync/duplex/scripts"
 )
 
@@ -123,6 +124,9 @@ func readTeamTemplates(dir, team string) (map[string]TeamTemplate, []Problem, er
 				return nil, nil, err
 			}
 			b, err := scripts.FromFiles(files)
+			if err == nil {
+				err = b.Validate() // what the service would refuse at apply
+			}
 			if err != nil {
 				probs = append(probs, Problem{File: vrel, Msg: err.Error()})
 				bad = true
@@ -333,7 +337,7 @@ func (p *Plan) planTemplate(ctx context.Context, st *store.Store, ix *templateIn
 		for _, tn := range ft.Sharing.Teams {
 			teamIDs = append(teamIDs, ids.teams[tn])
 		}
-		return tx.Templates().SetTemplateSharing(ctx, id, ft.Sharing.Visibility, teamIDs)
+		return service.New(tx, nil, nil).SetSharing(ctx, applier, id, ft.Sharing.Visibility, teamIDs)
 	}
 	cur, exists := ix.stored[key]
 	if !exists {
@@ -342,18 +346,16 @@ func (p *Plan) planTemplate(ctx context.Context, st *store.Store, ix *templateIn
 			vis += " with " + strings.Join(ft.Sharing.Teams, ", ")
 		}
 		return []Change{{Sign: "+", Team: team, What: fmt.Sprintf("template %s (%s, %s)", name, countVersions(len(ft.Versions)), vis), action: "template.publish",
-			apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
-				id, err := publishVersions(ctx, tx, ids.teams[team], 0, name, ft.Versions)
+			apply: func(ctx context.Context, tx *store.Store, ids *ids) error {
+				id, err := publishVersions(ctx, tx, ids.teams[team], name, ft.Versions)
 				if err != nil {
-					return nil, "", err
+					return err
 				}
 				ids.templates[key] = id
 				if ft.Sharing.Visibility != store.VisibilityPrivate {
-					if err := share(ctx, tx, ids, id); err != nil {
-						return nil, "", err
-					}
+					return share(ctx, tx, ids, id)
 				}
-				return nil, fmt.Sprintf("template %d %q versions 1 to %d (%s)", id, name, len(ft.Versions), vis), nil
+				return nil
 			}}}, nil, nil
 	}
 	var probs []Problem
@@ -383,11 +385,9 @@ func (p *Plan) planTemplate(ctx context.Context, st *store.Store, ix *templateIn
 	if n := len(ft.Versions); n > cur.Latest {
 		from, newer := cur.Latest+1, ft.Versions[cur.Latest:]
 		out = append(out, Change{Sign: "~", Team: team, What: fmt.Sprintf("template %s: publish versions %d to %d", name, from, n), action: "template.publish",
-			apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
-				if _, err := publishVersions(ctx, tx, 0, id, name, newer); err != nil {
-					return nil, "", err
-				}
-				return nil, fmt.Sprintf("template %d %q versions %d to %d", id, name, from, n), nil
+			apply: func(ctx context.Context, tx *store.Store, ids *ids) error {
+				_, err := publishVersions(ctx, tx, ids.teams[team], name, newer)
+				return err
 			}})
 	}
 	want := slices.Clone(ft.Sharing.Teams)
@@ -395,32 +395,26 @@ func (p *Plan) planTemplate(ctx context.Context, st *store.Store, ix *templateIn
 	if cur.Visibility != ft.Sharing.Visibility || !slices.Equal(cur.shares, want) {
 		what := fmt.Sprintf("template %s: visibility %s → %s", name, sharingText(cur.Visibility, cur.shares), sharingText(ft.Sharing.Visibility, want))
 		out = append(out, Change{Sign: "~", Team: team, What: what, action: "template.share",
-			apply: func(ctx context.Context, tx *store.Store, ids *ids) (*int64, string, error) {
-				return nil, what, share(ctx, tx, ids, id)
+			apply: func(ctx context.Context, tx *store.Store, ids *ids) error {
+				return share(ctx, tx, ids, id)
 			}})
 	}
 	return out, nil, nil
 }
 
-// publishVersions creates the template (id 0) or adds the versions after
-// its latest, in order, with the folder's title and description.
-func publishVersions(ctx context.Context, tx *store.Store, teamID, id int64, name string, versions []scripts.Body) (int64, error) {
+// publishVersions publishes versions, in order, as the next versions of
+// team's template name, creating it with the first when the team has none
+// (each a template.publish entry, worded as the API's). It returns the
+// template's id.
+func publishVersions(ctx context.Context, tx *store.Store, team int64, name string, versions []scripts.Body) (int64, error) {
+	svc := service.New(tx, nil, nil)
+	var id int64
 	for _, b := range versions {
-		enc, err := json.Marshal(b)
+		t, _, err := svc.PublishNamed(ctx, applier, team, name, b, "apply")
 		if err != nil {
 			return 0, err
 		}
-		if id == 0 {
-			t := store.TeamTemplate{TeamID: teamID, Name: name, Title: b.Title, Description: b.Description, Visibility: store.VisibilityPrivate}
-			if _, err := tx.Templates().CreateTemplate(ctx, &t, string(enc), Actor, "apply"); err != nil {
-				return 0, err
-			}
-			id = t.ID
-			continue
-		}
-		if _, err := tx.Templates().PublishTemplateVersion(ctx, id, b.Title, b.Description, string(enc), Actor, "apply"); err != nil {
-			return 0, err
-		}
+		id = t.ID
 	}
 	return id, nil
 }

@@ -55,11 +55,11 @@ func TestTeamTemplatePlans(t *testing.T) {
 			st := b.Open(t)
 			box := newBox(t)
 			ops := store.Team{Name: "ops"}
-			if err := st.CreateTeam(ctx, &ops); err != nil {
+			if err := st.Identity().CreateTeam(ctx, &ops); err != nil {
 				t.Fatal(err)
 			}
 			tpl := store.TeamTemplate{TeamID: store.DefaultTeamID, Name: "esc", Title: "Esc"}
-			if _, err := st.CreateTemplate(ctx, &tpl, tplBody(t, "replica.p = {{project}};"), "t", ""); err != nil {
+			if _, err := st.Templates().CreateTemplate(ctx, &tpl, tplBody(t, "replica.p = {{project}};"), "t", ""); err != nil {
 				t.Fatal(err)
 			}
 			a := store.System{Name: "oa", Kind: "sql", Settings: `{}`, TeamID: ops.ID}

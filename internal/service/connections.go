@@ -30,6 +30,10 @@ type NewConnection struct {
 	TemplateID      int64
 	TemplateVersion int
 	TemplateParams  map[string]any
+	// TemplateParamsJSON, when set, is stored as the parameters verbatim
+	// instead of TemplateParams ("" for none): apply keeps its folder's text,
+	// which later plans compare with the stored one.
+	TemplateParamsJSON *string
 	// Kinds are the connector kinds the template's sides fit (empty: any);
 	// a system of another kind is refused as a *scripts.KindMismatchError.
 	Kinds scripts.SideKinds
@@ -61,7 +65,10 @@ func (s *Service) CreateConnection(ctx context.Context, actor string, in NewConn
 		return conn, err
 	}
 	conn.ConflictPolicy, conn.Options = in.ConflictPolicy, in.Options
-	if in.TemplateID != 0 {
+	switch {
+	case in.TemplateID != 0 && in.TemplateParamsJSON != nil:
+		conn.TemplateParams = *in.TemplateParamsJSON
+	case in.TemplateID != 0:
 		params := in.TemplateParams
 		if params == nil {
 			params = map[string]any{}
@@ -76,6 +83,11 @@ func (s *Service) CreateConnection(ctx context.Context, actor string, in NewConn
 	// store, whose one SQLite connection the transaction would hold.
 	if err := ownSystems(ctx, s.st, in.TeamID, in.SystemAID, in.SystemBID); err != nil {
 		return conn, err
+	}
+	if in.TemplateID != 0 {
+		if err := s.checkLink(ctx, in.TeamID, in.TemplateID, in.TemplateVersion); err != nil {
+			return conn, err
+		}
 	}
 	name := in.Template
 	if name == "" {
@@ -367,5 +379,77 @@ func (s *Service) UpgradeTemplate(ctx context.Context, actor string, conn store.
 	_, err = s.change(ctx, actor, "template.upgrade", func(tx *store.Store) (int64, string, error) {
 		return conn.ID, up.Detail, tx.UpgradeConnection(ctx, conn.ID, up.Scripts, up.TemplateID, up.Version, string(enc), actor)
 	})
+	return err
+}
+
+// checkLink refuses a team-template link the connection's team could not
+// follow: the template must exist, be visible to the team (its own, shared
+// with it, or org-wide) and have the version.
+func (s *Service) checkLink(ctx context.Context, team, templateID int64, version int) error {
+	if version < 1 {
+		return invalid("a team template link needs a version (1 or more)")
+	}
+	if _, _, _, err := s.TemplateFor(ctx, team, templateID, version); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return invalid("team template %d version %d: not found or not visible to team %d", templateID, version, team)
+		}
+		return err
+	}
+	return nil
+}
+
+// TemplateLink is what a connection follows: a built-in template by name,
+// and a team template's version with its parameters (TemplateID 0: none).
+type TemplateLink struct {
+	Template   string
+	TemplateID int64
+	Version    int
+	// Params is the parameters' JSON text, stored as given.
+	Params string
+	// Detail is the audit entry's, naming the link's change.
+	Detail string
+}
+
+// SetTemplateLink records what conn follows without changing its scripts
+// (`duplex apply` carries the link in its folder; the API changes it only
+// by creating or upgrading). A team template must be one conn's team sees.
+func (s *Service) SetTemplateLink(ctx context.Context, actor string, conn store.Connection, l TemplateLink) error {
+	// A link kept as it is stays even if its template is no longer shared
+	// with the team (the upgrade path says so); a new one must be followed.
+	if l.TemplateID != 0 && (l.TemplateID != conn.TemplateID || l.Version != conn.TemplateVersion) {
+		if err := s.checkLink(ctx, conn.TeamID, l.TemplateID, l.Version); err != nil {
+			return err
+		}
+	}
+	detail := l.Detail
+	if detail == "" {
+		detail = fmt.Sprintf("connection %q: template %q, team template %d version %d", conn.Name, l.Template, l.TemplateID, l.Version)
+	}
+	_, err := s.change(ctx, actor, "connection.template", func(tx *store.Store) (int64, string, error) {
+		if l.Template != conn.Template {
+			if err := tx.SetConnectionTemplate(ctx, conn.ID, l.Template); err != nil {
+				return 0, "", err
+			}
+		}
+		if l.TemplateID != conn.TemplateID || l.Version != conn.TemplateVersion || l.Params != conn.TemplateParams {
+			if err := tx.SetConnectionTeamTemplate(ctx, conn.ID, l.TemplateID, l.Version, l.Params); err != nil {
+				return 0, "", err
+			}
+		}
+		return conn.ID, detail, nil
+	})
+	return err
+}
+
+// DeleteConnection deletes conn with its scripts, twins and events (the
+// store's cascade), audited under its team in the same transaction.
+func (s *Service) DeleteConnection(ctx context.Context, actor string, conn store.Connection) error {
+	id := conn.ID
+	err := s.record(ctx, actor, "connection.delete", conn.TeamID, &id, func(tx *store.Store) (string, error) {
+		return fmt.Sprintf("connection %q", conn.Name), tx.DeleteConnection(ctx, id)
+	})
+	if err == nil && s.eng != nil {
+		s.eng.Reload(id) // the engine drops a connection it no longer finds
+	}
 	return err
 }

@@ -251,11 +251,12 @@ func (s *Service) RevokeToken(ctx context.Context, actor string, u store.User, i
 	})
 }
 
-// StartSession records a browser session of u for ttl; the cookie's value
-// is returned, only its hash is stored. Sign-ins are not audited (they are
-// not changes to the configuration); expired sessions are swept here,
-// which needs no timer since sign-ins are rare.
-func (s *Service) StartSession(ctx context.Context, u store.User, ttl time.Duration) (store.Session, string, error) {
+// StartSession records a browser session of u for ttl, audited as
+// identity.session.start (how says how: "password", "auto", "setup",
+// "password change") in the same transaction, so a sign-in whose entry
+// cannot be written opens no session. The cookie's value is returned,
+// only its hash is stored.
+func (s *Service) StartSession(ctx context.Context, u store.User, ttl time.Duration, how string) (store.Session, string, error) {
 	tok, err := credential.NewToken("dps_")
 	if err != nil {
 		return store.Session{}, "", err
@@ -265,7 +266,10 @@ func (s *Service) StartSession(ctx context.Context, u store.User, ttl time.Durat
 		return store.Session{}, "", err
 	}
 	se := store.Session{ID: credential.HashToken(tok), UserID: u.ID, CSRF: csrf, ExpiresAt: s.st.Now().Add(ttl)}
-	return se, tok, s.st.Identity().CreateSession(ctx, &se)
+	err = s.teamChange(ctx, u.Email, "identity.session.start", 0, func(tx *store.Store) (string, error) {
+		return fmt.Sprintf("%s: signed in (%s)", u.Email, how), tx.Identity().CreateSession(ctx, &se)
+	})
+	return se, tok, err
 }
 
 // SweepSessions deletes expired sessions.
@@ -274,7 +278,10 @@ func (s *Service) SweepSessions(ctx context.Context) error {
 	return err
 }
 
-// EndSession deletes a session (sign-out).
-func (s *Service) EndSession(ctx context.Context, id string) error {
-	return s.st.Identity().DeleteSession(ctx, id)
+// EndSession deletes u's session id (sign-out), audited as
+// identity.session.end in the same transaction.
+func (s *Service) EndSession(ctx context.Context, u store.User, id string) error {
+	return s.teamChange(ctx, u.Email, "identity.session.end", 0, func(tx *store.Store) (string, error) {
+		return fmt.Sprintf("%s: signed out", u.Email), tx.Identity().DeleteSession(ctx, id)
+	})
 }

@@ -28,7 +28,7 @@ func TestCreateConnection(t *testing.T) {
 			ctx := context.Background()
 			st := b.Open(t)
 			other := store.Team{Name: "other"}
-			if err := st.CreateTeam(ctx, &other); err != nil {
+			if err := st.Identity().CreateTeam(ctx, &other); err != nil {
 				t.Fatal(err)
 			}
 			mine, theirs := store.System{Name: "mine", Kind: "sql"}, store.System{Name: "theirs", Kind: "sql", TeamID: other.ID}

@@ -175,6 +175,46 @@ func (s *Service) PublishVersion(ctx context.Context, who Caller, id int64, body
 	return v, err
 }
 
+// PublishNamed stores body as the next version of team's template name,
+// creating the template (private) when the team has none of that name:
+// `duplex apply`'s publish, whose folder holds every version of a
+// template. Only the team's editors may; audited as PublishVersion is.
+// The body is stored as given (no default title), so the store's version
+// reads back equal to the folder's.
+func (s *Service) PublishNamed(ctx context.Context, who Caller, team int64, name string, body scripts.Body, note string) (store.TeamTemplate, store.TemplateVersion, error) {
+	if err := validName(name); err != nil {
+		return store.TeamTemplate{}, store.TemplateVersion{}, err
+	}
+	if err := who.Require(team, store.RoleEditor, "publishing a template in a team"); err != nil {
+		return store.TeamTemplate{}, store.TemplateVersion{}, err
+	}
+	if err := body.Validate(); err != nil {
+		return store.TeamTemplate{}, store.TemplateVersion{}, fmt.Errorf("%w: template %q: %v", ErrInvalid, name, err)
+	}
+	enc, err := encodeBody(body)
+	if err != nil {
+		return store.TeamTemplate{}, store.TemplateVersion{}, err
+	}
+	t, err := s.st.Templates().TemplateByName(ctx, team, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		t = store.TeamTemplate{TeamID: team, Name: name, Title: body.Title, Description: body.Description, Visibility: store.VisibilityPrivate}
+	case err != nil:
+		return t, store.TemplateVersion{}, err
+	}
+	var v store.TemplateVersion
+	err = s.record(ctx, who.Actor, "template.publish", team, nil, func(tx *store.Store) (string, error) {
+		var err error
+		if t.ID == 0 {
+			v, err = tx.Templates().CreateTemplate(ctx, &t, enc, who.Actor, note)
+		} else {
+			v, err = tx.Templates().PublishTemplateVersion(ctx, t.ID, body.Title, body.Description, enc, who.Actor, note)
+		}
+		return fmt.Sprintf("template %d %q version %d", t.ID, t.Name, v.Version), err
+	})
+	return t, v, err
+}
+
 // SaveFromConnection stores body (made from conn's scripts) as a new
 // template of conn's team named name, or as the next version of the team's
 // template of that name. visibility only applies when the template is made:

@@ -32,6 +32,7 @@ describe("words", () => {
 
   it("reads audit entries", () => {
     expect(actionWords("event.skip")).toBe("skipped an event");
+    expect(actionWords("identity.session.start")).toBe("signed in");
     expect(actionWords("sync.update")).toBe("wrote an update");
     expect(actionWords("widget.frob_all")).toBe("widget frob all");
     expect(detailWords('{"event_id":4,"reason":"waits for the fix"}')).toBe("event id: 4 · reason: waits for the fix");

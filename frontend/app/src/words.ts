@@ -61,6 +61,10 @@ const ACTIONS: Record<string, string> = {
   "twin.relink": "linked two items again",
   "system.test": "tested a system",
   "template.import": "imported a template",
+  "connection.delete": "deleted the connection",
+  "connection.template": "changed the connection's template",
+  "identity.session.start": "signed in",
+  "identity.session.end": "signed out",
 };
 
 /** actionWords says an audit action ("event.skip") as a verb phrase ("skipped an event"). */

@@ -1,8 +1,9 @@
 // Package tsgen writes TypeScript declarations for the API's JSON bodies from
 // their Go types, following encoding/json's rules, and the API's error codes
 // from the Go source that declares them. The server package feeds it the
-// types of its OpenAPI ops table, so the app's types and the OpenAPI
-// description come from the same table (frontend/app/src/api.gen.ts).
+// types of its routes' OpenAPI operations, so the app's types and the
+// OpenAPI description come from the same declarations
+// (frontend/app/src/api.gen.ts).
 package tsgen
 
 import (
