@@ -171,12 +171,21 @@ test("a connection from the escalation template, edited, tested, activated, sync
     // system on side b and says side a has none yet.
     await page.click('[data-template="rt-redmine-escalation"]');
     await page.locator('[data-no-fit="a"]', { hasText: "No Request Tracker system yet" }).waitFor();
+    await page.locator('select[name="Side B"] option', { hasText: "browser-redmine (redmine)" }).waitFor({ state: "attached" });
     assert.deepEqual(await page.locator('select[name="Side B"] option').allInnerTexts(), ["browser-redmine (redmine)"]);
     assert.equal(await page.locator('form button[type="submit"]').isDisabled(), true);
     await shot("3b-template-no-fitting-system");
     await page.click('form a.btn[href="#/connections/new"]');
     await page.click('[data-template="support-escalation"]');
     // Both sides of support-escalation fit sql: the Redmine system is not offered.
+    // Wait for the pickers to follow the new template (under load the previous
+    // template's options can still be on screen for a moment).
+    await page.waitForFunction(() =>
+      ["Side A", "Side B"].every((side) => {
+        const texts = [...document.querySelectorAll(`select[name="${side}"] option`)].map((o) => o.textContent || "");
+        return texts.length >= 2 && texts.every((t) => t.endsWith("(sql)"));
+      }),
+    );
     for (const side of ["Side A", "Side B"]) {
       const offered = await page.locator(`select[name="${side}"] option`).allInnerTexts();
       assert.ok(offered.length >= 2 && offered.every((o) => o.endsWith("(sql)")), `${side}: ${offered}`);
