@@ -288,11 +288,7 @@ func (r *crmRig) partyOf(accountID int64) string {
 
 func (r *crmRig) party(id string) connectors.Entity {
 	r.t.Helper()
-	e, err := r.parties.Get(r.ctx, id)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return e
+	return mustGet(r.t, r.ctx, r.parties, id)
 }
 
 // partiesNamed counts the Tryton parties whose name starts with prefix.

@@ -297,22 +297,7 @@ func (r *rig) ticket(subject, body string, fields map[string]any) connectors.Ent
 // issues lists the project's issues.
 func (r *rig) issues() []connectors.Entity {
 	r.t.Helper()
-	var out []connectors.Entity
-	cur := ""
-	for i := 0; i < 50; i++ {
-		p, err := r.rmDirect.Changes(r.ctx, cur, 100)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		out = append(out, p.Entities...)
-		if p.Cursor != "" {
-			cur = p.Cursor
-		}
-		if !p.More {
-			break
-		}
-	}
-	return out
+	return listAll(r.t, r.ctx, r.rmDirect)
 }
 
 func (r *rig) twinOf(rtID string) string {
@@ -332,9 +317,36 @@ func (r *rig) twinOf(rtID string) string {
 
 func (r *rig) get(c connectors.Connector, id string) connectors.Entity {
 	r.t.Helper()
-	e, err := c.Get(r.ctx, id)
+	return mustGet(r.t, r.ctx, c, id)
+}
+
+// listAll reads every entity of c through its change feed, page by page.
+func listAll(t *testing.T, ctx context.Context, c connectors.Connector) []connectors.Entity {
+	t.Helper()
+	var out []connectors.Entity
+	cur := ""
+	for i := 0; i < 50; i++ {
+		p, err := c.Changes(ctx, cur, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p.Entities...)
+		if p.Cursor != "" {
+			cur = p.Cursor
+		}
+		if !p.More {
+			break
+		}
+	}
+	return out
+}
+
+// mustGet reads one entity of c, failing the test when it cannot.
+func mustGet(t *testing.T, ctx context.Context, c connectors.Connector, id string) connectors.Entity {
+	t.Helper()
+	e, err := c.Get(ctx, id)
 	if err != nil {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return e
 }

@@ -259,31 +259,12 @@ func (r *onbRig) hire(name, start, role string, equipment ...any) connectors.Ent
 // tickets lists the queue's tickets.
 func (r *onbRig) tickets() []connectors.Entity {
 	r.t.Helper()
-	var out []connectors.Entity
-	cur := ""
-	for i := 0; i < 50; i++ {
-		p, err := r.rt.Changes(r.ctx, cur, 100)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		out = append(out, p.Entities...)
-		if p.Cursor != "" {
-			cur = p.Cursor
-		}
-		if !p.More {
-			break
-		}
-	}
-	return out
+	return listAll(r.t, r.ctx, r.rt)
 }
 
 func (r *onbRig) get(c connectors.Connector, id string) connectors.Entity {
 	r.t.Helper()
-	e, err := c.Get(r.ctx, id)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return e
+	return mustGet(r.t, r.ctx, c, id)
 }
 
 func (r *onbRig) ticketOf(employeeID string) string {
