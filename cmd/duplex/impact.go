@@ -80,7 +80,7 @@ func impactEngine(c common, st *store.Store, box *secret.Box) (*engine.Engine, f
 		return nil, nil, err
 	}
 	pool, err := sandbox.NewPool(sandbox.Options{Workers: 1, Interactive: max(c.sandbox.interactive, 1),
-		Memory: uint64(max(c.sandbox.memoryMiB, 64)) << 20, Timeout: time.Second, Logger: slog.Default()})
+		Memory: c.sandbox.memory(), Timeout: time.Second, Logger: slog.Default()})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -37,10 +37,22 @@ func envInt(k string, def int) int {
 	return def
 }
 
+// memory is each worker's memory limit in bytes: the flag's value, or its
+// default for a command that has no sandbox flags (apply --dry-run's
+// impact previews run under the same limit as the server's runs; with the
+// 64 MiB floor alone their workers sometimes died at start).
+func (s sandboxFlags) memory() uint64 {
+	mib := s.memoryMiB
+	if mib == 0 {
+		mib = envInt("DUPLEX_SCRIPT_MEMORY", 1024)
+	}
+	return uint64(max(mib, 64)) << 20
+}
+
 // newPool starts nothing yet: workers start on the first run.
 func (s sandboxFlags) newPool(logger *slog.Logger, m *metrics.Metrics) (*sandbox.Pool, error) {
 	return sandbox.NewPool(sandbox.Options{
-		Workers: s.workers, Interactive: s.interactive, Memory: uint64(max(s.memoryMiB, 64)) << 20, PerConnection: s.perConnection,
+		Workers: s.workers, Interactive: s.interactive, Memory: s.memory(), PerConnection: s.perConnection,
 		Timeout: time.Second, Observe: m.ObserveScript, Logger: logger,
 	})
 }
