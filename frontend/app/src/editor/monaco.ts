@@ -19,6 +19,15 @@ import { markerRange } from "../logic";
 
 export { monaco };
 
+// Monaco cancels the work of an editor that goes away (a tab switch, a
+// diff closed) by rejecting its promises with a CancellationError, some of
+// them unawaited: that is its normal flow, not an error, and would show as
+// "Uncaught (in promise) Canceled" in every console.
+window.addEventListener("unhandledrejection", (ev) => {
+  const r = ev.reason as { name?: unknown; message?: unknown } | null;
+  if (r && r.name === "Canceled" && r.message === "Canceled") ev.preventDefault();
+});
+
 const js = monaco.languages.typescript.javascriptDefaults;
 js.setCompilerOptions({
   target: monaco.languages.typescript.ScriptTarget.ES2020,
