@@ -19,8 +19,10 @@ import (
 //
 //	duplex:<deployment>:<connection>:<twin>   e.g. duplex:3f9a0c21b7e4:2:1834
 //
-// 12 hex characters, at most about 40 in all: the tightest place a
-// connector stores it is ServiceNow's correlation_id (100).
+// The id is 12 hex digits (48 random bits): a key is about 25 characters,
+// 59 at most, and the tightest place a connector stores it is ServiceNow's
+// correlation_id (100). It starts with the id, so a legacy key (below) is
+// never part of a new one for the stores that match substrings (Redmine).
 //
 // A create keeps the key it was first tried with. Its write intent records
 // the key (intent.go), and a retry uses the recorded one whatever the
