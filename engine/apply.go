@@ -30,6 +30,7 @@ type applyRun struct {
 	srcIDs            map[string]bool // the ids of the replica's comments
 	target            *systemState
 	targetID          string
+	key               string // a create's correlation key (corrkey.go)
 	// read
 	first   bool          // nothing on the target yet (or a create to complete)
 	resumed *store.Intent // a create whose record a crash lost (intent.go)
@@ -124,7 +125,12 @@ func (e *Engine) prepare(ctx context.Context, r *applyRun) error {
 		return err
 	}
 	r.targetID = r.twin.EntityID(r.dst)
-	uniq, err := uniqueResults(ctx, e.opts.Runner, r.meta, rules, r.target, r.targetID, correlationKey(r.p.conn.ID, r.twin.ID), r.replica)
+	if r.targetID == "" {
+		if r.key, err = e.createKey(ctx, r.p.conn.ID, &r.twin, r.dst); err != nil {
+			return err
+		}
+	}
+	uniq, err := uniqueResults(ctx, e.opts.Runner, r.meta, rules, r.target, r.targetID, r.key, r.replica)
 	if err != nil {
 		return err
 	}
@@ -220,7 +226,7 @@ func (e *Engine) decide(ctx context.Context, r *applyRun) (stop bool, err error)
 // to be saved: the target took part of the write.
 func (e *Engine) write(ctx context.Context, r *applyRun) (*store.Twin, error) {
 	add, _ := newComments(loadLinks(&r.twin), r.src, r.local, r.comments, r.srcIDs)
-	key := correlationKey(r.p.conn.ID, r.twin.ID)
+	key := r.key
 	intent, err := e.recordIntent(ctx, r.p, &r.twin, r.ev, r.dst, write{first: r.first, resumed: r.resumed, key: key,
 		base: r.base, agreed: r.agreed, changes: r.changes, add: add, files: r.files.count()})
 	if err != nil {

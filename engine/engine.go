@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
@@ -89,6 +90,8 @@ type Engine struct {
 	claims claimState
 
 	quarantine quarantineState
+
+	deployment atomic.Pointer[store.Deployment] // read once (corrkey.go)
 }
 
 type systemState struct {

@@ -131,11 +131,18 @@ type fixture struct {
 	now     atomic.Pointer[time.Time] // the engine's clock when set
 	page    int                       // engine page size (0 = default)
 	files   *fileStore                // set before the first poll: the systems carry files
+	paths   demo.Paths                // the demo databases
 	// wrap, when set before the first poll, wraps each system's connector.
 	wrap func(system string, c connectors.Connector) connectors.Connector
 }
 
 func newFixture(t testing.TB, st *store.Store, timeout time.Duration) *fixture {
+	t.Helper()
+	return newFixtureOn(t, st, timeout, nil)
+}
+
+// newFixtureOn is newFixture on the given demo databases (nil: new ones).
+func newFixtureOn(t testing.TB, st *store.Store, timeout time.Duration, on *demo.Paths) *fixture {
 	t.Helper()
 	f := &fixture{t: t, ctx: context.Background(), st: st}
 	var err error
@@ -165,6 +172,10 @@ func newFixture(t testing.TB, st *store.Store, timeout time.Duration) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if on != nil {
+		paths = *on
+	}
+	f.paths = paths
 	time.Sleep(settle) // let the sample rows settle
 	lib, err := scripts.Builtin()
 	if err != nil {

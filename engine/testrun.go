@@ -169,8 +169,10 @@ func (e *Engine) testUnique(ctx context.Context, p *plan, dstRules *scripting.Ru
 		return err
 	}
 	own, key := twin.EntityID(side.Other()), ""
-	if res.Linked {
-		key = correlationKey(p.conn.ID, twin.ID)
+	if res.Linked && own == "" {
+		if key, err = e.createKey(ctx, p.conn.ID, &twin, side.Other()); err != nil {
+			return err
+		}
 	}
 	meta := scripting.Meta{Connection: p.conn.Name, Side: string(side.Other()), Timeout: p.options.scriptTimeout()}
 	uniq, err := uniqueResults(ctx, e.interactive(), meta, dstRules, dst, own, key, replica)

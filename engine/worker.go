@@ -496,11 +496,6 @@ func (e *Engine) applyDelete(ctx context.Context, p *plan, twin *store.Twin, dst
 	}
 }
 
-// correlationKey names what Duplex creates for a twin, stable across retries.
-func correlationKey(connID, twinID int64) string {
-	return fmt.Sprintf("duplex:%d:%d", connID, twinID)
-}
-
 // create makes the counterpart of a new twin, or finds the one an earlier,
 // interrupted attempt made (found=true).
 func (e *Engine) create(ctx context.Context, conn connectors.Connector, key string, fields map[string]any) (connectors.Entity, bool, error) {

@@ -61,6 +61,12 @@ func TestBackupWhileWriting(t *testing.T) {
 	if n, err := cp.PendingMigrations(ctx); err != nil || n != 0 {
 		t.Fatalf("backup schema: %d pending, %v", n, err)
 	}
+	// A restore is the same deployment: its creates keep their keys.
+	want, err1 := st.Deployment(ctx)
+	got, err2 := cp.Deployment(ctx)
+	if err1 != nil || err2 != nil || got != want {
+		t.Fatalf("the backup's deployment %+v (%v), the store's %+v (%v)", got, err2, want, err1)
+	}
 	entries, err := cp.ListAudit(ctx, 0, 100000)
 	if err != nil || len(entries) == 0 {
 		t.Fatalf("backup holds %d audit entries: %v", len(entries), err)

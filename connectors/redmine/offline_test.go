@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -91,5 +92,35 @@ func TestOfflineOpen(t *testing.T) {
 	e, err := c.Create(context.Background(), map[string]any{"subject": "tracked"})
 	if err != nil || e.Fields["tracker"] != "Support" {
 		t.Fatalf("tracker from settings: %v %v", e.Fields["tracker"], err)
+	}
+}
+
+// A correlation key is a prefix of others (twin 1's of twins 10-19 and
+// 100-199 of the same deployment), and Redmine's filter matches substrings:
+// the look-up reads past a full page of longer keys to the exact one, and
+// a legacy key (duplex:<connection>:<twin>) does not find a new one.
+func TestCorrelationKeyAmongLongerOnes(t *testing.T) {
+	ctx := context.Background()
+	f := newFake(t)
+	cor := openFake(t, f).(connectors.Correlating)
+	const key = "duplex:3f9a0c21b7e4:2:1"
+	for i := 0; i < 105; i++ {
+		if _, err := cor.CreateCorrelated(ctx, fmt.Sprintf("%s%d", key, i), map[string]any{"subject": "longer"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, err := cor.FindCorrelated(ctx, key); ok || err != nil {
+		t.Fatalf("found %s before it was made: %v %v", key, ok, err)
+	}
+	e, err := cor.CreateCorrelated(ctx, key, map[string]any{"subject": "the one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := cor.FindCorrelated(ctx, key)
+	if err != nil || !ok || got.ID != e.ID {
+		t.Fatalf("find %s: %q %v %v, want %s", key, got.ID, ok, err, e.ID)
+	}
+	if got, ok, err := cor.FindCorrelated(ctx, "duplex:2:1"); ok || err != nil {
+		t.Fatalf("the legacy key found %q (%v %v)", got.ID, ok, err)
 	}
 }

@@ -310,24 +310,39 @@ func (c *conn) FindCorrelated(ctx context.Context, key string) (connectors.Entit
 	if !ok {
 		return connectors.Entity{}, false, fmt.Errorf("%w: redmine: correlation_field %q is not a custom field", connectors.ErrBadConfig, c.s.CorrelationField)
 	}
-	q := url.Values{"project_id": {strconv.FormatInt(c.projectID, 10)}, "status_id": {"*"}, "limit": {"2"}}
+	// The filter is a substring match, and a key is a prefix of others
+	// (twin 1's of twins 10-19, 100-199...): every page of hits is read
+	// until the exact key. Hits are rare when a create looks its key up
+	// (the twins with longer ids are newer), so this is one request.
+	q := url.Values{"project_id": {strconv.FormatInt(c.projectID, 10)}, "status_id": {"*"}, "sort": {"id"},
+		"limit": {strconv.Itoa(correlatedPage)}}
 	q.Set(fmt.Sprintf("cf_%d", cfID), key)
-	var out struct {
-		Issues []issue `json:"issues"`
-	}
-	if err := c.http.Do(ctx, "GET", "/issues.json?"+q.Encode(), nil, &out); err != nil {
-		return connectors.Entity{}, false, fmt.Errorf("redmine find correlated: %w", err)
-	}
-	for _, is := range out.Issues {
-		for _, cf := range is.CustomFields {
-			if cf.ID == cfID && fmt.Sprint(cf.Value) == key { // the filter is a substring match
-				e, err := c.Get(ctx, strconv.FormatInt(is.ID, 10))
-				return e, err == nil, err
+	for offset := 0; ; offset += correlatedPage {
+		q.Set("offset", strconv.Itoa(offset))
+		var out struct {
+			Issues     []issue `json:"issues"`
+			TotalCount int     `json:"total_count"`
+		}
+		if err := c.http.Do(ctx, "GET", "/issues.json?"+q.Encode(), nil, &out); err != nil {
+			return connectors.Entity{}, false, fmt.Errorf("redmine find correlated: %w", err)
+		}
+		for _, is := range out.Issues {
+			for _, cf := range is.CustomFields {
+				if cf.ID == cfID && fmt.Sprint(cf.Value) == key {
+					e, err := c.Get(ctx, strconv.FormatInt(is.ID, 10))
+					return e, err == nil, err
+				}
 			}
 		}
+		if len(out.Issues) == 0 || offset+len(out.Issues) >= out.TotalCount {
+			return connectors.Entity{}, false, nil
+		}
 	}
-	return connectors.Entity{}, false, nil
 }
+
+// correlatedPage is how many hits of a correlation look-up one request
+// reads (Redmine's largest page).
+const correlatedPage = 100
 
 func (c *conn) create(ctx context.Context, corrKey string, fields map[string]any) (connectors.Entity, error) {
 	body, err := c.issueBody(ctx, fields)

@@ -90,3 +90,29 @@ func TestOfflineOpen(t *testing.T) {
 		}
 	}
 }
+
+// Two deployments' keys for the same connection and twin, and the legacy
+// key of before deployment ids, each find only their own ticket: RT's
+// custom field condition is an equality (without case; the ids are
+// lower-case hex), and the connector reads the key as an opaque string.
+func TestCorrelationKeysOfTwoDeployments(t *testing.T) {
+	ctx := context.Background()
+	cor := openFake(t, newFake(t)).(connectors.Correlating)
+	ids := map[string]string{}
+	for _, key := range []string{"duplex:3f9a0c21b7e4:1:1", "duplex:0b5e77d2a913:1:1", "duplex:1:1"} {
+		if _, ok, err := cor.FindCorrelated(ctx, key); ok || err != nil {
+			t.Fatalf("%s found before it was made: %v %v", key, ok, err)
+		}
+		e, err := cor.CreateCorrelated(ctx, key, map[string]any{"subject": key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[key] = e.ID
+	}
+	for key, id := range ids {
+		got, ok, err := cor.FindCorrelated(ctx, key)
+		if err != nil || !ok || got.ID != id {
+			t.Fatalf("find %s: %q %v %v, want %s", key, got.ID, ok, err, id)
+		}
+	}
+}

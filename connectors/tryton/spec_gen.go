@@ -17,7 +17,7 @@ var settingSpecs = []connectors.Setting{
 	{Name: "invoices", Type: "boolean",
 		Description: "Adds, to each party, what its customer invoices say (amount_due, overdue, open_invoices, payment_state, invoices), and makes a change of an invoice (a payment) a change of its party. Needs the account_invoice module. Default false."},
 	{Name: "correlation_scope", Type: "string",
-		Description: "When set, makes the parties Duplex creates carry an untyped identifier \"Duplex key <scope> <key>\", so a create interrupted by a crash is found again instead of repeated. Duplex's keys are unique within one Duplex database only: each Duplex deployment that writes into this Tryton database needs its own scope (for example prod). Optional; parties only."},
+		Description: "When set, makes the parties Duplex creates carry an untyped identifier \"Duplex key <scope> <key>\", so a create interrupted by a crash is found again instead of repeated. Duplex's keys carry its store's deployment id; those of twins made before Duplex had one do not, so give each Duplex deployment that writes into this Tryton database its own scope (for example prod). Optional; parties only."},
 	{Name: "timeout_ms", Type: "integer", Default: "30000",
 		Description: "Bounds one request; default 30000."},
 }

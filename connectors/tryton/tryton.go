@@ -50,10 +50,10 @@ type Settings struct {
 	Invoices bool `json:"invoices,omitempty"`
 	// CorrelationScope, when set, makes the parties Duplex creates carry an
 	// untyped identifier "Duplex key <scope> <key>", so a create interrupted
-	// by a crash is found again instead of repeated. Duplex's keys are
-	// unique within one Duplex database only: each Duplex deployment that
-	// writes into this Tryton database needs its own scope (for example
-	// prod). Optional; parties only.
+	// by a crash is found again instead of repeated. Duplex's keys carry its
+	// store's deployment id; those of twins made before Duplex had one do
+	// not, so give each Duplex deployment that writes into this Tryton
+	// database its own scope (for example prod). Optional; parties only.
 	CorrelationScope string `json:"correlation_scope,omitempty"`
 	// TimeoutMS bounds one request; default 30000.
 	TimeoutMS int `json:"timeout_ms,omitempty" spec:"default=30000"`
@@ -314,10 +314,12 @@ func (c *conn) Create(ctx context.Context, fields map[string]any) (connectors.En
 // Invoices have no such place (every text field is the user's): an invoice
 // is created without a key, as Create does.
 //
-// Without the setting correlation_scope nothing is stored or found: the
-// engine's keys repeat from one Duplex database to the next, and a key
-// found in a Tryton shared with another Duplex (or with this one before
-// a reinstall) would pair a stranger's party.
+// Without the setting correlation_scope nothing is stored or found:
+// writing into a party's identifiers is the operator's choice. The engine's
+// keys carry its deployment id (engine/corrkey.go), but those of twins
+// made before the id (duplex:<connection>:<twin>) repeat from one Duplex
+// database to the next, and one found in a Tryton shared with another
+// Duplex would pair a stranger's party: the scope tells them apart.
 func (c *conn) CreateCorrelated(ctx context.Context, key string, fields map[string]any) (connectors.Entity, error) {
 	if c.m != partyModel || c.s.CorrelationScope == "" {
 		return c.Create(ctx, fields)

@@ -234,12 +234,28 @@ func roundTrip(t *testing.T, open func(testing.TB) *store.Store) {
 			}
 		}
 	}
+	// The deployment id names the store, not its configuration: it must
+	// not travel (two deployments with one id would share their
+	// correlation keys, engine/corrkey.go).
+	srcDep, err := src.Deployment(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, b := range first {
+		if bytes.Contains(b, []byte(srcDep.ID)) {
+			t.Fatalf("%s carries the deployment id %s", p, srcDep.ID)
+		}
+	}
 	if !bytes.Contains(first["teams/default/systems/desk.json"], []byte(`"dsn_password"`)) {
 		t.Fatalf("secret name missing:\n%s", first["teams/default/systems/desk.json"])
 	}
 
 	// A fresh database with its own key.
 	dst, dstBox := open(t), newBox(t)
+	dstDep, err := dst.Deployment(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// A missing secret fails the plan and writes nothing.
 	p := plan(t, dst, dstBox, dir, Options{Getenv: env(map[string]string{"DUPLEX_SECRET_DESK_DSN_PASSWORD": deskPassword})})
@@ -270,6 +286,9 @@ func roundTrip(t *testing.T, open func(testing.TB) *store.Store) {
 		t.Fatal(err)
 	}
 	compareStores(t, src, srcBox, dst, dstBox)
+	if d, err := dst.Deployment(ctx); err != nil || d != dstDep || d.ID == srcDep.ID {
+		t.Fatalf("after apply the store's deployment is %+v (%v); it was %+v, the source's %+v", d, err, dstDep, srcDep)
+	}
 
 	// Applying again changes nothing and makes no script version.
 	versions, audits := count(t, dst, "script_versions"), count(t, dst, "audit_log")

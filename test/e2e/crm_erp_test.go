@@ -105,8 +105,8 @@ func newCRMRig(t *testing.T, before func(r *crmRig)) *crmRig {
 		"correlation_column": "duplex_key", "deleted_column": "deleted_at", "comments": map[string]any{"table": "account_notes", "entity_column": "entity_id"}}
 	erp := env.Settings("party")
 	erp["url"], erp["invoices"] = r.count.srv.URL, true
-	// Each test's Duplex database starts its keys at duplex:1:1 against the
-	// one shared Tryton: a scope per test, as per Duplex deployment.
+	// The tests share one Tryton: a scope per test, as one per Duplex
+	// deployment (each test's store has its own deployment id too).
 	erp["correlation_scope"] = r.prefix
 	a := r.system("crm", "sql", crmSettings, nil)
 	b := r.system("erp", "tryton", erp, env.Secrets())
