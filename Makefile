@@ -110,7 +110,7 @@ figures:
 # own `duplex demo` on loopback; prints the figures (worst /livez, RSS, the
 # other connection's sync time, time to quarantine). Bounded: about 2 min.
 hostile:
-	$(GO) test -count=1 -v -timeout 6m ./test/hostile/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS|panic)|hostile:|_test.go'
+	$(GO) test -count=1 -v -timeout 15m ./test/hostile/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS|panic)|hostile:|_test.go'
 
 # Redmine, Request Tracker and Tryton on loopback (ports 3100, 3200, 3300), installed
 # from Debian's packages on first use; see test/e2e/peers/.
