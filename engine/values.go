@@ -248,6 +248,9 @@ func decodeSnapshot(s *string) (*snapshot, error) {
 	if s == nil || *s == "" {
 		return nil, nil
 	}
+	if snap, ok := fastSnapshot(*s); ok {
+		return snap, nil
+	}
 	var snap snapshot
 	dec := json.NewDecoder(bytes.NewReader([]byte(*s)))
 	dec.UseNumber()
@@ -270,6 +273,9 @@ func contentHash(e connectors.Entity) string { return snapshotOf(e).hash() }
 func decodeObject(s *string) (map[string]any, error) {
 	if s == nil || *s == "" || *s == "null" {
 		return nil, nil
+	}
+	if m, ok := fastObject(*s); ok {
+		return m, nil
 	}
 	var m map[string]any
 	dec := json.NewDecoder(bytes.NewReader([]byte(*s)))
