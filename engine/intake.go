@@ -222,7 +222,9 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		c.unlink = twin.ID // it no longer matches where it came from
 		return c, true
 	}
-	if hasTwin && twin.Hash(side) != "" && twin.Hash(side) == contentHash(ent) {
+	// Encoded once: the echo check's hash (contentHash) and the event's source state.
+	fields, fieldsErr := snapshotOf(ent).encode()
+	if hasTwin && twin.Hash(side) != "" && fieldsErr == nil && twin.Hash(side) == textDigest(fields) {
 		return c, c.relink != 0 // an echo of what Duplex itself wrote (a remembered pair is still restored)
 	}
 	dir := store.DirectionFrom(side)
@@ -250,8 +252,8 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		c.failure, c.replica = fmt.Sprintf("%s: the replica is %d bytes, over the %d byte limit", sp.outgoing.Name(), len(c.replica), maxReplicaBytes), ""
 		return c, true
 	}
-	if c.fields, err = snapshotOf(ent).encode(); err != nil {
-		c.failure = "entity fields are not JSON: " + err.Error()
+	if c.fields = fields; fieldsErr != nil {
+		c.failure = "entity fields are not JSON: " + fieldsErr.Error()
 		return c, true
 	}
 	if hasTwin && twin.Sent(dir) != nil && (*twin.Sent(dir) == c.replica || onlyOwnComments(&twin, side, *twin.Sent(dir), c.replica)) {

@@ -394,6 +394,15 @@ func linked(links commentLinks, side store.Side, id string) bool {
 // (the crash and cluster runs' last bounce-backs). Anything else (a field,
 // a comment of a person's, a comment changed or gone) is a change.
 func onlyOwnComments(twin *store.Twin, side store.Side, sent, replica string) bool {
+	ours := map[string]bool{}
+	for _, v := range loadLinks(twin) {
+		if id, ok := strings.CutPrefix(v, string(side)+":"); ok {
+			ours[id] = true
+		}
+	}
+	if len(ours) == 0 {
+		return false // no comment of Duplex's on this side: none can have been added (most twins; no decode)
+	}
 	old, err := decodeObject(&sent)
 	if err != nil || old == nil {
 		return false
@@ -410,12 +419,6 @@ func onlyOwnComments(twin *store.Twin, side store.Side, sent, replica string) bo
 	prev := map[string]string{}
 	for _, item := range commentItems(old["comments"]) {
 		prev[str(item["id"])] = mustCanonical(item)
-	}
-	ours := map[string]bool{}
-	for _, v := range loadLinks(twin) {
-		if id, ok := strings.CutPrefix(v, string(side)+":"); ok {
-			ours[id] = true
-		}
 	}
 	kept, added := 0, 0
 	for _, item := range commentItems(cur["comments"]) {

@@ -43,6 +43,9 @@ func loadRecord(t *store.Twin, d store.Direction) scriptRecord {
 	if s == nil || *s == "" {
 		return rec
 	}
+	if r, ok := fastRecord(*s); ok {
+		return r
+	}
 	dec := json.NewDecoder(bytes.NewReader([]byte(*s)))
 	dec.UseNumber()
 	if dec.Decode(&rec) != nil {

@@ -124,18 +124,6 @@ func str(v any) string {
 	}
 }
 
-// canonical encodes v as JSON with sorted keys (encoding/json sorts map
-// keys), so equal values always give equal bytes.
-func canonical(v any) (string, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return "", err
-	}
-	return string(bytes.TrimRight(buf.Bytes(), "\n")), nil
-}
-
 // sameValue compares two field values by their canonical JSON, so 1 and 1.0
 // or a []string and an equal []any are the same.
 func sameValue(a, b any) bool {
@@ -192,29 +180,52 @@ func snapshotOf(e connectors.Entity) snapshot {
 
 // encode gives the canonical JSON of s, comment ids sorted.
 func (s snapshot) encode() (string, error) {
-	ids := append([]string(nil), s.C...)
-	sort.Strings(ids)
+	bp := canonBufs.Get().(*[]byte)
+	b, err := s.appendSorted((*bp)[:0])
+	var enc string
+	if err == nil {
+		enc = string(b)
+	}
+	putCanonBuf(bp, b)
+	return enc, err
+}
+
+// appendSorted appends the canonical JSON of s, its ids sorted (copied
+// only when they are not sorted already) and no fields written {}.
+func (s snapshot) appendSorted(b []byte) ([]byte, error) {
+	ids := s.C
 	if ids == nil {
 		ids = []string{}
+	} else if !sort.StringsAreSorted(ids) {
+		ids = append([]string(nil), ids...)
+		sort.Strings(ids)
 	}
 	f := s.F
 	if f == nil {
 		f = map[string]any{}
 	}
-	var atts []string
-	if len(s.A) > 0 {
-		atts = append(atts, s.A...)
+	atts := s.A
+	if len(atts) > 0 && !sort.StringsAreSorted(atts) {
+		atts = append([]string(nil), atts...)
 		sort.Strings(atts)
 	}
-	return canonical(snapshot{F: f, C: ids, A: atts})
+	return snapshot{F: f, C: ids, A: atts}.appendJSON(b)
 }
 
 func (s snapshot) hash() string {
-	enc, err := s.encode()
-	if err != nil {
-		return ""
+	bp := canonBufs.Get().(*[]byte)
+	b, err := s.appendSorted((*bp)[:0])
+	h := ""
+	if err == nil {
+		h = hashOf(b)
 	}
-	sum := sha256.Sum256([]byte(enc))
+	putCanonBuf(bp, b)
+	return h
+}
+
+// hashOf is the echo hash of a snapshot's encoding.
+func hashOf(enc []byte) string {
+	sum := sha256.Sum256(enc)
 	return hex.EncodeToString(sum[:])
 }
 
@@ -236,6 +247,9 @@ func (s snapshot) with(fields map[string]any, added []connectors.Comment) snapsh
 func decodeSnapshot(s *string) (*snapshot, error) {
 	if s == nil || *s == "" {
 		return nil, nil
+	}
+	if snap, ok := fastSnapshot(*s); ok {
+		return snap, nil
 	}
 	var snap snapshot
 	dec := json.NewDecoder(bytes.NewReader([]byte(*s)))
@@ -259,6 +273,9 @@ func contentHash(e connectors.Entity) string { return snapshotOf(e).hash() }
 func decodeObject(s *string) (map[string]any, error) {
 	if s == nil || *s == "" || *s == "null" {
 		return nil, nil
+	}
+	if m, ok := fastObject(*s); ok {
+		return m, nil
 	}
 	var m map[string]any
 	dec := json.NewDecoder(bytes.NewReader([]byte(*s)))

@@ -101,28 +101,42 @@ func (sb *sandbox) toJS(v any, depth int, ro bool) (goja.Value, error) {
 			}
 			vals[i] = jv
 		}
-		return sb.array(vals, ro), nil
+		return sb.array(vals, ro)
 	case []string:
 		vals := make([]any, len(x))
 		for i, e := range x {
 			vals[i] = sb.vm.ToValue(e)
 		}
-		return sb.array(vals, ro), nil
+		return sb.array(vals, ro)
 	}
 	return sb.reflectToJS(reflect.ValueOf(v), depth, ro)
 }
 
-func (sb *sandbox) array(vals []any, ro bool) *goja.Object {
+// array makes a JS array of vals. Read-only, its elements and length are
+// defined non-writable and non-configurable here and seal makes it
+// non-extensible: frozen, as Object.freeze would leave it, without freeze's
+// walk over the array's keys (the costlier part of a run's inputs).
+func (sb *sandbox) array(vals []any, ro bool) (*goja.Object, error) {
 	a := sb.vm.NewArray(vals...)
-	if ro {
-		sb.sealing = append(sb.sealing, a)
+	if !ro {
+		return a, nil
 	}
-	return a
+	for i, v := range vals {
+		if err := a.DefineDataProperty(strconv.Itoa(i), v.(goja.Value), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE); err != nil {
+			return nil, &pathError{msg: err.Error()}
+		}
+	}
+	if err := a.DefineDataProperty("length", sb.vm.ToValue(len(vals)), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_FALSE); err != nil {
+		return nil, &pathError{msg: err.Error()}
+	}
+	sb.sealing = append(sb.sealing, a)
+	return a, nil
 }
 
 func (sb *sandbox) object(m map[string]any, depth int, ro bool) (*goja.Object, error) {
 	// Sorted keys so that scripts see the same key order on every run.
-	keys := make([]string, 0, len(m))
+	var small [32]string
+	keys := small[:0]
 	for k := range m {
 		keys = append(keys, k)
 	}
@@ -175,7 +189,7 @@ func (sb *sandbox) reflectToJS(rv reflect.Value, depth int, ro bool) (goja.Value
 			}
 			vals[i] = jv
 		}
-		return sb.array(vals, ro), nil
+		return sb.array(vals, ro)
 	}
 	if !rv.IsValid() {
 		return goja.Null(), nil
@@ -190,7 +204,8 @@ func (sb *sandbox) exportRoot(obj *goja.Object, name string) (m map[string]any, 
 	sb.outLeft = sb.outMax
 	if ex := sb.vm.Try(func() {
 		var v any
-		v, err = sb.export(obj, 0, nil)
+		var stack [maxDepth]*goja.Object
+		v, err = sb.export(obj, 0, stack[:0])
 		m, _ = v.(map[string]any)
 	}); ex != nil {
 		return nil, ex

@@ -324,6 +324,7 @@ type sandbox struct {
 	logFn     goja.Value
 	skipFn    goja.Value
 	fns       map[*Script]goja.Callable
+	metas     map[metaKey]*goja.Object // ctx objects (meta)
 
 	// per run
 	sealing    []any // read-only input objects waiting for seal
@@ -397,13 +398,12 @@ var setupProgram = goja.MustCompile("setup.js", `(function (log, skip) {
 		}
 		freeze(o);
 	}
-	const preventExtensions = Object.preventExtensions, isArray = Array.isArray;
+	const preventExtensions = Object.preventExtensions;
 	return {
-		// Input objects come with read-only properties already; arrays do not.
+		// Input objects and arrays come with read-only properties already
+		// (convert.go): what is left is to make them non-extensible.
 		seal: function (a) {
-			for (let i = 0; i < a.length; i++) {
-				if (isArray(a[i])) freeze(a[i]); else preventExtensions(a[i]);
-			}
+			for (let i = 0; i < a.length; i++) preventExtensions(a[i]);
 		},
 		stringify: JSON.stringify,
 	};
@@ -415,7 +415,7 @@ func newSandbox(opts Options) (*sandbox, error) {
 	// Else a "//# sourceMappingURL=/path" comment makes goja read that
 	// file from the server's disk (a FIFO or /dev/zero hangs it).
 	vm.SetParserOptions(parser.WithDisableSourceMaps)
-	sb := &sandbox{vm: vm, fns: make(map[*Script]goja.Callable)}
+	sb := &sandbox{vm: vm, fns: make(map[*Script]goja.Callable), metas: make(map[metaKey]*goja.Object)}
 	sb.logFn = vm.ToValue(sb.logNative)
 	sb.skipFn = vm.ToValue(sb.skipNative)
 	limitRegexpMatches()
@@ -491,7 +491,29 @@ func (sb *sandbox) call(s *Script, args ...goja.Value) error {
 	return err
 }
 
+// meta is the ctx object of a run. It is immutable (read-only properties,
+// not extensible, Object.prototype frozen), so one per connection, side and
+// firstSync is kept in the runtime and shared by its runs: nothing a run
+// does to it can reach the next.
 func (sb *sandbox) meta(m Meta) *goja.Object {
+	key := metaKey{m.Connection, m.Side, m.FirstSync}
+	if o, ok := sb.metas[key]; ok {
+		return o
+	}
+	if len(sb.metas) >= maxCachedScripts {
+		clear(sb.metas)
+	}
+	o := sb.newMeta(m)
+	sb.metas[key] = o
+	return o
+}
+
+type metaKey struct {
+	connection, side string
+	firstSync        bool
+}
+
+func (sb *sandbox) newMeta(m Meta) *goja.Object {
 	o := sb.vm.NewObject()
 	_ = o.DefineDataProperty("connection", sb.vm.ToValue(m.Connection), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE)
 	_ = o.DefineDataProperty("side", sb.vm.ToValue(m.Side), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE)
@@ -508,6 +530,9 @@ func (sb *sandbox) seal() error {
 	_, err := sb.sealFn(goja.Undefined(), sb.vm.NewArray(sb.sealing...))
 	clear(sb.sealing)
 	sb.sealing = sb.sealing[:0]
+	if err != nil {
+		clear(sb.metas) // a ctx object made now may not be sealed: never reuse it
+	}
 	return err
 }
 

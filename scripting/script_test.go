@@ -116,6 +116,36 @@ try { ctx.side = "x"; } catch (e) { replica.ctxErr = e.name; }
 	}
 }
 
+// Inputs are deeply frozen, arrays (empty ones too) and ctx included, and
+// ctx is the same on every run of the same connection and side.
+func TestInputsAreFrozen(t *testing.T) {
+	r := NewRunner(Options{MaxRuntimes: 1})
+	src := `
+replica.frozen = [entity, entity.list, entity.empty, entity.list[2], entity.nested, previous, previous.l, ctx].map(Object.isFrozen).join(",");
+try { entity.list[0] = 9; } catch (e) { replica.setErr = e.name; }
+try { entity.list.length = 0; } catch (e) { replica.lenErr = e.name; }
+try { entity.empty.push(1); } catch (e) { replica.emptyErr = e.name; }
+try { Object.defineProperty(entity.list, "0", {value: 3}); } catch (e) { replica.defErr = e.name; }
+try { entity.list[2].k = 1; } catch (e) { replica.innerErr = e.name; }
+replica.ctx = [ctx.connection, ctx.side, ctx.firstSync, Object.keys(ctx).join("+")].join(",");
+replica.list = entity.list.length + ":" + entity.list.join("|") + ":" + Array.isArray(entity.empty);
+`
+	in := map[string]any{"list": []any{1, "two", map[string]any{"k": "v"}}, "empty": []any{}, "nested": map[string]any{"x": []string{}}}
+	want := map[string]any{"frozen": "true,true,true,true,true,true,true,true",
+		"setErr": "TypeError", "lenErr": "TypeError", "emptyErr": "TypeError", "defErr": "TypeError", "innerErr": "TypeError",
+		"ctx": "c,a,false,connection+side+firstSync", "list": "3:1|two|[object Object]:true"}
+	s := mustCompile(t, KindOutgoing, src)
+	for i := 0; i < 3; i++ { // the runtime reused
+		res, err := r.Outgoing(context.Background(), s, in, map[string]any{"l": []any{}}, Meta{Connection: "c", Side: "a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(res.Replica, want) {
+			t.Fatalf("run %d: got %#v\nwant %#v", i, res.Replica, want)
+		}
+	}
+}
+
 func TestIncomingWritesEntity(t *testing.T) {
 	r := NewRunner(Options{})
 	s := mustCompile(t, KindIncoming, `

@@ -14,9 +14,7 @@ import (
 
 // TwinBy finds the twin of entity id on side s of a connection.
 func (s *Store) TwinBy(ctx context.Context, connID int64, side Side, id string) (Twin, error) {
-	var t Twin
-	err := s.q(ctx).Where("connection_id = ? AND "+string(side)+"_id = ?", connID, id).First(&t).Error
-	return t, wrap("twin", err)
+	return s.twinBy(ctx, connID, side, id) // twinscan.go
 }
 
 // EnsureTwin returns the twin of entity id on side s, creating it (with the
@@ -66,12 +64,14 @@ func (s *Store) TwinsOf(ctx context.Context, connID int64, side Side, ids []stri
 	for len(ids) > 0 {
 		part := ids[:min(chunk, len(ids))]
 		ids = ids[len(part):]
-		var rows []Twin
-		if err := s.q(ctx).Where("connection_id = ? AND "+string(side)+"_id IN ?", connID, part).Find(&rows).Error; err != nil {
-			return nil, wrap("twins", err)
+		args := make([]any, 0, len(part)+1)
+		args = append(args, connID)
+		for _, id := range part {
+			args = append(args, id)
 		}
-		for _, t := range rows {
-			out[t.EntityID(side)] = t
+		if err := s.queryTwins(ctx, "twins", "WHERE connection_id = ? AND "+string(side)+"_id IN ("+placeholders(len(part))+")",
+			func(t *Twin) { out[t.EntityID(side)] = *t }, args...); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
@@ -79,13 +79,17 @@ func (s *Store) TwinsOf(ctx context.Context, connID int64, side Side, ids []stri
 
 // TwinsByID reads several twins in one query.
 func (s *Store) TwinsByID(ctx context.Context, ids []int64) (map[int64]*Twin, error) {
-	var rows []Twin
-	if err := s.q(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
-		return nil, wrap("twins", err)
+	out := make(map[int64]*Twin, len(ids))
+	if len(ids) == 0 {
+		return out, nil
 	}
-	out := make(map[int64]*Twin, len(rows))
-	for i := range rows {
-		out[rows[i].ID] = &rows[i]
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	err := s.queryTwins(ctx, "twins", "WHERE id IN ("+placeholders(len(ids))+")", func(t *Twin) { out[t.ID] = t }, args...)
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
