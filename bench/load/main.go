@@ -57,7 +57,7 @@ var (
 	backfillN = flag.Int("backfill", 100_000, "entities in the backfill run (0 skips it)")
 	hookMode  = flag.String("hook", "body", "webhook kind: body (the webhook carries the item, webhook_item_path \".\"), get (it names the item, Duplex reads it back from the item service)")
 	bpoll     = flag.Duration("bpoll", time.Minute, "poll interval of side b (its own writes come back as changes and are echo-checked)")
-	only      = flag.String("only", "", "run only: floor, duplex or backfill")
+	only      = flag.String("only", "", "run only these phases, comma-separated: floor, duplex, backfill (e.g. floor,backfill)")
 	pprofAddr = flag.String("pprof", "", "serve pprof from the duplex process on this loopback address (DUPLEX_PPROF)")
 	keep      = flag.Bool("keep", false, "keep the work directory")
 	maxDrain  = flag.Duration("drain", 60*time.Second, "how long to wait for Duplex to apply what it accepted")
@@ -77,11 +77,11 @@ func main() {
 	fmt.Printf("bench: %d connections, %v per phase, latency phase at %d/s, GOMAXPROCS of the servers: default (%d CPUs)\n",
 		*conns, *dur, *rate, numCPU())
 	var floor, dup report
-	if *only == "" || *only == "floor" {
+	if runs("floor") {
 		floor = runFloor(work)
 		floor.print("floor")
 	}
-	if *only == "" || *only == "duplex" {
+	if runs("duplex") {
 		dup = runDuplex(work)
 		dup.print("duplex")
 	}
@@ -90,9 +90,14 @@ func main() {
 			100*dup.throughput/floor.throughput, dup.throughput, floor.throughput,
 			dup.cpuPerChange/floor.cpuPerChange, dup.cpuPerChange, floor.cpuPerChange, *rate, dup.paced.p99, floor.paced.p99)
 	}
-	if (*only == "" || *only == "backfill") && *backfillN > 0 {
+	if runs("backfill") && *backfillN > 0 {
 		runBackfill(work, *backfillN)
 	}
+}
+
+// runs tells whether -only lets a phase run.
+func runs(phase string) bool {
+	return *only == "" || slices.Contains(strings.Split(*only, ","), phase)
 }
 
 func check(err error) {
