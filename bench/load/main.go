@@ -829,15 +829,35 @@ func runBackfill(work string, n int) {
 		}
 	}
 	el, cpu := time.Since(t0), p.cpu()-c0
-	rss := p.peakRSS()
-	p.stop()
+	rss, own := p.peakRSS(), hwm(p.cmd.Process.Pid)
+	logText := p.stop()
 	status := "complete"
 	if got < int64(n) {
 		status = fmt.Sprintf("INCOMPLETE after %v", limit)
 	}
-	fmt.Printf("backfill: %d of %d entities created on side b in %v (%.0f/s), CPU %.0f µs/entity, peak RSS %.1f MB: %s\n",
-		got, n, el.Round(100*time.Millisecond), float64(got)/el.Seconds(), float64(cpu.Microseconds())/float64(max(got, 1)), rss, status)
+	fmt.Printf("backfill: %d of %d entities created on side b in %v (%.0f/s), CPU %.0f µs/entity, peak RSS %.1f MB (server %.1f, script workers %.1f): %s\n",
+		got, n, el.Round(100*time.Millisecond), float64(got)/el.Seconds(), float64(cpu.Microseconds())/float64(max(got, 1)), rss, own, rss-own, status)
+	if s := crossings(logText, got); s != "" {
+		fmt.Println("backfill:   " + strings.ReplaceAll(s, "change", "entity"))
+	}
+	if s := storeRoundTrips(logText, got); s != "" {
+		fmt.Println("backfill:   " + s)
+	}
 	for _, l := range storeCounts(filepath.Join(dir, "duplex.db")) {
 		fmt.Println("backfill:   " + l)
 	}
+}
+
+// storeRoundTrips reads the store's statements and commits (what /metrics
+// exports as duplex_store_statements_total and _commits_total), which
+// `duplex serve` logs when it stops, per entity ("" if it does not).
+func storeRoundTrips(logText string, n int64) string {
+	stm := regexp.MustCompile(`store_statements=(\d+)`).FindStringSubmatch(logText)
+	com := regexp.MustCompile(`store_commits=(\d+)`).FindStringSubmatch(logText)
+	if stm == nil || com == nil || n == 0 {
+		return ""
+	}
+	s, _ := strconv.ParseInt(stm[1], 10, 64)
+	c, _ := strconv.ParseInt(com[1], 10, 64)
+	return fmt.Sprintf("store: %.2f statements and %.2f commits per entity", float64(s)/float64(n), float64(c)/float64(n))
 }
