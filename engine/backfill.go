@@ -3,8 +3,11 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 
+	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/scripting"
 )
 
 // BackfillOnce advances every running "sync existing" job by one page: each
@@ -43,12 +46,25 @@ func (e *Engine) backfillPage(ctx context.Context, job *store.Backfill) error {
 	if e.quarantined(p) {
 		return nil // waits, unmoved, until the connection is resumed
 	}
+	// The connection's queue holds at most about BackfillAhead events of
+	// the backfill: a live change queued meanwhile waits behind no more,
+	// and memory holds a page, never the whole side. With nothing queued
+	// (nothing live waits) the page is BackfillPage; with events waiting it
+	// tops the queue up, PageSize at least.
+	queued, err := e.st.QueuedEvents(ctx, job.ConnectionID, e.opts.BackfillAhead)
+	if err != nil {
+		return err
+	}
+	if queued >= e.opts.BackfillAhead {
+		return nil // the worker is behind: live changes first
+	}
+	size := max(e.opts.PageSize, min(e.opts.BackfillPage, e.opts.BackfillAhead-queued))
 	src, err := e.system(ctx, p.conn.SystemID(job.Side))
 	if err != nil {
 		return err
 	}
 	readAt := e.opts.Now()
-	page, err := src.conn.Changes(ctx, job.Cursor, e.opts.PageSize)
+	page, err := readBackfill(ctx, src.conn, job.Cursor, size)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", job.Side, err)
 	}
@@ -56,12 +72,12 @@ func (e *Engine) backfillPage(ctx context.Context, job *store.Backfill) error {
 	if err != nil {
 		return err
 	}
-	var cands []candidate
-	for _, ent := range page.Entities {
-		if c, ok := e.intake(ctx, p, job.Side, ent, twins); ok {
-			c.readAt = readAt
-			cands = append(cands, c)
-		}
+	cands, err := e.intakePage(ctx, p, job.Side, page.Entities, twins)
+	if err != nil {
+		return err
+	}
+	for i := range cands {
+		cands[i].readAt = readAt
 	}
 	return e.st.Tx(ctx, func(tx *store.Store) error {
 		n, err := commit(ctx, tx, cands)
@@ -78,6 +94,125 @@ func (e *Engine) backfillPage(ctx context.Context, job *store.Backfill) error {
 		}
 		return tx.SaveBackfill(ctx, job)
 	})
+}
+
+// scanPrefix marks a backfill cursor as a pageScanner's (the job's cursor
+// column holds either kind).
+const scanPrefix = "scan:"
+
+// pageScanner is a connector's read of all its entities in a stable order
+// (sqlconn: by id), cheaper for a backfill than Changes, which orders by
+// time.
+type pageScanner interface {
+	Scan(ctx context.Context, cursor string, limit int) (connectors.Page, error)
+}
+
+// readBackfill reads a backfill's next page: through the connector's Scan
+// when it has one (the job started with it), else through Changes.
+func readBackfill(ctx context.Context, conn connectors.Connector, cursor string, size int) (connectors.Page, error) {
+	next, lim := conn, (*limited)(nil)
+	if l, ok := conn.(*limited); ok {
+		next, lim = l.next, l
+	}
+	sc, ok := next.(pageScanner)
+	if !ok || (cursor != "" && !strings.HasPrefix(cursor, scanPrefix)) {
+		if strings.HasPrefix(cursor, scanPrefix) {
+			// The connector lost its Scan (settings changed): start over
+			// through Changes; entities already in sync queue nothing.
+			cursor = ""
+		}
+		return conn.Changes(ctx, cursor, size)
+	}
+	if lim != nil {
+		if err := lim.wait(ctx); err != nil {
+			return connectors.Page{}, err
+		}
+	}
+	page, err := sc.Scan(ctx, strings.TrimPrefix(cursor, scanPrefix), size)
+	if page.Cursor != "" {
+		page.Cursor = scanPrefix + page.Cursor
+	}
+	return page, err
+}
+
+// pageScripts is the optional capability of the script executor to run
+// many runs of one script in few crossings (sandbox.Pool): a backfill's
+// page sends its triggers, then its outgoing scripts, together.
+type pageScripts interface {
+	MatchMany(ctx context.Context, t *scripting.Trigger, vars []map[string]any, meta scripting.Meta) ([]bool, []error, error)
+	OutgoingMany(ctx context.Context, s *scripting.Script, entities, previous []map[string]any, metas []scripting.Meta) ([]scripting.OutgoingResult, []error, error)
+}
+
+// intakePage is intake for a page of one side of one connection: the same
+// steps per entity, its triggers run as one batch and its outgoing scripts
+// as another. The candidates come in the entities' order.
+func (e *Engine) intakePage(ctx context.Context, p *plan, side store.Side, ents []connectors.Entity, twins pageTwins) ([]candidate, error) {
+	ps, ok := e.opts.Runner.(pageScripts)
+	if !ok {
+		var out []candidate
+		for _, ent := range ents {
+			if c, ok := e.intake(ctx, p, side, ent, twins); ok {
+				out = append(out, c)
+			}
+		}
+		return out, nil
+	}
+	steps := make([]intakeStep, len(ents))
+	done, keep := make([]bool, len(ents)), make([]bool, len(ents))
+	var todo []int
+	var vars []map[string]any
+	for i, ent := range ents {
+		if steps[i], done[i], keep[i] = e.intakeHead(p, side, ent, twins); !done[i] {
+			todo, vars = append(todo, i), append(vars, triggerVars(ent))
+		}
+	}
+	if len(todo) > 0 {
+		match, errs, err := ps.MatchMany(ctx, p.sides[side].trigger, vars, steps[todo[0]].triggerMeta(p))
+		if err != nil {
+			return nil, fmt.Errorf("trigger: %w", err)
+		}
+		for k, i := range todo {
+			done[i], keep[i] = e.intakeMatched(ctx, p, &steps[i], ents[i], match[k], errs[k])
+		}
+	}
+	if err := e.outgoingPage(ctx, ps, p, ents, steps, done, keep); err != nil {
+		return nil, err
+	}
+	out := make([]candidate, 0, len(ents))
+	for i := range ents {
+		if keep[i] {
+			out = append(out, steps[i].c)
+		}
+	}
+	return out, nil
+}
+
+// outgoingPage runs the outgoing script, as one batch, for the entities
+// of a page whose intake is not done, and finishes their intake.
+func (e *Engine) outgoingPage(ctx context.Context, ps pageScripts, p *plan, ents []connectors.Entity, steps []intakeStep, done, keep []bool) error {
+	var todo []int
+	var inputs, previous []map[string]any
+	var metas []scripting.Meta
+	for i := range ents {
+		if !done[i] {
+			todo = append(todo, i)
+			inputs, previous = append(inputs, scriptEntity(ents[i])), append(previous, steps[i].previous)
+			metas = append(metas, steps[i].outgoingMeta(p))
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	side := steps[todo[0]].c.side
+	res, errs, err := ps.OutgoingMany(ctx, p.sides[side].outgoing, inputs, previous, metas)
+	if err != nil {
+		return fmt.Errorf("outgoing: %w", err)
+	}
+	for k, i := range todo {
+		steps[i].c, keep[i] = e.intakeTail(ctx, p, &steps[i], ents[i], res[k], errs[k])
+		done[i] = true
+	}
+	return nil
 }
 
 // Pair is an entity of side a and one of side b that share a key.

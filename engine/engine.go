@@ -34,12 +34,17 @@ type Options struct {
 	Secrets     *secret.Box
 	Logger      *slog.Logger
 
-	PageSize    int                             // changes read per poll call; default 100
-	BatchSize   int                             // events taken per worker round; default 50
-	Workers     int                             // events of one connection (of a WorkOnce batch) applied at once; default 4
-	MaxAttempts int                             // tries for a retryable failure; default 8
-	Backoff     func(attempt int) time.Duration // delay before try attempt+1; default exponential from 1 s, capped at 5 min
-	Now         func() time.Time
+	PageSize int // changes read per poll call; default 100
+	// BackfillPage is the most entities a backfill reads at once (when the
+	// connection's queue is empty); default 10 × PageSize, at most 1,000.
+	// BackfillAhead is the most events of its connection a backfill keeps
+	// queued ahead of the worker; default 1,000.
+	BackfillPage, BackfillAhead int
+	BatchSize                   int                             // events taken per worker round; default 50
+	Workers                     int                             // events of one connection (of a WorkOnce batch) applied at once; default 4
+	MaxAttempts                 int                             // tries for a retryable failure; default 8
+	Backoff                     func(attempt int) time.Duration // delay before try attempt+1; default exponential from 1 s, capped at 5 min
+	Now                         func() time.Time
 	// Transport, when set, gives the HTTP transport of a system's connector
 	// (metrics wrap the default one, labelled by the system's id and name), whose connections dial
 	// through dial (the outbound guard; nil: none); nil keeps the default.
@@ -113,6 +118,12 @@ func New(opts Options) *Engine {
 	}
 	if opts.PageSize <= 0 {
 		opts.PageSize = 100
+	}
+	if opts.BackfillPage <= 0 {
+		opts.BackfillPage = min(10*opts.PageSize, 1000)
+	}
+	if opts.BackfillAhead <= 0 {
+		opts.BackfillAhead = 1000
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 50

@@ -130,6 +130,7 @@ type fixture struct {
 	fault   atomic.Pointer[func(system, op string) error]
 	now     atomic.Pointer[time.Time] // the engine's clock when set
 	page    int                       // engine page size (0 = default)
+	ahead   int                       // events a backfill keeps queued at most (0 = default)
 	files   *fileStore                // set before the first poll: the systems carry files
 	paths   demo.Paths                // the demo databases
 	// wrap, when set before the first poll, wraps each system's connector.
@@ -191,7 +192,7 @@ func newFixtureOn(t testing.TB, st *store.Store, timeout time.Duration, on *demo
 }
 
 func (f *fixture) newEngine() *engine.Engine {
-	e := engine.New(engine.Options{Store: f.st, Connectors: f.reg, Runner: f.runner, Secrets: f.box, PageSize: f.page,
+	e := engine.New(engine.Options{Store: f.st, Connectors: f.reg, Runner: f.runner, Secrets: f.box, PageSize: f.page, BackfillPage: f.page, BackfillAhead: f.ahead,
 		Backoff: func(attempt int) time.Duration { return time.Duration(attempt) * time.Minute },
 		Now: func() time.Time {
 			if t := f.now.Load(); t != nil {

@@ -184,60 +184,103 @@ func (e *Engine) twinsOfPage(ctx context.Context, uses []use, ents []connectors.
 
 // intake runs trigger, echo check and outgoing script for one entity on one
 // side of one connection, whose twin (if any) is in twins. ok=false means
-// nothing to queue.
+// nothing to queue. intakePage (backfill.go) runs the same steps for a page,
+// its scripts in batches.
 func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent connectors.Entity, twins pageTwins) (candidate, bool) {
-	c := candidate{connID: p.conn.ID, side: side, entityID: ent.ID, updated: ent.UpdatedAt}
-	if e.quarantined(p) {
-		return c, false // runs no script; resuming backfills what changed meanwhile
+	in, done, ok := e.intakeHead(p, side, ent, twins)
+	if done {
+		return in.c, ok
 	}
-	sp := p.sides[side]
-	twin, hasTwin := twins[twinKey{p.conn.ID, side, ent.ID}]
-	c.newTwin = !hasTwin
-	if hasTwin {
-		c.twinID = twin.ID
+	match, err := e.opts.Runner.Match(ctx, p.sides[side].trigger, triggerVars(ent), in.triggerMeta(p))
+	if done, ok := e.intakeMatched(ctx, p, &in, ent, match, err); done {
+		return in.c, ok
+	}
+	out, err := e.opts.Runner.Outgoing(ctx, p.sides[side].outgoing, scriptEntity(ent), in.previous, in.outgoingMeta(p))
+	return e.intakeTail(ctx, p, &in, ent, out, err)
+}
+
+// intakeStep is one entity's intake between its steps: before the trigger,
+// between the trigger and the outgoing script, after it.
+type intakeStep struct {
+	c         candidate
+	twin      store.Twin
+	hasTwin   bool
+	previous  map[string]any // the last replica sent, the outgoing script's previous
+	fields    string         // the entity's state, encoded once for the echo check and the event
+	fieldsErr error
+}
+
+func (in *intakeStep) triggerMeta(p *plan) scripting.Meta {
+	return scripting.Meta{Connection: p.conn.Name, Side: string(in.c.side), Timeout: p.options.scriptTimeout()}
+}
+
+func (in *intakeStep) outgoingMeta(p *plan) scripting.Meta {
+	first := !in.hasTwin || in.twin.EntityID(in.c.side.Other()) == ""
+	return scripting.Meta{Connection: p.conn.Name, Side: string(in.c.side), FirstSync: first, Timeout: p.options.scriptTimeout()}
+}
+
+// intakeHead is what comes before the trigger: done=true ends the intake
+// with ok.
+func (e *Engine) intakeHead(p *plan, side store.Side, ent connectors.Entity, twins pageTwins) (in intakeStep, done, ok bool) {
+	in.c = candidate{connID: p.conn.ID, side: side, entityID: ent.ID, updated: ent.UpdatedAt}
+	if e.quarantined(p) {
+		return in, true, false // runs no script; resuming backfills what changed meanwhile
+	}
+	in.twin, in.hasTwin = twins[twinKey{p.conn.ID, side, ent.ID}]
+	in.c.newTwin = !in.hasTwin
+	if in.hasTwin {
+		in.c.twinID = in.twin.ID
 	}
 	if ent.Deleted {
-		if !hasTwin || twin.Hash(side) == deletedHash {
-			return c, false // never synced, or Duplex deleted it itself
+		if !in.hasTwin || in.twin.Hash(side) == deletedHash {
+			return in, true, false // never synced, or Duplex deleted it itself
 		}
-		c.deleted = true
-		return c, true
+		in.c.deleted = true
+		return in, true, true
 	}
-	match, err := e.opts.Runner.Match(ctx, sp.trigger, triggerVars(ent), scripting.Meta{Connection: p.conn.Name, Side: string(side), Timeout: p.options.scriptTimeout()})
+	return in, false, false
+}
+
+// intakeMatched takes the trigger's answer: done=true ends the intake with
+// ok; otherwise the outgoing script is to run, with in.previous.
+func (e *Engine) intakeMatched(ctx context.Context, p *plan, in *intakeStep, ent connectors.Entity, match bool, err error) (done, ok bool) {
+	c, side := &in.c, in.c.side
 	if err != nil {
 		e.noteLimit(ctx, p.conn.ID, err)
 		c.failure = "trigger: " + err.Error()
-		return c, true
+		return true, true
 	}
-	if match && !hasTwin {
+	if match && !in.hasTwin {
 		if old, ok := e.rememberedTwin(ctx, p, side, ent); ok { // relink.go
-			twin, hasTwin = old, true
+			in.twin, in.hasTwin = old, true
 			c.relink, c.twinID, c.newTwin = old.ID, old.ID, false
 		}
 	}
-	if !match && !hasTwin {
-		return c, false
+	if !match && !in.hasTwin {
+		return true, false
 	}
-	if !match && p.options.OnUnmatch == "unlink" && twin.Origin == side {
-		c.unlink = twin.ID // it no longer matches where it came from
-		return c, true
+	if !match && p.options.OnUnmatch == "unlink" && in.twin.Origin == side {
+		c.unlink = in.twin.ID // it no longer matches where it came from
+		return true, true
 	}
 	// Encoded once: the echo check's hash (contentHash) and the event's source state.
-	fields, fieldsErr := snapshotOf(ent).encode()
-	if hasTwin && twin.Hash(side) != "" && fieldsErr == nil && twin.Hash(side) == textDigest(fields) {
-		return c, c.relink != 0 // an echo of what Duplex itself wrote (a remembered pair is still restored)
+	in.fields, in.fieldsErr = snapshotOf(ent).encode()
+	if in.hasTwin && in.twin.Hash(side) != "" && in.fieldsErr == nil && in.twin.Hash(side) == textDigest(in.fields) {
+		return true, c.relink != 0 // an echo of what Duplex itself wrote (a remembered pair is still restored)
 	}
-	dir := store.DirectionFrom(side)
-	var previous map[string]any
-	if hasTwin {
-		if previous, err = decodeObject(twin.Sent(dir)); err != nil {
+	if in.hasTwin {
+		if in.previous, err = decodeObject(in.twin.Sent(store.DirectionFrom(side))); err != nil {
 			c.failure = "previous replica: " + err.Error()
-			return c, true
+			return true, true
 		}
 	}
-	first := !hasTwin || twin.EntityID(side.Other()) == ""
-	out, err := e.opts.Runner.Outgoing(ctx, sp.outgoing, scriptEntity(ent), previous,
-		scripting.Meta{Connection: p.conn.Name, Side: string(side), FirstSync: first, Timeout: p.options.scriptTimeout()})
+	return false, false
+}
+
+// intakeTail takes the outgoing script's result.
+func (e *Engine) intakeTail(ctx context.Context, p *plan, in *intakeStep, ent connectors.Entity, out scripting.OutgoingResult, err error) (candidate, bool) {
+	c, side, twin := in.c, in.c.side, &in.twin
+	dir := store.DirectionFrom(side)
 	c.log = strings.Join(out.Log, "\n")
 	if err != nil {
 		e.noteLimit(ctx, p.conn.ID, err)
@@ -249,14 +292,14 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		return c, true
 	}
 	if len(c.replica) > maxReplicaBytes {
-		c.failure, c.replica = fmt.Sprintf("%s: the replica is %d bytes, over the %d byte limit", sp.outgoing.Name(), len(c.replica), maxReplicaBytes), ""
+		c.failure, c.replica = fmt.Sprintf("%s: the replica is %d bytes, over the %d byte limit", p.sides[side].outgoing.Name(), len(c.replica), maxReplicaBytes), ""
 		return c, true
 	}
-	if c.fields = fields; fieldsErr != nil {
-		c.failure = "entity fields are not JSON: " + fieldsErr.Error()
+	if c.fields = in.fields; in.fieldsErr != nil {
+		c.failure = "entity fields are not JSON: " + in.fieldsErr.Error()
 		return c, true
 	}
-	if hasTwin && twin.Sent(dir) != nil && (*twin.Sent(dir) == c.replica || onlyOwnComments(&twin, side, *twin.Sent(dir), c.replica)) {
+	if in.hasTwin && twin.Sent(dir) != nil && (*twin.Sent(dir) == c.replica || onlyOwnComments(twin, side, *twin.Sent(dir), c.replica)) {
 		// Nothing the other side cares about changed (intent.go: or only
 		// Duplex's comments); a remembered pair is still restored.
 		return c, c.relink != 0
@@ -298,8 +341,17 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate) (int, error
 		ev store.SyncEvent
 	}
 	qs := make([]queued, 0, len(cands))
-	for _, at := range order {
+	var made map[int]store.Twin // the new twins, by candidate
+	for k, at := range order {
 		c := cands[at]
+		if c.twinID == 0 && made == nil {
+			// The new entities come last in the order: their twins in one
+			// statement (a backfill's page), after the existing ones.
+			var err error
+			if made, err = newTwins(ctx, tx, cands, order[k:]); err != nil {
+				return 0, err
+			}
+		}
 		if c.unlink != 0 {
 			if err := unlinkRemembering(ctx, tx, c); err != nil { // relink.go
 				return 0, err
@@ -313,6 +365,10 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate) (int, error
 			if c.relinkOnly() {
 				continue
 			}
+		}
+		if t, ok := made[at]; ok {
+			qs = append(qs, queued{at, newEvent(c, t)})
+			continue
 		}
 		ev, ok, err := enqueue(ctx, tx, c)
 		if err != nil {
@@ -328,6 +384,38 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate) (int, error
 		evs[i] = qs[i].ev
 	}
 	return len(evs), tx.InsertEvents(ctx, evs)
+}
+
+// newTwins makes the twins of the new entities among cands[order] in one
+// statement, each with its replica as the last sent (enqueue's hot path for
+// many). A candidate whose twin exists after all is not in the map: enqueue
+// takes the general path for it.
+func newTwins(ctx context.Context, tx *store.Store, cands []candidate, order []int) (map[int]store.Twin, error) {
+	var rows []store.NewTwinRow
+	var idx []int
+	seen := map[twinKey]bool{} // a second change of one new entity shares the twin: general path
+	for _, at := range order {
+		c := &cands[at]
+		k := twinKey{c.connID, c.side, c.entityID}
+		if !c.newTwin || c.deleted || c.twinID != 0 || c.unlink != 0 || seen[k] {
+			continue
+		}
+		seen[k] = true
+		row := store.NewTwinRow{Conn: c.connID, Side: c.side, ID: c.entityID, Dir: store.DirectionFrom(c.side)}
+		if c.failure == "" {
+			row.Sent = &c.replica
+		}
+		rows, idx = append(rows, row), append(idx, at)
+	}
+	got, err := tx.NewTwins(ctx, rows)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]store.Twin, len(got))
+	for i, t := range got {
+		out[idx[i]] = t
+	}
+	return out, nil
 }
 
 func b2i(b bool) int {

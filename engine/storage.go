@@ -32,6 +32,7 @@ type queueStore interface {
 	RecentSynced(ctx context.Context, connID int64, d store.Direction, limit int) ([]store.SyncEvent, error)
 	SetEventPartial(ctx context.Context, id int64, partial string) error
 	SaveBackfill(ctx context.Context, b *store.Backfill) error
+	QueuedEvents(ctx context.Context, connID int64, limit int) (int, error)
 }
 
 // twinStore is the pairs of entities and what was last sent between them.

@@ -57,7 +57,7 @@ var (
 	backfillN = flag.Int("backfill", 100_000, "entities in the backfill run (0 skips it)")
 	hookMode  = flag.String("hook", "body", "webhook kind: body (the webhook carries the item, webhook_item_path \".\"), get (it names the item, Duplex reads it back from the item service)")
 	bpoll     = flag.Duration("bpoll", time.Minute, "poll interval of side b (its own writes come back as changes and are echo-checked)")
-	only      = flag.String("only", "", "run only: floor, duplex or backfill")
+	only      = flag.String("only", "", "run only these phases, comma-separated: floor, duplex, backfill (e.g. floor,backfill)")
 	pprofAddr = flag.String("pprof", "", "serve pprof from the duplex process on this loopback address (DUPLEX_PPROF)")
 	keep      = flag.Bool("keep", false, "keep the work directory")
 	maxDrain  = flag.Duration("drain", 60*time.Second, "how long to wait for Duplex to apply what it accepted")
@@ -77,11 +77,11 @@ func main() {
 	fmt.Printf("bench: %d connections, %v per phase, latency phase at %d/s, GOMAXPROCS of the servers: default (%d CPUs)\n",
 		*conns, *dur, *rate, numCPU())
 	var floor, dup report
-	if *only == "" || *only == "floor" {
+	if runs("floor") {
 		floor = runFloor(work)
 		floor.print("floor")
 	}
-	if *only == "" || *only == "duplex" {
+	if runs("duplex") {
 		dup = runDuplex(work)
 		dup.print("duplex")
 	}
@@ -90,9 +90,14 @@ func main() {
 			100*dup.throughput/floor.throughput, dup.throughput, floor.throughput,
 			dup.cpuPerChange/floor.cpuPerChange, dup.cpuPerChange, floor.cpuPerChange, *rate, dup.paced.p99, floor.paced.p99)
 	}
-	if (*only == "" || *only == "backfill") && *backfillN > 0 {
+	if runs("backfill") && *backfillN > 0 {
 		runBackfill(work, *backfillN)
 	}
+}
+
+// runs tells whether -only lets a phase run.
+func runs(phase string) bool {
+	return *only == "" || slices.Contains(strings.Split(*only, ","), phase)
 }
 
 func check(err error) {
@@ -824,15 +829,35 @@ func runBackfill(work string, n int) {
 		}
 	}
 	el, cpu := time.Since(t0), p.cpu()-c0
-	rss := p.peakRSS()
-	p.stop()
+	rss, own := p.peakRSS(), hwm(p.cmd.Process.Pid)
+	logText := p.stop()
 	status := "complete"
 	if got < int64(n) {
 		status = fmt.Sprintf("INCOMPLETE after %v", limit)
 	}
-	fmt.Printf("backfill: %d of %d entities created on side b in %v (%.0f/s), CPU %.0f µs/entity, peak RSS %.1f MB: %s\n",
-		got, n, el.Round(100*time.Millisecond), float64(got)/el.Seconds(), float64(cpu.Microseconds())/float64(max(got, 1)), rss, status)
+	fmt.Printf("backfill: %d of %d entities created on side b in %v (%.0f/s), CPU %.0f µs/entity, peak RSS %.1f MB (server %.1f, script workers %.1f): %s\n",
+		got, n, el.Round(100*time.Millisecond), float64(got)/el.Seconds(), float64(cpu.Microseconds())/float64(max(got, 1)), rss, own, rss-own, status)
+	if s := crossings(logText, got); s != "" {
+		fmt.Println("backfill:   " + strings.ReplaceAll(s, "change", "entity"))
+	}
+	if s := storeRoundTrips(logText, got); s != "" {
+		fmt.Println("backfill:   " + s)
+	}
 	for _, l := range storeCounts(filepath.Join(dir, "duplex.db")) {
 		fmt.Println("backfill:   " + l)
 	}
+}
+
+// storeRoundTrips reads the store's statements and commits (what /metrics
+// exports as duplex_store_statements_total and _commits_total), which
+// `duplex serve` logs when it stops, per entity ("" if it does not).
+func storeRoundTrips(logText string, n int64) string {
+	stm := regexp.MustCompile(`store_statements=(\d+)`).FindStringSubmatch(logText)
+	com := regexp.MustCompile(`store_commits=(\d+)`).FindStringSubmatch(logText)
+	if stm == nil || com == nil || n == 0 {
+		return ""
+	}
+	s, _ := strconv.ParseInt(stm[1], 10, 64)
+	c, _ := strconv.ParseInt(com[1], 10, 64)
+	return fmt.Sprintf("store: %.2f statements and %.2f commits per entity", float64(s)/float64(n), float64(c)/float64(n))
 }

@@ -54,3 +54,17 @@ func TestTokens(t *testing.T) {
 		t.Fatal("token hash is not a stable one-way function of the token")
 	}
 }
+
+// The dummy hash costs a real check: the Default parameters and a key as
+// long, which no password matches.
+func TestDummyHash(t *testing.T) {
+	h := dummyHash()
+	want, _ := HashPassword("x", Default)
+	if strings.Join(strings.Split(h, "$")[:4], "$") != strings.Join(strings.Split(want, "$")[:4], "$") ||
+		len(strings.Split(h, "$")[5]) != len(strings.Split(want, "$")[5]) {
+		t.Fatalf("dummy hash %q has other parameters or key length than %q", h, want)
+	}
+	if err := VerifyPassword("duplex-dummy-password", h); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("verify against the dummy hash: %v, want ErrMismatch", err)
+	}
+}
