@@ -68,16 +68,11 @@ func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, erro
 	if err != nil {
 		return res, err
 	}
-	var cands []candidate
-	for _, ent := range page.Entities {
-		for _, u := range uses {
-			c, ok := e.intake(ctx, u.plan, u.side, ent, twins)
-			if ok {
-				c.readAt = readAt
-				cands = append(cands, c)
-			}
-		}
-	}
+	// The page's scripts run concurrently (as a webhook's do), so the
+	// sandbox carries them in a few messages instead of two round trips per
+	// change one after another: the one process polling a system otherwise
+	// set the pace of every process applying its changes.
+	cands := e.intakeAll(ctx, uses, page.Entities, twins, readAt)
 	_, isHooked := hooked(st.conn)
 	err = e.st.Tx(ctx, func(tx *store.Store) error {
 		if isHooked {
@@ -110,6 +105,12 @@ func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, erro
 	}
 	return res, nil
 }
+
+// intakeWidth bounds the intakes of one page run at once. An intake mostly
+// waits for the sandbox (its scripts run in worker processes, which bound
+// the CPU), and runs waiting together leave in one message: more at once
+// means fewer round trips, not more CPU.
+func (e *Engine) intakeWidth() int { return max(e.opts.Workers, 16) }
 
 type use struct {
 	plan *plan
@@ -205,7 +206,9 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 	}
 	match, err := e.opts.Runner.Match(ctx, sp.trigger, triggerVars(ent), scripting.Meta{Connection: p.conn.Name, Side: string(side), Timeout: p.options.scriptTimeout()})
 	if err != nil {
-		e.noteLimit(ctx, p.conn.ID, err)
+		if e.noteLimit(ctx, p.conn.ID, err) {
+			return c, false // quarantined meanwhile: resuming backfills it
+		}
 		c.failure = "trigger: " + err.Error()
 		return c, true
 	}
@@ -238,7 +241,9 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		scripting.Meta{Connection: p.conn.Name, Side: string(side), FirstSync: first, Timeout: p.options.scriptTimeout()})
 	c.log = strings.Join(out.Log, "\n")
 	if err != nil {
-		e.noteLimit(ctx, p.conn.ID, err)
+		if e.noteLimit(ctx, p.conn.ID, err) {
+			return c, false // as above: the page's intakes run at once
+		}
 		c.failure = err.Error()
 		return c, true
 	}
@@ -296,8 +301,19 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate) (int, error
 		ev store.SyncEvent
 	}
 	qs := make([]queued, 0, len(cands))
-	for _, at := range order {
+	var made map[int]store.Twin // new twins, by candidate: made in one statement
+	for k, at := range order {
 		c := cands[at]
+		if c.twinID == 0 && made == nil {
+			var err error
+			if made, err = newTwins(ctx, tx, cands, order[k:]); err != nil {
+				return 0, err
+			}
+		}
+		if t, ok := made[at]; ok {
+			qs = append(qs, queued{at, newEvent(c, t)})
+			continue
+		}
 		if c.unlink != 0 {
 			if err := unlinkRemembering(ctx, tx, c); err != nil { // relink.go
 				return 0, err
@@ -326,6 +342,40 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate) (int, error
 		evs[i] = qs[i].ev
 	}
 	return len(evs), tx.InsertEvents(ctx, evs)
+}
+
+// newTwins makes the twins of the new entities among cands[order...] (the
+// tail of commit's order: no twin yet, by entity id) in one statement per
+// connection and side, each with its replica as the last sent, as enqueue's
+// hot path does one by one. A candidate missing from the result has a twin
+// already (made since intake looked): enqueue's general path takes it.
+func newTwins(ctx context.Context, tx *store.Store, cands []candidate, order []int) (map[int]store.Twin, error) {
+	var specs []store.NewTwinSpec
+	var of []int // spec index → candidate index
+	for _, at := range order {
+		c := cands[at]
+		if !c.newTwin || c.deleted || c.twinID != 0 {
+			continue
+		}
+		sp := store.NewTwinSpec{ConnectionID: c.connID, Side: c.side, EntityID: c.entityID}
+		if c.failure == "" {
+			sp.Sent = &cands[at].replica
+		}
+		specs = append(specs, sp)
+		of = append(of, at)
+	}
+	made := make(map[int]store.Twin, len(specs))
+	if len(specs) == 0 {
+		return made, nil
+	}
+	bySpec, err := tx.NewTwins(ctx, specs)
+	if err != nil {
+		return nil, err
+	}
+	for i, t := range bySpec {
+		made[of[i]] = t
+	}
+	return made, nil
 }
 
 func b2i(b bool) int {

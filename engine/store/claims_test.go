@@ -601,3 +601,54 @@ func TestSaveTwinsMatchesOneByOne(t *testing.T) {
 		})
 	}
 }
+
+// NewTwins makes a page's new twins in one statement per connection and
+// side, as NewTwin does one by one: each with its entity and replica as the
+// last sent; an entity that has a twin already, or comes twice, is left out
+// (nothing written for it), the caller takes the general path.
+func TestNewTwins(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			old, err := f.st.EnsureTwin(f.ctx, f.conn.ID, store.SideA, "old")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r1, r2 := `{"title":"one"}`, `{"title":"two"}`
+			specs := []store.NewTwinSpec{
+				{ConnectionID: f.conn.ID, Side: store.SideA, EntityID: "n1", Sent: &r1},
+				{ConnectionID: f.conn.ID, Side: store.SideA, EntityID: "old", Sent: &r1},
+				{ConnectionID: f.conn.ID, Side: store.SideB, EntityID: "n2", Sent: &r2},
+				{ConnectionID: f.conn.ID, Side: store.SideA, EntityID: "n3"}, // the outgoing script failed
+				{ConnectionID: f.conn.ID, Side: store.SideA, EntityID: "n1", Sent: &r2},
+			}
+			made, err := f.st.NewTwins(f.ctx, specs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(made) != 3 || made[1].ID != 0 || made[4].ID != 0 {
+				t.Fatalf("made %+v, want specs 0, 2 and 3", made)
+			}
+			for i, want := range map[int]struct {
+				side store.Side
+				dir  store.Direction
+				sent *string
+			}{0: {store.SideA, store.AToB, &r1}, 2: {store.SideB, store.BToA, &r2}, 3: {store.SideA, store.AToB, nil}} {
+				got, err := f.st.TwinBy(f.ctx, f.conn.ID, want.side, specs[i].EntityID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.ID != made[i].ID || got.Origin != want.side || got.EntityID(want.side.Other()) != "" {
+					t.Fatalf("spec %d: stored %+v, made %+v", i, got, made[i])
+				}
+				if s := got.Sent(want.dir); (s == nil) != (want.sent == nil) || (s != nil && *s != *want.sent) {
+					t.Fatalf("spec %d: sent %v, want %v", i, s, want.sent)
+				}
+			}
+			again, err := f.st.TwinBy(f.ctx, f.conn.ID, store.SideA, "old")
+			if err != nil || again.ID != old.ID || again.Sent(store.AToB) != nil {
+				t.Fatalf("the existing twin changed: %+v, %v", again, err)
+			}
+		})
+	}
+}

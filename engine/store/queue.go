@@ -58,6 +58,106 @@ func (s *Store) NewTwin(ctx context.Context, connID int64, side Side, id string,
 	return t, true, nil
 }
 
+// NewTwinSpec is one new entity for NewTwins: its side, id, and the replica
+// just queued from it (nil: none, the outgoing script failed).
+type NewTwinSpec struct {
+	ConnectionID int64
+	Side         Side
+	EntityID     string
+	Sent         *string
+}
+
+// NewTwins is NewTwin for a page of new entities: one multi-row insert per
+// connection and side instead of a statement each. made holds the twins
+// created, by the index of their spec; a spec missing from it has a twin
+// already (the unique index decides, as in NewTwin) and nothing was written
+// for it. Rows are inserted in the specs' order, so a caller that sorted
+// them keeps its lock order.
+func (s *Store) NewTwins(ctx context.Context, specs []NewTwinSpec) (map[int]Twin, error) {
+	made := make(map[int]Twin, len(specs))
+	type group struct {
+		conn int64
+		side Side
+	}
+	var order []group
+	byGroup := map[group][]int{}
+	for i, sp := range specs {
+		g := group{sp.ConnectionID, sp.Side}
+		if _, ok := byGroup[g]; !ok {
+			order = append(order, g)
+		}
+		byGroup[g] = append(byGroup[g], i)
+	}
+	const chunk = 200 // 9 parameters a row, well under SQLite's limit
+	for _, g := range order {
+		idx := byGroup[g]
+		for len(idx) > 0 {
+			part := idx[:min(chunk, len(idx))]
+			idx = idx[len(part):]
+			if err := s.newTwinsOf(ctx, g.conn, g.side, specs, part, made); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return made, nil
+}
+
+// newTwinsOf inserts the twins of specs[part], all of one connection and
+// side, and puts the ones made into made.
+func (s *Store) newTwinsOf(ctx context.Context, connID int64, side Side, specs []NewTwinSpec, part []int, made map[int]Twin) error {
+	now := s.now()
+	at := make(map[string]int, len(part)) // entity id → spec index
+	var b strings.Builder
+	b.WriteString(`INSERT INTO twins (connection_id, a_id, b_id, sent_ab, sent_ba, comment_links, origin, created_at, updated_at) VALUES `)
+	args := make([]any, 0, 8*len(part))
+	for _, i := range part {
+		sp := specs[i]
+		t := Twin{ConnectionID: connID, CommentLinks: "{}", Origin: side, CreatedAt: now, UpdatedAt: now}
+		t.SetEntityID(side, sp.EntityID)
+		if sp.Sent != nil {
+			t.SetSent(DirectionFrom(side), *sp.Sent)
+		}
+		if _, dup := at[sp.EntityID]; dup {
+			continue // twice in one page: the first makes it
+		}
+		at[sp.EntityID] = i
+		made[i] = t
+		if len(args) > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, '{}', ?, ?, ?)")
+		args = append(args, connID, t.AID, t.BID, t.SentAB, t.SentBA, string(side), now, now)
+	}
+	b.WriteString(" ON CONFLICT DO NOTHING RETURNING id, " + string(side) + "_id")
+	rows, err := s.query(ctx, b.String(), args...)
+	if err != nil {
+		return wrap("create twins", err)
+	}
+	defer rows.Close()
+	got := map[int]bool{}
+	for rows.Next() {
+		var id int64
+		var ent string
+		if err := rows.Scan(&id, &ent); err != nil {
+			return wrap("create twins", err)
+		}
+		i := at[ent]
+		t := made[i]
+		t.ID = id
+		made[i] = t
+		got[i] = true
+	}
+	if err := rows.Err(); err != nil {
+		return wrap("create twins", err)
+	}
+	for _, i := range part {
+		if !got[i] {
+			delete(made, i) // it existed: the caller takes the general path
+		}
+	}
+	return nil
+}
+
 // TwinsOf reads the twins of several entities of one side of a connection,
 // by entity id: one query for a page of changes instead of one per entity.
 func (s *Store) TwinsOf(ctx context.Context, connID int64, side Side, ids []string) (map[string]Twin, error) {
