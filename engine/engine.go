@@ -89,6 +89,8 @@ type Engine struct {
 	claims claimState
 
 	quarantine quarantineState
+
+	writes writeBatches // batchwrite.go
 }
 
 type systemState struct {
