@@ -203,7 +203,7 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		c.deleted = true
 		return c, true
 	}
-	match, err := e.opts.Runner.Match(ctx, sp.trigger, triggerVars(ent), scripting.Meta{Connection: p.conn.Name, Side: string(side), Timeout: p.options.scriptTimeout()})
+	match, early, err := e.match(ctx, p, side, ent, twin, hasTwin)
 	if err != nil {
 		e.noteLimit(ctx, p.conn.ID, err)
 		c.failure = "trigger: " + err.Error()
@@ -234,8 +234,13 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		}
 	}
 	first := !hasTwin || twin.EntityID(side.Other()) == ""
-	out, err := e.opts.Runner.Outgoing(ctx, sp.outgoing, scriptEntity(ent), previous,
-		scripting.Meta{Connection: p.conn.Name, Side: string(side), FirstSync: first, Timeout: p.options.scriptTimeout()})
+	var out scripting.OutgoingResult
+	if early != nil && c.relink == 0 { // it ran on these inputs: no relink since
+		out, err = *early.Out, early.Err
+	} else {
+		out, err = e.opts.Runner.Outgoing(ctx, sp.outgoing, scriptEntity(ent), previous,
+			scripting.Meta{Connection: p.conn.Name, Side: string(side), FirstSync: first, Timeout: p.options.scriptTimeout()})
+	}
 	c.log = strings.Join(out.Log, "\n")
 	if err != nil {
 		e.noteLimit(ctx, p.conn.ID, err)
@@ -260,6 +265,44 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		return c, c.relink != 0
 	}
 	return c, true
+}
+
+// matchOutgoing is implemented by executors that evaluate a trigger and,
+// when it matches, run the outgoing script in one request (sandbox.Pool:
+// one crossing to its workers instead of two).
+type matchOutgoing interface {
+	MatchOutgoing(ctx context.Context, t *scripting.Trigger, vars map[string]any, tmeta scripting.Meta,
+		s *scripting.Script, entity, previous map[string]any, meta scripting.Meta) (scripting.MatchedOutgoing, error)
+}
+
+// match evaluates the side's trigger on ent. When the executor can, the
+// outgoing script goes in the same request (early, nil when it did not
+// run), on the inputs intake gives it unless a remembered pair is restored:
+// the twin's last sent replica and whether the other side has the entity.
+// Not for an echo of Duplex's own write, which runs no outgoing script.
+func (e *Engine) match(ctx context.Context, p *plan, side store.Side, ent connectors.Entity, twin store.Twin, hasTwin bool) (bool, *scripting.MatchedOutgoing, error) {
+	sp := p.sides[side]
+	tmeta := scripting.Meta{Connection: p.conn.Name, Side: string(side), Timeout: p.options.scriptTimeout()}
+	mo, ok := e.opts.Runner.(matchOutgoing)
+	var previous map[string]any
+	var err error
+	if hasTwin {
+		previous, err = decodeObject(twin.Sent(store.DirectionFrom(side)))
+	}
+	if !ok || err != nil || hasTwin && twin.Hash(side) != "" && twin.Hash(side) == contentHash(ent) {
+		match, err := e.opts.Runner.Match(ctx, sp.trigger, triggerVars(ent), tmeta)
+		return match, nil, err
+	}
+	meta := tmeta
+	meta.FirstSync = !hasTwin || twin.EntityID(side.Other()) == ""
+	res, err := mo.MatchOutgoing(ctx, sp.trigger, triggerVars(ent), tmeta, sp.outgoing, scriptEntity(ent), previous, meta)
+	if err == nil {
+		err = res.MatchErr
+	}
+	if res.Out == nil {
+		return res.Match, nil, err
+	}
+	return res.Match, &res, err
 }
 
 // maxReplicaBytes bounds what one change may carry to the other side, so a
