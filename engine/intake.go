@@ -234,13 +234,10 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 		}
 	}
 	first := !hasTwin || twin.EntityID(side.Other()) == ""
-	var out scripting.OutgoingResult
-	if early != nil && c.relink == 0 { // it ran on these inputs: no relink since
-		out, err = *early.Out, early.Err
-	} else {
-		out, err = e.opts.Runner.Outgoing(ctx, sp.outgoing, scriptEntity(ent), previous,
-			scripting.Meta{Connection: p.conn.Name, Side: string(side), FirstSync: first, Timeout: p.options.scriptTimeout()})
+	if c.relink != 0 {
+		early = nil // it ran on the inputs before the relink
 	}
+	out, err := e.outgoing(ctx, p, side, ent, previous, first, early)
 	c.log = strings.Join(out.Log, "\n")
 	if err != nil {
 		e.noteLimit(ctx, p.conn.ID, err)
@@ -303,6 +300,16 @@ func (e *Engine) match(ctx context.Context, p *plan, side store.Side, ent connec
 		return res.Match, nil, err
 	}
 	return res.Match, &res, err
+}
+
+// outgoing is the side's outgoing script's result on ent: the run that
+// went with the trigger's (early), or a run now.
+func (e *Engine) outgoing(ctx context.Context, p *plan, side store.Side, ent connectors.Entity, previous map[string]any, first bool, early *scripting.MatchedOutgoing) (scripting.OutgoingResult, error) {
+	if early != nil {
+		return *early.Out, early.Err
+	}
+	return e.opts.Runner.Outgoing(ctx, p.sides[side].outgoing, scriptEntity(ent), previous,
+		scripting.Meta{Connection: p.conn.Name, Side: string(side), FirstSync: first, Timeout: p.options.scriptTimeout()})
 }
 
 // maxReplicaBytes bounds what one change may carry to the other side, so a
