@@ -23,6 +23,8 @@ import (
 type writeBatches struct {
 	mu     sync.Mutex
 	groups map[connectors.BatchWriter]*writeGroup // a group runs while it is here
+
+	writes, batches atomic.Int64 // WriteMany calls and the writes they carried
 }
 
 type writeGroup struct {
@@ -83,6 +85,8 @@ func (b *writeBatches) run(bw connectors.BatchWriter, g *writeGroup) {
 		batch := g.queue[:n:n]
 		g.queue = g.queue[n:]
 		b.mu.Unlock()
+		b.writes.Add(int64(n))
+		b.batches.Add(1)
 		writeBatch(bw, batch)
 	}
 }
