@@ -44,7 +44,7 @@ const writeBatchMax = 64
 // write hands w to bw's batch and waits for its result.
 func (b *writeBatches) write(ctx context.Context, bw connectors.BatchWriter, w connectors.Write) connectors.WriteResult {
 	p := &pendingWrite{ctx: ctx, w: w, done: make(chan struct{})}
-	if !reflect.TypeOf(bw).Comparable() { // cannot key a group: a batch of its own
+	if !reflect.ValueOf(bw).Comparable() { // cannot key a group: a batch of its own
 		writeBatch(bw, []*pendingWrite{p})
 		return p.res
 	}
