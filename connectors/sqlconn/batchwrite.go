@@ -13,14 +13,20 @@ var _ connectors.BatchWriter = (*conn)(nil)
 // WriteMany makes a batch's creates and updates in one transaction
 // (connectors.BatchWriter): one commit, so one fsync on SQLite, instead of
 // one per row. Each write runs under its own savepoint: one that fails is
-// rolled back alone and reports its error, the others land. A create whose
+// rolled back alone and reports its error, the others land. A batch of one
+// is written as Create or Update writes it. A create whose
 // key an earlier attempt stored is found, not made again (the keys of the
 // whole batch in one query, before the transaction). If the transaction
 // cannot begin or commit, every write in it reports that error.
 func (c *conn) WriteMany(ctx context.Context, ws []connectors.Write) []connectors.WriteResult {
 	out := make([]connectors.WriteResult, len(ws))
 	todo := c.findKeys(ctx, ws, out)
-	if len(todo) == 0 {
+	switch len(todo) {
+	case 0:
+		return out
+	case 1: // a write alone: Create's or Update's own statements, no savepoint
+		i := todo[0]
+		out[i].Entity, out[i].Err = c.writeAlone(ctx, ws[i])
 		return out
 	}
 	if err := c.writeTx(ctx, ws, todo, out); err != nil {
@@ -149,6 +155,20 @@ func (c *conn) writeTx(ctx context.Context, ws []connectors.Write, todo []int, o
 		}
 	}
 	return c.wrapNil("write batch", tx.Commit())
+}
+
+// writeAlone makes one write as Create (its key already looked up) or
+// Update does: on PostgreSQL and MariaDB a savepoint and a transaction of
+// its own would cost round trips and save no commit.
+func (c *conn) writeAlone(ctx context.Context, w connectors.Write) (connectors.Entity, error) {
+	if w.ID != "" {
+		return c.Update(ctx, w.ID, w.Fields)
+	}
+	key := w.Key
+	if c.corrQ == "" {
+		key = ""
+	}
+	return c.create(ctx, key, w.Fields)
 }
 
 // writeOne is one write of a batch in tx: the row as it left it, without

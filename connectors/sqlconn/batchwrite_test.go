@@ -89,6 +89,17 @@ func TestWriteMany(t *testing.T) {
 			if again[0].Err != nil || !again[0].Found || again[0].Entity.ID != res[0].Entity.ID {
 				t.Fatalf("the retried create: %+v", again[0])
 			}
+			// A batch of one goes the way of Create and Update.
+			one := bw.WriteMany(ctx, []connectors.Write{{Key: "k9", Fields: map[string]any{"title": "alone"}}})
+			if got, err := c.Get(ctx, one[0].Entity.ID); one[0].Err != nil || err != nil || !reflect.DeepEqual(got, one[0].Entity) || got.Fields["title"] != "alone" {
+				t.Fatalf("a create alone: %+v (%v)", one[0], err)
+			}
+			if again := bw.WriteMany(ctx, []connectors.Write{{Key: "k9", Fields: map[string]any{"title": "alone"}}}); !again[0].Found || again[0].Entity.ID != one[0].Entity.ID {
+				t.Fatalf("a create alone, retried: %+v", again[0])
+			}
+			if miss := bw.WriteMany(ctx, []connectors.Write{{ID: "999999", Fields: map[string]any{"title": "x"}}}); !errors.Is(miss[0].Err, connectors.ErrNotFound) {
+				t.Fatalf("an update alone of a missing row: %v", miss[0].Err)
+			}
 		})
 	}
 }
