@@ -26,13 +26,17 @@ func (f *fakeBatch) WriteMany(ctx context.Context, ws []connectors.Write) []conn
 	f.sizes = append(f.sizes, len(ws))
 	f.ctxs = append(f.ctxs, ctx)
 	f.mu.Unlock()
+	out := make([]connectors.WriteResult, len(ws))
 	if first {
 		select {
 		case <-f.release:
-		case <-ctx.Done():
+		case <-ctx.Done(): // called off: nothing written
+			for i := range out {
+				out[i].Err = ctx.Err()
+			}
+			return out
 		}
 	}
-	out := make([]connectors.WriteResult, len(ws))
 	for i, w := range ws {
 		if w.Fields["id"] == "fail" {
 			out[i].Err = errors.New("refused")
@@ -98,13 +102,13 @@ func TestWriteBatchesContext(t *testing.T) {
 	f := &fakeBatch{release: make(chan struct{})}
 	ctx1, cancel1 := context.WithCancel(context.Background())
 	ctx2, cancel2 := context.WithCancel(context.Background())
-	errs := make(chan error, 2)
-	go func() { errs <- b.write(ctx1, f, connectors.Write{Fields: map[string]any{"id": "1"}}).Err }()
+	errs1, errs2 := make(chan error, 1), make(chan error, 1)
+	go func() { errs1 <- b.write(ctx1, f, connectors.Write{Fields: map[string]any{"id": "1"}}).Err }()
 	waitUntil(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.sizes) == 1 })
 	// The second joins the next batch; cancel the first's caller.
-	go func() { errs <- b.write(ctx2, f, connectors.Write{Fields: map[string]any{"id": "2"}}).Err }()
+	go func() { errs2 <- b.write(ctx2, f, connectors.Write{Fields: map[string]any{"id": "2"}}).Err }()
 	cancel1()
-	if err := <-errs; !errors.Is(err, context.Canceled) {
+	if err := <-errs1; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the cancelled caller got %v", err)
 	}
 	f.mu.Lock()
@@ -115,7 +119,7 @@ func TestWriteBatchesContext(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the batch's context outlived its callers")
 	}
-	if err := <-errs; err != nil {
+	if err := <-errs2; err != nil {
 		t.Fatalf("the second write: %v", err)
 	}
 	cancel2()
