@@ -136,6 +136,36 @@ type BatchReader interface {
 	GetMany(ctx context.Context, ids []string) (map[string]Entity, error)
 }
 
+// BatchWriter is implemented by connectors that write many entities in
+// fewer round trips or commits than one Create or Update each (the sql
+// connector: one transaction, so one commit and one fsync, for a batch).
+// The engine hands it the writes of the events that reach a target system
+// together. WriteMany returns one result per write, in order; each is its
+// own: a write that fails reports its error and changes nothing, the others
+// land (the engine retries only the failed one's event). A create with a
+// Key behaves as Correlating's: the entity an earlier attempt created with
+// that key is returned (Found) instead of a second one.
+type BatchWriter interface {
+	WriteMany(ctx context.Context, ws []Write) []WriteResult
+}
+
+// Write is one write of a batch: an update of the given fields of entity ID
+// (like Update), or with ID "" a create (like Create, or CreateCorrelated
+// with Key).
+type Write struct {
+	ID     string
+	Key    string
+	Fields map[string]any
+}
+
+// WriteResult is one write's outcome: the entity as stored after it, or
+// its error. Found: a create whose key found the entity already there.
+type WriteResult struct {
+	Entity Entity
+	Found  bool
+	Err    error
+}
+
 // Finder is implemented by connectors that can look entities up by the value
 // of one field, for `unique` validation rules (duplicate detection against
 // the target). FindBy returns at most limit entities (comments may be left

@@ -252,7 +252,7 @@ func (e *Engine) write(ctx context.Context, r *applyRun) (*store.Twin, error) {
 		r.out.Action, r.out.Patch = "create", r.changes
 		e.ackToPeer(ctx, r.p, r.src, r.ev, r.local) // engine/peer.go: when the source is a peer link
 	case len(r.changes) > 0:
-		if r.local, err = r.target.conn.Update(ctx, r.targetID, r.changes); err != nil {
+		if r.local, err = e.update(ctx, r.target.conn, r.targetID, r.changes); err != nil {
 			return e.partialUpdate(ctx, r.ev, &r.twin, r.dst, r.base, r.targetID, r.changes, err), fmt.Errorf("update %s entity %s: %w", r.dst, r.targetID, err)
 		}
 		r.out.Action, r.out.Patch = "update", r.changes

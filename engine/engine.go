@@ -103,6 +103,7 @@ type Engine struct {
 	quarantine quarantineState
 
 	deployment atomic.Pointer[store.Deployment] // read once (corrkey.go)
+	writes     writeBatches                     // batchwrite.go
 }
 
 type systemState struct {
@@ -240,6 +241,9 @@ func (e *Engine) dropSystem(systemID int64, only *systemState) {
 // shared work (Run releases them too when it ends).
 func (e *Engine) Close() error {
 	e.releaseClaims(false)
+	if n := e.writes.writes.Load(); n > 0 { // bench/load reads it
+		e.log.Info("batched target writes", "target_writes", n, "target_write_batches", e.writes.batches.Load())
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var errs []error

@@ -42,6 +42,41 @@ func (c counting) GetMany(ctx context.Context, ids []string) (map[string]connect
 	return c.Connector.(connectors.BatchReader).GetMany(ctx, ids)
 }
 
+// WriteMany passes the batched write through (the sql connector has it),
+// with the faults of Create and Update injected per write: a write the
+// fault refuses does not reach the database, and one after the write loses
+// only that write's answer.
+func (c counting) WriteMany(ctx context.Context, ws []connectors.Write) []connectors.WriteResult {
+	out := make([]connectors.WriteResult, len(ws))
+	var pass []connectors.Write
+	var at []int
+	for i, w := range ws {
+		if err := c.inject(writeOp(w)); err != nil {
+			out[i].Err = err
+			continue
+		}
+		pass, at = append(pass, w), append(at, i)
+	}
+	if len(pass) == 0 {
+		return out
+	}
+	for k, r := range c.Connector.(connectors.BatchWriter).WriteMany(ctx, pass) {
+		if r.Err == nil && !r.Found {
+			c.writes.Add(1)
+			r.Err = c.inject("after-" + writeOp(pass[k]))
+		}
+		out[at[k]] = r
+	}
+	return out
+}
+
+func writeOp(w connectors.Write) string {
+	if w.ID == "" {
+		return "create"
+	}
+	return "update"
+}
+
 func (c counting) inject(op string) error {
 	if h := c.fault.Load(); h != nil {
 		return (*h)(c.system, op)

@@ -192,11 +192,14 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 	if done {
 		return in.c, ok
 	}
-	match, err := e.opts.Runner.Match(ctx, p.sides[side].trigger, triggerVars(ent), in.triggerMeta(p))
+	match, early, err := e.match(ctx, p, side, ent, in.twin, in.hasTwin)
 	if done, ok := e.intakeMatched(ctx, p, &in, ent, match, err); done {
 		return in.c, ok
 	}
-	out, err := e.opts.Runner.Outgoing(ctx, p.sides[side].outgoing, scriptEntity(ent), in.previous, in.outgoingMeta(p))
+	if in.c.relink != 0 {
+		early = nil // it ran on the inputs before the relink
+	}
+	out, err := e.outgoing(ctx, p, side, ent, in.previous, in.outgoingMeta(p), early)
 	return e.intakeTail(ctx, p, &in, ent, out, err)
 }
 
@@ -310,6 +313,53 @@ func (e *Engine) intakeTail(ctx context.Context, p *plan, in *intakeStep, ent co
 		return c, c.relink != 0
 	}
 	return c, true
+}
+
+// matchOutgoing is implemented by executors that evaluate a trigger and,
+// when it matches, run the outgoing script in one request (sandbox.Pool:
+// one crossing to its workers instead of two).
+type matchOutgoing interface {
+	MatchOutgoing(ctx context.Context, t *scripting.Trigger, vars map[string]any, tmeta scripting.Meta,
+		s *scripting.Script, entity, previous map[string]any, meta scripting.Meta) (scripting.MatchedOutgoing, error)
+}
+
+// match evaluates the side's trigger on ent. When the executor can, the
+// outgoing script goes in the same request (early, nil when it did not
+// run), on the inputs intake gives it unless a remembered pair is restored:
+// the twin's last sent replica and whether the other side has the entity.
+// Not for an echo of Duplex's own write, which runs no outgoing script.
+func (e *Engine) match(ctx context.Context, p *plan, side store.Side, ent connectors.Entity, twin store.Twin, hasTwin bool) (bool, *scripting.MatchedOutgoing, error) {
+	sp := p.sides[side]
+	tmeta := scripting.Meta{Connection: p.conn.Name, Side: string(side), Timeout: p.options.scriptTimeout()}
+	mo, ok := e.opts.Runner.(matchOutgoing)
+	var previous map[string]any
+	var err error
+	if hasTwin {
+		previous, err = decodeObject(twin.Sent(store.DirectionFrom(side)))
+	}
+	if !ok || err != nil || hasTwin && twin.Hash(side) != "" && twin.Hash(side) == contentHash(ent) {
+		match, err := e.opts.Runner.Match(ctx, sp.trigger, triggerVars(ent), tmeta)
+		return match, nil, err
+	}
+	meta := tmeta
+	meta.FirstSync = !hasTwin || twin.EntityID(side.Other()) == ""
+	res, err := mo.MatchOutgoing(ctx, sp.trigger, triggerVars(ent), tmeta, sp.outgoing, scriptEntity(ent), previous, meta)
+	if err == nil {
+		err = res.MatchErr
+	}
+	if res.Out == nil {
+		return res.Match, nil, err
+	}
+	return res.Match, &res, err
+}
+
+// outgoing is the side's outgoing script's result on ent: the run that
+// went with the trigger's (early), or a run now.
+func (e *Engine) outgoing(ctx context.Context, p *plan, side store.Side, ent connectors.Entity, previous map[string]any, meta scripting.Meta, early *scripting.MatchedOutgoing) (scripting.OutgoingResult, error) {
+	if early != nil {
+		return *early.Out, early.Err
+	}
+	return e.opts.Runner.Outgoing(ctx, p.sides[side].outgoing, scriptEntity(ent), previous, meta)
 }
 
 // maxReplicaBytes bounds what one change may carry to the other side, so a

@@ -499,6 +499,10 @@ func (e *Engine) applyDelete(ctx context.Context, p *plan, twin *store.Twin, dst
 // create makes the counterpart of a new twin, or finds the one an earlier,
 // interrupted attempt made (found=true).
 func (e *Engine) create(ctx context.Context, conn connectors.Connector, key string, fields map[string]any) (connectors.Entity, bool, error) {
+	if bw, ok := conn.(connectors.BatchWriter); ok { // batchwrite.go
+		r := e.writes.write(ctx, bw, connectors.Write{Key: key, Fields: fields})
+		return r.Entity, r.Found, r.Err
+	}
 	cc, ok := conn.(connectors.Correlating)
 	if !ok {
 		ent, err := conn.Create(ctx, fields)

@@ -65,6 +65,17 @@ type OutgoingResult struct {
 	Log     []string
 }
 
+// MatchedOutgoing is a trigger's answer and, when it matched, the outgoing
+// script's run that went with it in one request (sandbox.Pool's
+// MatchOutgoing). Out is nil when the script did not run: the trigger did
+// not match, or failed (MatchErr).
+type MatchedOutgoing struct {
+	Match    bool
+	MatchErr error
+	Out      *OutgoingResult
+	Err      error // the outgoing script's
+}
+
 // IncomingResult is what an incoming script produced. When Skipped, Entity
 // is nil.
 type IncomingResult struct {

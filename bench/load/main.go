@@ -714,6 +714,9 @@ func runDuplex(work string) report {
 	if c := crossings(logText, s.seq.Load()); c != "" {
 		r.extra = append(r.extra, c)
 	}
+	if w := targetBatches(logText); w != "" {
+		r.extra = append(r.extra, w)
+	}
 	r.extra = append(r.extra, storeCounts(filepath.Join(dir, "duplex.db"))...)
 	return r
 }
@@ -741,6 +744,19 @@ func crossings(logText string, changes int64) string {
 	m, _ := strconv.ParseInt(msgs[1], 10, 64)
 	return fmt.Sprintf("script runs: %.2f per change in %.2f messages to the workers (%.1f runs per message)",
 		float64(r)/float64(changes), float64(m)/float64(changes), float64(r)/float64(max(m, 1)))
+}
+
+// targetBatches reads how many writes to the target went in how many
+// batches (connectors.BatchWriter), which `duplex serve` logs when it stops.
+func targetBatches(logText string) string {
+	w := regexp.MustCompile(`target_writes=(\d+)`).FindStringSubmatch(logText)
+	b := regexp.MustCompile(`target_write_batches=(\d+)`).FindStringSubmatch(logText)
+	if w == nil || b == nil {
+		return ""
+	}
+	n, _ := strconv.ParseInt(w[1], 10, 64)
+	m, _ := strconv.ParseInt(b[1], 10, 64)
+	return fmt.Sprintf("writes to side b: %d in %d batches (%.1f per transaction)", n, m, float64(n)/float64(max(m, 1)))
 }
 
 func storeCounts(path string) []string {

@@ -538,12 +538,22 @@ func (c *conn) FindBy(ctx context.Context, field, value string, limit int) ([]co
 }
 
 func (c *conn) create(ctx context.Context, corr string, fields map[string]any) (connectors.Entity, error) {
-	vals, set, err := c.writeArgs(fields)
+	id, err := c.insertRow(ctx, nil, corr, fields)
 	if err != nil {
 		return connectors.Entity{}, err
 	}
+	return c.Get(ctx, id)
+}
+
+// insertRow inserts a row from fields (with corr in the correlation
+// column, unless "") and returns its id; in tx when not nil.
+func (c *conn) insertRow(ctx context.Context, tx *sql.Tx, corr string, fields map[string]any) (string, error) {
+	vals, set, err := c.writeArgs(fields)
+	if err != nil {
+		return "", err
+	}
 	now, _ := c.d.now()
-	row := func() *sql.Row { return c.st.insert.QueryRowContext(ctx, append(vals, now)...) }
+	row := func() *sql.Row { return c.stmt(ctx, tx, c.st.insert).QueryRowContext(ctx, append(vals, now)...) }
 	if slices.Contains(set, false) || corr != "" {
 		// Columns the caller did not give are left out so their defaults
 		// apply (a NOT NULL DEFAULT '' column must not receive NULL). Creates
@@ -560,36 +570,36 @@ func (c *conn) create(ctx context.Context, corr string, fields map[string]any) (
 		}
 		q := c.d.rebind("INSERT INTO " + c.tableQ + " (" + strings.Join(cols, ", ") + ") VALUES (" +
 			strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ") RETURNING " + c.idQ)
-		row = func() *sql.Row { return c.db.QueryRowContext(ctx, q, args...) }
+		row = func() *sql.Row {
+			if tx != nil {
+				return tx.QueryRowContext(ctx, q, args...)
+			}
+			return c.db.QueryRowContext(ctx, q, args...)
+		}
 	}
 	var newID any
 	if err := row().Scan(&newID); err != nil {
-		return connectors.Entity{}, c.wrap("create", err)
+		return "", c.wrap("create", err)
 	}
-	id := idString(newID)
-	return c.Get(ctx, id)
+	return idString(newID), nil
+}
+
+// stmt is st as used in tx, or st itself when tx is nil.
+func (c *conn) stmt(ctx context.Context, tx *sql.Tx, st *sql.Stmt) *sql.Stmt {
+	if tx == nil {
+		return st
+	}
+	return tx.StmtContext(ctx, st)
 }
 
 // Update writes only the given declared, writable fields and the updated
 // column. Read-only fields are ignored; if nothing is left it writes nothing.
 func (c *conn) Update(ctx context.Context, id string, fields map[string]any) (connectors.Entity, error) {
-	vals, set, err := c.writeArgs(fields)
-	if err != nil {
+	if _, set, err := c.writeArgs(fields); err != nil {
 		return connectors.Entity{}, err
-	}
-	if !slices.Contains(set, true) {
+	} else if !slices.Contains(set, true) {
 		return c.Get(ctx, id)
 	}
-	idv, ok := parseID(id, c.idInt)
-	if !ok {
-		return connectors.Entity{}, c.notFound(id)
-	}
-	now, _ := c.d.now()
-	args := make([]any, 0, 2*len(vals)+2)
-	for i, v := range vals {
-		args = append(args, set[i], v)
-	}
-	args = append(args, now, idv)
 	// The update and the read of the row share a transaction, so the entity
 	// returned is exactly what this update left: the engine hashes it to
 	// recognise its own write, and a person's edit slipping in between must
@@ -599,20 +609,9 @@ func (c *conn) Update(ctx context.Context, id string, fields map[string]any) (co
 		return connectors.Entity{}, c.wrap("update "+id, err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	res, err := tx.StmtContext(ctx, c.st.update).ExecContext(ctx, args...)
+	e, err := c.updateRow(ctx, tx, id, fields)
 	if err != nil {
-		return connectors.Entity{}, c.wrap("update "+id, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return connectors.Entity{}, c.wrap("update "+id, err)
-	}
-	if n == 0 {
-		return connectors.Entity{}, c.notFound(id)
-	}
-	e, _, err := c.scanEntity(tx.StmtContext(ctx, c.st.get).QueryRowContext(ctx, idv))
-	if err != nil {
-		return connectors.Entity{}, c.wrap("update "+id, err)
+		return connectors.Entity{}, err
 	}
 	if err := tx.Commit(); err != nil {
 		return connectors.Entity{}, c.wrap("update "+id, err)
@@ -621,6 +620,51 @@ func (c *conn) Update(ctx context.Context, id string, fields map[string]any) (co
 		if e.Comments, err = c.loadComments(ctx, id); err != nil {
 			return connectors.Entity{}, err
 		}
+	}
+	return e, nil
+}
+
+// updateRow updates a row in tx and reads it back there, without its
+// comments. Nothing to write: the row as it is.
+func (c *conn) updateRow(ctx context.Context, tx *sql.Tx, id string, fields map[string]any) (connectors.Entity, error) {
+	vals, set, err := c.writeArgs(fields)
+	if err != nil {
+		return connectors.Entity{}, err
+	}
+	idv, ok := parseID(id, c.idInt)
+	if !ok {
+		return connectors.Entity{}, c.notFound(id)
+	}
+	if slices.Contains(set, true) {
+		now, _ := c.d.now()
+		args := make([]any, 0, 2*len(vals)+2)
+		for i, v := range vals {
+			args = append(args, set[i], v)
+		}
+		args = append(args, now, idv)
+		res, err := tx.StmtContext(ctx, c.st.update).ExecContext(ctx, args...)
+		if err != nil {
+			return connectors.Entity{}, c.wrap("update "+id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return connectors.Entity{}, c.wrap("update "+id, err)
+		}
+		if n == 0 {
+			return connectors.Entity{}, c.notFound(id)
+		}
+	}
+	return c.readRow(ctx, tx, id, idv)
+}
+
+// readRow reads a row in tx, without its comments.
+func (c *conn) readRow(ctx context.Context, tx *sql.Tx, id string, idv any) (connectors.Entity, error) {
+	e, _, err := c.scanEntity(tx.StmtContext(ctx, c.st.get).QueryRowContext(ctx, idv))
+	if errors.Is(err, sql.ErrNoRows) {
+		return connectors.Entity{}, c.notFound(id)
+	}
+	if err != nil {
+		return connectors.Entity{}, c.wrap("read "+id, err)
 	}
 	return e, nil
 }

@@ -202,25 +202,112 @@ func (c *deliveryCommitter) run() {
 	}
 }
 
-// commit inserts a batch in one transaction. If that fails, each row is
-// tried alone, so one bad row (its system deleted meanwhile) fails no other.
+// commit inserts a batch with one multi-row statement (two when it mixes
+// deliveries with and without a replay window), in one transaction. If that
+// fails, each row is tried alone, so one bad row (its system deleted
+// meanwhile) fails no other.
 func (c *deliveryCommitter) commit(batch []*pendingDelivery) {
 	ctx := context.Background() // the batch is not any one request's
-	err := c.st.Tx(ctx, func(tx *Store) error {
-		for _, p := range batch {
-			var err error
-			if p.isNew, err = tx.insertDelivery(ctx, &p.d); err != nil {
+	plain, rearm, dups := splitDeliveries(batch)
+	var err error
+	if len(plain) == 0 || len(rearm) == 0 {
+		err = c.st.insertDeliveries(ctx, append(plain, rearm...)) // one statement: its own commit
+	} else {
+		err = c.st.Tx(ctx, func(tx *Store) error {
+			if err := tx.insertDeliveries(ctx, plain); err != nil {
 				return err
 			}
+			return tx.insertDeliveries(ctx, rearm)
+		})
+	}
+	if err != nil {
+		for _, p := range batch {
+			p.isNew, p.err = c.st.insertDelivery(ctx, &p.d)
 		}
-		return nil
-	})
-	if err == nil {
 		return
 	}
-	for _, p := range batch {
-		p.isNew, p.err = c.st.insertDelivery(ctx, &p.d)
+	for _, p := range dups {
+		p.isNew = false // its first copy in the batch is the one that can be new
 	}
+}
+
+type deliveryKey struct {
+	system int64
+	id     string
+}
+
+// splitDeliveries sorts a batch into the first copies of its delivery ids,
+// without and with a replay window, and the later copies (duplicates of
+// the first within one statement, which PostgreSQL's upsert refuses).
+func splitDeliveries(batch []*pendingDelivery) (plain, rearm, dups []*pendingDelivery) {
+	seen := make(map[deliveryKey]bool, len(batch))
+	for _, p := range batch {
+		k := deliveryKey{p.d.SystemID, p.d.DeliveryID}
+		switch {
+		case seen[k]:
+			dups = append(dups, p)
+		case p.d.rearmBefore.IsZero():
+			plain = append(plain, p)
+		default:
+			rearm = append(rearm, p)
+		}
+		seen[k] = true
+	}
+	return plain, rearm, dups
+}
+
+// insertDeliveries inserts rows of one kind (all with a replay window or
+// none) in one statement and sets each one's isNew from what it returns.
+// With a replay window the statement re-arms an old row only if it was
+// received before the earliest row's cut-off: within a batch the cut-offs
+// differ by the batch's milliseconds, and the stricter one is kept.
+func (s *Store) insertDeliveries(ctx context.Context, rows []*pendingDelivery) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO webhook_deliveries (system_id, delivery_id, entity_ids, entities, status, attempts, last_error, received_at) VALUES `)
+	args := make([]any, 0, 6*len(rows)+2)
+	byKey := make(map[deliveryKey]*pendingDelivery, len(rows))
+	cutoff := rows[0].d.rearmBefore
+	for i, p := range rows {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, 0, '', ?)")
+		d := &p.d
+		args = append(args, d.SystemID, d.DeliveryID, d.EntityIDs, d.Entities, d.Status, d.ReceivedAt)
+		byKey[deliveryKey{d.SystemID, d.DeliveryID}] = p
+		p.isNew = false
+		if d.rearmBefore.Before(cutoff) {
+			cutoff = d.rearmBefore
+		}
+	}
+	if cutoff.IsZero() {
+		q.WriteString(` ON CONFLICT (system_id, delivery_id) DO NOTHING`)
+	} else {
+		q.WriteString(` ON CONFLICT (system_id, delivery_id) DO UPDATE SET
+			entity_ids = excluded.entity_ids, entities = excluded.entities, status = excluded.status, attempts = 0,
+			last_error = '', received_at = excluded.received_at, processed_at = NULL, claimed_by = NULL, lease_until = NULL
+		WHERE webhook_deliveries.status <> ? AND webhook_deliveries.received_at < ?`)
+		args = append(args, DeliveryPending, cutoff)
+	}
+	q.WriteString(" RETURNING system_id, delivery_id")
+	res, err := s.query(ctx, q.String(), args...)
+	if err != nil {
+		return wrap("record webhook deliveries", err)
+	}
+	defer res.Close()
+	for res.Next() {
+		var k deliveryKey
+		if err := res.Scan(&k.system, &k.id); err != nil {
+			return wrap("record webhook deliveries", err)
+		}
+		if p := byKey[k]; p != nil {
+			p.isNew = true
+		}
+	}
+	return wrap("record webhook deliveries", res.Err())
 }
 
 // PendingDeliveries returns deliveries waiting to be processed, oldest first.

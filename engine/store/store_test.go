@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -282,4 +284,97 @@ func TestEntitySeen(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Deliveries with and without a replay window recorded at once go in one
+// group commit (a multi-row statement each): an old done row is re-armed
+// once however many copies arrive, a pending one never, and a new delivery
+// id is new once.
+func TestRecordDeliveryBatchWithReplayWindow(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := b.Open(t)
+			a := store.System{Name: "a", Kind: "http"}
+			if err := st.CreateSystem(ctx, &a); err != nil {
+				t.Fatal(err)
+			}
+			const window = 100 * time.Millisecond
+			for i := 0; i < 20; i++ {
+				if _, err := st.RecordDeliveryOnce(ctx, a.ID, fmt.Sprint("w", i), []string{"old"}, "", window); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ds, err := st.ListDeliveries(ctx, a.ID, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var done []int64
+			for _, d := range ds {
+				if n, _ := strconv.Atoi(strings.TrimPrefix(d.DeliveryID, "w")); n < 10 {
+					done = append(done, d.ID)
+				}
+			}
+			if err := st.FinishDeliveries(ctx, done); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(window + 50*time.Millisecond)
+			news := map[string]int{}
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for c := 0; c < 2; c++ {
+				for i := 0; i < 20; i++ {
+					wg.Add(2)
+					go func() {
+						defer wg.Done()
+						isNew, err := st.RecordDeliveryOnce(ctx, a.ID, fmt.Sprint("w", i), []string{"new"}, "", window)
+						if err != nil {
+							t.Error(err)
+						}
+						mu.Lock()
+						news[fmt.Sprint("w", i)] += b2i(isNew)
+						mu.Unlock()
+					}()
+					go func() {
+						defer wg.Done()
+						isNew, err := st.RecordDelivery(ctx, a.ID, fmt.Sprint("p", i), []string{"new"}, "")
+						if err != nil {
+							t.Error(err)
+						}
+						mu.Lock()
+						news[fmt.Sprint("p", i)] += b2i(isNew)
+						mu.Unlock()
+					}()
+				}
+			}
+			wg.Wait()
+			for i := 0; i < 20; i++ {
+				if want := b2i(i < 10); news[fmt.Sprint("w", i)] != want {
+					t.Errorf("w%d new %d times, want %d", i, news[fmt.Sprint("w", i)], want)
+				}
+				if news[fmt.Sprint("p", i)] != 1 {
+					t.Errorf("p%d new %d times, want once", i, news[fmt.Sprint("p", i)])
+				}
+			}
+			ds, err = st.ListDeliveries(ctx, a.ID, 100)
+			if err != nil || len(ds) != 40 {
+				t.Fatalf("%d rows (%v), want 40", len(ds), err)
+			}
+			for _, d := range ds {
+				ids, _ := d.IDs()
+				n, _ := strconv.Atoi(strings.TrimLeft(d.DeliveryID, "wp"))
+				rearmed := d.DeliveryID[0] == 'p' || n < 10
+				if d.Status != store.DeliveryPending || (ids[0] == "new") != rearmed {
+					t.Errorf("%s: %s %v", d.DeliveryID, d.Status, ids)
+				}
+			}
+		})
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

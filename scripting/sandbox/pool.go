@@ -268,15 +268,58 @@ func (l *Lane) Match(ctx context.Context, t *scripting.Trigger, vars map[string]
 	if t == nil || t.Env() == nil {
 		return true, nil
 	}
-	c := &call{}
-	c.req = runReq{Op: opMatch, Key: l.p.key(t, func() *code { return &code{Src: t.Source(), Env: t.Env()} }), Meta: meta}
-	c.code = func() *code { return &code{Src: t.Source(), Env: t.Env()} }
-	c.setArgs(vars)
-	l.p.deadline(c, meta)
+	c := l.p.matchCall(t, vars, meta)
 	if err := l.p.do(ctx, l.l, meta.Connection, []*call{c}); err != nil {
 		return false, err
 	}
 	return c.res.Bool, c.err
+}
+
+// MatchOutgoing evaluates a trigger and, only if it matches, runs the
+// outgoing script on entity, both in one message to a worker: one crossing
+// instead of two for a change that passes its trigger. An error is returned
+// only when nothing ran (stopped, ctx ended).
+func (l *Lane) MatchOutgoing(ctx context.Context, t *scripting.Trigger, vars map[string]any, tmeta scripting.Meta,
+	s *scripting.Script, entity, previous map[string]any, meta scripting.Meta) (scripting.MatchedOutgoing, error) {
+	alone := func() (scripting.MatchedOutgoing, error) {
+		res, err := l.Outgoing(ctx, s, entity, previous, meta)
+		if errors.Is(err, ErrStopped) || ctx.Err() != nil {
+			return scripting.MatchedOutgoing{}, err
+		}
+		return scripting.MatchedOutgoing{Match: true, Out: &res, Err: err}, nil
+	}
+	if t == nil || t.Env() == nil {
+		return alone()
+	}
+	m := l.p.matchCall(t, vars, tmeta)
+	o := &call{}
+	l.p.prepareScript(o, opOutgoing, s, meta, entity, previous, nil)
+	o.req.IfMatched = true
+	if err := l.p.do(ctx, l.l, meta.Connection, []*call{m, o}); err != nil {
+		return scripting.MatchedOutgoing{}, err
+	}
+	if m.err != nil || !m.res.Bool {
+		return scripting.MatchedOutgoing{MatchErr: m.err}, nil
+	}
+	if o.res.NotRun { // its worker died after the trigger: it goes again alone
+		return alone()
+	}
+	return scripting.MatchedOutgoing{Match: true, Out: &scripting.OutgoingResult{Replica: o.res.Map, Log: o.res.Log}, Err: o.err}, nil
+}
+
+// MatchOutgoing is Lane.MatchOutgoing in the sync lane.
+func (p *Pool) MatchOutgoing(ctx context.Context, t *scripting.Trigger, vars map[string]any, tmeta scripting.Meta,
+	s *scripting.Script, entity, previous map[string]any, meta scripting.Meta) (scripting.MatchedOutgoing, error) {
+	return p.def().MatchOutgoing(ctx, t, vars, tmeta, s, entity, previous, meta)
+}
+
+func (p *Pool) matchCall(t *scripting.Trigger, vars map[string]any, meta scripting.Meta) *call {
+	mk := func() *code { return &code{Src: t.Source(), Env: t.Env()} }
+	c := &call{code: mk}
+	c.req = runReq{Op: opMatch, Key: p.key(t, mk), Meta: meta}
+	c.setArgs(vars)
+	p.deadline(c, meta)
+	return c
 }
 
 // Check evaluates the rules but the unique ones in the lane's workers.
@@ -486,7 +529,7 @@ func (p *Pool) do(ctx context.Context, l *lane, conn string, calls []*call) erro
 	}
 	for _, c := range calls {
 		c.fix()
-		if c.observe != nil {
+		if c.observe != nil && !c.res.NotRun {
 			c.observe(c.kind, time.Since(start), c.err)
 		}
 	}

@@ -265,3 +265,40 @@ func TestPoolBatchesAConnectionsWaitingRuns(t *testing.T) {
 		t.Fatalf("%d runs in %d messages; want %d in 2 (the slow one, then the waiting ones together)", runs, msgs, n+1)
 	}
 }
+
+// MatchOutgoing sends a trigger and the outgoing script in one message; the
+// script runs only when the trigger matched (here it would fail if it ran
+// on a change the trigger refuses), and a trigger error is the trigger's.
+func TestPoolMatchOutgoing(t *testing.T) {
+	p := newPool(t, Options{})
+	ctx := context.Background()
+	trig, err := scripting.CompileTrigger(`x > 1`, map[string]any{"x": 0.0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := mustCompile(t, scripting.KindOutgoing, `if (entity.x <= 1) throw new Error("ran on a refused change"); replica.y = entity.x * 2; replica.prev = previous.y`)
+	meta := scripting.Meta{Connection: "c1", Side: "a"}
+	before := p.Stats()
+	res, err := p.MatchOutgoing(ctx, trig, map[string]any{"x": 3.0}, meta, out, map[string]any{"x": 3.0}, map[string]any{"y": 4.0}, meta)
+	if err != nil || !res.Match || res.MatchErr != nil || res.Err != nil || res.Out == nil {
+		t.Fatalf("matched: %+v %v", res, err)
+	}
+	if res.Out.Replica["y"] != int64(6) || res.Out.Replica["prev"] != int64(4) {
+		t.Fatalf("replica %#v", res.Out.Replica)
+	}
+	if st := p.Stats(); st.Messages-before.Messages != 1 {
+		t.Fatalf("%d messages for a trigger and its outgoing script, want 1", st.Messages-before.Messages)
+	}
+	res, err = p.MatchOutgoing(ctx, trig, map[string]any{"x": 1.0}, meta, out, map[string]any{"x": 1.0}, nil, meta)
+	if err != nil || res.Match || res.MatchErr != nil || res.Out != nil || res.Err != nil {
+		t.Fatalf("refused: %+v %v", res, err)
+	}
+	res, err = p.MatchOutgoing(ctx, trig, map[string]any{"x": "text"}, meta, out, map[string]any{"x": 3.0}, nil, meta)
+	if err != nil || res.Match || res.MatchErr == nil || res.Out != nil {
+		t.Fatalf("a failing trigger: %+v %v", res, err)
+	}
+	again, err := p.Outgoing(ctx, out, map[string]any{"x": 2.0}, map[string]any{}, meta) // the worker still serves
+	if err != nil || again.Replica["y"] != int64(4) {
+		t.Fatalf("%#v %v", again.Replica, err)
+	}
+}

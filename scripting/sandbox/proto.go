@@ -75,6 +75,9 @@ type runReq struct {
 	Nil     uint8 // bit i: Args[i] is nil (gob sends empty and nil maps alike)
 	Lookups []scripting.Lookup
 	Found   [][]scripting.Found
+	// IfMatched: run only if the run before it in the same request is a
+	// trigger that matched; else answer NotRun (MatchOutgoing).
+	IfMatched bool
 }
 
 type runRes struct {
@@ -86,6 +89,7 @@ type runRes struct {
 	SkipReason string
 	Bool       bool
 	Rules      []scripting.RuleResult
+	NotRun     bool          // IfMatched, and the trigger before it did not match
 	Heap       uint64        // the worker's live heap after the run
 	CPU        time.Duration // the worker's CPU time so far
 }

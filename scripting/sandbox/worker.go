@@ -93,8 +93,16 @@ func serve(r io.Reader, w io.Writer, mem uint64) error {
 			}
 			return err
 		}
+		matched := false // the run before matched (IfMatched)
 		for i := range req.Runs {
-			res, name := wk.do(&req.Runs[i])
+			var res runRes
+			var name string
+			if req.Runs[i].IfMatched && !matched {
+				res = runRes{NotRun: true}
+			} else {
+				res, name = wk.do(&req.Runs[i])
+			}
+			matched = req.Runs[i].Op == opMatch && res.Err == nil && res.Bool
 			req.Runs[i] = runReq{} // let the inputs go
 			res.Heap, res.CPU = heapNow(), cpuTime()
 			err := fw.encode(&res)
