@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,13 +38,47 @@ func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows
 }
 
 // queryRow runs a raw query returning at most one row.
-func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) row {
 	s.stats.Statements.Add(1)
 	if _, inTx := s.db.Statement.ConnPool.(gorm.TxCommitter); !inTx && !strings.HasPrefix(query, "SELECT") {
 		s.stats.Commits.Add(1) // a write of its own (INSERT … RETURNING): one commit
 	}
-	return s.db.Statement.ConnPool.QueryRowContext(ctx, s.bind(query), args...)
+	rows, err := s.db.Statement.ConnPool.QueryContext(ctx, s.bind(query), args...)
+	return row{rows: rows, err: err}
 }
+
+// row is queryRow's answer, scanned like *sql.Row. Not *sql.Row itself:
+// in a transaction on PostgreSQL (gorm's prepared statements) a statement
+// that cannot be prepared, as when shutdown cancels the context, comes back
+// from QueryRowContext as an empty sql.Row whose Scan dereferences nil; a
+// process stopped mid-poll panicked there instead of releasing its claims.
+type row struct {
+	rows *sql.Rows
+	err  error
+}
+
+// Scan copies the first row into dest; sql.ErrNoRows when there is none.
+func (r row) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.rows == nil {
+		return errNoRowsObject
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	return r.rows.Close()
+}
+
+var errNoRowsObject = errors.New("store: the driver answered a query with neither rows nor an error")
 
 var pgQueries sync.Map // query with ? → query with $n
 
