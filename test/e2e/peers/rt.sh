@@ -88,7 +88,7 @@ running() { curl -fsS -o /dev/null -H "Authorization: token $(cat "$STATE/token"
 start() {
   running && return 0
   log "starting on 127.0.0.1:$PORT"
-  setsid su -s /bin/bash www-data -c "exec /usr/share/request-tracker5/libexec/rt-server --host 127.0.0.1 --port $PORT --max-workers 2" \
+  (cd "$STATE" && exec setsid su -s /bin/bash www-data -c "exec /usr/share/request-tracker5/libexec/rt-server --host 127.0.0.1 --port $PORT --max-workers 2") \
     </dev/null >"$STATE/server.log" 2>&1 &
   for _ in $(seq 1 120); do running && return 0; sleep 0.5; done
   tail -20 "$STATE/server.log" >&2; log "did not answer"; exit 1

@@ -112,7 +112,10 @@ start() {
   log "starting on 127.0.0.1:$PORT"
   # The whole subshell's output goes to the log, so no process keeps the
   # caller's stdout open (a pipe reading it would never end).
-  (exec setsid su -s /bin/bash tryton -c "exec trytond -c $CONF -d $DB") </dev/null >"$STATE/server.log" 2>&1 &
+  # From its state folder, never the caller's: a server left running from a
+  # checkout that is removed afterwards (a CI clone) kept that folder as its
+  # working directory, and posting an invoice there failed with ENOENT.
+  (cd "$STATE" && exec setsid su -s /bin/bash tryton -c "exec trytond -c $CONF -d $DB") </dev/null >"$STATE/server.log" 2>&1 &
   for _ in $(seq 1 120); do running && return 0; sleep 0.5; done
   tail -20 "$STATE/server.log" >&2; log "did not answer"; exit 1
 }
