@@ -118,6 +118,9 @@ func (e *Engine) prepare(ctx context.Context, r *applyRun) error {
 	if err := checkRules(ctx, e.opts.Runner, rules, r.replica, r.meta); err != nil {
 		return err
 	}
+	if err := e.chainPrevious(ctx, r); err != nil {
+		return err
+	}
 	if r.previous, err = decodeObject(r.ev.Previous); err != nil {
 		return fmt.Errorf("previous replica: %w", err)
 	}

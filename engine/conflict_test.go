@@ -206,3 +206,58 @@ func TestEditOfAFieldNotSentBackIsProtectedWithTheRecord(t *testing.T) {
 		t.Fatalf("want one conflict waiting, got %d (%v)", len(evs), err)
 	}
 }
+
+// Two changes of one issue are queued, and both read the issue again when
+// applied (Duplex wrote to it after they were queued). The first applies
+// the newer state, resolved; then the engineer moves the issue back to
+// in_progress, which the second carries. The second's previous replica is
+// the one the first applied, not the one queued with it (in_progress): against
+// that, in_progress looks unchanged and the ticket stayed solved. The
+// cluster kill test lost edits this way.
+func TestPreviousIsWhatWasAppliedNotWhatWasQueued(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Open(t), time.Second)
+			f.settle()
+			issue := f.issueOf("1")
+			f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue)
+			f.settle()
+			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
+				t.Fatalf("ticket status %q before the test, want escalated", got)
+			}
+			// Queued in the past: Duplex's create of the issue (at settle)
+			// is after both, so both are stale when applied.
+			f.advance(-time.Hour)
+			f.exec(f.eng2, "INSERT INTO issue_comments (issue_id, author, body) VALUES (?, 'dev', 'looking')", issue)
+			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID); err != nil {
+				t.Fatal(err)
+			}
+			f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE id = ?", issue)
+			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(f.event(store.StatusQueued)); n != 2 {
+				t.Fatalf("%d events queued, want 2", n)
+			}
+			f.now.Store(nil)
+			if _, err := f.eng.WorkOnce(f.ctx); err != nil { // the first: one event per twin and batch
+				t.Fatal(err)
+			}
+			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "solved" {
+				for _, ev := range append(f.event(store.StatusDone), f.event(store.StatusQueued)...) {
+					t.Logf("event %d %s %s %s created %s replica %s", ev.ID, ev.Direction, ev.Status, ev.Action, ev.CreatedAt, ev.Replica)
+				}
+				t.Log(f.one(f.eng2, "SELECT state FROM issues WHERE id = ?", issue))
+				t.Fatalf("after the first event the ticket is %q, want solved (it read the issue again)", got)
+			}
+			f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue)
+			if _, err := f.eng.WorkOnce(f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			f.settle()
+			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
+				t.Errorf("ticket status %q, want escalated: the engineer's move back to in_progress was lost", got)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -61,6 +62,30 @@ func (r scriptRecord) save(t *store.Twin, d store.Direction) {
 	}
 }
 
+// chainPrevious makes the event's previous replica the one this twin's
+// last applied event this way carried. ev.Previous is the replica the twin
+// had sent when the event was queued, which is that one unless the event
+// before it read its source again when applied (replicaOf: Duplex wrote to
+// the source after it was queued) and so applied a newer state. Against the
+// queued previous, the merge would take a change that newer state already
+// applied, and then reverted on the target since (a state changed to
+// in_progress and back to resolved), for no change: the cluster kill test
+// lost such edits. The record says which replica was applied last; only
+// when the event's previous is not that one is the store asked for it.
+func (e *Engine) chainPrevious(ctx context.Context, r *applyRun) error {
+	if r.rec.Replica == "" || r.ev.Previous == nil || r.ev.ID == 0 || r.rec.Replica == textDigest(*r.ev.Previous) {
+		return nil
+	}
+	applied, err := e.st.AppliedBefore(ctx, r.ev.TwinID, r.ev.Direction, r.ev.ID)
+	if err != nil {
+		return err
+	}
+	if applied != nil && textDigest(*applied) == r.rec.Replica {
+		r.ev.Previous = applied
+	}
+	return nil
+}
+
 // prevDesired is what the incoming script inID produced for the previous
 // replica, when the record holds it.
 func (r scriptRecord) prevDesired(inID string, previous *string) (map[string]any, bool) {
@@ -85,8 +110,12 @@ func (r scriptRecord) outFor(outID string, oldBase *string) (string, bool) {
 // the outgoing result for the source's new base when uncarried knows it.
 func recordScripts(r *applyRun, s settled, out string) {
 	rec := r.rec
+	// The replica applied is recorded on every apply (chainPrevious checks
+	// the next event's previous against it); the script's fields only for
+	// an update.
+	rec.InID, rec.Replica, rec.Fields = "", textDigest(r.ev.Replica), nil
 	if !r.first && r.p.sides[r.dst].inID != "" {
-		rec.InID, rec.Replica, rec.Fields = r.p.sides[r.dst].inID, textDigest(r.ev.Replica), r.fields
+		rec.InID, rec.Fields = r.p.sides[r.dst].inID, r.fields
 	}
 	if s.srcBase != nil {
 		rec.OutID, rec.Base, rec.Out = "", "", ""

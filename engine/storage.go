@@ -43,6 +43,7 @@ type twinStore interface {
 	UnlinkedTwin(ctx context.Context, connID int64, side store.Side, id string) (store.Twin, bool, error)
 	SetTwinEntityID(ctx context.Context, twinID int64, side store.Side, id string) error
 	SetSent(ctx context.Context, twinID int64, d store.Direction, replica string) error
+	AppliedBefore(ctx context.Context, twinID int64, d store.Direction, id int64) (*string, error)
 	SeenOf(ctx context.Context, systemID int64, ids []string) (map[string]time.Time, error)
 }
 

@@ -695,3 +695,20 @@ func parseDBTime(v string) (time.Time, bool) {
 	}
 	return time.Time{}, false
 }
+
+// AppliedBefore is the replica of the twin's last event in direction d,
+// before event id, that was applied (done), or nil when there is none (the
+// first, or pruned). apply takes it as the previous replica when the event's
+// own (queued with it) is not what was applied last (engine/records.go).
+func (s *Store) AppliedBefore(ctx context.Context, twinID int64, d Direction, id int64) (*string, error) {
+	var replica string
+	err := s.queryRow(ctx, `SELECT replica FROM sync_events WHERE twin_id = ? AND status = ? AND id < ? AND direction = ? ORDER BY id DESC LIMIT 1`,
+		twinID, StatusDone, id, d).Scan(&replica)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, wrap("last applied replica", err)
+	}
+	return &replica, nil
+}

@@ -262,6 +262,9 @@ func TestClusterKillAndStop(t *testing.T) {
 	}
 	converged := time.Since(start)
 	debugBounces(pg)
+	if !ok {
+		debugTwins(pg, ex, report)
+	}
 	before := fingerprint(t, support, eng)
 	time.Sleep(2 * time.Second)
 	looped := fingerprint(t, support, eng) != before
@@ -304,6 +307,13 @@ func TestClusterKillAndStop(t *testing.T) {
 		streamed.Round(time.Millisecond), converged.Round(time.Millisecond))
 	fmt.Println(line)
 	t.Log(line)
+	if keep := os.Getenv("DUPLEX_CLUSTER_KEEP"); keep != "" { // a folder for the servers' logs, kept after the run
+		for _, s := range servers {
+			if b, err := os.ReadFile(s.log); err == nil {
+				_ = os.WriteFile(filepath.Join(keep, s.name+".log"), b, 0o644)
+			}
+		}
+	}
 	if !ok || looped || twice > 0 || dupTwins > 0 || !released {
 		var logs strings.Builder
 		for _, s := range servers {

@@ -54,6 +54,15 @@ type expect struct {
 	engineerNotes  map[int64][]string
 	changes        int
 	ticketsCreated int
+	history        map[int64][]string // ticket → its writes, with times (DUPLEX_BOUNCE_DEBUG prints it)
+}
+
+// note records one write to a ticket for the debug dump; ex.mu is held.
+func (ex *expect) note(id int64, what string) {
+	if ex.history == nil {
+		ex.history = map[int64][]string{}
+	}
+	ex.history[id] = append(ex.history[id], time.Now().UTC().Format("15:04:05.000")+" "+what)
 }
 
 var statusOf = map[string]string{"new": "escalated", "in_progress": "escalated", "resolved": "solved", "closed": "solved"}
@@ -186,6 +195,7 @@ func write(ctx context.Context, t *testing.T, rng *rand.Rand, support, eng *sql.
 			s := fmt.Sprint("subject ", i)
 			if _, err := support.Exec(`UPDATE tickets SET subject = ? WHERE id = ?`, s, id); err == nil {
 				ex.subject[id] = s
+				ex.note(id, "subject "+s)
 			}
 		case k < 7: // support comments
 			id := tickets[rng.IntN(len(tickets))]
@@ -204,6 +214,7 @@ func write(ctx context.Context, t *testing.T, rng *rand.Rand, support, eng *sql.
 				st := []string{"in_progress", "resolved"}[rng.IntN(2)]
 				if _, err := eng.Exec(`UPDATE issues SET state = ? WHERE id = ?`, st, issue); err == nil {
 					ex.state[id] = st
+					ex.note(id, "state "+st)
 				}
 			} else {
 				body := fmt.Sprint("engineering note ", i)

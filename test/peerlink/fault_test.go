@@ -124,7 +124,11 @@ func TestFaultsAndKills(t *testing.T) {
 		before = f
 	}
 	time.Sleep(2 * time.Second)
-	looped := fingerprint(x.db, y.db) != before
+	after := fingerprint(x.db, y.db)
+	looped := after != before
+	if looped { // which side still changed, and what: the evidence for the next reader
+		t.Logf("still changing after a quiet second: fingerprint %q → %q; rows since: %s", before, after, changedSince(x.db, y.db, before))
+	}
 	var refusedDup int
 	for _, n := range []*node{x, y} {
 		n.proxy.mu.Lock()
@@ -335,6 +339,43 @@ func fingerprint(support, eng *sql.DB) string {
 		parts = append(parts, s)
 	}
 	return strings.Join(parts, " ")
+}
+
+// changedSince lists the tickets and issues whose updated_at is later than
+// the newest one a fingerprint recorded (its second and fourth fields).
+func changedSince(support, eng *sql.DB, fp string) string {
+	parts := strings.Split(fp, " ")
+	if len(parts) < 3 {
+		return ""
+	}
+	at := func(p string) string {
+		if i := strings.Index(p, "/"); i >= 0 {
+			return p[i+1:]
+		}
+		return ""
+	}
+	var out []string
+	for _, q := range []struct {
+		db          *sql.DB
+		table, cols string
+		since       string
+	}{
+		{support, "tickets", "id, subject, status, updated_at", at(parts[0])},
+		{eng, "issues", "id, title, state, updated_at", at(parts[2])},
+	} {
+		rows, err := q.db.Query(`SELECT `+q.cols+` FROM `+q.table+` WHERE updated_at > ? ORDER BY updated_at`, q.since)
+		if err != nil {
+			out = append(out, err.Error())
+			continue
+		}
+		for rows.Next() {
+			var id, a, b, u string
+			_ = rows.Scan(&id, &a, &b, &u)
+			out = append(out, fmt.Sprintf("%s %s %q %s %s", q.table, id, a, b, u))
+		}
+		rows.Close()
+	}
+	return strings.Join(out, "; ")
 }
 
 func tail(s string, n int) string {
