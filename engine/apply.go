@@ -41,8 +41,9 @@ type applyRun struct {
 	comments []connectors.Comment
 	files    *attachmentPlan
 	// decide
-	changes map[string]any // what is written
-	agreed  map[string]any // fields the target already holds as wanted
+	changes map[string]any  // what is written
+	agreed  map[string]any  // fields the target already holds as wanted
+	own     map[string]bool // fields an unrecorded attempt of this event wrote (ownUnrecorded)
 	// write
 	found bool // a create found by its correlation key (or resumed)
 	out   outcome
@@ -207,6 +208,9 @@ func (e *Engine) decide(ctx context.Context, r *applyRun) (stop bool, err error)
 	if r.first {
 		r.changes = patch(nil, r.fields)
 		return false, nil
+	}
+	if err := e.ownUnrecorded(ctx, r); err != nil { // intent.go
+		return false, err
 	}
 	r.agreed = e.agreedFields(ctx, r.p, r.dst, r.replica, r.previous, r.local, r.base, r.fields)
 	changes, conflicts, err := e.mergeFor(ctx, r)
@@ -424,7 +428,7 @@ func (e *Engine) mergeFor(ctx context.Context, r *applyRun) (map[string]any, []C
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", errConfig, err)
 	}
-	mi := mergeInput{desired: r.fields, local: r.local.Fields, policy: policy, src: r.src, localTime: r.local.UpdatedAt, base: r.base.F}
+	mi := mergeInput{desired: r.fields, local: r.local.Fields, policy: policy, src: r.src, localTime: r.local.UpdatedAt, base: r.base.F, own: r.own}
 	if r.ev.SourceUpdatedAt != nil {
 		mi.srcTime = *r.ev.SourceUpdatedAt
 	}

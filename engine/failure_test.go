@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -541,5 +542,53 @@ func TestOutgoingFailureCountsAttempts(t *testing.T) {
 	f.settle()
 	if ev, _ = f.st.GetEvent(f.ctx, id); ev.Status != store.StatusDone || ev.TotalAttempts != 3 {
 		t.Fatalf("after the fix and a retry: %+v, want done after 3 attempts", ev)
+	}
+}
+
+// An attempt wrote to the ticket and its answer was lost (as when the
+// process is killed between the write and the record), and the retry reads
+// the issue again and carries a newer state. The ticket's value is Duplex's
+// own unrecorded write, not a person's edit: the retry moves it to the new
+// state instead of taking it for a conflict or for a field the source did
+// not change.
+func TestRetryAfterAnUnrecordedWriteCarriesTheNewState(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Open(t), time.Second)
+			f.settle()
+			issue := f.issueOf("1")
+			f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue)
+			f.settle()
+			// Queued in the past: Duplex's writes to the issue at settle are
+			// later, so every attempt reads the issue again.
+			f.advance(-time.Hour)
+			f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE id = ?", issue)
+			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID); err != nil {
+				t.Fatal(err)
+			}
+			f.now.Store(nil)
+			var lost atomic.Bool
+			f.setFault(func(system, op string) error {
+				if system == "support-desk" && op == "after-update" && lost.CompareAndSwap(false, true) {
+					return fmt.Errorf("%w: answer lost", connectors.ErrUnavailable)
+				}
+				return nil
+			})
+			if _, err := f.eng.WorkOnce(f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); !lost.Load() || got != "solved" {
+				t.Fatalf("ticket %q (answer lost: %v): the first attempt should have written solved", got, lost.Load())
+			}
+			f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue)
+			f.advance(2 * time.Minute) // the retry is due
+			f.settle()
+			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
+				t.Errorf("ticket status %q, want escalated: Duplex's unrecorded write was kept as a person's", got)
+			}
+			if n := len(f.event(store.StatusConflict)); n != 0 {
+				t.Errorf("%d conflicts, want none", n)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -468,4 +469,60 @@ func echoing(intents []store.Intent, ids []int64) []int64 {
 		}
 	}
 	return out
+}
+
+// ownUnrecorded takes into the target's base the fields an earlier attempt
+// of this event wrote but never recorded: the process that made it was
+// killed between the write and the record (its claim lapsed and another
+// process took the event over), or the write's answer was lost. The retry
+// may carry a newer replica (it read its source again), and without this
+// the merge would meet Duplex's own write as a person's edit of the target
+// and settle a "conflict" against the change (the cluster kill test left a
+// ticket escalated this way though its issue was resolved). Such a field is
+// also one the source changed whatever the previous replica says: the value
+// there came from a replica that was never recorded. Only a field
+// the merge would see as changed on both sides is looked at, and only when
+// the target holds exactly the value the attempt's intent expected, so the
+// store is asked only then: an intent is settled when its event is
+// recorded, so one still there for this event is an unrecorded attempt.
+func (e *Engine) ownUnrecorded(ctx context.Context, r *applyRun) error {
+	if r.ev.ID == 0 || r.base.F == nil {
+		return nil
+	}
+	var suspects []string
+	for k, v := range r.fields {
+		cur, has := r.local.Fields[k]
+		if !has || sameValue(cur, v) {
+			continue
+		}
+		if bv, ok := r.base.F[k]; !ok || sameValue(cur, bv) {
+			continue // not changed on the target since the last sync
+		}
+		suspects = append(suspects, k)
+	}
+	if len(suspects) == 0 {
+		return nil
+	}
+	ins, err := e.st.IntentsOfEvent(ctx, r.ev.ID, r.dst)
+	if err != nil || len(ins) == 0 {
+		return err
+	}
+	base := maps.Clone(r.base.F)
+	for _, in := range ins {
+		x, ok := expectationOf(in)
+		if !ok {
+			continue
+		}
+		for _, k := range suspects {
+			if v, ok := x.snap.F[k]; ok && sameValue(v, r.local.Fields[k]) {
+				base[k] = v // Duplex's value: the base had it, had the attempt been recorded
+				if r.own == nil {
+					r.own = map[string]bool{}
+				}
+				r.own[k] = true
+			}
+		}
+	}
+	r.base.F = base
+	return nil
 }

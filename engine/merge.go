@@ -85,6 +85,7 @@ type mergeInput struct {
 	srcTime     time.Time // when the source entity changed
 	localTime   time.Time // when the target entity changed
 	resolution  map[string]Resolution
+	own         map[string]bool // fields whose target value an unrecorded attempt of this event wrote (ownUnrecorded)
 }
 
 // merge computes the patch for the target, field by field:
@@ -108,7 +109,7 @@ func merge(in mergeInput) (map[string]any, []Conflict) {
 		if !has && v == nil || has && sameValue(cur, v) {
 			continue
 		}
-		if in.prevDesired != nil {
+		if in.prevDesired != nil && !in.own[k] { // Duplex's own value goes where the source is now
 			if pv, ok := in.prevDesired[k]; ok && sameValue(pv, v) {
 				continue // the source did not change this field
 			}

@@ -53,6 +53,7 @@ type intentStore interface {
 	IntentCreated(ctx context.Context, intentID, twinID int64, side store.Side, entityID, expected string) error
 	OpenIntents(ctx context.Context, systemID int64, since time.Time) ([]store.Intent, error)
 	PendingCreate(ctx context.Context, twinID int64, side store.Side) (*store.Intent, error)
+	IntentsOfEvent(ctx context.Context, eventID int64, side store.Side) ([]store.Intent, error)
 	CreateKey(ctx context.Context, twinID int64, side store.Side) (string, error)
 	Deployment(ctx context.Context) (store.Deployment, error)
 	SupersedeIntents(ctx context.Context, ids []int64) error

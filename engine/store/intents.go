@@ -321,3 +321,13 @@ func (s *Store) DeleteIntentsBefore(ctx context.Context, t time.Time) (int64, er
 	res := s.q(ctx).Where("created_at < ?", t).Delete(&Intent{})
 	return res.RowsAffected, wrap("expire intents", res.Error)
 }
+
+// IntentsOfEvent returns the intents an earlier attempt of an event
+// recorded for a side and that its record has not settled yet: that attempt
+// may have written them (a process killed between the write and the
+// record, or an answer lost).
+func (s *Store) IntentsOfEvent(ctx context.Context, eventID int64, side Side) ([]Intent, error) {
+	var out []Intent
+	err := s.q(ctx).Where("event_id = ? AND side = ?", eventID, side).Order("id").Find(&out).Error
+	return out, wrap("intents", err)
+}
