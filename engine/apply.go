@@ -27,6 +27,7 @@ type applyRun struct {
 
 	// prepare
 	replica, previous map[string]any
+	prevDigest        string          // textDigest of ev.Previous (chainPrevious)
 	srcIDs            map[string]bool // the ids of the replica's comments
 	target            *systemState
 	targetID          string
@@ -437,7 +438,7 @@ func (e *Engine) mergeFor(ctx context.Context, r *applyRun) (map[string]any, []C
 			return nil, nil, fmt.Errorf("%w: conflict resolution: %w", connectors.ErrInvalid, err)
 		}
 	}
-	if prev, ok := r.rec.prevDesired(r.p.sides[r.dst].inID, r.ev.Previous); ok {
+	if prev, ok := r.rec.prevDesired(r.p.sides[r.dst].inID, r.ev.Previous, r.prevDigest); ok {
 		mi.prevDesired = prev
 	} else if r.previous != nil {
 		// The script sees a fresh copy of the local entity: the first run

@@ -73,7 +73,11 @@ func (r scriptRecord) save(t *store.Twin, d store.Direction) {
 // lost such edits. The record says which replica was applied last; only
 // when the event's previous is not that one is the store asked for it.
 func (e *Engine) chainPrevious(ctx context.Context, r *applyRun) error {
-	if r.rec.Replica == "" || r.ev.Previous == nil || r.ev.ID == 0 || r.rec.Replica == textDigest(*r.ev.Previous) {
+	if r.ev.Previous == nil {
+		return nil
+	}
+	r.prevDigest = textDigest(*r.ev.Previous)
+	if r.rec.Replica == "" || r.ev.ID == 0 || r.rec.Replica == r.prevDigest {
 		return nil
 	}
 	applied, err := e.st.AppliedBefore(ctx, r.ev.TwinID, r.ev.Direction, r.ev.ID)
@@ -81,15 +85,15 @@ func (e *Engine) chainPrevious(ctx context.Context, r *applyRun) error {
 		return err
 	}
 	if applied != nil && textDigest(*applied) == r.rec.Replica {
-		r.ev.Previous = applied
+		r.ev.Previous, r.prevDigest = applied, r.rec.Replica
 	}
 	return nil
 }
 
 // prevDesired is what the incoming script inID produced for the previous
 // replica, when the record holds it.
-func (r scriptRecord) prevDesired(inID string, previous *string) (map[string]any, bool) {
-	if inID == "" || r.InID != inID || previous == nil || r.Fields == nil || r.Replica != textDigest(*previous) {
+func (r scriptRecord) prevDesired(inID string, previous *string, digest string) (map[string]any, bool) {
+	if inID == "" || r.InID != inID || previous == nil || r.Fields == nil || r.Replica != digest {
 		return nil, false
 	}
 	return r.Fields, true
