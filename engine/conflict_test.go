@@ -1,9 +1,13 @@
 package engine_test
 
 import (
+	"context"
 	"encoding/json"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/duplexsync/duplex/connectors"
 
 	"github.com/duplexsync/duplex/engine"
 	"github.com/duplexsync/duplex/engine/store"
@@ -257,6 +261,79 @@ func TestPreviousIsWhatWasAppliedNotWhatWasQueued(t *testing.T) {
 			f.settle()
 			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
 				t.Errorf("ticket status %q, want escalated: the engineer's move back to in_progress was lost", got)
+			}
+		})
+	}
+}
+
+// duringGet runs hook once, after the first Get of an entity it is armed for.
+type duringGet struct {
+	connectors.Connector
+	hook *atomic.Pointer[func()]
+}
+
+func (d duringGet) Get(ctx context.Context, id string) (connectors.Entity, error) {
+	ent, err := d.Connector.Get(ctx, id)
+	if h := d.hook.Swap(nil); h != nil {
+		(*h)()
+	}
+	return ent, err
+}
+
+// An event reads its source again when applied (it is stale), and while it
+// does, the engineer changes the issue and a poll queues that change. The
+// replica read is older than the one the poll queued: it must not become
+// the twin's last sent one, or the engineer's later move back to that
+// older state is taken for "already sent" and never queued (the cluster kill
+// test lost a resolved state this way).
+func TestRereadDoesNotOverwriteANewerQueuedChange(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Open(t), time.Second)
+			var hook atomic.Pointer[func()]
+			f.wrap = func(system string, c connectors.Connector) connectors.Connector {
+				if system != "engineering" {
+					return c
+				}
+				return duringGet{Connector: c, hook: &hook}
+			}
+			f.eng = f.newEngine()
+			f.settle()
+			issue := f.issueOf("1")
+			f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue)
+			f.settle()
+			f.advance(-time.Hour) // queued before Duplex's writes to the issue: stale
+			f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE id = ?", issue)
+			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID); err != nil {
+				t.Fatal(err)
+			}
+			f.now.Store(nil)
+			polled := make(chan error, 1)
+			h := func() {
+				f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue)
+				_, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID)
+				polled <- err
+			}
+			hook.Store(&h)
+			if _, err := f.eng.WorkOnce(f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-polled:
+				if err != nil {
+					t.Fatal(err)
+				}
+			default:
+				t.Fatal("the event did not read the issue again")
+			}
+			f.settle() // the in_progress queued meanwhile arrives
+			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
+				t.Fatalf("ticket status %q after the change queued during the read, want escalated", got)
+			}
+			f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE id = ?", issue)
+			f.settle()
+			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "solved" {
+				t.Errorf("ticket status %q, want solved: the engineer's move back to resolved was taken for already sent", got)
 			}
 		})
 	}

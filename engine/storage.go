@@ -42,7 +42,7 @@ type twinStore interface {
 	TwinsOf(ctx context.Context, connID int64, side store.Side, ids []string) (map[string]store.Twin, error)
 	UnlinkedTwin(ctx context.Context, connID int64, side store.Side, id string) (store.Twin, bool, error)
 	SetTwinEntityID(ctx context.Context, twinID int64, side store.Side, id string) error
-	SetSent(ctx context.Context, twinID int64, d store.Direction, replica string) error
+	SetSentIf(ctx context.Context, twinID int64, d store.Direction, replica string, was *string) (bool, error)
 	AppliedBefore(ctx context.Context, twinID int64, d store.Direction, id int64) (*string, error)
 	SeenOf(ctx context.Context, systemID int64, ids []string) (map[string]time.Time, error)
 }

@@ -566,7 +566,9 @@ func (e *Engine) replicaOf(ctx context.Context, p *plan, ev *store.SyncEvent, tw
 	}
 	at := ent.UpdatedAt
 	ev.SourceUpdatedAt = &at
-	if err := e.st.SetSent(ctx, twin.ID, ev.Direction, enc); err != nil {
+	// Only over the replica the batch read: a change queued since is newer
+	// than this read, and its own event sends it (store.SetSentIf).
+	if _, err := e.st.SetSentIf(ctx, twin.ID, ev.Direction, enc, twin.Sent(ev.Direction)); err != nil {
 		return nil, err
 	}
 	return decodeObject(&enc) // the same JSON round trip a queued replica takes

@@ -319,6 +319,28 @@ func (s *Store) SetSent(ctx context.Context, twinID int64, d Direction, replica 
 		Updates(map[string]any{col: replica, "updated_at": s.now()}).Error)
 }
 
+// SetSentIf is SetSent only while the twin's last replica sent that way is
+// still was (nil: none): the worker sends a replica it read again, and a
+// change intake queued since then (it moved the column) is newer than
+// that read. Overwriting it would make the next poll of that newer state
+// find it "already sent" and queue nothing (the cluster kill test lost an
+// issue's move back to resolved this way). Reports whether it was set.
+func (s *Store) SetSentIf(ctx context.Context, twinID int64, d Direction, replica string, was *string) (bool, error) {
+	col := sentColumn(d)
+	q := "UPDATE twins SET " + col + " = ?, updated_at = ? WHERE id = ? AND " + col + " IS NULL"
+	args := []any{replica, s.now(), twinID}
+	if was != nil {
+		q = "UPDATE twins SET " + col + " = ?, updated_at = ? WHERE id = ? AND " + col + " = ?"
+		args = append(args, *was)
+	}
+	res, err := s.exec(ctx, q, args...)
+	if err != nil {
+		return false, wrap("set sent replica", err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, wrap("set sent replica", err)
+}
+
 // SetSentClearing is SetSent for a person's change of the source side of d
 // (intake found it no echo) and ClearHash of that side, in one statement.
 func (s *Store) SetSentClearing(ctx context.Context, twinID int64, d Direction, replica string) error {
