@@ -86,6 +86,9 @@ type Engine struct {
 	// that took one before the drop may still be using it.
 	retiring map[*systemState]*time.Timer
 
+	deferMu  sync.Mutex
+	deferred map[int64]int // polls deferred in a row per system (intent.go, deferPoll)
+
 	wake     chan struct{}
 	hookWake chan struct{}
 	woken    wokenSystems // which systems' deliveries woke hookWake

@@ -64,9 +64,16 @@ func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, erro
 	if err != nil {
 		return res, err
 	}
-	twins, err := e.twinsOfPage(ctx, uses, page.Entities)
+	twins, undecided, err := e.twinsOfPageUndecided(ctx, uses, page.Entities)
 	if err != nil {
 		return res, err
+	}
+	if undecided && e.deferPoll(systemID) {
+		// Read again next time, when the create in flight has its entity
+		// linked; nothing of this page is taken in or skipped now.
+		return PollResult{Changes: res.Changes}, nil
+	} else if !undecided {
+		e.pollDecided(systemID)
 	}
 	var cands []candidate
 	for _, ent := range page.Entities {
@@ -157,13 +164,20 @@ type twinKey struct {
 }
 
 func (e *Engine) twinsOfPage(ctx context.Context, uses []use, ents []connectors.Entity) (pageTwins, error) {
+	out, _, err := e.twinsOfPageUndecided(ctx, uses, ents)
+	return out, err
+}
+
+// twinsOfPageUndecided is twinsOfPage that also says whether the page holds
+// an entity nobody can tell yet (intent.go, markOwnWrites).
+func (e *Engine) twinsOfPageUndecided(ctx context.Context, uses []use, ents []connectors.Entity) (pageTwins, bool, error) {
 	out := pageTwins{}
 	if len(ents) == 0 {
-		return out, nil
+		return out, false, nil
 	}
 	intents, err := e.openIntents(ctx, uses, len(ents)) // intent.go: before the twins
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	ids := make([]string, len(ents))
 	for i := range ents {
@@ -172,14 +186,14 @@ func (e *Engine) twinsOfPage(ctx context.Context, uses []use, ents []connectors.
 	for _, u := range uses {
 		m, err := e.st.TwinsOf(ctx, u.plan.conn.ID, u.side, ids)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		for id, t := range m {
 			out[twinKey{u.plan.conn.ID, u.side, id}] = t
 		}
 	}
-	e.markOwnWrites(ctx, intents, uses, ents, out)
-	return out, nil
+	undecided := e.markOwnWrites(ctx, intents, uses, ents, out)
+	return out, undecided, nil
 }
 
 // intake runs trigger, echo check and outgoing script for one entity on one

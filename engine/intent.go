@@ -278,9 +278,16 @@ func (e *Engine) openIntents(ctx context.Context, uses []use, n int) ([]store.In
 // is the create's answer, not a person's new entity. Intents of an entity
 // that matches neither them nor its echo hash are superseded: that change
 // is a person's and is taken in now.
-func (e *Engine) markOwnWrites(ctx context.Context, intents []store.Intent, uses []use, ents []connectors.Entity, twins pageTwins) {
+//
+// undecided: an entity not linked yet matched no intent while a create of
+// its connection and side has no answer saved yet. It may be that create's
+// entity, changed by a person in the moment between the create and Duplex
+// saving its id; taken now for a person's new entity, its trigger (which
+// decides only for unlinked entities) could drop the change for good. A
+// poll defers such a page (deferPoll).
+func (e *Engine) markOwnWrites(ctx context.Context, intents []store.Intent, uses []use, ents []connectors.Entity, twins pageTwins) (undecided bool) {
 	if len(intents) == 0 {
-		return
+		return false
 	}
 	var stale []int64
 	for _, ent := range ents {
@@ -316,6 +323,9 @@ func (e *Engine) markOwnWrites(ctx context.Context, intents []store.Intent, uses
 					break
 				}
 			}
+			if !linked && !own && createInFlight(intents, k) {
+				undecided = true
+			}
 			if linked && len(mine) > 0 {
 				t = linkPending(t, k.side, ent, intents, mine)
 				twins[k] = t
@@ -330,13 +340,54 @@ func (e *Engine) markOwnWrites(ctx context.Context, intents []store.Intent, uses
 		}
 	}
 	if len(stale) == 0 {
-		return
+		return undecided
 	}
 	if err := e.st.SupersedeIntents(ctx, stale); err != nil {
 		// Only the echo check loses them: a person's state equal to what
 		// they expected could be taken for Duplex's for a while.
 		e.log.Warn("superseding write intents failed", "err", err)
 	}
+	return undecided
+}
+
+// createInFlight says whether a create of k's connection and side has
+// recorded its intent but not the new entity's id.
+func createInFlight(intents []store.Intent, k twinKey) bool {
+	for _, in := range intents {
+		if in.ConnectionID == k.conn && in.Side == k.side && in.Action == "create" && in.EntityID == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// maxPollDeferrals bounds how many polls in a row a system defers for a
+// create in flight (markOwnWrites): under a stream of creates there is
+// nearly always one, and the system's other changes must not wait for
+// ever. After that the page is taken as it is.
+const maxPollDeferrals = 5
+
+// deferPoll counts a deferred poll of systemID; false once the bound is
+// reached (the count starts again then).
+func (e *Engine) deferPoll(systemID int64) bool {
+	e.deferMu.Lock()
+	defer e.deferMu.Unlock()
+	if e.deferred == nil {
+		e.deferred = map[int64]int{}
+	}
+	if e.deferred[systemID] >= maxPollDeferrals {
+		delete(e.deferred, systemID)
+		return false
+	}
+	e.deferred[systemID]++
+	return true
+}
+
+// pollDecided starts systemID's count of deferred polls again.
+func (e *Engine) pollDecided(systemID int64) {
+	e.deferMu.Lock()
+	delete(e.deferred, systemID)
+	e.deferMu.Unlock()
 }
 
 // count is how many files the plan adds to the target (copies and

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"fmt"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -188,4 +189,48 @@ func (f *fixture) audits(action string) int {
 		f.t.Fatal(err)
 	}
 	return len(es)
+}
+
+// A person changes the new issue in the moment between Duplex's create and
+// its saving the issue's id on the twin, and a poll of engineering reads it
+// then: unlinked, and unlike what the create sent, it could pass for a
+// person's new issue, which engineering's trigger does not sync, and the
+// change would be lost. The poll waits for the create instead.
+func TestChangeOfANewEntityBeforeItsLinkIsSaved(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Open(t), time.Second)
+			f.settle()
+			res, err := f.support.Exec(`INSERT INTO tickets (subject, labels, priority) VALUES ('Refunds fail', 'todev', 'high')`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _ := res.LastInsertId()
+			ref := fmt.Sprint("T-", id)
+			time.Sleep(settle)
+			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID); err != nil {
+				t.Fatal(err)
+			}
+			var polled atomic.Bool
+			var pollErr error
+			f.setFault(func(system, op string) error {
+				if system == "engineering" && op == "after-create" && polled.CompareAndSwap(false, true) {
+					f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE ticket_ref = ?", ref)
+					_, pollErr = f.eng.PollOnce(f.ctx, f.conn.SystemBID)
+				}
+				return nil
+			})
+			if _, err := f.eng.WorkOnce(f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !polled.Load() || pollErr != nil {
+				t.Fatalf("the poll during the create did not run (%v)", pollErr)
+			}
+			f.fault.Store(nil)
+			f.settle()
+			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = ?", id); got != "solved" {
+				t.Errorf("ticket status %q, want solved: the engineer's change of the new issue was lost", got)
+			}
+		})
+	}
 }
