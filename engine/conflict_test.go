@@ -266,18 +266,73 @@ func TestPreviousIsWhatWasAppliedNotWhatWasQueued(t *testing.T) {
 	}
 }
 
-// duringGet runs hook once, after the first Get of an entity it is armed for.
+// duringGet runs hook once, after the first Get of an entity it is armed
+// for (before it, with before set).
 type duringGet struct {
 	connectors.Connector
-	hook *atomic.Pointer[func()]
+	hook   *atomic.Pointer[func()]
+	before bool
 }
 
 func (d duringGet) Get(ctx context.Context, id string) (connectors.Entity, error) {
+	if d.before {
+		if h := d.hook.Swap(nil); h != nil {
+			(*h)()
+		}
+	}
 	ent, err := d.Connector.Get(ctx, id)
 	if h := d.hook.Swap(nil); h != nil {
 		(*h)()
 	}
 	return ent, err
+}
+
+// An event reads its source again when applied and so applies the newest
+// subject; an event of the same ticket queued after it but from an older
+// read must not then put its older subject over it (the cluster kill test
+// ended with an older title this way).
+func TestAnOlderQueuedStateDoesNotFollowANewerRead(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Open(t), time.Second)
+			var hook atomic.Pointer[func()]
+			f.wrap = func(system string, c connectors.Connector) connectors.Connector {
+				if system != "support-desk" {
+					return c
+				}
+				return duringGet{Connector: c, hook: &hook, before: true}
+			}
+			f.eng = f.newEngine()
+			f.settle()
+			issue := f.issueOf("1")
+			f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue)
+			f.settle() // Duplex writes the ticket's status: the ticket's events read before are stale
+			f.advance(-time.Hour)
+			f.exec(f.support, "UPDATE tickets SET subject = 'Subject A' WHERE id = 1")
+			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID); err != nil {
+				t.Fatal(err)
+			}
+			f.now.Store(nil)
+			f.exec(f.support, "UPDATE tickets SET subject = 'Subject B' WHERE id = 1")
+			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID); err != nil {
+				t.Fatal(err)
+			}
+			h := func() { f.exec(f.support, "UPDATE tickets SET subject = 'Subject C' WHERE id = 1") }
+			hook.Store(&h)
+			for i := 0; i < 2; i++ { // one event per twin and batch
+				if _, err := f.eng.WorkOnce(f.ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if hook.Load() != nil {
+				t.Fatal("the first event did not read the ticket again")
+			}
+			f.settle()
+			if got := f.one(f.eng2, "SELECT title FROM issues WHERE id = ?", issue); got != "Subject C" {
+				t.Errorf("issue title %q, want the ticket's last subject, Subject C", got)
+			}
+		})
+	}
 }
 
 // An event reads its source again when applied (it is stale), and while it

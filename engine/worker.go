@@ -539,10 +539,18 @@ func (e *Engine) replicaOf(ctx context.Context, p *plan, ev *store.SyncEvent, tw
 	if err != nil {
 		return nil, err
 	}
+	readAt := e.opts.Now()
 	ent, err := sys.conn.Get(ctx, ev.SourceID)
 	if err != nil {
 		return nil, fmt.Errorf("read %s entity %s: %w", src, ev.SourceID, err)
 	}
+	// The source as of now is what this event applies: the twin's later
+	// events of this source, queued from reads before this one, carry older
+	// states and must read it again too, or the older state would be
+	// applied over this newer one (the cluster kill test ended with an
+	// older title this way). WrittenAt(src) is what the staleness check
+	// above compares with; the twin is saved with the event's record.
+	twin.SetWrittenAt(src, readAt)
 	previous, err := decodeObject(twin.Sent(ev.Direction))
 	if err != nil {
 		return nil, err
