@@ -323,7 +323,7 @@ func (e *Engine) markOwnWrites(ctx context.Context, intents []store.Intent, uses
 					break
 				}
 			}
-			if !linked && !own && createInFlight(intents, k) {
+			if !linked && !own && createInFlight(intents, k, ent.UpdatedAt) {
 				undecided = true
 			}
 			if linked && len(mine) > 0 {
@@ -351,15 +351,23 @@ func (e *Engine) markOwnWrites(ctx context.Context, intents []store.Intent, uses
 }
 
 // createInFlight says whether a create of k's connection and side has
-// recorded its intent but not the new entity's id.
-func createInFlight(intents []store.Intent, k twinKey) bool {
+// recorded its intent but not the new entity's id, and could have made an
+// entity last changed at updated: not one changed before the intent was
+// recorded (a person's own entities, most of a page), give or take a
+// minute for the system's clock.
+func createInFlight(intents []store.Intent, k twinKey, updated time.Time) bool {
 	for _, in := range intents {
-		if in.ConnectionID == k.conn && in.Side == k.side && in.Action == "create" && in.EntityID == "" {
+		if in.ConnectionID == k.conn && in.Side == k.side && in.Action == "create" && in.EntityID == "" &&
+			(updated.IsZero() || !updated.Before(in.CreatedAt.Add(-clockSlack))) {
 			return true
 		}
 	}
 	return false
 }
+
+// clockSlack is how far a system's clock may be behind Duplex's for
+// createInFlight.
+const clockSlack = time.Minute
 
 // maxPollDeferrals bounds how many polls in a row a system defers for a
 // create in flight (markOwnWrites): under a stream of creates there is

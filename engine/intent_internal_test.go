@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
@@ -120,6 +121,34 @@ func TestOnlyOwnComments(t *testing.T) {
 	} {
 		if got := onlyOwnComments(&twin, store.SideB, sent, tc.replica); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// Only an entity changed after (or about when) a create's intent was
+// recorded can be that create's; a create with its id saved, another
+// connection's or side's, or an update, never holds a page back.
+func TestCreateInFlight(t *testing.T) {
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	k := twinKey{conn: 1, side: store.SideB, id: "9"}
+	create := store.Intent{ConnectionID: 1, Side: store.SideB, Action: "create", CreatedAt: at}
+	for _, c := range []struct {
+		name    string
+		in      store.Intent
+		updated time.Time
+		want    bool
+	}{
+		{"changed after the intent", create, at.Add(time.Second), true},
+		{"a system clock a little behind", create, at.Add(-30 * time.Second), true},
+		{"changed long before: a person's own", create, at.Add(-time.Hour), false},
+		{"no change time", create, time.Time{}, true},
+		{"its id is saved", func() store.Intent { in := create; in.EntityID = "9"; return in }(), at, false},
+		{"another connection", func() store.Intent { in := create; in.ConnectionID = 2; return in }(), at, false},
+		{"the other side", func() store.Intent { in := create; in.Side = store.SideA; return in }(), at, false},
+		{"an update", func() store.Intent { in := create; in.Action = "update"; return in }(), at, false},
+	} {
+		if got := createInFlight([]store.Intent{c.in}, k, c.updated); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}
 }
