@@ -222,13 +222,7 @@ func TestPreviousIsWhatWasAppliedNotWhatWasQueued(t *testing.T) {
 	for _, b := range testdb.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			f := newFixture(t, b.Open(t), time.Second)
-			f.settle()
-			issue := f.issueOf("1")
-			f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue)
-			f.settle()
-			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
-				t.Fatalf("ticket status %q before the test, want escalated", got)
-			}
+			issue := f.inProgress()
 			// Queued in the past: Duplex's create of the issue (at settle)
 			// is after both, so both are stale when applied.
 			f.advance(-time.Hour)
@@ -303,10 +297,7 @@ func TestAnOlderQueuedStateDoesNotFollowANewerRead(t *testing.T) {
 				return duringGet{Connector: c, hook: &hook, before: true}
 			}
 			f.eng = f.newEngine()
-			f.settle()
-			issue := f.issueOf("1")
-			f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue)
-			f.settle() // Duplex writes the ticket's status: the ticket's events read before are stale
+			issue := f.inProgress() // Duplex writes the ticket's status: the ticket's events read before are stale
 			f.advance(-time.Hour)
 			f.exec(f.support, "UPDATE tickets SET subject = 'Subject A' WHERE id = 1")
 			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID); err != nil {
@@ -353,10 +344,7 @@ func TestRereadDoesNotOverwriteANewerQueuedChange(t *testing.T) {
 				return duringGet{Connector: c, hook: &hook}
 			}
 			f.eng = f.newEngine()
-			f.settle()
-			issue := f.issueOf("1")
-			f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue)
-			f.settle()
+			issue := f.inProgress()
 			f.advance(-time.Hour) // queued before Duplex's writes to the issue: stale
 			f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE id = ?", issue)
 			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID); err != nil {

@@ -19,13 +19,7 @@ func TestEchoReferenceNotSetOverAPersonsChange(t *testing.T) {
 	for _, b := range testdb.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			f := newFixture(t, b.Open(t), time.Second)
-			f.settle()
-			issue := f.issueOf("1")
-			f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue)
-			f.settle()
-			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
-				t.Fatalf("ticket status %q, want escalated", got)
-			}
+			issue := f.inProgress()
 
 			// Support renames the ticket; while Duplex applies that to the
 			// issue, engineering resolves it and the poller takes that in.
@@ -68,4 +62,18 @@ func TestEchoReferenceNotSetOverAPersonsChange(t *testing.T) {
 			}
 		})
 	}
+}
+
+// inProgress syncs ticket 1, moves its issue to in_progress and syncs that
+// (the ticket escalated); it returns the issue's id.
+func (f *fixture) inProgress() string {
+	f.t.Helper()
+	f.settle()
+	issue := f.issueOf("1")
+	f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue)
+	f.settle()
+	if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
+		f.t.Fatalf("ticket status %q, want escalated", got)
+	}
+	return issue
 }

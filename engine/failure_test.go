@@ -555,10 +555,7 @@ func TestRetryAfterAnUnrecordedWriteCarriesTheNewState(t *testing.T) {
 	for _, b := range testdb.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			f := newFixture(t, b.Open(t), time.Second)
-			f.settle()
-			issue := f.issueOf("1")
-			f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue)
-			f.settle()
+			issue := f.inProgress()
 			// Queued in the past: Duplex's writes to the issue at settle are
 			// later, so every attempt reads the issue again.
 			f.advance(-time.Hour)
