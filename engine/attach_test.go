@@ -357,7 +357,11 @@ func TestAttachment50MBStreams(t *testing.T) {
 	growth := peak.Load() - before
 	fmt.Printf("attachments: a 50 MiB file crossed in %v; RSS %d KiB before, peak %d KiB, growth %d KiB\n",
 		took.Round(time.Millisecond), before>>10, peak.Load()>>10, growth>>10)
-	if growth > 8<<20 {
-		t.Fatalf("RSS grew by %d KiB moving a 50 MiB file", growth>>10)
+	// Holding the file would grow RSS by its 50 MiB at least. The bound is
+	// a third of that: the settle around the copy (polls, scripts, the
+	// collector's timing) grew RSS by 11.7 MiB once on a loaded machine,
+	// over the 8 MiB this test first allowed.
+	if growth > size/3 {
+		t.Fatalf("RSS grew by %d KiB moving a 50 MiB file (held, not streamed?)", growth>>10)
 	}
 }
