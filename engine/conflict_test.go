@@ -227,13 +227,9 @@ func TestPreviousIsWhatWasAppliedNotWhatWasQueued(t *testing.T) {
 			// is after both, so both are stale when applied.
 			f.advance(-time.Hour)
 			f.exec(f.eng2, "INSERT INTO issue_comments (issue_id, author, body) VALUES (?, 'dev', 'looking')", issue)
-			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID); err != nil {
-				t.Fatal(err)
-			}
+			f.poll(f.conn.SystemBID)
 			f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE id = ?", issue)
-			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID); err != nil {
-				t.Fatal(err)
-			}
+			f.poll(f.conn.SystemBID)
 			if n := len(f.event(store.StatusQueued)); n != 2 {
 				t.Fatalf("%d events queued, want 2", n)
 			}
@@ -300,14 +296,10 @@ func TestAnOlderQueuedStateDoesNotFollowANewerRead(t *testing.T) {
 			issue := f.inProgress() // Duplex writes the ticket's status: the ticket's events read before are stale
 			f.advance(-time.Hour)
 			f.exec(f.support, "UPDATE tickets SET subject = 'Subject A' WHERE id = 1")
-			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID); err != nil {
-				t.Fatal(err)
-			}
+			f.poll(f.conn.SystemAID)
 			f.now.Store(nil)
 			f.exec(f.support, "UPDATE tickets SET subject = 'Subject B' WHERE id = 1")
-			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID); err != nil {
-				t.Fatal(err)
-			}
+			f.poll(f.conn.SystemAID)
 			h := func() { f.exec(f.support, "UPDATE tickets SET subject = 'Subject C' WHERE id = 1") }
 			hook.Store(&h)
 			for i := 0; i < 2; i++ { // one event per twin and batch
@@ -347,9 +339,7 @@ func TestRereadDoesNotOverwriteANewerQueuedChange(t *testing.T) {
 			issue := f.inProgress()
 			f.advance(-time.Hour) // queued before Duplex's writes to the issue: stale
 			f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE id = ?", issue)
-			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID); err != nil {
-				t.Fatal(err)
-			}
+			f.poll(f.conn.SystemBID)
 			f.now.Store(nil)
 			polled := make(chan error, 1)
 			h := func() {

@@ -77,3 +77,11 @@ func (f *fixture) inProgress() string {
 	}
 	return issue
 }
+
+// poll polls one system once; an error ends the test.
+func (f *fixture) poll(systemID int64) {
+	f.t.Helper()
+	if _, err := f.eng.PollOnce(f.ctx, systemID); err != nil {
+		f.t.Fatalf("poll %d: %v", systemID, err)
+	}
+}

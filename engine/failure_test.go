@@ -325,9 +325,7 @@ func TestUnsyncedEditSurvivesAWriteToTheSameEntity(t *testing.T) {
 	f.exec(f.support, "UPDATE tickets SET subject = 'Checkout fails again' WHERE id = 1")
 	// Only the support side is polled: Duplex writes the issue while the
 	// engineer's edits on it are not synced yet.
-	if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID); err != nil {
-		t.Fatal(err)
-	}
+	f.poll(f.conn.SystemAID)
 	if _, err := f.eng.WorkOnce(f.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -486,9 +484,7 @@ func TestEditDuringTheOtherDirectionsApplyIsSent(t *testing.T) {
 	f.settle()
 	f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE ticket_ref = 'T-1'")
 	time.Sleep(50 * time.Millisecond)
-	if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID); err != nil {
-		t.Fatal(err)
-	}
+	f.poll(f.conn.SystemBID)
 	f.exec(f.support, "UPDATE tickets SET subject = 'Edited while engineering synced' WHERE id = 1")
 	if _, err := f.eng.WorkOnce(f.ctx); err != nil {
 		t.Fatal(err)
@@ -560,9 +556,7 @@ func TestRetryAfterAnUnrecordedWriteCarriesTheNewState(t *testing.T) {
 			// later, so every attempt reads the issue again.
 			f.advance(-time.Hour)
 			f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE id = ?", issue)
-			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID); err != nil {
-				t.Fatal(err)
-			}
+			f.poll(f.conn.SystemBID)
 			f.now.Store(nil)
 			var lost atomic.Bool
 			f.setFault(func(system, op string) error {

@@ -208,9 +208,7 @@ func TestChangeOfANewEntityBeforeItsLinkIsSaved(t *testing.T) {
 			id, _ := res.LastInsertId()
 			ref := fmt.Sprint("T-", id)
 			time.Sleep(settle)
-			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID); err != nil {
-				t.Fatal(err)
-			}
+			f.poll(f.conn.SystemAID)
 			var polled atomic.Bool
 			var pollErr error
 			f.setFault(func(system, op string) error {
