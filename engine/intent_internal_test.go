@@ -152,3 +152,27 @@ func TestCreateInFlight(t *testing.T) {
 		}
 	}
 }
+
+// A system defers at most maxPollDeferrals polls in a row for creates in
+// flight (another connection's creates on a shared system included); then
+// one poll takes its page, and a decided poll starts the count again.
+func TestDeferPollIsBounded(t *testing.T) {
+	e := &Engine{}
+	for i := 0; i < maxPollDeferrals; i++ {
+		if !e.deferPoll(7) {
+			t.Fatalf("poll %d not deferred", i+1)
+		}
+	}
+	if e.deferPoll(7) {
+		t.Fatalf("poll %d deferred: over the bound of %d", maxPollDeferrals+1, maxPollDeferrals)
+	}
+	if !e.deferPoll(7) || !e.deferPoll(8) {
+		t.Fatal("after the bound the count starts again, and other systems count alone")
+	}
+	e.pollDecided(7)
+	for i := 0; i < maxPollDeferrals; i++ {
+		if !e.deferPoll(7) {
+			t.Fatalf("after a decided poll, poll %d not deferred", i+1)
+		}
+	}
+}
