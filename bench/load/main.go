@@ -717,6 +717,9 @@ func runDuplex(work string) report {
 	if w := targetBatches(logText); w != "" {
 		r.extra = append(r.extra, w)
 	}
+	if rt := storeRoundTrips(logText, s.seq.Load()); rt != "" {
+		r.extra = append(r.extra, rt)
+	}
 	r.extra = append(r.extra, storeCounts(filepath.Join(dir, "duplex.db"))...)
 	return r
 }
@@ -875,5 +878,11 @@ func storeRoundTrips(logText string, n int64) string {
 	}
 	s, _ := strconv.ParseInt(stm[1], 10, 64)
 	c, _ := strconv.ParseInt(com[1], 10, 64)
-	return fmt.Sprintf("store: %.2f statements and %.2f commits per entity", float64(s)/float64(n), float64(c)/float64(n))
+	out := fmt.Sprintf("store: %.2f statements and %.2f commits per change", float64(s)/float64(n), float64(c)/float64(n))
+	// The time callers waited for the store's connection: on SQLite one
+	// connection serves every goroutine, and this says how much it queues.
+	if w := regexp.MustCompile(`store_pool_wait=(\S+) store_pool_waits=(\d+)`).FindStringSubmatch(logText); w != nil {
+		out += fmt.Sprintf("; waits for its connection: %s in %s waits", w[1], w[2])
+	}
+	return out
 }

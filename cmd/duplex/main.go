@@ -275,6 +275,8 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		func() float64 { return float64(st.Stats().Statements.Load()) })
 	m.Counter("duplex_store_commits_total", "Commits this process made in the store (transactions and writes outside one).",
 		func() float64 { return float64(st.Stats().Commits.Load()) })
+	m.Counter("duplex_store_pool_wait_seconds_total", "Time callers waited for a connection of the store's pool (on SQLite, its one connection).",
+		func() float64 { w, _ := st.PoolWait(); return w.Seconds() })
 	al, err := newAlerts(st, logger, eng.ProcessID(), alertTransport(base, guards))
 	if err != nil {
 		_ = eng.Close()
@@ -330,7 +332,9 @@ func (a *app) close() {
 	_ = a.engine.Close()
 	stopPool(a.pool)
 	// What /metrics counts, for make bench (which has no login).
-	slog.Default().Info("store closed", "store_statements", a.store.Stats().Statements.Load(), "store_commits", a.store.Stats().Commits.Load())
+	wait, waits := a.store.PoolWait()
+	slog.Default().Info("store closed", "store_statements", a.store.Stats().Statements.Load(), "store_commits", a.store.Stats().Commits.Load(),
+		"store_pool_wait", wait.Round(time.Millisecond), "store_pool_waits", waits)
 	_ = a.store.Close()
 }
 

@@ -50,6 +50,18 @@ type Stats struct {
 // Stats returns the store's counters.
 func (s *Store) Stats() *Stats { return s.stats }
 
+// PoolWait is how long callers waited for a connection of the store's pool
+// in all, and how many waited: on SQLite (one connection) the figure that
+// says whether the store is what the engine waits on.
+func (s *Store) PoolWait() (time.Duration, int64) {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return 0, 0
+	}
+	st := sqlDB.Stats()
+	return st.WaitDuration, st.WaitCount
+}
+
 // Open connects to dsn and applies pending migrations. dsn is a PostgreSQL
 // URL (postgres://...) or a SQLite file path, optionally prefixed "sqlite:".
 func Open(ctx context.Context, dsn string) (*Store, error) {
