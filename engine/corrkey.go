@@ -25,11 +25,10 @@ import (
 // never part of a new one for the stores that match substrings (Redmine).
 //
 // A create keeps the key it was first tried with. Its write intent records
-// the key (intent.go), and a retry uses the recorded one whatever the
-// format of the code that retries; a twin made before migration 00031
-// (store.Deployment.LegacyTwinMax) whose create's intent is gone keeps the
-// old key, duplex:<connection>:<twin>, which is what that create may have
-// left on the entity.
+// the key (intent.go). A twin made before migration 00031
+// (store.Deployment.LegacyTwinMax) uses the recorded one, and when its
+// create's intent is gone keeps the old key, duplex:<connection>:<twin>,
+// which is what that create may have left on the entity.
 
 // correlationKey is the key of a create made by this deployment.
 func correlationKey(deployment string, connID, twinID int64) string {
@@ -42,23 +41,26 @@ func legacyKey(connID, twinID int64) string {
 }
 
 // createKey returns the correlation key of the create of twin's dst side:
-// the one an earlier attempt recorded, else the legacy key for a twin from
-// before the deployment id, else this deployment's.
+// for a twin from before the deployment id, the one an earlier attempt
+// recorded, else the legacy key; for any other twin, this deployment's.
+//
+// A twin made after the deployment id has had only this key (the id never
+// changes in a store), so its creates skip the look-up of a recorded key:
+// one query per create less. A change of the key's format would have to
+// mark where it starts, as LegacyTwinMax does, and look up below that mark.
 func (e *Engine) createKey(ctx context.Context, connID int64, twin *store.Twin, dst store.Side) (string, error) {
-	if twin.ID > 0 {
-		key, err := e.st.CreateKey(ctx, twin.ID, dst)
-		if err != nil || key != "" {
-			return key, err
-		}
-	}
 	d, err := e.deploymentID(ctx)
 	if err != nil {
 		return "", err
 	}
-	if twin.ID > 0 && twin.ID <= d.LegacyTwinMax {
-		return legacyKey(connID, twin.ID), nil
+	if twin.ID <= 0 || twin.ID > d.LegacyTwinMax {
+		return correlationKey(d.ID, connID, twin.ID), nil
 	}
-	return correlationKey(d.ID, connID, twin.ID), nil
+	key, err := e.st.CreateKey(ctx, twin.ID, dst)
+	if err != nil || key != "" {
+		return key, err
+	}
+	return legacyKey(connID, twin.ID), nil
 }
 
 // deploymentID reads the store's deployment once: it never changes.

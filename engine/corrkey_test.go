@@ -134,6 +134,11 @@ func TestCreateInterruptedBeforeTheUpgradeIsFound(t *testing.T) {
 	if res.Error != nil || res.RowsAffected != 1 {
 		t.Fatalf("rewrite the create's intent: %d rows, %v", res.RowsAffected, res.Error)
 	}
+	// The twin existed when the deployment id was made: only such a twin
+	// can have an intent with the legacy key.
+	if err := f.st.DB().Exec("UPDATE deployment SET legacy_twin_max = ?", tw.ID).Error; err != nil {
+		t.Fatal(err)
+	}
 	retryAfterUpgrade(t, f)
 	if n := f.count(f.eng2, "SELECT COUNT(*) FROM issues WHERE ticket_ref = 'T-1'"); n != 1 {
 		t.Fatalf("%d issues for T-1 after the retry, want 1", n)
