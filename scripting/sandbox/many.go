@@ -61,7 +61,7 @@ func (p *Pool) OutgoingMany(ctx context.Context, s *scripting.Script, entities, 
 	}
 	res, errs = make([]scripting.OutgoingResult, len(calls)), make([]error, len(calls))
 	for i, c := range calls {
-		res[i], errs[i] = scripting.OutgoingResult{Replica: c.res.Map, Log: c.res.Log}, c.err
+		res[i], errs[i] = scripting.OutgoingResult{Replica: c.res.out, Log: c.res.Log}, c.err
 	}
 	return res, errs, nil
 }

@@ -225,7 +225,7 @@ func (p *Pool) OutgoingRun(s *scripting.Script, entity, previous map[string]any,
 
 // Result is the outcome of a Run after Do.
 func (r *Run) Result() (scripting.OutgoingResult, error) {
-	return scripting.OutgoingResult{Replica: r.c.res.Map, Log: r.c.res.Log}, r.c.err
+	return scripting.OutgoingResult{Replica: r.c.res.out, Log: r.c.res.Log}, r.c.err
 }
 
 // Do sends runs to one worker in one message (a batch) and waits for all.
@@ -245,7 +245,7 @@ func (l *Lane) Outgoing(ctx context.Context, s *scripting.Script, entity, previo
 		return scripting.OutgoingResult{}, err
 	}
 	c.fix()
-	return scripting.OutgoingResult{Replica: c.res.Map, Log: c.res.Log}, c.err
+	return scripting.OutgoingResult{Replica: c.res.out, Log: c.res.Log}, c.err
 }
 
 // Incoming runs an incoming script in the lane's workers.
@@ -259,7 +259,7 @@ func (l *Lane) Incoming(ctx context.Context, s *scripting.Script, replica, previ
 	if c.res.Skipped {
 		return scripting.IncomingResult{Skipped: true, SkipReason: c.res.SkipReason, Log: c.res.Log}, nil
 	}
-	return scripting.IncomingResult{Entity: c.res.Map, Log: c.res.Log}, c.err
+	return scripting.IncomingResult{Entity: c.res.out, Log: c.res.Log}, c.err
 }
 
 // Match evaluates a trigger in the lane's workers; an empty trigger
@@ -304,7 +304,7 @@ func (l *Lane) MatchOutgoing(ctx context.Context, t *scripting.Trigger, vars map
 	if o.res.NotRun { // its worker died after the trigger: it goes again alone
 		return alone()
 	}
-	return scripting.MatchedOutgoing{Match: true, Out: &scripting.OutgoingResult{Replica: o.res.Map, Log: o.res.Log}, Err: o.err}, nil
+	return scripting.MatchedOutgoing{Match: true, Out: &scripting.OutgoingResult{Replica: o.res.out, Log: o.res.Log}, Err: o.err}, nil
 }
 
 // MatchOutgoing is Lane.MatchOutgoing in the sync lane.
@@ -431,21 +431,35 @@ type call struct {
 	observe func(scripting.Kind, time.Duration, error)
 	res     runRes
 	err     error
+	argErr  error // an input that could not be encoded (setArgs)
 	retried bool
 	ctx     context.Context // the caller's, set when queued
 }
 
+// setArgs encodes the run's inputs now, in the caller's goroutine: the
+// caller may change its maps as soon as the call returns.
 func (c *call) setArgs(args ...map[string]any) {
 	for i, a := range args {
-		if a == nil {
-			c.req.Nil |= 1 << i
+		b, err := encodeMap(normalize(a))
+		if err != nil && c.argErr == nil {
+			c.argErr = fmt.Errorf("sandbox: input %d: %w", i, err)
 		}
-		c.req.Args[i] = normalize(a)
+		c.req.Args[i] = b
 	}
 }
 
-// fix turns the outcome into results: gob sends an empty map as none.
+// fix turns the outcome into results.
 func (c *call) fix() {
+	if c.err == nil && c.argErr != nil {
+		c.err = c.argErr // the run had an empty input: its result does not count
+	}
+	if c.err == nil && c.res.Err == nil && c.res.Out != nil { // fix may run twice: Out is decoded once
+		var err error
+		if c.res.out, err = decodeMap(c.res.Out); err != nil {
+			c.err = fmt.Errorf("sandbox: the worker's result: %w", err)
+		}
+	}
+	c.res.Out = nil
 	if c.err == nil && c.res.Err != nil {
 		if c.res.Err.Kind == scripting.ErrorTimeout { // the worker's own deadline: one message for both
 			c.res.Err.Message = scripting.DeadlineMessage(c.req.Timeout)
@@ -455,10 +469,9 @@ func (c *call) fix() {
 		}
 		c.err = c.res.Err.err()
 	}
-	if c.err == nil && c.res.Map == nil && !c.res.Skipped {
-		c.res.Map = map[string]any{}
+	if c.err == nil && c.res.out == nil && !c.res.Skipped {
+		c.res.out = map[string]any{}
 	}
-	restoreMap(c.res.Map)
 	for i := range c.res.Rules {
 		c.res.Rules[i].Value = restore(c.res.Rules[i].Value)
 	}

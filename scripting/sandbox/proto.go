@@ -71,8 +71,7 @@ type runReq struct {
 	Code    *code  // nil: the worker should have it (else it answers Missing)
 	Timeout time.Duration
 	Meta    scripting.Meta
-	Args    [3]map[string]any
-	Nil     uint8 // bit i: Args[i] is nil (gob sends empty and nil maps alike)
+	Args    [3][]byte // the run's input maps, each encoded by encodeMap (value.go)
 	Lookups []scripting.Lookup
 	Found   [][]scripting.Found
 	// IfMatched: run only if the run before it in the same request is a
@@ -83,7 +82,8 @@ type runReq struct {
 type runRes struct {
 	Missing    bool // the worker does not have Key: send the code
 	Err        *wireErr
-	Map        map[string]any // replica or entity
+	Out        []byte         // the replica or entity, encoded by encodeMap (value.go)
+	out        map[string]any // Out decoded, in the parent (not sent)
 	Log        []string
 	Skipped    bool
 	SkipReason string
@@ -353,8 +353,8 @@ func newDecoder(r io.Reader) *gob.Decoder {
 func hello() runRes {
 	return runRes{
 		Err:   &wireErr{Kind: "hello"},
-		Map:   map[string]any{"m": map[string]any{"a": []any{"s", 1, int64(1), uint64(1), 1.5, float32(1), true, nil, json.Number("1"), time.Time{}, []string{"x"}}}},
-		Rules: []scripting.RuleResult{{Value: "x"}},
+		Out:   []byte{tagNil},
+		Rules: []scripting.RuleResult{{Value: map[string]any{"m": map[string]any{"a": []any{"s", 1, int64(1), uint64(1), 1.5, float32(1), true, nil, json.Number("1"), time.Time{}, []string{"x"}}}}}},
 		Log:   []string{"x"},
 	}
 }

@@ -169,14 +169,12 @@ func (w *worker) do(r *runReq) (runRes, string) {
 	if e.err != nil {
 		return runRes{Err: toWire(e.err)}, e.name
 	}
-	args := r.Args
-	for i := range args {
-		if r.Nil&(1<<i) != 0 {
-			args[i] = nil
-		} else if args[i] == nil {
-			args[i] = map[string]any{}
+	var args [3]map[string]any
+	for i, b := range r.Args {
+		var err error
+		if args[i], err = decodeMap(b); err != nil {
+			return runRes{Err: &wireErr{Message: fmt.Sprintf("sandbox: input %d: %v", i, err)}}, e.name
 		}
-		restoreMap(args[i])
 	}
 	for _, found := range r.Found {
 		for i := range found {
@@ -189,10 +187,10 @@ func (w *worker) do(r *runReq) (runRes, string) {
 	switch r.Op {
 	case opOutgoing:
 		out, err := w.runner.Outgoing(ctx, e.script, args[0], args[1], meta)
-		return runRes{Map: out.Replica, Log: out.Log, Err: toWire(err)}, e.name
+		return withOut(runRes{Log: out.Log, Err: toWire(err)}, out.Replica, e.name)
 	case opIncoming:
 		in, err := w.runner.Incoming(ctx, e.script, args[0], args[1], args[2], meta)
-		return runRes{Map: in.Entity, Log: in.Log, Skipped: in.Skipped, SkipReason: in.SkipReason, Err: toWire(err)}, e.name
+		return withOut(runRes{Log: in.Log, Skipped: in.Skipped, SkipReason: in.SkipReason, Err: toWire(err)}, in.Entity, e.name)
 	case opMatch:
 		ok, err := e.trigger.Match(args[0])
 		return runRes{Bool: ok, Err: toWire(err)}, e.name
@@ -209,6 +207,20 @@ func (w *worker) do(r *runReq) (runRes, string) {
 		return runRes{Rules: res, Err: toWire(err)}, e.name
 	}
 	return runRes{Err: &wireErr{Message: fmt.Sprintf("sandbox: unknown op %d", r.Op)}}, e.name
+}
+
+// withOut encodes a script's result map into res; a value that cannot be
+// encoded fails the run, as one over the frame limit does.
+func withOut(res runRes, m map[string]any, name string) (runRes, string) {
+	if res.Err != nil {
+		return res, name
+	}
+	b, err := encodeMap(m)
+	if err != nil {
+		return runRes{Err: &wireErr{Script: name, Kind: scripting.ErrorRuntime, Message: err.Error()}}, name
+	}
+	res.Out = b
+	return res, name
 }
 
 // heapNow is the live heap, read without stopping the world.
