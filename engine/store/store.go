@@ -132,8 +132,15 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 
 // SQLiteDSN adds the pragmas Duplex relies on (WAL, a busy timeout, foreign
 // keys) to a SQLite path unless the caller set them.
+//
+// synchronous=NORMAL is what the driver's build gave the store all along
+// (SQLITE_DEFAULT_WAL_SYNCHRONOUS=1), written out so that a driver upgrade
+// cannot change it unseen: in WAL mode a commit is not flushed to disk, so
+// a kill of the process loses nothing, while a power cut or an OS crash
+// can lose the last commits (docs/operations.md, "Durability"). An
+// operator who wants every commit flushed sets _synchronous=FULL in --db.
 func SQLiteDSN(path string) string {
-	params := []string{"_journal_mode=WAL", "_busy_timeout=5000", "_foreign_keys=on", "_txlock=immediate", "_stmt_cache_size=256"}
+	params := []string{"_journal_mode=WAL", "_busy_timeout=5000", "_foreign_keys=on", "_txlock=immediate", "_stmt_cache_size=256", "_synchronous=NORMAL"}
 	sep := "?"
 	if strings.Contains(path, "?") {
 		sep = "&"

@@ -378,3 +378,23 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// The SQLite store's durability is the one docs/operations.md describes:
+// synchronous=NORMAL unless the DSN asks for FULL, whatever the driver's
+// build default.
+func TestSQLiteSynchronous(t *testing.T) {
+	for dsn, want := range map[string]int{"a.db": 1, "b.db?_synchronous=FULL": 2} {
+		st, err := store.Open(context.Background(), t.TempDir()+"/"+dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		if err := st.DB().Raw("PRAGMA synchronous").Scan(&got).Error; err != nil {
+			t.Fatal(err)
+		}
+		_ = st.Close()
+		if got != want {
+			t.Errorf("%s: synchronous=%d, want %d", dsn, got, want)
+		}
+	}
+}
