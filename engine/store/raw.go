@@ -37,6 +37,16 @@ func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows
 	return s.db.Statement.ConnPool.QueryContext(ctx, s.bind(query), args...)
 }
 
+// readQuery runs a raw read: on the read pool when the store has one and
+// is not bound to a transaction (Store.reads), else as query does.
+func (s *Store) readQuery(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s.reads == nil {
+		return s.query(ctx, query, args...)
+	}
+	s.stats.Statements.Add(1)
+	return s.reads.QueryContext(ctx, query, args...) // SQLite: ? placeholders as written
+}
+
 // queryRow runs a raw query returning at most one row.
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) row {
 	s.stats.Statements.Add(1)

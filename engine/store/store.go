@@ -6,6 +6,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -36,6 +37,15 @@ type Store struct {
 	hooks   *deliveryCommitter // nil in a Store bound to a transaction
 	intents *intentCommitter   // nil in a Store bound to a transaction
 	stats   *Stats             // shared with the Stores bound to its transactions
+	// reads is a pool of read-only connections to a SQLite file, for the
+	// twin reads that run per event outside a transaction (readQuery): the
+	// store's one writing connection serves every write of every
+	// goroutine, and a read queued behind them waited for all of them. In
+	// WAL mode a reader sees every commit made before its statement and
+	// does not block the writer. nil on PostgreSQL (its pool is already
+	// many connections), for an in-memory SQLite, and in a Store bound to
+	// a transaction (which reads through the transaction).
+	reads *sql.DB
 }
 
 // Stats counts the round trips a store makes: statements (gorm's and the
@@ -91,7 +101,8 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		dialector, dialect = postgres.Open(dsn), migrations.Postgres
 	default:
-		dialector, dialect = sqlite.Open(SQLiteDSN(strings.TrimPrefix(dsn, "sqlite:"))), migrations.SQLite
+		dsn = SQLiteDSN(strings.TrimPrefix(dsn, "sqlite:"))
+		dialector, dialect = sqlite.Open(dsn), migrations.SQLite
 	}
 	db, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.Default.LogMode(logger.Silent),
@@ -127,7 +138,42 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 	}
 	s.hooks = newDeliveryCommitter(s)
 	s.intents = &intentCommitter{st: s}
+	if dialect == migrations.SQLite && !inMemory(dsn) {
+		if s.reads, err = openReads(ctx, dsn); err != nil {
+			_ = sqlDB.Close()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
 	return s, nil
+}
+
+// readConns bounds the read pool: the engine's concurrent twin reads are
+// the worker's starts and the intake of each system.
+const readConns = 4
+
+// openReads opens the read pool of a SQLite store file (Store.reads).
+func openReads(ctx context.Context, dsn string) (*sql.DB, error) {
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	db, err := sql.Open("sqlite3", dsn+sep+"_query_only=true")
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(readConns)
+	db.SetMaxIdleConns(readConns)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// inMemory: a SQLite DSN whose database lives in the connection (each
+// connection would see a database of its own).
+func inMemory(dsn string) bool {
+	return strings.Contains(dsn, ":memory:") || strings.Contains(dsn, "mode=memory")
 }
 
 // SQLiteDSN adds the pragmas Duplex relies on (WAL, a busy timeout, foreign
@@ -165,6 +211,9 @@ func (s *Store) DB() *gorm.DB { return s.db }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	if s.reads != nil {
+		_ = s.reads.Close()
+	}
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err

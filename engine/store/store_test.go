@@ -398,3 +398,52 @@ func TestSQLiteSynchronous(t *testing.T) {
 		}
 	}
 }
+
+// On SQLite the twin reads of the worker and of intake go to the read
+// pool: they see what is committed, and they do not wait for a transaction
+// that holds the store's one writing connection.
+func TestTwinReadsDoNotWaitForTheWriter(t *testing.T) {
+	ctx := context.Background()
+	st := testdb.SQLite(t)
+	a, bb := store.System{Name: "a", Kind: "sql"}, store.System{Name: "b", Kind: "sql"}
+	_ = st.CreateSystem(ctx, &a)
+	_ = st.CreateSystem(ctx, &bb)
+	c := store.Connection{Name: "c", SystemAID: a.ID, SystemBID: bb.ID}
+	if err := st.CreateConnection(ctx, &c, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	tw, err := st.EnsureTwin(ctx, c.ID, store.SideA, "42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	holding, release := make(chan struct{}), make(chan struct{})
+	txDone := make(chan error, 1)
+	go func() {
+		txDone <- st.Tx(ctx, func(tx *store.Store) error {
+			if _, err := tx.EnsureTwin(ctx, c.ID, store.SideA, "43"); err != nil { // uncommitted while held
+				return err
+			}
+			close(holding)
+			<-release
+			return nil
+		})
+	}()
+	<-holding
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	got, err := st.TwinsByID(rctx, []int64{tw.ID, tw.ID + 1})
+	cancel()
+	close(release)
+	if err != nil {
+		t.Fatalf("a twin read while a transaction holds the writer: %v", err)
+	}
+	if got[tw.ID] == nil || len(got) != 1 {
+		t.Fatalf("read %d twins (%v), want the committed one only", len(got), got)
+	}
+	if err := <-txDone; err != nil {
+		t.Fatal(err)
+	}
+	got, err = st.TwinsByID(ctx, []int64{tw.ID, tw.ID + 1})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("after the commit: %d twins, %v; want 2", len(got), err)
+	}
+}

@@ -43,7 +43,7 @@ func scanTwin(sc interface{ Scan(...any) error }, t *Twin) error {
 // queryTwins runs a twin query (where: the query after FROM twins) and
 // calls each for every row.
 func (s *Store) queryTwins(ctx context.Context, what, where string, each func(*Twin), args ...any) error {
-	rows, err := s.query(ctx, twinSelect+where, args...)
+	rows, err := s.readQuery(ctx, twinSelect+where, args...)
 	if err != nil {
 		return wrap(what, err)
 	}
