@@ -151,13 +151,7 @@ func TestEnsureTwinConcurrent(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			st := b.Open(t)
-			a, bb := store.System{Name: "a", Kind: "sql"}, store.System{Name: "b", Kind: "sql"}
-			_ = st.CreateSystem(ctx, &a)
-			_ = st.CreateSystem(ctx, &bb)
-			c := store.Connection{Name: "c", SystemAID: a.ID, SystemBID: bb.ID}
-			if err := st.CreateConnection(ctx, &c, nil, "t"); err != nil {
-				t.Fatal(err)
-			}
+			c := newConnection(t, st)
 			const n = 8
 			ids := make(chan int64, n)
 			errs := make(chan error, n)
@@ -405,13 +399,7 @@ func TestSQLiteSynchronous(t *testing.T) {
 func TestTwinReadsDoNotWaitForTheWriter(t *testing.T) {
 	ctx := context.Background()
 	st := testdb.SQLite(t)
-	a, bb := store.System{Name: "a", Kind: "sql"}, store.System{Name: "b", Kind: "sql"}
-	_ = st.CreateSystem(ctx, &a)
-	_ = st.CreateSystem(ctx, &bb)
-	c := store.Connection{Name: "c", SystemAID: a.ID, SystemBID: bb.ID}
-	if err := st.CreateConnection(ctx, &c, nil, "t"); err != nil {
-		t.Fatal(err)
-	}
+	c := newConnection(t, st)
 	tw, err := st.EnsureTwin(ctx, c.ID, store.SideA, "42")
 	if err != nil {
 		t.Fatal(err)
@@ -446,4 +434,22 @@ func TestTwinReadsDoNotWaitForTheWriter(t *testing.T) {
 	if err != nil || len(got) != 2 {
 		t.Fatalf("after the commit: %d twins, %v; want 2", len(got), err)
 	}
+}
+
+// newConnection makes two sql systems, a and b, and a connection c between
+// them, with no scripts.
+func newConnection(t *testing.T, st *store.Store) store.Connection {
+	t.Helper()
+	ctx := context.Background()
+	a, b := store.System{Name: "a", Kind: "sql"}, store.System{Name: "b", Kind: "sql"}
+	for _, sys := range []*store.System{&a, &b} {
+		if err := st.CreateSystem(ctx, sys); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := store.Connection{Name: "c", SystemAID: a.ID, SystemBID: b.ID}
+	if err := st.CreateConnection(ctx, &c, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

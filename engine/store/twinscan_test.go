@@ -18,13 +18,7 @@ func TestTwinReadsMatchGorm(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			st := b.Open(t)
-			a, bb := store.System{Name: "a", Kind: "sql"}, store.System{Name: "b", Kind: "sql"}
-			_ = st.CreateSystem(ctx, &a)
-			_ = st.CreateSystem(ctx, &bb)
-			c := store.Connection{Name: "c", SystemAID: a.ID, SystemBID: bb.ID}
-			if err := st.CreateConnection(ctx, &c, nil, "t"); err != nil {
-				t.Fatal(err)
-			}
+			c := newConnection(t, st)
 			full, err := st.EnsureTwin(ctx, c.ID, store.SideA, "1")
 			if err != nil {
 				t.Fatal(err)
