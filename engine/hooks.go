@@ -272,14 +272,29 @@ func (e *Engine) processGroup(ctx context.Context, sys int64, group []store.Webh
 		ids[i] = d.ID
 	}
 	defer e.releaseDeliveries(ids)
-	if err := e.processDeliveries(ctx, sys, group); err == nil {
+	err := e.processDeliveries(ctx, sys, group, false)
+	// A create in flight (markOwnWrites): wait for its answer a little, as
+	// a poll defers its page, without using up the deliveries' attempts.
+	for errors.Is(err, errUndecided) {
+		if !e.deferPoll(sys) {
+			err = e.processDeliveries(ctx, sys, group, true)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(hookDeferWait):
+		}
+		err = e.processDeliveries(ctx, sys, group, false)
+	}
+	if err == nil {
 		return len(group), nil
 	} else if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
 	done := 0
 	for _, d := range group {
-		if err := e.processDeliveries(ctx, sys, []store.WebhookDelivery{d}); err != nil {
+		if err := e.processDeliveries(ctx, sys, []store.WebhookDelivery{d}, true); err != nil {
 			if ctx.Err() != nil {
 				return done, ctx.Err()
 			}
@@ -297,7 +312,19 @@ func (e *Engine) processGroup(ctx context.Context, sys int64, group []store.Webh
 // hookPage is how many pending deliveries one HooksOnce takes.
 const hookPage = 200
 
-func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []store.WebhookDelivery) error {
+// errUndecided: a delivery names an entity that may be a create's in flight
+// (markOwnWrites); processGroup waits and tries again.
+var errUndecided = errors.New("an entity of the delivery may be a create in flight")
+
+// hookDeferWait is how long a system's deliveries wait for a create in
+// flight before they are read again (at most maxPollDeferrals times in a
+// row): a create's answer is saved within milliseconds of the create.
+const hookDeferWait = 100 * time.Millisecond
+
+// processDeliveries takes a group of one system's deliveries in. Unless
+// decide is set, it returns errUndecided, having taken nothing in, when an
+// entity named may be a create in flight.
+func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []store.WebhookDelivery, decide bool) error {
 	n, err := namedIn(ds)
 	if err != nil {
 		return err
@@ -312,7 +339,8 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 	}
 	readAt := e.opts.Now() // before reading, as a poll does: a later write by Duplex makes these stale
 	twins := pageTwins{}
-	if err := e.checkCarried(ctx, systemID, uses, n.carried, n.readBack, twins); err != nil {
+	undecided, err := e.checkCarried(ctx, systemID, uses, n.carried, n.readBack, twins)
+	if err != nil {
 		return err
 	}
 	ents, fetched, err := e.readNamed(ctx, st, n)
@@ -322,9 +350,14 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 	// The twins of the entities read back are read after them, as a poll
 	// does: a twin older than the entity read could miss the echo hash of
 	// Duplex's own write seen in it.
-	more, err := e.twinsOfPage(ctx, uses, fetched)
+	more, moreUndecided, err := e.twinsOfPageUndecided(ctx, uses, fetched)
 	if err != nil {
 		return err
+	}
+	if (undecided || moreUndecided) && !decide {
+		return errUndecided
+	} else if !undecided && !moreUndecided {
+		e.pollDecided(systemID)
 	}
 	for k, t := range more {
 		twins[k] = t
@@ -477,7 +510,9 @@ func (e *Engine) intakeAll(ctx context.Context, uses []use, ents []connectors.En
 // change, and Duplex's writes are stamped by the system, not seen here
 // (entity_seen does not move with them; that would let more states through).
 // It fills twins with those of the entities taken as carried.
-func (e *Engine) checkCarried(ctx context.Context, systemID int64, uses []use, carried map[string]*connectors.Entity, readBack map[string]bool, twins pageTwins) error {
+// undecided: a carried entity taken as it is may be a create in flight
+// (markOwnWrites).
+func (e *Engine) checkCarried(ctx context.Context, systemID int64, uses []use, carried map[string]*connectors.Entity, readBack map[string]bool, twins pageTwins) (undecided bool, err error) {
 	var ids []string
 	for id := range carried {
 		if !readBack[id] {
@@ -485,11 +520,11 @@ func (e *Engine) checkCarried(ctx context.Context, systemID int64, uses []use, c
 		}
 	}
 	if len(ids) == 0 {
-		return nil
+		return false, nil
 	}
 	seen, err := e.st.SeenOf(ctx, systemID, ids)
 	if err != nil {
-		return err
+		return false, err
 	}
 	ents := make([]connectors.Entity, 0, len(ids))
 	for _, id := range ids {
@@ -499,9 +534,9 @@ func (e *Engine) checkCarried(ctx context.Context, systemID int64, uses []use, c
 		}
 		ents = append(ents, *carried[id])
 	}
-	got, err := e.twinsOfPage(ctx, uses, ents)
+	got, undecided, err := e.twinsOfPageUndecided(ctx, uses, ents)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, ent := range ents {
 		hash := ""
@@ -526,7 +561,7 @@ func (e *Engine) checkCarried(ctx context.Context, systemID int64, uses []use, c
 			}
 		}
 	}
-	return nil
+	return undecided, nil
 }
 
 // errCarriedStale fails a page of deliveries (it is tried again, and the

@@ -1,12 +1,15 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/testdb"
 )
@@ -228,6 +231,90 @@ func TestChangeOfANewEntityBeforeItsLinkIsSaved(t *testing.T) {
 			f.settle()
 			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = ?", id); got != "solved" {
 				t.Errorf("ticket status %q, want solved: the engineer's change of the new issue was lost", got)
+			}
+		})
+	}
+}
+
+// hookedConn gives a sql system webhooks: a body names the changed row's
+// id, and no signature is checked (the engine's part is under test).
+type hookedConn struct {
+	connectors.Connector
+	n atomic.Int64
+}
+
+// The creates keep their correlation keys (and the fixture's "after-create"
+// fault, which the correlated create injects).
+func (h *hookedConn) CreateCorrelated(ctx context.Context, key string, f map[string]any) (connectors.Entity, error) {
+	return h.Connector.(connectors.Correlating).CreateCorrelated(ctx, key, f)
+}
+
+func (h *hookedConn) FindCorrelated(ctx context.Context, key string) (connectors.Entity, bool, error) {
+	return h.Connector.(connectors.Correlating).FindCorrelated(ctx, key)
+}
+
+func (h *hookedConn) Webhook(_ http.Header, body []byte) (connectors.Delivery, error) {
+	return connectors.Delivery{ID: fmt.Sprint("d", h.n.Add(1)), IDSigned: true, EntityIDs: []string{string(body)}}, nil
+}
+
+// TestChangeOfANewEntityBeforeItsLinkIsSaved with the change heard by
+// webhook: the delivery waits for the create's answer (without using up
+// an attempt), and the engineer's change reaches the ticket.
+func TestWebhookOfANewEntityBeforeItsLinkIsSaved(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Open(t), time.Second)
+			f.wrap = func(system string, c connectors.Connector) connectors.Connector {
+				if system == "engineering" {
+					return &hookedConn{Connector: c}
+				}
+				return c
+			}
+			f.eng = f.newEngine()
+			f.settle()
+			res, err := f.support.Exec(`INSERT INTO tickets (subject, labels, priority) VALUES ('Refunds fail', 'todev', 'high')`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _ := res.LastInsertId()
+			ref := fmt.Sprint("T-", id)
+			time.Sleep(settle)
+			f.poll(f.conn.SystemAID)
+			var heard atomic.Bool
+			hooks := make(chan error, 1)
+			f.setFault(func(system, op string) error {
+				if system != "engineering" || op != "after-create" || !heard.CompareAndSwap(false, true) {
+					return nil
+				}
+				issue := f.one(f.eng2, "SELECT id FROM issues WHERE ticket_ref = ?", ref)
+				f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE ticket_ref = ?", ref)
+				if _, err := f.eng.Hook(f.ctx, f.conn.SystemBID, http.Header{}, []byte(fmt.Sprint(issue))); err != nil {
+					hooks <- err
+					return nil
+				}
+				go func() { _, err := f.eng.HooksOnce(f.ctx); hooks <- err }()
+				// The create's answer is saved after this returns: keep the
+				// delivery's processing inside the window.
+				time.Sleep(150 * time.Millisecond)
+				return nil
+			})
+			if _, err := f.eng.WorkOnce(f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !heard.Load() {
+				t.Fatal("the create did not run")
+			}
+			if err := <-hooks; err != nil {
+				t.Fatalf("the webhook during the create: %v", err)
+			}
+			f.fault.Store(nil)
+			for range 3 {
+				if _, err := f.eng.WorkOnce(f.ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = ?", id); got != "solved" {
+				t.Errorf("ticket status %q, want solved: the engineer's change of the new issue, heard by webhook, was lost", got)
 			}
 		})
 	}
