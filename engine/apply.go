@@ -236,7 +236,7 @@ func (e *Engine) write(ctx context.Context, r *applyRun) (*store.Twin, error) {
 	add, _ := newComments(loadLinks(&r.twin), r.src, r.local, r.comments, r.srcIDs)
 	key := r.key
 	intent, err := e.recordIntent(ctx, r.p, &r.twin, r.ev, r.dst, write{first: r.first, resumed: r.resumed, key: key,
-		base: r.base, agreed: r.agreed, changes: r.changes, add: add, files: r.files.count()})
+		base: r.base, local: r.local.Fields, agreed: r.agreed, changes: r.changes, add: add, files: r.files.count()})
 	if err != nil {
 		return nil, err
 	}

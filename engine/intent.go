@@ -139,9 +139,10 @@ func expectationOf(in store.Intent) (expectation, bool) {
 // write is what apply is about to write to the target, for its intent.
 type write struct {
 	first   bool
-	resumed *store.Intent // a create completed after a crash (pendingCreate)
-	key     string        // the create's correlation key
-	base    snapshot      // the target's base
+	resumed *store.Intent  // a create completed after a crash (pendingCreate)
+	key     string         // the create's correlation key
+	base    snapshot       // the target's base
+	local   map[string]any // the target's fields as read before the write
 	agreed  map[string]any
 	changes map[string]any
 	add     []connectors.Comment // comments to add
@@ -177,6 +178,10 @@ func (e *Engine) recordIntent(ctx context.Context, p *plan, twin *store.Twin, ev
 	in.TwinID, in.EventID, in.ConnectionID = twin.ID, ev.ID, p.conn.ID
 	in.SystemID, in.Side, in.EntityID = p.conn.SystemID(dst), dst, twin.EntityID(dst)
 	in.Action, in.CreatedAt = "update", e.opts.Now() // the clock the echo window is read with
+	// The target holds a person's edit: what the intent expects could only
+	// be read after that edit is undone (settle.go, personEdited). It still
+	// completes a create and names Duplex's comments; it is no echo.
+	in.Echo = w.first || !personEdited(w.base, w.local, w.agreed, w.changes)
 	if w.first {
 		in.Action, in.EntityID, in.CorrelationKey = "create", "", w.key
 		// With sync back on create the first read of the new entity goes

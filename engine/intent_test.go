@@ -319,3 +319,47 @@ func TestWebhookOfANewEntityBeforeItsLinkIsSaved(t *testing.T) {
 		})
 	}
 }
+
+// The cluster run's lost edit after the five fixes: support's comment is
+// copied to the issue while the engineer's move to resolved waits in the
+// queue behind it; the engineer then moves the issue back to in_progress.
+// The issue now holds exactly its last synced state plus Duplex's comment,
+// which is what Duplex's write would have left had nobody touched the
+// issue: taken for Duplex's echo, the move back was dropped, and the
+// resolved state applied later stayed on the ticket. The poll must take
+// the move back in.
+func TestMoveBackAfterDuplexWroteIsNoEcho(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Open(t), time.Second)
+			issue := f.inProgress()
+			f.exec(f.support, "INSERT INTO ticket_comments (ticket_id, author, body) VALUES (1, 'ana', 'Any news?')")
+			time.Sleep(settle)
+			f.poll(f.conn.SystemAID)
+			f.exec(f.eng2, "UPDATE issues SET state = 'resolved' WHERE id = ?", issue)
+			time.Sleep(settle)
+			f.poll(f.conn.SystemBID)
+			// One event per twin at a time: the comment goes first, the
+			// move to resolved stays queued.
+			if n, err := f.eng.WorkOnce(f.ctx); err != nil || n != 1 {
+				t.Fatalf("work: %d events, %v; want the comment's alone", n, err)
+			}
+			if got := f.one(f.eng2, "SELECT COUNT(*) FROM issue_comments WHERE issue_id = ? AND body LIKE '%Any news?%'", issue); got != "1" {
+				t.Fatalf("%s copies of support's comment on the issue, want 1", got)
+			}
+			f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", issue)
+			time.Sleep(settle)
+			res, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Enqueued != 1 {
+				t.Errorf("the engineer's move back to in_progress queued %d events, want 1: it passed for Duplex's write", res.Enqueued)
+			}
+			f.settle()
+			if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got != "escalated" {
+				t.Errorf("ticket status %q, want escalated (the issue is in_progress)", got)
+			}
+		})
+	}
+}

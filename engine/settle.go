@@ -50,7 +50,9 @@ type settled struct {
 //   - the target's new base, and the echo reference, is its old base changed
 //     by exactly this write and by what the sides agree on: never a whole
 //     read of the target, which may hold a person's edit not synced yet that
-//     a later poll must see as a change, not as this write's echo;
+//     a later poll must see as a change, not as this write's echo; and when
+//     the target holds such an edit there is no echo reference at all
+//     (personEdited);
 //   - nothing written but fields agreed (a write whose answer was lost, found
 //     in place by the retry): the base moves, the echo reference stays;
 //   - a create: the entity as the create answered; found by its correlation
@@ -84,13 +86,50 @@ func settle(in settleIn) settled {
 		}
 		written.A = append(written.A, in.fileIDs...)
 		h := written.hash()
-		if in.first && in.syncBack {
+		if (in.first && in.syncBack) || (!in.first && personEdited(in.base, in.local.Fields, in.agreed, in.patch)) {
 			h = ""
 		}
 		s.dstHash, s.written, s.dstBase = &h, true, encoded(written)
 	}
 	s.srcBase = sourceBase(in)
 	return s
+}
+
+// personEdited says whether the target as read (or as the update answered)
+// holds a field that differs from its base and that this write does not
+// set: a person's edit, taken in already or not. An echo reference (or an
+// intent's expectation) of the base changed by this write can then never
+// match this write's echo, only the state a person reverting that edit
+// would leave, which must not pass for Duplex's write: the cluster run lost
+// an engineer's move back to in_progress that way. There is no echo
+// reference then; a read of Duplex's write is told apart by the replica
+// last sent instead (intake: unchanged, or new only by Duplex's comments).
+// Comments are not compared: a person's comment is new, so it cannot be
+// undone into the expected state. Without fields (a connector that answers
+// an update with none) nothing can be told.
+func personEdited(base snapshot, local map[string]any, set ...map[string]any) bool {
+	if len(local) == 0 {
+		return false
+	}
+	written := func(k string) bool {
+		for _, m := range set {
+			if _, ok := m[k]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	for k, v := range local {
+		if !written(k) && mustCanonical(v) != mustCanonical(base.F[k]) {
+			return true
+		}
+	}
+	for k, v := range base.F {
+		if _, ok := local[k]; !ok && !written(k) && v != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // missingComments are the comments of cs whose ids base does not hold.

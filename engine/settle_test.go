@@ -40,9 +40,19 @@ func TestSettle(t *testing.T) {
 		in   settleIn
 		want settled // the pointers' values are compared
 	}{{
-		name: "update: old base changed by exactly the patch, a person's unsynced edit kept out of the echo reference",
+		name: "update: old base changed by exactly the patch; a person's edit on the target leaves no echo reference (it could only match that edit undone)",
 		in:   settleIn{action: "update", base: base, patch: map[string]any{"title": "new"}, local: local, dst: store.SideB},
+		want: settled{dstBase: ptr(enc(t, updated)), dstHash: ptr(""), written: true},
+	}, {
+		name: "update: no person's edit on the target, the echo reference is the written state (a person's new comment does not count)",
+		in: settleIn{action: "update", base: base, patch: map[string]any{"title": "new"}, dst: store.SideB,
+			local: connectors.Entity{ID: "12", Fields: map[string]any{"title": "new", "priority": "low"}, Comments: local.Comments}},
 		want: settled{dstBase: ptr(enc(t, updated)), dstHash: ptr(updated.hash()), written: true},
+	}, {
+		name: "a comment added while the target holds a person's edit: no echo reference",
+		in: settleIn{action: "comment", base: base, added: []connectors.Comment{{ID: "9"}}, dst: store.SideB,
+			local: connectors.Entity{ID: "12", Fields: map[string]any{"title": "old", "priority": "high"}}},
+		want: settled{dstBase: ptr(enc(t, snap(t, base.F, "7", "9"))), dstHash: ptr(""), written: true},
 	}, {
 		name: "lost answer: the retry finds the value in place, writes nothing, the base moves, the echo reference stays",
 		in:   settleIn{action: "none", base: base, agreed: map[string]any{"title": "new"}, dst: store.SideB},
