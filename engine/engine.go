@@ -45,6 +45,12 @@ type Options struct {
 	MaxAttempts                 int                             // tries for a retryable failure; default 8
 	Backoff                     func(attempt int) time.Duration // delay before try attempt+1; default exponential from 1 s, capped at 5 min
 	Now                         func() time.Time
+	// InFlight is how many events of one connection the running worker
+	// (Run's flow) applies at once; default 16, never fewer than Workers. An
+	// event mostly waits (the target system, the store, the sandbox), so a
+	// wider lane is what lets a slow target be written to at its own pace;
+	// a system with a rate limit bounds it to its burst (flow.go).
+	InFlight int
 	// Transport, when set, gives the HTTP transport of a system's connector
 	// (metrics wrap the default one, labelled by the system's id and name), whose connections dial
 	// through dial (the outbound guard; nil: none); nil keeps the default.
@@ -135,6 +141,10 @@ func New(opts Options) *Engine {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
+	if opts.InFlight <= 0 {
+		opts.InFlight = 16
+	}
+	opts.InFlight = max(opts.InFlight, opts.Workers)
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 8
 	}

@@ -16,8 +16,10 @@ import (
 // (an unrelated escalation waited 146 s instead of 2). The flow keeps
 // claiming while events run:
 //
-//   - each connection has a lane of at most Workers events applied at once,
-//     so a slow system fills only its own lane;
+//   - each connection has a lane of at most InFlight events applied at
+//     once (laneWidth), so a slow system fills only its own lane, and a slow
+//     target is written to by many events at once, not Workers: an event
+//     mostly waits for the target, the store and the sandbox;
 //   - a claim leaves out the events in hand, and so (the store takes only a
 //     twin's earliest queued event) their twins' later events: per-twin
 //     order holds; and it leaves out connections that already hold
@@ -50,6 +52,7 @@ type flowItem struct {
 type lane struct {
 	waiting []*flowItem // claimed, not started, oldest first
 	running int
+	width   int // events of the lane run at once at most (laneWidth)
 }
 
 type flowDone struct {
@@ -171,7 +174,7 @@ func (f *flow) claim(ctx context.Context) (full bool, err error) {
 		f.held[it.ev.ID] = it
 		l := f.lanes[it.ev.ConnectionID]
 		if l == nil {
-			l = &lane{}
+			l = &lane{width: f.e.laneWidth(ctx, plans, it.ev.ConnectionID)}
 			f.lanes[it.ev.ConnectionID] = l
 		}
 		l.waiting = append(l.waiting, it)
@@ -180,13 +183,35 @@ func (f *flow) claim(ctx context.Context) (full bool, err error) {
 	return len(due) == limit, nil
 }
 
+// laneWidth is how many events of a connection run at once: InFlight, and
+// when one of its systems has a rate limit no more than its burst (but
+// Workers at least): past what the system takes at once, more events in
+// flight would only hold claims while they wait for its tokens.
+func (e *Engine) laneWidth(ctx context.Context, plans *batchPlans, connID int64) int {
+	p, err := plans.get(ctx, e, connID)
+	if err != nil {
+		return e.opts.Workers // the events fail on their own; no reason to widen
+	}
+	w := e.opts.InFlight
+	for _, id := range []int64{p.conn.SystemAID, p.conn.SystemBID} {
+		st, err := e.system(ctx, id)
+		if err != nil {
+			return e.opts.Workers
+		}
+		if st.sys.RatePerSecond > 0 {
+			w = min(w, max(e.opts.Workers, st.sys.RateBurst))
+		}
+	}
+	return w
+}
+
 // start begins the waiting events that have room in their lane. Their twins
 // are read now, in one query, not when claimed: a lane may hold an event a
 // while.
 func (f *flow) start(ctx context.Context) {
 	var next []*flowItem
 	for _, l := range f.lanes {
-		for len(l.waiting) > 0 && l.running < f.e.opts.Workers {
+		for len(l.waiting) > 0 && l.running < l.width {
 			next = append(next, l.waiting[0])
 			l.waiting = l.waiting[1:]
 			l.running++

@@ -474,10 +474,10 @@ func (e *Engine) readNamed(ctx context.Context, st *systemState, n namedEntities
 }
 
 // intakeAll runs intake for each entity and each use of its system, the
-// scripts on up to Workers cores; the candidates keep the entities' order.
+// scripts up to intakeWidth at once; the candidates keep the entities' order.
 func (e *Engine) intakeAll(ctx context.Context, uses []use, ents []connectors.Entity, twins pageTwins, readAt time.Time) []candidate {
 	perEnt := make([][]candidate, len(ents))
-	sem := make(chan struct{}, e.opts.Workers)
+	sem := make(chan struct{}, e.intakeWidth())
 	var wg sync.WaitGroup
 	for i, ent := range ents {
 		sem <- struct{}{}

@@ -75,16 +75,11 @@ func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, erro
 	} else if !undecided {
 		e.pollDecided(systemID)
 	}
-	var cands []candidate
-	for _, ent := range page.Entities {
-		for _, u := range uses {
-			c, ok := e.intake(ctx, u.plan, u.side, ent, twins)
-			if ok {
-				c.readAt = readAt
-				cands = append(cands, c)
-			}
-		}
-	}
+	// The page's scripts run concurrently (as a webhook's do), so the
+	// sandbox carries them in a few messages instead of two round trips per
+	// change one after another: the one process polling a system otherwise
+	// set the pace of every process applying its changes.
+	cands := e.intakeAll(ctx, uses, page.Entities, twins, readAt)
 	_, isHooked := hooked(st.conn)
 	err = e.st.Tx(ctx, func(tx *store.Store) error {
 		if isHooked {
@@ -117,6 +112,12 @@ func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, erro
 	}
 	return res, nil
 }
+
+// intakeWidth bounds the intakes of one page run at once. An intake mostly
+// waits for the sandbox (its scripts run in worker processes, which bound
+// the CPU), and runs waiting together leave in one message: more at once
+// means fewer round trips, not more CPU.
+func (e *Engine) intakeWidth() int { return max(e.opts.Workers, 16) }
 
 type use struct {
 	plan *plan
@@ -263,7 +264,9 @@ func (e *Engine) intakeHead(p *plan, side store.Side, ent connectors.Entity, twi
 func (e *Engine) intakeMatched(ctx context.Context, p *plan, in *intakeStep, ent connectors.Entity, match bool, err error) (done, ok bool) {
 	c, side := &in.c, in.c.side
 	if err != nil {
-		e.noteLimit(ctx, p.conn.ID, err)
+		if e.noteLimit(ctx, p.conn.ID, err) {
+			return true, false // quarantined meanwhile: resuming backfills it
+		}
 		c.failure = "trigger: " + err.Error()
 		return true, true
 	}
@@ -300,7 +303,9 @@ func (e *Engine) intakeTail(ctx context.Context, p *plan, in *intakeStep, ent co
 	dir := store.DirectionFrom(side)
 	c.log = strings.Join(out.Log, "\n")
 	if err != nil {
-		e.noteLimit(ctx, p.conn.ID, err)
+		if e.noteLimit(ctx, p.conn.ID, err) {
+			return c, false // as above: the page's intakes run at once
+		}
 		c.failure = err.Error()
 		return c, true
 	}

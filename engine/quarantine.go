@@ -151,11 +151,13 @@ func (e *Engine) quarantinePolicy(o Lifecycle) (int, time.Duration) {
 // its threshold: the connection is paused with a reason, an audit entry
 // (connection.quarantine) is written with it, and the alert evaluator
 // opens a "quarantined" alert. It never fails the caller: a count that
-// cannot be written is logged.
-func (e *Engine) noteLimit(ctx context.Context, connID int64, err error) {
+// cannot be written is logged. late: the connection was quarantined before
+// this run's hit was counted (a run started alongside the one that
+// quarantined it): its result is not to be taken, as if it had not run.
+func (e *Engine) noteLimit(ctx context.Context, connID int64, err error) (late bool) {
 	kind, ok := limitHit(ctx, err)
 	if !ok {
-		return
+		return false
 	}
 	e.mu.Lock()
 	p := e.plans[connID]
@@ -166,7 +168,7 @@ func (e *Engine) noteLimit(ctx context.Context, connID int64, err error) {
 	}
 	hits, window := e.quarantinePolicy(o)
 	if hits < 0 {
-		return // quarantine switched off for this connection
+		return false // quarantine switched off for this connection
 	}
 	now := e.opts.Now()
 	reason := fmt.Sprintf("quarantined: %d script runs hit a limit within %s; the last one (%s): %s",
@@ -197,6 +199,7 @@ func (e *Engine) noteLimit(ctx context.Context, connID int64, err error) {
 	case !res.Already:
 		e.log.Warn("a script run hit a limit", "connection", connID, "kind", kind, "hits", res.Hits, "threshold", hits)
 	}
+	return terr == nil && res.Already
 }
 
 // clipReason keeps a quarantine reason readable in a list.

@@ -394,8 +394,12 @@ func TestClusterThroughput(t *testing.T) {
 		}
 	}
 	var lines []string
-	var one float64 // postgres with the remote, one process
+	var one float64                        // postgres with the remote, one process
+	only := os.Getenv("DUPLEX_BENCH_ONLY") // runs whose name holds it (a profile of one run)
 	for _, r := range runs {
+		if only != "" && !strings.Contains(r.name, only) {
+			continue
+		}
 		rate := throughputRun(t, base, n, r.procs, r.pg, r.remote)
 		line := fmt.Sprintf("cluster bench: %-26s %d tickets: %7.0f changes/s", r.name, n, rate)
 		if r.remote > 0 && r.procs == 1 {

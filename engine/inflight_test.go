@@ -1,0 +1,190 @@
+package engine_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/connectors"
+	"github.com/duplexsync/duplex/connectors/httpx"
+	"github.com/duplexsync/duplex/connectors/sqlconn"
+	"github.com/duplexsync/duplex/engine"
+	"github.com/duplexsync/duplex/engine/secret"
+	"github.com/duplexsync/duplex/engine/store"
+	"github.com/duplexsync/duplex/internal/demo"
+	"github.com/duplexsync/duplex/internal/testdb"
+	"github.com/duplexsync/duplex/scripting"
+)
+
+// crowd holds each write to the system behind it until want writes are
+// held at once (or a few seconds passed), and remembers the most it held.
+type crowd struct {
+	next      http.Handler
+	want      int
+	full      chan struct{}
+	held      chan struct{} // closed at the first write
+	once      sync.Once
+	first     sync.Once
+	mu        sync.Mutex
+	now, peak int
+}
+
+func (c *crowd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		c.mu.Lock()
+		c.now++
+		c.peak = max(c.peak, c.now)
+		c.first.Do(func() { close(c.held) })
+		if c.now >= c.want {
+			c.once.Do(func() { close(c.full) })
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.full:
+		case <-time.After(3 * time.Second): // the lane is narrower: the peak tells
+		}
+		c.mu.Lock()
+		c.now--
+		c.mu.Unlock()
+	}
+	c.next.ServeHTTP(w, r)
+}
+
+// A slow target is written to by up to InFlight events of one connection at
+// once, not Workers; a system with a rate limit bounds that to its burst.
+// Either way each twin's changes stay in order: an edit queued while its
+// create is held waits for it (one item per ticket, the last title).
+func TestSlowTargetManyInFlight(t *testing.T) {
+	cases := []struct {
+		name        string
+		rate        float64
+		burst, want int
+	}{
+		{"no rate limit: InFlight", 0, 0, 8},
+		{"rate limit: its burst", 1000, 3, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			items := &itemStore{items: map[string]*item{}}
+			c := &crowd{next: items, want: tc.want, full: make(chan struct{}), held: make(chan struct{})}
+			srv := httptest.NewServer(c)
+			defer srv.Close()
+			st, support := slowTargetFixture(t, tc.rate, tc.burst)
+			const tickets = 12
+			for i := range tickets {
+				if _, err := support.Exec(`INSERT INTO tickets (subject, labels) VALUES (?, 'todev')`, fmt.Sprint("t", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			eng := engine.New(engine.Options{Store: st, Connectors: slowTargetRegistry(srv.URL), Secrets: testBox(t),
+				Runner: scripting.NewRunner(scripting.Options{}), Workers: 2, InFlight: 8, Backoff: func(int) time.Duration { return 0 }})
+			defer eng.Close()
+			runCtx, stop := context.WithCancel(ctx)
+			ran := make(chan error, 1)
+			go func() { ran <- eng.Run(runCtx) }()
+			defer func() { stop(); <-ran }()
+
+			select {
+			case <-c.held:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the slow system never held a write")
+			}
+			// Edits of held tickets wait for their creates.
+			if _, err := support.Exec(`UPDATE tickets SET subject = subject || ' edited' WHERE subject IN ('t0', 't1')`); err != nil {
+				t.Fatal(err)
+			}
+			titles := func() map[string]int {
+				items.mu.Lock()
+				defer items.mu.Unlock()
+				m := map[string]int{}
+				for _, it := range items.items {
+					m[it.Title]++
+				}
+				return m
+			}
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				got := titles()
+				queued, err := st.ListEvents(ctx, store.EventFilter{Status: store.StatusQueued})
+				if err == nil && len(queued) == 0 && got["t0 edited"] == 1 && got["t1 edited"] == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("not applied after 30 s: %v", got)
+				}
+			}
+			got := titles()
+			if len(items.items) != tickets || got["t0"] != 0 || got["t1"] != 0 {
+				t.Fatalf("items %v, want %d, one per ticket, the edits last", got, tickets)
+			}
+			c.mu.Lock()
+			peak := c.peak
+			c.mu.Unlock()
+			if peak != tc.want {
+				t.Fatalf("at most %d writes of the connection at once, want %d", peak, tc.want)
+			}
+			if failed, _ := st.ListEvents(ctx, store.EventFilter{Status: store.StatusFailed}); len(failed) != 0 {
+				t.Fatalf("failed events: %+v", failed)
+			}
+		})
+	}
+}
+
+func testBox(t *testing.T) *secret.Box {
+	t.Helper()
+	box, err := secret.LoadOrCreate(t.TempDir() + "/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return box
+}
+
+func slowTargetRegistry(base string) *connectors.Registry {
+	reg := connectors.NewRegistry()
+	_ = reg.Register("sql", sqlconn.New)
+	_ = reg.Register("slow", func(context.Context, connectors.Config) (connectors.Connector, error) {
+		return itemsConn{&httpx.Client{Base: base, Timeout: time.Minute}}, nil
+	})
+	return reg
+}
+
+// slowTargetFixture is the demo's support desk (no ticket matching yet)
+// connected one way to the slow item system, whose budget is rate/burst.
+func slowTargetFixture(t *testing.T, rate float64, burst int) (*store.Store, *sql.DB) {
+	t.Helper()
+	ctx := context.Background()
+	st := testdb.SQLite(t)
+	paths, err := demo.CreateDatabases(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(demo.SupportSettings(paths.Support))
+	desk := store.System{Name: "desk", Kind: "sql", Settings: string(raw), PollIntervalMS: 100}
+	slow := store.System{Name: "slow", Kind: "slow", Settings: "{}", PollIntervalMS: 100, RatePerSecond: rate, RateBurst: burst}
+	for _, s := range []*store.System{&desk, &slow} {
+		if err := st.CreateSystem(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scripts := map[store.Side]map[store.ScriptKind]string{
+		store.SideA: {store.KindTrigger: `"todev" in labels`, store.KindOutgoing: "replica.title = entity.subject;",
+			store.KindIncoming: "entity.subject = replica.title;"},
+		store.SideB: {store.KindTrigger: "false", store.KindOutgoing: "replica.title = entity.title;",
+			store.KindIncoming: "entity.title = replica.title;"},
+	}
+	conn := store.Connection{Name: "to-slow", SystemAID: desk.ID, SystemBID: slow.ID, Active: true}
+	if err := st.CreateConnection(ctx, &conn, scripts, "t"); err != nil {
+		t.Fatal(err)
+	}
+	support := openSQLite(t, paths.Support)
+	if _, err := support.Exec(`UPDATE tickets SET labels = '' WHERE labels LIKE '%todev%'`); err != nil {
+		t.Fatal(err)
+	}
+	return st, support
+}
