@@ -203,15 +203,7 @@ func TestChangeOfANewEntityBeforeItsLinkIsSaved(t *testing.T) {
 	for _, b := range testdb.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			f := newFixture(t, b.Open(t), time.Second)
-			f.settle()
-			res, err := f.support.Exec(`INSERT INTO tickets (subject, labels, priority) VALUES ('Refunds fail', 'todev', 'high')`)
-			if err != nil {
-				t.Fatal(err)
-			}
-			id, _ := res.LastInsertId()
-			ref := fmt.Sprint("T-", id)
-			time.Sleep(settle)
-			f.poll(f.conn.SystemAID)
+			id, ref := f.newEscalation()
 			var polled atomic.Bool
 			var pollErr error
 			f.setFault(func(system, op string) error {
@@ -271,15 +263,7 @@ func TestWebhookOfANewEntityBeforeItsLinkIsSaved(t *testing.T) {
 				return c
 			}
 			f.eng = f.newEngine()
-			f.settle()
-			res, err := f.support.Exec(`INSERT INTO tickets (subject, labels, priority) VALUES ('Refunds fail', 'todev', 'high')`)
-			if err != nil {
-				t.Fatal(err)
-			}
-			id, _ := res.LastInsertId()
-			ref := fmt.Sprint("T-", id)
-			time.Sleep(settle)
-			f.poll(f.conn.SystemAID)
+			id, ref := f.newEscalation()
 			var heard atomic.Bool
 			hooks := make(chan error, 1)
 			f.setFault(func(system, op string) error {
@@ -362,4 +346,20 @@ func TestMoveBackAfterDuplexWroteIsNoEcho(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newEscalation settles the demo, adds a ticket for engineering and polls
+// support once: its create is queued, not applied. It returns the ticket's
+// id and the ticket_ref its issue will carry.
+func (f *fixture) newEscalation() (int64, string) {
+	f.t.Helper()
+	f.settle()
+	res, err := f.support.Exec(`INSERT INTO tickets (subject, labels, priority) VALUES ('Refunds fail', 'todev', 'high')`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	id, _ := res.LastInsertId()
+	time.Sleep(settle)
+	f.poll(f.conn.SystemAID)
+	return id, fmt.Sprint("T-", id)
 }
