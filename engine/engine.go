@@ -49,7 +49,9 @@ type Options struct {
 	// (Run's flow) applies at once; default 16, never fewer than Workers. An
 	// event mostly waits (the target system, the store, the sandbox), so a
 	// wider lane is what lets a slow target be written to at its own pace;
-	// a system with a rate limit bounds it to its burst (flow.go).
+	// a system with a rate limit bounds it to its burst, and a target that
+	// takes writes in batches (connectors.BatchWriter) gets at least a
+	// batch's 64 (flow.go).
 	InFlight int
 	// Transport, when set, gives the HTTP transport of a system's connector
 	// (metrics wrap the default one, labelled by the system's id and name), whose connections dial

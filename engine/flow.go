@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
 )
 
@@ -16,10 +17,11 @@ import (
 // (an unrelated escalation waited 146 s instead of 2). The flow keeps
 // claiming while events run:
 //
-//   - each connection has a lane of at most InFlight events applied at
-//     once (laneWidth), so a slow system fills only its own lane, and a slow
-//     target is written to by many events at once, not Workers: an event
-//     mostly waits for the target, the store and the sandbox;
+//   - each connection has a lane per direction, of at most InFlight events
+//     applied at once (laneWidth), so a slow system fills only its own lane,
+//     and a slow target is written to by many events at once, not Workers:
+//     an event mostly waits for the target, the store and the sandbox. A
+//     target that takes writes in batches gets a lane as wide as a batch;
 //   - a claim leaves out the events in hand, and so (the store takes only a
 //     twin's earliest queued event) their twins' later events: per-twin
 //     order holds; and it leaves out connections that already hold
@@ -32,8 +34,8 @@ type flow struct {
 	e       *Engine
 	held    map[int64]*flowItem // claimed and not yet recorded, by event id
 	mu      sync.Mutex
-	ids     []int64         // held's keys, for the lease renewal (under mu)
-	lanes   map[int64]*lane // by connection id
+	ids     []int64 // held's keys, for the lease renewal (under mu)
+	lanes   map[laneKey]*lane
 	done    chan flowDone
 	running int
 	pending []flowDone // finished, not yet recorded
@@ -48,6 +50,15 @@ type flowItem struct {
 	ev    *store.SyncEvent
 	plans *batchPlans
 }
+
+// laneKey names a lane: a connection's events of one direction, whose
+// target is one system.
+type laneKey struct {
+	conn int64
+	dir  store.Direction
+}
+
+func laneOf(ev *store.SyncEvent) laneKey { return laneKey{ev.ConnectionID, ev.Direction} }
 
 type lane struct {
 	waiting []*flowItem // claimed, not started, oldest first
@@ -65,7 +76,7 @@ type flowDone struct {
 // outlives ctx by up to Drain, see workLoop) is what started events run
 // under.
 func (e *Engine) runFlow(ctx, work context.Context) {
-	f := &flow{e: e, held: map[int64]*flowItem{}, lanes: map[int64]*lane{}, done: make(chan flowDone)}
+	f := &flow{e: e, held: map[int64]*flowItem{}, lanes: map[laneKey]*lane{}, done: make(chan flowDone)}
 	// Claims that run long (a slow system) are kept alive, all in one.
 	stopRenew := make(chan struct{})
 	var renewing sync.WaitGroup
@@ -158,8 +169,9 @@ func (f *flow) claim(ctx context.Context) (full bool, err error) {
 	for _, it := range f.held {
 		perConn[it.ev.ConnectionID]++
 	}
+	most := f.holdMax()
 	for c, k := range perConn {
-		if k >= f.e.opts.BatchSize {
+		if k >= max(most[c], f.e.opts.BatchSize) {
 			busy.Connections = append(busy.Connections, c)
 		}
 	}
@@ -172,10 +184,11 @@ func (f *flow) claim(ctx context.Context) (full bool, err error) {
 	for i := range due {
 		it := &flowItem{ev: &due[i], plans: plans}
 		f.held[it.ev.ID] = it
-		l := f.lanes[it.ev.ConnectionID]
+		k := laneOf(it.ev)
+		l := f.lanes[k]
 		if l == nil {
-			l = &lane{width: f.e.laneWidth(ctx, plans, it.ev.ConnectionID)}
-			f.lanes[it.ev.ConnectionID] = l
+			l = &lane{width: f.e.laneWidth(ctx, plans, k)}
+			f.lanes[k] = l
 		}
 		l.waiting = append(l.waiting, it)
 	}
@@ -183,23 +196,42 @@ func (f *flow) claim(ctx context.Context) (full bool, err error) {
 	return len(due) == limit, nil
 }
 
-// laneWidth is how many events of a connection run at once: InFlight, and
-// when one of its systems has a rate limit no more than its burst (but
-// Workers at least): past what the system takes at once, more events in
-// flight would only hold claims while they wait for its tokens.
-func (e *Engine) laneWidth(ctx context.Context, plans *batchPlans, connID int64) int {
-	p, err := plans.get(ctx, e, connID)
+// holdMax is how many claimed events each connection holds at most:
+// BatchSize, or twice its widest lane (so that lane is refilled while it
+// runs). Either way one busy connection cannot take every claim.
+func (f *flow) holdMax() map[int64]int {
+	m := make(map[int64]int, len(f.lanes))
+	for k, l := range f.lanes {
+		m[k.conn] = max(m[k.conn], f.e.opts.BatchSize, 2*l.width)
+	}
+	return m
+}
+
+// laneWidth is how many events of a connection and direction run at once:
+// InFlight, or writeBatchMax when the target takes writes in batches (its
+// events' writes reach it as one WriteMany, not as concurrent requests, and
+// a wider lane fills the batches, the sandbox's messages and the store's
+// group commits). When one of its systems has a rate limit, no more than
+// its burst (but Workers at least): past what the system takes at once,
+// more events in flight would only hold claims while they wait for its
+// tokens.
+func (e *Engine) laneWidth(ctx context.Context, plans *batchPlans, k laneKey) int {
+	p, err := plans.get(ctx, e, k.conn)
 	if err != nil {
 		return e.opts.Workers // the events fail on their own; no reason to widen
 	}
 	w := e.opts.InFlight
+	target := p.conn.SystemID(k.dir.Source().Other())
 	for _, id := range []int64{p.conn.SystemAID, p.conn.SystemBID} {
 		st, err := e.system(ctx, id)
 		if err != nil {
 			return e.opts.Workers
 		}
 		if st.sys.RatePerSecond > 0 {
-			w = min(w, max(e.opts.Workers, st.sys.RateBurst))
+			return min(e.opts.InFlight, max(e.opts.Workers, st.sys.RateBurst))
+		}
+		if _, batches := st.conn.(connectors.BatchWriter); batches && id == target {
+			w = max(w, writeBatchMax)
 		}
 	}
 	return w
@@ -255,7 +287,7 @@ func (f *flow) start(ctx context.Context) {
 // finish takes one finished event in.
 func (f *flow) finish(d flowDone) {
 	f.running--
-	f.lanes[d.it.ev.ConnectionID].running--
+	f.lanes[laneOf(d.it.ev)].running--
 	if len(f.pending) == 0 {
 		f.first = time.Now()
 	}
@@ -284,8 +316,8 @@ func (f *flow) record(ctx context.Context) error {
 
 func (f *flow) drop(it *flowItem) {
 	delete(f.held, it.ev.ID)
-	if l := f.lanes[it.ev.ConnectionID]; l != nil && l.running == 0 && len(l.waiting) == 0 {
-		delete(f.lanes, it.ev.ConnectionID)
+	if l := f.lanes[laneOf(it.ev)]; l != nil && l.running == 0 && len(l.waiting) == 0 {
+		delete(f.lanes, laneOf(it.ev))
 	}
 	f.e.releaseEvents(it.ev.ID)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -187,4 +188,81 @@ func slowTargetFixture(t *testing.T, rate float64, burst int) (*store.Store, *sq
 		t.Fatal(err)
 	}
 	return st, support
+}
+
+// batchedItems is the item system with WriteMany: each call's size is
+// kept, and the first call is held a while, so the writes that reach the
+// system meanwhile show how many events of the lane ran at once.
+type batchedItems struct {
+	itemsConn
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (b *batchedItems) WriteMany(ctx context.Context, ws []connectors.Write) []connectors.WriteResult {
+	b.mu.Lock()
+	first := len(b.sizes) == 0
+	b.sizes = append(b.sizes, len(ws))
+	b.mu.Unlock()
+	if first {
+		select {
+		case <-time.After(3 * time.Second):
+		case <-ctx.Done():
+		}
+	}
+	out := make([]connectors.WriteResult, len(ws))
+	for i, w := range ws {
+		if w.ID != "" {
+			out[i].Entity, out[i].Err = b.Update(ctx, w.ID, w.Fields)
+			continue
+		}
+		out[i].Entity, out[i].Err = b.CreateCorrelated(ctx, w.Key, w.Fields)
+	}
+	return out
+}
+
+// A target that takes writes in batches gets a lane as wide as a batch,
+// not InFlight: its events' writes reach it as one call, not as that many
+// requests at once. Held in its first batch, the system is handed more
+// than InFlight writes in the next one.
+func TestBatchedTargetWiderLane(t *testing.T) {
+	ctx := context.Background()
+	items := &itemStore{items: map[string]*item{}}
+	srv := httptest.NewServer(items)
+	defer srv.Close()
+	st, support := slowTargetFixture(t, 0, 0)
+	const tickets, inFlight = 30, 4
+	for i := range tickets {
+		if _, err := support.Exec(`INSERT INTO tickets (subject, labels) VALUES (?, 'todev')`, fmt.Sprint("t", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target := &batchedItems{itemsConn: itemsConn{&httpx.Client{Base: srv.URL, Timeout: time.Minute}}}
+	reg := connectors.NewRegistry()
+	_ = reg.Register("sql", sqlconn.New)
+	_ = reg.Register("slow", func(context.Context, connectors.Config) (connectors.Connector, error) { return target, nil })
+	eng := engine.New(engine.Options{Store: st, Connectors: reg, Secrets: testBox(t),
+		Runner: scripting.NewRunner(scripting.Options{}), Workers: 2, InFlight: inFlight, Backoff: func(int) time.Duration { return 0 }})
+	defer eng.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- eng.Run(runCtx) }()
+	defer func() { stop(); <-ran }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		items.mu.Lock()
+		n := len(items.items)
+		items.mu.Unlock()
+		if n == tickets {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d items after 30 s", n, tickets)
+		}
+	}
+	target.mu.Lock()
+	sizes := slices.Clone(target.sizes)
+	target.mu.Unlock()
+	if len(sizes) < 2 || slices.Max(sizes[1:]) <= inFlight {
+		t.Fatalf("batches %v: none after the held one larger than InFlight (%d)", sizes, inFlight)
+	}
 }
