@@ -220,7 +220,7 @@ func (e *Engine) laneWidth(ctx context.Context, plans *batchPlans, k laneKey) in
 	if err != nil {
 		return e.opts.Workers // the events fail on their own; no reason to widen
 	}
-	w := e.opts.InFlight
+	w, limited, batches := e.opts.InFlight, false, false
 	target := p.conn.SystemID(k.dir.Source().Other())
 	for _, id := range []int64{p.conn.SystemAID, p.conn.SystemBID} {
 		st, err := e.system(ctx, id)
@@ -228,11 +228,14 @@ func (e *Engine) laneWidth(ctx context.Context, plans *batchPlans, k laneKey) in
 			return e.opts.Workers
 		}
 		if st.sys.RatePerSecond > 0 {
-			return min(e.opts.InFlight, max(e.opts.Workers, st.sys.RateBurst))
+			w, limited = min(w, max(e.opts.Workers, st.sys.RateBurst)), true
 		}
-		if _, batches := st.conn.(connectors.BatchWriter); batches && id == target {
-			w = max(w, writeBatchMax)
+		if _, ok := st.conn.(connectors.BatchWriter); ok && id == target {
+			batches = true
 		}
+	}
+	if batches && !limited {
+		w = max(w, writeBatchMax)
 	}
 	return w
 }
