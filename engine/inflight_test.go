@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,5 +265,71 @@ func TestBatchedTargetWiderLane(t *testing.T) {
 	target.mu.Unlock()
 	if len(sizes) < 2 || slices.Max(sizes[1:]) <= inFlight {
 		t.Fatalf("batches %v: none after the held one larger than InFlight (%d)", sizes, inFlight)
+	}
+}
+
+// A connection's two directions have a lane each: a target that holds
+// every write (its lane full) does not hold the events going the other way.
+// With one lane per connection, the change from the held system waited for
+// the held writes.
+func TestHeldDirectionDoesNotHoldTheOther(t *testing.T) {
+	ctx := context.Background()
+	items := &itemStore{items: map[string]*item{}}
+	gate := make(chan struct{})
+	var held atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			held.Add(1)
+			select {
+			case <-gate:
+			case <-time.After(30 * time.Second):
+			}
+		}
+		items.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	st, support := slowTargetFixture(t, 0, 0)
+	conns, err := st.ListConnections(ctx)
+	if err != nil || len(conns) != 1 {
+		t.Fatal(conns, err)
+	}
+	if _, err := st.SaveScript(ctx, conns[0].ID, store.SideB, store.KindTrigger, "true", "test"); err != nil {
+		t.Fatal(err)
+	}
+	const inFlight = 4
+	for i := range 2 * inFlight {
+		if _, err := support.Exec(`INSERT INTO tickets (subject, labels) VALUES (?, 'todev')`, fmt.Sprint("t", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eng := engine.New(engine.Options{Store: st, Connectors: slowTargetRegistry(srv.URL), Secrets: testBox(t),
+		Runner: scripting.NewRunner(scripting.Options{}), Workers: 2, InFlight: inFlight, Backoff: func(int) time.Duration { return 0 }})
+	defer eng.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- eng.Run(runCtx) }()
+	defer func() { stop(); <-ran }()
+	defer close(gate) // first: the held writes end before the engine stops
+	for deadline := time.Now().Add(15 * time.Second); held.Load() < inFlight; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes held after 15 s, want %d", held.Load(), inFlight)
+		}
+	}
+
+	items.mu.Lock() // a person's new item on the held system
+	items.seq++
+	items.items["900"] = &item{ID: "900", Title: "from engineering", Seq: items.seq}
+	items.mu.Unlock()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var n int
+		if err := support.QueryRow(`SELECT COUNT(*) FROM tickets WHERE subject = 'from engineering'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the other direction's change not applied after 15 s while %d writes were held", held.Load())
+		}
 	}
 }
