@@ -80,18 +80,8 @@ func TestSlowTargetManyInFlight(t *testing.T) {
 			defer srv.Close()
 			st, support := slowTargetFixture(t, tc.rate, tc.burst)
 			const tickets = 12
-			for i := range tickets {
-				if _, err := support.Exec(`INSERT INTO tickets (subject, labels) VALUES (?, 'todev')`, fmt.Sprint("t", i)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			eng := engine.New(engine.Options{Store: st, Connectors: slowTargetRegistry(srv.URL), Secrets: testBox(t),
-				Runner: scripting.NewRunner(scripting.Options{}), Workers: 2, InFlight: 8, Backoff: func(int) time.Duration { return 0 }})
-			defer eng.Close()
-			runCtx, stop := context.WithCancel(ctx)
-			ran := make(chan error, 1)
-			go func() { ran <- eng.Run(runCtx) }()
-			defer func() { stop(); <-ran }()
+			addTodev(t, support, tickets)
+			defer runSlowTarget(t, st, slowTargetRegistry(srv.URL), 8)()
 
 			select {
 			case <-c.held:
@@ -191,6 +181,32 @@ func slowTargetFixture(t *testing.T, rate float64, burst int) (*store.Store, *sq
 	return st, support
 }
 
+// addTodev adds n tickets for engineering to the support desk.
+func addTodev(t *testing.T, support *sql.DB, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := support.Exec(`INSERT INTO tickets (subject, labels) VALUES (?, 'todev')`, fmt.Sprint("t", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runSlowTarget runs an engine on st with lanes inFlight wide, retrying at
+// once; the returned func stops it.
+func runSlowTarget(t *testing.T, st *store.Store, reg *connectors.Registry, inFlight int) (stop func()) {
+	t.Helper()
+	eng := engine.New(engine.Options{Store: st, Connectors: reg, Secrets: testBox(t),
+		Runner: scripting.NewRunner(scripting.Options{}), Workers: 2, InFlight: inFlight, Backoff: func(int) time.Duration { return 0 }})
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- eng.Run(ctx) }()
+	return func() {
+		cancel()
+		<-ran
+		_ = eng.Close()
+	}
+}
+
 // batchedItems is the item system with WriteMany: each call's size is
 // kept, and the first call is held a while, so the writes that reach the
 // system meanwhile show how many events of the lane ran at once.
@@ -227,28 +243,17 @@ func (b *batchedItems) WriteMany(ctx context.Context, ws []connectors.Write) []c
 // requests at once. Held in its first batch, the system is handed more
 // than InFlight writes in the next one.
 func TestBatchedTargetWiderLane(t *testing.T) {
-	ctx := context.Background()
 	items := &itemStore{items: map[string]*item{}}
 	srv := httptest.NewServer(items)
 	defer srv.Close()
 	st, support := slowTargetFixture(t, 0, 0)
 	const tickets, inFlight = 30, 4
-	for i := range tickets {
-		if _, err := support.Exec(`INSERT INTO tickets (subject, labels) VALUES (?, 'todev')`, fmt.Sprint("t", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addTodev(t, support, tickets)
 	target := &batchedItems{itemsConn: itemsConn{&httpx.Client{Base: srv.URL, Timeout: time.Minute}}}
 	reg := connectors.NewRegistry()
 	_ = reg.Register("sql", sqlconn.New)
 	_ = reg.Register("slow", func(context.Context, connectors.Config) (connectors.Connector, error) { return target, nil })
-	eng := engine.New(engine.Options{Store: st, Connectors: reg, Secrets: testBox(t),
-		Runner: scripting.NewRunner(scripting.Options{}), Workers: 2, InFlight: inFlight, Backoff: func(int) time.Duration { return 0 }})
-	defer eng.Close()
-	runCtx, stop := context.WithCancel(ctx)
-	ran := make(chan error, 1)
-	go func() { ran <- eng.Run(runCtx) }()
-	defer func() { stop(); <-ran }()
+	defer runSlowTarget(t, st, reg, inFlight)()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		items.mu.Lock()
 		n := len(items.items)
@@ -297,18 +302,8 @@ func TestHeldDirectionDoesNotHoldTheOther(t *testing.T) {
 		t.Fatal(err)
 	}
 	const inFlight = 4
-	for i := range 2 * inFlight {
-		if _, err := support.Exec(`INSERT INTO tickets (subject, labels) VALUES (?, 'todev')`, fmt.Sprint("t", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	eng := engine.New(engine.Options{Store: st, Connectors: slowTargetRegistry(srv.URL), Secrets: testBox(t),
-		Runner: scripting.NewRunner(scripting.Options{}), Workers: 2, InFlight: inFlight, Backoff: func(int) time.Duration { return 0 }})
-	defer eng.Close()
-	runCtx, stop := context.WithCancel(ctx)
-	ran := make(chan error, 1)
-	go func() { ran <- eng.Run(runCtx) }()
-	defer func() { stop(); <-ran }()
+	addTodev(t, support, 2*inFlight)
+	defer runSlowTarget(t, st, slowTargetRegistry(srv.URL), inFlight)()
 	defer close(gate) // first: the held writes end before the engine stops
 	for deadline := time.Now().Add(15 * time.Second); held.Load() < inFlight; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
