@@ -25,7 +25,8 @@ import (
 //   - a claim leaves out the events in hand, and so (the store takes only a
 //     twin's earliest queued event) their twins' later events: per-twin
 //     order holds; and it leaves out connections that already hold
-//     BatchSize claimed events, so one busy connection cannot take all;
+//     BatchSize claimed events (or twice their widest lane, holdMax), so
+//     one busy connection cannot take all;
 //   - finished events are recorded together, in one transaction, when
 //     nothing else runs, when BatchSize are waiting, or at the latest
 //     flushAfter after the first finished: batching is kept for a fast
@@ -171,7 +172,7 @@ func (f *flow) claim(ctx context.Context) (full bool, err error) {
 	}
 	most := f.holdMax()
 	for c, k := range perConn {
-		if k >= max(most[c], f.e.opts.BatchSize) {
+		if k >= max(most[c], f.e.opts.BatchSize) { // a connection without a lane now: BatchSize
 			busy.Connections = append(busy.Connections, c)
 		}
 	}
