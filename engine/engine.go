@@ -53,6 +53,13 @@ type Options struct {
 	// takes writes in batches (connectors.BatchWriter) gets at least a
 	// batch's 64 (flow.go).
 	InFlight int
+	// MaxHeld bounds the events the running worker holds at once (claimed,
+	// running, or finished and not yet recorded), over all connections;
+	// default 4,096, at most maxHeldLimit. Each claim and lease renewal
+	// names the held events, and a statement takes at most 32,766
+	// parameters on SQLite and 65,535 on PostgreSQL: past that no claim
+	// went through at all. It also bounds the memory the held events take.
+	MaxHeld int
 	// Transport, when set, gives the HTTP transport of a system's connector
 	// (metrics wrap the default one, labelled by the system's id and name), whose connections dial
 	// through dial (the outbound guard; nil: none); nil keeps the default.
@@ -147,6 +154,10 @@ func New(opts Options) *Engine {
 		opts.InFlight = 16
 	}
 	opts.InFlight = max(opts.InFlight, opts.Workers)
+	if opts.MaxHeld <= 0 {
+		opts.MaxHeld = 4096
+	}
+	opts.MaxHeld = min(opts.MaxHeld, maxHeldLimit)
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 8
 	}

@@ -162,9 +162,17 @@ func (f *flow) setHeld() {
 	f.mu.Unlock()
 }
 
-// claim takes due events the lanes do not already hold. full: the claim
-// took as many as it asked for.
+// maxHeldLimit bounds Options.MaxHeld well under the parameters one
+// statement takes (SQLite: 32,766): a claim names every held event.
+const maxHeldLimit = 16384
+
+// claim takes due events the lanes do not already hold, at most as many as
+// MaxHeld leaves room for. full: the claim took as many as it asked for.
 func (f *flow) claim(ctx context.Context) (full bool, err error) {
+	limit := min(f.e.opts.BatchSize, f.e.opts.MaxHeld-len(f.held))
+	if limit <= 0 {
+		return false, nil // a recorded batch makes room, and claims again
+	}
 	busy := store.Busy{Events: slices.Collect(maps.Keys(f.held))}
 	perConn := map[int64]int{}
 	for _, it := range f.held {
@@ -176,7 +184,6 @@ func (f *flow) claim(ctx context.Context) (full bool, err error) {
 			busy.Connections = append(busy.Connections, c)
 		}
 	}
-	limit := f.e.opts.BatchSize
 	due, err := f.e.takeEvents(ctx, limit, busy)
 	if err != nil || len(due) == 0 {
 		return false, err

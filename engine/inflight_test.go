@@ -81,7 +81,7 @@ func TestSlowTargetManyInFlight(t *testing.T) {
 			st, support := slowTargetFixture(t, tc.rate, tc.burst)
 			const tickets = 12
 			addTodev(t, support, tickets)
-			defer runSlowTarget(t, st, slowTargetRegistry(srv.URL), 8)()
+			defer runSlowTarget(t, st, slowTargetRegistry(srv.URL), engine.Options{InFlight: 8})()
 
 			select {
 			case <-c.held:
@@ -191,12 +191,13 @@ func addTodev(t *testing.T, support *sql.DB, n int) {
 	}
 }
 
-// runSlowTarget runs an engine on st with lanes inFlight wide, retrying at
-// once; the returned func stops it.
-func runSlowTarget(t *testing.T, st *store.Store, reg *connectors.Registry, inFlight int) (stop func()) {
+// runSlowTarget runs an engine on st with opts' lane bounds (InFlight,
+// MaxHeld), retrying at once; the returned func stops it.
+func runSlowTarget(t *testing.T, st *store.Store, reg *connectors.Registry, opts engine.Options) (stop func()) {
 	t.Helper()
 	eng := engine.New(engine.Options{Store: st, Connectors: reg, Secrets: testBox(t),
-		Runner: scripting.NewRunner(scripting.Options{}), Workers: 2, InFlight: inFlight, Backoff: func(int) time.Duration { return 0 }})
+		Runner: scripting.NewRunner(scripting.Options{}), Workers: 2, InFlight: opts.InFlight, MaxHeld: opts.MaxHeld,
+		Backoff: func(int) time.Duration { return 0 }})
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- eng.Run(ctx) }()
@@ -253,7 +254,7 @@ func TestBatchedTargetWiderLane(t *testing.T) {
 	reg := connectors.NewRegistry()
 	_ = reg.Register("sql", sqlconn.New)
 	_ = reg.Register("slow", func(context.Context, connectors.Config) (connectors.Connector, error) { return target, nil })
-	defer runSlowTarget(t, st, reg, inFlight)()
+	defer runSlowTarget(t, st, reg, engine.Options{InFlight: inFlight})()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		items.mu.Lock()
 		n := len(items.items)
@@ -303,7 +304,7 @@ func TestHeldDirectionDoesNotHoldTheOther(t *testing.T) {
 	}
 	const inFlight = 4
 	addTodev(t, support, 2*inFlight)
-	defer runSlowTarget(t, st, slowTargetRegistry(srv.URL), inFlight)()
+	defer runSlowTarget(t, st, slowTargetRegistry(srv.URL), engine.Options{InFlight: inFlight})()
 	defer close(gate) // first: the held writes end before the engine stops
 	for deadline := time.Now().Add(15 * time.Second); held.Load() < inFlight; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -325,6 +326,71 @@ func TestHeldDirectionDoesNotHoldTheOther(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the other direction's change not applied after 15 s while %d writes were held", held.Load())
+		}
+	}
+}
+
+// The worker holds at most MaxHeld events at once, however wide its lanes:
+// each claim names the held events, and past a statement's parameter limit
+// (SQLite 32,766) no claim went through at all. Held back at the target,
+// the connection's writes never outnumber MaxHeld, and every ticket still
+// arrives once the target lets them through.
+func TestWorkerHoldsAtMostMaxHeld(t *testing.T) {
+	items := &itemStore{items: map[string]*item{}}
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	now, peak := 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			mu.Lock()
+			now++
+			peak = max(peak, now)
+			mu.Unlock()
+			select {
+			case <-gate:
+			case <-time.After(30 * time.Second):
+			}
+			mu.Lock()
+			now--
+			mu.Unlock()
+		}
+		items.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	st, support := slowTargetFixture(t, 0, 0)
+	const tickets, maxHeld = 20, 5
+	addTodev(t, support, tickets)
+	defer runSlowTarget(t, st, slowTargetRegistry(srv.URL), engine.Options{InFlight: 16, MaxHeld: maxHeld})()
+	var released bool
+	defer func() {
+		if !released {
+			close(gate)
+		}
+	}()
+	held := func() int { mu.Lock(); defer mu.Unlock(); return now }
+	for deadline := time.Now().Add(15 * time.Second); held() < maxHeld; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes held after 15 s, want %d", held(), maxHeld)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // time for more to arrive, if the bound did not hold
+	mu.Lock()
+	got := peak
+	mu.Unlock()
+	released = true
+	close(gate)
+	if got != maxHeld {
+		t.Fatalf("at most %d writes at once, want MaxHeld (%d)", got, maxHeld)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		items.mu.Lock()
+		n := len(items.items)
+		items.mu.Unlock()
+		if n == tickets {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d items after 30 s", n, tickets)
 		}
 	}
 }
