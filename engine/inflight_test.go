@@ -208,6 +208,22 @@ func runSlowTarget(t *testing.T, st *store.Store, reg *connectors.Registry, opts
 	}
 }
 
+// waitFor waits until the store holds n items, 30 s at most.
+func (s *itemStore) waitFor(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s.mu.Lock()
+		got := len(s.items)
+		s.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d items after 30 s", got, n)
+		}
+	}
+}
+
 // batchedItems is the item system with WriteMany: each call's size is
 // kept, and the first call is held a while, so the writes that reach the
 // system meanwhile show how many events of the lane ran at once.
@@ -255,17 +271,7 @@ func TestBatchedTargetWiderLane(t *testing.T) {
 	_ = reg.Register("sql", sqlconn.New)
 	_ = reg.Register("slow", func(context.Context, connectors.Config) (connectors.Connector, error) { return target, nil })
 	defer runSlowTarget(t, st, reg, engine.Options{InFlight: inFlight})()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		items.mu.Lock()
-		n := len(items.items)
-		items.mu.Unlock()
-		if n == tickets {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d items after 30 s", n, tickets)
-		}
-	}
+	items.waitFor(t, tickets)
 	target.mu.Lock()
 	sizes := slices.Clone(target.sizes)
 	target.mu.Unlock()
@@ -382,15 +388,5 @@ func TestWorkerHoldsAtMostMaxHeld(t *testing.T) {
 	if got != maxHeld {
 		t.Fatalf("at most %d writes at once, want MaxHeld (%d)", got, maxHeld)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		items.mu.Lock()
-		n := len(items.items)
-		items.mu.Unlock()
-		if n == tickets {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d items after 30 s", n, tickets)
-		}
-	}
+	items.waitFor(t, tickets)
 }
