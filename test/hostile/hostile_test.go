@@ -64,6 +64,7 @@ type hostileCase struct {
 	name     string
 	trigger  string // "" keeps "true": every ticket matches
 	outgoing string // "" keeps a benign mapping
+	incoming string // side b's incoming script; "" keeps the connection's
 	rule     string // an expr validation rule on side b over the replica
 }
 
@@ -71,6 +72,8 @@ const benignOutgoing = "replica.title = entity.subject; replica.description = en
 
 var cases = []hostileCase{
 	{name: "endless-loop", outgoing: "while (true) {}"},
+	// In the apply: the target is a sql system, whose lane is a batch wide.
+	{name: "endless-loop-incoming", incoming: "while (true) {}"},
 	{name: "catastrophic-regex", outgoing: "replica.title = String(/(a+)+(?=c)c/.test('a'.repeat(34) + 'b'));"},
 	{name: "arraybuffer-2^40", outgoing: "replica.title = String(new ArrayBuffer(2 ** 40).byteLength);"},
 	// The count is read once: a valueOf that answers differently later gains
@@ -176,6 +179,9 @@ func runCase(t *testing.T, hc hostileCase, f *figures) {
 	}
 	srv.must(t, "PUT", base+"/scripts/a/trigger", map[string]any{"source": trigger}, nil)
 	srv.must(t, "PUT", base+"/scripts/a/outgoing", map[string]any{"source": outgoing}, nil)
+	if hc.incoming != "" {
+		srv.must(t, "PUT", base+"/scripts/b/incoming", map[string]any{"source": hc.incoming}, nil)
+	}
 	if hc.rule != "" {
 		srv.must(t, "PUT", base+"/rules/b", map[string]any{"rules": []map[string]any{{"kind": "expr", "field": "title", "expr": hc.rule, "message": "hostile"}}}, nil)
 	}
