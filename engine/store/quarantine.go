@@ -29,12 +29,7 @@ func (s *Store) RecordLimitHit(ctx context.Context, id int64, at time.Time, wind
 		if c.PausedReason != "" {
 			return LimitHit{Hits: c.LimitHits, Already: true}, nil
 		}
-		hits, since := c.LimitHits+1, at
-		if c.LimitSince != nil && c.LimitHits > 0 && at.Sub(*c.LimitSince) <= window && !at.Before(*c.LimitSince) {
-			since = *c.LimitSince
-		} else {
-			hits = 1
-		}
+		hits, since := inWindow(c, at, window)
 		q := `UPDATE connections SET limit_hits = ?, limit_since = ?`
 		args := []any{hits, since}
 		quarantine := hits >= threshold
@@ -56,4 +51,24 @@ func (s *Store) RecordLimitHit(ctx context.Context, id int64, at time.Time, wind
 		// Another process counted (or quarantined) meanwhile: read again.
 	}
 	return LimitHit{}, fmt.Errorf("record limit hit of connection %d: lost the race 8 times", id)
+}
+
+// inWindow is the count and start of the window after one more hit at at. A
+// hit stamped before the window's start still belongs to it (and starts it
+// earlier): the runs of a page start together and are counted in whatever
+// order they end, so the later-stamped one may be counted first. Taking such
+// a hit for the start of a new window lost the count, and a connection whose
+// three entities each hit the limit was never quarantined.
+func inWindow(c Connection, at time.Time, window time.Duration) (int, time.Time) {
+	if c.LimitSince == nil || c.LimitHits <= 0 {
+		return 1, at
+	}
+	since := *c.LimitSince
+	if at.Before(since) {
+		return c.LimitHits + 1, at
+	}
+	if at.Sub(since) <= window {
+		return c.LimitHits + 1, since
+	}
+	return 1, at
 }

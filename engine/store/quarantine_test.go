@@ -44,6 +44,22 @@ func TestRecordLimitHit(t *testing.T) {
 			if r := hit(t0.Add(30 * time.Second)); r.Hits != 2 || r.Quarantined {
 				t.Fatalf("second hit: %+v", r)
 			}
+			// Stamped before the window's first hit (runs that started
+			// together and were counted in the other order): still in it.
+			// It was once taken for a new window's first hit, and a page of
+			// three such runs never reached the threshold.
+			if r := hit(t0.Add(-time.Millisecond)); r.Hits != 3 || !r.Quarantined {
+				t.Fatalf("a hit stamped before the window's start: %+v", r)
+			}
+			if err := st.SetActive(ctx, c.ID, true); err != nil { // lifts it, clears the count
+				t.Fatal(err)
+			}
+			if r := hit(t0); r.Hits != 1 || r.Quarantined {
+				t.Fatalf("first hit after activating: %+v", r)
+			}
+			if r := hit(t0.Add(30 * time.Second)); r.Hits != 2 || r.Quarantined {
+				t.Fatalf("second hit after activating: %+v", r)
+			}
 			// Past the window (from the first hit): a new window starts.
 			if r := hit(t0.Add(61 * time.Second)); r.Hits != 1 || r.Quarantined {
 				t.Fatalf("hit after the window: %+v", r)
