@@ -601,3 +601,87 @@ func TestSaveTwinsMatchesOneByOne(t *testing.T) {
 		})
 	}
 }
+
+// An event queued claimed (an intake's hand-over to its worker) is taken by
+// no claim round while its lease holds, not even its claimer's, and keeps a
+// later event of its twin waiting; its lease lapsed, it is taken over. Read
+// back, it is what the insert left in hand. Saved as done on SQLite, its
+// claim is gone with it.
+func TestInsertEventsClaimed(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			tw, err := f.st.EnsureTwin(f.ctx, f.conn.ID, store.SideA, "1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			other, err := f.st.EnsureTwin(f.ctx, f.conn.ID, store.SideA, "2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := time.Now().Add(-time.Second) // a monotonic reading, nanoseconds
+			evs := []store.SyncEvent{
+				{ConnectionID: f.conn.ID, TwinID: tw.ID, Direction: store.AToB, SourceID: "1", Replica: `{"n":1}`, CreatedAt: at, SourceUpdatedAt: &at},
+				{ConnectionID: f.conn.ID, TwinID: other.ID, Direction: store.AToB, SourceID: "2", Replica: `{"n":2}`, CreatedAt: at},
+			}
+			a := store.Claim{By: "A", Now: time.Now(), Until: time.Now().Add(30 * time.Second)}
+			if err := f.st.InsertEventsClaimed(f.ctx, evs, []bool{true, false}, a); err != nil {
+				t.Fatal(err)
+			}
+			if evs[0].ID == 0 || evs[1].ID == 0 {
+				t.Fatalf("ids not set: %d %d", evs[0].ID, evs[1].ID)
+			}
+			later := f.queue(t, "1") // the twin's next change
+			got, err := f.st.GetEvent(f.ctx, evs[0].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.CreatedAt.Equal(evs[0].CreatedAt) || !got.NextAttemptAt.Equal(evs[0].NextAttemptAt) ||
+				!got.SourceUpdatedAt.Equal(*evs[0].SourceUpdatedAt) || got.CreatedAt != evs[0].CreatedAt.In(got.CreatedAt.Location()) {
+				t.Fatalf("read back %v %v %v, in hand %v %v %v", got.CreatedAt, got.NextAttemptAt, *got.SourceUpdatedAt,
+					evs[0].CreatedAt, evs[0].NextAttemptAt, *evs[0].SourceUpdatedAt)
+			}
+			for _, by := range []string{"A", "B"} {
+				due, _, err := f.st.ClaimEvents(f.ctx, f.claim(by, 2*time.Second), 10, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := ids(due); !slices.Equal(got, []int64{evs[1].ID}) {
+					t.Fatalf("claim by %s took %v, want only the unclaimed event %d (handed %d, its twin's next %d)",
+						by, got, evs[1].ID, evs[0].ID, later)
+				}
+				if f.st.Shared() {
+					break // B's claim now holds evs[1]
+				}
+			}
+			if f.st.Shared() {
+				due, taken, err := f.st.ClaimEvents(f.ctx, f.claim("B", time.Minute), 10, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Contains(ids(due), evs[0].ID) || taken < 1 {
+					t.Fatalf("after the lease: took %v (%d taken over), want %d among them", ids(due), taken, evs[0].ID)
+				}
+				return
+			}
+			evs[0].Status = store.StatusDone
+			if _, err := f.st.SaveClaimedEvents(f.ctx, []*store.SyncEvent{&evs[0]}, "A"); err != nil {
+				t.Fatal(err)
+			}
+			var claimed int64
+			if err := f.st.DB().Raw(`SELECT COUNT(*) FROM sync_events WHERE claimed_by IS NOT NULL`).Scan(&claimed).Error; err != nil {
+				t.Fatal(err)
+			}
+			if claimed != 0 {
+				t.Fatalf("%d events still claimed after the handed one was saved", claimed)
+			}
+			due, _, err := f.st.ClaimEvents(f.ctx, f.claim("A", 2*time.Second), 10, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(ids(due), later) {
+				t.Fatalf("the twin's next event %d not taken once the handed one is done: %v", later, ids(due))
+			}
+		})
+	}
+}

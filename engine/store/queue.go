@@ -377,6 +377,78 @@ func (s *Store) InsertEvents(ctx context.Context, evs []SyncEvent) error {
 	return wrap("enqueue", s.q(ctx).CreateInBatches(evs, 200).Error)
 }
 
+// claimedEvent is a sync_events row with its claim, for an insert that
+// claims as it inserts.
+type claimedEvent struct {
+	SyncEvent
+	ClaimedBy  *string
+	LeaseUntil *time.Time
+}
+
+func (claimedEvent) TableName() string { return "sync_events" }
+
+// InsertEventsClaimed is InsertEvents with the events whose claimed entry is
+// true born claimed by c.By until c.Until, in the same statement: the intake
+// hands them to its own worker (engine/handoff.go) instead of leaving them
+// to a claim round, and no other claim (no other process's, nor its own
+// worker's next round) takes them meanwhile. Their times are then as a claim
+// would read them back.
+func (s *Store) InsertEventsClaimed(ctx context.Context, evs []SyncEvent, claimed []bool, c Claim) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	if !slices.Contains(claimed, true) {
+		return s.InsertEvents(ctx, evs)
+	}
+	now := s.now()
+	until := c.Until.UTC()
+	rows := make([]claimedEvent, len(evs))
+	for i := range evs {
+		ev := &evs[i]
+		if ev.Status == "" {
+			ev.Status = StatusQueued
+		}
+		if ev.NextAttemptAt.IsZero() {
+			ev.NextAttemptAt = now
+		}
+		if ev.CreatedAt.IsZero() {
+			ev.CreatedAt = now
+		}
+		ev.UpdatedAt = now
+		rows[i].SyncEvent = *ev
+		if claimed[i] {
+			rows[i].ClaimedBy, rows[i].LeaseUntil = &c.By, &until
+		}
+	}
+	if err := s.q(ctx).CreateInBatches(rows, 200).Error; err != nil {
+		return wrap("enqueue", err)
+	}
+	for i := range evs {
+		evs[i].ID = rows[i].ID
+		if claimed[i] {
+			s.asStored(&evs[i])
+		}
+	}
+	return nil
+}
+
+// asStored gives ev's times the form a read of its row gives them: UTC, no
+// monotonic reading, and on PostgreSQL microseconds.
+func (s *Store) asStored(ev *SyncEvent) {
+	at := func(t time.Time) time.Time {
+		t = t.UTC().Round(0)
+		if s.dialect == migrations.Postgres {
+			t = t.Truncate(time.Microsecond)
+		}
+		return t
+	}
+	ev.NextAttemptAt, ev.CreatedAt, ev.UpdatedAt = at(ev.NextAttemptAt), at(ev.CreatedAt), at(ev.UpdatedAt)
+	if ev.SourceUpdatedAt != nil {
+		t := at(*ev.SourceUpdatedAt)
+		ev.SourceUpdatedAt = &t
+	}
+}
+
 // DueEvents returns queued events of active connections whose time has come,
 // oldest first, never one that has an older queued event of the same twin
 // before it: that keeps each twin's changes in order even while an earlier
@@ -475,7 +547,13 @@ func (s *Store) SaveClaimedEvents(ctx context.Context, evs []*SyncEvent, by stri
 	}
 	q.WriteString(`) UPDATE sync_events SET status = v.status, attempts = v.attempts, total_attempts = v.total_attempts,
 		next_attempt_at = v.next_attempt_at, last_error = v.last_error, log = v.log, updated_at = v.updated_at,
-		replica = v.replica, conflicts = v.conflicts, resolution = v.resolution FROM v WHERE sync_events.id = v.id`)
+		replica = v.replica, conflicts = v.conflicts, resolution = v.resolution`)
+	if !s.Shared() {
+		// Claims on SQLite are only those of events handed over by intake
+		// (InsertEventsClaimed): recorded, they are done with.
+		q.WriteString(", claimed_by = NULL, lease_until = NULL")
+	}
+	q.WriteString(" FROM v WHERE sync_events.id = v.id")
 	if s.Shared() {
 		q.WriteString(" AND sync_events.claimed_by = ?")
 		args = append(args, by)
