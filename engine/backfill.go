@@ -80,7 +80,7 @@ func (e *Engine) backfillPage(ctx context.Context, job *store.Backfill) error {
 		cands[i].readAt = readAt
 	}
 	return e.st.Tx(ctx, func(tx *store.Store) error {
-		n, err := commit(ctx, tx, cands)
+		n, err := commit(ctx, tx, cands, nil)
 		if err != nil {
 			return err
 		}

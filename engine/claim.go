@@ -34,6 +34,11 @@ func NewProcessID() string {
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
+// Handed counts the events intake handed straight to this process's
+// worker (handoff.go); Claimed those the worker took by a claim round.
+func (e *Engine) Handed() int64  { return e.claims.handed.Load() }
+func (e *Engine) Claimed() int64 { return e.claims.claimed.Load() }
+
 // ProcessID is the id this engine claims work under.
 func (e *Engine) ProcessID() string { return e.opts.ProcessID }
 
@@ -44,6 +49,8 @@ type claimState struct {
 	deliveries []int64 // the same for webhook deliveries
 
 	takeovers atomic.Int64 // events and pollers taken from a lapsed holder
+	claimed   atomic.Int64 // events the worker took by a claim round
+	handed    atomic.Int64 // events intake handed to the worker (handoff.go)
 	lost      atomic.Int64 // events of a batch taken over by another process before the batch was recorded
 }
 
@@ -99,6 +106,7 @@ func (e *Engine) takeEvents(ctx context.Context, limit int, busy store.Busy) ([]
 		e.claims.mu.Unlock()
 		return nil, err
 	}
+	e.claims.claimed.Add(int64(len(due)))
 	if taken > 0 {
 		e.claims.takeovers.Add(int64(taken))
 		e.log.Info("took over events whose claim lapsed", "process", e.opts.ProcessID, "events", taken)

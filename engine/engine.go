@@ -111,6 +111,7 @@ type Engine struct {
 	state runState // for readiness
 
 	claims claimState
+	hand   *handoff // intake → the running worker (handoff.go)
 
 	quarantine quarantineState
 
@@ -180,6 +181,7 @@ func New(opts Options) *Engine {
 		opts: opts, st: opts.Store, log: opts.Logger,
 		systems: map[int64]*systemState{}, plans: map[int64]*plan{}, retiring: map[*systemState]*time.Timer{},
 		wake: make(chan struct{}, 1), hookWake: make(chan struct{}, 1),
+		hand: newHandoff(),
 	}
 }
 
@@ -259,6 +261,9 @@ func (e *Engine) Close() error {
 	e.releaseClaims(false)
 	if n := e.writes.writes.Load(); n > 0 { // bench/load reads it
 		e.log.Info("batched target writes", "target_writes", n, "target_write_batches", e.writes.batches.Load())
+	}
+	if h, c := e.Handed(), e.Claimed(); h+c > 0 { // bench/load reads it
+		e.log.Info("events taken by the worker", "events_handed", h, "events_claimed", c)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

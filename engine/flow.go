@@ -86,7 +86,9 @@ func (e *Engine) runFlow(ctx, work context.Context) {
 		defer renewing.Done()
 		e.renewEvents(context.WithoutCancel(ctx), stopRenew, f.heldIDs)
 	}()
+	e.hand.start(e.opts.MaxHeld, e.opts.BatchSize)
 	defer func() {
+		e.hand.stop() // what it still delivers keeps its claim until releaseClaims
 		close(stopRenew)
 		renewing.Wait()
 		f.giveBack()
@@ -95,6 +97,7 @@ func (e *Engine) runFlow(ctx, work context.Context) {
 	tick := time.NewTicker(idle)
 	defer tick.Stop()
 	stop := ctx.Done()
+	handed := e.hand.signal
 	wantClaim := true
 	var pauseUntil time.Time // after an error
 	for {
@@ -138,10 +141,13 @@ func (e *Engine) runFlow(ctx, work context.Context) {
 		case <-flush:
 		case <-e.wake:
 			wantClaim = true
+		case <-handed:
+			f.takeHanded(work)
 		case <-tick.C:
 			wantClaim = true
 		case <-stop:
 			stop = nil // from now on only finishing what runs
+			handed = nil
 		}
 		if ft != nil {
 			ft.Stop()
@@ -160,6 +166,38 @@ func (f *flow) setHeld() {
 	f.mu.Lock()
 	f.ids = ids
 	f.mu.Unlock()
+	perConn := map[int64]int{}
+	for _, it := range f.held {
+		perConn[it.ev.ConnectionID]++
+	}
+	f.e.hand.setHeld(perConn, f.holdMax(), len(f.held))
+}
+
+// takeHanded takes in the events intake handed over (handoff.go): claimed
+// already, each its twin's first.
+func (f *flow) takeHanded(ctx context.Context) {
+	evs := f.e.hand.take()
+	if len(evs) == 0 {
+		return
+	}
+	f.e.claims.handed.Add(int64(len(evs)))
+	plans := &batchPlans{m: map[int64]*plan{}}
+	for i := range evs {
+		f.add(ctx, &flowItem{ev: &evs[i], plans: plans})
+	}
+	f.setHeld()
+}
+
+// add puts a claimed event in its lane's queue.
+func (f *flow) add(ctx context.Context, it *flowItem) {
+	f.held[it.ev.ID] = it
+	k := laneOf(it.ev)
+	l := f.lanes[k]
+	if l == nil {
+		l = &lane{width: f.e.laneWidth(ctx, it.plans, k)}
+		f.lanes[k] = l
+	}
+	l.waiting = append(l.waiting, it)
 }
 
 // maxHeldLimit bounds Options.MaxHeld well under the parameters one
@@ -190,15 +228,7 @@ func (f *flow) claim(ctx context.Context) (full bool, err error) {
 	}
 	plans := &batchPlans{m: map[int64]*plan{}}
 	for i := range due {
-		it := &flowItem{ev: &due[i], plans: plans}
-		f.held[it.ev.ID] = it
-		k := laneOf(it.ev)
-		l := f.lanes[k]
-		if l == nil {
-			l = &lane{width: f.e.laneWidth(ctx, plans, k)}
-			f.lanes[k] = l
-		}
-		l.waiting = append(l.waiting, it)
+		f.add(ctx, &flowItem{ev: &due[i], plans: plans})
 	}
 	f.setHeld()
 	return len(due) == limit, nil

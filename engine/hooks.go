@@ -242,10 +242,7 @@ func (e *Engine) HooksOnce(ctx context.Context) (int, error) {
 			mu.Unlock()
 		}()
 	}
-	wg.Wait()
-	if done > 0 {
-		e.Wake()
-	}
+	wg.Wait() // each transaction woke the worker for what it queued (handing.done)
 	return done, errors.Join(errs...)
 }
 
@@ -367,12 +364,13 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 	for i, d := range ds {
 		done[i] = d.ID
 	}
-	return e.st.Tx(ctx, func(tx *store.Store) error {
+	g := e.handingFor()
+	err = e.st.Tx(ctx, func(tx *store.Store) error {
 		cands, err := freshOnly(ctx, tx, systemID, ents, cands, n.usable)
 		if err != nil {
 			return err
 		}
-		if _, err := commit(ctx, tx, cands); err != nil {
+		if _, err := commit(ctx, tx, cands, g); err != nil {
 			return err
 		}
 		if err := tx.MarkSeen(ctx, systemID, seenTimes(ents)); err != nil {
@@ -380,6 +378,8 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 		}
 		return tx.FinishDeliveries(ctx, done)
 	})
+	g.done(err) // wakes the worker for what it did not hand over
+	return err
 }
 
 // namedEntities is what a page of deliveries names: the entities, in order,
@@ -694,12 +694,9 @@ func (e *Engine) hookLoop(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				n, err := e.processGroup(ctx, sys, groups[sys])
-				if err != nil && ctx.Err() == nil {
+				// Its transactions woke the worker for what they queued (handing.done).
+				if _, err := e.processGroup(ctx, sys, groups[sys]); err != nil && ctx.Err() == nil {
 					e.log.Error("webhook deliveries", "system", sys, "err", err)
-				}
-				if n > 0 {
-					e.Wake()
 				}
 				mu.Lock()
 				delete(busy, sys)

@@ -37,6 +37,7 @@ type candidate struct {
 	relink   int64     // a remembered pair to restore first (relink.go)
 	deleted  bool      // the source entity was deleted
 	newTwin  bool      // intake found no twin: enqueue creates it
+	handable bool      // its connection is active: its event may be handed over (handoff.go)
 }
 
 // PollOnce reads one page of changes from a system and queues sync events for
@@ -81,6 +82,7 @@ func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, erro
 	// set the pace of every process applying its changes.
 	cands := e.intakeAll(ctx, uses, page.Entities, twins, readAt)
 	_, isHooked := hooked(st.conn)
+	g := e.handingFor()
 	err = e.st.Tx(ctx, func(tx *store.Store) error {
 		if isHooked {
 			// Webhooks may carry entities: the states polled count as
@@ -94,7 +96,7 @@ func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, erro
 				return err
 			}
 		}
-		n, err := commit(ctx, tx, cands)
+		n, err := commit(ctx, tx, cands, g)
 		if err != nil {
 			return err
 		}
@@ -104,11 +106,9 @@ func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, erro
 		}
 		return nil
 	})
+	g.done(err) // wakes the worker for what it did not hand over
 	if err != nil {
 		return res, fmt.Errorf("record changes of %q: %w", sys.Name, err)
-	}
-	if res.Enqueued > 0 {
-		e.Wake()
 	}
 	return res, nil
 }
@@ -240,7 +240,7 @@ func (in *intakeStep) outgoingMeta(p *plan) scripting.Meta {
 // intakeHead is what comes before the trigger: done=true ends the intake
 // with ok.
 func (e *Engine) intakeHead(p *plan, side store.Side, ent connectors.Entity, twins pageTwins) (in intakeStep, done, ok bool) {
-	in.c = candidate{connID: p.conn.ID, side: side, entityID: ent.ID, updated: ent.UpdatedAt}
+	in.c = candidate{connID: p.conn.ID, side: side, entityID: ent.ID, updated: ent.UpdatedAt, handable: p.conn.Active}
 	if e.quarantined(p) {
 		return in, true, false // runs no script; resuming backfills what changed meanwhile
 	}
@@ -390,7 +390,12 @@ const actionDelete = "delete"
 // many events it queued. The twins are written in the global lock order
 // (store.lockEvents): existing ones by id, then the new ones (by entity
 // id); the events are inserted in the candidates' order all the same.
-func commit(ctx context.Context, tx *store.Store, cands []candidate) (int, error) {
+//
+// With g, the events of new twins (each its twin's first) whose worker has
+// room are queued claimed and handed over to it after the commit
+// (handoff.go).
+func commit(ctx context.Context, tx *store.Store, cands []candidate, g *handing) (int, error) {
+	g.reset() // a transaction run again reserves again
 	order := make([]int, len(cands))
 	for i := range order {
 		order[i] = i
@@ -406,8 +411,9 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate) (int, error
 		return strings.Compare(x.entityID, y.entityID)
 	})
 	type queued struct {
-		at int
-		ev store.SyncEvent
+		at     int
+		ev     store.SyncEvent
+		handed bool
 	}
 	qs := make([]queued, 0, len(cands))
 	var made map[int]store.Twin // the new twins, by candidate
@@ -436,7 +442,7 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate) (int, error
 			}
 		}
 		if t, ok := made[at]; ok {
-			qs = append(qs, queued{at, newEvent(c, t)})
+			qs = append(qs, queued{at, newEvent(c, t), c.handable && c.failure == "" && g.reserve(c.connID)})
 			continue
 		}
 		ev, ok, err := enqueue(ctx, tx, c)
@@ -444,15 +450,28 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate) (int, error
 			return 0, err
 		}
 		if ok {
-			qs = append(qs, queued{at, ev})
+			qs = append(qs, queued{at: at, ev: ev})
 		}
 	}
 	slices.SortFunc(qs, func(x, y queued) int { return cmp.Compare(x.at, y.at) })
 	evs := make([]store.SyncEvent, len(qs))
+	handed := make([]bool, len(qs))
 	for i := range qs {
-		evs[i] = qs[i].ev
+		evs[i], handed[i] = qs[i].ev, qs[i].handed
 	}
-	return len(evs), tx.InsertEvents(ctx, evs)
+	if g == nil {
+		return len(evs), tx.InsertEvents(ctx, evs)
+	}
+	if err := tx.InsertEventsClaimed(ctx, evs, handed, g.claim); err != nil {
+		return 0, err
+	}
+	g.queued = len(evs)
+	for i := range evs {
+		if handed[i] {
+			g.evs = append(g.evs, evs[i])
+		}
+	}
+	return len(evs), nil
 }
 
 // newTwins makes the twins of the new entities among cands[order] in one

@@ -717,6 +717,9 @@ func runDuplex(work string) report {
 	if w := targetBatches(logText); w != "" {
 		r.extra = append(r.extra, w)
 	}
+	if t := takenBy(logText); t != "" {
+		r.extra = append(r.extra, t)
+	}
 	if rt := storeRoundTrips(logText, s.seq.Load()); rt != "" {
 		r.extra = append(r.extra, rt)
 	}
@@ -760,6 +763,19 @@ func targetBatches(logText string) string {
 	n, _ := strconv.ParseInt(w[1], 10, 64)
 	m, _ := strconv.ParseInt(b[1], 10, 64)
 	return fmt.Sprintf("writes to side b: %d in %d batches (%.1f per transaction)", n, m, float64(n)/float64(max(m, 1)))
+}
+
+// takenBy reads how the worker took its events: handed over by intake or
+// claimed from the queue, which `duplex serve` logs when it stops.
+func takenBy(logText string) string {
+	h := regexp.MustCompile(`events_handed=(\d+)`).FindStringSubmatch(logText)
+	c := regexp.MustCompile(`events_claimed=(\d+)`).FindStringSubmatch(logText)
+	if h == nil || c == nil {
+		return ""
+	}
+	n, _ := strconv.ParseInt(h[1], 10, 64)
+	m, _ := strconv.ParseInt(c[1], 10, 64)
+	return fmt.Sprintf("events taken by the worker: %d handed over by intake, %d claimed from the queue", n, m)
 }
 
 func storeCounts(path string) []string {

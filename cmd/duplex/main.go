@@ -271,6 +271,10 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 	poolMetrics(m, pool)
 	m.Counter("duplex_lease_takeovers_total", "Events, deliveries, backfills and pollers this process took over from a process whose lease expired.",
 		func() float64 { return float64(eng.Takeovers()) })
+	m.Counter("duplex_events_handed_total", "Sync events intake handed straight to this process's worker, claimed as they were queued.",
+		func() float64 { return float64(eng.Handed()) })
+	m.Counter("duplex_events_claimed_total", "Sync events this process's worker took from the queue by a claim round.",
+		func() float64 { return float64(eng.Claimed()) })
 	m.Counter("duplex_store_statements_total", "Statements this process sent to the store (round trips).",
 		func() float64 { return float64(st.Stats().Statements.Load()) })
 	m.Counter("duplex_store_commits_total", "Commits this process made in the store (transactions and writes outside one).",

@@ -1,0 +1,74 @@
+package engine_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/engine"
+	"github.com/duplexsync/duplex/scripting"
+)
+
+// New tickets' events go from the poll straight to the worker, claimed as
+// they are queued (handoff.go): none is taken by a claim round, each is
+// applied once. A later change of one of them (its twin exists) is queued
+// and claimed as before, after its twin's first event.
+func TestIntakeHandsNewEventsToTheWorker(t *testing.T) {
+	items := &itemStore{items: map[string]*item{}}
+	srv := httptest.NewServer(items)
+	defer srv.Close()
+	st, support := slowTargetFixture(t, 0, 0)
+	eng := engine.New(engine.Options{Store: st, Connectors: slowTargetRegistry(srv.URL), Secrets: testBox(t),
+		Runner: scripting.NewRunner(scripting.Options{}), Workers: 2, Backoff: func(int) time.Duration { return 0 }})
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- eng.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-ran
+		_ = eng.Close()
+	}()
+
+	const tickets = 5
+	addTodev(t, support, tickets)
+	items.waitFor(t, tickets)
+	if h, c := eng.Handed(), eng.Claimed(); h != tickets || c != 0 {
+		t.Fatalf("new tickets: %d events handed over, %d claimed; want %d and 0", h, c, tickets)
+	}
+	if _, err := support.Exec(`UPDATE tickets SET subject = 'changed' WHERE subject = 't0'`); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !items.hasTitle("changed"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the change of an existing ticket did not arrive within 20 s")
+		}
+	}
+	if h, c := eng.Handed(), eng.Claimed(); h != tickets || c != 1 {
+		t.Fatalf("after a change: %d handed over, %d claimed; want %d and 1", h, c, tickets)
+	}
+	items.mu.Lock()
+	n := len(items.items)
+	items.mu.Unlock()
+	if n != tickets {
+		t.Fatalf("%d items, want %d", n, tickets)
+	}
+	var claimed int64
+	if err := st.DB().Raw(`SELECT COUNT(*) FROM sync_events WHERE claimed_by IS NOT NULL OR status <> 'done'`).Scan(&claimed).Error; err != nil {
+		t.Fatal(err)
+	}
+	if claimed != 0 {
+		t.Fatalf("%d events claimed or not done after the sync", claimed)
+	}
+}
+
+func (s *itemStore) hasTitle(title string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, it := range s.items {
+		if it.Title == title {
+			return true
+		}
+	}
+	return false
+}
