@@ -148,6 +148,7 @@ func (e *Engine) runFlow(ctx, work context.Context) {
 		case <-stop:
 			stop = nil // from now on only finishing what runs
 			handed = nil
+			e.hand.stop() // intake queues new events unclaimed again
 		}
 		if ft != nil {
 			ft.Stop()
