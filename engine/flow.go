@@ -86,7 +86,7 @@ func (e *Engine) runFlow(ctx, work context.Context) {
 		defer renewing.Done()
 		e.renewEvents(context.WithoutCancel(ctx), stopRenew, f.heldIDs)
 	}()
-	e.hand.start(e.opts.MaxHeld, e.opts.BatchSize)
+	e.hand.start(e.opts.MaxHeld, e.opts.InFlight)
 	defer func() {
 		e.hand.stop() // what it still delivers keeps its claim until releaseClaims
 		close(stopRenew)
@@ -167,11 +167,18 @@ func (f *flow) setHeld() {
 	f.mu.Lock()
 	f.ids = ids
 	f.mu.Unlock()
-	perConn := map[int64]int{}
-	for _, it := range f.held {
-		perConn[it.ev.ConnectionID]++
+	f.publish()
+}
+
+// publish tells the hand-over how full the lanes are: per connection, the
+// events in its lanes (running and waiting) against their widths.
+func (f *flow) publish() {
+	inLane, widths := map[int64]int{}, map[int64]int{}
+	for k, l := range f.lanes {
+		inLane[k.conn] += l.running + len(l.waiting)
+		widths[k.conn] += l.width
 	}
-	f.e.hand.setHeld(perConn, f.holdMax(), len(f.held))
+	f.e.hand.setHeld(inLane, widths, len(f.held))
 }
 
 // takeHanded takes in the events intake handed over (handoff.go): claimed
@@ -330,6 +337,7 @@ func (f *flow) start(ctx context.Context) {
 func (f *flow) finish(d flowDone) {
 	f.running--
 	f.lanes[laneOf(d.it.ev)].running--
+	f.publish() // a place in the lane is free for a hand-over
 	if len(f.pending) == 0 {
 		f.first = time.Now()
 	}

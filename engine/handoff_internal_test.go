@@ -7,32 +7,34 @@ import (
 )
 
 // The hand-over takes an event only while the worker runs and has room:
-// under MaxHeld in all (held and reserved), and under what its connection
-// may hold (holdMax, BatchSize for a connection without a lane); a
+// under MaxHeld in all (held and reserved), and a free place in its
+// connection's lanes (InFlight for a connection without a lane yet); a
 // transaction that fails gives its room back.
 func TestHandoffRoom(t *testing.T) {
 	h := newHandoff()
-	if h.reserve(1) {
+	ok := func(_ int, ok bool) bool { return ok }
+	if ok(h.reserve(1)) {
 		t.Fatal("reserved before the worker started")
 	}
 	h.start(4, 2)
+	gen := h.gen
 	for i, want := range []bool{true, true, false} { // connection 1: 2 without a lane
-		if got := h.reserve(1); got != want {
+		if got := ok(h.reserve(1)); got != want {
 			t.Fatalf("connection 1, reservation %d: %v, want %v", i+1, got, want)
 		}
 	}
-	h.setHeld(map[int64]int{2: 1}, map[int64]int{2: 3}, 1) // connection 2 has a lane: holds 3
-	if !h.reserve(2) {
+	h.setHeld(map[int64]int{2: 1}, map[int64]int{2: 3}, 1) // connection 2: 1 in its lane of 3
+	if !ok(h.reserve(2)) {
 		t.Fatal("connection 2 refused with 1 of 3 held")
 	}
-	if h.reserve(3) {
+	if ok(h.reserve(3)) {
 		t.Fatal("reserved past MaxHeld: 1 held and 3 reserved of 4")
 	}
-	h.unreserve([]int64{1}) // a transaction that failed
-	if !h.reserve(3) {
+	h.unreserve(gen, []int64{1}) // a transaction that failed
+	if !ok(h.reserve(3)) {
 		t.Fatal("the room given back was not taken")
 	}
-	h.deliver([]store.SyncEvent{{ID: 7, ConnectionID: 1}, {ID: 8, ConnectionID: 2}, {ID: 9, ConnectionID: 3}})
+	h.deliver(gen, []store.SyncEvent{{ID: 7, ConnectionID: 1}, {ID: 8, ConnectionID: 2}, {ID: 9, ConnectionID: 3}})
 	select {
 	case <-h.signal:
 	default:
@@ -41,12 +43,22 @@ func TestHandoffRoom(t *testing.T) {
 	if got := h.take(); len(got) != 3 || h.nres != 0 || h.held != 4 || h.heldOf[1] != 1 || h.heldOf[2] != 2 {
 		t.Fatalf("take: %d events, %d reserved, %d held (%v)", len(got), h.nres, h.held, h.heldOf)
 	}
-	if h.reserve(4) {
+	if ok(h.reserve(4)) {
 		t.Fatal("reserved with MaxHeld held")
 	}
 	h.setHeld(map[int64]int{}, map[int64]int{}, 0) // recorded
+	if !ok(h.reserve(4)) {
+		t.Fatal("refused with nothing held")
+	}
 	h.stop()
-	if h.reserve(4) {
+	if ok(h.reserve(4)) {
 		t.Fatal("reserved after the worker stopped")
+	}
+	// What was reserved before the stop is not delivered to the next run:
+	// its events' claims are released when the process releases its own.
+	h.start(4, 2)
+	h.deliver(gen, []store.SyncEvent{{ID: 10, ConnectionID: 4}})
+	if got := h.take(); len(got) != 0 || h.nres != 0 {
+		t.Fatalf("the next run took %d events of the last one (%d reserved)", len(got), h.nres)
 	}
 }
