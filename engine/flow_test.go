@@ -139,16 +139,6 @@ func TestSlowConnectionHoldsOnlyItself(t *testing.T) {
 			}
 		}
 	}
-	has := func(s *itemStore, title string) bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, it := range s.items {
-			if it.Title == title {
-				return true
-			}
-		}
-		return false
-	}
 	doneFor := func(conn store.Connection, source int64) bool {
 		evs, err := st.ListEvents(ctx, store.EventFilter{ConnectionID: conn.ID, Status: store.StatusDone})
 		if err != nil {
@@ -170,7 +160,7 @@ func TestSlowConnectionHoldsOnlyItself(t *testing.T) {
 	// The first ticket's create hangs in the slow system. The fast
 	// connection's event of the same ticket is recorded meanwhile.
 	waitFor("the fast connection's event of the first ticket recorded", func() bool {
-		return has(fastItems, "first") && doneFor(toFast, first)
+		return fastItems.hasTitle("first") && doneFor(toFast, first)
 	})
 	// An edit of the stuck ticket, and a new ticket: the new one flows to
 	// the fast system (a new claim while the slow event runs); the edit
@@ -180,7 +170,7 @@ func TestSlowConnectionHoldsOnlyItself(t *testing.T) {
 	}
 	second := insert("second")
 	waitFor("a new ticket reaches the fast system while the slow one hangs", func() bool {
-		return has(fastItems, "second") && doneFor(toFast, second) && has(fastItems, "first, edited")
+		return fastItems.hasTitle("second") && doneFor(toFast, second) && fastItems.hasTitle("first, edited")
 	})
 	g.mu.Lock()
 	stuck := g.waiting
@@ -192,7 +182,7 @@ func TestSlowConnectionHoldsOnlyItself(t *testing.T) {
 	close(g.open)
 	opened = true
 	waitFor("the slow system catches up", func() bool {
-		return has(slowItems, "first, edited") && has(slowItems, "second")
+		return slowItems.hasTitle("first, edited") && slowItems.hasTitle("second")
 	})
 	waitFor("every event recorded", func() bool {
 		evs, err := st.ListEvents(ctx, store.EventFilter{Status: store.StatusQueued})

@@ -75,14 +75,3 @@ func TestIntakeHandsNewEventsToTheWorker(t *testing.T) {
 		t.Fatalf("%d events from the desk, want %d", out, tickets+1)
 	}
 }
-
-func (s *itemStore) hasTitle(title string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, it := range s.items {
-		if it.Title == title {
-			return true
-		}
-	}
-	return false
-}

@@ -34,6 +34,18 @@ type itemStore struct {
 	items map[string]*item
 }
 
+// hasTitle reports whether an item has the title.
+func (s *itemStore) hasTitle(title string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, it := range s.items {
+		if it.Title == title {
+			return true
+		}
+	}
+	return false
+}
+
 type item struct {
 	ID          string `json:"id"`
 	Title       string `json:"title"`
