@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"sync"
 
 	"github.com/duplexsync/duplex/engine/store"
@@ -14,10 +13,9 @@ import (
 // for the worker's next claim round: no claim query for them, and no wait
 // for the round (3–4 ms at the median under load, docs/performance.md).
 //
-// An event is handed over only when it is its twin's earliest: a new twin's
-// first event (by construction), or a change of an existing twin that has no
-// queued event (handing.pick), so per-twin order holds as a claim would keep
-// it; the claim it is born with keeps every other claim (this worker's next
+// Only a new twin's first event is handed over: it is its twin's earliest
+// event by construction, so per-twin order holds as a claim would keep it,
+// and the claim it is born with keeps every other claim (this worker's next
 // round, another process's) off it. An event is handed over only when its
 // connection's lanes have a free place (and MaxHeld is not reached): it
 // starts at once. Otherwise it waits in the queue as before, which is where
@@ -205,67 +203,4 @@ func (g *handing) done(err error) {
 		g.e.Wake()
 	}
 	g.conns, g.evs, g.queued = nil, nil, 0
-}
-
-// handKind says whether a queued event may be handed over, and how its
-// twin's order is known.
-type handKind int
-
-const (
-	handNone   handKind = iota
-	handFirst           // a new twin's first event: its twin's earliest
-	handUpdate          // a change of an existing twin: if the twin has no queued event
-)
-
-// handKind is k for a candidate whose event may be handed over: of an
-// active connection, a script that ran, a plain change (not a delete, not a
-// restored pair's).
-func (c *candidate) handKind(k handKind) handKind {
-	if !c.handable || c.failure != "" || c.deleted || c.relink != 0 {
-		return handNone
-	}
-	return k
-}
-
-// pick chooses which of a transaction's events (in insert order) are
-// handed over: those of kind handFirst, and of kind handUpdate whose twin has
-// no queued event in the store, in both cases when no other event of the
-// batch has their twin and the worker has room. The check of an update's
-// twin is safe because enqueue has locked the twin's row (SetSentClearing):
-// a transaction that queued an event of that twin before has committed (its
-// event is seen), and one after waits for this one.
-func (g *handing) pick(ctx context.Context, tx *store.Store, evs []store.SyncEvent, kinds []handKind) ([]bool, error) {
-	out := make([]bool, len(evs))
-	if g == nil {
-		return out, nil
-	}
-	per := map[int64]int{}
-	var updates []int64
-	for i, ev := range evs {
-		per[ev.TwinID]++
-		if kinds[i] == handUpdate {
-			updates = append(updates, ev.TwinID)
-		}
-	}
-	var busy map[int64]bool
-	if len(updates) > 0 && g.e.hand.isOpen() {
-		var err error
-		if busy, err = tx.TwinsWithQueued(ctx, updates); err != nil {
-			return nil, err
-		}
-	}
-	for i, ev := range evs {
-		if kinds[i] == handNone || per[ev.TwinID] > 1 || busy[ev.TwinID] || kinds[i] == handUpdate && busy == nil {
-			continue
-		}
-		out[i] = g.reserve(ev.ConnectionID)
-	}
-	return out, nil
-}
-
-// isOpen reports whether a worker takes hand-overs now.
-func (h *handoff) isOpen() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.open
 }

@@ -1,12 +1,9 @@
 package engine
 
 import (
-	"context"
-	"slices"
 	"testing"
 
 	"github.com/duplexsync/duplex/engine/store"
-	"github.com/duplexsync/duplex/internal/testdb"
 )
 
 // The hand-over takes an event only while the worker runs and has room:
@@ -63,60 +60,5 @@ func TestHandoffRoom(t *testing.T) {
 	h.deliver(gen, []store.SyncEvent{{ID: 10, ConnectionID: 4}})
 	if got := h.take(); len(got) != 0 || h.nres != 0 {
 		t.Fatalf("the next run took %d events of the last one (%d reserved)", len(got), h.nres)
-	}
-}
-
-// A transaction hands over only its twins' earliest events: a new twin's
-// first, and an update of a twin with no queued event, never one of a twin
-// that has another event in the batch; nothing while no worker runs.
-func TestHandingPicksEachTwinsEarliest(t *testing.T) {
-	ctx := context.Background()
-	st := testdb.SQLite(t)
-	a, b := store.System{Name: "desk", Kind: "sql"}, store.System{Name: "tracker", Kind: "sql"}
-	for _, s := range []*store.System{&a, &b} {
-		if err := st.CreateSystem(ctx, s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := store.Connection{Name: "c", SystemAID: a.ID, SystemBID: b.ID, Active: true}
-	if err := st.CreateConnection(ctx, &c, nil, "t"); err != nil {
-		t.Fatal(err)
-	}
-	twin := map[string]int64{}
-	for _, id := range []string{"busy", "free", "new", "twice"} {
-		tw, err := st.EnsureTwin(ctx, c.ID, store.SideA, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		twin[id] = tw.ID
-	}
-	ev := func(id string) store.SyncEvent {
-		return store.SyncEvent{ConnectionID: c.ID, TwinID: twin[id], Direction: store.AToB, SourceID: id, Replica: "{}"}
-	}
-	if err := st.InsertEvents(ctx, []store.SyncEvent{ev("busy")}); err != nil { // queued before
-		t.Fatal(err)
-	}
-	evs := []store.SyncEvent{ev("busy"), ev("free"), ev("new"), ev("twice"), ev("twice"), ev("free")}
-	kinds := []handKind{handUpdate, handUpdate, handFirst, handUpdate, handUpdate, handNone}
-	e := &Engine{hand: newHandoff()}
-	pick := func() []bool {
-		t.Helper()
-		g := &handing{e: e}
-		got, err := g.pick(ctx, st, evs[:5], kinds[:5])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return got
-	}
-	if got := pick(); slices.Contains(got, true) {
-		t.Fatalf("handed over with no worker running: %v", got)
-	}
-	e.hand.start(100, 16)
-	if got, want := pick(), []bool{false, true, true, false, false}; !slices.Equal(got, want) {
-		t.Fatalf("picked %v, want %v (busy, free, new, twice, twice)", got, want)
-	}
-	g := &handing{e: e}
-	if got, err := g.pick(ctx, st, evs[5:], kinds[5:]); err != nil || got[0] {
-		t.Fatalf("a candidate that may not be handed over was: %v %v", got, err)
 	}
 }

@@ -391,8 +391,9 @@ const actionDelete = "delete"
 // (store.lockEvents): existing ones by id, then the new ones (by entity
 // id); the events are inserted in the candidates' order all the same.
 //
-// With g, the events its worker can start at once are queued claimed and
-// handed over to it after the commit (handoff.go, handing.pick).
+// With g, the events of new twins (each its twin's first) whose worker has
+// room are queued claimed and handed over to it after the commit
+// (handoff.go).
 func commit(ctx context.Context, tx *store.Store, cands []candidate, g *handing) (int, error) {
 	g.reset() // a transaction run again reserves again
 	order := make([]int, len(cands))
@@ -410,9 +411,9 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate, g *handing)
 		return strings.Compare(x.entityID, y.entityID)
 	})
 	type queued struct {
-		at   int
-		ev   store.SyncEvent
-		kind handKind
+		at     int
+		ev     store.SyncEvent
+		handed bool
 	}
 	qs := make([]queued, 0, len(cands))
 	var made map[int]store.Twin // the new twins, by candidate
@@ -441,7 +442,7 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate, g *handing)
 			}
 		}
 		if t, ok := made[at]; ok {
-			qs = append(qs, queued{at, newEvent(c, t), c.handKind(handFirst)})
+			qs = append(qs, queued{at, newEvent(c, t), c.handable && c.failure == "" && g.reserve(c.connID)})
 			continue
 		}
 		ev, ok, err := enqueue(ctx, tx, c)
@@ -449,30 +450,20 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate, g *handing)
 			return 0, err
 		}
 		if ok {
-			qs = append(qs, queued{at, ev, c.handKind(handUpdate)})
+			qs = append(qs, queued{at: at, ev: ev})
 		}
 	}
 	slices.SortFunc(qs, func(x, y queued) int { return cmp.Compare(x.at, y.at) })
 	evs := make([]store.SyncEvent, len(qs))
-	kinds := make([]handKind, len(qs))
+	handed := make([]bool, len(qs))
 	for i := range qs {
-		evs[i], kinds[i] = qs[i].ev, qs[i].kind
+		evs[i], handed[i] = qs[i].ev, qs[i].handed
 	}
-	return len(evs), insertQueued(ctx, tx, evs, kinds, g)
-}
-
-// insertQueued inserts a transaction's events, in order, those g hands
-// over claimed (handing.pick).
-func insertQueued(ctx context.Context, tx *store.Store, evs []store.SyncEvent, kinds []handKind, g *handing) error {
 	if g == nil {
-		return tx.InsertEvents(ctx, evs)
-	}
-	handed, err := g.pick(ctx, tx, evs, kinds)
-	if err != nil {
-		return err
+		return len(evs), tx.InsertEvents(ctx, evs)
 	}
 	if err := tx.InsertEventsClaimed(ctx, evs, handed, g.claim); err != nil {
-		return err
+		return 0, err
 	}
 	g.queued = len(evs)
 	for i := range evs {
@@ -480,7 +471,7 @@ func insertQueued(ctx context.Context, tx *store.Store, evs []store.SyncEvent, k
 			g.evs = append(g.evs, evs[i])
 		}
 	}
-	return nil
+	return len(evs), nil
 }
 
 // newTwins makes the twins of the new entities among cands[order] in one

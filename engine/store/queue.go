@@ -377,23 +377,6 @@ func (s *Store) InsertEvents(ctx context.Context, evs []SyncEvent) error {
 	return wrap("enqueue", s.q(ctx).CreateInBatches(evs, 200).Error)
 }
 
-// TwinsWithQueued returns which of twins have a queued event.
-func (s *Store) TwinsWithQueued(ctx context.Context, twins []int64) (map[int64]bool, error) {
-	out := make(map[int64]bool, len(twins))
-	if len(twins) == 0 {
-		return out, nil
-	}
-	var ids []int64
-	if err := s.q(ctx).Raw(`SELECT DISTINCT twin_id FROM sync_events WHERE status = ? AND twin_id IN ?`, StatusQueued, twins).
-		Scan(&ids).Error; err != nil {
-		return nil, wrap("queued events of twins", err)
-	}
-	for _, id := range ids {
-		out[id] = true
-	}
-	return out, nil
-}
-
 // claimedEvent is a sync_events row with its claim, for an insert that
 // claims as it inserts.
 type claimedEvent struct {
