@@ -1,13 +1,11 @@
 package engine_test
 
 import (
-	"context"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/duplexsync/duplex/engine"
-	"github.com/duplexsync/duplex/scripting"
 )
 
 // New tickets' events go from the poll straight to the worker, claimed as
@@ -19,16 +17,8 @@ func TestIntakeHandsNewEventsToTheWorker(t *testing.T) {
 	srv := httptest.NewServer(items)
 	defer srv.Close()
 	st, support := slowTargetFixture(t, 0, 0)
-	eng := engine.New(engine.Options{Store: st, Connectors: slowTargetRegistry(srv.URL), Secrets: testBox(t),
-		Runner: scripting.NewRunner(scripting.Options{}), Workers: 2, Backoff: func(int) time.Duration { return 0 }})
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- eng.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-ran
-		_ = eng.Close()
-	}()
+	eng, stop := runEngine(t, st, slowTargetRegistry(srv.URL), engine.Options{})
+	defer stop()
 
 	const tickets = 5
 	addTodev(t, support, tickets)

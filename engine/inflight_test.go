@@ -195,13 +195,20 @@ func addTodev(t *testing.T, support *sql.DB, n int) {
 // MaxHeld), retrying at once; the returned func stops it.
 func runSlowTarget(t *testing.T, st *store.Store, reg *connectors.Registry, opts engine.Options) (stop func()) {
 	t.Helper()
+	_, stop = runEngine(t, st, reg, opts)
+	return stop
+}
+
+// runEngine is runSlowTarget that also returns the engine.
+func runEngine(t *testing.T, st *store.Store, reg *connectors.Registry, opts engine.Options) (*engine.Engine, func()) {
+	t.Helper()
 	eng := engine.New(engine.Options{Store: st, Connectors: reg, Secrets: testBox(t),
 		Runner: scripting.NewRunner(scripting.Options{}), Workers: 2, InFlight: opts.InFlight, MaxHeld: opts.MaxHeld,
 		Backoff: func(int) time.Duration { return 0 }})
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- eng.Run(ctx) }()
-	return func() {
+	return eng, func() {
 		cancel()
 		<-ran
 		_ = eng.Close()
