@@ -103,6 +103,10 @@ test("a connection from the escalation template, edited, tested, activated, sync
 
   await step(t, "systems: add one with a secret; the secret never comes back", async () => {
     await page.click('a[href="#/systems/new"]');
+    // The previous step left system 1's form open: filling before the new
+    // form replaced it typed the name into the old one (seen when the demo's
+    // first sync kept the server busy at that moment).
+    await page.locator('[data-testid="system-form"] h2', { hasText: "New system" }).waitFor();
     await page.fill('[data-testid="system-form"] input[name="name"]', "browser-desk");
     // The expert's way: the settings as JSON, a secret by name (the sql
     // kind takes its DSN as the secret "dsn").
