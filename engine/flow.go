@@ -337,7 +337,7 @@ func (f *flow) start(ctx context.Context) {
 func (f *flow) finish(d flowDone) {
 	f.running--
 	f.lanes[laneOf(d.it.ev)].running--
-	f.publish() // a place in the lane is free for a hand-over
+	f.e.hand.freed(d.it.ev.ConnectionID) // a place in the lane is free for a hand-over
 	if len(f.pending) == 0 {
 		f.first = time.Now()
 	}

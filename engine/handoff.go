@@ -142,6 +142,16 @@ func (h *handoff) take() []store.SyncEvent {
 	return evs
 }
 
+// freed is the worker's: an event of conn left its lane (finished), so a
+// place there is free for a hand-over before the next setHeld.
+func (h *handoff) freed(conn int64) {
+	h.mu.Lock()
+	if h.heldOf[conn] > 0 {
+		h.heldOf[conn]--
+	}
+	h.mu.Unlock()
+}
+
 // setHeld is the worker's: the events in each connection's lanes, the
 // lanes' widths, and the events it holds in all.
 func (h *handoff) setHeld(perConn, caps map[int64]int, total int) {
@@ -152,7 +162,7 @@ func (h *handoff) setHeld(perConn, caps map[int64]int, total int) {
 
 // handing is one intake transaction's side of the hand-over: the events it
 // reserved room for and queued claimed. A transaction run again starts it
-// again (reset); one that fails gives the room back (abandon).
+// again (reset); one that fails gives the room back (done).
 type handing struct {
 	e      *Engine
 	claim  store.Claim

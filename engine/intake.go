@@ -391,9 +391,9 @@ const actionDelete = "delete"
 // (store.lockEvents): existing ones by id, then the new ones (by entity
 // id); the events are inserted in the candidates' order all the same.
 //
-// With g, the events of new twins (each its twin's first) whose worker has
-// room are queued claimed and handed over to it after the commit
-// (handoff.go).
+// With g, the events of new twins (each its twin's first) whose connection
+// has a free lane place are queued claimed and handed over to the worker
+// after the commit (handoff.go).
 func commit(ctx context.Context, tx *store.Store, cands []candidate, g *handing) (int, error) {
 	g.reset() // a transaction run again reserves again
 	order := make([]int, len(cands))

@@ -738,44 +738,51 @@ func compilations(logText string, changes int64) string {
 		n, changes, float64(n)/float64(changes))
 }
 
+// logCounts reads the numbers logged as key=N, one per key, from what
+// `duplex serve` logs when it stops; ok=false if one is missing.
+func logCounts(logText string, keys ...string) (out []int64, ok bool) {
+	for _, k := range keys {
+		m := regexp.MustCompile(regexp.QuoteMeta(k) + `=(\d+)`).FindStringSubmatch(logText)
+		if m == nil {
+			return nil, false
+		}
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		out = append(out, n)
+	}
+	return out, true
+}
+
 // crossings reads the script runs and the messages that carried them to
-// the workers, which `duplex serve` logs when it stops ("" if it does not).
+// the workers ("" if they are not logged).
 func crossings(logText string, changes int64) string {
-	runs := regexp.MustCompile(`script_runs=(\d+)`).FindStringSubmatch(logText)
-	msgs := regexp.MustCompile(`script_messages=(\d+)`).FindStringSubmatch(logText)
-	if runs == nil || msgs == nil || changes == 0 {
+	c, ok := logCounts(logText, "script_runs", "script_messages")
+	if !ok || changes == 0 {
 		return ""
 	}
-	r, _ := strconv.ParseInt(runs[1], 10, 64)
-	m, _ := strconv.ParseInt(msgs[1], 10, 64)
+	r, m := c[0], c[1]
 	return fmt.Sprintf("script runs: %.2f per change in %.2f messages to the workers (%.1f runs per message)",
 		float64(r)/float64(changes), float64(m)/float64(changes), float64(r)/float64(max(m, 1)))
 }
 
 // targetBatches reads how many writes to the target went in how many
-// batches (connectors.BatchWriter), which `duplex serve` logs when it stops.
+// batches (connectors.BatchWriter).
 func targetBatches(logText string) string {
-	w := regexp.MustCompile(`target_writes=(\d+)`).FindStringSubmatch(logText)
-	b := regexp.MustCompile(`target_write_batches=(\d+)`).FindStringSubmatch(logText)
-	if w == nil || b == nil {
+	c, ok := logCounts(logText, "target_writes", "target_write_batches")
+	if !ok {
 		return ""
 	}
-	n, _ := strconv.ParseInt(w[1], 10, 64)
-	m, _ := strconv.ParseInt(b[1], 10, 64)
+	n, m := c[0], c[1]
 	return fmt.Sprintf("writes to side b: %d in %d batches (%.1f per transaction)", n, m, float64(n)/float64(max(m, 1)))
 }
 
 // takenBy reads how the worker took its events: handed over by intake or
-// claimed from the queue, which `duplex serve` logs when it stops.
+// claimed from the queue.
 func takenBy(logText string) string {
-	h := regexp.MustCompile(`events_handed=(\d+)`).FindStringSubmatch(logText)
-	c := regexp.MustCompile(`events_claimed=(\d+)`).FindStringSubmatch(logText)
-	if h == nil || c == nil {
+	c, ok := logCounts(logText, "events_handed", "events_claimed")
+	if !ok {
 		return ""
 	}
-	n, _ := strconv.ParseInt(h[1], 10, 64)
-	m, _ := strconv.ParseInt(c[1], 10, 64)
-	return fmt.Sprintf("events taken by the worker: %d handed over by intake, %d claimed from the queue", n, m)
+	return fmt.Sprintf("events taken by the worker: %d handed over by intake, %d claimed from the queue", c[0], c[1])
 }
 
 func storeCounts(path string) []string {
