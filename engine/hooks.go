@@ -359,7 +359,9 @@ func (e *Engine) processDeliveries(ctx context.Context, systemID int64, ds []sto
 	for k, t := range more {
 		twins[k] = t
 	}
+	reread := e.readStale(ctx, st, uses, ents, twins, readAt) // stale.go
 	cands := e.intakeAll(ctx, uses, ents, twins, readAt)
+	reread.stamp(cands)
 	done := make([]int64, len(ds))
 	for i, d := range ds {
 		done[i] = d.ID

@@ -76,11 +76,13 @@ func (e *Engine) PollOnce(ctx context.Context, systemID int64) (PollResult, erro
 	} else if !undecided {
 		e.pollDecided(systemID)
 	}
+	reread := e.readStale(ctx, st, uses, page.Entities, twins, readAt) // stale.go
 	// The page's scripts run concurrently (as a webhook's do), so the
 	// sandbox carries them in a few messages instead of two round trips per
 	// change one after another: the one process polling a system otherwise
 	// set the pace of every process applying its changes.
 	cands := e.intakeAll(ctx, uses, page.Entities, twins, readAt)
+	reread.stamp(cands)
 	_, isHooked := hooked(st.conn)
 	g := e.handingFor()
 	err = e.st.Tx(ctx, func(tx *store.Store) error {
