@@ -117,6 +117,7 @@ type Engine struct {
 
 	deployment atomic.Pointer[store.Deployment] // read once (corrkey.go)
 	writes     writeBatches                     // batchwrite.go
+	reread     atomic.Int64                     // entities read again before intake (stale.go)
 }
 
 type systemState struct {
@@ -263,7 +264,7 @@ func (e *Engine) Close() error {
 		e.log.Info("batched target writes", "target_writes", n, "target_write_batches", e.writes.batches.Load())
 	}
 	if h, c := e.Handed(), e.Claimed(); h+c > 0 { // bench/load reads it
-		e.log.Info("events taken by the worker", "events_handed", h, "events_claimed", c)
+		e.log.Info("events taken by the worker", "events_handed", h, "events_claimed", c, "entities_read_again", e.ReadAgain())
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

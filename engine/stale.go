@@ -87,6 +87,7 @@ func (e *Engine) readStale(ctx context.Context, st *systemState, uses []use, ent
 		e.log.Warn("reading the twins of entities read again", "err", err)
 		return nil
 	}
+	e.reread.Add(int64(len(fresh)))
 	out := make(rereads, len(fresh))
 	for j, ent := range fresh {
 		ents[pos[j]] = ent
@@ -102,6 +103,10 @@ func (e *Engine) readStale(ctx context.Context, st *systemState, uses []use, ent
 	}
 	return out
 }
+
+// ReadAgain counts the entities read again because a page held a state
+// from before Duplex's write to them (readStale).
+func (e *Engine) ReadAgain() int64 { return e.reread.Load() }
 
 // staleRead says whether ent, read after readAt, may be older than a write
 // of Duplex's to it: one of its twins records a write (or a read for an

@@ -778,11 +778,11 @@ func targetBatches(logText string) string {
 // takenBy reads how the worker took its events: handed over by intake or
 // claimed from the queue.
 func takenBy(logText string) string {
-	c, ok := logCounts(logText, "events_handed", "events_claimed")
+	c, ok := logCounts(logText, "events_handed", "events_claimed", "entities_read_again")
 	if !ok {
 		return ""
 	}
-	return fmt.Sprintf("events taken by the worker: %d handed over by intake, %d claimed from the queue", c[0], c[1])
+	return fmt.Sprintf("events taken by the worker: %d handed over by intake, %d claimed from the queue; %d entities read again before intake", c[0], c[1], c[2])
 }
 
 func storeCounts(path string) []string {

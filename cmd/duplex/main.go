@@ -273,6 +273,8 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		func() float64 { return float64(eng.Takeovers()) })
 	m.Counter("duplex_events_handed_total", "Sync events intake handed straight to this process's worker, claimed as they were queued.",
 		func() float64 { return float64(eng.Handed()) })
+	m.Counter("duplex_entities_read_again_total", "Entities a poll or webhook read again before intake: the page held a state from before Duplex's write to them.",
+		func() float64 { return float64(eng.ReadAgain()) })
 	m.Counter("duplex_events_claimed_total", "Sync events this process's worker took from the queue by a claim round.",
 		func() float64 { return float64(eng.Claimed()) })
 	m.Counter("duplex_store_statements_total", "Statements this process sent to the store (round trips).",
