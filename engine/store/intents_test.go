@@ -73,14 +73,21 @@ func TestAddIntentConcurrent(t *testing.T) {
 				}
 			}
 			// The creates' answers, at the same time: each twin gets its
-			// new entity's id and each intent the entity as created.
+			// new entity's id and each intent the entity as created. A
+			// group holds answers for both sides (one statement each).
+			side := func(i int) store.Side {
+				if i%3 == 0 {
+					return store.SideA
+				}
+				return store.SideB
+			}
 			for i := range ins {
 				go func() {
 					if bad(i) {
 						errs <- nil
 						return
 					}
-					errs <- f.st.IntentCreated(f.ctx, ins[i].ID, twins[i], store.SideB, fmt.Sprint("new", i), fmt.Sprintf(`{"f":{"c":%d}}`, i))
+					errs <- f.st.IntentCreated(f.ctx, ins[i].ID, twins[i], side(i), fmt.Sprint("new", i), fmt.Sprintf(`{"f":{"c":%d}}`, i))
 				}()
 			}
 			for range ins {
@@ -101,8 +108,8 @@ func TestAddIntentConcurrent(t *testing.T) {
 				if in.EntityID != fmt.Sprint("new", i) || in.Expected != fmt.Sprintf(`{"f":{"c":%d}}`, i) || in.Partial {
 					t.Errorf("intent %d after its create: %+v", i, in)
 				}
-				if tw := tws[twins[i]]; tw == nil || tw.BID == nil || *tw.BID != fmt.Sprint("new", i) {
-					t.Errorf("twin %d after its create: %+v", i, tw)
+				if tw := tws[twins[i]]; tw == nil || tw.EntityID(side(i)) != fmt.Sprint("new", i) {
+					t.Errorf("twin %d after its create on side %s: %+v", i, side(i), tw)
 				}
 			}
 		})
