@@ -41,6 +41,10 @@ type flow struct {
 	running int
 	pending []flowDone // finished, not yet recorded
 	first   time.Time  // when the oldest of pending finished
+
+	starting []*flowItem   // taken from their lanes to start, twins not read yet
+	reading  bool          // a read of started events' twins runs (begin)
+	read     chan struct{} // its end
 }
 
 // flushAfter bounds how long a finished event waits for others to be
@@ -77,7 +81,7 @@ type flowDone struct {
 // outlives ctx by up to Drain, see workLoop) is what started events run
 // under.
 func (e *Engine) runFlow(ctx, work context.Context) {
-	f := &flow{e: e, held: map[int64]*flowItem{}, lanes: map[laneKey]*lane{}, done: make(chan flowDone)}
+	f := &flow{e: e, held: map[int64]*flowItem{}, lanes: map[laneKey]*lane{}, done: make(chan flowDone), read: make(chan struct{}, 1)}
 	// Claims that run long (a slow system) are kept alive, all in one.
 	stopRenew := make(chan struct{})
 	var renewing sync.WaitGroup
@@ -129,15 +133,13 @@ func (e *Engine) runFlow(ctx, work context.Context) {
 		if wantClaim && !stopping && !time.Now().Before(pauseUntil) {
 			continue
 		}
-		var flush <-chan time.Time
-		var ft *time.Timer
-		if len(f.pending) > 0 {
-			ft = time.NewTimer(flushAfter - time.Since(f.first))
-			flush = ft.C
-		}
+		flush, ft := f.flushTimer()
 		select {
 		case d := <-f.done:
 			f.finish(d)
+		case <-f.read:
+			f.reading = false
+			f.launch(work) // what was started meanwhile, stopping or not
 		case <-flush:
 		case <-e.wake:
 			wantClaim = true
@@ -154,6 +156,16 @@ func (e *Engine) runFlow(ctx, work context.Context) {
 			ft.Stop()
 		}
 	}
+}
+
+// flushTimer fires when the finished events waiting are due for their
+// record; nil when none wait.
+func (f *flow) flushTimer() (<-chan time.Time, *time.Timer) {
+	if len(f.pending) == 0 {
+		return nil, nil
+	}
+	ft := time.NewTimer(flushAfter - time.Since(f.first))
+	return ft.C, ft
 }
 
 func (f *flow) heldIDs() []int64 {
@@ -288,19 +300,39 @@ func (e *Engine) laneWidth(ctx context.Context, plans *batchPlans, k laneKey) in
 
 // start begins the waiting events that have room in their lane. Their twins
 // are read now, in one query, not when claimed: a lane may hold an event a
-// while.
+// while, and its twin may change meanwhile (a relink). The read runs beside
+// the loop, one at a time: events started while it runs wait for the next,
+// so a stream of events finishing one by one (each freeing one place) costs
+// a read per group, not per event (on PostgreSQL a round trip each, most of
+// the store's statements per change before).
 func (f *flow) start(ctx context.Context) {
-	var next []*flowItem
 	for _, l := range f.lanes {
 		for len(l.waiting) > 0 && l.running < l.width {
-			next = append(next, l.waiting[0])
+			f.starting = append(f.starting, l.waiting[0])
 			l.waiting = l.waiting[1:]
 			l.running++
+			f.running++
 		}
 	}
-	if len(next) == 0 {
+	f.launch(ctx)
+}
+
+// launch begins the started events unless a read for others runs.
+func (f *flow) launch(ctx context.Context) {
+	if len(f.starting) == 0 || f.reading {
 		return
 	}
+	next := f.starting
+	f.starting = nil
+	f.reading = true
+	go func() {
+		f.begin(ctx, next)
+		f.read <- struct{}{}
+	}()
+}
+
+// begin reads the twins of next and their targets and runs each event.
+func (f *flow) begin(ctx context.Context, next []*flowItem) {
 	ids := make([]int64, len(next))
 	for i, it := range next {
 		ids[i] = it.ev.TwinID
@@ -321,7 +353,6 @@ func (f *flow) start(ctx context.Context) {
 		reads = f.e.readTargets(ctx, next[0].plans, twins, evs)
 	}
 	for i, it := range next {
-		f.running++
 		go func(i int, it *flowItem) {
 			if err != nil { // not applied: stays queued as it was
 				f.done <- flowDone{it: it}
