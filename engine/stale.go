@@ -45,7 +45,9 @@ func (r rereads) stamp(cands []candidate) {
 // readStale reads again, from st, the entities of ents that Duplex wrote to
 // after readAt and that are not in the state it wrote, and puts their new
 // state and twins in ents and twins. An entity that cannot be read is left
-// as it was, for the enqueue's guard: a poll does not fail for it.
+// as it was (taken in as before this check; an event queued from it is
+// stale, and the worker reads its source again): a poll does not fail for
+// it.
 func (e *Engine) readStale(ctx context.Context, st *systemState, uses []use, ents []connectors.Entity, twins pageTwins, readAt time.Time) rereads {
 	var idx []int
 	for i := range ents {
@@ -67,7 +69,7 @@ func (e *Engine) readStale(ctx context.Context, st *systemState, uses []use, ent
 			defer func() { <-sem; wg.Done() }()
 			ent, err := st.conn.Get(ctx, ents[i].ID)
 			if err != nil {
-				e.log.Warn("reading again an entity polled before Duplex's write", "entity", ents[i].ID, "err", err)
+				e.log.Warn("reading again an entity read before Duplex's write", "entity", ents[i].ID, "err", err)
 				return
 			}
 			got[j] = &ent
@@ -108,7 +110,7 @@ func (e *Engine) readStale(ctx context.Context, st *systemState, uses []use, ent
 // from before Duplex's write to them (readStale).
 func (e *Engine) ReadAgain() int64 { return e.reread.Load() }
 
-// staleRead says whether ent, read after readAt, may be older than a write
+// staleRead says whether ent, read from readAt on, may be older than a write
 // of Duplex's to it: one of its twins records a write (or a read for an
 // event) after readAt, and ent is not in the state that write left.
 func staleRead(ent connectors.Entity, uses []use, twins pageTwins, readAt time.Time) bool {

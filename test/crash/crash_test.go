@@ -294,10 +294,14 @@ func check(t *testing.T, support, eng *sql.DB, ex *expect, st *sql.DB) (bool, st
 	_ = st.QueryRow(`SELECT COUNT(*) FROM twins WHERE a_id IS NULL OR b_id IS NULL`).Scan(&halfTwins)
 	_ = st.QueryRow(`SELECT COUNT(*) FROM sync_events WHERE status = 'failed'`).Scan(&failed)
 	_ = st.QueryRow(`SELECT COUNT(*) FROM sync_events WHERE status = 'queued'`).Scan(&queued)
-	bounced, _, err := bounces(st) // bounce.go
+	bounced, which, err := bounces(st) // bounce.go
 	if err != nil {
 		details = append(details, "counting bounce-backs: "+err.Error())
 		bounced = -1
+	}
+	bouncedAs := ""
+	if len(which) > 0 { // which ones, for whoever looks into them
+		bouncedAs = " (" + strings.Join(which, ", ") + ")"
 	}
 
 	// Bounce-backs are reported here; the crash run fails on any, the
@@ -307,8 +311,8 @@ func check(t *testing.T, support, eng *sql.DB, ex *expect, st *sql.DB) (bool, st
 	if !ok {
 		verdict = "NOT CONVERGED " + strings.Join(details, "; ")
 	}
-	return ok, fmt.Sprintf("tickets=%d applied=%d duplicated=%d lost=%d wrong=%d comments lost=%d duplicated=%d looped comments=%d half twins=%d failed=%d queued=%d bounce-backs=%d: %s",
-		len(ex.subject), len(ex.subject)-lost, dup, lost, wrong, notesLost, notesDup, loops, halfTwins, failed, queued, bounced, verdict)
+	return ok, fmt.Sprintf("tickets=%d applied=%d duplicated=%d lost=%d wrong=%d comments lost=%d duplicated=%d looped comments=%d half twins=%d failed=%d queued=%d bounce-backs=%d%s: %s",
+		len(ex.subject), len(ex.subject)-lost, dup, lost, wrong, notesLost, notesDup, loops, halfTwins, failed, queued, bounced, bouncedAs, verdict)
 }
 
 // fingerprint sums up both databases, to see whether anything still changes.
