@@ -45,6 +45,9 @@ type applyRun struct {
 	changes map[string]any  // what is written
 	agreed  map[string]any  // fields the target already holds as wanted
 	own     map[string]bool // fields an unrecorded attempt of this event wrote (ownUnrecorded)
+	// ownAgreed: every agreed field holds what an unrecorded attempt of
+	// this event wrote (intent.go, ownAgreed)
+	ownAgreed bool
 	// write
 	found bool // a create found by its correlation key (or resumed)
 	out   outcome
@@ -214,6 +217,9 @@ func (e *Engine) decide(ctx context.Context, r *applyRun) (stop bool, err error)
 		return false, err
 	}
 	r.agreed = e.agreedFields(ctx, r.p, r.dst, r.replica, r.previous, r.local, r.base, r.fields)
+	if r.ownAgreed, err = e.ownAgreed(ctx, r); err != nil { // intent.go
+		return false, err
+	}
 	changes, conflicts, err := e.mergeFor(ctx, r)
 	if err != nil {
 		return false, err
@@ -295,7 +301,7 @@ func (e *Engine) attach(ctx context.Context, r *applyRun) error {
 // out is the outgoing script's result on the source's new base, when known.
 func (e *Engine) settleInput(ctx context.Context, r *applyRun) (in settleIn, out string) {
 	in = settleIn{action: r.out.Action, first: r.first, found: r.found, syncBack: r.p.options.SyncBackOnCreate,
-		base: r.base, agreed: r.agreed, patch: r.out.Patch, sent: r.changes, local: r.local,
+		base: r.base, agreed: r.agreed, ownAgreed: r.ownAgreed, patch: r.out.Patch, sent: r.changes, local: r.local,
 		links: loadLinks(&r.twin), dst: r.dst, added: r.added, relinked: r.relinked, fileIDs: r.fileIDs}
 	if r.ev.SourceFields == nil {
 		return in, ""

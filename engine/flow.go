@@ -200,11 +200,20 @@ func (f *flow) takeHanded(ctx context.Context) {
 	if len(evs) == 0 {
 		return
 	}
-	f.e.claims.handed.Add(int64(len(evs)))
 	plans := &batchPlans{m: map[int64]*plan{}}
+	n := 0
 	for i := range evs {
+		if f.held[evs[i].ID] != nil {
+			// A claim round of this worker took it over first: its lease
+			// lapsed while it waited here (the process stalled longer than
+			// the lease). In hand already; added twice it would be applied
+			// and recorded twice (the cluster run saw 8 such events).
+			continue
+		}
 		f.add(ctx, &flowItem{ev: &evs[i], plans: plans})
+		n++
 	}
+	f.e.claims.handed.Add(int64(n))
 	f.setHeld()
 }
 

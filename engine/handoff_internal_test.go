@@ -62,3 +62,22 @@ func TestHandoffRoom(t *testing.T) {
 		t.Fatalf("the next run took %d events of the last one (%d reserved)", len(got), h.nres)
 	}
 }
+
+// An event handed over whose lease lapsed before the worker took it (the
+// process stalled) may have been taken over by the worker's own claim round
+// meanwhile: the worker holds it once, not twice.
+func TestHandedEventHeldAlreadyIsTakenOnce(t *testing.T) {
+	e := &Engine{hand: newHandoff()}
+	e.hand.start(4, 2)
+	held := &flowItem{ev: &store.SyncEvent{ID: 7, ConnectionID: 1}}
+	f := &flow{e: e, held: map[int64]*flowItem{7: held}, lanes: map[laneKey]*lane{laneOf(held.ev): {waiting: []*flowItem{held}, width: 2}}}
+	if _, ok := e.hand.reserve(1); !ok {
+		t.Fatal("no room for the hand-over")
+	}
+	e.hand.deliver(e.hand.gen, []store.SyncEvent{{ID: 7, ConnectionID: 1}})
+	f.takeHanded(t.Context())
+	if l := f.lanes[laneOf(held.ev)]; len(l.waiting) != 1 || f.held[7] != held || e.Handed() != 0 {
+		t.Fatalf("after the hand-over of an event held already: %d waiting in its lane, held as the claimed one: %v, %d handed",
+			len(l.waiting), f.held[7] == held, e.Handed())
+	}
+}

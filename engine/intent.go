@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -533,6 +534,32 @@ func echoing(intents []store.Intent, ids []int64) []int64 {
 		}
 	}
 	return out
+}
+
+// ownAgreed says whether every agreed field holds the value an earlier,
+// unrecorded attempt of this event wrote (its intent expected it): the
+// target holds Duplex's own write, found in place after a kill or a lost
+// answer, not a person's edit that happens to agree. The store is asked
+// only when fields are agreed (rare: an attempt's record lost, or a person
+// making the same edit).
+func (e *Engine) ownAgreed(ctx context.Context, r *applyRun) (bool, error) {
+	if r.ev.ID == 0 || len(r.agreed) == 0 {
+		return false, nil
+	}
+	ins, err := e.st.IntentsOfEvent(ctx, r.ev.ID, r.dst)
+	if err != nil || len(ins) == 0 {
+		return false, err
+	}
+	for k, v := range r.agreed {
+		if !slices.ContainsFunc(ins, func(in store.Intent) bool {
+			x, ok := expectationOf(in)
+			w, has := x.snap.F[k]
+			return ok && has && sameValue(w, v)
+		}) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // ownUnrecorded takes into the target's base the fields an earlier attempt

@@ -17,15 +17,18 @@ type settleIn struct {
 	found    bool   // ... found by its correlation key, not created now
 	syncBack bool   // the connection's sync back on create
 	base     snapshot
-	agreed   map[string]any    // fields the target already held as wanted
-	patch    map[string]any    // the fields written
-	sent     map[string]any    // a create's fields (laid over the entity found)
-	local    connectors.Entity // the target entity as the create answered
-	links    commentLinks      // the twin's links, after this write
-	dst      store.Side
-	added    []connectors.Comment
-	relinked []connectors.Comment // Duplex's comments found in place: an earlier write's record was lost
-	fileIDs  []string
+	agreed   map[string]any // fields the target already held as wanted
+	// ownAgreed: the agreed fields hold what an unrecorded attempt of the
+	// event wrote (a kill or a lost answer between its write and record)
+	ownAgreed bool
+	patch     map[string]any    // the fields written
+	sent      map[string]any    // a create's fields (laid over the entity found)
+	local     connectors.Entity // the target entity as the create answered
+	links     commentLinks      // the twin's links, after this write
+	dst       store.Side
+	added     []connectors.Comment
+	relinked  []connectors.Comment // Duplex's comments found in place: an earlier write's record was lost
+	fileIDs   []string
 
 	// The source: its state as queued (nil: the event carried none), its
 	// old base and that state decoded (nil: not decodable or no old base),
@@ -54,7 +57,10 @@ type settled struct {
 //     the target holds such an edit there is no echo reference at all
 //     (personEdited);
 //   - nothing written but fields agreed (a write whose answer was lost, found
-//     in place by the retry): the base moves, the echo reference stays;
+//     in place by the retry): the base moves; the echo reference stays,
+//     unless the agreed values are what an unrecorded attempt of this event
+//     wrote (its intent) and the target holds no person's edit: then it is
+//     Duplex's write, and the echo reference moves with the base;
 //   - a create: the entity as the create answered; found by its correlation
 //     key, the entity as created (its fields with the create's over them,
 //     of its comments only those Duplex put there); with sync back on create
@@ -75,7 +81,16 @@ func settle(in settleIn) settled {
 		h := kept.hash()
 		s.dstHash, s.dstBase = &h, encoded(kept)
 	case in.action == "none" && len(in.agreed) > 0:
-		s.dstBase = encoded(in.base.with(in.agreed, nil))
+		kept := in.base.with(in.agreed, nil)
+		s.dstBase = encoded(kept)
+		if in.ownAgreed && !personEdited(in.base, in.local.Fields, in.agreed) {
+			// Duplex's own write, made by an earlier attempt and found in
+			// place: the echo reference its record would have set. Left
+			// behind, the next read of the target took that write for a
+			// person's change (the cluster run, after a takeover).
+			h := kept.hash()
+			s.dstHash, s.written = &h, true
+		}
 	case in.action != "none":
 		written := in.base.with(in.agreed, nil).with(in.patch, append(found, in.added...))
 		if in.first {

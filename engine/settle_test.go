@@ -58,6 +58,15 @@ func TestSettle(t *testing.T) {
 		in:   settleIn{action: "none", base: base, agreed: map[string]any{"title": "new"}, dst: store.SideB},
 		want: settled{dstBase: ptr(enc(t, updated))},
 	}, {
+		name: "an unrecorded attempt's write found in place (a kill or a lost answer): the echo reference moves with the base",
+		in: settleIn{action: "none", base: base, agreed: map[string]any{"title": "new"}, ownAgreed: true, dst: store.SideB,
+			local: connectors.Entity{ID: "12", Fields: map[string]any{"title": "new", "priority": "low"}}},
+		want: settled{dstBase: ptr(enc(t, updated)), dstHash: ptr(updated.hash()), written: true},
+	}, {
+		name: "an unrecorded attempt's write found in place beside a person's edit: the echo reference stays",
+		in:   settleIn{action: "none", base: base, agreed: map[string]any{"title": "new"}, ownAgreed: true, local: local, dst: store.SideB},
+		want: settled{dstBase: ptr(enc(t, updated))},
+	}, {
 		name: "nothing written, nothing agreed: the twin's target state stays",
 		in:   settleIn{action: "none", base: base, dst: store.SideB},
 		want: settled{},

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,4 +92,63 @@ func (f *fixture) fromEngineering() int {
 		}
 	}
 	return n
+}
+
+// A write whose answer was lost (or whose process was killed before its
+// record) is found in place by the retry, which writes nothing. The target
+// then holds Duplex's write, and the retry's record sets the echo reference
+// to it, as the lost record would have: before, it kept the one from before
+// the write, and the next poll took Duplex's write for a person's change
+// (the cluster run, after a takeover: a new issue's first poll went back and
+// escalated its ticket). The poll must find the issue to be Duplex's echo,
+// which leaves its echo reference in place.
+func TestAWriteFoundInPlaceByItsRetryIsAnEcho(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Open(t), time.Second)
+			f.settle()
+			issue := f.issueOf("1")
+			before := f.fromEngineering()
+
+			f.exec(f.support, "UPDATE tickets SET subject = 'Renamed' WHERE id = 1")
+			f.poll(f.conn.SystemAID)
+			var lost atomic.Bool
+			f.setFault(func(system, op string) error {
+				if system == "engineering" && op == "after-update" && lost.CompareAndSwap(false, true) {
+					return fmt.Errorf("%w: answer lost", connectors.ErrUnavailable)
+				}
+				return nil
+			})
+			if _, err := f.eng.WorkOnce(f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			f.setFault(func(string, string) error { return nil })
+			if got := f.one(f.eng2, "SELECT title FROM issues WHERE id = ?", issue); !lost.Load() || got != "Renamed" {
+				t.Fatalf("issue title %q (answer lost: %v): the first attempt should have written it", got, lost.Load())
+			}
+			f.advance(2 * time.Minute) // the retry is due
+			if n, err := f.eng.WorkOnce(f.ctx); err != nil || n != 1 {
+				t.Fatalf("retry: %d applied, %v", n, err)
+			}
+			f.poll(f.conn.SystemBID)
+			tw := f.twinOf(issue)
+			if tw.BHash == "" {
+				t.Error("the poll after the retry took Duplex's write for a person's change (the echo reference was cleared)")
+			}
+			f.settle()
+			if got := f.fromEngineering(); got != before {
+				t.Errorf("%d events from engineering, want %d", got, before)
+			}
+		})
+	}
+}
+
+// twinOf reads the twin of an engineering issue.
+func (f *fixture) twinOf(issue string) store.Twin {
+	f.t.Helper()
+	m, err := f.st.TwinsOf(f.ctx, f.conn.ID, store.SideB, []string{issue})
+	if err != nil || len(m) != 1 {
+		f.t.Fatalf("twin of issue %s: %v (%d)", issue, err, len(m))
+	}
+	return m[issue]
 }

@@ -159,11 +159,14 @@ func (e *Engine) process(ctx context.Context, plans *batchPlans, twin *store.Twi
 	}
 	r := result{ev: ev, twin: twin, out: out}
 	if err == nil {
-		switch out.Action { // the target's hash, when something was written there
-		case "create", "update", "comment", "attach", "delete", "close":
-			// Set only if no person's change of the target was taken in
-			// since the twin was read (store.WrittenHash).
-			dst := ev.Direction.Source().Other()
+		dst := ev.Direction.Source().Other()
+		switch {
+		// The target's hash, when something was written there, or when
+		// nothing was but settle moved it (Duplex's earlier write found in
+		// place: settle.go). Set only if no person's change of the target
+		// was taken in since the twin was read (store.WrittenHash).
+		case slices.Contains([]string{"create", "update", "comment", "attach", "delete", "close"}, out.Action),
+			out.Action == "none" && twin.Hash(dst) != read.Hash(dst):
 			r.hashes = append(r.hashes, store.WrittenHash{Side: dst, Hash: twin.Hash(dst),
 				WasHash: read.Hash(dst), WasSent: read.Sent(store.DirectionFrom(dst))})
 		}

@@ -18,7 +18,13 @@ import (
 // before it (sync_events.previous) by a field a person writes, or carries a
 // comment that is new and not one of Duplex's; it is a bounce-back if it
 // carries something Duplex wrote (a new comment of Duplex's, or the issue
-// as Duplex created it).
+// as Duplex created it). The replica is the one applied: an event found
+// stale when applied reads its source again, and a person may have changed
+// a field back meanwhile. So the state intake queued the event for
+// (sync_events.source_fields) decides too: a field a person writes that
+// differs there from the previous replica makes the event a person's. (The
+// cluster run counted such events as bounce-backs: an issue moved to
+// in_progress and back to resolved, applied after the move back.)
 type replica struct {
 	Title       string    `json:"title"`
 	Description string    `json:"description"`
@@ -36,7 +42,7 @@ type comment struct {
 // bounces counts the bounce-backs among all events of the store and
 // describes the first few.
 func bounces(st *sql.DB) (int, []string, error) {
-	rows, err := st.Query(`SELECT id, twin_id, direction, replica, previous FROM sync_events
+	rows, err := st.Query(`SELECT id, twin_id, direction, replica, previous, source_fields FROM sync_events
 		WHERE action <> 'delete' AND replica <> '' ORDER BY id`)
 	if err != nil {
 		return 0, nil, err
@@ -47,11 +53,11 @@ func bounces(st *sql.DB) (int, []string, error) {
 	for rows.Next() {
 		var id, twin int64
 		var dir, rep string
-		var prev sql.NullString
-		if err := rows.Scan(&id, &twin, &dir, &rep, &prev); err != nil {
+		var prev, src sql.NullString
+		if err := rows.Scan(&id, &twin, &dir, &rep, &prev, &src); err != nil {
 			return 0, nil, err
 		}
-		if !bounced(dir, rep, prev) {
+		if !bounced(dir, rep, prev, src) {
 			continue
 		}
 		n++
@@ -62,7 +68,7 @@ func bounces(st *sql.DB) (int, []string, error) {
 	return n, details, rows.Err()
 }
 
-func bounced(dir, rep string, prev sql.NullString) bool {
+func bounced(dir, rep string, prev, src sql.NullString) bool {
 	var cur, old replica
 	if json.Unmarshal([]byte(rep), &cur) != nil {
 		return false
@@ -75,6 +81,9 @@ func bounced(dir, rep string, prev sql.NullString) bool {
 		}
 		old.State = "new" // the issue as Duplex created it
 	} else if json.Unmarshal([]byte(prev.String), &old) != nil {
+		return false
+	}
+	if queuedForAPerson(fromEng, old, src) {
 		return false
 	}
 	ours := "[support] "
@@ -106,4 +115,28 @@ func bounced(dir, rep string, prev sql.NullString) bool {
 	// back; one with nothing new at all (a state read late, queued after a
 	// newer one) is no echo.
 	return carried
+}
+
+// queuedForAPerson says whether the source state intake queued the event
+// for (its fields, as the system names them) holds a field a person writes
+// with another value than the previous replica: engineering's state, or
+// support's subject, description or priority.
+func queuedForAPerson(fromEng bool, old replica, src sql.NullString) bool {
+	if !src.Valid || src.String == "" {
+		return false
+	}
+	var snap struct {
+		F map[string]any `json:"f"`
+	}
+	if json.Unmarshal([]byte(src.String), &snap) != nil || snap.F == nil {
+		return false
+	}
+	differs := func(field, was string) bool {
+		v, ok := snap.F[field].(string)
+		return ok && v != was
+	}
+	if fromEng {
+		return differs("state", old.State)
+	}
+	return differs("subject", old.Title) || differs("description", old.Description) || differs("priority", old.Priority)
 }

@@ -17,7 +17,7 @@ func debugBounces(st *sql.DB) {
 	if os.Getenv("DUPLEX_BOUNCE_DEBUG") == "" {
 		return
 	}
-	rows, err := st.Query(`SELECT id, twin_id, direction, replica, previous, created_at, updated_at FROM sync_events WHERE action <> 'delete' AND replica <> '' ORDER BY id`)
+	rows, err := st.Query(`SELECT id, twin_id, direction, replica, previous, source_fields, created_at, updated_at FROM sync_events WHERE action <> 'delete' AND replica <> '' ORDER BY id`)
 	if err != nil {
 		fmt.Println("debug:", err)
 		return
@@ -25,20 +25,20 @@ func debugBounces(st *sql.DB) {
 	type ev struct {
 		id, twin     int64
 		dir, rep     string
-		prev         sql.NullString
+		prev, src    sql.NullString
 		created, upd string
 	}
 	var all []ev
 	for rows.Next() {
 		var e ev
 		var c, u any
-		_ = rows.Scan(&e.id, &e.twin, &e.dir, &e.rep, &e.prev, &c, &u)
+		_ = rows.Scan(&e.id, &e.twin, &e.dir, &e.rep, &e.prev, &e.src, &c, &u)
 		e.created, e.upd = fmt.Sprint(c), fmt.Sprint(u)
 		all = append(all, e)
 	}
 	rows.Close()
 	for _, e := range all {
-		if !bounced(e.dir, e.rep, e.prev) {
+		if !bounced(e.dir, e.rep, e.prev, e.src) {
 			continue
 		}
 		var cur, old replica

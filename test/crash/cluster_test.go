@@ -111,7 +111,12 @@ func TestClusterKillAndStop(t *testing.T) {
 	}
 	ctx := context.Background()
 	dsn, drop := testdb.Schema(t, base)
-	t.Cleanup(drop)
+	if keep := os.Getenv("DUPLEX_CLUSTER_KEEP"); keep == "" {
+		t.Cleanup(drop)
+	} else { // the store's schema is kept for a look afterwards, with the logs
+		fmt.Println("cluster: the store is kept:", dsn)
+		_ = os.WriteFile(filepath.Join(keep, "store-dsn.txt"), []byte(dsn+"\n"), 0o644)
+	}
 	dir := t.TempDir()
 
 	// Systems and the connection go in through the store before any
