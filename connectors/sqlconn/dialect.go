@@ -92,10 +92,28 @@ func (d dialect) now() (any, time.Time) {
 	return t, t
 }
 
-// open opens the pool with the DSN adjusted for the connector's needs.
-// open opens the pool; dial, when set, makes every connection of a
-// PostgreSQL or MariaDB pool (the outbound policy's dialer).
+// Connections of a PostgreSQL or MariaDB pool kept open between uses, and
+// for how long an unused one stays. database/sql keeps 2 and closes the
+// rest as soon as they are put back, so a batch of concurrent writes opened
+// new server connections every time (a process each on PostgreSQL).
+const (
+	serverIdleConns = 8
+	serverIdleTime  = time.Minute
+)
+
+// open opens the pool with the DSN adjusted for the connector's needs;
+// dial, when set, makes every connection of a PostgreSQL or MariaDB pool
+// (the outbound policy's dialer).
 func (d dialect) open(dsn string, dial connectors.DialFunc) (*sql.DB, error) {
+	db, err := d.openPool(dsn, dial)
+	if err == nil && d != sqlite {
+		db.SetMaxIdleConns(serverIdleConns)
+		db.SetConnMaxIdleTime(serverIdleTime)
+	}
+	return db, err
+}
+
+func (d dialect) openPool(dsn string, dial connectors.DialFunc) (*sql.DB, error) {
 	switch d {
 	case sqlite:
 		return sql.Open("sqlite3", sqliteDSN(dsn))

@@ -1017,3 +1017,44 @@ func TestGetMany(t *testing.T) {
 		})
 	}
 }
+
+// TestServerPoolKeepsItsConnections: a PostgreSQL or MariaDB pool reuses
+// the connections a burst of concurrent users opened, instead of closing
+// all but database/sql's default of 2 and opening them again next time.
+func TestServerPoolKeepsItsConnections(t *testing.T) {
+	for _, b := range backends {
+		if b.name == "sqlite" {
+			continue
+		}
+		t.Run(b.name, func(t *testing.T) {
+			dsn, why := b.dsn(t)
+			if dsn == "" {
+				t.Skip(why)
+			}
+			d, err := dialectFor(b.driver)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, err := d.open(dsn, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			const width = 6
+			for round := 0; round < 3; round++ {
+				conns := make([]*sql.Conn, width)
+				for i := range conns {
+					if conns[i], err = db.Conn(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, c := range conns {
+					c.Close()
+				}
+			}
+			if st := db.Stats(); st.MaxIdleClosed != 0 || st.OpenConnections != width {
+				t.Fatalf("connections closed after use: %d, open: %d (want 0 closed, %d open)", st.MaxIdleClosed, st.OpenConnections, width)
+			}
+		})
+	}
+}

@@ -48,6 +48,14 @@ type Store struct {
 	reads *sql.DB
 }
 
+// PostgreSQL connections kept open between uses, and for how long an unused
+// one stays: enough for the engine's goroutines that use the store at once
+// (intake, hook loop, worker flows, committers, leases) in one process.
+const (
+	pgIdleConns = 16
+	pgIdleTime  = 5 * time.Minute
+)
+
 // Stats counts the round trips a store makes: statements (gorm's and the
 // raw ones of raw.go) and committed transactions. Benchmarks divide them by
 // the changes applied (statements per change); the counters are two atomic
@@ -126,6 +134,16 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 		// One writer at a time is SQLite's model; a single connection avoids
 		// SQLITE_BUSY between our own goroutines and keeps WAL readers cheap.
 		sqlDB.SetMaxOpenConns(1)
+	} else {
+		// database/sql keeps 2 idle connections by default and closes the
+		// rest as soon as they are put back: under load each burst of the
+		// engine's goroutines then opened new ones, and a PostgreSQL
+		// connection is a new server process, its authentication and a new
+		// set of prepared statements. Keep enough idle for the engine's
+		// concurrent users; the open count stays unbounded (a transaction
+		// that reads through the pool must never wait for itself).
+		sqlDB.SetMaxIdleConns(pgIdleConns)
+		sqlDB.SetConnMaxIdleTime(pgIdleTime)
 	}
 	if err := sqlDB.PingContext(ctx); err != nil {
 		_ = sqlDB.Close()
