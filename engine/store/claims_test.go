@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -681,6 +682,37 @@ func TestInsertEventsClaimed(t *testing.T) {
 			}
 			if !slices.Contains(ids(due), later) {
 				t.Fatalf("the twin's next event %d not taken once the handed one is done: %v", later, ids(due))
+			}
+		})
+	}
+}
+
+// TestClaimReadsTheQueueInOrder: a claim reads the due events in id order
+// through an index and stops at its limit, even when the table's
+// statistics are from before the queue grew (analysed at 10 events). With
+// them, PostgreSQL's planner read every due event, joined and sorted them
+// all to take the first few: 9-30 ms a claim with 1,200 queued.
+func TestClaimReadsTheQueueInOrder(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			for i := 0; i < 1000; i++ {
+				if i == 10 { // the statistics see a short queue
+					if err := f.st.DB().Exec("ANALYZE").Error; err != nil {
+						t.Fatal(err)
+					}
+				}
+				f.queue(t, fmt.Sprint("e", i))
+			}
+			plan, err := f.st.ExplainClaim(f.ctx, f.now, 50)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// In id order: the queue's index, or (PostgreSQL, when its
+			// statistics say most events are queued) the primary key.
+			inOrder := strings.Contains(plan, "sync_events_queue") || strings.Contains(plan, "Index Scan using sync_events_pkey on sync_events e")
+			if !inOrder || strings.Contains(plan, "Sort") || strings.Contains(plan, "TEMP B-TREE") {
+				t.Fatalf("the claim does not read the queue in order:\n%s", plan)
 			}
 		})
 	}
