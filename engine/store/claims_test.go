@@ -219,6 +219,37 @@ func TestPollerLease(t *testing.T) {
 	}
 }
 
+// TestPollerLeaseHeldElsewhereDoesNotWait: another process's check of a
+// lease it does not hold is answered while the holder's poll transaction,
+// which updates the same row (the cursor), is still open.
+func TestPollerLeaseHeldElsewhereDoesNotWait(t *testing.T) {
+	st := testdb.Postgres(t) // SQLite: one process, one connection
+	f := newClaimFixture(t, st)
+	sys := f.sys[0]
+	if held, _, err := st.LeasePoller(f.ctx, sys, f.claim("A", 0)); err != nil || !held {
+		t.Fatalf("A: held=%v %v", held, err)
+	}
+	polling, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = st.Tx(f.ctx, func(tx *store.Store) error {
+			if err := tx.SetCursor(f.ctx, sys, "A's poll"); err != nil {
+				t.Error(err)
+			}
+			close(polling)
+			<-done // A's poll goes on while B checks
+			return nil
+		})
+	}()
+	<-polling
+	ctx, cancel := context.WithTimeout(f.ctx, 2*time.Second)
+	held, _, err := st.LeasePoller(ctx, sys, f.claim("B", time.Second))
+	cancel()
+	close(done)
+	if err != nil || held {
+		t.Fatalf("B, while A polls: held=%v %v; want not held, at once", held, err)
+	}
+}
+
 // Webhook deliveries and backfill jobs: one process at a time.
 func TestClaimDeliveriesAndBackfills(t *testing.T) {
 	for _, b := range testdb.Backends(t) {
