@@ -58,10 +58,11 @@ func (s *Store) queryRow(ctx context.Context, query string, args ...any) row {
 }
 
 // row is queryRow's answer, scanned like *sql.Row. Not *sql.Row itself:
-// in a transaction on PostgreSQL (gorm's prepared statements) a statement
-// that cannot be prepared, as when shutdown cancels the context, comes back
-// from QueryRowContext as an empty sql.Row whose Scan dereferences nil; a
-// process stopped mid-poll panicked there instead of releasing its claims.
+// in a transaction on PostgreSQL (with gorm's prepared statements, which
+// the store used then) a statement that cannot be prepared, as when
+// shutdown cancels the context, came back from QueryRowContext as an empty
+// sql.Row whose Scan dereferences nil; a process stopped mid-poll panicked
+// there instead of releasing its claims.
 type row struct {
 	rows *sql.Rows
 	err  error
