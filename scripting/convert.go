@@ -238,18 +238,21 @@ func (sb *sandbox) export(v goja.Value, depth int, stack []*goja.Object) (any, e
 	}
 	obj, ok := v.(*goja.Object)
 	if !ok {
-		switch x := v.Export().(type) {
+		// ev is returned as it is where it can be: returning x would box
+		// the value into an interface a second time (an allocation per
+		// string of every script's output).
+		switch ev := v.Export(); x := ev.(type) {
 		case string:
 			if !sb.spend(len(x) + 2) {
 				return nil, &pathError{tooLarge: true}
 			}
-			return x, nil
+			return ev, nil
 		case bool:
 			sb.spend(5)
-			return x, nil
+			return ev, nil
 		case int64:
 			sb.spend(8)
-			return x, nil
+			return ev, nil
 		case float64:
 			if math.IsNaN(x) || math.IsInf(x, 0) {
 				return nil, &pathError{msg: jsNumber(x) + " is not a valid value (JSON has no NaN or Infinity); use null, a number or a string"}

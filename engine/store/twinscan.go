@@ -25,16 +25,22 @@ func scanTwin(sc interface{ Scan(...any) error }, t *Twin) error {
 		return err
 	}
 	t.Origin = Side(origin)
+	// The pointers point into one array each (one allocation, not one a
+	// column): a twin is read per event.
+	vals := new([8]string)
 	for i, p := range []**string{&t.AID, &t.BID, &t.SentAB, &t.SentBA, &t.BaseA, &t.BaseB, &t.ScriptsAB, &t.ScriptsBA} {
 		if strs[i].Valid {
-			s := strs[i].String
-			*p = &s
+			vals[i] = strs[i].String
+			*p = &vals[i]
 		}
 	}
-	for i, p := range []**time.Time{&t.AWrittenAt, &t.BWrittenAt} {
-		if times[i].Valid {
-			tm := times[i].Time
-			*p = &tm
+	if times[0].Valid || times[1].Valid {
+		tms := new([2]time.Time)
+		for i, p := range []**time.Time{&t.AWrittenAt, &t.BWrittenAt} {
+			if times[i].Valid {
+				tms[i] = times[i].Time
+				*p = &tms[i]
+			}
 		}
 	}
 	return nil
