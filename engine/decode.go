@@ -9,9 +9,9 @@ import (
 // records: canonical.go wrote them) into map[string]any, []any, string,
 // bool, nil, and int64 or float64 as normalizeNumbers gives them, without
 // encoding/json's reflection and json.Number strings. Strings share the
-// input's bytes. It gives up (ok=false) on anything it does not take as
-// is: escapes, control bytes, invalid UTF-8, bad syntax, trailing data,
-// deep nesting; the caller then decodes with encoding/json, which says
+// input's bytes unless they hold escapes. It gives up (ok=false) on anything it does not take as
+// is: surrogate escapes, control bytes, invalid UTF-8, bad syntax,
+// trailing data, deep nesting; the caller then decodes with encoding/json, which says
 // what is wrong or does the unescaping, so results and errors are the same
 // either way (decode_test.go).
 type fastDecoder struct {
@@ -78,7 +78,7 @@ func (d *fastDecoder) word(w string) bool {
 	return true
 }
 
-// str reads a string without escapes or control bytes, valid UTF-8.
+// str reads a string: valid UTF-8, no control bytes (see unescaped).
 func (d *fastDecoder) str() (string, bool) {
 	start := d.i + 1
 	ascii := true
@@ -88,11 +88,68 @@ func (d *fastDecoder) str() (string, bool) {
 			d.i = j + 1
 			s := d.s[start:j]
 			return s, ascii || utf8.ValidString(s)
-		case c == '\\' || c < 0x20:
+		case c == '\\':
+			return d.unescaped(start, j)
+		case c < 0x20:
 			return "", false
 		case c >= utf8.RuneSelf:
 			ascii = false
 		}
+	}
+	return "", false
+}
+
+// unescaped reads the rest of a string from its first escape, at j: the
+// escapes canonical JSON has (a script's text with quotes or new lines, a
+// record's replica as a string). A surrogate (\uD800-\uDFFF) or invalid
+// UTF-8, which encoding/json replaces, gives up.
+func (d *fastDecoder) unescaped(start, j int) (string, bool) {
+	b := make([]byte, 0, j-start+16)
+	b = append(b, d.s[start:j]...)
+	for j < len(d.s) {
+		c := d.s[j]
+		switch {
+		case c == '"':
+			d.i = j + 1
+			return string(b), utf8.Valid(b)
+		case c < 0x20:
+			return "", false
+		case c != '\\':
+			b = append(b, c)
+			j++
+			continue
+		}
+		if j+1 >= len(d.s) {
+			return "", false
+		}
+		switch e := d.s[j+1]; e {
+		case '"', '\\', '/':
+			b = append(b, e)
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			if j+6 > len(d.s) {
+				return "", false
+			}
+			r, err := strconv.ParseUint(d.s[j+2:j+6], 16, 32)
+			if err != nil || (r >= 0xD800 && r <= 0xDFFF) {
+				return "", false
+			}
+			b = utf8.AppendRune(b, rune(r))
+			j += 6
+			continue
+		default:
+			return "", false
+		}
+		j += 2
 	}
 	return "", false
 }
