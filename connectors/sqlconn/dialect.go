@@ -95,9 +95,12 @@ func (d dialect) now() (any, time.Time) {
 // Connections of a PostgreSQL or MariaDB pool kept open between uses, and
 // for how long an unused one stays. database/sql keeps 2 and closes the
 // rest as soon as they are put back, so a batch of concurrent writes opened
-// new server connections every time (a process each on PostgreSQL).
+// new server connections every time (a process each on PostgreSQL). Few:
+// the database is the team's own, and every system on it has a pool in
+// every Duplex process (its max_connections, 100 or 151 by default, is
+// shared with everything else that uses it).
 const (
-	serverIdleConns = 8
+	serverIdleConns = 4
 	serverIdleTime  = time.Minute
 )
 

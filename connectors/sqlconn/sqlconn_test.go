@@ -1040,7 +1040,7 @@ func TestServerPoolKeepsItsConnections(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			const width = 6
+			const width = serverIdleConns
 			for round := 0; round < 3; round++ {
 				conns := make([]*sql.Conn, width)
 				for i := range conns {
