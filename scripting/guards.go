@@ -107,6 +107,9 @@ var guardsProgram = goja.MustCompile("guards.js", `(function (charge, count, jso
 	function lengthOf(o, what) {
 		if (o === null || o === undefined) throw new TypeError(what + " called on null or undefined");
 		if (!isObject(o)) return typeof o === "string" ? o.length : 0;
+		// A genuine array's length is its own data property, a number: what
+		// the loop would find first, without its descriptor object.
+		if (isArray(o) && !isProxy(o)) return o.length;
 		for (let p = o; p !== null; p = getProto(p)) {
 			if (isProxy(p)) throw new TypeError(what + ": not allowed on a Proxy in scripts");
 			if (isView(p) && !(p instanceof DataView)) return apply(taLength, p, []);

@@ -175,6 +175,8 @@ func TestHostileBuiltins(t *testing.T) {
 		{"join result", "let x = 'x'; for (let i = 0; i < 20; i++) x += x; replica.s = Array(65).join(x);", ErrorMemory, "join: result over"},
 		{"join of a getter length", "replica.s = Array.prototype.join.call({get length() { return 2 ** 32 - 1; }});", ErrorRuntime, "getter"},
 		{"join of a proxy", "replica.s = Array.prototype.join.call(new Proxy({length: 3}, {}));", ErrorRuntime, "Proxy"},
+		// Array.isArray is true for a proxy of an array: lengthOf's fast path for arrays must not take it.
+		{"map over a proxy of an array", "replica.s = new Proxy([1, 2, 3], {get: (t, k) => k === 'length' ? 2 ** 32 - 1 : t[k]}).map(x => x);", ErrorRuntime, "Proxy"},
 		{"split every character", "let x = 'x'; for (let i = 0; i < 22; i++) x += x; replica.n = x.split('').length;", ErrorMemory, "split: result over"},
 		{"replaceAll amplification", "replica.s = 'a'.repeat(1 << 20).replaceAll('a', 'b'.repeat(1000));", ErrorMemory, "replaceAll: result over"},
 		{"replace with $' is quadratic", "replica.s = 'a'.repeat(1 << 14).replace(/a/g, \"$'\");", ErrorMemory, "replace: result over"},
