@@ -9,11 +9,12 @@ import (
 // records: canonical.go wrote them) into map[string]any, []any, string,
 // bool, nil, and int64 or float64 as normalizeNumbers gives them, without
 // encoding/json's reflection and json.Number strings. Strings share the
-// input's bytes unless they hold escapes. It gives up (ok=false) on anything it does not take as
-// is: surrogate escapes, control bytes, invalid UTF-8, bad syntax,
-// trailing data, deep nesting; the caller then decodes with encoding/json, which says
-// what is wrong or does the unescaping, so results and errors are the same
-// either way (decode_test.go).
+// input's bytes unless they hold escapes. It gives up (ok=false) on
+// anything it does not take as is: surrogate escapes, control bytes,
+// invalid UTF-8, bad syntax, trailing data, deep nesting; the caller then
+// decodes with encoding/json, which says what is wrong or does the
+// replacing, so results and errors are the same either way
+// (decode_test.go).
 type fastDecoder struct {
 	s    string
 	i    int

@@ -265,17 +265,24 @@ func (p *proc) peakRSS() float64 {
 	return total
 }
 
-func hwm(pid int) float64 {
+func hwm(pid int) float64 { return procStatusMB(pid)["VmHWM"] }
+
+// procStatusMB reads the kB figures of /proc/PID/status, in MB by name
+// (empty once the process is gone).
+func procStatusMB(pid int) map[string]float64 {
+	out := map[string]float64{}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return out
 	}
-	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(b)
-	if m == nil {
-		return 0
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if f := strings.Fields(v); ok && len(f) == 2 && f[1] == "kB" {
+			kb, _ := strconv.ParseFloat(f[0], 64)
+			out[k] = kb / 1024
+		}
 	}
-	kb, _ := strconv.ParseFloat(string(m[1]), 64)
-	return kb / 1024
+	return out
 }
 
 // memPeak samples, every 50 ms while it runs, the memory of a process and
@@ -326,28 +333,8 @@ func (m *memPeak) stop() (anon, file float64) {
 // rssParts is a process's resident anonymous (and shared-memory) and
 // file-backed memory, in MB.
 func rssParts(pid int) (anon, file float64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(l, ":")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[0], 64)
-		switch k {
-		case "RssAnon", "RssShmem":
-			anon += kb / 1024
-		case "RssFile":
-			file = kb / 1024
-		}
-	}
-	return anon, file
+	st := procStatusMB(pid)
+	return st["RssAnon"] + st["RssShmem"], st["RssFile"]
 }
 
 type lockedBuf struct {
