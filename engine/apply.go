@@ -81,7 +81,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		meta: scripting.Meta{Connection: p.conn.Name, Side: string(src.Other()), Timeout: p.options.scriptTimeout()},
 		rec:  loadRecord(tw, ev.Direction)}
 	if ev.Action == actionDelete {
-		return e.applyDelete(ctx, p, &r.twin, r.dst)
+		return e.applyDelete(ctx, p, &r.twin, r.ev, r.dst)
 	}
 	if err := e.prepare(ctx, r); err != nil {
 		return outcome{}, nil, err

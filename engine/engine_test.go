@@ -120,7 +120,10 @@ func (c counting) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	c.writes.Add(1)
-	return c.Connector.(connectors.Deleter).Delete(ctx, id)
+	if err := c.Connector.(connectors.Deleter).Delete(ctx, id); err != nil {
+		return err
+	}
+	return c.inject("after-delete") // deleted, but the answer is lost
 }
 
 func (c counting) Update(ctx context.Context, id string, f map[string]any) (connectors.Entity, error) {

@@ -583,3 +583,54 @@ func TestRetryAfterAnUnrecordedWriteCarriesTheNewState(t *testing.T) {
 		})
 	}
 }
+
+// The close (or delete) of a deleted ticket's issue is Duplex's own write
+// also before its record: a poll of engineering between the write and the
+// record (the peer link's fault run saw one under load, 1 run in 9) took the
+// closed issue for a person's change and sent it back to the deleted
+// ticket, or the deleted issue for a person's delete. Both record an intent
+// first, as every other write does.
+func TestADeletePolicyWritePolledBeforeItsRecordIsAnEcho(t *testing.T) {
+	for _, tc := range []struct{ options, op string }{
+		{`{"on_delete":"close","close":{"b":{"state":"closed"}}}`, "after-update"},
+		{`{"on_delete":"delete"}`, "after-delete"},
+	} {
+		for _, b := range testdb.Backends(t) {
+			t.Run(tc.op+"/"+b.Name, func(t *testing.T) {
+				f := newFixture(t, b.Open(t), time.Second)
+				if err := f.st.SetOptions(f.ctx, f.conn.ID, tc.options); err != nil {
+					t.Fatal(err)
+				}
+				f.settle()
+				before := f.fromEngineering()
+				polled := 0
+				f.setFault(func(system, op string) error {
+					if system != "engineering" || op != tc.op || polled > 0 {
+						return nil
+					}
+					polled++
+					time.Sleep(settle) // the sql connector reports a change once it is this old
+					if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemBID); err != nil {
+						t.Error(err)
+					}
+					return nil
+				})
+				f.exec(f.support, "UPDATE tickets SET deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = 1")
+				deletedAt := f.one(f.support, "SELECT deleted_at FROM tickets WHERE id = 1")
+				f.settle()
+				if polled != 1 {
+					t.Fatalf("engineering polled %d times between the write and its record, want 1", polled)
+				}
+				if got := f.fromEngineering(); got != before {
+					t.Errorf("%d events from engineering after the write, want %d: Duplex's write came back as a person's change", got, before)
+				}
+				if got := f.one(f.support, "SELECT status FROM tickets WHERE id = 1"); got == "solved" {
+					t.Errorf("the deleted ticket's status is %q: the close was sent back to it", got)
+				}
+				if got := f.one(f.support, "SELECT deleted_at FROM tickets WHERE id = 1"); got != deletedAt {
+					t.Errorf("the ticket's deleted_at moved from %s to %s: the delete was sent back to it", deletedAt, got)
+				}
+			})
+		}
+	}
+}

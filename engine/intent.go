@@ -298,6 +298,7 @@ func (e *Engine) markOwnWrites(ctx context.Context, intents []store.Intent, uses
 	var stale []int64
 	for _, ent := range ents {
 		if ent.Deleted {
+			markOwnDelete(intents, uses, ent, twins)
 			continue
 		}
 		for _, u := range uses {
@@ -305,7 +306,7 @@ func (e *Engine) markOwnWrites(ctx context.Context, intents []store.Intent, uses
 			t, linked := twins[k]
 			own, mine := false, []int64(nil)
 			for _, in := range intents {
-				if in.ConnectionID != k.conn || in.Side != k.side {
+				if in.ConnectionID != k.conn || in.Side != k.side || in.Action == actionDelete {
 					continue
 				}
 				// A create's intent read before its answer was saved: the
@@ -354,6 +355,36 @@ func (e *Engine) markOwnWrites(ctx context.Context, intents []store.Intent, uses
 		e.log.Warn("superseding write intents failed", "err", err)
 	}
 	return undecided
+}
+
+// markOwnDelete gives a deleted entity that an open delete intent names
+// the deleted mark as echo reference in twins (a copy for this page only):
+// intake then takes the deletion for Duplex's own, also before the delete's
+// record (a poll in between queued the delete back to its source).
+func markOwnDelete(intents []store.Intent, uses []use, ent connectors.Entity, twins pageTwins) {
+	for _, u := range uses {
+		k := twinKey{u.plan.conn.ID, u.side, ent.ID}
+		t, linked := twins[k]
+		if !linked {
+			continue
+		}
+		for _, in := range intents {
+			if in.Action == actionDelete && in.Echo && in.ConnectionID == k.conn && in.Side == k.side &&
+				in.EntityID == ent.ID && in.TwinID == t.ID {
+				t.SetHash(k.side, deletedHash)
+				twins[k] = t
+				break
+			}
+		}
+	}
+}
+
+// recordDeleteIntent records, before the delete policy deletes the target
+// entity, that Duplex is about to (markOwnDelete).
+func (e *Engine) recordDeleteIntent(ctx context.Context, p *plan, twin *store.Twin, ev *store.SyncEvent, dst store.Side) error {
+	in := store.Intent{TwinID: twin.ID, EventID: ev.ID, ConnectionID: p.conn.ID, SystemID: p.conn.SystemID(dst), Side: dst,
+		Action: actionDelete, EntityID: twin.EntityID(dst), Expected: "{}", Comments: "[]", Echo: true, CreatedAt: e.opts.Now()}
+	return e.st.AddIntent(ctx, &in)
 }
 
 // createInFlight says whether a create of k's connection and side has

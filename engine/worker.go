@@ -458,7 +458,7 @@ func mustCanonical(v any) string {
 
 // applyDelete carries out the connection's delete policy for a twin whose
 // source entity was deleted.
-func (e *Engine) applyDelete(ctx context.Context, p *plan, twin *store.Twin, dst store.Side) (outcome, *store.Twin, error) {
+func (e *Engine) applyDelete(ctx context.Context, p *plan, twin *store.Twin, ev *store.SyncEvent, dst store.Side) (outcome, *store.Twin, error) {
 	targetID := twin.EntityID(dst)
 	if targetID == "" || p.options.OnDelete == "unlink" {
 		return outcome{Action: "unlink", TargetID: targetID}, twin, nil
@@ -473,6 +473,9 @@ func (e *Engine) applyDelete(ctx context.Context, p *plan, twin *store.Twin, dst
 		if !ok {
 			return outcome{}, nil, fmt.Errorf("%w: the %s connector cannot delete", connectors.ErrInvalid, dst)
 		}
+		if err := e.recordDeleteIntent(ctx, p, twin, ev, dst); err != nil {
+			return outcome{}, nil, err
+		}
 		if err := d.Delete(ctx, targetID); err != nil && !errors.Is(err, connectors.ErrNotFound) {
 			return outcome{}, nil, fmt.Errorf("delete %s entity %s: %w", dst, targetID, err)
 		}
@@ -483,15 +486,25 @@ func (e *Engine) applyDelete(ctx context.Context, p *plan, twin *store.Twin, dst
 		if len(fields) == 0 {
 			return outcome{Action: "none", TargetID: targetID, Reason: "no close fields for side " + string(dst)}, twin, nil
 		}
-		if _, err := target.conn.Update(ctx, targetID, fields); err != nil {
-			return outcome{}, nil, fmt.Errorf("close %s entity %s: %w", dst, targetID, err)
-		}
 		base := snapshot{F: map[string]any{}}
 		if b, err := decodeSnapshot(twin.Base(dst)); err == nil && b != nil {
 			base = *b
 		}
+		// Like every write of Duplex's, recorded before it is made: a poll
+		// of the target between the close and this event's record would
+		// otherwise take the closed entity for a person's change and send
+		// it back (the peer link's fault run saw this under load).
+		if _, err := e.recordIntent(ctx, p, twin, ev, dst, write{base: base, changes: fields}); err != nil {
+			return outcome{}, nil, err
+		}
+		if _, err := target.conn.Update(ctx, targetID, fields); err != nil {
+			return outcome{}, nil, fmt.Errorf("close %s entity %s: %w", dst, targetID, err)
+		}
 		written := base.with(fields, nil)
 		twin.SetHash(dst, written.hash())
+		// A page read before the close and taken in after its record holds
+		// the entity's older state: readStale (stale.go) reads it again.
+		twin.SetWrittenAt(dst, e.opts.Now())
 		if enc, err := written.encode(); err == nil {
 			twin.SetBase(dst, enc)
 		}
