@@ -105,7 +105,33 @@ func (e *Engine) sendToPeer(ctx context.Context, p *plan, link *store.PeerLink, 
 	if e.opts.PeerQueued != nil {
 		e.opts.PeerQueued(link.ID)
 	}
+	e.settleSent(ctx, p, twin, ev)
 	return outcome{Action: "send", TargetID: pair}, twin, nil
+}
+
+// settleSent makes the source's state as sent its base, as settle does for
+// an event applied here (but for the changed fields its outgoing script does
+// not carry): in the outbox the change is in sync, the link delivers it.
+// Without it the base kept only Duplex's writes from the peer, so a
+// person's change sent earlier (a comment, a state) stayed out of the echo
+// reference of Duplex's next write, and that write (the close of a deleted
+// ticket's issue) went back to the peer as a person's change.
+func (e *Engine) settleSent(ctx context.Context, p *plan, twin *store.Twin, ev *store.SyncEvent) {
+	if ev.SourceFields == nil {
+		return
+	}
+	src := ev.Direction.Source()
+	in := settleIn{queued: ev.SourceFields}
+	old, err1 := decodeSnapshot(twin.Base(src))
+	cur, err2 := decodeSnapshot(ev.SourceFields)
+	if err1 == nil && err2 == nil && old != nil && cur != nil {
+		r := &applyRun{p: p, ev: ev, twin: *twin, src: src, rec: loadRecord(twin, ev.Direction)}
+		in.srcOld, in.srcCur = old, cur
+		in.uncarried, _ = e.uncarried(ctx, r, old, cur)
+	}
+	if b := sourceBase(in); b != nil {
+		twin.SetBase(src, *b)
+	}
 }
 
 // sendDeleteToPeer tells the peer that the source entity of a pair was

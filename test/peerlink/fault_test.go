@@ -114,6 +114,7 @@ func TestFaultsAndKills(t *testing.T) {
 	// (a closed issue's state going back to its deleted ticket): wait for
 	// one quiet second (at most 15), then two more must change nothing. A
 	// loop is never quiet, so it still shows.
+	settledAt := time.Now().Add(-3 * time.Second).UTC()
 	before := fingerprint(x.db, y.db)
 	for quiet := time.Now().Add(15 * time.Second); time.Now().Before(quiet); {
 		time.Sleep(time.Second)
@@ -128,6 +129,9 @@ func TestFaultsAndKills(t *testing.T) {
 	looped := after != before
 	if looped { // which side still changed, and what: the evidence for the next reader
 		t.Logf("still changing after a quiet second: fingerprint %q → %q; rows since: %s", before, after, changedSince(x.db, y.db, before))
+		for _, n := range []*node{x, y} {
+			t.Logf("audit of %s since %s:\n%s", n.name, settledAt, auditSince(n, settledAt))
+		}
 	}
 	var refusedDup int
 	for _, n := range []*node{x, y} {
@@ -136,11 +140,12 @@ func TestFaultsAndKills(t *testing.T) {
 		n.proxy.mu.Unlock()
 	}
 	applied, dupDeletes := deletesTaken(t, y)
-	if dupDeletes > 0 {
+	closesBack := closesSentBack(t, y)
+	if dupDeletes > 0 || closesBack > 0 {
 		ok = false
 	}
-	line := fmt.Sprintf("peer faults: seed=%d kills=%d changes=%d dropped=%d lost_answers=%d duplicated=%d replayed_late=%d delayed=%d duplicates_refused=%d %s deletes_taken=%d deletes_twice=%d looped=%v",
-		seed, kills, ex.changes, figures.dropped, figures.lostAnswers, figures.duplicated, figures.late, figures.delayed, refusedDup, report, applied, dupDeletes, looped)
+	line := fmt.Sprintf("peer faults: seed=%d kills=%d changes=%d dropped=%d lost_answers=%d duplicated=%d replayed_late=%d delayed=%d duplicates_refused=%d %s deletes_taken=%d deletes_twice=%d closes_sent_back=%d looped=%v",
+		seed, kills, ex.changes, figures.dropped, figures.lostAnswers, figures.duplicated, figures.late, figures.delayed, refusedDup, report, applied, dupDeletes, closesBack, looped)
 	fmt.Println(line)
 	t.Log(line)
 	if !ok || looped {
@@ -174,6 +179,23 @@ func deletesTaken(t *testing.T, n *node) (taken, twice int) {
 	_ = db.QueryRow(`SELECT COUNT(*) FROM (SELECT source_id FROM sync_events WHERE action = 'delete' AND direction = 'a_to_b'
 		GROUP BY source_id HAVING COUNT(*) > 1)`).Scan(&twice)
 	return taken, twice
+}
+
+// closesSentBack counts, in engineering's store, the events that sent a
+// closed issue to support: only engineering's delete policy closes an issue
+// (the writer never does), so each is Duplex's own close taken for a
+// person's change and sent back to the deleted ticket.
+func closesSentBack(t *testing.T, n *node) (back int) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", filepath.Join(n.dir, "duplex.db")+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(`SELECT COUNT(*) FROM sync_events WHERE direction = 'b_to_a' AND source_fields LIKE '%"state":"closed"%'`).Scan(&back); err != nil {
+		t.Fatal(err)
+	}
+	return back
 }
 
 var statusOf = map[string]string{"new": "escalated", "in_progress": "escalated", "resolved": "solved", "closed": "solved"}
@@ -376,6 +398,32 @@ func changedSince(support, eng *sql.DB, fp string) string {
 		rows.Close()
 	}
 	return strings.Join(out, "; ")
+}
+
+// auditSince is a deployment's audit trail after t, a line an entry: what
+// it wrote, and why, for the reader of a failed run.
+func auditSince(n *node, t time.Time) string {
+	db, err := sql.Open("sqlite3", filepath.Join(n.dir, "duplex.db")+"?_busy_timeout=10000")
+	if err != nil {
+		return err.Error()
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT at, action, COALESCE(twin_id, 0), COALESCE(event_id, 0), detail FROM audit_log WHERE at > ? ORDER BY id`, t)
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var at, action, detail string
+		var twin, event int64
+		_ = rows.Scan(&at, &action, &twin, &event, &detail)
+		if len(detail) > 300 {
+			detail = detail[:300] + "…"
+		}
+		out = append(out, fmt.Sprintf("  %s %s twin=%d event=%d %s", at, action, twin, event, detail))
+	}
+	return strings.Join(out, "\n")
 }
 
 func tail(s string, n int) string {
