@@ -115,9 +115,10 @@ type Engine struct {
 
 	quarantine quarantineState
 
-	deployment atomic.Pointer[store.Deployment] // read once (corrkey.go)
-	writes     writeBatches                     // batchwrite.go
-	reread     atomic.Int64                     // entities read again before intake (stale.go)
+	deployment  atomic.Pointer[store.Deployment] // read once (corrkey.go)
+	writes      writeBatches                     // batchwrite.go
+	intentSweep atomic.Int64                     // when a record last removed old intents (UnixNano; settleIntents)
+	reread      atomic.Int64                     // entities read again before intake (stale.go)
 }
 
 type systemState struct {

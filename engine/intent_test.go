@@ -363,3 +363,43 @@ func (f *fixture) newEscalation() (int64, string) {
 	f.poll(f.conn.SystemAID)
 	return id, fmt.Sprint("T-", id)
 }
+
+// The engine's audit entries carry their connection's team (team admins
+// read them by it), taken from the batch's plan rather than looked up by
+// the record; and a record removes intents older than intentKeep.
+func TestRecordAuditsTheTeamAndSweepsOldIntents(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Open(t), time.Second)
+			team := store.Team{Name: "engineering"}
+			if err := f.st.Identity().CreateTeam(f.ctx, &team); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.st.DB().Exec("UPDATE connections SET team_id = ? WHERE id = ?", team.ID, f.conn.ID).Error; err != nil {
+				t.Fatal(err)
+			}
+			f.settle()
+			tw := f.twinOf(f.issueOf("1"))
+			old := store.Intent{TwinID: tw.ID, EventID: 1 << 40, ConnectionID: f.conn.ID, SystemID: f.conn.SystemBID, Side: store.SideB,
+				Action: "update", EntityID: tw.EntityID(store.SideB), Expected: "{}", Comments: "[]", Echo: true,
+				CreatedAt: time.Now().Add(-8 * 24 * time.Hour)}
+			if err := f.st.AddIntent(f.ctx, &old); err != nil {
+				t.Fatal(err)
+			}
+			f.eng = f.newEngine() // reads the connection afresh; its first record sweeps
+			f.exec(f.support, "UPDATE tickets SET subject = 'Renamed' WHERE id = 1")
+			f.settle()
+			var n, other int64
+			f.st.DB().Raw("SELECT COUNT(*) FROM audit_log WHERE action LIKE 'sync.%' AND team_id = ?", team.ID).Scan(&n)
+			f.st.DB().Raw("SELECT COUNT(*) FROM audit_log WHERE action LIKE 'sync.%' AND (team_id IS NULL OR team_id <> ?)", team.ID).Scan(&other)
+			if n < 2 || other != 0 {
+				t.Errorf("sync entries: %d of the connection's team, %d of another or none; want all (at least 2) of the team", n, other)
+			}
+			var left int64
+			f.st.DB().Raw("SELECT COUNT(*) FROM write_intents WHERE id = ?", old.ID).Scan(&left)
+			if left != 0 {
+				t.Error("an intent older than a week is still there after a record")
+			}
+		})
+	}
+}

@@ -51,7 +51,10 @@ func startServer(t *testing.T, name, dir, dsn string, env []string) *server {
 	args := []string{"serve", "--db", dsn, "--data", data, "--addr", "127.0.0.1:0"}
 	bin := binary
 	if b := os.Getenv("DUPLEX_BENCH_BINARY"); b != "" && strings.HasPrefix(name, "b") {
-		bin = b // the benchmark against another build (without --lease)
+		bin = b // the benchmark against another build (without --lease, unless it knows it)
+		if os.Getenv("DUPLEX_BENCH_BINARY_LEASE") != "" {
+			args = append(args, "--lease", clusterLease.String())
+		}
 	} else {
 		args = append(args, "--lease", clusterLease.String())
 	}
