@@ -264,8 +264,11 @@ func (b *batchedItems) WriteMany(ctx context.Context, ws []connectors.Write) []c
 
 // A target that takes writes in batches gets a lane as wide as a batch,
 // not InFlight: its events' writes reach it as one call, not as that many
-// requests at once. Held in its first batch, the system is handed more
-// than InFlight writes in the next one.
+// requests at once. With a lane of InFlight no call could carry more than
+// InFlight writes; held in its first call, the system is handed more in one
+// (the next, or the first itself when every event was claimed before it:
+// under the race detector the first held all 30 and the test, which looked
+// only after the first, failed).
 func TestBatchedTargetWiderLane(t *testing.T) {
 	items := &itemStore{items: map[string]*item{}}
 	srv := httptest.NewServer(items)
@@ -282,8 +285,8 @@ func TestBatchedTargetWiderLane(t *testing.T) {
 	target.mu.Lock()
 	sizes := slices.Clone(target.sizes)
 	target.mu.Unlock()
-	if len(sizes) < 2 || slices.Max(sizes[1:]) <= inFlight {
-		t.Fatalf("batches %v: none after the held one larger than InFlight (%d)", sizes, inFlight)
+	if len(sizes) == 0 || slices.Max(sizes) <= inFlight {
+		t.Fatalf("batches %v: none larger than InFlight (%d)", sizes, inFlight)
 	}
 }
 
