@@ -2,16 +2,21 @@ package tlsconf_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/duplexsync/duplex/internal/tlsconf"
 	"github.com/duplexsync/duplex/internal/tlsconf/certtest"
@@ -167,5 +172,50 @@ func TestClientTransport(t *testing.T) {
 	}
 	if _, _, err := tlsconf.ClientTransport(filepath.Join(dir, "missing.pem")); err == nil {
 		t.Fatal("a missing CA file was accepted")
+	}
+}
+
+// A connector's transport keeps its connections to a host between bursts
+// of requests as wide as the engine's lane: the second burst of 16 dials
+// none (with Go's default of 2 idle per host it dialed 14 again).
+func TestTransportKeepsALanesConnections(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond) // all 16 are open at once
+		_, _ = w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	var dials atomic.Int64
+	var d net.Dialer
+	base, _, err := tlsconf.ClientTransport("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := tlsconf.WithDial(base, func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return d.DialContext(ctx, network, addr)
+	})
+	client := &http.Client{Transport: rt}
+	burst := func() {
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := client.Get(srv.URL)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}()
+		}
+		wg.Wait()
+	}
+	burst()
+	first := dials.Load()
+	burst()
+	if again := dials.Load() - first; again != 0 || first != 16 {
+		t.Fatalf("dials: %d in the first burst (want 16), %d more in the second (want 0)", first, again)
 	}
 }
