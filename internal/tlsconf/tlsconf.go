@@ -109,9 +109,10 @@ func certAttrs(c *tls.Certificate, file string) []any {
 
 // ClientTransport is the base transport of every connector (the metrics
 // wrapper goes around it). Without caFile it is a copy of
-// http.DefaultTransport (the system roots) keeping more idle connections. With caFile, the PEM certificates in it are added to the
-// system roots, on a copy of the default transport's settings with TLS 1.2
-// at least. Either way a certificate error names the remedy.
+// http.DefaultTransport (the system roots) that keeps more idle
+// connections (pooled). With caFile, the PEM certificates in it are added
+// to the system roots, on such a copy, with TLS 1.2 at least. Either way a
+// certificate error names the remedy.
 func ClientTransport(caFile string) (http.RoundTripper, int, error) {
 	if caFile == "" {
 		return hinted{next: pooled(http.DefaultTransport.(*http.Transport).Clone())}, 0, nil
