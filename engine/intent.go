@@ -176,9 +176,7 @@ func (e *Engine) recordIntent(ctx context.Context, p *plan, twin *store.Twin, ev
 	if err != nil {
 		return nil, fmt.Errorf("intent: %w", err)
 	}
-	in.TwinID, in.EventID, in.ConnectionID = twin.ID, ev.ID, p.conn.ID
-	in.SystemID, in.Side, in.EntityID = p.conn.SystemID(dst), dst, twin.EntityID(dst)
-	in.Action, in.CreatedAt = "update", e.opts.Now() // the clock the echo window is read with
+	e.address(&in, p, twin, ev, dst, "update")
 	// The target holds a person's edit: what the intent expects could only
 	// be read after that edit is undone (settle.go, personEdited). It still
 	// completes a create and names Duplex's comments; it is no echo.
@@ -389,9 +387,17 @@ func markOwnDelete(intents []store.Intent, uses []use, ent connectors.Entity, tw
 // recordDeleteIntent records, before the delete policy deletes the target
 // entity, that Duplex is about to (markOwnDelete).
 func (e *Engine) recordDeleteIntent(ctx context.Context, p *plan, twin *store.Twin, ev *store.SyncEvent, dst store.Side) error {
-	in := store.Intent{TwinID: twin.ID, EventID: ev.ID, ConnectionID: p.conn.ID, SystemID: p.conn.SystemID(dst), Side: dst,
-		Action: actionDelete, EntityID: twin.EntityID(dst), Expected: "{}", Comments: "[]", Echo: true, CreatedAt: e.opts.Now()}
+	in := store.Intent{Expected: "{}", Comments: "[]", Echo: true}
+	e.address(&in, p, twin, ev, dst, actionDelete)
 	return e.st.AddIntent(ctx, &in)
+}
+
+// address names on an intent the write it announces: twin, event, the
+// system, side and entity written, the action, and when.
+func (e *Engine) address(in *store.Intent, p *plan, twin *store.Twin, ev *store.SyncEvent, dst store.Side, action string) {
+	in.TwinID, in.EventID, in.ConnectionID = twin.ID, ev.ID, p.conn.ID
+	in.SystemID, in.Side, in.EntityID = p.conn.SystemID(dst), dst, twin.EntityID(dst)
+	in.Action, in.CreatedAt = action, e.opts.Now() // the clock the echo window is read with
 }
 
 // createInFlight says whether a create of k's connection and side has

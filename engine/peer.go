@@ -117,18 +117,9 @@ func (e *Engine) sendToPeer(ctx context.Context, p *plan, link *store.PeerLink, 
 // reference of Duplex's next write, and that write (the close of a deleted
 // ticket's issue) went back to the peer as a person's change.
 func (e *Engine) settleSent(ctx context.Context, p *plan, twin *store.Twin, ev *store.SyncEvent) {
-	if ev.SourceFields == nil {
-		return
-	}
 	src := ev.Direction.Source()
-	in := settleIn{queued: ev.SourceFields}
-	old, err1 := decodeSnapshot(twin.Base(src))
-	cur, err2 := decodeSnapshot(ev.SourceFields)
-	if err1 == nil && err2 == nil && old != nil && cur != nil {
-		r := &applyRun{p: p, ev: ev, twin: *twin, src: src, rec: loadRecord(twin, ev.Direction)}
-		in.srcOld, in.srcCur = old, cur
-		in.uncarried, _ = e.uncarried(ctx, r, old, cur)
-	}
+	r := &applyRun{p: p, ev: ev, twin: *twin, src: src, dst: src.Other(), rec: loadRecord(twin, ev.Direction)}
+	in, _ := e.settleInput(ctx, r) // only its source half counts here
 	if b := sourceBase(in); b != nil {
 		twin.SetBase(src, *b)
 	}
