@@ -828,8 +828,12 @@ func crossings(logText string, changes int64) string {
 		return ""
 	}
 	r, m := c[0], c[1]
-	return fmt.Sprintf("script runs: %.2f per change in %.2f messages to the workers (%.1f runs per message)",
+	line := fmt.Sprintf("script runs: %.2f per change in %.2f messages to the workers (%.1f runs per message)",
 		float64(r)/float64(changes), float64(m)/float64(changes), float64(r)/float64(max(m, 1)))
+	if s, ok := logCounts(logText, "script_worker_starts"); ok {
+		line += fmt.Sprintf("; %d worker processes started", s[0])
+	}
+	return line
 }
 
 // targetBatches reads how many writes to the target went in how many

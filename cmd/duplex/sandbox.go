@@ -72,5 +72,5 @@ func stopPool(p *sandbox.Pool) {
 	defer cancel()
 	_ = p.Stop(ctx)
 	st := p.Stats()
-	slog.Default().Info("script workers stopped", "script_runs", st.Runs, "script_messages", st.Messages)
+	slog.Default().Info("script workers stopped", "script_runs", st.Runs, "script_messages", st.Messages, "script_worker_starts", st.Starts)
 }

@@ -458,3 +458,30 @@ func TestPoolWorkerKilledWhileIdle(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestPoolGarbageIsNotGrowth: a run that allocates several times its
+// allowed heap growth in garbage (each piece dropped at once) is not a
+// memory bomb. The worker collects less often than Go's default
+// (workerGCPercent), and its garbage must still never look like growth to
+// the watchdog: with collection off, or a soft limit above the watchdog's,
+// this run fails with "script used too much memory".
+func TestPoolGarbageIsNotGrowth(t *testing.T) {
+	if !MemoryLimited() {
+		t.Skip("workers have no address-space limit here (race detector or not Linux)")
+	}
+	if testing.Short() {
+		t.Skip("allocates several times the allowed growth")
+	}
+	// 256 MiB: a run may grow the heap by 64 MiB; this one makes a few
+	// hundred MiB of garbage in small objects (plain JavaScript, which the
+	// built-ins' allocation budget does not count).
+	p := newPool(t, Options{Workers: 1, Memory: 256 << 20, Timeout: 10 * time.Second, MaxTimeout: 10 * time.Second})
+	s := mustCompile(t, scripting.KindOutgoing, `
+let n = 0;
+for (let i = 0; i < 2000000; i++) { const o = {i: i, a: [i, i + 1, i + 2, i + 3], s: "x" + i}; n += o.a.length; }
+replica.n = n;`)
+	res, err := p.Outgoing(context.Background(), s, map[string]any{}, nil, scripting.Meta{Connection: "c", Timeout: 10 * time.Second})
+	if err != nil || res.Replica["n"] != int64(8000000) {
+		t.Fatalf("a run of garbage: %v %v", res.Replica, err)
+	}
+}

@@ -41,7 +41,7 @@ type Options struct {
 	Grace time.Duration
 	// RecycleRuns and RecycleHeap replace a worker after that many runs or
 	// once its live heap is over that many bytes, so nothing a script
-	// leaves behind accumulates; defaults 10,000 and Memory/4.
+	// leaves behind accumulates; defaults 100,000 and Memory/4.
 	RecycleRuns int
 	RecycleHeap uint64
 	// PerConnection bounds the messages of one connection in flight at once
@@ -102,7 +102,7 @@ func NewPool(opts Options) (*Pool, error) {
 		opts.Grace = 250 * time.Millisecond
 	}
 	if opts.RecycleRuns <= 0 {
-		opts.RecycleRuns = 10000
+		opts.RecycleRuns = 100000
 	}
 	if opts.RecycleHeap == 0 {
 		opts.RecycleHeap = opts.Memory / 4

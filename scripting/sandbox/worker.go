@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"time"
@@ -67,6 +68,7 @@ func serve(r io.Reader, w io.Writer, mem uint64) error {
 	if mem > 0 {
 		growth = min(growth, mem/4)
 	}
+	setGC(mem)
 	wk := &worker{
 		// One runtime: a worker runs one script at a time; the parent
 		// sets each run's timeout (MaxTimeout only stops a cap applying).
@@ -119,6 +121,26 @@ func serve(r io.Reader, w io.Writer, mem uint64) error {
 				return err
 			}
 		}
+	}
+}
+
+// workerGCPercent is a worker's GOGC. Its live heap is mostly its goja
+// runtime (the built-ins, the compiled scripts), which every collection
+// marks again, and each run leaves only garbage: at Go's default of 100
+// BenchmarkPool spent 122-125 µs of CPU per run, at 200 80-83, at 400
+// 74-78 (docs/performance.md). 200 takes most of that for half the memory.
+const workerGCPercent = 200
+
+// setGC trades some of the worker's memory for fewer collections. The heap
+// watchdog counts a run's garbage as growth until it is collected; at 200
+// that can only trip it for a run that itself allocates its whole allowed
+// growth while the live heap is over half of it. The soft limit at half
+// the address space keeps garbage away from the hard limit (RLIMIT_AS),
+// and cannot thrash: the watchdog stops a run's growth at a quarter.
+func setGC(mem uint64) {
+	debug.SetGCPercent(workerGCPercent)
+	if mem > 0 {
+		debug.SetMemoryLimit(int64(mem / 2))
 	}
 }
 
