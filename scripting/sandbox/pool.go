@@ -976,7 +976,10 @@ func (pr *proc) run(calls []*call, sent func()) (int, error) {
 			return i, pr.death(c, err)
 		}
 		pr.runs++
-		pr.heap, pr.cpu = res.Heap, res.CPU
+		pr.heap = res.Heap
+		if res.CPU > 0 {
+			pr.cpu = res.CPU
+		}
 		if res.Missing {
 			delete(pr.seen, c.req.Key)
 			missing = append(missing, c)

@@ -91,7 +91,7 @@ type runRes struct {
 	Rules      []scripting.RuleResult
 	NotRun     bool          // IfMatched, and the trigger before it did not match
 	Heap       uint64        // the worker's live heap after the run
-	CPU        time.Duration // the worker's CPU time so far
+	CPU        time.Duration // the worker's CPU time so far, on a message's last result (0 on the others)
 }
 
 type wireErr struct {
