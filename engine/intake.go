@@ -208,7 +208,11 @@ func (e *Engine) intake(ctx context.Context, p *plan, side store.Side, ent conne
 	if done {
 		return in.c, ok
 	}
-	match, early, err := e.match(ctx, p, side, ent, in.twin, in.hasTwin)
+	if in.hasTwin { // decoded once, for the trigger's request and the outgoing script
+		in.previous, in.prevErr = decodeObject(in.twin.Sent(store.DirectionFrom(side)))
+		in.prevOf = in.twin.ID
+	}
+	match, early, err := e.match(ctx, p, side, ent, in.twin, in.hasTwin, in.previous, in.prevErr)
 	if done, ok := e.intakeMatched(ctx, p, &in, ent, match, err); done {
 		return in.c, ok
 	}
@@ -226,6 +230,8 @@ type intakeStep struct {
 	twin      store.Twin
 	hasTwin   bool
 	previous  map[string]any // the last replica sent, the outgoing script's previous
+	prevErr   error          // previous's decoding error
+	prevOf    int64          // the twin whose last sent replica previous is (0: none decoded)
 	fields    string         // the entity's state, encoded once for the echo check and the event
 	fieldsErr error
 }
@@ -291,8 +297,11 @@ func (e *Engine) intakeMatched(ctx context.Context, p *plan, in *intakeStep, ent
 		return true, c.relink != 0 // an echo of what Duplex itself wrote (a remembered pair is still restored)
 	}
 	if in.hasTwin {
-		if in.previous, err = decodeObject(in.twin.Sent(store.DirectionFrom(side))); err != nil {
-			c.failure = "previous replica: " + err.Error()
+		if in.prevOf != in.twin.ID { // relinked to a remembered twin
+			in.previous, in.prevErr = decodeObject(in.twin.Sent(store.DirectionFrom(side)))
+		}
+		if in.prevErr != nil {
+			c.failure = "previous replica: " + in.prevErr.Error()
 			return true, true
 		}
 	}
@@ -344,16 +353,12 @@ type matchOutgoing interface {
 // run), on the inputs intake gives it unless a remembered pair is restored:
 // the twin's last sent replica and whether the other side has the entity.
 // Not for an echo of Duplex's own write, which runs no outgoing script.
-func (e *Engine) match(ctx context.Context, p *plan, side store.Side, ent connectors.Entity, twin store.Twin, hasTwin bool) (bool, *scripting.MatchedOutgoing, error) {
+func (e *Engine) match(ctx context.Context, p *plan, side store.Side, ent connectors.Entity, twin store.Twin, hasTwin bool,
+	previous map[string]any, prevErr error) (bool, *scripting.MatchedOutgoing, error) {
 	sp := p.sides[side]
 	tmeta := scripting.Meta{Connection: p.conn.Name, Side: string(side), Timeout: p.options.scriptTimeout()}
 	mo, ok := e.opts.Runner.(matchOutgoing)
-	var previous map[string]any
-	var err error
-	if hasTwin {
-		previous, err = decodeObject(twin.Sent(store.DirectionFrom(side)))
-	}
-	if !ok || err != nil || hasTwin && twin.Hash(side) != "" && twin.Hash(side) == contentHash(ent) {
+	if !ok || prevErr != nil || hasTwin && twin.Hash(side) != "" && twin.Hash(side) == contentHash(ent) {
 		match, err := e.opts.Runner.Match(ctx, sp.trigger, triggerVars(ent), tmeta)
 		return match, nil, err
 	}
