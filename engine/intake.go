@@ -403,20 +403,7 @@ const actionDelete = "delete"
 // after the commit (handoff.go).
 func commit(ctx context.Context, tx *store.Store, cands []candidate, g *handing) (int, error) {
 	g.reset() // a transaction run again reserves again
-	order := make([]int, len(cands))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(i, j int) int {
-		x, y := cands[i], cands[j]
-		if c := cmp.Compare(b2i(x.twinID == 0), b2i(y.twinID == 0)); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(x.twinID, y.twinID); c != 0 {
-			return c
-		}
-		return strings.Compare(x.entityID, y.entityID)
-	})
+	order := lockOrder(cands)
 	type queued struct {
 		at     int
 		ev     store.SyncEvent
@@ -424,6 +411,10 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate, g *handing)
 	}
 	qs := make([]queued, 0, len(cands))
 	var made map[int]store.Twin // the new twins, by candidate
+	known, err := knownTwins(ctx, tx, cands)
+	if err != nil {
+		return 0, err
+	}
 	for k, at := range order {
 		c := cands[at]
 		if c.twinID == 0 && made == nil {
@@ -452,7 +443,7 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate, g *handing)
 			qs = append(qs, queued{at, newEvent(c, t), c.handable && c.failure == "" && g.reserve(c.connID)})
 			continue
 		}
-		ev, ok, err := enqueue(ctx, tx, c)
+		ev, ok, err := enqueue(ctx, tx, c, known.take(c))
 		if err != nil {
 			return 0, err
 		}
@@ -520,10 +511,67 @@ func b2i(b bool) int {
 	return 0
 }
 
+// lockOrder is the order commit writes cands' twins in: existing ones by
+// id, then the new ones by entity id.
+func lockOrder(cands []candidate) []int {
+	order := make([]int, len(cands))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int {
+		x, y := cands[i], cands[j]
+		if c := cmp.Compare(b2i(x.twinID == 0), b2i(y.twinID == 0)); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.twinID, y.twinID); c != 0 {
+			return c
+		}
+		return strings.Compare(x.entityID, y.entityID)
+	})
+	return order
+}
+
+// twinsRead are the existing twins of a commit's candidates, read in one
+// statement inside its transaction (an update's twin was one query each).
+// Each is taken once: a second change of the entity in the same commit, or
+// a candidate that unlinks or relinks, reads its twin again, after what the
+// commit wrote to it.
+type twinsRead map[int64]*store.Twin
+
+func knownTwins(ctx context.Context, tx *store.Store, cands []candidate) (twinsRead, error) {
+	var ids []int64
+	moved := map[int64]bool{} // twins an unlink or a relink writes first
+	for _, c := range cands {
+		switch {
+		case c.unlink != 0 || c.relink != 0:
+			moved[c.twinID], moved[c.unlink], moved[c.relink] = true, true, true
+		case c.twinID != 0 && !c.deleted:
+			ids = append(ids, c.twinID)
+		}
+	}
+	ids = slices.DeleteFunc(ids, func(id int64) bool { return moved[id] })
+	if len(ids) < 2 {
+		return nil, nil // the general path's one query is as good
+	}
+	return tx.TwinsByID(ctx, ids)
+}
+
+// take returns c's twin as read, if it is still what c's twin is: the
+// same row, holding c's entity on c's side.
+func (r twinsRead) take(c candidate) *store.Twin {
+	t := r[c.twinID]
+	delete(r, c.twinID)
+	if t == nil || c.unlink != 0 || c.relink != 0 || t.ConnectionID != c.connID || t.EntityID(c.side) != c.entityID {
+		return nil
+	}
+	return t
+}
+
 // enqueue records a candidate inside the poll transaction: it ensures the
 // twin (so two changes of one new entity share it), re-checks the replica
-// against the last one sent and builds the event.
-func enqueue(ctx context.Context, tx *store.Store, c candidate) (store.SyncEvent, bool, error) {
+// against the last one sent and builds the event. read is its twin as
+// read in this transaction (knownTwins), or nil.
+func enqueue(ctx context.Context, tx *store.Store, c candidate, read *store.Twin) (store.SyncEvent, bool, error) {
 	dir := store.DirectionFrom(c.side)
 	if c.newTwin && !c.deleted {
 		// Hot path: a new entity. One statement makes its twin with this
@@ -541,9 +589,14 @@ func enqueue(ctx context.Context, tx *store.Store, c candidate) (store.SyncEvent
 			return newEvent(c, twin), true, nil
 		}
 	}
-	twin, err := tx.EnsureTwin(ctx, c.connID, c.side, c.entityID)
-	if err != nil {
-		return store.SyncEvent{}, false, err
+	var twin store.Twin
+	if read != nil {
+		twin = *read
+	} else {
+		var err error
+		if twin, err = tx.EnsureTwin(ctx, c.connID, c.side, c.entityID); err != nil {
+			return store.SyncEvent{}, false, err
+		}
 	}
 	if c.deleted {
 		return store.SyncEvent{ConnectionID: c.connID, TwinID: twin.ID, Direction: dir, SourceID: c.entityID,
