@@ -410,8 +410,8 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate, g *handing)
 		handed bool
 	}
 	qs := make([]queued, 0, len(cands))
-	var made map[int]store.Twin // the new twins, by candidate
-	known, err := knownTwins(ctx, tx, cands)
+	var made map[int]store.Twin            // the new twins, by candidate
+	book, err := readTwins(ctx, tx, cands) // commit.go
 	if err != nil {
 		return 0, err
 	}
@@ -420,22 +420,15 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate, g *handing)
 		if c.twinID == 0 && made == nil {
 			// The new entities come last in the order: their twins in one
 			// statement (a backfill's page), after the existing ones.
-			var err error
-			if made, err = newTwins(ctx, tx, cands, order[k:]); err != nil {
+			if made, err = book.flushThen(ctx, tx, func() (map[int]store.Twin, error) { return newTwins(ctx, tx, cands, order[k:]) }); err != nil {
 				return 0, err
 			}
 		}
-		if c.unlink != 0 {
-			if err := unlinkRemembering(ctx, tx, c); err != nil { // relink.go
-				return 0, err
-			}
-			continue
-		}
-		if c.relink != 0 {
-			if _, err := relinkPair(ctx, tx, c); err != nil {
-				return 0, err
-			}
-			if c.relinkOnly() {
+		if c.unlink != 0 || c.relink != 0 {
+			if skip, err := book.relinking(ctx, tx, c); err != nil || skip {
+				if err != nil {
+					return 0, err
+				}
 				continue
 			}
 		}
@@ -443,13 +436,16 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate, g *handing)
 			qs = append(qs, queued{at, newEvent(c, t), c.handable && c.failure == "" && g.reserve(c.connID)})
 			continue
 		}
-		ev, ok, err := enqueue(ctx, tx, c, known.take(c))
+		ev, ok, err := enqueue(ctx, tx, c, book)
 		if err != nil {
 			return 0, err
 		}
 		if ok {
 			qs = append(qs, queued{at: at, ev: ev})
 		}
+	}
+	if err := book.flush(ctx, tx); err != nil {
+		return 0, err
 	}
 	slices.SortFunc(qs, func(x, y queued) int { return cmp.Compare(x.at, y.at) })
 	evs := make([]store.SyncEvent, len(qs))
@@ -531,47 +527,11 @@ func lockOrder(cands []candidate) []int {
 	return order
 }
 
-// twinsRead are the existing twins of a commit's candidates, read in one
-// statement inside its transaction (an update's twin was one query each).
-// Each is taken once: a second change of the entity in the same commit, or
-// a candidate that unlinks or relinks, reads its twin again, after what the
-// commit wrote to it.
-type twinsRead map[int64]*store.Twin
-
-func knownTwins(ctx context.Context, tx *store.Store, cands []candidate) (twinsRead, error) {
-	var ids []int64
-	moved := map[int64]bool{} // twins an unlink or a relink writes first
-	for _, c := range cands {
-		switch {
-		case c.unlink != 0 || c.relink != 0:
-			moved[c.twinID], moved[c.unlink], moved[c.relink] = true, true, true
-		case c.twinID != 0 && !c.deleted:
-			ids = append(ids, c.twinID)
-		}
-	}
-	ids = slices.DeleteFunc(ids, func(id int64) bool { return moved[id] })
-	if len(ids) < 2 {
-		return nil, nil // the general path's one query is as good
-	}
-	return tx.TwinsByID(ctx, ids)
-}
-
-// take returns c's twin as read, if it is still what c's twin is: the
-// same row, holding c's entity on c's side.
-func (r twinsRead) take(c candidate) *store.Twin {
-	t := r[c.twinID]
-	delete(r, c.twinID)
-	if t == nil || c.unlink != 0 || c.relink != 0 || t.ConnectionID != c.connID || t.EntityID(c.side) != c.entityID {
-		return nil
-	}
-	return t
-}
-
 // enqueue records a candidate inside the poll transaction: it ensures the
 // twin (so two changes of one new entity share it), re-checks the replica
-// against the last one sent and builds the event. read is its twin as
-// read in this transaction (knownTwins), or nil.
-func enqueue(ctx context.Context, tx *store.Store, c candidate, read *store.Twin) (store.SyncEvent, bool, error) {
+// against the last one sent and builds the event. The twin as this
+// commit left it, and what enqueue writes to it, go through book.
+func enqueue(ctx context.Context, tx *store.Store, c candidate, book *twinBook) (store.SyncEvent, bool, error) {
 	dir := store.DirectionFrom(c.side)
 	if c.newTwin && !c.deleted {
 		// Hot path: a new entity. One statement makes its twin with this
@@ -589,14 +549,9 @@ func enqueue(ctx context.Context, tx *store.Store, c candidate, read *store.Twin
 			return newEvent(c, twin), true, nil
 		}
 	}
-	var twin store.Twin
-	if read != nil {
-		twin = *read
-	} else {
-		var err error
-		if twin, err = tx.EnsureTwin(ctx, c.connID, c.side, c.entityID); err != nil {
-			return store.SyncEvent{}, false, err
-		}
+	twin, err := book.twin(ctx, tx, c)
+	if err != nil {
+		return store.SyncEvent{}, false, err
 	}
 	if c.deleted {
 		return store.SyncEvent{ConnectionID: c.connID, TwinID: twin.ID, Direction: dir, SourceID: c.entityID,
@@ -612,14 +567,13 @@ func enqueue(ctx context.Context, tx *store.Store, c candidate, read *store.Twin
 	// cleared on the row as committed, not as read above: on PostgreSQL the
 	// worker may have set it since (store.ClearHash).
 	if prev := twin.Sent(dir); prev != nil && *prev == c.replica {
-		return ev, false, tx.ClearHash(ctx, twin.ID, c.side)
+		book.set(twin.ID, dir, nil)
+		return ev, false, nil
 	}
 	if prev := twin.Sent(dir); prev != nil && onlyOwnComments(&twin, c.side, *prev, c.replica) {
 		return ev, false, nil // intent.go: against the row as committed (another poller may have sent since)
 	}
-	if err := tx.SetSentClearing(ctx, twin.ID, dir, c.replica); err != nil {
-		return ev, false, err
-	}
+	book.set(twin.ID, dir, &c.replica)
 	return ev, true, nil
 }
 

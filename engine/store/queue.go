@@ -349,6 +349,61 @@ func (s *Store) SetSentClearing(ctx context.Context, twinID int64, d Direction, 
 	return wrap("set sent replica", err)
 }
 
+// SentSet is one twin's part of SetSentMany: its last replica sent becomes
+// Replica, or, when Replica is nil, only its source's echo hash is cleared.
+type SentSet struct {
+	TwinID  int64
+	Replica *string
+}
+
+// SetSentMany is SetSentClearing and ClearHash for many twins of one
+// direction in one statement (two on PostgreSQL, which locks the twins in
+// id order first: the update locks rows in no particular order).
+func (s *Store) SetSentMany(ctx context.Context, d Direction, sets []SentSet) error {
+	switch len(sets) {
+	case 0:
+		return nil
+	case 1:
+		if r := sets[0].Replica; r != nil {
+			return s.SetSentClearing(ctx, sets[0].TwinID, d, *r)
+		}
+		return s.ClearHash(ctx, sets[0].TwinID, d.Source())
+	}
+	ids := make([]int64, len(sets))
+	for i, st := range sets {
+		ids[i] = st.TwinID
+	}
+	if err := s.LockTwins(ctx, ids); err != nil {
+		return err
+	}
+	var q strings.Builder
+	args := make([]any, 0, 3*len(sets)+1)
+	q.WriteString("WITH v(id, sets, sent) AS (VALUES ")
+	for i, st := range sets {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(" + s.cast("BIGINT") + ", " + s.cast("INTEGER") + ", " + s.cast("TEXT") + ")")
+		sent := ""
+		if st.Replica != nil {
+			sent = *st.Replica
+		}
+		args = append(args, st.TwinID, b2i(st.Replica != nil), sent)
+	}
+	col := sentColumn(d)
+	q.WriteString(") UPDATE twins SET " + col + " = CASE WHEN v.sets = 1 THEN v.sent ELSE twins." + col + " END, " +
+		string(d.Source()) + "_hash = '', updated_at = CASE WHEN v.sets = 1 THEN ? ELSE twins.updated_at END FROM v WHERE twins.id = v.id")
+	_, err := s.exec(ctx, q.String(), append(args, s.now())...)
+	return wrap("set sent replicas", err)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // ListTwins returns a connection's twins, newest first.
 func (s *Store) ListTwins(ctx context.Context, connID int64, limit, offset int) ([]Twin, error) {
 	var out []Twin
