@@ -39,6 +39,11 @@ func NewProcessID() string {
 func (e *Engine) Handed() int64  { return e.claims.handed.Load() }
 func (e *Engine) Claimed() int64 { return e.claims.claimed.Load() }
 
+// ClaimsLost counts the events whose claim another process took over
+// before this one recorded them (a stall past the lease): this process's
+// result was dropped and the other applies them again.
+func (e *Engine) ClaimsLost() int64 { return e.claims.lost.Load() }
+
 // ProcessID is the id this engine claims work under.
 func (e *Engine) ProcessID() string { return e.opts.ProcessID }
 

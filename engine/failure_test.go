@@ -634,3 +634,54 @@ func TestADeletePolicyWritePolledBeforeItsRecordIsAnEcho(t *testing.T) {
 		}
 	}
 }
+
+// An event whose claim another process took over while this one stalled
+// in its write (past the lease) is applied by that process; this one drops
+// its result at the record and counts it (Engine.ClaimsLost, the metric
+// duplex_event_claims_lost_total), and the event is done once. PostgreSQL
+// only: a SQLite store belongs to one process, which claims nothing there.
+func TestAClaimTakenOverDuringTheWriteIsCounted(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			st := b.Open(t)
+			if !st.Shared() {
+				t.Skip("a SQLite store has one process: no claim to take over")
+			}
+			f := newFixture(t, st, time.Second)
+			f.settle()
+			other := f.newEngine()
+			took := 0
+			f.setFault(func(system, op string) error {
+				if system != "engineering" || op != "after-update" || took > 0 {
+					return nil
+				}
+				took++
+				f.advance(time.Minute) // this engine stalls past its lease (30 s)
+				if n, err := other.WorkOnce(f.ctx); err != nil || n != 1 {
+					t.Errorf("the other engine took %d events (%v), want the stalled one", n, err)
+				}
+				return nil
+			})
+			f.exec(f.support, "UPDATE tickets SET subject = 'moved on' WHERE id = 1")
+			if _, err := f.eng.PollOnce(f.ctx, f.conn.SystemAID); err != nil {
+				t.Fatal(err)
+			}
+			_, _ = f.eng.WorkOnce(f.ctx) // its record finds the claim gone
+			if took != 1 {
+				t.Fatalf("the write ran %d times with the fault, want 1", took)
+			}
+			if got, other := f.eng.ClaimsLost(), other.ClaimsLost(); got != 1 || other != 0 {
+				t.Errorf("claims lost: %d here, %d by the other engine; want 1 and 0", got, other)
+			}
+			done := 0
+			for _, ev := range f.event(store.StatusDone) {
+				if ev.Direction == store.AToB && strings.Contains(ev.Replica, "moved on") {
+					done++
+				}
+			}
+			if done != 1 {
+				t.Errorf("%d done events carry the change, want 1", done)
+			}
+		})
+	}
+}

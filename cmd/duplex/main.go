@@ -287,6 +287,8 @@ func buildApp(ctx context.Context, logger *slog.Logger, c common, access func(*s
 		func() float64 { return float64(eng.ReadAgain()) })
 	m.Counter("duplex_events_claimed_total", "Sync events this process's worker took from the queue by a claim round.",
 		func() float64 { return float64(eng.Claimed()) })
+	m.Counter("duplex_event_claims_lost_total", "Sync events whose claim another process took over before this process recorded them (a stall past the lease); this process dropped its result.",
+		func() float64 { return float64(eng.ClaimsLost()) })
 	m.Counter("duplex_store_statements_total", "Statements this process sent to the store (round trips).",
 		func() float64 { return float64(st.Stats().Statements.Load()) })
 	m.Counter("duplex_store_commits_total", "Commits this process made in the store (transactions and writes outside one).",
