@@ -104,12 +104,13 @@ func (b *twinBook) flush(ctx context.Context, tx *store.Store) error {
 	return nil
 }
 
-// flushThen flushes, then runs f (which writes twins of its own).
-func (b *twinBook) flushThen(ctx context.Context, tx *store.Store, f func() (map[int]store.Twin, error)) (map[int]store.Twin, error) {
+// newTwins makes the new twins of cands[order] (intake.go) after the
+// waiting writes: existing twins are locked first.
+func (b *twinBook) newTwins(ctx context.Context, tx *store.Store, cands []candidate, order []int) (map[int]store.Twin, error) {
 	if err := b.flush(ctx, tx); err != nil {
 		return nil, err
 	}
-	return f()
+	return newTwins(ctx, tx, cands, order)
 }
 
 // relinking runs c's unlink or relink (relink.go) after the waiting writes,

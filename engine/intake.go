@@ -410,25 +410,26 @@ func commit(ctx context.Context, tx *store.Store, cands []candidate, g *handing)
 		handed bool
 	}
 	qs := make([]queued, 0, len(cands))
-	var made map[int]store.Twin            // the new twins, by candidate
 	book, err := readTwins(ctx, tx, cands) // commit.go
 	if err != nil {
 		return 0, err
 	}
+	var made map[int]store.Twin // the new twins, by candidate
 	for k, at := range order {
 		c := cands[at]
 		if c.twinID == 0 && made == nil {
 			// The new entities come last in the order: their twins in one
 			// statement (a backfill's page), after the existing ones.
-			if made, err = book.flushThen(ctx, tx, func() (map[int]store.Twin, error) { return newTwins(ctx, tx, cands, order[k:]) }); err != nil {
+			if made, err = book.newTwins(ctx, tx, cands, order[k:]); err != nil {
 				return 0, err
 			}
 		}
 		if c.unlink != 0 || c.relink != 0 {
-			if skip, err := book.relinking(ctx, tx, c); err != nil || skip {
-				if err != nil {
-					return 0, err
-				}
+			skip, err := book.relinking(ctx, tx, c)
+			if err != nil {
+				return 0, err
+			}
+			if skip {
 				continue
 			}
 		}
