@@ -463,8 +463,8 @@ func TestPoolWorkerKilledWhileIdle(t *testing.T) {
 // allowed heap growth in garbage (each piece dropped at once) is not a
 // memory bomb. The worker collects less often than Go's default
 // (workerGCPercent), and its garbage must still never look like growth to
-// the watchdog: with collection off, or a soft limit above the watchdog's,
-// this run fails with "script used too much memory".
+// the watchdog: with collection off this run fails with "script exceeded
+// its memory limit".
 func TestPoolGarbageIsNotGrowth(t *testing.T) {
 	if !MemoryLimited() {
 		t.Skip("workers have no address-space limit here (race detector or not Linux)")
