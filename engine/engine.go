@@ -106,7 +106,8 @@ type Engine struct {
 
 	wake     chan struct{}
 	hookWake chan struct{}
-	woken    wokenSystems // which systems' deliveries woke hookWake
+	woken    wokenSystems     // which systems' deliveries woke hookWake
+	handed   handedDeliveries // this process's own deliveries, claimed (hookhand.go)
 
 	state runState // for readiness
 

@@ -91,16 +91,35 @@ func (e *Engine) Hook(ctx context.Context, systemID int64, header http.Header, b
 		return HookResult{}, fmt.Errorf("system %d webhook: %w", systemID, err)
 	}
 	res := HookResult{Delivery: d.ID, Entities: len(ids)}
-	isNew, err := e.st.RecordDeliveryOnce(ctx, systemID, d.ID, ids, bodies, window)
-	if err != nil {
-		return res, err
-	}
+	isNew, err := e.recordDelivery(ctx, systemID, d.ID, ids, bodies, window)
 	res.Duplicate = !isNew
-	if isNew && len(ids) > 0 {
+	return res, err
+}
+
+// recordDelivery records a delivery and wakes the hook loop for it: handed
+// over in memory when it went in claimed by this process (hookhand.go),
+// else pending in the store for the loop's next claim.
+func (e *Engine) recordDelivery(ctx context.Context, systemID int64, id string, ids []string, bodies string, window time.Duration) (bool, error) {
+	if !e.handed.reserve() {
+		isNew, err := e.st.RecordDeliveryOnce(ctx, systemID, id, ids, bodies, window)
+		if err == nil && isNew && len(ids) > 0 {
+			e.woken.add(systemID)
+			e.wakeHooks()
+		}
+		return isNew, err
+	}
+	row, isNew, err := e.st.RecordDeliveryClaimed(ctx, systemID, id, ids, bodies, window, e.claim())
+	switch {
+	case err != nil || !isNew:
+		e.handed.unreserve()
+	case row.ID == 0: // went in unclaimed
+		e.handed.unreserve()
 		e.woken.add(systemID)
 		e.wakeHooks()
+	case e.handed.put(row):
+		e.wakeHooks()
 	}
-	return res, nil
+	return isNew, err
 }
 
 // maxEntityIDBytes bounds one entity id named by a webhook.
@@ -189,19 +208,20 @@ func (w *wokenSystems) add(id int64) {
 	w.mu.Unlock()
 }
 
-// anyOf empties the record and reports whether it named a system for
-// which ok is true.
+// anyOf reports whether the record names a system for which ok is true,
+// and removes those; the others (systems the loop is busy with) stay for
+// when their group ends.
 func (w *wokenSystems) anyOf(ok func(int64) bool) bool {
 	w.mu.Lock()
-	ids := w.ids
-	w.ids = nil
-	w.mu.Unlock()
-	for id := range ids {
+	defer w.mu.Unlock()
+	found := false
+	for id := range w.ids {
 		if ok(id) {
-			return true
+			delete(w.ids, id)
+			found = true
 		}
 	}
-	return false
+	return found
 }
 
 func (e *Engine) wakeHooks() {
@@ -644,81 +664,106 @@ func seenTimes(ents []connectors.Entity) map[string]time.Time {
 }
 
 // hookLoop processes deliveries when woken, and every second for retries.
-// Each system's claimed deliveries run in their own goroutine, and the next
-// claim passes the systems still busy: a delivery naming many entities of a
-// slow system delays only that system's later deliveries, never another's.
-// After a full page it goes on at once: a burst bigger than a page must not
-// wait for the next wake or tick (it once drained at 200 per second).
+// Deliveries this process received come handed over in memory (hookhand.go);
+// the store is claimed from when a woken system may have others there
+// (received unclaimed, or by another process), every second (retries,
+// lapsed claims) and while a claim fills a whole page.
 func (e *Engine) hookLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		busy = map[int64]bool{}
-	)
-	defer wg.Wait()
-	finished := make(chan struct{}, 1)
-	idle := func(sys int64) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return !busy[sys]
-	}
+	e.handed.setOpen(true)
+	defer e.handed.setOpen(false) // what is left stays claimed until Run releases its claims
+	g := hookGroups{e: e, ctx: ctx, busy: map[int64]bool{}, finished: make(chan struct{}, 1)}
+	defer g.wg.Wait()
 	for claim := true; ; {
-		if !claim { // woken only by deliveries of busy systems: claimed when they finish
+		g.launch(e.handed.take(g.idle))
+		if !claim {
 			select {
 			case <-ctx.Done():
 				return
 			case <-e.hookWake:
-				claim = e.woken.anyOf(idle)
+				claim = e.woken.anyOf(g.idle)
 			case <-t.C:
 				claim = true
-			case <-finished:
-				claim = true
+			case <-g.finished:
+				claim = e.woken.anyOf(g.idle)
 			}
 			continue
 		}
-		mu.Lock()
-		skip := make([]int64, 0, len(busy))
-		for sys := range busy {
-			skip = append(skip, sys)
-		}
-		mu.Unlock()
-		pending, err := e.claimDeliveries(ctx, skip)
+		pending, err := e.claimDeliveries(ctx, g.busyNow())
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("webhook deliveries", "err", err)
 		}
-		groups, order := bySystem(pending)
-		for _, sys := range order {
-			mu.Lock()
-			busy[sys] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				// Its transactions woke the worker for what they queued (handing.done).
-				if _, err := e.processGroup(ctx, sys, groups[sys]); err != nil && ctx.Err() == nil {
-					e.log.Error("webhook deliveries", "system", sys, "err", err)
-				}
-				mu.Lock()
-				delete(busy, sys)
-				mu.Unlock()
-				select {
-				case finished <- struct{}{}:
-				default:
-				}
-			}()
-		}
+		g.launch(bySystem(pending))
 		if err == nil && len(pending) >= hookPage {
 			continue
 		}
+		claim = false
 		select {
 		case <-ctx.Done():
 			return
 		case <-e.hookWake:
-			claim = e.woken.anyOf(idle)
+			claim = e.woken.anyOf(g.idle)
 		case <-t.C:
-		case <-finished: // its system's next deliveries may wait
+			claim = true
+		case <-g.finished:
+			claim = e.woken.anyOf(g.idle)
 		}
+	}
+}
+
+// hookGroups runs the hook loop's groups, one at a time per system.
+type hookGroups struct {
+	e        *Engine
+	ctx      context.Context
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	busy     map[int64]bool
+	finished chan struct{} // a group ended: its system's next deliveries may wait
+}
+
+func (g *hookGroups) idle(sys int64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.busy[sys]
+}
+
+func (g *hookGroups) busyNow() []int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]int64, 0, len(g.busy))
+	for sys := range g.busy {
+		out = append(out, sys)
+	}
+	return out
+}
+
+// launch processes each system's group in a goroutine of its own. A group
+// that did not finish every delivery marks its system woken: what failed
+// is pending in the store for the next claim.
+func (g *hookGroups) launch(groups map[int64][]store.WebhookDelivery, order []int64) {
+	for _, sys := range order {
+		g.mu.Lock()
+		g.busy[sys] = true
+		g.mu.Unlock()
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			// Its transactions woke the worker for what they queued (handing.done).
+			n, err := g.e.processGroup(g.ctx, sys, groups[sys])
+			if err != nil && g.ctx.Err() == nil {
+				g.e.log.Error("webhook deliveries", "system", sys, "err", err)
+			}
+			if err != nil || n < len(groups[sys]) {
+				g.e.woken.add(sys)
+			}
+			g.mu.Lock()
+			delete(g.busy, sys)
+			g.mu.Unlock()
+			select {
+			case g.finished <- struct{}{}:
+			default:
+			}
+		}()
 	}
 }

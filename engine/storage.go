@@ -67,6 +67,7 @@ type pollStore interface {
 	ClaimDeliveriesExcept(ctx context.Context, c store.Claim, limit int, release, busy []int64) ([]store.WebhookDelivery, error)
 	FinishDelivery(ctx context.Context, id int64, procErr error, maxAttempts int) error
 	RecordDeliveryOnce(ctx context.Context, systemID int64, deliveryID string, entityIDs []string, entities string, replayWindow time.Duration) (bool, error)
+	RecordDeliveryClaimed(ctx context.Context, systemID int64, deliveryID string, entityIDs []string, entities string, replayWindow time.Duration, c store.Claim) (store.WebhookDelivery, bool, error)
 }
 
 // peerStore is a peer link's side of a connection (peer.go): the link that

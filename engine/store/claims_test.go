@@ -748,3 +748,39 @@ func TestClaimReadsTheQueueInOrder(t *testing.T) {
 		})
 	}
 }
+
+// A delivery recorded for the process that takes it in itself goes in
+// claimed and comes back with its id: no other claimer takes it while the
+// claim holds, anyone does once it lapses (its process died), and a
+// duplicate comes back as no row. Rows that went in otherwise are pending
+// for any claimer, as before.
+func TestDeliveryRecordedClaimed(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			mine := f.claim("A", 0)
+			d, isNew, err := f.st.RecordDeliveryClaimed(f.ctx, f.sys[0], "d1", []string{"7"}, "", 0, mine)
+			if err != nil || !isNew || d.ID == 0 || d.SystemID != f.sys[0] || d.DeliveryID != "d1" || d.Status != store.DeliveryPending {
+				t.Fatalf("recorded: %+v new=%v %v; want a new pending row with its id", d, isNew, err)
+			}
+			if ids, err := d.IDs(); err != nil || !slices.Equal(ids, []string{"7"}) {
+				t.Fatalf("entity ids %v %v", ids, err)
+			}
+			again, isNew, err := f.st.RecordDeliveryClaimed(f.ctx, f.sys[0], "d1", []string{"7"}, "", 0, mine)
+			if err != nil || isNew || again.ID != 0 {
+				t.Fatalf("the duplicate: %+v new=%v %v; want no row", again, isNew, err)
+			}
+			if _, err := f.st.RecordDelivery(f.ctx, f.sys[0], "d2", []string{"8"}, ""); err != nil {
+				t.Fatal(err)
+			}
+			got, err := f.st.ClaimDeliveriesExcept(f.ctx, f.claim("B", time.Second), 10, nil, nil)
+			if err != nil || len(got) != 1 || got[0].DeliveryID != "d2" {
+				t.Fatalf("another claimer while the claim holds: %+v %v; want only d2", got, err)
+			}
+			got, err = f.st.ClaimDeliveriesExcept(f.ctx, f.claim("B", time.Minute), 10, nil, nil)
+			if err != nil || len(got) != 2 || got[0].ID != d.ID {
+				t.Fatalf("after the claim lapsed: %+v %v; want d1 (and d2, B's own lapsed too)", got, err)
+			}
+		})
+	}
+}

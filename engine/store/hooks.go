@@ -35,6 +35,8 @@ type WebhookDelivery struct {
 	ProcessedAt *time.Time `json:"processed_at,omitempty"`
 	// rearmBefore: see RecordDeliveryOnce (not a column).
 	rearmBefore time.Time
+	// claim: see RecordDeliveryClaimed (claimed_by and lease_until when set).
+	claim *Claim
 }
 
 // IDs decodes EntityIDs.
@@ -61,18 +63,37 @@ func (s *Store) RecordDelivery(ctx context.Context, systemID int64, deliveryID s
 // (reported as new) instead of being a duplicate: a replay window for
 // delivery ids derived from the body, which adds no row.
 func (s *Store) RecordDeliveryOnce(ctx context.Context, systemID int64, deliveryID string, entityIDs []string, entities string, replayWindow time.Duration) (bool, error) {
+	_, isNew, err := s.recordDelivery(ctx, systemID, deliveryID, entityIDs, entities, replayWindow, nil)
+	return isNew, err
+}
+
+// RecordDeliveryClaimed is RecordDeliveryOnce for the process that will
+// take the delivery in itself: a new row goes in already claimed by c and
+// comes back, its ID set, so that process needs no claim of its own (a
+// write transaction and a read in the webhook's way). The returned row's
+// ID is 0 when the row went in unclaimed (a batch that failed, each row
+// then inserted alone; or inside a transaction): it is then pending for
+// any claimer, as RecordDeliveryOnce leaves it. A claimed row its process
+// never takes (it died) is taken by others when the claim lapses.
+func (s *Store) RecordDeliveryClaimed(ctx context.Context, systemID int64, deliveryID string, entityIDs []string, entities string, replayWindow time.Duration, c Claim) (WebhookDelivery, bool, error) {
+	return s.recordDelivery(ctx, systemID, deliveryID, entityIDs, entities, replayWindow, &c)
+}
+
+func (s *Store) recordDelivery(ctx context.Context, systemID int64, deliveryID string, entityIDs []string, entities string, replayWindow time.Duration, c *Claim) (WebhookDelivery, bool, error) {
 	enc, err := json.Marshal(entityIDs)
 	if err != nil {
-		return false, err
+		return WebhookDelivery{}, false, err
 	}
 	d := WebhookDelivery{SystemID: systemID, DeliveryID: deliveryID, EntityIDs: string(enc), Entities: entities,
 		Status: DeliveryPending, ReceivedAt: s.now()}
 	if replayWindow > 0 {
 		d.rearmBefore = d.ReceivedAt.Add(-replayWindow)
 	}
-	if s.hooks == nil { // inside a transaction: the caller commits
-		return s.insertDelivery(ctx, &d)
+	if s.hooks == nil { // inside a transaction: the caller commits; unclaimed
+		isNew, err := s.insertDelivery(ctx, &d)
+		return WebhookDelivery{}, isNew, err
 	}
+	d.claim = c
 	return s.hooks.record(ctx, d)
 }
 
@@ -140,7 +161,7 @@ func newDeliveryCommitter(st *Store) *deliveryCommitter {
 	return &deliveryCommitter{st: st, full: make(chan struct{}, 1)}
 }
 
-func (c *deliveryCommitter) record(ctx context.Context, d WebhookDelivery) (bool, error) {
+func (c *deliveryCommitter) record(ctx context.Context, d WebhookDelivery) (WebhookDelivery, bool, error) {
 	p := &pendingDelivery{d: d, queued: time.Now(), done: make(chan struct{})}
 	c.mu.Lock()
 	c.queue = append(c.queue, p)
@@ -157,10 +178,16 @@ func (c *deliveryCommitter) record(ctx context.Context, d WebhookDelivery) (bool
 	c.mu.Unlock()
 	select {
 	case <-p.done:
-		return p.isNew, p.err
+		if !p.isNew || p.err != nil || p.d.ID == 0 || p.d.claim == nil {
+			return WebhookDelivery{}, p.isNew, p.err
+		}
+		out := p.d
+		out.rearmBefore, out.claim = time.Time{}, nil
+		return out, true, nil
 	case <-ctx.Done():
-		// The row may still be committed; a redelivery is then a duplicate.
-		return false, ctx.Err()
+		// The row may still be committed (claimed: taken by others when
+		// its claim lapses); a redelivery is then a duplicate.
+		return WebhookDelivery{}, false, ctx.Err()
 	}
 }
 
@@ -222,6 +249,7 @@ func (c *deliveryCommitter) commit(batch []*pendingDelivery) {
 	}
 	if err != nil {
 		for _, p := range batch {
+			p.d.ID = 0 // inserted alone: unclaimed, its id not read back
 			p.isNew, p.err = c.st.insertDelivery(ctx, &p.d)
 		}
 		return
@@ -266,17 +294,21 @@ func (s *Store) insertDeliveries(ctx context.Context, rows []*pendingDelivery) e
 		return nil
 	}
 	var q strings.Builder
-	q.WriteString(`INSERT INTO webhook_deliveries (system_id, delivery_id, entity_ids, entities, status, attempts, last_error, received_at) VALUES `)
-	args := make([]any, 0, 6*len(rows)+2)
+	q.WriteString(`INSERT INTO webhook_deliveries (system_id, delivery_id, entity_ids, entities, status, attempts, last_error, received_at, claimed_by, lease_until) VALUES `)
+	args := make([]any, 0, 8*len(rows)+2)
 	byKey := make(map[deliveryKey]*pendingDelivery, len(rows))
 	cutoff := rows[0].d.rearmBefore
 	for i, p := range rows {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(?, ?, ?, ?, ?, 0, '', ?)")
+		q.WriteString("(?, ?, ?, ?, ?, 0, '', ?, ?, ?)")
 		d := &p.d
-		args = append(args, d.SystemID, d.DeliveryID, d.EntityIDs, d.Entities, d.Status, d.ReceivedAt)
+		var by, until any // NULL: unclaimed
+		if d.claim != nil {
+			by, until = d.claim.By, d.claim.Until.UTC()
+		}
+		args = append(args, d.SystemID, d.DeliveryID, d.EntityIDs, d.Entities, d.Status, d.ReceivedAt, by, until)
 		byKey[deliveryKey{d.SystemID, d.DeliveryID}] = p
 		p.isNew = false
 		if d.rearmBefore.Before(cutoff) {
@@ -288,11 +320,12 @@ func (s *Store) insertDeliveries(ctx context.Context, rows []*pendingDelivery) e
 	} else {
 		q.WriteString(` ON CONFLICT (system_id, delivery_id) DO UPDATE SET
 			entity_ids = excluded.entity_ids, entities = excluded.entities, status = excluded.status, attempts = 0,
-			last_error = '', received_at = excluded.received_at, processed_at = NULL, claimed_by = NULL, lease_until = NULL
+			last_error = '', received_at = excluded.received_at, processed_at = NULL,
+			claimed_by = excluded.claimed_by, lease_until = excluded.lease_until
 		WHERE webhook_deliveries.status <> ? AND webhook_deliveries.received_at < ?`)
 		args = append(args, DeliveryPending, cutoff)
 	}
-	q.WriteString(" RETURNING system_id, delivery_id")
+	q.WriteString(" RETURNING id, system_id, delivery_id")
 	res, err := s.query(ctx, q.String(), args...)
 	if err != nil {
 		return wrap("record webhook deliveries", err)
@@ -300,11 +333,12 @@ func (s *Store) insertDeliveries(ctx context.Context, rows []*pendingDelivery) e
 	defer res.Close()
 	for res.Next() {
 		var k deliveryKey
-		if err := res.Scan(&k.system, &k.id); err != nil {
+		var id int64
+		if err := res.Scan(&id, &k.system, &k.id); err != nil {
 			return wrap("record webhook deliveries", err)
 		}
 		if p := byKey[k]; p != nil {
-			p.isNew = true
+			p.isNew, p.d.ID = true, id
 		}
 	}
 	return wrap("record webhook deliveries", res.Err())
