@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/duplexsync/duplex/engine/store"
 )
@@ -17,34 +18,37 @@ import (
 // in the store, unclaimed, and the loop claims it as before.
 //
 // The bound keeps the memory small and the wait short: a handed row is
-// claimed for a lease (Options.Lease), and one that waited past it could be
-// claimed by another process too. Rows of a system the loop is busy with
-// wait here for it, like a system's claimed deliveries.
+// claimed for a lease (Options.Lease). One that waited here past half of it
+// is not taken from memory: it is released at the loop's next claim and
+// claimed from the store like any other, so its claim cannot lapse while
+// it waits here and another process take it too. Rows of a system the loop
+// is busy with wait here for it, like a system's claimed deliveries.
 type handedDeliveries struct {
 	mu       sync.Mutex
-	open     bool                              // the hook loop is running
-	slots    int                               // reserved or queued
-	bySystem map[int64][]store.WebhookDelivery // queued, oldest first
+	open     bool               // the hook loop is running
+	slots    int                // reserved or queued
+	bySystem map[int64][]handed // queued, oldest first
+}
+
+type handed struct {
+	d        store.WebhookDelivery
+	takeFrom time.Time // taken from memory until then (half of its lease)
 }
 
 // handedMax bounds the deliveries reserved or queued: two pages.
 const handedMax = 2 * hookPage
 
 // setOpen opens the queue when the hook loop starts and closes it when the
-// loop ends; it returns what was queued (claimed rows nobody will take: the
-// engine releases its claims when it stops).
-func (h *handedDeliveries) setOpen(open bool) []store.WebhookDelivery {
+// loop ends, forgetting what was queued (the engine releases its claims when
+// it stops: they are pending for the next run or another process).
+func (h *handedDeliveries) setOpen(open bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.open = open
-	var left []store.WebhookDelivery
 	if !open {
-		for _, ds := range h.bySystem {
-			left = append(left, ds...)
-		}
 		h.bySystem = nil
+		h.slots = 0
 	}
-	return left
 }
 
 // reserve takes a slot for a delivery about to be recorded, or reports that
@@ -69,7 +73,7 @@ func (h *handedDeliveries) unreserve() {
 // put queues a delivery recorded in a reserved slot. It reports false when
 // the loop stopped meanwhile (the row stays claimed until the engine
 // releases its claims, or its lease lapses).
-func (h *handedDeliveries) put(d store.WebhookDelivery) bool {
+func (h *handedDeliveries) put(d store.WebhookDelivery, takeBy time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.open {
@@ -77,37 +81,47 @@ func (h *handedDeliveries) put(d store.WebhookDelivery) bool {
 		return false
 	}
 	if h.bySystem == nil {
-		h.bySystem = map[int64][]store.WebhookDelivery{}
+		h.bySystem = map[int64][]handed{}
 	}
-	h.bySystem[d.SystemID] = append(h.bySystem[d.SystemID], d)
+	h.bySystem[d.SystemID] = append(h.bySystem[d.SystemID], handed{d: d, takeFrom: takeBy})
 	return true
 }
 
 // take removes up to hookPage queued deliveries of each system for which
 // idle is true, and returns them by system, systems in order of their
-// oldest delivery (as bySystem orders claimed ones).
-func (h *handedDeliveries) take(idle func(int64) bool) (map[int64][]store.WebhookDelivery, []int64) {
+// oldest delivery (as bySystem orders claimed ones). Those it finds past
+// their time in memory it removes and returns as stale.
+func (h *handedDeliveries) take(idle func(int64) bool, now time.Time) (groups map[int64][]store.WebhookDelivery, order []int64, stale []store.WebhookDelivery) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var groups map[int64][]store.WebhookDelivery
-	var order []int64
-	for sys, ds := range h.bySystem {
+	for sys, q := range h.bySystem {
 		if !idle(sys) {
 			continue
 		}
-		n := min(len(ds), hookPage)
+		n := min(len(q), hookPage)
+		var ds []store.WebhookDelivery
+		for _, x := range q[:n] {
+			if now.After(x.takeFrom) {
+				stale = append(stale, x.d)
+			} else {
+				ds = append(ds, x.d)
+			}
+		}
+		if n == len(q) {
+			delete(h.bySystem, sys)
+		} else {
+			h.bySystem[sys] = q[n:]
+		}
+		h.slots -= n
+		if len(ds) == 0 {
+			continue
+		}
 		if groups == nil {
 			groups = map[int64][]store.WebhookDelivery{}
 		}
-		groups[sys] = ds[:n:n]
-		if n == len(ds) {
-			delete(h.bySystem, sys)
-		} else {
-			h.bySystem[sys] = ds[n:]
-		}
-		h.slots -= n
+		groups[sys] = ds
 		order = append(order, sys)
 	}
 	slices.SortFunc(order, func(a, b int64) int { return cmp.Compare(groups[a][0].ID, groups[b][0].ID) })
-	return groups, order
+	return groups, order, stale
 }

@@ -108,7 +108,8 @@ func (e *Engine) recordDelivery(ctx context.Context, systemID int64, id string, 
 		}
 		return isNew, err
 	}
-	row, isNew, err := e.st.RecordDeliveryClaimed(ctx, systemID, id, ids, bodies, window, e.claim())
+	c := e.claim()
+	row, isNew, err := e.st.RecordDeliveryClaimed(ctx, systemID, id, ids, bodies, window, c)
 	switch {
 	case err != nil || !isNew:
 		e.handed.unreserve()
@@ -116,10 +117,27 @@ func (e *Engine) recordDelivery(ctx context.Context, systemID int64, id string, 
 		e.handed.unreserve()
 		e.woken.add(systemID)
 		e.wakeHooks()
-	case e.handed.put(row):
+	case e.handed.put(row, c.Now.Add(c.Until.Sub(c.Now)/2)):
 		e.wakeHooks()
 	}
 	return isNew, err
+}
+
+// takeHanded takes the handed deliveries of idle systems; those that
+// waited too long in memory are released at the next claim and claimed
+// from the store (hookhand.go).
+func (e *Engine) takeHanded(idle func(int64) bool) (map[int64][]store.WebhookDelivery, []int64) {
+	groups, order, stale := e.handed.take(idle, e.opts.Now())
+	if len(stale) > 0 {
+		ids := make([]int64, len(stale))
+		for i, d := range stale {
+			ids[i] = d.ID
+			e.woken.add(d.SystemID)
+		}
+		e.releaseDeliveries(ids)
+		e.wakeHooks()
+	}
+	return groups, order
 }
 
 // maxEntityIDBytes bounds one entity id named by a webhook.
@@ -676,7 +694,7 @@ func (e *Engine) hookLoop(ctx context.Context) {
 	g := hookGroups{e: e, ctx: ctx, busy: map[int64]bool{}, finished: make(chan struct{}, 1)}
 	defer g.wg.Wait()
 	for claim := true; ; {
-		g.launch(e.handed.take(g.idle))
+		g.launch(e.takeHanded(g.idle))
 		if !claim {
 			select {
 			case <-ctx.Done():
