@@ -115,3 +115,60 @@ func TestAddIntentConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// A create's answer waits a little for an intent to share its commit (they
+// come one after the other under a stream of creates), and does not wait
+// longer than that when none comes.
+func TestCreatedAnswerSharesTheNextIntentsCommit(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newClaimFixture(t, b.Open(t))
+			intent := func(i int) *store.Intent {
+				tw, err := f.st.EnsureTwin(f.ctx, f.conn.ID, store.SideA, fmt.Sprint("e", i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return &store.Intent{TwinID: tw.ID, EventID: int64(100 + i), ConnectionID: f.conn.ID, SystemID: f.sys[1],
+					Side: store.SideB, Action: "create", CorrelationKey: fmt.Sprint("k", i), Expected: `{"f":{}}`, Partial: true, Comments: "[]", Echo: true}
+			}
+			first := intent(1)
+			if err := f.st.AddIntent(f.ctx, first); err != nil {
+				t.Fatal(err)
+			}
+			second := intent(2)
+			store.SetCreatedLinger(f.st, time.Minute)
+			answered := make(chan error, 1)
+			commits := f.st.Stats().Commits.Load()
+			go func() {
+				answered <- f.st.IntentCreated(f.ctx, first.ID, first.TwinID, store.SideB, "new1", `{"f":{"a":1}}`)
+			}()
+			select {
+			case err := <-answered:
+				t.Fatalf("the answer was committed alone (%v), before any intent came", err)
+			case <-time.After(100 * time.Millisecond):
+			}
+			if err := f.st.AddIntent(f.ctx, second); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-answered; err != nil {
+				t.Fatal(err)
+			}
+			if got := f.st.Stats().Commits.Load() - commits; got != 1 {
+				t.Errorf("%d commits for an answer and the intent after it, want 1", got)
+			}
+			tw, err := f.st.TwinsByID(f.ctx, []int64{first.TwinID})
+			if err != nil || tw[first.TwinID] == nil || tw[first.TwinID].EntityID(store.SideB) != "new1" {
+				t.Fatalf("twin after the answer: %+v %v", tw[first.TwinID], err)
+			}
+
+			store.SetCreatedLinger(f.st, 50*time.Millisecond)
+			start := time.Now()
+			if err := f.st.IntentCreated(f.ctx, first.ID, first.TwinID, store.SideB, "new1", `{"f":{"a":1}}`); err != nil {
+				t.Fatal(err)
+			}
+			if waited := time.Since(start); waited < 50*time.Millisecond || waited > 10*time.Second {
+				t.Errorf("an answer with no intent coming was committed after %v, want after its linger (50 ms)", waited)
+			}
+		})
+	}
+}

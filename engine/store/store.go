@@ -159,7 +159,7 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s.hooks = newDeliveryCommitter(s)
-	s.intents = &intentCommitter{st: s}
+	s.intents = newIntentCommitter(s)
 	if dialect == migrations.SQLite && !inMemory(dsn) {
 		if s.reads, err = openReads(ctx, dsn); err != nil {
 			_ = sqlDB.Close()
