@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
 )
 
@@ -117,4 +119,59 @@ func FuzzFastDecoders(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string) {
 		checkDecoders(t, in)
 	})
+}
+
+// decodeEntities gives what encoding/json gave before its fast path
+// (fastEntities), values and errors, and the fast path gives up on what it
+// does not take as is (comments, wrong types, bad times) rather than
+// reading it differently.
+func TestDecodeEntitiesAsBefore(t *testing.T) {
+	ref := func(s string) (map[string]*connectors.Entity, error) {
+		var list []connectors.Entity
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.UseNumber()
+		if err := dec.Decode(&list); err != nil {
+			return nil, err
+		}
+		out := map[string]*connectors.Entity{}
+		for i := range list {
+			ent := &list[i]
+			if ent.Fields == nil {
+				ent.Fields = map[string]any{}
+			}
+			ent.Fields = normalizeNumbers(ent.Fields).(map[string]any)
+			if cur := out[ent.ID]; cur == nil || !ent.UpdatedAt.Before(cur.UpdatedAt) {
+				out[ent.ID] = ent
+			}
+		}
+		return out, nil
+	}
+	fast := 0
+	for _, in := range []string{
+		`[]`,
+		`[{"id":"1","fields":{"a":1,"b":1.5,"c":"x\u00e9","d":[1,{"e":null}],"f":true},"updated_at":"2026-12-07T10:11:12.123456789Z"}]`,
+		`[{"id":"1","key":"K-1","url":"http://x","type":"t","updated_by":"ann","deleted":true,"fields":null,"updated_at":"2026-12-07T10:11:12+02:00"}]`,
+		`[{"id":"1","fields":{"n":12345678901234567890}},{"id":"1","fields":{"n":2},"updated_at":"2026-12-07T10:11:12Z"}]`,
+		`[{"id":"2","fields":{},"updated_at":"2026-12-07T10:11:12Z"},{"id":"2","fields":{"x":1},"updated_at":"2026-12-07T10:11:11Z"}]`,
+		`[{"id":"1","fields":{},"comments":[{"id":"c","body":"hi","created_at":"2026-12-07T10:11:12Z"}]}]`,
+		`[{"id":1,"fields":{}}]`,
+		`[{"id":"1","fields":[]}]`,
+		`[{"id":"1","updated_at":"yesterday"}]`,
+		`[{"id":"1","updated_at":"2026-12-07 10:11:12"}]`,
+		`[{"id":"1","deleted":"yes"}]`,
+		`[{"id":"1","other":{"x":1}}]`,
+		`{"id":"1"}`, `[`, `[{"id":"1"}] x`, `null`,
+	} {
+		want, wantErr := ref(in)
+		got, err := decodeEntities(store.WebhookDelivery{Entities: in})
+		if (err != nil) != (wantErr != nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %+v %v\nwant %+v %v", in, got, err, want, wantErr)
+		}
+		if _, ok := fastEntities(in); ok {
+			fast++
+		}
+	}
+	if fast < 5 {
+		t.Errorf("the fast path took %d of the inputs, want the 5 it handles", fast)
+	}
 }

@@ -650,11 +650,13 @@ func decodeEntities(d store.WebhookDelivery) (map[string]*connectors.Entity, err
 	if d.Entities == "" {
 		return nil, nil
 	}
-	var list []connectors.Entity
-	dec := json.NewDecoder(strings.NewReader(d.Entities))
-	dec.UseNumber() // integers stay exact, as decodeObject reads stored fields
-	if err := dec.Decode(&list); err != nil {
-		return nil, fmt.Errorf("delivery %d entities: %w", d.ID, err)
+	list, ok := fastEntities(d.Entities)
+	if !ok {
+		dec := json.NewDecoder(strings.NewReader(d.Entities))
+		dec.UseNumber() // integers stay exact, as decodeObject reads stored fields
+		if err := dec.Decode(&list); err != nil {
+			return nil, fmt.Errorf("delivery %d entities: %w", d.ID, err)
+		}
 	}
 	out := make(map[string]*connectors.Entity, len(list))
 	for i := range list {

@@ -166,9 +166,7 @@ func (s *Store) dueEvents(ctx context.Context, now time.Time, limit int, busy Bu
 // first, of connection conn (0: of every connection).
 func (s *Store) dueEventsOf(ctx context.Context, now time.Time, limit int, except []int64, conn int64) ([]claimRow, error) {
 	q, args := s.dueQuery(now, limit, except, conn)
-	var rows []claimRow
-	err := s.q(ctx).Raw(q, args...).Scan(&rows).Error
-	return rows, wrap("claim events", err)
+	return s.queryClaimRows(ctx, q, args...)
 }
 
 // dueQuery is dueEventsOf's statement and its arguments.
@@ -183,18 +181,19 @@ func (s *Store) dueQuery(now time.Time, limit int, except []int64, conn int64) (
 			from = "sync_events e INDEXED BY sync_events_conn_queue"
 		}
 	}
-	// Only non-empty lists: "NOT IN ()" is invalid, and gorm's
-	// "NOT IN (NULL)" would match nothing.
+	// Only non-empty lists: "NOT IN ()" is invalid.
 	where, args := "", []any(nil)
 	if len(except) > 0 {
-		where += " AND e.id NOT IN ?"
-		args = append(args, except)
+		where += " AND e.id NOT IN (" + placeholders(len(except)) + ")"
+		for _, id := range except {
+			args = append(args, id)
+		}
 	}
 	if conn != 0 {
 		where += " AND e.connection_id = ?"
 		args = append(args, conn)
 	}
-	return `SELECT e.* FROM ` + from + `
+	return `SELECT ` + eventColumns + ` FROM ` + from + `
 		WHERE e.status = ? AND e.next_attempt_at <= ?
 		  AND (e.lease_until IS NULL OR e.lease_until <= ?)
 		  AND EXISTS (SELECT 1 FROM connections c WHERE c.id = e.connection_id AND c.active)

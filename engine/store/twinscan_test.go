@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -79,6 +80,68 @@ func TestTwinReadsMatchGorm(t *testing.T) {
 			}
 			if _, err := st.TwinBy(ctx, c.ID, store.SideA, "none"); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("missing twin: %v", err)
+			}
+		})
+	}
+}
+
+// The claim's raw read of events gives what gorm's read of the same rows
+// gives, every nullable column set in one and empty in the other, and
+// names a lapsed claim's holder (a takeover).
+func TestClaimedEventsMatchGorm(t *testing.T) {
+	for _, b := range testdb.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			st := b.Open(t)
+			c := newConnection(t, st)
+			c.Active = true
+			if err := st.DB().Model(&c).Update("active", true).Error; err != nil {
+				t.Fatal(err)
+			}
+			past := time.Date(2026, 12, 6, 10, 11, 12, 13000000, time.UTC)
+			str := func(s string) *string { return &s }
+			var evs []store.SyncEvent
+			for i, full := range []bool{true, false} {
+				tw, err := st.EnsureTwin(ctx, c.ID, store.SideA, fmt.Sprint(i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ev := store.SyncEvent{ConnectionID: c.ID, TwinID: tw.ID, Direction: store.AToB, SourceID: fmt.Sprint(i),
+					Replica: `{"t":"é"}`, Status: store.StatusQueued, NextAttemptAt: past, Attempts: 2, TotalAttempts: 3,
+					LastError: "boom", Log: "line", CreatedAt: past, UpdatedAt: past.Add(time.Second)}
+				if full {
+					at := past.Add(-time.Minute)
+					ev.Action, ev.Previous, ev.SourceFields, ev.SourceUpdatedAt = "delete", str(`{"t":"a"}`), str(`{"f":{}}`), &at
+					ev.Conflicts, ev.Resolution, ev.UnlinkedPair, ev.Partial = str(`[]`), str(`{}`), str("twin 7"), str(`{"applied":[]}`)
+				}
+				evs = append(evs, ev)
+			}
+			if err := st.InsertEvents(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now().UTC()
+			got, takeovers, err := st.ClaimEventsExcept(ctx, store.Claim{By: "p", Now: now, Until: now.Add(time.Minute)}, 10, nil, store.Busy{})
+			if err != nil || len(got) != 2 || takeovers != 0 {
+				t.Fatalf("claim: %d events, %d takeovers, %v", len(got), takeovers, err)
+			}
+			for _, ev := range got {
+				want, err := st.GetEvent(ctx, ev.ID) // gorm
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(ev, want) {
+					t.Errorf("claimed event %d:\n%+v\nwant\n%+v", ev.ID, ev, want)
+				}
+			}
+			if got[0].Previous == nil || got[0].SourceUpdatedAt == nil || got[0].Partial == nil || got[1].Previous != nil {
+				t.Errorf("nullable columns: %+v / %+v", got[0], got[1])
+			}
+			if st.Shared() { // a lapsed claim of another process: taken over
+				later := now.Add(2 * time.Minute)
+				_, takeovers, err = st.ClaimEventsExcept(ctx, store.Claim{By: "q", Now: later, Until: later.Add(time.Minute)}, 10, nil, store.Busy{})
+				if err != nil || takeovers != 2 {
+					t.Errorf("takeover: %d %v; want 2", takeovers, err)
+				}
 			}
 		})
 	}
