@@ -49,8 +49,9 @@ type applyRun struct {
 	// this event wrote (intent.go, ownAgreed)
 	ownAgreed bool
 	// write
-	found bool // a create found by its correlation key (or resumed)
-	out   outcome
+	toIntent bool // counted in Engine.toIntent until its intent is recorded
+	found    bool // a create found by its correlation key (or resumed)
+	out      outcome
 	// attach
 	added    []connectors.Comment
 	relinked []connectors.Comment // Duplex's comments the retry found in place
@@ -83,6 +84,9 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 	if ev.Action == actionDelete {
 		return e.applyDelete(ctx, p, &r.twin, r.ev, r.dst)
 	}
+	e.toIntent.Add(1)
+	r.toIntent = true
+	defer e.pastIntent(r)
 	if err := e.prepare(ctx, r); err != nil {
 		return outcome{}, nil, err
 	}
@@ -243,6 +247,7 @@ func (e *Engine) write(ctx context.Context, r *applyRun) (*store.Twin, error) {
 	key := r.key
 	intent, err := e.recordIntent(ctx, r.p, &r.twin, r.ev, r.dst, write{first: r.first, resumed: r.resumed, key: key,
 		base: r.base, local: r.local.Fields, agreed: r.agreed, changes: r.changes, add: add, files: r.files.count()})
+	e.pastIntent(r)
 	if err != nil {
 		return nil, err
 	}
@@ -459,4 +464,15 @@ func (e *Engine) mergeFor(ctx context.Context, r *applyRun) (map[string]any, []C
 	}
 	patch, conflicts := merge(mi)
 	return patch, conflicts, nil
+}
+
+// pastIntent counts r out of the events on their way to an intent (its
+// intent is recorded, or it ends without one): a create's answer waits a
+// little for an intent to share its commit only while some are
+// (store.IntentCreated).
+func (e *Engine) pastIntent(r *applyRun) {
+	if r.toIntent {
+		r.toIntent = false
+		e.toIntent.Add(-1)
+	}
 }

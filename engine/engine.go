@@ -120,6 +120,7 @@ type Engine struct {
 	writes      writeBatches                     // batchwrite.go
 	intentSweep atomic.Int64                     // when a record last removed old intents (UnixNano; settleIntents)
 	reread      atomic.Int64                     // entities read again before intake (stale.go)
+	toIntent    atomic.Int64                     // events applying that have not recorded their intent (apply.go)
 }
 
 type systemState struct {

@@ -243,7 +243,7 @@ func (e *Engine) noteCreated(ctx context.Context, in *store.Intent, twin *store.
 		return e.st.SetTwinEntityID(ctx, twin.ID, dst, local.ID)
 	}
 	in.EntityID, in.Expected, in.Partial = local.ID, enc, false
-	return e.st.IntentCreated(ctx, in.ID, twin.ID, dst, local.ID, enc)
+	return e.st.IntentCreated(ctx, in.ID, twin.ID, dst, local.ID, enc, e.toIntent.Load() > 0)
 }
 
 // settleIntents removes, in the record's transaction, the intents of the

@@ -50,7 +50,7 @@ type twinStore interface {
 // intentStore is the creates the engine has announced before making them.
 type intentStore interface {
 	AddIntent(ctx context.Context, in *store.Intent) error
-	IntentCreated(ctx context.Context, intentID, twinID int64, side store.Side, entityID, expected string) error
+	IntentCreated(ctx context.Context, intentID, twinID int64, side store.Side, entityID, expected string, intentsComing bool) error
 	OpenIntents(ctx context.Context, systemID int64, since time.Time) ([]store.Intent, error)
 	PendingCreate(ctx context.Context, twinID int64, side store.Side) (*store.Intent, error)
 	IntentsOfEvent(ctx context.Context, eventID int64, side store.Side) ([]store.Intent, error)

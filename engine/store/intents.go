@@ -68,7 +68,11 @@ func (s *Store) AddIntent(ctx context.Context, in *Intent) error {
 // of any change, and at a steady stream each would otherwise be a commit
 // of its own between two intents' (about half the store's commits under a
 // stream of creates). An intent never waits: it takes the answers queued
-// with it.
+// with it. Answers wait only when their callers say intents are coming
+// (other writes under way that have not recorded theirs): where none is
+// (one batch at a time: its intents, its writes, then its answers; or
+// lanes full of events waiting for their answers) a wait would only
+// delay them.
 type intentCommitter struct {
 	st      *Store
 	mu      sync.Mutex
@@ -81,6 +85,7 @@ type intentCommitter struct {
 type pendingIntent struct {
 	in      *Intent  // an intent to insert, or
 	created *created // a create's answer to note (IntentCreated)
+	coming  bool     // the answer's caller expects intents soon
 	queued  time.Time
 	err     error
 	done    chan struct{}
@@ -141,7 +146,7 @@ func (c *intentCommitter) run() {
 			c.mu.Unlock()
 			return
 		}
-		if wait := c.linger - time.Since(c.queue[0].queued); wait > 0 && n < intentGroupMax && answersOnly(c.queue) {
+		if wait := c.linger - time.Since(c.queue[0].queued); wait > 0 && n < intentGroupMax && answersWaiting(c.queue) {
 			c.mu.Unlock()
 			t := time.NewTimer(wait)
 			select {
@@ -192,10 +197,11 @@ func (c *intentCommitter) commit(group []*pendingIntent) {
 	}
 }
 
-// answersOnly reports whether a queue holds creates' answers only.
-func answersOnly(q []*pendingIntent) bool {
+// answersWaiting reports whether a queue holds creates' answers only, each
+// expecting intents soon.
+func answersWaiting(q []*pendingIntent) bool {
 	for _, p := range q {
-		if p.in != nil {
+		if p.in != nil || !p.coming {
 			return false
 		}
 	}
@@ -405,12 +411,16 @@ func (s *Store) insertIntents(ctx context.Context, ins []*Intent) error {
 // PostgreSQL. Committed like the intents (relaxIntentCommit): a kill of
 // Duplex finds them; a crash of the database server may lose the last ones,
 // and then the retried create is found by its correlation key, as before.
-func (s *Store) IntentCreated(ctx context.Context, intentID, twinID int64, side Side, entityID, expected string) error {
+//
+// intentsComing: the caller expects intents soon (other writes are under
+// way); the answer then waits up to createdLinger for one to share its
+// commit (intentCommitter).
+func (s *Store) IntentCreated(ctx context.Context, intentID, twinID int64, side Side, entityID, expected string, intentsComing bool) error {
 	c := &created{intentID: intentID, twinID: twinID, side: side, entityID: entityID, expected: expected}
 	if s.intents == nil { // a Store bound to a transaction: part of it
 		return s.writeIntentGroup(ctx, []*pendingIntent{{created: c}})
 	}
-	return s.intents.wait(ctx, &pendingIntent{created: c, done: make(chan struct{})})
+	return s.intents.wait(ctx, &pendingIntent{created: c, coming: intentsComing, done: make(chan struct{})})
 }
 
 // OpenIntents lists the unsettled intents on a system recorded since the

@@ -87,7 +87,7 @@ func TestAddIntentConcurrent(t *testing.T) {
 						errs <- nil
 						return
 					}
-					errs <- f.st.IntentCreated(f.ctx, ins[i].ID, twins[i], side(i), fmt.Sprint("new", i), fmt.Sprintf(`{"f":{"c":%d}}`, i))
+					errs <- f.st.IntentCreated(f.ctx, ins[i].ID, twins[i], side(i), fmt.Sprint("new", i), fmt.Sprintf(`{"f":{"c":%d}}`, i), true)
 				}()
 			}
 			for range ins {
@@ -117,8 +117,9 @@ func TestAddIntentConcurrent(t *testing.T) {
 }
 
 // A create's answer waits a little for an intent to share its commit (they
-// come one after the other under a stream of creates), and does not wait
-// longer than that when none comes.
+// come one after the other under a stream of creates) when its caller
+// expects one, not longer than that when none comes, and not at all when
+// its caller expects none.
 func TestCreatedAnswerSharesTheNextIntentsCommit(t *testing.T) {
 	for _, b := range testdb.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
@@ -137,11 +138,12 @@ func TestCreatedAnswerSharesTheNextIntentsCommit(t *testing.T) {
 			}
 			second := intent(2)
 			store.SetCreatedLinger(f.st, time.Minute)
+			answer := func(coming bool) error {
+				return f.st.IntentCreated(f.ctx, first.ID, first.TwinID, store.SideB, "new1", `{"f":{"a":1}}`, coming)
+			}
 			answered := make(chan error, 1)
 			commits := f.st.Stats().Commits.Load()
-			go func() {
-				answered <- f.st.IntentCreated(f.ctx, first.ID, first.TwinID, store.SideB, "new1", `{"f":{"a":1}}`)
-			}()
+			go func() { answered <- answer(true) }()
 			select {
 			case err := <-answered:
 				t.Fatalf("the answer was committed alone (%v), before any intent came", err)
@@ -161,9 +163,16 @@ func TestCreatedAnswerSharesTheNextIntentsCommit(t *testing.T) {
 				t.Fatalf("twin after the answer: %+v %v", tw[first.TwinID], err)
 			}
 
-			store.SetCreatedLinger(f.st, 50*time.Millisecond)
 			start := time.Now()
-			if err := f.st.IntentCreated(f.ctx, first.ID, first.TwinID, store.SideB, "new1", `{"f":{"a":1}}`); err != nil {
+			if err := answer(false); err != nil {
+				t.Fatal(err)
+			}
+			if waited := time.Since(start); waited >= time.Minute/2 {
+				t.Errorf("an answer whose caller expects no intent waited %v", waited)
+			}
+			store.SetCreatedLinger(f.st, 50*time.Millisecond)
+			start = time.Now()
+			if err := answer(true); err != nil {
 				t.Fatal(err)
 			}
 			if waited := time.Since(start); waited < 50*time.Millisecond || waited > 10*time.Second {
