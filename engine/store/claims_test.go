@@ -781,6 +781,14 @@ func TestDeliveryRecordedClaimed(t *testing.T) {
 			if err != nil || len(got) != 2 || got[0].ID != d.ID {
 				t.Fatalf("after the claim lapsed: %+v %v; want d1 (and d2, B's own lapsed too)", got, err)
 			}
+			// The sender gone before the commit: the claimed row still comes
+			// back, to be handed over (else it would wait for its lease).
+			gone, cancel := context.WithCancel(f.ctx)
+			cancel()
+			d3, isNew, err := f.st.RecordDeliveryClaimed(gone, f.sys[0], "d3", []string{"9"}, "", 0, mine)
+			if err != nil || !isNew || d3.ID == 0 {
+				t.Fatalf("recorded for a sender that left: %+v new=%v %v; want the row", d3, isNew, err)
+			}
 		})
 	}
 }

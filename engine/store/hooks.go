@@ -176,6 +176,14 @@ func (c *deliveryCommitter) record(ctx context.Context, d WebhookDelivery) (Webh
 		go c.run()
 	}
 	c.mu.Unlock()
+	cancel := ctx.Done()
+	if d.claim != nil {
+		// Claimed for this process: its answer is awaited whatever ctx
+		// says (the commit is bounded by the busy timeout), so the row is
+		// handed over even when the sender left; a claimed row nobody
+		// took would wait for its lease.
+		cancel = nil
+	}
 	select {
 	case <-p.done:
 		if !p.isNew || p.err != nil || p.d.ID == 0 || p.d.claim == nil {
@@ -184,9 +192,8 @@ func (c *deliveryCommitter) record(ctx context.Context, d WebhookDelivery) (Webh
 		out := p.d
 		out.rearmBefore, out.claim = time.Time{}, nil
 		return out, true, nil
-	case <-ctx.Done():
-		// The row may still be committed (claimed: taken by others when
-		// its claim lapses); a redelivery is then a duplicate.
+	case <-cancel:
+		// The row may still be committed; a redelivery is then a duplicate.
 		return WebhookDelivery{}, false, ctx.Err()
 	}
 }
