@@ -14,9 +14,12 @@ import { AlertsLink, AlertsView } from "./views/alerts";
 import "./style.css";
 
 function useRoute(): Route {
-  const [route, setRoute] = useState(() => parseRoute(location.hash));
+  const [at, setAt] = useState(() => ({ hash: location.hash, route: parseRoute(location.hash) }));
   useEffect(() => {
-    let current = location.hash;
+    // From the hash the first render showed: a change between that render
+    // and this effect (a link followed at once, on a slow machine) fired
+    // no listener of ours, and is taken in below.
+    let current = at.hash;
     const onChange = () => {
       if (location.hash === current) return;
       // Leaving a connection with unsaved scripts asks first; tabs of the same connection keep drafts.
@@ -28,9 +31,10 @@ function useRoute(): Route {
         return;
       }
       current = location.hash;
-      setRoute(to);
+      setAt({ hash: current, route: to });
     };
     addEventListener("hashchange", onChange);
+    onChange();
     const beforeUnload = (e: BeforeUnloadEvent) => {
       if (hasUnsaved()) {
         e.preventDefault();
@@ -43,7 +47,7 @@ function useRoute(): Route {
       removeEventListener("beforeunload", beforeUnload);
     };
   }, []);
-  return route;
+  return at.route;
 }
 
 // The account and team pages are a chunk of their own: most visits never open them.
