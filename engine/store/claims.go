@@ -117,6 +117,17 @@ type claimRow struct {
 	ClaimedBy *string
 }
 
+// queuedConnsSQL lists the connections with queued events, each with its
+// oldest: a loose index scan, one seek each, through sync_events_conn_queue.
+const queuedConnsSQL = `WITH RECURSIVE s(c) AS (
+			SELECT MIN(connection_id) FROM sync_events WHERE status = ` + queuedSQL + `
+			UNION ALL
+			SELECT (SELECT MIN(w.connection_id) FROM sync_events w WHERE w.status = ` + queuedSQL + ` AND w.connection_id > s.c)
+			FROM s WHERE s.c IS NOT NULL)
+		SELECT s.c AS queue_key,
+		       (SELECT MIN(w.id) FROM sync_events w WHERE w.status = ` + queuedSQL + ` AND w.connection_id = s.c) AS first_id
+		FROM s WHERE s.c IS NOT NULL`
+
 // dueEvents reads up to limit due events but busy's, oldest first: one
 // query, or with busy connections one per other connection (as
 // pendingDeliveries): "connection_id NOT IN (busy)" walked every queued
@@ -126,14 +137,7 @@ func (s *Store) dueEvents(ctx context.Context, now time.Time, limit int, busy Bu
 		return s.dueEventsOf(ctx, now, limit, busy.Events, 0)
 	}
 	var conns []queueHead
-	if err := s.q(ctx).Raw(`WITH RECURSIVE s(c) AS (
-			SELECT MIN(connection_id) FROM sync_events WHERE status = ?
-			UNION ALL
-			SELECT (SELECT MIN(w.connection_id) FROM sync_events w WHERE w.status = ? AND w.connection_id > s.c)
-			FROM s WHERE s.c IS NOT NULL)
-		SELECT s.c AS queue_key,
-		       (SELECT MIN(w.id) FROM sync_events w WHERE w.status = ? AND w.connection_id = s.c) AS first_id
-		FROM s WHERE s.c IS NOT NULL`, StatusQueued, StatusQueued, StatusQueued).Scan(&conns).Error; err != nil {
+	if err := s.q(ctx).Raw(queuedConnsSQL).Scan(&conns).Error; err != nil {
 		return nil, wrap("claim events", err)
 	}
 	skip := make(map[int64]bool, len(busy.Connections))
@@ -194,14 +198,14 @@ func (s *Store) dueQuery(now time.Time, limit int, except []int64, conn int64) (
 		args = append(args, conn)
 	}
 	return `SELECT ` + eventColumns + ` FROM ` + from + `
-		WHERE e.status = ? AND e.next_attempt_at <= ?
+		WHERE e.status = ` + queuedSQL + ` AND e.next_attempt_at <= ?
 		  AND (e.lease_until IS NULL OR e.lease_until <= ?)
 		  AND EXISTS (SELECT 1 FROM connections c WHERE c.id = e.connection_id AND c.active)
 		  AND NOT EXISTS (SELECT 1 FROM sync_events p
 		                  WHERE p.twin_id = e.twin_id AND p.status = ?
 		                    AND (p.id < e.id OR p.lease_until > ?))` + where + `
 		ORDER BY e.id LIMIT ?` + s.skipLocked("e"),
-		append(append([]any{StatusQueued, now, now, StatusQueued, now}, args...), limit)
+		append(append([]any{now, now, StatusQueued, now}, args...), limit)
 }
 
 // ExplainClaim returns the database's plan for a claim of limit events
@@ -209,25 +213,37 @@ func (s *Store) dueQuery(now time.Time, limit int, except []int64, conn int64) (
 // EXPLAIN, one line per row; SQLite: EXPLAIN QUERY PLAN). For diagnosing a
 // slow queue, and for the test that the claim reads the queue in order.
 func (s *Store) ExplainClaim(ctx context.Context, now time.Time, limit int) (string, error) {
+	q, args := s.dueQuery(now.UTC(), limit, nil, 0)
+	return s.explain(ctx, "", q, args...)
+}
+
+// explain returns the database's plan for q, planned as a claim
+// transaction plans it after the statement set (if any), one line per row
+// of the plan.
+func (s *Store) explain(ctx context.Context, set, q string, args ...any) (string, error) {
 	var lines []string
 	errDone := errors.New("explained")
 	err := s.Tx(ctx, func(tx *Store) error {
 		if err := tx.claimSettings(ctx); err != nil {
 			return err
 		}
-		q, args := tx.dueQuery(now.UTC(), limit, nil, 0)
+		if set != "" {
+			if err := tx.q(ctx).Exec(set).Error; err != nil {
+				return wrap("explain", err)
+			}
+		}
 		explain := "EXPLAIN "
 		if tx.dialect == migrations.SQLite {
 			explain = "EXPLAIN QUERY PLAN "
 		}
 		rows, err := tx.q(ctx).Raw(explain+q, args...).Rows()
 		if err != nil {
-			return wrap("explain claim", err)
+			return wrap("explain", err)
 		}
 		defer rows.Close()
 		cols, err := rows.Columns()
 		if err != nil {
-			return wrap("explain claim", err)
+			return wrap("explain", err)
 		}
 		for rows.Next() {
 			vals := make([]any, len(cols))
@@ -236,12 +252,12 @@ func (s *Store) ExplainClaim(ctx context.Context, now time.Time, limit int) (str
 				ptrs[i] = &vals[i]
 			}
 			if err := rows.Scan(ptrs...); err != nil {
-				return wrap("explain claim", err)
+				return wrap("explain", err)
 			}
 			lines = append(lines, fmt.Sprint(vals[len(vals)-1]))
 		}
 		if err := rows.Err(); err != nil {
-			return wrap("explain claim", err)
+			return wrap("explain", err)
 		}
 		return errDone // read only: roll back
 	})
@@ -378,19 +394,27 @@ type queueHead struct {
 	FirstID  int64
 }
 
+// pendingSystemsSQL lists the systems with pending deliveries, each with
+// its oldest (as queuedConnsSQL); pendingOfSystemSQL reads one system's.
+const (
+	pendingSystemsSQL = `WITH RECURSIVE s(sys) AS (
+			SELECT MIN(system_id) FROM webhook_deliveries WHERE status = ` + pendingSQL + `
+			UNION ALL
+			SELECT (SELECT MIN(w.system_id) FROM webhook_deliveries w WHERE w.status = ` + pendingSQL + ` AND w.system_id > s.sys)
+			FROM s WHERE s.sys IS NOT NULL)
+		SELECT s.sys AS queue_key,
+		       (SELECT MIN(w.id) FROM webhook_deliveries w WHERE w.status = ` + pendingSQL + ` AND w.system_id = s.sys) AS first_id
+		FROM s WHERE s.sys IS NOT NULL`
+	pendingOfSystemSQL = `SELECT d.* FROM webhook_deliveries d
+			WHERE d.status = ` + pendingSQL + ` AND d.system_id = ? AND (d.lease_until IS NULL OR d.lease_until <= ?)
+			ORDER BY d.id LIMIT ?`
+)
+
 // pendingDeliveries reads up to limit unclaimed pending deliveries of the
 // systems not in busy, oldest first (see ClaimDeliveriesExcept).
 func (s *Store) pendingDeliveries(ctx context.Context, now time.Time, limit int, busy []int64) ([]WebhookDelivery, error) {
-	// A loose index scan: the next system after the last, one seek each.
 	var systems []queueHead
-	if err := s.q(ctx).Raw(`WITH RECURSIVE s(sys) AS (
-			SELECT MIN(system_id) FROM webhook_deliveries WHERE status = ?
-			UNION ALL
-			SELECT (SELECT MIN(w.system_id) FROM webhook_deliveries w WHERE w.status = ? AND w.system_id > s.sys)
-			FROM s WHERE s.sys IS NOT NULL)
-		SELECT s.sys AS queue_key,
-		       (SELECT MIN(w.id) FROM webhook_deliveries w WHERE w.status = ? AND w.system_id = s.sys) AS first_id
-		FROM s WHERE s.sys IS NOT NULL`, DeliveryPending, DeliveryPending, DeliveryPending).Scan(&systems).Error; err != nil {
+	if err := s.q(ctx).Raw(pendingSystemsSQL).Scan(&systems).Error; err != nil {
 		return nil, wrap("claim deliveries", err)
 	}
 	skip := make(map[int64]bool, len(busy))
@@ -409,9 +433,7 @@ func (s *Store) pendingDeliveries(ctx context.Context, now time.Time, limit int,
 			break
 		}
 		var got []WebhookDelivery
-		if err := s.q(ctx).Raw(`SELECT d.* FROM webhook_deliveries d
-			WHERE d.status = ? AND d.system_id = ? AND (d.lease_until IS NULL OR d.lease_until <= ?)
-			ORDER BY d.id LIMIT ?`+s.skipLocked("d"), DeliveryPending, p.QueueKey, now, limit).Scan(&got).Error; err != nil {
+		if err := s.q(ctx).Raw(pendingOfSystemSQL+s.skipLocked("d"), p.QueueKey, now, limit).Scan(&got).Error; err != nil {
 			return nil, wrap("claim deliveries", err)
 		}
 		out = append(out, got...)

@@ -351,10 +351,14 @@ func (s *Store) insertDeliveries(ctx context.Context, rows []*pendingDelivery) e
 	return wrap("record webhook deliveries", res.Err())
 }
 
+// pendingDeliveriesSQL reads the oldest pending deliveries
+// (webhook_deliveries_pending).
+const pendingDeliveriesSQL = `SELECT * FROM webhook_deliveries WHERE status = ` + pendingSQL + ` ORDER BY id LIMIT ?`
+
 // PendingDeliveries returns deliveries waiting to be processed, oldest first.
 func (s *Store) PendingDeliveries(ctx context.Context, limit int) ([]WebhookDelivery, error) {
 	var out []WebhookDelivery
-	err := s.q(ctx).Where("status = ?", DeliveryPending).Order("id").Limit(limit).Find(&out).Error
+	err := s.q(ctx).Raw(pendingDeliveriesSQL, limit).Scan(&out).Error
 	return out, wrap("pending deliveries", err)
 }
 

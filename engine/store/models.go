@@ -75,6 +75,16 @@ const (
 	StatusConflict = "conflict" // waits for a person to choose (manual conflict policy)
 )
 
+// The waiting statuses as SQL literals. The queue's partial indexes
+// (migration 00032) hold only these rows, and a planner can use one only
+// when the query names the same value: PostgreSQL's generic plan of a
+// prepared statement cannot see a bound parameter's value, and SQLite's
+// INDEXED BY is checked before any value is bound.
+const (
+	queuedSQL  = "'" + StatusQueued + "'"
+	pendingSQL = "'" + DeliveryPending + "'"
+)
+
 // System is one configured instance of an external tool.
 type System struct {
 	ID             int64  `gorm:"primaryKey" json:"id"`

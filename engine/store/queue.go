@@ -510,9 +510,9 @@ func (s *Store) asStored(ev *SyncEvent) {
 // one waits for a retry. A paused connection's events wait in the queue.
 func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int) ([]SyncEvent, error) {
 	// Hot path (every worker round): read the queue in id order through
-	// sync_events_queue and stop at limit. SQLite's planner would take
-	// sync_events_due (status, next_attempt_at) and sort every due event of
-	// a long queue by id for each batch, so it is told which index to use.
+	// sync_events_queue and stop at limit. SQLite's planner once took an
+	// index on (status, next_attempt_at) and sorted every due event of a
+	// long queue by id for each batch, so it is told which index to use.
 	from := "sync_events e"
 	if s.dialect == migrations.SQLite {
 		from += " INDEXED BY sync_events_queue"
@@ -525,13 +525,6 @@ func (s *Store) DueEvents(ctx context.Context, now time.Time, limit int) ([]Sync
 		                  WHERE p.twin_id = e.twin_id AND p.status = ? AND p.id < e.id)
 		ORDER BY e.id LIMIT ?`, StatusQueued, now.UTC(), StatusQueued, limit).Scan(&out).Error
 	return out, wrap("due events", err)
-}
-
-// NextDue reports when the earliest queued event becomes due (zero if none).
-func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
-	var ev SyncEvent
-	err := s.q(ctx).Where("status = ?", StatusQueued).Order("next_attempt_at").Limit(1).Find(&ev).Error
-	return ev.NextAttemptAt, wrap("next due", err)
 }
 
 // SaveEvent writes an event's status, attempts (both counts), error and log.
