@@ -234,6 +234,7 @@ type intakeStep struct {
 	prevOf    int64          // the twin whose last sent replica previous is (0: none decoded)
 	fields    string         // the entity's state, encoded once for the echo check and the event
 	fieldsErr error
+	encoded   bool // fields and fieldsErr are set
 }
 
 func (in *intakeStep) triggerMeta(p *plan) scripting.Meta {
@@ -264,7 +265,31 @@ func (e *Engine) intakeHead(p *plan, side store.Side, ent connectors.Entity, twi
 		in.c.deleted = true
 		return in, true, true
 	}
+	// An echo of Duplex's own write ends before the trigger (a crossing to
+	// the script workers for every write Duplex makes), unless the trigger's
+	// answer could unlink it: a linked entity's match matters only for
+	// on_unmatch=unlink on its origin side (intakeMatched).
+	if in.hasTwin && in.twin.Hash(side) != "" && !(p.options.OnUnmatch == "unlink" && in.twin.Origin == side) {
+		in.encode(ent)
+		if in.echo(side) {
+			return in, true, false
+		}
+	}
 	return in, false, false
+}
+
+// encode encodes ent's state once, for the echo check and the event.
+func (in *intakeStep) encode(ent connectors.Entity) {
+	if !in.encoded {
+		in.fields, in.fieldsErr = snapshotOf(ent).encode()
+		in.encoded = true
+	}
+}
+
+// echo reports whether the encoded state is what Duplex itself last wrote
+// to (or read from) side.
+func (in *intakeStep) echo(side store.Side) bool {
+	return in.hasTwin && in.twin.Hash(side) != "" && in.fieldsErr == nil && in.twin.Hash(side) == textDigest(in.fields)
 }
 
 // intakeMatched takes the trigger's answer: done=true ends the intake with
@@ -292,8 +317,8 @@ func (e *Engine) intakeMatched(ctx context.Context, p *plan, in *intakeStep, ent
 		return true, true
 	}
 	// Encoded once: the echo check's hash (contentHash) and the event's source state.
-	in.fields, in.fieldsErr = snapshotOf(ent).encode()
-	if in.hasTwin && in.twin.Hash(side) != "" && in.fieldsErr == nil && in.twin.Hash(side) == textDigest(in.fields) {
+	in.encode(ent)
+	if in.echo(side) {
 		return true, c.relink != 0 // an echo of what Duplex itself wrote (a remembered pair is still restored)
 	}
 	if in.hasTwin {

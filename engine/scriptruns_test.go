@@ -13,10 +13,21 @@ import (
 	"github.com/duplexsync/duplex/scripting"
 )
 
-// countingScripts counts the outgoing and incoming script runs.
+// countingScripts counts the outgoing and incoming script runs, and the
+// trigger's by side.
 type countingScripts struct {
 	engine.Scripts
-	out, in atomic.Int64
+	out, in        atomic.Int64
+	matchA, matchB atomic.Int64
+}
+
+func (c *countingScripts) Match(ctx context.Context, t *scripting.Trigger, vars map[string]any, meta scripting.Meta) (bool, error) {
+	if meta.Side == string(store.SideA) {
+		c.matchA.Add(1)
+	} else {
+		c.matchB.Add(1)
+	}
+	return c.Scripts.Match(ctx, t, vars, meta)
 }
 
 func (c *countingScripts) Outgoing(ctx context.Context, s *scripting.Script, entity, previous map[string]any, meta scripting.Meta) (scripting.OutgoingResult, error) {
@@ -82,5 +93,30 @@ func TestOneScriptPassPerChange(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEchoRunsNoTrigger: Duplex's own write, read back from the system it
+// wrote to, ends at the echo check without evaluating that side's trigger
+// (in production a crossing to the script workers for every write Duplex
+// makes). A support edit is written to its issue, and the poll of the
+// issues reads that write back: side b's trigger ran once for it before.
+// TestEchoEndsBeforeTheTrigger has the case that still runs it.
+func TestEchoRunsNoTrigger(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	runs := &countingScripts{Scripts: f.runner}
+	f.runner = runs
+	f.eng = f.newEngine()
+	f.settle()
+	runs.matchA.Store(0)
+	runs.matchB.Store(0)
+	f.exec(f.support, "UPDATE tickets SET subject = 'Checkout fails again' WHERE id = 1")
+	time.Sleep(settle)
+	f.settle()
+	if got := f.one(f.eng2, "SELECT title FROM issues WHERE id = ?", f.issueOf("1")); got != "Checkout fails again" {
+		t.Fatalf("issue title %q: the edit was not written", got)
+	}
+	if a, b := runs.matchA.Load(), runs.matchB.Load(); a != 1 || b != 0 {
+		t.Fatalf("trigger runs: side a %d, side b %d; want 1 (the person's edit) and 0 (Duplex's write read back)", a, b)
 	}
 }
