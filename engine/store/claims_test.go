@@ -794,10 +794,9 @@ func TestDeliveryRecordedClaimed(t *testing.T) {
 }
 
 // TestQueueReadsUseThePartialIndexes: the queue's indexes hold only
-// queued events and pending deliveries (migration 00032); every read that
-// claims or looks ahead must still be served by one, on both stores, and
-// the finished rows (most of a long-running store) must stay out of what
-// the reads return.
+// queued events and pending deliveries (migration 00032); every claim's
+// read must still be served by one, on both stores, and the finished rows
+// (most of a long-running store) must stay out of what the reads return.
 func TestQueueReadsUseThePartialIndexes(t *testing.T) {
 	for _, b := range testdb.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
@@ -812,17 +811,14 @@ func TestQueueReadsUseThePartialIndexes(t *testing.T) {
 					queued = append(queued, id)
 				}
 			}
-			// The rest is history: done, and due before the queued ones.
-			for _, q := range []string{
-				`UPDATE sync_events SET status = 'done', next_attempt_at = ? WHERE id NOT IN ?`,
-				`UPDATE webhook_deliveries SET status = 'done' WHERE delivery_id NOT IN ('d49', 'd99', 'd149')`,
-				`ANALYZE`,
+			// The rest is history.
+			db := f.st.DB()
+			for _, err := range []error{
+				db.Exec(`UPDATE sync_events SET status = 'done' WHERE id NOT IN ?`, queued).Error,
+				db.Exec(`UPDATE webhook_deliveries SET status = 'done' WHERE delivery_id NOT IN ('d49', 'd99', 'd149')`).Error,
+				db.Exec(`ANALYZE`).Error,
 			} {
-				var args []any
-				if strings.Contains(q, "?") {
-					args = []any{f.now.Add(-time.Hour), queued}
-				}
-				if err := f.st.DB().Exec(q, args...).Error; err != nil {
+				if err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -830,16 +826,16 @@ func TestQueueReadsUseThePartialIndexes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for index, plan := range plans {
+			for _, p := range plans {
 				// SQLite's planner is told or takes the index; PostgreSQL's
 				// picks among those that can serve the read by cost, and
 				// with sequential scans off shows one only where none can.
-				bad := !strings.Contains(plan, strings.TrimSpace(index))
+				bad := !strings.Contains(p.Plan, p.Index)
 				if b.Name != "sqlite" {
-					bad = strings.Contains(plan, "Seq Scan") || strings.Contains(plan, "Sort")
+					bad = strings.Contains(p.Plan, "Seq Scan") || strings.Contains(p.Plan, "Sort")
 				}
 				if bad {
-					t.Errorf("a read that %s should serve is not served by an index:\n%s", index, plan)
+					t.Errorf("a read that %s should serve is not served by an index:\n%s", p.Index, p.Plan)
 				}
 			}
 

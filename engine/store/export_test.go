@@ -15,35 +15,39 @@ func SetCreatedLinger(s *Store, d time.Duration) {
 	s.intents.mu.Unlock()
 }
 
-// QueueReadPlans returns the database's plan of each read that the queue's
-// partial indexes (migration 00032) serve, by the index it should use (a
-// trailing space tells two reads of one index apart). On PostgreSQL
-// sequential scans are off for the plan: its planner takes one on tables
-// this small, and what is asked is whether the index can serve the read.
-func QueueReadPlans(ctx context.Context, s *Store, now time.Time) (map[string]string, error) {
-	type read struct {
-		q    string
-		args []any
-	}
+// QueuePlan is the database's plan of one read, with the index that
+// should serve it.
+type QueuePlan struct {
+	Index, Plan string
+}
+
+// QueueReadPlans returns the plans of the reads that the queue's partial
+// indexes (migration 00032) serve. On PostgreSQL sequential scans are off
+// for the plan: its planner takes one on tables this small, and what is
+// asked is whether the index can serve the read.
+func QueueReadPlans(ctx context.Context, s *Store, now time.Time) ([]QueuePlan, error) {
 	claimOne, claimArgs := s.dueQuery(now, 50, nil, 1)
-	reads := map[string]read{
-		"sync_events_conn_queue":             {claimOne, claimArgs},
-		"sync_events_conn_queue ":            {queuedConnsSQL, nil},
-		"webhook_deliveries_pending":         {pendingDeliveriesSQL, []any{50}},
-		"webhook_deliveries_system_pending":  {pendingSystemsSQL, nil},
-		"webhook_deliveries_system_pending ": {pendingOfSystemSQL + s.skipLocked("d"), []any{1, now, 50}},
+	reads := []struct {
+		index, q string
+		args     []any
+	}{
+		{"sync_events_conn_queue", claimOne, claimArgs},
+		{"sync_events_conn_queue", queuedConnsSQL, nil},
+		{"webhook_deliveries_pending", pendingDeliveriesSQL, []any{50}},
+		{"webhook_deliveries_system_pending", pendingSystemsSQL, nil},
+		{"webhook_deliveries_system_pending", pendingOfSystemSQL + s.skipLocked("d"), []any{1, now, 50}},
 	}
 	set := ""
 	if s.dialect == migrations.Postgres {
 		set = "SET LOCAL enable_seqscan = off"
 	}
-	out := map[string]string{}
-	for name, r := range reads {
+	out := make([]QueuePlan, 0, len(reads))
+	for _, r := range reads {
 		plan, err := s.explain(ctx, set, r.q, r.args...)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, fmt.Errorf("%s: %w", r.index, err)
 		}
-		out[name] = plan
+		out = append(out, QueuePlan{Index: r.index, Plan: plan})
 	}
 	return out, nil
 }
