@@ -685,3 +685,31 @@ func TestAClaimTakenOverDuringTheWriteIsCounted(t *testing.T) {
 		})
 	}
 }
+
+// An editor's trigger that fails at run time fails the changes people make
+// on its side, not Duplex's own writes read back from there: before the
+// echo check came first, every write Duplex made to engineering's issues
+// came back as a failed event ("trigger: …") in the error list.
+func TestBrokenTriggerFailsNoEcho(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	f.settle()
+	if _, err := f.st.SaveScript(f.ctx, f.conn.ID, store.SideB, store.KindTrigger, `int(title) > 0`, "editor"); err != nil {
+		t.Fatal(err)
+	}
+	f.eng = f.newEngine()
+	f.exec(f.support, "UPDATE tickets SET subject = 'Checkout fails again' WHERE id = 1")
+	time.Sleep(settle)
+	f.settle() // fails on any failed event
+	if got := f.one(f.eng2, "SELECT title FROM issues WHERE id = ?", f.issueOf("1")); got != "Checkout fails again" {
+		t.Fatalf("issue title %q: the edit was not written", got)
+	}
+	f.exec(f.eng2, "UPDATE issues SET state = 'in_progress' WHERE id = ?", f.issueOf("1"))
+	time.Sleep(settle)
+	for i := 0; i < 5; i++ {
+		f.cycle()
+	}
+	evs, err := f.st.ListEvents(f.ctx, store.EventFilter{Status: store.StatusFailed})
+	if err != nil || len(evs) != 1 || !strings.Contains(evs[0].LastError, "trigger") {
+		t.Fatalf("failed events %+v %v; want one, the engineer's edit, failed by the trigger", evs, err)
+	}
+}
