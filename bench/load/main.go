@@ -61,6 +61,7 @@ var (
 	pprofAddr = flag.String("pprof", "", "serve pprof from the duplex process on this loopback address (DUPLEX_PPROF)")
 	keep      = flag.Bool("keep", false, "keep the work directory")
 	maxDrain  = flag.Duration("drain", 60*time.Second, "how long to wait for Duplex to apply what it accepted")
+	dumpPaced = flag.String("dump-paced", "", "write each change of Duplex's paced phase to this file: seq, sent (ms after the phase began), latency (ms)")
 )
 
 const secretText = "hush"
@@ -678,6 +679,22 @@ func (w *watcher) latencies(s *sender, from, to int64) (out []time.Duration, mis
 	return out, missing
 }
 
+// dump writes the changes [from, to) as lines of seq, sent and latency (ms),
+// to see when in a phase the slow ones happen.
+func (w *watcher) dump(path string, s *sender, from, to int64) error {
+	var b strings.Builder
+	t0 := atomic.LoadInt64(&s.sent[from])
+	fmt.Fprintf(&b, "# phase began at %s\n", s.t0.Add(time.Duration(t0)).Format(time.RFC3339Nano))
+	for q := from; q < to; q++ {
+		a, sent := atomic.LoadInt64(&w.arrived[q]), atomic.LoadInt64(&s.sent[q])
+		if a == 0 || sent == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "%d %.1f %.2f\n", q, float64(sent-t0)/1e6, float64(a-sent)/1e6)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
 // waitFor waits until n changes arrived, or nothing arrived for quiet, or max.
 func (w *watcher) waitFor(n int64, quiet, max time.Duration) {
 	deadline := time.Now().Add(max)
@@ -765,6 +782,9 @@ func runDuplex(work string) report {
 	pf, pt, pans, sentRate := s.paced(*rate, *dur/2)
 	w.waitFor(before+(pt-pf), 3*time.Second, *maxDrain)
 	pl, pmissing := w.latencies(s, pf, pt)
+	if *dumpPaced != "" {
+		check(w.dump(*dumpPaced, s, pf, pt))
+	}
 	r.paced, r.pacedSent = latOf(pl), sentRate
 	r.extra = append(r.extra, fmt.Sprintf("webhook answer at %d/s: %v", *rate, latOf(pans)))
 	if pmissing > 0 {
