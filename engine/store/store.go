@@ -46,6 +46,7 @@ type Store struct {
 	// many connections), for an in-memory SQLite, and in a Store bound to
 	// a transaction (which reads through the transaction).
 	reads *sql.DB
+	ckpt  *checkpointer // SQLite file: the WAL checkpoints, off the writing connection
 }
 
 // PostgreSQL connections kept open between uses, and for how long an unused
@@ -165,6 +166,11 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 			_ = sqlDB.Close()
 			return nil, fmt.Errorf("open store: %w", err)
 		}
+		if s.ckpt, err = startCheckpointer(ctx, sqlDB, dsn); err != nil {
+			_ = s.reads.Close()
+			_ = sqlDB.Close()
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -233,6 +239,7 @@ func (s *Store) DB() *gorm.DB { return s.db }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.ckpt.close()
 	if s.reads != nil {
 		_ = s.reads.Close()
 	}
