@@ -31,7 +31,7 @@ type checkpointer struct {
 const (
 	ckptEvery    = 50 * time.Millisecond // while the log grows
 	ckptIdle     = time.Second           // the longest wait, when nothing was committed
-	ckptFallback = 8000                  // pages (32 MB of log with 4 KB pages): the writer's wal_autocheckpoint
+	ckptFallback = 8000                  // pages (about 33 MB of log with 4 KB pages): the writer's wal_autocheckpoint
 )
 
 // startCheckpointer moves the checkpoints of the SQLite file at dsn off the
