@@ -23,7 +23,8 @@ import (
 // and the log starts over only after a complete one).
 type checkpointer struct {
 	db   *sql.DB
-	stop chan struct{}
+	ctx  context.Context // ends at close: a checkpoint under way is interrupted
+	stop context.CancelFunc
 	done sync.WaitGroup
 	last int // log pages copied, as the last checkpoint reported them
 }
@@ -52,7 +53,8 @@ func startCheckpointer(ctx context.Context, w *sql.DB, dsn string) (*checkpointe
 		_ = db.Close()
 		return nil, err
 	}
-	c := &checkpointer{db: db, stop: make(chan struct{})}
+	c := &checkpointer{db: db}
+	c.ctx, c.stop = context.WithCancel(context.Background())
 	c.done.Add(1)
 	go c.run()
 	return c, nil
@@ -67,7 +69,7 @@ func (c *checkpointer) run() {
 	defer t.Stop()
 	for {
 		select {
-		case <-c.stop:
+		case <-c.ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -86,7 +88,7 @@ func (c *checkpointer) run() {
 // meanwhile.
 func (c *checkpointer) checkpoint() bool {
 	var busy, logPages, copied int
-	err := c.db.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logPages, &copied)
+	err := c.db.QueryRowContext(c.ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logPages, &copied)
 	if err != nil {
 		return true
 	}
@@ -99,7 +101,7 @@ func (c *checkpointer) close() {
 	if c == nil {
 		return
 	}
-	close(c.stop)
+	c.stop()
 	c.done.Wait()
 	_ = c.db.Close()
 }
