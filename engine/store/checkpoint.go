@@ -97,11 +97,13 @@ func (c *checkpointer) checkpoint() bool {
 	return work
 }
 
+// close stops the checkpointer; a second call (Store.Close twice, as
+// server's TestHealthz does) is a no-op.
 func (c *checkpointer) close() {
 	if c == nil {
 		return
 	}
 	c.stop()
 	c.done.Wait()
-	_ = c.db.Close()
+	_ = c.db.Close() // sql.DB.Close is safe to repeat
 }
