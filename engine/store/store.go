@@ -18,6 +18,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/duplexsync/duplex/internal/dberr"
+	"github.com/duplexsync/duplex/internal/sqlitewal"
 	"github.com/duplexsync/duplex/migrations"
 )
 
@@ -46,7 +47,7 @@ type Store struct {
 	// many connections), for an in-memory SQLite, and in a Store bound to
 	// a transaction (which reads through the transaction).
 	reads *sql.DB
-	ckpt  *checkpointer // SQLite file: the WAL checkpoints, off the writing connection
+	ckpt  *sqlitewal.Checkpointer // SQLite file: the WAL checkpoints, off the writing connection
 }
 
 // PostgreSQL connections kept open between uses, and for how long an unused
@@ -166,7 +167,13 @@ func Connect(ctx context.Context, dsn string) (*Store, error) {
 			_ = sqlDB.Close()
 			return nil, fmt.Errorf("open store: %w", err)
 		}
-		if s.ckpt, err = startCheckpointer(ctx, sqlDB, dsn); err != nil {
+		// The store's one connection: the pragma holds for it (one that
+		// database/sql might open in its place would checkpoint as SQLite
+		// does by default, which is only slower).
+		if _, err = sqlDB.ExecContext(ctx, sqlitewal.FallbackPragma); err == nil {
+			s.ckpt, err = sqlitewal.Start(ctx, dsn)
+		}
+		if err != nil {
 			_ = s.reads.Close()
 			_ = sqlDB.Close()
 			return nil, fmt.Errorf("open store: %w", err)
@@ -239,7 +246,7 @@ func (s *Store) DB() *gorm.DB { return s.db }
 
 // Close closes the database.
 func (s *Store) Close() error {
-	s.ckpt.close()
+	s.ckpt.Close()
 	if s.reads != nil {
 		_ = s.reads.Close()
 	}
