@@ -3,7 +3,6 @@ package sqlconn
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -14,10 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib" // also registers the "pgx" database/sql driver
-	"github.com/mattn/go-sqlite3"
 
 	"github.com/duplexsync/duplex/connectors"
-	"github.com/duplexsync/duplex/internal/sqlitewal"
 )
 
 // sqliteTime is how SQLite stores the updated and created columns: UTC,
@@ -122,15 +119,7 @@ func (d dialect) open(dsn string, dial connectors.DialFunc) (*sql.DB, error) {
 func (d dialect) openPool(dsn string, dial connectors.DialFunc) (*sql.DB, error) {
 	switch d {
 	case sqlite:
-		// Every connection of the pool checkpoints by itself only past
-		// sqlitewal.FallbackPages: the connector's checkpointer copies the
-		// log beside its writes (New, sqlitewal). A setting of these
-		// connections, not of the file.
-		d := &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
-			_, err := c.Exec(sqlitewal.FallbackPragma, nil)
-			return err
-		}}
-		return sql.OpenDB(sqliteConnector{d: d, dsn: sqliteDSN(dsn)}), nil
+		return sql.Open("sqlite3", sqliteDSN(dsn))
 	case postgres:
 		if dial == nil {
 			return sql.Open("pgx", dsn)
@@ -168,22 +157,6 @@ func (d dialect) openPool(dsn string, dial connectors.DialFunc) (*sql.DB, error)
 		}
 		return sql.OpenDB(connector), nil
 	}
-}
-
-// sqliteConnector opens the pool's connections with its driver's
-// connect hook, without registering a driver name for it.
-type sqliteConnector struct {
-	d   *sqlite3.SQLiteDriver
-	dsn string
-}
-
-func (c sqliteConnector) Connect(context.Context) (driver.Conn, error) { return c.d.Open(c.dsn) }
-func (c sqliteConnector) Driver() driver.Driver                        { return c.d }
-
-// checkpointed reports whether the connector checkpoints a SQLite DSN's
-// file itself: a file it may write, not one in memory or opened read-only.
-func checkpointed(dsn string) bool {
-	return !strings.Contains(dsn, ":memory:") && !strings.Contains(dsn, "mode=memory") && !strings.Contains(dsn, "mode=ro")
 }
 
 // sqliteDSN adds a busy timeout, WAL, foreign keys and a statement cache to a mattn DSN that

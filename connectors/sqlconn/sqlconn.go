@@ -35,7 +35,6 @@ import (
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
-	"github.com/duplexsync/duplex/internal/sqlitewal"
 )
 
 // Kind is the connector kind this package implements, for the registry.
@@ -139,7 +138,6 @@ type conn struct {
 	// notFoundHint is the advice a missing row's error carries.
 	notFoundHint string
 	settle       time.Duration
-	ckpt         *sqlitewal.Checkpointer // a SQLite file's checkpoints (nil otherwise)
 }
 
 // New builds a "sql" connector from cfg; it is a connectors.Factory.
@@ -187,15 +185,6 @@ func New(ctx context.Context, cfg connectors.Config) (connectors.Connector, erro
 		if err := checkOpened(ctx, cfg.Guard, db); err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("sqlconn %s: %w", cfg.Name, err)
-		}
-	}
-	if c.d == sqlite && checkpointed(s.DSN) {
-		// The checkpoints of the target's file, beside the connector's
-		// writes (sqlitewal): its log's copy into the file no longer
-		// stops a write (every 300 ms at 1,000 creates/s, make bench).
-		if c.ckpt, err = sqlitewal.Start(ctx, sqliteDSN(s.DSN)); err != nil {
-			_ = db.Close()
-			return nil, fmt.Errorf("sqlconn %s: %w: checkpointer: %w", cfg.Name, connectors.ErrUnavailable, err)
 		}
 	}
 	if err := c.prepare(ctx, s); err != nil {
@@ -863,10 +852,9 @@ func (c *conn) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// Close releases the statements, the checkpointer and the pool.
+// Close releases the statements and the pool.
 func (c *conn) Close() error {
 	c.st.close()
-	c.ckpt.Close()
 	if c.db == nil {
 		return nil
 	}

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/duplexsync/duplex/connectors"
-	"github.com/duplexsync/duplex/internal/sqlitewal"
 )
 
 // The suite runs against every backend: SQLite always, PostgreSQL and
@@ -1057,37 +1056,5 @@ func TestServerPoolKeepsItsConnections(t *testing.T) {
 				t.Fatalf("connections closed after use: %d, open: %d (want 0 closed, %d open)", st.MaxIdleClosed, st.OpenConnections, width)
 			}
 		})
-	}
-}
-
-// The target file's log is copied into it beside the connector's writes:
-// 300 creates of about a page each (well under SQLite's own 1,000-page
-// checkpoint) reach the file while the connector is open, and each of its
-// connections checkpoints by itself only past sqlitewal.FallbackPages.
-// Without the checkpointer the pages stay in the log until the last
-// connection closes.
-func TestSQLiteCheckpointsBesideTheWrites(t *testing.T) {
-	f := newFixture(t, backends[0])
-	size := func() int64 {
-		fi, err := os.Stat(f.dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fi.Size()
-	}
-	before := size()
-	for i := 0; i < 300; i++ {
-		f.create(t, strings.Repeat("x", 3000))
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for size() < before+800_000 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the target file stayed at %d bytes (%d before the creates): its log was not copied", size(), before)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	var pages int
-	if err := f.conn.(*conn).db.QueryRow("PRAGMA wal_autocheckpoint").Scan(&pages); err != nil || pages != sqlitewal.FallbackPages {
-		t.Fatalf("the connector's connection checkpoints at %d pages (%v), not %d", pages, err, sqlitewal.FallbackPages)
 	}
 }
