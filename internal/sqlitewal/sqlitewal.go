@@ -5,8 +5,9 @@
 // checkpoints. By default the connection whose commit takes the log past
 // 1,000 pages does it, inside that commit: the copy and two fsyncs (8–10 ms
 // on this project's machines), every 70–90 ms at 1,000 changes/s for the
-// store, every 300 ms for a sql connector's target. Everything waiting for
-// that connection waited for it. A Checkpointer copies the log from a
+// store. Everything waiting for that connection waited for it. (The sql
+// connector does not use it: on a target's file it measured slower,
+// docs/performance.md, thirteenth session.) A Checkpointer copies the log from a
 // connection of its own, beside the writers (a PASSIVE checkpoint takes no
 // lock a writer needs), on the machine's other cores, and the writers'
 // connections checkpoint by themselves only past FallbackPages: that bounds
