@@ -5,16 +5,18 @@
 // checkpoints. By default the connection whose commit takes the log past
 // 1,000 pages does it, inside that commit: the copy and two fsyncs (8–10 ms
 // on this project's machines), every 70–90 ms at 1,000 changes/s for the
-// store. Everything waiting for that connection waited for it. (The sql
-// connector does not use it: on a target's file it measured slower,
-// docs/performance.md, thirteenth session.) A Checkpointer copies the log from a
-// connection of its own, beside the writers (a PASSIVE checkpoint takes no
-// lock a writer needs), on the machine's other cores, and the writers'
-// connections checkpoint by themselves only past FallbackPages: that bounds
-// the log if the checkpointer falls behind or fails, and completes what it
-// could not (a PASSIVE checkpoint never waits for a writer, so under a
-// steady stream of commits it rarely copies the last frames, and the log
-// starts over only after a complete checkpoint).
+// store. Everything waiting for that connection waited for it. A
+// Checkpointer copies the log from a connection of its own, beside the
+// writers (a PASSIVE checkpoint takes no lock a writer needs), on the
+// machine's other cores, and the writers' connections checkpoint by
+// themselves only past FallbackPages: that bounds the log if the
+// checkpointer falls behind or fails, and completes what it could not (a
+// PASSIVE checkpoint never waits for a writer, so under a steady stream of
+// commits it rarely copies the last frames, and the log starts over only
+// after a complete checkpoint).
+//
+// The store uses it; the sql connector does not (on a target's file it
+// measured slower: docs/performance.md, thirteenth session).
 package sqlitewal
 
 import (
@@ -23,6 +25,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	_ "github.com/mattn/go-sqlite3" // the "sqlite3" driver Start opens
 )
 
 // FallbackPages is the writers' own wal_autocheckpoint (about 33 MB of log
