@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/duplexsync/duplex/migrations"
@@ -50,4 +52,22 @@ func QueueReadPlans(ctx context.Context, s *Store, now time.Time) ([]QueuePlan, 
 		out = append(out, QueuePlan{Index: r.index, Plan: plan})
 	}
 	return out, nil
+}
+
+// TwinsOfPlan is PostgreSQL's plan of TwinsOf's read, as it would run now
+// (whatever the table's statistics are).
+func TwinsOfPlan(ctx context.Context, s *Store, connID int64, side Side, ids []string) (string, error) {
+	return s.explain(ctx, "", twinsOfPGQuery(side), textArray(ids), connID)
+}
+
+// textArray is a PostgreSQL array literal: gorm's Raw (explain) would
+// expand a []string into a list.
+type textArray []string
+
+func (a textArray) Value() (driver.Value, error) {
+	q := make([]string, len(a))
+	for i, s := range a {
+		q[i] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+	}
+	return "{" + strings.Join(q, ",") + "}", nil
 }

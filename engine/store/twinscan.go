@@ -49,7 +49,13 @@ func scanTwin(sc interface{ Scan(...any) error }, t *Twin) error {
 // queryTwins runs a twin query (where: the query after FROM twins) and
 // calls each for every row.
 func (s *Store) queryTwins(ctx context.Context, what, where string, each func(*Twin), args ...any) error {
-	rows, err := s.readQuery(ctx, twinSelect+where, args...)
+	return s.queryTwinsSQL(ctx, what, twinSelect+where, each, args...)
+}
+
+// queryTwinsSQL is queryTwins with the whole query, whose columns are
+// twinSelect's.
+func (s *Store) queryTwinsSQL(ctx context.Context, what, query string, each func(*Twin), args ...any) error {
+	rows, err := s.readQuery(ctx, query, args...)
 	if err != nil {
 		return wrap(what, err)
 	}
