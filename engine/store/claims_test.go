@@ -341,8 +341,13 @@ func TestSaveClaimedEventAfterTakeover(t *testing.T) {
 			if held, err = f.st.SaveClaimedEvent(f.ctx, &ev, "B"); err != nil || !held {
 				t.Fatalf("B: held=%v err=%v", held, err)
 			}
-			if lost, _ := f.st.LostClaims(f.ctx, []int64{e1, e2}, "B"); len(lost) != 0 {
-				t.Fatalf("B lost %v", lost)
+			// Recorded, e1's claim is done with (cleared by the save, not
+			// by a later release); e2 is still B's.
+			if cur, _ := f.st.GetEvent(f.ctx, ev.ID); cur.Status != store.StatusDone {
+				t.Fatalf("status %s after B's save, want done", cur.Status)
+			}
+			if lost, _ := f.st.LostClaims(f.ctx, []int64{e1, e2}, "B"); !lost[e1] || lost[e2] {
+				t.Fatalf("B's claims after its save of e1: lost %v, want e1 only", lost)
 			}
 		})
 	}

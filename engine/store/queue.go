@@ -570,7 +570,7 @@ func (s *Store) SaveClaimedEvent(ctx context.Context, ev *SyncEvent, by string) 
 	}
 	ev.UpdatedAt = s.now()
 	res, err := s.exec(ctx, `UPDATE sync_events SET status = ?, attempts = ?, total_attempts = ?, next_attempt_at = ?, last_error = ?, log = ?,
-		updated_at = ?, replica = ?, conflicts = ?, resolution = ? WHERE id = ? AND claimed_by = ?`,
+		updated_at = ?, replica = ?, conflicts = ?, resolution = ?, claimed_by = NULL, lease_until = NULL WHERE id = ? AND claimed_by = ?`,
 		ev.Status, ev.Attempts, ev.TotalAttempts, ev.NextAttemptAt.UTC(), ev.LastError, ev.Log, ev.UpdatedAt, ev.Replica, ev.Conflicts, ev.Resolution, ev.ID, by)
 	if err != nil {
 		return false, wrap("save event", err)
@@ -618,11 +618,12 @@ func (s *Store) SaveClaimedEvents(ctx context.Context, evs []*SyncEvent, by stri
 	q.WriteString(`) UPDATE sync_events SET status = v.status, attempts = v.attempts, total_attempts = v.total_attempts,
 		next_attempt_at = v.next_attempt_at, last_error = v.last_error, log = v.log, updated_at = v.updated_at,
 		replica = v.replica, conflicts = v.conflicts, resolution = v.resolution`)
-	if !s.Shared() {
-		// Claims on SQLite are only those of events handed over by intake
-		// (InsertEventsClaimed): recorded, they are done with.
-		q.WriteString(", claimed_by = NULL, lease_until = NULL")
-	}
+	// Recorded, an event's claim is done with (the WHERE below checks it
+	// on the row as it was). Cleared here, not by the next claim round's
+	// release: on PostgreSQL that was one more update of the row, and every
+	// change of claimed_by writes an entry in each of the table's indexes
+	// (sync_events_claimed indexes it: no heap-only update).
+	q.WriteString(", claimed_by = NULL, lease_until = NULL")
 	q.WriteString(" FROM v WHERE sync_events.id = v.id")
 	if s.Shared() {
 		q.WriteString(" AND sync_events.claimed_by = ?")
