@@ -369,21 +369,34 @@ func (e *Engine) agreedFields(ctx context.Context, p *plan, dst store.Side, repl
 // whose change its outgoing script does not carry (the replica comes out the
 // same with the old value): an engineer's rename of a field only the other
 // side writes was not synced, and the next merge the other way must still
-// see it as this side's own change. One script run, plus one per changed
-// field, but none for the old base when the record holds its result and
-// one field changed (reverting it gives the old base); nil if a run fails
-// (the whole queued state is taken, as before). out is the script's result
-// on the new base when known, for the record.
+// see it as this side's own change. A field the script never reads (its
+// source names no entity.field for it: scripting.Script.EntityReads) is
+// such a field without a run. For the others, one script run, plus one per
+// changed field, but none for the old base when the record holds its
+// result and one of them changed (reverting it gives the old base's
+// result); nil if a run fails (the whole queued state is taken, as
+// before). out is the script's result on the new base when known, for the
+// record.
 func (e *Engine) uncarried(ctx context.Context, r *applyRun, old, cur *snapshot) (_ map[string]bool, out string) {
+	reads, readsKnown := r.p.sides[r.src].outgoing.EntityReads()
 	var changed []string
+	unc := map[string]bool{}
 	for k, v := range cur.F {
-		if !sameCanonical(v, old.F[k]) {
-			changed = append(changed, k)
+		if sameCanonical(v, old.F[k]) {
+			continue
 		}
+		if readsKnown && !reads[k] {
+			unc[k] = true
+			continue
+		}
+		changed = append(changed, k)
 	}
 	recorded, known := r.rec.outFor(r.p.sides[r.src].outID, r.twin.Base(r.src))
 	if len(changed) == 0 {
-		return nil, recorded // the base's fields stay: so does the result
+		if len(unc) == 0 || (known && readsKnown && sameReads(old.F, cur.F, reads, "")) {
+			return unc, recorded // the base's fields the script reads stay: so does its result
+		}
+		return unc, ""
 	}
 	run := func(fields map[string]any) (string, bool) {
 		res, err := e.opts.Runner.Outgoing(ctx, r.p.sides[r.src].outgoing, scriptEntity(connectors.Entity{ID: r.ev.SourceID, Fields: fields}), nil,
@@ -398,26 +411,46 @@ func (e *Engine) uncarried(ctx context.Context, r *applyRun, old, cur *snapshot)
 	if !ok {
 		return nil, ""
 	}
-	if known && len(changed) == 1 && revertsToOld(old.F, cur.F, changed[0]) {
+	// Fields the script does not read change neither result below.
+	if known && len(changed) == 1 && ((readsKnown && sameReads(old.F, cur.F, reads, changed[0])) ||
+		(!readsKnown && revertsToOld(old.F, cur.F, changed[0]))) {
 		if ref == recorded {
-			return map[string]bool{changed[0]: true}, recorded // the new base is the old one
+			unc[changed[0]] = true
+			return unc, recorded // the new base gives the old base's result
 		}
-		return nil, ref
+		return unc, ref
 	}
-	unc := map[string]bool{}
 	probe := maps.Clone(cur.F)
+	probed := 0
 	for _, k := range changed {
 		ov, had := old.F[k]
 		setOrDelete(probe, k, ov, had)
 		if res, ok := run(probe); ok && res == ref {
 			unc[k] = true
+			probed++
 		}
 		probe[k] = cur.F[k]
 	}
-	if len(unc) > 0 {
+	if probed > 0 {
 		return unc, ""
 	}
-	return unc, ref
+	return unc, ref // only unread fields differ between the new base and cur
+}
+
+// sameReads reports whether old and cur hold the same values in every
+// field in reads but except (present in both or in neither).
+func sameReads(old, cur map[string]any, reads map[string]bool, except string) bool {
+	for k := range reads {
+		if k == except {
+			continue
+		}
+		ov, inOld := old[k]
+		cv, inCur := cur[k]
+		if inOld != inCur || (inOld && !sameCanonical(ov, cv)) {
+			return false
+		}
+	}
+	return true
 }
 
 // revertsToOld reports whether cur with field k set back to its old value

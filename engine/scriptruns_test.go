@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -118,5 +119,49 @@ func TestEchoRunsNoTrigger(t *testing.T) {
 	}
 	if a, b := runs.matchA.Load(), runs.matchB.Load(); a != 1 || b != 0 {
 		t.Fatalf("trigger runs: side a %d, side b %d; want 1 (the person's edit) and 0 (Duplex's write read back)", a, b)
+	}
+}
+
+// TestUnreadFieldsNeedNoRun: a change of a field support's outgoing script
+// never names (requester) beside one it maps (subject) costs no outgoing
+// run for the unread field (scripting.Script.EntityReads: it cannot change
+// the replica). Before, the source's new base ran the script once more per
+// changed field: 4 runs a change (intake, the new state, one probe each)
+// instead of 2. The requester's change still stays out of the source's
+// base (it was not synced), as the probes found.
+func TestUnreadFieldsNeedNoRun(t *testing.T) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	runs := &countingScripts{Scripts: f.runner}
+	f.runner = runs
+	f.eng = f.newEngine()
+	f.settle()
+	issue := f.issueOf("1")
+	requester := f.one(f.support, "SELECT requester FROM tickets WHERE id = 1")
+	for i := 1; i <= 3; i++ {
+		runs.out.Store(0)
+		title := fmt.Sprint("Checkout fails, round ", i)
+		f.exec(f.support, "UPDATE tickets SET subject = ?, requester = ? WHERE id = 1", title, fmt.Sprint("person ", i))
+		time.Sleep(settle)
+		f.settle()
+		if got := f.one(f.eng2, "SELECT title FROM issues WHERE id = ?", issue); got != title {
+			t.Fatalf("round %d: issue title %q, want %q", i, got, title)
+		}
+		tw, err := f.st.TwinBy(f.ctx, f.conn.ID, store.SideA, "1")
+		if err != nil || tw.BaseA == nil {
+			t.Fatalf("round %d: twin %+v %v", i, tw, err)
+		}
+		var base struct {
+			F map[string]any `json:"f"`
+		}
+		if err := json.Unmarshal([]byte(*tw.BaseA), &base); err != nil {
+			t.Fatal(err)
+		}
+		if base.F["subject"] != title || base.F["requester"] != requester {
+			t.Errorf("round %d: support's base holds subject %v and requester %v; want %q (synced) and %q (not synced)",
+				i, base.F["subject"], base.F["requester"], title, requester)
+		}
+		if out := runs.out.Load(); i > 1 && out != 2 {
+			t.Errorf("round %d: %d outgoing runs for a mapped and an unread field, want 2", i, out)
+		}
 	}
 }

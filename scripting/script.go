@@ -68,6 +68,9 @@ type Script struct {
 	src       string
 	prog      *goja.Program
 	prefixLen int // bytes of wrapper before the user's source on line 1
+
+	reads      map[string]bool // outgoing: see EntityReads
+	readsKnown bool
 }
 
 // params are the bindings each kind of script sees, in call order.
@@ -148,6 +151,9 @@ func Compile(name string, kind Kind, src string) (*Script, error) {
 			line, col = p.Line, p.Column
 		}
 		return nil, s.compileError(line, col, "SyntaxError: Unexpected '}' closing the script body", nil)
+	}
+	if kind == KindOutgoing {
+		s.scanReads(wrapperFunc(prg.Body[0]))
 	}
 	s.prog, err = goja.CompileAST(prg, true)
 	if err != nil {
