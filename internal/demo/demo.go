@@ -46,6 +46,14 @@ var supportSchema = []string{
 		author TEXT NOT NULL DEFAULT '',
 		body TEXT NOT NULL,
 		created_at TEXT NOT NULL DEFAULT (` + now + `))`,
+	// The indexes a help desk has for what the sql connector asks: changes
+	// by update time, a row by its correlation key (each create), a
+	// ticket's comments. Without them each poll page and each batch of
+	// creates read the whole table.
+	`CREATE INDEX IF NOT EXISTS tickets_updated ON tickets (updated_at, id)`,
+	`CREATE INDEX IF NOT EXISTS tickets_duplex_ref ON tickets (duplex_ref)`,
+	`CREATE INDEX IF NOT EXISTS ticket_comments_ticket ON ticket_comments (ticket_id)`,
+	`CREATE INDEX IF NOT EXISTS ticket_comments_created ON ticket_comments (created_at, id)`,
 }
 
 var engineeringSchema = []string{
@@ -68,6 +76,10 @@ var engineeringSchema = []string{
 		author TEXT NOT NULL DEFAULT '',
 		body TEXT NOT NULL,
 		created_at TEXT NOT NULL DEFAULT (` + now + `))`,
+	`CREATE INDEX IF NOT EXISTS issues_updated ON issues (updated_at, id)`,
+	`CREATE INDEX IF NOT EXISTS issues_duplex_ref ON issues (duplex_ref)`,
+	`CREATE INDEX IF NOT EXISTS issue_comments_issue ON issue_comments (issue_id)`,
+	`CREATE INDEX IF NOT EXISTS issue_comments_created ON issue_comments (created_at, id)`,
 }
 
 var supportRows = []string{
