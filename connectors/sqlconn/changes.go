@@ -128,9 +128,11 @@ func (c *conn) Changes(ctx context.Context, cursor string, limit int) (connector
 		More:   !settling && (i < len(rows) || j < len(comms)),
 	}
 
-	// One entity per id, in order of its first event; rows come loaded,
-	// entities that only got a comment are read now.
+	// One entity per id, in order of its first event; rows come loaded
+	// (their comments read below, in one query a chunk), entities that
+	// only got a comment are read now.
 	seen := make(map[string]bool, len(taken))
+	var loaded []int // page.Entities read from a row
 	for _, ev := range taken {
 		if seen[ev.id] {
 			continue
@@ -138,11 +140,7 @@ func (c *conn) Changes(ctx context.Context, cursor string, limit int) (connector
 		var e connectors.Entity
 		if ev.ent != nil {
 			e = *ev.ent
-			if c.comments {
-				if e.Comments, err = c.loadComments(ctx, e.ID); err != nil {
-					return connectors.Page{}, err
-				}
-			}
+			loaded = append(loaded, len(page.Entities))
 		} else {
 			e, err = c.Get(ctx, ev.id)
 			if errors.Is(err, connectors.ErrNotFound) {
@@ -154,6 +152,19 @@ func (c *conn) Changes(ctx context.Context, cursor string, limit int) (connector
 		}
 		seen[ev.id] = true
 		page.Entities = append(page.Entities, e)
+	}
+	if c.comments && len(loaded) > 0 {
+		// One query for the page's comments, not one per row.
+		found := make(map[string]*connectors.Entity, len(loaded))
+		ids := make([]string, len(loaded))
+		for k, i := range loaded {
+			found[page.Entities[i].ID], ids[k] = &page.Entities[i], page.Entities[i].ID
+		}
+		for start := 0; start < len(ids); start += getManyChunk {
+			if err := c.commentsOfMany(ctx, ids[start:min(len(ids), start+getManyChunk)], found); err != nil {
+				return connectors.Page{}, err
+			}
+		}
 	}
 	return page, nil
 }

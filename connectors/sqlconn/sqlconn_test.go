@@ -405,6 +405,33 @@ func TestConnector(t *testing.T) {
 				t.Fatalf("comments\n got %+v\nwant %+v", g.Comments, added)
 			}
 		}},
+		{"a page of changed rows comes with each row's own comments", func(t *testing.T, f *fixture) {
+			var rows []connectors.Entity
+			for i := range 4 {
+				rows = append(rows, f.create(t, fmt.Sprint("row ", i)))
+			}
+			for _, at := range []int{0, 2, 0} { // two on the first row, one on the third, none on the others
+				if _, err := f.conn.AddComment(ctx, rows[at].ID, connectors.Comment{Author: "ann", Body: "on " + rows[at].ID}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			all, _ := f.drain(t, "", 10)
+			if len(all) != len(rows) {
+				t.Fatalf("%d entities, want %d", len(all), len(rows))
+			}
+			for _, e := range all {
+				g, err := f.conn.Get(ctx, e.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(e.Comments, g.Comments) {
+					t.Errorf("entity %s: comments from Changes %+v, from Get %+v", e.ID, e.Comments, g.Comments)
+				}
+			}
+			if n := len(all[0].Comments) + len(all[2].Comments); n != 3 || len(all[1].Comments)+len(all[3].Comments) != 0 {
+				t.Errorf("comments per row: %d %d %d %d; want 2 0 1 0", len(all[0].Comments), len(all[1].Comments), len(all[2].Comments), len(all[3].Comments))
+			}
+		}},
 		{"paging over five rows with the same timestamp", func(t *testing.T, f *fixture) {
 			at := f.b.ts(time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC))
 			for i := range 5 {
