@@ -252,7 +252,11 @@ func buildQueries(d dialect, s Settings) queries {
 	out.getIn = "SELECT " + cols + " FROM " + t + " WHERE " + id + " IN "
 	out.exists = "SELECT 1 FROM " + t + " WHERE " + id + " = ?"
 	out.first = "SELECT " + cols + " FROM " + t + " WHERE " + u + " IS NOT NULL" + order
-	out.after = "SELECT " + cols + " FROM " + t + " WHERE " + u + " > ? OR (" + u + " = ? AND " + id + " > ?)" + order
+	// "u >= a AND (u > a OR id > b)", not the equal "u > a OR (u = a AND
+	// id > b)": planners seek an index on (u, id) to a for the first but
+	// read it from its start for the second (SQLite: SCAN instead of
+	// SEARCH), a read of every row before the cursor on each page.
+	out.after = "SELECT " + cols + " FROM " + t + " WHERE " + u + " >= ? AND (" + u + " > ? OR " + id + " > ?)" + order
 	out.insert = "INSERT INTO " + t + " (" + strings.Join(append(wcols, u), ", ") + ") VALUES (" +
 		strings.Join(append(wvals, "?"), ", ") + ") RETURNING " + id
 	out.update = "UPDATE " + t + " SET " + strings.Join(append(sets, u+" = ?"), ", ") + " WHERE " + id + " = ?"
@@ -270,7 +274,7 @@ func buildQueries(d dialect, s Settings) queries {
 		out.addComm = "INSERT INTO " + ctab + " (" + ent + ", " + auth + ", " + body + ", " + cr + ") VALUES (?, ?, ?, ?) RETURNING " + cid
 		csel := "SELECT " + d.timeExpr(ct.CreatedColumn) + ", " + cid + ", " + ent + " FROM " + ctab
 		out.cFirst = csel + " WHERE " + cr + " IS NOT NULL" + corder
-		out.cAfter = csel + " WHERE " + cr + " > ? OR (" + cr + " = ? AND " + cid + " > ?)" + corder
+		out.cAfter = csel + " WHERE " + cr + " >= ? AND (" + cr + " > ? OR " + cid + " > ?)" + corder
 	}
 	for _, p := range []*string{&out.probe, &out.cProbe, &out.get, &out.exists, &out.first, &out.after,
 		&out.insert, &out.update, &out.comments, &out.addComm, &out.cFirst, &out.cAfter} {

@@ -1085,3 +1085,32 @@ func TestServerPoolKeepsItsConnections(t *testing.T) {
 		})
 	}
 }
+
+// The cursor reads of Changes seek the (updated, id) and (created, id)
+// indexes to the cursor on SQLite. The equal "u > a OR (u = a AND id > b)"
+// was planned as a read of the index from its start (SCAN): every row
+// before the cursor, on each page of a poll. A sort (TEMP B-TREE) would
+// read every row after it.
+func TestChangesSeekTheCursor(t *testing.T) {
+	f := newFixture(t, backends[0])
+	c := f.conn.(*conn)
+	for _, q := range []string{c.q.after, c.q.cAfter} {
+		var plan []string
+		rows, err := f.raw.Query("EXPLAIN QUERY PLAN "+q, "2024-01-01", "2024-01-01", 1, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if p := strings.Join(plan, "; "); !strings.Contains(p, "SEARCH") || strings.Contains(p, "SCAN") || strings.Contains(p, "TEMP B-TREE") {
+			t.Errorf("%s\nplanned as %s; want a SEARCH of the index", q, p)
+		}
+	}
+}
