@@ -41,6 +41,16 @@ func (c *countingScripts) Incoming(ctx context.Context, s *scripting.Script, rep
 	return c.Scripts.Incoming(ctx, s, replica, previous, entity, meta)
 }
 
+// countingFixture is a synced demo on SQLite whose script runs are counted.
+func countingFixture(t *testing.T) (*fixture, *countingScripts) {
+	f := newFixture(t, testdb.SQLite(t), time.Second)
+	runs := &countingScripts{Scripts: f.runner}
+	f.runner = runs
+	f.eng = f.newEngine()
+	f.settle()
+	return f, runs
+}
+
 // TestOneScriptPassPerChange counts the script runs of a change of one
 // field of a synced ticket (issue 16): the incoming script runs once (the
 // merge compares with what it produced for the previous replica, recorded
@@ -104,11 +114,7 @@ func TestOneScriptPassPerChange(t *testing.T) {
 // issues reads that write back: side b's trigger ran once for it before.
 // TestEchoEndsBeforeTheTrigger has the case that still runs it.
 func TestEchoRunsNoTrigger(t *testing.T) {
-	f := newFixture(t, testdb.SQLite(t), time.Second)
-	runs := &countingScripts{Scripts: f.runner}
-	f.runner = runs
-	f.eng = f.newEngine()
-	f.settle()
+	f, runs := countingFixture(t)
 	runs.matchA.Store(0)
 	runs.matchB.Store(0)
 	f.exec(f.support, "UPDATE tickets SET subject = 'Checkout fails again' WHERE id = 1")
@@ -130,11 +136,7 @@ func TestEchoRunsNoTrigger(t *testing.T) {
 // instead of 2. The requester's change still stays out of the source's
 // base (it was not synced), as the probes found.
 func TestUnreadFieldsNeedNoRun(t *testing.T) {
-	f := newFixture(t, testdb.SQLite(t), time.Second)
-	runs := &countingScripts{Scripts: f.runner}
-	f.runner = runs
-	f.eng = f.newEngine()
-	f.settle()
+	f, runs := countingFixture(t)
 	issue := f.issueOf("1")
 	requester := f.one(f.support, "SELECT requester FROM tickets WHERE id = 1")
 	for i := 1; i <= 3; i++ {
