@@ -117,6 +117,20 @@ var compilations atomic.Int64
 // Compilations returns how many scripts and triggers were compiled so far.
 func Compilations() int64 { return compilations.Load() }
 
+// MaxSourceBytes bounds a script's source, before anything parses it.
+// goja's parser and compiler recurse once per level of nesting, on the
+// goroutine's stack: 300,000 nested brackets (a 1 MiB request body holds
+// 500,000) overflowed Go's 1 GB stack, a fatal error that no recover
+// catches, and ended the server on a save; a chain of 100,000 "1+" took 90
+// s of CPU to compile. At 64 KiB the deepest nesting is a ninth of what
+// overflowed (TestSourceLimit compiles the deepest forms found at the
+// limit), and the templates' largest script is 3 KB.
+const MaxSourceBytes = 64 << 10
+
+// ErrSourceTooLarge is the cause of a compile error for a source over
+// MaxSourceBytes.
+var ErrSourceTooLarge = errors.New("script source too large")
+
 // Compile compiles src once. The returned error is an *Error of kind
 // "compile" with the position in src.
 func Compile(name string, kind Kind, src string) (*Script, error) {
@@ -126,6 +140,9 @@ func Compile(name string, kind Kind, src string) (*Script, error) {
 		return nil, &Error{Script: name, Kind: ErrorCompile, Message: fmt.Sprintf("unknown script kind %q", kind)}
 	}
 	s := &Script{name: name, kind: kind, src: src}
+	if len(src) > MaxSourceBytes {
+		return nil, s.compileError(0, 0, fmt.Sprintf("RangeError: the script is %d bytes; the most a script may have is %d (64 KiB)", len(src), MaxSourceBytes), ErrSourceTooLarge)
+	}
 	prefix := wrapperPrefix(kind)
 	s.prefixLen = len(prefix)
 

@@ -640,3 +640,25 @@ func clip(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// TestNestedSourceBomb: an editor saves a script of 500,000 nested
+// brackets (1 MB, under the API's body limit). goja's parser recursed once
+// a level and overflowed the Go stack: a fatal error that ended the whole
+// server, every team's connections with it. The source limit refuses it
+// before any parse: 422, and the server serves on.
+func TestNestedSourceBomb(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds the binary (make hostile)")
+	}
+	srv := startDemo(t, t.TempDir())
+	defer srv.kill()
+	bomb := "replica.x = " + strings.Repeat("[", 500_000) + strings.Repeat("]", 500_000) + ";"
+	status, raw, err := srv.call("PUT", "/api/connections/1/scripts/a/outgoing", map[string]any{"source": bomb}, time.Minute)
+	if err != nil || status != http.StatusUnprocessableEntity || !strings.Contains(string(raw), "64 KiB") {
+		t.Fatalf("saving a 1 MB nest of brackets: %d %v %s; want 422 naming the 64 KiB limit", status, err, clip(string(raw), 300))
+	}
+	if status, _, err := srv.call("GET", "/livez", nil, 5*time.Second); err != nil || status != http.StatusOK || srv.exited() {
+		t.Fatalf("after the save: /livez %d %v, exited %v", status, err, srv.exited())
+	}
+	t.Logf("hostile: a 1 MB nested source is refused (%d), the server serves on", status)
+}
