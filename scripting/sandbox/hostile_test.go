@@ -227,11 +227,14 @@ func TestPoolRecycle(t *testing.T) {
 			t.Skip("too slow under the race detector")
 		}
 		// Whatever stays in a worker between runs (here its cache of
-		// compiled scripts, each holding a 1 MiB literal) makes its heap
-		// grow past the threshold, and it is replaced.
-		p := newPool(t, Options{Workers: 1, RecycleHeap: 40 << 20})
-		big := strings.Repeat("x", 1<<20)
-		for i := range 60 {
+		// compiled scripts, each holding a 60 KiB literal: a source is at
+		// most 64 KiB) makes its heap grow past the threshold, and it is
+		// replaced.
+		p := newPool(t, Options{Workers: 1, RecycleHeap: 24 << 20})
+		big := strings.Repeat("x", 60<<10)
+		runs := 0
+		for i := 0; i < 2000 && p.Stats().Starts < 2; i++ {
+			runs++
 			s := mustCompile(t, scripting.KindOutgoing, fmt.Sprintf("replica.x = %q.length + %d", big, i))
 			if _, err := p.Outgoing(ctx, s, map[string]any{}, nil, scripting.Meta{Timeout: 5 * time.Second}); err != nil {
 				t.Fatal(err)
@@ -239,6 +242,9 @@ func TestPoolRecycle(t *testing.T) {
 		}
 		if st := p.Stats(); st.Starts < 2 {
 			t.Fatalf("stats %+v: the growing worker was never replaced", st)
+		}
+		if runs < 10 { // else the threshold is under a fresh worker's own heap
+			t.Fatalf("replaced after %d runs: not by what the runs left", runs)
 		}
 	})
 }
