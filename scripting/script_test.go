@@ -657,3 +657,30 @@ func TestObserve(t *testing.T) {
 		t.Fatalf("observed %+v", got)
 	}
 }
+
+// A source over MaxSourceBytes is refused before it is parsed (a 1 MiB
+// nest of brackets overflowed the stack of the process that parsed it: a
+// fatal error, not a panic), and the deepest forms found at the limit
+// compile with room to spare.
+func TestSourceLimit(t *testing.T) {
+	bomb := "replica.x = " + strings.Repeat("[", 500_000) + strings.Repeat("]", 500_000) + ";"
+	_, err := Compile("bomb.js", KindOutgoing, bomb)
+	var se *Error
+	if !errors.As(err, &se) || se.Kind != ErrorCompile || !errors.Is(err, ErrSourceTooLarge) {
+		t.Fatalf("a 1 MB source: %v, want a compile error for its size", err)
+	}
+	half := (MaxSourceBytes - 40) / 2
+	for name, src := range map[string]string{
+		"brackets": "replica.x = " + strings.Repeat("[", half) + strings.Repeat("]", half) + ";",
+		"parens":   "replica.x = " + strings.Repeat("(", half) + "1" + strings.Repeat(")", half) + ";",
+		"not":      "replica.x = " + strings.Repeat("!", 2*half) + "1;",
+		"assign":   "let a; replica.x = (" + strings.Repeat("a=", half) + "1);",
+	} {
+		if len(src) > MaxSourceBytes {
+			t.Fatalf("%s: %d bytes, over the limit", name, len(src))
+		}
+		if _, err := Compile(name+".js", KindOutgoing, src); err != nil {
+			t.Errorf("%s at the limit: %v", name, err)
+		}
+	}
+}
