@@ -10,10 +10,13 @@ import (
 // of unique rules. The server gives a sandbox.Pool (every run in a worker
 // process with OS limits, so a hostile script cannot crash, stall or bloat
 // the server); unit tests and the command line give the in-process
-// *scripting.Runner. Compiling (to report errors at save) happens here in
-// the engine and runs no user code; meta names the connection, for the
-// pool's per-connection fairness.
+// *scripting.Runner. Compiling runs no user code but costs CPU that grows
+// faster than the source, so the pool compiles in a worker too; meta names
+// the connection, for the pool's per-connection fairness.
 type Scripts interface {
+	// Compile compiles a script; an error in the source is a
+	// *scripting.Error of kind compile.
+	Compile(ctx context.Context, name string, kind scripting.Kind, src string) (*scripting.Script, error)
 	Outgoing(ctx context.Context, s *scripting.Script, entity, previous map[string]any, meta scripting.Meta) (scripting.OutgoingResult, error)
 	Incoming(ctx context.Context, s *scripting.Script, replica, previous, entity map[string]any, meta scripting.Meta) (scripting.IncomingResult, error)
 	Match(ctx context.Context, t *scripting.Trigger, vars map[string]any, meta scripting.Meta) (bool, error)
@@ -32,4 +35,12 @@ func (e *Engine) interactive() Scripts {
 		return e.opts.Interactive
 	}
 	return e.opts.Runner
+}
+
+// CheckScript compiles a script as the engine will, where the interactive
+// work runs (a person waits for the answer); a compile error is a
+// *scripting.Error of kind compile with its line and column.
+func (e *Engine) CheckScript(ctx context.Context, name string, kind scripting.Kind, src string) error {
+	_, err := e.interactive().Compile(ctx, name, kind, src)
+	return err
 }

@@ -41,6 +41,8 @@ var (
 type Engine interface {
 	Wake()
 	Reload(connectionID int64)
+	// CheckScript compiles a script in a sandbox worker, never here.
+	CheckScript(ctx context.Context, name string, kind scripting.Kind, src string) error
 }
 
 // Options wire a Service.
@@ -206,7 +208,7 @@ func bad(format string, args ...any) error {
 const placeholder = "// The peer deployment runs its own script for this side; it is not shown here.\n"
 
 // scriptsFor renders the local side's scripts and the placeholders.
-func (s *Service) scriptsFor(in Setup, local store.Side) (map[store.Side]map[store.ScriptKind]string, error) {
+func (s *Service) scriptsFor(ctx context.Context, in Setup, local store.Side) (map[store.Side]map[store.ScriptKind]string, error) {
 	out := map[store.Side]map[store.ScriptKind]string{
 		local:         {},
 		local.Other(): {store.KindTrigger: "false", store.KindOutgoing: placeholder, store.KindIncoming: placeholder},
@@ -235,7 +237,7 @@ func (s *Service) scriptsFor(in Setup, local store.Side) (map[store.Side]map[sto
 		out[local][kind] = v
 	}
 	for _, kind := range []store.ScriptKind{store.KindOutgoing, store.KindIncoming} {
-		if _, err := scripting.Compile(fmt.Sprintf("%s.%s.js", local, kind), scripting.Kind(kind), out[local][kind]); err != nil {
+		if err := s.o.Engine.CheckScript(ctx, fmt.Sprintf("%s.%s.js", local, kind), scripting.Kind(kind), out[local][kind]); err != nil {
 			return nil, err
 		}
 	}
@@ -255,7 +257,10 @@ func checkURL(u string) error {
 
 // half creates, in tx, the local half of a link: the stand-in system, the
 // connection (inactive until the link is made) and the link row.
-func (s *Service) half(ctx context.Context, tx *store.Store, in Setup, local store.Side, l *store.PeerLink, invite *store.PeerInvite, actor string) error {
+// src is scriptsFor's, checked before the transaction (a compile waits for
+// a sandbox worker).
+func (s *Service) half(ctx context.Context, tx *store.Store, in Setup, local store.Side, src map[store.Side]map[store.ScriptKind]string,
+	l *store.PeerLink, invite *store.PeerInvite, actor string) error {
 	sys, err := tx.GetSystem(ctx, in.SystemID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && sys.TeamID != in.TeamID) {
 		return bad("system %d is not a system of team %d", in.SystemID, in.TeamID)
@@ -264,10 +269,6 @@ func (s *Service) half(ctx context.Context, tx *store.Store, in Setup, local sto
 	}
 	if sys.Kind == peerlink.Kind {
 		return bad("system %d is a peer link's stand-in; choose one of your own systems", in.SystemID)
-	}
-	src, err := s.scriptsFor(in, local)
-	if err != nil {
-		return err
 	}
 	sealed, err := s.o.Box.SealMap(nil)
 	if err != nil {
@@ -342,8 +343,12 @@ func (s *Service) Invite(ctx context.Context, actor string, in InviteIn) (Invite
 	secretText := RandomID(24)
 	exp := s.now().Add(ttl).UTC().Truncate(time.Second)
 	inv := store.PeerInvite{SecretHash: HashSecret(secretText), ExpiresAt: exp}
-	err := s.o.Store.Tx(ctx, func(tx *store.Store) error {
-		if err := s.half(ctx, tx, in.Setup, local, &l, &inv, actor); err != nil {
+	src, err := s.scriptsFor(ctx, in.Setup, local)
+	if err != nil {
+		return Invited{}, err
+	}
+	err = s.o.Store.Tx(ctx, func(tx *store.Store) error {
+		if err := s.half(ctx, tx, in.Setup, local, src, &l, &inv, actor); err != nil {
 			return err
 		}
 		return s.audit(ctx, tx, actor, l, "peer.invite", "invitation valid until "+exp.Format(time.RFC3339))
@@ -376,8 +381,12 @@ func (s *Service) Accept(ctx context.Context, actor string, in AcceptIn) (store.
 		return l, err
 	}
 	l.Status, l.RemoteNode, l.RemoteURL, l.RemoteKey = store.PeerInvited, inv.Node, inv.URL, inv.Key
+	src, err := s.scriptsFor(ctx, in.Setup, store.Side(inv.Side))
+	if err != nil {
+		return l, err
+	}
 	err = s.o.Store.Tx(ctx, func(tx *store.Store) error {
-		return s.half(ctx, tx, in.Setup, store.Side(inv.Side), &l, nil, actor)
+		return s.half(ctx, tx, in.Setup, store.Side(inv.Side), src, &l, nil, actor)
 	})
 	if err != nil {
 		return l, err

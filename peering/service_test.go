@@ -12,12 +12,17 @@ import (
 	"github.com/duplexsync/duplex/engine/secret"
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/testdb"
+	"github.com/duplexsync/duplex/scripting"
 )
 
 type fakeEngine struct{ woken, reloaded int }
 
 func (f *fakeEngine) Wake()        { f.woken++ }
 func (f *fakeEngine) Reload(int64) { f.reloaded++ }
+func (f *fakeEngine) CheckScript(_ context.Context, name string, kind scripting.Kind, src string) error {
+	_, err := scripting.Compile(name, kind, src)
+	return err
+}
 
 // receiving is a store with an active link whose peer holds key.
 func receiving(t *testing.T, st *store.Store, rate float64, burst int) (*Service, store.PeerLink, func(id string) ([]byte, string)) {

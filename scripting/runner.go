@@ -141,6 +141,12 @@ func NewRunner(opts Options) *Runner {
 	}
 }
 
+// Compile compiles src here, in this process (engine.Scripts: the
+// sandbox's Pool compiles in a worker instead).
+func (r *Runner) Compile(_ context.Context, name string, kind Kind, src string) (*Script, error) {
+	return Compile(name, kind, src)
+}
+
 // Outgoing runs an outgoing script: it reads `entity` and `previous` (the
 // last replica sent, or null), both read-only, and fills the empty object
 // `replica`, which is returned. Log is set even when err is not nil.
@@ -486,7 +492,11 @@ func (sb *sandbox) end() bool {
 func (sb *sandbox) call(s *Script, args ...goja.Value) error {
 	f, ok := sb.fns[s]
 	if !ok {
-		v, err := sb.vm.RunProgram(s.prog)
+		prog, err := s.program()
+		if err != nil {
+			return err
+		}
+		v, err := sb.vm.RunProgram(prog)
 		if err != nil {
 			return err
 		}

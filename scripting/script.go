@@ -6,7 +6,9 @@ package scripting
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 
@@ -66,8 +68,9 @@ type Script struct {
 	name      string
 	kind      Kind
 	src       string
-	prog      *goja.Program
-	prefixLen int // bytes of wrapper before the user's source on line 1
+	prog      *goja.Program // nil for a Prepared script until it runs here
+	lazy      *lazyProgram  // Prepared only
+	prefixLen int           // bytes of wrapper before the user's source on line 1
 
 	reads      map[string]bool // outgoing: see EntityReads
 	readsKnown bool
@@ -182,6 +185,58 @@ func Compile(name string, kind Kind, src string) (*Script, error) {
 		return nil, s.compileError(0, 0, err.Error(), err)
 	}
 	return s, nil
+}
+
+// Prepared is a script that Compile accepted in another process (a sandbox
+// worker: compiling user code costs CPU that grows faster than the source,
+// so the server never parses or compiles it itself) with the entity fields
+// it reads (EntityReads) as that Compile found them. It is compiled here
+// only if it runs here (an in-process Runner), once.
+func Prepared(name string, kind Kind, src string, reads []string, readsKnown bool) *Script {
+	s := &Script{name: name, kind: kind, src: src, prefixLen: len(wrapperPrefix(kind)), lazy: &lazyProgram{}}
+	if readsKnown {
+		s.reads, s.readsKnown = make(map[string]bool, len(reads)), true
+		for _, f := range reads {
+			s.reads[f] = true
+		}
+	}
+	return s
+}
+
+type lazyProgram struct {
+	once sync.Once
+	prog *goja.Program
+	err  error
+}
+
+// program is the compiled program, compiling a Prepared script on its first
+// run in this process.
+func (s *Script) program() (*goja.Program, error) {
+	if s.prog != nil || s.lazy == nil {
+		return s.prog, nil
+	}
+	s.lazy.once.Do(func() {
+		c, err := Compile(s.name, s.kind, s.src)
+		if err != nil {
+			s.lazy.err = err
+			return
+		}
+		s.lazy.prog = c.prog
+	})
+	return s.lazy.prog, s.lazy.err
+}
+
+// ReadList is EntityReads as a sorted list, for a sandbox worker's answer.
+func (s *Script) ReadList() (fields []string, known bool) {
+	if !s.readsKnown {
+		return nil, false
+	}
+	fields = make([]string, 0, len(s.reads))
+	for f := range s.reads {
+		fields = append(fields, f)
+	}
+	sort.Strings(fields)
+	return fields, true
 }
 
 func wrapperFunc(st0 ast.Statement) *ast.FunctionLiteral {

@@ -87,6 +87,13 @@ func (f *fakeEngine) Schema(ctx context.Context, systemID int64) (connectors.Sch
 	}}, nil
 }
 
+// CheckScript compiles here: the server's tests with a real engine (and its
+// sandbox) are in test/.
+func (f *fakeEngine) CheckScript(_ context.Context, name string, kind scripting.Kind, src string) error {
+	_, err := scripting.Compile(name, kind, src)
+	return err
+}
+
 func (f *fakeEngine) ValidateTrigger(ctx context.Context, systemID int64, src string) error {
 	schema, err := f.Schema(ctx, systemID)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/duplexsync/duplex/internal/outbound"
 	"github.com/duplexsync/duplex/internal/service"
 	"github.com/duplexsync/duplex/peering"
+	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
 )
 
@@ -43,6 +44,9 @@ type Engine interface {
 	// ValidateTrigger compiles a trigger against a system's fields: nil, a
 	// *scripting.Error of kind compile with line and column, or another error.
 	ValidateTrigger(ctx context.Context, systemID int64, src string) error
+	// CheckScript compiles a script in a sandbox worker, never in the
+	// server: nil, a *scripting.Error of kind compile, or another error.
+	CheckScript(ctx context.Context, name string, kind scripting.Kind, src string) error
 	// TestRun runs a connection's scripts on one entity without writing.
 	TestRun(ctx context.Context, connID int64, side store.Side, id string, ent *connectors.Entity) (engine.TestRunResult, error)
 	// TestRunDraft is TestRun with unsaved drafts of the tested direction.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/metrics"
 	"github.com/duplexsync/duplex/peering"
+	"github.com/duplexsync/duplex/scripting"
 	"github.com/duplexsync/duplex/scripts"
 )
 
@@ -47,11 +49,15 @@ type peerEngine struct {
 	e interface {
 		Wake()
 		Reload(int64)
+		CheckScript(ctx context.Context, name string, kind scripting.Kind, src string) error
 	}
 }
 
 func (p *peerEngine) Wake()           { p.e.Wake() }
 func (p *peerEngine) Reload(id int64) { p.e.Reload(id) }
+func (p *peerEngine) CheckScript(ctx context.Context, name string, kind scripting.Kind, src string) error {
+	return p.e.CheckScript(ctx, name, kind, src)
+}
 
 // newPeers builds the peer link service and its metrics.
 func newPeers(st *store.Store, box *secret.Box, lib *scripts.Library, logger *slog.Logger, m *metrics.Metrics, transport func(int64) http.RoundTripper) (*peering.Service, *peerEngine, error) {

@@ -258,8 +258,12 @@ func (s *Service) SetActive(ctx context.Context, actor string, connID int64, act
 // error is a *scripting.Error with its line and column.
 func (s *Service) CheckScript(ctx context.Context, conn store.Connection, side store.Side, kind store.ScriptKind, src string) error {
 	if kind != store.KindTrigger {
-		_, err := scripting.Compile(fmt.Sprintf("%s.%s.js", side, kind), scripting.Kind(kind), src)
-		return err
+		name := fmt.Sprintf("%s.%s.js", side, kind)
+		if s.check == nil { // offline (apply from a folder): the command's own process
+			_, err := scripting.Compile(name, scripting.Kind(kind), src)
+			return err
+		}
+		return s.check.CheckScript(ctx, name, scripting.Kind(kind), src)
 	}
 	if s.check == nil {
 		return scripting.CheckTrigger(src)

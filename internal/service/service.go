@@ -13,6 +13,7 @@ import (
 
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/internal/credential"
+	"github.com/duplexsync/duplex/scripting"
 )
 
 // ErrInvalid marks input the operation refuses (the API's 400).
@@ -41,6 +42,9 @@ type Engine interface {
 // transaction) triggers are checked offline and unique rules are allowed.
 type Checker interface {
 	ValidateTrigger(ctx context.Context, systemID int64, src string) error
+	// CheckScript compiles a script away from this process (the engine's
+	// sandbox workers): a compile's CPU grows faster than the source.
+	CheckScript(ctx context.Context, name string, kind scripting.Kind, src string) error
 	CanFind(ctx context.Context, systemID int64) (bool, error)
 	// CheckSystem checks what a system's settings reach against the store
 	// fence and its team's outbound policy.

@@ -49,6 +49,7 @@ const (
 	opMatch
 	opCheck
 	opUnique
+	opCompile // a script's Compile alone: its error, or the fields it reads
 )
 
 // code is what a worker compiles: a script (Name, Kind, Src), a trigger
@@ -89,7 +90,9 @@ type runRes struct {
 	SkipReason string
 	Bool       bool
 	Rules      []scripting.RuleResult
-	NotRun     bool          // IfMatched, and the trigger before it did not match
+	NotRun     bool     // IfMatched, and the trigger before it did not match
+	Reads      []string // opCompile: the script's EntityReads, when ReadsKnown
+	ReadsKnown bool
 	Heap       uint64        // the worker's live heap after the run
 	CPU        time.Duration // the worker's CPU time so far, on a message's last result (0 on the others)
 }

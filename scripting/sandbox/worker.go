@@ -168,7 +168,7 @@ func (w *worker) put(key string, e *entry) {
 func compile(o op, c *code) *entry {
 	e := &entry{name: c.Name}
 	switch o {
-	case opOutgoing, opIncoming:
+	case opOutgoing, opIncoming, opCompile:
 		e.script, e.err = scripting.Compile(c.Name, c.Kind, c.Src)
 	case opMatch:
 		e.name = "trigger"
@@ -193,6 +193,10 @@ func (w *worker) do(r *runReq) (runRes, string) {
 	}
 	if e.err != nil {
 		return runRes{Err: toWire(e.err)}, e.name
+	}
+	if r.Op == opCompile {
+		reads, known := e.script.ReadList()
+		return runRes{Reads: reads, ReadsKnown: known}, e.name
 	}
 	var args [3]map[string]any
 	for i, b := range r.Args {

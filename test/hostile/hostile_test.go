@@ -662,3 +662,67 @@ func TestNestedSourceBomb(t *testing.T) {
 	}
 	t.Logf("hostile: a 1 MB nested source is refused (%d), the server serves on", status)
 }
+
+// TestSlowCompileSource: an editor saves a script within the size limit
+// that goja's compiler takes seconds over (a chain of 32,000 "1+": the
+// compiler's time grows with the square of the chain, 6 s here, and nothing
+// interrupts it). The server compiled it in its own process, on every save
+// and at every plan load: a few editors saving it kept the server's cores
+// busy for every team. Now a sandbox worker compiles it within a run's
+// deadline and is killed past it: 422, and the server's own CPU time for
+// the save stays far below the compile's (the workers are other
+// processes).
+func TestSlowCompileSource(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds the binary (make hostile)")
+	}
+	srv := startDemo(t, t.TempDir())
+	defer srv.kill()
+	chain := "replica.x = " + strings.Repeat("1+", 32_000) + "1;"
+	before, err := processCPU(srv.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, raw, err := srv.call("PUT", "/api/connections/1/scripts/a/outgoing", map[string]any{"source": chain}, time.Minute)
+	if err != nil || status != http.StatusUnprocessableEntity || !strings.Contains(string(raw), "did not compile within") {
+		t.Fatalf("saving a 64 KB chain of 1+: %d %v %s; want 422 naming the compile deadline", status, err, clip(string(raw), 300))
+	}
+	after, err := processCPU(srv.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The compile itself is ~6 s of CPU on this kind of machine; the
+	// server's share of a save is the request and a crossing.
+	if used := after - before; used > 2*time.Second {
+		t.Fatalf("the server process used %v of CPU for the save: it compiled the script itself", used)
+	}
+	if status, _, err := srv.call("GET", "/livez", nil, 5*time.Second); err != nil || status != http.StatusOK || srv.exited() {
+		t.Fatalf("after the save: /livez %d %v, exited %v", status, err, srv.exited())
+	}
+	// A script that compiles saves as before.
+	status, raw, err = srv.call("PUT", "/api/connections/1/scripts/a/outgoing", map[string]any{"source": "replica.title = entity.subject;"}, time.Minute)
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("saving a plain script after: %d %v %s", status, err, clip(string(raw), 300))
+	}
+	t.Logf("hostile: a slow-to-compile source is refused (422) in a worker; the server used %v of CPU", after-before)
+}
+
+// processCPU is a process's own user and system CPU time (not its
+// children's), from /proc.
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // after "pid (comm) "
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %q %q", pid, f[11], f[12])
+	}
+	return time.Duration(utime+stime) * time.Second / 100, nil // USER_HZ is 100 on Linux
+}

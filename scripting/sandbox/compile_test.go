@@ -1,0 +1,91 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/duplexsync/duplex/scripting"
+)
+
+// TestPoolCompile: Pool.Compile compiles in a worker and never in this
+// process; it reports what an in-process Compile reports (the same error
+// and position, the same entity reads), the worker keeps the compiled
+// script for the runs that follow, and a source that takes longer than a
+// run's deadline to compile is a compile error, the worker killed.
+func TestPoolCompile(t *testing.T) {
+	p := newPool(t, Options{Workers: 1, Timeout: 500 * time.Millisecond})
+	ctx := context.Background()
+	cases := []struct {
+		kind scripting.Kind
+		src  string
+	}{
+		{scripting.KindOutgoing, "replica.title = entity.subject;\nreplica.who = entity['requester'];"},
+		{scripting.KindOutgoing, "for (const k in entity) replica[k] = entity[k];"}, // reads unknown
+		{scripting.KindIncoming, "entity.subject = replica.title;"},
+		{scripting.KindOutgoing, "replica.x = 1;\nreplica.y = (;"}, // a syntax error at 2:13
+		{scripting.KindIncoming, "}); (function(){"},               // leaves the wrapper
+	}
+	for _, tc := range cases {
+		want, wantErr := scripting.Compile("c.js", tc.kind, tc.src)
+		before := scripting.Compilations()
+		got, err := p.Compile(ctx, "c.js", tc.kind, tc.src)
+		if n := scripting.Compilations() - before; n != 0 {
+			t.Fatalf("%q: %d compilations in this process", tc.src, n)
+		}
+		if wantErr != nil {
+			var we, ge *scripting.Error
+			if !errors.As(wantErr, &we) || !errors.As(err, &ge) || ge.Kind != scripting.ErrorCompile ||
+				ge.Line != we.Line || ge.Column != we.Column || ge.Message != we.Message {
+				t.Fatalf("%q: got %v, want %v", tc.src, err, wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tc.src, err)
+		}
+		wr, wk := want.EntityReads()
+		gr, gk := got.EntityReads()
+		if wk != gk || (wk && !reflect.DeepEqual(wr, gr)) || got.Source() != tc.src || got.Kind() != tc.kind {
+			t.Fatalf("%q: reads %v %v, want %v %v", tc.src, gr, gk, wr, wk)
+		}
+	}
+
+	s, err := p.Compile(ctx, "run.js", scripting.KindOutgoing, "replica.x = entity.x * 2;")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := p.Stats().CodeSent
+	out, err := p.Outgoing(ctx, s, map[string]any{"x": 21.0}, nil, scripting.Meta{})
+	if err != nil || fmt.Sprint(out.Replica["x"]) != "42" {
+		t.Fatalf("run of a pool-compiled script: %v %v", out.Replica, err)
+	}
+	if n := p.Stats().CodeSent - sent; n != 0 {
+		t.Fatalf("the run sent its code again (%d): the worker should keep what it compiled", n)
+	}
+	// The same script also runs in this process, compiled on its first run.
+	r := scripting.NewRunner(scripting.Options{})
+	if out, err := r.Outgoing(ctx, s, map[string]any{"x": 2.0}, nil, scripting.Meta{}); err != nil || fmt.Sprint(out.Replica["x"]) != "4" {
+		t.Fatalf("in-process run of a pool-compiled script: %v %v", out.Replica, err)
+	}
+
+	slow := "replica.x = " + strings.Repeat("1+", 32_000) + "1;" // seconds in goja's compiler
+	kills := p.Stats().Kills
+	start := time.Now()
+	_, err = p.Compile(ctx, "slow.js", scripting.KindOutgoing, slow)
+	var se *scripting.Error
+	if !errors.As(err, &se) || se.Kind != scripting.ErrorCompile || !strings.Contains(se.Message, "did not compile within 500ms") {
+		t.Fatalf("slow compile: %v; want a compile error naming the deadline", err)
+	}
+	if p.Stats().Kills != kills+1 {
+		t.Fatalf("kills %d → %d: the worker compiling past the deadline should be killed", kills, p.Stats().Kills)
+	}
+	t.Logf("slow compile refused after %v", time.Since(start))
+	if out, err := p.Outgoing(ctx, s, map[string]any{"x": 1.0}, nil, scripting.Meta{}); err != nil || fmt.Sprint(out.Replica["x"]) != "2" {
+		t.Fatalf("a run after the killed compile: %v %v", out.Replica, err)
+	}
+}
