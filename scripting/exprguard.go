@@ -348,6 +348,9 @@ func splitGuarded(p []any, after bool) (any, error) {
 // compileGuarded compiles src with opts and the guard options; env, when
 // not nil, gets the guard's variable declared.
 func compileGuarded(src string, env map[string]any, opts ...expr.Option) (*vm.Program, bool, error) {
+	if len(src) > MaxExprBytes {
+		return nil, false, fmt.Errorf("%w: the expression is %d bytes; the most an expression may have is %d (16 KiB)", ErrExprTooLarge, len(src), MaxExprBytes)
+	}
 	gopts, patcher := exprGuardOptions()
 	if env != nil {
 		e := make(map[string]any, len(env)+1)
@@ -365,6 +368,20 @@ func compileGuarded(src string, env map[string]any, opts ...expr.Option) (*vm.Pr
 	prog, err := expr.Compile(src, append(opts, gopts...)...)
 	return prog, patcher.used, err
 }
+
+// MaxExprBytes bounds a trigger's or a rule's expression (and a unique
+// rule's where), checked before expr parses it. expr's parser recurses once
+// per level of nesting and counts nodes (its limit of 10,000) only once a
+// level is parsed: 400,000 nested brackets, 800 KB within the API's 1 MiB
+// body, overflowed the Go stack, a fatal error of the whole server on a
+// trigger's save. At 16 KiB the deepest nesting is 8,000 levels, and the
+// slowest forms found compile in tens of milliseconds
+// (TestExprSourceLimit); the templates' longest trigger is 67 bytes.
+const MaxExprBytes = 16 << 10
+
+// ErrExprTooLarge is the cause of a compile error for an expression over
+// MaxExprBytes.
+var ErrExprTooLarge = errors.New("expression too large")
 
 // runExpr evaluates prog with a fresh guard in env when the program uses
 // one; env is copied then (owned is false) or changed (owned).

@@ -126,3 +126,45 @@ func TestHostileRules(t *testing.T) {
 		t.Fatalf("took %v", d)
 	}
 }
+
+// TestExprSourceLimit: an expression over MaxExprBytes is a compile error
+// before expr parses it, for triggers (with and without their fields),
+// rules and a unique rule's where; at the limit the deepest nestings and
+// longest chains compile or fail to compile without overflowing the stack
+// (400,000 nested brackets did, a fatal error no recover catches).
+func TestExprSourceLimit(t *testing.T) {
+	n := MaxExprBytes
+	atLimit := map[string]string{
+		"arrays": strings.Repeat("[", n/2) + strings.Repeat("]", n/2),
+		"parens": strings.Repeat("(", n/2-2) + "true" + strings.Repeat(")", n/2-2),
+		"not":    strings.Repeat("!", n-4) + "true",
+		"neg":    strings.Repeat("-", n-1) + "1",
+		"and":    strings.Repeat("true && ", n/8-1) + "true",
+	}
+	for name, src := range atLimit {
+		if len(src) > n {
+			t.Fatalf("%s: %d bytes, over the limit", name, len(src))
+		}
+		_, err := CompileTrigger(src, guardEnv)
+		if errors.Is(err, ErrExprTooLarge) {
+			t.Fatalf("%s at the limit: %v", name, err)
+		}
+	}
+	over := "[" + strings.Repeat(" ", n) + "]"
+	checks := map[string]func() error{
+		"trigger":       func() error { _, err := CompileTrigger(over, guardEnv); return err },
+		"offline check": func() error { return CheckTrigger(over) },
+		"rule":          func() error { _, err := CompileRules([]Rule{{Kind: "expr", Expr: over}}); return err },
+		"unique where": func() error {
+			_, err := CompileRules([]Rule{{Field: "email", Kind: "unique", Where: over}})
+			return err
+		},
+	}
+	for name, check := range checks {
+		err := check()
+		var se *Error
+		if !errors.Is(err, ErrExprTooLarge) || !errors.As(err, &se) || se.Kind != ErrorCompile || !strings.Contains(se.Message, "16 KiB") {
+			t.Fatalf("%s over the limit: %v; want a compile error naming the 16 KiB limit", name, err)
+		}
+	}
+}

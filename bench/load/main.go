@@ -822,7 +822,7 @@ func compilations(logText string, changes int64) string {
 		return "script and expr compilations: not reported by this binary"
 	}
 	n, _ := strconv.ParseInt(m[1], 10, 64)
-	return fmt.Sprintf("script and expr compilations: %d in the whole run of %d changes (%.5f per change; 6 make the connection's plan: 2 triggers, 4 scripts)",
+	return fmt.Sprintf("script and expr compilations: %d in the whole run of %d changes (%.5f per change; the server compiles the triggers, the scripts compile in the sandbox workers)",
 		n, changes, float64(n)/float64(changes))
 }
 

@@ -663,6 +663,28 @@ func TestNestedSourceBomb(t *testing.T) {
 	t.Logf("hostile: a 1 MB nested source is refused (%d), the server serves on", status)
 }
 
+// TestNestedTriggerBomb: an editor saves a trigger of 450,000 nested
+// brackets (900 KB, under the API's body limit). expr's parser recursed
+// once a level before its node limit applied and overflowed the Go stack: a
+// fatal error that ended the server. The expression limit (16 KiB) refuses
+// it before any parse: 422, and the server serves on.
+func TestNestedTriggerBomb(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds the binary (make hostile)")
+	}
+	srv := startDemo(t, t.TempDir())
+	defer srv.kill()
+	bomb := strings.Repeat("[", 450_000) + strings.Repeat("]", 450_000)
+	status, raw, err := srv.call("PUT", "/api/connections/1/scripts/a/trigger", map[string]any{"source": bomb}, time.Minute)
+	if err != nil || status != http.StatusUnprocessableEntity || !strings.Contains(string(raw), "16 KiB") {
+		t.Fatalf("saving a 900 KB nest of brackets as a trigger: %d %v %s; want 422 naming the 16 KiB limit", status, err, clip(string(raw), 300))
+	}
+	if status, _, err := srv.call("GET", "/livez", nil, 5*time.Second); err != nil || status != http.StatusOK || srv.exited() {
+		t.Fatalf("after the save: /livez %d %v, exited %v", status, err, srv.exited())
+	}
+	t.Logf("hostile: a 900 KB nested trigger is refused (%d), the server serves on", status)
+}
+
 // TestSlowCompileSource: an editor saves a script within the size limit
 // that goja's compiler takes seconds over (a chain of 32,000 "1+": the
 // compiler's time grows with the square of the chain, 6 s here, and nothing
