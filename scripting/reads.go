@@ -16,11 +16,62 @@ import (
 // at Compile, from the syntax tree (every node of it: see scanReads); nil,
 // false for incoming scripts.
 func (s *Script) EntityReads() (fields map[string]bool, known bool) {
-	return s.reads, s.readsKnown
+	if s.kind != KindOutgoing {
+		return nil, false
+	}
+	return s.InputReads("entity")
+}
+
+// InputReads is EntityReads for any read-only input of the script's kind:
+// entity and previous of an outgoing script, replica and previous of an
+// incoming one.
+func (s *Script) InputReads(input string) (fields map[string]bool, known bool) {
+	fields, known = s.reads[input]
+	return fields, known
+}
+
+// readInputs are the read-only inputs of each kind, in call order.
+var readInputs = map[Kind][]string{
+	KindOutgoing: {"entity", "previous"},
+	KindIncoming: {"replica", "previous"},
+}
+
+// ReadInputs names the read-only inputs of a kind of script, in call order
+// (the first arguments of Runner.Outgoing and Runner.Incoming).
+func ReadInputs(kind Kind) []string { return readInputs[kind] }
+
+// OnlyReads is m, the script's read-only input named input, less the
+// fields the script cannot read (InputReads), or m itself when the reads
+// are unknown or take every field. The script cannot tell the difference:
+// it names every field it reads, and reads none any other way. Converting a
+// field into JS is most of what a run's input costs, and a sandbox worker's
+// inputs cross a pipe.
+func OnlyReads(s *Script, input string, m map[string]any) map[string]any {
+	reads, known := s.InputReads(input)
+	if !known || len(m) == 0 {
+		return m
+	}
+	n := 0
+	for k := range m {
+		if reads[k] {
+			n++
+		}
+	}
+	if n == len(m) {
+		return m
+	}
+	out := make(map[string]any, n)
+	for k, v := range m {
+		if reads[k] {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // scanReads fills s.reads from the wrapper function's body, less the
-// wrapper's own statements (the const that binds entity to the parameter).
+// wrapper's own statements (the const that binds the inputs to the
+// parameters), one walk per read-only input.
 func (s *Script) scanReads(fl *ast.FunctionLiteral) {
 	// The wrapper's two statements come first: "use strict" and the const
 	// that binds the parameters (by shape: node positions are not all set).
@@ -31,12 +82,17 @@ func (s *Script) scanReads(fl *ast.FunctionLiteral) {
 	if d, ok := list[1].(*ast.LexicalDeclaration); !ok || len(d.List) != len(params[s.kind]) {
 		return
 	}
-	r := readScan{names: map[string]bool{}}
-	for _, st := range list[2:] {
-		r.walk(reflect.ValueOf(st))
-	}
-	if !r.unknown {
-		s.reads, s.readsKnown = r.names, true
+	for _, input := range readInputs[s.kind] {
+		r := readScan{input: input, names: map[string]bool{}}
+		for _, st := range list[2:] {
+			r.walk(reflect.ValueOf(st))
+		}
+		if !r.unknown {
+			if s.reads == nil {
+				s.reads = map[string]map[string]bool{}
+			}
+			s.reads[input] = r.names
+		}
 	}
 }
 
@@ -44,14 +100,18 @@ func (s *Script) scanReads(fl *ast.FunctionLiteral) {
 // be missed: only the two forms that name one field are let through, and
 // any other appearance of a guarded name makes the reads unknown.
 type readScan struct {
+	input   string // the binding whose fields are read: entity, previous, replica
 	names   map[string]bool
 	unknown bool
 }
 
 var identType = reflect.TypeOf(ast.Identifier{})
 
-// guardedNames reach the entity's fields other than by a literal name.
-var guardedNames = map[string]bool{"entity": true, "$duplex_entity": true, "arguments": true, "eval": true}
+// guarded says whether name reaches the input's fields other than by a
+// literal name: the input itself or its parameter, arguments, eval.
+func (r *readScan) guarded(name string) bool {
+	return name == r.input || name == "$duplex_"+r.input || name == "arguments" || name == "eval"
+}
 
 // protoNames are Object.prototype's properties (the entity's prototype):
 // entity.hasOwnProperty(k), entity.valueOf() and the like read fields the
@@ -70,12 +130,12 @@ func (r *readScan) field(name string) {
 	r.names[name] = true
 }
 
-func isEntity(e ast.Expression) bool {
+func (r *readScan) isInput(e ast.Expression) bool {
 	if o, ok := e.(*ast.Optional); ok { // entity?.name
 		e = o.Expression
 	}
 	id, ok := e.(*ast.Identifier)
-	return ok && id.Name == "entity"
+	return ok && string(id.Name) == r.input
 }
 
 func (r *readScan) walk(v reflect.Value) {
@@ -90,14 +150,14 @@ func (r *readScan) walk(v reflect.Value) {
 		if v.CanInterface() {
 			switch n := v.Interface().(type) {
 			case *ast.DotExpression:
-				if isEntity(n.Left) {
+				if r.isInput(n.Left) {
 					r.field(string(n.Identifier.Name))
 					return
 				}
 				r.walk(reflect.ValueOf(n.Left)) // n.Identifier is a property name, not a reference
 				return
 			case *ast.BracketExpression:
-				if isEntity(n.Left) {
+				if r.isInput(n.Left) {
 					if lit, ok := n.Member.(*ast.StringLiteral); ok {
 						r.field(string(lit.Value))
 						return
@@ -110,7 +170,7 @@ func (r *readScan) walk(v reflect.Value) {
 		r.walk(v.Elem())
 	case reflect.Struct:
 		if v.Type() == identType {
-			if guardedNames[v.FieldByName("Name").String()] {
+			if r.guarded(v.FieldByName("Name").String()) {
 				r.unknown = true
 			}
 			return

@@ -152,6 +152,7 @@ func (r *Runner) Compile(_ context.Context, name string, kind Kind, src string) 
 // `replica`, which is returned. Log is set even when err is not nil.
 func (r *Runner) Outgoing(ctx context.Context, s *Script, entity, previous map[string]any, meta Meta) (OutgoingResult, error) {
 	var res OutgoingResult
+	entity, previous = OnlyReads(s, "entity", entity), OnlyReads(s, "previous", previous)
 	st, err := r.run(ctx, s, KindOutgoing, meta.Timeout, func(sb *sandbox) error {
 		e, err := sb.input(entity, "entity", false, true)
 		if err != nil {
@@ -183,6 +184,7 @@ func (r *Runner) Outgoing(ctx context.Context, s *Script, entity, previous map[s
 // script catches what it throws.
 func (r *Runner) Incoming(ctx context.Context, s *Script, replica, previous, entity map[string]any, meta Meta) (IncomingResult, error) {
 	var res IncomingResult
+	replica, previous = OnlyReads(s, "replica", replica), OnlyReads(s, "previous", previous)
 	st, err := r.run(ctx, s, KindIncoming, meta.Timeout, func(sb *sandbox) error {
 		rp, err := sb.input(replica, "replica", false, true)
 		if err != nil {

@@ -6,6 +6,7 @@ package scripting
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -72,8 +73,7 @@ type Script struct {
 	lazy      *lazyProgram  // Prepared only
 	prefixLen int           // bytes of wrapper before the user's source on line 1
 
-	reads      map[string]bool // outgoing: see EntityReads
-	readsKnown bool
+	reads map[string]map[string]bool // by read-only input, when known: see InputReads
 }
 
 // params are the bindings each kind of script sees, in call order.
@@ -172,9 +172,7 @@ func Compile(name string, kind Kind, src string) (*Script, error) {
 		}
 		return nil, s.compileError(line, col, "SyntaxError: Unexpected '}' closing the script body", nil)
 	}
-	if kind == KindOutgoing {
-		s.scanReads(wrapperFunc(prg.Body[0]))
-	}
+	s.scanReads(wrapperFunc(prg.Body[0]))
 	s.prog, err = goja.CompileAST(prg, true)
 	if err != nil {
 		var cse *goja.CompilerSyntaxError
@@ -189,16 +187,23 @@ func Compile(name string, kind Kind, src string) (*Script, error) {
 
 // Prepared is a script that Compile accepted in another process (a sandbox
 // worker: compiling user code costs CPU that grows faster than the source,
-// so the server never parses or compiles it itself) with the entity fields
-// it reads (EntityReads) as that Compile found them. It is compiled here
-// only if it runs here (an in-process Runner), once.
-func Prepared(name string, kind Kind, src string, reads []string, readsKnown bool) *Script {
+// so the server never parses or compiles it itself) with the fields it
+// reads of each input (InputReads, ReadLists) as that Compile found them.
+// It is compiled here only if it runs here (an in-process Runner), once.
+func Prepared(name string, kind Kind, src string, reads map[string][]string) *Script {
 	s := &Script{name: name, kind: kind, src: src, prefixLen: len(wrapperPrefix(kind)), lazy: &lazyProgram{}}
-	if readsKnown {
-		s.reads, s.readsKnown = make(map[string]bool, len(reads)), true
-		for _, f := range reads {
-			s.reads[f] = true
+	for input, fields := range reads {
+		if !slices.Contains(readInputs[kind], input) {
+			continue
 		}
+		if s.reads == nil {
+			s.reads = map[string]map[string]bool{}
+		}
+		set := make(map[string]bool, len(fields))
+		for _, f := range fields {
+			set[f] = true
+		}
+		s.reads[input] = set
 	}
 	return s
 }
@@ -226,17 +231,22 @@ func (s *Script) program() (*goja.Program, error) {
 	return s.lazy.prog, s.lazy.err
 }
 
-// ReadList is EntityReads as a sorted list, for a sandbox worker's answer.
-func (s *Script) ReadList() (fields []string, known bool) {
-	if !s.readsKnown {
-		return nil, false
+// ReadLists is InputReads of every input whose reads are known, as sorted
+// lists, for a sandbox worker's answer.
+func (s *Script) ReadLists() map[string][]string {
+	if len(s.reads) == 0 {
+		return nil
 	}
-	fields = make([]string, 0, len(s.reads))
-	for f := range s.reads {
-		fields = append(fields, f)
+	out := make(map[string][]string, len(s.reads))
+	for input, set := range s.reads {
+		fields := make([]string, 0, len(set))
+		for f := range set {
+			fields = append(fields, f)
+		}
+		sort.Strings(fields)
+		out[input] = fields
 	}
-	sort.Strings(fields)
-	return fields, true
+	return out
 }
 
 func wrapperFunc(st0 ast.Statement) *ast.FunctionLiteral {

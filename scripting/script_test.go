@@ -576,15 +576,17 @@ func TestConcurrentUse(t *testing.T) {
 	}
 }
 
+// An input a script reads must convert (the scripts below read it: a field
+// a script cannot read is not converted at all, see OnlyReads).
 func TestBadInput(t *testing.T) {
 	r := NewRunner(Options{})
-	_, err := outgoing(t, r, ``, map[string]any{"ch": make(chan int)}, nil)
+	_, err := outgoing(t, r, `replica.x = entity.ch;`, map[string]any{"ch": make(chan int)}, nil)
 	if err == nil || !strings.Contains(err.Error(), "entity.ch: unsupported Go type chan int") {
 		t.Fatalf("got %v", err)
 	}
 	cyclic := map[string]any{}
 	cyclic["self"] = cyclic
-	if _, err := outgoing(t, r, ``, cyclic, nil); err == nil || !strings.Contains(err.Error(), "nested deeper") {
+	if _, err := outgoing(t, r, `replica.x = Object.keys(entity);`, cyclic, nil); err == nil || !strings.Contains(err.Error(), "nested deeper") {
 		t.Fatalf("got %v", err)
 	}
 	inc := mustCompile(t, KindIncoming, "")

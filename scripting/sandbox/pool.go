@@ -274,7 +274,7 @@ func (l *Lane) Compile(ctx context.Context, name string, kind scripting.Kind, sr
 	if c.err != nil {
 		return nil, c.err
 	}
-	s := scripting.Prepared(name, kind, src, c.res.Reads, c.res.ReadsKnown)
+	s := scripting.Prepared(name, kind, src, c.res.Reads)
 	l.p.remember(s, key)
 	return s, nil
 }
@@ -415,6 +415,10 @@ func (p *Pool) prepareScript(c *call, o op, s *scripting.Script, meta scripting.
 	c.kind = s.Kind()
 	c.observe = p.opts.Observe
 	c.req = runReq{Op: o, Key: p.key(s, mk), Meta: meta}
+	// What the script cannot read does not cross: the inputs in call order.
+	for i, input := range scripting.ReadInputs(s.Kind()) {
+		args[i] = scripting.OnlyReads(s, input, args[i])
+	}
 	c.setArgs(args...)
 	p.deadline(c, meta)
 }

@@ -90,11 +90,10 @@ type runRes struct {
 	SkipReason string
 	Bool       bool
 	Rules      []scripting.RuleResult
-	NotRun     bool     // IfMatched, and the trigger before it did not match
-	Reads      []string // opCompile: the script's EntityReads, when ReadsKnown
-	ReadsKnown bool
-	Heap       uint64        // the worker's live heap after the run
-	CPU        time.Duration // the worker's CPU time so far, on a message's last result (0 on the others)
+	NotRun     bool                // IfMatched, and the trigger before it did not match
+	Reads      map[string][]string // opCompile: the script's ReadLists
+	Heap       uint64              // the worker's live heap after the run
+	CPU        time.Duration       // the worker's CPU time so far, on a message's last result (0 on the others)
 }
 
 type wireErr struct {

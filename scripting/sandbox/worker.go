@@ -195,8 +195,7 @@ func (w *worker) do(r *runReq) (runRes, string) {
 		return runRes{Err: toWire(e.err)}, e.name
 	}
 	if r.Op == opCompile {
-		reads, known := e.script.ReadList()
-		return runRes{Reads: reads, ReadsKnown: known}, e.name
+		return runRes{Reads: e.script.ReadLists()}, e.name
 	}
 	var args [3]map[string]any
 	for i, b := range r.Args {
