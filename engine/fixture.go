@@ -54,10 +54,10 @@ func CheckFixture(ctx context.Context, r Scripts, name string, sources map[strin
 		if sp.trigger, err = scripting.CompileTrigger(src["trigger"], env); err != nil {
 			return nil, err
 		}
-		if sp.outgoing, err = r.Compile(ctx, string(side)+".outgoing.js", scripting.KindOutgoing, src["outgoing"]); err != nil {
+		if sp.outgoing, err = r.Compile(ctx, string(side)+".outgoing.js", scripting.KindOutgoing, src["outgoing"], scripting.Meta{Connection: name}); err != nil {
 			return nil, err
 		}
-		if sp.incoming, err = r.Compile(ctx, string(side)+".incoming.js", scripting.KindIncoming, src["incoming"]); err != nil {
+		if sp.incoming, err = r.Compile(ctx, string(side)+".incoming.js", scripting.KindIncoming, src["incoming"], scripting.Meta{Connection: name}); err != nil {
 			return nil, err
 		}
 		plans[side] = sp

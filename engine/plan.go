@@ -56,11 +56,11 @@ func (e *Engine) planFor(ctx context.Context, c store.Connection) (*plan, error)
 			return nil, fmt.Errorf("connection %q side %s trigger: %w", c.Name, side, err)
 		}
 		name := fmt.Sprintf("%s/%s.outgoing.js", c.Name, side)
-		if sp.outgoing, err = e.opts.Runner.Compile(ctx, name, scripting.KindOutgoing, src[store.KindOutgoing].Source); err != nil {
+		if sp.outgoing, err = e.opts.Runner.Compile(ctx, name, scripting.KindOutgoing, src[store.KindOutgoing].Source, scripting.Meta{Connection: c.Name}); err != nil {
 			return nil, err
 		}
 		name = fmt.Sprintf("%s/%s.incoming.js", c.Name, side)
-		if sp.incoming, err = e.opts.Runner.Compile(ctx, name, scripting.KindIncoming, src[store.KindIncoming].Source); err != nil {
+		if sp.incoming, err = e.opts.Runner.Compile(ctx, name, scripting.KindIncoming, src[store.KindIncoming].Source, scripting.Meta{Connection: c.Name}); err != nil {
 			return nil, err
 		}
 		sp.outID, sp.inID = sourceID(src[store.KindOutgoing].Source), sourceID(src[store.KindIncoming].Source)

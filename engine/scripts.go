@@ -15,8 +15,9 @@ import (
 // the connection, for the pool's per-connection fairness.
 type Scripts interface {
 	// Compile compiles a script; an error in the source is a
-	// *scripting.Error of kind compile.
-	Compile(ctx context.Context, name string, kind scripting.Kind, src string) (*scripting.Script, error)
+	// *scripting.Error of kind compile. meta.Connection is the fairness
+	// key, as for runs.
+	Compile(ctx context.Context, name string, kind scripting.Kind, src string, meta scripting.Meta) (*scripting.Script, error)
 	Outgoing(ctx context.Context, s *scripting.Script, entity, previous map[string]any, meta scripting.Meta) (scripting.OutgoingResult, error)
 	Incoming(ctx context.Context, s *scripting.Script, replica, previous, entity map[string]any, meta scripting.Meta) (scripting.IncomingResult, error)
 	Match(ctx context.Context, t *scripting.Trigger, vars map[string]any, meta scripting.Meta) (bool, error)
@@ -37,10 +38,11 @@ func (e *Engine) interactive() Scripts {
 	return e.opts.Runner
 }
 
-// CheckScript compiles a script as the engine will, where the interactive
-// work runs (a person waits for the answer); a compile error is a
-// *scripting.Error of kind compile with its line and column.
-func (e *Engine) CheckScript(ctx context.Context, name string, kind scripting.Kind, src string) error {
-	_, err := e.interactive().Compile(ctx, name, kind, src)
+// CheckScript compiles a script of connection conn as the engine will,
+// where the interactive work runs (a person waits for the answer); a
+// compile error is a *scripting.Error of kind compile with its line and
+// column.
+func (e *Engine) CheckScript(ctx context.Context, conn, name string, kind scripting.Kind, src string) error {
+	_, err := e.interactive().Compile(ctx, name, kind, src, scripting.Meta{Connection: conn})
 	return err
 }

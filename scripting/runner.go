@@ -143,7 +143,7 @@ func NewRunner(opts Options) *Runner {
 
 // Compile compiles src here, in this process (engine.Scripts: the
 // sandbox's Pool compiles in a worker instead).
-func (r *Runner) Compile(_ context.Context, name string, kind Kind, src string) (*Script, error) {
+func (r *Runner) Compile(_ context.Context, name string, kind Kind, src string, _ Meta) (*Script, error) {
 	return Compile(name, kind, src)
 }
 

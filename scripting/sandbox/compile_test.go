@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func TestPoolCompile(t *testing.T) {
 	for _, tc := range cases {
 		want, wantErr := scripting.Compile("c.js", tc.kind, tc.src)
 		before := scripting.Compilations()
-		got, err := p.Compile(ctx, "c.js", tc.kind, tc.src)
+		got, err := p.Compile(ctx, "c.js", tc.kind, tc.src, scripting.Meta{})
 		if n := scripting.Compilations() - before; n != 0 {
 			t.Fatalf("%q: %d compilations in this process", tc.src, n)
 		}
@@ -55,7 +56,7 @@ func TestPoolCompile(t *testing.T) {
 		}
 	}
 
-	s, err := p.Compile(ctx, "run.js", scripting.KindOutgoing, "replica.x = entity.x * 2;")
+	s, err := p.Compile(ctx, "run.js", scripting.KindOutgoing, "replica.x = entity.x * 2;", scripting.Meta{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestPoolCompile(t *testing.T) {
 	slow := "replica.x = " + strings.Repeat("1+", 32_000) + "1;" // seconds in goja's compiler
 	kills := p.Stats().Kills
 	start := time.Now()
-	_, err = p.Compile(ctx, "slow.js", scripting.KindOutgoing, slow)
+	_, err = p.Compile(ctx, "slow.js", scripting.KindOutgoing, slow, scripting.Meta{})
 	var se *scripting.Error
 	if !errors.As(err, &se) || se.Kind != scripting.ErrorCompile || !strings.Contains(se.Message, "did not compile within 500ms") {
 		t.Fatalf("slow compile: %v; want a compile error naming the deadline", err)
@@ -88,4 +89,35 @@ func TestPoolCompile(t *testing.T) {
 	if out, err := p.Outgoing(ctx, s, map[string]any{"x": 1.0}, nil, scripting.Meta{}); err != nil || fmt.Sprint(out.Replica["x"]) != "2" {
 		t.Fatalf("a run after the killed compile: %v %v", out.Replica, err)
 	}
+}
+
+// TestPoolCompileFairness: a connection's slow compiles never share a
+// message with another connection's compile. They did when every compile
+// had one fairness key: the waiting compiles left together, each slow one
+// killed the worker, and a good compile behind two of them failed ("its
+// sandbox worker died twice before the run") though nothing was wrong
+// with it: a hostile editor's saves failed another team's.
+func TestPoolCompileFairness(t *testing.T) {
+	p := newPool(t, Options{Workers: 1, Interactive: 1, Timeout: 300 * time.Millisecond})
+	lane := p.Interactive()
+	ctx := context.Background()
+	slow := "replica.x = " + strings.Repeat("1+", 32_000) + "1;"
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			src := slow + strings.Repeat(" ", i) // four sources, four keys
+			if _, err := lane.Compile(ctx, "slow.js", scripting.KindOutgoing, src, scripting.Meta{Connection: "hostile"}); err == nil {
+				t.Errorf("slow compile %d passed", i)
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond) // the slow ones are in flight and queued
+	s, err := lane.Compile(ctx, "good.js", scripting.KindOutgoing, "replica.t = entity.subject;", scripting.Meta{Connection: "other team"})
+	if err != nil {
+		t.Fatalf("another connection's good compile: %v", err)
+	}
+	if reads, known := s.EntityReads(); !known || !reads["subject"] {
+		t.Fatalf("reads %v %v", reads, known)
+	}
+	wg.Wait()
 }

@@ -239,8 +239,8 @@ func (p *Pool) Do(ctx context.Context, runs []*Run) error {
 }
 
 // Compile compiles a script in the sync lane's workers; see Lane.Compile.
-func (p *Pool) Compile(ctx context.Context, name string, kind scripting.Kind, src string) (*scripting.Script, error) {
-	return p.def().Compile(ctx, name, kind, src)
+func (p *Pool) Compile(ctx context.Context, name string, kind scripting.Kind, src string, meta scripting.Meta) (*scripting.Script, error) {
+	return p.def().Compile(ctx, name, kind, src, meta)
 }
 
 // Compile compiles a script in one of the lane's workers, never in this
@@ -250,9 +250,12 @@ func (p *Pool) Compile(ctx context.Context, name string, kind scripting.Kind, sr
 // (Options.Timeout): a source that takes longer could not run either. The
 // result is a scripting.Prepared script, its program compiled where it
 // runs; the worker keeps it for the runs that follow. Over the deadline,
-// or if the worker dies, the error is a compile error (the source is at
-// fault, not the run).
-func (l *Lane) Compile(ctx context.Context, name string, kind scripting.Kind, src string) (*scripting.Script, error) {
+// or if the worker dies on it, the error is a compile error (the source is
+// at fault, not the run). meta.Connection is the fairness key, as for
+// runs: a connection's compiles wait and travel together, never with
+// another's (a worker killed on one compile would fail the others of its
+// message once it has died twice).
+func (l *Lane) Compile(ctx context.Context, name string, kind scripting.Kind, src string, meta scripting.Meta) (*scripting.Script, error) {
 	if len(src) > scripting.MaxSourceBytes { // refused before anything crosses
 		return scripting.Compile(name, kind, src)
 	}
@@ -260,11 +263,11 @@ func (l *Lane) Compile(ctx context.Context, name string, kind scripting.Kind, sr
 	key := hashCode(cd, fmt.Sprintf("%T", (*scripting.Script)(nil)))
 	c := &call{code: func() *code { return cd }}
 	c.req = runReq{Op: opCompile, Key: key, Timeout: l.p.opts.Timeout}
-	if err := l.p.do(ctx, l.l, "", []*call{c}); err != nil {
+	if err := l.p.do(ctx, l.l, meta.Connection, []*call{c}); err != nil {
 		return nil, err
 	}
 	var se *scripting.Error
-	if errors.As(c.err, &se) && se.Kind != scripting.ErrorCompile {
+	if errors.As(c.err, &se) && se.Kind != scripting.ErrorCompile && !c.notRun {
 		msg := "RangeError: the script did not compile within " + l.p.opts.Timeout.String() + ", a run's deadline; make it shorter or simpler"
 		if se.Kind != scripting.ErrorTimeout {
 			msg = "RangeError: the script could not be compiled: " + se.Message
@@ -487,6 +490,7 @@ type call struct {
 	err     error
 	argErr  error // an input that could not be encoded (setArgs)
 	retried bool
+	notRun  bool            // failed because its worker died twice before it ran
 	ctx     context.Context // the caller's, set when queued
 }
 
@@ -863,6 +867,7 @@ func (s *slot) runBatch(calls []*call, jobs []*job) {
 				continue
 			}
 			if c.retried {
+				c.notRun = true
 				c.err = scripting.NewError("sandbox", scripting.ErrorCrash, 0, 0, 0, "its sandbox worker died twice before the run")
 				continue
 			}
