@@ -79,7 +79,7 @@ func (e *Engine) apply(ctx context.Context, plans *batchPlans, tw *store.Twin, e
 		return e.sendToPeer(ctx, p, link, &twin, ev, src.Other(), logs)
 	}
 	r := &applyRun{p: p, ev: ev, twin: *tw, src: src, dst: src.Other(), logs: logs, decoded: dec,
-		meta: scripting.Meta{Connection: p.conn.Name, Side: string(src.Other()), Timeout: p.options.scriptTimeout()},
+		meta: scripting.Meta{Connection: p.conn.Name, Key: p.fairKey(), Side: string(src.Other()), Timeout: p.options.scriptTimeout()},
 		rec:  loadRecord(tw, ev.Direction)}
 	if ev.Action == actionDelete {
 		return e.applyDelete(ctx, p, &r.twin, r.ev, r.dst)
@@ -348,7 +348,7 @@ func (e *Engine) agreedFields(ctx context.Context, p *plan, dst store.Side, repl
 		setOrDelete(probe, k, bv, ok)
 	}
 	res, err := e.opts.Runner.Incoming(ctx, p.sides[dst].incoming, replica, previous, probe,
-		scripting.Meta{Connection: p.conn.Name, Side: string(dst), Timeout: p.options.scriptTimeout()})
+		scripting.Meta{Connection: p.conn.Name, Key: p.fairKey(), Side: string(dst), Timeout: p.options.scriptTimeout()})
 	if err != nil || res.Skipped {
 		return nil
 	}
@@ -400,7 +400,7 @@ func (e *Engine) uncarried(ctx context.Context, r *applyRun, old, cur *snapshot)
 	}
 	run := func(fields map[string]any) (string, bool) {
 		res, err := e.opts.Runner.Outgoing(ctx, r.p.sides[r.src].outgoing, scriptEntity(connectors.Entity{ID: r.ev.SourceID, Fields: fields}), nil,
-			scripting.Meta{Connection: r.p.conn.Name, Side: string(r.src), Timeout: r.p.options.scriptTimeout()})
+			scripting.Meta{Connection: r.p.conn.Name, Key: r.p.fairKey(), Side: string(r.src), Timeout: r.p.options.scriptTimeout()})
 		if err != nil {
 			return "", false
 		}
@@ -488,7 +488,7 @@ func (e *Engine) mergeFor(ctx context.Context, r *applyRun) (map[string]any, []C
 		// The script sees a fresh copy of the local entity: the first run
 		// must not leak into the second.
 		res, err := e.opts.Runner.Incoming(ctx, r.p.sides[r.dst].incoming, r.previous, nil, scriptEntity(r.local),
-			scripting.Meta{Connection: r.p.conn.Name, Side: string(r.dst), Timeout: r.p.options.scriptTimeout()})
+			scripting.Meta{Connection: r.p.conn.Name, Key: r.p.fairKey(), Side: string(r.dst), Timeout: r.p.options.scriptTimeout()})
 		if err == nil && !res.Skipped {
 			if f, _, err := splitEntity(res.Entity); err == nil {
 				mi.prevDesired = f

@@ -66,7 +66,7 @@ func CheckFixture(ctx context.Context, r Scripts, name string, sources map[strin
 		fx.Entity.Fields = map[string]any{}
 	}
 	res := TestRunResult{Side: fx.Side, Linked: fx.Target != nil, Log: []string{}}
-	simulate(ctx, r, name, 0, plans[fx.Side], plans[fx.Side.Other()], fx.Side, fx.Entity, fx.Previous, fx.Target, commentLinks{}, &res)
+	simulate(ctx, r, scripting.Meta{Connection: name}, plans[fx.Side], plans[fx.Side.Other()], fx.Side, fx.Entity, fx.Previous, fx.Target, commentLinks{}, &res)
 
 	var diffs []string
 	w := fx.Want

@@ -201,14 +201,14 @@ func (e *Engine) draftPlan(ctx context.Context, p *plan, src store.Side, d Impac
 	}
 	if d.Outgoing != nil {
 		name := fmt.Sprintf("%s/%s.outgoing.js (draft)", p.conn.Name, src)
-		if s.outgoing, err = e.interactive().Compile(ctx, name, scripting.KindOutgoing, *d.Outgoing, scripting.Meta{Connection: p.conn.Name}); err != nil {
+		if s.outgoing, err = e.interactive().Compile(ctx, name, scripting.KindOutgoing, *d.Outgoing, scripting.Meta{Connection: p.conn.Name, Key: p.fairKey()}); err != nil {
 			return [2]*sidePlan{}, "outgoing", err
 		}
 		s.outID = sourceID(*d.Outgoing)
 	}
 	if d.Incoming != nil {
 		name := fmt.Sprintf("%s/%s.incoming.js (draft)", p.conn.Name, src.Other())
-		if t.incoming, err = e.interactive().Compile(ctx, name, scripting.KindIncoming, *d.Incoming, scripting.Meta{Connection: p.conn.Name}); err != nil {
+		if t.incoming, err = e.interactive().Compile(ctx, name, scripting.KindIncoming, *d.Incoming, scripting.Meta{Connection: p.conn.Name, Key: p.fairKey()}); err != nil {
 			return [2]*sidePlan{}, "incoming", err
 		}
 		t.inID = sourceID(*d.Incoming)

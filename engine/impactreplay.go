@@ -89,15 +89,15 @@ func (rp *replayer) input(ev store.SyncEvent, twin *store.Twin) (replayInput, st
 func (rp *replayer) runs(ctx context.Context, ev store.SyncEvent, in replayInput, ent *ImpactEntity) (before, after TestRunResult) {
 	before = TestRunResult{Side: rp.src, Linked: true, Log: []string{}}
 	after = TestRunResult{Side: rp.src, Linked: true, Log: []string{}}
-	name, timeout := rp.p.conn.Name, rp.p.options.scriptTimeout()
+	run := rp.p.runMeta()
 	if !rp.needsSource {
 		before.Replica, after.Replica = in.replica, in.replica
-		simulateIncoming(ctx, rp.r, name, timeout, rp.saved[1], rp.src, in.replica, in.previous, in.target, in.links, &before)
-		simulateIncoming(ctx, rp.r, name, timeout, rp.draft[1], rp.src, in.replica, in.previous, in.target, in.links, &after)
+		simulateIncoming(ctx, rp.r, run, rp.saved[1], rp.src, in.replica, in.previous, in.target, in.links, &before)
+		simulateIncoming(ctx, rp.r, run, rp.draft[1], rp.src, in.replica, in.previous, in.target, in.links, &after)
 		return before, after
 	}
-	okBefore := simulateOutgoing(ctx, rp.r, name, timeout, rp.saved[0], rp.src, in.entity, in.target, in.previous, &before)
-	okAfter := simulateOutgoing(ctx, rp.r, name, timeout, rp.draft[0], rp.src, in.entity, in.target, in.previous, &after)
+	okBefore := simulateOutgoing(ctx, rp.r, run, rp.saved[0], rp.src, in.entity, in.target, in.previous, &before)
+	okAfter := simulateOutgoing(ctx, rp.r, run, rp.draft[0], rp.src, in.entity, in.target, in.previous, &after)
 	if !okBefore {
 		return before, after
 	}
@@ -106,9 +106,9 @@ func (rp *replayer) runs(ctx context.Context, ev store.SyncEvent, in replayInput
 		draft = after.Replica
 	}
 	ent.Inexact = alignReplicas(ev.Replica, before.Replica, draft)
-	simulateIncoming(ctx, rp.r, name, timeout, rp.saved[1], rp.src, before.Replica, in.previous, in.target, in.links, &before)
+	simulateIncoming(ctx, rp.r, run, rp.saved[1], rp.src, before.Replica, in.previous, in.target, in.links, &before)
 	if okAfter {
-		simulateIncoming(ctx, rp.r, name, timeout, rp.draft[1], rp.src, after.Replica, in.previous, in.target, in.links, &after)
+		simulateIncoming(ctx, rp.r, run, rp.draft[1], rp.src, after.Replica, in.previous, in.target, in.links, &after)
 	}
 	return before, after
 }

@@ -238,12 +238,12 @@ type intakeStep struct {
 }
 
 func (in *intakeStep) triggerMeta(p *plan) scripting.Meta {
-	return scripting.Meta{Connection: p.conn.Name, Side: string(in.c.side), Timeout: p.options.scriptTimeout()}
+	return scripting.Meta{Connection: p.conn.Name, Key: p.fairKey(), Side: string(in.c.side), Timeout: p.options.scriptTimeout()}
 }
 
 func (in *intakeStep) outgoingMeta(p *plan) scripting.Meta {
 	first := !in.hasTwin || in.twin.EntityID(in.c.side.Other()) == ""
-	return scripting.Meta{Connection: p.conn.Name, Side: string(in.c.side), FirstSync: first, Timeout: p.options.scriptTimeout()}
+	return scripting.Meta{Connection: p.conn.Name, Key: p.fairKey(), Side: string(in.c.side), FirstSync: first, Timeout: p.options.scriptTimeout()}
 }
 
 // intakeHead is what comes before the trigger: done=true ends the intake
@@ -381,7 +381,7 @@ type matchOutgoing interface {
 func (e *Engine) match(ctx context.Context, p *plan, side store.Side, ent connectors.Entity, twin store.Twin, hasTwin bool,
 	previous map[string]any, prevErr error) (bool, *scripting.MatchedOutgoing, error) {
 	sp := p.sides[side]
-	tmeta := scripting.Meta{Connection: p.conn.Name, Side: string(side), Timeout: p.options.scriptTimeout()}
+	tmeta := scripting.Meta{Connection: p.conn.Name, Key: p.fairKey(), Side: string(side), Timeout: p.options.scriptTimeout()}
 	mo, ok := e.opts.Runner.(matchOutgoing)
 	if !ok || prevErr != nil || hasTwin && twin.Hash(side) != "" && twin.Hash(side) == contentHash(ent) {
 		match, err := e.opts.Runner.Match(ctx, sp.trigger, triggerVars(ent), tmeta)

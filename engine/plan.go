@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/scripting"
@@ -56,11 +57,11 @@ func (e *Engine) planFor(ctx context.Context, c store.Connection) (*plan, error)
 			return nil, fmt.Errorf("connection %q side %s trigger: %w", c.Name, side, err)
 		}
 		name := fmt.Sprintf("%s/%s.outgoing.js", c.Name, side)
-		if sp.outgoing, err = e.opts.Runner.Compile(ctx, name, scripting.KindOutgoing, src[store.KindOutgoing].Source, scripting.Meta{Connection: c.Name}); err != nil {
+		if sp.outgoing, err = e.opts.Runner.Compile(ctx, name, scripting.KindOutgoing, src[store.KindOutgoing].Source, scripting.Meta{Connection: c.Name, Key: connFairKey(c.ID)}); err != nil {
 			return nil, err
 		}
 		name = fmt.Sprintf("%s/%s.incoming.js", c.Name, side)
-		if sp.incoming, err = e.opts.Runner.Compile(ctx, name, scripting.KindIncoming, src[store.KindIncoming].Source, scripting.Meta{Connection: c.Name}); err != nil {
+		if sp.incoming, err = e.opts.Runner.Compile(ctx, name, scripting.KindIncoming, src[store.KindIncoming].Source, scripting.Meta{Connection: c.Name, Key: connFairKey(c.ID)}); err != nil {
 			return nil, err
 		}
 		sp.outID, sp.inID = sourceID(src[store.KindOutgoing].Source), sourceID(src[store.KindIncoming].Source)
@@ -84,6 +85,18 @@ func (e *Engine) planFor(ctx context.Context, c store.Connection) (*plan, error)
 	e.plans[c.ID] = p
 	e.mu.Unlock()
 	return p, nil
+}
+
+// fairKey is the connection's key in the sandbox pool's lanes (Meta.Key):
+// its ID, as names are unique only within a team.
+func (p *plan) fairKey() string { return connFairKey(p.conn.ID) }
+
+func connFairKey(id int64) string { return "connection " + strconv.FormatInt(id, 10) }
+
+// runMeta is the Meta of the connection's runs but their side and first
+// sync.
+func (p *plan) runMeta() scripting.Meta {
+	return scripting.Meta{Connection: p.conn.Name, Key: p.fairKey(), Timeout: p.options.scriptTimeout()}
 }
 
 // planByID loads a connection and its plan.

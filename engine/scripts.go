@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"strconv"
 
+	"github.com/duplexsync/duplex/engine/store"
 	"github.com/duplexsync/duplex/scripting"
 )
 
@@ -38,11 +40,15 @@ func (e *Engine) interactive() Scripts {
 	return e.opts.Runner
 }
 
-// CheckScript compiles a script of connection conn as the engine will,
-// where the interactive work runs (a person waits for the answer); a
-// compile error is a *scripting.Error of kind compile with its line and
-// column.
-func (e *Engine) CheckScript(ctx context.Context, conn, name string, kind scripting.Kind, src string) error {
-	_, err := e.interactive().Compile(ctx, name, kind, src, scripting.Meta{Connection: conn})
+// CheckScript compiles a script of connection conn (ID 0: one being made
+// in conn.TeamID) as the engine will, where the interactive work runs (a
+// person waits for the answer); a compile error is a *scripting.Error of
+// kind compile with its line and column.
+func (e *Engine) CheckScript(ctx context.Context, conn store.Connection, name string, kind scripting.Kind, src string) error {
+	key := connFairKey(conn.ID)
+	if conn.ID == 0 {
+		key = "new connection of team " + strconv.FormatInt(conn.TeamID, 10)
+	}
+	_, err := e.interactive().Compile(ctx, name, kind, src, scripting.Meta{Connection: conn.Name, Key: key})
 	return err
 }

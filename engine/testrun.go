@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/engine/store"
@@ -141,7 +140,7 @@ func (e *Engine) TestRunDraft(ctx context.Context, connID int64, side store.Side
 	if res.Linked {
 		links = loadLinks(&twin)
 	}
-	simulate(ctx, e.interactive(), p.conn.Name, p.options.scriptTimeout(), plans[0], plans[1], side, *ent, previous, target, links, &res)
+	simulate(ctx, e.interactive(), p.runMeta(), plans[0], plans[1], side, *ent, previous, target, links, &res)
 	// Unique rules need a lookup in the target (read-only): done here, not
 	// in the pure simulation.
 	if err := e.testUnique(ctx, p, plans[1].rules, side, twin, &res); err != nil {
@@ -174,7 +173,7 @@ func (e *Engine) testUnique(ctx context.Context, p *plan, dstRules *scripting.Ru
 			return err
 		}
 	}
-	meta := scripting.Meta{Connection: p.conn.Name, Side: string(side.Other()), Timeout: p.options.scriptTimeout()}
+	meta := scripting.Meta{Connection: p.conn.Name, Key: p.fairKey(), Side: string(side.Other()), Timeout: p.options.scriptTimeout()}
 	uniq, err := uniqueResults(ctx, e.interactive(), meta, dstRules, dst, own, key, replica)
 	if err != nil {
 		return err
@@ -187,26 +186,26 @@ func (e *Engine) testUnique(ctx context.Context, p *plan, dstRules *scripting.Ru
 
 // simulate is the pure part of a test run: trigger, outgoing, incoming,
 // patch, comments. Template fixtures use it without any store.
-func simulate(ctx context.Context, r Scripts, connName string, timeout time.Duration, src, dst *sidePlan, side store.Side,
+func simulate(ctx context.Context, r Scripts, run scripting.Meta, src, dst *sidePlan, side store.Side,
 	ent connectors.Entity, previous map[string]any, target *connectors.Entity, links commentLinks, res *TestRunResult) {
-	if simulateOutgoing(ctx, r, connName, timeout, src, side, ent, target, previous, res) {
-		simulateIncoming(ctx, r, connName, timeout, dst, side, res.Replica, previous, target, links, res)
+	if simulateOutgoing(ctx, r, run, src, side, ent, target, previous, res) {
+		simulateIncoming(ctx, r, run, dst, side, res.Replica, previous, target, links, res)
 	}
 }
 
 // simulateOutgoing is the first half of simulate: trigger and outgoing
 // script; false when one failed (res says how).
-func simulateOutgoing(ctx context.Context, r Scripts, connName string, timeout time.Duration, src *sidePlan, side store.Side,
+func simulateOutgoing(ctx context.Context, r Scripts, run scripting.Meta, src *sidePlan, side store.Side,
 	ent connectors.Entity, target *connectors.Entity, previous map[string]any, res *TestRunResult) bool {
 	var err error
-	if res.Matched, err = r.Match(ctx, src.trigger, triggerVars(ent), scripting.Meta{Connection: connName, Side: string(side), Timeout: timeout}); err != nil {
+	if res.Matched, err = r.Match(ctx, src.trigger, triggerVars(ent), scripting.Meta{Connection: run.Connection, Key: run.Key, Side: string(side), Timeout: run.Timeout}); err != nil {
 		res.Error, res.Stage = err, "trigger"
 		return false
 	}
 	res.WouldSync = res.Matched || res.Linked
 	first := target == nil
 	out, err := r.Outgoing(ctx, src.outgoing, scriptEntity(ent), previous,
-		scripting.Meta{Connection: connName, Side: string(side), FirstSync: first, Timeout: timeout})
+		scripting.Meta{Connection: run.Connection, Key: run.Key, Side: string(side), FirstSync: first, Timeout: run.Timeout})
 	res.Log = append(res.Log, out.Log...)
 	if err != nil {
 		res.Error, res.Stage = err, "outgoing"
@@ -219,7 +218,7 @@ func simulateOutgoing(ctx context.Context, r Scripts, connName string, timeout t
 // simulateIncoming is the second half of simulate, from a replica: rules,
 // incoming, patch, comments. The impact preview starts here from a stored
 // replica when only the incoming script or the rules changed.
-func simulateIncoming(ctx context.Context, r Scripts, connName string, timeout time.Duration, dst *sidePlan, side store.Side,
+func simulateIncoming(ctx context.Context, r Scripts, run scripting.Meta, dst *sidePlan, side store.Side,
 	sent map[string]any, previous map[string]any, target *connectors.Entity, links commentLinks, res *TestRunResult) {
 	first := target == nil
 	in := map[string]any{}
@@ -243,13 +242,13 @@ func simulateIncoming(ctx context.Context, r Scripts, connName string, timeout t
 	if replica == nil {
 		replica = map[string]any{}
 	}
-	if res.Rules, err = r.Check(ctx, dst.rules, replica, scripting.Meta{Connection: connName, Side: string(side.Other()), Timeout: timeout}); err != nil {
+	if res.Rules, err = r.Check(ctx, dst.rules, replica, scripting.Meta{Connection: run.Connection, Key: run.Key, Side: string(side.Other()), Timeout: run.Timeout}); err != nil {
 		res.Error, res.Stage = err, "rules"
 		return
 	}
 	res.Invalid = len(scripting.Failed(res.Rules)) > 0
 	inc, err := r.Incoming(ctx, dst.incoming, replica, previous, in,
-		scripting.Meta{Connection: connName, Side: string(side.Other()), FirstSync: first, Timeout: timeout})
+		scripting.Meta{Connection: run.Connection, Key: run.Key, Side: string(side.Other()), FirstSync: first, Timeout: run.Timeout})
 	res.Log = append(res.Log, inc.Log...)
 	if err != nil {
 		res.Error, res.Stage = err, "incoming"

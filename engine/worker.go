@@ -604,7 +604,7 @@ func (e *Engine) replicaOf(ctx context.Context, p *plan, ev *store.SyncEvent, tw
 		return nil, err
 	}
 	out, err := e.opts.Runner.Outgoing(ctx, p.sides[src].outgoing, scriptEntity(ent), previous,
-		scripting.Meta{Connection: p.conn.Name, Side: string(src), FirstSync: twin.EntityID(src.Other()) == "", Timeout: p.options.scriptTimeout()})
+		scripting.Meta{Connection: p.conn.Name, Key: p.fairKey(), Side: string(src), FirstSync: twin.EntityID(src.Other()) == "", Timeout: p.options.scriptTimeout()})
 	*logs = append(*logs, out.Log...)
 	if err != nil {
 		return nil, err

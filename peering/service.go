@@ -42,7 +42,7 @@ type Engine interface {
 	Wake()
 	Reload(connectionID int64)
 	// CheckScript compiles a script in a sandbox worker, never here.
-	CheckScript(ctx context.Context, conn, name string, kind scripting.Kind, src string) error
+	CheckScript(ctx context.Context, conn store.Connection, name string, kind scripting.Kind, src string) error
 }
 
 // Options wire a Service.
@@ -237,7 +237,7 @@ func (s *Service) scriptsFor(ctx context.Context, in Setup, local store.Side) (m
 		out[local][kind] = v
 	}
 	for _, kind := range []store.ScriptKind{store.KindOutgoing, store.KindIncoming} {
-		if err := s.o.Engine.CheckScript(ctx, in.Name, fmt.Sprintf("%s.%s.js", local, kind), scripting.Kind(kind), out[local][kind]); err != nil {
+		if err := s.o.Engine.CheckScript(ctx, store.Connection{Name: in.Name, TeamID: in.TeamID}, fmt.Sprintf("%s.%s.js", local, kind), scripting.Kind(kind), out[local][kind]); err != nil {
 			return nil, err
 		}
 	}

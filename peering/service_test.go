@@ -19,7 +19,7 @@ type fakeEngine struct{ woken, reloaded int }
 
 func (f *fakeEngine) Wake()        { f.woken++ }
 func (f *fakeEngine) Reload(int64) { f.reloaded++ }
-func (f *fakeEngine) CheckScript(_ context.Context, _, name string, kind scripting.Kind, src string) error {
+func (f *fakeEngine) CheckScript(_ context.Context, _ store.Connection, name string, kind scripting.Kind, src string) error {
 	_, err := scripting.Compile(name, kind, src)
 	return err
 }

@@ -52,8 +52,12 @@ const (
 // `ctx` = {connection, side, firstSync}.
 type Meta struct {
 	Connection string
-	Side       string
-	FirstSync  bool
+	// Key is the sandbox pool's fairness key: unique per connection, where
+	// connection names are unique only within a team (empty: Connection).
+	// Scripts do not see it.
+	Key       string
+	Side      string
+	FirstSync bool
 	// Timeout overrides Options.Timeout for this run (a connection's own
 	// setting), capped at Options.MaxTimeout; 0 keeps the default.
 	Timeout time.Duration

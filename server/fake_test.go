@@ -89,7 +89,7 @@ func (f *fakeEngine) Schema(ctx context.Context, systemID int64) (connectors.Sch
 
 // CheckScript compiles here: the server's tests with a real engine (and its
 // sandbox) are in test/.
-func (f *fakeEngine) CheckScript(_ context.Context, _, name string, kind scripting.Kind, src string) error {
+func (f *fakeEngine) CheckScript(_ context.Context, _ store.Connection, name string, kind scripting.Kind, src string) error {
 	_, err := scripting.Compile(name, kind, src)
 	return err
 }

@@ -46,7 +46,7 @@ type Engine interface {
 	ValidateTrigger(ctx context.Context, systemID int64, src string) error
 	// CheckScript compiles a script in a sandbox worker, never in the
 	// server: nil, a *scripting.Error of kind compile, or another error.
-	CheckScript(ctx context.Context, conn, name string, kind scripting.Kind, src string) error
+	CheckScript(ctx context.Context, conn store.Connection, name string, kind scripting.Kind, src string) error
 	// TestRun runs a connection's scripts on one entity without writing.
 	TestRun(ctx context.Context, connID int64, side store.Side, id string, ent *connectors.Entity) (engine.TestRunResult, error)
 	// TestRunDraft is TestRun with unsaved drafts of the tested direction.

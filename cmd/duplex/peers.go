@@ -49,13 +49,13 @@ type peerEngine struct {
 	e interface {
 		Wake()
 		Reload(int64)
-		CheckScript(ctx context.Context, conn, name string, kind scripting.Kind, src string) error
+		CheckScript(ctx context.Context, conn store.Connection, name string, kind scripting.Kind, src string) error
 	}
 }
 
 func (p *peerEngine) Wake()           { p.e.Wake() }
 func (p *peerEngine) Reload(id int64) { p.e.Reload(id) }
-func (p *peerEngine) CheckScript(ctx context.Context, conn, name string, kind scripting.Kind, src string) error {
+func (p *peerEngine) CheckScript(ctx context.Context, conn store.Connection, name string, kind scripting.Kind, src string) error {
 	return p.e.CheckScript(ctx, conn, name, kind, src)
 }
 

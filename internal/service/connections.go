@@ -263,7 +263,7 @@ func (s *Service) CheckScript(ctx context.Context, conn store.Connection, side s
 			_, err := scripting.Compile(name, scripting.Kind(kind), src)
 			return err
 		}
-		return s.check.CheckScript(ctx, conn.Name, name, scripting.Kind(kind), src)
+		return s.check.CheckScript(ctx, conn, name, scripting.Kind(kind), src)
 	}
 	if s.check == nil {
 		return scripting.CheckTrigger(src)

@@ -44,7 +44,7 @@ type Checker interface {
 	ValidateTrigger(ctx context.Context, systemID int64, src string) error
 	// CheckScript compiles a script away from this process (the engine's
 	// sandbox workers): a compile's CPU grows faster than the source.
-	CheckScript(ctx context.Context, conn, name string, kind scripting.Kind, src string) error
+	CheckScript(ctx context.Context, conn store.Connection, name string, kind scripting.Kind, src string) error
 	CanFind(ctx context.Context, systemID int64) (bool, error)
 	// CheckSystem checks what a system's settings reach against the store
 	// fence and its team's outbound policy.

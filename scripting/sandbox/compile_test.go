@@ -121,3 +121,29 @@ func TestPoolCompileFairness(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestPoolDiedBeforeRun: runs that get their worker killed fail themselves; a run
+// behind two of them in one message, which never ran, fails with a plain
+// error (the engine retries it, quarantine does not count it), not as a
+// crash of its own script.
+func TestPoolDiedBeforeRun(t *testing.T) {
+	p := newPool(t, Options{Workers: 1, Grace: 100 * time.Millisecond})
+	ctx := context.Background()
+	loop := mustCompile(t, scripting.KindOutgoing, osLimitScript) // only a kill stops it
+	good := mustCompile(t, scripting.KindOutgoing, "replica.x = 1;")
+	m := scripting.Meta{Timeout: 300 * time.Millisecond}
+	runs := []*Run{p.OutgoingRun(loop, nil, nil, m), p.OutgoingRun(loop, nil, nil, m), p.OutgoingRun(good, nil, nil, m)}
+	if err := p.Do(ctx, runs); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, err := runs[i].Result(); !isKind(err, scripting.ErrorTimeout) && !isKind(err, scripting.ErrorMemory) {
+			t.Fatalf("killed run %d: %v, want its own limit", i, err)
+		}
+	}
+	_, err := runs[2].Result()
+	var se *scripting.Error
+	if !errors.Is(err, ErrDiedBeforeRun) || errors.As(err, &se) {
+		t.Fatalf("the run behind them: %v (%T), want ErrDiedBeforeRun, not a script error", err, err)
+	}
+}

@@ -29,7 +29,7 @@ func (p *Pool) MatchMany(ctx context.Context, t *scripting.Trigger, vars []map[s
 		p.deadline(c, meta)
 		calls[i] = c
 	}
-	if err := p.doMany(ctx, meta.Connection, calls); err != nil {
+	if err := p.doMany(ctx, fairKey(meta), calls); err != nil {
 		return nil, nil, err
 	}
 	for i, c := range calls {

@@ -74,6 +74,10 @@ type Pool struct {
 	runs, messages          atomic.Int64 // the sync lane's, see Stats
 }
 
+// ErrDiedBeforeRun fails a run whose worker died twice, on other runs of
+// its message, before it ran.
+var ErrDiedBeforeRun = errors.New("sandbox: its worker died twice before the run")
+
 // ErrStopped is returned by runs after Stop.
 var ErrStopped = errors.New("sandbox: pool stopped")
 
@@ -251,7 +255,7 @@ func (p *Pool) Compile(ctx context.Context, name string, kind scripting.Kind, sr
 // result is a scripting.Prepared script, its program compiled where it
 // runs; the worker keeps it for the runs that follow. Over the deadline,
 // or if the worker dies on it, the error is a compile error (the source is
-// at fault, not the run). meta.Connection is the fairness key, as for
+// at fault, not the run). fairKey(meta) is the fairness key, as for
 // runs: a connection's compiles wait and travel together, never with
 // another's (a worker killed on one compile would fail the others of its
 // message once it has died twice).
@@ -263,7 +267,7 @@ func (l *Lane) Compile(ctx context.Context, name string, kind scripting.Kind, sr
 	key := hashCode(cd, fmt.Sprintf("%T", (*scripting.Script)(nil)))
 	c := &call{code: func() *code { return cd }}
 	c.req = runReq{Op: opCompile, Key: key, Timeout: l.p.opts.Timeout}
-	if err := l.p.do(ctx, l.l, meta.Connection, []*call{c}); err != nil {
+	if err := l.p.do(ctx, l.l, fairKey(meta), []*call{c}); err != nil {
 		return nil, err
 	}
 	var se *scripting.Error
@@ -286,7 +290,7 @@ func (l *Lane) Compile(ctx context.Context, name string, kind scripting.Kind, sr
 func (l *Lane) Outgoing(ctx context.Context, s *scripting.Script, entity, previous map[string]any, meta scripting.Meta) (scripting.OutgoingResult, error) {
 	c := &call{}
 	l.p.prepareScript(c, opOutgoing, s, meta, entity, previous, nil)
-	if err := l.p.do(ctx, l.l, meta.Connection, []*call{c}); err != nil {
+	if err := l.p.do(ctx, l.l, fairKey(meta), []*call{c}); err != nil {
 		return scripting.OutgoingResult{}, err
 	}
 	c.fix()
@@ -297,7 +301,7 @@ func (l *Lane) Outgoing(ctx context.Context, s *scripting.Script, entity, previo
 func (l *Lane) Incoming(ctx context.Context, s *scripting.Script, replica, previous, entity map[string]any, meta scripting.Meta) (scripting.IncomingResult, error) {
 	c := &call{}
 	l.p.prepareScript(c, opIncoming, s, meta, replica, previous, entity)
-	if err := l.p.do(ctx, l.l, meta.Connection, []*call{c}); err != nil {
+	if err := l.p.do(ctx, l.l, fairKey(meta), []*call{c}); err != nil {
 		return scripting.IncomingResult{}, err
 	}
 	c.fix()
@@ -314,7 +318,7 @@ func (l *Lane) Match(ctx context.Context, t *scripting.Trigger, vars map[string]
 		return true, nil
 	}
 	c := l.p.matchCall(t, vars, meta)
-	if err := l.p.do(ctx, l.l, meta.Connection, []*call{c}); err != nil {
+	if err := l.p.do(ctx, l.l, fairKey(meta), []*call{c}); err != nil {
 		return false, err
 	}
 	return c.res.Bool, c.err
@@ -340,7 +344,7 @@ func (l *Lane) MatchOutgoing(ctx context.Context, t *scripting.Trigger, vars map
 	o := &call{}
 	l.p.prepareScript(o, opOutgoing, s, meta, entity, previous, nil)
 	o.req.IfMatched = true
-	if err := l.p.do(ctx, l.l, meta.Connection, []*call{m, o}); err != nil {
+	if err := l.p.do(ctx, l.l, fairKey(meta), []*call{m, o}); err != nil {
 		return scripting.MatchedOutgoing{}, err
 	}
 	if m.err != nil || !m.res.Bool {
@@ -373,7 +377,7 @@ func (l *Lane) Check(ctx context.Context, rs *scripting.Rules, replica map[strin
 		return nil, nil
 	}
 	c := l.p.rulesCall(opCheck, rs, replica, meta)
-	if err := l.p.do(ctx, l.l, meta.Connection, []*call{c}); err != nil {
+	if err := l.p.do(ctx, l.l, fairKey(meta), []*call{c}); err != nil {
 		return nil, err
 	}
 	return c.res.Rules, c.err
@@ -397,7 +401,7 @@ func (l *Lane) CheckUnique(ctx context.Context, rs *scripting.Rules, replica map
 		}
 		c.req.Found = append(c.req.Found, found)
 	}
-	if err := l.p.do(ctx, l.l, meta.Connection, []*call{c}); err != nil {
+	if err := l.p.do(ctx, l.l, fairKey(meta), []*call{c}); err != nil {
 		return nil, err
 	}
 	return c.res.Rules, c.err
@@ -424,6 +428,14 @@ func (p *Pool) prepareScript(c *call, o op, s *scripting.Script, meta scripting.
 	}
 	c.setArgs(args...)
 	p.deadline(c, meta)
+}
+
+// fairKey is the key a run or compile waits and travels under in a lane.
+func fairKey(m scripting.Meta) string {
+	if m.Key != "" {
+		return m.Key
+	}
+	return m.Connection
 }
 
 // deadline sets the run's timeout: Meta.Timeout capped, or the default.
@@ -867,8 +879,11 @@ func (s *slot) runBatch(calls []*call, jobs []*job) {
 				continue
 			}
 			if c.retried {
+				// Not this run's fault (it never ran): a plain error, which
+				// the engine retries and quarantine does not count. Another
+				// connection's runs can be the ones that killed the worker.
 				c.notRun = true
-				c.err = scripting.NewError("sandbox", scripting.ErrorCrash, 0, 0, 0, "its sandbox worker died twice before the run")
+				c.err = ErrDiedBeforeRun
 				continue
 			}
 			c.retried = true
