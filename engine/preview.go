@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/duplexsync/duplex/connectors"
 	"github.com/duplexsync/duplex/scripting"
@@ -34,6 +35,9 @@ func (e *Engine) PreviewTrigger(ctx context.Context, systemID int64, src string,
 	}
 	cursor := ""
 	seen := map[string]bool{} // a feed can name an entity twice (its row, then a comment)
+	// Its own place in the interactive lane: previews of another team's
+	// system never wait or travel with these.
+	meta := scripting.Meta{Key: "preview of system " + strconv.FormatInt(systemID, 10)}
 	for out.Scanned < limit {
 		page, err := st.conn.Changes(ctx, cursor, min(100, limit-out.Scanned))
 		if err != nil {
@@ -45,7 +49,7 @@ func (e *Engine) PreviewTrigger(ctx context.Context, systemID int64, src string,
 			}
 			seen[ent.ID] = true
 			out.Scanned++
-			ok, err := e.interactive().Match(ctx, trig, triggerVars(ent), scripting.Meta{})
+			ok, err := e.interactive().Match(ctx, trig, triggerVars(ent), meta)
 			if err != nil {
 				out.Errors++
 				out.LastError = err.Error()

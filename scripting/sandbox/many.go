@@ -54,7 +54,7 @@ func (p *Pool) OutgoingMany(ctx context.Context, s *scripting.Script, entities, 
 	}
 	conn := ""
 	if len(metas) > 0 {
-		conn = metas[0].Connection
+		conn = fairKey(metas[0])
 	}
 	if err := p.doMany(ctx, conn, calls); err != nil {
 		return nil, nil, err
