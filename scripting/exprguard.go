@@ -351,6 +351,14 @@ func compileGuarded(src string, env map[string]any, opts ...expr.Option) (*vm.Pr
 	if len(src) > MaxExprBytes {
 		return nil, false, fmt.Errorf("%w: the expression is %d bytes; the most an expression may have is %d (16 KiB)", ErrExprTooLarge, len(src), MaxExprBytes)
 	}
+	return compileExpr(src, env, opts...)
+}
+
+// compileExpr is compileGuarded without the size limit, for the
+// expressions of ready-made rules: generated flat (a call over quoted
+// literals: no nesting that grows with the input), bounded by expr's node
+// limit, and a oneOf list may hold thousands of values.
+func compileExpr(src string, env map[string]any, opts ...expr.Option) (*vm.Program, bool, error) {
 	gopts, patcher := exprGuardOptions()
 	if env != nil {
 		e := make(map[string]any, len(env)+1)

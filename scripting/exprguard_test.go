@@ -2,6 +2,7 @@ package scripting
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +167,18 @@ func TestExprSourceLimit(t *testing.T) {
 		if !errors.Is(err, ErrExprTooLarge) || !errors.As(err, &se) || se.Kind != ErrorCompile || !strings.Contains(se.Message, "16 KiB") {
 			t.Fatalf("%s over the limit: %v; want a compile error naming the 16 KiB limit", name, err)
 		}
+	}
+	// A ready-made rule's generated expression is flat and not limited: a
+	// oneOf of 5,000 values (about 45 KB of source) compiles, as before.
+	values := make([]any, 5000)
+	for i := range values {
+		values[i] = fmt.Sprintf("SKU-%04d", i)
+	}
+	rs, err := CompileRules([]Rule{{Field: "sku", Kind: "oneOf", Values: values}})
+	if err != nil {
+		t.Fatalf("a oneOf of 5,000 values: %v", err)
+	}
+	if res := rs.Check(map[string]any{"sku": "SKU-4999"}); len(res) != 1 || !res[0].Passed {
+		t.Fatalf("oneOf: %+v", res)
 	}
 }

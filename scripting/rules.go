@@ -132,7 +132,11 @@ func CompileRules(rules []Rule) (*Rules, error) {
 			continue
 		}
 		compilations.Add(1)
-		prog, guarded, err := compileGuarded(src, map[string]any{"replica": map[string]any{}}, ruleOptions()...)
+		compile := compileGuarded // a person's expression
+		if r.Kind != "expr" {
+			compile = compileExpr // generated (RuleSource)
+		}
+		prog, guarded, err := compile(src, map[string]any{"replica": map[string]any{}}, ruleOptions()...)
 		if err != nil {
 			e := exprError(ErrorCompile, err)
 			e.Script, e.Rule = ruleName(i), i+1
