@@ -86,6 +86,14 @@ func TestPoolCompile(t *testing.T) {
 		t.Fatalf("kills %d → %d: the worker compiling past the deadline should be killed", kills, p.Stats().Kills)
 	}
 	t.Logf("slow compile refused after %v", time.Since(start))
+	// Loaded again (a plan at every poll), it fails from memory: no worker
+	// is killed for it a second time.
+	if _, err2 := p.Compile(ctx, "slow.js", scripting.KindOutgoing, slow, scripting.Meta{}); err2 == nil || err2.Error() != err.Error() {
+		t.Fatalf("the same slow compile again: %v", err2)
+	}
+	if p.Stats().Kills != kills+1 {
+		t.Fatalf("kills %d → %d: the second compile of the slow source killed a worker again", kills, p.Stats().Kills)
+	}
 	if out, err := p.Outgoing(ctx, s, map[string]any{"x": 1.0}, nil, scripting.Meta{}); err != nil || fmt.Sprint(out.Replica["x"]) != "2" {
 		t.Fatalf("a run after the killed compile: %v %v", out.Replica, err)
 	}

@@ -70,6 +70,9 @@ type Pool struct {
 	keyMu sync.Mutex
 	keys  map[any]string // compiled object → hash of its code
 
+	failMu sync.Mutex
+	failed map[string]compileFailure // see failedCompile
+
 	starts, kills, codeSent atomic.Int64
 	runs, messages          atomic.Int64 // the sync lane's, see Stats
 }
@@ -265,6 +268,9 @@ func (l *Lane) Compile(ctx context.Context, name string, kind scripting.Kind, sr
 	}
 	cd := &code{Name: name, Kind: kind, Src: src}
 	key := hashCode(cd, fmt.Sprintf("%T", (*scripting.Script)(nil)))
+	if err := l.p.failedCompile(key); err != nil {
+		return nil, err
+	}
 	c := &call{code: func() *code { return cd }}
 	c.req = runReq{Op: opCompile, Key: key, Timeout: l.p.opts.Timeout}
 	if err := l.p.do(ctx, l.l, fairKey(meta), []*call{c}); err != nil {
@@ -272,11 +278,15 @@ func (l *Lane) Compile(ctx context.Context, name string, kind scripting.Kind, sr
 	}
 	var se *scripting.Error
 	if errors.As(c.err, &se) && se.Kind != scripting.ErrorCompile && !c.notRun {
-		msg := "RangeError: the script did not compile within " + l.p.opts.Timeout.String() + ", a run's deadline; make it shorter or simpler"
+		msg := "RangeError: the script did not compile within " + c.req.Timeout.String() + ", a run's deadline; make it shorter or simpler"
 		if se.Kind != scripting.ErrorTimeout {
 			msg = "RangeError: the script could not be compiled: " + se.Message
 		}
-		return nil, scripting.NewError(name, scripting.ErrorCompile, 0, 0, 0, msg)
+		err := scripting.NewError(name, scripting.ErrorCompile, 0, 0, 0, msg)
+		if c.req.Timeout == l.p.opts.Timeout { // not cut short by the caller's context
+			l.p.compileFailed(key, err)
+		}
+		return nil, err
 	}
 	if c.err != nil {
 		return nil, c.err
@@ -284,6 +294,37 @@ func (l *Lane) Compile(ctx context.Context, name string, kind scripting.Kind, sr
 	s := scripting.Prepared(name, kind, src, c.res.Reads)
 	l.p.remember(s, key)
 	return s, nil
+}
+
+// compileFailTTL is how long a compile that killed its worker is answered
+// from memory.
+const compileFailTTL = time.Minute
+
+type compileFailure struct {
+	err   error
+	until time.Time
+}
+
+// failedCompile is the error of a compile of key that killed its worker
+// less than compileFailTTL ago: a stored script that cannot compile (one
+// written by an offline apply, or before compiling moved to the workers)
+// is loaded again at every poll, and would cost a worker each time.
+func (p *Pool) failedCompile(key string) error {
+	p.failMu.Lock()
+	defer p.failMu.Unlock()
+	if f, ok := p.failed[key]; ok && time.Now().Before(f.until) {
+		return f.err
+	}
+	return nil
+}
+
+func (p *Pool) compileFailed(key string, err error) {
+	p.failMu.Lock()
+	defer p.failMu.Unlock()
+	if p.failed == nil || len(p.failed) >= 1024 {
+		p.failed = map[string]compileFailure{}
+	}
+	p.failed[key] = compileFailure{err: err, until: time.Now().Add(compileFailTTL)}
 }
 
 // Outgoing runs an outgoing script in the lane's workers.
