@@ -277,7 +277,7 @@ func (l *Lane) Compile(ctx context.Context, name string, kind scripting.Kind, sr
 		return nil, err
 	}
 	var se *scripting.Error
-	if errors.As(c.err, &se) && se.Kind != scripting.ErrorCompile && !c.notRun {
+	if errors.As(c.err, &se) && se.Kind != scripting.ErrorCompile { // the compile's own limit or death
 		msg := "RangeError: the script did not compile within " + c.req.Timeout.String() + ", a run's deadline; make it shorter or simpler"
 		if se.Kind != scripting.ErrorTimeout {
 			msg = "RangeError: the script could not be compiled: " + se.Message
@@ -543,7 +543,6 @@ type call struct {
 	err     error
 	argErr  error // an input that could not be encoded (setArgs)
 	retried bool
-	notRun  bool            // failed because its worker died twice before it ran
 	ctx     context.Context // the caller's, set when queued
 }
 
@@ -923,7 +922,6 @@ func (s *slot) runBatch(calls []*call, jobs []*job) {
 				// Not this run's fault (it never ran): a plain error, which
 				// the engine retries and quarantine does not count. Another
 				// connection's runs can be the ones that killed the worker.
-				c.notRun = true
 				c.err = ErrDiedBeforeRun
 				continue
 			}
