@@ -14,11 +14,11 @@ import (
 // the server); unit tests and the command line give the in-process
 // *scripting.Runner. Compiling runs no user code but costs CPU that grows
 // faster than the source, so the pool compiles in a worker too; meta names
-// the connection, for the pool's per-connection fairness.
+// the connection (Key: its ID), for the pool's per-connection fairness.
 type Scripts interface {
 	// Compile compiles a script; an error in the source is a
-	// *scripting.Error of kind compile. meta.Connection is the fairness
-	// key, as for runs.
+	// *scripting.Error of kind compile. meta's Key (else Connection) is
+	// the pool's fairness key, as for runs.
 	Compile(ctx context.Context, name string, kind scripting.Kind, src string, meta scripting.Meta) (*scripting.Script, error)
 	Outgoing(ctx context.Context, s *scripting.Script, entity, previous map[string]any, meta scripting.Meta) (scripting.OutgoingResult, error)
 	Incoming(ctx context.Context, s *scripting.Script, replica, previous, entity map[string]any, meta scripting.Meta) (scripting.IncomingResult, error)
