@@ -2,6 +2,8 @@ package scripting
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -163,5 +165,34 @@ func TestRulesUnique(t *testing.T) {
 	var se *Error
 	if !errors.As(err, &se) || se.Rule != 2 || se.Line == 0 {
 		t.Errorf("bad where: %#v", err)
+	}
+}
+
+// A rule list is bounded before anything compiles: its number of rules and
+// its expressions' bytes together (it compiles in the server).
+func TestRuleListLimits(t *testing.T) {
+	rules := make([]Rule, MaxRules)
+	for i := range rules {
+		rules[i] = Rule{Field: fmt.Sprint("f", i), Kind: "required"}
+	}
+	if _, err := CompileRules(rules); err != nil {
+		t.Fatalf("%d rules: %v", MaxRules, err)
+	}
+	_, err := CompileRules(append(rules, Rule{Field: "x", Kind: "required"}))
+	var se *Error
+	if !errors.As(err, &se) || se.Kind != ErrorCompile || !strings.Contains(se.Message, "at most 1000") {
+		t.Fatalf("%d rules: %v; want a compile error naming the limit", MaxRules+1, err)
+	}
+	long := "title != " + strconv.Quote(strings.Repeat("x", 15<<10))
+	var exprs []Rule
+	for range 4 {
+		exprs = append(exprs, Rule{Kind: "expr", Expr: long})
+	}
+	if _, err := CompileRules(exprs); err != nil {
+		t.Fatalf("4 expressions of 15 KiB: %v", err)
+	}
+	_, err = CompileRules(append(exprs, Rule{Field: "f", Kind: "unique", Where: long}))
+	if !errors.As(err, &se) || se.Rule != 5 || !errors.Is(err, ErrExprTooLarge) || !strings.Contains(se.Message, "64 KiB") {
+		t.Fatalf("a fifth expression of 15 KiB: %v; want a compile error on rule 5 naming 64 KiB", err)
 	}
 }
