@@ -136,31 +136,65 @@ func appendStrings(b []byte, ss []string) ([]byte, error) {
 	return append(b, ']'), nil
 }
 
-// appendJSONString writes s quoted. Printable ASCII but '"' and '\\' and
-// valid UTF-8 but U+2028 and U+2029 are written as they are, as
-// encoding/json (without HTML escaping) does; a string with anything else
-// (control bytes, quotes, backslashes, invalid UTF-8) is left to
-// encoding/json, whose escapes differ between its versions.
+// appendJSONString writes s quoted as encoding/json does without HTML
+// escaping (since Go 1.22, which go.mod requires: \b and \f, no longer
+// \u0008 and \u000c): printable ASCII but '"' and '\\' and valid UTF-8
+// but U+2028 and U+2029 as they are, the rest escaped, invalid UTF-8 as
+// \ufffd. Stored hashes and bases depend on it: TestCanonicalIsEncodingJSONs
+// compares it with encoding/json. It handed every string with a newline or
+// a quote to encoding/json, 30 of an update's 1,036 allocations in
+// BenchmarkPipeline (its description has a newline).
 func appendJSONString(b []byte, s string) ([]byte, error) {
+	b = append(b, '"')
+	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c < 0x20 || c == '"' || c == '\\' {
-				return appendReflected(b, s)
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
 			}
 			i++
+			start = i
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
-			return appendReflected(b, s)
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+		default:
+			i += size
+			continue
 		}
 		i += size
+		start = i
 	}
-	b = append(b, '"')
-	b = append(b, s...)
+	b = append(b, s[start:]...)
 	return append(b, '"'), nil
 }
+
+const hexDigits = "0123456789abcdef"
 
 // appendJSONFloat is encoding/json's float64 encoder.
 func appendJSONFloat(b []byte, f float64) ([]byte, error) {
