@@ -22,9 +22,10 @@ func (s *Script) EntityReads() (fields map[string]bool, known bool) {
 	return s.InputReads("entity")
 }
 
-// InputReads is EntityReads for any read-only input of the script's kind:
-// entity and previous of an outgoing script, replica and previous of an
-// incoming one.
+// InputReads is EntityReads for any input of the script's kind: entity
+// and previous of an outgoing script, replica, previous and entity of an
+// incoming one (for the writable entity: every field it names, to read or
+// to write).
 func (s *Script) InputReads(input string) (fields map[string]bool, known bool) {
 	fields, known = s.reads[input]
 	return fields, known
@@ -39,6 +40,20 @@ var readInputs = map[Kind][]string{
 // ReadInputs names the read-only inputs of a kind of script, in call order
 // (the first arguments of Runner.Outgoing and Runner.Incoming).
 func ReadInputs(kind Kind) []string { return readInputs[kind] }
+
+// writableInput is the input a script of a kind changes and hands back as
+// its result: the incoming script's entity.
+var writableInput = map[Kind]string{KindIncoming: "entity"}
+
+// scannedInputs are the inputs whose named fields Compile finds: the
+// read-only ones and the writable one.
+func scannedInputs(kind Kind) []string {
+	in := readInputs[kind]
+	if w, ok := writableInput[kind]; ok {
+		in = append(in[:len(in):len(in)], w)
+	}
+	return in
+}
 
 // OnlyReads is m, the script's read-only input named input, less the
 // fields the script cannot read (InputReads), or m itself when the reads
@@ -82,7 +97,7 @@ func (s *Script) scanReads(fl *ast.FunctionLiteral) {
 	if d, ok := list[1].(*ast.LexicalDeclaration); !ok || len(d.List) != len(params[s.kind]) {
 		return
 	}
-	for _, input := range readInputs[s.kind] {
+	for _, input := range scannedInputs(s.kind) {
 		r := readScan{input: input, names: map[string]bool{}}
 		for _, st := range list[2:] {
 			r.walk(reflect.ValueOf(st))

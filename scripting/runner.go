@@ -189,6 +189,7 @@ func (r *Runner) Outgoing(ctx context.Context, s *Script, entity, previous map[s
 func (r *Runner) Incoming(ctx context.Context, s *Script, replica, previous, entity map[string]any, meta Meta) (IncomingResult, error) {
 	var res IncomingResult
 	replica, previous = OnlyReads(s, "replica", replica), OnlyReads(s, "previous", previous)
+	entity, moved := SplitWritable(s, entity)
 	st, err := r.run(ctx, s, KindIncoming, meta.Timeout, func(sb *sandbox) error {
 		rp, err := sb.input(replica, "replica", false, true)
 		if err != nil {
@@ -213,6 +214,7 @@ func (r *Runner) Incoming(ctx context.Context, s *Script, replica, previous, ent
 			return nil
 		}
 		res.Entity, err = sb.exportRoot(e.(*goja.Object), "entity")
+		MergeBack(res.Entity, moved)
 		return err
 	})
 	res.Log = st.log

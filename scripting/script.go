@@ -193,7 +193,7 @@ func Compile(name string, kind Kind, src string) (*Script, error) {
 func Prepared(name string, kind Kind, src string, reads map[string][]string) *Script {
 	s := &Script{name: name, kind: kind, src: src, prefixLen: len(wrapperPrefix(kind)), lazy: &lazyProgram{}}
 	for input, fields := range reads {
-		if !slices.Contains(readInputs[kind], input) {
+		if !slices.Contains(scannedInputs(kind), input) {
 			continue
 		}
 		if s.reads == nil {

@@ -54,6 +54,9 @@ func TestPoolCompile(t *testing.T) {
 		if wk != gk || (wk && !reflect.DeepEqual(wr, gr)) || got.Source() != tc.src || got.Kind() != tc.kind {
 			t.Fatalf("%q: reads %v %v, want %v %v", tc.src, gr, gk, wr, wk)
 		}
+		if w, g := want.ReadLists(), got.ReadLists(); !reflect.DeepEqual(w, g) { // every input's, the incoming entity's too
+			t.Fatalf("%q: read lists %v, want %v", tc.src, g, w)
+		}
 	}
 
 	s, err := p.Compile(ctx, "run.js", scripting.KindOutgoing, "replica.x = entity.x * 2;", scripting.Meta{})

@@ -341,6 +341,7 @@ func (l *Lane) Outgoing(ctx context.Context, s *scripting.Script, entity, previo
 // Incoming runs an incoming script in the lane's workers.
 func (l *Lane) Incoming(ctx context.Context, s *scripting.Script, replica, previous, entity map[string]any, meta scripting.Meta) (scripting.IncomingResult, error) {
 	c := &call{}
+	entity, moved := scripting.SplitWritable(s, entity) // what the script cannot name does not cross
 	l.p.prepareScript(c, opIncoming, s, meta, replica, previous, entity)
 	if err := l.p.do(ctx, l.l, fairKey(meta), []*call{c}); err != nil {
 		return scripting.IncomingResult{}, err
@@ -348,6 +349,9 @@ func (l *Lane) Incoming(ctx context.Context, s *scripting.Script, replica, previ
 	c.fix()
 	if c.res.Skipped {
 		return scripting.IncomingResult{Skipped: true, SkipReason: c.res.SkipReason, Log: c.res.Log}, nil
+	}
+	if c.err == nil {
+		scripting.MergeBack(c.res.out, moved)
 	}
 	return scripting.IncomingResult{Entity: c.res.out, Log: c.res.Log}, c.err
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -300,5 +302,39 @@ func TestPoolMatchOutgoing(t *testing.T) {
 	again, err := p.Outgoing(ctx, out, map[string]any{"x": 2.0}, map[string]any{}, meta) // the worker still serves
 	if err != nil || again.Replica["y"] != int64(4) {
 		t.Fatalf("%#v %v", again.Replica, err)
+	}
+}
+
+// An incoming run in a worker is handed only the entity's fields its
+// script names (scripting.SplitWritable); the others are put back into the
+// result here. The result is what a run handed the whole entity gives.
+func TestPoolIncomingSplit(t *testing.T) {
+	p := newPool(t, Options{})
+	ctx := context.Background()
+	local := map[string]any{"id": "7", "title": "t", "state": "new", "body": "a\nb", "n": int64(5), "whole": 3.0,
+		"f": 1.5, "when": time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), "tags": map[string]string{"k": "v"}, "nil": nil}
+	for _, src := range []string{
+		`entity.title = replica.title + entity.title; delete entity.state;`,
+		`entity.n = entity.n + 1; entity.w = entity.whole;`,
+		`entity.keys = Object.keys(entity).join(",");`, // names unknown: handed everything
+	} {
+		s, err := p.Compile(ctx, "in.js", scripting.KindIncoming, src, scripting.Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, known := s.InputReads("entity"); known == strings.Contains(src, "Object.keys") {
+			t.Fatalf("%s: the worker's compile reported the entity's names known=%v", src, known)
+		}
+		got, err := p.Incoming(ctx, s, map[string]any{"title": "r"}, nil, local, scripting.Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := p.Incoming(ctx, scripting.Prepared("in.js", scripting.KindIncoming, src, nil), map[string]any{"title": "r"}, nil, local, scripting.Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.Entity, want.Entity) {
+			t.Fatalf("%s:\nsplit   %#v\nunsplit %#v", src, got.Entity, want.Entity)
+		}
 	}
 }
