@@ -15,6 +15,7 @@ type plan struct {
 	conn    store.Connection
 	options Lifecycle
 	sides   map[store.Side]*sidePlan
+	key     string // connFairKey(conn.ID), made once: runs ask for it several times a change
 }
 
 type sidePlan struct {
@@ -46,7 +47,7 @@ func (e *Engine) planFor(ctx context.Context, c store.Connection) (*plan, error)
 	if err != nil {
 		return nil, err
 	}
-	p = &plan{conn: c, sides: map[store.Side]*sidePlan{}}
+	p = &plan{conn: c, key: connFairKey(c.ID), sides: map[store.Side]*sidePlan{}}
 	if p.options, err = ParseLifecycle(c.Options); err != nil {
 		return nil, fmt.Errorf("connection %q: %w", c.Name, err)
 	}
@@ -89,7 +90,12 @@ func (e *Engine) planFor(ctx context.Context, c store.Connection) (*plan, error)
 
 // fairKey is the connection's key in the sandbox pool's lanes (Meta.Key):
 // its ID, as names are unique only within a team.
-func (p *plan) fairKey() string { return connFairKey(p.conn.ID) }
+func (p *plan) fairKey() string {
+	if p.key != "" {
+		return p.key
+	}
+	return connFairKey(p.conn.ID)
+}
 
 func connFairKey(id int64) string { return "connection " + strconv.FormatInt(id, 10) }
 

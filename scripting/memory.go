@@ -16,16 +16,22 @@ var ErrMemory = errors.New("script used too much memory")
 // heapSample is the live heap object bytes, read without stopping the world
 // (runtime.ReadMemStats would, on every sample).
 func heapSample() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
+	heapMetric.mu.Lock()
+	defer heapMetric.mu.Unlock()
+	metrics.Read(heapMetric.s[:]) // one sample slice for all: it escapes, a run read it twice
+	if heapMetric.s[0].Value.Kind() != metrics.KindUint64 {
 		return 0
 	}
-	return s[0].Value.Uint64()
+	return heapMetric.s[0].Value.Uint64()
 }
 
+var heapMetric = struct {
+	mu sync.Mutex
+	s  [1]metrics.Sample
+}{s: [1]metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}}
+
 // watchHeap samples the Go heap every few milliseconds while a run is in
-// progress and calls stop once it has grown by more than limit since the
+// progress and interrupts the run once it has grown by more than limit since the
 // run began. goja has no allocation limit, so this is the backstop for
 // scripts that grow arrays or strings in a loop faster than the deadline
 // ends them. The heap is the process's, not the run's: when several runs
@@ -36,8 +42,8 @@ func heapSample() uint64 {
 //
 // One sampling goroutine serves all active runs and exits when none is
 // left, so a run costs one heap read and two map updates.
-func watchHeap(limit uint64, stop func()) (unwatch func()) {
-	w := &watch{base: heapSample(), limit: limit, stop: stop}
+func watchHeap(limit uint64, sb *sandbox, gen uint64) *watch {
+	w := &watch{base: heapSample(), limit: limit, sb: sb, gen: gen}
 	watcher.mu.Lock()
 	watcher.runs[w] = struct{}{}
 	if !watcher.sampling {
@@ -45,16 +51,22 @@ func watchHeap(limit uint64, stop func()) (unwatch func()) {
 		go sampleLoop()
 	}
 	watcher.mu.Unlock()
-	return func() {
-		watcher.mu.Lock()
-		delete(watcher.runs, w)
-		watcher.mu.Unlock()
-	}
+	return w
 }
 
+// done ends the watch of a run.
+func (w *watch) done() {
+	watcher.mu.Lock()
+	delete(watcher.runs, w)
+	watcher.mu.Unlock()
+}
+
+// watch is one run's: its sandbox is interrupted for generation gen (the
+// run, not a later one) once the heap grew by more than limit since base.
 type watch struct {
 	base, limit uint64
-	stop        func()
+	sb          *sandbox
+	gen         uint64
 }
 
 var watcher = struct {
@@ -76,7 +88,7 @@ func sampleLoop() {
 		}
 		for w := range watcher.runs {
 			if h > w.base && h-w.base > w.limit {
-				w.stop()
+				w.sb.interrupt(w.gen, ErrMemory)
 				delete(watcher.runs, w)
 			}
 		}

@@ -270,7 +270,7 @@ func (r *Runner) run(ctx context.Context, s *Script, kind Kind, timeout time.Dur
 		defer func() { r.opts.Observe(kind, time.Since(start), err) }()
 	}
 	timer := time.AfterFunc(d, func() { sb.interrupt(gen, errDeadline) })
-	unwatch := watchHeap(r.opts.MaxHeapGrowth, func() { sb.interrupt(gen, ErrMemory) })
+	heap := watchHeap(r.opts.MaxHeapGrowth, sb, gen)
 	stop := func() bool { return false }
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, func() { sb.interrupt(gen, context.Cause(ctx)) })
@@ -278,7 +278,7 @@ func (r *Runner) run(ctx context.Context, s *Script, kind Kind, timeout time.Dur
 	defer func() {
 		if x := recover(); x != nil { // a bug, not a script error: free the slot, re-panic
 			timer.Stop()
-			unwatch()
+			heap.done()
 			stop()
 			sb.end()
 			r.put(sb, false)
@@ -289,7 +289,7 @@ func (r *Runner) run(ctx context.Context, s *Script, kind Kind, timeout time.Dur
 	// toString met while exporting or describing an error) runs while armed.
 	err = sb.exec(s, func() error { return body(sb) })
 	timer.Stop()
-	unwatch()
+	heap.done()
 	stop()
 	interrupted := sb.end()
 
