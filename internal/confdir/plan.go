@@ -543,6 +543,11 @@ func planConnection(team, name string, fc Connection, cur store.Connection, exis
 	return out, nil
 }
 
+// compileDeadline is the server's for a compile: a folder's script that
+// takes longer is refused here, not stored for a server that would refuse
+// it at every plan load. Tests shorten it.
+var compileDeadline = scripting.DefaultCompileDeadline
+
 // checkScripts compiles a connection's scripts and triggers offline.
 func checkScripts(rel string, src map[store.Side]map[store.ScriptKind]string) []Problem {
 	var probs []Problem
@@ -553,7 +558,7 @@ func checkScripts(rel string, src map[store.Side]map[store.ScriptKind]string) []
 			if kind == store.KindTrigger {
 				err = scripting.CheckTrigger(src[side][kind])
 			} else {
-				_, err = scripting.Compile(file, scripting.Kind(kind), src[side][kind])
+				_, err = scripting.CompileWithin(file, scripting.Kind(kind), src[side][kind], compileDeadline)
 			}
 			if err != nil {
 				probs = append(probs, scriptProblem(rel+"/"+file, err))

@@ -259,8 +259,8 @@ func (s *Service) SetActive(ctx context.Context, actor string, connID int64, act
 func (s *Service) CheckScript(ctx context.Context, conn store.Connection, side store.Side, kind store.ScriptKind, src string) error {
 	if kind != store.KindTrigger {
 		name := fmt.Sprintf("%s.%s.js", side, kind)
-		if s.check == nil { // offline (apply from a folder): the command's own process
-			_, err := scripting.Compile(name, scripting.Kind(kind), src)
+		if s.check == nil { // offline (apply from a folder): the command's own process, which ends soon
+			_, err := scripting.CompileWithin(name, scripting.Kind(kind), src, scripting.DefaultCompileDeadline)
 			return err
 		}
 		return s.check.CheckScript(ctx, conn, name, scripting.Kind(kind), src)

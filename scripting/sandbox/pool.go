@@ -278,7 +278,7 @@ func (l *Lane) Compile(ctx context.Context, name string, kind scripting.Kind, sr
 	}
 	var se *scripting.Error
 	if errors.As(c.err, &se) && se.Kind != scripting.ErrorCompile { // the compile's own limit or death
-		msg := "RangeError: the script did not compile within " + c.req.Timeout.String() + ", a run's deadline; make it shorter or simpler"
+		msg := scripting.SlowCompileMessage(c.req.Timeout)
 		if se.Kind != scripting.ErrorTimeout {
 			msg = "RangeError: the script could not be compiled: " + se.Message
 		}
