@@ -32,6 +32,18 @@ func canonical(v any) (string, error) {
 	return s, err
 }
 
+// canonicalLen is the length of v's canonical JSON (as a twin stores it:
+// no HTML escaping), encoded into a pooled buffer: a patch's fields are
+// measured on every apply (patchlimit.go), and encoding/json's Marshal
+// allocated for each.
+func canonicalLen(v any) (int, error) {
+	bp := canonBufs.Get().(*[]byte)
+	b, err := appendCanonical((*bp)[:0], v)
+	n := len(b)
+	putCanonBuf(bp, b)
+	return n, err
+}
+
 func putCanonBuf(bp *[]byte, b []byte) {
 	if cap(b) <= 64<<10 { // a rare huge value does not stay pinned
 		*bp = b[:0]

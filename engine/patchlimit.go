@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -37,12 +36,12 @@ func checkPatch(twin *store.Twin, src store.Side, local connectors.Entity, field
 	}
 	sort.Strings(names) // the same field named on every retry
 	for _, k := range names {
-		enc, err := json.Marshal(fields[k])
+		n, err := canonicalLen(fields[k])
 		if err != nil {
 			return fmt.Errorf("%w: %w: field %q: %w", connectors.ErrInvalid, ErrPatchTooLarge, k, err)
 		}
-		if len(enc) > MaxFieldBytes {
-			return fmt.Errorf("%w: %w: field %q is %d bytes, over the %d byte limit of a field", connectors.ErrInvalid, ErrPatchTooLarge, k, len(enc), MaxFieldBytes)
+		if n > MaxFieldBytes {
+			return fmt.Errorf("%w: %w: field %q is %d bytes, over the %d byte limit of a field", connectors.ErrInvalid, ErrPatchTooLarge, k, n, MaxFieldBytes)
 		}
 	}
 	add, _ := newComments(loadLinks(twin), src, local, comments, replicaCommentIDs(replica))
