@@ -7,7 +7,9 @@ import (
 	"sync"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -22,6 +24,9 @@ type Trigger struct {
 	// guarded: the program counts steps and sizes in a guard it expects
 	// in its environment (exprguard.go).
 	guarded bool
+	// names are the variables the expression names; nil when it may reach
+	// any ($env). Only these are filled, copied or sent to a worker.
+	names map[string]bool
 }
 
 type triggerVar struct {
@@ -44,11 +49,66 @@ func CompileTrigger(src string, env map[string]any) (*Trigger, error) {
 	if err != nil {
 		return nil, exprError(ErrorCompile, err)
 	}
-	t.prog, t.guarded = prog, guarded
+	t.prog, t.guarded, t.names = prog, guarded, exprNames(src)
 	for name, zero := range env {
 		t.vars = append(t.vars, triggerVar{name, zero})
 	}
 	return t, nil
+}
+
+// exprNames returns the identifiers src names, or nil when it may reach
+// its environment other than by a name ($env, expr's environment as a
+// value). Builtins and closures' variables come along; they match no field.
+func exprNames(src string) map[string]bool {
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil
+	}
+	v := &nameScan{names: map[string]bool{}}
+	ast.Walk(&tree.Node, v)
+	if v.dynamic {
+		return nil
+	}
+	return v.names
+}
+
+type nameScan struct {
+	names   map[string]bool
+	dynamic bool
+}
+
+func (v *nameScan) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok {
+		v.dynamic = v.dynamic || id.Value == "$env"
+		v.names[id.Value] = true
+	}
+}
+
+// OnlyNames is vars less the variables the trigger does not name, or vars
+// itself when it may reach any or names them all. The trigger cannot tell
+// the difference; what it cannot read is neither copied for a guarded run
+// nor sent to a sandbox worker (an entity's fields are all variables, and
+// a tracker's issue may have hundreds).
+func (t *Trigger) OnlyNames(vars map[string]any) map[string]any {
+	if t.prog == nil || t.names == nil {
+		return vars
+	}
+	n := 0
+	for k := range vars {
+		if t.names[k] {
+			n++
+		}
+	}
+	if n == len(vars) {
+		return vars
+	}
+	out := make(map[string]any, n+1) // +1: a guarded run adds its guard
+	for k, v := range vars {
+		if t.names[k] {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // Source returns the source given to CompileTrigger.
@@ -68,9 +128,17 @@ func (t *Trigger) Match(vars map[string]any) (bool, error) {
 		return true, nil
 	}
 	env, owned := vars, false
+	if t.guarded { // its run adds the guard to a copy: copy only what it names
+		if env = t.OnlyNames(vars); len(env) < len(vars) {
+			owned = true
+		}
+	}
 	for _, v := range t.vars {
-		if x, ok := vars[v.name]; !ok || x == nil {
-			env, owned = t.fill(vars), true
+		if t.names != nil && !t.names[v.name] {
+			continue // never read: needs no zero value
+		}
+		if x, ok := env[v.name]; !ok || x == nil {
+			env, owned = t.fill(env), true
 			break
 		}
 	}
@@ -93,7 +161,7 @@ func (t *Trigger) fill(vars map[string]any) map[string]any {
 		env[k] = v
 	}
 	for _, v := range t.vars {
-		if env[v.name] == nil {
+		if env[v.name] == nil && (t.names == nil || t.names[v.name]) {
 			env[v.name] = v.zero
 		}
 	}

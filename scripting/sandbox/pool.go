@@ -411,7 +411,7 @@ func (p *Pool) matchCall(t *scripting.Trigger, vars map[string]any, meta scripti
 	mk := func() *code { return &code{Src: t.Source(), Env: t.Env()} }
 	c := &call{code: mk}
 	c.req = runReq{Op: opMatch, Key: p.key(t, mk), Meta: meta}
-	c.setArgs(vars)
+	c.setArgs(t.OnlyNames(vars)) // what the trigger cannot name does not cross
 	p.deadline(c, meta)
 	return c
 }

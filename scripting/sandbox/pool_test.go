@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -112,6 +113,28 @@ func TestPoolTriggerAndRules(t *testing.T) {
 		got, err := p.Match(ctx, trig, c.vars, scripting.Meta{Connection: "c"})
 		if err != nil || got != c.want {
 			t.Fatalf("match %v = %v, %v; want %v", c.vars, got, err, c.want)
+		}
+	}
+	// A wide entity: only the named variables cross (Trigger.OnlyNames),
+	// and the worker answers as this process does with all of them.
+	env := map[string]any{"status": "", "priority": 0.0, "labels": []string{}}
+	wide := map[string]any{"status": "open", "priority": 3.0, "labels": []any{"a", "todev"}}
+	for i := 0; i < 50; i++ {
+		env[fmt.Sprint("f", i)], wide[fmt.Sprint("f", i)] = "", fmt.Sprint(i)
+	}
+	for _, src := range []string{`status != "closed" && priority > 2`, `all(labels, {# != f7}) and f3 == "3"`, `$env["f9"] == "9"`, `"x" in labels`} {
+		tr, err := scripting.CompileTrigger(src, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, wantErr := tr.Match(wide)
+		got, err := p.Match(ctx, tr, wide, scripting.Meta{Connection: "c"})
+		if got != want || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+			t.Fatalf("%s: worker %v %v, here %v %v", src, got, err, want, wantErr)
+		}
+		sent, err := decodeMap(p.matchCall(tr, wide, scripting.Meta{}).req.Args[0])
+		if n := len(sent); err != nil || (src == `"x" in labels`) != (n == 1) || (src[0] == '$') != (n == len(wide)) {
+			t.Fatalf("%s: %d of %d variables sent (%v)", src, n, len(wide), err)
 		}
 	}
 	rules, err := scripting.CompileRules([]scripting.Rule{{Kind: "required", Field: "title"}, {Kind: "email", Field: "mail"},
