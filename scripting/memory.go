@@ -18,7 +18,7 @@ var ErrMemory = errors.New("script used too much memory")
 func heapSample() uint64 {
 	heapMetric.mu.Lock()
 	defer heapMetric.mu.Unlock()
-	metrics.Read(heapMetric.s[:]) // one sample slice for all: it escapes, a run read it twice
+	metrics.Read(heapMetric.s[:]) // its slice escapes: one for all, not one a run
 	if heapMetric.s[0].Value.Kind() != metrics.KindUint64 {
 		return 0
 	}
@@ -31,8 +31,8 @@ var heapMetric = struct {
 }{s: [1]metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}}
 
 // watchHeap samples the Go heap every few milliseconds while a run is in
-// progress and interrupts the run once it has grown by more than limit since the
-// run began. goja has no allocation limit, so this is the backstop for
+// progress and interrupts the run once it has grown by more than limit
+// since the run began. goja has no allocation limit, so this is the backstop for
 // scripts that grow arrays or strings in a loop faster than the deadline
 // ends them. The heap is the process's, not the run's: when several runs
 // are active, a growth caused by one may stop another that started before
