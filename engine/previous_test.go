@@ -49,3 +49,42 @@ func TestDecodePreviousOnlyWhenNamed(t *testing.T) {
 		}
 	}
 }
+
+// The worker decodes an event's previous replica only when the incoming
+// script names previous or the merge must run the script on it (the
+// record does not hold what it produced for that replica).
+func TestPreviousForOnlyWhenRead(t *testing.T) {
+	good, bad := `{"title":"old"}`, `{"title":`
+	want, _ := decodeObject(&good)
+	for _, tc := range []struct {
+		src      string
+		recorded bool // the record holds the script's result for this previous
+		decoded  bool
+	}{
+		{`entity.title = replica.title;`, true, false},
+		{`entity.title = replica.title;`, false, true}, // the merge reruns the script on it
+		{`entity.was = previous?.title;`, true, true},  // the script reads it
+		{`entity.p = JSON.stringify(previous);`, true, true},
+	} {
+		s, err := scripting.Compile("in.js", scripting.KindIncoming, tc.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, prev := range []string{good, bad} {
+			r := &applyRun{p: &plan{sides: map[store.Side]*sidePlan{store.SideB: {incoming: s, inID: "in1"}}},
+				ev: &store.SyncEvent{Previous: &prev}, dst: store.SideB, prevDigest: textDigest(prev)}
+			if tc.recorded {
+				r.rec = scriptRecord{InID: "in1", Replica: textDigest(prev), Fields: map[string]any{"title": "x"}}
+			}
+			got, err := previousFor(r)
+			switch {
+			case !tc.decoded && (got != nil || err != nil):
+				t.Errorf("%s (recorded %v): decoded %v %v", tc.src, tc.recorded, got, err)
+			case tc.decoded && prev == good && !reflect.DeepEqual(got, want):
+				t.Errorf("%s (recorded %v): %#v, want %#v", tc.src, tc.recorded, got, want)
+			case tc.decoded && prev == bad && err == nil:
+				t.Errorf("%s (recorded %v): a previous that does not decode gave no error", tc.src, tc.recorded)
+			}
+		}
+	}
+}
