@@ -25,8 +25,11 @@ type Trigger struct {
 	// in its environment (exprguard.go).
 	guarded bool
 	// names are the variables the expression names; nil when it may reach
-	// any ($env). Only these are filled, copied or sent to a worker.
+	// any ($env). Only these are copied or sent to a worker, and read (the
+	// environment's variables among them) are the only ones given a zero
+	// value when missing.
 	names map[string]bool
+	read  []triggerVar
 }
 
 type triggerVar struct {
@@ -52,6 +55,9 @@ func CompileTrigger(src string, env map[string]any) (*Trigger, error) {
 	t.prog, t.guarded, t.names = prog, guarded, exprNames(src)
 	for name, zero := range env {
 		t.vars = append(t.vars, triggerVar{name, zero})
+		if t.names == nil || t.names[name] {
+			t.read = append(t.read, triggerVar{name, zero})
+		}
 	}
 	return t, nil
 }
@@ -133,10 +139,7 @@ func (t *Trigger) Match(vars map[string]any) (bool, error) {
 			owned = true
 		}
 	}
-	for _, v := range t.vars {
-		if t.names != nil && !t.names[v.name] {
-			continue // never read: needs no zero value
-		}
+	for _, v := range t.read {
 		if x, ok := env[v.name]; !ok || x == nil {
 			env, owned = t.fill(env), true
 			break
@@ -156,12 +159,12 @@ func (t *Trigger) Match(vars map[string]any) (bool, error) {
 }
 
 func (t *Trigger) fill(vars map[string]any) map[string]any {
-	env := make(map[string]any, len(vars)+len(t.vars))
+	env := make(map[string]any, len(vars)+len(t.read))
 	for k, v := range vars {
 		env[k] = v
 	}
-	for _, v := range t.vars {
-		if env[v.name] == nil && (t.names == nil || t.names[v.name]) {
+	for _, v := range t.read {
+		if env[v.name] == nil {
 			env[v.name] = v.zero
 		}
 	}

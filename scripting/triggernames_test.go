@@ -36,7 +36,7 @@ func TestTriggerOnlyNamesIsInvisible(t *testing.T) {
 			t.Fatalf("%s: %v", src, err)
 		}
 		all := *tr
-		all.names = nil // as before: every variable filled and copied
+		all.names, all.read = nil, all.vars // as before: every variable filled and copied
 		for _, vars := range varsets {
 			want, wantErr := all.Match(vars)
 			for _, got := range []struct {
